@@ -1,0 +1,303 @@
+//! Lexing: source text -> a stream of `(start, Token, end)` triples for the lalrpop parser.
+//!
+//! Newlines end statements, as in Python or Go, so `.net` files need no semicolons. The lexer
+//! decides which newlines are terminators: none inside `(...)` or `[...]`, none after a token
+//! that cannot end a statement (an operator, a comma, `{`), none before a line that starts with
+//! `|>` (so a pipeline can run over several lines), and never two in a row.
+
+use logos::Logos;
+
+use crate::diag::{Diagnostic, Span};
+
+#[derive(Logos, Clone, Debug, PartialEq)]
+#[logos(skip r"[ \t\r\f]+")]
+#[logos(skip(r"#[^\n]*", allow_greedy = true))]
+pub enum Token {
+    // ---- keywords ----
+    #[token("fn")]
+    Fn,
+    #[token("layer")]
+    Layer,
+    #[token("model")]
+    Model,
+    #[token("data")]
+    Data,
+    #[token("train")]
+    Train,
+    #[token("eval")]
+    Eval,
+    #[token("let")]
+    Let,
+    #[token("param")]
+    Param,
+    #[token("return")]
+    Return,
+    #[token("grad")]
+    Grad,
+    #[token("wrt")]
+    Wrt,
+
+    // ---- punctuation and operators ----
+    #[token("(")]
+    LParen,
+    #[token(")")]
+    RParen,
+    #[token("[")]
+    LBracket,
+    #[token("]")]
+    RBracket,
+    #[token("{")]
+    LBrace,
+    #[token("}")]
+    RBrace,
+    #[token(",")]
+    Comma,
+    #[token(":")]
+    Colon,
+    #[token("=")]
+    Assign,
+    #[token("->")]
+    Arrow,
+    #[token("|>")]
+    Pipe,
+    #[token("+")]
+    Plus,
+    #[token("-")]
+    Minus,
+    #[token("*")]
+    Star,
+    #[token("/")]
+    Slash,
+    #[token("@")]
+    At,
+    #[token("**")]
+    #[token("^")]
+    Power,
+    #[token(".")]
+    Dot,
+    /// An explicit statement separator; a newline usually does this job.
+    #[token(";")]
+    Semi,
+    #[token("\n")]
+    Newline,
+
+    // ---- literals and names ----
+    #[regex(r"[0-9]+", |lex| lex.slice().parse::<i64>().ok())]
+    Int(i64),
+    #[regex(r"[0-9]+\.[0-9]*([eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+|\.[0-9]+([eE][+-]?[0-9]+)?", |lex| lex.slice().parse::<f64>().ok())]
+    Float(f64),
+    #[regex(r#""([^"\\\n]|\\.)*""#, |lex| unescape(lex.slice()))]
+    Str(String),
+    #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice().to_string())]
+    Ident(String),
+}
+
+fn unescape(quoted: &str) -> String {
+    let inner = &quoted[1..quoted.len() - 1];
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Token {
+    /// How the token is shown in "expected one of ..." lists.
+    pub fn describe(&self) -> String {
+        match self {
+            Token::Int(n) => format!("number `{n}`"),
+            Token::Float(x) => format!("number `{x}`"),
+            Token::Str(s) => format!("string \"{s}\""),
+            Token::Ident(s) => format!("name `{s}`"),
+            Token::Newline => "end of line".into(),
+            other => format!("`{}`", other.text()),
+        }
+    }
+
+    fn text(&self) -> &'static str {
+        match self {
+            Token::Fn => "fn",
+            Token::Layer => "layer",
+            Token::Model => "model",
+            Token::Data => "data",
+            Token::Train => "train",
+            Token::Eval => "eval",
+            Token::Let => "let",
+            Token::Param => "param",
+            Token::Return => "return",
+            Token::Grad => "grad",
+            Token::Wrt => "wrt",
+            Token::LParen => "(",
+            Token::RParen => ")",
+            Token::LBracket => "[",
+            Token::RBracket => "]",
+            Token::LBrace => "{",
+            Token::RBrace => "}",
+            Token::Comma => ",",
+            Token::Colon => ":",
+            Token::Assign => "=",
+            Token::Arrow => "->",
+            Token::Pipe => "|>",
+            Token::Plus => "+",
+            Token::Minus => "-",
+            Token::Star => "*",
+            Token::Slash => "/",
+            Token::At => "@",
+            Token::Power => "**",
+            Token::Dot => ".",
+            Token::Semi => ";",
+            Token::Newline => "\\n",
+            Token::Int(_) | Token::Float(_) | Token::Str(_) | Token::Ident(_) => "",
+        }
+    }
+
+    /// True if a statement cannot end with this token, so a newline after it continues the line.
+    fn continues_line(&self) -> bool {
+        matches!(
+            self,
+            Token::LBrace
+                | Token::Comma
+                | Token::Colon
+                | Token::Assign
+                | Token::Arrow
+                | Token::Pipe
+                | Token::Plus
+                | Token::Minus
+                | Token::Star
+                | Token::Slash
+                | Token::At
+                | Token::Power
+                | Token::Dot
+                | Token::Semi
+                | Token::Wrt
+        )
+    }
+}
+
+/// What the parser consumes: `Ok((start, token, end))` or a lexing error.
+pub type Spanned = Result<(usize, Token, usize), Diagnostic>;
+
+/// Lex `src` completely. Errors (an unknown character, an unterminated string, a number too
+/// large) are reported in the same stream, so the parser stops at the first one.
+pub fn lex(src: &str) -> Vec<Spanned> {
+    let raw: Vec<Spanned> = Token::lexer(src)
+        .spanned()
+        .map(|(tok, range)| match tok {
+            Ok(t) => Ok((range.start, t, range.end)),
+            Err(()) => Err(lex_error(src, Span::new(range.start, range.end))),
+        })
+        .collect();
+    insert_terminators(raw)
+}
+
+fn lex_error(src: &str, span: Span) -> Diagnostic {
+    let text = src.get(span.start..span.end).unwrap_or("");
+    let (message, label) = if text.starts_with('"') {
+        ("unterminated string".to_string(), "this string has no closing `\"` on its line".to_string())
+    } else if text.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+        (format!("number `{text}` is too large"), "does not fit in 64 bits".to_string())
+    } else {
+        (format!("unexpected character `{}`", text.escape_debug()), "not part of the language".to_string())
+    };
+    Diagnostic::new("E-lex", message)
+        .label(span, label)
+        .note("tokens are names, numbers, \"strings\", and ( ) [ ] { } , : = -> |> + - * / @ ** . ; #comments")
+}
+
+/// Keep only the newlines that end statements (see the module comment); `;` counts as one.
+fn insert_terminators(raw: Vec<Spanned>) -> Vec<Spanned> {
+    let mut out: Vec<Spanned> = Vec::with_capacity(raw.len());
+    let mut depth: i32 = 0;
+    let mut i = 0;
+    while i < raw.len() {
+        let item = raw[i].clone();
+        i += 1;
+        let Ok((s, tok, e)) = item else {
+            out.push(item);
+            continue;
+        };
+        match tok {
+            Token::LParen | Token::LBracket => depth += 1,
+            Token::RParen | Token::RBracket => depth = (depth - 1).max(0),
+            _ => {}
+        }
+        if matches!(tok, Token::Newline | Token::Semi) {
+            let prev = out.last().and_then(|t| t.as_ref().ok()).map(|(_, t, _)| t.clone());
+            let next = raw[i..].iter().find_map(|t| match t {
+                Ok((_, Token::Newline, _)) => None,
+                Ok((_, t, _)) => Some(Some(t.clone())),
+                Err(_) => Some(None),
+            });
+            let drop = depth > 0
+                || prev.as_ref().is_none_or(|p| p.continues_line() || *p == Token::Newline)
+                || matches!(next, None | Some(Some(Token::Pipe)) | Some(Some(Token::RBrace)));
+            if !drop {
+                out.push(Ok((s, Token::Newline, e)));
+            }
+            continue;
+        }
+        out.push(Ok((s, tok, e)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(src: &str) -> Vec<Token> {
+        lex(src).into_iter().map(|t| t.unwrap().1).collect()
+    }
+
+    #[test]
+    fn numbers_names_and_operators() {
+        use Token::*;
+        assert_eq!(
+            tokens("x @ W1 + 0.5 ** 2 |> relu"),
+            vec![Ident("x".into()), At, Ident("W1".into()), Plus, Float(0.5), Power, Int(2), Pipe, Ident("relu".into())]
+        );
+        assert_eq!(tokens("1e-3 2.5E2 .5"), vec![Float(1e-3), Float(250.0), Float(0.5)]);
+        assert_eq!(tokens("x ^ 2"), vec![Ident("x".into()), Power, Int(2)]);
+    }
+
+    #[test]
+    fn keywords_strings_and_comments() {
+        use Token::*;
+        assert_eq!(
+            tokens("let fn model \"a\\\"b\" # comment\nparam"),
+            vec![Let, Fn, Model, Str("a\"b".into()), Newline, Param]
+        );
+    }
+
+    #[test]
+    fn newlines_end_statements_only_where_they_can() {
+        use Token::*;
+        // Inside brackets, after an operator, before a `|>` line, and repeated: dropped.
+        let t = tokens("let a = f(1,\n 2)\n\n\nlet b = a +\n 1\n  |> g\n}");
+        assert_eq!(
+            t,
+            vec![
+                Let, Ident("a".into()), Assign, Ident("f".into()), LParen, Int(1), Comma, Int(2), RParen, Newline,
+                Let, Ident("b".into()), Assign, Ident("a".into()), Plus, Int(1), Pipe, Ident("g".into()), RBrace
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_characters_are_errors_with_spans() {
+        let toks = lex("let a = 3 $ 4");
+        let err = toks.into_iter().find_map(|t| t.err()).unwrap();
+        assert_eq!(err.code, "E-lex");
+        assert_eq!(err.labels[0].0, Span::new(10, 11));
+    }
+}

@@ -1,0 +1,12 @@
+//! netc: a compiler for a small language that describes neural networks.
+//!
+//! The modules are the stages of the pipeline, in order:
+//! lex -> parse -> check (names, shapes) and lower into the graph IR -> differentiate ->
+//! optimize -> interpret (the oracle) or generate native code with Cranelift.
+
+pub mod diag;
+pub mod lexer;
+pub mod ast;
+pub mod parser;
+pub mod graph;
+pub mod ops;
