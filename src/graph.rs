@@ -84,15 +84,25 @@ impl fmt::Display for DType {
 pub enum Op {
     // ---- leaves ----
     /// `Graph::inputs[index]`: data, labels, an eval variable, or an upstream gradient.
-    Input { index: usize },
+    Input {
+        index: usize,
+    },
     /// `Graph::params[index]`: a trainable parameter.
-    Param { index: usize },
+    Param {
+        index: usize,
+    },
     /// A scalar constant (shape `[]`).
-    Const { value: f64 },
+    Const {
+        value: f64,
+    },
     /// A literal tensor, row-major, with the node's (fully known) shape.
-    Literal { values: Rc<[f64]> },
+    Literal {
+        values: Rc<[f64]>,
+    },
     /// The run-time value of a dimension as a scalar (e.g. `B` in a mean over the batch).
-    DimSize { dim: Dim },
+    DimSize {
+        dim: Dim,
+    },
 
     // ---- elementwise, one operand ----
     Neg,
@@ -120,44 +130,98 @@ pub enum Op {
 
     // ---- layout ----
     /// Broadcast to `shape` by numpy rules (prepend unit axes, stretch size-1 axes).
-    Broadcast { shape: Shape },
+    Broadcast {
+        shape: Shape,
+    },
     /// Same elements in row-major order, new shape.
-    Reshape { shape: Shape },
+    Reshape {
+        shape: Shape,
+    },
     /// Output axis i is input axis `perm[i]`.
-    Transpose { perm: Vec<usize> },
+    Transpose {
+        perm: Vec<usize>,
+    },
     /// Elements `start .. start + len` along `axis`.
-    Slice { axis: usize, start: usize, len: usize },
+    Slice {
+        axis: usize,
+        start: usize,
+        len: usize,
+    },
     /// Zero padding along `axis` (the gradient of `Slice`).
-    Pad { axis: usize, before: usize, after: usize },
+    Pad {
+        axis: usize,
+        before: usize,
+        after: usize,
+    },
 
     // ---- reductions (the reduced axes are removed) ----
-    Sum { axes: Vec<usize> },
+    Sum {
+        axes: Vec<usize>,
+    },
     /// Maximum along `axis`.
-    ReduceMax { axis: usize },
+    ReduceMax {
+        axis: usize,
+    },
     /// 1.0 at the first maximum along `axis`, 0.0 elsewhere; same shape as its input.
-    ArgMaxMask { axis: usize },
+    ArgMaxMask {
+        axis: usize,
+    },
     /// Class indices `[..]` to one-hot rows `[.., classes]` (no gradient).
-    OneHot { classes: usize },
+    OneHot {
+        classes: usize,
+    },
 
     // ---- linear algebra and neural-network kernels ----
     /// 2-D matrix product of optionally transposed operands: op(a) @ op(b).
-    MatMul { transpose_a: bool, transpose_b: bool },
+    MatMul {
+        transpose_a: bool,
+        transpose_b: bool,
+    },
     /// log(softmax(x)) along `axis`, computed stably.
-    LogSoftmax { axis: usize },
+    LogSoftmax {
+        axis: usize,
+    },
     /// x [N, C, H, W] * w [F, C, KH, KW] -> [N, F, OH, OW], zero padding `pad` on each side.
-    Conv2d { stride: usize, pad: usize },
+    Conv2d {
+        stride: usize,
+        pad: usize,
+    },
     /// Gradient of `Conv2d` wrt its input: (g [N,F,OH,OW], w [F,C,KH,KW]) -> [N, C, height, width].
-    Conv2dInputGrad { stride: usize, pad: usize, height: usize, width: usize },
+    Conv2dInputGrad {
+        stride: usize,
+        pad: usize,
+        height: usize,
+        width: usize,
+    },
     /// Gradient of `Conv2d` wrt its filters: (x [N,C,H,W], g [N,F,OH,OW]) -> [F, C, kernel_h, kernel_w].
-    Conv2dFilterGrad { stride: usize, pad: usize, kernel_h: usize, kernel_w: usize },
+    Conv2dFilterGrad {
+        stride: usize,
+        pad: usize,
+        kernel_h: usize,
+        kernel_w: usize,
+    },
     /// Max over `size`×`size` windows of [N, C, H, W], no padding.
-    MaxPool2d { size: usize, stride: usize },
+    MaxPool2d {
+        size: usize,
+        stride: usize,
+    },
     /// Gradient of `MaxPool2d`: (x, g) -> g routed to the first maximum of each window.
-    MaxPool2dGrad { size: usize, stride: usize },
+    MaxPool2dGrad {
+        size: usize,
+        stride: usize,
+    },
     /// Mean over `size`×`size` windows of [N, C, H, W], no padding.
-    AvgPool2d { size: usize, stride: usize },
+    AvgPool2d {
+        size: usize,
+        stride: usize,
+    },
     /// Gradient of `AvgPool2d`: g spread evenly over each window -> [N, C, height, width].
-    AvgPool2dGrad { size: usize, stride: usize, height: usize, width: usize },
+    AvgPool2dGrad {
+        size: usize,
+        stride: usize,
+        height: usize,
+        width: usize,
+    },
 }
 
 /// What an input leaf stands for.
@@ -187,9 +251,14 @@ pub enum Init {
     /// Constant fill.
     Constant(f64),
     /// Gaussian with mean 0.
-    Normal { std: f64 },
+    Normal {
+        std: f64,
+    },
     /// Uniform in [low, high).
-    Uniform { low: f64, high: f64 },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
     /// Glorot: uniform with limit sqrt(6 / (fan_in + fan_out)).
     Xavier,
     /// Kaiming: Gaussian with std sqrt(2 / fan_in).
@@ -225,6 +294,9 @@ pub struct Graph {
     pub inputs: Vec<InputInfo>,
     pub params: Vec<ParamInfo>,
     pub outputs: Vec<(String, NodeId)>,
+    /// In-place parameter updates of a train step: after a call, `params[i]` holds the value
+    /// of the node. Each update is applied once nothing else reads the old value.
+    pub updates: Vec<(usize, NodeId)>,
 }
 
 impl Graph {
@@ -320,11 +392,7 @@ impl Graph {
         let mut out = String::new();
         for (i, node) in self.nodes.iter().enumerate() {
             let args: Vec<String> = node.inputs.iter().map(|a| a.to_string()).collect();
-            let mut line = format!(
-                "%{i}: {} = {}",
-                self.shape_str(&node.shape),
-                crate::ops::describe(&node.op, self)
-            );
+            let mut line = format!("%{i}: {} = {}", self.shape_str(&node.shape), crate::ops::describe(&node.op, self));
             if !args.is_empty() {
                 line.push_str(&format!("({})", args.join(", ")));
             }

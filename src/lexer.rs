@@ -90,6 +90,8 @@ pub enum Token {
     Str(String),
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice().to_string())]
     Ident(String),
+    /// Text that is not a token; already reported, and the parser recovers after it.
+    Error,
 }
 
 fn unescape(quoted: &str) -> String {
@@ -157,7 +159,7 @@ impl Token {
             Token::Dot => ".",
             Token::Semi => ";",
             Token::Newline => "\\n",
-            Token::Int(_) | Token::Float(_) | Token::Str(_) | Token::Ident(_) => "",
+            Token::Int(_) | Token::Float(_) | Token::Str(_) | Token::Ident(_) | Token::Error => "",
         }
     }
 
@@ -184,20 +186,25 @@ impl Token {
     }
 }
 
-/// What the parser consumes: `Ok((start, token, end))` or a lexing error.
+/// What the parser consumes: `Ok((start, token, end))`.
 pub type Spanned = Result<(usize, Token, usize), Diagnostic>;
 
-/// Lex `src` completely. Errors (an unknown character, an unterminated string, a number too
-/// large) are reported in the same stream, so the parser stops at the first one.
-pub fn lex(src: &str) -> Vec<Spanned> {
+/// Lex `src` completely. Text that is not a token (an unknown character, an unterminated
+/// string, a number too large) becomes an `Error` token plus a diagnostic, so the parser can
+/// recover and report later errors too.
+pub fn lex(src: &str) -> (Vec<Spanned>, Vec<Diagnostic>) {
+    let mut errors = vec![];
     let raw: Vec<Spanned> = Token::lexer(src)
         .spanned()
         .map(|(tok, range)| match tok {
             Ok(t) => Ok((range.start, t, range.end)),
-            Err(()) => Err(lex_error(src, Span::new(range.start, range.end))),
+            Err(()) => {
+                errors.push(lex_error(src, Span::new(range.start, range.end)));
+                Ok((range.start, Token::Error, range.end))
+            }
         })
         .collect();
-    insert_terminators(raw)
+    (insert_terminators(raw), errors)
 }
 
 fn lex_error(src: &str, span: Span) -> Diagnostic {
@@ -256,7 +263,7 @@ mod tests {
     use super::*;
 
     fn tokens(src: &str) -> Vec<Token> {
-        lex(src).into_iter().map(|t| t.unwrap().1).collect()
+        lex(src).0.into_iter().map(|t| t.unwrap().1).collect()
     }
 
     #[test]
@@ -264,7 +271,17 @@ mod tests {
         use Token::*;
         assert_eq!(
             tokens("x @ W1 + 0.5 ** 2 |> relu"),
-            vec![Ident("x".into()), At, Ident("W1".into()), Plus, Float(0.5), Power, Int(2), Pipe, Ident("relu".into())]
+            vec![
+                Ident("x".into()),
+                At,
+                Ident("W1".into()),
+                Plus,
+                Float(0.5),
+                Power,
+                Int(2),
+                Pipe,
+                Ident("relu".into())
+            ]
         );
         assert_eq!(tokens("1e-3 2.5E2 .5"), vec![Float(1e-3), Float(250.0), Float(0.5)]);
         assert_eq!(tokens("x ^ 2"), vec![Ident("x".into()), Power, Int(2)]);
@@ -287,16 +304,34 @@ mod tests {
         assert_eq!(
             t,
             vec![
-                Let, Ident("a".into()), Assign, Ident("f".into()), LParen, Int(1), Comma, Int(2), RParen, Newline,
-                Let, Ident("b".into()), Assign, Ident("a".into()), Plus, Int(1), Pipe, Ident("g".into()), RBrace
+                Let,
+                Ident("a".into()),
+                Assign,
+                Ident("f".into()),
+                LParen,
+                Int(1),
+                Comma,
+                Int(2),
+                RParen,
+                Newline,
+                Let,
+                Ident("b".into()),
+                Assign,
+                Ident("a".into()),
+                Plus,
+                Int(1),
+                Pipe,
+                Ident("g".into()),
+                RBrace
             ]
         );
     }
 
     #[test]
     fn bad_characters_are_errors_with_spans() {
-        let toks = lex("let a = 3 $ 4");
-        let err = toks.into_iter().find_map(|t| t.err()).unwrap();
+        let (toks, errs) = lex("let a = 3 $ 4");
+        assert!(toks.iter().any(|t| matches!(t, Ok((_, Token::Error, _)))));
+        let err = errs.into_iter().next().unwrap();
         assert_eq!(err.code, "E-lex");
         assert_eq!(err.labels[0].0, Span::new(10, 11));
     }

@@ -4,10 +4,13 @@
 //! lex -> parse -> check (names, shapes) and lower into the graph IR -> differentiate ->
 //! optimize -> interpret (the oracle) or generate native code with Cranelift.
 
-pub mod diag;
-pub mod lexer;
 pub mod ast;
-pub mod parser;
+pub mod check;
+pub mod diag;
 pub mod graph;
+pub mod lexer;
+pub mod lower;
 pub mod ops;
+pub mod parser;
+pub mod report;
 pub mod tensor;

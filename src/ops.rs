@@ -75,19 +75,20 @@ fn known(d: Dim, what: &str) -> Result<usize, ShapeError> {
 }
 
 /// Output size of a sliding window: (n - f + 2p) / s + 1, which must be whole.
-pub fn window_out(n: usize, f: usize, pad: usize, stride: usize) -> Result<usize, ShapeError> {
+/// `what` names the axis ("height", "width") for the message.
+pub fn window_out(n: usize, f: usize, pad: usize, stride: usize, what: &str) -> Result<usize, ShapeError> {
     let span = n + 2 * pad;
     if stride == 0 {
         return Err(ShapeError::Invalid("stride must be at least 1".into()));
     }
     if f == 0 || f > span {
         return Err(ShapeError::Invalid(format!(
-            "window {f} does not fit in input {n} with padding {pad}: (N - F + 2P) = ({n} - {f} + 2·{pad}) < 0"
+            "the {f}-wide window does not fit the input {what} {n} with padding {pad}: N - F + 2P = {n} - {f} + 2·{pad} < 0"
         )));
     }
     if (span - f) % stride != 0 {
         return Err(ShapeError::Invalid(format!(
-            "(N - F + 2P)/S + 1 = ({n} - {f} + 2·{pad})/{stride} + 1 = {}/{stride} + 1 is not a whole number",
+            "output {what} (N - F + 2P)/S + 1 = ({n} - {f} + 2·{pad})/{stride} + 1 = {}/{stride} + 1 is not a whole number",
             span - f
         )));
     }
@@ -240,8 +241,20 @@ pub fn infer_shape(op: &Op, shapes: &[&Shape], g: &Graph) -> Result<Shape, Shape
             if shapes[0][1] != shapes[1][1] {
                 return Err(ShapeError::Mismatch { lhs_axis: 1, rhs_axis: 1, what: "conv2d channels" });
             }
-            let oh = window_out(known(shapes[0][2], "height")?, known(shapes[1][2], "kernel height")?, *pad, *stride)?;
-            let ow = window_out(known(shapes[0][3], "width")?, known(shapes[1][3], "kernel width")?, *pad, *stride)?;
+            let oh = window_out(
+                known(shapes[0][2], "height")?,
+                known(shapes[1][2], "kernel height")?,
+                *pad,
+                *stride,
+                "height",
+            )?;
+            let ow = window_out(
+                known(shapes[0][3], "width")?,
+                known(shapes[1][3], "kernel width")?,
+                *pad,
+                *stride,
+                "width",
+            )?;
             Ok(vec![shapes[0][0], shapes[1][0], Dim::Known(oh), Dim::Known(ow)])
         }
         Conv2dInputGrad { height, width, .. } => {
@@ -259,8 +272,8 @@ pub fn infer_shape(op: &Op, shapes: &[&Shape], g: &Graph) -> Result<Shape, Shape
         MaxPool2d { size, stride } | AvgPool2d { size, stride } => {
             arity(1)?;
             rank(shapes, 0, 4, "4 ([N, C, H, W])")?;
-            let oh = window_out(known(shapes[0][2], "height")?, *size, 0, *stride)?;
-            let ow = window_out(known(shapes[0][3], "width")?, *size, 0, *stride)?;
+            let oh = window_out(known(shapes[0][2], "height")?, *size, 0, *stride, "height")?;
+            let ow = window_out(known(shapes[0][3], "width")?, *size, 0, *stride, "width")?;
             Ok(vec![shapes[0][0], shapes[0][1], Dim::Known(oh), Dim::Known(ow)])
         }
         MaxPool2dGrad { .. } => {

@@ -16,17 +16,30 @@ lalrpop_mod!(
 /// Parse a whole `.net` file. Syntax errors inside a block are recovered from at the next
 /// statement, so one run reports several of them.
 pub fn parse(src: &str) -> Result<Program, Vec<Diagnostic>> {
-    let tokens = lexer::lex(src);
+    let (tokens, mut diags) = lexer::lex(src);
     let mut recovered = Vec::new();
     let result = grammar::ProgramParser::new().parse(&mut recovered, tokens);
-    let mut diags: Vec<Diagnostic> = recovered.into_iter().map(|r| to_diagnostic(r.error, src)).collect();
+    // A parse error at an `Error` token repeats a lexing error already in `diags`.
+    let fresh = |e: &ParseError<usize, Token, Diagnostic>| {
+        !matches!(e, ParseError::UnrecognizedToken { token: (_, Token::Error, _), .. })
+    };
+    for r in recovered {
+        if fresh(&r.error) {
+            diags.push(to_diagnostic(r.error, src));
+        }
+    }
     match result {
         Ok(program) if diags.is_empty() => Ok(program),
         Ok(_) => Err(diags),
         Err(e) => {
-            let d = to_diagnostic(e, src);
-            if !diags.contains(&d) {
-                diags.push(d);
+            if fresh(&e) {
+                let d = to_diagnostic(e, src);
+                if !diags.contains(&d) {
+                    diags.push(d);
+                }
+            }
+            if diags.is_empty() {
+                diags.push(Diagnostic::new("E-syntax", "the file does not parse"));
             }
             Err(diags)
         }
@@ -35,7 +48,10 @@ pub fn parse(src: &str) -> Result<Program, Vec<Diagnostic>> {
 
 /// Parse a single expression (for the REPL and tests).
 pub fn parse_expr(src: &str) -> Result<crate::ast::Expr, Vec<Diagnostic>> {
-    let tokens = lexer::lex(src);
+    let (tokens, lex_errors) = lexer::lex(src);
+    if !lex_errors.is_empty() {
+        return Err(lex_errors);
+    }
     let mut recovered = Vec::new();
     grammar::ExprParser::new().parse(&mut recovered, tokens).map_err(|e| vec![to_diagnostic(e, src)])
 }
@@ -43,13 +59,12 @@ pub fn parse_expr(src: &str) -> Result<crate::ast::Expr, Vec<Diagnostic>> {
 fn to_diagnostic(e: ParseError<usize, Token, Diagnostic>, src: &str) -> Diagnostic {
     match e {
         ParseError::User { error } => error,
-        ParseError::InvalidToken { location } => Diagnostic::new("E-syntax", "invalid token")
-            .label(Span::new(location, location + 1), "here"),
-        ParseError::UnrecognizedEof { location, expected } => {
-            Diagnostic::new("E-syntax", "unexpected end of file")
-                .label(Span::new(location, location), "the file ends here")
-                .note(expected_list(&expected))
+        ParseError::InvalidToken { location } => {
+            Diagnostic::new("E-syntax", "invalid token").label(Span::new(location, location + 1), "here")
         }
+        ParseError::UnrecognizedEof { location, expected } => Diagnostic::new("E-syntax", "unexpected end of file")
+            .label(Span::new(location, location), "the file ends here")
+            .note(expected_list(&expected)),
         ParseError::UnrecognizedToken { token: (l, tok, r), expected } => {
             let (found, span) = if tok == Token::Newline {
                 // Point at the end of the line rather than at the invisible newline.
@@ -61,8 +76,9 @@ fn to_diagnostic(e: ParseError<usize, Token, Diagnostic>, src: &str) -> Diagnost
                 .label(span, format!("did not expect {found} here"))
                 .note(expected_list(&expected))
         }
-        ParseError::ExtraToken { token: (l, tok, r) } => Diagnostic::new("E-syntax", format!("unexpected {}", tok.describe()))
-            .label(Span::new(l, r), "extra token"),
+        ParseError::ExtraToken { token: (l, tok, r) } => {
+            Diagnostic::new("E-syntax", format!("unexpected {}", tok.describe())).label(Span::new(l, r), "extra token")
+        }
     }
 }
 
@@ -135,10 +151,7 @@ mod tests {
 
     #[test]
     fn calls_indexing_fields_and_pipes() {
-        assert_eq!(
-            sexp(&expr("conv2d(x, filters: 16, kernel: 3)")),
-            "(conv2d x filters:16 kernel:3)"
-        );
+        assert_eq!(sexp(&expr("conv2d(x, filters: 16, kernel: 3)")), "(conv2d x filters:16 kernel:3)");
         assert_eq!(sexp(&expr("w[0] * x[1, 2]")), "(* (index w 0) (index x 1 2))");
         assert_eq!(sexp(&expr("x.shape[-1]")), "(index (. x shape) (neg 1))");
         assert_eq!(sexp(&expr("x |> dense(10) |> relu")), "(relu (dense x 10))");
