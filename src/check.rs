@@ -449,6 +449,8 @@ impl<'p> Checker<'p> {
         let mut scope = HashMap::new();
         let mut seen: HashMap<&str, Span> = HashMap::new();
         let mut ok = true;
+        // When the model is called, its symbolic dimensions take the arguments' sizes.
+        let mut bindings: HashMap<Dim, Dim> = HashMap::new();
         for (i, input) in m.inputs.iter().enumerate() {
             if let Some(first) = seen.insert(&input.name.name, input.name.span) {
                 self.report(
@@ -469,7 +471,7 @@ impl<'p> Checker<'p> {
                     let (v, span) = args[i].clone();
                     match self.tensor(v, span) {
                         Some(t) => {
-                            if !self.shapes_fit(self.g.shape(t), &shape) {
+                            if !self.unify(self.g.shape(t).clone(), &shape, &mut bindings) {
                                 let (got, want) = (self.g.shape_str(self.g.shape(t)), self.g.shape_str(&shape));
                                 self.report(
                                     Diagnostic::new(
@@ -521,9 +523,10 @@ impl<'p> Checker<'p> {
                 return None;
             };
             let t = self.tensor(value, vspan)?;
-            let declared = self.shape_of_type(&out.ty, true)?;
+            let declared: Shape =
+                self.shape_of_type(&out.ty, true)?.into_iter().map(|d| *bindings.get(&d).unwrap_or(&d)).collect();
             let got = self.g.shape(t).clone();
-            if !self.shapes_fit(&got, &declared) {
+            if got != declared {
                 let (g_s, d_s) = (self.g.shape_str(&got), self.g.shape_str(&declared));
                 self.report(
                     Diagnostic::new(
@@ -542,8 +545,13 @@ impl<'p> Checker<'p> {
         Some(outputs)
     }
 
-    fn shapes_fit(&self, got: &Shape, declared: &Shape) -> bool {
-        got == declared
+    /// Does `got` fit `declared`, binding the declared symbols to the sizes they meet?
+    fn unify(&self, got: Shape, declared: &Shape, bindings: &mut HashMap<Dim, Dim>) -> bool {
+        got.len() == declared.len()
+            && got.iter().zip(declared).all(|(&g, &d)| match d {
+                Dim::Known(_) => g == d,
+                Dim::Sym(_) => *bindings.entry(d).or_insert(g) == g,
+            })
     }
 
     fn check_data(&mut self, d: &'p Settings) -> Option<DataDecl> {

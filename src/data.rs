@@ -315,7 +315,8 @@ impl Dataset {
             Labels::Targets { shape, values } => {
                 let size: usize = shape.iter().product();
                 for (slot, &i) in indices.iter().enumerate() {
-                    for (dst, &src) in y[slot * size..(slot + 1) * size].iter_mut().zip(&values[i * size..(i + 1) * size])
+                    for (dst, &src) in
+                        y[slot * size..(slot + 1) * size].iter_mut().zip(&values[i * size..(i + 1) * size])
                     {
                         *dst = T::from(src);
                     }

@@ -6,6 +6,7 @@
 
 pub mod ast;
 pub mod check;
+pub mod data;
 pub mod diag;
 pub mod graph;
 pub mod lexer;
@@ -13,4 +14,6 @@ pub mod lower;
 pub mod ops;
 pub mod parser;
 pub mod report;
+pub mod rng;
 pub mod tensor;
+pub mod weights;

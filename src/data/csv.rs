@@ -21,12 +21,17 @@ pub fn load_csv(path: &Path, opts: &LoadOptions) -> Result<super::Dataset, Diagn
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
 
     let Some((header_line, header)) = lines.next() else {
-        return Err(error(format!("{name}: the file is empty")).help("a CSV file needs a header row naming its columns"));
+        return Err(
+            error(format!("{name}: the file is empty")).help("a CSV file needs a header row naming its columns")
+        );
     };
     let columns: Vec<&str> = header.split(',').map(unquote).collect();
     if columns.iter().all(|c| c.parse::<f64>().is_ok()) {
         return Err(error(format!("{name}:{header_line}: missing header: the first row is numbers, not column names"))
-            .help(format!("add a header row naming the columns, with the labels in one called `{}`", opts.label_column)));
+            .help(format!(
+                "add a header row naming the columns, with the labels in one called `{}`",
+                opts.label_column
+            )));
     }
     for (i, c) in columns.iter().enumerate() {
         if columns[..i].contains(c) {
@@ -63,7 +68,9 @@ pub fn load_csv(path: &Path, opts: &LoadOptions) -> Result<super::Dataset, Diagn
             )));
         }
         for &c in &features {
-            values.push(number(fields[c]).map_err(|why| error(format!("{name}:{line}: column `{}`: {why}", columns[c])))?);
+            values.push(
+                number(fields[c]).map_err(|why| error(format!("{name}:{line}: column `{}`: {why}", columns[c])))?,
+            );
         }
         let at = |why: String| error(format!("{name}:{line}: column `{}`: {why}", columns[label]));
         if opts.targets {
@@ -76,7 +83,8 @@ pub fn load_csv(path: &Path, opts: &LoadOptions) -> Result<super::Dataset, Diagn
     let Some(first_line) = first_line else {
         return Err(error(format!("{name}: no data rows after the header")));
     };
-    let labels = if opts.targets { Labels::Targets { shape: vec![], values: targets } } else { Labels::Classes(classes) };
+    let labels =
+        if opts.targets { Labels::Targets { shape: vec![], values: targets } } else { Labels::Classes(classes) };
     // `assemble` checks the labels against the declared class count, naming the line.
     assemble(Origin::new(&name, &name, Some(first_line)), vec![features.len()], values, labels, opts)
 }
@@ -109,6 +117,11 @@ fn list(columns: &[&str]) -> String {
     if columns.len() <= 12 {
         columns.join(", ")
     } else {
-        format!("{}, ..., {} ({} in all)", columns[..6].join(", "), columns[columns.len() - 3..].join(", "), columns.len())
+        format!(
+            "{}, ..., {} ({} in all)",
+            columns[..6].join(", "),
+            columns[columns.len() - 3..].join(", "),
+            columns.len()
+        )
     }
 }

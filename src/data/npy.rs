@@ -43,7 +43,7 @@ pub fn load_npy(features: &Path, labels: &Path, opts: &LoadOptions) -> Result<su
                 "{lname}: class labels must be one per sample, but the array has shape {}",
                 fmt_dims(None, &y.shape)
             ))
-            .help("for regression targets, load the labels as targets")));
+            .help("for regression targets, load the labels as targets"));
         }
         let mut classes = reserve(m, &lname)?;
         for i in 0..m {
@@ -206,7 +206,9 @@ impl Dict {
                 ("descr", Value::Str(s)) => dict.descr = Some(s),
                 ("fortran_order", Value::Bool(b)) => dict.fortran_order = b,
                 ("shape", Value::Tuple(t)) => dict.shape = Some(t),
-                ("descr" | "fortran_order" | "shape", _) => return Err(c.error_at(key_at, &format!("bad value for '{key}'"))),
+                ("descr" | "fortran_order" | "shape", _) => {
+                    return Err(c.error_at(key_at, &format!("bad value for '{key}'")))
+                }
                 _ => {}
             }
             if !c.eat(b',') {

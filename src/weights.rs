@@ -1,0 +1,172 @@
+//! Trained weights on disk: input is the model's named f32 parameters, output a safetensors
+//! file (and back). Saving is atomic, so a crash mid-save never destroys the previous weights;
+//! loading checks every name and shape against the model and says which one disagrees.
+
+use std::borrow::Cow;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, View};
+
+use crate::diag::{nearest, Diagnostic};
+
+/// The diagnostic code of every weights error.
+pub const CODE: &str = "E-weights";
+
+fn error(message: impl Into<String>) -> Diagnostic {
+    Diagnostic::new(CODE, message)
+}
+
+/// One named tensor of a weights file, e.g. `fc1.W` of shape `[784, 100]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Weight {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f32>,
+}
+
+/// A borrowed tensor to save: (name, shape, row-major values).
+pub type WeightRef<'a> = (&'a str, &'a [usize], &'a [f32]);
+
+impl Weight {
+    pub fn as_ref(&self) -> WeightRef<'_> {
+        (&self.name, &self.shape, &self.data)
+    }
+}
+
+/// A tensor as the safetensors writer sees it: f32, little-endian bytes.
+struct F32View<'a> {
+    shape: &'a [usize],
+    data: &'a [f32],
+}
+
+impl View for F32View<'_> {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+
+    fn shape(&self) -> &[usize] {
+        self.shape
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+
+    fn data_len(&self) -> usize {
+        self.data.len() * 4
+    }
+}
+
+/// Where `save` stages the new file before renaming it over `path`: a hidden name in the same
+/// directory (a rename is only atomic within one file system), unique to this process.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{file}.{}.tmp", std::process::id()))
+}
+
+/// Save `tensors` to a safetensors file at `path`, atomically: the bytes go to `temp_path`,
+/// are flushed to disk, and only then renamed over `path`. A crash at any point leaves either
+/// the old file or the new one, never a mix.
+pub fn save(path: &Path, tensors: &[WeightRef]) -> Result<(), Diagnostic> {
+    let name = path.display();
+    for (i, &(t, shape, data)) in tensors.iter().enumerate() {
+        let size = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if size != Some(data.len()) {
+            return Err(error(format!(
+                "{name}: tensor `{t}` has {} values, but its shape {shape:?} needs {}",
+                data.len(),
+                size.map_or("more than fit in memory".to_string(), |s| s.to_string())
+            )));
+        }
+        if tensors[..i].iter().any(|&(other, _, _)| other == t) {
+            return Err(error(format!("{name}: two tensors are named `{t}`")));
+        }
+    }
+    let views = tensors.iter().map(|&(t, shape, data)| (t, F32View { shape, data }));
+    let bytes =
+        safetensors::serialize(views, None).map_err(|e| error(format!("{name}: cannot encode the weights: {e}")))?;
+    if path.file_name().is_none() {
+        return Err(error(format!("{name}: not a file name")));
+    }
+    let tmp = temp_path(path);
+    let written = (|| -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(error(format!("{name}: cannot write the weights: {e}")));
+    }
+    sync_parent(path);
+    Ok(())
+}
+
+/// Make the rename itself durable. Best effort: not every platform can open a directory.
+fn sync_parent(path: &Path) {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Ok(dir) = File::open(parent) {
+        let _ = dir.sync_all();
+    }
+}
+
+/// Load every tensor of a safetensors file, sorted by name. F32 and F64 tensors are read
+/// (F64 rounded to f32); other dtypes are an error naming the tensor.
+pub fn load(path: &Path) -> Result<Vec<Weight>, Diagnostic> {
+    let name = path.display();
+    let bytes = fs::read(path).map_err(|e| error(format!("{name}: cannot read the weights: {e}")))?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| {
+        error(format!("{name}: not a valid safetensors file ({e})"))
+            .note(format!("the file is {} bytes; it may be truncated or not a weights file", bytes.len()))
+    })?;
+    let mut weights = Vec::with_capacity(file.len());
+    for (t, view) in file.iter() {
+        let data = match view.dtype() {
+            Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
+                .collect(),
+            other => {
+                return Err(error(format!("{name}: tensor `{t}` has dtype {other:?}; netc reads F32 and F64 weights")))
+            }
+        };
+        weights.push(Weight { name: t.to_string(), shape: view.shape().to_vec(), data });
+    }
+    weights.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(weights)
+}
+
+/// Load the tensors a model declares, in the model's order, checking each one's shape. Extra
+/// tensors in the file are ignored; a missing one is an error suggesting the nearest name.
+pub fn load_for(path: &Path, expected: &[(&str, &[usize])]) -> Result<Vec<Weight>, Diagnostic> {
+    let name = path.display();
+    let mut found = load(path)?;
+    let mut out = Vec::with_capacity(expected.len());
+    for &(want, shape) in expected {
+        let Some(i) = found.iter().position(|w| w.name == want) else {
+            let mut d = error(format!("{name}: no tensor named `{want}`"));
+            if let Some(near) = nearest(want, found.iter().map(|w| w.name.as_str())) {
+                d = d.help(format!("the file has `{near}`: was the layer renamed?"));
+            }
+            return Err(d);
+        };
+        let w = found.swap_remove(i);
+        if w.shape != shape {
+            return Err(error(format!(
+                "{name}: tensor `{want}` has shape {:?} in the file, but the model declares {shape:?}",
+                w.shape
+            )));
+        }
+        out.push(w);
+    }
+    Ok(out)
+}
