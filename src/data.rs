@@ -145,7 +145,7 @@ impl Dataset {
             Labels::Classes(c) => c.len(),
             Labels::Targets { shape, values } => {
                 let size: usize = shape.iter().product();
-                if size == 0 || values.len() % size != 0 {
+                if size == 0 || !values.len().is_multiple_of(size) {
                     return Err(error(format!(
                         "{}: {} target values do not divide into samples of shape {}",
                         origin.label_source,
@@ -579,7 +579,7 @@ impl Batches<'_> {
     /// Batches in one epoch, counting the last partial one unless it is dropped.
     pub fn per_epoch(&self) -> usize {
         let full = self.order.len() / self.batch_size;
-        if self.drop_last || self.order.len() % self.batch_size == 0 {
+        if self.drop_last || self.order.len().is_multiple_of(self.batch_size) {
             full
         } else {
             full + 1

@@ -5,15 +5,22 @@
 //! optimize -> interpret (the oracle) or generate native code with Cranelift.
 
 pub mod ast;
+pub mod autodiff;
 pub mod check;
 pub mod data;
 pub mod diag;
+pub mod dot;
+pub mod explain;
+pub mod gradcheck;
 pub mod graph;
+pub mod interp;
 pub mod lexer;
 pub mod lower;
 pub mod ops;
+pub mod params;
 pub mod parser;
 pub mod report;
 pub mod rng;
+pub mod run;
 pub mod tensor;
 pub mod weights;

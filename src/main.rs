@@ -20,13 +20,43 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train and evaluate the models of a .net file (runs its eval and train blocks).
-    Run { file: PathBuf },
+    Run {
+        file: PathBuf,
+        /// Seed for parameters of models called in eval blocks.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Type-check a .net file: print each model's inputs, outputs and parameter count.
     Check { file: PathBuf },
     /// Draw the forward and backward computational graphs (Graphviz DOT, or text).
-    Graph { file: PathBuf },
-    /// Compare analytic gradients with finite differences.
-    Gradcheck { file: PathBuf },
+    Graph {
+        file: PathBuf,
+        /// dot (Graphviz) or text (one line per node).
+        #[arg(long, default_value = "dot")]
+        format: String,
+        /// Label every edge with its forward value and its gradient (the lecture's picture).
+        #[arg(long)]
+        values: bool,
+        /// Write here instead of stdout; a .svg name renders with Graphviz's `dot`.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Which eval, train or model to draw (default: the first).
+        #[arg(long)]
+        name: Option<String>,
+        /// Run the optimisation passes on the graph first.
+        #[arg(long)]
+        optimize: bool,
+    },
+    /// Compare analytic gradients with central finite differences (in f64).
+    Gradcheck {
+        file: PathBuf,
+        /// Largest relative error accepted.
+        #[arg(long, default_value_t = 1e-6)]
+        threshold: f64,
+        /// Batch size of the random inputs.
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+    },
     /// Compile a model into an object file and a C header.
     Build { file: PathBuf },
     /// An interactive prompt that JIT-compiles every line.
@@ -37,9 +67,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => cmd_check(&file),
-        Command::Run { .. } => not_yet("run", 3),
-        Command::Graph { .. } => not_yet("graph", 3),
-        Command::Gradcheck { .. } => not_yet("gradcheck", 3),
+        Command::Run { file, seed } => cmd_run(&file, seed),
+        Command::Graph { file, format, values, output, name, optimize } => {
+            cmd_graph(&file, &format, values, output.as_deref(), name.as_deref(), optimize)
+        }
+        Command::Gradcheck { file, threshold, batch } => cmd_gradcheck(&file, threshold, batch),
         Command::Build { .. } => not_yet("build", 6),
         Command::Repl => not_yet("repl", 7),
     }
@@ -95,4 +127,105 @@ fn cmd_check(file: &Path) -> ExitCode {
     };
     print!("{}", netc::report::summary(&checked));
     ExitCode::SUCCESS
+}
+
+fn cmd_run(file: &Path, seed: u64) -> ExitCode {
+    let (_, checked) = match load(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    for e in &checked.evals {
+        match netc::run::evaluate(e, seed) {
+            Ok(out) => print!("{}", netc::run::format_eval(e.name.as_deref(), &out)),
+            Err(msg) => return fail(&[Diagnostic::new("E-eval", msg)], file, None),
+        }
+    }
+    if !checked.trains.is_empty() {
+        eprintln!("netc run: training is not implemented yet (planned in issue #5)");
+        return ExitCode::from(2);
+    }
+    ExitCode::SUCCESS
+}
+
+fn cmd_graph(
+    file: &Path,
+    format: &str,
+    values: bool,
+    output: Option<&Path>,
+    name: Option<&str>,
+    optimize: bool,
+) -> ExitCode {
+    let (_, checked) = match load(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let picture = match netc::explain::picture(&checked, name, values, optimize) {
+        Ok(p) => p,
+        Err(msg) => return fail(&[Diagnostic::new("E-graph", msg)], file, None),
+    };
+    let text = match format {
+        "dot" => picture.dot,
+        "text" => picture.text,
+        other => {
+            return fail(
+                &[Diagnostic::new("E-usage", format!("unknown format `{other}`; use dot or text"))],
+                file,
+                None,
+            )
+        }
+    };
+    match output {
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some(out) if format == "dot" && out.extension().is_some_and(|e| e == "svg") => {
+            let dot_path = out.with_extension("dot");
+            if let Err(e) = std::fs::write(&dot_path, &text) {
+                return fail(
+                    &[Diagnostic::new("E-io", format!("cannot write {}: {e}", dot_path.display()))],
+                    file,
+                    None,
+                );
+            }
+            match std::process::Command::new("dot").arg("-Tsvg").arg(&dot_path).arg("-o").arg(out).status() {
+                Ok(s) if s.success() => {
+                    eprintln!("wrote {} and {}", dot_path.display(), out.display());
+                    ExitCode::SUCCESS
+                }
+                Ok(_) => fail(&[Diagnostic::new("E-io", "Graphviz `dot` failed to render the graph")], file, None),
+                Err(_) => {
+                    eprintln!(
+                        "wrote {}; Graphviz `dot` is not installed, so no SVG (install graphviz, or open the .dot elsewhere)",
+                        dot_path.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+            }
+        }
+        Some(out) => match std::fs::write(out, &text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&[Diagnostic::new("E-io", format!("cannot write {}: {e}", out.display()))], file, None),
+        },
+    }
+}
+
+fn cmd_gradcheck(file: &Path, threshold: f64, batch: usize) -> ExitCode {
+    let (_, checked) = match load(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let base = file.parent().unwrap_or(Path::new("."));
+    match netc::explain::gradcheck(&checked, base, batch, threshold) {
+        Ok((report, ok)) => {
+            print!("{report}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("gradcheck failed: a relative error is above {threshold:e}");
+                ExitCode::from(1)
+            }
+        }
+        Err(msg) => fail(&[Diagnostic::new("E-gradcheck", msg)], file, None),
+    }
 }

@@ -384,11 +384,11 @@ pub fn describe(op: &Op, g: &Graph) -> String {
 // =============================================================================================
 
 /// What evaluating a leaf needs besides its operands: the bound inputs and parameters and the
-/// run-time size of every symbolic dimension (indexed by `SymId`).
+/// run-time size of every symbolic dimension (indexed by `SymId`; `None` if unbound).
 pub struct Env<'a> {
     pub inputs: &'a [Tensor],
     pub params: &'a [Tensor],
-    pub symbols: &'a [usize],
+    pub symbols: &'a [Option<usize>],
 }
 
 /// The value of `op` applied to `x`, in f64. `shape` is the node's shape with its symbols bound;
@@ -610,7 +610,7 @@ fn literal_eval(values: &[f64], shape: &[usize]) -> Result<Tensor, String> {
 fn dim_size_eval(dim: Dim, env: &Env) -> Result<Tensor, String> {
     let n = match dim {
         Dim::Known(n) => n,
-        Dim::Sym(s) => *env.symbols.get(s.0 as usize).ok_or("dimension size of an unbound symbol")?,
+        Dim::Sym(s) => env.symbols.get(s.0 as usize).copied().flatten().ok_or("the size of an unbound symbol")?,
     };
     Ok(Tensor::scalar(n as f64))
 }

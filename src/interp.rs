@@ -1,0 +1,103 @@
+//! The reference interpreter, the oracle the compiled code is tested against. Input: a graph
+//! and the tensors bound to its inputs and parameters; output: the value of every node.
+//!
+//! Clarity over speed: each node is evaluated by `ops::eval` (plain loops in f64). For f32
+//! graphs every node's result is rounded to f32, so the interpreter sees the same rounding
+//! of intermediate values as compiled f32 code (up to the order of summations).
+
+use crate::graph::{DType, Dim, Graph, NodeId, Shape};
+use crate::ops::{self, Env};
+use crate::tensor::Tensor;
+
+/// The value of every node of `g` (indexed by `NodeId`), given one tensor per `g.inputs` and
+/// per `g.params`. Symbolic dimensions are bound from the shapes of those tensors.
+pub fn run(g: &Graph, inputs: &[Tensor], params: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    let symbols = bind_symbols(g, inputs, params)?;
+    let env = Env { inputs, params, symbols: &symbols };
+    let mut values: Vec<Tensor> = Vec::with_capacity(g.nodes.len());
+    for (i, node) in g.nodes.iter().enumerate() {
+        let what = || format!("%{i} ({})", ops::describe(&node.op, g));
+        let shape = resolve(g, &node.shape, &symbols).map_err(|e| format!("{}: {e}", what()))?;
+        let args: Vec<&Tensor> = node.inputs.iter().map(|x| &values[x.index()]).collect();
+        let mut value = ops::eval(&node.op, &args, &shape, &env).map_err(|e| format!("{}: {e}", what()))?;
+        if value.shape != shape {
+            return Err(format!("{}: computed shape {:?}, but the node's shape is {shape:?}", what(), value.shape));
+        }
+        if g.dtype == DType::F32 {
+            for v in &mut value.data {
+                *v = *v as f32 as f64;
+            }
+        }
+        values.push(value);
+    }
+    Ok(values)
+}
+
+/// The values of `g.outputs`, in order.
+pub fn outputs(g: &Graph, inputs: &[Tensor], params: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    let mut values = run(g, inputs, params)?;
+    Ok(g.outputs.iter().map(|(_, id)| std::mem::take(&mut values[id.index()])).collect())
+}
+
+/// The value of one node (evaluates the whole graph).
+pub fn value(g: &Graph, id: NodeId, inputs: &[Tensor], params: &[Tensor]) -> Result<Tensor, String> {
+    let mut values = run(g, inputs, params)?;
+    values.get_mut(id.index()).map(std::mem::take).ok_or_else(|| format!("{id} is not a node of the graph"))
+}
+
+/// The size of every symbol, read off the shapes of the given inputs and parameters (`None`
+/// for a symbol no tensor binds; `resolve` reports its use). Errors on wrong tensor counts,
+/// ranks, known sizes, and on a symbol bound to two different sizes.
+pub fn bind_symbols(g: &Graph, inputs: &[Tensor], params: &[Tensor]) -> Result<Vec<Option<usize>>, String> {
+    if inputs.len() != g.inputs.len() {
+        return Err(format!("the graph takes {} inputs, {} were given", g.inputs.len(), inputs.len()));
+    }
+    if params.len() != g.params.len() {
+        return Err(format!("the graph takes {} parameters, {} were given", g.params.len(), params.len()));
+    }
+    let mut bound: Vec<Option<usize>> = vec![None; g.symbols.len()];
+    let leaves = g.inputs.iter().map(|i| (&i.name, &i.shape)).chain(g.params.iter().map(|p| (&p.name, &p.shape)));
+    for ((name, shape), t) in leaves.zip(inputs.iter().chain(params)) {
+        if t.data.len() != t.shape.iter().product::<usize>() {
+            return Err(format!("`{name}`: {} values do not fill shape {:?}", t.data.len(), t.shape));
+        }
+        if shape.len() != t.shape.len() {
+            return Err(format!("`{name}` must have shape {}, got {:?}", g.shape_str(shape), t.shape));
+        }
+        for (&d, &n) in shape.iter().zip(&t.shape) {
+            match d {
+                Dim::Known(k) if k != n => {
+                    return Err(format!("`{name}` must have shape {}, got {:?}", g.shape_str(shape), t.shape))
+                }
+                Dim::Known(_) => {}
+                Dim::Sym(s) => match bound[s.0 as usize] {
+                    None => bound[s.0 as usize] = Some(n),
+                    Some(m) if m == n => {}
+                    Some(m) => {
+                        return Err(format!(
+                            "`{name}` has {} = {n}, but an earlier tensor had {} = {m}",
+                            g.dim_name(d),
+                            g.dim_name(d)
+                        ))
+                    }
+                },
+            }
+        }
+    }
+    Ok(bound)
+}
+
+/// A static shape with its symbols replaced by their sizes.
+pub fn resolve(g: &Graph, shape: &Shape, symbols: &[Option<usize>]) -> Result<Vec<usize>, String> {
+    shape
+        .iter()
+        .map(|&d| match d {
+            Dim::Known(n) => Ok(n),
+            Dim::Sym(s) => symbols
+                .get(s.0 as usize)
+                .copied()
+                .flatten()
+                .ok_or_else(|| format!("the size of {} is not bound by any input", g.dim_name(d))),
+        })
+        .collect()
+}

@@ -1,0 +1,71 @@
+//! Parameter initialisation: each parameter's `Init` drawn from the seeded PRNG, in the order
+//! the parameters were declared, so the same file and seed give the same initial weights.
+
+use crate::graph::{Graph, Init, ParamInfo};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+/// (fan_in, fan_out) of a parameter: [in, out] for a matrix, [F, C, KH, KW] for filters
+/// (fan_in = C·KH·KW, fan_out = F·KH·KW), n for a vector.
+pub fn fans(shape: &[usize]) -> (usize, usize) {
+    match shape {
+        [] => (1, 1),
+        [n] => (*n, *n),
+        [i, o] => (*i, *o),
+        [f, c, rest @ ..] => {
+            let field: usize = rest.iter().product();
+            (c * field, f * field)
+        }
+    }
+}
+
+pub fn init_param(p: &ParamInfo, rng: &mut Rng) -> Tensor {
+    let shape: Vec<usize> = p.shape.iter().map(|d| d.known().unwrap_or(1)).collect();
+    let n: usize = shape.iter().product();
+    let (fan_in, fan_out) = fans(&shape);
+    let data: Vec<f64> = match p.init {
+        Init::Zeros => vec![0.0; n],
+        Init::Constant(c) => vec![c; n],
+        Init::Normal { std } => (0..n).map(|_| std * rng.normal()).collect(),
+        Init::Uniform { low, high } => (0..n).map(|_| rng.uniform_in(low, high)).collect(),
+        Init::Xavier => {
+            let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
+            (0..n).map(|_| rng.uniform_in(-limit, limit)).collect()
+        }
+        Init::He => {
+            let std = (2.0 / fan_in as f64).sqrt();
+            (0..n).map(|_| std * rng.normal()).collect()
+        }
+    };
+    Tensor::new(shape, data)
+}
+
+/// Initial values of every parameter of `g`, from `seed`.
+pub fn init_params(g: &Graph, seed: u64) -> Vec<Tensor> {
+    let mut rng = Rng::new(seed);
+    g.params.iter().map(|p| init_param(p, &mut rng)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{DType, Dim};
+
+    #[test]
+    fn initialisers_have_the_stated_statistics() {
+        let mut g = Graph::new(DType::F32);
+        let d = |n| Dim::Known(n);
+        g.add_param("he", vec![d(400), d(300)], Init::He);
+        g.add_param("xavier", vec![d(400), d(200)], Init::Xavier);
+        g.add_param("zeros", vec![d(10)], Init::Zeros);
+        let p = init_params(&g, 3);
+        let std = |t: &Tensor| (t.data.iter().map(|x| x * x).sum::<f64>() / t.numel() as f64).sqrt();
+        assert!((std(&p[0]) - (2.0f64 / 400.0).sqrt()).abs() < 0.003);
+        let limit = (6.0f64 / 600.0).sqrt();
+        assert!(p[1].data.iter().all(|x| x.abs() <= limit));
+        assert!((std(&p[1]) - limit / 3f64.sqrt()).abs() < 0.003);
+        assert!(p[2].data.iter().all(|&x| x == 0.0));
+        assert_eq!(init_params(&g, 3), p, "same seed, same weights");
+        assert_ne!(init_params(&g, 4)[0], p[0]);
+    }
+}

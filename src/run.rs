@@ -1,0 +1,63 @@
+//! `netc run` for eval blocks: differentiate the requested values, evaluate the graph, print
+//! each value and gradient. (Training runs live in `train.rs`.)
+
+use crate::autodiff;
+use crate::check::EvalDecl;
+use crate::graph::NodeId;
+use crate::tensor::Tensor;
+
+/// The values of an eval block: every shown expression, and per `grad` request the value of
+/// `f` and its gradient wrt each variable.
+pub struct EvalOutput {
+    pub shows: Vec<(String, Tensor)>,
+    /// (name of f, value of f, [(variable, gradient)])
+    pub grads: Vec<(String, Tensor, Vec<(String, Tensor)>)>,
+}
+
+/// Evaluate an eval block with the reference interpreter (parameters of called models are
+/// initialised from `seed`).
+pub fn evaluate(e: &EvalDecl, seed: u64) -> Result<EvalOutput, String> {
+    let mut g = e.graph.clone();
+    let mut grad_ids: Vec<Vec<NodeId>> = vec![];
+    for req in &e.grads {
+        let wrt: Vec<NodeId> = req.wrt.iter().map(|w| w.1).collect();
+        grad_ids.push(autodiff::differentiate(&mut g, req.of, &wrt)?);
+    }
+    let params = crate::params::init_params(&g, seed);
+    let values = crate::interp::run(&g, &e.values, &params)?;
+    let shows = e.shows.iter().map(|(text, id)| (text.clone(), values[id.index()].clone())).collect();
+    let grads = e
+        .grads
+        .iter()
+        .zip(grad_ids)
+        .map(|(req, ids)| {
+            let per_var =
+                req.wrt.iter().zip(ids).map(|((name, _), id)| (name.clone(), values[id.index()].clone())).collect();
+            (req.of_name.clone(), values[req.of.index()].clone(), per_var)
+        })
+        .collect();
+    Ok(EvalOutput { shows, grads })
+}
+
+/// `name = value`, with a multi-line tensor indented under its name.
+fn line(name: &str, t: &Tensor) -> String {
+    let text = t.to_string();
+    let indent = " ".repeat(name.len() + 5);
+    let text = text.replace('\n', &format!("\n{indent}"));
+    let shape = if t.shape.is_empty() { String::new() } else { format!("   {:?}", t.shape) };
+    format!("  {name} = {text}{shape}\n")
+}
+
+pub fn format_eval(name: Option<&str>, out: &EvalOutput) -> String {
+    let mut s = format!("eval {}\n", name.unwrap_or("(unnamed)"));
+    for (text, t) in &out.shows {
+        s.push_str(&line(text, t));
+    }
+    for (f, value, grads) in &out.grads {
+        s.push_str(&line(f, value));
+        for (x, g) in grads {
+            s.push_str(&line(&format!("d{f}/d{x}"), g));
+        }
+    }
+    s
+}
