@@ -84,27 +84,30 @@ impl Default for LoadOptions {
 struct Origin {
     source: String,
     label_source: String,
-    /// The text line of sample 0 (1-based), for CSV files.
-    first_line: Option<usize>,
+    /// For text files, the 1-based line of each sample (blank lines make gaps).
+    lines: Option<Vec<usize>>,
     /// Sample 0's index in the source; a split's second half starts past the first.
     first_item: usize,
 }
 
 impl Origin {
-    fn new(source: &str, label_source: &str, first_line: Option<usize>) -> Origin {
-        Origin { source: source.to_string(), label_source: label_source.to_string(), first_line, first_item: 0 }
+    fn new(source: &str, label_source: &str, lines: Option<Vec<usize>>) -> Origin {
+        Origin { source: source.to_string(), label_source: label_source.to_string(), lines, first_item: 0 }
     }
 
     /// "line 7" for text files, "item 5" otherwise.
     fn locate(&self, i: usize) -> String {
-        match self.first_line {
-            Some(line) => format!("line {}", line + i),
+        match self.lines.as_ref().and_then(|lines| lines.get(i)) {
+            Some(line) => format!("line {line}"),
             None => format!("item {}", self.first_item + i),
         }
     }
 
-    fn advanced(&self, n: usize) -> Origin {
-        Origin { first_line: self.first_line.map(|l| l + n), first_item: self.first_item + n, ..self.clone() }
+    /// The origins of the first `n` samples and of the rest.
+    fn split(mut self, n: usize) -> (Origin, Origin) {
+        let rest_lines = self.lines.as_mut().map(|lines| lines.split_off(n.min(lines.len())));
+        let rest = Origin { lines: rest_lines, first_item: self.first_item + n, ..self.clone() };
+        (self, rest)
     }
 }
 
@@ -259,8 +262,9 @@ impl Dataset {
                 (Labels::Targets { shape: shape.clone(), values }, Labels::Targets { shape, values: rest })
             }
         };
+        let (origin, rest_origin) = origin.split(n);
         let test = Dataset {
-            origin: origin.advanced(n),
+            origin: rest_origin,
             len: len - n,
             sample_shape: sample_shape.clone(),
             features: rest,
@@ -329,7 +333,7 @@ impl Dataset {
     /// input's per-sample shape, the labels its label input, and class indices must be below
     /// the model's class count. Different shapes with equal sizes pass: data is row-major.
     pub fn validate(&self, model: &ModelShape) -> Result<(), Diagnostic> {
-        let per = if self.origin.first_line.is_some() { "row" } else { "sample" };
+        let per = if self.origin.lines.is_some() { "row" } else { "sample" };
         let want: usize = model.sample_shape.iter().product();
         if want != self.sample_size() {
             return Err(error(format!(
@@ -454,6 +458,9 @@ fn assemble(
         }
         None => file_shape,
     };
+    if !opts.scale.is_finite() {
+        return Err(error(format!("{}: the scale factor must be a finite number, not {}", origin.source, opts.scale)));
+    }
     if opts.scale != 1.0 {
         for v in &mut features {
             *v *= opts.scale;

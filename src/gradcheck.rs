@@ -103,31 +103,32 @@ pub fn check(
     Ok(reports)
 }
 
-/// Per element, |a - n| / max(|a| + |n|, 1e-8·scale, floor), where scale is the largest
-/// |a| + |n| of the tensor and `floor` the finite-difference noise level.
+/// Per element, |a - n| / max(|a| + |n|, 1e-3·scale, floor), where scale is the largest
+/// |a| + |n| of the tensor and `floor` the finite-difference noise level ([`noise_floor`]).
 ///
-/// Relative, so large and small gradients are judged alike (as in CS231n's gradient checks);
-/// the denominator has floors so that elements whose true gradient is 0 (computed as a tiny
-/// rounding residue) are not reported as 100% wrong: below the noise level the comparison
-/// becomes an absolute one. A NaN on either side gives NaN (reported as the worst).
+/// Relative, so large and small gradients are judged alike (as in CS231n's gradient checks).
+/// The floors make elements much smaller than the tensor's largest (or than the noise) count
+/// absolutely: a difference quotient carries a rounding error of about ε·|L|/eps, which would
+/// otherwise make a correct but tiny element (or a true 0 computed as a rounding residue) look
+/// 100% wrong. An error of 1e-6 on such an element still means |a - n| <= 1e-9·scale.
+/// Exact agreement (including both 0) gives 0; a NaN on either side gives NaN.
 pub fn relative_errors(analytic: &[f64], numeric: &[f64], floor: f64) -> Vec<f64> {
     let scale = analytic.iter().zip(numeric).map(|(a, n)| a.abs() + n.abs()).fold(0.0, f64::max);
     analytic
         .iter()
         .zip(numeric)
         .map(|(a, n)| {
-            let denominator = (a.abs() + n.abs()).max(1e-8 * scale).max(floor);
-            if denominator == 0.0 {
-                0.0 // both exactly zero
-            } else {
-                (a - n).abs() / denominator
+            if a == n {
+                return 0.0;
             }
+            let denominator = (a.abs() + n.abs()).max(1e-3 * scale).max(floor);
+            (a - n).abs() / denominator
         })
         .collect()
 }
 
-/// The rounding noise of a central difference: each loss carries a relative error of a few
-/// hundred ulps after many operations, amplified by 1/(2 eps).
+/// The rounding noise of a central difference of L: each loss carries a relative error of a
+/// few hundred ulps after many operations, amplified by 1/(2 eps).
 pub fn noise_floor(largest_loss: f64, eps: f64) -> f64 {
     1e3 * f64::EPSILON * (1.0 + largest_loss) / eps
 }

@@ -17,15 +17,51 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    file: PathBuf,
+    /// Train for this many steps (overrides the file).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Train for this many epochs (overrides the file).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Minibatch size (overrides the file).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Learning rate (overrides the file).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Seed of parameter initialisation and shuffling (overrides the file).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print nothing but errors.
+    #[arg(long)]
+    quiet: bool,
+    /// Print one JSON object with the results at the end.
+    #[arg(long)]
+    json: bool,
+    /// Draw the loss curve into this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Save the trained weights (safetensors; written atomically).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Start from saved weights.
+    #[arg(long)]
+    load: Option<PathBuf>,
+    /// Print compile times and the memory plan.
+    #[arg(long)]
+    stats: bool,
+    /// Execute with the JIT (default) or the reference interpreter.
+    #[arg(long, default_value = "jit")]
+    engine: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Train and evaluate the models of a .net file (runs its eval and train blocks).
-    Run {
-        file: PathBuf,
-        /// Seed for parameters of models called in eval blocks.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-    },
+    Run(RunArgs),
     /// Type-check a .net file: print each model's inputs, outputs and parameter count.
     Check { file: PathBuf },
     /// Draw the forward and backward computational graphs (Graphviz DOT, or text).
@@ -67,7 +103,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => cmd_check(&file),
-        Command::Run { file, seed } => cmd_run(&file, seed),
+        Command::Run(args) => cmd_run(&args),
         Command::Graph { file, format, values, output, name, optimize } => {
             cmd_graph(&file, &format, values, output.as_deref(), name.as_deref(), optimize)
         }
@@ -129,22 +165,48 @@ fn cmd_check(file: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn cmd_run(file: &Path, seed: u64) -> ExitCode {
+fn cmd_run(args: &RunArgs) -> ExitCode {
+    let file = args.file.as_path();
     let (_, checked) = match load(file) {
         Ok(x) => x,
         Err(code) => return code,
     };
     for e in &checked.evals {
-        match netc::run::evaluate(e, seed) {
-            Ok(out) => print!("{}", netc::run::format_eval(e.name.as_deref(), &out)),
+        match netc::run::evaluate(e, args.seed.unwrap_or(0)) {
+            Ok(out) => {
+                if !args.quiet {
+                    print!("{}", netc::run::format_eval(e.name.as_deref(), &out))
+                }
+            }
             Err(msg) => return fail(&[Diagnostic::new("E-eval", msg)], file, None),
         }
     }
-    if !checked.trains.is_empty() {
-        eprintln!("netc run: training is not implemented yet (planned in issue #5)");
-        return ExitCode::from(2);
+    if checked.trains.is_empty() {
+        return ExitCode::SUCCESS;
     }
-    ExitCode::SUCCESS
+    match netc::cli::train_command(
+        &checked,
+        file,
+        &netc::cli::RunOptions {
+            overrides: netc::train::Overrides {
+                steps: args.steps,
+                epochs: args.epochs,
+                batch: args.batch,
+                lr: args.lr,
+                seed: args.seed,
+            },
+            quiet: args.quiet,
+            json: args.json,
+            plot: args.plot.clone(),
+            save: args.save.clone(),
+            load: args.load.clone(),
+            stats: args.stats,
+            engine: args.engine.clone(),
+        },
+    ) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(d) => fail(&[d], file, None),
+    }
 }
 
 fn cmd_graph(

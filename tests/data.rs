@@ -94,8 +94,8 @@ fn spiral_points_follow_the_formula_within_the_noise() {
             assert!(((x * x + y * y).sqrt() - r).abs() < 1e-6, "radius of point {i} of class {j}");
             if i > 0 {
                 let t = 4.0 * j as f64 + 4.0 * r;
-                let diff = (x.atan2(y) - t + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU)
-                    - std::f64::consts::PI;
+                let diff =
+                    (x.atan2(y) - t + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU) - std::f64::consts::PI;
                 deviations.push(diff);
             }
         }
@@ -155,7 +155,8 @@ fn csv_round_trip_with_scale_columns_and_shape() {
 }
 
 fn digits() -> Dataset {
-    let opts = LoadOptions { scale: 1.0 / 16.0, sample_shape: Some(vec![1, 8, 8]), classes: Some(10), ..Default::default() };
+    let opts =
+        LoadOptions { scale: 1.0 / 16.0, sample_shape: Some(vec![1, 8, 8]), classes: Some(10), ..Default::default() };
     data::load_csv(Path::new("examples/data/digits.csv"), &opts).unwrap()
 }
 
@@ -199,8 +200,13 @@ fn csv_missing_header() {
 fn csv_unknown_label_column_suggests_the_nearest() {
     let dir = temp_dir("csv-label-column");
     let path = write(&dir, "cols.csv", "a,b,label\n1,2,0\n");
+    let opts = LoadOptions { label_column: "labels".into(), ..Default::default() };
+    assert_error(data::load_csv(&path, &opts), &["cols.csv:1:", "no column named `labels`", "did you mean `label`?"]);
     let opts = LoadOptions { label_column: "lable".into(), ..Default::default() };
-    assert_error(data::load_csv(&path, &opts), &["cols.csv:1:", "no column named `lable`", "did you mean `label`?"]);
+    assert_error(data::load_csv(&path, &opts), &["no column named `lable`", "did you mean `label`?"]);
+    let opts = LoadOptions { label_column: "target".into(), ..Default::default() };
+    let err = data::load_csv(&path, &opts).unwrap_err();
+    assert_eq!(err.help, None, "no suggestion for a name nothing like a column");
     let opts = LoadOptions { feature_columns: Some(vec!["a".into(), "c".into()]), ..Default::default() };
     assert_error(data::load_csv(&path, &opts), &["cols.csv:1:", "`c`", "the columns are: a, b, label"]);
 }
@@ -216,7 +222,10 @@ fn csv_row_with_the_wrong_number_of_fields() {
 fn csv_non_numeric_field() {
     let dir = temp_dir("csv-number");
     let path = write(&dir, "nan.csv", "a,b,label\n1,2,0\n3,four,1\n");
-    assert_error(data::load_csv(&path, &LoadOptions::default()), &["nan.csv:3:", "column `b`", "`four` is not a number"]);
+    assert_error(
+        data::load_csv(&path, &LoadOptions::default()),
+        &["nan.csv:3:", "column `b`", "`four` is not a number"],
+    );
     let path = write(&dir, "blank.csv", "a,b,label\n1,,0\n");
     assert_error(data::load_csv(&path, &LoadOptions::default()), &["blank.csv:2:", "column `b`", "empty"]);
     let path = write(&dir, "inf.csv", "a,b,label\n1,inf,0\n");
@@ -227,7 +236,10 @@ fn csv_non_numeric_field() {
 fn csv_non_integer_label() {
     let dir = temp_dir("csv-label-int");
     let path = write(&dir, "frac.csv", "a,label\n1,0\n2,1.5\n");
-    assert_error(data::load_csv(&path, &LoadOptions::default()), &["frac.csv:3:", "column `label`", "1.5", "not a class"]);
+    assert_error(
+        data::load_csv(&path, &LoadOptions::default()),
+        &["frac.csv:3:", "column `label`", "1.5", "not a class"],
+    );
     let path = write(&dir, "neg.csv", "a,label\n1,-1\n");
     assert_error(data::load_csv(&path, &LoadOptions::default()), &["neg.csv:2:", "-1"]);
     let path = write(&dir, "word.csv", "a,label\n1,cat\n");
@@ -246,7 +258,7 @@ fn csv_label_out_of_range_for_the_declared_classes() {
 fn csv_binary_garbage_and_no_rows() {
     let dir = temp_dir("csv-garbage");
     let path = write(&dir, "bin.csv", [0x89, b'P', b'N', b'G', 0xff, 0x00, 0x12]);
-    assert_error(data::load_csv(&path, &LoadOptions::default()), &["bin.csv", "not a text file", "byte 4"]);
+    assert_error(data::load_csv(&path, &LoadOptions::default()), &["bin.csv", "not a text file", "byte 0"]);
     let path = write(&dir, "head.csv", "a,label\n");
     assert_error(data::load_csv(&path, &LoadOptions::default()), &["head.csv", "no data rows"]);
     let path = write(&dir, "dup.csv", "a,a,label\n1,2,3\n");
@@ -333,12 +345,12 @@ fn npy_truncated_data_and_header() {
     let x = write(&dir, "x.npy", npy("<f4", false, &[3, 2], &[0; 20]));
     assert_error(
         data::load_npy(&x, &y, &LoadOptions::default()),
-        &["x.npy: truncated data", "needs 24 bytes after the 64-byte header, found 20"],
+        &["x.npy: truncated data", "needs 24 bytes after the 128-byte header, found 20"],
     );
     let mut bytes = npy("<f4", false, &[3, 2], &[0; 24]);
     bytes.truncate(30);
     let x = write(&dir, "h.npy", bytes);
-    assert_error(data::load_npy(&x, &y, &LoadOptions::default()), &["h.npy: truncated", "54 bytes at byte 10"]);
+    assert_error(data::load_npy(&x, &y, &LoadOptions::default()), &["h.npy: truncated", "118 bytes at byte 10"]);
     let x = write(&dir, "v.npy", b"\x93NUMPY\x01");
     assert_error(data::load_npy(&x, &y, &LoadOptions::default()), &["v.npy: truncated"]);
 }
@@ -357,7 +369,10 @@ fn npy_huge_declared_shape_is_an_error_not_an_allocation() {
 fn npy_unsupported_dtype_and_bad_header() {
     let dir = temp_dir("npy-dtype");
     let y = fixture("y_i64.npy");
-    assert_error(data::load_npy(&fixture("x_f16.npy"), &y, &LoadOptions::default()), &["x_f16.npy", "unsupported dtype '<f2'"]);
+    assert_error(
+        data::load_npy(&fixture("x_f16.npy"), &y, &LoadOptions::default()),
+        &["x_f16.npy", "unsupported dtype '<f2'"],
+    );
     let x = write(&dir, "u.npy", npy("<U3", false, &[4], &[0; 48]));
     assert_error(data::load_npy(&x, &y, &LoadOptions::default()), &["u.npy: byte 10:", "'<U3'"]);
     let mut bytes = npy("<f4", false, &[4, 3], &[0; 48]);
@@ -408,8 +423,17 @@ fn idx_round_trip() {
     let opts = LoadOptions { scale: 1.0 / 255.0, classes: Some(10), ..Default::default() };
     let d = data::load_idx(&images, &labels, &opts).unwrap();
     assert_eq!((d.len(), d.sample_shape()), (3, &[2usize, 2][..]));
-    assert_eq!(d.sample(2), &[160.0 / 255.0, 180.0 / 255.0, 200.0 / 255.0, 220.0 / 255.0]);
+    assert_eq!(d.sample(2), [160.0, 180.0, 200.0, 220.0].map(|p: f32| p * (1.0 / 255.0)));
     assert_eq!(classes(&d), &[7, 0, 9]);
+}
+
+#[test]
+fn a_scale_that_is_not_a_number_is_an_error() {
+    let dir = temp_dir("idx-scale");
+    let images = write(&dir, "images.idx", idx(8, &[1, 2, 2], &[0, 1, 2, 3]));
+    let labels = write(&dir, "labels.idx", idx(8, &[1], &[0]));
+    let opts = LoadOptions { scale: f32::NAN, ..Default::default() };
+    assert_error(data::load_idx(&images, &labels, &opts), &["images.idx", "scale factor"]);
 }
 
 #[test]
@@ -418,10 +442,16 @@ fn idx_bad_magic() {
     let images = write(&dir, "images.idx", idx(8, &[1, 1, 1], &[0]));
     let labels = write(&dir, "labels.idx", idx(8, &[1], &[0]));
     // Swapped files: each magic names the other kind.
-    assert_error(data::load_idx(&labels, &images, &LoadOptions::default()), &["labels.idx: byte 0:", "0x00000801", "images file"]);
+    assert_error(
+        data::load_idx(&labels, &images, &LoadOptions::default()),
+        &["labels.idx: byte 0:", "0x00000801", "images file"],
+    );
     assert_error(data::load_idx(&images, &images, &LoadOptions::default()), &["images.idx: byte 0:", "labels file"]);
     let junk = write(&dir, "junk.idx", b"\x12\x34\x56\x78\x00");
-    assert_error(data::load_idx(&junk, &labels, &LoadOptions::default()), &["junk.idx: byte 0:", "bad magic number 0x12345678"]);
+    assert_error(
+        data::load_idx(&junk, &labels, &LoadOptions::default()),
+        &["junk.idx: byte 0:", "bad magic number 0x12345678"],
+    );
     let floats = write(&dir, "floats.idx", idx(0x0d, &[1, 1], &[0; 4]));
     assert_error(data::load_idx(&floats, &labels, &LoadOptions::default()), &["floats.idx: byte 2:", "0x0d"]);
     let gz = write(&dir, "images.gz", [0x1f, 0x8b, 8, 0, 0, 0]);
@@ -441,8 +471,10 @@ fn idx_truncated_and_huge() {
     );
     let header = write(&dir, "header.idx", &idx(8, &[2, 28, 28], &[])[..10]);
     assert_error(data::load_idx(&header, &labels, &LoadOptions::default()), &["header.idx: truncated", "16 bytes"]);
-    let huge = write(&dir, "huge.idx", idx(8, &[u32::MAX, u32::MAX, u32::MAX], &[1, 2, 3]));
-    assert_error(data::load_idx(&huge, &labels, &LoadOptions::default()), &["huge.idx", "found 3"]);
+    let huge = write(&dir, "huge.idx", idx(8, &[u32::MAX, u32::MAX], &[1, 2, 3]));
+    assert_error(data::load_idx(&huge, &labels, &LoadOptions::default()), &["huge.idx: truncated data", "found 3"]);
+    let huge = write(&dir, "huge3.idx", idx(8, &[u32::MAX, u32::MAX, u32::MAX], &[1, 2, 3]));
+    assert_error(data::load_idx(&huge, &labels, &LoadOptions::default()), &["huge3.idx", "impossibly large"]);
 }
 
 #[test]
@@ -456,7 +488,10 @@ fn idx_count_mismatch_and_label_range() {
     );
     let labels = write(&dir, "labels.idx", idx(8, &[6], &[1, 2, 3, 4, 5, 12]));
     let opts = LoadOptions { classes: Some(10), ..Default::default() };
-    assert_error(data::load_idx(&images, &labels, &opts), &["labels.idx: label 12 at item 5 is out of range for 10 classes"]);
+    assert_error(
+        data::load_idx(&images, &labels, &opts),
+        &["labels.idx: label 12 at item 5 is out of range for 10 classes"],
+    );
 }
 
 // ---- split, shuffle, batches ----
@@ -572,7 +607,10 @@ fn validate_accepts_a_matching_model_and_names_the_file_otherwise() {
         d.validate(&wrong),
         &["examples/data/digits.csv: 64 features per row, but model input x is [B, 1, 8, 9] = 72 values"],
     );
-    assert_error(d.validate(&ModelShape { classes: Some(5), ..ok }), &["digits.csv: label", "out of range for 5 classes"]);
+    assert_error(
+        d.validate(&ModelShape { classes: Some(5), ..ok }),
+        &["digits.csv: label", "out of range for 5 classes"],
+    );
     assert_error(
         d.validate(&ModelShape { label: Some(("y", &[10])), ..ok }),
         &["digits.csv: 1 class index per row, but model label y is [B, 10] = 10 values"],
@@ -587,7 +625,10 @@ fn validate_targets_against_a_classifier_and_generated_data() {
     assert_error(d.validate(&model), &["r.npy: the labels are float targets", "class indices 0..3"]);
     let spiral = data::spiral(10, 3, 0).unwrap();
     let model = ModelShape { input: "x", sample_shape: &[3], label: None, classes: Some(3) };
-    assert_error(spiral.validate(&model), &["spiral data: 2 features per sample, but model input x is [B, 3] = 3 values"]);
+    assert_error(
+        spiral.validate(&model),
+        &["spiral data: 2 features per sample, but model input x is [B, 3] = 3 values"],
+    );
 }
 
 #[test]
@@ -597,4 +638,47 @@ fn dataset_new_checks_its_sizes() {
     let mut d = counting();
     d.reshape(&[1, 1]).unwrap();
     assert_error(d.reshape(&[2]), &["counting", "[1, 1] (1 values)"]);
+}
+
+// ---- robustness ----
+
+/// A copy of `bytes` with a seeded random corruption: truncated, bytes overwritten, or bytes
+/// inserted.
+fn mutate(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    match rng.below(3) {
+        0 => out.truncate(rng.below(bytes.len() as u64 + 1) as usize),
+        1 => {
+            for _ in 0..=rng.below(4) {
+                let i = rng.below(out.len() as u64) as usize;
+                out[i] = rng.next_u64() as u8;
+            }
+        }
+        _ => {
+            let i = rng.below(out.len() as u64 + 1) as usize;
+            out.splice(i..i, (0..=rng.below(8)).map(|_| rng.next_u64() as u8));
+        }
+    }
+    out
+}
+
+#[test]
+fn corrupted_files_give_errors_not_panics() {
+    let dir = temp_dir("corrupted");
+    let csv = b"a,b,label\n1,2,0\n3,4.5,1\n".to_vec();
+    let x = std::fs::read(fixture("x_f32.npy")).unwrap();
+    let y = std::fs::read(fixture("y_i64.npy")).unwrap();
+    let images = idx(8, &[2, 2, 2], &[1, 2, 3, 4, 5, 6, 7, 8]);
+    let labels = idx(8, &[2], &[0, 1]);
+    let mut rng = Rng::new(99);
+    let opts = LoadOptions { classes: Some(2), sample_shape: Some(vec![1, 2]), ..Default::default() };
+    for _ in 0..1000 {
+        let p = write(&dir, "c.csv", mutate(&csv, &mut rng));
+        let _ = data::load_csv(&p, &opts);
+        let (px, py) = (write(&dir, "x.npy", mutate(&x, &mut rng)), write(&dir, "y.npy", mutate(&y, &mut rng)));
+        let _ = data::load_npy(&px, &py, &LoadOptions::default());
+        let (pi, pl) =
+            (write(&dir, "i.idx", mutate(&images, &mut rng)), write(&dir, "l.idx", mutate(&labels, &mut rng)));
+        let _ = data::load_idx(&pi, &pl, &opts);
+    }
 }

@@ -41,7 +41,7 @@ pub fn load_csv(path: &Path, opts: &LoadOptions) -> Result<super::Dataset, Diagn
     let find = |wanted: &str, role: &str| -> Result<usize, Diagnostic> {
         columns.iter().position(|c| *c == wanted).ok_or_else(|| {
             let mut d = error(format!("{name}:{header_line}: no column named `{wanted}` for the {role}"));
-            if let Some(near) = nearest(wanted, columns.iter().copied()) {
+            if let Some(near) = suggest(wanted, &columns) {
                 d = d.help(format!("did you mean `{near}`?"));
             }
             d.note(format!("the columns are: {}", list(&columns)))
@@ -56,9 +56,9 @@ pub fn load_csv(path: &Path, opts: &LoadOptions) -> Result<super::Dataset, Diagn
     let mut values: Vec<f32> = Vec::new();
     let mut classes: Vec<u32> = Vec::new();
     let mut targets: Vec<f32> = Vec::new();
-    let mut first_line = None;
+    let mut row_lines: Vec<usize> = Vec::new();
     for (line, row) in lines {
-        first_line.get_or_insert(line);
+        row_lines.push(line);
         let fields: Vec<&str> = row.split(',').map(unquote).collect();
         if fields.len() != columns.len() {
             return Err(error(format!(
@@ -80,13 +80,24 @@ pub fn load_csv(path: &Path, opts: &LoadOptions) -> Result<super::Dataset, Diagn
             classes.push(class_index(raw).map_err(at)?);
         }
     }
-    let Some(first_line) = first_line else {
+    if row_lines.is_empty() {
         return Err(error(format!("{name}: no data rows after the header")));
-    };
+    }
     let labels =
         if opts.targets { Labels::Targets { shape: vec![], values: targets } } else { Labels::Classes(classes) };
     // `assemble` checks the labels against the declared class count, naming the line.
-    assemble(Origin::new(&name, &name, Some(first_line)), vec![features.len()], values, labels, opts)
+    assemble(Origin::new(&name, &name, Some(row_lines)), vec![features.len()], values, labels, opts)
+}
+
+/// The column a misspelt name most likely meant: the nearest by edit distance, or else one with
+/// the same letters in another order or case (`lable` for `label`, which is two edits away).
+fn suggest<'a>(wanted: &str, columns: &[&'a str]) -> Option<&'a str> {
+    let letters = |s: &str| {
+        let mut l: Vec<char> = s.to_lowercase().chars().collect();
+        l.sort_unstable();
+        l
+    };
+    nearest(wanted, columns.iter().copied()).or_else(|| columns.iter().copied().find(|c| letters(c) == letters(wanted)))
 }
 
 /// A field without surrounding spaces and double quotes.

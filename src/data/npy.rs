@@ -151,14 +151,15 @@ const DTYPES_HELP: &str = "netc reads float32, float64, int8/16/32/64, uint8/16/
 
 /// `'<f4'`, `'|u1'`, `'>i8'`: byte order, kind letter, size in bytes.
 fn parse_dtype(descr: &str) -> Option<Dtype> {
-    let (big_endian, rest) = match descr.as_bytes().first()? {
-        b'<' | b'|' => (false, &descr[1..]),
-        b'>' => (true, &descr[1..]),
-        b'=' => (cfg!(target_endian = "big"), &descr[1..]),
-        _ => (cfg!(target_endian = "big"), descr),
+    // Bytes, not chars: a corrupt header may hold any UTF-8 here.
+    let (big_endian, rest) = match descr.as_bytes() {
+        [b'<' | b'|', rest @ ..] => (false, rest),
+        [b'>', rest @ ..] => (true, rest),
+        [b'=', rest @ ..] => (cfg!(target_endian = "big"), rest),
+        rest => (cfg!(target_endian = "big"), rest),
     };
-    let kind = *rest.as_bytes().first()?;
-    let size: usize = rest[1..].parse().ok()?;
+    let (&kind, digits) = rest.split_first()?;
+    let size: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
     let ok = match kind {
         b'f' => matches!(size, 4 | 8),
         b'i' | b'u' => matches!(size, 1 | 2 | 4 | 8),

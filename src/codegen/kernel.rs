@@ -1,0 +1,446 @@
+//! The kernel IR between the graph and Cranelift. Input: nothing (types only); `fuse` builds
+//! it from a `Graph`, `memplan` places its temporaries, `emit` turns it into loops.
+//!
+//! A kernel is one loop nest (or one call of the GEMM symbol inside a loop) over strided
+//! memory. Sizes, strides and offsets are monomials `k · Π dims[s]` in the run-time symbols
+//! (the batch `B`), so one compiled function serves every batch size.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::graph::{Dim, Shape};
+
+/// `k · Π dims[s]`: a size, stride or offset known up to the run-time symbols. Normalised:
+/// `syms` sorted, and empty when `k == 0`.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct Mono {
+    pub k: i64,
+    pub syms: Vec<u32>,
+}
+
+impl Mono {
+    pub fn known(k: i64) -> Mono {
+        Mono { k, syms: vec![] }
+    }
+
+    pub fn zero() -> Mono {
+        Mono::known(0)
+    }
+
+    pub fn one() -> Mono {
+        Mono::known(1)
+    }
+
+    pub fn dim(d: Dim) -> Mono {
+        match d {
+            Dim::Known(n) => Mono::known(n as i64),
+            Dim::Sym(s) => Mono { k: 1, syms: vec![s.0] },
+        }
+    }
+
+    pub fn mul(&self, o: &Mono) -> Mono {
+        let k = self.k * o.k;
+        if k == 0 {
+            return Mono::zero();
+        }
+        let mut syms: Vec<u32> = self.syms.iter().chain(&o.syms).copied().collect();
+        syms.sort_unstable();
+        Mono { k, syms }
+    }
+
+    pub fn scale(&self, c: i64) -> Mono {
+        self.mul(&Mono::known(c))
+    }
+
+    pub fn as_known(&self) -> Option<i64> {
+        self.syms.is_empty().then_some(self.k)
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.k == 0
+    }
+
+    pub fn eval(&self, dims: &[usize]) -> i64 {
+        self.syms.iter().fold(self.k, |acc, &s| acc * dims[s as usize] as i64)
+    }
+
+    /// The number of elements of a shape.
+    pub fn product(shape: &[Mono]) -> Mono {
+        shape.iter().fold(Mono::one(), |acc, d| acc.mul(d))
+    }
+}
+
+/// A sum of monomials with like terms combined (offsets into buffers, the workspace size).
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
+pub struct Poly(pub Vec<Mono>);
+
+impl Poly {
+    pub fn zero() -> Poly {
+        Poly(vec![])
+    }
+
+    pub fn from_mono(m: Mono) -> Poly {
+        let mut p = Poly::zero();
+        p.add_mono(&m);
+        p
+    }
+
+    pub fn add_mono(&mut self, m: &Mono) {
+        if m.is_zero() {
+            return;
+        }
+        match self.0.iter().position(|t| t.syms == m.syms) {
+            Some(i) => {
+                self.0[i].k += m.k;
+                if self.0[i].k == 0 {
+                    self.0.remove(i);
+                }
+            }
+            None => {
+                self.0.push(m.clone());
+                self.0.sort_by(|a, b| a.syms.cmp(&b.syms));
+            }
+        }
+    }
+
+    pub fn add(&self, o: &Poly) -> Poly {
+        let mut p = self.clone();
+        for m in &o.0 {
+            p.add_mono(m);
+        }
+        p
+    }
+
+    pub fn eval(&self, dims: &[usize]) -> i64 {
+        self.0.iter().map(|m| m.eval(dims)).sum()
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+pub fn monos(shape: &Shape) -> Vec<Mono> {
+    shape.iter().map(|&d| Mono::dim(d)).collect()
+}
+
+/// Row-major strides (in elements) of a shape.
+pub fn row_major(shape: &[Mono]) -> Vec<Mono> {
+    let mut s = vec![Mono::one(); shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1].mul(&shape[i + 1]);
+    }
+    s
+}
+
+/// Where a tensor's elements live. `Temp`s are placed in the workspace by `memplan`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum Base {
+    Input(usize),
+    Param(usize),
+    Output(usize),
+    Temp(usize),
+    /// A literal tensor, emitted as a data object of the module.
+    Data(usize),
+}
+
+/// A strided view of memory: element `idx` is at `base + offset + Σ idx[i] * strides[i]`
+/// (in elements). The shape comes from the kernel or value that holds the access.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Access {
+    pub base: Base,
+    pub offset: Poly,
+    pub strides: Vec<Mono>,
+}
+
+impl Access {
+    /// The whole of `base`, row-major with `shape`.
+    pub fn contiguous(base: Base, shape: &[Mono]) -> Access {
+        Access { base, offset: Poly::zero(), strides: row_major(shape) }
+    }
+
+    /// Row-major for `shape` (strides of unit axes do not matter).
+    pub fn is_contiguous(&self, shape: &[Mono]) -> bool {
+        let rm = row_major(shape);
+        shape.iter().zip(&self.strides).zip(&rm).all(|((d, s), r)| d.as_known() == Some(1) || s == r)
+    }
+}
+
+/// Elementwise operations with one operand.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Un {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Abs,
+    Sign,
+    Tanh,
+    Sigmoid,
+}
+
+/// Elementwise operations with two operands (already broadcast to the same index space).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Bin {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    /// a >= b ? a : b (ties to the left operand).
+    Max,
+    /// b >= a ? a : b (ties to the left operand).
+    Min,
+    GreaterEq,
+}
+
+/// The value of a tensor at one index of an iteration space: a tree of elementwise
+/// operations over strided loads. Shared subtrees (`Rc`) are evaluated once per index.
+#[derive(Debug, PartialEq)]
+pub enum Expr {
+    Load(Access),
+    Const(f64),
+    /// The run-time value of a symbol, as a number.
+    Dim(u32),
+    Unary(Un, Rc<Expr>),
+    Binary(Bin, Rc<Expr>, Rc<Expr>),
+}
+
+impl Expr {
+    pub fn has_loads(&self) -> bool {
+        match self {
+            Expr::Load(_) => true,
+            Expr::Const(_) | Expr::Dim(_) => false,
+            Expr::Unary(_, a) => a.has_loads(),
+            Expr::Binary(_, a, b) => a.has_loads() || b.has_loads(),
+        }
+    }
+
+    pub fn as_load(&self) -> Option<&Access> {
+        match self {
+            Expr::Load(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Every load, each distinct access once, in first-seen order.
+    pub fn loads(&self) -> Vec<Access> {
+        fn walk(e: &Expr, out: &mut Vec<Access>) {
+            match e {
+                Expr::Load(a) => {
+                    if !out.contains(a) {
+                        out.push(a.clone())
+                    }
+                }
+                Expr::Const(_) | Expr::Dim(_) => {}
+                Expr::Unary(_, a) => walk(a, out),
+                Expr::Binary(_, a, b) => {
+                    walk(a, out);
+                    walk(b, out)
+                }
+            }
+        }
+        let mut out = vec![];
+        walk(self, &mut out);
+        out
+    }
+}
+
+/// Rebuild `e` with every load's access replaced by `f(access)`, keeping shared subtrees shared.
+pub fn map_loads(e: &Rc<Expr>, f: &mut dyn FnMut(&Access) -> Access) -> Rc<Expr> {
+    fn go(
+        e: &Rc<Expr>,
+        f: &mut dyn FnMut(&Access) -> Access,
+        memo: &mut HashMap<*const Expr, Rc<Expr>>,
+    ) -> Rc<Expr> {
+        if let Some(done) = memo.get(&Rc::as_ptr(e)) {
+            return done.clone();
+        }
+        let new = match &**e {
+            Expr::Load(a) => Rc::new(Expr::Load(f(a))),
+            Expr::Const(_) | Expr::Dim(_) => e.clone(),
+            Expr::Unary(op, a) => Rc::new(Expr::Unary(*op, go(a, f, memo))),
+            Expr::Binary(op, a, b) => {
+                let a = go(a, f, memo);
+                Rc::new(Expr::Binary(*op, a, go(b, f, memo)))
+            }
+        };
+        memo.insert(Rc::as_ptr(e), new.clone());
+        new
+    }
+    go(e, f, &mut HashMap::new())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+}
+
+/// Static geometry of a 2-D convolution; only the batch is a run-time value.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ConvGeom {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub f: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl ConvGeom {
+    /// A 1×1 convolution with stride 1 and no padding reads the image itself as its columns.
+    pub fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
+    }
+
+    /// Rows of the im2col matrix: C·KH·KW.
+    pub fn patch(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// Columns of the im2col matrix: OH·OW.
+    pub fn pixels(&self) -> usize {
+        self.oh * self.ow
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ConvOp {
+    /// (x, w) -> y
+    Forward,
+    /// (g, w) -> dx
+    InputGrad,
+    /// (x, g) -> dw
+    FilterGrad,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PoolGeom {
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub size: usize,
+    pub stride: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PoolOp {
+    /// x -> y
+    Max,
+    /// (x, g) -> dx
+    MaxGrad,
+    /// x -> y
+    Avg,
+    /// g -> dx
+    AvgGrad,
+}
+
+/// One loop nest. Accesses of the custom kernels (all but `Map`, `Reduce`, `Gemm`) are
+/// contiguous: only their base and offset matter.
+#[derive(Debug)]
+pub enum Kernel {
+    /// out[i] = expr(i) for every index i of `shape`: a fused chain of elementwise ops.
+    Map { shape: Vec<Mono>, expr: Rc<Expr>, out: Access },
+    /// out[i] = out[i] ⊕ expr(i) over `shape`; `out` has stride 0 on the reduced axes and was
+    /// filled with the identity of ⊕ by a `Fill` before.
+    Reduce { shape: Vec<Mono>, expr: Rc<Expr>, out: Access, op: ReduceOp },
+    /// out[0 .. len] = value
+    Fill { out: Access, len: Mono, value: f64 },
+    /// C (m×n) = A (m×k) · B (k×n), each with [row, column] strides; the GEMM symbol.
+    Gemm { m: Mono, n: Mono, k: Mono, a: Access, b: Access, c: Access },
+    /// Convolution by im2col/col2im and one GEMM per image; `col` is scratch (None when pointwise).
+    Conv { op: ConvOp, batch: Mono, geom: ConvGeom, a: Access, b: Access, out: Access, col: Option<Access> },
+    /// Rows of length `n` at stride `inner`: out = x - max - log Σ e^(x - max).
+    LogSoftmax { outer: Mono, n: Mono, inner: Mono, x: Access, out: Access },
+    /// 1.0 at the first maximum of each row, else 0.0.
+    ArgMaxMask { outer: Mono, n: Mono, inner: Mono, x: Access, out: Access },
+    /// out[i, c] = x[i] == c.
+    OneHot { count: Mono, classes: usize, x: Access, out: Access },
+    /// Pooling over `planes` = N·C images; `g` is the upstream gradient of `MaxGrad`.
+    Pool { op: PoolOp, planes: Mono, geom: PoolGeom, x: Access, g: Option<Access>, out: Access },
+}
+
+impl Kernel {
+    /// Every access the kernel reads.
+    pub fn reads(&self) -> Vec<Access> {
+        match self {
+            Kernel::Map { expr, .. } => expr.loads(),
+            Kernel::Reduce { expr, out, .. } => {
+                let mut r = expr.loads();
+                r.push(out.clone());
+                r
+            }
+            Kernel::Fill { .. } => vec![],
+            Kernel::Gemm { a, b, .. } => vec![a.clone(), b.clone()],
+            Kernel::Conv { a, b, col, .. } => [Some(a), Some(b), col.as_ref()].into_iter().flatten().cloned().collect(),
+            Kernel::LogSoftmax { x, .. } | Kernel::ArgMaxMask { x, .. } | Kernel::OneHot { x, .. } => vec![x.clone()],
+            Kernel::Pool { x, g, .. } => [Some(x), g.as_ref()].into_iter().flatten().cloned().collect(),
+        }
+    }
+
+    /// Every access the kernel writes.
+    pub fn writes(&self) -> Vec<Access> {
+        match self {
+            Kernel::Map { out, .. } | Kernel::Reduce { out, .. } | Kernel::Fill { out, .. } => vec![out.clone()],
+            Kernel::Gemm { c, .. } => vec![c.clone()],
+            Kernel::Conv { out, col, .. } => [Some(out), col.as_ref()].into_iter().flatten().cloned().collect(),
+            Kernel::LogSoftmax { out, .. }
+            | Kernel::ArgMaxMask { out, .. }
+            | Kernel::OneHot { out, .. }
+            | Kernel::Pool { out, .. } => vec![out.clone()],
+        }
+    }
+
+    /// Replace the base of every access (reads and writes) by `f(base)`.
+    pub fn rebase(&mut self, f: &dyn Fn(Base) -> Base) {
+        let mut fix = |a: &mut Access| a.base = f(a.base);
+        match self {
+            Kernel::Map { expr, out, .. } | Kernel::Reduce { expr, out, .. } => {
+                *expr = map_loads(expr, &mut |a| Access { base: f(a.base), ..a.clone() });
+                fix(out);
+            }
+            Kernel::Fill { out, .. } => fix(out),
+            Kernel::Gemm { a, b, c, .. } => {
+                fix(a);
+                fix(b);
+                fix(c);
+            }
+            Kernel::Conv { a, b, out, col, .. } => {
+                fix(a);
+                fix(b);
+                fix(out);
+                col.iter_mut().for_each(fix);
+            }
+            Kernel::LogSoftmax { x, out, .. } | Kernel::ArgMaxMask { x, out, .. } | Kernel::OneHot { x, out, .. } => {
+                fix(x);
+                fix(out);
+            }
+            Kernel::Pool { x, g, out, .. } => {
+                fix(x);
+                g.iter_mut().for_each(&mut fix);
+                fix(out);
+            }
+        }
+    }
+
+    /// A short name for statistics and CLIF comments.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kernel::Map { .. } => "map",
+            Kernel::Reduce { .. } => "reduce",
+            Kernel::Fill { .. } => "fill",
+            Kernel::Gemm { .. } => "gemm",
+            Kernel::Conv { .. } => "conv",
+            Kernel::LogSoftmax { .. } => "log_softmax",
+            Kernel::ArgMaxMask { .. } => "argmax_mask",
+            Kernel::OneHot { .. } => "one_hot",
+            Kernel::Pool { .. } => "pool",
+        }
+    }
+}

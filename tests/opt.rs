@@ -1,0 +1,500 @@
+//! The optimiser: one case per rewrite plus must-not-fire cases. Each checks the graph text
+//! after optimising and that the optimised graph computes the same outputs (interpreter) as
+//! the original.
+
+use netc::autodiff;
+use netc::graph::{DType, Dim, Graph, Init, InputKind, Node, NodeId, Op, Shape};
+use netc::interp;
+use netc::opt;
+use netc::tensor::Tensor;
+
+fn dims(shape: &[usize]) -> Shape {
+    shape.iter().map(|&n| Dim::Known(n)).collect()
+}
+
+fn add(g: &mut Graph, op: Op, inputs: &[NodeId]) -> NodeId {
+    g.add(op, inputs).expect("valid op")
+}
+
+/// Deterministic, distinct, non-zero test values for every input and parameter of `g`, with
+/// every symbol bound to 3.
+fn sample_values(g: &Graph) -> (Vec<Tensor>, Vec<Tensor>) {
+    let make = |k: usize, shape: &Shape| {
+        let shape: Vec<usize> = shape.iter().map(|d| d.known().unwrap_or(3)).collect();
+        let n = shape.iter().product();
+        let data = (0..n).map(|i| 0.25 + ((i + 3 * k) as f64 * 0.618_033_988_75).fract() * 1.5).collect();
+        Tensor::new(shape, data)
+    };
+    let inputs = g.inputs.iter().enumerate().map(|(k, i)| make(k, &i.shape)).collect();
+    let params = g.params.iter().enumerate().map(|(k, p)| make(k + 10, &p.shape)).collect();
+    (inputs, params)
+}
+
+/// Optimise a copy of `g`, check its text, and check it computes the same outputs.
+fn assert_optimizes_to(g: &Graph, expected: &str) -> Graph {
+    let mut o = g.clone();
+    opt::optimize(&mut o, None).unwrap();
+    assert_eq!(o.to_text(), expected, "\nbefore:\n{}\nafter:\n{}", g.to_text(), o.to_text());
+    assert_same_outputs(g, &o);
+    o
+}
+
+fn assert_same_outputs(before: &Graph, after: &Graph) {
+    let (inputs, params) = sample_values(before);
+    let want = interp::outputs(before, &inputs, &params).unwrap();
+    let got = interp::outputs(after, &inputs, &params).unwrap();
+    assert_eq!(want.len(), got.len());
+    for (w, o) in want.iter().zip(&got) {
+        assert_eq!(w.shape, o.shape);
+        for (a, b) in w.data.iter().zip(&o.data) {
+            assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()), "{a} != {b}\n{}", after.to_text());
+        }
+    }
+}
+
+/// A graph with input `x` of `shape`, and a function of it as output `y`.
+fn unary(shape: &[usize], body: impl FnOnce(&mut Graph, NodeId) -> NodeId) -> Graph {
+    let mut g = Graph::new(DType::F64);
+    let x = g.add_input("x", dims(shape), InputKind::Data);
+    let y = body(&mut g, x);
+    g.outputs.push(("y".into(), y));
+    g
+}
+
+/// Same with two inputs `x` and `z`.
+fn binary(sx: &[usize], sz: &[usize], body: impl FnOnce(&mut Graph, NodeId, NodeId) -> NodeId) -> Graph {
+    let mut g = Graph::new(DType::F64);
+    let x = g.add_input("x", dims(sx), InputKind::Data);
+    let z = g.add_input("z", dims(sz), InputKind::Data);
+    let y = body(&mut g, x, z);
+    g.outputs.push(("y".into(), y));
+    g
+}
+
+const X: &str = "%0: [2, 3] = input x  # x\n";
+
+// ---- simplify: arithmetic identities -------------------------------------------------------
+
+#[test]
+fn multiply_by_one() {
+    // x * 1 == x;  1 * x == x
+    let g = unary(&[2, 3], |g, x| {
+        let one = g.constant(1.0);
+        add(g, Op::Mul, &[x, one])
+    });
+    assert_optimizes_to(&g, &format!("{X}output y = %0\n"));
+    let g = unary(&[2, 3], |g, x| {
+        let one = g.constant(1.0);
+        let b = add(g, Op::Broadcast { shape: dims(&[2, 3]) }, &[one]);
+        add(g, Op::Mul, &[b, x])
+    });
+    assert_optimizes_to(&g, &format!("{X}output y = %0\n"));
+}
+
+#[test]
+fn multiply_by_one_that_broadcasts_x_must_not_fire() {
+    // x [3] * broadcast(1, [2, 3]) has shape [2, 3]: x alone would be the wrong shape.
+    let g = unary(&[3], |g, x| {
+        let one = g.constant(1.0);
+        let b = add(g, Op::Broadcast { shape: dims(&[2, 3]) }, &[one]);
+        add(g, Op::Mul, &[x, b])
+    });
+    assert_optimizes_to(
+        &g,
+        "%0: [3] = input x  # x\n%1: [] = const 1\n%2: [2, 3] = broadcast [2, 3](%1)\n%3: [2, 3] = mul(%0, %2)\noutput y = %3\n",
+    );
+}
+
+#[test]
+fn add_subtract_divide_power_identities() {
+    // x + 0 == x;  0 + x == x;  x - 0 == x;  x / 1 == x;  x ^ 1 == x
+    let cases: [(Op, f64, bool); 5] = [
+        (Op::Add, 0.0, false),
+        (Op::Add, 0.0, true),
+        (Op::Sub, 0.0, false),
+        (Op::Div, 1.0, false),
+        (Op::Pow, 1.0, false),
+    ];
+    for (op, c, const_first) in cases {
+        let g = unary(&[2, 3], |g, x| {
+            let k = g.constant(c);
+            add(g, op.clone(), &if const_first { [k, x] } else { [x, k] })
+        });
+        assert_optimizes_to(&g, &format!("{X}output y = %0\n"));
+    }
+}
+
+#[test]
+fn zero_minus_x_is_negation() {
+    // 0 - x == -x
+    let g = unary(&[2, 3], |g, x| {
+        let zero = g.constant(0.0);
+        add(g, Op::Sub, &[zero, x])
+    });
+    assert_optimizes_to(&g, &format!("{X}%1: [2, 3] = neg(%0)\noutput y = %1\n"));
+}
+
+#[test]
+fn double_negation() {
+    // -(-x) == x
+    let g = unary(&[2, 3], |g, x| {
+        let n = add(g, Op::Neg, &[x]);
+        add(g, Op::Neg, &[n])
+    });
+    assert_optimizes_to(&g, &format!("{X}output y = %0\n"));
+}
+
+#[test]
+fn adding_a_negation_is_subtraction() {
+    // x + (-z) == x - z;  (-x) + z == z - x;  x - (-z) == x + z
+    let g = binary(&[2, 3], &[3], |g, x, z| {
+        let n = add(g, Op::Neg, &[z]);
+        add(g, Op::Add, &[x, n])
+    });
+    assert_optimizes_to(
+        &g,
+        "%0: [2, 3] = input x  # x\n%1: [3] = input z  # z\n%2: [2, 3] = sub(%0, %1)\noutput y = %2\n",
+    );
+    let g = binary(&[2, 3], &[3], |g, x, z| {
+        let n = add(g, Op::Neg, &[x]);
+        add(g, Op::Add, &[n, z])
+    });
+    assert_optimizes_to(
+        &g,
+        "%0: [2, 3] = input x  # x\n%1: [3] = input z  # z\n%2: [2, 3] = sub(%1, %0)\noutput y = %2\n",
+    );
+    let g = binary(&[2, 3], &[3], |g, x, z| {
+        let n = add(g, Op::Neg, &[z]);
+        add(g, Op::Sub, &[x, n])
+    });
+    assert_optimizes_to(
+        &g,
+        "%0: [2, 3] = input x  # x\n%1: [3] = input z  # z\n%2: [2, 3] = add(%0, %1)\noutput y = %2\n",
+    );
+}
+
+#[test]
+fn multiply_a_mask_by_zero() {
+    // m * 0 == 0 for a 0/1 mask m (finite whatever the inputs)
+    let g = binary(&[2, 3], &[3], |g, x, z| {
+        let m = add(g, Op::GreaterEq, &[x, z]);
+        let zero = g.constant(0.0);
+        add(g, Op::Mul, &[m, zero])
+    });
+    assert_optimizes_to(&g, "%0: [] = const 0\n%1: [2, 3] = broadcast [2, 3](%0)\noutput y = %1\n");
+}
+
+#[test]
+fn multiply_an_input_by_zero_must_not_fire() {
+    // x * 0 is NaN for x = inf or NaN, so it is not 0.
+    let g = unary(&[2, 3], |g, x| {
+        let zero = g.constant(0.0);
+        add(g, Op::Mul, &[x, zero])
+    });
+    assert_optimizes_to(&g, &format!("{X}%1: [] = const 0\n%2: [2, 3] = mul(%0, %1)\noutput y = %2\n"));
+}
+
+// ---- simplify: layout identities -----------------------------------------------------------
+
+#[test]
+fn broadcast_and_reshape_to_the_same_shape() {
+    // broadcast(x, shape of x) == x;  reshape(x, shape of x) == x
+    let g = unary(&[2, 3], |g, x| {
+        let b = add(g, Op::Broadcast { shape: dims(&[2, 3]) }, &[x]);
+        add(g, Op::Reshape { shape: dims(&[2, 3]) }, &[b])
+    });
+    assert_optimizes_to(&g, &format!("{X}output y = %0\n"));
+}
+
+#[test]
+fn reshape_of_reshape() {
+    // reshape(reshape(x, s1), s2) == reshape(x, s2), and == x when s2 is x's shape
+    let g = unary(&[2, 3], |g, x| {
+        let r = add(g, Op::Reshape { shape: dims(&[6]) }, &[x]);
+        add(g, Op::Reshape { shape: dims(&[3, 2]) }, &[r])
+    });
+    assert_optimizes_to(&g, &format!("{X}%1: [3, 2] = reshape [3, 2](%0)\noutput y = %1\n"));
+    let g = unary(&[2, 3], |g, x| {
+        let r = add(g, Op::Reshape { shape: dims(&[6]) }, &[x]);
+        add(g, Op::Reshape { shape: dims(&[2, 3]) }, &[r])
+    });
+    assert_optimizes_to(&g, &format!("{X}output y = %0\n"));
+}
+
+#[test]
+fn broadcast_of_broadcast() {
+    // broadcast(broadcast(x, s1), s2) == broadcast(x, s2)
+    let g = unary(&[3], |g, x| {
+        let b = add(g, Op::Broadcast { shape: dims(&[2, 3]) }, &[x]);
+        add(g, Op::Broadcast { shape: dims(&[4, 2, 3]) }, &[b])
+    });
+    assert_optimizes_to(&g, "%0: [3] = input x  # x\n%1: [4, 2, 3] = broadcast [4, 2, 3](%0)\noutput y = %1\n");
+}
+
+#[test]
+fn transpose_of_transpose() {
+    // transpose(transpose(x, p), q) == transpose(x, p∘q), and == x when that is the identity
+    let g = unary(&[2, 3], |g, x| {
+        let t = add(g, Op::Transpose { perm: vec![1, 0] }, &[x]);
+        add(g, Op::Transpose { perm: vec![1, 0] }, &[t])
+    });
+    assert_optimizes_to(&g, &format!("{X}output y = %0\n"));
+    let g = unary(&[2, 3, 4], |g, x| {
+        let t = add(g, Op::Transpose { perm: vec![1, 2, 0] }, &[x]);
+        add(g, Op::Transpose { perm: vec![1, 0, 2] }, &[t])
+    });
+    assert_optimizes_to(&g, "%0: [2, 3, 4] = input x  # x\n%1: [4, 3, 2] = transpose [2, 1, 0](%0)\noutput y = %1\n");
+}
+
+#[test]
+fn full_slices_and_empty_pads_and_sums() {
+    // x[0..n] == x;  pad(x, 0, 0) == x;  sum(x, no axes) == x
+    let g = unary(&[2, 3], |g, x| {
+        let s = add(g, Op::Slice { axis: 1, start: 0, len: 3 }, &[x]);
+        let p = add(g, Op::Pad { axis: 0, before: 0, after: 0 }, &[s]);
+        add(g, Op::Sum { axes: vec![] }, &[p])
+    });
+    assert_optimizes_to(&g, &format!("{X}output y = %0\n"));
+}
+
+#[test]
+fn partial_slices_and_pads_must_not_fire() {
+    let g = unary(&[2, 3], |g, x| {
+        let s = add(g, Op::Slice { axis: 1, start: 1, len: 2 }, &[x]);
+        add(g, Op::Pad { axis: 0, before: 1, after: 0 }, &[s])
+    });
+    assert_optimizes_to(
+        &g,
+        &format!("{X}%1: [2, 2] = slice axis=1 1..3(%0)\n%2: [3, 2] = pad axis=0 1,0(%1)\noutput y = %2\n"),
+    );
+}
+
+// ---- simplify: sum of a broadcast ------------------------------------------------------------
+
+#[test]
+fn sum_of_a_broadcast_is_a_multiply() {
+    // Σ_i broadcast(x, [4, 3])[i] == x * 4
+    let g = unary(&[3], |g, x| {
+        let b = add(g, Op::Broadcast { shape: dims(&[4, 3]) }, &[x]);
+        add(g, Op::Sum { axes: vec![0] }, &[b])
+    });
+    assert_optimizes_to(&g, "%0: [3] = input x  # x\n%1: [] = const 4\n%2: [3] = mul(%0, %1)\noutput y = %2\n");
+}
+
+#[test]
+fn sum_of_a_broadcast_over_a_symbolic_batch() {
+    // Σ_b broadcast(x, [B, 3])[b] == x * B, with B's run-time size
+    let mut g = Graph::new(DType::F64);
+    let b = g.symbol("B");
+    let x = g.add_input("x", dims(&[3]), InputKind::Data);
+    let batch = g.add_input("batch", vec![Dim::Sym(b)], InputKind::Data); // binds B
+    let bx = add(&mut g, Op::Broadcast { shape: vec![Dim::Sym(b), Dim::Known(3)] }, &[x]);
+    let s = add(&mut g, Op::Sum { axes: vec![0] }, &[bx]);
+    g.outputs.push(("y".into(), s));
+    g.outputs.push(("batch".into(), batch));
+    assert_optimizes_to(
+        &g,
+        "%0: [3] = input x  # x\n%1: [B] = input batch  # batch\n%2: [] = dim B\n%3: [3] = mul(%0, %2)\n\
+         output y = %3\noutput batch = %1\n",
+    );
+}
+
+#[test]
+fn sum_of_a_broadcast_over_stretched_and_real_axes() {
+    // Σ_ij broadcast(x [2, 1], [2, 5])_ij == (Σ_i x_i0) * 5
+    let g = unary(&[2, 1], |g, x| {
+        let b = add(g, Op::Broadcast { shape: dims(&[2, 5]) }, &[x]);
+        add(g, Op::Sum { axes: vec![0, 1] }, &[b])
+    });
+    assert_optimizes_to(
+        &g,
+        "%0: [2, 1] = input x  # x\n%1: [] = sum axes=[0, 1](%0)\n%2: [] = const 5\n%3: [] = mul(%1, %2)\noutput y = %3\n",
+    );
+}
+
+#[test]
+fn sum_of_a_broadcast_over_unstretched_axes_only_must_not_fire() {
+    // Σ_i broadcast(x [2, 1], [2, 5])_ij sums real values of x: no shortcut.
+    let g = unary(&[2, 1], |g, x| {
+        let b = add(g, Op::Broadcast { shape: dims(&[2, 5]) }, &[x]);
+        add(g, Op::Sum { axes: vec![0] }, &[b])
+    });
+    assert_optimizes_to(
+        &g,
+        "%0: [2, 1] = input x  # x\n%1: [2, 5] = broadcast [2, 5](%0)\n%2: [5] = sum axes=[0](%1)\noutput y = %2\n",
+    );
+}
+
+// ---- fold ----------------------------------------------------------------------------------
+
+#[test]
+fn fold_constant_arithmetic() {
+    // (2 * 3) + exp(0) == 7, and [1, 2] * 2 == [2, 4]
+    let g = unary(&[2], |g, x| {
+        let (two, three, zero) = (g.constant(2.0), g.constant(3.0), g.constant(0.0));
+        let six = add(g, Op::Mul, &[two, three]);
+        let one = add(g, Op::Exp, &[zero]);
+        let seven = add(g, Op::Add, &[six, one]);
+        let lit = g.push(Node {
+            op: Op::Literal { values: [1.0, 2.0].into() },
+            inputs: vec![],
+            shape: dims(&[2]),
+            name: None,
+            span: None,
+        });
+        let doubled = add(g, Op::Mul, &[lit, two]);
+        let k = add(g, Op::Mul, &[x, doubled]);
+        add(g, Op::Add, &[k, seven])
+    });
+    assert_optimizes_to(
+        &g,
+        "%0: [2] = input x  # x\n%1: [2] = literal [2.0, 4.0]\n%2: [2] = mul(%0, %1)\n%3: [] = const 7\n\
+         %4: [2] = add(%2, %3)\noutput y = %4\n",
+    );
+}
+
+#[test]
+fn fold_must_not_grow_constants_or_touch_symbols() {
+    // broadcast(0, [100, 100]) stays a broadcast (not a 10,000-element literal); B * 2 is not
+    // known until run time.
+    let mut g = Graph::new(DType::F64);
+    let b = g.symbol("B");
+    let x = g.add_input("x", vec![Dim::Sym(b)], InputKind::Data);
+    let zero = g.constant(0.0);
+    let big = add(&mut g, Op::Broadcast { shape: dims(&[100, 100]) }, &[zero]);
+    let n =
+        g.push(Node { op: Op::DimSize { dim: Dim::Sym(b) }, inputs: vec![], shape: vec![], name: None, span: None });
+    let two = g.constant(2.0);
+    let n2 = add(&mut g, Op::Mul, &[n, two]);
+    let y = add(&mut g, Op::Mul, &[x, n2]);
+    g.outputs = vec![("big".into(), big), ("y".into(), y)];
+    assert_optimizes_to(
+        &g,
+        "%0: [B] = input x  # x\n%1: [] = const 0\n%2: [100, 100] = broadcast [100, 100](%1)\n%3: [] = dim B\n\
+         %4: [] = const 2\n%5: [] = mul(%3, %4)\n%6: [B] = mul(%0, %5)\noutput big = %2\noutput y = %6\n",
+    );
+}
+
+#[test]
+fn fold_rounds_like_f32() {
+    // In an f32 graph, 1/3 folds to the f32 nearest 1/3, as the interpreter computes it.
+    let mut g = Graph::new(DType::F32);
+    let (one, three) = (g.constant(1.0), g.constant(3.0));
+    let third = add(&mut g, Op::Div, &[one, three]);
+    g.outputs.push(("y".into(), third));
+    let o = assert_optimizes_to(&g, &format!("%0: [] = const {}\noutput y = %0\n", (1.0f64 / 3.0) as f32 as f64));
+    assert_eq!(o.nodes[0].op, Op::Const { value: (1.0f64 / 3.0) as f32 as f64 });
+}
+
+// ---- cse and dce ---------------------------------------------------------------------------
+
+#[test]
+fn cse_merges_equal_nodes() {
+    // exp(x) + exp(x) computes exp(x) once
+    let g = unary(&[2, 3], |g, x| {
+        let a = add(g, Op::Exp, &[x]);
+        let b = add(g, Op::Exp, &[x]);
+        add(g, Op::Add, &[a, b])
+    });
+    assert_optimizes_to(&g, &format!("{X}%1: [2, 3] = exp(%0)\n%2: [2, 3] = add(%1, %1)\noutput y = %2\n"));
+}
+
+#[test]
+fn cse_must_not_merge_different_operands_or_constants() {
+    let g = binary(&[2, 3], &[2, 3], |g, x, z| {
+        let a = add(g, Op::Exp, &[x]);
+        let b = add(g, Op::Exp, &[z]);
+        let (two, three) = (g.constant(2.0), g.constant(3.0));
+        let a2 = add(g, Op::Pow, &[a, two]);
+        let b3 = add(g, Op::Pow, &[b, three]);
+        add(g, Op::Add, &[a2, b3])
+    });
+    assert_optimizes_to(
+        &g,
+        "%0: [2, 3] = input x  # x\n%1: [2, 3] = input z  # z\n%2: [2, 3] = exp(%0)\n%3: [2, 3] = exp(%1)\n\
+         %4: [] = const 2\n%5: [2, 3] = pow(%2, %4)\n%6: [] = const 3\n%7: [2, 3] = pow(%3, %6)\n\
+         %8: [2, 3] = add(%5, %7)\noutput y = %8\n",
+    );
+}
+
+#[test]
+fn dce_removes_unused_nodes_but_keeps_input_numbering() {
+    // `z` is unused: its node goes, but inputs[1] stays so runtimes still bind by index.
+    let mut g = Graph::new(DType::F64);
+    let z = g.add_input("z", dims(&[2]), InputKind::Data);
+    let x = g.add_input("x", dims(&[2]), InputKind::Data);
+    let w = g.add_param("w", dims(&[2]), Init::Zeros);
+    let _unused = add(&mut g, Op::Exp, &[z]);
+    let y = add(&mut g, Op::Mul, &[x, w]);
+    let step = add(&mut g, Op::Neg, &[w]);
+    g.outputs.push(("y".into(), y));
+    g.updates.push((0, step)); // an update keeps its node alive
+    let o = assert_optimizes_to(
+        &g,
+        "%0: [2] = input x  # x\n%1: [2] = param w  # w\n%2: [2] = mul(%0, %1)\n%3: [2] = neg(%1)\noutput y = %2\n",
+    );
+    assert_eq!(o.inputs.len(), 2);
+    assert_eq!(o.nodes[0].op, Op::Input { index: 1 });
+    assert_eq!(o.updates, vec![(0, NodeId(3))]);
+}
+
+#[test]
+fn dce_leaves_a_graph_without_outputs_alone() {
+    let mut g = Graph::new(DType::F64);
+    let x = g.add_input("x", dims(&[2]), InputKind::Data);
+    add(&mut g, Op::Exp, &[x]);
+    assert!(!opt::run_pass(&mut g, "dce").unwrap());
+    assert_eq!(g.nodes.len(), 2);
+}
+
+// ---- the pipeline --------------------------------------------------------------------------
+
+#[test]
+fn optimizing_a_backward_graph_keeps_its_values() {
+    // A two-layer net's gradients: the optimiser removes the unit multiplies, zero adds and
+    // duplicate constants autodiff leaves, without changing any gradient.
+    let mut g = Graph::new(DType::F64);
+    let x = g.add_input("x", dims(&[4, 3]), InputKind::Data);
+    let w1 = g.add_param("W1", dims(&[3, 5]), Init::Zeros);
+    let b1 = g.add_param("b1", dims(&[5]), Init::Zeros);
+    let w2 = g.add_param("W2", dims(&[5, 2]), Init::Zeros);
+    let mm = Op::MatMul { transpose_a: false, transpose_b: false };
+    let h = add(&mut g, mm.clone(), &[x, w1]);
+    let h = add(&mut g, Op::Add, &[h, b1]);
+    let zero = g.constant(0.0);
+    let h = add(&mut g, Op::Max, &[zero, h]);
+    let s = add(&mut g, mm, &[h, w2]);
+    let lp = add(&mut g, Op::LogSoftmax { axis: 1 }, &[s]);
+    let total = add(&mut g, Op::Sum { axes: vec![0, 1] }, &[lp]);
+    let four = g.constant(4.0);
+    let loss = add(&mut g, Op::Div, &[total, four]);
+    let grads = autodiff::differentiate(&mut g, loss, &[w1, b1, w2]).unwrap();
+    g.outputs = vec![("loss".into(), loss)];
+    for (name, d) in ["d_W1", "d_b1", "d_W2"].iter().zip(grads) {
+        g.outputs.push((name.to_string(), d));
+    }
+    let mut o = g.clone();
+    opt::optimize(&mut o, None).unwrap();
+    assert_same_outputs(&g, &o);
+    assert!(o.nodes.len() < g.nodes.len(), "{}", o.to_text());
+    // Idempotent: a second run finds nothing to do.
+    let text = o.to_text();
+    opt::optimize(&mut o, None).unwrap();
+    assert_eq!(o.to_text(), text);
+}
+
+#[test]
+fn print_after_a_pass() {
+    let g = unary(&[2, 3], |g, x| {
+        let one = g.constant(1.0);
+        let m = add(g, Op::Mul, &[x, one]);
+        add(g, Op::Exp, &[m])
+    });
+    let mut o = g.clone();
+    let text = opt::optimize(&mut o, Some("simplify")).unwrap();
+    assert_eq!(text, format!("// after simplify, round 1\n{X}%1: [] = const 1\n%2: [2, 3] = exp(%0)\noutput y = %2\n"));
+    let text = opt::optimize(&mut o, Some("fold")).unwrap();
+    assert_eq!(text, format!("// after fold, round 1 (no change)\n{X}%1: [2, 3] = exp(%0)\noutput y = %1\n"));
+    let err = opt::optimize(&mut o, Some("inline")).unwrap_err();
+    assert!(err.contains("unknown pass `inline`") && err.contains("fold, simplify, cse, dce"), "{err}");
+}
