@@ -52,6 +52,13 @@ fn err(msg: impl Into<String>) -> Diagnostic {
 }
 
 pub fn train_command(c: &Checked, file: &Path, opts: &RunOptions) -> Result<(), Diagnostic> {
+    let text = train_report(c, file, opts)?;
+    print!("{text}");
+    Ok(())
+}
+
+/// Train the program's train block and return what `netc run` prints.
+pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<String, Diagnostic> {
     let (t, d) = train::find(c).ok_or_else(|| err("the file has no train block"))?;
     let mut t = t.clone();
     opts.overrides.apply(&mut t);
@@ -106,12 +113,13 @@ pub fn train_command(c: &Checked, file: &Path, opts: &RunOptions) -> Result<(), 
             .collect();
         crate::weights::save(path, &refs)?;
     }
-    if opts.json {
-        println!("{}", json(&report));
+    Ok(if opts.json {
+        format!("{}\n", json(&report))
     } else if !opts.quiet {
-        print!("{}", table(&t.model, &report));
-    }
-    Ok(())
+        table(&t.model, &report)
+    } else {
+        String::new()
+    })
 }
 
 fn fmt_opt(x: Option<f64>, pct: bool) -> String {

@@ -113,11 +113,11 @@ pub fn picture(c: &Checked, name: Option<&str>, values: bool, optimize: bool) ->
     let forward_len = g.nodes.len();
     // With values, differentiate wrt every forward node that feeds `of`, so each edge of the
     // picture gets its gradient; without, wrt the target's variables only.
+    let feeds = ancestors(&g, target.of);
     let wrt_all: Vec<NodeId> = if values {
-        let feeds = ancestors(&g, target.of);
         (0..forward_len as u32).map(NodeId).filter(|id| feeds[id.index()]).collect()
     } else {
-        target.wrt.iter().map(|w| w.1).collect()
+        target.wrt.iter().map(|w| w.1).filter(|id| feeds[id.index()]).collect()
     };
     let grads = crate::autodiff::differentiate(&mut g, target.of, &wrt_all)?;
     let _ = optimize;

@@ -23,6 +23,7 @@ pub mod opt;
 pub mod optim;
 pub mod params;
 pub mod parser;
+pub mod repl;
 pub mod report;
 pub mod rng;
 pub mod run;

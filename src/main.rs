@@ -109,7 +109,13 @@ fn main() -> ExitCode {
         }
         Command::Gradcheck { file, threshold, batch } => cmd_gradcheck(&file, threshold, batch),
         Command::Build { .. } => not_yet("build", 6),
-        Command::Repl => not_yet("repl", 7),
+        Command::Repl => match netc::repl::main() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("netc repl: {e}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 

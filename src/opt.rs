@@ -67,14 +67,11 @@ fn pass_named(name: &str) -> Result<Pass, String> {
 
 // ---- fold: constant folding -----------------------------------------------------------------
 
-/// Largest literal folding may create from smaller constants: folding must not turn a
-/// broadcast scalar into a megabyte of literal.
-const FOLD_LIMIT: usize = 64;
-
 /// Evaluate nodes whose operands are all constants (`Const`, `Literal`), replacing them with a
 /// `Const` (scalars) or a `Literal`. Not folded: results with symbolic dims, results larger
-/// than both their operands and `FOLD_LIMIT`, and nodes whose evaluation fails (the error is
-/// left for run time, where it can be reported).
+/// than their largest operand (a broadcast scalar is the compact form of a filled tensor, and
+/// `simplify` recognises it), and nodes whose evaluation fails (the error is left for run
+/// time, where it can be reported).
 pub fn fold(g: &mut Graph) -> bool {
     let mut changed = false;
     for i in 0..g.nodes.len() {
@@ -84,7 +81,7 @@ pub fn fold(g: &mut Graph) -> bool {
         }
         let Some(shape) = node.shape.iter().map(|d| d.known()).collect::<Option<Vec<usize>>>() else { continue };
         let largest_operand = node.inputs.iter().map(|&x| constant_len(&g.node(x).op)).max().unwrap_or(1);
-        if shape.iter().product::<usize>() > largest_operand.max(FOLD_LIMIT) {
+        if shape.iter().product::<usize>() > largest_operand {
             continue;
         }
         let operands: Vec<Tensor> = node.inputs.iter().map(|&x| constant_value(g, x)).collect();
@@ -145,7 +142,7 @@ fn constant_value(g: &Graph, id: NodeId) -> Tensor {
 /// Replace nodes by simpler equivalents (see `simplify_node` for the identities). Only exact
 /// identities: none changes a result, including for infinities and NaN.
 pub fn simplify(g: &mut Graph) -> bool {
-    rebuild(g, |g, node| simplify_node(g, node).map_or(Rewrite::Keep, Rewrite::Replace))
+    rebuild(g, |g, _, node| simplify_node(g, node).map_or(Rewrite::Keep, Rewrite::Replace))
 }
 
 /// One node's rewrite, given its operands in the rebuilt graph `g`: an existing node that
@@ -395,7 +392,7 @@ fn fill(g: &mut Graph, value: f64, shape: &Shape) -> NodeId {
 /// Merge nodes with the same op, operands and shape into the first of them.
 pub fn cse(g: &mut Graph) -> bool {
     let mut seen: HashMap<String, NodeId> = HashMap::new();
-    rebuild(g, |out, node| {
+    rebuild(g, |out, _, node| {
         // Ops hold f64s, so they are not `Hash`; their debug text is an exact key.
         let key = format!("{:?} {:?} {:?}", node.op, node.inputs, node.shape);
         match seen.get(&key) {
@@ -427,15 +424,7 @@ pub fn dce(g: &mut Graph) -> bool {
             }
         }
     }
-    let mut next = 0;
-    rebuild(g, |_, _| {
-        next += 1;
-        if live[next - 1] {
-            Rewrite::Keep
-        } else {
-            Rewrite::Drop
-        }
-    })
+    rebuild(g, |_, i, _| if live[i] { Rewrite::Keep } else { Rewrite::Drop })
 }
 
 // ---- the rebuild every pass shares ----------------------------------------------------------
@@ -451,18 +440,23 @@ enum Rewrite {
     Drop,
 }
 
-/// Rebuild the node list front to back into a fresh list, deciding per node (its operands
-/// already renumbered) with `rewrite`, which may append nodes to `g`. Outputs and updates are
+/// Rebuild the node list front to back into a fresh list, deciding per node (given its old id,
+/// and its operands already renumbered) with `rewrite`, which may append nodes to `g`. Outputs and updates are
 /// remapped; returns whether any node was replaced or dropped.
-fn rebuild(g: &mut Graph, mut rewrite: impl FnMut(&mut Graph, &Node) -> Rewrite) -> bool {
+fn rebuild(g: &mut Graph, mut rewrite: impl FnMut(&mut Graph, usize, &Node) -> Rewrite) -> bool {
     let old = std::mem::take(&mut g.nodes);
     let mut remap: Vec<Option<NodeId>> = Vec::with_capacity(old.len());
     let new_id = |remap: &[Option<NodeId>], x: NodeId| remap[x.index()].expect("dropped nodes are unused");
     let mut changed = false;
-    for mut node in old {
-        node.inputs = node.inputs.iter().map(|&x| new_id(&remap, x)).collect();
+    for (old_id, mut node) in old.into_iter().enumerate() {
+        // A node using a dropped node is dead too (only `dce` drops): drop it without asking.
+        let Some(inputs) = node.inputs.iter().map(|x| remap[x.index()]).collect::<Option<Vec<_>>>() else {
+            remap.push(None);
+            continue;
+        };
+        node.inputs = inputs;
         let before = g.nodes.len();
-        remap.push(match rewrite(g, &node) {
+        remap.push(match rewrite(g, old_id, &node) {
             Rewrite::Keep => Some(g.push(node)),
             Rewrite::Replace(id) => {
                 if id.index() >= before {

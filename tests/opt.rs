@@ -348,8 +348,8 @@ fn fold_constant_arithmetic() {
     });
     assert_optimizes_to(
         &g,
-        "%0: [2] = input x  # x\n%1: [2] = literal [2.0, 4.0]\n%2: [2] = mul(%0, %1)\n%3: [] = const 7\n\
-         %4: [2] = add(%2, %3)\noutput y = %4\n",
+        "%0: [2] = input x  # x\n%1: [] = const 7\n%2: [2] = literal [2.0, 4.0]\n%3: [2] = mul(%0, %2)\n\
+         %4: [2] = add(%3, %1)\noutput y = %4\n",
     );
 }
 
@@ -412,8 +412,8 @@ fn cse_must_not_merge_different_operands_or_constants() {
     assert_optimizes_to(
         &g,
         "%0: [2, 3] = input x  # x\n%1: [2, 3] = input z  # z\n%2: [2, 3] = exp(%0)\n%3: [2, 3] = exp(%1)\n\
-         %4: [] = const 2\n%5: [2, 3] = pow(%2, %4)\n%6: [] = const 3\n%7: [2, 3] = pow(%3, %6)\n\
-         %8: [2, 3] = add(%5, %7)\noutput y = %8\n",
+         %4: [] = const 2\n%5: [] = const 3\n%6: [2, 3] = pow(%2, %4)\n%7: [2, 3] = pow(%3, %5)\n\
+         %8: [2, 3] = add(%6, %7)\noutput y = %8\n",
     );
 }
 
@@ -497,4 +497,31 @@ fn print_after_a_pass() {
     assert_eq!(text, format!("// after fold, round 1 (no change)\n{X}%1: [2, 3] = exp(%0)\noutput y = %1\n"));
     let err = opt::optimize(&mut o, Some("inline")).unwrap_err();
     assert!(err.contains("unknown pass `inline`") && err.contains("fold, simplify, cse, dce"), "{err}");
+}
+
+#[test]
+fn zz_print_scratch() {
+    let mut g = Graph::new(DType::F32);
+    let b = g.symbol("B");
+    let x = g.add_input("x", vec![Dim::Sym(b), Dim::Known(3)], InputKind::Data);
+    let w1 = g.add_param("W1", dims(&[3, 5]), Init::Zeros);
+    let b1 = g.add_param("b1", dims(&[5]), Init::Zeros);
+    let mm = Op::MatMul { transpose_a: false, transpose_b: false };
+    let h = add(&mut g, mm.clone(), &[x, w1]);
+    let h = add(&mut g, Op::Add, &[h, b1]);
+    let zero = g.constant(0.0);
+    let h = add(&mut g, Op::Max, &[zero, h]);
+    g.annotate(h, Some("h"), None);
+    let lp = add(&mut g, Op::LogSoftmax { axis: 1 }, &[h]);
+    let total = add(&mut g, Op::Sum { axes: vec![0, 1] }, &[lp]);
+    let n =
+        g.push(Node { op: Op::DimSize { dim: Dim::Sym(b) }, inputs: vec![], shape: vec![], name: None, span: None });
+    let loss = add(&mut g, Op::Div, &[total, n]);
+    g.annotate(loss, Some("loss"), None);
+    let grads = autodiff::differentiate(&mut g, loss, &[w1, b1]).unwrap();
+    g.outputs = vec![("loss".into(), loss), ("d_W1".into(), grads[0]), ("d_b1".into(), grads[1])];
+    println!("{}", g.to_text());
+    let mut o = g.clone();
+    println!("{}", opt::optimize(&mut o, Some("simplify")).unwrap());
+    println!("{}", o.to_text());
 }

@@ -8,11 +8,34 @@ use netc::diag::Diagnostic;
 use netc::weights::{self, Weight};
 use safetensors::{Dtype, SafeTensors};
 
-fn temp_dir(test: &str) -> PathBuf {
+/// A fresh directory under the system temp dir, unique to this process and test, removed
+/// when the test ends (also when it fails).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(test: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("netc-weights-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 #[track_caller]
@@ -42,7 +65,8 @@ fn save(path: &Path, ws: &[Weight]) -> Result<(), Diagnostic> {
 
 #[test]
 fn round_trip() {
-    let path = temp_dir("round-trip").join("model.safetensors");
+    let dir = temp_dir("round-trip");
+    let path = dir.join("model.safetensors");
     save(&path, &params(1.5)).unwrap();
     assert_eq!(weights::load(&path).unwrap(), params(1.5));
     // In the model's order, whatever the file's.
@@ -53,7 +77,8 @@ fn round_trip() {
 
 #[test]
 fn the_file_is_plain_safetensors() {
-    let path = temp_dir("compatible").join("model.safetensors");
+    let dir = temp_dir("compatible");
+    let path = dir.join("model.safetensors");
     save(&path, &params(1.0)).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     let file = SafeTensors::deserialize(&bytes).unwrap();
@@ -67,7 +92,8 @@ fn the_file_is_plain_safetensors() {
 
 #[test]
 fn f64_tensors_load_as_f32() {
-    let path = temp_dir("f64").join("double.safetensors");
+    let dir = temp_dir("f64");
+    let path = dir.join("double.safetensors");
     let data: Vec<u8> = [0.25f64, -3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
     let view = safetensors::tensor::TensorView::new(Dtype::F64, vec![2], &data).unwrap();
     std::fs::write(&path, safetensors::serialize([("w", view)], None).unwrap()).unwrap();
@@ -81,7 +107,8 @@ fn f64_tensors_load_as_f32() {
 
 #[test]
 fn a_truncated_file_is_an_error() {
-    let path = temp_dir("truncated").join("model.safetensors");
+    let dir = temp_dir("truncated");
+    let path = dir.join("model.safetensors");
     save(&path, &params(1.0)).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     for keep in [bytes.len() - 1, bytes.len() / 2, 9, 3, 0] {
@@ -92,7 +119,8 @@ fn a_truncated_file_is_an_error() {
 
 #[test]
 fn an_interrupted_save_leaves_the_old_file_intact() {
-    let path = temp_dir("interrupted").join("model.safetensors");
+    let dir = temp_dir("interrupted");
+    let path = dir.join("model.safetensors");
     save(&path, &params(1.0)).unwrap();
     // A save that died after writing part of the temp file, before the rename.
     let tmp = weights::temp_path(&path);
@@ -119,7 +147,8 @@ fn missing_and_corrupt_files() {
 
 #[test]
 fn a_missing_tensor_or_a_wrong_shape_names_both_sides() {
-    let path = temp_dir("model-check").join("model.safetensors");
+    let dir = temp_dir("model-check");
+    let path = dir.join("model.safetensors");
     save(&path, &params(1.0)).unwrap();
     assert_error(
         weights::load_for(&path, &[("fc1.w", &[2, 3])]),
@@ -133,7 +162,8 @@ fn a_missing_tensor_or_a_wrong_shape_names_both_sides() {
 
 #[test]
 fn save_rejects_inconsistent_tensors() {
-    let path = temp_dir("save-check").join("w.safetensors");
+    let dir = temp_dir("save-check");
+    let path = dir.join("w.safetensors");
     assert_error(weights::save(&path, &[("a", &[2, 2], &[1.0; 3])]), &["w.safetensors", "`a` has 3 values", "needs 4"]);
     assert_error(weights::save(&path, &[("a", &[1], &[1.0]), ("a", &[1], &[2.0])]), &["two tensors are named `a`"]);
     assert_error(weights::save(&path, &[("a", &[usize::MAX, 2], &[])]), &["`a` has 0 values"]);
@@ -142,7 +172,8 @@ fn save_rejects_inconsistent_tensors() {
 
 #[test]
 fn corrupted_files_give_errors_not_panics() {
-    let path = temp_dir("corrupted").join("model.safetensors");
+    let dir = temp_dir("corrupted");
+    let path = dir.join("model.safetensors");
     save(&path, &params(1.0)).unwrap();
     let good = std::fs::read(&path).unwrap();
     let mut rng = netc::rng::Rng::new(5);

@@ -1,0 +1,548 @@
+//! Fusion and scheduling. Input: a graph; output: the kernels that compute its outputs and
+//! updates, in execution order, with their temporaries (`Program`).
+//!
+//! Every live node gets a *value*: an `Expr` evaluated at an index of the node's shape.
+//! Leaves and views are loads (a view only changes strides and offset: no copy); elementwise
+//! ops build trees over their operands' values, so chains of them fuse into the loop of
+//! whatever consumes them. A value is *materialised* (a `Map` kernel writes it to memory, and
+//! the value becomes a load of that memory) when it has several consumers, is an output or
+//! an update, is broadcast (which would recompute it), or feeds an op that needs memory
+//! (matmul, convolution, pooling, ...). Reductions fuse with the expression they reduce.
+
+use std::collections::HashSet;
+use std::rc::Rc;
+
+use super::kernel::*;
+use crate::diag::Diagnostic;
+use crate::graph::{DType, Dim, Graph, NodeId, Op, Shape};
+use crate::ops::{self, Env};
+use crate::tensor::Tensor;
+
+/// The kernels of one function, in execution order, and the buffers they need.
+#[derive(Debug, Default)]
+pub struct Program {
+    pub kernels: Vec<Kernel>,
+    /// Element count of each `Base::Temp`.
+    pub temps: Vec<Mono>,
+    /// Values of each `Base::Data` (literal tensors).
+    pub data: Vec<Rc<[f64]>>,
+    /// Elements of every computed node taken separately: what a buffer per node would need.
+    pub naive: Poly,
+}
+
+/// Build the kernels for `g`'s outputs and updates.
+pub fn schedule(g: &Graph) -> Result<Program, Diagnostic> {
+    let mut f = Fuser::new(g);
+    for i in 0..g.nodes.len() {
+        if !f.live[i] {
+            continue;
+        }
+        let node = &g.nodes[i];
+        let v = f.translate(NodeId(i as u32)).map_err(|e| {
+            let msg = format!("cannot compile %{i} ({}): {e}", ops::describe(&node.op, g));
+            let d = Diagnostic::new("E-codegen", msg);
+            match node.span {
+                Some(span) => d.label(span, "in this expression"),
+                None => d,
+            }
+        })?;
+        // A computed value read by several kernels is written once rather than recomputed.
+        // (An output or update with no other use is computed straight into its buffer.)
+        let v = if f.uses[i] != 1 && v.has_loads() && v.as_load().is_none() {
+            f.materialize(&v, &node.shape)
+        } else {
+            v
+        };
+        if !matches!(node.op, Op::Input { .. } | Op::Param { .. } | Op::Const { .. } | Op::Literal { .. }) {
+            f.prog.naive.add_mono(&Mono::product(&monos(&node.shape)));
+        }
+        f.vals[i] = Some(v);
+    }
+    f.finish().map_err(|e| Diagnostic::new("E-codegen", e))?;
+    Ok(f.prog)
+}
+
+struct Fuser<'g> {
+    g: &'g Graph,
+    prog: Program,
+    vals: Vec<Option<Rc<Expr>>>,
+    /// Distinct live consumers of each node, plus its output and update entries.
+    uses: Vec<usize>,
+    /// Reachable (backwards) from an output or update.
+    live: Vec<bool>,
+}
+
+impl<'g> Fuser<'g> {
+    fn new(g: &'g Graph) -> Fuser<'g> {
+        let n = g.nodes.len();
+        let mut live = vec![false; n];
+        for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
+            live[id.index()] = true;
+        }
+        for i in (0..n).rev() {
+            if live[i] {
+                for x in &g.nodes[i].inputs {
+                    live[x.index()] = true;
+                }
+            }
+        }
+        let mut uses = vec![0; n];
+        for i in 0..n {
+            if live[i] {
+                let mut seen: Vec<NodeId> = g.nodes[i].inputs.clone();
+                seen.sort_unstable();
+                seen.dedup();
+                for x in seen {
+                    uses[x.index()] += 1;
+                }
+            }
+        }
+        for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
+            uses[id.index()] += 1;
+        }
+        Fuser { g, prog: Program::default(), vals: vec![None; n], uses, live }
+    }
+
+    fn val(&self, id: NodeId) -> Rc<Expr> {
+        self.vals[id.index()].clone().expect("operands precede their consumers")
+    }
+
+    fn temp(&mut self, shape: &[Mono]) -> Base {
+        self.prog.temps.push(Mono::product(shape));
+        Base::Temp(self.prog.temps.len() - 1)
+    }
+
+    /// Write `v` (an expression over `shape`) to a new temporary; the result loads it.
+    fn materialize(&mut self, v: &Rc<Expr>, shape: &Shape) -> Rc<Expr> {
+        let shape = monos(shape);
+        let base = self.temp(&shape);
+        let out = Access::contiguous(base, &shape);
+        self.prog.kernels.push(Kernel::Map { shape, expr: v.clone(), out: out.clone() });
+        Rc::new(Expr::Load(out))
+    }
+
+    /// `v` in memory (any strides): a load, or materialised.
+    fn mem(&mut self, v: &Rc<Expr>, shape: &Shape) -> Access {
+        match v.as_load() {
+            Some(a) => a.clone(),
+            None => self.materialize(v, shape).as_load().cloned().expect("materialised"),
+        }
+    }
+
+    /// `v` in contiguous row-major memory, as the custom kernels read it.
+    fn contiguous(&mut self, v: &Rc<Expr>, shape: &Shape) -> Access {
+        match v.as_load() {
+            Some(a) if a.is_contiguous(&monos(shape)) => a.clone(),
+            _ => self.materialize(v, shape).as_load().cloned().expect("materialised"),
+        }
+    }
+
+    /// A new temporary of `shape` written by `kernel(out)`; returns the load of it.
+    fn produce(&mut self, shape: &Shape, kernel: impl FnOnce(Access) -> Kernel) -> Rc<Expr> {
+        let m = monos(shape);
+        let base = self.temp(&m);
+        let out = Access::contiguous(base, &m);
+        self.prog.kernels.push(kernel(out.clone()));
+        Rc::new(Expr::Load(out))
+    }
+
+    /// Fold an elementwise op over constants at compile time, with the interpreter's meaning.
+    fn fold(&self, op: &Op, args: &[&Rc<Expr>]) -> Option<f64> {
+        let xs: Vec<Tensor> = args
+            .iter()
+            .map(|e| match ***e {
+                Expr::Const(c) => Some(Tensor::scalar(c)),
+                _ => None,
+            })
+            .collect::<Option<_>>()?;
+        let refs: Vec<&Tensor> = xs.iter().collect();
+        let env = Env { inputs: &[], params: &[], symbols: &[] };
+        let v = ops::eval(op, &refs, &[], &env).ok()?.data[0];
+        Some(if self.g.dtype == DType::F32 { v as f32 as f64 } else { v })
+    }
+
+    fn unary(&self, op: &Op, un: Un, x: Rc<Expr>) -> Rc<Expr> {
+        match self.fold(op, &[&x]) {
+            Some(c) => Rc::new(Expr::Const(c)),
+            None => Rc::new(Expr::Unary(un, x)),
+        }
+    }
+
+    fn binary(&mut self, id: NodeId, bin: Bin) -> Result<Rc<Expr>, String> {
+        let node = self.g.node(id);
+        let (a, b) = (node.inputs[0], node.inputs[1]);
+        let va = self.broadcast(self.val(a), self.g.shape(a), &node.shape)?;
+        let vb = self.broadcast(self.val(b), self.g.shape(b), &node.shape)?;
+        Ok(match self.fold(&node.op, &[&va, &vb]) {
+            Some(c) => Rc::new(Expr::Const(c)),
+            None => Rc::new(Expr::Binary(bin, va, vb)),
+        })
+    }
+
+    /// `v` over `from` seen as a value over `to` by numpy broadcasting: new leading axes and
+    /// stretched unit axes get stride 0. A computed value is materialised first if it would
+    /// be recomputed for every copy.
+    fn broadcast(&mut self, v: Rc<Expr>, from: &Shape, to: &Shape) -> Result<Rc<Expr>, String> {
+        if from == to || !v.has_loads() {
+            return Ok(v);
+        }
+        if to.len() < from.len() {
+            return Err(format!("cannot broadcast {} to {}", self.g.shape_str(from), self.g.shape_str(to)));
+        }
+        let lead = to.len() - from.len();
+        let mut stretches = lead > 0 && to[..lead].iter().any(|&d| d != Dim::Known(1));
+        for (i, &d) in from.iter().enumerate() {
+            if d != to[lead + i] {
+                if d != Dim::Known(1) {
+                    return Err(format!("cannot broadcast {} to {}", self.g.shape_str(from), self.g.shape_str(to)));
+                }
+                stretches = true;
+            }
+        }
+        let v = if stretches && v.as_load().is_none() { self.materialize(&v, from) } else { v };
+        Ok(map_loads(&v, &mut |a| {
+            let mut strides = vec![Mono::zero(); lead];
+            for (i, s) in a.strides.iter().enumerate() {
+                strides.push(if from[i] == to[lead + i] { s.clone() } else { Mono::zero() });
+            }
+            Access { strides, ..a.clone() }
+        }))
+    }
+
+    /// The value of node `id`: the one `match` over `Op` of the code generator.
+    fn translate(&mut self, id: NodeId) -> Result<Rc<Expr>, String> {
+        let g = self.g;
+        let node = g.node(id);
+        let shape = &node.shape;
+        let x = |i: usize| node.inputs[i];
+        let in_shape = |i: usize| g.shape(node.inputs[i]);
+        Ok(match &node.op {
+            Op::Input { index } => self.leaf(Base::Input(*index), shape),
+            Op::Param { index } => self.leaf(Base::Param(*index), shape),
+            Op::Const { value } => Rc::new(Expr::Const(*value)),
+            Op::Literal { values } => {
+                let m = monos(shape);
+                if Mono::product(&m).as_known() != Some(values.len() as i64) {
+                    return Err(format!("a literal of {} values does not fill its shape", values.len()));
+                }
+                if shape.is_empty() {
+                    Rc::new(Expr::Const(values[0]))
+                } else {
+                    self.prog.data.push(values.clone());
+                    Rc::new(Expr::Load(Access::contiguous(Base::Data(self.prog.data.len() - 1), &m)))
+                }
+            }
+            Op::DimSize { dim } => match dim {
+                Dim::Known(n) => Rc::new(Expr::Const(*n as f64)),
+                Dim::Sym(s) => Rc::new(Expr::Dim(s.0)),
+            },
+            Op::Neg => self.unary(&node.op, Un::Neg, self.val(x(0))),
+            Op::Exp => self.unary(&node.op, Un::Exp, self.val(x(0))),
+            Op::Log => self.unary(&node.op, Un::Log, self.val(x(0))),
+            Op::Sqrt => self.unary(&node.op, Un::Sqrt, self.val(x(0))),
+            Op::Abs => self.unary(&node.op, Un::Abs, self.val(x(0))),
+            Op::Sign => self.unary(&node.op, Un::Sign, self.val(x(0))),
+            Op::Tanh => self.unary(&node.op, Un::Tanh, self.val(x(0))),
+            Op::Sigmoid => self.unary(&node.op, Un::Sigmoid, self.val(x(0))),
+            Op::Add => self.binary(id, Bin::Add)?,
+            Op::Sub => self.binary(id, Bin::Sub)?,
+            Op::Mul => self.binary(id, Bin::Mul)?,
+            Op::Div => self.binary(id, Bin::Div)?,
+            Op::Pow => self.binary(id, Bin::Pow)?,
+            Op::Max => self.binary(id, Bin::Max)?,
+            Op::Min => self.binary(id, Bin::Min)?,
+            Op::GreaterEq => self.binary(id, Bin::GreaterEq)?,
+            Op::Broadcast { shape: to } => self.broadcast(self.val(x(0)), in_shape(0), to)?,
+            Op::Reshape { shape: to } => self.reshape(self.val(x(0)), in_shape(0), to),
+            Op::Transpose { perm } => map_loads(&self.val(x(0)), &mut |a| Access {
+                strides: perm.iter().map(|&p| a.strides[p].clone()).collect(),
+                ..a.clone()
+            }),
+            Op::Slice { axis, start, .. } => map_loads(&self.val(x(0)), &mut |a| Access {
+                offset: a.offset.add(&Poly::from_mono(a.strides[*axis].scale(*start as i64))),
+                ..a.clone()
+            }),
+            Op::Pad { axis, before, .. } => self.pad(self.val(x(0)), in_shape(0), shape, *axis, *before),
+            Op::Sum { axes } => self.reduce(self.val(x(0)), in_shape(0), axes, ReduceOp::Sum),
+            Op::ReduceMax { axis } => self.reduce(self.val(x(0)), in_shape(0), &[*axis], ReduceOp::Max),
+            Op::ArgMaxMask { axis } => {
+                let (outer, n, inner) = split_axis(in_shape(0), *axis);
+                let xa = self.contiguous(&self.val(x(0)), in_shape(0));
+                self.produce(shape, |out| Kernel::ArgMaxMask { outer, n, inner, x: xa, out })
+            }
+            Op::OneHot { classes } => {
+                let count = Mono::product(&monos(in_shape(0)));
+                let xa = self.contiguous(&self.val(x(0)), in_shape(0));
+                self.produce(shape, |out| Kernel::OneHot { count, classes: *classes, x: xa, out })
+            }
+            Op::MatMul { transpose_a, transpose_b } => {
+                let a = self.mem(&self.val(x(0)), in_shape(0));
+                let b = self.mem(&self.val(x(1)), in_shape(1));
+                let (sa, sb) = (monos(in_shape(0)), monos(in_shape(1)));
+                // Strides of op(A) and op(B): a transpose only swaps them.
+                let (m, k, a) = if *transpose_a {
+                    (sa[1].clone(), sa[0].clone(), swap2(a))
+                } else {
+                    (sa[0].clone(), sa[1].clone(), a)
+                };
+                let (n, b) = if *transpose_b { (sb[0].clone(), swap2(b)) } else { (sb[1].clone(), b) };
+                self.produce(shape, |c| Kernel::Gemm { m, n, k, a, b, c })
+            }
+            Op::LogSoftmax { axis } => {
+                let (outer, n, inner) = split_axis(in_shape(0), *axis);
+                let xa = self.contiguous(&self.val(x(0)), in_shape(0));
+                self.produce(shape, |out| Kernel::LogSoftmax { outer, n, inner, x: xa, out })
+            }
+            Op::Conv2d { stride, pad } => {
+                let (xs, ws) = (in_shape(0), in_shape(1));
+                let geom = conv_geom(xs, ws, shape, *stride, *pad)?;
+                self.conv(ConvOp::Forward, geom, Mono::dim(xs[0]), id)?
+            }
+            Op::Conv2dInputGrad { stride, pad, .. } => {
+                let (gs, ws) = (in_shape(0), in_shape(1));
+                let geom = conv_geom(shape, ws, gs, *stride, *pad)?;
+                self.conv(ConvOp::InputGrad, geom, Mono::dim(gs[0]), id)?
+            }
+            Op::Conv2dFilterGrad { stride, pad, .. } => {
+                let (xs, gs) = (in_shape(0), in_shape(1));
+                let geom = conv_geom(xs, shape, gs, *stride, *pad)?;
+                self.conv(ConvOp::FilterGrad, geom, Mono::dim(xs[0]), id)?
+            }
+            Op::MaxPool2d { size, stride } => self.pool(PoolOp::Max, id, in_shape(0), shape, *size, *stride)?,
+            Op::MaxPool2dGrad { size, stride } => self.pool(PoolOp::MaxGrad, id, in_shape(0), in_shape(1), *size, *stride)?,
+            Op::AvgPool2d { size, stride } => self.pool(PoolOp::Avg, id, in_shape(0), shape, *size, *stride)?,
+            Op::AvgPool2dGrad { size, stride, .. } => self.pool(PoolOp::AvgGrad, id, shape, in_shape(0), *size, *stride)?,
+        })
+    }
+
+    fn leaf(&self, base: Base, shape: &Shape) -> Rc<Expr> {
+        Rc::new(Expr::Load(Access::contiguous(base, &monos(shape))))
+    }
+
+    /// Same elements, new shape: free when every load of `v` is row-major (the flat index is
+    /// unchanged); otherwise `v` is materialised first.
+    fn reshape(&mut self, v: Rc<Expr>, from: &Shape, to: &Shape) -> Rc<Expr> {
+        let (mf, mt) = (monos(from), monos(to));
+        let v = if v.loads().iter().all(|a| a.is_contiguous(&mf)) { v } else { self.materialize(&v, from) };
+        let strides = row_major(&mt);
+        map_loads(&v, &mut |a| Access { strides: strides.clone(), ..a.clone() })
+    }
+
+    /// Zeros, then the operand written into the middle of the padded axis.
+    fn pad(&mut self, v: Rc<Expr>, from: &Shape, to: &Shape, axis: usize, before: usize) -> Rc<Expr> {
+        let mt = monos(to);
+        let base = self.temp(&mt);
+        let whole = Access::contiguous(base, &mt);
+        let len = Mono::product(&mt);
+        self.prog.kernels.push(Kernel::Fill { out: whole.clone(), len, value: 0.0 });
+        let offset = Poly::from_mono(whole.strides[axis].scale(before as i64));
+        let inner = Access { offset, ..whole.clone() };
+        self.prog.kernels.push(Kernel::Map { shape: monos(from), expr: v, out: inner });
+        Rc::new(Expr::Load(whole))
+    }
+
+    /// Reduce `v` over `axes` of `from` into a new temporary: the loop runs over the input's
+    /// index space and the output has stride 0 along the reduced axes.
+    fn reduce(&mut self, v: Rc<Expr>, from: &Shape, axes: &[usize], op: ReduceOp) -> Rc<Expr> {
+        if axes.is_empty() {
+            return v;
+        }
+        let kept: Shape = from.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
+        let mk = monos(&kept);
+        let base = self.temp(&mk);
+        let whole = Access::contiguous(base, &mk);
+        let identity = match op {
+            ReduceOp::Sum => 0.0,
+            ReduceOp::Max => f64::NEG_INFINITY,
+        };
+        self.prog.kernels.push(Kernel::Fill { out: whole.clone(), len: Mono::product(&mk), value: identity });
+        let mut kept_strides = whole.strides.iter();
+        let strides = (0..from.len())
+            .map(|i| if axes.contains(&i) { Mono::zero() } else { kept_strides.next().expect("kept axis").clone() })
+            .collect();
+        let out = Access { strides, ..whole.clone() };
+        self.prog.kernels.push(Kernel::Reduce { shape: monos(from), expr: v, out, op });
+        Rc::new(Expr::Load(whole))
+    }
+
+    fn conv(&mut self, op: ConvOp, geom: ConvGeom, batch: Mono, id: NodeId) -> Result<Rc<Expr>, String> {
+        let node = self.g.node(id);
+        let (i0, i1) = (node.inputs[0], node.inputs[1]);
+        let a = self.contiguous(&self.val(i0), self.g.shape(i0));
+        let b = self.contiguous(&self.val(i1), self.g.shape(i1));
+        let col = if geom.is_pointwise() {
+            None
+        } else {
+            let m = [Mono::known((geom.patch() * geom.pixels()) as i64)];
+            Some(Access::contiguous(self.temp(&m), &m))
+        };
+        Ok(self.produce(&node.shape, |out| Kernel::Conv { op, batch, geom, a, b, out, col }))
+    }
+
+    /// `big` is the [N, C, H, W] side and `small` the pooled [N, C, OH, OW] side.
+    fn pool(
+        &mut self,
+        op: PoolOp,
+        id: NodeId,
+        big: &Shape,
+        small: &Shape,
+        size: usize,
+        stride: usize,
+    ) -> Result<Rc<Expr>, String> {
+        let node = self.g.node(id);
+        let k = |s: &Shape, i: usize| s.get(i).and_then(|d| d.known()).ok_or("pooled axes must have known sizes");
+        let geom = PoolGeom { h: k(big, 2)?, w: k(big, 3)?, oh: k(small, 2)?, ow: k(small, 3)?, size, stride };
+        if big.len() != 4 || small.len() != 4 || stride == 0 {
+            return Err("pooling takes [N, C, H, W] tensors".into());
+        }
+        let planes = Mono::dim(big[0]).mul(&Mono::dim(big[1]));
+        let x0 = self.contiguous(&self.val(node.inputs[0]), self.g.shape(node.inputs[0]));
+        let g = match node.inputs.get(1) {
+            Some(&i1) => Some(self.contiguous(&self.val(i1), self.g.shape(i1))),
+            None => None,
+        };
+        Ok(self.produce(&node.shape, |out| Kernel::Pool { op, planes, geom, x: x0, g, out }))
+    }
+
+    /// Outputs and updates: copy kernels, then retarget temporaries so that most of them
+    /// write straight into the output or parameter buffer and the copy disappears.
+    fn finish(&mut self) -> Result<(), String> {
+        let g = self.g;
+        let mut updated = HashSet::new();
+        for &(p, _) in &g.updates {
+            if !updated.insert(p) {
+                return Err(format!("parameter {p} is updated twice"));
+            }
+            if p >= g.params.len() {
+                return Err(format!("update of parameter {p}, which does not exist"));
+            }
+        }
+        for (k, (_, id)) in g.outputs.iter().enumerate() {
+            let shape = monos(g.shape(*id));
+            let v = self.val(*id);
+            self.prog.kernels.push(Kernel::Map { shape: shape.clone(), expr: v, out: Access::contiguous(Base::Output(k), &shape) });
+        }
+        // An update computed in its own kernel reads the old value of the parameter it writes
+        // at the same index only; reading another updated parameter (whose update kernel may
+        // already have run) goes through a temporary computed before any update.
+        let mut update_vals = vec![];
+        for &(p, id) in &g.updates {
+            let shape = monos(g.shape(id));
+            let out = Access::contiguous(Base::Param(p), &shape);
+            let v = self.val(id);
+            let safe = v.loads().iter().all(|a| match a.base {
+                Base::Param(j) if updated.contains(&j) => j == p && *a == out,
+                _ => true,
+            });
+            let v = if safe { v } else { self.materialize(&v, g.shape(id)) };
+            update_vals.push((p, shape, v, out));
+        }
+        for (_, shape, v, out) in update_vals {
+            self.prog.kernels.push(Kernel::Map { shape, expr: v, out });
+        }
+        self.retarget_updates();
+        self.retarget_outputs();
+        Ok(())
+    }
+
+    /// A copy `Param(p) <- Temp(t)` is dropped, and `t` becomes `Param(p)` itself, when every
+    /// other read of the old parameter comes before `t` is first written (or is the writer
+    /// reading it at the index it writes).
+    fn retarget_updates(&mut self) {
+        let mut i = 0;
+        while i < self.prog.kernels.len() {
+            let Some((t, p)) = copy_of(&self.prog.kernels[i], |b| matches!(b, Base::Param(_)), &self.prog.temps) else {
+                i += 1;
+                continue;
+            };
+            let ks = &self.prog.kernels;
+            let writes_t = |k: &Kernel| k.writes().iter().any(|a| a.base == Base::Temp(t));
+            let first = ks.iter().position(writes_t).expect("a temporary is written before it is copied");
+            let other_writer = ks.iter().enumerate().any(|(j, k)| j != i && k.writes().iter().any(|a| a.base == p));
+            let ok = !other_writer && ks.iter().enumerate().all(|(j, k)| {
+                let reads_p = k.reads().iter().any(|a| a.base == p);
+                if j == i || !reads_p || j < first {
+                    return true;
+                }
+                // The writer itself may read the parameter at the very index it writes.
+                match k {
+                    Kernel::Map { expr, out, .. } if out.base == Base::Temp(t) => {
+                        expr.loads().iter().filter(|a| a.base == p).all(|a| a.offset == out.offset && a.strides == out.strides)
+                    }
+                    _ => false,
+                }
+            });
+            if ok {
+                self.prog.kernels.remove(i);
+                for k in &mut self.prog.kernels {
+                    k.rebase(&|b| if b == Base::Temp(t) { p } else { b });
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Outputs are only written: a temporary copied to an output becomes the output.
+    fn retarget_outputs(&mut self) {
+        let mut i = 0;
+        while i < self.prog.kernels.len() {
+            match copy_of(&self.prog.kernels[i], |b| matches!(b, Base::Output(_)), &self.prog.temps) {
+                Some((t, o)) => {
+                    self.prog.kernels.remove(i);
+                    for k in &mut self.prog.kernels {
+                        k.rebase(&|b| if b == Base::Temp(t) { o } else { b });
+                    }
+                }
+                None => i += 1,
+            }
+        }
+    }
+}
+
+/// If `k` copies the whole of a temporary, row-major, into a buffer `dest` accepts, (temp, dest).
+fn copy_of(k: &Kernel, dest: impl Fn(Base) -> bool, temps: &[Mono]) -> Option<(usize, Base)> {
+    let Kernel::Map { shape, expr, out } = k else { return None };
+    let src = expr.as_load()?;
+    let Base::Temp(t) = src.base else { return None };
+    let whole = Access::contiguous(src.base, shape);
+    let full = temps[t] == Mono::product(shape);
+    (dest(out.base) && *src == whole && out.offset.is_zero() && out.strides == whole.strides && full)
+        .then_some((t, out.base))
+}
+
+fn swap2(a: Access) -> Access {
+    let strides = vec![a.strides[1].clone(), a.strides[0].clone()];
+    Access { strides, ..a }
+}
+
+/// (elements before `axis`, its size, elements after it).
+fn split_axis(shape: &Shape, axis: usize) -> (Mono, Mono, Mono) {
+    let m = monos(shape);
+    (Mono::product(&m[..axis]), m[axis].clone(), Mono::product(&m[axis + 1..]))
+}
+
+/// Geometry from x [N,C,H,W], w [F,C,KH,KW] and y [N,F,OH,OW].
+fn conv_geom(x: &Shape, w: &Shape, y: &Shape, stride: usize, pad: usize) -> Result<ConvGeom, String> {
+    if x.len() != 4 || w.len() != 4 || y.len() != 4 {
+        return Err("convolution takes [N, C, H, W] tensors".into());
+    }
+    let k = |d: Dim| d.known().ok_or("convolution sizes other than the batch must be known");
+    let geom = ConvGeom {
+        c: k(x[1])?,
+        h: k(x[2])?,
+        w: k(x[3])?,
+        f: k(w[0])?,
+        kh: k(w[2])?,
+        kw: k(w[3])?,
+        oh: k(y[2])?,
+        ow: k(y[3])?,
+        stride,
+        pad,
+    };
+    let fits = |n: usize, f: usize, o: usize| stride > 0 && n + 2 * pad >= f && (n + 2 * pad - f) / stride + 1 == o;
+    if k(w[1])? != geom.c || k(y[1])? != geom.f || !fits(geom.h, geom.kh, geom.oh) || !fits(geom.w, geom.kw, geom.ow) {
+        return Err("inconsistent convolution shapes".into());
+    }
+    Ok(geom)
+}
