@@ -101,7 +101,16 @@ pub struct Picture {
 }
 
 /// The forward and backward graphs of the named (or first) target, optionally with values.
-pub fn picture(c: &Checked, name: Option<&str>, values: bool, optimize: bool) -> Result<Picture, String> {
+///
+/// With `optimize`, the passes of `opt` run on the whole (forward + backward) graph first, and
+/// with `print_after`, the text form is the graph after that pass.
+pub fn picture(
+    c: &Checked,
+    name: Option<&str>,
+    values: bool,
+    optimize: bool,
+    print_after: Option<&str>,
+) -> Result<Picture, String> {
     let all = targets(c, 4);
     let target = match name {
         Some(n) => {
@@ -120,7 +129,17 @@ pub fn picture(c: &Checked, name: Option<&str>, values: bool, optimize: bool) ->
         target.wrt.iter().map(|w| w.1).filter(|id| feeds[id.index()]).collect()
     };
     let grads = crate::autodiff::differentiate(&mut g, target.of, &wrt_all)?;
-    let _ = optimize;
+    if (optimize || print_after.is_some()) && !values {
+        // Keep the value and its gradients alive through dead-code elimination.
+        g.outputs = vec![(target.title.rsplit(": ").next().unwrap_or("f").to_string(), target.of)];
+        for (id, grad) in wrt_all.iter().zip(&grads) {
+            let name = g.node(*id).name.clone().unwrap_or_else(|| id.to_string());
+            g.outputs.push((format!("d_{name}"), *grad));
+        }
+        let after = crate::opt::optimize(&mut g, print_after)?;
+        let text = if print_after.is_some() { after } else { g.to_text() };
+        return Ok(Picture { dot: crate::dot::to_dot(&g, g.nodes.len(), None), text });
+    }
     let mut text = String::new();
     for (i, line) in g.to_text().lines().enumerate() {
         if i == forward_len {

@@ -79,9 +79,12 @@ enum Command {
         /// Which eval, train or model to draw (default: the first).
         #[arg(long)]
         name: Option<String>,
-        /// Run the optimisation passes on the graph first.
+        /// Run the optimisation passes (fold, simplify, cse, dce) on the graph first.
         #[arg(long)]
         optimize: bool,
+        /// Print the text form after each run of this pass (fold, simplify, cse or dce).
+        #[arg(long, value_name = "PASS")]
+        print_after: Option<String>,
     },
     /// Compare analytic gradients with central finite differences (in f64).
     Gradcheck {
@@ -104,8 +107,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { file } => cmd_check(&file),
         Command::Run(args) => cmd_run(&args),
-        Command::Graph { file, format, values, output, name, optimize } => {
-            cmd_graph(&file, &format, values, output.as_deref(), name.as_deref(), optimize)
+        Command::Graph { file, format, values, output, name, optimize, print_after } => {
+            let opts = GraphOptions { values, optimize, print_after, name };
+            cmd_graph(&file, if opts.print_after.is_some() { "text" } else { &format }, output.as_deref(), &opts)
         }
         Command::Gradcheck { file, threshold, batch } => cmd_gradcheck(&file, threshold, batch),
         Command::Build { .. } => not_yet("build", 6),
@@ -215,22 +219,23 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
     }
 }
 
-fn cmd_graph(
-    file: &Path,
-    format: &str,
+struct GraphOptions {
     values: bool,
-    output: Option<&Path>,
-    name: Option<&str>,
     optimize: bool,
-) -> ExitCode {
+    print_after: Option<String>,
+    name: Option<String>,
+}
+
+fn cmd_graph(file: &Path, format: &str, output: Option<&Path>, o: &GraphOptions) -> ExitCode {
     let (_, checked) = match load(file) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let picture = match netc::explain::picture(&checked, name, values, optimize) {
-        Ok(p) => p,
-        Err(msg) => return fail(&[Diagnostic::new("E-graph", msg)], file, None),
-    };
+    let picture =
+        match netc::explain::picture(&checked, o.name.as_deref(), o.values, o.optimize, o.print_after.as_deref()) {
+            Ok(p) => p,
+            Err(msg) => return fail(&[Diagnostic::new("E-graph", msg)], file, None),
+        };
     let text = match format {
         "dot" => picture.dot,
         "text" => picture.text,

@@ -229,9 +229,12 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
                 return Some(x[0]);
             }
             // broadcast(broadcast(x, s1), s2) == broadcast(x, s2)
-            match g.node(x[0]).op {
-                Broadcast { .. } => {
-                    let inner = g.node(x[0]).inputs[0];
+            // broadcast(reshape(x, [1, .., 1] ++ shape of x), s) == broadcast(x, s): broadcasting
+            // prepends the unit axes itself
+            let inner = g.node(x[0]).inputs.first().copied();
+            match (&g.node(x[0]).op, inner) {
+                (Broadcast { .. }, Some(inner)) => g.add(node.op.clone(), &[inner]).ok(),
+                (Reshape { shape: s1 }, Some(inner)) if only_prepends_units(s1, g.shape(inner)) => {
                     g.add(node.op.clone(), &[inner]).ok()
                 }
                 _ => None,
@@ -243,10 +246,14 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
                 return Some(x[0]);
             }
             // reshape(reshape(x, s1), s2) == reshape(x, s2)
-            match g.node(x[0]).op {
-                Reshape { .. } => {
-                    let inner = g.node(x[0]).inputs[0];
+            // reshape(broadcast(c, s1), s2) == broadcast(c, s2) for a scalar c: a fill
+            let inner = g.node(x[0]).inputs.first().copied();
+            match (&g.node(x[0]).op, inner) {
+                (Reshape { .. }, Some(inner)) => {
                     Some(if g.shape(inner) == shape { inner } else { g.add(node.op.clone(), &[inner]).ok()? })
+                }
+                (Broadcast { .. }, Some(inner)) if g.shape(inner).is_empty() => {
+                    g.add(Broadcast { shape: shape.clone() }, &[inner]).ok()
                 }
                 _ => None,
             }
@@ -295,9 +302,11 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
     }
 }
 
-/// sum(broadcast(x, s), axes) == sum(x, axes not stretched) * (product of the stretched dims),
-/// when every axis the broadcast created or stretched is summed: the sum adds up copies.
-/// (Not bit-identical: n*v rounds once where v+v+...+v rounds n times.)
+/// sum(broadcast(x, s), A) == broadcast(sum(x, A) * n, s without A), where n is the product of
+/// the summed axes that the broadcast created or stretched: summing over such an axis adds up
+/// n copies. Fires when at least one summed axis is stretched; the outer broadcast remains
+/// only for stretched axes that are not summed. (Not bit-identical in general: n*v rounds
+/// once where v+v+...+v rounds n times.)
 fn sum_of_broadcast(g: &mut Graph, node: &Node, axes: &[usize]) -> Option<NodeId> {
     let b = node.inputs[0];
     let Op::Broadcast { shape: to } = &g.node(b).op else { return None };
@@ -305,27 +314,30 @@ fn sum_of_broadcast(g: &mut Graph, node: &Node, axes: &[usize]) -> Option<NodeId
     let x = g.node(b).inputs[0];
     let from = g.shape(x).clone();
     let lead = to.len() - from.len();
-    let stretched: Vec<usize> =
-        (0..to.len()).filter(|&i| i < lead || (from[i - lead] == Dim::Known(1) && to[i] != Dim::Known(1))).collect();
-    if stretched.is_empty() || !stretched.iter().all(|a| axes.contains(a)) {
+    // Axis a of the broadcast is axis a - lead of x, or was prepended (a < lead).
+    let stretched = |a: usize| a < lead || (from[a - lead] == Dim::Known(1) && to[a] != Dim::Known(1));
+    let copies: Vec<usize> = axes.iter().copied().filter(|&a| stretched(a)).collect();
+    if copies.is_empty() {
         return None;
     }
-    // x with the broadcast's rank, then summed (or, if only stretched axes are summed,
-    // reshaped: they have size 1 in x).
-    let real: Vec<usize> = axes.iter().copied().filter(|a| !stretched.contains(a)).collect();
-    let base = if real.is_empty() {
-        if from == node.shape {
-            x
-        } else {
-            g.add(Op::Reshape { shape: node.shape.clone() }, &[x]).ok()?
-        }
+    // Σ over the summed axes of x itself; its stretched axes have size 1 (just a reshape).
+    let own: Vec<usize> = axes.iter().filter(|&&a| a >= lead).map(|&a| a - lead).collect();
+    let base = if own.is_empty() {
+        x
+    } else if own.iter().all(|&a| stretched(a + lead)) {
+        let kept = from.iter().enumerate().filter(|(a, _)| !own.contains(a)).map(|(_, &d)| d).collect();
+        g.add(Op::Reshape { shape: kept }, &[x]).ok()?
     } else {
-        let aligned: Shape = std::iter::repeat_n(Dim::Known(1), lead).chain(from.iter().copied()).collect();
-        let xa = if lead == 0 { x } else { g.add(Op::Reshape { shape: aligned }, &[x]).ok()? };
-        g.add(Op::Sum { axes: axes.to_vec() }, &[xa]).ok()?
+        g.add(Op::Sum { axes: own }, &[x]).ok()?
     };
-    let count = count_of(g, stretched.iter().map(|&a| to[a]));
-    g.add(Op::Mul, &[base, count]).ok()
+    let count = count_of(g, copies.iter().map(|&a| to[a]));
+    let scaled = g.add(Op::Mul, &[base, count]).ok()?;
+    // Axes that stay stretched are broadcast again (on the smaller, already scaled tensor).
+    if g.shape(scaled) == &node.shape {
+        Some(scaled)
+    } else {
+        g.add(Op::Broadcast { shape: node.shape.clone() }, &[scaled]).ok()
+    }
 }
 
 /// The product of `dims` as a scalar node: a constant times the run-time size of each symbol.
@@ -371,6 +383,11 @@ fn finite_by_construction(g: &Graph, id: NodeId) -> bool {
         | Op::Neg => finite_by_construction(g, node.inputs[0]),
         _ => false,
     }
+}
+
+/// Whether `to` is `from` with unit axes in front.
+fn only_prepends_units(to: &Shape, from: &Shape) -> bool {
+    to.len() >= from.len() && to.ends_with(from) && to[..to.len() - from.len()].iter().all(|&d| d == Dim::Known(1))
 }
 
 fn is_identity(perm: &[usize]) -> bool {

@@ -270,7 +270,7 @@ impl Session {
                     Ok(c) => c,
                     Err(d) => return Output { err: self.render(&d, &src, offset, &tail), ..Output::default() },
                 };
-                match crate::explain::picture(&checked, None, false, false) {
+                match crate::explain::picture(&checked, None, false, false, None) {
                     Ok(p) => Output { out: p.text, ..Output::default() },
                     Err(msg) => Output { err: format!("error: {msg}\n"), ..Output::default() },
                 }

@@ -207,6 +207,16 @@ fn broadcast_and_reshape_to_the_same_shape() {
 }
 
 #[test]
+fn reshape_of_a_broadcast_scalar() {
+    // reshape(broadcast(c, [2, 3]), [6]) == broadcast(c, [6]): a fill has every shape
+    let g = unary(&[], |g, x| {
+        let b = add(g, Op::Broadcast { shape: dims(&[2, 3]) }, &[x]);
+        add(g, Op::Reshape { shape: dims(&[6]) }, &[b])
+    });
+    assert_optimizes_to(&g, "%0: [] = input x  # x\n%1: [6] = broadcast [6](%0)\noutput y = %1\n");
+}
+
+#[test]
 fn reshape_of_reshape() {
     // reshape(reshape(x, s1), s2) == reshape(x, s2), and == x when s2 is x's shape
     let g = unary(&[2, 3], |g, x| {
@@ -309,6 +319,49 @@ fn sum_of_a_broadcast_over_stretched_and_real_axes() {
     assert_optimizes_to(
         &g,
         "%0: [2, 1] = input x  # x\n%1: [] = sum axes=[0, 1](%0)\n%2: [] = const 5\n%3: [] = mul(%1, %2)\noutput y = %3\n",
+    );
+}
+
+#[test]
+fn sum_over_some_stretched_axes_of_a_broadcast() {
+    // Σ_j broadcast(x [1, 1], [4, 5])_ij == broadcast(reshape(x, [1]) * 5, [4])
+    let g = unary(&[1, 1], |g, x| {
+        let b = add(g, Op::Broadcast { shape: dims(&[4, 5]) }, &[x]);
+        add(g, Op::Sum { axes: vec![1] }, &[b])
+    });
+    assert_optimizes_to(
+        &g,
+        "%0: [1, 1] = input x  # x\n%1: [1] = reshape [1](%0)\n%2: [] = const 5\n%3: [1] = mul(%1, %2)\n\
+         %4: [4] = broadcast [4](%3)\noutput y = %4\n",
+    );
+    // Σ_j broadcast(x [3], [2, 4, 3])_ijk over the prepended axis 1: x * 4, broadcast to [2, 3]
+    let g = unary(&[3], |g, x| {
+        let b = add(g, Op::Broadcast { shape: dims(&[2, 4, 3]) }, &[x]);
+        add(g, Op::Sum { axes: vec![1] }, &[b])
+    });
+    assert_optimizes_to(
+        &g,
+        "%0: [3] = input x  # x\n%1: [] = const 4\n%2: [3] = mul(%0, %1)\n%3: [2, 3] = broadcast [2, 3](%2)\n\
+         output y = %3\n",
+    );
+}
+
+#[test]
+fn broadcast_of_a_reshape_that_adds_leading_units() {
+    // broadcast(reshape(x, [1, 1, 3]), [2, 4, 3]) == broadcast(x, [2, 4, 3])
+    let g = unary(&[3], |g, x| {
+        let r = add(g, Op::Reshape { shape: dims(&[1, 1, 3]) }, &[x]);
+        add(g, Op::Broadcast { shape: dims(&[2, 4, 3]) }, &[r])
+    });
+    assert_optimizes_to(&g, "%0: [3] = input x  # x\n%1: [2, 4, 3] = broadcast [2, 4, 3](%0)\noutput y = %1\n");
+    // A reshape that moves elements between axes must stay: [2, 3] -> [3, 2].
+    let g = unary(&[2, 3], |g, x| {
+        let r = add(g, Op::Reshape { shape: dims(&[3, 2]) }, &[x]);
+        add(g, Op::Broadcast { shape: dims(&[4, 3, 2]) }, &[r])
+    });
+    assert_optimizes_to(
+        &g,
+        &format!("{X}%1: [3, 2] = reshape [3, 2](%0)\n%2: [4, 3, 2] = broadcast [4, 3, 2](%1)\noutput y = %2\n"),
     );
 }
 

@@ -1,0 +1,1119 @@
+//! Code emission. Input: the kernels of one function and the memory plan; output: the body
+//! of the Cranelift function (loops, vector arithmetic, calls of the GEMM symbol).
+//!
+//! Loops are real loops (IR size grows with the number of kernels, not with tensor sizes).
+//! Elementwise work runs on 128-bit vectors (f32x4 / f64x2); the scalar tail of a loop
+//! evaluates the same vector code on a vector whose lane 0 holds the element, so every
+//! operation has one implementation.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I32, I32X4, I64, I64X2};
+use cranelift_codegen::ir::{Endianness, FuncRef, GlobalValue, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_frontend::FunctionBuilder;
+
+use super::kernel::*;
+use crate::graph::DType;
+
+/// Run-time values the body needs that are fixed for the whole call.
+pub struct Env {
+    /// The five parameters of the ABI: inputs, params, outputs, dims, workspace.
+    pub args: [Value; 5],
+    /// Workspace offset (in elements) of every temporary.
+    pub offsets: Vec<Option<Poly>>,
+    /// Address of every literal data object.
+    pub data: Vec<GlobalValue>,
+    /// The GEMM kernel symbol for this dtype.
+    pub gemm: FuncRef,
+    /// libm functions by name (`exp`, `log`, `tanh`, `pow`, or the `f` forms for f32).
+    pub libm: HashMap<&'static str, FuncRef>,
+    /// Compute exp/log/tanh/sigmoid by calling libm (one call per lane) instead of inline
+    /// polynomials.
+    pub libm_math: bool,
+}
+
+pub struct Emitter<'f> {
+    pub b: FunctionBuilder<'f>,
+    pub env: Env,
+    /// Scalar float type, its 128-bit vector, the integer vector of the same shape.
+    pub ty: Type,
+    pub vty: Type,
+    pub ity: Type,
+    pub ivty: Type,
+    pub lanes: u8,
+    /// Element size in bytes and its log2.
+    pub es: i64,
+    pub shift: i64,
+    dims: Vec<Value>,
+}
+
+/// How a load inside the innermost loop walks memory.
+#[derive(Clone, Copy)]
+enum Walk {
+    /// Stride 0: loaded once before the loop and splat.
+    Splat,
+    /// Stride 1: vector loads.
+    Contiguous,
+    /// Any other stride (bytes): one scalar load per lane.
+    Strided(Value),
+}
+
+/// Which half of a vectorised loop is being emitted.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Vector,
+    /// One element in lane 0.
+    Tail,
+}
+
+fn flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+impl<'f> Emitter<'f> {
+    pub fn new(mut b: FunctionBuilder<'f>, env: Env, dtype: DType, n_symbols: usize) -> Emitter<'f> {
+        let (ty, vty, ity, ivty, lanes, es, shift) = match dtype {
+            DType::F32 => (F32, F32X4, I32, I32X4, 4, 4, 2),
+            DType::F64 => (F64, F64X2, I64, I64X2, 2, 8, 3),
+        };
+        // Symbol values are read once, in the entry block, so they dominate every kernel.
+        let dims = (0..n_symbols)
+            .map(|s| b.ins().load(I64, MemFlagsData::trusted().with_readonly(), env.args[3], (8 * s) as i32))
+            .collect();
+        Emitter { b, env, ty, vty, ity, ivty, lanes, es, shift, dims }
+    }
+
+    // ---- integers, addresses, loops ------------------------------------------------------------
+
+    fn int(&mut self, v: i64) -> Value {
+        self.b.ins().iconst(I64, v)
+    }
+
+    fn mono(&mut self, m: &Mono) -> Value {
+        let mut v = None;
+        for &s in &m.syms {
+            let d = self.dims[s as usize];
+            v = Some(match v {
+                None => d,
+                Some(acc) => self.b.ins().imul(acc, d),
+            });
+        }
+        match v {
+            None => self.int(m.k),
+            Some(v) if m.k == 1 => v,
+            Some(v) => {
+                let k = self.int(m.k);
+                self.b.ins().imul(v, k)
+            }
+        }
+    }
+
+    /// A monomial number of elements, in bytes.
+    fn mono_bytes(&mut self, m: &Mono) -> Value {
+        self.mono(&m.scale(self.es))
+    }
+
+    fn poly(&mut self, p: &Poly) -> Value {
+        let mut acc = None;
+        for m in &p.0 {
+            let v = self.mono(m);
+            acc = Some(match acc {
+                None => v,
+                Some(a) => self.b.ins().iadd(a, v),
+            });
+        }
+        acc.unwrap_or_else(|| self.int(0))
+    }
+
+    fn base(&mut self, base: Base) -> Value {
+        let table = |i: usize| (i * 8) as i32;
+        let f = MemFlagsData::trusted();
+        match base {
+            Base::Input(i) => self.b.ins().load(I64, f, self.env.args[0], table(i)),
+            Base::Param(i) => self.b.ins().load(I64, f, self.env.args[1], table(i)),
+            Base::Output(i) => self.b.ins().load(I64, f, self.env.args[2], table(i)),
+            Base::Temp(t) => {
+                let off = self.env.offsets[t].clone().expect("a used temporary has a place");
+                let off = self.poly(&off);
+                let bytes = self.b.ins().ishl_imm(off, self.shift);
+                self.b.ins().iadd(self.env.args[4], bytes)
+            }
+            Base::Data(d) => self.b.ins().global_value(I64, self.env.data[d]),
+        }
+    }
+
+    /// Address of element 0 of an access.
+    fn addr(&mut self, a: &Access) -> Value {
+        let base = self.base(a.base);
+        if a.offset.is_zero() {
+            return base;
+        }
+        let off = self.poly(&a.offset);
+        let bytes = self.b.ins().ishl_imm(off, self.shift);
+        self.b.ins().iadd(base, bytes)
+    }
+
+    /// `p + i * stride_bytes`.
+    fn offset(&mut self, p: Value, i: Value, stride_bytes: Value) -> Value {
+        let d = self.b.ins().imul(i, stride_bytes);
+        self.b.ins().iadd(p, d)
+    }
+
+    /// `p + i` elements.
+    fn elem(&mut self, p: Value, i: Value) -> Value {
+        let d = self.b.ins().ishl_imm(i, self.shift);
+        self.b.ins().iadd(p, d)
+    }
+
+    fn elem_const(&mut self, p: Value, i: i64) -> Value {
+        if i == 0 {
+            p
+        } else {
+            let d = self.int(i * self.es);
+            self.b.ins().iadd(p, d)
+        }
+    }
+
+    /// `for i in (lo..hi).step_by(step) { body(i) }`, as a rotated loop: one guard, then one
+    /// compare and branch per iteration.
+    fn for_loop(&mut self, lo: Value, hi: Value, step: i64, body: impl FnOnce(&mut Self, Value)) {
+        let var = self.b.declare_var(I64);
+        self.b.def_var(var, lo);
+        let body_block = self.b.create_block();
+        let exit = self.b.create_block();
+        let enter = self.b.ins().icmp(IntCC::SignedLessThan, lo, hi);
+        self.b.ins().brif(enter, body_block, &[], exit, &[]);
+        self.b.switch_to_block(body_block);
+        let i = self.b.use_var(var);
+        body(self, i);
+        let next = self.b.ins().iadd_imm_s(i, step);
+        self.b.def_var(var, next);
+        let again = self.b.ins().icmp(IntCC::SignedLessThan, next, hi);
+        self.b.ins().brif(again, body_block, &[], exit, &[]);
+        self.b.seal_block(body_block);
+        self.b.seal_block(exit);
+        self.b.switch_to_block(exit);
+    }
+
+    fn for_n(&mut self, n: Value, body: impl FnOnce(&mut Self, Value)) {
+        let zero = self.int(0);
+        self.for_loop(zero, n, 1, body)
+    }
+
+    fn if_else(&mut self, cond: Value, then: impl FnOnce(&mut Self), otherwise: impl FnOnce(&mut Self)) {
+        let (t, e, join) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(cond, t, &[], e, &[]);
+        self.b.seal_block(t);
+        self.b.seal_block(e);
+        self.b.switch_to_block(t);
+        then(self);
+        self.b.ins().jump(join, &[]);
+        self.b.switch_to_block(e);
+        otherwise(self);
+        self.b.ins().jump(join, &[]);
+        self.b.seal_block(join);
+        self.b.switch_to_block(join);
+    }
+
+    /// The largest multiple of the vector width not above `n`.
+    fn vector_part(&mut self, n: Value) -> Value {
+        self.b.ins().band_imm(n, -(self.lanes as i64))
+    }
+
+    // ---- floats ----------------------------------------------------------------------------
+
+    pub fn fconst(&mut self, c: f64) -> Value {
+        if self.ty == F32 {
+            self.b.ins().f32const(c as f32)
+        } else {
+            self.b.ins().f64const(c)
+        }
+    }
+
+    pub fn splat(&mut self, c: f64) -> Value {
+        let s = self.fconst(c);
+        self.b.ins().splat(self.vty, s)
+    }
+
+    /// An integer splat in the integer vector type of the float lanes.
+    pub fn isplat(&mut self, c: i64) -> Value {
+        let s = self.b.ins().iconst(self.ity, c);
+        self.b.ins().splat(self.ivty, s)
+    }
+
+    fn load_scalar(&mut self, p: Value) -> Value {
+        self.b.ins().load(self.ty, flags(), p, 0)
+    }
+
+    fn store_scalar(&mut self, v: Value, p: Value) {
+        self.b.ins().store(flags(), v, p, 0);
+    }
+
+    /// A scalar in lane 0 of a vector (the other lanes are zero and ignored).
+    fn lane0(&mut self, s: Value) -> Value {
+        self.b.ins().scalar_to_vector(self.vty, s)
+    }
+
+    fn first(&mut self, v: Value) -> Value {
+        self.b.ins().extractlane(v, 0)
+    }
+
+    /// Reinterpret the bits of a vector as the float vector (e.g. an fcmp mask).
+    pub fn as_float(&mut self, v: Value) -> Value {
+        let f = MemFlagsData::new().with_endianness(Endianness::Little);
+        self.b.ins().bitcast(self.vty, f, v)
+    }
+
+    pub fn as_int(&mut self, v: Value) -> Value {
+        let f = MemFlagsData::new().with_endianness(Endianness::Little);
+        self.b.ins().bitcast(self.ivty, f, v)
+    }
+
+    /// Lanewise `cond(a, b) ? x : y` on float vectors.
+    pub fn select_cmp(&mut self, cc: FloatCC, a: Value, b: Value, x: Value, y: Value) -> Value {
+        let m = self.b.ins().fcmp(cc, a, b);
+        let m = self.as_float(m);
+        self.b.ins().bitselect(m, x, y)
+    }
+
+    fn combine(&mut self, op: ReduceOp, acc: Value, v: Value) -> Value {
+        match op {
+            ReduceOp::Sum => self.b.ins().fadd(acc, v),
+            // max_left(acc, v): the first maximum wins ties; either way the value is the same.
+            ReduceOp::Max => {
+                if self.b.func.dfg.value_type(acc).is_vector() {
+                    self.select_cmp(FloatCC::GreaterThanOrEqual, acc, v, acc, v)
+                } else {
+                    let ge = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, acc, v);
+                    self.b.ins().select(ge, acc, v)
+                }
+            }
+        }
+    }
+
+    fn identity(op: ReduceOp) -> f64 {
+        match op {
+            ReduceOp::Sum => 0.0,
+            ReduceOp::Max => f64::NEG_INFINITY,
+        }
+    }
+
+    /// Fold the lanes of a vector, lane 0 first.
+    fn horizontal(&mut self, op: ReduceOp, v: Value) -> Value {
+        let mut acc = self.first(v);
+        for l in 1..self.lanes {
+            let x = self.b.ins().extractlane(v, l);
+            acc = self.combine(op, acc, x);
+        }
+        acc
+    }
+
+    /// Call `name(args)` from libm on every lane (the fallback for `pow`, and the libm mode).
+    pub fn per_lane(&mut self, name: &'static str, args: &[Value]) -> Value {
+        let f = self.env.libm[name];
+        let mut out = None;
+        for l in 0..self.lanes {
+            let xs: Vec<Value> = args.iter().map(|&a| self.b.ins().extractlane(a, l)).collect();
+            let call = self.b.ins().call(f, &xs);
+            let r = self.b.inst_results(call)[0];
+            out = Some(match out {
+                None => self.lane0(r),
+                Some(v) => self.b.ins().insertlane(v, r, l),
+            });
+        }
+        out.expect("at least one lane")
+    }
+
+    /// Fill `len` elements at `p` with `value`.
+    fn fill(&mut self, p: Value, len: Value, value: f64) {
+        let v = self.splat(value);
+        let s = self.fconst(value);
+        let main = self.vector_part(len);
+        let zero = self.int(0);
+        self.for_loop(zero, main, self.lanes as i64, |e, i| {
+            let at = e.elem(p, i);
+            e.b.ins().store(flags(), v, at, 0);
+        });
+        self.for_loop(main, len, 1, |e, i| {
+            let at = e.elem(p, i);
+            e.store_scalar(s, at);
+        });
+    }
+
+    // ---- kernels ---------------------------------------------------------------------------
+
+    pub fn kernel(&mut self, k: &Kernel) {
+        match k {
+            Kernel::Map { shape, expr, out } => self.map(shape, expr, out, None),
+            Kernel::Reduce { shape, expr, out, op } => self.map(shape, expr, out, Some(*op)),
+            Kernel::Fill { out, len, value } => {
+                let p = self.addr(out);
+                let n = self.mono(len);
+                self.fill(p, n, *value);
+            }
+            Kernel::Gemm { m, n, k, a, b, c } => {
+                let (mv, nv, kv) = (self.mono(m), self.mono(n), self.mono(k));
+                let (pa, pb, pc) = (self.addr(a), self.addr(b), self.addr(c));
+                let sa = [self.mono(&a.strides[0]), self.mono(&a.strides[1])];
+                let sb = [self.mono(&b.strides[0]), self.mono(&b.strides[1])];
+                let sc = [self.mono(&c.strides[0]), self.mono(&c.strides[1])];
+                self.gemm([mv, kv, nv], (pa, sa), (pb, sb), (pc, sc), 0.0);
+            }
+            Kernel::Conv { op, batch, geom, a, b, out, col } => self.conv(*op, batch, geom, a, b, out, col.as_ref()),
+            Kernel::LogSoftmax { outer, n, inner, x, out } => self.log_softmax(outer, n, inner, x, out),
+            Kernel::ArgMaxMask { outer, n, inner, x, out } => self.argmax_mask(outer, n, inner, x, out),
+            Kernel::OneHot { count, classes, x, out } => self.one_hot(count, *classes, x, out),
+            Kernel::Pool { op, planes, geom, x, g, out } => self.pool(*op, planes, geom, x, g.as_ref(), out),
+        }
+    }
+
+    /// C = A·B (+ C when `beta` is 1) through the GEMM symbol; strides in elements.
+    fn gemm(&mut self, mkn: [Value; 3], a: (Value, [Value; 2]), b: (Value, [Value; 2]), c: (Value, [Value; 2]), beta: f64) {
+        let alpha = self.fconst(1.0);
+        let beta = self.fconst(beta);
+        let args = [mkn[0], mkn[1], mkn[2], alpha, a.0, a.1[0], a.1[1], b.0, b.1[0], b.1[1], beta, c.0, c.1[0], c.1[1]];
+        self.b.ins().call(self.env.gemm, &args);
+    }
+
+    /// The loop nest of `Map` (`reduce` None) and `Reduce`: outer axes as plain loops, the
+    /// innermost axis vectorised with a scalar tail.
+    fn map(&mut self, shape: &[Mono], expr: &Rc<Expr>, out: &Access, reduce: Option<ReduceOp>) {
+        let leaves = expr.loads();
+        let mut all: Vec<Vec<Mono>> = leaves.iter().map(|a| a.strides.clone()).collect();
+        all.push(out.strides.clone());
+        let (dims, strides) = collapse(shape, &all);
+        let rank = dims.len();
+        let dim_vals: Vec<Value> = dims.iter().map(|d| self.mono(d)).collect();
+        let stride_vals: Vec<Vec<Value>> =
+            strides.iter().map(|s| s[..rank - 1].iter().map(|m| self.mono_bytes(m)).collect()).collect();
+        let mut bases: Vec<Value> = leaves.iter().map(|a| self.addr(a)).collect();
+        bases.push(self.addr(out));
+        let walks: Vec<Walk> = strides
+            .iter()
+            .map(|s| match s[rank - 1].as_known() {
+                Some(0) => Walk::Splat,
+                Some(1) => Walk::Contiguous,
+                _ => Walk::Strided(self.mono_bytes(&s[rank - 1])),
+            })
+            .collect();
+        let index: HashMap<Access, usize> = leaves.iter().cloned().enumerate().map(|(i, a)| (a, i)).collect();
+        let n = dim_vals[rank - 1];
+        self.nest(&dim_vals[..rank - 1], &stride_vals, bases, &mut |e, ptrs| {
+            e.inner_loop(expr, &index, ptrs, &walks, n, reduce);
+        });
+    }
+
+    /// Loops over the outer axes, advancing one row pointer per access; `inner` gets the rows.
+    fn nest(&mut self, dims: &[Value], strides: &[Vec<Value>], ptrs: Vec<Value>, inner: &mut dyn FnMut(&mut Self, &[Value])) {
+        match dims.split_first() {
+            None => inner(self, &ptrs),
+            Some((&n, rest)) => {
+                let level = strides[0].len() - dims.len();
+                self.for_n(n, |e, i| {
+                    let moved: Vec<Value> = ptrs.iter().zip(strides).map(|(&p, s)| e.offset(p, i, s[level])).collect();
+                    e.nest(rest, strides, moved, inner);
+                });
+            }
+        }
+    }
+
+    fn inner_loop(
+        &mut self,
+        expr: &Rc<Expr>,
+        index: &HashMap<Access, usize>,
+        ptrs: &[Value],
+        walks: &[Walk],
+        n: Value,
+        reduce: Option<ReduceOp>,
+    ) {
+        let out = ptrs.len() - 1;
+        // Loop-invariant loads, once per row.
+        let mut hoisted: Vec<Option<Value>> = vec![None; ptrs.len()];
+        for (a, w) in walks.iter().enumerate().take(out) {
+            if let Walk::Splat = w {
+                let s = self.load_scalar(ptrs[a]);
+                hoisted[a] = Some(self.b.ins().splat(self.vty, s));
+            }
+        }
+        let main = self.vector_part(n);
+        let zero = self.int(0);
+        // A reduction along the innermost axis keeps its partial result in registers.
+        let along = reduce.filter(|_| matches!(walks[out], Walk::Splat));
+        let (vacc, sacc) = match along {
+            Some(op) => {
+                let (v, s) = (self.b.declare_var(self.vty), self.b.declare_var(self.ty));
+                let (iv, is) = (self.splat(Self::identity(op)), self.fconst(Self::identity(op)));
+                self.b.def_var(v, iv);
+                self.b.def_var(s, is);
+                (Some(v), Some(s))
+            }
+            None => (None, None),
+        };
+        for mode in [Mode::Vector, Mode::Tail] {
+            let (lo, hi, step) = match mode {
+                Mode::Vector => (zero, main, self.lanes as i64),
+                Mode::Tail => (main, n, 1),
+            };
+            self.for_loop(lo, hi, step, |e, i| {
+                let vals: Vec<Value> =
+                    (0..out).map(|a| hoisted[a].unwrap_or_else(|| e.load_at(ptrs[a], walks[a], i, mode))).collect();
+                let v = e.eval(expr, index, &vals, &mut HashMap::new());
+                match (reduce, along) {
+                    (None, _) => e.store_at(v, ptrs[out], walks[out], i, mode),
+                    (Some(op), Some(_)) => match mode {
+                        Mode::Vector => {
+                            let acc = e.b.use_var(vacc.expect("vector accumulator"));
+                            let acc = e.combine(op, acc, v);
+                            e.b.def_var(vacc.expect("vector accumulator"), acc);
+                        }
+                        Mode::Tail => {
+                            let x = e.first(v);
+                            let acc = e.b.use_var(sacc.expect("scalar accumulator"));
+                            let acc = e.combine(op, acc, x);
+                            e.b.def_var(sacc.expect("scalar accumulator"), acc);
+                        }
+                    },
+                    (Some(op), None) => {
+                        let old = e.load_at(ptrs[out], walks[out], i, mode);
+                        let new = e.combine(op, old, v);
+                        e.store_at(new, ptrs[out], walks[out], i, mode);
+                    }
+                }
+            });
+        }
+        if let (Some(op), Some(v), Some(s)) = (along, vacc, sacc) {
+            let v = self.b.use_var(v);
+            let s = self.b.use_var(s);
+            let h = self.horizontal(op, v);
+            let total = self.combine(op, h, s);
+            let old = self.load_scalar(ptrs[out]);
+            let new = self.combine(op, old, total);
+            self.store_scalar(new, ptrs[out]);
+        }
+    }
+
+    /// Load the vector at index `i` of a row (or its lane 0 in the tail).
+    fn load_at(&mut self, row: Value, walk: Walk, i: Value, mode: Mode) -> Value {
+        match (walk, mode) {
+            (Walk::Splat, _) => {
+                let s = self.load_scalar(row);
+                self.b.ins().splat(self.vty, s)
+            }
+            (Walk::Contiguous, Mode::Vector) => {
+                let p = self.elem(row, i);
+                self.b.ins().load(self.vty, flags(), p, 0)
+            }
+            (Walk::Contiguous, Mode::Tail) => {
+                let p = self.elem(row, i);
+                let s = self.load_scalar(p);
+                self.lane0(s)
+            }
+            (Walk::Strided(sb), Mode::Tail) => {
+                let p = self.offset(row, i, sb);
+                let s = self.load_scalar(p);
+                self.lane0(s)
+            }
+            (Walk::Strided(sb), Mode::Vector) => {
+                let p = self.offset(row, i, sb);
+                let s = self.load_scalar(p);
+                let mut v = self.lane0(s);
+                for l in 1..self.lanes {
+                    let q = self.b.ins().imul_imm(sb, l as i64);
+                    let q = self.b.ins().iadd(p, q);
+                    let s = self.load_scalar(q);
+                    v = self.b.ins().insertlane(v, s, l);
+                }
+                v
+            }
+        }
+    }
+
+    fn store_at(&mut self, v: Value, row: Value, walk: Walk, i: Value, mode: Mode) {
+        match (walk, mode) {
+            (Walk::Contiguous, Mode::Vector) => {
+                let p = self.elem(row, i);
+                self.b.ins().store(flags(), v, p, 0);
+            }
+            (Walk::Contiguous, Mode::Tail) => {
+                let p = self.elem(row, i);
+                let s = self.first(v);
+                self.store_scalar(s, p);
+            }
+            (Walk::Strided(sb), _) => {
+                let p = self.offset(row, i, sb);
+                let lanes = if mode == Mode::Tail { 1 } else { self.lanes };
+                for l in 0..lanes {
+                    let q = self.b.ins().imul_imm(sb, l as i64);
+                    let q = self.b.ins().iadd(p, q);
+                    let s = self.b.ins().extractlane(v, l);
+                    self.store_scalar(s, q);
+                }
+            }
+            // Every lane writes the same element: the last lane is the last index.
+            (Walk::Splat, _) => {
+                let l = if mode == Mode::Tail { 0 } else { self.lanes - 1 };
+                let s = self.b.ins().extractlane(v, l);
+                self.store_scalar(s, row);
+            }
+        }
+    }
+
+    /// The vector value of `e` given the loaded leaves.
+    fn eval(
+        &mut self,
+        e: &Rc<Expr>,
+        index: &HashMap<Access, usize>,
+        leaves: &[Value],
+        memo: &mut HashMap<*const Expr, Value>,
+    ) -> Value {
+        if let Some(&v) = memo.get(&Rc::as_ptr(e)) {
+            return v;
+        }
+        let v = match &**e {
+            Expr::Load(a) => leaves[index[a]],
+            Expr::Const(c) => self.splat(*c),
+            Expr::Dim(s) => {
+                let f = self.b.ins().fcvt_from_sint(self.ty, self.dims[*s as usize]);
+                self.b.ins().splat(self.vty, f)
+            }
+            Expr::Unary(op, x) => {
+                let x = self.eval(x, index, leaves, memo);
+                self.unary(*op, x)
+            }
+            Expr::Binary(Bin::Pow, a, b) if matches!(**b, Expr::Const(_)) => {
+                let Expr::Const(p) = **b else { unreachable!("matched a constant") };
+                let a = self.eval(a, index, leaves, memo);
+                self.pow_const(a, p)
+            }
+            Expr::Binary(op, a, b) => {
+                let a = self.eval(a, index, leaves, memo);
+                let b = self.eval(b, index, leaves, memo);
+                self.binary(*op, a, b)
+            }
+        };
+        memo.insert(Rc::as_ptr(e), v);
+        v
+    }
+
+    fn unary(&mut self, op: Un, x: Value) -> Value {
+        match op {
+            Un::Neg => self.b.ins().fneg(x),
+            Un::Abs => self.b.ins().fabs(x),
+            Un::Sqrt => self.b.ins().sqrt(x),
+            Un::Sign => {
+                // sign(x) = copysign(1, x), except 0 and NaN stay as they are.
+                let sign_bit = self.splat(-0.0);
+                let s = self.b.ins().band(x, sign_bit);
+                let one = self.splat(1.0);
+                let unit = self.b.ins().bor(s, one);
+                let zero = self.splat(0.0);
+                self.select_cmp(FloatCC::OrderedNotEqual, x, zero, unit, x)
+            }
+            Un::Exp => self.exp(x),
+            Un::Log => self.log(x),
+            Un::Tanh => self.tanh(x),
+            Un::Sigmoid => self.sigmoid(x),
+        }
+    }
+
+    fn binary(&mut self, op: Bin, a: Value, b: Value) -> Value {
+        match op {
+            Bin::Add => self.b.ins().fadd(a, b),
+            Bin::Sub => self.b.ins().fsub(a, b),
+            Bin::Mul => self.b.ins().fmul(a, b),
+            Bin::Div => self.b.ins().fdiv(a, b),
+            Bin::Pow => {
+                let name = if self.ty == F32 { "powf" } else { "pow" };
+                self.per_lane(name, &[a, b])
+            }
+            Bin::Max => self.select_cmp(FloatCC::GreaterThanOrEqual, a, b, a, b),
+            Bin::Min => self.select_cmp(FloatCC::GreaterThanOrEqual, b, a, a, b),
+            Bin::GreaterEq => {
+                let m = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, b);
+                let m = self.as_float(m);
+                let one = self.splat(1.0);
+                self.b.ins().band(m, one)
+            }
+        }
+    }
+
+    /// a^p for a constant p: multiplications for small whole powers (exact like pow for
+    /// squares), sqrt for halves, libm otherwise.
+    fn pow_const(&mut self, a: Value, p: f64) -> Value {
+        if p == 0.5 {
+            return self.b.ins().sqrt(a);
+        }
+        if p.fract() == 0.0 && p.abs() <= 4.0 {
+            let n = p.abs() as u32;
+            if n == 0 {
+                return self.splat(1.0);
+            }
+            let mut r = a;
+            for _ in 1..n {
+                r = self.b.ins().fmul(r, a);
+            }
+            if p < 0.0 {
+                let one = self.splat(1.0);
+                r = self.b.ins().fdiv(one, r);
+            }
+            return r;
+        }
+        let pv = self.splat(p);
+        let name = if self.ty == F32 { "powf" } else { "pow" };
+        self.per_lane(name, &[a, pv])
+    }
+
+    // ---- convolution -----------------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv(&mut self, op: ConvOp, batch: &Mono, g: &ConvGeom, a: &Access, b: &Access, out: &Access, col: Option<&Access>) {
+        let n = self.mono(batch);
+        let (pa, pb, pout) = (self.addr(a), self.addr(b), self.addr(out));
+        let pcol = col.map(|c| self.addr(c));
+        let (chw, fpix) = ((g.c * g.h * g.w) as i64, (g.f * g.pixels()) as i64);
+        let (f, patch, pix) = (self.int(g.f as i64), self.int(g.patch() as i64), self.int(g.pixels() as i64));
+        let (one, zero) = (self.int(1), self.int(0));
+        if op == ConvOp::FilterGrad {
+            let len = self.int((g.f * g.patch()) as i64);
+            self.fill(pout, len, 0.0);
+        }
+        let (image_bytes, grad_bytes) = (self.int(chw * self.es), self.int(fpix * self.es));
+        self.for_n(n, |e, img| {
+            match op {
+                ConvOp::Forward => {
+                    // y[img] (F × OH·OW) = w (F × C·KH·KW) · col (C·KH·KW × OH·OW)
+                    let x = e.offset(pa, img, image_bytes);
+                    let y = e.offset(pout, img, grad_bytes);
+                    let cols = match pcol {
+                        Some(c) => {
+                            e.im2col(g, x, c, false);
+                            c
+                        }
+                        None => x,
+                    };
+                    e.gemm([f, patch, pix], (pb, [patch, one]), (cols, [pix, one]), (y, [pix, one]), 0.0);
+                }
+                ConvOp::InputGrad => {
+                    // col = wᵀ (C·KH·KW × F) · g[img] (F × OH·OW), scattered back into dx[img]
+                    let gi = e.offset(pa, img, grad_bytes);
+                    let dx = e.offset(pout, img, image_bytes);
+                    match pcol {
+                        Some(c) => {
+                            e.gemm([patch, f, pix], (pb, [one, patch]), (gi, [pix, one]), (c, [pix, one]), 0.0);
+                            let len = e.int(chw);
+                            e.fill(dx, len, 0.0);
+                            e.im2col(g, dx, c, true);
+                        }
+                        None => e.gemm([patch, f, pix], (pb, [one, patch]), (gi, [pix, one]), (dx, [pix, one]), 0.0),
+                    }
+                }
+                ConvOp::FilterGrad => {
+                    // dw (F × C·KH·KW) += g[img] (F × OH·OW) · colᵀ (OH·OW × C·KH·KW)
+                    let x = e.offset(pa, img, image_bytes);
+                    let gi = e.offset(pb, img, grad_bytes);
+                    let cols = match pcol {
+                        Some(c) => {
+                            e.im2col(g, x, c, false);
+                            c
+                        }
+                        None => x,
+                    };
+                    e.gemm([f, pix, patch], (gi, [pix, one]), (cols, [one, pix]), (pout, [patch, one]), 1.0);
+                }
+            }
+            let _ = zero;
+        });
+    }
+
+    /// col[(c,a,b), (i,j)] = x[c, i·s+a-p, j·s+b-p] (zero in the padding) for one image, or
+    /// with `scatter` the adjoint: x[...] += col[...] (col2im; x must be zeroed first).
+    fn im2col(&mut self, g: &ConvGeom, x: Value, col: Value, scatter: bool) {
+        let (s, p) = (g.stride as i64, g.pad as i64);
+        let rows = self.int(g.patch() as i64);
+        self.for_n(rows, |e, row| {
+            let (khw, kw) = (e.int((g.kh * g.kw) as i64), e.int(g.kw as i64));
+            let c = e.b.ins().udiv(row, khw);
+            let rem = e.b.ins().urem(row, khw);
+            let a = e.b.ins().udiv(rem, kw);
+            let bb = e.b.ins().urem(rem, kw);
+            // Output columns j whose input column q = j·s + bb - p lies in [0, W).
+            let pad = e.int(p);
+            let lo_num = e.b.ins().isub(pad, bb);
+            let lo_up = e.b.ins().iadd_imm_s(lo_num, s - 1);
+            let lo_div = e.b.ins().sdiv_imm(lo_up, s);
+            let zero = e.int(0);
+            let positive = e.b.ins().icmp_imm(IntCC::SignedGreaterThan, lo_num, 0);
+            let j_lo = e.b.ins().select(positive, lo_div, zero);
+            let hi_num = e.b.ins().iadd_imm_s(lo_num, g.w as i64 - 1);
+            let hi_div = e.b.ins().sdiv_imm(hi_num, s);
+            let hi_div = e.b.ins().iadd_imm_s(hi_div, 1);
+            let nonneg = e.b.ins().icmp_imm(IntCC::SignedGreaterThanOrEqual, hi_num, 0);
+            let j_hi = e.b.ins().select(nonneg, hi_div, zero);
+            let ow = e.int(g.ow as i64);
+            let j_hi = e.b.ins().smin(j_hi, ow);
+            let j_hi = e.b.ins().smax(j_hi, j_lo);
+            let row_bytes = e.int((g.pixels() as i64) * e.es);
+            let col_row = e.offset(col, row, row_bytes);
+            let oh = e.int(g.oh as i64);
+            e.for_n(oh, |e, i| {
+                let r = e.b.ins().imul_imm(i, s);
+                let r = e.b.ins().iadd(r, a);
+                let r = e.b.ins().iadd_imm_s(r, -p);
+                let dst_bytes = e.int(g.ow as i64 * e.es);
+                let dst = e.offset(col_row, i, dst_bytes);
+                let inside = e.b.ins().icmp_imm(IntCC::UnsignedLessThan, r, g.h as i64);
+                e.if_else(
+                    inside,
+                    |e| {
+                        // src = x + ((c·H + r)·W + j_lo·s + bb - p)
+                        let cr = e.b.ins().imul_imm(c, g.h as i64);
+                        let cr = e.b.ins().iadd(cr, r);
+                        let q = e.b.ins().imul_imm(cr, g.w as i64);
+                        let js = e.b.ins().imul_imm(j_lo, s);
+                        let q = e.b.ins().iadd(q, js);
+                        let q = e.b.ins().iadd(q, bb);
+                        let q = e.b.ins().iadd_imm_s(q, -p);
+                        let src = e.elem(x, q);
+                        let run = e.b.ins().isub(j_hi, j_lo);
+                        let d = e.elem(dst, j_lo);
+                        if scatter {
+                            e.strided_run(d, src, run, s, true);
+                        } else {
+                            let z = e.int(0);
+                            e.fill(dst, j_lo, 0.0);
+                            e.strided_run(d, src, run, s, false);
+                            let tail = e.elem(dst, j_hi);
+                            let rest = e.b.ins().isub(ow, j_hi);
+                            e.fill(tail, rest, 0.0);
+                            let _ = z;
+                        }
+                    },
+                    |e| {
+                        if !scatter {
+                            e.fill(dst, ow, 0.0);
+                        }
+                    },
+                );
+            });
+        });
+    }
+
+    /// contiguous[j] = strided[j·s] for j < len, or with `scatter` strided[j·s] += contiguous[j].
+    fn strided_run(&mut self, contiguous: Value, strided: Value, len: Value, s: i64, scatter: bool) {
+        let zero = self.int(0);
+        if s == 1 {
+            let main = self.vector_part(len);
+            self.for_loop(zero, main, self.lanes as i64, |e, j| {
+                let (pc, ps) = (e.elem(contiguous, j), e.elem(strided, j));
+                let v = e.b.ins().load(e.vty, flags(), pc, 0);
+                if scatter {
+                    let old = e.b.ins().load(e.vty, flags(), ps, 0);
+                    let sum = e.b.ins().fadd(old, v);
+                    e.b.ins().store(flags(), sum, ps, 0);
+                } else {
+                    let w = e.b.ins().load(e.vty, flags(), ps, 0);
+                    e.b.ins().store(flags(), w, pc, 0);
+                }
+            });
+            self.for_loop(main, len, 1, |e, j| e.scalar_step(contiguous, strided, j, j, scatter));
+        } else {
+            self.for_loop(zero, len, 1, |e, j| {
+                let js = e.b.ins().imul_imm(j, s);
+                e.scalar_step(contiguous, strided, j, js, scatter)
+            });
+        }
+    }
+
+    fn scalar_step(&mut self, contiguous: Value, strided: Value, j: Value, js: Value, scatter: bool) {
+        let (pc, ps) = (self.elem(contiguous, j), self.elem(strided, js));
+        if scatter {
+            let v = self.load_scalar(pc);
+            let old = self.load_scalar(ps);
+            let sum = self.b.ins().fadd(old, v);
+            self.store_scalar(sum, ps);
+        } else {
+            let w = self.load_scalar(ps);
+            self.store_scalar(w, pc);
+        }
+    }
+
+    // ---- rows: log_softmax, argmax_mask, one_hot --------------------------------------------
+
+    /// Calls `body(row_start, element_stride_bytes, contiguous)` for each of the outer×inner
+    /// rows of length n (element j of a row is at `row_start + j * stride`).
+    fn rows(&mut self, outer: &Mono, n: &Mono, inner: &Mono, x: &Access, out: &Access, body: &mut dyn FnMut(&mut Self, Value, Value, Value, Value)) {
+        let (o, nv, k) = (self.mono(outer), self.mono(n), self.mono(inner));
+        let (px, pout) = (self.addr(x), self.addr(out));
+        let stride = self.mono_bytes(inner);
+        let block = self.mono_bytes(&n.mul(inner));
+        let es = self.int(self.es);
+        self.for_n(o, |e, oi| {
+            let (rx, rout) = (e.offset(px, oi, block), e.offset(pout, oi, block));
+            e.for_n(k, |e, ki| {
+                let (sx, sout) = (e.offset(rx, ki, es), e.offset(rout, ki, es));
+                body(e, sx, sout, stride, nv);
+            });
+        });
+    }
+
+    /// Fold `f(x[j])` over one row: vector lanes when contiguous (stride = one element).
+    fn row_fold(&mut self, row: Value, stride: Value, n: Value, contiguous: bool, op: ReduceOp, f: &dyn Fn(&mut Self, Value) -> Value) -> Value {
+        let acc_s = self.b.declare_var(self.ty);
+        let init = self.fconst(Self::identity(op));
+        self.b.def_var(acc_s, init);
+        let zero = self.int(0);
+        let start = if contiguous {
+            let acc_v = self.b.declare_var(self.vty);
+            let initv = self.splat(Self::identity(op));
+            self.b.def_var(acc_v, initv);
+            let main = self.vector_part(n);
+            self.for_loop(zero, main, self.lanes as i64, |e, j| {
+                let p = e.elem(row, j);
+                let v = e.b.ins().load(e.vty, flags(), p, 0);
+                let v = f(e, v);
+                let acc = e.b.use_var(acc_v);
+                let acc = e.combine(op, acc, v);
+                e.b.def_var(acc_v, acc);
+            });
+            let v = self.b.use_var(acc_v);
+            let h = self.horizontal(op, v);
+            self.b.def_var(acc_s, h);
+            main
+        } else {
+            zero
+        };
+        self.for_loop(start, n, 1, |e, j| {
+            let p = e.offset(row, j, stride);
+            let s = e.load_scalar(p);
+            let v = e.lane0(s);
+            let v = f(e, v);
+            let x = e.first(v);
+            let acc = e.b.use_var(acc_s);
+            let acc = e.combine(op, acc, x);
+            e.b.def_var(acc_s, acc);
+        });
+        self.b.use_var(acc_s)
+    }
+
+    /// out[j] = f(x[j]) over one row.
+    fn row_map(&mut self, row: Value, dst: Value, stride: Value, n: Value, contiguous: bool, f: &dyn Fn(&mut Self, Value) -> Value) {
+        let zero = self.int(0);
+        let start = if contiguous {
+            let main = self.vector_part(n);
+            self.for_loop(zero, main, self.lanes as i64, |e, j| {
+                let (p, q) = (e.elem(row, j), e.elem(dst, j));
+                let v = e.b.ins().load(e.vty, flags(), p, 0);
+                let v = f(e, v);
+                e.b.ins().store(flags(), v, q, 0);
+            });
+            main
+        } else {
+            zero
+        };
+        self.for_loop(start, n, 1, |e, j| {
+            let (p, q) = (e.offset(row, j, stride), e.offset(dst, j, stride));
+            let s = e.load_scalar(p);
+            let v = e.lane0(s);
+            let v = f(e, v);
+            let x = e.first(v);
+            e.store_scalar(x, q);
+        });
+    }
+
+    /// y = (x - max) - log Σ e^(x - max), in the interpreter's order of operations.
+    fn log_softmax(&mut self, outer: &Mono, n: &Mono, inner: &Mono, x: &Access, out: &Access) {
+        let contiguous = inner.as_known() == Some(1);
+        self.rows(outer, n, inner, x, out, &mut |e, row, dst, stride, nv| {
+            let m = e.row_fold(row, stride, nv, contiguous, ReduceOp::Max, &|_, v| v);
+            let mv = e.b.ins().splat(e.vty, m);
+            let sum = e.row_fold(row, stride, nv, contiguous, ReduceOp::Sum, &|e, v| {
+                let d = e.b.ins().fsub(v, mv);
+                e.exp(d)
+            });
+            let sv = e.b.ins().splat(e.vty, sum);
+            let lse = e.log(sv);
+            e.row_map(row, dst, stride, nv, contiguous, &|e, v| {
+                let d = e.b.ins().fsub(v, mv);
+                e.b.ins().fsub(d, lse)
+            });
+        });
+    }
+
+    /// 1.0 at the first maximum of each row (a strictly greater value replaces it).
+    fn argmax_mask(&mut self, outer: &Mono, n: &Mono, inner: &Mono, x: &Access, out: &Access) {
+        self.rows(outer, n, inner, x, out, &mut |e, row, dst, stride, nv| {
+            let best = e.b.declare_var(e.ty);
+            let at = e.b.declare_var(I64);
+            let first = e.load_scalar(row);
+            e.b.def_var(best, first);
+            let zero = e.int(0);
+            e.b.def_var(at, zero);
+            let one = e.int(1);
+            e.for_loop(one, nv, 1, |e, j| {
+                let p = e.offset(row, j, stride);
+                let v = e.load_scalar(p);
+                let (b0, a0) = (e.b.use_var(best), e.b.use_var(at));
+                let gt = e.b.ins().fcmp(FloatCC::GreaterThan, v, b0);
+                let nb = e.b.ins().select(gt, v, b0);
+                let na = e.b.ins().select(gt, j, a0);
+                e.b.def_var(best, nb);
+                e.b.def_var(at, na);
+            });
+            let at = e.b.use_var(at);
+            let (fone, fzero) = (e.fconst(1.0), e.fconst(0.0));
+            e.for_n(nv, |e, j| {
+                let hit = e.b.ins().icmp(IntCC::Equal, j, at);
+                let v = e.b.ins().select(hit, fone, fzero);
+                let q = e.offset(dst, j, stride);
+                e.store_scalar(v, q);
+            });
+        });
+    }
+
+    /// out[i, c] = (x[i] == c) for c < classes.
+    fn one_hot(&mut self, count: &Mono, classes: usize, x: &Access, out: &Access) {
+        let n = self.mono(count);
+        let (px, pout) = (self.addr(x), self.addr(out));
+        let row_bytes = self.int(classes as i64 * self.es);
+        let k = self.int(classes as i64);
+        self.for_n(n, |e, i| {
+            let p = e.elem(px, i);
+            let label = e.load_scalar(p);
+            let row = e.offset(pout, i, row_bytes);
+            let (fone, fzero) = (e.fconst(1.0), e.fconst(0.0));
+            e.for_n(k, |e, c| {
+                let cf = e.b.ins().fcvt_from_sint(e.ty, c);
+                let hit = e.b.ins().fcmp(FloatCC::Equal, label, cf);
+                let v = e.b.ins().select(hit, fone, fzero);
+                let q = e.elem(row, c);
+                e.store_scalar(v, q);
+            });
+        });
+    }
+
+    // ---- pooling -------------------------------------------------------------------------------
+
+    /// Windows are unrolled (size² taps at constant offsets); planes, rows and columns loop.
+    fn pool(&mut self, op: PoolOp, planes: &Mono, g: &PoolGeom, x: &Access, grad: Option<&Access>, out: &Access) {
+        let np = self.mono(planes);
+        let (px, pout) = (self.addr(x), self.addr(out));
+        let pg = grad.map(|a| self.addr(a));
+        let (big, small) = ((g.h * g.w) as i64, (g.oh * g.ow) as i64);
+        // The [N, C, H, W] side: x for Max/MaxGrad/Avg, the output for AvgGrad and MaxGrad.
+        if matches!(op, PoolOp::MaxGrad | PoolOp::AvgGrad) {
+            let len = self.b.ins().imul_imm(np, big);
+            self.fill(pout, len, 0.0);
+        }
+        let area = (g.size * g.size) as f64;
+        let taps: Vec<i64> = (0..g.size).flat_map(|a| (0..g.size).map(move |b| (a * g.w + b) as i64)).collect();
+        let (big_b, small_b) = (self.int(big * self.es), self.int(small * self.es));
+        let (oh, ow) = (self.int(g.oh as i64), self.int(g.ow as i64));
+        self.for_n(np, |e, plane| {
+            let (xb, ob) = (e.offset(px, plane, big_b), e.offset(pout, plane, small_b));
+            let ob_big = e.offset(pout, plane, big_b);
+            let x_small = e.offset(px, plane, small_b);
+            let gb = pg.map(|p| e.offset(p, plane, small_b));
+            e.for_n(oh, |e, i| {
+                e.for_n(ow, |e, j| {
+                    // Window origin (i·s, j·s) on the big side, and pooled index i·OW + j.
+                    let row = e.b.ins().imul_imm(i, (g.stride * g.w) as i64);
+                    let col = e.b.ins().imul_imm(j, g.stride as i64);
+                    let origin = e.b.ins().iadd(row, col);
+                    let small_at = e.b.ins().imul_imm(i, g.ow as i64);
+                    let small_at = e.b.ins().iadd(small_at, j);
+                    match op {
+                        PoolOp::Max | PoolOp::Avg => {
+                            let w0 = e.elem(xb, origin);
+                            let mut acc = e.load_scalar(w0);
+                            for &t in &taps[1..] {
+                                let p = e.elem_const(w0, t);
+                                let v = e.load_scalar(p);
+                                acc = if op == PoolOp::Max {
+                                    let gt = e.b.ins().fcmp(FloatCC::GreaterThan, v, acc);
+                                    e.b.ins().select(gt, v, acc)
+                                } else {
+                                    e.b.ins().fadd(acc, v)
+                                };
+                            }
+                            if op == PoolOp::Avg {
+                                let a = e.fconst(area);
+                                acc = e.b.ins().fdiv(acc, a);
+                            }
+                            let q = e.elem(ob, small_at);
+                            e.store_scalar(acc, q);
+                        }
+                        PoolOp::MaxGrad => {
+                            // Route g to the first maximum of the window of x.
+                            let w0 = e.elem(xb, origin);
+                            let mut best = e.load_scalar(w0);
+                            let mut at = e.int(0);
+                            for &t in &taps[1..] {
+                                let p = e.elem_const(w0, t);
+                                let v = e.load_scalar(p);
+                                let gt = e.b.ins().fcmp(FloatCC::GreaterThan, v, best);
+                                best = e.b.ins().select(gt, v, best);
+                                let tv = e.int(t);
+                                at = e.b.ins().select(gt, tv, at);
+                            }
+                            let gp = e.elem(gb.expect("maxpool2d_grad has a gradient"), small_at);
+                            let gv = e.load_scalar(gp);
+                            let target = e.b.ins().iadd(origin, at);
+                            let d = e.elem(ob_big, target);
+                            let old = e.load_scalar(d);
+                            let new = e.b.ins().fadd(old, gv);
+                            e.store_scalar(new, d);
+                        }
+                        PoolOp::AvgGrad => {
+                            // Here x is the pooled gradient and the output the big side.
+                            let gp = e.elem(x_small, small_at);
+                            let gv = e.load_scalar(gp);
+                            let a = e.fconst(area);
+                            let share = e.b.ins().fdiv(gv, a);
+                            let w0 = e.elem(ob_big, origin);
+                            for &t in &taps {
+                                let p = e.elem_const(w0, t);
+                                let old = e.load_scalar(p);
+                                let new = e.b.ins().fadd(old, share);
+                                e.store_scalar(new, p);
+                            }
+                        }
+                    }
+                });
+            });
+        });
+    }
+}
+
+/// Drop unit axes and merge neighbouring axes that every access walks as one (stride of the
+/// outer = stride of the inner × inner size). Returns dims and per-access strides; never
+/// empty (a scalar becomes one axis of size 1).
+fn collapse(shape: &[Mono], strides: &[Vec<Mono>]) -> (Vec<Mono>, Vec<Vec<Mono>>) {
+    let keep: Vec<usize> = (0..shape.len()).filter(|&i| shape[i].as_known() != Some(1)).collect();
+    let mut dims: Vec<Mono> = vec![];
+    let mut out: Vec<Vec<Mono>> = vec![vec![]; strides.len()];
+    for &i in &keep {
+        let mergeable = !dims.is_empty()
+            && strides.iter().zip(&out).all(|(s, o)| *o.last().expect("same length as dims") == s[i].mul(&shape[i]));
+        if mergeable {
+            let last = dims.len() - 1;
+            dims[last] = dims[last].mul(&shape[i]);
+            for (o, s) in out.iter_mut().zip(strides) {
+                *o.last_mut().expect("same length as dims") = s[i].clone();
+            }
+        } else {
+            dims.push(shape[i].clone());
+            for (o, s) in out.iter_mut().zip(strides) {
+                o.push(s[i].clone());
+            }
+        }
+    }
+    if dims.is_empty() {
+        dims.push(Mono::one());
+        for o in &mut out {
+            o.push(Mono::zero());
+        }
+    }
+    (dims, out)
+}

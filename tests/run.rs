@@ -1,0 +1,109 @@
+//! `netc run`, `netc graph` and `netc gradcheck` on the lecture's examples: the lecture's
+//! numbers, pictures that Graphviz renders, and a backward graph with no Jacobian in it.
+
+use std::process::Command;
+
+fn netc(args: &[&str]) -> (i32, String, String) {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_netc")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn gates_prints_the_lectures_numbers() {
+    let (code, out, err) = netc(&["run", "examples/gates.net"]);
+    assert_eq!(code, 0, "{err}");
+    for line in ["f = -12", "df/dx = -4", "df/dy = -4", "df/dz = 3"] {
+        assert!(out.contains(line), "missing `{line}` in:\n{out}");
+    }
+}
+
+#[test]
+fn neuron_prints_the_lectures_numbers() {
+    let (code, out, err) = netc(&["run", "examples/neuron.net"]);
+    assert_eq!(code, 0, "{err}");
+    // f = σ(2·-1 + -3·-2 + -3) = σ(1) = 0.731; dw = (1 - f)·f·[x0, x1, 1] = 0.197·[-1, -2, 1].
+    assert!(out.contains("f = 0.731059"), "{out}");
+    assert!(out.contains("df/dw = [-0.196612, -0.393224, 0.196612]"), "{out}");
+    assert!(out.contains("df/dx = [0.393224, -0.589836]"), "{out}");
+    assert_eq!(out.matches("f = 0.731059").count(), 2, "both the gate-by-gate and the sigmoid-gate neuron");
+}
+
+#[test]
+fn graph_pictures_label_edges_with_values_and_gradients() {
+    let (code, dot, err) = netc(&["graph", "examples/gates.net", "--values"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(dot.starts_with("digraph"), "{dot}");
+    // The edge from q = x + y into the mul gate carries 3 forward and -4 backward.
+    assert!(dot.contains(">3</font><br/><font color=\"red\">-4</font>"), "{dot}");
+    // The output edge carries f = -12 and df/df = 1.
+    assert!(dot.contains(">-12</font><br/><font color=\"red\">1</font>"), "{dot}");
+    if Command::new("dot").arg("-V").output().is_ok() {
+        let dir = std::env::temp_dir().join(format!("netc-graph-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let svg = dir.join("neuron.svg");
+        let (code, _, err) = netc(&["graph", "examples/neuron.net", "--values", "-o", svg.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(text.contains("<svg"), "Graphviz rendered no SVG");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
+
+/// Parse `%i: [dims] = op...` lines of the text form into (dims, is_backward).
+fn shapes(text: &str) -> Vec<(Vec<String>, bool)> {
+    let mut backward = false;
+    let mut out = vec![];
+    for line in text.lines() {
+        if line.starts_with("# ---- backward") {
+            backward = true;
+        }
+        let Some(rest) = line.split_once(": [").map(|x| x.1) else { continue };
+        let dims = rest.split(']').next().unwrap();
+        let dims: Vec<String> = dims.split(", ").filter(|d| !d.is_empty()).map(str::to_string).collect();
+        out.push((dims, backward));
+    }
+    out
+}
+
+#[test]
+fn spiral_backward_graph_builds_no_jacobian() {
+    let (code, text, err) = netc(&["graph", "examples/spiral.net", "--format", "text"]);
+    assert_eq!(code, 0, "{err}");
+    let nodes = shapes(&text);
+    assert!(nodes.iter().any(|n| n.1), "no backward part:\n{text}");
+    // With the batch bound to 300, no backward value is larger than the largest forward one
+    // (a Jacobian of [B, 100] wrt [B, 100] would be 900 million), and none has two batch axes.
+    let size = |dims: &[String]| dims.iter().map(|d| d.parse::<usize>().unwrap_or(300)).product::<usize>();
+    let largest_forward = nodes.iter().filter(|n| !n.1).map(|n| size(&n.0)).max().unwrap();
+    for (dims, backward) in &nodes {
+        if *backward {
+            assert!(size(dims) <= largest_forward, "backward value of shape {dims:?} is larger than any activation");
+            assert!(dims.iter().filter(|d| *d == "B").count() <= 1, "{dims:?} has two batch axes");
+        }
+    }
+}
+
+#[test]
+fn optimised_graph_and_print_after() {
+    let (code, text, err) = netc(&["graph", "examples/spiral.net", "--print-after", "cse"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.starts_with("// after cse"), "{text}");
+    let (code, _, err) = netc(&["graph", "examples/spiral.net", "--print-after", "nonsense"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nonsense"), "{err}");
+}
+
+#[test]
+fn gradcheck_passes_on_the_lecture_examples() {
+    for file in ["examples/gates.net", "examples/neuron.net"] {
+        let (code, out, err) = netc(&["gradcheck", file]);
+        assert_eq!(code, 0, "{file}: {out}{err}");
+        assert!(out.contains("ok"), "{out}");
+        assert!(!out.contains("FAIL"), "{out}");
+    }
+}
