@@ -153,6 +153,20 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
     let shape = &node.shape;
     // The result may stand in for the node only if broadcasting did not change its shape.
     let same_shape = |g: &Graph, a: NodeId| g.shape(a) == shape;
+    // op(broadcast(a), b) == op(a, b) for elementwise ops, when a and b broadcast to the same
+    // result anyway: the op broadcasts by itself, without materialising the operand
+    if matches!(node.op, Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq) {
+        for k in 0..2 {
+            if let Broadcast { .. } = g.node(x[k]).op {
+                let mut operands = x.clone();
+                operands[k] = g.node(x[k]).inputs[0];
+                let shapes = (g.shape(operands[0]), g.shape(operands[1]));
+                if ops::broadcast_shapes(shapes.0, shapes.1).as_ref() == Ok(shape) {
+                    return g.add(node.op.clone(), &operands).ok();
+                }
+            }
+        }
+    }
     match &node.op {
         Mul => {
             // x * 1 == x

@@ -232,6 +232,33 @@ fn reshape_of_reshape() {
 }
 
 #[test]
+fn elementwise_ops_broadcast_their_operands_themselves() {
+    // x [2, 3] + broadcast(z [3], [2, 3]) == x + z
+    let g = binary(&[2, 3], &[3], |g, x, z| {
+        let b = add(g, Op::Broadcast { shape: dims(&[2, 3]) }, &[z]);
+        add(g, Op::Add, &[x, b])
+    });
+    assert_optimizes_to(
+        &g,
+        "%0: [2, 3] = input x  # x\n%1: [3] = input z  # z\n%2: [2, 3] = add(%0, %1)\noutput y = %2\n",
+    );
+}
+
+#[test]
+fn a_broadcast_that_sets_the_result_shape_must_stay() {
+    // broadcast(x [3], [2, 3]) * z [3]: without the broadcast the result would be [3].
+    let g = binary(&[3], &[3], |g, x, z| {
+        let b = add(g, Op::Broadcast { shape: dims(&[2, 3]) }, &[x]);
+        add(g, Op::Mul, &[b, z])
+    });
+    assert_optimizes_to(
+        &g,
+        "%0: [3] = input x  # x\n%1: [3] = input z  # z\n%2: [2, 3] = broadcast [2, 3](%0)\n%3: [2, 3] = mul(%2, %1)\n\
+         output y = %3\n",
+    );
+}
+
+#[test]
 fn broadcast_of_broadcast() {
     // broadcast(broadcast(x, s1), s2) == broadcast(x, s2)
     let g = unary(&[3], |g, x| {
@@ -550,31 +577,4 @@ fn print_after_a_pass() {
     assert_eq!(text, format!("// after fold, round 1 (no change)\n{X}%1: [2, 3] = exp(%0)\noutput y = %1\n"));
     let err = opt::optimize(&mut o, Some("inline")).unwrap_err();
     assert!(err.contains("unknown pass `inline`") && err.contains("fold, simplify, cse, dce"), "{err}");
-}
-
-#[test]
-fn zz_print_scratch() {
-    let mut g = Graph::new(DType::F32);
-    let b = g.symbol("B");
-    let x = g.add_input("x", vec![Dim::Sym(b), Dim::Known(3)], InputKind::Data);
-    let w1 = g.add_param("W1", dims(&[3, 5]), Init::Zeros);
-    let b1 = g.add_param("b1", dims(&[5]), Init::Zeros);
-    let mm = Op::MatMul { transpose_a: false, transpose_b: false };
-    let h = add(&mut g, mm.clone(), &[x, w1]);
-    let h = add(&mut g, Op::Add, &[h, b1]);
-    let zero = g.constant(0.0);
-    let h = add(&mut g, Op::Max, &[zero, h]);
-    g.annotate(h, Some("h"), None);
-    let lp = add(&mut g, Op::LogSoftmax { axis: 1 }, &[h]);
-    let total = add(&mut g, Op::Sum { axes: vec![0, 1] }, &[lp]);
-    let n =
-        g.push(Node { op: Op::DimSize { dim: Dim::Sym(b) }, inputs: vec![], shape: vec![], name: None, span: None });
-    let loss = add(&mut g, Op::Div, &[total, n]);
-    g.annotate(loss, Some("loss"), None);
-    let grads = autodiff::differentiate(&mut g, loss, &[w1, b1]).unwrap();
-    g.outputs = vec![("loss".into(), loss), ("d_W1".into(), grads[0]), ("d_b1".into(), grads[1])];
-    println!("{}", g.to_text());
-    let mut o = g.clone();
-    println!("{}", opt::optimize(&mut o, Some("simplify")).unwrap());
-    println!("{}", o.to_text());
 }

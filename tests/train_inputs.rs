@@ -1,0 +1,116 @@
+//! `netc run` on bad data: each case is a clear error naming the file and the line or field,
+//! exit code 1, and no weights file written.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("netc-train-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+/// Run `netc run` on a model of 4 features and 3 classes reading `source`, with `--save`.
+fn run_with(dir: &Dir, source: &str) -> (i32, String, bool) {
+    let net = format!(
+        "model m(x: [B, 4]) -> scores: [B, 3] {{ x |> dense(3) }}\n\
+         data d {{ source: {source} }}\n\
+         train m {{ loss: cross_entropy(scores, labels); steps: 2; batch: 2 }}\n"
+    );
+    let file = dir.write("model.net", net.as_bytes());
+    let save = dir.0.join("w.safetensors");
+    let out = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(["run", file.to_str().unwrap(), "--engine", "interp", "--save", save.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    (out.status.code().unwrap_or(-1), err, Path::new(&save).exists())
+}
+
+fn assert_fails(dir: &Dir, source: &str, needles: &[&str]) {
+    let (code, err, saved) = run_with(dir, source);
+    assert_eq!(code, 1, "{source}: expected exit 1, got {code}: {err}");
+    assert!(!saved, "{source}: a weights file was written despite the error");
+    for n in needles {
+        assert!(err.contains(n), "{source}: the message lacks `{n}`:\n{err}");
+    }
+}
+
+#[test]
+fn a_good_csv_trains_and_saves() {
+    let dir = Dir::new("good");
+    dir.write("ok.csv", b"a,b,c,d,label\n1,2,3,4,0\n4,3,2,1,1\n0,0,1,1,2\n");
+    let (code, err, saved) = run_with(&dir, "csv(\"ok.csv\")");
+    assert_eq!(code, 0, "{err}");
+    assert!(saved);
+}
+
+#[test]
+fn missing_file() {
+    let dir = Dir::new("missing");
+    assert_fails(&dir, "csv(\"nope.csv\")", &["nope.csv"]);
+}
+
+#[test]
+fn malformed_csv_line() {
+    let dir = Dir::new("malformed");
+    dir.write("bad.csv", b"a,b,c,d,label\n1,2,3,4,0\n1,2,3,0\n");
+    assert_fails(&dir, "csv(\"bad.csv\")", &["bad.csv:3", "expected 5 fields"]);
+    dir.write("nan.csv", b"a,b,c,d,label\n1,2,x3,4,0\n");
+    assert_fails(&dir, "csv(\"nan.csv\")", &["nan.csv:2", "`c`"]);
+}
+
+#[test]
+fn shape_disagrees_with_the_model() {
+    let dir = Dir::new("shape");
+    dir.write("wide.csv", b"a,b,c,d,e,label\n1,2,3,4,5,0\n");
+    assert_fails(&dir, "csv(\"wide.csv\")", &["wide.csv", "5", "4"]);
+}
+
+#[test]
+fn label_out_of_range() {
+    let dir = Dir::new("labels");
+    dir.write("labels.csv", b"a,b,c,d,label\n1,2,3,4,0\n1,2,3,4,7\n");
+    assert_fails(&dir, "csv(\"labels.csv\")", &["labels.csv", "7", "line 3", "3 classes"]);
+}
+
+#[test]
+fn truncated_npy_and_idx() {
+    let dir = Dir::new("truncated");
+    // A float32 [2, 4] array with only 3 of its 8 values.
+    let header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }";
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let pad = 64 - (10 + header.len() + 1) % 64;
+    let len = (header.len() + pad + 1) as u16;
+    npy.extend_from_slice(&len.to_le_bytes());
+    npy.extend_from_slice(header);
+    npy.extend(std::iter::repeat_n(b' ', pad));
+    npy.push(b'\n');
+    npy.extend_from_slice(&[0u8; 12]);
+    dir.write("x.npy", &npy);
+    dir.write("y.npy", b"\x93NUMPY");
+    assert_fails(&dir, "npy(\"x.npy\", \"y.npy\")", &["x.npy"]);
+
+    // IDX images: magic 0x0803, 2 images of 2x2, but only 5 of 8 bytes.
+    let mut images = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2];
+    images.extend_from_slice(&[1, 2, 3, 4, 5]);
+    dir.write("img.idx", &images);
+    dir.write("lab.idx", &[0, 0, 8, 1, 0, 0, 0, 2, 0, 1]);
+    assert_fails(&dir, "idx(\"img.idx\", \"lab.idx\")", &["img.idx"]);
+}
