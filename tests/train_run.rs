@@ -1,0 +1,112 @@
+//! `netc run` training end to end: JSON report, loss plot, safetensors weights carrying the
+//! model's parameter names, bit-identical results from a fixed seed, overrides, divergence.
+
+use std::process::Command;
+
+fn netc(args: &[&str]) -> (i32, String, String) {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_netc")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("netc-{}-{name}", std::process::id()))
+}
+
+/// The value of `"key": value` in a flat JSON object.
+fn field<'a>(json: &'a str, key: &str) -> &'a str {
+    let start = json.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no {key} in {json}")) + key.len() + 4;
+    json[start..].split([',', '}']).next().unwrap().trim()
+}
+
+#[test]
+fn json_report_plot_and_weights() {
+    let (plot, weights) = (tmp("loss.svg"), tmp("w.safetensors"));
+    let (code, out, err) = netc(&[
+        "run",
+        "examples/spiral.net",
+        "--steps",
+        "30",
+        "--json",
+        "--plot",
+        plot.to_str().unwrap(),
+        "--save",
+        weights.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let json = out.trim();
+    assert!(json.starts_with('{') && json.ends_with('}'), "{json}");
+    assert_eq!(field(json, "steps"), "30");
+    assert_eq!(field(json, "test_accuracy"), "null", "spiral has no test split");
+    for key in ["seconds", "final_loss", "train_accuracy", "samples_per_second"] {
+        let v: f64 = field(json, key).parse().unwrap_or_else(|_| panic!("{key} is not a number: {json}"));
+        assert!(v.is_finite() && v >= 0.0, "{key} = {v}");
+    }
+    assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
+
+    // The weights load with the safetensors crate and carry the model's parameter names.
+    let bytes = std::fs::read(&weights).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["W1", "W2", "b1", "b2"]);
+    assert_eq!(st.tensor("W1").unwrap().shape(), [2, 100]);
+
+    // --load starts from them: training 0 more steps keeps the same loss.
+    let (code, out2, err) = netc(&[
+        "run",
+        "examples/spiral.net",
+        "--steps",
+        "1",
+        "--lr",
+        "0",
+        "--json",
+        "--load",
+        weights.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        field(out2.trim(), "train_accuracy"),
+        field(json, "train_accuracy"),
+        "loaded weights give the trained accuracy"
+    );
+    std::fs::remove_file(plot).ok();
+    std::fs::remove_file(weights).ok();
+}
+
+#[test]
+fn a_fixed_seed_gives_bit_identical_weights() {
+    let (a, b, c) = (tmp("a.safetensors"), tmp("b.safetensors"), tmp("c.safetensors"));
+    for (path, seed) in [(&a, "3"), (&b, "3"), (&c, "4")] {
+        let (code, _, err) = netc(&[
+            "run",
+            "examples/spiral.net",
+            "--steps",
+            "20",
+            "--quiet",
+            "--seed",
+            seed,
+            "--save",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let (ba, bb, bc) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), std::fs::read(&c).unwrap());
+    assert_eq!(ba, bb, "same seed, different weights");
+    assert_ne!(ba, bc, "a different seed should change the weights");
+    for p in [a, b, c] {
+        std::fs::remove_file(p).ok();
+    }
+}
+
+#[test]
+fn divergence_names_the_step_and_the_op() {
+    let (code, out, err) = netc(&["run", "examples/spiral.net", "--steps", "50", "--lr", "1e30", "--quiet"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("non-finite at step"), "{err}");
+    assert!(err.contains("first non-finite value is %"), "{err}");
+}
