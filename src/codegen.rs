@@ -1,0 +1,219 @@
+//! Code generation. Input: an (optimised) graph; output: a native function defined in any
+//! Cranelift `Module` (the JIT of `jit.rs`, or an object file), plus its memory plan.
+//!
+//! # The generated function's C ABI
+//!
+//! For a graph of dtype `T` (`float` or `double`), `define` emits two functions:
+//!
+//! ```c
+//! void NAME(const T* const* inputs,   /* one pointer per graph input, row-major          */
+//!           T* const*       params,   /* one per parameter; updated in place by `updates` */
+//!           T* const*       outputs,  /* one per graph output, written                    */
+//!           const int64_t*  dims,     /* the value of every symbolic dimension, by SymId  */
+//!           void*           workspace /* NAME_workspace_size(dims) bytes, 64-byte aligned */);
+//! int64_t NAME_workspace_size(const int64_t* dims);   /* bytes */
+//! ```
+//!
+//! Buffers must not overlap each other or the workspace. The function allocates nothing and
+//! calls only the GEMM symbol (`kernels::GEMM_F32` / `GEMM_F64`, C signature in
+//! `kernels.rs`) and, for `pow` with a non-constant exponent or `MathMode::Libm`, libm.
+//! The workspace size is a polynomial in the dims (see `memplan`), so callers can also
+//! compute it without calling the function.
+//!
+//! # Pipeline
+//!
+//! `fuse` turns the graph into kernels (loop nests with fused elementwise chains, reductions
+//! fused with their producers, GEMM calls), `memplan` places their temporaries in the
+//! workspace by liveness, `emit` writes the Cranelift IR (`math` holds the vectorised
+//! transcendentals). Only declaring and finalising functions differs between the JIT and the
+//! object-file backend: both go through `define`.
+
+pub mod emit;
+pub mod fuse;
+pub mod kernel;
+mod math;
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::types::{F32, F64, I64};
+use cranelift_codegen::ir::{AbiParam, Function, InstBuilder, Signature, UserFuncName};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{DataDescription, FuncId, Linkage, Module, ModuleError};
+
+use crate::diag::Diagnostic;
+use crate::graph::{DType, Graph};
+use crate::kernels;
+use crate::memplan::{self, Plan};
+use kernel::Poly;
+
+/// How exp, log, tanh and sigmoid are computed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum MathMode {
+    /// Vectorised polynomials inside the loops (fast; the default).
+    #[default]
+    Inline,
+    /// A libm call per element (reference accuracy, slow: calls spill the vector registers).
+    Libm,
+}
+
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    /// Cranelift `opt_level = speed` (otherwise `none`).
+    pub optimize: bool,
+    /// Run Cranelift's IR verifier (slower compiles); on by default in debug builds.
+    pub verify: bool,
+    pub math: MathMode,
+    /// Print the Cranelift IR of every function to stderr.
+    pub dump_clif: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> CompileOptions {
+        CompileOptions { optimize: true, verify: cfg!(debug_assertions), math: MathMode::Inline, dump_clif: false }
+    }
+}
+
+/// What `define` put in the module, and how it uses memory.
+#[derive(Clone, Debug)]
+pub struct Defined {
+    pub func: FuncId,
+    pub workspace_size_func: FuncId,
+    pub plan: Plan,
+    /// Elements of every intermediate value taken separately (one buffer per node).
+    pub naive: Poly,
+    pub kernels: usize,
+    /// Cranelift IR instructions of the main function (compile time grows with this).
+    pub clif_insts: usize,
+}
+
+/// Declare and define `name` (and `name_workspace_size`) computing `g` in `module`.
+pub fn define<M: Module>(
+    module: &mut M,
+    g: &Graph,
+    name: &str,
+    linkage: Linkage,
+    opts: &CompileOptions,
+) -> Result<Defined, Diagnostic> {
+    let prog = fuse::schedule(g)?;
+    let plan = memplan::plan(&prog.kernels, &prog.temps);
+    let err = |e: ModuleError| Diagnostic::new("E-codegen", format!("code generation failed: {e}"));
+    let ptr = module.target_config().pointer_type();
+    let (ty, gemm_name) = match g.dtype {
+        DType::F32 => (F32, kernels::GEMM_F32),
+        DType::F64 => (F64, kernels::GEMM_F64),
+    };
+
+    let mut sig = module.make_signature();
+    sig.params.extend([AbiParam::new(ptr); 5]);
+    let func = module.declare_function(name, linkage, &sig).map_err(err)?;
+
+    // The GEMM kernel: (m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc).
+    let mut gemm_sig = module.make_signature();
+    let (i, f) = (AbiParam::new(I64), AbiParam::new(ty));
+    gemm_sig.params.extend([i, i, i, f, i, i, i, i, i, i, f, i, i, i]);
+    let gemm = module.declare_function(gemm_name, Linkage::Import, &gemm_sig).map_err(err)?;
+    let mut libm = vec![];
+    let names: [(&'static str, usize); 4] = match g.dtype {
+        DType::F32 => [("expf", 1), ("logf", 1), ("tanhf", 1), ("powf", 2)],
+        DType::F64 => [("exp", 1), ("log", 1), ("tanh", 1), ("pow", 2)],
+    };
+    for (fname, arity) in names {
+        let mut s = module.make_signature();
+        s.params.extend(std::iter::repeat_n(AbiParam::new(ty), arity));
+        s.returns.push(AbiParam::new(ty));
+        libm.push((fname, module.declare_function(fname, Linkage::Import, &s).map_err(err)?));
+    }
+    let mut data = vec![];
+    for values in &prog.data {
+        let id = module.declare_anonymous_data(false, false).map_err(err)?;
+        let bytes: Vec<u8> = match g.dtype {
+            DType::F32 => values.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect(),
+            DType::F64 => values.iter().flat_map(|&v| v.to_le_bytes()).collect(),
+        };
+        let mut desc = DataDescription::new();
+        desc.define(bytes.into_boxed_slice());
+        desc.set_align(64);
+        module.define_data(id, &desc).map_err(err)?;
+        data.push(id);
+    }
+
+    let mut ctx = module.make_context();
+    ctx.func = Function::with_name_signature(UserFuncName::user(0, func.as_u32()), sig.clone());
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let args: [_; 5] = b.block_params(entry).try_into().expect("five parameters");
+        let env = emit::Env {
+            args,
+            offsets: plan.offsets.clone(),
+            data: data.iter().map(|&d| module.declare_data_in_func(d, b.func)).collect(),
+            gemm: module.declare_func_in_func(gemm, b.func),
+            libm: libm.iter().map(|&(n, id)| (n, module.declare_func_in_func(id, b.func))).collect::<HashMap<_, _>>(),
+            libm_math: opts.math == MathMode::Libm,
+        };
+        let mut e = emit::Emitter::new(b, env, g.dtype, g.symbols.len());
+        for k in &prog.kernels {
+            e.kernel(k);
+        }
+        e.b.ins().return_(&[]);
+        e.b.finalize();
+    }
+    let clif_insts = ctx.func.dfg.num_insts();
+    if opts.dump_clif {
+        eprintln!("{}", ctx.func.display());
+    }
+    define_body(module, func, &mut ctx)?;
+
+    // NAME_workspace_size(dims) = planned elements × element size.
+    let size_name = format!("{name}_workspace_size");
+    let mut size_sig: Signature = module.make_signature();
+    size_sig.params.push(AbiParam::new(ptr));
+    size_sig.returns.push(AbiParam::new(I64));
+    let size_func = module.declare_function(&size_name, linkage, &size_sig).map_err(err)?;
+    let mut sctx = module.make_context();
+    sctx.func = Function::with_name_signature(UserFuncName::user(0, size_func.as_u32()), size_sig);
+    {
+        let mut b = FunctionBuilder::new(&mut sctx.func, &mut fctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let dims = b.block_params(entry)[0];
+        let mut total = b.ins().iconst(I64, 0);
+        for m in &plan.size.0 {
+            let mut term = b.ins().iconst(I64, m.k * g.dtype.size_bytes() as i64);
+            for &s in &m.syms {
+                let d = b.ins().load(I64, cranelift_codegen::ir::MemFlagsData::trusted(), dims, (8 * s) as i32);
+                term = b.ins().imul(term, d);
+            }
+            total = b.ins().iadd(total, term);
+        }
+        b.ins().return_(&[total]);
+        b.finalize();
+    }
+    define_body(module, size_func, &mut sctx)?;
+
+    Ok(Defined {
+        func,
+        workspace_size_func: size_func,
+        plan,
+        naive: prog.naive,
+        kernels: prog.kernels.len(),
+        clif_insts,
+    })
+}
+
+fn define_body<M: Module>(module: &mut M, func: FuncId, ctx: &mut Context) -> Result<(), Diagnostic> {
+    module.define_function(func, ctx).map_err(|e| {
+        let msg = match &e {
+            ModuleError::Compilation(ce) => cranelift_codegen::print_errors::pretty_error(&ctx.func, ce.clone()),
+            other => other.to_string(),
+        };
+        Diagnostic::new("E-codegen", format!("code generation failed: {msg}"))
+    })
+}
