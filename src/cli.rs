@@ -17,6 +17,8 @@ pub struct RunOptions {
     pub load: Option<PathBuf>,
     pub stats: bool,
     pub engine: String,
+    /// Refuse models whose parameters or activations need more bytes than this.
+    pub memory_limit: u64,
 }
 
 /// A progress bar on stderr (indicatif), only when stderr is a terminal.
@@ -67,6 +69,8 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
     let (input, sample, classes) = train::model_signature(&t.graph).map_err(err)?;
     let data = train::load_data(d, base, &input, &sample, classes)?;
 
+    let batch = t.batch.unwrap_or(data.train.len()).max(1);
+    crate::limits::check(&t.graph, batch, opts.memory_limit, &format!("train {}", t.model))?;
     let program = train::Program::new(&t).map_err(err)?;
     let model_params = program.step.model_params;
     let mut params = train::initial_params(&program.step.graph, t.seed);

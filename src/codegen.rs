@@ -161,7 +161,8 @@ pub fn define<M: Module>(
             e.kernel(k);
         }
         e.b.ins().return_(&[]);
-        e.b.finalize();
+        let config = module.target_config();
+        e.b.finalize(config);
     }
     let clif_insts = ctx.func.dfg.num_insts();
     if opts.dump_clif {
@@ -194,7 +195,7 @@ pub fn define<M: Module>(
             total = b.ins().iadd(total, term);
         }
         b.ins().return_(&[total]);
-        b.finalize();
+        b.finalize(module.target_config());
     }
     define_body(module, size_func, &mut sctx)?;
 
@@ -210,8 +211,8 @@ pub fn define<M: Module>(
 
 fn define_body<M: Module>(module: &mut M, func: FuncId, ctx: &mut Context) -> Result<(), Diagnostic> {
     module.define_function(func, ctx).map_err(|e| {
-        let msg = match &e {
-            ModuleError::Compilation(ce) => cranelift_codegen::print_errors::pretty_error(&ctx.func, ce.clone()),
+        let msg = match e {
+            ModuleError::Compilation(ce) => cranelift_codegen::print_errors::pretty_error(&ctx.func, ce),
             other => other.to_string(),
         };
         Diagnostic::new("E-codegen", format!("code generation failed: {msg}"))

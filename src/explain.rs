@@ -56,7 +56,11 @@ pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
 
 /// Every differentiable target of a program: each eval `grad` request, each train block's
 /// loss (wrt parameters and data inputs).
-pub fn targets(c: &Checked, batch: usize) -> Vec<Target> {
+pub fn targets(c: &Checked, batch: usize) -> Result<Vec<Target>, String> {
+    let limit = crate::limits::default_limit();
+    for g in c.evals.iter().map(|e| &e.graph).chain(c.trains.iter().map(|t| &t.graph)) {
+        crate::limits::check(g, batch, limit, "gradcheck").map_err(|d| d.message)?;
+    }
     let mut out = vec![];
     for e in &c.evals {
         for req in &e.grads {
@@ -92,7 +96,7 @@ pub fn targets(c: &Checked, batch: usize) -> Vec<Target> {
             wrt,
         });
     }
-    out
+    Ok(out)
 }
 
 pub struct Picture {
@@ -111,7 +115,7 @@ pub fn picture(
     optimize: bool,
     print_after: Option<&str>,
 ) -> Result<Picture, String> {
-    let all = targets(c, 4);
+    let all = targets(c, 4)?;
     let target = match name {
         Some(n) => {
             all.into_iter().find(|t| t.title.contains(n)).ok_or_else(|| format!("nothing named `{n}` to draw"))?
@@ -179,7 +183,7 @@ fn ancestors(g: &Graph, of: NodeId) -> Vec<bool> {
 
 /// Check every target's gradients; returns the report and whether all are within `threshold`.
 pub fn gradcheck(c: &Checked, _base: &Path, batch: usize, threshold: f64) -> Result<(String, bool), String> {
-    let all = targets(c, batch);
+    let all = targets(c, batch)?;
     if all.is_empty() {
         return Err("the file has no eval `grad` request and no train block to check".into());
     }

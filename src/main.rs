@@ -56,6 +56,9 @@ struct RunArgs {
     /// Execute with the JIT (default) or the reference interpreter.
     #[arg(long, default_value = "jit")]
     engine: String,
+    /// Refuse models needing more memory than this many MiB (default: 3/4 of the machine's).
+    #[arg(long, value_name = "MIB")]
+    memory_limit: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -212,6 +215,7 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
             load: args.load.clone(),
             stats: args.stats,
             engine: args.engine.clone(),
+            memory_limit: args.memory_limit.map_or_else(netc::limits::default_limit, |m| m.saturating_mul(1 << 20)),
         },
     ) {
         Ok(()) => ExitCode::SUCCESS,

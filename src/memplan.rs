@@ -40,7 +40,7 @@ pub fn plan(kernels: &[Kernel], temps: &[Mono]) -> Plan {
     // Live range of every temporary, in kernel indices.
     let mut first = vec![usize::MAX; n];
     let mut last = vec![0usize; n];
-    let mut touch = |t: usize, k: usize, first: &mut Vec<usize>, last: &mut Vec<usize>| {
+    let touch = |t: usize, k: usize, first: &mut Vec<usize>, last: &mut Vec<usize>| {
         first[t] = first[t].min(k);
         last[t] = last[t].max(k);
     };
@@ -67,7 +67,10 @@ pub fn plan(kernels: &[Kernel], temps: &[Mono]) -> Plan {
             _ => None,
         });
         let Some(x) = candidate else { continue };
-        let same_index = loads.iter().filter(|a| a.base == Base::Temp(x)).all(|a| a.offset == out.offset && a.strides == out.strides);
+        let same_index = loads
+            .iter()
+            .filter(|a| a.base == Base::Temp(x))
+            .all(|a| a.offset == out.offset && a.strides == out.strides);
         if same_index && out.offset.is_zero() {
             let rx = find(&mut root, x);
             root[y] = rx;
@@ -162,7 +165,11 @@ mod tests {
     fn map(from: Base, to: Base, n: i64) -> Kernel {
         let shape = vec![Mono::known(n)];
         let x = Rc::new(Expr::Load(Access::contiguous(from, &shape)));
-        Kernel::Map { shape: shape.clone(), expr: Rc::new(Expr::Unary(Un::Exp, x)), out: Access::contiguous(to, &shape) }
+        Kernel::Map {
+            shape: shape.clone(),
+            expr: Rc::new(Expr::Unary(Un::Exp, x)),
+            out: Access::contiguous(to, &shape),
+        }
     }
 
     #[test]

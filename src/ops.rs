@@ -88,7 +88,7 @@ pub fn window_out(n: usize, f: usize, pad: usize, stride: usize, what: &str) -> 
             "the {f}-wide window does not fit the input {what} {n} with padding {pad}: N - F + 2P = {n} - {f} + 2·{pad} < 0"
         )));
     }
-    if (span - f) % stride != 0 {
+    if !(span - f).is_multiple_of(stride) {
         return Err(ShapeError::Invalid(format!(
             "output {what} (N - F + 2P)/S + 1 = ({n} - {f} + 2·{pad})/{stride} + 1 = {}/{stride} + 1 is not a whole number",
             span - f
@@ -422,12 +422,12 @@ pub fn eval(op: &Op, x: &[&Tensor], shape: &[usize], env: &Env) -> Result<Tensor
         Transpose { perm } => transpose_eval(x[0], perm),
         Slice { axis, start, len } => slice_eval(x[0], *axis, *start, *len),
         Pad { axis, before, after } => pad_eval(x[0], *axis, *before, *after),
-        Sum { axes } => Ok(sum_eval(x[0], axes)),
-        ReduceMax { axis } => Ok(reduce_max_eval(x[0], *axis)),
-        ArgMaxMask { axis } => Ok(argmax_mask_eval(x[0], *axis)),
+        Sum { axes } => sum_eval(x[0], axes),
+        ReduceMax { axis } => reduce_max_eval(x[0], *axis),
+        ArgMaxMask { axis } => argmax_mask_eval(x[0], *axis),
         OneHot { classes } => one_hot_eval(x[0], *classes),
         MatMul { transpose_a, transpose_b } => matmul_eval(x[0], x[1], *transpose_a, *transpose_b),
-        LogSoftmax { axis } => Ok(log_softmax_eval(x[0], *axis)),
+        LogSoftmax { axis } => log_softmax_eval(x[0], *axis),
         Conv2d { stride, pad } => conv2d_eval(x[0], x[1], *stride, *pad),
         Conv2dInputGrad { stride, pad, height, width } => {
             conv2d_input_grad_eval(x[0], x[1], *stride, *pad, *height, *width)
@@ -787,7 +787,9 @@ fn reshape_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId]) -> Grads {
 
 /// y = transpose(x, perm), y axis i = x axis perm[i]      dx = transpose(g, perm⁻¹)
 fn transpose_eval(x: &Tensor, perm: &[usize]) -> Result<Tensor, String> {
-    if perm.len() != x.shape.len() {
+    let mut sorted = perm.to_vec();
+    sorted.sort_unstable();
+    if sorted != (0..x.shape.len()).collect::<Vec<_>>() {
         return Err(format!("permutation {perm:?} of a tensor of shape {:?}", x.shape));
     }
     let shape: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();
@@ -852,7 +854,10 @@ fn pad_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], axis: usize, before: usize) ->
 // ---- reductions -----------------------------------------------------------------------------
 
 /// y = sum of x over axes      dx = broadcast(g with the axes back as 1s, shape of x)
-fn sum_eval(x: &Tensor, axes: &[usize]) -> Tensor {
+fn sum_eval(x: &Tensor, axes: &[usize]) -> Result<Tensor, String> {
+    if let Some(a) = axes.iter().find(|&&a| a >= x.shape.len()) {
+        return Err(format!("axis {a} of a tensor of shape {:?}", x.shape));
+    }
     let kept: Vec<usize> = (0..x.shape.len()).filter(|a| !axes.contains(a)).collect();
     let shape: Vec<usize> = kept.iter().map(|&a| x.shape[a]).collect();
     let out_strides = strides(&shape);
@@ -862,7 +867,7 @@ fn sum_eval(x: &Tensor, axes: &[usize]) -> Tensor {
         let at: usize = kept.iter().zip(&out_strides).map(|(&a, &s)| idx[a] * s).sum();
         data[at] += v;
     }
-    Tensor::new(shape, data)
+    Ok(Tensor::new(shape, data))
 }
 
 fn sum_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], axes: &[usize]) -> Grads {
@@ -877,8 +882,8 @@ fn sum_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], axes: &[usize]) -> Grads {
 
 /// y = max of x along axis     dx = g at the first maximum of each row, 0 elsewhere:
 /// dx = argmax_mask(x) * g (g with the axis back as a 1, broadcast by the multiply)
-fn reduce_max_eval(x: &Tensor, axis: usize) -> Tensor {
-    let (outer, n, inner) = split_axis(&x.shape, axis).expect("axis checked by the shape rule");
+fn reduce_max_eval(x: &Tensor, axis: usize) -> Result<Tensor, String> {
+    let (outer, n, inner) = split_axis(&x.shape, axis)?;
     let mut data = Vec::with_capacity(outer * inner);
     for o in 0..outer {
         for k in 0..inner {
@@ -888,7 +893,7 @@ fn reduce_max_eval(x: &Tensor, axis: usize) -> Tensor {
     }
     let mut shape = x.shape.clone();
     shape.remove(axis);
-    Tensor::new(shape, data)
+    Ok(Tensor::new(shape, data))
 }
 
 fn reduce_max_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], axis: usize) -> Grads {
@@ -900,8 +905,8 @@ fn reduce_max_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], axis: usize) -> Grads {
 }
 
 /// y = 1 at the first maximum along axis, else 0          no gradient
-fn argmax_mask_eval(x: &Tensor, axis: usize) -> Tensor {
-    let (outer, n, inner) = split_axis(&x.shape, axis).expect("axis checked by the shape rule");
+fn argmax_mask_eval(x: &Tensor, axis: usize) -> Result<Tensor, String> {
+    let (outer, n, inner) = split_axis(&x.shape, axis)?;
     let mut data = vec![0.0; x.numel()];
     for o in 0..outer {
         for k in 0..inner {
@@ -911,7 +916,7 @@ fn argmax_mask_eval(x: &Tensor, axis: usize) -> Tensor {
             }
         }
     }
-    Tensor::new(x.shape.clone(), data)
+    Ok(Tensor::new(x.shape.clone(), data))
 }
 
 /// y[.., c] = 1 if x[..] == c  no gradient; class indices must be whole numbers in range
@@ -966,8 +971,8 @@ fn matmul_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], ta: bool, tb: bool) -> Grad
 }
 
 /// y = x - max(x) - ln(sum(e^(x - max(x)))) along axis    dx = g - e^y * sum(g) along axis
-fn log_softmax_eval(x: &Tensor, axis: usize) -> Tensor {
-    let (outer, n, inner) = split_axis(&x.shape, axis).expect("axis checked by the shape rule");
+fn log_softmax_eval(x: &Tensor, axis: usize) -> Result<Tensor, String> {
+    let (outer, n, inner) = split_axis(&x.shape, axis)?;
     let mut data = vec![0.0; x.numel()];
     for o in 0..outer {
         for k in 0..inner {
@@ -979,7 +984,7 @@ fn log_softmax_eval(x: &Tensor, axis: usize) -> Tensor {
             }
         }
     }
-    Tensor::new(x.shape.clone(), data)
+    Ok(Tensor::new(x.shape.clone(), data))
 }
 
 fn log_softmax_vjp(cx: &mut Vjp, g: NodeId, y: NodeId, axis: usize) -> Grads {
@@ -1466,6 +1471,6 @@ mod tests {
         let x = g.add_param("x", k(&[1, 1, 4, 4]), crate::graph::Init::Zeros);
         let pooled = g.add_param("p", k(&[1, 1, 2, 2]), crate::graph::Init::Zeros);
         assert!(g.add(Op::MaxPool2dGrad { size: 2, stride: 2 }, &[x, pooled]).is_ok());
-        assert!(g.add(Op::MaxPool2dGrad { size: 3, stride: 1 }, &[x, pooled]).is_err());
+        assert!(g.add(Op::MaxPool2dGrad { size: 2, stride: 1 }, &[x, pooled]).is_err());
     }
 }

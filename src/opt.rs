@@ -122,25 +122,30 @@ fn is_constant(op: &Op) -> bool {
 }
 
 fn constant_len(op: &Op) -> usize {
-    match op {
-        Op::Literal { values } => values.len(),
-        _ => 1,
+    if let Op::Literal { values } = op {
+        values.len()
+    } else {
+        1
     }
 }
 
+/// The value of a `Const` or `Literal` node.
 fn constant_value(g: &Graph, id: NodeId) -> Tensor {
     let shape: Vec<usize> = g.shape(id).iter().map(|d| d.known().expect("constants have known shapes")).collect();
-    match &g.node(id).op {
-        Op::Const { value } => Tensor::scalar(*value),
-        Op::Literal { values } => Tensor::new(shape, values.to_vec()),
-        op => unreachable!("{op:?} is not a constant"),
+    if let Op::Literal { values } = &g.node(id).op {
+        Tensor::new(shape, values.to_vec())
+    } else if let Op::Const { value } = g.node(id).op {
+        Tensor::scalar(value)
+    } else {
+        unreachable!("only constants are folded")
     }
 }
 
 // ---- simplify: algebraic identities ------------------------------------------------------
 
-/// Replace nodes by simpler equivalents (see `simplify_node` for the identities). Only exact
-/// identities: none changes a result, including for infinities and NaN.
+/// Replace nodes by simpler equivalents (see `simplify_node` for the identities). They hold
+/// for infinities and NaN too; the only differences are the sign of a zero result (IEEE has
+/// -0 + 0 = +0, where `x + 0 == x` keeps -0) and the rounding of sum-of-broadcast.
 pub fn simplify(g: &mut Graph) -> bool {
     rebuild(g, |g, _, node| simplify_node(g, node).map_or(Rewrite::Keep, Rewrite::Replace))
 }
@@ -232,10 +237,7 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
         }
         Neg => {
             // -(-x) == x
-            match g.node(x[0]).op {
-                Neg => Some(g.node(x[0]).inputs[0]),
-                _ => None,
-            }
+            (g.node(x[0]).op == Neg).then(|| g.node(x[0]).inputs[0])
         }
         Broadcast { .. } => {
             // broadcast(x, shape of x) == x
@@ -245,13 +247,17 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
             // broadcast(broadcast(x, s1), s2) == broadcast(x, s2)
             // broadcast(reshape(x, [1, .., 1] ++ shape of x), s) == broadcast(x, s): broadcasting
             // prepends the unit axes itself
-            let inner = g.node(x[0]).inputs.first().copied();
-            match (&g.node(x[0]).op, inner) {
-                (Broadcast { .. }, Some(inner)) => g.add(node.op.clone(), &[inner]).ok(),
-                (Reshape { shape: s1 }, Some(inner)) if only_prepends_units(s1, g.shape(inner)) => {
-                    g.add(node.op.clone(), &[inner]).ok()
-                }
-                _ => None,
+            let operand = g.node(x[0]);
+            let inner = operand.inputs.first().copied();
+            let fuses = if let Reshape { shape: s1 } = &operand.op {
+                only_prepends_units(s1, g.shape(inner?))
+            } else {
+                matches!(operand.op, Broadcast { .. })
+            };
+            if fuses {
+                g.add(node.op.clone(), &[inner?]).ok()
+            } else {
+                None
             }
         }
         Reshape { .. } => {
@@ -261,15 +267,15 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
             }
             // reshape(reshape(x, s1), s2) == reshape(x, s2)
             // reshape(broadcast(c, s1), s2) == broadcast(c, s2) for a scalar c: a fill
-            let inner = g.node(x[0]).inputs.first().copied();
-            match (&g.node(x[0]).op, inner) {
-                (Reshape { .. }, Some(inner)) => {
-                    Some(if g.shape(inner) == shape { inner } else { g.add(node.op.clone(), &[inner]).ok()? })
-                }
-                (Broadcast { .. }, Some(inner)) if g.shape(inner).is_empty() => {
-                    g.add(Broadcast { shape: shape.clone() }, &[inner]).ok()
-                }
-                _ => None,
+            let operand = g.node(x[0]);
+            let inner = operand.inputs.first().copied();
+            if let Reshape { .. } = operand.op {
+                let inner = inner?;
+                Some(if g.shape(inner) == shape { inner } else { g.add(node.op.clone(), &[inner]).ok()? })
+            } else if matches!(operand.op, Broadcast { .. }) && g.shape(inner?).is_empty() {
+                g.add(Broadcast { shape: shape.clone() }, &[inner?]).ok()
+            } else {
+                None
             }
         }
         Transpose { perm } => {
@@ -278,17 +284,13 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
                 return Some(x[0]);
             }
             // transpose(transpose(x, p), q) == transpose(x, i -> p[q[i]])
-            match &g.node(x[0]).op {
-                Transpose { perm: inner_perm } => {
-                    let inner = g.node(x[0]).inputs[0];
-                    let composed: Vec<usize> = perm.iter().map(|&q| inner_perm[q]).collect();
-                    if is_identity(&composed) {
-                        Some(inner)
-                    } else {
-                        g.add(Transpose { perm: composed }, &[inner]).ok()
-                    }
-                }
-                _ => None,
+            let Transpose { perm: inner_perm } = &g.node(x[0]).op else { return None };
+            let inner = g.node(x[0]).inputs[0];
+            let composed: Vec<usize> = perm.iter().map(|&q| inner_perm[q]).collect();
+            if is_identity(&composed) {
+                Some(inner)
+            } else {
+                g.add(Transpose { perm: composed }, &[inner]).ok()
             }
         }
         Slice { .. } => {
@@ -374,10 +376,11 @@ fn count_of(g: &mut Graph, dims: impl Iterator<Item = Dim>) -> NodeId {
 
 /// `Const value`, or a broadcast of one (a scalar constant; literals are left to `fold`).
 fn is_scalar_const(g: &Graph, id: NodeId, value: f64) -> bool {
-    match &g.node(id).op {
-        Op::Const { value: v } => *v == value,
-        Op::Broadcast { .. } => is_scalar_const(g, g.node(id).inputs[0], value),
-        _ => false,
+    let node = g.node(id);
+    if let Op::Broadcast { .. } = node.op {
+        is_scalar_const(g, node.inputs[0], value)
+    } else {
+        node.op == Op::Const { value }
     }
 }
 
@@ -394,8 +397,15 @@ fn finite_by_construction(g: &Graph, id: NodeId) -> bool {
         | Op::Transpose { .. }
         | Op::Slice { .. }
         | Op::Pad { .. }
-        | Op::Neg => finite_by_construction(g, node.inputs[0]),
-        _ => false,
+        | Op::Neg
+        | Op::Abs => finite_by_construction(g, node.inputs[0]),
+        // Anything that can overflow, or passes on an input or parameter (which may be inf).
+        Op::Input { .. } | Op::Param { .. } => false,
+        Op::Exp | Op::Log | Op::Sqrt | Op::Tanh | Op::Sigmoid => false,
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Max | Op::Min => false,
+        Op::Sum { .. } | Op::ReduceMax { .. } | Op::MatMul { .. } | Op::LogSoftmax { .. } => false,
+        Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dFilterGrad { .. } => false,
+        Op::MaxPool2d { .. } | Op::MaxPool2dGrad { .. } | Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => false,
     }
 }
 

@@ -356,6 +356,7 @@ impl Session {
             load: None,
             stats: false,
             engine: "jit".into(),
+            memory_limit: crate::limits::default_limit(),
         };
         match crate::cli::train_report(&checked, &self.base_dir.join("repl.net"), &opts) {
             Ok(text) => Output { out: text, ..Output::default() },

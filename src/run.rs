@@ -17,6 +17,10 @@ pub struct EvalOutput {
 /// Evaluate an eval block with the reference interpreter (parameters of called models are
 /// initialised from `seed`).
 pub fn evaluate(e: &EvalDecl, seed: u64) -> Result<EvalOutput, String> {
+    crate::limits::check(&e.graph, 1, crate::limits::default_limit(), "eval").map_err(|d| {
+        let help = d.help.clone().unwrap_or_default();
+        format!("{} ({help})", d.message)
+    })?;
     let mut g = e.graph.clone();
     let mut grad_ids: Vec<Vec<NodeId>> = vec![];
     for req in &e.grads {

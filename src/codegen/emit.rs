@@ -137,10 +137,10 @@ impl<'f> Emitter<'f> {
             Base::Temp(t) => {
                 let off = self.env.offsets[t].clone().expect("a used temporary has a place");
                 let off = self.poly(&off);
-                let bytes = self.b.ins().ishl_imm(off, self.shift);
+                let bytes = self.b.ins().ishl_imm_s(off, self.shift);
                 self.b.ins().iadd(self.env.args[4], bytes)
             }
-            Base::Data(d) => self.b.ins().global_value(I64, self.env.data[d]),
+            Base::Data(d) => self.b.ins().symbol_value(I64, self.env.data[d]),
         }
     }
 
@@ -151,7 +151,7 @@ impl<'f> Emitter<'f> {
             return base;
         }
         let off = self.poly(&a.offset);
-        let bytes = self.b.ins().ishl_imm(off, self.shift);
+        let bytes = self.b.ins().ishl_imm_s(off, self.shift);
         self.b.ins().iadd(base, bytes)
     }
 
@@ -163,7 +163,7 @@ impl<'f> Emitter<'f> {
 
     /// `p + i` elements.
     fn elem(&mut self, p: Value, i: Value) -> Value {
-        let d = self.b.ins().ishl_imm(i, self.shift);
+        let d = self.b.ins().ishl_imm_s(i, self.shift);
         self.b.ins().iadd(p, d)
     }
 
@@ -219,7 +219,7 @@ impl<'f> Emitter<'f> {
 
     /// The largest multiple of the vector width not above `n`.
     fn vector_part(&mut self, n: Value) -> Value {
-        self.b.ins().band_imm(n, -(self.lanes as i64))
+        self.b.ins().band_imm_s(n, -(self.lanes as i64))
     }
 
     // ---- floats ----------------------------------------------------------------------------
@@ -370,7 +370,14 @@ impl<'f> Emitter<'f> {
     }
 
     /// C = A·B (+ C when `beta` is 1) through the GEMM symbol; strides in elements.
-    fn gemm(&mut self, mkn: [Value; 3], a: (Value, [Value; 2]), b: (Value, [Value; 2]), c: (Value, [Value; 2]), beta: f64) {
+    fn gemm(
+        &mut self,
+        mkn: [Value; 3],
+        a: (Value, [Value; 2]),
+        b: (Value, [Value; 2]),
+        c: (Value, [Value; 2]),
+        beta: f64,
+    ) {
         let alpha = self.fconst(1.0);
         let beta = self.fconst(beta);
         let args = [mkn[0], mkn[1], mkn[2], alpha, a.0, a.1[0], a.1[1], b.0, b.1[0], b.1[1], beta, c.0, c.1[0], c.1[1]];
@@ -406,7 +413,13 @@ impl<'f> Emitter<'f> {
     }
 
     /// Loops over the outer axes, advancing one row pointer per access; `inner` gets the rows.
-    fn nest(&mut self, dims: &[Value], strides: &[Vec<Value>], ptrs: Vec<Value>, inner: &mut dyn FnMut(&mut Self, &[Value])) {
+    fn nest(
+        &mut self,
+        dims: &[Value],
+        strides: &[Vec<Value>],
+        ptrs: Vec<Value>,
+        inner: &mut dyn FnMut(&mut Self, &[Value]),
+    ) {
         match dims.split_first() {
             None => inner(self, &ptrs),
             Some((&n, rest)) => {
@@ -520,7 +533,7 @@ impl<'f> Emitter<'f> {
                 let s = self.load_scalar(p);
                 let mut v = self.lane0(s);
                 for l in 1..self.lanes {
-                    let q = self.b.ins().imul_imm(sb, l as i64);
+                    let q = self.b.ins().imul_imm_s(sb, l as i64);
                     let q = self.b.ins().iadd(p, q);
                     let s = self.load_scalar(q);
                     v = self.b.ins().insertlane(v, s, l);
@@ -545,7 +558,7 @@ impl<'f> Emitter<'f> {
                 let p = self.offset(row, i, sb);
                 let lanes = if mode == Mode::Tail { 1 } else { self.lanes };
                 for l in 0..lanes {
-                    let q = self.b.ins().imul_imm(sb, l as i64);
+                    let q = self.b.ins().imul_imm_s(sb, l as i64);
                     let q = self.b.ins().iadd(p, q);
                     let s = self.b.ins().extractlane(v, l);
                     self.store_scalar(s, q);
@@ -668,7 +681,16 @@ impl<'f> Emitter<'f> {
     // ---- convolution -----------------------------------------------------------------------
 
     #[allow(clippy::too_many_arguments)]
-    fn conv(&mut self, op: ConvOp, batch: &Mono, g: &ConvGeom, a: &Access, b: &Access, out: &Access, col: Option<&Access>) {
+    fn conv(
+        &mut self,
+        op: ConvOp,
+        batch: &Mono,
+        g: &ConvGeom,
+        a: &Access,
+        b: &Access,
+        out: &Access,
+        col: Option<&Access>,
+    ) {
         let n = self.mono(batch);
         let (pa, pb, pout) = (self.addr(a), self.addr(b), self.addr(out));
         let pcol = col.map(|c| self.addr(c));
@@ -742,14 +764,14 @@ impl<'f> Emitter<'f> {
             let pad = e.int(p);
             let lo_num = e.b.ins().isub(pad, bb);
             let lo_up = e.b.ins().iadd_imm_s(lo_num, s - 1);
-            let lo_div = e.b.ins().sdiv_imm(lo_up, s);
+            let lo_div = e.b.ins().sdiv_imm_s(lo_up, s);
             let zero = e.int(0);
-            let positive = e.b.ins().icmp_imm(IntCC::SignedGreaterThan, lo_num, 0);
+            let positive = e.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, lo_num, 0);
             let j_lo = e.b.ins().select(positive, lo_div, zero);
             let hi_num = e.b.ins().iadd_imm_s(lo_num, g.w as i64 - 1);
-            let hi_div = e.b.ins().sdiv_imm(hi_num, s);
+            let hi_div = e.b.ins().sdiv_imm_s(hi_num, s);
             let hi_div = e.b.ins().iadd_imm_s(hi_div, 1);
-            let nonneg = e.b.ins().icmp_imm(IntCC::SignedGreaterThanOrEqual, hi_num, 0);
+            let nonneg = e.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, hi_num, 0);
             let j_hi = e.b.ins().select(nonneg, hi_div, zero);
             let ow = e.int(g.ow as i64);
             let j_hi = e.b.ins().smin(j_hi, ow);
@@ -758,20 +780,20 @@ impl<'f> Emitter<'f> {
             let col_row = e.offset(col, row, row_bytes);
             let oh = e.int(g.oh as i64);
             e.for_n(oh, |e, i| {
-                let r = e.b.ins().imul_imm(i, s);
+                let r = e.b.ins().imul_imm_s(i, s);
                 let r = e.b.ins().iadd(r, a);
                 let r = e.b.ins().iadd_imm_s(r, -p);
                 let dst_bytes = e.int(g.ow as i64 * e.es);
                 let dst = e.offset(col_row, i, dst_bytes);
-                let inside = e.b.ins().icmp_imm(IntCC::UnsignedLessThan, r, g.h as i64);
+                let inside = e.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, r, g.h as i64);
                 e.if_else(
                     inside,
                     |e| {
                         // src = x + ((c·H + r)·W + j_lo·s + bb - p)
-                        let cr = e.b.ins().imul_imm(c, g.h as i64);
+                        let cr = e.b.ins().imul_imm_s(c, g.h as i64);
                         let cr = e.b.ins().iadd(cr, r);
-                        let q = e.b.ins().imul_imm(cr, g.w as i64);
-                        let js = e.b.ins().imul_imm(j_lo, s);
+                        let q = e.b.ins().imul_imm_s(cr, g.w as i64);
+                        let js = e.b.ins().imul_imm_s(j_lo, s);
                         let q = e.b.ins().iadd(q, js);
                         let q = e.b.ins().iadd(q, bb);
                         let q = e.b.ins().iadd_imm_s(q, -p);
@@ -820,7 +842,7 @@ impl<'f> Emitter<'f> {
             self.for_loop(main, len, 1, |e, j| e.scalar_step(contiguous, strided, j, j, scatter));
         } else {
             self.for_loop(zero, len, 1, |e, j| {
-                let js = e.b.ins().imul_imm(j, s);
+                let js = e.b.ins().imul_imm_s(j, s);
                 e.scalar_step(contiguous, strided, j, js, scatter)
             });
         }
@@ -843,7 +865,15 @@ impl<'f> Emitter<'f> {
 
     /// Calls `body(row_start, element_stride_bytes, contiguous)` for each of the outer×inner
     /// rows of length n (element j of a row is at `row_start + j * stride`).
-    fn rows(&mut self, outer: &Mono, n: &Mono, inner: &Mono, x: &Access, out: &Access, body: &mut dyn FnMut(&mut Self, Value, Value, Value, Value)) {
+    fn rows(
+        &mut self,
+        outer: &Mono,
+        n: &Mono,
+        inner: &Mono,
+        x: &Access,
+        out: &Access,
+        body: &mut dyn FnMut(&mut Self, Value, Value, Value, Value),
+    ) {
         let (o, nv, k) = (self.mono(outer), self.mono(n), self.mono(inner));
         let (px, pout) = (self.addr(x), self.addr(out));
         let stride = self.mono_bytes(inner);
@@ -859,7 +889,15 @@ impl<'f> Emitter<'f> {
     }
 
     /// Fold `f(x[j])` over one row: vector lanes when contiguous (stride = one element).
-    fn row_fold(&mut self, row: Value, stride: Value, n: Value, contiguous: bool, op: ReduceOp, f: &dyn Fn(&mut Self, Value) -> Value) -> Value {
+    fn row_fold(
+        &mut self,
+        row: Value,
+        stride: Value,
+        n: Value,
+        contiguous: bool,
+        op: ReduceOp,
+        f: &dyn Fn(&mut Self, Value) -> Value,
+    ) -> Value {
         let acc_s = self.b.declare_var(self.ty);
         let init = self.fconst(Self::identity(op));
         self.b.def_var(acc_s, init);
@@ -898,7 +936,15 @@ impl<'f> Emitter<'f> {
     }
 
     /// out[j] = f(x[j]) over one row.
-    fn row_map(&mut self, row: Value, dst: Value, stride: Value, n: Value, contiguous: bool, f: &dyn Fn(&mut Self, Value) -> Value) {
+    fn row_map(
+        &mut self,
+        row: Value,
+        dst: Value,
+        stride: Value,
+        n: Value,
+        contiguous: bool,
+        f: &dyn Fn(&mut Self, Value) -> Value,
+    ) {
         let zero = self.int(0);
         let start = if contiguous {
             let main = self.vector_part(n);
@@ -1003,7 +1049,7 @@ impl<'f> Emitter<'f> {
         let (big, small) = ((g.h * g.w) as i64, (g.oh * g.ow) as i64);
         // The [N, C, H, W] side: x for Max/MaxGrad/Avg, the output for AvgGrad and MaxGrad.
         if matches!(op, PoolOp::MaxGrad | PoolOp::AvgGrad) {
-            let len = self.b.ins().imul_imm(np, big);
+            let len = self.b.ins().imul_imm_s(np, big);
             self.fill(pout, len, 0.0);
         }
         let area = (g.size * g.size) as f64;
@@ -1018,10 +1064,10 @@ impl<'f> Emitter<'f> {
             e.for_n(oh, |e, i| {
                 e.for_n(ow, |e, j| {
                     // Window origin (i·s, j·s) on the big side, and pooled index i·OW + j.
-                    let row = e.b.ins().imul_imm(i, (g.stride * g.w) as i64);
-                    let col = e.b.ins().imul_imm(j, g.stride as i64);
+                    let row = e.b.ins().imul_imm_s(i, (g.stride * g.w) as i64);
+                    let col = e.b.ins().imul_imm_s(j, g.stride as i64);
                     let origin = e.b.ins().iadd(row, col);
-                    let small_at = e.b.ins().imul_imm(i, g.ow as i64);
+                    let small_at = e.b.ins().imul_imm_s(i, g.ow as i64);
                     let small_at = e.b.ins().iadd(small_at, j);
                     match op {
                         PoolOp::Max | PoolOp::Avg => {

@@ -48,11 +48,8 @@ pub fn schedule(g: &Graph) -> Result<Program, Diagnostic> {
         })?;
         // A computed value read by several kernels is written once rather than recomputed.
         // (An output or update with no other use is computed straight into its buffer.)
-        let v = if f.uses[i] != 1 && v.has_loads() && v.as_load().is_none() {
-            f.materialize(&v, &node.shape)
-        } else {
-            v
-        };
+        let v =
+            if f.uses[i] != 1 && v.has_loads() && v.as_load().is_none() { f.materialize(&v, &node.shape) } else { v };
         if !matches!(node.op, Op::Input { .. } | Op::Param { .. } | Op::Const { .. } | Op::Literal { .. }) {
             f.prog.naive.add_mono(&Mono::product(&monos(&node.shape)));
         }
@@ -309,9 +306,13 @@ impl<'g> Fuser<'g> {
                 self.conv(ConvOp::FilterGrad, geom, Mono::dim(xs[0]), id)?
             }
             Op::MaxPool2d { size, stride } => self.pool(PoolOp::Max, id, in_shape(0), shape, *size, *stride)?,
-            Op::MaxPool2dGrad { size, stride } => self.pool(PoolOp::MaxGrad, id, in_shape(0), in_shape(1), *size, *stride)?,
+            Op::MaxPool2dGrad { size, stride } => {
+                self.pool(PoolOp::MaxGrad, id, in_shape(0), in_shape(1), *size, *stride)?
+            }
             Op::AvgPool2d { size, stride } => self.pool(PoolOp::Avg, id, in_shape(0), shape, *size, *stride)?,
-            Op::AvgPool2dGrad { size, stride, .. } => self.pool(PoolOp::AvgGrad, id, shape, in_shape(0), *size, *stride)?,
+            Op::AvgPool2dGrad { size, stride, .. } => {
+                self.pool(PoolOp::AvgGrad, id, shape, in_shape(0), *size, *stride)?
+            }
         })
     }
 
@@ -420,7 +421,11 @@ impl<'g> Fuser<'g> {
         for (k, (_, id)) in g.outputs.iter().enumerate() {
             let shape = monos(g.shape(*id));
             let v = self.val(*id);
-            self.prog.kernels.push(Kernel::Map { shape: shape.clone(), expr: v, out: Access::contiguous(Base::Output(k), &shape) });
+            self.prog.kernels.push(Kernel::Map {
+                shape: shape.clone(),
+                expr: v,
+                out: Access::contiguous(Base::Output(k), &shape),
+            });
         }
         // An update computed in its own kernel reads the old value of the parameter it writes
         // at the same index only; reading another updated parameter (whose update kernel may
@@ -459,19 +464,22 @@ impl<'g> Fuser<'g> {
             let writes_t = |k: &Kernel| k.writes().iter().any(|a| a.base == Base::Temp(t));
             let first = ks.iter().position(writes_t).expect("a temporary is written before it is copied");
             let other_writer = ks.iter().enumerate().any(|(j, k)| j != i && k.writes().iter().any(|a| a.base == p));
-            let ok = !other_writer && ks.iter().enumerate().all(|(j, k)| {
-                let reads_p = k.reads().iter().any(|a| a.base == p);
-                if j == i || !reads_p || j < first {
-                    return true;
-                }
-                // The writer itself may read the parameter at the very index it writes.
-                match k {
-                    Kernel::Map { expr, out, .. } if out.base == Base::Temp(t) => {
-                        expr.loads().iter().filter(|a| a.base == p).all(|a| a.offset == out.offset && a.strides == out.strides)
+            let ok = !other_writer
+                && ks.iter().enumerate().all(|(j, k)| {
+                    let reads_p = k.reads().iter().any(|a| a.base == p);
+                    if j == i || !reads_p || j < first {
+                        return true;
                     }
-                    _ => false,
-                }
-            });
+                    // The writer itself may read the parameter at the very index it writes.
+                    match k {
+                        Kernel::Map { expr, out, .. } if out.base == Base::Temp(t) => expr
+                            .loads()
+                            .iter()
+                            .filter(|a| a.base == p)
+                            .all(|a| a.offset == out.offset && a.strides == out.strides),
+                        _ => false,
+                    }
+                });
             if ok {
                 self.prog.kernels.remove(i);
                 for k in &mut self.prog.kernels {

@@ -248,11 +248,7 @@ impl Expr {
 
 /// Rebuild `e` with every load's access replaced by `f(access)`, keeping shared subtrees shared.
 pub fn map_loads(e: &Rc<Expr>, f: &mut dyn FnMut(&Access) -> Access) -> Rc<Expr> {
-    fn go(
-        e: &Rc<Expr>,
-        f: &mut dyn FnMut(&Access) -> Access,
-        memo: &mut HashMap<*const Expr, Rc<Expr>>,
-    ) -> Rc<Expr> {
+    fn go(e: &Rc<Expr>, f: &mut dyn FnMut(&Access) -> Access, memo: &mut HashMap<*const Expr, Rc<Expr>>) -> Rc<Expr> {
         if let Some(done) = memo.get(&Rc::as_ptr(e)) {
             return done.clone();
         }

@@ -202,7 +202,8 @@ impl Emitter<'_> {
         let r = self.b.ins().fma(e, lo, log_m);
         let r = self.b.ins().fma(e, hi, r);
 
-        let (zero, inf, ninf, nan) = (self.splat(0.0), self.splat(f64::INFINITY), self.splat(f64::NEG_INFINITY), self.splat(f64::NAN));
+        let (zero, inf, ninf, nan) =
+            (self.splat(0.0), self.splat(f64::INFINITY), self.splat(f64::NEG_INFINITY), self.splat(f64::NAN));
         let r = self.select_cmp(FloatCC::Equal, x, zero, ninf, r);
         let r = self.select_cmp(FloatCC::LessThan, x, zero, nan, r);
         let r = self.select_cmp(FloatCC::Equal, x, inf, inf, r);

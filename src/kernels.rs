@@ -1,0 +1,118 @@
+//! The C-ABI kernel entry points that generated code calls: one GEMM symbol per dtype.
+//! Input: matrix sizes, pointers and element strides; output: C written in place.
+//!
+//! Generated code only ever calls these names, so the implementation can be swapped: the JIT
+//! binds them to the Rust functions below (the `matrixmultiply` crate, threaded); an object
+//! file can link a `no_std` build of the same crate, or a Cranelift-generated GEMM.
+//!
+//! ```c
+//! void netc_gemm_f32(int64_t m, int64_t k, int64_t n, float alpha,
+//!                    const float* a, int64_t rsa, int64_t csa,   /* op(A): m × k */
+//!                    const float* b, int64_t rsb, int64_t csb,   /* op(B): k × n */
+//!                    float beta, float* c, int64_t rsc, int64_t csc);   /* C: m × n */
+//! ```
+//! computes C = alpha·A·B + beta·C, strides in elements (a transpose is a swap of strides);
+//! C is not read when beta is 0. `netc_gemm_f64` is the same with double.
+
+/// Symbol of the f32 GEMM.
+pub const GEMM_F32: &str = "netc_gemm_f32";
+/// Symbol of the f64 GEMM.
+pub const GEMM_F64: &str = "netc_gemm_f64";
+
+/// C = alpha·A·B + beta·C in f32, see the module documentation.
+///
+/// # Safety
+/// The pointers and strides must describe valid m×k, k×n and m×n matrices; C must not
+/// overlap A or B.
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn netc_gemm_f32(
+    m: i64,
+    k: i64,
+    n: i64,
+    alpha: f32,
+    a: *const f32,
+    rsa: i64,
+    csa: i64,
+    b: *const f32,
+    rsb: i64,
+    csb: i64,
+    beta: f32,
+    c: *mut f32,
+    rsc: i64,
+    csc: i64,
+) {
+    if m <= 0 || n <= 0 {
+        return;
+    }
+    let k = k.max(0) as usize;
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        matrixmultiply::sgemm(
+            m as usize,
+            k,
+            n as usize,
+            alpha,
+            a,
+            rsa as isize,
+            csa as isize,
+            b,
+            rsb as isize,
+            csb as isize,
+            beta,
+            c,
+            rsc as isize,
+            csc as isize,
+        )
+    }
+}
+
+/// C = alpha·A·B + beta·C in f64, see the module documentation.
+///
+/// # Safety
+/// As for [`netc_gemm_f32`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn netc_gemm_f64(
+    m: i64,
+    k: i64,
+    n: i64,
+    alpha: f64,
+    a: *const f64,
+    rsa: i64,
+    csa: i64,
+    b: *const f64,
+    rsb: i64,
+    csb: i64,
+    beta: f64,
+    c: *mut f64,
+    rsc: i64,
+    csc: i64,
+) {
+    if m <= 0 || n <= 0 {
+        return;
+    }
+    let k = k.max(0) as usize;
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        matrixmultiply::dgemm(
+            m as usize,
+            k,
+            n as usize,
+            alpha,
+            a,
+            rsa as isize,
+            csa as isize,
+            b,
+            rsb as isize,
+            csb as isize,
+            beta,
+            c,
+            rsc as isize,
+            csc as isize,
+        )
+    }
+}
+
+/// The symbols the JIT binds, with their addresses.
+pub fn symbols() -> [(&'static str, *const u8); 2] {
+    [(GEMM_F32, netc_gemm_f32 as *const u8), (GEMM_F64, netc_gemm_f64 as *const u8)]
+}
