@@ -35,8 +35,9 @@ pub fn run(g: &Graph, inputs: &[Tensor], params: &[Tensor]) -> Result<Vec<Tensor
 
 /// The values of `g.outputs`, in order.
 pub fn outputs(g: &Graph, inputs: &[Tensor], params: &[Tensor]) -> Result<Vec<Tensor>, String> {
-    let mut values = run(g, inputs, params)?;
-    Ok(g.outputs.iter().map(|(_, id)| std::mem::take(&mut values[id.index()])).collect())
+    let values = run(g, inputs, params)?;
+    // Clone: two outputs may be the same node (dx and dy of an add gate).
+    Ok(g.outputs.iter().map(|(_, id)| values[id.index()].clone()).collect())
 }
 
 /// The value of one node (evaluates the whole graph).

@@ -185,7 +185,8 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
         Err(code) => return code,
     };
     for e in &checked.evals {
-        match netc::run::evaluate(e, args.seed.unwrap_or(0)) {
+        let exec = if args.engine == "interp" { netc::run::Exec::Interp } else { netc::run::Exec::Jit };
+        match netc::run::evaluate_with(e, args.seed.unwrap_or(0), exec) {
             Ok(out) => {
                 if !args.quiet {
                     print!("{}", netc::run::format_eval(e.name.as_deref(), &out))

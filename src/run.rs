@@ -14,9 +14,21 @@ pub struct EvalOutput {
     pub grads: Vec<(String, Tensor, Vec<(String, Tensor)>)>,
 }
 
-/// Evaluate an eval block with the reference interpreter (parameters of called models are
-/// initialised from `seed`).
+/// How an eval block is executed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Exec {
+    /// Compiled with Cranelift.
+    Jit,
+    /// The reference interpreter.
+    Interp,
+}
+
+/// Evaluate an eval block (parameters of called models are initialised from `seed`).
 pub fn evaluate(e: &EvalDecl, seed: u64) -> Result<EvalOutput, String> {
+    evaluate_with(e, seed, Exec::Jit)
+}
+
+pub fn evaluate_with(e: &EvalDecl, seed: u64, exec: Exec) -> Result<EvalOutput, String> {
     crate::limits::check(&e.graph, 1, crate::limits::default_limit(), "eval").map_err(|d| {
         let help = d.help.clone().unwrap_or_default();
         format!("{} ({help})", d.message)
@@ -27,17 +39,31 @@ pub fn evaluate(e: &EvalDecl, seed: u64) -> Result<EvalOutput, String> {
         let wrt: Vec<NodeId> = req.wrt.iter().map(|w| w.1).collect();
         grad_ids.push(autodiff::differentiate(&mut g, req.of, &wrt)?);
     }
-    let params = crate::params::init_params(&g, seed);
-    let values = crate::interp::run(&g, &e.values, &params)?;
-    let shows = e.shows.iter().map(|(text, id)| (text.clone(), values[id.index()].clone())).collect();
+    // Everything to print becomes an output: the shown values, then per request f and its grads.
+    g.outputs = e.shows.iter().map(|(text, id)| (text.clone(), *id)).collect();
+    for (req, ids) in e.grads.iter().zip(&grad_ids) {
+        g.outputs.push((req.of_name.clone(), req.of));
+        for ((name, _), id) in req.wrt.iter().zip(ids) {
+            g.outputs.push((format!("d_{name}"), *id));
+        }
+    }
+    let mut params = crate::params::init_params(&g, seed);
+    let values: Vec<Tensor> = match exec {
+        Exec::Interp => crate::interp::outputs(&g, &e.values, &params)?,
+        Exec::Jit => {
+            crate::opt::optimize(&mut g, None)?;
+            crate::jit::run_graph(&g, &e.values, &mut params)?
+        }
+    };
+    let mut next = values.into_iter();
+    let shows = e.shows.iter().map(|(text, _)| (text.clone(), next.next().unwrap_or_default())).collect();
     let grads = e
         .grads
         .iter()
-        .zip(grad_ids)
-        .map(|(req, ids)| {
-            let per_var =
-                req.wrt.iter().zip(ids).map(|((name, _), id)| (name.clone(), values[id.index()].clone())).collect();
-            (req.of_name.clone(), values[req.of.index()].clone(), per_var)
+        .map(|req| {
+            let f = next.next().unwrap_or_default();
+            let per_var = req.wrt.iter().map(|(name, _)| (name.clone(), next.next().unwrap_or_default())).collect();
+            (req.of_name.clone(), f, per_var)
         })
         .collect();
     Ok(EvalOutput { shows, grads })

@@ -51,7 +51,10 @@ impl std::fmt::Display for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         fn go(t: &Tensor, f: &mut std::fmt::Formatter, axis: usize, offset: usize) -> std::fmt::Result {
             if axis == t.shape.len() {
-                return f.write_str(&format_number(t.data[offset]));
+                return match t.data.get(offset) {
+                    Some(&x) => f.write_str(&format_number(x)),
+                    None => f.write_str("?"),
+                };
             }
             let n = t.shape[axis];
             let stride: usize = t.shape[axis + 1..].iter().product();

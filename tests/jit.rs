@@ -95,3 +95,433 @@ fn dense_relu_sum_by_hand() {
     // matmul, then one fused loop for + b and relu, then the sum
     assert!(c.stats().kernels <= 4, "{:?}", c.stats());
 }
+
+// ---- every op, alone -------------------------------------------------------------------------
+
+/// `op` applied to fresh inputs of `shapes` (drawn uniformly from `ranges`), the only output.
+fn op_graph(dtype: DType, op: Op, shapes: &[Shape]) -> Graph {
+    let mut g = Graph::new(dtype);
+    let ids: Vec<NodeId> =
+        shapes.iter().enumerate().map(|(i, s)| g.add_input(&format!("x{i}"), s.clone(), InputKind::Data)).collect();
+    let y = g.add(op, &ids).unwrap_or_else(|e| panic!("{e:?}"));
+    g.outputs = vec![("y".into(), y)];
+    g
+}
+
+struct Case<'a> {
+    op: Op,
+    shapes: Vec<Vec<usize>>,
+    ranges: &'a [(f64, f64)],
+    /// (rtol, atol) for f32 and for f64.
+    tol32: (f64, f64),
+    tol64: (f64, f64),
+}
+
+fn run_case(c: &Case, seed: u64) {
+    for dtype in DTYPES {
+        let shapes: Vec<Shape> = c.shapes.iter().map(|s| known(s)).collect();
+        let g = op_graph(dtype, c.op.clone(), &shapes);
+        let mut rng = Rng::new(seed);
+        let inputs: Vec<Tensor> =
+            c.shapes.iter().enumerate().map(|(i, s)| random(&mut rng, s, c.ranges[i].0, c.ranges[i].1)).collect();
+        let (rtol, atol) = if dtype == DType::F32 { c.tol32 } else { c.tol64 };
+        let what = format!("{:?} {dtype} on {:?}", c.op, c.shapes);
+        differential(&what, &g, &inputs, &[], rtol, atol);
+    }
+}
+
+/// Exact up to rounding: IEEE add, mul, div, sqrt round the same in both.
+const EXACT32: (f64, f64) = (1.2e-7, 0.0);
+const EXACT64: (f64, f64) = (2.3e-16, 0.0);
+
+#[test]
+fn unary_ops() {
+    let cases: [(Op, (f64, f64), (f64, f64), (f64, f64)); 8] = [
+        (Op::Neg, (-3.0, 3.0), EXACT32, EXACT64),
+        (Op::Abs, (-3.0, 3.0), EXACT32, EXACT64),
+        (Op::Sign, (-3.0, 3.0), EXACT32, EXACT64),
+        (Op::Sqrt, (0.0, 50.0), EXACT32, EXACT64),
+        (Op::Exp, (-20.0, 20.0), (4.8e-7, 0.0), (9e-16, 0.0)),
+        (Op::Log, (1e-3, 1e3), (4.8e-7, 1e-7), (9e-16, 1e-16)),
+        (Op::Tanh, (-6.0, 6.0), (4.8e-7, 1e-9), (9e-16, 1e-18)),
+        (Op::Sigmoid, (-30.0, 30.0), (4.8e-7, 1e-12), (9e-16, 1e-20)),
+    ];
+    for (seed, (op, range, tol32, tol64)) in cases.into_iter().enumerate() {
+        for n in SIZES {
+            for shape in [vec![n], vec![2, n], vec![n, 3, 2]] {
+                run_case(&Case { op: op.clone(), shapes: vec![shape], ranges: &[range], tol32, tol64 }, seed as u64);
+            }
+        }
+    }
+}
+
+#[test]
+fn binary_ops_with_broadcasting() {
+    let ops: [(Op, (f64, f64), (f64, f64)); 7] = [
+        (Op::Add, (-3.0, 3.0), (-3.0, 3.0)),
+        (Op::Sub, (-3.0, 3.0), (-3.0, 3.0)),
+        (Op::Mul, (-3.0, 3.0), (-3.0, 3.0)),
+        (Op::Div, (-3.0, 3.0), (0.5, 3.0)),
+        (Op::Max, (-1.0, 1.0), (-1.0, 1.0)),
+        (Op::Min, (-1.0, 1.0), (-1.0, 1.0)),
+        (Op::GreaterEq, (-1.0, 1.0), (-1.0, 1.0)),
+    ];
+    for (seed, (op, ra, rb)) in ops.into_iter().enumerate() {
+        for n in SIZES {
+            let pairs = [
+                (vec![n], vec![n]),
+                (vec![3, n], vec![n]),
+                (vec![n], vec![2, n]),
+                (vec![n, 1], vec![1, n]),
+                (vec![2, n, 3], vec![n, 1]),
+                (vec![], vec![n, 2]),
+            ];
+            for (a, b) in pairs {
+                let case =
+                    Case { op: op.clone(), shapes: vec![a, b], ranges: &[ra, rb], tol32: EXACT32, tol64: EXACT64 };
+                run_case(&case, seed as u64);
+            }
+        }
+    }
+}
+
+#[test]
+fn max_min_greater_eq_ties_route_left() {
+    // relu'(0) = 0 hinges on ties: max(0, x) at x = 0 is the left 0, and 0 >= 0.
+    for dtype in DTYPES {
+        let xs = Tensor::new(vec![5], vec![-1.0, 0.0, -0.0, 2.0, 0.0]);
+        let ys = Tensor::new(vec![5], vec![0.0, 0.0, 0.0, 0.0, -0.0]);
+        for op in [Op::Max, Op::Min, Op::GreaterEq] {
+            let g = op_graph(dtype, op.clone(), &[known(&[5]), known(&[5])]);
+            differential(&format!("{op:?} ties"), &g, &[xs.clone(), ys.clone()], &[], 0.0, 0.0);
+        }
+    }
+}
+
+#[test]
+fn pow_constant_and_general_exponents() {
+    for dtype in DTYPES {
+        for p in [2.0, 3.0, -1.0, 0.5, 1.5, 0.0, -2.5] {
+            for n in SIZES {
+                let mut g = Graph::new(dtype);
+                let x = g.add_input("x", known(&[n]), InputKind::Data);
+                let e = g.constant(p);
+                let y = g.add(Op::Pow, &[x, e]).unwrap();
+                g.outputs = vec![("y".into(), y)];
+                let xs = random(&mut Rng::new(n as u64), &[n], 0.1, 4.0);
+                let tol = dtype_tol(dtype, 2.4e-7, 4.5e-16);
+                differential(&format!("pow {p} {dtype}"), &g, &[xs], &[], tol, 0.0);
+            }
+        }
+        for n in SIZES {
+            let case = Case {
+                op: Op::Pow,
+                shapes: vec![vec![n], vec![n]],
+                ranges: &[(0.1, 4.0), (-2.0, 2.0)],
+                tol32: (2.4e-7, 0.0),
+                tol64: (4.5e-16, 0.0),
+            };
+            run_case(&case, 7);
+        }
+    }
+}
+
+#[test]
+fn layout_ops() {
+    for n in SIZES {
+        let r = &[(-5.0, 5.0)][..];
+        let cases = [
+            (Op::Broadcast { shape: known(&[3, n]) }, vec![n]),
+            (Op::Broadcast { shape: known(&[4, 2, n]) }, vec![2, 1]),
+            (Op::Reshape { shape: known(&[n, 6]) }, vec![2, 3, n]),
+            (Op::Transpose { perm: vec![1, 0] }, vec![3, n]),
+            (Op::Transpose { perm: vec![2, 0, 1] }, vec![2, n, 5]),
+            (Op::Slice { axis: 1, start: 1, len: 2 }, vec![n, 4]),
+            (Op::Slice { axis: 0, start: n / 2, len: n - n / 2 }, vec![n, 3]),
+            (Op::Pad { axis: 1, before: 2, after: 1 }, vec![n, 3]),
+            (Op::Pad { axis: 0, before: 0, after: 3 }, vec![n]),
+        ];
+        for (op, shape) in cases {
+            run_case(&Case { op, shapes: vec![shape], ranges: r, tol32: EXACT32, tol64: EXACT64 }, n as u64);
+        }
+    }
+}
+
+/// Views of views: a reshape of a transpose must copy; a transpose of a broadcast must not.
+#[test]
+fn chained_views_and_fusion() {
+    for dtype in DTYPES {
+        for n in SIZES {
+            let mut g = Graph::new(dtype);
+            let x = g.add_input("x", known(&[3, n]), InputKind::Data);
+            let b = g.add_input("b", known(&[n]), InputKind::Data);
+            let t = g.add(Op::Transpose { perm: vec![1, 0] }, &[x]).unwrap(); // [n, 3]
+            let r = g.add(Op::Reshape { shape: known(&[3 * n]) }, &[t]).unwrap();
+            let e = g.add(Op::Exp, &[r]).unwrap();
+            let bb = g.add(Op::Broadcast { shape: known(&[3, n]) }, &[b]).unwrap();
+            let bt = g.add(Op::Transpose { perm: vec![1, 0] }, &[bb]).unwrap(); // [n, 3]
+            let tb = g.add(Op::Mul, &[t, bt]).unwrap();
+            let th = g.add(Op::Tanh, &[tb]).unwrap();
+            let s = g.add(Op::Sum { axes: vec![0] }, &[th]).unwrap(); // [3]
+            let lg = g.add(Op::Log, &[e]).unwrap();
+            g.outputs = vec![("e".into(), e), ("s".into(), s), ("lg".into(), lg), ("t".into(), t)];
+            let mut rng = Rng::new(3);
+            let xs = [random(&mut rng, &[3, n], -2.0, 2.0), random(&mut rng, &[n], -2.0, 2.0)];
+            let tol = dtype_tol(dtype, 2e-6, 4e-15);
+            differential(&format!("views {dtype} {n}"), &g, &xs, &[], tol, tol);
+        }
+    }
+}
+
+#[test]
+fn reductions() {
+    for n in SIZES {
+        let r = &[(-2.0, 2.0)][..];
+        let sum = (1e-6, 1e-6 * n as f64);
+        let sum64 = (1e-14, 1e-14 * n as f64);
+        let cases = [
+            (Op::Sum { axes: vec![0] }, vec![n, 5], sum, sum64),
+            (Op::Sum { axes: vec![1] }, vec![5, n], sum, sum64),
+            (Op::Sum { axes: vec![0, 1] }, vec![n, 3], sum, sum64),
+            (Op::Sum { axes: vec![0, 2] }, vec![n, 3, 4], sum, sum64),
+            (Op::Sum { axes: vec![1] }, vec![2, n, 3], sum, sum64),
+            (Op::Sum { axes: vec![] }, vec![n], EXACT32, EXACT64),
+            (Op::Sum { axes: vec![0] }, vec![n], sum, sum64),
+            (Op::ReduceMax { axis: 0 }, vec![n, 4], EXACT32, EXACT64),
+            (Op::ReduceMax { axis: 1 }, vec![3, n], EXACT32, EXACT64),
+            (Op::ReduceMax { axis: 1 }, vec![2, n, 3], EXACT32, EXACT64),
+            (Op::ArgMaxMask { axis: 1 }, vec![3, n], EXACT32, EXACT64),
+            (Op::ArgMaxMask { axis: 0 }, vec![n, 3], EXACT32, EXACT64),
+            (Op::LogSoftmax { axis: 1 }, vec![4, n], (1e-6, 1e-6), (2e-15, 2e-15)),
+            (Op::LogSoftmax { axis: 0 }, vec![n, 3], (1e-6, 1e-6), (2e-15, 2e-15)),
+            (Op::LogSoftmax { axis: 1 }, vec![2, n, 3], (1e-6, 1e-6), (2e-15, 2e-15)),
+        ];
+        for (op, shape, tol32, tol64) in cases {
+            run_case(&Case { op, shapes: vec![shape], ranges: r, tol32, tol64 }, n as u64);
+        }
+    }
+}
+
+#[test]
+fn argmax_mask_takes_the_first_of_equal_maxima() {
+    for dtype in DTYPES {
+        let g = op_graph(dtype, Op::ArgMaxMask { axis: 1 }, &[known(&[2, 5])]);
+        let x = Tensor::new(vec![2, 5], vec![1.0, 3.0, 3.0, 0.0, 3.0, -1.0, -1.0, -1.0, -1.0, -1.0]);
+        differential("argmax ties", &g, &[x], &[], 0.0, 0.0);
+    }
+}
+
+#[test]
+fn one_hot() {
+    for dtype in DTYPES {
+        for n in SIZES {
+            let g = op_graph(dtype, Op::OneHot { classes: 10 }, &[known(&[n])]);
+            let labels = Tensor::new(vec![n], (0..n).map(|i| ((i * 7) % 10) as f64).collect());
+            differential("one_hot", &g, &[labels], &[], 0.0, 0.0);
+        }
+    }
+}
+
+#[test]
+fn matmul_all_transposes() {
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        for &(m, k, n) in &[(1, 1, 1), (3, 7, 33), (33, 3, 7), (7, 33, 3), (33, 33, 33), (1, 33, 7)] {
+            let a = if ta { vec![k, m] } else { vec![m, k] };
+            let b = if tb { vec![n, k] } else { vec![k, n] };
+            let case = Case {
+                op: Op::MatMul { transpose_a: ta, transpose_b: tb },
+                shapes: vec![a, b],
+                ranges: &[(-1.0, 1.0), (-1.0, 1.0)],
+                tol32: (1e-6, 1e-6 * k as f64),
+                tol64: (1e-14, 1e-14 * k as f64),
+            };
+            run_case(&case, (m * 100 + k * 10 + n) as u64);
+        }
+    }
+}
+
+#[test]
+fn convolutions_forward_and_both_gradients() {
+    // (N, C, H, W, F, K, stride, pad)
+    let shapes = [
+        (1, 1, 3, 3, 1, 1, 1, 0),
+        (2, 3, 7, 7, 4, 3, 1, 1),
+        (3, 2, 7, 5, 3, 3, 2, 1),
+        (1, 3, 8, 8, 5, 1, 1, 0),
+        (2, 2, 9, 9, 3, 5, 2, 2),
+        (2, 1, 5, 5, 2, 4, 1, 3),
+        (1, 4, 6, 6, 2, 2, 2, 0),
+    ];
+    for (i, &(n, c, h, w, f, k, s, p)) in shapes.iter().enumerate() {
+        let oh = (h + 2 * p - k) / s + 1;
+        let ow = (w + 2 * p - k) / s + 1;
+        let r = &[(-1.0, 1.0), (-1.0, 1.0)][..];
+        let taps = (c * k * k) as f64;
+        let tol32 = (1e-5, 1e-6 * taps.max((n * oh * ow) as f64));
+        let tol64 = (1e-13, 1e-14 * taps.max((n * oh * ow) as f64));
+        let cases = [
+            (Op::Conv2d { stride: s, pad: p }, vec![vec![n, c, h, w], vec![f, c, k, k]]),
+            (
+                Op::Conv2dInputGrad { stride: s, pad: p, height: h, width: w },
+                vec![vec![n, f, oh, ow], vec![f, c, k, k]],
+            ),
+            (
+                Op::Conv2dFilterGrad { stride: s, pad: p, kernel_h: k, kernel_w: k },
+                vec![vec![n, c, h, w], vec![n, f, oh, ow]],
+            ),
+        ];
+        for (op, shapes) in cases {
+            run_case(&Case { op, shapes, ranges: r, tol32, tol64 }, i as u64);
+        }
+    }
+}
+
+#[test]
+fn pooling_forward_and_gradients() {
+    for &(n, c, h, w, size, stride) in &[(1, 1, 2, 2, 2, 2), (2, 3, 8, 6, 2, 2), (1, 2, 7, 7, 3, 2), (2, 1, 9, 9, 3, 3)]
+    {
+        let oh = (h - size) / stride + 1;
+        let ow = (w - size) / stride + 1;
+        let r = &[(-1.0, 1.0), (-1.0, 1.0)][..];
+        let cases = [
+            (Op::MaxPool2d { size, stride }, vec![vec![n, c, h, w]]),
+            (Op::AvgPool2d { size, stride }, vec![vec![n, c, h, w]]),
+            (Op::MaxPool2dGrad { size, stride }, vec![vec![n, c, h, w], vec![n, c, oh, ow]]),
+            (Op::AvgPool2dGrad { size, stride, height: h, width: w }, vec![vec![n, c, oh, ow]]),
+        ];
+        for (op, shapes) in cases {
+            run_case(&Case { op, shapes, ranges: r, tol32: (1e-6, 1e-7), tol64: (1e-15, 1e-16) }, (h * w) as u64);
+        }
+    }
+}
+
+#[test]
+fn leaves_constants_literals_and_symbolic_batch() {
+    for dtype in DTYPES {
+        let mut g = Graph::new(dtype);
+        let b = g.symbol("B");
+        let x = g.add_input("x", vec![Dim::Sym(b), Dim::Known(3)], InputKind::Data);
+        let lit = g.push(netc::graph::Node {
+            op: Op::Literal { values: vec![1.0, -2.0, 0.5].into() },
+            inputs: vec![],
+            shape: known(&[3]),
+            name: None,
+            span: None,
+        });
+        let xl = g.add(Op::Mul, &[x, lit]).unwrap();
+        let s = g.add(Op::Sum { axes: vec![0, 1] }, &[xl]).unwrap();
+        let bs = g.push(netc::graph::Node {
+            op: Op::DimSize { dim: Dim::Sym(b) },
+            inputs: vec![],
+            shape: vec![],
+            name: None,
+            span: None,
+        });
+        let mean = g.add(Op::Div, &[s, bs]).unwrap();
+        let c = g.constant(2.0);
+        let shifted = g.add(Op::Add, &[xl, c]).unwrap();
+        g.outputs = vec![("mean".into(), mean), ("shifted".into(), shifted), ("lit".into(), lit), ("c".into(), c)];
+        let mut compiled = jit::compile(&g, &CompileOptions::default()).unwrap();
+        // The same function serves every batch size.
+        for n in SIZES {
+            let xs = random(&mut Rng::new(n as u64), &[n, 3], -1.0, 1.0);
+            let xs = rounded(xs, dtype);
+            let want = netc::interp::outputs(&g, std::slice::from_ref(&xs), &[]).unwrap();
+            let got = compiled.run_tensors(&[xs], &mut []).unwrap();
+            assert_close(&format!("leaves {dtype} B={n}"), &got, &want, 1e-6, 1e-6);
+        }
+        assert_eq!(compiled.stats().kernels, compiled.stats_for(&[1]).kernels);
+    }
+}
+
+// ---- the transcendentals, densely -------------------------------------------------------------
+
+/// Largest error in units of the last place of the correctly rounded result.
+fn max_ulps<T: Element>(got: &[T], want: &[f64]) -> f64 {
+    got.iter()
+        .zip(want)
+        .map(|(&g, &w)| {
+            let (g, w) = (g.to_f64(), w);
+            if g == w || (g.is_nan() && w.is_nan()) {
+                return 0.0;
+            }
+            let ulp = match T::DTYPE {
+                DType::F32 => {
+                    let w32 = w as f32;
+                    ((f32::from_bits(w32.abs().to_bits() + 1) - w32.abs()) as f64)
+                        .max(f32::MIN_POSITIVE as f64 * 1.2e-7)
+                }
+                DType::F64 => (f64::from_bits(w.abs().to_bits() + 1) - w.abs()).max(f64::MIN_POSITIVE * 2.3e-16),
+            };
+            (g - w).abs() / ulp
+        })
+        .fold(0.0, f64::max)
+}
+
+fn sweep<T: Element>(op: Op, lo: f64, hi: f64, n: usize, mode: MathMode) -> f64 {
+    let mut g = Graph::new(T::DTYPE);
+    let x = g.add_input("x", known(&[n]), InputKind::Data);
+    let y = g.add(op.clone(), &[x]).unwrap();
+    g.outputs = vec![("y".into(), y)];
+    let xs: Vec<T> = (0..n).map(|i| T::from_f64(lo + (hi - lo) * i as f64 / (n - 1) as f64)).collect();
+    let mut c = jit::compile(&g, &CompileOptions { math: mode, ..CompileOptions::default() }).unwrap();
+    let mut out = vec![vec![T::default(); n]];
+    c.run(&[xs.clone()], &mut Vec::<Vec<T>>::new(), &mut out, &[]).unwrap();
+    let env = netc::ops::Env { inputs: &[], params: &[], symbols: &[] };
+    let input = Tensor::new(vec![n], xs.iter().map(|v| v.to_f64()).collect());
+    let want = netc::ops::eval(&op, &[&input], &[n], &env).unwrap();
+    max_ulps(&out[0], &want.data)
+}
+
+#[test]
+fn transcendentals_are_accurate_to_a_few_ulp() {
+    let ranges = [
+        (Op::Exp, -87.0, 88.0),
+        (Op::Exp, -1.0, 1.0),
+        (Op::Log, 1e-30, 1e30),
+        (Op::Log, 0.5, 2.0),
+        (Op::Tanh, -10.0, 10.0),
+        (Op::Tanh, -0.7, 0.7),
+        (Op::Sigmoid, -80.0, 30.0),
+    ];
+    let mut bad = vec![];
+    for (op, lo, hi) in ranges {
+        let e32 = sweep::<f32>(op.clone(), lo, hi, 100_003, MathMode::Inline);
+        let e64 = sweep::<f64>(op.clone(), lo, hi, 100_003, MathMode::Inline);
+        eprintln!("{op:?} on [{lo}, {hi}]: {e32:.2} ulp (f32), {e64:.2} ulp (f64)");
+        if e32 > 4.0 || e64 > 4.0 {
+            bad.push(format!("{op:?} on [{lo}, {hi}]: {e32} ulp (f32), {e64} ulp (f64)"));
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn transcendentals_special_values() {
+    for dtype in DTYPES {
+        let vals =
+            vec![0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -1.0, 1e-40, 1e-310, 200.0, -200.0, 1000.0];
+        let n = vals.len();
+        for op in [Op::Exp, Op::Log, Op::Tanh, Op::Sigmoid] {
+            let g = op_graph(dtype, op.clone(), &[known(&[n])]);
+            let x = Tensor::new(vec![n], vals.clone());
+            let tol = dtype_tol(dtype, 4.8e-7, 9e-16);
+            // Subnormal results may flush to zero: allow the smallest normal as absolute error.
+            let atol = dtype_tol(dtype, 1.2e-38, 2.3e-308);
+            differential(&format!("{op:?} specials {dtype}"), &g, &[x], &[], tol, atol);
+        }
+    }
+}
+
+#[test]
+fn libm_mode_matches_too() {
+    for dtype in DTYPES {
+        let g = op_graph(dtype, Op::Tanh, &[known(&[7])]);
+        let xs = random(&mut Rng::new(1), &[7], -3.0, 3.0);
+        let xs = rounded(xs, dtype);
+        let want = netc::interp::outputs(&g, std::slice::from_ref(&xs), &[]).unwrap();
+        let mut c = jit::compile(&g, &CompileOptions { math: MathMode::Libm, ..CompileOptions::default() }).unwrap();
+        let got = c.run_tensors(&[xs], &mut []).unwrap();
+        assert_close("libm tanh", &got, &want, dtype_tol(dtype, 2.4e-7, 4.5e-16), 0.0);
+    }
+}

@@ -622,7 +622,11 @@ impl<'f> Emitter<'f> {
                 let one = self.splat(1.0);
                 let unit = self.b.ins().bor(s, one);
                 let zero = self.splat(0.0);
-                self.select_cmp(FloatCC::OrderedNotEqual, x, zero, unit, x)
+                let below = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
+                let above = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                let nonzero = self.b.ins().bor(below, above);
+                let nonzero = self.as_float(nonzero);
+                self.b.ins().bitselect(nonzero, unit, x)
             }
             Un::Exp => self.exp(x),
             Un::Log => self.log(x),

@@ -4,8 +4,8 @@
 //!
 //! Inline is the default: a libm call per lane spills every vector register and costs ~10×
 //! in a fused loop (see `cargo bench --bench kernels`). Accuracy against the f64 interpreter:
-//! a few ulp in f32, a few ulp in f64, over the whole range; results below 2^-125 (f32) or
-//! 2^-1021 (f64) flush to zero.
+//! a few ulp in f32, a few ulp in f64, over the whole range; exp flushes to zero below
+//! e^-87.6 (f32) or e^-708.3 (f64), where results are subnormal.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::types::{F32, I32};
@@ -35,7 +35,7 @@ const INV_FACT: [f64; 14] = [
 struct Consts {
     /// ln of the largest finite value: above it exp overflows.
     max_log: f64,
-    /// Below this exp flushes to 0 (keeps 2^(n-1) a normal number).
+    /// Below this exp flushes to 0 (keeps 2^(n+1) a normal number).
     min_log: f64,
     /// 1.5 · 2^mantissa_bits: adding it rounds to an integer held in the low mantissa bits.
     round_magic: f64,
@@ -55,7 +55,7 @@ struct Consts {
 
 const F32_CONSTS: Consts = Consts {
     max_log: 88.72283905206835,
-    min_log: -86.6,
+    min_log: -87.6,
     round_magic: 12582912.0,
     int_magic: 8388608.0,
     mantissa_bits: 23,
@@ -69,7 +69,7 @@ const F32_CONSTS: Consts = Consts {
 
 const F64_CONSTS: Consts = Consts {
     max_log: 709.782712893384,
-    min_log: -707.0,
+    min_log: -708.3,
     round_magic: 6755399441055744.0,
     int_magic: 4503599627370496.0,
     mantissa_bits: 52,
@@ -126,19 +126,26 @@ impl Emitter<'_> {
             let c = self.splat(INV_FACT[i]);
             p = self.b.ins().fma(p, r, c);
         }
-        // bits(t) = bits(magic) + n, so (n - 1 + bias) << mantissa_bits is 2^(n-1); the final
-        // doubling keeps n = 128 (f32) representable without a second scale.
+        // bits(t) = bits(magic) + n, so (n + bias ∓ 1) << mantissa_bits is 2^(n ∓ 1), a normal
+        // number for every n in range; the final ×2 or ×½ restores 2^n (and rounds subnormal
+        // results once, correctly).
         let ti = self.as_int(t);
         let offset = self.bits_of(k.round_magic);
-        let biased = self.b.ins().isub(ti, offset);
-        let bias = self.isplat(k.bias - 1);
-        let biased = self.b.ins().iadd(biased, bias);
+        let n_int = self.b.ins().isub(ti, offset);
+        let zero = self.splat(0.0);
+        let positive = self.b.ins().fcmp(FloatCC::GreaterThan, n, zero);
+        let (down, up) = (self.isplat(k.bias - 1), self.isplat(k.bias + 1));
+        let bias = self.b.ins().bitselect(positive, down, up);
+        let biased = self.b.ins().iadd(n_int, bias);
         let amount = self.b.ins().iconst(I32, k.mantissa_bits);
         let e = self.b.ins().ishl(biased, amount);
         let scale = self.as_float(e);
         let y = self.b.ins().fmul(p, scale);
-        let y = self.b.ins().fadd(y, y);
-        let (inf, zero) = (self.splat(f64::INFINITY), self.splat(0.0));
+        let positive = self.as_float(positive);
+        let (two, half) = (self.splat(2.0), self.splat(0.5));
+        let fix = self.b.ins().bitselect(positive, two, half);
+        let y = self.b.ins().fmul(y, fix);
+        let inf = self.splat(f64::INFINITY);
         let y = self.select_cmp(FloatCC::GreaterThan, x, hi, inf, y);
         self.select_cmp(FloatCC::LessThan, x, lo, zero, y)
     }
