@@ -15,6 +15,10 @@ pub struct RunOptions {
     pub plot: Option<PathBuf>,
     pub save: Option<PathBuf>,
     pub load: Option<PathBuf>,
+    /// Continue from a checkpoint written by `--save`: parameters, optimizer state and step.
+    pub resume: Option<PathBuf>,
+    /// Stop after this many steps in all (the rest of the run can be resumed).
+    pub stop_after: Option<usize>,
     pub stats: bool,
     pub engine: String,
     /// Refuse models whose parameters or activations need more bytes than this.
@@ -74,7 +78,24 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
     let program = train::Program::new(&t).map_err(err)?;
     let model_params = program.step.model_params;
     let mut params = train::initial_params(&program.step.graph, t.seed);
-    if let Some(path) = &opts.load {
+    let names: Vec<(String, Vec<usize>)> = program
+        .step
+        .graph
+        .params
+        .iter()
+        .map(|p| (p.name.clone(), p.shape.iter().map(|d| d.known().unwrap_or(1)).collect()))
+        .collect();
+    let mut resume_at = 0;
+    if let Some(path) = &opts.resume {
+        let expected: Vec<(&str, &[usize])> = names.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
+        for (i, w) in crate::weights::load_for(path, &expected)?.into_iter().enumerate() {
+            params[i] = w.data;
+        }
+        let meta = crate::weights::load_metadata(path)?;
+        resume_at = meta.get("netc.step").and_then(|s| s.parse().ok()).ok_or_else(|| {
+            err(format!("{}: not a checkpoint (no step count); use --load for plain weights", path.display()))
+        })?;
+    } else if let Some(path) = &opts.load {
         let g = &program.step.graph;
         let shapes: Vec<(String, Vec<usize>)> = g.params[..model_params]
             .iter()
@@ -99,23 +120,20 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
     let mut bar = Bar(None);
     let mut silent = train::Silent;
     let progress: &mut dyn Progress = if show_bar { &mut bar } else { &mut silent };
-    let report = train::train(&t, &data, engine.as_mut(), &mut params, progress)?;
+    let report = train::train(&t, &data, engine.as_mut(), &mut params, progress, resume_at, opts.stop_after)?;
 
     if let Some(path) = &opts.plot {
         plot_losses(path, &report.losses)?;
     }
     if let Some(path) = &opts.save {
-        let g = &t.graph;
-        let shapes: Vec<Vec<usize>> =
-            g.params.iter().map(|p| p.shape.iter().map(|d| d.known().unwrap_or(1)).collect()).collect();
-        let refs: Vec<crate::weights::WeightRef> = g
-            .params
-            .iter()
-            .zip(&shapes)
-            .zip(&params)
-            .map(|((p, s), v)| (p.name.as_str(), s.as_slice(), v.as_slice()))
-            .collect();
-        crate::weights::save(path, &refs)?;
+        // The model's parameters under their names, the optimizer state after them, and the
+        // step count: a weights file that is also a checkpoint for --resume.
+        let refs: Vec<crate::weights::WeightRef> =
+            names.iter().zip(&params).map(|((n, s), v)| (n.as_str(), s.as_slice(), v.as_slice())).collect();
+        // One key: a map of several would serialise in random order, and the same run must
+        // write the same bytes.
+        let meta = [("netc.step".to_string(), report.steps.to_string())];
+        crate::weights::save_with_metadata(path, &refs, Some(meta.into_iter().collect()))?;
     }
     Ok(if opts.json {
         format!("{}\n", json(&report))

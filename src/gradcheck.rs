@@ -5,6 +5,7 @@
 use crate::autodiff;
 use crate::graph::{DType, Graph, NodeId, Op};
 use crate::interp;
+use crate::ops::{self, Env};
 use crate::tensor::Tensor;
 
 /// How well the analytic gradient of one `wrt` leaf matches the numeric one.
@@ -12,12 +13,14 @@ use crate::tensor::Tensor;
 pub struct GradReport {
     /// The leaf's name (`W1`, `x`).
     pub name: String,
-    /// The largest relative error over the elements (see [`relative_errors`]).
+    /// The largest relative error over the elements not at a kink (see [`relative_errors`]).
     pub max_rel_error: f64,
-    /// The largest |analytic - numeric| over the elements.
+    /// The largest |analytic - numeric| over the elements not at a kink.
     pub max_abs_error: f64,
     /// Flat index of the element with the largest relative error.
     pub worst: usize,
+    /// Elements whose ±eps perturbation crossed a kink (see [`check`]): left out of the errors.
+    pub kinks: usize,
     pub analytic: Tensor,
     pub numeric: Tensor,
 }
@@ -28,6 +31,12 @@ pub struct GradReport {
 /// non-scalar `of` is checked through the scalar L = Σ of ⊙ v for a fixed pseudo-random v
 /// (the vector-Jacobian product that `autodiff` computes with v as its upstream gradient), so
 /// gradients that happen to sum to zero cannot hide errors.
+///
+/// Kinks (CS231n): where a max, min, |x| or max-pool is within eps of switching branches, the
+/// two sides of the central difference see different slopes and its value is not a gradient
+/// at all (a relu input 4e-7 from 0 gives half the slope). So every branch decision is
+/// recorded at x, x + eps and x - eps; an element whose perturbation changes one is counted
+/// in `kinks` and left out of the errors instead of being reported as wrong.
 pub fn check(
     g: &Graph,
     of: NodeId,
@@ -41,7 +50,8 @@ pub fn check(
     let leaves = wrt.iter().map(|&w| leaf_of(&forward, w)).collect::<Result<Vec<_>, _>>()?;
 
     // The upstream gradient v: ones for a scalar, else fixed pseudo-random values in [-1, 1).
-    let of_value = interp::value(&forward, of, inputs, params)?;
+    let base_values = interp::run(&forward, inputs, params)?;
+    let of_value = &base_values[of.index()];
     let v = if of_value.shape.is_empty() {
         Tensor::scalar(1.0)
     } else {
@@ -49,6 +59,7 @@ pub fn check(
         let data = (0..of_value.numel()).map(|_| pseudo_random(&mut state)).collect();
         Tensor::new(of_value.shape.clone(), data)
     };
+    let base_branches = branches(&forward, &base_values);
 
     // Analytic: the backward graph, fed v when it asks for an upstream gradient.
     let mut backward = forward.clone();
@@ -59,10 +70,14 @@ pub fn check(
     }
     let values = interp::run(&backward, &bw_inputs, params)?;
 
-    // Numeric: (L(x + eps) - L(x - eps)) / 2eps, one element at a time.
-    let loss = |inputs: &[Tensor], params: &[Tensor]| -> Result<f64, String> {
-        let y = interp::value(&forward, of, inputs, params)?;
-        Ok(y.data.iter().zip(&v.data).map(|(a, b)| a * b).sum())
+    // Numeric: (L(x + eps) - L(x - eps)) / 2eps, one element at a time; L = Σ of ⊙ v.
+    // Also returns Σ|of ⊙ v|, the magnitude L's rounding error scales with, and whether a
+    // branch decision differs from the unperturbed one.
+    let loss = |inputs: &[Tensor], params: &[Tensor]| -> Result<(f64, f64, bool), String> {
+        let values = interp::run(&forward, inputs, params)?;
+        let terms = values[of.index()].data.iter().zip(&v.data).map(|(a, b)| a * b);
+        let (l, magnitude) = terms.fold((0.0, 0.0), |(l, m), t| (l + t, m + t.abs()));
+        Ok((l, magnitude, branches(&forward, &values) != base_branches))
     };
     let mut reports = Vec::with_capacity(wrt.len());
     for (k, &(is_param, index)) in leaves.iter().enumerate() {
@@ -70,9 +85,10 @@ pub fn check(
         let (mut xs, mut ps) = (inputs.to_vec(), params.to_vec());
         let base = if is_param { &params[index] } else { &inputs[index] };
         let mut numeric = Tensor::zeros(base.shape.clone());
-        let mut largest_loss: f64 = 0.0;
+        let mut at_kink = vec![false; base.numel()];
+        let mut magnitude: f64 = 0.0;
         for j in 0..base.numel() {
-            let mut at = |delta: f64| -> Result<f64, String> {
+            let mut at = |delta: f64| {
                 let t = if is_param { &mut ps[index] } else { &mut xs[index] };
                 t.data[j] = base.data[j] + delta;
                 let l = loss(&xs, &ps);
@@ -80,38 +96,82 @@ pub fn check(
                 t.data[j] = base.data[j];
                 l
             };
-            let (plus, minus) = (at(eps)?, at(-eps)?);
-            largest_loss = largest_loss.max(plus.abs()).max(minus.abs());
+            let ((plus, m_plus, kink_plus), (minus, m_minus, kink_minus)) = (at(eps)?, at(-eps)?);
+            magnitude = magnitude.max(m_plus).max(m_minus);
             numeric.data[j] = (plus - minus) / (2.0 * eps);
+            at_kink[j] = kink_plus || kink_minus;
         }
-        let rel = relative_errors(&analytic.data, &numeric.data, noise_floor(largest_loss, eps));
-        let (worst, max_rel_error) =
-            rel.iter().copied().enumerate().fold(
-                (0, 0.0),
-                |best, (j, e)| {
-                    if e > best.1 || e.is_nan() {
-                        (j, e)
-                    } else {
-                        best
-                    }
-                },
-            );
-        let max_abs_error = analytic.data.iter().zip(&numeric.data).map(|(a, n)| (a - n).abs()).fold(0.0, f64::max);
+        let mut rel = relative_errors(&analytic.data, &numeric.data, noise_floor(magnitude, eps));
+        let mut abs: Vec<f64> = analytic.data.iter().zip(&numeric.data).map(|(a, n)| (a - n).abs()).collect();
+        for j in (0..rel.len()).filter(|&j| at_kink[j]) {
+            (rel[j], abs[j]) = (0.0, 0.0);
+        }
+        let (_, max_abs_error) = largest(&abs);
+        let (worst, max_rel_error) = largest(&rel);
         let name = forward.node(wrt[k]).name.clone().unwrap_or_else(|| wrt[k].to_string());
-        reports.push(GradReport { name, max_rel_error, max_abs_error, worst, analytic, numeric });
+        let kinks = at_kink.iter().filter(|&&k| k).count();
+        reports.push(GradReport { name, max_rel_error, max_abs_error, worst, kinks, analytic, numeric });
     }
     Ok(reports)
 }
 
+/// (index, value) of the largest error; a NaN counts as the largest (`f64::max` would hide it).
+fn largest(errors: &[f64]) -> (usize, f64) {
+    let mut best: (usize, f64) = (0, 0.0);
+    for (j, &e) in errors.iter().enumerate() {
+        if !best.1.is_nan() && (e.is_nan() || e > best.1) {
+            best = (j, e);
+        }
+    }
+    best
+}
+
+/// Every branch decision of the graph's non-smooth ops, given all node values: which operand
+/// a max or min took, the sign under an |x|, which element a max (or max-pool window) picked.
+fn branches(g: &Graph, values: &[Tensor]) -> Vec<u64> {
+    let env = Env { inputs: &[], params: &[], symbols: &[] };
+    let mut out = vec![];
+    for (i, node) in g.nodes.iter().enumerate() {
+        let x = |k: usize| &values[node.inputs[k].index()];
+        let decision = match &node.op {
+            Op::Max => Some(ops::eval(&Op::GreaterEq, &[x(0), x(1)], &[], &env)),
+            Op::Min => Some(ops::eval(&Op::GreaterEq, &[x(1), x(0)], &[], &env)),
+            Op::Abs => Some(ops::eval(&Op::Sign, &[x(0)], &[], &env)),
+            Op::ReduceMax { axis } => Some(ops::eval(&Op::ArgMaxMask { axis: *axis }, &[x(0)], &[], &env)),
+            Op::MaxPool2d { size, stride } | Op::MaxPool2dGrad { size, stride } => {
+                // Where each window's gradient would go: the pattern of first maxima.
+                let pooled = if let Op::MaxPool2d { .. } = node.op { &values[i] } else { x(1) };
+                let ones = Tensor::new(pooled.shape.clone(), vec![1.0; pooled.numel()]);
+                Some(ops::eval(&Op::MaxPool2dGrad { size: *size, stride: *stride }, &[x(0), &ones], &[], &env))
+            }
+            // Their outputs are the decisions.
+            Op::Sign | Op::GreaterEq | Op::ArgMaxMask { .. } => Some(Ok(values[i].clone())),
+            // Smooth where defined (or with no operands to perturb).
+            Op::Input { .. } | Op::Param { .. } | Op::Const { .. } | Op::Literal { .. } | Op::DimSize { .. } => None,
+            Op::Neg | Op::Exp | Op::Log | Op::Sqrt | Op::Tanh | Op::Sigmoid => None,
+            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow => None,
+            Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Pad { .. } => {
+                None
+            }
+            Op::Sum { .. } | Op::OneHot { .. } | Op::MatMul { .. } | Op::LogSoftmax { .. } => None,
+            Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dFilterGrad { .. } => None,
+            Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => None,
+        };
+        if let Some(Ok(t)) = decision {
+            out.extend(t.data.iter().map(|v| v.to_bits()));
+        }
+    }
+    out
+}
+
 /// Per element, |a - n| / max(|a| + |n|, 1e-3·scale, floor), where scale is the largest
-/// |a| + |n| of the tensor and `floor` the finite-difference noise level ([`noise_floor`]).
+/// |a| + |n| of the tensor and `floor` comes from the finite-difference noise ([`noise_floor`]).
 ///
 /// Relative, so large and small gradients are judged alike (as in CS231n's gradient checks).
-/// The floors make elements much smaller than the tensor's largest (or than the noise) count
-/// absolutely: a difference quotient carries a rounding error of about ε·|L|/eps, which would
-/// otherwise make a correct but tiny element (or a true 0 computed as a rounding residue) look
-/// 100% wrong. An error of 1e-6 on such an element still means |a - n| <= 1e-9·scale.
-/// Exact agreement (including both 0) gives 0; a NaN on either side gives NaN.
+/// The floors make elements much smaller than the tensor's largest, or too small for central
+/// differences to resolve, count absolutely: otherwise a correct but tiny element (or a true 0
+/// computed as a rounding residue) would look 100% wrong. Exact agreement (including both 0)
+/// gives 0; a NaN on either side gives NaN.
 pub fn relative_errors(analytic: &[f64], numeric: &[f64], floor: f64) -> Vec<f64> {
     let scale = analytic.iter().zip(numeric).map(|(a, n)| a.abs() + n.abs()).fold(0.0, f64::max);
     analytic
@@ -127,10 +187,13 @@ pub fn relative_errors(analytic: &[f64], numeric: &[f64], floor: f64) -> Vec<f64
         .collect()
 }
 
-/// The rounding noise of a central difference of L: each loss carries a relative error of a
-/// few hundred ulps after many operations, amplified by 1/(2 eps).
-pub fn noise_floor(largest_loss: f64, eps: f64) -> f64 {
-    1e3 * f64::EPSILON * (1.0 + largest_loss) / eps
+/// The size below which a numeric gradient cannot be checked relatively. L = Σ of ⊙ v is
+/// computed with a rounding error of about ε·Σ|of ⊙ v| (`magnitude`), which the difference
+/// quotient divides by 2 eps. Elements smaller than 10⁷ times that noise are compared
+/// absolutely against this floor, so rounding noise alone reports below 1e-7 while a real
+/// error stays visible (a 1% error in an element at the floor reports 1e-2).
+pub fn noise_floor(magnitude: f64, eps: f64) -> f64 {
+    1e7 * f64::EPSILON * magnitude / eps
 }
 
 /// (is a parameter, index) of an `Input` or `Param` leaf.

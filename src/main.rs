@@ -50,6 +50,12 @@ struct RunArgs {
     /// Start from saved weights.
     #[arg(long)]
     load: Option<PathBuf>,
+    /// Continue from a checkpoint written by --save (parameters, optimizer state, step count).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Stop after this many steps in all; the run can be continued with --resume.
+    #[arg(long)]
+    stop_after: Option<usize>,
     /// Print compile times and the memory plan.
     #[arg(long)]
     stats: bool,
@@ -214,6 +220,8 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
             plot: args.plot.clone(),
             save: args.save.clone(),
             load: args.load.clone(),
+            resume: args.resume.clone(),
+            stop_after: args.stop_after,
             stats: args.stats,
             engine: args.engine.clone(),
             memory_limit: args.memory_limit.map_or_else(netc::limits::default_limit, |m| m.saturating_mul(1 << 20)),

@@ -354,6 +354,8 @@ impl Session {
             plot: None,
             save: None,
             load: None,
+            resume: None,
+            stop_after: None,
             stats: false,
             engine: "jit".into(),
             memory_limit: crate::limits::default_limit(),

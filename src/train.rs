@@ -251,18 +251,24 @@ pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// Train `params` in place. On a non-finite loss the error names the step and the first op
 /// whose value went non-finite (found by replaying the run up to that step with the
 /// interpreter: runs are deterministic, so the replay meets the same values).
+///
+/// `resume_at` skips the first steps (their batches are still drawn, so the data order is the
+/// uninterrupted run's); `stop_after` ends the run after that many steps in all.
 pub fn train(
     t: &TrainDecl,
     data: &Data,
     engine: &mut dyn Engine,
     params: &mut [Vec<f32>],
     progress: &mut dyn Progress,
+    resume_at: usize,
+    stop_after: Option<usize>,
 ) -> Result<Report, Diagnostic> {
-    let (losses, stopped, seconds, samples) = run_steps(t, &data.train, engine, params, progress, None)?;
+    let span = Span { resume_at, stop_before: stop_after };
+    let (losses, stopped, seconds, samples) = run_steps(t, &data.train, engine, params, progress, span)?;
     if let Some(step) = stopped {
         return Err(divergence(t, &data.train, step));
     }
-    let steps = losses.len();
+    let steps = resume_at + losses.len();
     let (train_loss, train_accuracy) = evaluate(engine, &data.train, params, t.batch)?;
     let test = match &data.test {
         Some(d) => Some(evaluate(engine, d, params, t.batch)?),
@@ -282,15 +288,22 @@ pub fn train(
     })
 }
 
+/// Which steps of the run to execute: from `resume_at` up to (not including) `stop_before`.
+#[derive(Clone, Copy, Default)]
+struct Span {
+    resume_at: usize,
+    stop_before: Option<usize>,
+}
+
 /// The step loop. Returns the losses, the step whose loss was not finite (if any), the time
-/// spent and the number of samples seen. With `stop_before`, returns before running that step.
+/// spent and the number of samples seen.
 fn run_steps(
     t: &TrainDecl,
     train: &Dataset,
     engine: &mut dyn Engine,
     params: &mut [Vec<f32>],
     progress: &mut dyn Progress,
-    stop_before: Option<usize>,
+    span: Span,
 ) -> Result<(Vec<f32>, Option<usize>, f64, usize), Diagnostic> {
     let batch = t.batch.unwrap_or(train.len()).min(train.len()).max(1);
     let mut batches = train.batches(batch, t.drop_last)?;
@@ -313,7 +326,7 @@ fn run_steps(
     let shuffle = true;
     let mut epoch_started = false;
     for step in 0..total {
-        if stop_before == Some(step) || INTERRUPTED.load(Ordering::SeqCst) {
+        if span.stop_before == Some(step) || INTERRUPTED.load(Ordering::SeqCst) {
             break;
         }
         let n = loop {
@@ -330,6 +343,9 @@ fn run_steps(
                 None => epoch_started = false,
             }
         };
+        if step < span.resume_at {
+            continue; // done before the checkpoint; only the data order is replayed
+        }
         let lr = optim::learning_rate(t, step, total) as f32;
         let loss = engine.step(&x, &y, n, lr, params).map_err(|e| Diagnostic::new("E-run", e))?;
         samples += n;
@@ -388,7 +404,9 @@ fn divergence(t: &TrainDecl, train: &Dataset, step: usize) -> Diagnostic {
     let Ok(program) = Program::new(t) else { return base };
     let mut params = initial_params(&program.step.graph, t.seed);
     let mut interp = Interpreter::new(program);
-    if run_steps(t, train, &mut interp, &mut params, &mut Silent, Some(step)).is_err() {
+    if run_steps(t, train, &mut interp, &mut params, &mut Silent, Span { resume_at: 0, stop_before: Some(step) })
+        .is_err()
+    {
         return base;
     }
     // Rebuild the batch of `step` by replaying the data order.

@@ -71,6 +71,15 @@ pub fn temp_path(path: &Path) -> PathBuf {
 /// are flushed to disk, and only then renamed over `path`. A crash at any point leaves either
 /// the old file or the new one, never a mix.
 pub fn save(path: &Path, tensors: &[WeightRef]) -> Result<(), Diagnostic> {
+    save_with_metadata(path, tensors, None)
+}
+
+/// `save`, with string metadata in the file's header (e.g. the step of a checkpoint).
+pub fn save_with_metadata(
+    path: &Path,
+    tensors: &[WeightRef],
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> Result<(), Diagnostic> {
     let name = path.display();
     for (i, &(t, shape, data)) in tensors.iter().enumerate() {
         let size = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
@@ -86,8 +95,8 @@ pub fn save(path: &Path, tensors: &[WeightRef]) -> Result<(), Diagnostic> {
         }
     }
     let views = tensors.iter().map(|&(t, shape, data)| (t, F32View { shape, data }));
-    let bytes =
-        safetensors::serialize(views, None).map_err(|e| error(format!("{name}: cannot encode the weights: {e}")))?;
+    let bytes = safetensors::serialize(views, metadata)
+        .map_err(|e| error(format!("{name}: cannot encode the weights: {e}")))?;
     if path.file_name().is_none() {
         return Err(error(format!("{name}: not a file name")));
     }
@@ -143,6 +152,15 @@ pub fn load(path: &Path) -> Result<Vec<Weight>, Diagnostic> {
     }
     weights.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(weights)
+}
+
+/// The string metadata of a safetensors file's header (empty if it has none).
+pub fn load_metadata(path: &Path) -> Result<std::collections::HashMap<String, String>, Diagnostic> {
+    let name = path.display();
+    let bytes = fs::read(path).map_err(|e| error(format!("{name}: cannot read the weights: {e}")))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| error(format!("{name}: not a valid safetensors file ({e})")))?;
+    Ok(meta.metadata().clone().unwrap_or_default())
 }
 
 /// Load the tensors a model declares, in the model's order, checking each one's shape. Extra

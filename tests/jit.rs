@@ -525,3 +525,189 @@ fn libm_mode_matches_too() {
         assert_close("libm tanh", &got, &want, dtype_tol(dtype, 2.4e-7, 4.5e-16), 0.0);
     }
 }
+
+// ---- backward graphs and train steps ----------------------------------------------------------
+
+/// loss = sum(op(x..) * r) with a random weight r, then d loss / d every input.
+fn backward_graph(dtype: DType, op: Op, shapes: &[Shape]) -> Graph {
+    let mut g = Graph::new(dtype);
+    let xs: Vec<NodeId> =
+        shapes.iter().enumerate().map(|(i, s)| g.add_input(&format!("x{i}"), s.clone(), InputKind::Data)).collect();
+    let y = g.add(op, &xs).unwrap();
+    let r = g.add_input("r", g.shape(y).clone(), InputKind::Data);
+    let yr = g.add(Op::Mul, &[y, r]).unwrap();
+    let axes = (0..g.shape(yr).len()).collect();
+    let loss = g.add(Op::Sum { axes }, &[yr]).unwrap();
+    let grads = netc::autodiff::differentiate(&mut g, loss, &xs).unwrap();
+    g.outputs = vec![("loss".into(), loss)];
+    g.outputs.extend(grads.iter().enumerate().map(|(i, &d)| (format!("d{i}"), d)));
+    g
+}
+
+#[test]
+fn backward_of_every_differentiable_op() {
+    let n = 7;
+    let cases: Vec<(Op, Vec<Vec<usize>>, Vec<(f64, f64)>)> = vec![
+        (Op::Neg, vec![vec![3, n]], vec![(-2.0, 2.0)]),
+        (Op::Exp, vec![vec![3, n]], vec![(-2.0, 2.0)]),
+        (Op::Log, vec![vec![3, n]], vec![(0.5, 3.0)]),
+        (Op::Sqrt, vec![vec![3, n]], vec![(0.5, 3.0)]),
+        (Op::Abs, vec![vec![3, n]], vec![(-2.0, 2.0)]),
+        (Op::Tanh, vec![vec![3, n]], vec![(-2.0, 2.0)]),
+        (Op::Sigmoid, vec![vec![3, n]], vec![(-2.0, 2.0)]),
+        (Op::Add, vec![vec![3, n], vec![n]], vec![(-2.0, 2.0), (-2.0, 2.0)]),
+        (Op::Sub, vec![vec![n], vec![3, n]], vec![(-2.0, 2.0), (-2.0, 2.0)]),
+        (Op::Mul, vec![vec![3, n], vec![3, 1]], vec![(-2.0, 2.0), (-2.0, 2.0)]),
+        (Op::Div, vec![vec![3, n], vec![n]], vec![(-2.0, 2.0), (0.5, 2.0)]),
+        (Op::Pow, vec![vec![3, n], vec![n]], vec![(0.5, 2.0), (-1.5, 1.5)]),
+        (Op::Max, vec![vec![3, n], vec![3, n]], vec![(-2.0, 2.0), (-2.0, 2.0)]),
+        (Op::Min, vec![vec![3, n], vec![n]], vec![(-2.0, 2.0), (-2.0, 2.0)]),
+        (Op::Broadcast { shape: known(&[4, 3, n]) }, vec![vec![3, 1]], vec![(-2.0, 2.0)]),
+        (Op::Reshape { shape: known(&[n, 3]) }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
+        (Op::Transpose { perm: vec![1, 0] }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
+        (Op::Slice { axis: 1, start: 2, len: 3 }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
+        (Op::Pad { axis: 0, before: 1, after: 2 }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
+        (Op::Sum { axes: vec![1] }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
+        (Op::ReduceMax { axis: 0 }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
+        (Op::LogSoftmax { axis: 1 }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
+        (Op::MatMul { transpose_a: false, transpose_b: true }, vec![vec![3, n], vec![5, n]], vec![(-1.0, 1.0); 2]),
+        (Op::MatMul { transpose_a: true, transpose_b: false }, vec![vec![n, 3], vec![n, 5]], vec![(-1.0, 1.0); 2]),
+        (Op::Conv2d { stride: 1, pad: 1 }, vec![vec![2, 3, 6, 6], vec![4, 3, 3, 3]], vec![(-1.0, 1.0); 2]),
+        (Op::Conv2d { stride: 2, pad: 0 }, vec![vec![2, 2, 7, 7], vec![3, 2, 3, 3]], vec![(-1.0, 1.0); 2]),
+        (
+            Op::Conv2dInputGrad { stride: 1, pad: 1, height: 5, width: 5 },
+            vec![vec![2, 3, 5, 5], vec![3, 2, 3, 3]],
+            vec![(-1.0, 1.0); 2],
+        ),
+        (Op::MaxPool2d { size: 2, stride: 2 }, vec![vec![2, 3, 6, 4]], vec![(-1.0, 1.0)]),
+        (Op::AvgPool2d { size: 2, stride: 2 }, vec![vec![2, 3, 6, 4]], vec![(-1.0, 1.0)]),
+    ];
+    for dtype in DTYPES {
+        for (i, (op, shapes, ranges)) in cases.iter().enumerate() {
+            let g = backward_graph(dtype, op.clone(), &shapes.iter().map(|s| known(s)).collect::<Vec<_>>());
+            let mut rng = Rng::new(i as u64);
+            let mut inputs: Vec<Tensor> =
+                shapes.iter().zip(ranges).map(|(s, r)| random(&mut rng, s, r.0, r.1)).collect();
+            let ys = &g.inputs.last().unwrap().shape;
+            let ys: Vec<usize> = ys.iter().map(|d| d.known().unwrap()).collect();
+            inputs.push(random(&mut rng, &ys, -1.0, 1.0));
+            let tol = dtype_tol(dtype, 2e-5, 1e-13);
+            differential(&format!("backward of {op:?} {dtype}"), &g, &inputs, &[], tol, tol);
+            // The same graph after the optimiser's passes.
+            let mut o = g.clone();
+            netc::opt::optimize(&mut o, None).unwrap();
+            differential(&format!("optimised backward of {op:?} {dtype}"), &o, &inputs, &[], tol, tol);
+        }
+    }
+}
+
+/// The train step of an example with its optimizer replaced by `optimizer` (if given).
+fn train_step(path: &str, optimizer: Option<&str>) -> netc::optim::TrainStep {
+    let mut src = std::fs::read_to_string(path).unwrap();
+    if let Some(o) = optimizer {
+        let start = src.find("optimizer:").unwrap();
+        let end = start + src[start..].find('\n').unwrap();
+        src.replace_range(start..end, &format!("optimizer: {o}"));
+    }
+    let checked = netc::check::check_source(&src).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+    netc::optim::build(&checked.trains[0]).unwrap()
+}
+
+/// Random inputs for a train step at batch `n`: data in [-1, 1), labels in 0..3, lr 0.1.
+fn step_inputs(g: &Graph, n: usize, rng: &mut Rng) -> Vec<Tensor> {
+    g.inputs
+        .iter()
+        .map(|i| {
+            let shape: Vec<usize> = i.shape.iter().map(|d| d.known().unwrap_or(n)).collect();
+            match i.kind {
+                InputKind::Label => {
+                    let len = shape.iter().product();
+                    Tensor::new(shape, (0..len).map(|_| rng.below(3) as f64).collect())
+                }
+                _ if shape.is_empty() => Tensor::scalar(0.1),
+                _ => random(rng, &shape, -1.0, 1.0),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn train_steps_match_the_interpreter() {
+    let cases = [
+        ("examples/spiral.net", None),
+        ("examples/digits_mlp.net", None),
+        ("examples/digits_cnn.net", None),
+        ("examples/digits_cnn.net", Some("adam(lr: 0.001)")),
+        ("examples/cifar_cnn.net", None),
+        ("examples/spiral.net", Some("momentum(lr: 0.5, momentum: 0.9, nesterov: true)")),
+    ];
+    for (path, optimizer) in cases {
+        for dtype in DTYPES {
+            for optimise in [false, true] {
+                let step = train_step(path, optimizer);
+                let mut g = step.graph;
+                g.dtype = dtype;
+                if optimise {
+                    netc::opt::optimize(&mut g, None).unwrap();
+                }
+                let mut rng = Rng::new(5);
+                let inputs = step_inputs(&g, 5, &mut rng);
+                let params = netc::params::init_params(&g, 1);
+                let what = format!("{path} {optimizer:?} {dtype} optimised={optimise}");
+                let tol = dtype_tol(dtype, 1e-4, 1e-11);
+                differential(&what, &g, &inputs, &params, tol, tol);
+            }
+        }
+    }
+}
+
+#[test]
+fn updates_happen_in_place_and_memory_is_shared() {
+    let step = train_step("examples/cifar_cnn.net", None);
+    let mut g = step.graph;
+    netc::opt::optimize(&mut g, None).unwrap();
+    let c = jit::compile(&g, &CompileOptions::default()).unwrap();
+    let s = c.stats_for(&[32]);
+    eprintln!("cifar_cnn train step, B = 32: {s:?}");
+    // Every SGD update writes its parameter in place: no parameter-sized copies remain.
+    assert!(s.planned_bytes * 2 < s.naive_bytes, "{s:?}");
+    assert!(s.planned_bytes < s.unshared_bytes, "{s:?}");
+}
+
+#[test]
+fn a_small_cnn_train_step_compiles_fast() {
+    for path in ["examples/digits_cnn.net", "examples/cifar_cnn.net"] {
+        let step = train_step(path, None);
+        let mut g = step.graph;
+        netc::opt::optimize(&mut g, None).unwrap();
+        let opts = CompileOptions { verify: false, ..CompileOptions::default() };
+        // Best of three: the machine is shared.
+        let ms = (0..3).map(|_| jit::compile(&g, &opts).unwrap().stats().compile_ms).fold(f64::INFINITY, f64::min);
+        let c = jit::compile(&g, &opts).unwrap();
+        eprintln!(
+            "{path}: train step compiled in {ms:.1} ms ({} CLIF instructions, {} kernels)",
+            c.stats().clif_insts,
+            c.stats().kernels
+        );
+        assert!(ms < 50.0, "{path}: {ms} ms");
+    }
+}
+
+#[test]
+fn unsupported_graphs_are_errors_not_panics() {
+    // A parameter updated twice.
+    let mut g = Graph::new(DType::F32);
+    let w = g.add_param("w", known(&[3]), netc::graph::Init::Zeros);
+    let two = g.constant(2.0);
+    let w2 = g.add(Op::Mul, &[w, two]).unwrap();
+    g.updates = vec![(0, w2), (0, w)];
+    assert!(jit::compile(&g, &CompileOptions::default()).is_err());
+    // Wrong buffer sizes and dtypes at call time.
+    g.updates.clear();
+    g.outputs = vec![("y".into(), w2)];
+    let mut c = jit::compile(&g, &CompileOptions::default()).unwrap();
+    let mut out = [vec![0.0f32; 2]];
+    assert!(c.run(&Vec::<Vec<f32>>::new(), &mut [vec![0.0f32; 3]], &mut out, &[]).is_err());
+    let mut out64 = [vec![0.0f64; 3]];
+    assert!(c.run(&Vec::<Vec<f64>>::new(), &mut [vec![0.0f64; 3]], &mut out64, &[]).is_err());
+}

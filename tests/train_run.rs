@@ -110,3 +110,57 @@ fn divergence_names_the_step_and_the_op() {
     assert!(err.contains("non-finite at step"), "{err}");
     assert!(err.contains("first non-finite value is %"), "{err}");
 }
+
+#[test]
+fn resume_continues_to_the_same_weights() {
+    let (full, part, resumed) = (tmp("full.st"), tmp("part.st"), tmp("resumed.st"));
+    let file = "examples/digits_mlp.net"; // momentum: the optimizer state must be resumed too
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", file, "--steps", "40", "--quiet"];
+        args.extend_from_slice(extra);
+        let (code, _, err) = netc(&args);
+        assert_eq!(code, 0, "{err}");
+    };
+    run(&["--save", full.to_str().unwrap()]);
+    run(&["--stop-after", "15", "--save", part.to_str().unwrap()]);
+    run(&["--resume", part.to_str().unwrap(), "--save", resumed.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&full).unwrap(), std::fs::read(&resumed).unwrap(), "resumed run ended elsewhere");
+    assert_ne!(std::fs::read(&full).unwrap(), std::fs::read(&part).unwrap());
+    // Plain weights are not a checkpoint.
+    let (code, _, err) = netc(&["run", file, "--steps", "2", "--resume", "tests/data/x_f32.npy"]);
+    assert_eq!(code, 1, "{err}");
+    for p in [full, part, resumed] {
+        std::fs::remove_file(p).ok();
+    }
+}
+
+#[test]
+fn a_killed_save_leaves_the_previous_file_intact() {
+    let path = tmp("killed.st");
+    let (code, _, err) =
+        netc(&["run", "examples/mlp.net", "--steps", "1", "--quiet", "--save", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let valid = |bytes: &[u8]| safetensors::SafeTensors::deserialize(bytes).is_ok();
+    assert!(valid(&std::fs::read(&path).unwrap()));
+    // Kill runs at different moments, some of them while saving ~1 MB of weights.
+    for delay_ms in [5u64, 20, 40, 60, 80, 120, 160, 240] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
+            .args(["run", "examples/mlp.net", "--steps", "3", "--quiet", "--save", path.to_str().unwrap()])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL on Unix
+        let _ = child.wait();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(valid(&bytes), "after a kill at {delay_ms} ms the weights file is damaged");
+    }
+    std::fs::remove_file(&path).ok();
+    // Leftover temporary files are the only trace of a killed save.
+    for e in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.contains(&format!("netc-{}-killed.st", std::process::id())) && name.ends_with(".tmp") {
+            std::fs::remove_file(e.path()).ok();
+        }
+    }
+}

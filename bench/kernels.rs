@@ -1,0 +1,288 @@
+//! `cargo bench --bench kernels`: the code generator's speed, each figure beside its reference
+//! measured in the same run.
+//!
+//! - GEMM GFLOP/s: a JIT-compiled `MatMul` graph (generated function -> GEMM symbol) and the
+//!   symbol alone, beside `matrixmultiply` called directly, on the issue's shapes.
+//! - Convolution GFLOP/s (im2col + GEMM per image, forward and both gradients).
+//! - Transcendentals: inline vector polynomials vs libm calls, ns per element.
+//! - A fused elementwise chain in GB/s, compile time and step time of CNN train steps.
+//!
+//! Threads: `matrixmultiply` reads MATMUL_NUM_THREADS once (default: physical cores); run
+//! with MATMUL_NUM_THREADS=1 for single-thread figures.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use netc::codegen::{CompileOptions, MathMode};
+use netc::graph::{DType, Dim, Graph, InputKind, Op, Shape};
+use netc::jit::{self, Element};
+use netc::rng::Rng;
+
+fn known(dims: &[usize]) -> Shape {
+    dims.iter().map(|&d| Dim::Known(d)).collect()
+}
+
+/// Median seconds per call of `f`, over enough calls to fill ~0.3 s per sample.
+fn time(mut f: impl FnMut()) -> f64 {
+    f();
+    let start = Instant::now();
+    let mut calls = 0;
+    while start.elapsed().as_secs_f64() < 0.05 || calls < 2 {
+        f();
+        calls += 1;
+    }
+    let per = start.elapsed().as_secs_f64() / calls as f64;
+    let reps = ((0.3 / per) as usize).clamp(1, 10_000);
+    let mut samples: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            t.elapsed().as_secs_f64() / reps as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn random<T: Element>(n: usize, seed: u64) -> Vec<T> {
+    let mut rng = Rng::new(seed);
+    (0..n).map(|_| T::from_f64(rng.uniform_in(-1.0, 1.0))).collect()
+}
+
+fn gemm_row<T: Element>(m: usize, n: usize, k: usize) {
+    let flops = 2.0 * (m * n * k) as f64;
+    let mut g = Graph::new(T::DTYPE);
+    let a = g.add_input("a", known(&[m, k]), InputKind::Data);
+    let b = g.add_input("b", known(&[k, n]), InputKind::Data);
+    let c = g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[a, b]).unwrap();
+    g.outputs = vec![("c".into(), c)];
+    let mut f = jit::compile(&g, &CompileOptions::default()).unwrap();
+    let (xa, xb) = (random::<T>(m * k, 1), random::<T>(k * n, 2));
+    let mut out = vec![vec![T::default(); m * n]];
+    let jit_s = time(|| f.run(&[&xa[..], &xb[..]], &mut Vec::<Vec<T>>::new(), &mut out, &[]).unwrap());
+
+    let mut cbuf = vec![T::default(); m * n];
+    let (pa, pb, pc) = (xa.as_ptr(), xb.as_ptr(), cbuf.as_mut_ptr());
+    let (mi, ki, ni) = (m as i64, k as i64, n as i64);
+    let sym_s = time(|| unsafe {
+        match T::DTYPE {
+            DType::F32 => {
+                netc::kernels::netc_gemm_f32(mi, ki, ni, 1.0, pa as _, ki, 1, pb as _, ni, 1, 0.0, pc as _, ni, 1)
+            }
+            DType::F64 => {
+                netc::kernels::netc_gemm_f64(mi, ki, ni, 1.0, pa as _, ki, 1, pb as _, ni, 1, 0.0, pc as _, ni, 1)
+            }
+        }
+    });
+    let crate_s = time(|| unsafe {
+        let (k_, n_) = (k as isize, n as isize);
+        match T::DTYPE {
+            DType::F32 => matrixmultiply::sgemm(m, k, n, 1.0, pa as _, k_, 1, pb as _, n_, 1, 0.0, pc as _, n_, 1),
+            DType::F64 => matrixmultiply::dgemm(m, k, n, 1.0, pa as _, k_, 1, pb as _, n_, 1, 0.0, pc as _, n_, 1),
+        }
+    });
+    black_box(&cbuf);
+    let gf = |s: f64| flops / s / 1e9;
+    println!(
+        "  {:>5}×{:<4}×{:<4} {:>4}   {:>8.1}   {:>8.1}   {:>8.1}",
+        m,
+        n,
+        k,
+        T::DTYPE,
+        gf(jit_s),
+        gf(sym_s),
+        gf(crate_s)
+    );
+}
+
+fn conv_row(n: usize, c: usize, hw: usize, f: usize, k: usize) {
+    let pad = k / 2;
+    let flops = 2.0 * (n * f * hw * hw * c * k * k) as f64;
+    let mut rows = vec![];
+    for (name, op, shapes) in [
+        ("conv2d", Op::Conv2d { stride: 1, pad }, vec![vec![n, c, hw, hw], vec![f, c, k, k]]),
+        (
+            "input grad",
+            Op::Conv2dInputGrad { stride: 1, pad, height: hw, width: hw },
+            vec![vec![n, f, hw, hw], vec![f, c, k, k]],
+        ),
+        (
+            "filter grad",
+            Op::Conv2dFilterGrad { stride: 1, pad, kernel_h: k, kernel_w: k },
+            vec![vec![n, c, hw, hw], vec![n, f, hw, hw]],
+        ),
+    ] {
+        let mut g = Graph::new(DType::F32);
+        let ids: Vec<_> =
+            shapes.iter().enumerate().map(|(i, s)| g.add_input(&format!("x{i}"), known(s), InputKind::Data)).collect();
+        let y = g.add(op, &ids).unwrap();
+        let out_len: usize = g.shape(y).iter().map(|d| d.known().unwrap()).product();
+        g.outputs = vec![("y".into(), y)];
+        let mut fc = jit::compile(&g, &CompileOptions::default()).unwrap();
+        let xs: Vec<Vec<f32>> = shapes.iter().enumerate().map(|(i, s)| random(s.iter().product(), i as u64)).collect();
+        let mut out = vec![vec![0.0f32; out_len]];
+        let s = time(|| fc.run(&xs, &mut Vec::<Vec<f32>>::new(), &mut out, &[]).unwrap());
+        rows.push(format!("{name} {:.1}", flops / s / 1e9));
+    }
+    // The same work as one GEMM of the batched im2col shape, straight to the crate.
+    let (m, nn, kk) = (n * hw * hw, f, c * k * k);
+    let (a, b) = (random::<f32>(m * kk, 1), random::<f32>(kk * nn, 2));
+    let mut cbuf = vec![0.0f32; m * nn];
+    let s = time(|| unsafe {
+        matrixmultiply::sgemm(
+            m,
+            kk,
+            nn,
+            1.0,
+            a.as_ptr(),
+            kk as isize,
+            1,
+            b.as_ptr(),
+            nn as isize,
+            1,
+            0.0,
+            cbuf.as_mut_ptr(),
+            nn as isize,
+            1,
+        )
+    });
+    println!(
+        "  N={n} C={c} {hw}×{hw} F={f} K={k}: {}   | matrixmultiply {m}×{nn}×{kk}: {:.1}",
+        rows.join("  "),
+        flops / s / 1e9
+    );
+}
+
+fn math_row<T: Element>(op: Op) {
+    let n = 1 << 20;
+    let mut per = vec![];
+    for mode in [MathMode::Inline, MathMode::Libm] {
+        let mut g = Graph::new(T::DTYPE);
+        let x = g.add_input("x", known(&[n]), InputKind::Data);
+        let y = g.add(op.clone(), &[x]).unwrap();
+        g.outputs = vec![("y".into(), y)];
+        let mut f = jit::compile(&g, &CompileOptions { math: mode, ..CompileOptions::default() }).unwrap();
+        let xs: Vec<T> = random::<T>(n, 3).into_iter().map(|v| T::from_f64(v.to_f64() * 5.0 + 5.5)).collect();
+        let mut out = vec![vec![T::default(); n]];
+        per.push(time(|| f.run(&[&xs[..]], &mut Vec::<Vec<T>>::new(), &mut out, &[]).unwrap()) / n as f64 * 1e9);
+    }
+    println!(
+        "  {:<8} {:>4}   inline {:>6.2} ns   libm {:>6.2} ns   ({:.1}×)",
+        format!("{op:?}"),
+        T::DTYPE,
+        per[0],
+        per[1],
+        per[1] / per[0]
+    );
+}
+
+/// relu(x @ W + b) at [B, N]: the epilogue (+ b, relu) is one fused pass after the GEMM.
+fn fused_row() {
+    let (bsz, k, n) = (256, 784, 256);
+    let mut g = Graph::new(DType::F32);
+    let x = g.add_input("x", known(&[bsz, k]), InputKind::Data);
+    let w = g.add_input("w", known(&[k, n]), InputKind::Data);
+    let b = g.add_input("b", known(&[n]), InputKind::Data);
+    let xw = g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[x, w]).unwrap();
+    let z = g.add(Op::Add, &[xw, b]).unwrap();
+    let zero = g.constant(0.0);
+    let y = g.add(Op::Max, &[zero, z]).unwrap();
+    g.outputs = vec![("y".into(), y)];
+    let mut f = jit::compile(&g, &CompileOptions::default()).unwrap();
+    let xs = [random::<f32>(bsz * k, 1), random(k * n, 2), random(n, 3)];
+    let mut out = vec![vec![0.0f32; bsz * n]];
+    let s = time(|| f.run(&xs, &mut Vec::<Vec<f32>>::new(), &mut out, &[]).unwrap());
+    println!(
+        "  relu(x @ W + b), {bsz}×{n}×{k}: {:.1} GFLOP/s including the fused epilogue ({} kernels)",
+        2.0 * (bsz * n * k) as f64 / s / 1e9,
+        f.stats().kernels
+    );
+    // An elementwise chain alone: y = tanh(a * b + c) over 1M elements, bytes moved / time.
+    let len = 1 << 20;
+    let mut g = Graph::new(DType::F32);
+    let ins: Vec<_> = (0..3).map(|i| g.add_input(&format!("x{i}"), known(&[len]), InputKind::Data)).collect();
+    let ab = g.add(Op::Mul, &[ins[0], ins[1]]).unwrap();
+    let abc = g.add(Op::Add, &[ab, ins[2]]).unwrap();
+    let y = g.add(Op::Tanh, &[abc]).unwrap();
+    g.outputs = vec![("y".into(), y)];
+    let mut f = jit::compile(&g, &CompileOptions::default()).unwrap();
+    let xs = [random::<f32>(len, 1), random(len, 2), random(len, 3)];
+    let mut out = vec![vec![0.0f32; len]];
+    let s = time(|| f.run(&xs, &mut Vec::<Vec<f32>>::new(), &mut out, &[]).unwrap());
+    println!(
+        "  tanh(a * b + c), 1M f32: {:.2} ns/element, {:.1} GB/s, {} kernel",
+        s / len as f64 * 1e9,
+        16.0 * len as f64 / s / 1e9,
+        f.stats().kernels
+    );
+}
+
+fn train_step_rows() {
+    for (path, batch) in [("examples/digits_cnn.net", 32), ("examples/cifar_cnn.net", 32), ("examples/mlp.net", 128)] {
+        let src = std::fs::read_to_string(path).unwrap();
+        let checked = netc::check::check_source(&src).unwrap();
+        let step = netc::optim::build(&checked.trains[0]).unwrap();
+        let mut g = step.graph;
+        netc::opt::optimize(&mut g, None).unwrap();
+        let opts = CompileOptions { verify: false, ..CompileOptions::default() };
+        let mut ms: Vec<f64> = (0..7).map(|_| jit::compile(&g, &opts).unwrap().stats().compile_ms).collect();
+        ms.sort_by(f64::total_cmp);
+        let mut f = jit::compile(&g, &opts).unwrap();
+        let mut rng = Rng::new(1);
+        let inputs: Vec<Vec<f32>> = g
+            .inputs
+            .iter()
+            .map(|i| {
+                let len: usize = i.shape.iter().map(|d| d.known().unwrap_or(batch)).product();
+                match i.kind {
+                    InputKind::Label => (0..len).map(|_| rng.below(10) as f32).collect(),
+                    _ if i.shape.is_empty() => vec![0.01],
+                    _ => (0..len).map(|_| rng.uniform_in(0.0, 1.0) as f32).collect(),
+                }
+            })
+            .collect();
+        let mut params = netc::train::initial_params(&g, 1);
+        let mut outs: Vec<Vec<f32>> = g
+            .outputs
+            .iter()
+            .map(|(_, id)| vec![0.0; g.shape(*id).iter().map(|d| d.known().unwrap_or(batch)).product()])
+            .collect();
+        let s = time(|| f.run(&inputs, &mut params, &mut outs, &[batch]).unwrap());
+        let st = f.stats();
+        println!(
+            "  {path} B={batch}: compile {:.1} ms (median of 7; {} kernels, {} CLIF insts), step {:.3} ms, \
+             workspace {:.2} MB planned vs {:.2} MB for every intermediate",
+            ms[3],
+            st.kernels,
+            st.clif_insts,
+            s * 1e3,
+            st.planned_bytes as f64 / 1e6,
+            st.naive_bytes as f64 / 1e6
+        );
+    }
+}
+
+fn main() {
+    let threads = std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "default (physical cores)".into());
+    println!("matrixmultiply threads: {threads}; available parallelism: {:?}", std::thread::available_parallelism());
+    println!("\nGEMM GFLOP/s (M×N×K)         JIT graph   symbol    matrixmultiply");
+    for (m, n, k) in [(512, 512, 512), (128, 256, 784), (32768, 16, 27), (8192, 32, 144)] {
+        gemm_row::<f32>(m, n, k);
+    }
+    gemm_row::<f64>(512, 512, 512);
+    gemm_row::<f64>(128, 256, 784);
+    println!("\nConvolution GFLOP/s through the JIT (im2col + one GEMM per image)");
+    conv_row(32, 3, 32, 16, 3);
+    conv_row(32, 16, 16, 32, 3);
+    println!("\nTranscendentals, 1M elements, ns per element");
+    for op in [Op::Exp, Op::Log, Op::Tanh, Op::Sigmoid] {
+        math_row::<f32>(op.clone());
+        math_row::<f64>(op);
+    }
+    println!("\nFusion");
+    fused_row();
+    println!("\nTrain steps (f32)");
+    train_step_rows();
+}
