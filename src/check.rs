@@ -52,6 +52,9 @@ pub struct DataDecl {
     pub source: Source,
     /// A separate test set, when the file names one.
     pub test: Option<Source>,
+    /// Used instead of `source` (and `test`) when their files do not exist, e.g. a synthetic
+    /// stand-in for MNIST until its files are downloaded.
+    pub otherwise: Option<Source>,
     pub split: Option<Split>,
     pub shuffle: bool,
     pub span: Span,
@@ -556,7 +559,7 @@ impl<'p> Checker<'p> {
 
     fn check_data(&mut self, d: &'p Settings) -> Option<DataDecl> {
         self.begin(DType::F32);
-        let settings = self.settings(d, &["source", "test", "split", "shuffle"])?;
+        let settings = self.settings(d, &["source", "test", "otherwise", "split", "shuffle"])?;
         let name = d.name.as_ref().map(|n| n.name.clone()).unwrap_or_default();
         let Some((source, sspan)) = settings.get("source").cloned() else {
             self.report(
@@ -570,6 +573,10 @@ impl<'p> Checker<'p> {
         };
         let source = self.source(source, sspan)?;
         let test = match settings.get("test").cloned() {
+            Some((v, s)) => Some(self.source(v, s)?),
+            None => None,
+        };
+        let otherwise = match settings.get("otherwise").cloned() {
             Some((v, s)) => Some(self.source(v, s)?),
             None => None,
         };
@@ -591,7 +598,7 @@ impl<'p> Checker<'p> {
             None => true,
             Some((v, s)) => self.boolean(v, s)?,
         };
-        Some(DataDecl { name, source, test, split, shuffle, span: d.span })
+        Some(DataDecl { name, source, test, otherwise, split, shuffle, span: d.span })
     }
 
     fn source(&mut self, v: Value, span: Span) -> Option<Source> {

@@ -19,6 +19,8 @@ pub struct RunOptions {
     pub resume: Option<PathBuf>,
     /// Stop after this many steps in all (the rest of the run can be resumed).
     pub stop_after: Option<usize>,
+    /// Resolve data paths against this directory instead of the .net file's.
+    pub data_dir: Option<PathBuf>,
     pub stats: bool,
     pub engine: String,
     /// Refuse models whose parameters or activations need more bytes than this.
@@ -69,9 +71,18 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
     let mut t = t.clone();
     opts.overrides.apply(&mut t);
     let d = d.ok_or_else(|| err(format!("train {}: no data block to train on (add `data: NAME`)", t.model)))?;
-    let base = file.parent().unwrap_or(Path::new("."));
+    let base = match &opts.data_dir {
+        Some(dir) => dir.as_path(),
+        None => file.parent().unwrap_or(Path::new(".")),
+    };
     let (input, sample, classes) = train::model_signature(&t.graph).map_err(err)?;
-    let data = train::load_data(d, base, &input, &sample, classes)?;
+    let quiet = opts.quiet || opts.json;
+    let mut note = |missing: &Path| {
+        if !quiet {
+            eprintln!("note: {} not found; data `{}` uses its `otherwise` source", missing.display(), d.name);
+        }
+    };
+    let data = train::load_data(d, base, &input, &sample, classes, &mut note)?;
 
     let batch = t.batch.unwrap_or(data.train.len()).max(1);
     crate::limits::check(&t.graph, batch, opts.memory_limit, &format!("train {}", t.model))?;

@@ -56,6 +56,9 @@ struct RunArgs {
     /// Stop after this many steps in all; the run can be continued with --resume.
     #[arg(long)]
     stop_after: Option<usize>,
+    /// Read the data files relative to this directory (default: the .net file's).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Print compile times and the memory plan.
     #[arg(long)]
     stats: bool,
@@ -222,6 +225,7 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
             load: args.load.clone(),
             resume: args.resume.clone(),
             stop_after: args.stop_after,
+            data_dir: args.data_dir.clone(),
             stats: args.stats,
             engine: args.engine.clone(),
             memory_limit: args.memory_limit.map_or_else(netc::limits::default_limit, |m| m.saturating_mul(1 << 20)),

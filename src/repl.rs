@@ -356,6 +356,7 @@ impl Session {
             load: None,
             resume: None,
             stop_after: None,
+            data_dir: None,
             stats: false,
             engine: "jit".into(),
             memory_limit: crate::limits::default_limit(),

@@ -180,14 +180,35 @@ fn load_source(s: &Source, base: &Path, sample: &[usize], classes: Option<usize>
     }
 }
 
-/// Load and split a data block for a model with this input and class count.
+/// The files a source reads (none for generators).
+fn source_files(s: &Source) -> Vec<&str> {
+    match s {
+        Source::Spiral { .. } | Source::Synthetic { .. } => vec![],
+        Source::Csv { path, .. } => vec![path],
+        Source::Npy { features, labels, .. } => vec![features, labels],
+        Source::Idx { images, labels, .. } => vec![images, labels],
+    }
+}
+
+/// Load and split a data block for a model with this input and class count. Paths are
+/// relative to `base`. When the block's files are missing and it names an `otherwise`
+/// source, that source is used instead (and `on_fallback` is told which file was missing).
 pub fn load_data(
     d: &DataDecl,
     base: &Path,
     input: &str,
     sample: &[usize],
     classes: Option<usize>,
+    on_fallback: &mut dyn FnMut(&Path),
 ) -> Result<Data, Diagnostic> {
+    if let Some(fallback) = &d.otherwise {
+        let files = source_files(&d.source).into_iter().chain(d.test.iter().flat_map(source_files));
+        if let Some(missing) = files.map(|f| base.join(f)).find(|p| !p.exists()) {
+            on_fallback(&missing);
+            let d = DataDecl { source: fallback.clone(), test: None, otherwise: None, ..d.clone() };
+            return load_data(&d, base, input, sample, classes, on_fallback);
+        }
+    }
     let shape = ModelShape { input, sample_shape: sample, label: Some(("labels", &[])), classes };
     let mut all = load_source(&d.source, base, sample, classes)?;
     all.validate(&shape)?;

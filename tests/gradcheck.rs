@@ -345,6 +345,35 @@ fn maxpool_ties_route_to_the_first_maximum_of_each_window() {
     assert_eq!(d[0], vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
 }
 
+#[test]
+fn perturbations_across_a_kink_are_reported_not_failed() {
+    // relu(x) at x = 3e-7 (and at 0): x ± eps straddles the kink, so the central difference
+    // is half the slope. gradcheck sees the max switch branches and sets those elements aside.
+    let (mut g, x) = leaves(&[&[4]]);
+    let zero = g.constant(0.0);
+    let r = g.add(Op::Max, &[zero, x[0]]).unwrap();
+    let l = g.add(Op::Sum { axes: vec![0] }, &[r]).unwrap();
+    let params = [tensor(&[4], vec![3e-7, 0.0, -1.0, 2.0])];
+    let report = &gradcheck::check(&g, l, &x, &[], &params, EPS).unwrap()[0];
+    assert_eq!(report.kinks, 2);
+    assert_eq!(report.max_rel_error, 0.0);
+    assert_eq!(report.numeric.data, vec![0.5, 0.5, 0.0, 1.0]);
+    assert_eq!(report.analytic.data, vec![1.0, 0.0, 0.0, 1.0]);
+}
+
+#[test]
+fn relative_error_formula() {
+    // |a - n| / max(|a| + |n|, 1e-3·scale, floor)
+    let rel = gradcheck::relative_errors(&[1.0, 2.0, 1e-9, 0.0], &[1.0, 2.2, 2e-9, 0.0], 0.0);
+    assert_eq!(rel[0], 0.0);
+    assert!((rel[1] - 0.2 / 4.2).abs() < 1e-15);
+    assert!((rel[2] - 1e-9 / (1e-3 * 4.2)).abs() < 1e-15, "tiny elements are compared against the scale");
+    assert_eq!(rel[3], 0.0);
+    assert!(gradcheck::relative_errors(&[f64::NAN], &[1.0], 0.0)[0].is_nan());
+    // a floor above the values makes the comparison absolute
+    assert!((gradcheck::relative_errors(&[1e-6], &[2e-6], 1.0)[0] - 1e-6).abs() < 1e-18);
+}
+
 // ---- the driver: sums over uses, unconnected leaves, symbolic dims, non-scalar outputs --------
 
 #[test]

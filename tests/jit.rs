@@ -65,6 +65,9 @@ fn dtype_tol(dtype: DType, f32_tol: f64, f64_tol: f64) -> f64 {
     }
 }
 
+/// A range of values, or a (relative, absolute) tolerance.
+type Pair = (f64, f64);
+
 const DTYPES: [DType; 2] = [DType::F32, DType::F64];
 const SIZES: [usize; 4] = [1, 3, 7, 33];
 
@@ -136,7 +139,7 @@ const EXACT64: (f64, f64) = (2.3e-16, 0.0);
 
 #[test]
 fn unary_ops() {
-    let cases: [(Op, (f64, f64), (f64, f64), (f64, f64)); 8] = [
+    let cases: [(Op, Pair, Pair, Pair); 8] = [
         (Op::Neg, (-3.0, 3.0), EXACT32, EXACT64),
         (Op::Abs, (-3.0, 3.0), EXACT32, EXACT64),
         (Op::Sign, (-3.0, 3.0), EXACT32, EXACT64),
@@ -157,7 +160,7 @@ fn unary_ops() {
 
 #[test]
 fn binary_ops_with_broadcasting() {
-    let ops: [(Op, (f64, f64), (f64, f64)); 7] = [
+    let ops: [(Op, Pair, Pair); 7] = [
         (Op::Add, (-3.0, 3.0), (-3.0, 3.0)),
         (Op::Sub, (-3.0, 3.0), (-3.0, 3.0)),
         (Op::Mul, (-3.0, 3.0), (-3.0, 3.0)),
@@ -466,7 +469,7 @@ fn sweep<T: Element>(op: Op, lo: f64, hi: f64, n: usize, mode: MathMode) -> f64 
     let xs: Vec<T> = (0..n).map(|i| T::from_f64(lo + (hi - lo) * i as f64 / (n - 1) as f64)).collect();
     let mut c = jit::compile(&g, &CompileOptions { math: mode, ..CompileOptions::default() }).unwrap();
     let mut out = vec![vec![T::default(); n]];
-    c.run(&[xs.clone()], &mut Vec::<Vec<T>>::new(), &mut out, &[]).unwrap();
+    c.run(std::slice::from_ref(&xs), &mut Vec::<Vec<T>>::new(), &mut out, &[]).unwrap();
     let env = netc::ops::Env { inputs: &[], params: &[], symbols: &[] };
     let input = Tensor::new(vec![n], xs.iter().map(|v| v.to_f64()).collect());
     let want = netc::ops::eval(&op, &[&input], &[n], &env).unwrap();
@@ -547,7 +550,7 @@ fn backward_graph(dtype: DType, op: Op, shapes: &[Shape]) -> Graph {
 #[test]
 fn backward_of_every_differentiable_op() {
     let n = 7;
-    let cases: Vec<(Op, Vec<Vec<usize>>, Vec<(f64, f64)>)> = vec![
+    let cases: Vec<(Op, Vec<Vec<usize>>, Vec<Pair>)> = vec![
         (Op::Neg, vec![vec![3, n]], vec![(-2.0, 2.0)]),
         (Op::Exp, vec![vec![3, n]], vec![(-2.0, 2.0)]),
         (Op::Log, vec![vec![3, n]], vec![(0.5, 3.0)]),

@@ -164,3 +164,38 @@ fn a_killed_save_leaves_the_previous_file_intact() {
         }
     }
 }
+
+/// MNIST-style IDX files of `n` 28x28 images (pixel = 10·label) and their labels.
+fn write_idx(dir: &std::path::Path, stem: &str, n: usize) {
+    let mut images = vec![0u8, 0, 8, 3];
+    for d in [n as u32, 28, 28] {
+        images.extend_from_slice(&d.to_be_bytes());
+    }
+    let mut labels = vec![0u8, 0, 8, 1];
+    labels.extend_from_slice(&(n as u32).to_be_bytes());
+    for i in 0..n {
+        let label = (i % 10) as u8;
+        images.extend(std::iter::repeat_n(label * 10, 784));
+        labels.push(label);
+    }
+    std::fs::write(dir.join(format!("{stem}-images-idx3-ubyte")), images).unwrap();
+    std::fs::write(dir.join(format!("{stem}-labels-idx1-ubyte")), labels).unwrap();
+}
+
+#[test]
+fn mlp_reads_mnist_idx_files_when_given_their_directory() {
+    let dir = tmp("mnist-dir");
+    std::fs::create_dir_all(dir.join("mnist")).unwrap();
+    write_idx(&dir.join("mnist"), "train", 40);
+    write_idx(&dir.join("mnist"), "t10k", 20);
+    let (code, out, err) =
+        netc(&["run", "examples/mlp.net", "--steps", "3", "--json", "--data-dir", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("otherwise"), "it fell back: {err}");
+    assert_ne!(field(out.trim(), "test_accuracy"), "null", "the t10k files are the test set: {out}");
+    // Without the files, the synthetic stand-in is used, and netc says so.
+    let (code, _, err) = netc(&["run", "examples/mlp.net", "--steps", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("not found; data `mnist` uses its `otherwise` source"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}

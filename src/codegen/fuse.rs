@@ -84,14 +84,12 @@ impl<'g> Fuser<'g> {
             }
         }
         let mut uses = vec![0; n];
-        for i in 0..n {
-            if live[i] {
-                let mut seen: Vec<NodeId> = g.nodes[i].inputs.clone();
-                seen.sort_unstable();
-                seen.dedup();
-                for x in seen {
-                    uses[x.index()] += 1;
-                }
+        for (node, _) in g.nodes.iter().zip(&live).filter(|(_, &l)| l) {
+            let mut seen: Vec<NodeId> = node.inputs.clone();
+            seen.sort_unstable();
+            seen.dedup();
+            for x in seen {
+                uses[x.index()] += 1;
             }
         }
         for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {

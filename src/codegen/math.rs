@@ -7,6 +7,9 @@
 //! a few ulp in f32, a few ulp in f64, over the whole range; exp flushes to zero below
 //! e^-87.6 (f32) or e^-708.3 (f64), where results are subnormal.
 
+// The constants are quoted as published (Cephes, fdlibm), digits beyond f64 included.
+#![allow(clippy::excessive_precision)]
+
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::types::{F32, I32};
 use cranelift_codegen::ir::{InstBuilder, Value};
