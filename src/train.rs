@@ -340,7 +340,7 @@ fn run_steps(
     let mut y = vec![0f32; batches.y_len()];
     // Shuffling has its own stream, so it does not disturb parameter initialisation.
     let mut rng = Rng::new(t.seed ^ 0x5eed_da7a);
-    let mut losses = Vec::with_capacity(total);
+    let mut losses = Vec::with_capacity(total.min(1 << 16));
     let mut samples = 0usize;
     progress.start(total);
     let started = Instant::now();

@@ -199,3 +199,26 @@ fn mlp_reads_mnist_idx_files_when_given_their_directory() {
     assert!(err.contains("not found; data `mnist` uses its `otherwise` source"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn ctrl_c_stops_after_the_current_step_and_saves() {
+    let path = tmp("interrupted.st");
+    let child = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(["run", "examples/spiral.net", "--steps", "100000000", "--json", "--save", path.to_str().unwrap()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{json}");
+    assert_eq!(field(json.trim(), "interrupted"), "true", "{json}");
+    let steps: usize = field(json.trim(), "steps").parse().unwrap();
+    assert!(steps > 0 && steps < 100000000);
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(safetensors::SafeTensors::deserialize(&bytes).is_ok());
+    std::fs::remove_file(path).ok();
+}

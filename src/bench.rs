@@ -1,0 +1,333 @@
+//! `netc bench FILE`: times a model's train block on synthetic inputs of the model's shape (no
+//! data files are read). Input: a `.net` file with a train block; output: a table or one JSON
+//! object with
+//!
+//! - `first_step_ms`: process start (an `Instant` taken first thing in `main`) to the end of
+//!   the first train step — reading, checking, compiling and one step;
+//! - `compile_step_ms`, `compile_infer_ms`: `jit::compile` of the train step and of the
+//!   inference (loss + scores) graph, prepared as the JIT engine prepares them;
+//! - `step_ms_median`/`_min` over `--steps` steps after `--warmup`, and `infer_ms_median`/`_min`
+//!   for `Engine::evaluate` on one batch;
+//! - GFLOP/s. Convention: only matmuls and convolutions count, 2·M·N·K per matmul and a conv as
+//!   its im2col GEMM (2·N·OH·OW·F·C·KH·KW); a train step counts 3× the forward FLOPs (the
+//!   forward GEMM plus the two backward GEMMs), even where the first layer's input gradient is
+//!   not needed; inference counts 1×;
+//! - `peak_rss_mib` (VmHWM of /proc/self/status) after the timed train steps, and again at
+//!   the end (after inference).
+//!
+//! `--compile-only` checks and compiles only (compile scaling, W8 of issue #8). `--threads N`
+//! sets MATMUL_NUM_THREADS, which the GEMM reads once, at its first call.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use crate::codegen::CompileOptions;
+use crate::diag::{self, Diagnostic, SourceFile};
+use crate::graph::{Dim, Graph, InputKind, Op};
+use crate::rng::Rng;
+use crate::train::{self, Engine};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct BenchArgs {
+    pub file: PathBuf,
+    /// Batch size (default: the train block's, else 32).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Timed train steps (and inference batches).
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Untimed steps before them.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// GEMM threads (sets MATMUL_NUM_THREADS; default: its value, else the physical cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Check and compile only; report compile times.
+    #[arg(long)]
+    pub compile_only: bool,
+}
+
+/// Run the benchmark and print its report; `started` is the process's start.
+pub fn main(args: &BenchArgs, started: Instant) -> ExitCode {
+    if let Some(t) = args.threads {
+        // SAFETY (of the environment): no other thread runs yet; the GEMM reads it later.
+        std::env::set_var("MATMUL_NUM_THREADS", t.to_string());
+    }
+    let src = match std::fs::read_to_string(&args.file) {
+        Ok(s) => s,
+        Err(e) => return fail(&[Diagnostic::new("E-io", format!("cannot read {}: {e}", args.file.display()))], None),
+    };
+    let result = match crate::check::check_source(&src) {
+        Ok(checked) => run(args, &checked, started),
+        Err(diags) => Err(diags),
+    };
+    match result {
+        Ok(fields) => {
+            print!("{}", if args.json { json(&fields) } else { table(&fields) });
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            let name = args.file.display().to_string();
+            fail(&diags, Some(&SourceFile { name: &name, text: &src }))
+        }
+    }
+}
+
+fn fail(diags: &[Diagnostic], src: Option<&SourceFile>) -> ExitCode {
+    use std::io::IsTerminal;
+    eprint!("{}", diag::render(diags, src, std::io::stderr().is_terminal()));
+    ExitCode::from(1)
+}
+
+/// A reported value: a number or a string.
+enum Value {
+    Num(f64),
+    Text(String),
+}
+
+type Fields = Vec<(&'static str, Value)>;
+
+fn err(msg: impl Into<String>) -> Vec<Diagnostic> {
+    vec![Diagnostic::new("E-bench", msg)]
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<Fields, Vec<Diagnostic>> {
+    let check_ms = ms(started);
+    let (t, _) = train::find(c).ok_or_else(|| err("the file has no train block"))?;
+    let batch = args.batch.or(t.batch).unwrap_or(32).max(1);
+    let mut f: Fields = vec![
+        ("model", Value::Text(t.model.clone())),
+        ("file", Value::Text(args.file.display().to_string())),
+        ("batch", Value::Num(batch as f64)),
+        ("threads", Value::Num(threads() as f64)),
+        ("nodes", Value::Num(t.graph.nodes.len() as f64)),
+        ("check_ms", Value::Num(check_ms)),
+    ];
+    crate::limits::check(&t.graph, batch, crate::limits::default_limit(), &format!("train {}", t.model))
+        .map_err(|d| vec![d])?;
+    let program = train::Program::new(t).map_err(err)?;
+
+    if args.compile_only {
+        let (step_ms, infer_ms) = compile_times(&program)?;
+        f.push(("compile_step_ms", Value::Num(step_ms)));
+        f.push(("compile_infer_ms", Value::Num(infer_ms)));
+        f.push(("compile_ms", Value::Num(step_ms + infer_ms)));
+        f.push(("total_ms", Value::Num(ms(started))));
+        f.push(("peak_rss_mib", Value::Num(peak_rss_mib())));
+        return Ok(f);
+    }
+
+    // Synthetic inputs: normal features, labels in 0..classes.
+    let (_, sample, classes) = train::model_signature(&t.graph).map_err(err)?;
+    let x_len = batch * sample.iter().product::<usize>();
+    let y_row: usize = label_row(&t.graph);
+    let mut rng = Rng::new(1);
+    let x: Vec<f32> = (0..x_len).map(|_| rng.normal() as f32).collect();
+    let y: Vec<f32> = (0..batch * y_row)
+        .map(|_| match classes {
+            Some(k) => rng.below(k as u64) as f32,
+            None => rng.normal() as f32,
+        })
+        .collect();
+    let lr = crate::optim::learning_rate(t, 0, 1) as f32;
+    let forward = forward_flops(&t.graph, batch);
+    let loss_graph = program.loss_graph.clone();
+    let step_graph = program.step.graph.clone();
+    let mut params = train::initial_params(&program.step.graph, t.seed);
+
+    let build = Instant::now();
+    let mut engine = crate::engine::jit_engine(program, false).map_err(|d| vec![d])?;
+    let build_ms = ms(build);
+    let first_loss = engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
+    f.push(("first_step_ms", Value::Num(ms(started))));
+    f.push(("engine_build_ms", Value::Num(build_ms)));
+
+    for _ in 0..args.warmup {
+        engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
+    }
+    let mut steps = Vec::with_capacity(args.steps);
+    let mut last_loss = first_loss;
+    for _ in 0..args.steps.max(1) {
+        let t0 = Instant::now();
+        last_loss = engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
+        steps.push(ms(t0));
+    }
+    let rss_train = peak_rss_mib();
+    engine.evaluate(&x, &y, batch, &params).map_err(err)?;
+    let mut infers = Vec::with_capacity(args.steps);
+    for _ in 0..args.steps.max(1) {
+        let t0 = Instant::now();
+        engine.evaluate(&x, &y, batch, &params).map_err(err)?;
+        infers.push(ms(t0));
+    }
+    let rss_all = peak_rss_mib();
+    drop(engine);
+
+    // Compile times of each function alone (the engine compiled both above, untimed apart).
+    let (step_ms, infer_ms) =
+        compile_times(&train::Program { step: crate::optim::TrainStep { graph: step_graph, ..t_step(t)? }, loss_graph })?;
+    let (step_med, infer_med) = (median(&steps), median(&infers));
+    f.extend([
+        ("compile_step_ms", Value::Num(step_ms)),
+        ("compile_infer_ms", Value::Num(infer_ms)),
+        ("steps", Value::Num(steps.len() as f64)),
+        ("warmup", Value::Num(args.warmup as f64)),
+        ("step_ms_median", Value::Num(step_med)),
+        ("step_ms_min", Value::Num(min(&steps))),
+        ("infer_ms_median", Value::Num(infer_med)),
+        ("infer_ms_min", Value::Num(min(&infers))),
+        ("forward_gflop", Value::Num(forward / 1e9)),
+        ("step_gflops", Value::Num(3.0 * forward / (step_med * 1e6))),
+        ("infer_gflops", Value::Num(forward / (infer_med * 1e6))),
+        ("first_loss", Value::Num(first_loss as f64)),
+        ("last_loss", Value::Num(last_loss as f64)),
+        ("peak_rss_train_mib", Value::Num(rss_train)),
+        ("peak_rss_mib", Value::Num(rss_all)),
+    ]);
+    Ok(f)
+}
+
+/// The train step of `t` rebuilt (the engine consumed the first), for its metadata.
+fn t_step(t: &crate::check::TrainDecl) -> Result<crate::optim::TrainStep, Vec<Diagnostic>> {
+    crate::optim::build(t).map_err(err)
+}
+
+/// Milliseconds to compile the train step and the inference graph, each prepared as
+/// `engine::jit_engine` prepares it (outputs trimmed, graph optimised).
+fn compile_times(p: &train::Program) -> Result<(f64, f64), Vec<Diagnostic>> {
+    let compile = |mut g: Graph, outputs: Vec<(String, crate::graph::NodeId)>| -> Result<f64, Vec<Diagnostic>> {
+        let t0 = Instant::now();
+        g.outputs = outputs;
+        crate::opt::optimize(&mut g, None).map_err(err)?;
+        let opts = CompileOptions { verify: false, ..CompileOptions::default() };
+        crate::jit::compile(&g, &opts).map_err(|d| vec![d])?;
+        Ok(ms(t0))
+    };
+    let step_out = vec![p.step.graph.outputs[p.step.loss_output].clone()];
+    let step_ms = compile(p.step.graph.clone(), step_out)?;
+    let infer_out = p.loss_graph.outputs.iter().take(2).cloned().collect();
+    let infer_ms = compile(p.loss_graph.clone(), infer_out)?;
+    Ok((step_ms, infer_ms))
+}
+
+/// Values per sample of the label input (1 for class indices).
+fn label_row(g: &Graph) -> usize {
+    g.inputs.iter().find(|i| i.kind == InputKind::Label).map_or(1, |i| i.shape.iter().filter_map(|d| d.known()).product())
+}
+
+/// Forward FLOPs of the matmuls and convolutions of `g` at this batch size (see the module doc).
+pub fn forward_flops(g: &Graph, batch: usize) -> f64 {
+    let dim = |d: &Dim| d.known().unwrap_or(batch) as f64;
+    let mut flops = 0.0;
+    for n in &g.nodes {
+        match n.op {
+            Op::MatMul { transpose_a, .. } => {
+                let a = g.shape(n.inputs[0]);
+                let k = if transpose_a { a.first() } else { a.last() };
+                let out: f64 = n.shape.iter().map(dim).product();
+                flops += 2.0 * out * k.map_or(1.0, dim);
+            }
+            Op::Conv2d { .. } => {
+                let w = g.shape(n.inputs[1]);
+                let per_output: f64 = w[1..].iter().map(dim).product();
+                let out: f64 = n.shape.iter().map(dim).product();
+                flops += 2.0 * out * per_output;
+            }
+            _ => {}
+        }
+    }
+    flops
+}
+
+/// GEMM threads in effect: MATMUL_NUM_THREADS (1..4, as `matrixmultiply` clamps it), else the
+/// cores.
+fn threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::env::var("MATMUL_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(cores).clamp(1, 4)
+}
+
+/// Peak resident memory of this process so far, in MiB (0 where /proc is missing).
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn min(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn json(f: &Fields) -> String {
+    let items: Vec<String> = f
+        .iter()
+        .map(|(k, v)| match v {
+            Value::Num(x) if x.is_finite() => format!("\"{k}\": {x}"),
+            Value::Num(_) => format!("\"{k}\": null"),
+            Value::Text(s) => format!("\"{k}\": \"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
+        })
+        .collect();
+    format!("{{{}}}\n", items.join(", "))
+}
+
+fn table(f: &Fields) -> String {
+    let get = |k: &str| {
+        f.iter().find(|(n, _)| *n == k).map(|(_, v)| match v {
+            Value::Num(x) => format!("{x:.2}"),
+            Value::Text(s) => s.clone(),
+        })
+    };
+    let mut out = format!(
+        "bench {} ({}): batch {}, {} GEMM thread(s)\n",
+        get("model").unwrap_or_default(),
+        Path::new(&get("file").unwrap_or_default()).display(),
+        get("batch").unwrap_or_default(),
+        get("threads").unwrap_or_default().trim_end_matches(".00")
+    );
+    let rows: [(&str, &str, &str); 14] = [
+        ("check_ms", "check (from process start)", "ms"),
+        ("first_step_ms", "first train step done", "ms after process start"),
+        ("compile_step_ms", "compile train step", "ms"),
+        ("compile_infer_ms", "compile inference", "ms"),
+        ("compile_ms", "compile both", "ms"),
+        ("total_ms", "process start to compiled", "ms"),
+        ("step_ms_median", "train step median", "ms"),
+        ("step_ms_min", "train step min", "ms"),
+        ("step_gflops", "train step", "GFLOP/s (3x forward matmul/conv FLOPs)"),
+        ("infer_ms_median", "inference median", "ms per batch"),
+        ("infer_gflops", "inference", "GFLOP/s"),
+        ("last_loss", "loss after the timed steps", ""),
+        ("peak_rss_train_mib", "peak RSS after training", "MiB"),
+        ("peak_rss_mib", "peak RSS", "MiB"),
+    ];
+    for (key, label, unit) in rows {
+        if let Some(v) = get(key) {
+            out.push_str(&format!("  {label:<28} {v:>10} {unit}\n"));
+        }
+    }
+    out
+}
