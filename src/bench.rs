@@ -26,7 +26,7 @@ use crate::codegen::CompileOptions;
 use crate::diag::{self, Diagnostic, SourceFile};
 use crate::graph::{Dim, Graph, InputKind, Op};
 use crate::rng::Rng;
-use crate::train::{self, Engine};
+use crate::train;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
@@ -116,7 +116,7 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
     let program = train::Program::new(t).map_err(err)?;
 
     if args.compile_only {
-        let (step_ms, infer_ms) = compile_times(&program)?;
+        let (step_ms, infer_ms) = compile_times(&program.step.graph, program.step.loss_output, &program.loss_graph)?;
         f.push(("compile_step_ms", Value::Num(step_ms)));
         f.push(("compile_infer_ms", Value::Num(infer_ms)));
         f.push(("compile_ms", Value::Num(step_ms + infer_ms)));
@@ -139,8 +139,8 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
         .collect();
     let lr = crate::optim::learning_rate(t, 0, 1) as f32;
     let forward = forward_flops(&t.graph, batch);
-    let loss_graph = program.loss_graph.clone();
-    let step_graph = program.step.graph.clone();
+    let (step_graph, loss_output, loss_graph) =
+        (program.step.graph.clone(), program.step.loss_output, program.loss_graph.clone());
     let mut params = train::initial_params(&program.step.graph, t.seed);
 
     let build = Instant::now();
@@ -172,8 +172,7 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
     drop(engine);
 
     // Compile times of each function alone (the engine compiled both above, untimed apart).
-    let (step_ms, infer_ms) =
-        compile_times(&train::Program { step: crate::optim::TrainStep { graph: step_graph, ..t_step(t)? }, loss_graph })?;
+    let (step_ms, infer_ms) = compile_times(&step_graph, loss_output, &loss_graph)?;
     let (step_med, infer_med) = (median(&steps), median(&infers));
     f.extend([
         ("compile_step_ms", Value::Num(step_ms)),
@@ -195,14 +194,9 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
     Ok(f)
 }
 
-/// The train step of `t` rebuilt (the engine consumed the first), for its metadata.
-fn t_step(t: &crate::check::TrainDecl) -> Result<crate::optim::TrainStep, Vec<Diagnostic>> {
-    crate::optim::build(t).map_err(err)
-}
-
 /// Milliseconds to compile the train step and the inference graph, each prepared as
 /// `engine::jit_engine` prepares it (outputs trimmed, graph optimised).
-fn compile_times(p: &train::Program) -> Result<(f64, f64), Vec<Diagnostic>> {
+fn compile_times(step: &Graph, loss_output: usize, loss_graph: &Graph) -> Result<(f64, f64), Vec<Diagnostic>> {
     let compile = |mut g: Graph, outputs: Vec<(String, crate::graph::NodeId)>| -> Result<f64, Vec<Diagnostic>> {
         let t0 = Instant::now();
         g.outputs = outputs;
@@ -211,16 +205,17 @@ fn compile_times(p: &train::Program) -> Result<(f64, f64), Vec<Diagnostic>> {
         crate::jit::compile(&g, &opts).map_err(|d| vec![d])?;
         Ok(ms(t0))
     };
-    let step_out = vec![p.step.graph.outputs[p.step.loss_output].clone()];
-    let step_ms = compile(p.step.graph.clone(), step_out)?;
-    let infer_out = p.loss_graph.outputs.iter().take(2).cloned().collect();
-    let infer_ms = compile(p.loss_graph.clone(), infer_out)?;
+    let step_ms = compile(step.clone(), vec![step.outputs[loss_output].clone()])?;
+    let infer_ms = compile(loss_graph.clone(), loss_graph.outputs.iter().take(2).cloned().collect())?;
     Ok((step_ms, infer_ms))
 }
 
 /// Values per sample of the label input (1 for class indices).
 fn label_row(g: &Graph) -> usize {
-    g.inputs.iter().find(|i| i.kind == InputKind::Label).map_or(1, |i| i.shape.iter().filter_map(|d| d.known()).product())
+    g.inputs
+        .iter()
+        .find(|i| i.kind == InputKind::Label)
+        .map_or(1, |i| i.shape.iter().filter_map(|d| d.known()).product())
 }
 
 /// Forward FLOPs of the matmuls and convolutions of `g` at this batch size (see the module doc).
@@ -297,6 +292,7 @@ fn json(f: &Fields) -> String {
 fn table(f: &Fields) -> String {
     let get = |k: &str| {
         f.iter().find(|(n, _)| *n == k).map(|(_, v)| match v {
+            Value::Num(x) if x.fract() == 0.0 => format!("{x}"),
             Value::Num(x) => format!("{x:.2}"),
             Value::Text(s) => s.clone(),
         })
@@ -306,7 +302,7 @@ fn table(f: &Fields) -> String {
         get("model").unwrap_or_default(),
         Path::new(&get("file").unwrap_or_default()).display(),
         get("batch").unwrap_or_default(),
-        get("threads").unwrap_or_default().trim_end_matches(".00")
+        get("threads").unwrap_or_default()
     );
     let rows: [(&str, &str, &str); 14] = [
         ("check_ms", "check (from process start)", "ms"),

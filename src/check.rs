@@ -1683,7 +1683,7 @@ impl<'p> Checker<'p> {
         }
         // Parameters: given values, else defaults evaluated in the function's own scope.
         let mut scope: HashMap<String, Value> = HashMap::new();
-        let saved_scopes = std::mem::replace(&mut self.scopes, vec![]);
+        let saved_scopes = std::mem::take(&mut self.scopes);
         let saved_override = self.span_override;
         if in_prelude && self.span_override.is_none() {
             self.span_override = Some(span);
@@ -1867,7 +1867,10 @@ impl<'p> Checker<'p> {
                 }
             }
         };
-        let Some(x) = t(self, 0).or_else(|| if sig.variadic { Some((NodeId(0), span)) } else { None }) else {
+        if name == "l2" {
+            return self.l2(b, span);
+        }
+        let Some(x) = t(self, 0) else {
             return Value::Error;
         };
         let g = &mut self.g;
@@ -1986,24 +1989,6 @@ impl<'p> Checker<'p> {
                 };
                 lowered(self, r, &[x, y])
             }
-            "l2" => {
-                let mut ids = vec![];
-                for (v, s) in b.rest.clone() {
-                    match self.tensor(v, s) {
-                        Some(id) => ids.push(id),
-                        None => return Value::Error,
-                    }
-                }
-                if ids.is_empty() {
-                    // All weight matrices and filters (parameters with two or more axes).
-                    ids = (0..self.g.nodes.len())
-                        .map(|i| NodeId(i as u32))
-                        .filter(|&id| matches!(self.g.node(id).op, Op::Param { .. }) && self.g.shape(id).len() >= 2)
-                        .collect();
-                }
-                let r = lower::l2(&mut self.g, &ids);
-                lowered(self, r, &[])
-            }
             "conv" => {
                 let Some(w) = t(self, 1) else { return Value::Error };
                 let (Some(stride), Some(pad)) = (whole(self, 2, Some(1)), whole(self, 3, Some(0))) else {
@@ -2025,6 +2010,32 @@ impl<'p> Checker<'p> {
                 self.node(op, &[x], span)
             }
             other => self.error("E-internal", span, format!("built-in `{other}` has no lowering"), "here"),
+        }
+    }
+
+    /// l2(a, b, ...) = 0.5·Σ‖p‖²; with no arguments, over every weight matrix and filter.
+    fn l2(&mut self, b: Bound, span: Span) -> Value {
+        let mut ids = vec![];
+        for (v, s) in b.rest.clone() {
+            match self.tensor(v, s) {
+                Some(id) => ids.push(id),
+                None => return Value::Error,
+            }
+        }
+        if ids.is_empty() {
+            // All weight matrices and filters (parameters with two or more axes).
+            ids = (0..self.g.nodes.len())
+                .map(|i| NodeId(i as u32))
+                .filter(|&id| matches!(self.g.node(id).op, Op::Param { .. }) && self.g.shape(id).len() >= 2)
+                .collect();
+        }
+        let r = lower::l2(&mut self.g, &ids);
+        match r {
+            Ok(id) => {
+                self.g.annotate(id, None, Some(span));
+                Value::Tensor(id)
+            }
+            Err(e) => self.shape_error(e, "l2", &[], span),
         }
     }
 

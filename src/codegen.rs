@@ -64,7 +64,7 @@ pub struct CompileOptions {
     /// Run Cranelift's IR verifier (slower compiles); on by default in debug builds.
     pub verify: bool,
     pub math: MathMode,
-    /// Print the Cranelift IR of every function to stderr.
+    /// Print the Cranelift IR and the machine code of the main function to stderr.
     pub dump_clif: bool,
 }
 
@@ -167,8 +167,12 @@ pub fn define<M: Module>(
     let clif_insts = ctx.func.dfg.num_insts();
     if opts.dump_clif {
         eprintln!("{}", ctx.func.display());
+        ctx.set_disasm(true);
     }
     define_body(module, func, &mut ctx)?;
+    if let Some(vcode) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()).filter(|_| opts.dump_clif) {
+        eprintln!("{vcode}");
+    }
 
     // NAME_workspace_size(dims) = planned elements × element size.
     let size_name = format!("{name}_workspace_size");

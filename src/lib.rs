@@ -6,6 +6,7 @@
 
 pub mod ast;
 pub mod autodiff;
+pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod codegen;

@@ -112,9 +112,12 @@ enum Command {
     Build { file: PathBuf },
     /// An interactive prompt that JIT-compiles every line.
     Repl,
+    /// Time a model's train step, inference and compilation on synthetic inputs.
+    Bench(netc::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => cmd_check(&file),
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
         }
         Command::Gradcheck { file, threshold, batch } => cmd_gradcheck(&file, threshold, batch),
         Command::Build { .. } => not_yet("build", 6),
+        Command::Bench(args) => netc::bench::main(&args, started),
         Command::Repl => match netc::repl::main() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -100,7 +100,7 @@ impl Session {
                 out.push_str(&diag::render(&[shifted], Some(&SourceFile { name: "<repl>", text: typed }), self.color));
             } else {
                 out.push_str(&diag::render(
-                    &[d.clone()],
+                    std::slice::from_ref(d),
                     Some(&SourceFile { name: "<session>", text: src }),
                     self.color,
                 ));

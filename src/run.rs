@@ -10,8 +10,7 @@ use crate::tensor::Tensor;
 /// `f` and its gradient wrt each variable.
 pub struct EvalOutput {
     pub shows: Vec<(String, Tensor)>,
-    /// (name of f, value of f, [(variable, gradient)])
-    pub grads: Vec<(String, Tensor, Vec<(String, Tensor)>)>,
+    pub grads: Vec<GradValues>,
 }
 
 /// How an eval block is executed.
@@ -22,6 +21,9 @@ pub enum Exec {
     /// The reference interpreter.
     Interp,
 }
+
+/// (name of f, value of f, [(variable, gradient)]) of one `grad` request.
+pub type GradValues = (String, Tensor, Vec<(String, Tensor)>);
 
 /// Evaluate an eval block (parameters of called models are initialised from `seed`).
 pub fn evaluate(e: &EvalDecl, seed: u64) -> Result<EvalOutput, String> {

@@ -478,7 +478,7 @@ pub fn initial_params(g: &Graph, seed: u64) -> Vec<Vec<f32>> {
 }
 
 /// Find the train block and its data in a checked program.
-pub fn find<'c>(c: &'c Checked) -> Option<(&'c TrainDecl, Option<&'c DataDecl>)> {
+pub fn find(c: &Checked) -> Option<(&TrainDecl, Option<&DataDecl>)> {
     let t = c.trains.first()?;
     Some((t, t.data.map(|i| &c.data[i])))
 }
