@@ -36,3 +36,4 @@ pub mod run;
 pub mod tensor;
 pub mod train;
 pub mod weights;
+pub mod fuzz;
