@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::path::Path;
 
 use crate::check::Checked;
 use crate::graph::{Dim, Graph, InputKind, NodeId, Op};
@@ -182,27 +181,50 @@ fn ancestors(g: &Graph, of: NodeId) -> Vec<bool> {
 }
 
 /// Check every target's gradients; returns the report and whether all are within `threshold`.
-pub fn gradcheck(c: &Checked, _base: &Path, batch: usize, threshold: f64) -> Result<(String, bool), String> {
+/// At most `elements` elements of each tensor are checked (a spread sample of larger ones).
+pub fn gradcheck(c: &Checked, batch: usize, elements: usize, threshold: f64) -> Result<(String, bool), String> {
     let all = targets(c, batch)?;
     if all.is_empty() {
         return Err("the file has no eval `grad` request and no train block to check".into());
     }
     let mut report = String::new();
     let mut ok = true;
+    for t in &all {
+        // Each checked element costs two interpreted forward passes.
+        let (_, values) = crate::limits::sizes(&t.graph, batch);
+        let passes: usize = t
+            .wrt
+            .iter()
+            .map(|(_, id)| 2 * elements.min(t.graph.shape(*id).iter().map(|d| d.known().unwrap_or(batch)).product()))
+            .sum();
+        if values.saturating_mul(passes as u128) > 4 << 30 {
+            return Err(format!(
+                "{}: too large to check by finite differences in the interpreter ({} forward passes over {} of values); check a smaller version of the model, or a smaller --batch",
+                t.title,
+                passes,
+                crate::limits::human(values)
+            ));
+        }
+    }
     for t in all {
         let _ = writeln!(report, "{} (batch {batch}, f64 central differences)", t.title);
         let wrt: Vec<NodeId> = t.wrt.iter().map(|w| w.1).collect();
-        let results = crate::gradcheck::check(&t.graph, t.of, &wrt, &t.inputs, &t.params, 1e-6)?;
+        let results = crate::gradcheck::check_elements(&t.graph, t.of, &wrt, &t.inputs, &t.params, 1e-6, elements)?;
         for ((name, id), r) in t.wrt.iter().zip(results) {
             let shape = t.graph.shape_str(t.graph.shape(*id));
             let pass = r.max_rel_error <= threshold;
             ok &= pass;
-            let _ = writeln!(
-                report,
-                "  {name:<16} {shape:<16} max relative error {:.2e}  {}",
+            let total: usize = t.graph.shape(*id).iter().map(|d| d.known().unwrap_or(batch)).product();
+            let mut line = format!(
+                "  {name:<16} {shape:<16} max relative error {:.2e}  {}  ({} of {total} elements checked",
                 r.max_rel_error,
-                if pass { "ok" } else { "FAIL" }
+                if pass { "ok" } else { "FAIL" },
+                r.checked
             );
+            if r.kinks > 0 {
+                line.push_str(&format!(", {} at a kink skipped", r.kinks));
+            }
+            let _ = writeln!(report, "{line})");
             if !pass {
                 let _ = writeln!(
                     report,

@@ -107,6 +107,9 @@ enum Command {
         /// Batch size of the random inputs.
         #[arg(long, default_value_t = 4)]
         batch: usize,
+        /// Check every element of every tensor (default: a spread sample of 32 per tensor).
+        #[arg(long)]
+        all: bool,
     },
     /// Compile a model into an object file and a C header.
     Build { file: PathBuf },
@@ -126,7 +129,9 @@ fn main() -> ExitCode {
             let opts = GraphOptions { values, optimize, print_after, name };
             cmd_graph(&file, if opts.print_after.is_some() { "text" } else { &format }, output.as_deref(), &opts)
         }
-        Command::Gradcheck { file, threshold, batch } => cmd_gradcheck(&file, threshold, batch),
+        Command::Gradcheck { file, threshold, batch, all } => {
+            cmd_gradcheck(&file, threshold, batch, if all { usize::MAX } else { netc::gradcheck::MAX_CHECKED })
+        }
         Command::Build { .. } => not_yet("build", 6),
         Command::Bench(args) => netc::bench::main(&args, started),
         Command::Repl => match netc::repl::main() {
@@ -304,13 +309,12 @@ fn cmd_graph(file: &Path, format: &str, output: Option<&Path>, o: &GraphOptions)
     }
 }
 
-fn cmd_gradcheck(file: &Path, threshold: f64, batch: usize) -> ExitCode {
+fn cmd_gradcheck(file: &Path, threshold: f64, batch: usize, elements: usize) -> ExitCode {
     let (_, checked) = match load(file) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let base = file.parent().unwrap_or(Path::new("."));
-    match netc::explain::gradcheck(&checked, base, batch, threshold) {
+    match netc::explain::gradcheck(&checked, batch, elements, threshold) {
         Ok((report, ok)) => {
             print!("{report}");
             if ok {
