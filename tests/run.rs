@@ -100,7 +100,13 @@ fn optimised_graph_and_print_after() {
 
 #[test]
 fn gradcheck_passes_on_the_lecture_examples() {
-    for file in ["examples/gates.net", "examples/neuron.net"] {
+    for file in [
+        "examples/gates.net",
+        "examples/neuron.net",
+        "examples/spiral.net",
+        "examples/digits_mlp.net",
+        "examples/digits_cnn.net",
+    ] {
         let (code, out, err) = netc(&["gradcheck", file]);
         assert_eq!(code, 0, "{file}: {out}{err}");
         assert!(out.contains("ok"), "{out}");
