@@ -1,16 +1,7 @@
 //! `netc bench`: the JSON report has every figure, each positive (no wall-clock thresholds).
 
-use std::process::Command;
-
-fn netc(args: &[&str]) -> (i32, String, String) {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_netc")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::*;
 
 /// The number after `"key": ` in a flat JSON object.
 fn number(json: &str, key: &str) -> f64 {

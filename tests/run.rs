@@ -1,17 +1,9 @@
 //! `netc run`, `netc graph` and `netc gradcheck` on the lecture's examples: the lecture's
 //! numbers, pictures that Graphviz renders, and a backward graph with no Jacobian in it.
 
+mod common;
+use common::*;
 use std::process::Command;
-
-fn netc(args: &[&str]) -> (i32, String, String) {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_netc")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn gates_prints_the_lectures_numbers() {

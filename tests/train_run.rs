@@ -1,27 +1,9 @@
 //! `netc run` training end to end: JSON report, loss plot, safetensors weights carrying the
 //! model's parameter names, bit-identical results from a fixed seed, overrides, divergence.
 
+mod common;
+use common::*;
 use std::process::Command;
-
-fn netc(args: &[&str]) -> (i32, String, String) {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_netc")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn tmp(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("netc-{}-{name}", std::process::id()))
-}
-
-/// The value of `"key": value` in a flat JSON object.
-fn field<'a>(json: &'a str, key: &str) -> &'a str {
-    let start = json.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no {key} in {json}")) + key.len() + 4;
-    json[start..].split([',', '}']).next().unwrap().trim()
-}
 
 #[test]
 fn json_report_plot_and_weights() {
