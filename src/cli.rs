@@ -67,6 +67,9 @@ pub fn train_command(c: &Checked, file: &Path, opts: &RunOptions) -> Result<(), 
 
 /// Train the program's train block and return what `netc run` prints.
 pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<String, Diagnostic> {
+    if opts.overrides.batch == Some(0) {
+        return Err(err("--batch must be at least 1"));
+    }
     let (t, d) = train::find(c).ok_or_else(|| err("the file has no train block"))?;
     let mut t = t.clone();
     opts.overrides.apply(&mut t);
