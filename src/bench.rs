@@ -3,7 +3,8 @@
 //! object with
 //!
 //! - `first_step_ms`: process start (an `Instant` taken first thing in `main`) to the end of
-//!   the first train step — reading, checking, compiling and one step;
+//!   the first train step — reading, checking, initialising parameters (`init_ms`), building
+//!   the JIT engine (`engine_build_ms`) and one step;
 //! - `compile_step_ms`, `compile_infer_ms`: `jit::compile` of the train step and of the
 //!   inference (loss + scores) graph, prepared as the JIT engine prepares them;
 //! - `step_ms_median`/`_min` over `--steps` steps after `--warmup`, and `infer_ms_median`/`_min`
@@ -12,8 +13,9 @@
 //!   its im2col GEMM (2·N·OH·OW·F·C·KH·KW); a train step counts 3× the forward FLOPs (the
 //!   forward GEMM plus the two backward GEMMs), even where the first layer's input gradient is
 //!   not needed; inference counts 1×;
-//! - `peak_rss_mib` (VmHWM of /proc/self/status) after the timed train steps, and again at
-//!   the end (after inference).
+//! - `peak_rss_train_mib` (VmHWM of /proc/self/status) after the timed train steps, and
+//!   `peak_rss_mib` at the end (after inference); `workspace_step_mib`/`_infer_mib`, the
+//!   memory plans' workspace at this batch size.
 //!
 //! `--compile-only` checks and compiles only (compile scaling, W8 of issue #8). `--threads N`
 //! sets MATMUL_NUM_THREADS, which the GEMM reads once, at its first call.
@@ -49,6 +51,10 @@ pub struct BenchArgs {
     /// Check and compile only; report compile times.
     #[arg(long)]
     pub compile_only: bool,
+    /// Start from these weights (safetensors, the model's parameter names) instead of the
+    /// file's initialisers.
+    #[arg(long)]
+    pub load: Option<PathBuf>,
 }
 
 /// Run the benchmark and print its report; `started` is the process's start.
@@ -115,11 +121,12 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
         .map_err(|d| vec![d])?;
     let program = train::Program::new(t).map_err(err)?;
 
+    let forward = forward_flops(&t.graph, batch);
+    f.push(("forward_gflop", Value::Num(forward / 1e9)));
     if args.compile_only {
-        let (step_ms, infer_ms) = compile_times(&program.step.graph, program.step.loss_output, &program.loss_graph)?;
-        f.push(("compile_step_ms", Value::Num(step_ms)));
-        f.push(("compile_infer_ms", Value::Num(infer_ms)));
-        f.push(("compile_ms", Value::Num(step_ms + infer_ms)));
+        let c = compile_times(&program.step.graph, program.step.loss_output, &program.loss_graph)?;
+        f.push(("compile_ms", Value::Num(c.step_ms + c.infer_ms)));
+        f.extend(c.fields(batch));
         f.push(("total_ms", Value::Num(ms(started))));
         f.push(("peak_rss_mib", Value::Num(peak_rss_mib())));
         return Ok(f);
@@ -138,16 +145,21 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
         })
         .collect();
     let lr = crate::optim::learning_rate(t, 0, 1) as f32;
-    let forward = forward_flops(&t.graph, batch);
     let (step_graph, loss_output, loss_graph) =
         (program.step.graph.clone(), program.step.loss_output, program.loss_graph.clone());
+    let init = Instant::now();
     let mut params = train::initial_params(&program.step.graph, t.seed);
+    if let Some(path) = &args.load {
+        load_weights(path, &program.step.graph, program.step.model_params, &mut params)?;
+    }
+    let init_ms = ms(init);
 
     let build = Instant::now();
     let mut engine = crate::engine::jit_engine(program, false).map_err(|d| vec![d])?;
     let build_ms = ms(build);
     let first_loss = engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
     f.push(("first_step_ms", Value::Num(ms(started))));
+    f.push(("init_ms", Value::Num(init_ms)));
     f.push(("engine_build_ms", Value::Num(build_ms)));
 
     for _ in 0..args.warmup {
@@ -172,18 +184,15 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
     drop(engine);
 
     // Compile times of each function alone (the engine compiled both above, untimed apart).
-    let (step_ms, infer_ms) = compile_times(&step_graph, loss_output, &loss_graph)?;
+    let compiled = compile_times(&step_graph, loss_output, &loss_graph)?;
     let (step_med, infer_med) = (median(&steps), median(&infers));
     f.extend([
-        ("compile_step_ms", Value::Num(step_ms)),
-        ("compile_infer_ms", Value::Num(infer_ms)),
         ("steps", Value::Num(steps.len() as f64)),
         ("warmup", Value::Num(args.warmup as f64)),
         ("step_ms_median", Value::Num(step_med)),
         ("step_ms_min", Value::Num(min(&steps))),
         ("infer_ms_median", Value::Num(infer_med)),
         ("infer_ms_min", Value::Num(min(&infers))),
-        ("forward_gflop", Value::Num(forward / 1e9)),
         ("step_gflops", Value::Num(3.0 * forward / (step_med * 1e6))),
         ("infer_gflops", Value::Num(forward / (infer_med * 1e6))),
         ("first_loss", Value::Num(first_loss as f64)),
@@ -191,23 +200,58 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
         ("peak_rss_train_mib", Value::Num(rss_train)),
         ("peak_rss_mib", Value::Num(rss_all)),
     ]);
+    f.extend(compiled.fields(batch));
     Ok(f)
+}
+
+/// Overwrite the model's parameters (the first `model_params`) with those of a weights file.
+fn load_weights(path: &Path, g: &Graph, model_params: usize, params: &mut [Vec<f32>]) -> Result<(), Vec<Diagnostic>> {
+    let shapes: Vec<(String, Vec<usize>)> = g.params[..model_params]
+        .iter()
+        .map(|p| (p.name.clone(), p.shape.iter().map(|d| d.known().unwrap_or(1)).collect()))
+        .collect();
+    let expected: Vec<(&str, &[usize])> = shapes.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
+    for (i, w) in crate::weights::load_for(path, &expected).map_err(|d| vec![d])?.into_iter().enumerate() {
+        params[i] = w.data;
+    }
+    Ok(())
 }
 
 /// Milliseconds to compile the train step and the inference graph, each prepared as
 /// `engine::jit_engine` prepares it (outputs trimmed, graph optimised).
-fn compile_times(step: &Graph, loss_output: usize, loss_graph: &Graph) -> Result<(f64, f64), Vec<Diagnostic>> {
-    let compile = |mut g: Graph, outputs: Vec<(String, crate::graph::NodeId)>| -> Result<f64, Vec<Diagnostic>> {
+fn compile_times(step: &Graph, loss_output: usize, loss_graph: &Graph) -> Result<Compile, Vec<Diagnostic>> {
+    let compile = |mut g: Graph, outputs: Vec<(String, crate::graph::NodeId)>| {
         let t0 = Instant::now();
         g.outputs = outputs;
         crate::opt::optimize(&mut g, None).map_err(err)?;
         let opts = CompileOptions { verify: false, ..CompileOptions::default() };
-        crate::jit::compile(&g, &opts).map_err(|d| vec![d])?;
-        Ok(ms(t0))
+        let compiled = crate::jit::compile(&g, &opts).map_err(|d| vec![d])?;
+        Ok::<_, Vec<Diagnostic>>((ms(t0), compiled))
     };
-    let step_ms = compile(step.clone(), vec![step.outputs[loss_output].clone()])?;
-    let infer_ms = compile(loss_graph.clone(), loss_graph.outputs.iter().take(2).cloned().collect())?;
-    Ok((step_ms, infer_ms))
+    let (step_ms, step) = compile(step.clone(), vec![step.outputs[loss_output].clone()])?;
+    let (infer_ms, infer) = compile(loss_graph.clone(), loss_graph.outputs.iter().take(2).cloned().collect())?;
+    Ok(Compile { step_ms, infer_ms, step, infer })
+}
+
+/// Compile times and the compiled functions (for their memory plans).
+struct Compile {
+    step_ms: f64,
+    infer_ms: f64,
+    step: crate::jit::Compiled,
+    infer: crate::jit::Compiled,
+}
+
+impl Compile {
+    /// Times, and the planned workspace of each function at this batch size.
+    fn fields(&self, batch: usize) -> Fields {
+        let mib = |c: &crate::jit::Compiled| c.stats_for(&[batch]).planned_bytes as f64 / (1 << 20) as f64;
+        vec![
+            ("compile_step_ms", Value::Num(self.step_ms)),
+            ("compile_infer_ms", Value::Num(self.infer_ms)),
+            ("workspace_step_mib", Value::Num(mib(&self.step))),
+            ("workspace_infer_mib", Value::Num(mib(&self.infer))),
+        ]
+    }
 }
 
 /// Values per sample of the label input (1 for class indices).
@@ -304,9 +348,11 @@ fn table(f: &Fields) -> String {
         get("batch").unwrap_or_default(),
         get("threads").unwrap_or_default()
     );
-    let rows: [(&str, &str, &str); 14] = [
+    let rows: [(&str, &str, &str); 18] = [
         ("check_ms", "check (from process start)", "ms"),
         ("first_step_ms", "first train step done", "ms after process start"),
+        ("init_ms", "  of which parameter init", "ms (initialisers, then --load)"),
+        ("engine_build_ms", "  of which JIT engine build", "ms (both functions)"),
         ("compile_step_ms", "compile train step", "ms"),
         ("compile_infer_ms", "compile inference", "ms"),
         ("compile_ms", "compile both", "ms"),
@@ -319,6 +365,8 @@ fn table(f: &Fields) -> String {
         ("last_loss", "loss after the timed steps", ""),
         ("peak_rss_train_mib", "peak RSS after training", "MiB"),
         ("peak_rss_mib", "peak RSS", "MiB"),
+        ("workspace_step_mib", "train step workspace", "MiB (memory plan)"),
+        ("workspace_infer_mib", "inference workspace", "MiB (memory plan)"),
     ];
     for (key, label, unit) in rows {
         if let Some(v) = get(key) {

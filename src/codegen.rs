@@ -22,11 +22,17 @@
 //!
 //! # Pipeline
 //!
-//! `fuse` turns the graph into kernels (loop nests with fused elementwise chains, reductions
-//! fused with their producers, GEMM calls), `memplan` places their temporaries in the
-//! workspace by liveness, `emit` writes the Cranelift IR (`math` holds the vectorised
-//! transcendentals). Only declaring and finalising functions differs between the JIT and the
-//! object-file backend: both go through `define`.
+//! `fuse` turns the graph into kernels: chains of elementwise, broadcast and view ops become
+//! one loop with no intermediate buffers (`relu(x @ W + b)` is a GEMM call and one loop,
+//! written in place over the GEMM's result); reductions run over their producer's
+//! expression; matmul and convolution (im2col / col2im per image) call the GEMM symbol, and
+//! an SGD or momentum update of a GEMM result becomes that GEMM's alpha/beta, writing the
+//! parameter directly. Outputs and in-place updates are written straight into the caller's
+//! buffers. `memplan` places the remaining temporaries in the workspace by liveness, `emit`
+//! writes the Cranelift IR: loops over f32x4 / f64x2 with a scalar tail, `math` the
+//! vectorised exp/log/tanh/sigmoid. Elementwise arithmetic rounds exactly as the interpreter
+//! (no contraction of `a*b + c` into an FMA). Only declaring and finalising functions
+//! differs between the JIT and the object-file backend: both go through `define`.
 
 pub mod emit;
 pub mod fuse;
@@ -66,11 +72,19 @@ pub struct CompileOptions {
     pub math: MathMode,
     /// Print the Cranelift IR and the machine code of the main function to stderr.
     pub dump_clif: bool,
+    /// Call `kernels::PROFILE` after every kernel to time it (see `jit::Compiled::profile`).
+    pub profile: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> CompileOptions {
-        CompileOptions { optimize: true, verify: cfg!(debug_assertions), math: MathMode::Inline, dump_clif: false }
+        CompileOptions {
+            optimize: true,
+            verify: cfg!(debug_assertions),
+            math: MathMode::Inline,
+            dump_clif: false,
+            profile: false,
+        }
     }
 }
 
@@ -83,6 +97,8 @@ pub struct Defined {
     /// Elements of every intermediate value taken separately (one buffer per node).
     pub naive: Poly,
     pub kernels: usize,
+    /// The kind of each kernel, in execution order (`map`, `gemm`, `conv`, ...).
+    pub kernel_names: Vec<&'static str>,
     /// Cranelift IR instructions of the main function (compile time grows with this).
     pub clif_insts: usize,
 }
@@ -124,6 +140,13 @@ pub fn define<M: Module>(
         s.returns.push(AbiParam::new(ty));
         libm.push((fname, module.declare_function(fname, Linkage::Import, &s).map_err(err)?));
     }
+    let profile = if opts.profile {
+        let mut s = module.make_signature();
+        s.params.push(AbiParam::new(I64));
+        Some(module.declare_function(kernels::PROFILE, Linkage::Import, &s).map_err(err)?)
+    } else {
+        None
+    };
     let mut data = vec![];
     for values in &prog.data {
         let id = module.declare_anonymous_data(false, false).map_err(err)?;
@@ -156,9 +179,18 @@ pub fn define<M: Module>(
             libm: libm.iter().map(|&(n, id)| (n, module.declare_func_in_func(id, b.func))).collect::<HashMap<_, _>>(),
             libm_math: opts.math == MathMode::Libm,
         };
+        let profile = profile.map(|id| module.declare_func_in_func(id, b.func));
         let mut e = emit::Emitter::new(b, env, g.dtype, g.symbols.len());
-        for k in &prog.kernels {
+        let tick = |e: &mut emit::Emitter, i: i64| {
+            if let Some(f) = profile {
+                let i = e.b.ins().iconst(I64, i);
+                e.b.ins().call(f, &[i]);
+            }
+        };
+        tick(&mut e, -1);
+        for (i, k) in prog.kernels.iter().enumerate() {
             e.kernel(k);
+            tick(&mut e, i as i64);
         }
         e.b.ins().return_(&[]);
         let config = module.target_config();
@@ -209,6 +241,7 @@ pub fn define<M: Module>(
         plan,
         naive: prog.naive,
         kernels: prog.kernels.len(),
+        kernel_names: prog.kernels.iter().map(|k| k.name()).collect(),
         clif_insts,
     })
 }

@@ -13,19 +13,28 @@ use crate::tensor::Tensor;
 pub struct GradReport {
     /// The leaf's name (`W1`, `x`).
     pub name: String,
-    /// The largest relative error over the elements not at a kink (see [`relative_errors`]).
+    /// The largest relative error over the checked elements not at a kink (see
+    /// [`relative_errors`]).
     pub max_rel_error: f64,
-    /// The largest |analytic - numeric| over the elements not at a kink.
+    /// The largest |analytic - numeric| over the same elements.
     pub max_abs_error: f64,
     /// Flat index of the element with the largest relative error.
     pub worst: usize,
-    /// Elements whose ±eps perturbation crossed a kink (see [`check`]): left out of the errors.
+    /// How many elements were checked (all, or a sample of a large tensor).
+    pub checked: usize,
+    /// Checked elements whose ±eps perturbation crossed a kink (see [`check`]): left out.
     pub kinks: usize,
     pub analytic: Tensor,
+    /// The central differences; NaN at elements that were not checked.
     pub numeric: Tensor,
 }
 
-/// Check d`of`/d`wrt` by central differences with step `eps` (1e-6 suits f64).
+/// At most this many elements of each `wrt` tensor are checked by [`check`] (all of a smaller
+/// tensor). Each costs two forward passes; as in CS231n, a few dimensions catch a wrong rule.
+pub const MAX_CHECKED: usize = 32;
+
+/// Check d`of`/d`wrt` by central differences with step `eps` (1e-5 to 1e-6 suits f64), on at
+/// most [`MAX_CHECKED`] elements of each `wrt` tensor.
 ///
 /// Each `wrt` must be an `Input` or `Param` leaf. The graph is converted to f64 first. A
 /// non-scalar `of` is checked through the scalar L = Σ of ⊙ v for a fixed pseudo-random v
@@ -45,6 +54,19 @@ pub fn check(
     params: &[Tensor],
     eps: f64,
 ) -> Result<Vec<GradReport>, String> {
+    check_elements(g, of, wrt, inputs, params, eps, MAX_CHECKED)
+}
+
+/// [`check`] with at most `max_elements` checked per `wrt` tensor (`usize::MAX`: all).
+pub fn check_elements(
+    g: &Graph,
+    of: NodeId,
+    wrt: &[NodeId],
+    inputs: &[Tensor],
+    params: &[Tensor],
+    eps: f64,
+    max_elements: usize,
+) -> Result<Vec<GradReport>, String> {
     let mut forward = g.clone();
     forward.dtype = DType::F64;
     let leaves = wrt.iter().map(|&w| leaf_of(&forward, w)).collect::<Result<Vec<_>, _>>()?;
@@ -59,7 +81,8 @@ pub fn check(
         let data = (0..of_value.numel()).map(|_| pseudo_random(&mut state)).collect();
         Tensor::new(of_value.shape.clone(), data)
     };
-    let base_branches = branches(&forward, &base_values);
+    let base_branches: Vec<Option<Vec<u64>>> =
+        (0..forward.nodes.len()).map(|i| branches(&forward, i, &base_values)).collect();
 
     // Analytic: the backward graph, fed v when it asks for an upstream gradient.
     let mut backward = forward.clone();
@@ -68,51 +91,82 @@ pub fn check(
     if matches!(backward.node(b.seed).op, Op::Input { .. }) {
         bw_inputs.push(v.clone());
     }
-    let values = interp::run(&backward, &bw_inputs, params)?;
+    let analytic_values = interp::run(&backward, &bw_inputs, params)?;
 
-    // Numeric: (L(x + eps) - L(x - eps)) / 2eps, one element at a time; L = Σ of ⊙ v.
-    // Also returns Σ|of ⊙ v|, the magnitude L's rounding error scales with, and whether a
-    // branch decision differs from the unperturbed one.
-    let loss = |inputs: &[Tensor], params: &[Tensor]| -> Result<(f64, f64, bool), String> {
-        let values = interp::run(&forward, inputs, params)?;
-        let terms = values[of.index()].data.iter().zip(&v.data).map(|(a, b)| a * b);
-        let (l, magnitude) = terms.fold((0.0, 0.0), |(l, m), t| (l + t, m + t.abs()));
-        Ok((l, magnitude, branches(&forward, &values) != base_branches))
-    };
+    // Numeric: (L(x + eps) - L(x - eps)) / 2eps per checked element, recomputing only the
+    // nodes downstream of the perturbed leaf.
     let mut reports = Vec::with_capacity(wrt.len());
     for (k, &(is_param, index)) in leaves.iter().enumerate() {
-        let analytic = values[b.grads[k].index()].clone();
-        let (mut xs, mut ps) = (inputs.to_vec(), params.to_vec());
+        let analytic = analytic_values[b.grads[k].index()].clone();
+        let leaf_op = forward.node(wrt[k]).op.clone();
+        let dirty = downstream(&forward, &leaf_op);
         let base = if is_param { &params[index] } else { &inputs[index] };
-        let mut numeric = Tensor::zeros(base.shape.clone());
+        let sample = sample_indices(base.numel(), max_elements, k as u64);
+
+        let (mut xs, mut ps) = (inputs.to_vec(), params.to_vec());
+        let mut scratch = base_values.clone();
+        let mut numeric = Tensor::new(base.shape.clone(), vec![f64::NAN; base.numel()]);
         let mut at_kink = vec![false; base.numel()];
         let mut magnitude: f64 = 0.0;
-        for j in 0..base.numel() {
-            let mut at = |delta: f64| {
-                let t = if is_param { &mut ps[index] } else { &mut xs[index] };
-                t.data[j] = base.data[j] + delta;
-                let l = loss(&xs, &ps);
-                let t = if is_param { &mut ps[index] } else { &mut xs[index] };
-                t.data[j] = base.data[j];
-                l
-            };
-            let ((plus, m_plus, kink_plus), (minus, m_minus, kink_minus)) = (at(eps)?, at(-eps)?);
-            magnitude = magnitude.max(m_plus).max(m_minus);
-            numeric.data[j] = (plus - minus) / (2.0 * eps);
-            at_kink[j] = kink_plus || kink_minus;
+        for &j in &sample {
+            let mut loss = [0.0; 2];
+            for (side, delta) in [eps, -eps].into_iter().enumerate() {
+                let leaf = if is_param { &mut ps[index] } else { &mut xs[index] };
+                leaf.data[j] = base.data[j] + delta;
+                interp::rerun(&forward, &xs, &ps, &mut scratch, &dirty)?;
+                // L = Σ of ⊙ v, and Σ|of ⊙ v|, the magnitude L's rounding error scales with.
+                let terms = scratch[of.index()].data.iter().zip(&v.data).map(|(a, b)| a * b);
+                let (l, m) = terms.fold((0.0, 0.0), |(l, m), t| (l + t, m + t.abs()));
+                loss[side] = l;
+                magnitude = magnitude.max(m);
+                at_kink[j] |= (0..forward.nodes.len()).any(|i| {
+                    dirty[i] && base_branches[i].is_some() && branches(&forward, i, &scratch) != base_branches[i]
+                });
+            }
+            let leaf = if is_param { &mut ps[index] } else { &mut xs[index] };
+            leaf.data[j] = base.data[j];
+            numeric.data[j] = (loss[0] - loss[1]) / (2.0 * eps);
         }
-        let mut rel = relative_errors(&analytic.data, &numeric.data, noise_floor(magnitude, eps));
-        let mut abs: Vec<f64> = analytic.data.iter().zip(&numeric.data).map(|(a, n)| (a - n).abs()).collect();
-        for j in (0..rel.len()).filter(|&j| at_kink[j]) {
-            (rel[j], abs[j]) = (0.0, 0.0);
+
+        // Errors over the checked elements that are not at a kink; 0 elsewhere.
+        let compared: Vec<usize> = sample.iter().copied().filter(|&j| !at_kink[j]).collect();
+        let a: Vec<f64> = compared.iter().map(|&j| analytic.data[j]).collect();
+        let n: Vec<f64> = compared.iter().map(|&j| numeric.data[j]).collect();
+        let (mut rel, mut abs) = (vec![0.0; base.numel()], vec![0.0; base.numel()]);
+        for (c, e) in relative_errors(&a, &n, noise_floor(magnitude, eps)).into_iter().enumerate() {
+            (rel[compared[c]], abs[compared[c]]) = (e, (a[c] - n[c]).abs());
         }
         let (_, max_abs_error) = largest(&abs);
         let (worst, max_rel_error) = largest(&rel);
         let name = forward.node(wrt[k]).name.clone().unwrap_or_else(|| wrt[k].to_string());
-        let kinks = at_kink.iter().filter(|&&k| k).count();
-        reports.push(GradReport { name, max_rel_error, max_abs_error, worst, kinks, analytic, numeric });
+        let kinks = sample.iter().filter(|&&j| at_kink[j]).count();
+        let checked = sample.len();
+        reports.push(GradReport { name, max_rel_error, max_abs_error, worst, checked, kinks, analytic, numeric });
     }
     Ok(reports)
+}
+
+/// Which nodes must be recomputed when the tensor of leaf `leaf_op` changes: its nodes and
+/// everything that depends on them.
+fn downstream(g: &Graph, leaf_op: &Op) -> Vec<bool> {
+    let mut dirty = vec![false; g.nodes.len()];
+    for (i, node) in g.nodes.iter().enumerate() {
+        dirty[i] = node.op == *leaf_op || node.inputs.iter().any(|x| dirty[x.index()]);
+    }
+    dirty
+}
+
+/// All of 0..n when n <= max, else `max` distinct indices spread pseudo-randomly, sorted.
+fn sample_indices(n: usize, max: usize, salt: u64) -> Vec<usize> {
+    if n <= max {
+        return (0..n).collect();
+    }
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ salt.wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let mut picked = std::collections::BTreeSet::new();
+    while picked.len() < max {
+        picked.insert(((pseudo_random(&mut state) + 1.0) / 2.0 * n as f64) as usize % n);
+    }
+    picked.into_iter().collect()
 }
 
 /// (index, value) of the largest error; a NaN counts as the largest (`f64::max` would hide it).
@@ -126,42 +180,41 @@ fn largest(errors: &[f64]) -> (usize, f64) {
     best
 }
 
-/// Every branch decision of the graph's non-smooth ops, given all node values: which operand
-/// a max or min took, the sign under an |x|, which element a max (or max-pool window) picked.
-fn branches(g: &Graph, values: &[Tensor]) -> Vec<u64> {
+/// The branch decisions of node `i` if its op is not smooth, given all node values: which
+/// operand a max or min took, the sign under an |x|, which element a max (or each max-pool
+/// window) picked. `None` for smooth ops.
+fn branches(g: &Graph, i: usize, values: &[Tensor]) -> Option<Vec<u64>> {
     let env = Env { inputs: &[], params: &[], symbols: &[] };
-    let mut out = vec![];
-    for (i, node) in g.nodes.iter().enumerate() {
-        let x = |k: usize| &values[node.inputs[k].index()];
-        let decision = match &node.op {
-            Op::Max => Some(ops::eval(&Op::GreaterEq, &[x(0), x(1)], &[], &env)),
-            Op::Min => Some(ops::eval(&Op::GreaterEq, &[x(1), x(0)], &[], &env)),
-            Op::Abs => Some(ops::eval(&Op::Sign, &[x(0)], &[], &env)),
-            Op::ReduceMax { axis } => Some(ops::eval(&Op::ArgMaxMask { axis: *axis }, &[x(0)], &[], &env)),
-            Op::MaxPool2d { size, stride } | Op::MaxPool2dGrad { size, stride } => {
-                // Where each window's gradient would go: the pattern of first maxima.
-                let pooled = if let Op::MaxPool2d { .. } = node.op { &values[i] } else { x(1) };
-                let ones = Tensor::new(pooled.shape.clone(), vec![1.0; pooled.numel()]);
-                Some(ops::eval(&Op::MaxPool2dGrad { size: *size, stride: *stride }, &[x(0), &ones], &[], &env))
-            }
-            // Their outputs are the decisions.
-            Op::Sign | Op::GreaterEq | Op::ArgMaxMask { .. } => Some(Ok(values[i].clone())),
-            // Smooth where defined (or with no operands to perturb).
-            Op::Input { .. } | Op::Param { .. } | Op::Const { .. } | Op::Literal { .. } | Op::DimSize { .. } => None,
-            Op::Neg | Op::Exp | Op::Log | Op::Sqrt | Op::Tanh | Op::Sigmoid => None,
-            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow => None,
-            Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Pad { .. } => {
-                None
-            }
-            Op::Sum { .. } | Op::OneHot { .. } | Op::MatMul { .. } | Op::LogSoftmax { .. } => None,
-            Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dFilterGrad { .. } => None,
-            Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => None,
-        };
-        if let Some(Ok(t)) = decision {
-            out.extend(t.data.iter().map(|v| v.to_bits()));
+    let node = &g.nodes[i];
+    let x = |k: usize| &values[node.inputs[k].index()];
+    let decision = match &node.op {
+        Op::Max => ops::eval(&Op::GreaterEq, &[x(0), x(1)], &[], &env),
+        Op::Min => ops::eval(&Op::GreaterEq, &[x(1), x(0)], &[], &env),
+        Op::Abs => ops::eval(&Op::Sign, &[x(0)], &[], &env),
+        Op::ReduceMax { axis } => ops::eval(&Op::ArgMaxMask { axis: *axis }, &[x(0)], &[], &env),
+        Op::MaxPool2d { size, stride } | Op::MaxPool2dGrad { size, stride } => {
+            // Where each window's gradient would go: the pattern of first maxima.
+            let pooled = if let Op::MaxPool2d { .. } = node.op { &values[i] } else { x(1) };
+            let ones = Tensor::new(pooled.shape.clone(), vec![1.0; pooled.numel()]);
+            ops::eval(&Op::MaxPool2dGrad { size: *size, stride: *stride }, &[x(0), &ones], &[], &env)
         }
-    }
-    out
+        // Their outputs are the decisions.
+        Op::Sign | Op::GreaterEq | Op::ArgMaxMask { .. } => Ok(values[i].clone()),
+        // Smooth where defined (or with no operands to perturb).
+        Op::Input { .. } | Op::Param { .. } | Op::Const { .. } | Op::Literal { .. } | Op::DimSize { .. } => {
+            return None
+        }
+        Op::Neg | Op::Exp | Op::Log | Op::Sqrt | Op::Tanh | Op::Sigmoid => return None,
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow => return None,
+        Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Pad { .. } => {
+            return None
+        }
+        Op::Sum { .. } | Op::OneHot { .. } | Op::MatMul { .. } | Op::LogSoftmax { .. } => return None,
+        Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dFilterGrad { .. } => return None,
+        Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => return None,
+    };
+    // An evaluation error here would already have failed the forward pass: record nothing.
+    Some(decision.map(|t| t.data.iter().map(|v| v.to_bits()).collect()).unwrap_or_default())
 }
 
 /// Per element, |a - n| / max(|a| + |n|, 1e-3·scale, floor), where scale is the largest

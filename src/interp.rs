@@ -15,22 +15,47 @@ pub fn run(g: &Graph, inputs: &[Tensor], params: &[Tensor]) -> Result<Vec<Tensor
     let symbols = bind_symbols(g, inputs, params)?;
     let env = Env { inputs, params, symbols: &symbols };
     let mut values: Vec<Tensor> = Vec::with_capacity(g.nodes.len());
-    for (i, node) in g.nodes.iter().enumerate() {
-        let what = || format!("%{i} ({})", ops::describe(&node.op, g));
-        let shape = resolve(g, &node.shape, &symbols).map_err(|e| format!("{}: {e}", what()))?;
-        let args: Vec<&Tensor> = node.inputs.iter().map(|x| &values[x.index()]).collect();
-        let mut value = ops::eval(&node.op, &args, &shape, &env).map_err(|e| format!("{}: {e}", what()))?;
-        if value.shape != shape {
-            return Err(format!("{}: computed shape {:?}, but the node's shape is {shape:?}", what(), value.shape));
-        }
-        if g.dtype == DType::F32 {
-            for v in &mut value.data {
-                *v = *v as f32 as f64;
-            }
-        }
+    for i in 0..g.nodes.len() {
+        let value = eval_node(g, i, &values, &env)?;
         values.push(value);
     }
     Ok(values)
+}
+
+/// Re-evaluate only the nodes marked `dirty` (in order), after the tensors of some inputs or
+/// parameters changed (their shapes must not). `values` holds every node's value from an
+/// earlier `run`; the nodes marked must include every node that depends on a changed tensor.
+pub fn rerun(
+    g: &Graph,
+    inputs: &[Tensor],
+    params: &[Tensor],
+    values: &mut [Tensor],
+    dirty: &[bool],
+) -> Result<(), String> {
+    let symbols = bind_symbols(g, inputs, params)?;
+    let env = Env { inputs, params, symbols: &symbols };
+    for i in (0..g.nodes.len()).filter(|&i| dirty[i]) {
+        values[i] = eval_node(g, i, values, &env)?;
+    }
+    Ok(())
+}
+
+/// The value of node `i`, its operands read from `values`.
+fn eval_node(g: &Graph, i: usize, values: &[Tensor], env: &Env) -> Result<Tensor, String> {
+    let node = &g.nodes[i];
+    let what = || format!("%{i} ({})", ops::describe(&node.op, g));
+    let shape = resolve(g, &node.shape, env.symbols).map_err(|e| format!("{}: {e}", what()))?;
+    let args: Vec<&Tensor> = node.inputs.iter().map(|x| &values[x.index()]).collect();
+    let mut value = ops::eval(&node.op, &args, &shape, env).map_err(|e| format!("{}: {e}", what()))?;
+    if value.shape != shape {
+        return Err(format!("{}: computed shape {:?}, but the node's shape is {shape:?}", what(), value.shape));
+    }
+    if g.dtype == DType::F32 {
+        for v in &mut value.data {
+            *v = *v as f32 as f64;
+        }
+    }
+    Ok(value)
 }
 
 /// The values of `g.outputs`, in order.

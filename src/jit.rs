@@ -76,12 +76,12 @@ pub struct Compiled {
     outputs: Vec<(String, Shape)>,
     plan: Plan,
     naive: Poly,
-    kernels: usize,
+    kernel_names: Vec<&'static str>,
     clif_insts: usize,
     compile_ms: f64,
     workspace: Workspace,
     /// Pointer tables and dims of the call, reused (no allocation per call).
-    ptrs: [Vec<*mut u8>; 3],
+    ptrs: Tables,
     dims: Vec<i64>,
     last_dims: Vec<usize>,
 }
@@ -122,11 +122,11 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
         outputs: named(&mut g.outputs.iter().map(|(n, id)| (n.clone(), g.shape(*id).clone()))),
         plan: defined.plan,
         naive: defined.naive,
-        kernels: defined.kernels,
+        kernel_names: defined.kernel_names,
         clif_insts: defined.clif_insts,
         compile_ms: start.elapsed().as_secs_f64() * 1e3,
         workspace: Workspace::default(),
-        ptrs,
+        ptrs: Tables(ptrs),
         dims: Vec::with_capacity(g.symbols.len()),
         last_dims: vec![1; g.symbols.len()],
     })
@@ -183,7 +183,7 @@ impl Compiled {
         check("outputs", &self.outputs, &mut outputs.iter_mut().map(|x| x.as_mut().len()))?;
         self.workspace.reserve(self.plan.bytes(dims, self.dtype.size_bytes()))?;
 
-        let [pi, pp, po] = &mut self.ptrs;
+        let [pi, pp, po] = &mut self.ptrs.0;
         pi.clear();
         pi.extend(inputs.iter().map(|x| x.as_ref().as_ptr() as *mut u8));
         pp.clear();
@@ -281,10 +281,20 @@ impl Compiled {
             planned_bytes: self.plan.bytes(dims, es),
             naive_bytes: self.naive.eval(dims).max(0) as usize * es,
             unshared_bytes: self.plan.unshared.eval(dims).max(0) as usize * es,
-            kernels: self.kernels,
+            kernels: self.kernel_names.len(),
             in_place: self.plan.in_place,
             clif_insts: self.clif_insts,
         }
+    }
+}
+
+impl Compiled {
+    /// Milliseconds spent in each kernel (in execution order, with its kind: `gemm`, `conv`,
+    /// `map`, ...) by the calls made on this thread since the last `profile`; empty unless
+    /// compiled with `CompileOptions::profile`.
+    pub fn profile(&self) -> Vec<(&'static str, f64)> {
+        let secs = kernels::take_profile();
+        self.kernel_names.iter().enumerate().map(|(k, &n)| (n, secs.get(k).copied().unwrap_or(0.0) * 1e3)).collect()
     }
 }
 
@@ -302,6 +312,12 @@ pub fn run_graph(g: &Graph, inputs: &[Tensor], params: &mut [Tensor]) -> Result<
     let mut c = compile(g, &CompileOptions::default()).map_err(|d| d.message)?;
     c.run_tensors(inputs, params)
 }
+
+/// The pointer tables of the ABI (inputs, params, outputs), rewritten before every call.
+struct Tables([Vec<*mut u8>; 3]);
+
+// SAFETY: the pointers are only dereferenced during `run`, which borrows their buffers.
+unsafe impl Send for Tables {}
 
 /// 64-byte aligned scratch memory that only grows.
 struct Workspace {
@@ -344,6 +360,9 @@ impl Workspace {
         }
     }
 }
+
+// SAFETY: the workspace is an owned allocation, like a `Vec<u8>`.
+unsafe impl Send for Workspace {}
 
 impl Drop for Workspace {
     fn drop(&mut self) {

@@ -112,7 +112,40 @@ pub unsafe extern "C" fn netc_gemm_f64(
     }
 }
 
+/// Symbol called after every kernel when compiled with `CompileOptions::profile`.
+pub const PROFILE: &str = "netc_profile";
+
+thread_local! {
+    /// Time of the previous tick and seconds spent in each kernel so far, on this thread.
+    static PROFILE_STATE: std::cell::RefCell<(std::time::Instant, Vec<f64>)> =
+        std::cell::RefCell::new((std::time::Instant::now(), vec![]));
+}
+
+/// `kernel` has just finished (-1: the function starts): charge it the time since the last tick.
+pub extern "C" fn netc_profile(kernel: i64) {
+    PROFILE_STATE.with(|p| {
+        let mut p = p.borrow_mut();
+        let now = std::time::Instant::now();
+        if let Ok(k) = usize::try_from(kernel) {
+            if p.1.len() <= k {
+                p.1.resize(k + 1, 0.0);
+            }
+            p.1[k] += (now - p.0).as_secs_f64();
+        }
+        p.0 = now;
+    });
+}
+
+/// Seconds per kernel accumulated on this thread since the last call, and reset.
+pub fn take_profile() -> Vec<f64> {
+    PROFILE_STATE.with(|p| std::mem::take(&mut p.borrow_mut().1))
+}
+
 /// The symbols the JIT binds, with their addresses.
-pub fn symbols() -> [(&'static str, *const u8); 2] {
-    [(GEMM_F32, netc_gemm_f32 as *const u8), (GEMM_F64, netc_gemm_f64 as *const u8)]
+pub fn symbols() -> [(&'static str, *const u8); 3] {
+    [
+        (GEMM_F32, netc_gemm_f32 as *const u8),
+        (GEMM_F64, netc_gemm_f64 as *const u8),
+        (PROFILE, netc_profile as *const u8),
+    ]
 }

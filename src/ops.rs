@@ -794,12 +794,8 @@ fn transpose_eval(x: &Tensor, perm: &[usize]) -> Result<Tensor, String> {
     }
     let shape: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();
     let xs = strides(&x.shape);
-    let data = (0..numel(&shape))
-        .map(|i| {
-            let at: usize = unravel(i, &shape).iter().zip(perm).map(|(&o, &p)| o * xs[p]).sum();
-            x.data[at]
-        })
-        .collect();
+    let mut data = Vec::with_capacity(x.numel());
+    for_each_index(&shape, |out| data.push(x.data[out.iter().zip(perm).map(|(&o, &p)| o * xs[p]).sum::<usize>()]));
     Ok(Tensor::new(shape, data))
 }
 
@@ -862,11 +858,11 @@ fn sum_eval(x: &Tensor, axes: &[usize]) -> Result<Tensor, String> {
     let shape: Vec<usize> = kept.iter().map(|&a| x.shape[a]).collect();
     let out_strides = strides(&shape);
     let mut data = vec![0.0; numel(&shape)];
-    for (i, &v) in x.data.iter().enumerate() {
-        let idx = unravel(i, &x.shape);
-        let at: usize = kept.iter().zip(&out_strides).map(|(&a, &s)| idx[a] * s).sum();
-        data[at] += v;
-    }
+    let mut i = 0;
+    for_each_index(&x.shape, |idx| {
+        data[kept.iter().zip(&out_strides).map(|(&a, &s)| idx[a] * s).sum::<usize>()] += x.data[i];
+        i += 1;
+    });
     Ok(Tensor::new(shape, data))
 }
 
@@ -1005,10 +1001,10 @@ fn conv2d_eval(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<Tens
     let oh = window_out(h, kh, pad, stride, "height").map_err(invalid)?;
     let ow = window_out(wd, kw, pad, stride, "width").map_err(invalid)?;
     let mut y = Tensor::zeros(vec![n, f, oh, ow]);
-    for t in conv_taps([n, f, oh, ow], [c, kh, kw], [h, wd], stride, pad) {
+    for_each_tap([n, f, oh, ow], [c, kh, kw], [h, wd], stride, pad, |t| {
         y.data[at4(&y.shape, t.n, t.f, t.i, t.j)] +=
             x.data[at4(&x.shape, t.n, t.c, t.r, t.q)] * w.data[at4(&w.shape, t.f, t.c, t.a, t.b)];
-    }
+    });
     Ok(y)
 }
 
@@ -1041,10 +1037,10 @@ fn conv2d_input_grad_eval(
         return Err(format!("conv2d_input_grad of {:?} with filters {:?}", g.shape, w.shape));
     }
     let mut dx = Tensor::zeros(vec![n, c, height, width]);
-    for t in conv_taps([n, f, oh, ow], [c, kh, kw], [height, width], stride, pad) {
+    for_each_tap([n, f, oh, ow], [c, kh, kw], [height, width], stride, pad, |t| {
         dx.data[at4(&dx.shape, t.n, t.c, t.r, t.q)] +=
             g.data[at4(&g.shape, t.n, t.f, t.i, t.j)] * w.data[at4(&w.shape, t.f, t.c, t.a, t.b)];
-    }
+    });
     Ok(dx)
 }
 
@@ -1076,10 +1072,10 @@ fn conv2d_filter_grad_eval(
         return Err(format!("conv2d_filter_grad of {:?} with gradient {:?}", x.shape, g.shape));
     }
     let mut dw = Tensor::zeros(vec![f, c, kernel_h, kernel_w]);
-    for t in conv_taps([n, f, oh, ow], [c, kernel_h, kernel_w], [h, wd], stride, pad) {
+    for_each_tap([n, f, oh, ow], [c, kernel_h, kernel_w], [h, wd], stride, pad, |t| {
         dw.data[at4(&dw.shape, t.f, t.c, t.a, t.b)] +=
             x.data[at4(&x.shape, t.n, t.c, t.r, t.q)] * g.data[at4(&g.shape, t.n, t.f, t.i, t.j)];
-    }
+    });
     Ok(dw)
 }
 
@@ -1216,14 +1212,28 @@ fn strides(shape: &[usize]) -> Vec<usize> {
     s
 }
 
-/// The multi-index of flat index `i` in `shape`.
-fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
-    let mut idx = vec![0; shape.len()];
-    for a in (0..shape.len()).rev() {
-        idx[a] = i % shape[a];
-        i /= shape[a];
+/// Call `f` with every multi-index of `shape`, in row-major order (the order of the data).
+fn for_each_index(shape: &[usize], mut f: impl FnMut(&[usize])) {
+    if shape.contains(&0) {
+        return;
     }
-    idx
+    let mut idx = vec![0; shape.len()];
+    loop {
+        f(&idx);
+        // Advance like an odometer: the last axis fastest.
+        let mut a = shape.len();
+        loop {
+            if a == 0 {
+                return;
+            }
+            a -= 1;
+            idx[a] += 1;
+            if idx[a] < shape[a] {
+                break;
+            }
+            idx[a] = 0;
+        }
+    }
 }
 
 /// (elements before `axis`, its size, elements after it): element (o, j, k) is at (o*n + j)*inner + k.
@@ -1251,14 +1261,17 @@ fn broadcast_dims(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
 /// For every element of `to`, the flat index of the element of `from` it reads when `from` is
 /// broadcast to `to` (stretched axes read index 0).
 fn broadcast_map(from: &[usize], to: &[usize]) -> Vec<usize> {
+    if from == to {
+        return (0..numel(to)).collect();
+    }
     let lead = to.len() - from.len();
+    // Stride 0 along prepended and stretched axes: every position reads the same element.
     let from_strides = strides(from);
-    (0..numel(to))
-        .map(|i| {
-            let idx = unravel(i, to);
-            (0..from.len()).map(|k| if from[k] == 1 { 0 } else { idx[lead + k] * from_strides[k] }).sum()
-        })
-        .collect()
+    let stride: Vec<usize> =
+        (0..to.len()).map(|a| if a < lead || from[a - lead] == 1 { 0 } else { from_strides[a - lead] }).collect();
+    let mut map = Vec::with_capacity(numel(to));
+    for_each_index(to, |idx| map.push(idx.iter().zip(&stride).map(|(i, s)| i * s).sum()));
+    map
 }
 
 fn map(x: &Tensor, f: impl Fn(f64) -> f64) -> Tensor {
@@ -1324,24 +1337,39 @@ struct Tap {
     q: usize,
 }
 
-/// Every in-bounds tap of a convolution with output dims `out` = [N, F, OH, OW], filter dims
-/// [C, KH, KW] and input height and width `hw`; taps into the zero padding are skipped.
-fn conv_taps(
+/// Call `f` on every in-bounds tap of a convolution with output dims `out` = [N, F, OH, OW],
+/// filter dims [C, KH, KW] and input height and width `hw`; taps into the zero padding are
+/// skipped.
+fn for_each_tap(
     out: [usize; 4],
     filter: [usize; 3],
     hw: [usize; 2],
     stride: usize,
     pad: usize,
-) -> impl Iterator<Item = Tap> {
-    let [c, kh, kw] = filter;
+    mut f: impl FnMut(&Tap),
+) {
+    let [batch, filters, oh, ow] = out;
+    let [channels, kh, kw] = filter;
     let [h, w] = hw;
-    grid4(out).flat_map(move |(n, f, i, j)| {
-        grid4([1, c, kh, kw]).filter_map(move |(_, c, a, b)| {
-            let r = (i * stride + a).checked_sub(pad).filter(|&r| r < h)?;
-            let q = (j * stride + b).checked_sub(pad).filter(|&q| q < w)?;
-            Some(Tap { n, f, i, j, c, a, b, r, q })
-        })
-    })
+    // The input row/column a tap reads, if it is inside the unpadded input.
+    let inside = |o: usize, k: usize, size: usize| (o * stride + k).checked_sub(pad).filter(|&r| r < size);
+    for n in 0..batch {
+        for f_ in 0..filters {
+            for i in 0..oh {
+                for j in 0..ow {
+                    for c in 0..channels {
+                        for a in 0..kh {
+                            let Some(r) = inside(i, a, h) else { continue };
+                            for b in 0..kw {
+                                let Some(q) = inside(j, b, w) else { continue };
+                                f(&Tap { n, f: f_, i, j, c, a, b, r, q });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn invalid(e: ShapeError) -> String {

@@ -705,6 +705,14 @@ fn unsupported_graphs_are_errors_not_panics() {
     let w2 = g.add(Op::Mul, &[w, two]).unwrap();
     g.updates = vec![(0, w2), (0, w)];
     assert!(jit::compile(&g, &CompileOptions::default()).is_err());
+    // A node whose recorded shape disagrees with its op (the generated code has no bounds
+    // checks, so this must be caught before code exists).
+    let mut bad = Graph::new(DType::F32);
+    let x = bad.add_input("x", known(&[3]), InputKind::Data);
+    let e = bad.push(netc::graph::Node { op: Op::Exp, inputs: vec![x], shape: known(&[30]), name: None, span: None });
+    bad.outputs = vec![("e".into(), e)];
+    let err = jit::compile(&bad, &CompileOptions::default()).err().expect("rejected");
+    assert!(err.message.contains("malformed"), "{}", err.message);
     // Wrong buffer sizes and dtypes at call time.
     g.updates.clear();
     g.outputs = vec![("y".into(), w2)];
@@ -713,4 +721,335 @@ fn unsupported_graphs_are_errors_not_panics() {
     assert!(c.run(&Vec::<Vec<f32>>::new(), &mut [vec![0.0f32; 3]], &mut out, &[]).is_err());
     let mut out64 = [vec![0.0f64; 3]];
     assert!(c.run(&Vec::<Vec<f64>>::new(), &mut [vec![0.0f64; 3]], &mut out64, &[]).is_err());
+}
+
+#[test]
+fn the_same_code_generator_emits_object_files() {
+    // Only declaring and finalising differ between the JIT and an object file (`Module`).
+    use cranelift_codegen::settings::{self, Configurable};
+    use cranelift_module::{default_libcall_names, Linkage};
+    let step = train_step("examples/digits_cnn.net", None);
+    let mut flags = settings::builder();
+    flags.set("is_pic", "true").unwrap();
+    flags.set("opt_level", "speed").unwrap();
+    let isa = cranelift_native::builder().unwrap().finish(settings::Flags::new(flags)).unwrap();
+    let builder = cranelift_object::ObjectBuilder::new(isa, "model", default_libcall_names()).unwrap();
+    let mut module = cranelift_object::ObjectModule::new(builder);
+    let d = netc::codegen::define(&mut module, &step.graph, "digits_step", Linkage::Export, &CompileOptions::default())
+        .unwrap();
+    assert!(d.kernels > 10);
+    let bytes = module.finish().emit().unwrap();
+    let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+    assert!(has("digits_step") && has("digits_step_workspace_size") && has(netc::kernels::GEMM_F32));
+}
+
+#[test]
+fn one_compiled_train_step_serves_every_batch_size() {
+    let step = train_step("examples/digits_cnn.net", Some("adam(lr: 0.01)"));
+    let mut g = step.graph;
+    netc::opt::optimize(&mut g, None).unwrap();
+    let mut c = jit::compile(&g, &CompileOptions::default()).unwrap();
+    for n in [1, 3, 7, 33, 0] {
+        let mut rng = Rng::new(n as u64);
+        let inputs: Vec<Tensor> = step_inputs(&g, n, &mut rng).into_iter().map(|t| rounded(t, g.dtype)).collect();
+        let params: Vec<Tensor> = netc::params::init_params(&g, 2).into_iter().map(|t| rounded(t, g.dtype)).collect();
+        let values = netc::interp::run(&g, &inputs, &params).unwrap();
+        let want: Vec<Tensor> = g.outputs.iter().map(|(_, id)| values[id.index()].clone()).collect();
+        let mut want_params = params.clone();
+        for &(p, id) in &g.updates {
+            want_params[p] = values[id.index()].clone();
+        }
+        let mut got_params = params.clone();
+        let got = c.run_tensors(&inputs, &mut got_params).unwrap();
+        assert_close(&format!("digits_cnn adam B={n}"), &got, &want, 1e-4, 1e-5);
+        assert_close(&format!("digits_cnn adam B={n} params"), &got_params, &want_params, 1e-4, 1e-5);
+    }
+}
+
+#[test]
+fn compiled_functions_can_move_to_another_thread() {
+    fn assert_send<T: Send>(_: &T) {}
+    let g = op_graph(DType::F32, Op::Exp, &[known(&[3])]);
+    let c = jit::compile(&g, &CompileOptions::default()).unwrap();
+    assert_send(&c);
+    let out = std::thread::spawn(move || {
+        let mut c = c;
+        c.run_tensors(&[Tensor::new(vec![3], vec![0.0, 1.0, 2.0])], &mut []).unwrap()
+    })
+    .join()
+    .unwrap();
+    assert!((out[0].data[2] - 2f64.exp()).abs() < 1e-5);
+}
+
+#[test]
+fn updates_that_read_each_other_or_their_old_values() {
+    for dtype in DTYPES {
+        let mut g = Graph::new(dtype);
+        let a = g.add_param("a", known(&[3, 3]), netc::graph::Init::Zeros);
+        let b = g.add_param("b", known(&[3, 3]), netc::graph::Init::Zeros);
+        let c = g.add_param("c", known(&[3, 3]), netc::graph::Init::Zeros);
+        let d = g.add_param("d", known(&[3, 3]), netc::graph::Init::Zeros);
+        let x = g.add_input("x", known(&[3, 3]), InputKind::Data);
+        let two = g.constant(2.0);
+        let a2 = g.add(Op::Mul, &[a, two]).unwrap();
+        let ct = g.add(Op::Transpose { perm: vec![1, 0] }, &[c]).unwrap();
+        let ctx = g.add(Op::Add, &[ct, x]).unwrap();
+        let da = g.add(Op::Sub, &[d, a]).unwrap();
+        // a <- b and b <- a (a swap), c <- cᵀ + x, d <- d - a (old a), x as is; outputs: the
+        // old a, the new a twice, and the old c.
+        g.updates = vec![(0, b), (1, a), (2, ctx), (3, da)];
+        g.outputs = vec![("a".into(), a), ("a2".into(), a2), ("a2 again".into(), a2), ("c".into(), c)];
+        let mut rng = Rng::new(9);
+        let params: Vec<Tensor> = (0..4).map(|_| random(&mut rng, &[3, 3], -1.0, 1.0)).collect();
+        let inputs = [random(&mut rng, &[3, 3], -1.0, 1.0)];
+        differential(&format!("crossed updates {dtype}"), &g, &inputs, &params, 0.0, 0.0);
+    }
+}
+
+// ---- random graphs -----------------------------------------------------------------------------
+
+/// A random graph of elementwise, broadcast, view, reduction and matmul nodes over a few
+/// inputs, with several outputs: exercises fusion through views, materialisation decisions
+/// and in-place memory reuse together.
+fn random_graph(dtype: DType, rng: &mut Rng) -> (Graph, Vec<Tensor>, Vec<Tensor>) {
+    let mut g = Graph::new(dtype);
+    // Leaves: inputs, and parameters (kept in the same list, told apart by `Graph::params`).
+    let mut inputs = vec![];
+    let mut params = vec![];
+    let dims = [1, 2, 3, 5, 7];
+    let pick = |rng: &mut Rng, n: usize| rng.below(n as u64) as usize;
+    let new_input = |g: &mut Graph, inputs: &mut Vec<(bool, Tensor)>, rng: &mut Rng, shape: Vec<usize>| {
+        let t = random(rng, &shape, -1.5, 1.5);
+        if rng.below(3) == 0 {
+            inputs.push((true, t));
+            g.add_param(&format!("p{}", inputs.len()), known(&shape), netc::graph::Init::Zeros)
+        } else {
+            inputs.push((false, t));
+            g.add_input(&format!("x{}", inputs.len()), known(&shape), InputKind::Data)
+        }
+    };
+    let mut nodes: Vec<NodeId> = vec![];
+    for _ in 0..3 {
+        let rank = 1 + pick(rng, 3);
+        let shape: Vec<usize> = (0..rank).map(|_| dims[pick(rng, dims.len())]).collect();
+        nodes.push(new_input(&mut g, &mut inputs, rng, shape));
+    }
+    let steps = 6 + pick(rng, 10);
+    for _ in 0..steps {
+        let x = nodes[nodes.len() - 1 - pick(rng, nodes.len().min(4))];
+        let shape: Vec<usize> = g.shape(x).iter().map(|d| d.known().unwrap()).collect();
+        let r = shape.len();
+        let unaries = [Op::Neg, Op::Abs, Op::Tanh, Op::Sigmoid, Op::Sign];
+        let op_kind = if r == 0 { [0, 1, 2, 9][pick(rng, 4)] } else { pick(rng, 11) };
+        let id = match op_kind {
+            0 => g.add(unaries[pick(rng, unaries.len())].clone(), &[x]),
+            1 => {
+                // exp of a bounded value
+                let t = g.add(Op::Tanh, &[x]).unwrap();
+                g.add(Op::Exp, &[t])
+            }
+            2 | 3 => {
+                // A partner that broadcasts: same shape with some axes set to 1, maybe fewer axes.
+                let drop = pick(rng, r);
+                let partner: Vec<usize> =
+                    shape[drop..].iter().map(|&d| if pick(rng, 3) == 0 { 1 } else { d }).collect();
+                let y = if pick(rng, 2) == 0 {
+                    new_input(&mut g, &mut inputs, rng, partner)
+                } else {
+                    match nodes.iter().find(|&&n| n != x && ops_broadcast(&g, n, &shape)) {
+                        Some(&n) => n,
+                        None => new_input(&mut g, &mut inputs, rng, partner),
+                    }
+                };
+                let bins = [Op::Add, Op::Sub, Op::Mul, Op::Max, Op::Min, Op::GreaterEq];
+                let op = bins[pick(rng, bins.len())].clone();
+                if pick(rng, 2) == 0 {
+                    g.add(op, &[x, y])
+                } else {
+                    g.add(op, &[y, x])
+                }
+            }
+            4 if r >= 2 => {
+                let mut perm: Vec<usize> = (0..r).collect();
+                perm.swap(0, r - 1);
+                if r == 3 && pick(rng, 2) == 0 {
+                    perm = vec![1, 2, 0];
+                }
+                g.add(Op::Transpose { perm }, &[x])
+            }
+            5 => {
+                let n: usize = shape.iter().product();
+                let f = [1, 2, 3, 5, 7].into_iter().filter(|f| n.is_multiple_of(*f)).nth(pick(rng, 2)).unwrap_or(1);
+                g.add(Op::Reshape { shape: known(&[f, n / f]) }, &[x])
+            }
+            6 => {
+                let axis = pick(rng, r);
+                let start = pick(rng, shape[axis]);
+                let len = 1 + pick(rng, shape[axis] - start);
+                g.add(Op::Slice { axis, start, len }, &[x])
+            }
+            7 => g.add(Op::Pad { axis: pick(rng, r), before: pick(rng, 2), after: pick(rng, 3) }, &[x]),
+            8 => {
+                let axes: Vec<usize> = (0..r).filter(|_| pick(rng, 2) == 0).collect();
+                if pick(rng, 3) == 0 {
+                    g.add(Op::ReduceMax { axis: pick(rng, r) }, &[x])
+                } else {
+                    g.add(Op::Sum { axes }, &[x])
+                }
+            }
+            9 => {
+                let mut to = vec![Dim::Known(dims[1 + pick(rng, 4)])];
+                to.extend(shape.iter().map(|&d| Dim::Known(if d == 1 { 1 + pick(rng, 4) } else { d })));
+                g.add(Op::Broadcast { shape: to }, &[x])
+            }
+            _ if r == 2 => {
+                let (ta, tb) = (pick(rng, 2) == 1, pick(rng, 2) == 1);
+                let k = if ta { shape[0] } else { shape[1] };
+                let n = dims[pick(rng, dims.len())];
+                let b = new_input(&mut g, &mut inputs, rng, if tb { vec![n, k] } else { vec![k, n] });
+                g.add(Op::MatMul { transpose_a: ta, transpose_b: tb }, &[x, b])
+            }
+            _ => g.add(Op::Neg, &[x]),
+        };
+        nodes.push(id.unwrap_or_else(|e| panic!("random graph: {e:?}")));
+    }
+    let mut outs: Vec<NodeId> = nodes[nodes.len() - 2..].to_vec();
+    outs.push(nodes[pick(rng, nodes.len())]);
+    g.outputs = outs.into_iter().enumerate().map(|(i, id)| (format!("y{i}"), id)).collect();
+    // Update most parameters with some node of their shape (maybe another param).
+    let mut inputs_tail = vec![];
+    for p in 0..g.params.len() {
+        let shape = g.params[p].shape.clone();
+        let same: Vec<NodeId> = (0..g.nodes.len() as u32).map(NodeId).filter(|&n| g.shape(n) == &shape).collect();
+        let p_node = NodeId(g.nodes.iter().position(|n| n.op == Op::Param { index: p }).unwrap() as u32);
+        let other = same[pick(rng, same.len())];
+        match rng.below(4) {
+            0 => g.updates.push((p, other)),
+            // The optimizers' shapes: p - lr·x, and μ·p + x (which may fuse into a GEMM).
+            1 => {
+                let lr = g.add_input("lr", vec![], InputKind::Variable);
+                inputs_tail.push(Tensor::scalar(0.1));
+                let step = g.add(Op::Mul, &[lr, other]).unwrap();
+                let new = g.add(Op::Sub, &[p_node, step]).unwrap();
+                g.updates.push((p, new));
+            }
+            2 => {
+                let mu = g.constant(0.9);
+                let decayed = g.add(Op::Mul, &[mu, p_node]).unwrap();
+                let new = g.add(Op::Add, &[decayed, other]).unwrap();
+                g.updates.push((p, new));
+            }
+            _ => {}
+        }
+    }
+    let mut xs = vec![];
+    for (is_param, t) in inputs {
+        if is_param {
+            params.push(t)
+        } else {
+            xs.push(t)
+        }
+    }
+    xs.extend(inputs_tail);
+    (g, xs, params)
+}
+
+fn ops_broadcast(g: &Graph, n: NodeId, to: &[usize]) -> bool {
+    netc::ops::broadcast_shapes(g.shape(n), &known(to)).is_ok_and(|s| s == known(to))
+}
+
+#[test]
+fn random_graphs_match_the_interpreter() {
+    for seed in 0..300 {
+        for dtype in DTYPES {
+            let mut rng = Rng::new(seed);
+            let (g, inputs, params) = random_graph(dtype, &mut rng);
+            let tol = dtype_tol(dtype, 1e-5, 1e-12);
+            let what = format!("random graph {seed} {dtype}:\n{}updates {:?}", g.to_text(), g.updates);
+            differential(&what, &g, &inputs, &params, tol, tol);
+        }
+    }
+}
+
+#[test]
+fn sgd_and_momentum_updates_fuse_into_the_gradient_gemm() {
+    // mlp.net: W1 is 784×... With B = 1 every activation is tiny, so a workspace smaller than
+    // W1 means no weight gradient was materialised: each GEMM wrote W -= lr·dW in place.
+    for optimizer in [None, Some("momentum(lr: 0.05, momentum: 0.9)")] {
+        let step = train_step("examples/mlp.net", optimizer);
+        let mut g = step.graph;
+        netc::opt::optimize(&mut g, None).unwrap();
+        let c = jit::compile(&g, &CompileOptions::default()).unwrap();
+        let w1_bytes = 4 * g.params[0].shape.iter().map(|d| d.known().unwrap()).product::<usize>();
+        let s = c.stats_for(&[1]);
+        assert!(s.planned_bytes < w1_bytes / 4, "{optimizer:?}: {s:?}, W1 has {w1_bytes} bytes");
+        // ... and the step still matches the interpreter.
+        let mut rng = Rng::new(4);
+        let inputs = step_inputs(&g, 3, &mut rng);
+        let params = netc::params::init_params(&g, 1);
+        differential(&format!("mlp {optimizer:?}"), &g, &inputs, &params, 1e-4, 1e-5);
+    }
+}
+
+/// Updates shaped like the optimizers' (p - lr·M, μ·p + M) where M is a matmul, with other
+/// readers of p and of M before, between and after: the GEMM may write p only when no one
+/// needs the old p or M afterwards.
+#[test]
+fn random_gemm_updates_match_the_interpreter() {
+    for seed in 0..400u64 {
+        let mut rng = Rng::new(seed);
+        let dtype = if seed % 2 == 0 { DType::F32 } else { DType::F64 };
+        let (m, k, n) = (1 + rng.below(6) as usize, 1 + rng.below(6) as usize, 1 + rng.below(6) as usize);
+        let mut g = Graph::new(dtype);
+        let w = g.add_param("w", known(&[k, n]), netc::graph::Init::Zeros);
+        let x = g.add_input("x", known(&[m, k]), InputKind::Data);
+        let e = g.add_input("e", known(&[m, n]), InputKind::Data);
+        let lr = g.add_input("lr", vec![], InputKind::Variable);
+        let mut outputs = vec![];
+        let early = rng.below(2) == 0;
+        if early {
+            let h = g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[x, w]).unwrap();
+            outputs.push(h);
+        }
+        // M = xᵀ e, [k, n]
+        let dw = g.add(Op::MatMul { transpose_a: true, transpose_b: false }, &[x, e]).unwrap();
+        if rng.below(3) == 0 {
+            outputs.push(dw); // M has another reader: no fusion
+        }
+        if rng.below(3) == 0 {
+            let w2 = g.add(Op::Mul, &[w, w]).unwrap(); // the old p read after the GEMM
+            outputs.push(w2);
+        }
+        let new_w = match rng.below(3) {
+            0 => {
+                let step = g.add(Op::Mul, &[lr, dw]).unwrap();
+                g.add(Op::Sub, &[w, step]).unwrap()
+            }
+            1 => {
+                let mu = g.constant(0.9);
+                let mw = g.add(Op::Mul, &[mu, w]).unwrap();
+                g.add(Op::Add, &[mw, dw]).unwrap()
+            }
+            _ => {
+                let step = g.add(Op::Mul, &[dw, lr]).unwrap();
+                g.add(Op::Add, &[w, step]).unwrap()
+            }
+        };
+        if rng.below(3) == 0 {
+            outputs.push(new_w);
+        }
+        if rng.below(4) == 0 {
+            outputs.push(w); // the old p as an output
+        }
+        if outputs.is_empty() || !early && rng.below(2) == 0 {
+            let late = g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[x, w]).unwrap();
+            outputs.push(late);
+        }
+        g.outputs = outputs.into_iter().enumerate().map(|(i, id)| (format!("y{i}"), id)).collect();
+        g.updates = vec![(0, new_w)];
+        let inputs = [random(&mut rng, &[m, k], -1.0, 1.0), random(&mut rng, &[m, n], -1.0, 1.0), Tensor::scalar(0.25)];
+        let params = [random(&mut rng, &[k, n], -1.0, 1.0)];
+        let tol = dtype_tol(dtype, 1e-5, 1e-12);
+        differential(&format!("gemm update {seed}:\n{}", g.to_text()), &g, &inputs, &params, tol, tol);
+    }
 }

@@ -202,21 +202,6 @@ impl<'f> Emitter<'f> {
         self.for_loop(zero, n, 1, body)
     }
 
-    fn if_else(&mut self, cond: Value, then: impl FnOnce(&mut Self), otherwise: impl FnOnce(&mut Self)) {
-        let (t, e, join) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
-        self.b.ins().brif(cond, t, &[], e, &[]);
-        self.b.seal_block(t);
-        self.b.seal_block(e);
-        self.b.switch_to_block(t);
-        then(self);
-        self.b.ins().jump(join, &[]);
-        self.b.switch_to_block(e);
-        otherwise(self);
-        self.b.ins().jump(join, &[]);
-        self.b.seal_block(join);
-        self.b.switch_to_block(join);
-    }
-
     /// The largest multiple of the vector width not above `n`.
     fn vector_part(&mut self, n: Value) -> Value {
         self.b.ins().band_imm_s(n, -(self.lanes as i64))
@@ -282,15 +267,29 @@ impl<'f> Emitter<'f> {
         match op {
             ReduceOp::Sum => self.b.ins().fadd(acc, v),
             // max_left(acc, v): the first maximum wins ties; either way the value is the same.
-            ReduceOp::Max => {
-                if self.b.func.dfg.value_type(acc).is_vector() {
-                    self.select_cmp(FloatCC::GreaterThanOrEqual, acc, v, acc, v)
-                } else {
-                    let ge = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, acc, v);
-                    self.b.ins().select(ge, acc, v)
-                }
-            }
+            ReduceOp::Max => self.pick(FloatCC::GreaterThanOrEqual, acc, v, acc, v),
         }
+    }
+
+    /// `cc(a, b) ? x : y` on floats or float vectors, without branches. (On x64 a scalar
+    /// float `select` becomes a conditional jump, which mispredicts on data like a max pool
+    /// window; in lane 0 of a vector it is a blend.)
+    fn pick(&mut self, cc: FloatCC, a: Value, b: Value, x: Value, y: Value) -> Value {
+        if self.b.func.dfg.value_type(x).is_vector() {
+            return self.select_cmp(cc, a, b, x, y);
+        }
+        let (a, b, x, y) = (self.lane0(a), self.lane0(b), self.lane0(x), self.lane0(y));
+        let r = self.select_cmp(cc, a, b, x, y);
+        self.first(r)
+    }
+
+    /// 1.0 or 0.0 from a comparison result, without branches.
+    fn flag(&mut self, cond: Value) -> Value {
+        let int = if self.ty == F32 { I32 } else { I64 };
+        let one_bits = if self.ty == F32 { 1f32.to_bits() as i64 } else { 1f64.to_bits() as i64 };
+        let (one, zero) = (self.b.ins().iconst(int, one_bits), self.b.ins().iconst(int, 0));
+        let bits = self.b.ins().select(cond, one, zero);
+        self.b.ins().bitcast(self.ty, MemFlagsData::new(), bits)
     }
 
     fn identity(op: ReduceOp) -> f64 {
@@ -353,13 +352,14 @@ impl<'f> Emitter<'f> {
                 let n = self.mono(len);
                 self.fill(p, n, *value);
             }
-            Kernel::Gemm { m, n, k, a, b, c } => {
+            Kernel::Gemm { m, n, k, a, b, c, alpha, beta } => {
                 let (mv, nv, kv) = (self.mono(m), self.mono(n), self.mono(k));
                 let (pa, pb, pc) = (self.addr(a), self.addr(b), self.addr(c));
                 let sa = [self.mono(&a.strides[0]), self.mono(&a.strides[1])];
                 let sb = [self.mono(&b.strides[0]), self.mono(&b.strides[1])];
                 let sc = [self.mono(&c.strides[0]), self.mono(&c.strides[1])];
-                self.gemm([mv, kv, nv], (pa, sa), (pb, sb), (pc, sc), 0.0);
+                let (alpha, beta) = (self.uniform(alpha), self.uniform(beta));
+                self.gemm_call([mv, kv, nv], alpha, (pa, sa), (pb, sb), beta, (pc, sc));
             }
             Kernel::Conv { op, batch, geom, a, b, out, col } => self.conv(*op, batch, geom, a, b, out, col.as_ref()),
             Kernel::LogSoftmax { outer, n, inner, x, out } => self.log_softmax(outer, n, inner, x, out),
@@ -380,8 +380,37 @@ impl<'f> Emitter<'f> {
     ) {
         let alpha = self.fconst(1.0);
         let beta = self.fconst(beta);
+        self.gemm_call(mkn, alpha, a, b, beta, c);
+    }
+
+    /// C = alpha·A·B + beta·C.
+    fn gemm_call(
+        &mut self,
+        mkn: [Value; 3],
+        alpha: Value,
+        a: (Value, [Value; 2]),
+        b: (Value, [Value; 2]),
+        beta: Value,
+        c: (Value, [Value; 2]),
+    ) {
         let args = [mkn[0], mkn[1], mkn[2], alpha, a.0, a.1[0], a.1[1], b.0, b.1[0], b.1[1], beta, c.0, c.1[0], c.1[1]];
         self.b.ins().call(self.env.gemm, &args);
+    }
+
+    /// The scalar value of a uniform expression (every load has zero strides).
+    fn uniform(&mut self, e: &Rc<Expr>) -> Value {
+        let leaves = e.loads();
+        let index: HashMap<Access, usize> = leaves.iter().cloned().enumerate().map(|(i, a)| (a, i)).collect();
+        let vals: Vec<Value> = leaves
+            .iter()
+            .map(|a| {
+                let p = self.addr(a);
+                let s = self.load_scalar(p);
+                self.b.ins().splat(self.vty, s)
+            })
+            .collect();
+        let v = self.eval(e, &index, &vals, &mut HashMap::new());
+        self.first(v)
     }
 
     /// The loop nest of `Map` (`reduce` None) and `Reduce`: outer axes as plain loops, the
@@ -700,10 +729,15 @@ impl<'f> Emitter<'f> {
         let pcol = col.map(|c| self.addr(c));
         let (chw, fpix) = ((g.c * g.h * g.w) as i64, (g.f * g.pixels()) as i64);
         let (f, patch, pix) = (self.int(g.f as i64), self.int(g.patch() as i64), self.int(g.pixels() as i64));
-        let (one, zero) = (self.int(1), self.int(0));
+        let one = self.int(1);
         if op == ConvOp::FilterGrad {
             let len = self.int((g.f * g.patch()) as i64);
             self.fill(pout, len, 0.0);
+        }
+        // The padding entries of the columns are zero for every image: write them once.
+        if let (Some(c), ConvOp::Forward | ConvOp::FilterGrad) = (pcol, op) {
+            let len = self.int((g.patch() * g.pixels()) as i64);
+            self.fill(c, len, 0.0);
         }
         let (image_bytes, grad_bytes) = (self.int(chw * self.es), self.int(fpix * self.es));
         self.for_n(n, |e, img| {
@@ -749,12 +783,13 @@ impl<'f> Emitter<'f> {
                     e.gemm([f, pix, patch], (gi, [pix, one]), (cols, [one, pix]), (pout, [patch, one]), 1.0);
                 }
             }
-            let _ = zero;
         });
     }
 
-    /// col[(c,a,b), (i,j)] = x[c, i·s+a-p, j·s+b-p] (zero in the padding) for one image, or
-    /// with `scatter` the adjoint: x[...] += col[...] (col2im; x must be zeroed first).
+    /// col[(c,a,b), (i,j)] = x[c, i·s+a-p, j·s+b-p] for one image, or with `scatter` the
+    /// adjoint x[...] += col[...] (col2im; x must be zeroed first). Only taps inside the image
+    /// are touched: the padding entries of `col` are the same for every image, so the caller
+    /// zeroes them once. Each tap row copies one run of columns per output row, no branches.
     fn im2col(&mut self, g: &ConvGeom, x: Value, col: Value, scatter: bool) {
         let (s, p) = (g.stride as i64, g.pad as i64);
         let rows = self.int(g.patch() as i64);
@@ -764,66 +799,54 @@ impl<'f> Emitter<'f> {
             let rem = e.b.ins().urem(row, khw);
             let a = e.b.ins().udiv(rem, kw);
             let bb = e.b.ins().urem(rem, kw);
-            // Output columns j whose input column q = j·s + bb - p lies in [0, W).
-            let pad = e.int(p);
-            let lo_num = e.b.ins().isub(pad, bb);
-            let lo_up = e.b.ins().iadd_imm_s(lo_num, s - 1);
-            let lo_div = e.b.ins().sdiv_imm_s(lo_up, s);
-            let zero = e.int(0);
-            let positive = e.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, lo_num, 0);
-            let j_lo = e.b.ins().select(positive, lo_div, zero);
-            let hi_num = e.b.ins().iadd_imm_s(lo_num, g.w as i64 - 1);
-            let hi_div = e.b.ins().sdiv_imm_s(hi_num, s);
-            let hi_div = e.b.ins().iadd_imm_s(hi_div, 1);
-            let nonneg = e.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, hi_num, 0);
-            let j_hi = e.b.ins().select(nonneg, hi_div, zero);
-            let ow = e.int(g.ow as i64);
-            let j_hi = e.b.ins().smin(j_hi, ow);
-            let j_hi = e.b.ins().smax(j_hi, j_lo);
-            let row_bytes = e.int((g.pixels() as i64) * e.es);
-            let col_row = e.offset(col, row, row_bytes);
-            let oh = e.int(g.oh as i64);
-            e.for_n(oh, |e, i| {
-                let r = e.b.ins().imul_imm_s(i, s);
-                let r = e.b.ins().iadd(r, a);
-                let r = e.b.ins().iadd_imm_s(r, -p);
-                let dst_bytes = e.int(g.ow as i64 * e.es);
-                let dst = e.offset(col_row, i, dst_bytes);
-                let inside = e.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, r, g.h as i64);
-                e.if_else(
-                    inside,
-                    |e| {
-                        // src = x + ((c·H + r)·W + j_lo·s + bb - p)
-                        let cr = e.b.ins().imul_imm_s(c, g.h as i64);
-                        let cr = e.b.ins().iadd(cr, r);
-                        let q = e.b.ins().imul_imm_s(cr, g.w as i64);
-                        let js = e.b.ins().imul_imm_s(j_lo, s);
-                        let q = e.b.ins().iadd(q, js);
-                        let q = e.b.ins().iadd(q, bb);
-                        let q = e.b.ins().iadd_imm_s(q, -p);
-                        let src = e.elem(x, q);
-                        let run = e.b.ins().isub(j_hi, j_lo);
-                        let d = e.elem(dst, j_lo);
-                        if scatter {
-                            e.strided_run(d, src, run, s, true);
-                        } else {
-                            let z = e.int(0);
-                            e.fill(dst, j_lo, 0.0);
-                            e.strided_run(d, src, run, s, false);
-                            let tail = e.elem(dst, j_hi);
-                            let rest = e.b.ins().isub(ow, j_hi);
-                            e.fill(tail, rest, 0.0);
-                            let _ = z;
-                        }
-                    },
-                    |e| {
-                        if !scatter {
-                            e.fill(dst, ow, 0.0);
-                        }
-                    },
-                );
+            let (i_lo, i_hi) = e.valid_range(a, g.h, g.oh, s, p);
+            let (j_lo, j_hi) = e.valid_range(bb, g.w, g.ow, s, p);
+            let run = e.b.ins().isub(j_hi, j_lo);
+            // First valid tap: x[c, i_lo·s + a - p, j_lo·s + bb - p] and col[row, i_lo, j_lo].
+            let r = e.b.ins().imul_imm_s(i_lo, s);
+            let r = e.b.ins().iadd(r, a);
+            let r = e.b.ins().iadd_imm_s(r, -p);
+            let cr = e.b.ins().imul_imm_s(c, g.h as i64);
+            let cr = e.b.ins().iadd(cr, r);
+            let q = e.b.ins().imul_imm_s(cr, g.w as i64);
+            let js = e.b.ins().imul_imm_s(j_lo, s);
+            let q = e.b.ins().iadd(q, js);
+            let q = e.b.ins().iadd(q, bb);
+            let q = e.b.ins().iadd_imm_s(q, -p);
+            let src0 = e.elem(x, q);
+            let d = e.b.ins().imul_imm_s(row, g.pixels() as i64);
+            let di = e.b.ins().imul_imm_s(i_lo, g.ow as i64);
+            let d = e.b.ins().iadd(d, di);
+            let d = e.b.ins().iadd(d, j_lo);
+            let dst0 = e.elem(col, d);
+            let count = e.b.ins().isub(i_hi, i_lo);
+            let (src_step, dst_step) = (e.int(s * g.w as i64 * e.es), e.int(g.ow as i64 * e.es));
+            e.for_n(count, |e, t| {
+                let src = e.offset(src0, t, src_step);
+                let dst = e.offset(dst0, t, dst_step);
+                e.strided_run(dst, src, run, s, scatter);
             });
         });
+    }
+
+    /// The output positions o in [lo, hi) whose input position o·s + k - p lies in [0, n_in).
+    fn valid_range(&mut self, k: Value, n_in: usize, n_out: usize, s: i64, p: i64) -> (Value, Value) {
+        let zero = self.int(0);
+        let pad = self.int(p);
+        let lo_num = self.b.ins().isub(pad, k);
+        let lo_up = self.b.ins().iadd_imm_s(lo_num, s - 1);
+        let lo_div = self.b.ins().sdiv_imm_s(lo_up, s);
+        let positive = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, lo_num, 0);
+        let lo = self.b.ins().select(positive, lo_div, zero);
+        let hi_num = self.b.ins().iadd_imm_s(lo_num, n_in as i64 - 1);
+        let hi_div = self.b.ins().sdiv_imm_s(hi_num, s);
+        let hi_div = self.b.ins().iadd_imm_s(hi_div, 1);
+        let nonneg = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, hi_num, 0);
+        let hi = self.b.ins().select(nonneg, hi_div, zero);
+        let n = self.int(n_out as i64);
+        let hi = self.b.ins().smin(hi, n);
+        let hi = self.b.ins().smax(hi, lo);
+        (lo, hi)
     }
 
     /// contiguous[j] = strided[j·s] for j < len, or with `scatter` strided[j·s] += contiguous[j].
@@ -1006,16 +1029,15 @@ impl<'f> Emitter<'f> {
                 let v = e.load_scalar(p);
                 let (b0, a0) = (e.b.use_var(best), e.b.use_var(at));
                 let gt = e.b.ins().fcmp(FloatCC::GreaterThan, v, b0);
-                let nb = e.b.ins().select(gt, v, b0);
                 let na = e.b.ins().select(gt, j, a0);
+                let nb = e.pick(FloatCC::GreaterThan, v, b0, v, b0);
                 e.b.def_var(best, nb);
                 e.b.def_var(at, na);
             });
             let at = e.b.use_var(at);
-            let (fone, fzero) = (e.fconst(1.0), e.fconst(0.0));
             e.for_n(nv, |e, j| {
                 let hit = e.b.ins().icmp(IntCC::Equal, j, at);
-                let v = e.b.ins().select(hit, fone, fzero);
+                let v = e.flag(hit);
                 let q = e.offset(dst, j, stride);
                 e.store_scalar(v, q);
             });
@@ -1032,11 +1054,10 @@ impl<'f> Emitter<'f> {
             let p = e.elem(px, i);
             let label = e.load_scalar(p);
             let row = e.offset(pout, i, row_bytes);
-            let (fone, fzero) = (e.fconst(1.0), e.fconst(0.0));
             e.for_n(k, |e, c| {
                 let cf = e.b.ins().fcvt_from_sint(e.ty, c);
                 let hit = e.b.ins().fcmp(FloatCC::Equal, label, cf);
-                let v = e.b.ins().select(hit, fone, fzero);
+                let v = e.flag(hit);
                 let q = e.elem(row, c);
                 e.store_scalar(v, q);
             });
@@ -1081,8 +1102,7 @@ impl<'f> Emitter<'f> {
                                 let p = e.elem_const(w0, t);
                                 let v = e.load_scalar(p);
                                 acc = if op == PoolOp::Max {
-                                    let gt = e.b.ins().fcmp(FloatCC::GreaterThan, v, acc);
-                                    e.b.ins().select(gt, v, acc)
+                                    e.pick(FloatCC::GreaterThan, v, acc, v, acc)
                                 } else {
                                     e.b.ins().fadd(acc, v)
                                 };
@@ -1103,9 +1123,9 @@ impl<'f> Emitter<'f> {
                                 let p = e.elem_const(w0, t);
                                 let v = e.load_scalar(p);
                                 let gt = e.b.ins().fcmp(FloatCC::GreaterThan, v, best);
-                                best = e.b.ins().select(gt, v, best);
                                 let tv = e.int(t);
                                 at = e.b.ins().select(gt, tv, at);
+                                best = e.pick(FloatCC::GreaterThan, v, best, v, best);
                             }
                             let gp = e.elem(gb.expect("maxpool2d_grad has a gradient"), small_at);
                             let gv = e.load_scalar(gp);

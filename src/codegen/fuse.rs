@@ -32,6 +32,7 @@ pub struct Program {
 
 /// Build the kernels for `g`'s outputs and updates.
 pub fn schedule(g: &Graph) -> Result<Program, Diagnostic> {
+    validate(g).map_err(|e| Diagnostic::new("E-codegen", format!("malformed graph: {e}")))?;
     let mut f = Fuser::new(g);
     for i in 0..g.nodes.len() {
         if !f.live[i] {
@@ -281,7 +282,8 @@ impl<'g> Fuser<'g> {
                     (sa[0].clone(), sa[1].clone(), a)
                 };
                 let (n, b) = if *transpose_b { (sb[0].clone(), swap2(b)) } else { (sb[1].clone(), b) };
-                self.produce(shape, |c| Kernel::Gemm { m, n, k, a, b, c })
+                let (alpha, beta) = (Rc::new(Expr::Const(1.0)), Rc::new(Expr::Const(0.0)));
+                self.produce(shape, |c| Kernel::Gemm { m, n, k, a, b, c, alpha, beta })
             }
             Op::LogSoftmax { axis } => {
                 let (outer, n, inner) = split_axis(in_shape(0), *axis);
@@ -443,14 +445,71 @@ impl<'g> Fuser<'g> {
         for (_, shape, v, out) in update_vals {
             self.prog.kernels.push(Kernel::Map { shape, expr: v, out });
         }
+        // After retargeting, an update materialised for several readers (momentum's velocity)
+        // is a kernel writing its parameter too, and can fuse like a plain one.
         self.retarget_updates();
+        self.fuse_updates_into_gemms();
         self.retarget_outputs();
         Ok(())
     }
 
+    /// An update `p <- β·p ± α·M` whose M is a GEMM result read nowhere else becomes that
+    /// GEMM writing p itself (C = p, alpha = ±α, beta = β): SGD and momentum steps of dense
+    /// layers then need no gradient-sized temporary and no extra pass. Only when nothing
+    /// reads the old p after the GEMM, and α, β are scalars already known at the GEMM.
+    fn fuse_updates_into_gemms(&mut self) {
+        let mut i = 0;
+        while i < self.prog.kernels.len() {
+            match self.gemm_update(i) {
+                Some((gi, c, alpha, beta)) => {
+                    if let Kernel::Gemm { c: gc, alpha: ga, beta: gb, .. } = &mut self.prog.kernels[gi] {
+                        *gc = c;
+                        *ga = alpha;
+                        *gb = beta;
+                    }
+                    self.prog.kernels.remove(i);
+                }
+                None => i += 1,
+            }
+        }
+    }
+
+    /// If kernel `i` is an update that can fuse into a GEMM: (GEMM index, C, alpha, beta).
+    fn gemm_update(&self, i: usize) -> Option<(usize, Access, Rc<Expr>, Rc<Expr>)> {
+        let ks = &self.prog.kernels;
+        let Kernel::Map { expr, out, .. } = &ks[i] else { return None };
+        let Base::Param(_) = out.base else { return None };
+        let (beta, alpha, m) = update_parts(expr, out)?;
+        let Base::Temp(_) = m.base else { return None };
+        let gi = ks.iter().position(|k| k.writes().iter().any(|a| a.base == m.base))?;
+        let Kernel::Gemm { c, a, b, .. } = &ks[gi] else { return None };
+        let writers = ks.iter().filter(|k| k.writes().iter().any(|a| a.base == m.base || a.base == out.base)).count();
+        let readers_of_m = ks.iter().filter(|k| k.reads().iter().any(|a| a.base == m.base)).count();
+        // M is the whole GEMM result, laid out like the parameter (`update_parts` checked M
+        // against the parameter's strides).
+        let shape_ok = *c == m;
+        // Nothing between the GEMM and the update reads the old parameter (later readers want
+        // the new value, which the GEMM now writes earlier); the GEMM's own operands are not
+        // the parameter; α and β only read what exists at the GEMM.
+        let old_read_later = gi >= i || ks[gi + 1..i].iter().any(|k| k.reads().iter().any(|a| a.base == out.base));
+        let scalars_ready = alpha.loads().iter().chain(beta.loads().iter()).all(|a| match a.base {
+            Base::Temp(_) => ks[..gi].iter().any(|k| k.writes().iter().any(|w| w.base == a.base)),
+            Base::Param(_) | Base::Output(_) => false,
+            Base::Input(_) | Base::Data(_) => true,
+        });
+        (writers == 2
+            && readers_of_m == 1
+            && shape_ok
+            && !old_read_later
+            && scalars_ready
+            && a.base != out.base
+            && b.base != out.base)
+            .then(|| (gi, Access { base: out.base, ..c.clone() }, alpha, beta))
+    }
+
     /// A copy `Param(p) <- Temp(t)` is dropped, and `t` becomes `Param(p)` itself, when every
-    /// other read of the old parameter comes before `t` is first written (or is the writer
-    /// reading it at the index it writes).
+    /// other read of the old parameter comes before `t` is first written (or is that first
+    /// writer, reading it at the index it writes).
     fn retarget_updates(&mut self) {
         let mut i = 0;
         while i < self.prog.kernels.len() {
@@ -468,9 +527,10 @@ impl<'g> Fuser<'g> {
                     if j == i || !reads_p || j < first {
                         return true;
                     }
-                    // The writer itself may read the parameter at the very index it writes.
+                    // The first writer may read the parameter at the very index it writes; any
+                    // later read would see what that writer left.
                     match k {
-                        Kernel::Map { expr, out, .. } if out.base == Base::Temp(t) => expr
+                        Kernel::Map { expr, out, .. } if j == first && out.base == Base::Temp(t) => expr
                             .loads()
                             .iter()
                             .filter(|a| a.base == p)
@@ -506,6 +566,50 @@ impl<'g> Fuser<'g> {
     }
 }
 
+/// The generated code trusts shapes and indices (it has no bounds checks), so a graph built
+/// by hand with inconsistent ones is rejected here rather than compiled into out-of-bounds
+/// accesses: operands precede their nodes, every shape is what the op's shape rule gives,
+/// every symbol, input, parameter, output and update refers to something that exists.
+fn validate(g: &Graph) -> Result<(), String> {
+    let n = g.nodes.len();
+    let sym_ok = |d: &Dim| match d {
+        Dim::Sym(s) => (s.0 as usize) < g.symbols.len(),
+        Dim::Known(_) => true,
+    };
+    for (i, node) in g.nodes.iter().enumerate() {
+        if node.inputs.iter().any(|x| x.index() >= i) {
+            return Err(format!("%{i} reads a node that does not precede it"));
+        }
+        if !node.shape.iter().all(sym_ok) {
+            return Err(format!("%{i} has a shape with an unknown symbol"));
+        }
+        match &node.op {
+            Op::Literal { .. } => {}
+            Op::DimSize { dim } if !sym_ok(dim) => return Err(format!("%{i} is the size of an unknown symbol")),
+            op => {
+                let shapes: Vec<&Shape> = node.inputs.iter().map(|&x| g.shape(x)).collect();
+                let want = ops::infer_shape(op, &shapes, g).map_err(|e| format!("%{i}: {}", e.message(g, &shapes)))?;
+                if want != node.shape {
+                    return Err(format!(
+                        "%{i} has shape {}, its op gives {}",
+                        g.shape_str(&node.shape),
+                        g.shape_str(&want)
+                    ));
+                }
+            }
+        }
+    }
+    if let Some((name, _)) = g.outputs.iter().find(|(_, id)| id.index() >= n) {
+        return Err(format!("output `{name}` is not a node"));
+    }
+    for &(p, id) in &g.updates {
+        if id.index() >= n || p >= g.params.len() || g.shape(id) != &g.params[p].shape {
+            return Err(format!("the update of parameter {p} does not match it"));
+        }
+    }
+    Ok(())
+}
+
 /// If `k` copies the whole of a temporary, row-major, into a buffer `dest` accepts, (temp, dest).
 fn copy_of(k: &Kernel, dest: impl Fn(Base) -> bool, temps: &[Mono]) -> Option<(usize, Base)> {
     let Kernel::Map { shape, expr, out } = k else { return None };
@@ -515,6 +619,31 @@ fn copy_of(k: &Kernel, dest: impl Fn(Base) -> bool, temps: &[Mono]) -> Option<(u
     let full = temps[t] == Mono::product(shape);
     (dest(out.base) && *src == whole && out.offset.is_zero() && out.strides == whole.strides && full)
         .then_some((t, out.base))
+}
+
+/// `expr` as β·P ± α·M, where P loads `out` at the index written (the old parameter), M is
+/// another load at that index, and α, β are uniform: (β, ±α, M).
+fn update_parts(expr: &Rc<Expr>, out: &Access) -> Option<(Rc<Expr>, Rc<Expr>, Access)> {
+    let same_index = |a: &Access| a.offset == out.offset && a.strides == out.strides;
+    let is_p = |e: &Expr| e.as_load().is_some_and(|a| a.base == out.base && same_index(a));
+    // A term `s·X`, `X·s` or `X` with s uniform: (s, X).
+    let scaled = |e: &Rc<Expr>| -> Option<(Rc<Expr>, Rc<Expr>)> {
+        match &**e {
+            Expr::Binary(Bin::Mul, s, x) if s.is_uniform() && !x.is_uniform() => Some((s.clone(), x.clone())),
+            Expr::Binary(Bin::Mul, x, s) if s.is_uniform() && !x.is_uniform() => Some((s.clone(), x.clone())),
+            _ if !e.is_uniform() => Some((Rc::new(Expr::Const(1.0)), e.clone())),
+            _ => None,
+        }
+    };
+    let Expr::Binary(op @ (Bin::Add | Bin::Sub), lhs, rhs) = &**expr else { return None };
+    let (beta, p) = scaled(lhs)?;
+    let (alpha, m) = scaled(rhs)?;
+    let m = m.as_load().filter(|a| a.base != out.base && same_index(a))?.clone();
+    if !is_p(&p) {
+        return None;
+    }
+    let alpha = if *op == Bin::Sub { Rc::new(Expr::Unary(Un::Neg, alpha)) } else { alpha };
+    Some((beta, alpha, m))
 }
 
 fn swap2(a: Access) -> Access {

@@ -207,6 +207,16 @@ pub enum Expr {
 }
 
 impl Expr {
+    /// The same value at every index: constants, dims and loads with all strides zero.
+    pub fn is_uniform(&self) -> bool {
+        match self {
+            Expr::Load(a) => a.strides.iter().all(Mono::is_zero),
+            Expr::Const(_) | Expr::Dim(_) => true,
+            Expr::Unary(_, a) => a.is_uniform(),
+            Expr::Binary(_, a, b) => a.is_uniform() && b.is_uniform(),
+        }
+    }
+
     pub fn has_loads(&self) -> bool {
         match self {
             Expr::Load(_) => true,
@@ -348,8 +358,10 @@ pub enum Kernel {
     Reduce { shape: Vec<Mono>, expr: Rc<Expr>, out: Access, op: ReduceOp },
     /// out[0 .. len] = value
     Fill { out: Access, len: Mono, value: f64 },
-    /// C (m×n) = A (m×k) · B (k×n), each with [row, column] strides; the GEMM symbol.
-    Gemm { m: Mono, n: Mono, k: Mono, a: Access, b: Access, c: Access },
+    /// C (m×n) = alpha·A (m×k)·B (k×n) + beta·C, each with [row, column] strides, through the
+    /// GEMM symbol. `alpha` and `beta` are scalar expressions (loads with zero strides): 1 and
+    /// 0 for a plain matmul, -lr and 1 for an SGD update fused into the gradient's GEMM.
+    Gemm { m: Mono, n: Mono, k: Mono, a: Access, b: Access, c: Access, alpha: Rc<Expr>, beta: Rc<Expr> },
     /// Convolution by im2col/col2im and one GEMM per image; `col` is scratch (None when pointwise).
     Conv { op: ConvOp, batch: Mono, geom: ConvGeom, a: Access, b: Access, out: Access, col: Option<Access> },
     /// Rows of length `n` at stride `inner`: out = x - max - log Σ e^(x - max).
@@ -358,7 +370,8 @@ pub enum Kernel {
     ArgMaxMask { outer: Mono, n: Mono, inner: Mono, x: Access, out: Access },
     /// out[i, c] = x[i] == c.
     OneHot { count: Mono, classes: usize, x: Access, out: Access },
-    /// Pooling over `planes` = N·C images; `g` is the upstream gradient of `MaxGrad`.
+    /// Pooling over `planes` = N·C images; `g` is the upstream gradient of `MaxGrad`. For
+    /// `AvgGrad`, whose only operand is the gradient, `x` is that gradient.
     Pool { op: PoolOp, planes: Mono, geom: PoolGeom, x: Access, g: Option<Access>, out: Access },
 }
 
@@ -373,7 +386,15 @@ impl Kernel {
                 r
             }
             Kernel::Fill { .. } => vec![],
-            Kernel::Gemm { a, b, .. } => vec![a.clone(), b.clone()],
+            Kernel::Gemm { a, b, c, alpha, beta, .. } => {
+                let mut r = vec![a.clone(), b.clone()];
+                r.extend(alpha.loads());
+                r.extend(beta.loads());
+                if **beta != Expr::Const(0.0) {
+                    r.push(c.clone());
+                }
+                r
+            }
             Kernel::Conv { a, b, col, .. } => [Some(a), Some(b), col.as_ref()].into_iter().flatten().cloned().collect(),
             Kernel::LogSoftmax { x, .. } | Kernel::ArgMaxMask { x, .. } | Kernel::OneHot { x, .. } => vec![x.clone()],
             Kernel::Pool { x, g, .. } => [Some(x), g.as_ref()].into_iter().flatten().cloned().collect(),
@@ -402,10 +423,12 @@ impl Kernel {
                 fix(out);
             }
             Kernel::Fill { out, .. } => fix(out),
-            Kernel::Gemm { a, b, c, .. } => {
+            Kernel::Gemm { a, b, c, alpha, beta, .. } => {
                 fix(a);
                 fix(b);
                 fix(c);
+                *alpha = map_loads(alpha, &mut |a| Access { base: f(a.base), ..a.clone() });
+                *beta = map_loads(beta, &mut |a| Access { base: f(a.base), ..a.clone() });
             }
             Kernel::Conv { a, b, out, col, .. } => {
                 fix(a);

@@ -1,5 +1,5 @@
 //! Vectorised transcendentals: exp, log, tanh and sigmoid as inline polynomials on f32x4 /
-//! f64x2 (Cody–Waite range reduction + Taylor/Cephes polynomials, FMA), or libm calls per
+//! f64x2 (Cody–Waite range reduction + Cephes/Taylor polynomials, FMA), or libm calls per
 //! lane when `Env::libm_math` is set. Input: a vector value; output: a vector value.
 //!
 //! Inline is the default: a libm call per lane spills every vector register and costs ~10×
@@ -49,10 +49,8 @@ struct Consts {
     /// ln 2 split for exact range reduction (hi has few bits, so n·hi is exact).
     ln2_hi: f64,
     ln2_lo: f64,
-    /// Degree of the Taylor polynomial of e^r on |r| ≤ ln2/2.
-    exp_degree: usize,
-    /// Terms of log(m) = 2s Σ s^2k/(2k+1).
-    log_terms: usize,
+    /// fdlibm's Lg1, Lg2, ...: minimax coefficients of R(z) in ln m (e_logf.c, e_log.c).
+    log_coeffs: &'static [f64],
     min_normal: f64,
 }
 
@@ -65,8 +63,12 @@ const F32_CONSTS: Consts = Consts {
     bias: 127,
     ln2_hi: 0.693359375,
     ln2_lo: -2.12194440e-4,
-    exp_degree: 7,
-    log_terms: 6,
+    log_coeffs: &[
+        0xaaaaaa as f64 / (1u64 << 24) as f64,
+        0xccce13 as f64 / (1u64 << 25) as f64,
+        0x91e9ee as f64 / (1u64 << 25) as f64,
+        0xf89e26 as f64 / (1u64 << 26) as f64,
+    ],
     min_normal: 1.1754943508222875e-38,
 };
 
@@ -79,8 +81,15 @@ const F64_CONSTS: Consts = Consts {
     bias: 1023,
     ln2_hi: 6.93147180369123816490e-01,
     ln2_lo: 1.90821492927058770002e-10,
-    exp_degree: 13,
-    log_terms: 11,
+    log_coeffs: &[
+        6.666666666666735130e-01,
+        3.999999999940941908e-01,
+        2.857142874366239149e-01,
+        2.222219843214978396e-01,
+        1.818357216161805012e-01,
+        1.531383769920937332e-01,
+        1.479819860511658591e-01,
+    ],
     min_normal: 2.2250738585072014e-308,
 };
 
@@ -124,22 +133,49 @@ impl Emitter<'_> {
         let (c1, c2) = (self.splat(-k.ln2_hi), self.splat(-k.ln2_lo));
         let r = self.b.ins().fma(n, c1, xc);
         let r = self.b.ins().fma(n, c2, r);
-        let mut p = self.splat(INV_FACT[k.exp_degree]);
-        for i in (0..k.exp_degree).rev() {
-            let c = self.splat(INV_FACT[i]);
-            p = self.b.ins().fma(p, r, c);
-        }
+        let p = if self.ty == F32 {
+            // Cephes expf: e^r = 1 + r + r²·P(r), P of degree 5 (minimax, ~1 ulp).
+            let mut q = self.splat(1.9875691500e-4);
+            for c in [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1] {
+                let c = self.splat(c);
+                q = self.b.ins().fma(q, r, c);
+            }
+            let r2 = self.b.ins().fmul(r, r);
+            let one = self.splat(1.0);
+            let rp1 = self.b.ins().fadd(r, one);
+            self.b.ins().fma(q, r2, rp1)
+        } else {
+            // Taylor to degree 13 (the remainder is below 2^-60 on |r| ≤ ln2/2), by Estrin's
+            // scheme: pairs, then pairs of pairs, ... a chain 4 deep instead of Horner's 13.
+            let mut terms: Vec<Value> = INV_FACT
+                .chunks(2)
+                .map(|c| {
+                    let (lo, hi) = (self.splat(c[0]), self.splat(c[1]));
+                    self.b.ins().fma(hi, r, lo)
+                })
+                .collect();
+            let mut power = self.b.ins().fmul(r, r);
+            while terms.len() > 1 {
+                terms = terms
+                    .chunks(2)
+                    .map(|c| if c.len() == 2 { self.b.ins().fma(c[1], power, c[0]) } else { c[0] })
+                    .collect();
+                power = self.b.ins().fmul(power, power);
+            }
+            terms[0]
+        };
         // bits(t) = bits(magic) + n, so (n + bias ∓ 1) << mantissa_bits is 2^(n ∓ 1), a normal
         // number for every n in range; the final ×2 or ×½ restores 2^n (and rounds subnormal
         // results once, correctly).
         let ti = self.as_int(t);
-        let offset = self.bits_of(k.round_magic);
-        let n_int = self.b.ins().isub(ti, offset);
         let zero = self.splat(0.0);
         let positive = self.b.ins().fcmp(FloatCC::GreaterThan, n, zero);
-        let (down, up) = (self.isplat(k.bias - 1), self.isplat(k.bias + 1));
+        // bits(t) - bits(magic) + bias ∓ 1, as one addition.
+        let magic_bits =
+            if self.ty == F32 { (k.round_magic as f32).to_bits() as i64 } else { k.round_magic.to_bits() as i64 };
+        let (down, up) = (self.isplat(k.bias - 1 - magic_bits), self.isplat(k.bias + 1 - magic_bits));
         let bias = self.b.ins().bitselect(positive, down, up);
-        let biased = self.b.ins().iadd(n_int, bias);
+        let biased = self.b.ins().iadd(ti, bias);
         let amount = self.b.ins().iconst(I32, k.mantissa_bits);
         let e = self.b.ins().ishl(biased, amount);
         let scale = self.as_float(e);
@@ -153,7 +189,7 @@ impl Emitter<'_> {
         self.select_cmp(FloatCC::LessThan, x, lo, zero, y)
     }
 
-    /// ln x = e·ln2 + ln m with x = m·2^e, m in [√½, √2); ln m = 2s·Σ s^2k/(2k+1), s = (m-1)/(m+1).
+    /// ln x = e·ln2 + ln m with x = m·2^e, m in [√½, √2), ln m by fdlibm's s = (m-1)/(m+1) series.
     pub fn log(&mut self, x: Value) -> Value {
         if self.env.libm_math {
             let name = self.libm("logf", "log");
@@ -196,21 +232,32 @@ impl Emitter<'_> {
         let inc = self.b.ins().band(big, one);
         let e = self.b.ins().fadd(e, inc);
 
+        // fdlibm: with f = m - 1, s = f/(2 + f), z = s², R = z·(Lg1 + z·(Lg2 + ...)) (minimax),
+        // ln m = f - (hfsq - s·(hfsq + R)) where hfsq = f²/2: the big terms stay exact.
         let f = self.b.ins().fsub(m, one);
         let two = self.splat(2.0);
         let d = self.b.ins().fadd(f, two);
         let s = self.b.ins().fdiv(f, d);
         let z = self.b.ins().fmul(s, s);
-        let mut p = self.splat(1.0 / (2 * k.log_terms - 1) as f64);
-        for i in (0..k.log_terms - 1).rev() {
-            let c = self.splat(1.0 / (2 * i + 1) as f64);
-            p = self.b.ins().fma(p, z, c);
+        let lg = k.log_coeffs;
+        let mut r = self.splat(lg[lg.len() - 1]);
+        for &c in lg[..lg.len() - 1].iter().rev() {
+            let c = self.splat(c);
+            r = self.b.ins().fma(r, z, c);
         }
-        let s2 = self.b.ins().fadd(s, s);
-        let log_m = self.b.ins().fmul(s2, p);
-        let (lo, hi) = (self.splat(k.ln2_lo), self.splat(k.ln2_hi));
-        let r = self.b.ins().fma(e, lo, log_m);
-        let r = self.b.ins().fma(e, hi, r);
+        let r = self.b.ins().fmul(r, z);
+        let ff = self.b.ins().fmul(f, f);
+        let hfsq = self.b.ins().fmul(ff, half);
+        let t = self.b.ins().fadd(hfsq, r);
+        // result = e·ln2_hi - ((hfsq - (s·t + e·ln2_lo)) - f)
+        let lo = self.splat(k.ln2_lo);
+        let elo = self.b.ins().fmul(e, lo);
+        let st = self.b.ins().fma(s, t, elo);
+        let u = self.b.ins().fsub(hfsq, st);
+        let u = self.b.ins().fsub(u, f);
+        let hi = self.splat(k.ln2_hi);
+        let ehi = self.b.ins().fmul(e, hi);
+        let r = self.b.ins().fsub(ehi, u);
 
         let (zero, inf, ninf, nan) =
             (self.splat(0.0), self.splat(f64::INFINITY), self.splat(f64::NEG_INFINITY), self.splat(f64::NAN));

@@ -1,0 +1,103 @@
+"""JAX peers of issue #8 (jax.jit of a grad train step): python bench/peer_jax.py w1|w2|w3|w5|w7"""
+import sys
+import time
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+import common as c
+
+
+def forward(spec, p, x):
+    for op, *a in spec:
+        if op == "dense":
+            x = x @ p[a[0]] + p[a[1]]
+        elif op == "conv":
+            pad = [(a[3], a[3])] * 2
+            x = lax.conv_general_dilated(x, p[a[0]], (a[2], a[2]), pad, dimension_numbers=("NCHW", "OIHW", "NCHW"))
+            x = x + p[a[1]]
+        elif op == "relu":
+            x = jax.nn.relu(x)
+        elif op == "pool":
+            x = lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, a[0], a[0]), (1, 1, a[1], a[1]), "VALID")
+        elif op == "flatten":
+            x = x.reshape(x.shape[0], -1)
+    return x
+
+
+def loss_fn(workload, p, x, y, l2=0.0):
+    logp = jax.nn.log_softmax(forward(c.NETS[workload], p, x))
+    loss = -jnp.take_along_axis(logp, y[:, None], 1).mean()
+    if l2:
+        loss = loss + l2 * 0.5 * (jnp.sum(p["W1"] ** 2) + jnp.sum(p["W2"] ** 2))
+    return loss
+
+
+def sgd(workload, lr, l2=0.0):
+    def step(p, x, y):
+        loss, g = jax.value_and_grad(partial(loss_fn, workload, l2=l2))(p, x, y)
+        return jax.tree.map(lambda w, d: w - lr * d, p, g), loss
+
+    return step
+
+
+def accuracy(workload, p, x, y):
+    return float((np.asarray(forward(c.NETS[workload], p, jnp.asarray(x))).argmax(1) == y).mean())
+
+
+def w1():
+    x, y = (jnp.asarray(a) for a in c.spiral())
+    step = sgd("w1", lr=1.0, l2=1e-3)
+    train = jax.jit(lambda p: lax.fori_loop(0, 10000, lambda _, p: step(p, x, y)[0], p))
+    t = time.perf_counter()
+    p = jax.block_until_ready(train(c.weights("w1")))
+    c.report("jax", "w1", seconds=time.perf_counter() - t, final_loss=float(loss_fn("w1", p, x, y, 1e-3)),
+             train_accuracy=accuracy("w1", p, x, np.asarray(y)))
+
+
+def steps(workload):
+    x, y = (jnp.asarray(a) for a in c.batch(workload))
+    p = c.weights(workload)
+    step = jax.jit(sgd(workload, lr=c.SHAPES[workload][3]), donate_argnums=0)
+    t = time.perf_counter()
+    p, _ = jax.block_until_ready(step(p, x, y))
+    first_call = time.perf_counter() - t
+    first = c.since_process_start()
+
+    def train():
+        nonlocal p
+        p, loss = step(p, x, y)
+        loss.block_until_ready()
+
+    infer = jax.jit(partial(forward, c.NETS[workload]))
+    c.step_report("jax", workload, train, lambda: infer(p, x).block_until_ready(), first, first_call_s=first_call)
+
+
+def w5():
+    (x, y), (tx, ty) = c.digits()
+
+    @partial(jax.jit, donate_argnums=(0, 1))
+    def step(p, v, x, y):
+        loss, g = jax.value_and_grad(partial(loss_fn, "w5"))(p, x, y)
+        v = jax.tree.map(lambda v, d: 0.9 * v + d, v, g)
+        return jax.tree.map(lambda w, v: w - 0.05 * v, p, v), v, loss
+
+    p = {k: jnp.asarray(w) for k, w in c.weights("w5").items()}
+    v = jax.tree.map(jnp.zeros_like, p)
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    for _ in range(20):
+        order = rng.permutation(len(x))
+        for i in range(0, len(x), 32):
+            b = order[i:i + 32]
+            p, v, loss = step(p, v, x[b], y[b])
+    loss.block_until_ready()
+    c.report("jax", "w5", seconds=time.perf_counter() - t, test_accuracy=accuracy("w5", p, tx, ty))
+
+
+if __name__ == "__main__":
+    w = sys.argv[1]
+    w1() if w == "w1" else w5() if w == "w5" else steps(w)

@@ -1,0 +1,96 @@
+"""PyTorch eager peers of issue #8: python bench/peer_torch.py w1|w2|w3|w5|w7"""
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import common as c
+
+torch.set_num_threads(c.THREADS)
+torch.set_num_interop_threads(1)
+
+
+def forward(spec, p, x):
+    for op, *a in spec:
+        if op == "dense":
+            x = x @ p[a[0]] + p[a[1]]
+        elif op == "conv":
+            x = F.conv2d(x, p[a[0]], p[a[1]].reshape(-1), stride=a[2], padding=a[3])
+        elif op == "relu":
+            x = torch.relu(x)
+        elif op == "pool":
+            x = F.max_pool2d(x, a[0], a[1])
+        elif op == "flatten":
+            x = x.flatten(1)
+    return x
+
+
+def params(workload):
+    return {k: torch.from_numpy(v).requires_grad_() for k, v in c.weights(workload).items()}
+
+
+def trainer(workload, p, lr, momentum=0.0, l2=0.0):
+    opt = torch.optim.SGD(p.values(), lr=lr, momentum=momentum)
+
+    def step(x, y):
+        loss = F.cross_entropy(forward(c.NETS[workload], p, x), y)
+        if l2:
+            loss = loss + l2 * 0.5 * (p["W1"].square().sum() + p["W2"].square().sum())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def accuracy(workload, p, x, y):
+    with torch.no_grad():
+        return (forward(c.NETS[workload], p, torch.from_numpy(x)).argmax(1).numpy() == y).mean().item()
+
+
+def w1():
+    x, y = c.spiral()
+    p = params("w1")
+    step = trainer("w1", p, lr=1.0, l2=1e-3)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    t = time.perf_counter()
+    for _ in range(10000):
+        loss = step(xt, yt)
+    c.report("torch", "w1", seconds=time.perf_counter() - t, final_loss=loss.item(),
+             train_accuracy=accuracy("w1", p, x, y))
+
+
+def steps(workload):
+    x, y = (torch.from_numpy(a) for a in c.batch(workload))
+    p = params(workload)
+    step = trainer(workload, p, lr=c.SHAPES[workload][3])
+    step(x, y)
+    first = c.since_process_start()
+
+    def infer():
+        with torch.no_grad():
+            forward(c.NETS[workload], p, x)
+
+    c.step_report("torch", workload, lambda: step(x, y), infer, first)
+
+
+def w5():
+    (x, y), (tx, ty) = c.digits()
+    p = params("w5")
+    step = trainer("w5", p, lr=0.05, momentum=0.9)
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    for _ in range(20):
+        order = rng.permutation(len(x))
+        for i in range(0, len(x), 32):
+            b = order[i:i + 32]
+            step(torch.from_numpy(x[b]), torch.from_numpy(y[b]))
+    c.report("torch", "w5", seconds=time.perf_counter() - t, test_accuracy=accuracy("w5", p, tx, ty))
+
+
+if __name__ == "__main__":
+    w = sys.argv[1]
+    w1() if w == "w1" else w5() if w == "w5" else steps(w)
