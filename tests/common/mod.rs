@@ -24,3 +24,34 @@ pub fn field<'a>(json: &'a str, key: &str) -> &'a str {
     let start = json.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no {key} in {json}")) + key.len() + 4;
     json[start..].split([',', '}']).next().unwrap().trim()
 }
+
+/// A fresh directory under the system temp dir, unique to this process and test, removed
+/// when the test ends (also when it fails).
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `TempDir` named after the suite and the test.
+pub fn temp_dir(suite: &str, test: &str) -> TempDir {
+    let dir = std::env::temp_dir().join(format!("netc-{suite}-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    TempDir(dir)
+}
