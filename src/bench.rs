@@ -55,6 +55,9 @@ pub struct BenchArgs {
     /// file's initialisers.
     #[arg(long)]
     pub load: Option<PathBuf>,
+    /// Compile with bounds checks (`netc run --checked`), to measure what they cost.
+    #[arg(long)]
+    pub checked: bool,
 }
 
 /// Run the benchmark and print its report; `started` is the process's start.
@@ -124,7 +127,7 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
     let forward = forward_flops(&t.graph, batch);
     f.push(("forward_gflop", Value::Num(forward / 1e9)));
     if args.compile_only {
-        let c = compile_times(&program.step.graph, program.step.loss_output, &program.loss_graph)?;
+        let c = compile_times(&program.step.graph, program.step.loss_output, &program.loss_graph, args.checked)?;
         f.push(("compile_ms", Value::Num(c.step_ms + c.infer_ms)));
         f.extend(c.fields(batch));
         f.push(("total_ms", Value::Num(ms(started))));
@@ -155,7 +158,8 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
     let init_ms = ms(init);
 
     let build = Instant::now();
-    let mut engine = crate::engine::jit_engine(program, false).map_err(|d| vec![d])?;
+    let opts = CompileOptions { verify: false, checked: args.checked, ..CompileOptions::default() };
+    let mut engine = crate::engine::jit_engine_with(program, &opts).map_err(|d| vec![d])?;
     let build_ms = ms(build);
     let first_loss = engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
     f.push(("first_step_ms", Value::Num(ms(started))));
@@ -184,7 +188,7 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
     drop(engine);
 
     // Compile times of each function alone (the engine compiled both above, untimed apart).
-    let compiled = compile_times(&step_graph, loss_output, &loss_graph)?;
+    let compiled = compile_times(&step_graph, loss_output, &loss_graph, args.checked)?;
     let (step_med, infer_med) = (median(&steps), median(&infers));
     f.extend([
         ("steps", Value::Num(steps.len() as f64)),
@@ -219,12 +223,17 @@ fn load_weights(path: &Path, g: &Graph, model_params: usize, params: &mut [Vec<f
 
 /// Milliseconds to compile the train step and the inference graph, each prepared as
 /// `engine::jit_engine` prepares it (outputs trimmed, graph optimised).
-fn compile_times(step: &Graph, loss_output: usize, loss_graph: &Graph) -> Result<Compile, Vec<Diagnostic>> {
+fn compile_times(
+    step: &Graph,
+    loss_output: usize,
+    loss_graph: &Graph,
+    checked: bool,
+) -> Result<Compile, Vec<Diagnostic>> {
     let compile = |mut g: Graph, outputs: Vec<(String, crate::graph::NodeId)>| {
         let t0 = Instant::now();
         g.outputs = outputs;
         crate::opt::optimize(&mut g, None).map_err(err)?;
-        let opts = CompileOptions { verify: false, ..CompileOptions::default() };
+        let opts = CompileOptions { verify: false, checked, ..CompileOptions::default() };
         let compiled = crate::jit::compile(&g, &opts).map_err(|d| vec![d])?;
         Ok::<_, Vec<Diagnostic>>((ms(t0), compiled))
     };

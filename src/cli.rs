@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub engine: String,
     /// Refuse models whose parameters or activations need more bytes than this.
     pub memory_limit: u64,
+    /// Compile with bounds checks (`CompileOptions::checked`; JIT engine only).
+    pub checked: bool,
 }
 
 /// A progress bar on stderr (indicatif), only when stderr is a terminal.
@@ -91,7 +93,12 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
     crate::limits::check(&t.graph, batch, opts.memory_limit, &format!("train {}", t.model))?;
     let program = train::Program::new(&t).map_err(err)?;
     let model_params = program.step.model_params;
-    let mut params = train::initial_params(&program.step.graph, t.seed);
+    // Weights about to be loaded are not drawn (AlexNet's take seconds): zeros hold their place.
+    let mut params = if opts.resume.is_some() || opts.load.is_some() {
+        program.step.graph.params.iter().map(|p| vec![0.0; p.shape.iter().map(|d| d.known().unwrap_or(1)).product()]).collect()
+    } else {
+        train::initial_params(&program.step.graph, t.seed)
+    };
     let names: Vec<(String, Vec<usize>)> = program
         .step
         .graph
@@ -122,7 +129,10 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
     }
     let mut engine: Box<dyn Engine> = match opts.engine.as_str() {
         "interp" => Box::new(train::Interpreter::new(program)),
-        "jit" => crate::engine::jit_engine(program, opts.stats)?,
+        "jit" => crate::engine::jit_engine_with(
+            program,
+            &crate::codegen::CompileOptions { verify: false, checked: opts.checked, ..Default::default() },
+        )?,
         other => return Err(err(format!("unknown engine `{other}`; use jit or interp"))),
     };
     if opts.stats && !opts.quiet {
@@ -134,7 +144,8 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
     let mut bar = Bar(None);
     let mut silent = train::Silent;
     let progress: &mut dyn Progress = if show_bar { &mut bar } else { &mut silent };
-    let report = train::train(&t, &data, engine.as_mut(), &mut params, progress, resume_at, opts.stop_after)?;
+    let report = train::train(&t, &data, engine.as_mut(), &mut params, progress, resume_at, opts.stop_after)
+        .map_err(bounds_diagnostic)?;
 
     if let Some(path) = &opts.plot {
         plot_losses(path, &report.losses)?;
@@ -156,6 +167,16 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
     } else {
         String::new()
     })
+}
+
+/// A refused out-of-bounds access of checked mode (`jit::Compiled::run`'s "bounds check
+/// failed: ..." error) as an `E-bounds` diagnostic; other diagnostics unchanged.
+pub fn bounds_diagnostic(d: Diagnostic) -> Diagnostic {
+    if !d.message.starts_with(crate::jit::BOUNDS_FAILED) {
+        return d;
+    }
+    Diagnostic { code: "E-bounds", ..d }
+        .help("this is a netc bug: its generated code went outside a buffer; please report it with the .net file")
 }
 
 fn fmt_opt(x: Option<f64>, pct: bool) -> String {

@@ -36,6 +36,7 @@
 
 pub mod emit;
 pub mod fuse;
+pub mod gemm;
 pub mod kernel;
 mod math;
 
@@ -74,6 +75,14 @@ pub struct CompileOptions {
     pub dump_clif: bool,
     /// Call `kernels::PROFILE` after every kernel to time it (see `jit::Compiled::profile`).
     pub profile: bool,
+    /// JIT only: multiply with the Cranelift-generated GEMM that object files carry (`gemm`)
+    /// instead of the library one, so the tests can hold it to the interpreter.
+    pub generated_gemm: bool,
+    /// Bounds-checked mode (`netc run --checked`), for debugging: every load and store is
+    /// checked against its buffer and every GEMM call against its matrices' extents; an
+    /// access outside is not performed but reported through `kernels::BOUNDS` (see
+    /// `emit::Checks`). Slower; off by default, and the code is then unchanged.
+    pub checked: bool,
 }
 
 impl Default for CompileOptions {
@@ -84,6 +93,8 @@ impl Default for CompileOptions {
             math: MathMode::Inline,
             dump_clif: false,
             profile: false,
+            generated_gemm: false,
+            checked: false,
         }
     }
 }
@@ -103,32 +114,43 @@ pub struct Defined {
     pub clif_insts: usize,
 }
 
-/// Declare and define `name` (and `name_workspace_size`) computing `g` in `module`.
+/// Declare the library GEMM of `dtype` (`kernels::GEMM_F32` / `GEMM_F64`) as an import.
+pub fn import_gemm<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId, Diagnostic> {
+    let name = match dtype {
+        DType::F32 => kernels::GEMM_F32,
+        DType::F64 => kernels::GEMM_F64,
+    };
+    let sig = gemm::signature(module, dtype);
+    module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
+}
+
+fn module_error(e: ModuleError) -> Diagnostic {
+    Diagnostic::new("E-codegen", format!("code generation failed: {e}"))
+}
+
+/// Declare and define `name` (and `name_workspace_size`) computing `g` in `module`. Matrix
+/// products call `gemm`, a function of `gemm::signature` (imported or defined in `module`).
 pub fn define<M: Module>(
     module: &mut M,
     g: &Graph,
     name: &str,
     linkage: Linkage,
+    gemm: FuncId,
     opts: &CompileOptions,
 ) -> Result<Defined, Diagnostic> {
     let prog = fuse::schedule(g)?;
     let plan = memplan::plan(&prog.kernels, &prog.temps);
-    let err = |e: ModuleError| Diagnostic::new("E-codegen", format!("code generation failed: {e}"));
+    let err = module_error;
     let ptr = module.target_config().pointer_type();
-    let (ty, gemm_name) = match g.dtype {
-        DType::F32 => (F32, kernels::GEMM_F32),
-        DType::F64 => (F64, kernels::GEMM_F64),
+    let ty = match g.dtype {
+        DType::F32 => F32,
+        DType::F64 => F64,
     };
 
     let mut sig = module.make_signature();
     sig.params.extend([AbiParam::new(ptr); 5]);
     let func = module.declare_function(name, linkage, &sig).map_err(err)?;
 
-    // The GEMM kernel: (m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc).
-    let mut gemm_sig = module.make_signature();
-    let (i, f) = (AbiParam::new(I64), AbiParam::new(ty));
-    gemm_sig.params.extend([i, i, i, f, i, i, i, i, i, i, f, i, i, i]);
-    let gemm = module.declare_function(gemm_name, Linkage::Import, &gemm_sig).map_err(err)?;
     let mut libm = vec![];
     let names: [(&'static str, usize); 4] = match g.dtype {
         DType::F32 => [("expf", 1), ("logf", 1), ("tanhf", 1), ("powf", 2)],
@@ -147,6 +169,7 @@ pub fn define<M: Module>(
     } else {
         None
     };
+    let checks = if opts.checked { Some(emit::declare_checks(module, g, &prog).map_err(err)?) } else { None };
     let mut data = vec![];
     for values in &prog.data {
         let id = module.declare_anonymous_data(false, false).map_err(err)?;
@@ -178,6 +201,7 @@ pub fn define<M: Module>(
             gemm: module.declare_func_in_func(gemm, b.func),
             libm: libm.iter().map(|&(n, id)| (n, module.declare_func_in_func(id, b.func))).collect::<HashMap<_, _>>(),
             libm_math: opts.math == MathMode::Libm,
+            checks: checks.as_ref().map(|c| c.in_func(module, b.func)),
         };
         let profile = profile.map(|id| module.declare_func_in_func(id, b.func));
         let mut e = emit::Emitter::new(b, env, g.dtype, g.symbols.len());

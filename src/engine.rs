@@ -18,7 +18,7 @@ struct Function {
 }
 
 impl Function {
-    fn new(mut g: Graph, keep_outputs: usize) -> Result<Function, Diagnostic> {
+    fn new(mut g: Graph, keep_outputs: usize, opts: &CompileOptions) -> Result<Function, Diagnostic> {
         g.outputs.truncate(keep_outputs);
         crate::opt::optimize(&mut g, None).map_err(|e| Diagnostic::new("E-codegen", e))?;
         if g.symbols.len() > 1 {
@@ -38,7 +38,7 @@ impl Function {
                 }
             })
             .collect();
-        let compiled = jit::compile(&g, &CompileOptions { verify: false, ..CompileOptions::default() })?;
+        let compiled = jit::compile(&g, opts)?;
         Ok(Function {
             compiled,
             graph_inputs: g.inputs.iter().map(|i| i.kind).collect(),
@@ -75,6 +75,11 @@ pub struct Jit {
 
 /// Compile the program's train step and loss graph.
 pub fn jit_engine(program: Program, _stats: bool) -> Result<Box<dyn Engine>, Diagnostic> {
+    jit_engine_with(program, &CompileOptions { verify: false, ..CompileOptions::default() })
+}
+
+/// `jit_engine` with these options (e.g. `checked`).
+pub fn jit_engine_with(program: Program, opts: &CompileOptions) -> Result<Box<dyn Engine>, Diagnostic> {
     let x_row = program
         .step
         .graph
@@ -88,9 +93,9 @@ pub fn jit_engine(program: Program, _stats: bool) -> Result<Box<dyn Engine>, Dia
     // The step needs only the loss out; its updates write the parameters.
     let loss = step_graph.outputs[loss_output].clone();
     step_graph.outputs = vec![loss];
-    let step = Function::new(step_graph, 1)?;
+    let step = Function::new(step_graph, 1, opts)?;
     // Evaluation: the loss and the model's first output (the scores).
-    let eval = Function::new(program.loss_graph, 2)?;
+    let eval = Function::new(program.loss_graph, 2, opts)?;
     Ok(Box::new(Jit { step, eval, model_params: program.step.model_params, x_row }))
 }
 

@@ -11,7 +11,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage};
 
-use crate::codegen::kernel::{monos, Mono, Poly};
+use crate::codegen::kernel::{monos, Base, Mono, Poly};
 use crate::codegen::{self, CompileOptions};
 use crate::diag::Diagnostic;
 use crate::graph::{DType, Dim, Graph, Shape};
@@ -45,6 +45,9 @@ impl Element for f64 {
         self
     }
 }
+
+/// How `Compiled::run`'s error for an access that bounds-checked code refused begins.
+pub const BOUNDS_FAILED: &str = "bounds check failed";
 
 /// The generated function's C ABI (see `codegen`): inputs, params, outputs, dims, workspace.
 type Entry = unsafe extern "C" fn(*const *const u8, *const *mut u8, *const *mut u8, *const i64, *mut u8);
@@ -104,7 +107,12 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
         builder.symbol(name, ptr);
     }
     let mut module = JITModule::new(builder);
-    let defined = codegen::define(&mut module, g, "netc_graph", Linkage::Export, opts)?;
+    let gemm = if opts.generated_gemm {
+        codegen::gemm::define_gemm(&mut module, "netc_generated_gemm", Linkage::Local, g.dtype)?
+    } else {
+        codegen::import_gemm(&mut module, g.dtype)?
+    };
+    let defined = codegen::define(&mut module, g, "netc_graph", Linkage::Export, gemm, opts)?;
     module.finalize_definitions().map_err(|e| fail("finalising", e.to_string()))?;
     let code = module.get_finalized_function(defined.func);
     // SAFETY: see `entry_from`.
@@ -194,6 +202,8 @@ impl Compiled {
         self.dims.extend(dims.iter().map(|&d| d as i64));
         self.last_dims.clear();
         self.last_dims.extend_from_slice(dims);
+        // A violation left over from a call that did not return here must not be blamed on this one.
+        kernels::take_violation();
         // SAFETY: every buffer has been checked to hold its shape's elements for these dims,
         // the workspace holds the planned bytes, and the borrows keep the buffers alive and
         // unaliased (params and outputs are `&mut`) for the duration of the call.
@@ -206,7 +216,37 @@ impl Compiled {
                 self.workspace.ptr,
             )
         };
-        Ok(())
+        // Bounds-checked code (`CompileOptions::checked`) reports a refused access here.
+        match kernels::take_violation() {
+            Some(v) => Err(self.describe_violation(&v)),
+            None => Ok(()),
+        }
+    }
+
+    /// `bounds check failed: kernel 7 (map) ...`: which kernel accessed which buffer where.
+    fn describe_violation(&self, v: &kernels::Violation) -> String {
+        let kind = usize::try_from(v.kernel).ok().and_then(|k| self.kernel_names.get(k)).copied().unwrap_or("?");
+        let named = |what: &str, list: &[(String, Shape)], i: usize| match list.get(i) {
+            Some((name, _)) => format!("{what} {i} `{name}`"),
+            None => format!("{what} {i}"),
+        };
+        let buffer = match Base::from_code(v.buffer) {
+            Some(Base::Input(i)) => named("input", &self.inputs, i),
+            Some(Base::Param(i)) => named("parameter", &self.params, i),
+            Some(Base::Output(i)) => named("output", &self.outputs, i),
+            Some(Base::Temp(t)) => format!("workspace temporary {t}"),
+            Some(Base::Data(d)) => format!("literal data {d}"),
+            None => format!("buffer #{}", v.buffer),
+        };
+        let more = match v.count {
+            0 | 1 => String::new(),
+            n => format!(" ({} more refused accesses)", n - 1),
+        };
+        format!(
+            "{BOUNDS_FAILED}: kernel {} ({kind}) accessed {buffer} at element offset {}, \
+             outside its length of {} elements; the access was not performed{more}",
+            v.kernel, v.offset, v.len
+        )
     }
 
     /// Run on tensors (symbols bound from their shapes); returns the outputs and updates

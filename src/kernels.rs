@@ -1,4 +1,5 @@
-//! The C-ABI kernel entry points that generated code calls: one GEMM symbol per dtype.
+//! The C-ABI kernel entry points that generated code calls: one GEMM symbol per dtype (and
+//! the profiling and bounds-violation callbacks of `CompileOptions::profile` / `checked`).
 //! Input: matrix sizes, pointers and element strides; output: C written in place.
 //!
 //! Generated code only ever calls these names, so the implementation can be swapped: the JIT
@@ -141,11 +142,56 @@ pub fn take_profile() -> Vec<f64> {
     PROFILE_STATE.with(|p| std::mem::take(&mut p.borrow_mut().1))
 }
 
+/// Symbol that bounds-checked code (`CompileOptions::checked`) calls instead of accessing
+/// memory outside a buffer:
+///
+/// ```c
+/// void netc_bounds_violation(int64_t kernel, int64_t buffer, int64_t offset, int64_t len);
+/// ```
+/// `buffer` is `codegen::kernel::Base::code`, `offset` the offending element offset from the
+/// buffer's start and `len` its length in elements. The access itself is not performed.
+pub const BOUNDS: &str = "netc_bounds_violation";
+
+/// An access outside its buffer that checked code refused (see [`BOUNDS`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Violation {
+    /// Index of the kernel in execution order.
+    pub kernel: i64,
+    /// `Base::code` of the buffer.
+    pub buffer: i64,
+    /// Offending element offset from the buffer's start (may be negative).
+    pub offset: i64,
+    /// The buffer's length in elements.
+    pub len: i64,
+    /// Violations reported on this thread since the last `take_violation`, this one included.
+    pub count: u64,
+}
+
+thread_local! {
+    /// The first violation reported on this thread since the last `take_violation`.
+    static VIOLATION: std::cell::Cell<Option<Violation>> = const { std::cell::Cell::new(None) };
+}
+
+/// Record a refused access: the first one is kept, later ones are counted.
+pub extern "C" fn netc_bounds_violation(kernel: i64, buffer: i64, offset: i64, len: i64) {
+    let v = match VIOLATION.get() {
+        Some(first) => Violation { count: first.count.saturating_add(1), ..first },
+        None => Violation { kernel, buffer, offset, len, count: 1 },
+    };
+    VIOLATION.set(Some(v));
+}
+
+/// The first violation recorded on this thread since the last call, and reset.
+pub fn take_violation() -> Option<Violation> {
+    VIOLATION.take()
+}
+
 /// The symbols the JIT binds, with their addresses.
-pub fn symbols() -> [(&'static str, *const u8); 3] {
+pub fn symbols() -> [(&'static str, *const u8); 4] {
     [
         (GEMM_F32, netc_gemm_f32 as *const u8),
         (GEMM_F64, netc_gemm_f64 as *const u8),
         (PROFILE, netc_profile as *const u8),
+        (BOUNDS, netc_bounds_violation as *const u8),
     ]
 }

@@ -27,6 +27,7 @@ pub mod lower;
 pub mod memplan;
 pub mod ops;
 pub mod opt;
+pub mod object;
 pub mod optim;
 pub mod params;
 pub mod parser;

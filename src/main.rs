@@ -1,5 +1,5 @@
 //! The `netc` command line: reads a `.net` file, runs the pipeline, reports diagnostics.
-//! Exit codes: 0 success, 1 bad input (with a diagnostic), 2 a command not implemented yet.
+//! Exit codes: 0 success, 1 bad input (with a diagnostic).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -68,6 +68,34 @@ struct RunArgs {
     /// Refuse models needing more memory than this many MiB (default: 3/4 of the machine's).
     #[arg(long, value_name = "MIB")]
     memory_limit: Option<u64>,
+    /// Check every memory access of the generated code against its buffer (slower; for
+    /// debugging netc): an access outside is refused and reported, exit code 1.
+    #[arg(long)]
+    checked: bool,
+}
+
+#[derive(clap::Args)]
+struct BuildArgs {
+    file: PathBuf,
+    /// The object file to write (default: PREFIX.o); the header goes next to it as .h.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Write the C header here instead.
+    #[arg(long)]
+    header: Option<PathBuf>,
+    /// Prefix of every exported symbol (default: the model's name).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// The model to build (default: the one the file trains, or its only model).
+    #[arg(long)]
+    model: Option<String>,
+    /// Embed these trained weights (safetensors, as written by `netc run --save`).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Cross-compile for this target triple, e.g. aarch64-unknown-linux-gnu (default: this
+    /// machine, using its CPU's features).
+    #[arg(long, value_name = "TRIPLE")]
+    target: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -112,7 +140,7 @@ enum Command {
         all: bool,
     },
     /// Compile a model into an object file and a C header.
-    Build { file: PathBuf },
+    Build(BuildArgs),
     /// An interactive prompt that JIT-compiles every line.
     Repl,
     /// Time a model's train step, inference and compilation on synthetic inputs.
@@ -132,7 +160,7 @@ fn main() -> ExitCode {
         Command::Gradcheck { file, threshold, batch, all } => {
             cmd_gradcheck(&file, threshold, batch, if all { usize::MAX } else { netc::gradcheck::MAX_CHECKED })
         }
-        Command::Build { .. } => not_yet("build", 6),
+        Command::Build(args) => cmd_build(&args),
         Command::Bench(args) => netc::bench::main(&args, started),
         Command::Repl => match netc::repl::main() {
             Ok(()) => ExitCode::SUCCESS,
@@ -144,9 +172,36 @@ fn main() -> ExitCode {
     }
 }
 
-fn not_yet(cmd: &str, issue: u32) -> ExitCode {
-    eprintln!("netc {cmd}: not implemented yet (planned in issue #{issue})");
-    ExitCode::from(2)
+fn cmd_build(args: &BuildArgs) -> ExitCode {
+    let file = args.file.as_path();
+    let (_, checked) = match load(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let opts = netc::object::BuildOptions {
+        model: args.model.clone(),
+        prefix: args.prefix.clone(),
+        weights: args.weights.clone(),
+        target: args.target.clone(),
+        source_name: file.display().to_string(),
+    };
+    let built = match netc::object::build(&checked, &opts) {
+        Ok(b) => b,
+        Err(d) => return fail(&[d], file, None),
+    };
+    let object = args.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}.o", built.prefix)));
+    let header = args.header.clone().unwrap_or_else(|| object.with_extension("h"));
+    if let Err(d) = netc::object::write(&built, &object, &header) {
+        return fail(&[d], file, None);
+    }
+    eprintln!(
+        "wrote {} ({} bytes) and {}: {}",
+        object.display(),
+        built.object.len(),
+        header.display(),
+        built.functions.join(", ")
+    );
+    ExitCode::SUCCESS
 }
 
 /// Print diagnostics to stderr (colored on a terminal) and return exit code 1.
@@ -204,13 +259,13 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
     };
     for e in &checked.evals {
         let exec = if args.engine == "interp" { netc::run::Exec::Interp } else { netc::run::Exec::Jit };
-        match netc::run::evaluate_with(e, args.seed.unwrap_or(0), exec) {
+        match netc::run::evaluate_checked(e, args.seed.unwrap_or(0), exec, args.checked) {
             Ok(out) => {
                 if !args.quiet {
                     print!("{}", netc::run::format_eval(e.name.as_deref(), &out))
                 }
             }
-            Err(msg) => return fail(&[Diagnostic::new("E-eval", msg)], file, None),
+            Err(msg) => return fail(&[netc::cli::bounds_diagnostic(Diagnostic::new("E-eval", msg))], file, None),
         }
     }
     if checked.trains.is_empty() {
@@ -238,6 +293,7 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
             stats: args.stats,
             engine: args.engine.clone(),
             memory_limit: args.memory_limit.map_or_else(netc::limits::default_limit, |m| m.saturating_mul(1 << 20)),
+            checked: args.checked,
         },
     ) {
         Ok(()) => ExitCode::SUCCESS,

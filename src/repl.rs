@@ -360,6 +360,7 @@ impl Session {
             stats: false,
             engine: "jit".into(),
             memory_limit: crate::limits::default_limit(),
+            checked: false,
         };
         match crate::cli::train_report(&checked, &self.base_dir.join("repl.net"), &opts) {
             Ok(text) => Output { out: text, ..Output::default() },

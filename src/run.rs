@@ -31,6 +31,12 @@ pub fn evaluate(e: &EvalDecl, seed: u64) -> Result<EvalOutput, String> {
 }
 
 pub fn evaluate_with(e: &EvalDecl, seed: u64, exec: Exec) -> Result<EvalOutput, String> {
+    evaluate_checked(e, seed, exec, false)
+}
+
+/// `evaluate_with`, the JIT compiling with bounds checks when `checked`
+/// (`CompileOptions::checked`; a refused access is an error starting `jit::BOUNDS_FAILED`).
+pub fn evaluate_checked(e: &EvalDecl, seed: u64, exec: Exec, checked: bool) -> Result<EvalOutput, String> {
     crate::limits::check(&e.graph, 1, crate::limits::default_limit(), "eval").map_err(|d| {
         let help = d.help.clone().unwrap_or_default();
         format!("{} ({help})", d.message)
@@ -54,7 +60,9 @@ pub fn evaluate_with(e: &EvalDecl, seed: u64, exec: Exec) -> Result<EvalOutput, 
         Exec::Interp => crate::interp::outputs(&g, &e.values, &params)?,
         Exec::Jit => {
             crate::opt::optimize(&mut g, None)?;
-            crate::jit::run_graph(&g, &e.values, &mut params)?
+            let opts = crate::codegen::CompileOptions { checked, ..Default::default() };
+            let mut compiled = crate::jit::compile(&g, &opts).map_err(|d| d.message)?;
+            compiled.run_tensors(&e.values, &mut params)?
         }
     };
     let mut next = values.into_iter();

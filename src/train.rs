@@ -474,7 +474,7 @@ fn divergence(t: &TrainDecl, train: &Dataset, step: usize) -> Diagnostic {
 
 /// Initial parameters (model, then optimizer state) as f32 buffers.
 pub fn initial_params(g: &Graph, seed: u64) -> Vec<Vec<f32>> {
-    crate::params::init_params(g, seed).into_iter().map(|t| t.data.into_iter().map(|x| x as f32).collect()).collect()
+    crate::params::init_params_f32(g, seed)
 }
 
 /// Find the train block and its data in a checked program.

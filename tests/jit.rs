@@ -41,7 +41,8 @@ fn assert_close(what: &str, got: &[Tensor], want: &[Tensor], rtol: f64, atol: f6
 }
 
 /// Compile `g`, run it and the interpreter on the same tensors, compare outputs and updated
-/// parameters.
+/// parameters. Then compile it bounds-checked (`CompileOptions::checked`): no check may
+/// fire, and the results must be the same bits.
 fn differential(what: &str, g: &Graph, inputs: &[Tensor], params: &[Tensor], rtol: f64, atol: f64) {
     let inputs: Vec<Tensor> = inputs.iter().map(|t| rounded(t.clone(), g.dtype)).collect();
     let params: Vec<Tensor> = params.iter().map(|t| rounded(t.clone(), g.dtype)).collect();
@@ -56,6 +57,14 @@ fn differential(what: &str, g: &Graph, inputs: &[Tensor], params: &[Tensor], rto
     let got = c.run_tensors(&inputs, &mut got_params).unwrap_or_else(|e| panic!("{what}: run: {e}"));
     assert_close(what, &got, &want, rtol, atol);
     assert_close(&format!("{what} (updated params)"), &got_params, &want_params, rtol, atol);
+
+    let opts = CompileOptions { checked: true, ..CompileOptions::default() };
+    let mut c = jit::compile(g, &opts).unwrap_or_else(|e| panic!("{what}: checked compile: {e:?}"));
+    let mut checked_params = params.clone();
+    let checked = c.run_tensors(&inputs, &mut checked_params).unwrap_or_else(|e| panic!("{what}: checked run: {e}"));
+    let bits = |ts: &[Tensor]| ts.iter().map(|t| t.data.iter().map(|v| v.to_bits()).collect()).collect::<Vec<Vec<_>>>();
+    assert_eq!(bits(&checked), bits(&got), "{what}: checked outputs differ");
+    assert_eq!(bits(&checked_params), bits(&got_params), "{what}: checked updated params differ");
 }
 
 fn dtype_tol(dtype: DType, f32_tol: f64, f64_tol: f64) -> f64 {
@@ -721,26 +730,6 @@ fn unsupported_graphs_are_errors_not_panics() {
     assert!(c.run(&Vec::<Vec<f32>>::new(), &mut [vec![0.0f32; 3]], &mut out, &[]).is_err());
     let mut out64 = [vec![0.0f64; 3]];
     assert!(c.run(&Vec::<Vec<f64>>::new(), &mut [vec![0.0f64; 3]], &mut out64, &[]).is_err());
-}
-
-#[test]
-fn the_same_code_generator_emits_object_files() {
-    // Only declaring and finalising differ between the JIT and an object file (`Module`).
-    use cranelift_codegen::settings::{self, Configurable};
-    use cranelift_module::{default_libcall_names, Linkage};
-    let step = train_step("examples/digits_cnn.net", None);
-    let mut flags = settings::builder();
-    flags.set("is_pic", "true").unwrap();
-    flags.set("opt_level", "speed").unwrap();
-    let isa = cranelift_native::builder().unwrap().finish(settings::Flags::new(flags)).unwrap();
-    let builder = cranelift_object::ObjectBuilder::new(isa, "model", default_libcall_names()).unwrap();
-    let mut module = cranelift_object::ObjectModule::new(builder);
-    let d = netc::codegen::define(&mut module, &step.graph, "digits_step", Linkage::Export, &CompileOptions::default())
-        .unwrap();
-    assert!(d.kernels > 10);
-    let bytes = module.finish().emit().unwrap();
-    let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
-    assert!(has("digits_step") && has("digits_step_workspace_size") && has(netc::kernels::GEMM_F32));
 }
 
 #[test]

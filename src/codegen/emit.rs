@@ -11,11 +11,14 @@ use std::rc::Rc;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I32, I32X4, I64, I64X2};
-use cranelift_codegen::ir::{Endianness, FuncRef, GlobalValue, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{Endianness, FuncRef, Function, GlobalValue, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
+use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module, ModuleError};
 
+use super::fuse::Program;
 use super::kernel::*;
-use crate::graph::DType;
+use crate::graph::{DType, Graph};
+use crate::kernels;
 
 /// Run-time values the body needs that are fixed for the whole call.
 pub struct Env {
@@ -32,6 +35,128 @@ pub struct Env {
     /// Compute exp/log/tanh/sigmoid by calling libm (one call per lane) instead of inline
     /// polynomials.
     pub libm_math: bool,
+    /// Bounds-checked mode (`CompileOptions::checked`): check every access.
+    pub checks: Option<Checks>,
+}
+
+/// What bounds-checked code needs: every buffer's extent, the host callback that records a
+/// violation, and a scratch "sink" that a refused access goes to instead.
+///
+/// Every load and store is checked against the buffer its pointer was derived from (an
+/// input, parameter, output, workspace temporary or literal) — a vector access from its
+/// first to its last lane — and every GEMM call against the extents of A, B and C from m,
+/// k, n and the strides. An access outside its buffer is not performed: the host is called
+/// (`kernels::BOUNDS`, with the kernel index, `Base::code` of the buffer, the offending
+/// element offset and the buffer's length) and the access goes to the sink; a GEMM call is
+/// skipped. The function then runs to its end and the caller reports the first violation.
+pub struct Checks {
+    /// Elements of each buffer the kernels access.
+    pub extents: HashMap<Base, Mono>,
+    /// `kernels::BOUNDS`.
+    pub violation: FuncRef,
+    /// 64 writable bytes that refused accesses read and write.
+    pub sink: GlobalValue,
+}
+
+/// The module-level declarations of checked mode (see `Checks`).
+pub struct CheckDecls {
+    extents: HashMap<Base, Mono>,
+    violation: FuncId,
+    sink: DataId,
+}
+
+/// Declare the bounds-violation callback and the sink in `module`, and compute the extent
+/// of every buffer `prog` accesses: inputs, parameters and outputs from the graph's shapes,
+/// temporaries from `prog.temps` (each its own extent, not the workspace), literals from
+/// their values.
+pub fn declare_checks<M: Module>(module: &mut M, g: &Graph, prog: &Program) -> Result<CheckDecls, ModuleError> {
+    let mut extents = HashMap::new();
+    for (i, x) in g.inputs.iter().enumerate() {
+        extents.insert(Base::Input(i), Mono::product(&monos(&x.shape)));
+    }
+    for (i, p) in g.params.iter().enumerate() {
+        extents.insert(Base::Param(i), Mono::product(&monos(&p.shape)));
+    }
+    for (i, (_, id)) in g.outputs.iter().enumerate() {
+        extents.insert(Base::Output(i), Mono::product(&monos(g.shape(*id))));
+    }
+    for (t, m) in prog.temps.iter().enumerate() {
+        extents.insert(Base::Temp(t), m.clone());
+    }
+    for (d, values) in prog.data.iter().enumerate() {
+        extents.insert(Base::Data(d), Mono::known(values.len() as i64));
+    }
+    if let Some((base, by)) = testing::take() {
+        if let Some(m) = extents.get_mut(&base) {
+            *m = Mono { k: m.k - by, syms: m.syms.clone() };
+        }
+    }
+    let mut sig = module.make_signature();
+    sig.params.extend([cranelift_codegen::ir::AbiParam::new(I64); 4]);
+    let violation = module.declare_function(kernels::BOUNDS, Linkage::Import, &sig)?;
+    let sink = module.declare_anonymous_data(true, false)?;
+    let mut desc = DataDescription::new();
+    desc.define_zeroinit(64);
+    desc.set_align(64);
+    module.define_data(sink, &desc)?;
+    Ok(CheckDecls { extents, violation, sink })
+}
+
+impl CheckDecls {
+    /// The references of `func` to the declarations.
+    pub fn in_func<M: Module>(&self, module: &mut M, func: &mut Function) -> Checks {
+        Checks {
+            extents: self.extents.clone(),
+            violation: module.declare_func_in_func(self.violation, func),
+            sink: module.declare_data_in_func(self.sink, func),
+        }
+    }
+}
+
+/// A hook for tests: make checked mode fire without a broken code generator.
+#[doc(hidden)]
+pub mod testing {
+    use super::Base;
+    use std::cell::Cell;
+
+    thread_local! {
+        pub(super) static SHRINK: Cell<Option<(Base, i64)>> = const { Cell::new(None) };
+    }
+
+    /// The next checked compile on this thread declares `base` `by` elements shorter than it
+    /// is (times its symbols), so that correct code overruns it: as if the generated code,
+    /// not the buffer, were wrong.
+    pub fn shrink_next_extent(base: Base, by: i64) {
+        SHRINK.set(Some((base, by)));
+    }
+
+    /// The shrink of this compile: the thread's (`shrink_next_extent`), else that of the
+    /// environment variable `NETC_CHECKED_SHRINK=KIND:INDEX:BY` (KIND one of input, param,
+    /// output, temp, data), so that the command line's `--checked` can be made to fire too.
+    pub(super) fn take() -> Option<(Base, i64)> {
+        SHRINK.take().or_else(|| {
+            let v = std::env::var("NETC_CHECKED_SHRINK").ok()?;
+            let mut it = v.split(':');
+            let (kind, i, by) = (it.next()?, it.next()?.parse().ok()?, it.next()?.parse().ok()?);
+            let base = match kind {
+                "input" => Base::Input(i),
+                "param" => Base::Param(i),
+                "output" => Base::Output(i),
+                "temp" => Base::Temp(i),
+                "data" => Base::Data(i),
+                _ => return None,
+            };
+            Some((base, by))
+        })
+    }
+}
+
+/// Checked mode: the buffer a pointer points into (its start and length in bytes).
+#[derive(Clone, Copy)]
+struct Buf {
+    code: i64,
+    start: Value,
+    bytes: Value,
 }
 
 pub struct Emitter<'f> {
@@ -47,6 +172,11 @@ pub struct Emitter<'f> {
     pub es: i64,
     pub shift: i64,
     dims: Vec<Value>,
+    /// Checked mode: the sink's address, the buffer of every pointer derived from an access,
+    /// and the index of the kernel being emitted.
+    sink: Option<Value>,
+    bufs: HashMap<Value, Buf>,
+    kernel_index: i64,
 }
 
 /// How a load inside the innermost loop walks memory.
@@ -82,7 +212,8 @@ impl<'f> Emitter<'f> {
         let dims = (0..n_symbols)
             .map(|s| b.ins().load(I64, MemFlagsData::trusted().with_readonly(), env.args[3], (8 * s) as i32))
             .collect();
-        Emitter { b, env, ty, vty, ity, ivty, lanes, es, shift, dims }
+        let sink = env.checks.as_ref().map(|c| b.ins().symbol_value(I64, c.sink));
+        Emitter { b, env, ty, vty, ity, ivty, lanes, es, shift, dims, sink, bufs: HashMap::new(), kernel_index: -1 }
     }
 
     // ---- integers, addresses, loops ------------------------------------------------------------
@@ -147,24 +278,43 @@ impl<'f> Emitter<'f> {
     /// Address of element 0 of an access.
     fn addr(&mut self, a: &Access) -> Value {
         let base = self.base(a.base);
+        if self.sink.is_some() {
+            let extent = self.env.checks.as_ref().and_then(|c| c.extents.get(&a.base)).cloned();
+            let extent = extent.expect("checked mode: every accessed buffer has an extent");
+            let bytes = self.mono_bytes(&extent);
+            self.bufs.insert(base, Buf { code: a.base.code(), start: base, bytes });
+        }
         if a.offset.is_zero() {
             return base;
         }
         let off = self.poly(&a.offset);
         let bytes = self.b.ins().ishl_imm_s(off, self.shift);
-        self.b.ins().iadd(base, bytes)
+        let p = self.b.ins().iadd(base, bytes);
+        self.derived(base, p)
+    }
+
+    /// Checked mode: `q` points into the buffer of `p`.
+    fn derived(&mut self, p: Value, q: Value) -> Value {
+        if self.sink.is_some() {
+            if let Some(&buf) = self.bufs.get(&p) {
+                self.bufs.insert(q, buf);
+            }
+        }
+        q
     }
 
     /// `p + i * stride_bytes`.
     fn offset(&mut self, p: Value, i: Value, stride_bytes: Value) -> Value {
         let d = self.b.ins().imul(i, stride_bytes);
-        self.b.ins().iadd(p, d)
+        let q = self.b.ins().iadd(p, d);
+        self.derived(p, q)
     }
 
     /// `p + i` elements.
     fn elem(&mut self, p: Value, i: Value) -> Value {
         let d = self.b.ins().ishl_imm_s(i, self.shift);
-        self.b.ins().iadd(p, d)
+        let q = self.b.ins().iadd(p, d);
+        self.derived(p, q)
     }
 
     fn elem_const(&mut self, p: Value, i: i64) -> Value {
@@ -172,8 +322,77 @@ impl<'f> Emitter<'f> {
             p
         } else {
             let d = self.int(i * self.es);
-            self.b.ins().iadd(p, d)
+            let q = self.b.ins().iadd(p, d);
+            self.derived(p, q)
         }
+    }
+
+    /// `p + bytes`, for the lanes of a strided access.
+    fn plus(&mut self, p: Value, bytes: Value) -> Value {
+        let q = self.b.ins().iadd(p, bytes);
+        self.derived(p, q)
+    }
+
+    // ---- bounds checks (checked mode) ------------------------------------------------------
+
+    /// The address at which to access `bytes` bytes at `p`: `p` itself, or in checked mode,
+    /// when the access does not lie inside p's buffer, the sink (after reporting it).
+    fn guard(&mut self, p: Value, bytes: i64) -> Value {
+        let Some(sink) = self.sink else { return p };
+        let buf = *self.bufs.get(&p).expect("checked mode: every accessed pointer is derived from an access");
+        let off = self.b.ins().isub(p, buf.start);
+        let last = self.b.ins().iadd_imm_s(off, bytes - self.es);
+        // Unsigned: an address below the start is a huge offset.
+        let first_in = self.b.ins().icmp(IntCC::UnsignedLessThan, off, buf.bytes);
+        let last_in = self.b.ins().icmp(IntCC::UnsignedLessThan, last, buf.bytes);
+        let ok = self.b.ins().band(first_in, last_in);
+        self.report_unless(ok, buf, |e| {
+            let bad = e.b.ins().select(first_in, last, off);
+            e.b.ins().sshr_imm_s(bad, e.shift)
+        });
+        self.b.ins().select(ok, p, sink)
+    }
+
+    /// Unless `ok`, call the host's violation callback with the element offset `offset()`.
+    fn report_unless(&mut self, ok: Value, buf: Buf, offset: impl FnOnce(&mut Self) -> Value) {
+        let Some(checks) = &self.env.checks else { return };
+        let violation = checks.violation;
+        let cold = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.set_cold_block(cold);
+        self.b.ins().brif(ok, cont, &[], cold, &[]);
+        self.b.switch_to_block(cold);
+        self.b.seal_block(cold);
+        let at = offset(self);
+        let len = self.b.ins().sshr_imm_s(buf.bytes, self.shift);
+        let (k, code) = (self.int(self.kernel_index), self.int(buf.code));
+        self.b.ins().call(violation, &[k, code, at, len]);
+        self.b.ins().jump(cont, &[]);
+        self.b.switch_to_block(cont);
+        self.b.seal_block(cont);
+    }
+
+    /// Checked mode: whether the `rows` × `cols` matrix at `p` with element strides `rs`, `cs`
+    /// lies inside p's buffer (or is not touched: `active` is false), reporting it if not.
+    fn matrix_ok(&mut self, p: Value, rows: Value, cols: Value, rs: Value, cs: Value, active: Value) -> Value {
+        let buf = *self.bufs.get(&p).expect("checked mode: every GEMM operand is derived from an access");
+        let zero = self.int(0);
+        let (r1, c1) = (self.b.ins().iadd_imm_s(rows, -1), self.b.ins().iadd_imm_s(cols, -1));
+        let (x, y) = (self.b.ins().imul(r1, rs), self.b.ins().imul(c1, cs));
+        let (xl, yl) = (self.b.ins().smin(x, zero), self.b.ins().smin(y, zero));
+        let (xh, yh) = (self.b.ins().smax(x, zero), self.b.ins().smax(y, zero));
+        let (lo, hi) = (self.b.ins().iadd(xl, yl), self.b.ins().iadd(xh, yh));
+        let off = self.b.ins().isub(p, buf.start);
+        let off = self.b.ins().sshr_imm_s(off, self.shift);
+        let (lo, hi) = (self.b.ins().iadd(off, lo), self.b.ins().iadd(off, hi));
+        let len = self.b.ins().sshr_imm_s(buf.bytes, self.shift);
+        let lo_in = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, lo, 0);
+        let hi_in = self.b.ins().icmp(IntCC::SignedLessThan, hi, len);
+        let inside = self.b.ins().band(lo_in, hi_in);
+        let idle = self.b.ins().bxor_imm_s(active, 1);
+        let ok = self.b.ins().bor(inside, idle);
+        self.report_unless(ok, buf, |e| e.b.ins().select(lo_in, hi, lo));
+        ok
     }
 
     /// `for i in (lo..hi).step_by(step) { body(i) }`, as a rotated loop: one guard, then one
@@ -229,10 +448,22 @@ impl<'f> Emitter<'f> {
     }
 
     fn load_scalar(&mut self, p: Value) -> Value {
+        let p = self.guard(p, self.es);
         self.b.ins().load(self.ty, flags(), p, 0)
     }
 
     fn store_scalar(&mut self, v: Value, p: Value) {
+        let p = self.guard(p, self.es);
+        self.b.ins().store(flags(), v, p, 0);
+    }
+
+    fn load_vector(&mut self, p: Value) -> Value {
+        let p = self.guard(p, 16);
+        self.b.ins().load(self.vty, flags(), p, 0)
+    }
+
+    fn store_vector(&mut self, v: Value, p: Value) {
+        let p = self.guard(p, 16);
         self.b.ins().store(flags(), v, p, 0);
     }
 
@@ -333,7 +564,7 @@ impl<'f> Emitter<'f> {
         let zero = self.int(0);
         self.for_loop(zero, main, self.lanes as i64, |e, i| {
             let at = e.elem(p, i);
-            e.b.ins().store(flags(), v, at, 0);
+            e.store_vector(v, at);
         });
         self.for_loop(main, len, 1, |e, i| {
             let at = e.elem(p, i);
@@ -344,6 +575,8 @@ impl<'f> Emitter<'f> {
     // ---- kernels ---------------------------------------------------------------------------
 
     pub fn kernel(&mut self, k: &Kernel) {
+        self.kernel_index += 1;
+        self.bufs.clear();
         match k {
             Kernel::Map { shape, expr, out } => self.map(shape, expr, out, None),
             Kernel::Reduce { shape, expr, out, op } => self.map(shape, expr, out, Some(*op)),
@@ -394,7 +627,30 @@ impl<'f> Emitter<'f> {
         c: (Value, [Value; 2]),
     ) {
         let args = [mkn[0], mkn[1], mkn[2], alpha, a.0, a.1[0], a.1[1], b.0, b.1[0], b.1[1], beta, c.0, c.1[0], c.1[1]];
+        if self.sink.is_none() {
+            self.b.ins().call(self.env.gemm, &args);
+            return;
+        }
+        // Checked: the GEMM touches A and B when m, n, k > 0 and C when m, n > 0; it is
+        // called only when every matrix it touches lies inside its buffer.
+        let [m, k, n] = mkn;
+        let pos = |e: &mut Self, v: Value| e.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, v, 0);
+        let (mp, kp, np) = (pos(self, m), pos(self, k), pos(self, n));
+        let writes = self.b.ins().band(mp, np);
+        let reads = self.b.ins().band(writes, kp);
+        let ok_a = self.matrix_ok(a.0, m, k, a.1[0], a.1[1], reads);
+        let ok_b = self.matrix_ok(b.0, k, n, b.1[0], b.1[1], reads);
+        let ok_c = self.matrix_ok(c.0, m, n, c.1[0], c.1[1], writes);
+        let ok = self.b.ins().band(ok_a, ok_b);
+        let ok = self.b.ins().band(ok, ok_c);
+        let (call, done) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(ok, call, &[], done, &[]);
+        self.b.switch_to_block(call);
+        self.b.seal_block(call);
         self.b.ins().call(self.env.gemm, &args);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+        self.b.seal_block(done);
     }
 
     /// The scalar value of a uniform expression (every load has zero strides).
@@ -545,7 +801,7 @@ impl<'f> Emitter<'f> {
             }
             (Walk::Contiguous, Mode::Vector) => {
                 let p = self.elem(row, i);
-                self.b.ins().load(self.vty, flags(), p, 0)
+                self.load_vector(p)
             }
             (Walk::Contiguous, Mode::Tail) => {
                 let p = self.elem(row, i);
@@ -563,7 +819,7 @@ impl<'f> Emitter<'f> {
                 let mut v = self.lane0(s);
                 for l in 1..self.lanes {
                     let q = self.b.ins().imul_imm_s(sb, l as i64);
-                    let q = self.b.ins().iadd(p, q);
+                    let q = self.plus(p, q);
                     let s = self.load_scalar(q);
                     v = self.b.ins().insertlane(v, s, l);
                 }
@@ -576,7 +832,7 @@ impl<'f> Emitter<'f> {
         match (walk, mode) {
             (Walk::Contiguous, Mode::Vector) => {
                 let p = self.elem(row, i);
-                self.b.ins().store(flags(), v, p, 0);
+                self.store_vector(v, p);
             }
             (Walk::Contiguous, Mode::Tail) => {
                 let p = self.elem(row, i);
@@ -588,7 +844,7 @@ impl<'f> Emitter<'f> {
                 let lanes = if mode == Mode::Tail { 1 } else { self.lanes };
                 for l in 0..lanes {
                     let q = self.b.ins().imul_imm_s(sb, l as i64);
-                    let q = self.b.ins().iadd(p, q);
+                    let q = self.plus(p, q);
                     let s = self.b.ins().extractlane(v, l);
                     self.store_scalar(s, q);
                 }
@@ -856,14 +1112,14 @@ impl<'f> Emitter<'f> {
             let main = self.vector_part(len);
             self.for_loop(zero, main, self.lanes as i64, |e, j| {
                 let (pc, ps) = (e.elem(contiguous, j), e.elem(strided, j));
-                let v = e.b.ins().load(e.vty, flags(), pc, 0);
+                let v = e.load_vector(pc);
                 if scatter {
-                    let old = e.b.ins().load(e.vty, flags(), ps, 0);
+                    let old = e.load_vector(ps);
                     let sum = e.b.ins().fadd(old, v);
-                    e.b.ins().store(flags(), sum, ps, 0);
+                    e.store_vector(sum, ps);
                 } else {
-                    let w = e.b.ins().load(e.vty, flags(), ps, 0);
-                    e.b.ins().store(flags(), w, pc, 0);
+                    let w = e.load_vector(ps);
+                    e.store_vector(w, pc);
                 }
             });
             self.for_loop(main, len, 1, |e, j| e.scalar_step(contiguous, strided, j, j, scatter));
@@ -936,7 +1192,7 @@ impl<'f> Emitter<'f> {
             let main = self.vector_part(n);
             self.for_loop(zero, main, self.lanes as i64, |e, j| {
                 let p = e.elem(row, j);
-                let v = e.b.ins().load(e.vty, flags(), p, 0);
+                let v = e.load_vector(p);
                 let v = f(e, v);
                 let acc = e.b.use_var(acc_v);
                 let acc = e.combine(op, acc, v);
@@ -977,9 +1233,9 @@ impl<'f> Emitter<'f> {
             let main = self.vector_part(n);
             self.for_loop(zero, main, self.lanes as i64, |e, j| {
                 let (p, q) = (e.elem(row, j), e.elem(dst, j));
-                let v = e.b.ins().load(e.vty, flags(), p, 0);
+                let v = e.load_vector(p);
                 let v = f(e, v);
-                e.b.ins().store(flags(), v, q, 0);
+                e.store_vector(v, q);
             });
             main
         } else {

@@ -144,6 +144,34 @@ pub enum Base {
     Data(usize),
 }
 
+impl Base {
+    /// The base as one number (kind · 2³² + index), as generated code reports it to the host
+    /// in checked mode (`kernels::BOUNDS`).
+    pub fn code(self) -> i64 {
+        let (kind, i) = match self {
+            Base::Input(i) => (0, i),
+            Base::Param(i) => (1, i),
+            Base::Output(i) => (2, i),
+            Base::Temp(i) => (3, i),
+            Base::Data(i) => (4, i),
+        };
+        (kind << 32) | i as i64
+    }
+
+    /// The inverse of `code`.
+    pub fn from_code(code: i64) -> Option<Base> {
+        let i = (code & 0xffff_ffff) as usize;
+        Some(match code >> 32 {
+            0 => Base::Input(i),
+            1 => Base::Param(i),
+            2 => Base::Output(i),
+            3 => Base::Temp(i),
+            4 => Base::Data(i),
+            _ => return None,
+        })
+    }
+}
+
 /// A strided view of memory: element `idx` is at `base + offset + Σ idx[i] * strides[i]`
 /// (in elements). The shape comes from the kernel or value that holds the access.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]

@@ -1,0 +1,345 @@
+//! `netc build`: objects that a C compiler links with nothing but libm, checked against the JIT.
+//!
+//! `tests/c/harness.c` drives an object through its whole API (init, forward, backward, two
+//! train steps); the same inputs and weights go through the JIT here, and the two must agree.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{netc, temp_dir, TempDir};
+use netc::check::{self, Checked};
+use netc::graph::{Graph, NodeId, Op};
+use netc::rng::Rng;
+use netc::tensor::Tensor;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `netc build SOURCE -o DIR/NAME.o ARGS`: the object's path (the header is next to it).
+fn build(source: &Path, dir: &TempDir, name: &str, args: &[&str]) -> PathBuf {
+    let object = dir.join(&format!("{name}.o"));
+    let mut all = vec!["build", source.to_str().unwrap(), "-o", object.to_str().unwrap()];
+    all.extend(args);
+    let (code, _, err) = netc(&all);
+    assert_eq!(code, 0, "netc build failed: {err}");
+    assert!(object.exists() && object.with_extension("h").exists(), "{err}");
+    object
+}
+
+/// `cc -O1 -Wall -Werror ... -lm`, panicking with the compiler's output on failure.
+fn cc(dir: &TempDir, out: &str, args: &[&str]) -> PathBuf {
+    let exe = dir.join(out);
+    let status = Command::new("cc")
+        .args(["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(dir.as_os_str())
+        .args(args)
+        .arg("-o")
+        .arg(&exe)
+        .arg("-lm")
+        .output()
+        .expect("a C compiler (`cc`) is installed");
+    assert!(status.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&status.stderr));
+    exe
+}
+
+fn checked(source: &str) -> Checked {
+    check::check_source(source).unwrap_or_else(|d| panic!("{d:?}"))
+}
+
+fn f32_tensor(t: Tensor) -> Tensor {
+    Tensor::new(t.shape.clone(), t.data.iter().map(|&v| v as f32 as f64).collect())
+}
+
+/// Compares element-wise with a tolerance for the GEMMs' different summation orders.
+fn assert_close(what: &str, got: &[f32], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-3);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (g as f64 - w).abs();
+        assert!(err <= 2e-4 * scale + 1e-6, "{what}[{i}]: object gives {g}, JIT {w} (scale {scale})");
+    }
+}
+
+/// Reads consecutive slices of f32 out of the harness's output.
+struct Reader(Vec<f32>, usize);
+
+impl Reader {
+    fn take(&mut self, n: usize) -> &[f32] {
+        assert!(self.1 + n <= self.0.len(), "the harness wrote {} values, wanted more", self.0.len());
+        self.1 += n;
+        &self.0[self.1 - n..self.1]
+    }
+}
+
+/// Builds `source`, runs the C harness on random inputs and checks every result against the
+/// JIT; `lr` is the learning rate passed to the train steps.
+fn object_equals_jit(source_path: &Path, source: &str, name: &str, batch: usize, lr: f32) {
+    let dir = temp_dir("build", name);
+    let object = build(source_path, &dir, name, &[]);
+    let exe = cc(
+        &dir,
+        "harness",
+        &[
+            &format!("-DPREFIX={name}"),
+            &format!("-DUPPER={}", name.to_uppercase()),
+            &format!("-DHEADER=\"{name}.h\""),
+            "-DT=float",
+            root().join("tests/c/harness.c").to_str().unwrap(),
+            object.to_str().unwrap(),
+        ],
+    );
+
+    let c = checked(source);
+    let model = &c.models.iter().find(|m| m.name == name).unwrap().graph;
+    let train = c.trains.iter().find(|t| t.model == name).unwrap();
+    let x_shape: Vec<usize> = model.inputs[0].shape.iter().map(|d| d.known().unwrap_or(batch)).collect();
+    let classes = model.shape(model.outputs[0].1).last().unwrap().known().unwrap();
+    let mut rng = Rng::new(7);
+    let x = Tensor::new(x_shape.clone(), (0..x_shape.iter().product()).map(|_| rng.normal() as f32 as f64).collect());
+    let labels = Tensor::new(vec![batch], (0..batch).map(|_| (rng.below(classes as u64)) as f64).collect());
+
+    let mut input = vec![];
+    input.extend((batch as i64).to_le_bytes());
+    input.extend(lr.to_le_bytes());
+    input.extend(x.data.iter().flat_map(|&v| (v as f32).to_le_bytes()));
+    input.extend(labels.data.iter().flat_map(|&v| (v as f32).to_le_bytes()));
+    std::fs::write(dir.join("input.bin"), input).unwrap();
+    let run = Command::new(&exe).arg(dir.join("input.bin")).arg(dir.join("output.bin")).output().unwrap();
+    assert!(run.status.success(), "harness failed: {}", String::from_utf8_lossy(&run.stderr));
+    let bytes = std::fs::read(dir.join("output.bin")).unwrap();
+    let mut out = Reader(bytes.chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(), 0);
+
+    // The embedded initial parameters are the file's seeded ones, exactly.
+    let init: Vec<Tensor> = netc::params::init_params(model, train.seed).into_iter().map(f32_tensor).collect();
+    for (p, t) in model.params.iter().zip(&init) {
+        let got = out.take(t.numel());
+        assert!(got.iter().zip(&t.data).all(|(&g, &w)| g as f64 == w), "initial {} differs", p.name);
+    }
+
+    // Forward.
+    let mut params = init.clone();
+    let scores = netc::jit::run_graph(model, &[x.clone()], &mut params).unwrap();
+    assert_close("scores", out.take(scores[0].numel()), &scores[0].data);
+
+    // Backward: the loss and dloss/dparam, built independently of netc build.
+    let mut g: Graph = train.graph.clone();
+    let loss = g.outputs.iter().find(|(n, _)| n == "loss").unwrap().1;
+    let wrt: Vec<NodeId> = (0..g.params.len())
+        .map(|p| NodeId(g.nodes.iter().position(|n| n.op == Op::Param { index: p }).unwrap() as u32))
+        .collect();
+    let grads = netc::autodiff::differentiate(&mut g, loss, &wrt).unwrap();
+    g.outputs = std::iter::once(("loss".to_string(), loss)).chain(grads.iter().map(|&d| ("d".into(), d))).collect();
+    let values = netc::jit::run_graph(&g, &[x.clone(), labels.clone()], &mut init.clone()).unwrap();
+    assert_close("loss", out.take(1), &values[0].data);
+    let grad_values: Vec<Vec<f32>> = values[1..].iter().map(|v| out.take(v.numel()).to_vec()).collect();
+    for (p, (got, want)) in g.params.iter().zip(grad_values.iter().zip(&values[1..])) {
+        assert_close(&format!("d{}", p.name), got, &want.data);
+        assert!(want.data.iter().any(|&v| v != 0.0), "d{} is all zero: a weak test", p.name);
+    }
+
+    // Two train steps, optimizer state included.
+    let step = netc::optim::build(train).unwrap();
+    let mut sg = step.graph.clone();
+    sg.outputs = vec![sg.outputs[step.loss_output].clone()];
+    let mut state: Vec<Tensor> = netc::params::init_params(&sg, train.seed).into_iter().map(f32_tensor).collect();
+    let lr_t = Tensor::new(vec![], vec![lr as f64]);
+    for s in 0..2 {
+        let losses = netc::jit::run_graph(&sg, &[x.clone(), labels.clone(), lr_t.clone()], &mut state).unwrap();
+        assert_close(&format!("loss of step {s}"), out.take(1), &losses[0].data);
+    }
+    for (p, t) in model.params.iter().zip(&state) {
+        assert_close(&format!("{} after two steps", p.name), out.take(t.numel()), &t.data);
+    }
+    assert_eq!(out.1, out.0.len(), "the harness wrote more than expected");
+}
+
+#[test]
+fn a_dense_model_links_with_cc_and_matches_the_jit() {
+    let path = root().join("examples/spiral.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "spiral_net", 7, 0.5);
+}
+
+#[test]
+fn a_convolutional_model_with_momentum_matches_the_jit() {
+    let path = root().join("examples/digits_cnn.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "digits_cnn", 5, 0.05);
+}
+
+#[test]
+fn adam_state_and_the_learning_rate_schedule_match_netc_run() {
+    let dir = temp_dir("build", "adam");
+    let source = std::fs::read_to_string(root().join("examples/spiral.net"))
+        .unwrap()
+        .replace("optimizer: sgd(lr: 1.0)", "optimizer: adam(lr: 0.01)\n  schedule: cosine(min_lr: 0.001)");
+    let path = dir.join("spiral_adam.net");
+    std::fs::write(&path, &source).unwrap();
+    object_equals_jit(&path, &source, "spiral_net", 4, 0.01);
+
+    // The header's inline schedule gives what `netc run` passes at every step.
+    let object = build(&path, &dir, "spiral_net", &[]);
+    std::fs::write(
+        dir.join("lr.c"),
+        "#include <stdio.h>\n#include \"spiral_net.h\"\n\
+         int main(void) { for (int s = 0; s < 10000; s += 997) printf(\"%.17g\\n\", spiral_net_learning_rate(s, 10000)); return 0; }\n",
+    )
+    .unwrap();
+    let exe = cc(&dir, "lr", &[dir.join("lr.c").to_str().unwrap(), object.to_str().unwrap()]);
+    let printed = String::from_utf8(Command::new(exe).output().unwrap().stdout).unwrap();
+    let c = checked(&source);
+    let want: Vec<f64> = (0..10000).step_by(997).map(|s| netc::optim::learning_rate(&c.trains[0], s, 10000)).collect();
+    let got: Vec<f64> = printed.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-12 * w.abs(), "learning rate {g} vs {w}");
+    }
+}
+
+#[test]
+fn two_models_link_into_one_program_under_their_prefixes() {
+    let dir = temp_dir("build", "two");
+    let a = build(&root().join("examples/spiral.net"), &dir, "spiral_net", &[]);
+    let b = build(&root().join("examples/spiral.net"), &dir, "other", &["--prefix", "other"]);
+    let c = build(&root().join("examples/digits_mlp.net"), &dir, "digits_mlp", &[]);
+    std::fs::write(
+        dir.join("two.c"),
+        r#"#include <stdio.h>
+#include <stdlib.h>
+#include "spiral_net.h"
+#include "other.h"
+#include "digits_mlp.h"
+int main(void) {
+    float *p[SPIRAL_NET_NUM_PARAMS], *q[OTHER_NUM_PARAMS], *r[DIGITS_MLP_NUM_PARAMS];
+    for (int i = 0; i < SPIRAL_NET_NUM_PARAMS; i++) p[i] = malloc(4 * spiral_net_param_sizes[i]);
+    for (int i = 0; i < OTHER_NUM_PARAMS; i++) q[i] = malloc(4 * other_param_sizes[i]);
+    for (int i = 0; i < DIGITS_MLP_NUM_PARAMS; i++) r[i] = malloc(4 * digits_mlp_param_sizes[i]);
+    spiral_net_init_params(p); other_init_params(q); digits_mlp_init_params(r);
+    float x[2 * SPIRAL_NET_X_ROW] = {0.5f, -0.25f, 1.0f, 0.75f}, s1[2 * 3], s2[2 * 3];
+    float d[DIGITS_MLP_X_ROW] = {0}, s3[DIGITS_MLP_SCORES_ROW];
+    void *w1 = malloc(spiral_net_forward_workspace_size(2)), *w2 = malloc(other_forward_workspace_size(2));
+    void *w3 = malloc(digits_mlp_forward_workspace_size(1));
+    spiral_net_forward(2, x, (const float *const *)p, s1, w1);
+    other_forward(2, x, (const float *const *)q, s2, w2);
+    digits_mlp_forward(1, d, (const float *const *)r, s3, w3);
+    for (int i = 0; i < 6; i++) if (s1[i] != s2[i]) { printf("differ at %d\n", i); return 1; }
+    printf("%g %g\n", s1[0], s3[0]);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let files = [dir.join("two.c"), a, b, c];
+    let args: Vec<&str> = files.iter().map(|p| p.to_str().unwrap()).collect();
+    let exe = cc(&dir, "two", &args);
+    let run = Command::new(exe).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stdout));
+}
+
+#[test]
+fn trained_weights_are_embedded_and_the_object_alone_is_the_model() {
+    let dir = temp_dir("build", "weights");
+    let weights = dir.join("spiral.safetensors");
+    let (code, _, err) =
+        netc(&["run", "examples/spiral.net", "--steps", "300", "--quiet", "--save", weights.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let object =
+        build(&root().join("examples/spiral.net"), &dir, "spiral_net", &["--weights", weights.to_str().unwrap()]);
+    std::fs::write(
+        dir.join("dump.c"),
+        r#"#include <stdio.h>
+#include <stdlib.h>
+#include "spiral_net.h"
+int main(void) {
+    float *p[SPIRAL_NET_NUM_PARAMS];
+    for (int i = 0; i < SPIRAL_NET_NUM_PARAMS; i++) p[i] = malloc(sizeof(float) * spiral_net_param_sizes[i]);
+    spiral_net_init_params(p);
+    for (int i = 0; i < SPIRAL_NET_NUM_PARAMS; i++)
+        if (fwrite(p[i], sizeof(float), spiral_net_param_sizes[i], stdout) != (size_t)spiral_net_param_sizes[i]) return 1;
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let exe = cc(&dir, "dump", &[dir.join("dump.c").to_str().unwrap(), object.to_str().unwrap()]);
+    let bytes = Command::new(exe).output().unwrap().stdout;
+    let got: Vec<f32> = bytes.chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    let saved = netc::weights::load(&weights).unwrap();
+    let want: Vec<f32> = ["W1", "b1", "W2", "b2"]
+        .iter()
+        .flat_map(|n| saved.iter().find(|w| w.name == *n).unwrap().data.clone())
+        .collect();
+    assert_eq!(got, want, "the object's parameters are the trained weights, bit for bit");
+    let c = checked(&std::fs::read_to_string(root().join("examples/spiral.net")).unwrap());
+    let init = netc::params::init_params(&c.models[0].graph, 0);
+    assert_ne!(got[..200].iter().map(|&v| v as f64).collect::<Vec<_>>(), init[0].data, "not the initial values");
+}
+
+#[test]
+fn aarch64_objects_are_aarch64() {
+    let dir = temp_dir("build", "aarch64");
+    for example in ["examples/spiral.net", "examples/digits_cnn.net"] {
+        let object = build(&root().join(example), &dir, "model", &["--target", "aarch64-unknown-linux-gnu"]);
+        let out = Command::new("file").arg(&object).output().expect("`file` is installed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("ELF 64-bit LSB relocatable, ARM aarch64"), "{text}");
+    }
+}
+
+#[test]
+fn the_object_needs_nothing_but_libc_and_libm() {
+    let dir = temp_dir("build", "undefined");
+    let object = build(&root().join("examples/digits_cnn.net"), &dir, "digits_cnn", &[]);
+    let out = Command::new("nm").args(["--undefined-only", "--format=just-symbols"]).arg(&object).output().unwrap();
+    let undefined: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(|s| s.to_string()).collect();
+    let allowed = ["memcpy", "memset", "expf", "logf", "tanhf", "powf", "exp", "log", "tanh", "pow", "fmaf", "fma"];
+    for s in &undefined {
+        assert!(allowed.contains(&s.as_str()), "undefined symbol {s} in the object: {undefined:?}");
+    }
+    let out = Command::new("nm")
+        .args(["--defined-only", "--extern-only", "--format=just-symbols"])
+        .arg(&object)
+        .output()
+        .unwrap();
+    let exported = String::from_utf8_lossy(&out.stdout);
+    assert!(exported.lines().all(|s| s.starts_with("digits_cnn_")), "every exported symbol has the prefix: {exported}");
+}
+
+#[test]
+fn bad_build_requests_are_diagnostics() {
+    let dir = temp_dir("build", "bad");
+    let o = dir.join("x.o");
+    let o = o.to_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["build", "examples/spiral.net", "-o", o, "--target", "mips-unknown-linux-gnu"], "cannot compile for"),
+        (&["build", "examples/spiral.net", "-o", o, "--prefix", "9lives"], "not a C identifier"),
+        (&["build", "examples/spiral.net", "-o", o, "--model", "spiral"], "no model named `spiral`"),
+        (&["build", "examples/spiral.net", "-o", o, "--weights", "no/such.safetensors"], "no/such.safetensors"),
+        (&["build", "examples/spiral.net", "-o", "/no/such/dir/x.o"], "cannot write"),
+    ];
+    for (args, want) in cases {
+        let (code, _, err) = netc(args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn a_rust_program_calls_the_object_through_extern_c() {
+    let dir = temp_dir("build", "rust");
+    let object = build(&root().join("examples/spiral.net"), &dir, "spiral_net", &[]);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["run", "--quiet", "--offline", "--manifest-path"])
+        .arg(root().join("examples/ffi_rust/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .env("NETC_OBJECT", &object)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let accuracy: f64 = stdout.rsplit("training accuracy ").next().unwrap().trim().parse().unwrap();
+    assert!(accuracy > 0.9, "the spiral trained through the object reaches {accuracy}:\n{stdout}");
+}
