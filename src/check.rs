@@ -17,6 +17,10 @@ use crate::ops::ShapeError;
 use crate::tensor::Tensor;
 
 /// The prelude's layers (dense, conv2d, maxout), written in the language.
+/// The most elements any one tensor may have (2^48: beyond any memory, and far from overflow
+/// when sizes are multiplied by element sizes or the batch).
+pub const MAX_ELEMENTS: usize = 1 << 48;
+
 pub const PRELUDE: &str = include_str!("prelude.net");
 
 /// A model: its forward graph (inputs, parameters, named outputs).
@@ -425,6 +429,18 @@ impl<'p> Checker<'p> {
                     }
                 },
             }
+        }
+        // Sizes multiply: [2^32, 2^32, 2^32] has no representable element count.
+        let elements = shape.iter().filter_map(|d| d.known()).try_fold(1usize, |acc, n| acc.checked_mul(n));
+        if ok && elements.is_none_or(|n| n > MAX_ELEMENTS) {
+            let dims: Vec<String> = shape.iter().map(|d| self.g.dim_name(*d)).collect();
+            self.error(
+                "E-shape",
+                ty.span,
+                "tensor too large",
+                format!("[{}] has more than 2^48 elements", dims.join(", ")),
+            );
+            ok = false;
         }
         ok.then_some(shape)
     }

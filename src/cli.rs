@@ -95,7 +95,13 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
     let model_params = program.step.model_params;
     // Weights about to be loaded are not drawn (AlexNet's take seconds): zeros hold their place.
     let mut params = if opts.resume.is_some() || opts.load.is_some() {
-        program.step.graph.params.iter().map(|p| vec![0.0; p.shape.iter().map(|d| d.known().unwrap_or(1)).product()]).collect()
+        program
+            .step
+            .graph
+            .params
+            .iter()
+            .map(|p| vec![0.0; p.shape.iter().map(|d| d.known().unwrap_or(1)).product()])
+            .collect()
     } else {
         train::initial_params(&program.step.graph, t.seed)
     };

@@ -81,7 +81,8 @@ pub struct CompileOptions {
     /// Bounds-checked mode (`netc run --checked`), for debugging: every load and store is
     /// checked against its buffer and every GEMM call against its matrices' extents; an
     /// access outside is not performed but reported through `kernels::BOUNDS` (see
-    /// `emit::Checks`). Slower; off by default, and the code is then unchanged.
+    /// `emit::Checks`; the JIT binds it, an object file would import it). Slower; off by
+    /// default, and the code is then unchanged.
     pub checked: bool,
 }
 
@@ -169,7 +170,7 @@ pub fn define<M: Module>(
     } else {
         None
     };
-    let checks = if opts.checked { Some(emit::declare_checks(module, g, &prog).map_err(err)?) } else { None };
+    let checks = if opts.checked { Some(emit::declare_checks(module, g, &prog)?) } else { None };
     let mut data = vec![];
     for values in &prog.data {
         let id = module.declare_anonymous_data(false, false).map_err(err)?;

@@ -327,6 +327,13 @@ impl Graph {
     pub fn add(&mut self, op: Op, inputs: &[NodeId]) -> Result<NodeId, crate::ops::ShapeError> {
         let shapes: Vec<&Shape> = inputs.iter().map(|&i| self.shape(i)).collect();
         let shape = crate::ops::infer_shape(&op, &shapes, self)?;
+        let elements = shape.iter().filter_map(|d| d.known()).try_fold(1usize, |acc, n| acc.checked_mul(n));
+        if elements.is_none_or(|n| n > crate::check::MAX_ELEMENTS) {
+            return Err(crate::ops::ShapeError::Invalid(format!(
+                "the result, {}, would have more than 2^48 elements",
+                self.shape_str(&shape)
+            )));
+        }
         Ok(self.push(Node { op, inputs: inputs.to_vec(), shape, name: None, span: None }))
     }
 

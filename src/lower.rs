@@ -366,8 +366,9 @@ pub fn flatten(g: &mut Graph, x: NodeId) -> R {
     }
     let mut rest = 1usize;
     for d in &shape[1..] {
-        rest *=
+        let n =
             d.known().ok_or_else(|| ShapeError::Invalid("flatten: only the first dimension may be symbolic".into()))?;
+        rest = rest.checked_mul(n).ok_or_else(|| ShapeError::Invalid("flatten: the element count overflows".into()))?;
     }
     add(g, Op::Reshape { shape: vec![shape[0], Dim::Known(rest)] }, &[x])
 }

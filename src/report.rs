@@ -5,7 +5,12 @@ use crate::graph::Graph;
 
 /// Number of values in the parameters of a graph (symbolic dims never occur in parameters).
 pub fn param_count(g: &Graph) -> usize {
-    g.params.iter().map(|p| p.shape.iter().map(|d| d.known().unwrap_or(0)).product::<usize>()).sum()
+    // Shapes are checked to at most 2^48 elements each, so this cannot overflow in practice;
+    // saturate anyway rather than trust every caller.
+    g.params
+        .iter()
+        .map(|p| p.shape.iter().map(|d| d.known().unwrap_or(0)).fold(1usize, |a, n| a.saturating_mul(n)))
+        .fold(0usize, |a, n| a.saturating_add(n))
 }
 
 pub fn summary(c: &Checked) -> String {

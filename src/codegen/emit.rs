@@ -5,6 +5,10 @@
 //! Elementwise work runs on 128-bit vectors (f32x4 / f64x2); the scalar tail of a loop
 //! evaluates the same vector code on a vector whose lane 0 holds the element, so every
 //! operation has one implementation.
+//!
+//! In bounds-checked mode (`Env::checks`, see `Checks`) every pointer derived from an access
+//! remembers its buffer, and every load, store and GEMM call is checked against it first;
+//! without it the emitted code is exactly the same as if the mode did not exist.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -17,6 +21,7 @@ use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module, ModuleE
 
 use super::fuse::Program;
 use super::kernel::*;
+use crate::diag::Diagnostic;
 use crate::graph::{DType, Graph};
 use crate::kernels;
 
@@ -69,7 +74,8 @@ pub struct CheckDecls {
 /// of every buffer `prog` accesses: inputs, parameters and outputs from the graph's shapes,
 /// temporaries from `prog.temps` (each its own extent, not the workspace), literals from
 /// their values.
-pub fn declare_checks<M: Module>(module: &mut M, g: &Graph, prog: &Program) -> Result<CheckDecls, ModuleError> {
+pub fn declare_checks<M: Module>(module: &mut M, g: &Graph, prog: &Program) -> Result<CheckDecls, Diagnostic> {
+    let err = |e: ModuleError| Diagnostic::new("E-codegen", format!("code generation failed: {e}"));
     let mut extents = HashMap::new();
     for (i, x) in g.inputs.iter().enumerate() {
         extents.insert(Base::Input(i), Mono::product(&monos(&x.shape)));
@@ -93,12 +99,12 @@ pub fn declare_checks<M: Module>(module: &mut M, g: &Graph, prog: &Program) -> R
     }
     let mut sig = module.make_signature();
     sig.params.extend([cranelift_codegen::ir::AbiParam::new(I64); 4]);
-    let violation = module.declare_function(kernels::BOUNDS, Linkage::Import, &sig)?;
-    let sink = module.declare_anonymous_data(true, false)?;
+    let violation = module.declare_function(kernels::BOUNDS, Linkage::Import, &sig).map_err(err)?;
+    let sink = module.declare_anonymous_data(true, false).map_err(err)?;
     let mut desc = DataDescription::new();
     desc.define_zeroinit(64);
     desc.set_align(64);
-    module.define_data(sink, &desc)?;
+    module.define_data(sink, &desc).map_err(err)?;
     Ok(CheckDecls { extents, violation, sink })
 }
 

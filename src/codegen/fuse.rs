@@ -9,7 +9,7 @@
 //! an update, is broadcast (which would recompute it), or feeds an op that needs memory
 //! (matmul, convolution, pooling, ...). Reductions fuse with the expression they reduce.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use super::kernel::*;
@@ -458,46 +458,53 @@ impl<'g> Fuser<'g> {
     /// layers then need no gradient-sized temporary and no extra pass. Only when nothing
     /// reads the old p after the GEMM, and α, β are scalars already known at the GEMM.
     fn fuse_updates_into_gemms(&mut self) {
-        let mut i = 0;
-        while i < self.prog.kernels.len() {
-            match self.gemm_update(i) {
-                Some((gi, c, alpha, beta)) => {
-                    if let Kernel::Gemm { c: gc, alpha: ga, beta: gb, .. } = &mut self.prog.kernels[gi] {
-                        *gc = c;
-                        *ga = alpha;
-                        *gb = beta;
-                    }
-                    self.prog.kernels.remove(i);
-                }
-                None => i += 1,
+        let mut uses = Uses::new(&self.prog.kernels);
+        for i in 0..self.prog.kernels.len() {
+            let Some((gi, c, alpha, beta)) = self.gemm_update(i, &uses) else { continue };
+            uses.forget(gi, &self.prog.kernels[gi]);
+            if let Kernel::Gemm { c: gc, alpha: ga, beta: gb, .. } = &mut self.prog.kernels[gi] {
+                *gc = c;
+                *ga = alpha;
+                *gb = beta;
             }
+            uses.record(gi, &self.prog.kernels[gi]);
+            uses.forget(i, &self.prog.kernels[i]);
+            uses.removed[i] = true;
         }
+        let mut i = 0;
+        self.prog.kernels.retain(|_| {
+            i += 1;
+            !uses.removed[i - 1]
+        });
     }
 
     /// If kernel `i` is an update that can fuse into a GEMM: (GEMM index, C, alpha, beta).
-    fn gemm_update(&self, i: usize) -> Option<(usize, Access, Rc<Expr>, Rc<Expr>)> {
+    fn gemm_update(&self, i: usize, uses: &Uses) -> Option<(usize, Access, Rc<Expr>, Rc<Expr>)> {
         let ks = &self.prog.kernels;
+        if uses.removed[i] {
+            return None;
+        }
         let Kernel::Map { expr, out, .. } = &ks[i] else { return None };
         let Base::Param(_) = out.base else { return None };
         let (beta, alpha, m) = update_parts(expr, out)?;
         let Base::Temp(_) = m.base else { return None };
-        let gi = ks.iter().position(|k| k.writes().iter().any(|a| a.base == m.base))?;
+        let gi = uses.writers(m.base).next()?;
         let Kernel::Gemm { c, a, b, .. } = &ks[gi] else { return None };
-        let writers = ks.iter().filter(|k| k.writes().iter().any(|a| a.base == m.base || a.base == out.base)).count();
-        let readers_of_m = ks.iter().filter(|k| k.reads().iter().any(|a| a.base == m.base)).count();
+        let writers: HashSet<usize> = uses.writers(m.base).chain(uses.writers(out.base)).collect();
+        let readers_of_m = uses.readers(m.base).count();
         // M is the whole GEMM result, laid out like the parameter (`update_parts` checked M
         // against the parameter's strides).
         let shape_ok = *c == m;
         // Nothing between the GEMM and the update reads the old parameter (later readers want
         // the new value, which the GEMM now writes earlier); the GEMM's own operands are not
         // the parameter; α and β only read what exists at the GEMM.
-        let old_read_later = gi >= i || ks[gi + 1..i].iter().any(|k| k.reads().iter().any(|a| a.base == out.base));
+        let old_read_later = gi >= i || uses.readers(out.base).any(|k| gi < k && k < i);
         let scalars_ready = alpha.loads().iter().chain(beta.loads().iter()).all(|a| match a.base {
-            Base::Temp(_) => ks[..gi].iter().any(|k| k.writes().iter().any(|w| w.base == a.base)),
+            Base::Temp(_) => uses.writers(a.base).any(|k| k < gi),
             Base::Param(_) | Base::Output(_) => false,
             Base::Input(_) | Base::Data(_) => true,
         });
-        (writers == 2
+        (writers.len() == 2
             && readers_of_m == 1
             && shape_ok
             && !old_read_later
@@ -563,6 +570,57 @@ impl<'g> Fuser<'g> {
                 None => i += 1,
             }
         }
+    }
+}
+
+/// Which kernels read and which write each buffer, in kernel order, kept in step with a
+/// pass's edits: the rewriting passes then look up a buffer's users instead of scanning every
+/// kernel per candidate, and stay linear in the size of thousand-layer graphs.
+struct Uses {
+    readers: HashMap<Base, Vec<usize>>,
+    writers: HashMap<Base, Vec<usize>>,
+    /// Kernels the pass has deleted (dropped from `Program::kernels` at its end).
+    removed: Vec<bool>,
+}
+
+impl Uses {
+    fn new(kernels: &[Kernel]) -> Uses {
+        let mut uses = Uses { readers: HashMap::new(), writers: HashMap::new(), removed: vec![false; kernels.len()] };
+        for (k, kernel) in kernels.iter().enumerate() {
+            uses.record(k, kernel);
+        }
+        uses
+    }
+
+    fn record(&mut self, k: usize, kernel: &Kernel) {
+        let add = |map: &mut HashMap<Base, Vec<usize>>, base: Base| {
+            let list = map.entry(base).or_default();
+            if let Err(at) = list.binary_search(&k) {
+                list.insert(at, k);
+            }
+        };
+        kernel.reads().iter().for_each(|a| add(&mut self.readers, a.base));
+        kernel.writes().iter().for_each(|a| add(&mut self.writers, a.base));
+    }
+
+    fn forget(&mut self, k: usize, kernel: &Kernel) {
+        let drop = |map: &mut HashMap<Base, Vec<usize>>, base: Base| {
+            if let Some(list) = map.get_mut(&base) {
+                list.retain(|&j| j != k);
+            }
+        };
+        kernel.reads().iter().for_each(|a| drop(&mut self.readers, a.base));
+        kernel.writes().iter().for_each(|a| drop(&mut self.writers, a.base));
+    }
+
+    /// The kernels reading `base`, in order.
+    fn readers(&self, base: Base) -> impl Iterator<Item = usize> + '_ {
+        self.readers.get(&base).into_iter().flatten().copied()
+    }
+
+    /// The kernels writing `base`, in order.
+    fn writers(&self, base: Base) -> impl Iterator<Item = usize> + '_ {
+        self.writers.get(&base).into_iter().flatten().copied()
     }
 }
 
