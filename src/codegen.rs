@@ -111,8 +111,10 @@ pub struct Defined {
     pub kernels: usize,
     /// The kind of each kernel, in execution order (`map`, `gemm`, `conv`, ...).
     pub kernel_names: Vec<&'static str>,
-    /// Cranelift IR instructions of the main function (compile time grows with this).
+    /// Cranelift IR instructions of the program (compile time grows with this).
     pub clif_insts: usize,
+    /// Functions the kernels were split into (see `PART_INSTS`).
+    pub parts: usize,
 }
 
 /// Declare the library GEMM of `dtype` (`kernels::GEMM_F32` / `GEMM_F64`) as an import.
@@ -185,51 +187,84 @@ pub fn define<M: Module>(
         data.push(id);
     }
 
+    // The kernels go into parts, local functions of the same signature of at most
+    // PART_INSTS instructions each, called in order by `name`: register allocation then
+    // works on small functions (compile time linear in the graph, and base pointers and
+    // constants are not spilled across the whole program).
+    let mut fctx = FunctionBuilderContext::new();
+    let mut parts = vec![];
+    let mut clif_insts = 0;
+    let mut next = 0;
+    while next < prog.kernels.len() || parts.is_empty() {
+        let part =
+            module.declare_function(&format!("{name}_part{}", parts.len()), Linkage::Local, &sig).map_err(err)?;
+        let mut ctx = module.make_context();
+        ctx.func = Function::with_name_signature(UserFuncName::user(0, part.as_u32()), sig.clone());
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            b.seal_block(entry);
+            let args: [_; 5] = b.block_params(entry).try_into().expect("five parameters");
+            let env = emit::Env {
+                args,
+                offsets: plan.offsets.clone(),
+                data: data.iter().map(|&d| module.declare_data_in_func(d, b.func)).collect(),
+                gemm: module.declare_func_in_func(gemm, b.func),
+                libm: libm
+                    .iter()
+                    .map(|&(n, id)| (n, module.declare_func_in_func(id, b.func)))
+                    .collect::<HashMap<_, _>>(),
+                libm_math: opts.math == MathMode::Libm,
+                checks: checks.as_ref().map(|c| c.in_func(module, b.func)),
+            };
+            let profile = profile.map(|id| module.declare_func_in_func(id, b.func));
+            let mut e = emit::Emitter::new(b, env, g.dtype, g.symbols.len());
+            e.kernel_index = next as i64 - 1;
+            while next < prog.kernels.len() {
+                e.kernel(&prog.kernels[next]);
+                if let Some(f) = profile {
+                    let i = e.b.ins().iconst(I64, next as i64);
+                    e.b.ins().call(f, &[i]);
+                }
+                next += 1;
+                if e.b.func.dfg.num_insts() >= PART_INSTS {
+                    break;
+                }
+            }
+            e.b.ins().return_(&[]);
+            let config = module.target_config();
+            e.b.finalize(config);
+        }
+        clif_insts += ctx.func.dfg.num_insts();
+        define_part(module, part, &mut ctx, opts.dump_clif)?;
+        parts.push(part);
+    }
+
+    // NAME: call the parts in order (and start the profile clock).
     let mut ctx = module.make_context();
     ctx.func = Function::with_name_signature(UserFuncName::user(0, func.as_u32()), sig.clone());
-    let mut fctx = FunctionBuilderContext::new();
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
         b.seal_block(entry);
-        let args: [_; 5] = b.block_params(entry).try_into().expect("five parameters");
-        let env = emit::Env {
-            args,
-            offsets: plan.offsets.clone(),
-            data: data.iter().map(|&d| module.declare_data_in_func(d, b.func)).collect(),
-            gemm: module.declare_func_in_func(gemm, b.func),
-            libm: libm.iter().map(|&(n, id)| (n, module.declare_func_in_func(id, b.func))).collect::<HashMap<_, _>>(),
-            libm_math: opts.math == MathMode::Libm,
-            checks: checks.as_ref().map(|c| c.in_func(module, b.func)),
-        };
-        let profile = profile.map(|id| module.declare_func_in_func(id, b.func));
-        let mut e = emit::Emitter::new(b, env, g.dtype, g.symbols.len());
-        let tick = |e: &mut emit::Emitter, i: i64| {
-            if let Some(f) = profile {
-                let i = e.b.ins().iconst(I64, i);
-                e.b.ins().call(f, &[i]);
-            }
-        };
-        tick(&mut e, -1);
-        for (i, k) in prog.kernels.iter().enumerate() {
-            e.kernel(k);
-            tick(&mut e, i as i64);
+        let args = b.block_params(entry).to_vec();
+        if let Some(id) = profile {
+            let f = module.declare_func_in_func(id, b.func);
+            let start = b.ins().iconst(I64, -1);
+            b.ins().call(f, &[start]);
         }
-        e.b.ins().return_(&[]);
-        let config = module.target_config();
-        e.b.finalize(config);
-    }
-    let clif_insts = ctx.func.dfg.num_insts();
-    if opts.dump_clif {
-        eprintln!("{}", ctx.func.display());
-        ctx.set_disasm(true);
+        for &part in &parts {
+            let f = module.declare_func_in_func(part, b.func);
+            b.ins().call(f, &args);
+        }
+        b.ins().return_(&[]);
+        b.finalize(module.target_config());
     }
     define_body(module, func, &mut ctx)?;
-    if let Some(vcode) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()).filter(|_| opts.dump_clif) {
-        eprintln!("{vcode}");
-    }
 
     // NAME_workspace_size(dims) = planned elements × element size.
     let size_name = format!("{name}_workspace_size");
@@ -268,7 +303,25 @@ pub fn define<M: Module>(
         kernels: prog.kernels.len(),
         kernel_names: prog.kernels.iter().map(|k| k.name()).collect(),
         clif_insts,
+        parts: parts.len(),
     })
+}
+
+/// Instructions after which a part of the program is closed and the next one begins (a
+/// kernel is never split). Small enough for quick register allocation, large enough that the
+/// calls between parts cost nothing.
+const PART_INSTS: usize = 4000;
+
+fn define_part<M: Module>(module: &mut M, func: FuncId, ctx: &mut Context, dump: bool) -> Result<(), Diagnostic> {
+    if dump {
+        eprintln!("{}", ctx.func.display());
+        ctx.set_disasm(true);
+    }
+    define_body(module, func, ctx)?;
+    if let Some(vcode) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()).filter(|_| dump) {
+        eprintln!("{vcode}");
+    }
+    Ok(())
 }
 
 fn define_body<M: Module>(module: &mut M, func: FuncId, ctx: &mut Context) -> Result<(), Diagnostic> {

@@ -49,21 +49,48 @@ impl Function {
     }
 
     fn call(&mut self, x: &[f32], y: &[f32], n: usize, x_row: usize, params: &mut [Vec<f32>]) -> Result<(), String> {
+        self.size_outputs(n);
+        let inputs = batch_inputs(&self.graph_inputs, &self.lr, x, y, n, x_row);
+        self.compiled.run(&inputs, params, &mut self.outputs, &[n])
+    }
+
+    fn call_readonly(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        n: usize,
+        x_row: usize,
+        params: &[Vec<f32>],
+    ) -> Result<(), String> {
+        self.size_outputs(n);
+        let inputs = batch_inputs(&self.graph_inputs, &self.lr, x, y, n, x_row);
+        self.compiled.run_readonly(&inputs, params, &mut self.outputs, &[n])
+    }
+
+    fn size_outputs(&mut self, n: usize) {
         for (buf, &(a, b)) in self.outputs.iter_mut().zip(&self.output_sizes) {
             buf.resize(a * n + b, 0.0);
         }
-        let lr = &self.lr;
-        let inputs: Vec<&[f32]> = self
-            .graph_inputs
-            .iter()
-            .map(|k| match k {
-                InputKind::Data => &x[..n * x_row],
-                InputKind::Label => &y[..n],
-                _ => &lr[..],
-            })
-            .collect();
-        self.compiled.run(&inputs, params, &mut self.outputs, &[n])
     }
+}
+
+/// A graph's inputs for a batch of `n`: data `x`, labels `y`, the learning rate.
+fn batch_inputs<'a>(
+    kinds: &[InputKind],
+    lr: &'a [f32],
+    x: &'a [f32],
+    y: &'a [f32],
+    n: usize,
+    x_row: usize,
+) -> Vec<&'a [f32]> {
+    kinds
+        .iter()
+        .map(|k| match k {
+            InputKind::Data => &x[..n * x_row],
+            InputKind::Label => &y[..n],
+            _ => lr,
+        })
+        .collect()
 }
 
 pub struct Jit {
@@ -107,9 +134,8 @@ impl Engine for Jit {
     }
 
     fn evaluate(&mut self, x: &[f32], y: &[f32], n: usize, params: &[Vec<f32>]) -> Result<(f32, Vec<f32>), String> {
-        // The loss graph reads the model's parameters only (no updates): lend it copies' views.
-        let mut model: Vec<Vec<f32>> = params[..self.model_params].to_vec();
-        self.eval.call(x, y, n, self.x_row, &mut model)?;
+        // The loss graph reads the model's parameters only (no updates): lend them as they are.
+        self.eval.call_readonly(x, y, n, self.x_row, &params[..self.model_params])?;
         let scores = self.eval.outputs.get(1).cloned().unwrap_or_default();
         Ok((self.eval.outputs[0][0], scores))
     }

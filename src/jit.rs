@@ -66,6 +66,8 @@ pub struct Stats {
     pub kernels: usize,
     pub in_place: usize,
     pub clif_insts: usize,
+    /// Functions the program was split into.
+    pub parts: usize,
 }
 
 /// A compiled graph: keeps the JIT memory alive and owns the workspace.
@@ -81,6 +83,9 @@ pub struct Compiled {
     naive: Poly,
     kernel_names: Vec<&'static str>,
     clif_insts: usize,
+    parts: usize,
+    /// The graph updates parameters in place.
+    updates: bool,
     compile_ms: f64,
     workspace: Workspace,
     /// Pointer tables and dims of the call, reused (no allocation per call).
@@ -132,6 +137,8 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
         naive: defined.naive,
         kernel_names: defined.kernel_names,
         clif_insts: defined.clif_insts,
+        parts: defined.parts,
+        updates: !g.updates.is_empty(),
         compile_ms: start.elapsed().as_secs_f64() * 1e3,
         workspace: Workspace::default(),
         ptrs: Tables(ptrs),
@@ -166,6 +173,37 @@ impl Compiled {
         outputs: &mut [O],
         dims: &[usize],
     ) -> Result<(), String> {
+        let mut params = params.iter_mut().map(|p| {
+            let p = p.as_mut();
+            (p.as_mut_ptr(), p.len())
+        });
+        self.call(inputs, &mut params, outputs, dims)
+    }
+
+    /// `run` for a function without updates (inference, a loss): the parameters are only
+    /// read, so they are lent as they are, never copied.
+    pub fn run_readonly<T: Element, I: AsRef<[T]>, P: AsRef<[T]>, O: AsMut<[T]>>(
+        &mut self,
+        inputs: &[I],
+        params: &[P],
+        outputs: &mut [O],
+        dims: &[usize],
+    ) -> Result<(), String> {
+        if self.updates {
+            return Err("the function updates its parameters: call `run` with writable ones".into());
+        }
+        // The generated code does not write parameters of a graph without updates.
+        let mut params = params.iter().map(|p| (p.as_ref().as_ptr() as *mut T, p.as_ref().len()));
+        self.call(inputs, &mut params, outputs, dims)
+    }
+
+    fn call<T: Element, I: AsRef<[T]>, O: AsMut<[T]>>(
+        &mut self,
+        inputs: &[I],
+        params: &mut dyn Iterator<Item = (*mut T, usize)>,
+        outputs: &mut [O],
+        dims: &[usize],
+    ) -> Result<(), String> {
         if T::DTYPE != self.dtype {
             return Err(format!("the function computes in {}, buffers of {} were given", self.dtype, T::DTYPE));
         }
@@ -186,16 +224,20 @@ impl Compiled {
                 }
                 Ok(())
             };
+        let pp = &mut self.ptrs.0[1];
+        pp.clear();
+        let mut param_lens = params.map(|(ptr, len)| {
+            pp.push(ptr as *mut u8);
+            len
+        });
+        check("parameters", &self.params, &mut param_lens)?;
         check("inputs", &self.inputs, &mut inputs.iter().map(|x| x.as_ref().len()))?;
-        check("parameters", &self.params, &mut params.iter_mut().map(|x| x.as_mut().len()))?;
         check("outputs", &self.outputs, &mut outputs.iter_mut().map(|x| x.as_mut().len()))?;
         self.workspace.reserve(self.plan.bytes(dims, self.dtype.size_bytes()))?;
 
         let [pi, pp, po] = &mut self.ptrs.0;
         pi.clear();
         pi.extend(inputs.iter().map(|x| x.as_ref().as_ptr() as *mut u8));
-        pp.clear();
-        pp.extend(params.iter_mut().map(|x| x.as_mut().as_mut_ptr() as *mut u8));
         po.clear();
         po.extend(outputs.iter_mut().map(|x| x.as_mut().as_mut_ptr() as *mut u8));
         self.dims.clear();
@@ -206,7 +248,7 @@ impl Compiled {
         kernels::take_violation();
         // SAFETY: every buffer has been checked to hold its shape's elements for these dims,
         // the workspace holds the planned bytes, and the borrows keep the buffers alive and
-        // unaliased (params and outputs are `&mut`) for the duration of the call.
+        // unaliased for the duration of the call (params are `&mut`, or only read: `run_readonly`).
         unsafe {
             (self.entry)(
                 pi.as_ptr() as *const *const u8,
@@ -324,6 +366,7 @@ impl Compiled {
             kernels: self.kernel_names.len(),
             in_place: self.plan.in_place,
             clif_insts: self.clif_insts,
+            parts: self.parts,
         }
     }
 }

@@ -1042,3 +1042,35 @@ fn random_gemm_updates_match_the_interpreter() {
         differential(&format!("gemm update {seed}:\n{}", g.to_text()), &g, &inputs, &params, tol, tol);
     }
 }
+
+/// A deep MLP (the lecture's point that real graphs are huge) as `bench/gen_deep_mlp.py`
+/// writes it: `layers` dense layers of width 16.
+fn deep_mlp(layers: usize) -> Graph {
+    let mut src = String::from("model deep(x: [B, 16]) -> scores: [B, 10] {\n  let h0 = x\n");
+    for i in 1..layers {
+        src += &format!("  let h{i} = relu(dense(h{}, 16, init: he))\n", i - 1);
+    }
+    src += &format!("  dense(h{}, 10)\n}}\n", layers - 1);
+    src += "data d { source: synthetic(samples: 8, classes: 10, seed: 0) }\n";
+    src += "train deep { loss: cross_entropy(scores, labels)\n optimizer: momentum(lr: 0.01, momentum: 0.9)\n steps: 1\n batch: 4 }\n";
+    let checked = netc::check::check_source(&src).unwrap();
+    let mut g = netc::optim::build(&checked.trains[0]).unwrap().graph;
+    netc::opt::optimize(&mut g, None).unwrap();
+    g
+}
+
+#[test]
+fn deep_programs_split_into_parts_and_grow_linearly() {
+    let g = deep_mlp(60);
+    let c = jit::compile(&g, &CompileOptions::default()).unwrap();
+    let s = c.stats_for(&[4]);
+    assert!(s.parts >= 3, "a 60-layer train step is split into several functions: {s:?}");
+    let mut rng = Rng::new(4);
+    let inputs: Vec<Tensor> = step_inputs(&g, 4, &mut rng).into_iter().map(|t| rounded(t, g.dtype)).collect();
+    let params: Vec<Tensor> = netc::params::init_params(&g, 2).into_iter().map(|t| rounded(t, g.dtype)).collect();
+    differential("deep MLP, 60 layers", &g, &inputs, &params, 1e-4, 1e-6);
+    // Compile time follows the IR's size: it must grow linearly with the depth.
+    let insts = |layers| jit::compile(&deep_mlp(layers), &CompileOptions::default()).unwrap().stats().clif_insts;
+    let (a, b) = (insts(30), insts(60));
+    assert!((b as f64) < 2.1 * a as f64, "30 layers: {a} instructions, 60 layers: {b}");
+}

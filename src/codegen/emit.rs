@@ -182,7 +182,9 @@ pub struct Emitter<'f> {
     /// and the index of the kernel being emitted.
     sink: Option<Value>,
     bufs: HashMap<Value, Buf>,
-    kernel_index: i64,
+    /// Index (in the whole program) of the last kernel emitted; set before the first kernel
+    /// of a part to one less than that kernel's index.
+    pub kernel_index: i64,
 }
 
 /// How a load inside the innermost loop walks memory.
