@@ -78,6 +78,11 @@ pub struct CompileOptions {
     /// JIT only: multiply with the Cranelift-generated GEMM that object files carry (`gemm`)
     /// instead of the library one, so the tests can hold it to the interpreter.
     pub generated_gemm: bool,
+    /// JIT only: products of fewer multiply-adds (m·k·n) than this call the generated GEMM,
+    /// which packs less and calls nothing (for such products the library's packing and
+    /// threading cost more than they save: digits CNN steps ~30% faster); 0 sends all to
+    /// the library.
+    pub small_gemm: i64,
     /// Bounds-checked mode (`netc run --checked`), for debugging: every load and store is
     /// checked against its buffer and every GEMM call against its matrices' extents; an
     /// access outside is not performed but reported through `kernels::BOUNDS` (see
@@ -95,6 +100,7 @@ impl Default for CompileOptions {
             dump_clif: false,
             profile: false,
             generated_gemm: false,
+            small_gemm: 1 << 18,
             checked: false,
         }
     }
@@ -131,14 +137,23 @@ fn module_error(e: ModuleError) -> Diagnostic {
     Diagnostic::new("E-codegen", format!("code generation failed: {e}"))
 }
 
-/// Declare and define `name` (and `name_workspace_size`) computing `g` in `module`. Matrix
-/// products call `gemm`, a function of `gemm::signature` (imported or defined in `module`).
+/// The GEMM functions a program calls, each of `gemm::signature` (imported or defined in the
+/// module).
+#[derive(Clone, Copy, Debug)]
+pub struct Gemms {
+    pub gemm: FuncId,
+    /// Called instead for products of fewer than this many multiply-adds.
+    pub small: Option<(FuncId, i64)>,
+}
+
+/// Declare and define `name` (and `name_workspace_size`) computing `g` in `module`; matrix
+/// products call `gemms`.
 pub fn define<M: Module>(
     module: &mut M,
     g: &Graph,
     name: &str,
     linkage: Linkage,
-    gemm: FuncId,
+    gemms: Gemms,
     opts: &CompileOptions,
 ) -> Result<Defined, Diagnostic> {
     let prog = fuse::schedule(g)?;
@@ -211,7 +226,8 @@ pub fn define<M: Module>(
                 args,
                 offsets: plan.offsets.clone(),
                 data: data.iter().map(|&d| module.declare_data_in_func(d, b.func)).collect(),
-                gemm: module.declare_func_in_func(gemm, b.func),
+                gemm: module.declare_func_in_func(gemms.gemm, b.func),
+                small_gemm: gemms.small.map(|(f, t)| (module.declare_func_in_func(f, b.func), t)),
                 libm: libm
                     .iter()
                     .map(|&(n, id)| (n, module.declare_func_in_func(id, b.func)))

@@ -14,7 +14,7 @@ use cranelift_module::{default_libcall_names, Linkage};
 use crate::codegen::kernel::{monos, Base, Mono, Poly};
 use crate::codegen::{self, CompileOptions};
 use crate::diag::Diagnostic;
-use crate::graph::{DType, Dim, Graph, Shape};
+use crate::graph::{DType, Dim, Graph, Op, Shape};
 use crate::kernels;
 use crate::memplan::Plan;
 use crate::tensor::Tensor;
@@ -112,12 +112,18 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
         builder.symbol(name, ptr);
     }
     let mut module = JITModule::new(builder);
-    let gemm = if opts.generated_gemm {
-        codegen::gemm::define_gemm(&mut module, "netc_generated_gemm", Linkage::Local, g.dtype)?
+    // The generated GEMM costs a millisecond to compile: only for graphs that multiply.
+    let multiplies = g.nodes.iter().any(|n| {
+        matches!(n.op, Op::MatMul { .. } | Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dFilterGrad { .. })
+    });
+    let mut generated = || codegen::gemm::define_gemm(&mut module, "netc_generated_gemm", Linkage::Local, g.dtype);
+    let gemms = if opts.generated_gemm {
+        codegen::Gemms { gemm: generated()?, small: None }
     } else {
-        codegen::import_gemm(&mut module, g.dtype)?
+        let small = if multiplies && opts.small_gemm > 0 { Some((generated()?, opts.small_gemm)) } else { None };
+        codegen::Gemms { gemm: codegen::import_gemm(&mut module, g.dtype)?, small }
     };
-    let defined = codegen::define(&mut module, g, "netc_graph", Linkage::Export, gemm, opts)?;
+    let defined = codegen::define(&mut module, g, "netc_graph", Linkage::Export, gemms, opts)?;
     module.finalize_definitions().map_err(|e| fail("finalising", e.to_string()))?;
     let code = module.get_finalized_function(defined.func);
     // SAFETY: see `entry_from`.

@@ -3,8 +3,9 @@
 //! Input: matrix sizes, pointers and element strides; output: C written in place.
 //!
 //! Generated code only ever calls these names, so the implementation can be swapped: the JIT
-//! binds them to the Rust functions below (the `matrixmultiply` crate, threaded); an object
-//! file can link a `no_std` build of the same crate, or a Cranelift-generated GEMM.
+//! binds them to the Rust functions below (the `matrixmultiply` crate, single-threaded, driven
+//! by netc's worker pool, see below); an object file can link a `no_std` build of the same
+//! crate, or a Cranelift-generated GEMM.
 //!
 //! ```c
 //! void netc_gemm_f32(int64_t m, int64_t k, int64_t n, float alpha,
@@ -14,6 +15,17 @@
 //! ```
 //! computes C = alpha·A·B + beta·C, strides in elements (a transpose is a swap of strides);
 //! C is not read when beta is 0. `netc_gemm_f64` is the same with double.
+//!
+//! Threads: a GEMM of at least [`Split::DEFAULT`]`.min_macs` multiply-adds is cut into
+//! blocks of rows of C (M) or of columns (N) — the side whose other operand is smaller, since
+//! each block re-packs that operand whole — and the blocks run on [`threads::Pool::global`]
+//! ([`threads::count`] threads: `MATMUL_NUM_THREADS`, else the physical cores), each as one
+//! single-threaded `matrixmultiply` call on its sub-matrices. Block edges are multiples of
+//! 16 (every `matrixmultiply` micro-kernel's MR and NR divide it), so each element of C is
+//! computed by the same micro-kernel call, with the same summation order, as without the
+//! split: results are bitwise those of one thread. K is never split.
+
+use crate::threads::{self, Pool};
 
 /// Symbol of the f32 GEMM.
 pub const GEMM_F32: &str = "netc_gemm_f32";
@@ -42,29 +54,8 @@ pub unsafe extern "C" fn netc_gemm_f32(
     rsc: i64,
     csc: i64,
 ) {
-    if m <= 0 || n <= 0 {
-        return;
-    }
-    let k = k.max(0) as usize;
     // SAFETY: forwarded from the caller's contract.
-    unsafe {
-        matrixmultiply::sgemm(
-            m as usize,
-            k,
-            n as usize,
-            alpha,
-            a,
-            rsa as isize,
-            csa as isize,
-            b,
-            rsb as isize,
-            csb as isize,
-            beta,
-            c,
-            rsc as isize,
-            csc as isize,
-        )
-    }
+    unsafe { gemm(None, Split::DEFAULT, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
 }
 
 /// C = alpha·A·B + beta·C in f64, see the module documentation.
@@ -88,29 +79,296 @@ pub unsafe extern "C" fn netc_gemm_f64(
     rsc: i64,
     csc: i64,
 ) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { gemm(None, Split::DEFAULT, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+}
+
+/// When and how finely a GEMM is divided among a pool's threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Split {
+    /// Smallest m·n·k that is split; smaller GEMMs run on the calling thread alone.
+    pub min_macs: u64,
+    /// Blocks per pool thread (more evens out a thread that starts late or loses its core,
+    /// at the cost of re-packing the unsplit operand once more per block).
+    pub blocks_per_thread: usize,
+}
+
+impl Split {
+    /// What the GEMM symbols use.
+    pub const DEFAULT: Split = Split { min_macs: 1 << 18, blocks_per_thread: 1 };
+    /// Never split.
+    pub const NEVER: Split = Split { min_macs: u64::MAX, blocks_per_thread: 1 };
+}
+
+/// Block edges are multiples of this: every `matrixmultiply` kernel's MR and NR divide it.
+const ALIGN: usize = 16;
+
+/// Which dimension of C is cut, the block length (a multiple of [`ALIGN`]) and block count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// One call.
+    Whole,
+    /// Blocks of `rows` rows of C (and of A).
+    Rows { rows: usize, blocks: usize },
+    /// Blocks of `cols` columns of C (and of B).
+    Cols { cols: usize, blocks: usize },
+}
+
+/// How `split` divides an m×k by k×n product with C strides `rsc`, `csc` among `threads`.
+pub fn plan(split: Split, threads: usize, m: usize, k: usize, n: usize, rsc: isize, csc: isize) -> Plan {
+    let macs = (m as u128) * (n as u128) * (k as u128);
+    if threads < 2 || macs < split.min_macs as u128 || !distinct(m, n, rsc, csc) {
+        return Plan::Whole;
+    }
+    let target = threads.saturating_mul(split.blocks_per_thread.max(1));
+    // (length, block length, block count) of cutting a dimension of `len` into `target` blocks.
+    let cut = |len: usize| {
+        let step = len.div_ceil(target).div_ceil(ALIGN) * ALIGN;
+        (step, len.div_ceil(step))
+    };
+    // Cutting rows re-packs B (k × n) per block, cutting columns re-packs A (m × k): cut the
+    // side that re-packs the smaller operand, if it is long enough for two blocks.
+    let rows_ok = m >= 2 * ALIGN;
+    let cols_ok = n >= 2 * ALIGN;
+    let by_cols = cols_ok && (!rows_ok || m < n);
+    if by_cols {
+        let (cols, blocks) = cut(n);
+        Plan::Cols { cols, blocks }
+    } else if rows_ok {
+        let (rows, blocks) = cut(m);
+        Plan::Rows { rows, blocks }
+    } else {
+        Plan::Whole
+    }
+}
+
+/// Whether the m×n matrix with strides `rs`, `cs` has a distinct address for every element
+/// (a sufficient test: the larger stride steps over a whole run of the smaller), so that
+/// blocks of it can be written concurrently.
+fn distinct(m: usize, n: usize, rs: isize, cs: isize) -> bool {
+    let (rs, cs) = (rs.unsigned_abs(), cs.unsigned_abs());
+    match (m, n) {
+        (_, 1) => m == 1 || rs != 0,
+        (1, _) => cs != 0,
+        _ => {
+            let ((small, len), big) = if rs <= cs { ((rs, m), cs) } else { ((cs, n), rs) };
+            small != 0 && (small as u128) * (len as u128) <= big as u128
+        }
+    }
+}
+
+/// f32 and f64 for [`gemm`].
+trait Float: Copy + Send + Sync + 'static {
+    /// `matrixmultiply`'s sgemm / dgemm, single-threaded.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm1(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+impl Float for f32 {
+    unsafe fn gemm1(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f32,
+        a: *const f32,
+        rsa: isize,
+        csa: isize,
+        b: *const f32,
+        rsb: isize,
+        csb: isize,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded.
+        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+}
+
+impl Float for f64 {
+    unsafe fn gemm1(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f64,
+        a: *const f64,
+        rsa: isize,
+        csa: isize,
+        b: *const f64,
+        rsb: isize,
+        csb: isize,
+        beta: f64,
+        c: *mut f64,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded.
+        unsafe { matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+}
+
+/// The GEMM symbols' body: `pool` (default: the global pool, started only when a GEMM is
+/// big enough to split) and `split` choose the [`plan`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm<T: Float>(
+    pool: Option<&Pool>,
+    split: Split,
+    m: i64,
+    k: i64,
+    n: i64,
+    alpha: T,
+    a: *const T,
+    rsa: i64,
+    csa: i64,
+    b: *const T,
+    rsb: i64,
+    csb: i64,
+    beta: T,
+    c: *mut T,
+    rsc: i64,
+    csc: i64,
+) {
     if m <= 0 || n <= 0 {
         return;
     }
-    let k = k.max(0) as usize;
-    // SAFETY: forwarded from the caller's contract.
-    unsafe {
-        matrixmultiply::dgemm(
-            m as usize,
-            k,
-            n as usize,
-            alpha,
-            a,
-            rsa as isize,
-            csa as isize,
-            b,
-            rsb as isize,
-            csb as isize,
-            beta,
-            c,
-            rsc as isize,
-            csc as isize,
-        )
+    let (m, k, n) = (m as usize, k.max(0) as usize, n as usize);
+    let (rsa, csa, rsb, csb, rsc, csc) =
+        (rsa as isize, csa as isize, rsb as isize, csb as isize, rsc as isize, csc as isize);
+    let threads = pool.map_or_else(threads::count, Pool::threads);
+    if std::env::var_os("NETC_TRACE_GEMM").is_some() {
+        eprintln!(
+            "GEMM m={m} k={k} n={n} a=({rsa},{csa}) b=({rsb},{csb}) c=({rsc},{csc}) beta_zero={}",
+            std::mem::size_of::<T>()
+        );
     }
+    let plan = plan(split, threads, m, k, n, rsc, csc);
+    if plan == Plan::Whole {
+        // SAFETY: forwarded from the caller's contract.
+        return unsafe { T::gemm1(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) };
+    }
+    let pool = pool.unwrap_or_else(|| Pool::global());
+    // Raw pointers as addresses, so that the job is `Sync`.
+    let (a, b, c) = (a as usize, b as usize, c as usize);
+    let at = |p: usize, i: usize, stride: isize| (p as *const T).wrapping_offset(i as isize * stride);
+    match plan {
+        Plan::Rows { rows, blocks } => pool.run(blocks, &|i| {
+            let r0 = i * rows;
+            // SAFETY: rows r0.. of A and C, a sub-matrix of each; the blocks of C are disjoint
+            // (`plan` checked that C's elements are distinct).
+            unsafe {
+                T::gemm1(
+                    rows.min(m - r0),
+                    k,
+                    n,
+                    alpha,
+                    at(a, r0, rsa),
+                    rsa,
+                    csa,
+                    b as *const T,
+                    rsb,
+                    csb,
+                    beta,
+                    at(c, r0, rsc) as *mut T,
+                    rsc,
+                    csc,
+                )
+            }
+        }),
+        Plan::Cols { cols, blocks } => pool.run(blocks, &|j| {
+            let c0 = j * cols;
+            // SAFETY: columns c0.. of B and C, as above.
+            unsafe {
+                T::gemm1(
+                    m,
+                    k,
+                    cols.min(n - c0),
+                    alpha,
+                    a as *const T,
+                    rsa,
+                    csa,
+                    at(b, c0, csb),
+                    rsb,
+                    csb,
+                    beta,
+                    at(c, c0, csc) as *mut T,
+                    rsc,
+                    csc,
+                )
+            }
+        }),
+        Plan::Whole => unreachable!(),
+    }
+}
+
+/// [`netc_gemm_f32`] on a given pool and split (tests and benchmarks; the symbol uses
+/// [`Pool::global`] and [`Split::DEFAULT`]).
+///
+/// # Safety
+/// As for [`netc_gemm_f32`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_f32_on(
+    pool: &Pool,
+    split: Split,
+    m: i64,
+    k: i64,
+    n: i64,
+    alpha: f32,
+    a: *const f32,
+    rsa: i64,
+    csa: i64,
+    b: *const f32,
+    rsb: i64,
+    csb: i64,
+    beta: f32,
+    c: *mut f32,
+    rsc: i64,
+    csc: i64,
+) {
+    // SAFETY: forwarded.
+    unsafe { gemm(Some(pool), split, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+}
+
+/// [`netc_gemm_f64`] on a given pool and split, as [`gemm_f32_on`].
+///
+/// # Safety
+/// As for [`netc_gemm_f32`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_f64_on(
+    pool: &Pool,
+    split: Split,
+    m: i64,
+    k: i64,
+    n: i64,
+    alpha: f64,
+    a: *const f64,
+    rsa: i64,
+    csa: i64,
+    b: *const f64,
+    rsb: i64,
+    csb: i64,
+    beta: f64,
+    c: *mut f64,
+    rsc: i64,
+    csc: i64,
+) {
+    // SAFETY: forwarded.
+    unsafe { gemm(Some(pool), split, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
 }
 
 /// Symbol called after every kernel when compiled with `CompileOptions::profile`.

@@ -36,5 +36,6 @@ pub mod report;
 pub mod rng;
 pub mod run;
 pub mod tensor;
+pub mod threads;
 pub mod train;
 pub mod weights;

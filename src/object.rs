@@ -159,7 +159,8 @@ pub fn build(checked: &Checked, opts: &BuildOptions) -> Result<Built, Diagnostic
     for e in &mut entries {
         crate::opt::optimize(&mut e.graph, None).map_err(error)?;
         let raw_name = format!("{prefix}_{}_graph", e.what);
-        let defined = codegen::define(&mut module, &e.graph, &raw_name, Linkage::Local, gemm, &copts)?;
+        let gemms = codegen::Gemms { gemm, small: None };
+        let defined = codegen::define(&mut module, &e.graph, &raw_name, Linkage::Local, gemms, &copts)?;
         let name = format!("{prefix}_{}", e.what);
         define_wrapper(&mut module, &name, defined.func, &e.graph, &e.args)?;
         define_workspace_size(&mut module, &format!("{name}_workspace_size"), defined.workspace_size_func)?;

@@ -719,21 +719,27 @@ fn train_steps_on_the_generated_gemm_match_the_interpreter() {
         for &(p, id) in &g.updates {
             want[p] = values[id.index()].clone();
         }
-        let opts = CompileOptions { generated_gemm: true, ..CompileOptions::default() };
-        let mut compiled = netc::jit::compile(&g, &opts).unwrap();
-        let mut got = params.clone();
-        let outputs = compiled.run_tensors(&inputs, &mut got).unwrap();
-        let close = |what: &str, a: &Tensor, b: &Tensor| {
-            let scale = b.data.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
-            for (i, (&x, &y)) in a.data.iter().zip(&b.data).enumerate() {
-                assert!((x - y).abs() <= 1e-4 * scale, "{path} {what}[{i}]: generated GEMM {x}, interpreter {y}");
+        // The generated GEMM for every product, then the library's for every product (the
+        // default splits them by size).
+        for opts in [
+            CompileOptions { generated_gemm: true, ..CompileOptions::default() },
+            CompileOptions { small_gemm: 0, ..CompileOptions::default() },
+        ] {
+            let mut compiled = netc::jit::compile(&g, &opts).unwrap();
+            let mut got = params.clone();
+            let outputs = compiled.run_tensors(&inputs, &mut got).unwrap();
+            let close = |what: &str, a: &Tensor, b: &Tensor| {
+                let scale = b.data.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+                for (i, (&x, &y)) in a.data.iter().zip(&b.data).enumerate() {
+                    assert!((x - y).abs() <= 1e-4 * scale, "{path} {what}[{i}]: generated GEMM {x}, interpreter {y}");
+                }
+            };
+            for ((name, id), out) in g.outputs.iter().zip(&outputs) {
+                close(name, out, &values[id.index()]);
             }
-        };
-        for ((name, id), out) in g.outputs.iter().zip(&outputs) {
-            close(name, out, &values[id.index()]);
-        }
-        for (p, (a, b)) in g.params.iter().zip(got.iter().zip(&want)) {
-            close(&p.name, a, b);
+            for (p, (a, b)) in g.params.iter().zip(got.iter().zip(&want)) {
+                close(&p.name, a, b);
+            }
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct Env {
     pub data: Vec<GlobalValue>,
     /// The GEMM kernel symbol for this dtype.
     pub gemm: FuncRef,
+    /// A GEMM for products of fewer than this many multiply-adds (m·k·n), when it pays to
+    /// skip the library's packing: the generated one (`codegen::gemm`).
+    pub small_gemm: Option<(FuncRef, i64)>,
     /// libm functions by name (`exp`, `log`, `tanh`, `pow`, or the `f` forms for f32).
     pub libm: HashMap<&'static str, FuncRef>,
     /// Compute exp/log/tanh/sigmoid by calling libm (one call per lane) instead of inline
@@ -636,7 +639,7 @@ impl<'f> Emitter<'f> {
     ) {
         let args = [mkn[0], mkn[1], mkn[2], alpha, a.0, a.1[0], a.1[1], b.0, b.1[0], b.1[1], beta, c.0, c.1[0], c.1[1]];
         if self.sink.is_none() {
-            self.b.ins().call(self.env.gemm, &args);
+            self.call_gemm(&args);
             return;
         }
         // Checked: the GEMM touches A and B when m, n, k > 0 and C when m, n > 0; it is
@@ -655,8 +658,29 @@ impl<'f> Emitter<'f> {
         self.b.ins().brif(ok, call, &[], done, &[]);
         self.b.switch_to_block(call);
         self.b.seal_block(call);
-        self.b.ins().call(self.env.gemm, &args);
+        self.call_gemm(&args);
         self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+        self.b.seal_block(done);
+    }
+
+    /// Call the GEMM, or the small-product one when m·k·n is below its threshold.
+    fn call_gemm(&mut self, args: &[Value; 14]) {
+        let Some((small, threshold)) = self.env.small_gemm else {
+            self.b.ins().call(self.env.gemm, args);
+            return;
+        };
+        let mk = self.b.ins().imul(args[0], args[1]);
+        let mkn = self.b.ins().imul(mk, args[2]);
+        let is_small = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, mkn, threshold);
+        let (small_block, large_block, done) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(is_small, small_block, &[], large_block, &[]);
+        for (block, f) in [(small_block, small), (large_block, self.env.gemm)] {
+            self.b.switch_to_block(block);
+            self.b.seal_block(block);
+            self.b.ins().call(f, args);
+            self.b.ins().jump(done, &[]);
+        }
         self.b.switch_to_block(done);
         self.b.seal_block(done);
     }
