@@ -343,3 +343,24 @@ fn a_rust_program_calls_the_object_through_extern_c() {
     let accuracy: f64 = stdout.rsplit("training accuracy ").next().unwrap().trim().parse().unwrap();
     assert!(accuracy > 0.9, "the spiral trained through the object reaches {accuracy}:\n{stdout}");
 }
+
+#[test]
+fn the_c_example_of_the_readme_builds_and_trains() {
+    let dir = temp_dir("build", "c_example");
+    let weights = dir.join("spiral.safetensors");
+    let (code, _, err) =
+        netc(&["run", "examples/spiral.net", "--steps", "2000", "--quiet", "--save", weights.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let object =
+        build(&root().join("examples/spiral.net"), &dir, "spiral_net", &["--weights", weights.to_str().unwrap()]);
+    let main = root().join("examples/c_api/main.c");
+    let exe = cc(&dir, "spiral", &[main.to_str().unwrap(), object.to_str().unwrap()]);
+    let out = String::from_utf8(Command::new(exe).output().unwrap().stdout).unwrap();
+    let accuracy = |line: &str| -> f64 { line.rsplit("accuracy ").next().unwrap().trim().parse().unwrap() };
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    // The example's spiral differs from the file's data set (its own noise), so the trained
+    // weights score well but not perfectly on it; training on it goes further.
+    assert!(accuracy(lines[0]) > 0.8, "the embedded trained weights classify the spiral: {out}");
+    assert!(accuracy(lines[1]) > 0.9, "{out}");
+}
