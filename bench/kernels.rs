@@ -2,13 +2,17 @@
 //! measured in the same run.
 //!
 //! - GEMM GFLOP/s: a JIT-compiled `MatMul` graph (generated function -> GEMM symbol) and the
-//!   symbol alone, beside `matrixmultiply` called directly, on the shapes.
+//!   symbol alone (split across netc's GEMM threads), beside one single-threaded
+//!   `matrixmultiply` call, on the shapes.
+//! - GEMM threads: the symbol's split on the worker pool against one call, on the shapes of
+//!   the W2, W3 and W7 train steps.
 //! - Convolution GFLOP/s (im2col + GEMM per image, forward and both gradients).
 //! - Transcendentals: inline vector polynomials vs libm calls, ns per element.
 //! - A fused elementwise chain in GB/s, compile time and step time of CNN train steps.
 //!
-//! Threads: `matrixmultiply` reads MATMUL_NUM_THREADS once (default: physical cores); run
-//! with MATMUL_NUM_THREADS=1 for single-thread figures.
+//! Threads: the GEMM symbols split large products across `netc::threads::count()` threads
+//! (MATMUL_NUM_THREADS, read once; default: the physical cores); run with
+//! MATMUL_NUM_THREADS=1 for single-thread figures.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -281,9 +285,56 @@ fn train_step_rows() {
     }
 }
 
+/// The GEMM symbol (split on the global pool) against one single-threaded call, row-major f32
+/// operands as the JIT lays them out; for the workloads' GEMM shapes.
+fn threads_rows() {
+    use netc::kernels::{gemm_f32_on, plan, Split};
+    let one = netc::threads::Pool::new(1);
+    // (M, K, N, what): op(A) is M×K, transposed where the train step reads it transposed.
+    for (m, k, n, ta, tb, what) in [
+        (128, 784, 256, false, false, "W2 layer 1 forward"),
+        (784, 128, 256, true, false, "W2 layer 1 weight gradient"),
+        (128, 256, 256, false, true, "W2 layer 2 input gradient"),
+        (128, 256, 10, false, false, "W2 output layer"),
+        (32, 144, 256, false, false, "W3 conv 2 forward, one image"),
+        (144, 32, 256, true, false, "W3 conv 2 input gradient, one image"),
+        (256, 2400, 729, false, false, "W7 conv 2 forward, one image"),
+        (8, 9216, 4096, false, false, "W7 dense 1 forward"),
+        (8, 4096, 9216, false, true, "W7 dense 1 input gradient"),
+        (9216, 8, 4096, true, false, "W7 dense 1 weight gradient"),
+    ] {
+        let (a, b) = (random::<f32>(m * k, 1), random::<f32>(k * n, 2));
+        let mut c = vec![0.0f32; m * n];
+        let (rsa, csa) = if ta { (1, m as i64) } else { (k as i64, 1) };
+        let (rsb, csb) = if tb { (1, k as i64) } else { (n as i64, 1) };
+        let (mi, ki, ni) = (m as i64, k as i64, n as i64);
+        let (pa, pb, pc) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+        let split = time(|| unsafe {
+            netc::kernels::netc_gemm_f32(mi, ki, ni, 1.0, pa, rsa, csa, pb, rsb, csb, 0.0, pc, ni, 1)
+        });
+        let single = time(|| unsafe {
+            gemm_f32_on(&one, Split::NEVER, mi, ki, ni, 1.0, pa, rsa, csa, pb, rsb, csb, 0.0, pc, ni, 1)
+        });
+        black_box(&c);
+        let how = plan(Split::DEFAULT, netc::threads::count(), m, k, n, n as isize, 1);
+        println!(
+            "  {m:>5}×{k:<5}×{n:<5} {what:<36} {:>8.1} µs {:>8.1} µs   ×{:.2}   {how:?}",
+            single * 1e6,
+            split * 1e6,
+            single / split
+        );
+    }
+}
+
 fn main() {
-    let threads = std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "default (physical cores)".into());
-    println!("matrixmultiply threads: {threads}; available parallelism: {:?}", std::thread::available_parallelism());
+    let threads = std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "unset".into());
+    println!(
+        "GEMM threads: {} (MATMUL_NUM_THREADS {threads}); available parallelism: {:?}",
+        netc::threads::count(),
+        std::thread::available_parallelism()
+    );
+    println!("\nGEMM threads: one call vs the symbol's split (M×K×N)       1 call      symbol");
+    threads_rows();
     println!("\nGEMM GFLOP/s (M×N×K)         JIT graph   symbol    matrixmultiply");
     for (m, n, k) in [(512, 512, 512), (128, 256, 784), (32768, 16, 27), (8192, 32, 144)] {
         gemm_row::<f32>(m, n, k);

@@ -17,13 +17,15 @@
 //! C is not read when beta is 0. `netc_gemm_f64` is the same with double.
 //!
 //! Threads: a GEMM of at least [`Split::DEFAULT`]`.min_macs` multiply-adds is cut into
-//! blocks of rows of C (M) or of columns (N) — the side whose other operand is smaller, since
-//! each block re-packs that operand whole — and the blocks run on [`threads::Pool::global`]
-//! ([`threads::count`] threads: `MATMUL_NUM_THREADS`, else the physical cores), each as one
-//! single-threaded `matrixmultiply` call on its sub-matrices. Block edges are multiples of
-//! 16 (every `matrixmultiply` micro-kernel's MR and NR divide it), so each element of C is
-//! computed by the same micro-kernel call, with the same summation order, as without the
-//! split: results are bitwise those of one thread. K is never split.
+//! blocks of rows of C (M) or of columns (N) — see [`plan`] for which — and the blocks run on
+//! [`threads::Pool::global`] ([`threads::count`] threads: `MATMUL_NUM_THREADS`, else the
+//! physical cores), each as one single-threaded `matrixmultiply` call on its sub-matrices
+//! (the crate's own threading is off: it splits only its M-block loop and lost time on the
+//! train steps' shapes). Block edges are multiples of 16 (every `matrixmultiply`
+//! micro-kernel's MR and NR divide it), so each element of C is computed by the same
+//! micro-kernel call, with the same summation order, as without the split: results are
+//! bitwise those of one thread. K is never split. Each block writes its own rows or columns
+//! of C; C's layout is checked to have no two elements at one address before it is split.
 
 use crate::threads::{self, Pool};
 
@@ -88,16 +90,23 @@ pub unsafe extern "C" fn netc_gemm_f64(
 pub struct Split {
     /// Smallest m·n·k that is split; smaller GEMMs run on the calling thread alone.
     pub min_macs: u64,
+    /// Smallest m·n·k that waits for parked workers to wake; smaller GEMMs are split only among
+    /// the workers that are awake (spinning after an earlier job), else run on the caller
+    /// alone while the workers wake up for the next one.
+    pub wake_macs: u64,
     /// Blocks per pool thread (more evens out a thread that starts late or loses its core,
     /// at the cost of re-packing the unsplit operand once more per block).
     pub blocks_per_thread: usize,
 }
 
 impl Split {
-    /// What the GEMM symbols use.
-    pub const DEFAULT: Split = Split { min_macs: 1 << 18, blocks_per_thread: 1 };
+    /// What the GEMM symbols use. Measured on a 2-core Zen 4 VM (`bench_split` in
+    /// tests/threads.rs): with the worker spinning, 64³ (2^18 multiply-adds) is the first
+    /// cube that gains (6.9 → 4-5 µs; 32×32×64 does not); waiting for a parked worker costs
+    /// ~10-20 µs, which 128×256×256 (2^23) pays back (170 → 120 µs) and 128³ (2^21) does not.
+    pub const DEFAULT: Split = Split { min_macs: 1 << 18, wake_macs: 1 << 22, blocks_per_thread: 1 };
     /// Never split.
-    pub const NEVER: Split = Split { min_macs: u64::MAX, blocks_per_thread: 1 };
+    pub const NEVER: Split = Split { min_macs: u64::MAX, wake_macs: u64::MAX, blocks_per_thread: 1 };
 }
 
 /// Block edges are multiples of this: every `matrixmultiply` kernel's MR and NR divide it.
@@ -126,20 +135,24 @@ pub fn plan(split: Split, threads: usize, m: usize, k: usize, n: usize, rsc: isi
         let step = len.div_ceil(target).div_ceil(ALIGN) * ALIGN;
         (step, len.div_ceil(step))
     };
-    // Cutting rows re-packs B (k × n) per block, cutting columns re-packs A (m × k): cut the
-    // side that re-packs the smaller operand, if it is long enough for two blocks.
-    let rows_ok = m >= 2 * ALIGN;
-    let cols_ok = n >= 2 * ALIGN;
-    let by_cols = cols_ok && (!rows_ok || m < n);
-    if by_cols {
-        let (cols, blocks) = cut(n);
-        Plan::Cols { cols, blocks }
-    } else if rows_ok {
-        let (rows, blocks) = cut(m);
-        Plan::Rows { rows, blocks }
-    } else {
-        Plan::Whole
+    // Each block re-packs the operand that is not cut: B (k × n) for rows, A (m × k) for
+    // columns. Cut the side that re-packs the smaller one, but prefer blocks that are
+    // contiguous in C (rows of a row-major C: one stream per thread, no cache line shared at
+    // block edges) unless the other operand is more than 2× larger. A side of 2 × 16 or more
+    // goes before one that gives a block of 16 and a shorter one.
+    let prefer_cols = if rsc.unsigned_abs() >= csc.unsigned_abs() { 2 * m < n } else { m <= 2 * n };
+    for min in [2 * ALIGN, ALIGN + 1] {
+        let (rows_ok, cols_ok) = (m >= min, n >= min);
+        if cols_ok && (prefer_cols || !rows_ok) {
+            let (cols, blocks) = cut(n);
+            return Plan::Cols { cols, blocks };
+        }
+        if rows_ok {
+            let (rows, blocks) = cut(m);
+            return Plan::Rows { rows, blocks };
+        }
     }
+    Plan::Whole
 }
 
 /// Whether the m×n matrix with strides `rs`, `cs` has a distinct address for every element
@@ -251,23 +264,27 @@ unsafe fn gemm<T: Float>(
     let (rsa, csa, rsb, csb, rsc, csc) =
         (rsa as isize, csa as isize, rsb as isize, csb as isize, rsc as isize, csc as isize);
     let threads = pool.map_or_else(threads::count, Pool::threads);
-    if std::env::var_os("NETC_TRACE_GEMM").is_some() {
-        eprintln!(
-            "GEMM m={m} k={k} n={n} a=({rsa},{csa}) b=({rsb},{csb}) c=({rsc},{csc}) beta_zero={}",
-            std::mem::size_of::<T>()
-        );
-    }
     let plan = plan(split, threads, m, k, n, rsc, csc);
     if plan == Plan::Whole {
         // SAFETY: forwarded from the caller's contract.
         return unsafe { T::gemm1(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) };
     }
     let pool = pool.unwrap_or_else(|| Pool::global());
+    let macs = (m as u128) * (n as u128) * (k as u128);
+    let wake = macs >= split.wake_macs as u128;
+    if !wake && pool.awake() == 0 {
+        // Too small to wait for a wake-up: run it here, and wake the workers for the GEMMs
+        // that usually follow.
+        pool.wake();
+        // SAFETY: as above.
+        return unsafe { T::gemm1(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) };
+    }
+    let run = |blocks, f: &(dyn Fn(usize) + Sync)| if wake { pool.run(blocks, f) } else { pool.run_awake(blocks, f) };
     // Raw pointers as addresses, so that the job is `Sync`.
     let (a, b, c) = (a as usize, b as usize, c as usize);
     let at = |p: usize, i: usize, stride: isize| (p as *const T).wrapping_offset(i as isize * stride);
     match plan {
-        Plan::Rows { rows, blocks } => pool.run(blocks, &|i| {
+        Plan::Rows { rows, blocks } => run(blocks, &|i| {
             let r0 = i * rows;
             // SAFETY: rows r0.. of A and C, a sub-matrix of each; the blocks of C are disjoint
             // (`plan` checked that C's elements are distinct).
@@ -290,7 +307,7 @@ unsafe fn gemm<T: Float>(
                 )
             }
         }),
-        Plan::Cols { cols, blocks } => pool.run(blocks, &|j| {
+        Plan::Cols { cols, blocks } => run(blocks, &|j| {
             let c0 = j * cols;
             // SAFETY: columns c0.. of B and C, as above.
             unsafe {

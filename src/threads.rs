@@ -10,6 +10,9 @@
 //!   chunks already started.
 //! - Idle workers spin for [`SPIN`] after their last chunk (the next GEMM of a train step is
 //!   usually that close), then park; the caller unparks only parked workers.
+//!   [`Pool::run_awake`] leaves parked workers asleep and [`Pool::wake`] wakes them without
+//!   work, so that a caller with a small job need not wait for a wake-up (tens of µs on a
+//!   virtual machine) but still has the workers ready for the next one.
 //! - Concurrent callers: one job at a time per pool. A caller that finds the pool busy runs
 //!   all of its chunks alone on its own thread.
 //!
@@ -24,7 +27,8 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-/// How long an idle worker spins, waiting for the next job, before it parks.
+/// How long an idle worker spins, waiting for the next job, before it parks. (200 µs, 1 ms
+/// and 3 ms gave the same W2, W3 and W7 step times within the noise of a shared 2-core VM.)
 pub const SPIN: Duration = Duration::from_micros(200);
 
 /// Most threads a pool takes (a bound on a mistyped MATMUL_NUM_THREADS).
@@ -152,7 +156,8 @@ impl Shared {
 }
 
 impl Pool {
-    /// A pool for `threads` threads in all: the caller and `threads - 1` workers, started now.
+    /// A pool for `threads` threads in all: the caller and `threads - 1` workers, started now
+    /// (fewer if the system refuses to start more).
     pub fn new(threads: usize) -> Pool {
         let shared = Arc::new(Shared {
             busy: AtomicBool::new(false),
@@ -162,15 +167,14 @@ impl Pool {
             shutdown: AtomicBool::new(false),
             job: UnsafeCell::new(None),
         });
+        // A worker that cannot be started leaves a smaller pool (the caller runs what is left).
         let workers = (1..threads.clamp(1, MAX_THREADS))
-            .map(|i| {
+            .map_while(|i| {
                 let sleeping = Arc::new(AtomicBool::new(false));
                 let (s, z) = (shared.clone(), sleeping.clone());
-                let handle = thread::Builder::new()
-                    .name(format!("netc-gemm-{i}"))
-                    .spawn(move || worker_loop(&s, &z))
-                    .expect("cannot start a GEMM worker thread");
-                Worker { thread: handle.thread().clone(), sleeping, handle: Some(handle) }
+                let handle =
+                    thread::Builder::new().name(format!("netc-gemm-{i}")).spawn(move || worker_loop(&s, &z)).ok()?;
+                Some(Worker { thread: handle.thread().clone(), sleeping, handle: Some(handle) })
             })
             .collect();
         Pool { shared, workers }
@@ -187,10 +191,35 @@ impl Pool {
         self.workers.len() + 1
     }
 
+    /// Workers not parked (spinning for work, or working).
+    pub fn awake(&self) -> usize {
+        self.workers.iter().filter(|w| !w.sleeping.load(Relaxed)).count()
+    }
+
+    /// Wake the parked workers without giving them work: they spin for [`SPIN`], ready for
+    /// the next job.
+    pub fn wake(&self) {
+        for w in &self.workers {
+            if w.sleeping.swap(false, SeqCst) {
+                w.thread.unpark();
+            }
+        }
+    }
+
     /// Run `f(0)`, ..., `f(chunks - 1)`, each once, on this thread and the pool's workers, and
     /// return when all are done. If another caller is using the pool, runs them all here.
     /// A panic in a chunk is re-raised here once every chunk has finished.
     pub fn run(&self, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+        self.run_waking(chunks, true, f)
+    }
+
+    /// [`Pool::run`] with the workers that are awake: parked workers are left asleep (a
+    /// wake-up costs tens of µs on a virtual machine, more than a small job gains).
+    pub fn run_awake(&self, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+        self.run_waking(chunks, false, f)
+    }
+
+    fn run_waking(&self, chunks: usize, wake: bool, f: &(dyn Fn(usize) + Sync)) {
         let sh = &*self.shared;
         if chunks <= 1 || self.workers.is_empty() || sh.busy.compare_exchange(false, true, Acquire, Relaxed).is_err() {
             (0..chunks).for_each(f);
@@ -205,11 +234,13 @@ impl Pool {
         }
         sh.done.store(0, Relaxed);
         sh.claim.store(chunks as u64, SeqCst);
-        for w in self.workers.iter().take(chunks - 1) {
-            // Pairs with the worker's store of `sleeping` and its load of `claim` (both SeqCst):
-            // either it sees the job, or we see it asleep and wake it.
-            if w.sleeping.swap(false, SeqCst) {
-                w.thread.unpark();
+        if wake {
+            for w in self.workers.iter().take(chunks - 1) {
+                // Pairs with the worker's store of `sleeping` and its load of `claim` (both
+                // SeqCst): either it sees the job, or we see it asleep and wake it.
+                if w.sleeping.swap(false, SeqCst) {
+                    w.thread.unpark();
+                }
             }
         }
         let panic = sh.work(true);
@@ -245,13 +276,11 @@ fn worker_loop(sh: &Shared, sleeping: &AtomicBool) {
             }
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
-            if spins % 64 == 0 && start.elapsed() >= SPIN {
-                // Park until a caller publishes a job (or shuts the pool down).
-                loop {
-                    sleeping.store(true, SeqCst);
-                    if sh.has_work() || sh.shutdown.load(SeqCst) {
-                        break;
-                    }
+            if spins.is_multiple_of(64) && start.elapsed() >= SPIN {
+                // Park until a caller publishes a job, wakes us (`Pool::wake`: `sleeping`
+                // cleared) or shuts the pool down; other returns from `park` are spurious.
+                sleeping.store(true, SeqCst);
+                while !sh.has_work() && !sh.shutdown.load(SeqCst) && sleeping.load(SeqCst) {
                     thread::park();
                 }
                 sleeping.store(false, Relaxed);

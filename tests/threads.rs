@@ -1,0 +1,728 @@
+//! The GEMM's worker pool (`netc::threads`) and the split GEMM (`kernels::gemm_f32_on`):
+//!
+//! - a GEMM cut into row or column blocks on 2 or 3 threads gives bitwise the result of one
+//!   `matrixmultiply` call, over shapes around the block and micro-kernel edges, k across the
+//!   packing block (256), row-major, column-major, padded and negative strides, transposes,
+//!   alpha/beta values, beta = 0 over NaN; padding in C stays untouched and the result is
+//!   close to a naive reference;
+//! - the GEMM symbols (global pool) agree with one call, also from many threads at once, and
+//!   many callers share one pool concurrently;
+//! - the pool runs every chunk exactly once, workers take part, a panicking chunk is re-raised
+//!   to the caller and leaves the pool usable.
+//!
+//! `bench_split` (ignored) prints the time of one call against the split on 2 threads for
+//! the shapes of the issue #8 workloads:
+//! `cargo test --release --test threads -- --ignored --nocapture`.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use netc::kernels::{self, plan, Plan, Split};
+use netc::rng::Rng;
+use netc::threads::Pool;
+use proptest::prelude::*;
+
+/// Pools shared by the tests (which run concurrently, so callers also meet a busy pool).
+fn pool(threads: usize) -> &'static Pool {
+    static POOLS: OnceLock<[Pool; 3]> = OnceLock::new();
+    &POOLS.get_or_init(|| [Pool::new(1), Pool::new(2), Pool::new(3)])[threads - 1]
+}
+
+/// Split every GEMM whose shape allows it.
+const ALWAYS: Split = Split { min_macs: 0, wake_macs: 0, blocks_per_thread: 1 };
+/// Split finer than the threads: several blocks per thread.
+const FINE: Split = Split { min_macs: 0, wake_macs: 0, blocks_per_thread: 3 };
+
+trait Float: Copy + PartialEq + std::fmt::Debug + Send + Sync + 'static {
+    fn from_f64(v: f64) -> Self;
+    fn to_f64(self) -> f64;
+    fn bits(self) -> u64;
+    const EPS: f64;
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_on(
+        pool: &Pool,
+        split: Split,
+        m: i64,
+        k: i64,
+        n: i64,
+        alpha: Self,
+        a: *const Self,
+        rsa: i64,
+        csa: i64,
+        b: *const Self,
+        rsb: i64,
+        csb: i64,
+        beta: Self,
+        c: *mut Self,
+        rsc: i64,
+        csc: i64,
+    );
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn symbol(
+        m: i64,
+        k: i64,
+        n: i64,
+        alpha: Self,
+        a: *const Self,
+        rsa: i64,
+        csa: i64,
+        b: *const Self,
+        rsb: i64,
+        csb: i64,
+        beta: Self,
+        c: *mut Self,
+        rsc: i64,
+        csc: i64,
+    );
+}
+
+impl Float for f32 {
+    fn from_f64(v: f64) -> f32 {
+        v as f32
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn bits(self) -> u64 {
+        self.to_bits() as u64
+    }
+    const EPS: f64 = f32::EPSILON as f64;
+    unsafe fn gemm_on(
+        pool: &Pool,
+        split: Split,
+        m: i64,
+        k: i64,
+        n: i64,
+        alpha: f32,
+        a: *const f32,
+        rsa: i64,
+        csa: i64,
+        b: *const f32,
+        rsb: i64,
+        csb: i64,
+        beta: f32,
+        c: *mut f32,
+        rsc: i64,
+        csc: i64,
+    ) {
+        unsafe { kernels::gemm_f32_on(pool, split, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+    unsafe fn symbol(
+        m: i64,
+        k: i64,
+        n: i64,
+        alpha: f32,
+        a: *const f32,
+        rsa: i64,
+        csa: i64,
+        b: *const f32,
+        rsb: i64,
+        csb: i64,
+        beta: f32,
+        c: *mut f32,
+        rsc: i64,
+        csc: i64,
+    ) {
+        unsafe { kernels::netc_gemm_f32(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+}
+
+impl Float for f64 {
+    fn from_f64(v: f64) -> f64 {
+        v
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn bits(self) -> u64 {
+        self.to_bits()
+    }
+    const EPS: f64 = f64::EPSILON;
+    unsafe fn gemm_on(
+        pool: &Pool,
+        split: Split,
+        m: i64,
+        k: i64,
+        n: i64,
+        alpha: f64,
+        a: *const f64,
+        rsa: i64,
+        csa: i64,
+        b: *const f64,
+        rsb: i64,
+        csb: i64,
+        beta: f64,
+        c: *mut f64,
+        rsc: i64,
+        csc: i64,
+    ) {
+        unsafe { kernels::gemm_f64_on(pool, split, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+    unsafe fn symbol(
+        m: i64,
+        k: i64,
+        n: i64,
+        alpha: f64,
+        a: *const f64,
+        rsa: i64,
+        csa: i64,
+        b: *const f64,
+        rsb: i64,
+        csb: i64,
+        beta: f64,
+        c: *mut f64,
+        rsc: i64,
+        csc: i64,
+    ) {
+        unsafe { kernels::netc_gemm_f64(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+}
+
+/// How an r × c matrix sits in its buffer.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    /// Row stride c + pad, column stride 1.
+    RowMajor(usize),
+    /// Row stride 1, column stride r + pad (the transpose of a row-major matrix).
+    ColMajor(usize),
+    /// Row-major with the rows in reverse order (negative row stride).
+    RowsReversed(usize),
+}
+
+const LAYOUTS: [Layout; 5] =
+    [Layout::RowMajor(0), Layout::ColMajor(0), Layout::RowMajor(5), Layout::ColMajor(3), Layout::RowsReversed(2)];
+
+/// Guard elements before and after every matrix.
+const GUARD: usize = 7;
+
+/// A matrix in a buffer with guards and padding: (i, j) is at `off + i·rs + j·cs`.
+#[derive(Clone, Debug)]
+struct Mat<T> {
+    buf: Vec<T>,
+    off: usize,
+    rs: isize,
+    cs: isize,
+    rows: usize,
+    cols: usize,
+}
+
+impl<T: Float> Mat<T> {
+    /// Elements from `value(i, j)`, everything else (guards, padding) `fill`.
+    fn new(rows: usize, cols: usize, layout: Layout, fill: T, mut value: impl FnMut(usize, usize) -> T) -> Mat<T> {
+        let (len, off, rs, cs) = match layout {
+            Layout::RowMajor(p) => (rows * (cols + p), 0, (cols + p) as isize, 1),
+            Layout::ColMajor(p) => (cols * (rows + p), 0, 1, (rows + p) as isize),
+            Layout::RowsReversed(p) => {
+                (rows * (cols + p), rows.saturating_sub(1) * (cols + p), -((cols + p) as isize), 1)
+            }
+        };
+        let mut m = Mat { buf: vec![fill; len + 2 * GUARD], off: off + GUARD, rs, cs, rows, cols };
+        for i in 0..rows {
+            for j in 0..cols {
+                let at = m.index(i, j);
+                m.buf[at] = value(i, j);
+            }
+        }
+        m
+    }
+
+    fn index(&self, i: usize, j: usize) -> usize {
+        (self.off as isize + i as isize * self.rs + j as isize * self.cs) as usize
+    }
+
+    fn get(&self, i: usize, j: usize) -> T {
+        self.buf[self.index(i, j)]
+    }
+
+    fn ptr(&self) -> *const T {
+        self.buf.as_ptr().wrapping_add(self.off)
+    }
+
+    fn ptr_mut(&mut self) -> *mut T {
+        self.buf.as_mut_ptr().wrapping_add(self.off)
+    }
+}
+
+/// One GEMM case: C = alpha·A·B + beta·C with A m×k, B k×n.
+#[derive(Clone, Debug)]
+struct Case<T> {
+    a: Mat<T>,
+    b: Mat<T>,
+    c: Mat<T>,
+    alpha: T,
+    beta: T,
+}
+
+/// Sentinel in C's guards and padding: must come back untouched.
+const SENTINEL: f64 = 12345.5;
+
+impl<T: Float> Case<T> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(m: usize, k: usize, n: usize, la: Layout, lb: Layout, lc: Layout, alpha: f64, beta: f64, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let mut rand = move |_: usize, _: usize| T::from_f64(rng.uniform_in(-1.0, 1.0));
+        let nan = T::from_f64(f64::NAN);
+        let a = Mat::new(m, k, la, nan, &mut rand);
+        let b = Mat::new(k, n, lb, nan, &mut rand);
+        // beta = 0: C holds NaN, which must not reach the result.
+        let c = if beta == 0.0 {
+            Mat::new(m, n, lc, T::from_f64(SENTINEL), |_, _| nan)
+        } else {
+            Mat::new(m, n, lc, T::from_f64(SENTINEL), &mut rand)
+        };
+        Case { a, b, c, alpha: T::from_f64(alpha), beta: T::from_f64(beta) }
+    }
+
+    fn dims(&self) -> (usize, usize, usize) {
+        (self.a.rows, self.a.cols, self.b.cols)
+    }
+
+    /// C after the GEMM run by `f` (one of the entry points, same arguments).
+    fn run_with(
+        &self,
+        f: impl FnOnce(i64, i64, i64, T, *const T, i64, i64, *const T, i64, i64, T, *mut T, i64, i64),
+    ) -> Mat<T> {
+        let (m, k, n) = self.dims();
+        let mut c = self.c.clone();
+        let (a, b) = (&self.a, &self.b);
+        let (rsc, csc) = (c.rs as i64, c.cs as i64);
+        f(
+            m as i64,
+            k as i64,
+            n as i64,
+            self.alpha,
+            a.ptr(),
+            a.rs as i64,
+            a.cs as i64,
+            b.ptr(),
+            b.rs as i64,
+            b.cs as i64,
+            self.beta,
+            c.ptr_mut(),
+            rsc,
+            csc,
+        );
+        c
+    }
+
+    fn run(&self, pool: &Pool, split: Split) -> Mat<T> {
+        self.run_with(|m, k, n, al, a, rsa, csa, b, rsb, csb, be, c, rsc, csc| unsafe {
+            T::gemm_on(pool, split, m, k, n, al, a, rsa, csa, b, rsb, csb, be, c, rsc, csc)
+        })
+    }
+
+    fn run_symbol(&self) -> Mat<T> {
+        self.run_with(|m, k, n, al, a, rsa, csa, b, rsb, csb, be, c, rsc, csc| unsafe {
+            T::symbol(m, k, n, al, a, rsa, csa, b, rsb, csb, be, c, rsc, csc)
+        })
+    }
+
+    /// `got` is C = alpha·A·B + beta·C up to rounding, by a naive f64 product, and C's
+    /// guards and padding are untouched.
+    fn check_close(&self, got: &Mat<T>) {
+        let (m, k, n) = self.dims();
+        let mut expect = self.c.buf.clone();
+        for i in 0..m {
+            for j in 0..n {
+                let (mut s, mut mag) = (0.0, 0.0);
+                for p in 0..k {
+                    let t = self.a.get(i, p).to_f64() * self.b.get(p, j).to_f64();
+                    s += t;
+                    mag += t.abs();
+                }
+                let alpha = self.alpha.to_f64();
+                let beta = self.beta.to_f64();
+                let c0 = if beta == 0.0 { 0.0 } else { beta * self.c.get(i, j).to_f64() };
+                let want = alpha * s + c0;
+                let g = got.get(i, j).to_f64();
+                let tol = 4.0 * (k as f64 + 2.0) * T::EPS * (alpha.abs() * mag + c0.abs() + 1e-30);
+                assert!((g - want).abs() <= tol, "C[{i},{j}] = {g}, expected {want} (±{tol}), case {m}×{k}×{n}");
+                expect[self.c.index(i, j)] = got.get(i, j);
+            }
+        }
+        assert_eq!(bits(&expect), bits(&got.buf), "C's guards or padding changed, case {m}×{k}×{n}");
+    }
+}
+
+fn bits<T: Float>(v: &[T]) -> Vec<u64> {
+    v.iter().map(|x| x.bits()).collect()
+}
+
+/// Whole buffers (guards and padding included) equal bit for bit.
+fn assert_same<T: Float>(got: &Mat<T>, want: &Mat<T>, what: &str) {
+    if bits(&got.buf) != bits(&want.buf) {
+        let at = got.buf.iter().zip(&want.buf).position(|(g, w)| g.bits() != w.bits()).unwrap();
+        panic!("{what}: element {at} of the buffer is {:?}, one call gives {:?}", got.buf[at], want.buf[at]);
+    }
+}
+
+/// The case split on 2 and 3 threads (coarse and fine blocks) equals one call, bit for bit,
+/// and one call is right.
+fn check_split<T: Float>(case: &Case<T>) {
+    let one = case.run(pool(1), Split::NEVER);
+    case.check_close(&one);
+    for threads in [2, 3] {
+        for split in [ALWAYS, FINE] {
+            let got = case.run(pool(threads), split);
+            assert_same(&got, &one, &format!("{:?} on {threads} threads, {split:?}", case.dims()));
+        }
+    }
+    assert_same(&case.run_symbol(), &one, "the GEMM symbol");
+}
+
+/// Shapes around the alignment (16) and split (2 blocks of 16) edges, k across KC = 256.
+const SHAPES: [(usize, usize, usize); 22] = [
+    (1, 1, 1),
+    (32, 8, 1),
+    (1, 8, 32),
+    (31, 5, 31),
+    (32, 5, 32),
+    (33, 9, 17),
+    (17, 9, 33),
+    (47, 1, 64),
+    (64, 3, 47),
+    (100, 0, 90),
+    (128, 784, 40),
+    (40, 300, 130),
+    (129, 257, 33),
+    (33, 257, 129),
+    (200, 64, 200),
+    (256, 128, 10),
+    (10, 128, 256),
+    (128, 10, 256),
+    (300, 17, 70),
+    (70, 17, 300),
+    (48, 513, 48),
+    (190, 31, 191),
+];
+
+fn sweep<T: Float>() {
+    let mut rng = Rng::new(7);
+    for (s, &(m, k, n)) in SHAPES.iter().enumerate() {
+        if m >= 32 || n >= 32 {
+            let p = plan(ALWAYS, 2, m, k, n, n as isize, 1);
+            assert_ne!(p, Plan::Whole, "{m}×{k}×{n} should split");
+        }
+        // Every layout of C with a varying A and B layout and alpha/beta.
+        for (l, &lc) in LAYOUTS.iter().enumerate() {
+            let la = LAYOUTS[rng.below(5) as usize];
+            let lb = LAYOUTS[rng.below(5) as usize];
+            let alpha = [1.0, -0.75, 0.0][(s + l) % 3];
+            let beta = [0.0, 1.0, 0.5, 0.0, -2.0][(s * 3 + l) % 5];
+            check_split(&Case::<T>::new(m, k, n, la, lb, lc, alpha, beta, rng.next_u64()));
+        }
+    }
+}
+
+#[test]
+fn split_equals_one_call_f32() {
+    sweep::<f32>();
+}
+
+#[test]
+fn split_equals_one_call_f64() {
+    sweep::<f64>();
+}
+
+/// Every combination of layouts and alpha/beta on one shape that splits along rows and one
+/// that splits along columns.
+#[test]
+fn all_layouts_and_scalars() {
+    let mut seed = 100;
+    for (m, k, n) in [(96, 70, 40), (40, 70, 96)] {
+        for la in LAYOUTS {
+            for lb in LAYOUTS {
+                for lc in LAYOUTS {
+                    for (alpha, beta) in [(1.0, 0.0), (-0.5, 1.0), (2.0, 0.25), (0.0, 0.0), (0.0, 3.0)] {
+                        seed += 1;
+                        check_split(&Case::<f32>::new(m, k, n, la, lb, lc, alpha, beta, seed));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Empty shapes leave C alone.
+#[test]
+fn empty_shapes() {
+    for (m, k, n) in [(0, 5, 40), (40, 5, 0), (0, 0, 0)] {
+        let case = Case::<f32>::new(m, k, n, LAYOUTS[0], LAYOUTS[0], LAYOUTS[0], 1.0, 0.0, 1);
+        let got = case.run(pool(2), ALWAYS);
+        assert_same(&got, &case.c, "an empty GEMM");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn random_shapes(m in 1usize..160, k in 0usize..300, n in 1usize..160, la in 0usize..5, lb in 0usize..5,
+                     lc in 0usize..5, ab in 0usize..4, seed in any::<u64>()) {
+        let (alpha, beta) = [(1.0, 0.0), (-1.5, 1.0), (0.5, -0.5), (1.0, 1.0)][ab];
+        check_split(&Case::<f32>::new(m, k, n, LAYOUTS[la], LAYOUTS[lb], LAYOUTS[lc], alpha, beta, seed));
+    }
+}
+
+/// Blocks and their alignment: which side is cut, no split below the threshold, on one thread,
+/// or when C's elements alias.
+#[test]
+fn plans() {
+    let d = Split::DEFAULT;
+    // Row-major C: blocks of rows (contiguous), unless B is more than 2× larger than A.
+    assert_eq!(plan(d, 2, 128, 784, 256, 256, 1), Plan::Rows { rows: 64, blocks: 2 });
+    assert_eq!(plan(d, 2, 784, 128, 256, 256, 1), Plan::Rows { rows: 400, blocks: 2 });
+    assert_eq!(plan(d, 2, 128, 10, 256, 256, 1), Plan::Rows { rows: 64, blocks: 2 });
+    assert_eq!(plan(d, 2, 96, 363, 3025, 3025, 1), Plan::Cols { cols: 1520, blocks: 2 });
+    assert_eq!(plan(d, 2, 32, 144, 256, 256, 1), Plan::Cols { cols: 128, blocks: 2 });
+    assert_eq!(plan(d, 2, 16, 27, 1024, 1024, 1), Plan::Cols { cols: 512, blocks: 2 });
+    assert_eq!(plan(d, 2, 8, 9216, 4096, 4096, 1), Plan::Cols { cols: 2048, blocks: 2 });
+    assert_eq!(plan(d, 3, 100, 1000, 100, 100, 1), Plan::Rows { rows: 48, blocks: 3 });
+    assert_eq!(
+        plan(Split { blocks_per_thread: 4, ..d }, 2, 1000, 1000, 16, 16, 1),
+        Plan::Rows { rows: 128, blocks: 8 }
+    );
+    // Column-major C: blocks of columns, unless A is more than 2× larger than B.
+    assert_eq!(plan(d, 2, 256, 784, 128, 1, 256), Plan::Cols { cols: 64, blocks: 2 });
+    assert_eq!(plan(d, 2, 1024, 27, 16, 1, 1024), Plan::Rows { rows: 512, blocks: 2 });
+    // Too small, one thread, too narrow to cut.
+    assert_eq!(plan(d, 2, 32, 32, 32, 32, 1), Plan::Whole);
+    assert_eq!(plan(d, 1, 1024, 1024, 1024, 1024, 1), Plan::Whole);
+    assert_eq!(plan(d, 2, 16, 100_000, 16, 16, 1), Plan::Whole);
+    // A side of 17 to 31 is cut into 16 and the rest when the other side is shorter.
+    assert_eq!(plan(d, 2, 16, 1024, 27, 27, 1), Plan::Cols { cols: 16, blocks: 2 });
+    assert_eq!(plan(d, 2, 20, 1000, 40, 40, 1), Plan::Cols { cols: 32, blocks: 2 });
+    assert_eq!(plan(d, 2, 31, 1000, 31, 31, 1), Plan::Rows { rows: 16, blocks: 2 });
+    // Rows of C on top of each other, or rows overlapping: never split.
+    assert_eq!(plan(ALWAYS, 2, 64, 64, 64, 0, 1), Plan::Whole);
+    assert_eq!(plan(ALWAYS, 2, 64, 64, 64, 32, 1), Plan::Whole);
+    assert_eq!(plan(ALWAYS, 2, 64, 64, 64, 1, 63), Plan::Whole);
+    assert_eq!(plan(ALWAYS, 2, 64, 64, 64, 1, 64), Plan::Cols { cols: 32, blocks: 2 });
+    assert_eq!(plan(ALWAYS, 2, 64, 64, 1, 1, 0), Plan::Rows { rows: 32, blocks: 2 });
+}
+
+/// Many threads call the GEMM at once, on a shared pool and through the symbols (global
+/// pool): every result equals one call's.
+#[test]
+fn concurrent_callers() {
+    let mut rng = Rng::new(3);
+    let cases: Vec<Case<f32>> = [(128, 300, 256), (300, 128, 64), (64, 257, 300), (256, 64, 256)]
+        .iter()
+        .map(|&(m, k, n)| {
+            let (la, lb, lc) = (LAYOUTS[rng.below(5) as usize], LAYOUTS[rng.below(5) as usize], LAYOUTS[0]);
+            Case::new(m, k, n, la, lb, lc, 1.0, [0.0, 1.0][rng.below(2) as usize], rng.next_u64())
+        })
+        .collect();
+    let want: Vec<Mat<f32>> = cases.iter().map(|c| c.run(pool(1), Split::NEVER)).collect();
+    let shared = Pool::new(2);
+    std::thread::scope(|s| {
+        for t in 0..6 {
+            let (cases, want, shared) = (&cases, &want, &shared);
+            s.spawn(move || {
+                for r in 0..40 {
+                    let i = (t + r) % cases.len();
+                    let got = match (t + r) % 3 {
+                        0 => cases[i].run(shared, ALWAYS),
+                        1 => cases[i].run(shared, FINE),
+                        _ => cases[i].run_symbol(),
+                    };
+                    assert_same(&got, &want[i], &format!("caller {t}, round {r}"));
+                }
+            });
+        }
+    });
+}
+
+/// Each chunk runs exactly once per job, with many jobs and several callers.
+#[test]
+fn chunks_run_once() {
+    let pool = Pool::new(3);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let pool = &pool;
+            s.spawn(move || {
+                for job in 0..500 {
+                    let chunks = 1 + (job + t) % 9;
+                    let hits: Vec<AtomicUsize> = (0..chunks).map(|_| AtomicUsize::new(0)).collect();
+                    pool.run(chunks, &|i| {
+                        hits[i].fetch_add(1, Ordering::Relaxed);
+                    });
+                    assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "job {job} of caller {t}");
+                }
+            });
+        }
+    });
+    pool.run(0, &|_| panic!("no chunk to run"));
+}
+
+/// Workers run chunks (the caller does not do everything itself), also after they have
+/// parked.
+#[test]
+fn workers_take_part() {
+    let pool = Pool::new(2);
+    assert_eq!(pool.threads(), 2);
+    for pause in [Duration::ZERO, Duration::from_millis(5)] {
+        let ids = Mutex::new(HashSet::new());
+        for _ in 0..20 {
+            std::thread::sleep(pause);
+            pool.run(2, &|_| {
+                ids.lock().unwrap().insert(std::thread::current().id());
+                std::thread::sleep(Duration::from_millis(2));
+            });
+        }
+        assert_eq!(ids.into_inner().unwrap().len(), 2, "pause {pause:?}");
+    }
+    assert_eq!(Pool::new(1).threads(), 1);
+}
+
+/// A panic in a chunk (on the caller or on a worker) reaches the caller after all chunks
+/// have finished; the pool keeps working.
+#[test]
+fn panics_reach_the_caller() {
+    let pool = Pool::new(2);
+    for _ in 0..10 {
+        let finished = AtomicUsize::new(0);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.run(4, &|i| {
+                std::thread::sleep(Duration::from_millis(1));
+                if i == 1 {
+                    panic!("chunk 1");
+                }
+                finished.fetch_add(1, Ordering::Relaxed);
+            })
+        }));
+        assert!(r.is_err());
+        assert_eq!(finished.load(Ordering::Relaxed), 3);
+        let hits = AtomicUsize::new(0);
+        pool.run(5, &|_| {
+            hits.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(hits.load(Ordering::Relaxed), 5);
+    }
+}
+
+/// Median seconds per call of `f`.
+fn time(mut f: impl FnMut()) -> f64 {
+    f();
+    let start = Instant::now();
+    let mut calls = 0;
+    while start.elapsed() < Duration::from_millis(20) {
+        f();
+        calls += 1;
+    }
+    let reps = (calls / 2).max(1);
+    let mut samples: Vec<f64> = (0..9)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            t.elapsed().as_secs_f64() / reps as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// Busy the calling thread for `d` (the generated code between two GEMMs).
+fn busy(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// µs per GEMM, one call against the split on 2 threads, for the workloads' shapes: back to
+/// back (the worker spinning), with the caller rewriting A and B before each GEMM (as im2col
+/// or the layer before does: the worker's half of the inputs starts in the caller's cache;
+/// the time of the rewrite alone is subtracted), and with the caller busy for 1 ms between
+/// GEMMs (the worker parked). Matrices are row-major, 64-byte aligned like the JIT's
+/// workspace.
+#[test]
+#[ignore]
+fn bench_split() {
+    let p2 = Pool::new(2);
+    let splits = [("1 thread", pool(1), Split::NEVER), ("2 blocks", &p2, ALWAYS), ("default", &p2, Split::DEFAULT)];
+    let shapes = [
+        // W2 (784-256-256-10, batch 128)
+        (128, 784, 256),
+        (784, 128, 256),
+        (128, 256, 256),
+        (256, 128, 256),
+        (128, 256, 10),
+        (256, 128, 10),
+        (128, 10, 256),
+        // W3 (per image)
+        (16, 27, 1024),
+        (32, 144, 256),
+        (32, 256, 144),
+        (144, 32, 256),
+        // the threshold
+        (32, 32, 64),
+        (64, 64, 64),
+        (64, 64, 128),
+        (128, 128, 128),
+        (128, 128, 256),
+        (256, 256, 256),
+        // W7
+        (96, 363, 3025),
+        (8, 9216, 4096),
+        (9216, 8, 4096),
+        (1024, 1024, 1024),
+    ];
+    let aligned = |mut mat: Mat<f32>| {
+        mat.buf.reserve(32);
+        while !(mat.ptr() as usize).is_multiple_of(64) {
+            mat.buf.insert(0, 0.0);
+            mat.off += 1;
+        }
+        mat
+    };
+    for mode in ["back to back", "inputs rewritten before each GEMM", "caller busy 1 ms between GEMMs"] {
+        println!("\n{mode}: µs per GEMM");
+        println!("{:>18}{}", "m×k×n", splits.iter().map(|s| format!("{:>10}", s.0)).collect::<String>());
+        for &(m, k, n) in &shapes {
+            let case = Case::<f32>::new(m, k, n, LAYOUTS[0], LAYOUTS[0], LAYOUTS[0], 1.0, 0.0, 1);
+            let (mut a, mut b, mut c) = (aligned(case.a), aligned(case.b), aligned(case.c));
+            let before = |a: &mut Mat<f32>, b: &mut Mat<f32>| match mode.chars().next() {
+                Some('i') => {
+                    for x in a.buf.iter_mut().chain(b.buf.iter_mut()) {
+                        *x = -*x;
+                    }
+                }
+                Some('c') => busy(Duration::from_millis(1)),
+                _ => {}
+            };
+            let overhead = time(|| before(&mut a, &mut b));
+            let mut row = format!("{:>18}", format!("{m}×{k}×{n}"));
+            for &(_, pool, split) in &splits {
+                let s = time(|| {
+                    before(&mut a, &mut b);
+                    unsafe {
+                        kernels::gemm_f32_on(
+                            pool,
+                            split,
+                            m as i64,
+                            k as i64,
+                            n as i64,
+                            1.0,
+                            a.ptr(),
+                            a.rs as i64,
+                            a.cs as i64,
+                            b.ptr(),
+                            b.rs as i64,
+                            b.cs as i64,
+                            0.0,
+                            c.ptr_mut(),
+                            c.rs as i64,
+                            c.cs as i64,
+                        )
+                    }
+                });
+                row += &format!("{:>10.1}", (s - overhead) * 1e6);
+            }
+            println!("{row}");
+        }
+    }
+}
