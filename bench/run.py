@@ -20,7 +20,7 @@ import common
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-NETC = str(ROOT / "target/release/netc")
+NETC = os.environ.get("NETC_BIN", str(ROOT / "target/release/netc"))  # a frozen copy, if given
 CEILING = 100.0  # GFLOP/s per core, the machine's rough fp32 peak
 
 SYSTEMS = {

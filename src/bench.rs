@@ -151,7 +151,11 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
     let (step_graph, loss_output, loss_graph) =
         (program.step.graph.clone(), program.step.loss_output, program.loss_graph.clone());
     let init = Instant::now();
-    let mut params = train::initial_params(&program.step.graph, t.seed);
+    // Weights about to be loaded are not drawn: untouched zeroed buffers cost no memory.
+    let mut params = match &args.load {
+        Some(_) => program.step.graph.params.iter().map(|p| vec![0.0; crate::report::elements(&p.shape)]).collect(),
+        None => train::initial_params(&program.step.graph, t.seed),
+    };
     if let Some(path) = &args.load {
         load_weights(path, &program.step.graph, program.step.model_params, &mut params)?;
     }

@@ -4,6 +4,11 @@ use crate::check::{Checked, Length, Source};
 use crate::graph::Graph;
 
 /// Number of values in the parameters of a graph (symbolic dims never occur in parameters).
+/// Elements of a parameter's (fully known) shape.
+pub fn elements(shape: &crate::graph::Shape) -> usize {
+    shape.iter().map(|d| d.known().unwrap_or(1)).product()
+}
+
 pub fn param_count(g: &Graph) -> usize {
     // Shapes are checked to at most 2^48 elements each, so this cannot overflow in practice;
     // saturate anyway rather than trust every caller.
