@@ -17,7 +17,7 @@ use std::path::Path;
 
 use cranelift_codegen::ir::types::{F32, F64, I64};
 use cranelift_codegen::ir::{
-    AbiParam, Function, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, UserFuncName, Value,
+    AbiParam, Function, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind, UserFuncName, Value,
 };
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -327,6 +327,30 @@ fn stack_table(b: &mut FunctionBuilder, n: usize) -> cranelift_codegen::ir::Stac
     b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, (8 * n.max(1)) as u32, 3))
 }
 
+/// Declare the exported function `name` and define its body: `body` gets the builder,
+/// positioned in the sealed entry block, and the function's parameters; it must return.
+fn define_exported(
+    module: &mut ObjectModule,
+    name: &str,
+    sig: Signature,
+    body: impl FnOnce(&mut ObjectModule, &mut FunctionBuilder, &[Value]),
+) -> Result<(), Diagnostic> {
+    let err = |e: cranelift_module::ModuleError| error(format!("code generation failed: {e}"));
+    let func = module.declare_function(name, Linkage::Export, &sig).map_err(err)?;
+    let mut ctx = module.make_context();
+    ctx.func = Function::with_name_signature(UserFuncName::user(0, func.as_u32()), sig);
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let params = b.block_params(entry).to_vec();
+    body(module, &mut b, &params);
+    b.finalize(module.target_config());
+    module.define_function(func, &mut ctx).map_err(err)
+}
+
 /// `name(args…)`: lay the arguments out as the five-pointer call of `codegen` and make it.
 fn define_wrapper(
     module: &mut ObjectModule,
@@ -345,22 +369,12 @@ fn define_wrapper(
             _ => ptr,
         }));
     }
-    let func = module.declare_function(name, Linkage::Export, &sig).map_err(|e| error(e.to_string()))?;
-    let mut ctx = module.make_context();
-    ctx.func = Function::with_name_signature(UserFuncName::user(0, func.as_u32()), sig);
-    let mut fctx = FunctionBuilderContext::new();
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let values: Vec<Value> = b.block_params(entry).to_vec();
+    define_exported(module, name, sig, |module, b, values| {
         let flags = MemFlagsData::trusted();
-        let (dims, inputs) = (stack_table(&mut b, g.symbols.len()), stack_table(&mut b, g.inputs.len()));
-        let (params, outputs) = (stack_table(&mut b, g.params.len()), stack_table(&mut b, g.outputs.len()));
+        let (dims, inputs) = (stack_table(b, g.symbols.len()), stack_table(b, g.inputs.len()));
+        let (params, outputs) = (stack_table(b, g.params.len()), stack_table(b, g.outputs.len()));
         let mut workspace = None;
-        for (a, &v) in args.iter().zip(&values) {
+        for (a, &v) in args.iter().zip(values) {
             match *a {
                 Arg::Batch => {
                     for s in 0..g.symbols.len() {
@@ -400,9 +414,7 @@ fn define_wrapper(
         let ws = workspace.expect("every wrapper takes a workspace");
         b.ins().call(callee, &[tables[0], tables[1], tables[2], tables[3], ws]);
         b.ins().return_(&[]);
-        b.finalize(module.target_config());
-    }
-    module.define_function(func, &mut ctx).map_err(|e| error(format!("code generation failed: {e}")))
+    })
 }
 
 /// `int64_t name(int64_t batch)`: the workspace bytes of a wrapper, from `codegen`'s
@@ -412,28 +424,17 @@ fn define_workspace_size(module: &mut ObjectModule, name: &str, raw: FuncId) -> 
     let mut sig = module.make_signature();
     sig.params.push(AbiParam::new(I64));
     sig.returns.push(AbiParam::new(I64));
-    let func = module.declare_function(name, Linkage::Export, &sig).map_err(|e| error(e.to_string()))?;
-    let mut ctx = module.make_context();
-    ctx.func = Function::with_name_signature(UserFuncName::user(0, func.as_u32()), sig);
-    let mut fctx = FunctionBuilderContext::new();
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let batch = b.block_params(entry)[0];
+    define_exported(module, name, sig, |module, b, values| {
+        let batch = values[0];
         // Every graph has at most one symbol, so a table of one entry serves them all.
-        let dims = stack_table(&mut b, 1);
+        let dims = stack_table(b, 1);
         b.ins().stack_store(ptr, batch, dims, 0);
         let addr = b.ins().stack_addr(ptr, dims, 0);
         let callee = module.declare_func_in_func(raw, b.func);
         let call = b.ins().call(callee, &[addr]);
         let bytes = b.inst_results(call)[0];
         b.ins().return_(&[bytes]);
-        b.finalize(module.target_config());
-    }
-    module.define_function(func, &mut ctx).map_err(|e| error(format!("code generation failed: {e}")))
+    })
 }
 
 /// What an init function writes into each of the caller's buffers.
@@ -465,17 +466,8 @@ fn define_init(module: &mut ObjectModule, name: &str, dtype: DType, init: Init) 
     }
     let mut sig = module.make_signature();
     sig.params.push(AbiParam::new(ptr));
-    let func = module.declare_function(name, Linkage::Export, &sig).map_err(err)?;
-    let mut ctx = module.make_context();
-    ctx.func = Function::with_name_signature(UserFuncName::user(0, func.as_u32()), sig);
-    let mut fctx = FunctionBuilderContext::new();
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let table = b.block_params(entry)[0];
+    define_exported(module, name, sig, |module, b, values| {
+        let table = values[0];
         let config = module.target_config();
         let es = dtype.size_bytes() as i64;
         match init {
@@ -498,9 +490,7 @@ fn define_init(module: &mut ObjectModule, name: &str, dtype: DType, init: Init) 
             }
         }
         b.ins().return_(&[]);
-        b.finalize(config);
-    }
-    module.define_function(func, &mut ctx).map_err(err)
+    })
 }
 
 /// A shape as the source writes it: `[B, 2]`.

@@ -121,7 +121,7 @@ fn object_equals_jit(source_path: &Path, source: &str, name: &str, batch: usize,
 
     // Forward.
     let mut params = init.clone();
-    let scores = netc::jit::run_graph(model, &[x.clone()], &mut params).unwrap();
+    let scores = netc::jit::run_graph(model, std::slice::from_ref(&x), &mut params).unwrap();
     assert_close("scores", out.take(scores[0].numel()), &scores[0].data);
 
     // Backward: the loss and dloss/dparam, built independently of netc build.
