@@ -299,11 +299,9 @@ pub fn forward_flops(g: &Graph, batch: usize) -> f64 {
     flops
 }
 
-/// GEMM threads in effect: MATMUL_NUM_THREADS (1..4, as `matrixmultiply` clamps it), else the
-/// cores.
+/// GEMM threads in effect: the pool's size (`MATMUL_NUM_THREADS`, else the physical cores).
 fn threads() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::env::var("MATMUL_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(cores).clamp(1, 4)
+    crate::threads::count()
 }
 
 /// Peak resident memory of this process so far, in MiB (0 where /proc is missing).

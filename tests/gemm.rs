@@ -571,7 +571,7 @@ fn compiles_for_baseline_x86_64() {
 // ---- throughput (by hand) -----------------------------------------------------------------
 
 /// GFLOP/s of the generated GEMM and of the library GEMM (`kernels::netc_gemm_f32`,
-/// matrixmultiply with its threading), f32, row-major, beta = 0. Run with
+/// matrixmultiply, split over the GEMM thread pool), f32, row-major, beta = 0. Run with
 /// `cargo test --release --test gemm -- --ignored --nocapture`.
 #[test]
 #[ignore]

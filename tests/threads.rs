@@ -7,8 +7,9 @@
 //!   close to a naive reference;
 //! - the GEMM symbols (global pool) agree with one call, also from many threads at once, and
 //!   many callers share one pool concurrently;
-//! - the pool runs every chunk exactly once, workers take part, a panicking chunk is re-raised
-//!   to the caller and leaves the pool usable.
+//! - the pool runs every chunk exactly once, workers take part (also after parking, and after
+//!   `Pool::wake` in jobs that do not wake them), a panicking chunk is re-raised to the caller
+//!   and leaves the pool usable.
 //!
 //! `bench_split` (ignored) prints the time of one call against the split on 2 threads for
 //! the shapes of the issue #8 workloads:
@@ -556,24 +557,51 @@ fn chunks_run_once() {
     pool.run(0, &|_| panic!("no chunk to run"));
 }
 
+/// Threads that ran a chunk of `run(2 chunks of 2 ms)`, over rounds until a worker took part
+/// (at most 200 rounds: a loaded machine may keep the worker off a core for a while).
+fn participants(before_each: impl Fn(), run: impl Fn(&(dyn Fn(usize) + Sync))) -> usize {
+    let ids = Mutex::new(HashSet::new());
+    for _ in 0..200 {
+        before_each();
+        run(&|_| {
+            ids.lock().unwrap().insert(std::thread::current().id());
+            std::thread::sleep(Duration::from_millis(2));
+        });
+        if ids.lock().unwrap().len() > 1 {
+            break;
+        }
+    }
+    ids.into_inner().unwrap().len()
+}
+
 /// Workers run chunks (the caller does not do everything itself), also after they have
 /// parked.
 #[test]
 fn workers_take_part() {
     let pool = Pool::new(2);
     assert_eq!(pool.threads(), 2);
-    for pause in [Duration::ZERO, Duration::from_millis(5)] {
-        let ids = Mutex::new(HashSet::new());
-        for _ in 0..20 {
-            std::thread::sleep(pause);
-            pool.run(2, &|_| {
-                ids.lock().unwrap().insert(std::thread::current().id());
-                std::thread::sleep(Duration::from_millis(2));
-            });
-        }
-        assert_eq!(ids.into_inner().unwrap().len(), 2, "pause {pause:?}");
-    }
+    assert_eq!(participants(|| {}, |f| pool.run(2, f)), 2, "back to back");
+    let pause = || std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(participants(pause, |f| pool.run(2, f)), 2, "after a pause");
     assert_eq!(Pool::new(1).threads(), 1);
+}
+
+/// `wake` wakes a parked worker without work; it then helps with `run_awake` jobs, which do
+/// not wake it themselves.
+#[test]
+fn woken_workers_help() {
+    let pool = Pool::new(2);
+    let parked = || {
+        let t = Instant::now();
+        while pool.awake() > 0 && t.elapsed() < Duration::from_secs(1) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    let woken = || {
+        parked();
+        pool.wake();
+    };
+    assert_eq!(participants(woken, |f| pool.run_awake(2, f)), 2);
 }
 
 /// A panic in a chunk (on the caller or on a worker) reaches the caller after all chunks
