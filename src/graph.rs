@@ -356,6 +356,24 @@ impl Graph {
         self.push(Node { op: Op::Param { index }, inputs: vec![], shape, name: Some(name.to_string()), span: None })
     }
 
+    /// The node of every parameter, in parameter order (what gradients are taken with
+    /// respect to).
+    pub fn param_nodes(&self) -> Result<Vec<NodeId>, String> {
+        let mut nodes = vec![None; self.params.len()];
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Op::Param { index } = &node.op {
+                if let Some(slot) = nodes.get_mut(*index) {
+                    slot.get_or_insert(NodeId(i as u32));
+                }
+            }
+        }
+        nodes
+            .into_iter()
+            .enumerate()
+            .map(|(p, n)| n.ok_or_else(|| format!("parameter `{}` has no node", self.params[p].name)))
+            .collect()
+    }
+
     pub fn constant(&mut self, value: f64) -> NodeId {
         self.push(Node { op: Op::Const { value }, inputs: vec![], shape: vec![], name: None, span: None })
     }

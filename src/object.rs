@@ -27,7 +27,7 @@ use cranelift_object::{ObjectBuilder, ObjectModule};
 use crate::check::{Checked, Optimizer, Schedule, TrainDecl};
 use crate::codegen::{self, CompileOptions};
 use crate::diag::Diagnostic;
-use crate::graph::{DType, Dim, Graph, InputKind, NodeId, Op, Shape};
+use crate::graph::{DType, Dim, Graph, InputKind, Shape};
 
 /// What `netc build` was asked for.
 #[derive(Clone, Debug, Default)]
@@ -240,12 +240,7 @@ fn forward_entry(g: &Graph) -> Result<Entry, Diagnostic> {
 fn backward_entry(t: &TrainDecl) -> Result<Entry, Diagnostic> {
     let mut g = t.graph.clone();
     let loss = g.outputs.iter().find(|(n, _)| n == "loss").map(|o| o.1).ok_or_else(|| error("no loss"))?;
-    let params: Vec<NodeId> = (0..g.params.len())
-        .map(|p| {
-            let i = g.nodes.iter().position(|n| n.op == Op::Param { index: p }).unwrap_or(0);
-            NodeId(i as u32)
-        })
-        .collect();
+    let params = g.param_nodes().map_err(error)?;
     let grads = crate::autodiff::differentiate(&mut g, loss, &params).map_err(error)?;
     g.outputs = vec![("loss".into(), loss)];
     for (p, grad) in grads.into_iter().enumerate() {

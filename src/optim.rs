@@ -36,12 +36,7 @@ pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
     let loss_output = g.outputs.iter().position(|(n, _)| n == "loss").ok_or("the train graph has no loss")?;
     let loss = g.outputs[loss_output].1;
     let model_params = g.params.len();
-    let param_nodes: Vec<NodeId> = (0..model_params)
-        .map(|p| {
-            let i = g.nodes.iter().position(|n| n.op == Op::Param { index: p }).expect("every parameter has a node");
-            NodeId(i as u32)
-        })
-        .collect();
+    let param_nodes = g.param_nodes()?;
     let backward = autodiff::backward(&mut g, loss, &param_nodes)?;
     let lr = g.add_input("lr", vec![], InputKind::Variable);
     let lr_input = g.inputs.len() - 1;

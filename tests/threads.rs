@@ -36,47 +36,20 @@ const ALWAYS: Split = Split { min_macs: 0, wake_macs: 0, blocks_per_thread: 1 };
 /// Split finer than the threads: several blocks per thread.
 const FINE: Split = Split { min_macs: 0, wake_macs: 0, blocks_per_thread: 3 };
 
+/// The C signature of the GEMM symbols.
+type Gemm<T> = unsafe extern "C" fn(i64, i64, i64, T, *const T, i64, i64, *const T, i64, i64, T, *mut T, i64, i64);
+/// `kernels::gemm_*_on`: the same after a pool and a split.
+type GemmOn<T> = unsafe fn(&Pool, Split, i64, i64, i64, T, *const T, i64, i64, *const T, i64, i64, T, *mut T, i64, i64);
+
 trait Float: Copy + PartialEq + std::fmt::Debug + Send + Sync + 'static {
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
     fn bits(self) -> u64;
     const EPS: f64;
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_on(
-        pool: &Pool,
-        split: Split,
-        m: i64,
-        k: i64,
-        n: i64,
-        alpha: Self,
-        a: *const Self,
-        rsa: i64,
-        csa: i64,
-        b: *const Self,
-        rsb: i64,
-        csb: i64,
-        beta: Self,
-        c: *mut Self,
-        rsc: i64,
-        csc: i64,
-    );
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn symbol(
-        m: i64,
-        k: i64,
-        n: i64,
-        alpha: Self,
-        a: *const Self,
-        rsa: i64,
-        csa: i64,
-        b: *const Self,
-        rsb: i64,
-        csb: i64,
-        beta: Self,
-        c: *mut Self,
-        rsc: i64,
-        csc: i64,
-    );
+    /// `kernels::gemm_*_on`: on a given pool and split.
+    const GEMM_ON: GemmOn<Self>;
+    /// The exported symbol (global pool, default split).
+    const SYMBOL: Gemm<Self>;
 }
 
 impl Float for f32 {
@@ -90,44 +63,8 @@ impl Float for f32 {
         self.to_bits() as u64
     }
     const EPS: f64 = f32::EPSILON as f64;
-    unsafe fn gemm_on(
-        pool: &Pool,
-        split: Split,
-        m: i64,
-        k: i64,
-        n: i64,
-        alpha: f32,
-        a: *const f32,
-        rsa: i64,
-        csa: i64,
-        b: *const f32,
-        rsb: i64,
-        csb: i64,
-        beta: f32,
-        c: *mut f32,
-        rsc: i64,
-        csc: i64,
-    ) {
-        unsafe { kernels::gemm_f32_on(pool, split, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
-    }
-    unsafe fn symbol(
-        m: i64,
-        k: i64,
-        n: i64,
-        alpha: f32,
-        a: *const f32,
-        rsa: i64,
-        csa: i64,
-        b: *const f32,
-        rsb: i64,
-        csb: i64,
-        beta: f32,
-        c: *mut f32,
-        rsc: i64,
-        csc: i64,
-    ) {
-        unsafe { kernels::netc_gemm_f32(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
-    }
+    const GEMM_ON: GemmOn<f32> = kernels::gemm_f32_on;
+    const SYMBOL: Gemm<f32> = kernels::netc_gemm_f32;
 }
 
 impl Float for f64 {
@@ -141,44 +78,8 @@ impl Float for f64 {
         self.to_bits()
     }
     const EPS: f64 = f64::EPSILON;
-    unsafe fn gemm_on(
-        pool: &Pool,
-        split: Split,
-        m: i64,
-        k: i64,
-        n: i64,
-        alpha: f64,
-        a: *const f64,
-        rsa: i64,
-        csa: i64,
-        b: *const f64,
-        rsb: i64,
-        csb: i64,
-        beta: f64,
-        c: *mut f64,
-        rsc: i64,
-        csc: i64,
-    ) {
-        unsafe { kernels::gemm_f64_on(pool, split, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
-    }
-    unsafe fn symbol(
-        m: i64,
-        k: i64,
-        n: i64,
-        alpha: f64,
-        a: *const f64,
-        rsa: i64,
-        csa: i64,
-        b: *const f64,
-        rsb: i64,
-        csb: i64,
-        beta: f64,
-        c: *mut f64,
-        rsc: i64,
-        csc: i64,
-    ) {
-        unsafe { kernels::netc_gemm_f64(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
-    }
+    const GEMM_ON: GemmOn<f64> = kernels::gemm_f64_on;
+    const SYMBOL: Gemm<f64> = kernels::netc_gemm_f64;
 }
 
 /// How an r × c matrix sits in its buffer.
@@ -310,13 +211,13 @@ impl<T: Float> Case<T> {
 
     fn run(&self, pool: &Pool, split: Split) -> Mat<T> {
         self.run_with(|m, k, n, al, a, rsa, csa, b, rsb, csb, be, c, rsc, csc| unsafe {
-            T::gemm_on(pool, split, m, k, n, al, a, rsa, csa, b, rsb, csb, be, c, rsc, csc)
+            (T::GEMM_ON)(pool, split, m, k, n, al, a, rsa, csa, b, rsb, csb, be, c, rsc, csc)
         })
     }
 
     fn run_symbol(&self) -> Mat<T> {
         self.run_with(|m, k, n, al, a, rsa, csa, b, rsb, csb, be, c, rsc, csc| unsafe {
-            T::symbol(m, k, n, al, a, rsa, csa, b, rsb, csb, be, c, rsc, csc)
+            (T::SYMBOL)(m, k, n, al, a, rsa, csa, b, rsb, csb, be, c, rsc, csc)
         })
     }
 
