@@ -19,23 +19,36 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def dump_jit(pid, out):
-    """Code of each `netc_graph` function (train step first, then inference): (address, size, file)."""
-    funcs = []
+    """Code of the generated functions, in two groups: the train step's (its `netc_graph` and
+    the `netc_graph_part*` functions it calls), then inference's. [[(address, size, file)]]."""
+    groups = [[], []]
+    seen_entry = 0
+    parts = []
     for line in open(f"/tmp/perf-{pid}.map"):
         addr, size, name = line.split()
+        if not name.startswith("netc_graph"):
+            continue
+        a, s = int(addr, 16), int(size, 16)
+        parts.append((a, s, name))
         if name == "netc_graph":
-            a, s = int(addr, 16), int(size, 16)
+            # Parts are defined before the entry function that calls them.
+            if seen_entry < 2:
+                groups[seen_entry] = parts
+            seen_entry += 1
+            parts = []
+    for group in groups:
+        for i, (a, s, name) in enumerate(group):
             with open(f"/proc/{pid}/mem", "rb") as mem:
                 mem.seek(a)
-                path = Path(out) / f"{addr}.bin"
+                path = Path(out) / f"{a:x}.bin"
                 path.write_bytes(mem.read(s))
-            funcs.append((a, s, path))
-    return funcs
+            group[i] = (a, s, path)
+    return groups
 
 
-def category(ip, sym, dso, funcs):
-    for i, (a, s, _) in enumerate(funcs[:2]):
-        if a <= ip < a + s:
+def category(ip, sym, dso, groups):
+    for i, group in enumerate(groups[:2]):
+        if any(a <= ip < a + s for a, s, _ in group):
             return ["generated: train step", "generated: inference"][i]
     if "kallsyms" in dso:
         return "OS kernel"
@@ -61,7 +74,7 @@ def main():
         time.sleep(0.2)
         for pid in subprocess.run(["pgrep", "-P", str(perf.pid)], capture_output=True, text=True).stdout.split():
             m = Path(f"/tmp/perf-{pid}.map")
-            if m.exists() and m.read_text().count("netc_graph\n") >= 2:
+            if m.exists() and m.read_text().count(" netc_graph\n") >= 2:
                 funcs = dump_jit(pid, out)
     print(perf.communicate()[0])
     if not funcs:
@@ -75,22 +88,27 @@ def main():
         if len(p) >= 2:
             t, ip = float(p[0].rstrip(":")), int(p[1], 16)
             samples.append((t, ip, " ".join(p[2:-1]), p[-1]))
-    step_lo, step_hi = funcs[0][0], funcs[0][0] + funcs[0][1]
-    end = max(t for t, ip, _, _ in samples if step_lo <= ip < step_hi)
+    step = funcs[0]
+    in_step = lambda ip: any(a <= ip < a + n for a, n, _ in step)
+    end = max(t for t, ip, _, _ in samples if in_step(ip))
     train = [s for s in samples if s[0] <= end]
     cats = collections.Counter(category(ip, sym, dso, funcs) for _, ip, sym, dso in train)
     print(f"training phase: {len(train)} samples")
     for c, n in cats.most_common():
         print(f"  {n / len(train):6.1%}  {c}")
 
-    blocks = collections.Counter((ip - step_lo) // 64 * 64 for _, ip, _, _ in train if step_lo <= ip < step_hi)
-    asm = subprocess.run(["objdump", "-D", "-b", "binary", "-mi386:x86-64", str(funcs[0][2])], capture_output=True,
-                         text=True).stdout.splitlines()
-    print(f"\nhottest 64-byte blocks of the train step's code (offsets; code in {funcs[0][2]}):")
-    for off, n in blocks.most_common(args.top):
+    blocks = collections.Counter()
+    for _, ip, _, _ in train:
+        for a, n, path in step:
+            if a <= ip < a + n:
+                blocks[(path, (ip - a) // 64 * 64)] += 1
+    print("\nhottest 64-byte blocks of the train step's code (file, offset):")
+    for (path, off), n in blocks.most_common(args.top):
+        asm = subprocess.run(["objdump", "-D", "-b", "binary", "-mi386:x86-64", str(path)], capture_output=True,
+                             text=True).stdout.splitlines()
         body = [l.split("\t")[2].strip() for l in asm if l.count("\t") >= 2 and l.split(":")[0].strip() in
                 {f"{o:x}" for o in range(off, off + 64)}]
-        print(f"  {off:#6x} {n / len(train):6.1%}  " + "; ".join(body)[:220])
+        print(f"  {path.name} {off:#6x} {n / len(train):6.1%}  " + "; ".join(body)[:400])
 
 
 if __name__ == "__main__":

@@ -58,6 +58,10 @@ pub struct BenchArgs {
     /// Compile with bounds checks (`netc run --checked`), to measure what they cost.
     #[arg(long)]
     pub checked: bool,
+    /// Also time every kernel of the train step (a timer call after each; the step gets a
+    /// little slower) and print where the step's time goes, kernel by kernel.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 /// Run the benchmark and print its report; `started` is the process's start.
@@ -162,7 +166,8 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
     let init_ms = ms(init);
 
     let build = Instant::now();
-    let opts = CompileOptions { verify: false, checked: args.checked, ..CompileOptions::default() };
+    let opts =
+        CompileOptions { verify: false, checked: args.checked, profile: args.profile, ..CompileOptions::default() };
     let mut engine = crate::engine::jit_engine_with(program, &opts).map_err(|d| vec![d])?;
     let build_ms = ms(build);
     let first_loss = engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
@@ -173,6 +178,7 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
     for _ in 0..args.warmup {
         engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
     }
+    engine.step_profile();
     let mut steps = Vec::with_capacity(args.steps);
     let mut last_loss = first_loss;
     for _ in 0..args.steps.max(1) {
@@ -180,6 +186,7 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
         last_loss = engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
         steps.push(ms(t0));
     }
+    let profile = engine.step_profile();
     let rss_train = peak_rss_mib();
     engine.evaluate(&x, &y, batch, &params).map_err(err)?;
     let mut infers = Vec::with_capacity(args.steps);
@@ -209,7 +216,21 @@ fn run(args: &BenchArgs, c: &crate::check::Checked, started: Instant) -> Result<
         ("peak_rss_mib", Value::Num(rss_all)),
     ]);
     f.extend(compiled.fields(batch));
+    if args.profile {
+        f.push(("profile", Value::Text(profile_table(&profile, steps.len()))));
+    }
     Ok(f)
+}
+
+/// The train step's time per kernel (execution order), per step, with each one's share.
+fn profile_table(profile: &[(String, f64)], steps: usize) -> String {
+    let total: f64 = profile.iter().map(|(_, ms)| ms).sum();
+    let mut out = format!("\n  {:>4}  {:>9}  {:>6}  kernel\n", "#", "us/step", "share");
+    for (k, (summary, ms)) in profile.iter().enumerate() {
+        let us = ms * 1e3 / steps.max(1) as f64;
+        out += &format!("  {k:>4}  {us:>9.2}  {:>5.1}%  {summary}\n", 100.0 * ms / total.max(1e-12));
+    }
+    out + &format!("  {:>4}  {:>9.2}  100.0%  (all kernels)\n", "", total * 1e3 / steps.max(1) as f64)
 }
 
 /// Overwrite the model's parameters (the first `model_params`) with those of a weights file.
@@ -338,7 +359,9 @@ fn json(f: &Fields) -> String {
         .map(|(k, v)| match v {
             Value::Num(x) if x.is_finite() => format!("\"{k}\": {x}"),
             Value::Num(_) => format!("\"{k}\": null"),
-            Value::Text(s) => format!("\"{k}\": \"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
+            Value::Text(s) => {
+                format!("\"{k}\": \"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+            }
         })
         .collect();
     format!("{{{}}}\n", items.join(", "))
@@ -383,6 +406,9 @@ fn table(f: &Fields) -> String {
         if let Some(v) = get(key) {
             out.push_str(&format!("  {label:<28} {v:>10} {unit}\n"));
         }
+    }
+    if let Some(profile) = get("profile") {
+        out.push_str(&format!("\ntrain step by kernel (--profile):{profile}"));
     }
     out
 }

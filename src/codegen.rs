@@ -117,6 +117,8 @@ pub struct Defined {
     pub kernels: usize,
     /// The kind of each kernel, in execution order (`map`, `gemm`, `conv`, ...).
     pub kernel_names: Vec<&'static str>,
+    /// What each kernel computes, one line each (`Kernel::summary`).
+    pub kernel_summaries: Vec<String>,
     /// Cranelift IR instructions of the program (compile time grows with this).
     pub clif_insts: usize,
     /// Functions the kernels were split into (see `PART_INSTS`).
@@ -234,6 +236,7 @@ pub fn define<M: Module>(
                     .collect::<HashMap<_, _>>(),
                 libm_math: opts.math == MathMode::Libm,
                 checks: checks.as_ref().map(|c| c.in_func(module, b.func)),
+                fma: module.isa().has_native_fma(),
             };
             let profile = profile.map(|id| module.declare_func_in_func(id, b.func));
             let mut e = emit::Emitter::new(b, env, g.dtype, g.symbols.len());
@@ -318,6 +321,7 @@ pub fn define<M: Module>(
         naive: prog.naive,
         kernels: prog.kernels.len(),
         kernel_names: prog.kernels.iter().map(|k| k.name()).collect(),
+        kernel_summaries: prog.kernels.iter().map(|k| k.summary(&g.symbols)).collect(),
         clif_insts,
         parts: parts.len(),
     })

@@ -140,6 +140,10 @@ impl Engine for Jit {
         Ok((self.eval.outputs[0][0], scores))
     }
 
+    fn step_profile(&mut self) -> Vec<(String, f64)> {
+        self.step.compiled.profile_summaries()
+    }
+
     fn stats(&self) -> String {
         let s = self.step.compiled.stats();
         let e = self.eval.compiled.stats();

@@ -82,6 +82,7 @@ pub struct Compiled {
     plan: Plan,
     naive: Poly,
     kernel_names: Vec<&'static str>,
+    kernel_summaries: Vec<String>,
     clif_insts: usize,
     parts: usize,
     /// The graph updates parameters in place.
@@ -142,6 +143,7 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
         plan: defined.plan,
         naive: defined.naive,
         kernel_names: defined.kernel_names,
+        kernel_summaries: defined.kernel_summaries,
         clif_insts: defined.clif_insts,
         parts: defined.parts,
         updates: !g.updates.is_empty(),
@@ -384,6 +386,18 @@ impl Compiled {
     pub fn profile(&self) -> Vec<(&'static str, f64)> {
         let secs = kernels::take_profile();
         self.kernel_names.iter().enumerate().map(|(k, &n)| (n, secs.get(k).copied().unwrap_or(0.0) * 1e3)).collect()
+    }
+}
+
+impl Compiled {
+    /// `profile` with each kernel's summary (`Kernel::summary`) instead of its kind.
+    pub fn profile_summaries(&self) -> Vec<(String, f64)> {
+        let secs = kernels::take_profile();
+        self.kernel_summaries
+            .iter()
+            .enumerate()
+            .map(|(k, s)| (s.clone(), secs.get(k).copied().unwrap_or(0.0) * 1e3))
+            .collect()
     }
 }
 

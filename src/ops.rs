@@ -466,8 +466,8 @@ pub fn vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId, op: &Op) -> Grads {
         Mul => mul_vjp(cx, g, x),
         Div => div_vjp(cx, g, x, y),
         Pow => pow_vjp(cx, g, x, y),
-        Max => max_vjp(cx, g, x),
-        Min => min_vjp(cx, g, x),
+        Max => max_vjp(cx, g, x, y),
+        Min => min_vjp(cx, g, x, y),
         // Piecewise constant: zero gradient almost everywhere, none at the steps.
         Sign => Ok(vec![None]),
         GreaterEq => Ok(vec![None, None]),
@@ -723,8 +723,8 @@ fn pow_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId) -> Grads {
     Ok(vec![Some(da), Some(db)])
 }
 
-/// y = max(a, b)               da = g*[a >= b], db = g - da: the max gate routes; ties go to
-/// the left operand, so relu(x) = max(0, x) has relu'(0) = 0
+/// y = max(a, b)               da = g*[a >= b], db = g*(1 - [a >= b]): the max gate routes;
+/// ties go to the left operand, so relu(x) = max(0, x) has relu'(0) = 0
 fn max_left(a: f64, b: f64) -> f64 {
     if a >= b {
         a
@@ -733,14 +733,23 @@ fn max_left(a: f64, b: f64) -> f64 {
     }
 }
 
-fn max_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId]) -> Grads {
-    let left = cx.op(Op::GreaterEq, &[x[0], x[1]])?;
-    let da = cx.mul(g, left)?;
-    // g - g*mask is exactly g or 0 for finite g: the gradient is routed, never split.
-    Ok(vec![Some(da), Some(cx.sub(g, da)?)])
+fn max_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId) -> Grads {
+    // [a >= b] = [a >= max(a, b)] for every a, b (NaN included): the mask reads the output,
+    // which the forward pass keeps anyway, so relu's pre-activation need not be kept.
+    let left = cx.op(Op::GreaterEq, &[x[0], y])?;
+    route(cx, g, left)
 }
 
-/// y = min(a, b)               da = g*[b >= a], db = g - da; ties go to the left operand
+/// The gradient `g` sent to the left operand where `left` is 1 and to the right one where it
+/// is 0: g·m and g·(1 - m), exactly g or 0 for finite g (routed, never split). Each product
+/// reads g once, so g fuses into it rather than being written to memory for two readers.
+fn route(cx: &mut Vjp, g: NodeId, left: NodeId) -> Grads {
+    let one = cx.constant(1.0);
+    let right = cx.sub(one, left)?;
+    Ok(vec![Some(cx.mul(g, left)?), Some(cx.mul(g, right)?)])
+}
+
+/// y = min(a, b)               da = g*[b >= a], db = g*(1 - [b >= a]); ties go to the left operand
 fn min_left(a: f64, b: f64) -> f64 {
     if b >= a {
         a
@@ -749,10 +758,10 @@ fn min_left(a: f64, b: f64) -> f64 {
     }
 }
 
-fn min_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId]) -> Grads {
-    let left = cx.op(Op::GreaterEq, &[x[1], x[0]])?;
-    let da = cx.mul(g, left)?;
-    Ok(vec![Some(da), Some(cx.sub(g, da)?)])
+fn min_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId) -> Grads {
+    // [b >= a] = [min(a, b) >= a] for every a, b (NaN included), as for max.
+    let left = cx.op(Op::GreaterEq, &[y, x[0]])?;
+    route(cx, g, left)
 }
 
 // ---- layout ---------------------------------------------------------------------------------

@@ -27,6 +27,11 @@ pub trait Engine {
     fn stats(&self) -> String {
         String::new()
     }
+    /// Milliseconds spent in each kernel of the train step since the last call, with what the
+    /// kernel computes; empty unless the engine was compiled with `CompileOptions::profile`.
+    fn step_profile(&mut self) -> Vec<(String, f64)> {
+        vec![]
+    }
 }
 
 /// The graphs an engine needs: the fused step and the loss graph (model forward + loss).

@@ -128,33 +128,34 @@ fn a_refused_store_is_not_performed() {
 
 #[test]
 fn a_gemm_outside_its_matrices_is_not_called() {
-    // y = x @ W with x: [B, 3], W: [3, 4]; W declared one element short.
+    // y = x @ W with x: [B, 5], W: [5, 6], B = 6 (no side narrow and an inner dimension long
+    // enough for a GEMM call); W declared one element short.
     for dtype in [DType::F32, DType::F64] {
         let mut g = Graph::new(dtype);
         let b = g.symbol("B");
-        let x = g.add_input("x", vec![Dim::Sym(b), Dim::Known(3)], InputKind::Data);
-        let w = g.add_param("W", known(&[3, 4]), netc::graph::Init::Zeros);
+        let x = g.add_input("x", vec![Dim::Sym(b), Dim::Known(5)], InputKind::Data);
+        let w = g.add_param("W", known(&[5, 6]), netc::graph::Init::Zeros);
         let y = g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[x, w]).unwrap();
         g.outputs = vec![("y".into(), y)];
         shrink_next_extent(Base::Param(0), 1);
         let mut c = jit::compile(&g, &checked()).unwrap();
-        let mut outs = [vec![SENTINEL as f64; 8]];
-        let err = c.run(&[vec![1.0f64; 6]], &mut [vec![1.0f64; 12]], &mut outs, &[2]);
+        let mut outs = [vec![SENTINEL as f64; 36]];
+        let err = c.run(&[vec![1.0f64; 30]], &mut [vec![1.0f64; 30]], &mut outs, &[6]);
         let err = match dtype {
             DType::F64 => err.unwrap_err(),
             DType::F32 => {
                 // (f64 buffers for an f32 function are refused before the call.)
                 assert!(err.is_err());
-                let mut outs = [vec![SENTINEL; 8]];
-                let err = c.run(&[vec![1.0f32; 6]], &mut [vec![1.0f32; 12]], &mut outs, &[2]).unwrap_err();
+                let mut outs = [vec![SENTINEL; 36]];
+                let err = c.run(&[vec![1.0f32; 30]], &mut [vec![1.0f32; 30]], &mut outs, &[6]).unwrap_err();
                 assert!(outs[0].iter().all(|&v| v == SENTINEL), "the GEMM was called");
                 err
             }
         };
         assert!(
             err.starts_with(
-                "bounds check failed: kernel 0 (gemm) accessed parameter 0 `W` at element offset 11, outside its \
-                 length of 11 elements"
+                "bounds check failed: kernel 0 (gemm) accessed parameter 0 `W` at element offset 29, outside its \
+                 length of 29 elements"
             ),
             "{dtype}: {err}"
         );
@@ -187,11 +188,12 @@ fn reads_outside_inputs_and_literals_are_refused() {
         jit::compile(&g, &CompileOptions::default()).unwrap().run_tensors(std::slice::from_ref(&xs), &mut []).unwrap();
     assert_eq!(want, plain);
 
-    // [B, 3] declared [B, 2]: B = 5 gives a length of 10.
+    // [B, 3] declared [B, 2]: B = 5 gives a length of 10. (The loop runs along B, the longer
+    // axis, column by column: x[4, 0] is the first element refused.)
     shrink_next_extent(Base::Input(0), 1);
     let err = jit::compile(&g, &checked()).unwrap().run_tensors(std::slice::from_ref(&xs), &mut []).unwrap_err();
     assert!(
-        err.contains("kernel 1 (reduce) accessed input 0 `x` at element offset 10, outside its length of 10"),
+        err.contains("kernel 1 (reduce) accessed input 0 `x` at element offset 12, outside its length of 10"),
         "{err}"
     );
 

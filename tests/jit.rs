@@ -352,6 +352,62 @@ fn matmul_all_transposes() {
     }
 }
 
+/// Products with a short inner dimension (k ≤ 4: fused expressions) and with a narrow side
+/// (m or n ≤ 4: inline loops, `emit::narrow_gemm`), in every layout, with row counts that
+/// leave every tail of the two-vector, one-vector and scalar loops, and inner dimensions
+/// that leave a scalar tail of the vectorised dot products.
+#[test]
+fn short_and_narrow_products_in_every_layout() {
+    let shapes = [
+        (1, 3, 1),
+        (8, 1, 8),
+        (16, 4, 5),
+        (5, 2, 16),
+        (1, 5, 1),
+        (2, 9, 3),
+        (4, 17, 1),
+        (3, 6, 9),
+        (9, 6, 3),
+        (17, 9, 4),
+        (4, 5, 33),
+        (33, 5, 4),
+        (19, 13, 2),
+        (2, 13, 19),
+    ];
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        for &(m, k, n) in &shapes {
+            let a = if ta { vec![k, m] } else { vec![m, k] };
+            let b = if tb { vec![n, k] } else { vec![k, n] };
+            let case = Case {
+                op: Op::MatMul { transpose_a: ta, transpose_b: tb },
+                shapes: vec![a, b],
+                ranges: &[(-1.0, 1.0), (-1.0, 1.0)],
+                tol32: (1e-6, 1e-6 * k as f64),
+                tol64: (1e-14, 1e-14 * k as f64),
+            };
+            run_case(&case, (m * 100 + k * 10 + n) as u64);
+        }
+    }
+}
+
+/// Rows of up to 8 classes are log-softmaxed a vector of rows at a time: every row count
+/// that leaves a scalar tail, and values far from zero (the max must be taken out first).
+#[test]
+fn log_softmax_of_short_rows() {
+    for n in 1..=9 {
+        for rows in [1, 5, 9, 33] {
+            let case = Case {
+                op: Op::LogSoftmax { axis: 1 },
+                shapes: vec![vec![rows, n]],
+                ranges: &[(-60.0, 60.0)],
+                tol32: (1e-6, 1e-5),
+                tol64: (2e-15, 2e-14),
+            };
+            run_case(&case, (rows * 10 + n) as u64);
+        }
+    }
+}
+
 #[test]
 fn convolutions_forward_and_both_gradients() {
     // (N, C, H, W, F, K, stride, pad)

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I32, I32X4, I64, I64X2};
 use cranelift_codegen::ir::{Endianness, FuncRef, Function, GlobalValue, InstBuilder, MemFlagsData, Type, Value};
-use cranelift_frontend::FunctionBuilder;
+use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module, ModuleError};
 
 use super::fuse::Program;
@@ -45,6 +45,8 @@ pub struct Env {
     pub libm_math: bool,
     /// Bounds-checked mode (`CompileOptions::checked`): check every access.
     pub checks: Option<Checks>,
+    /// The target multiplies and adds in one instruction: the inline products use `fma`.
+    pub fma: bool,
 }
 
 /// What bounds-checked code needs: every buffer's extent, the host callback that records a
@@ -596,6 +598,7 @@ impl<'f> Emitter<'f> {
                 let n = self.mono(len);
                 self.fill(p, n, *value);
             }
+            Kernel::Gemm { m, n, k, a, b, c, alpha, beta } if self.narrow_gemm(m, n, k, a, b, c, alpha, beta) => {}
             Kernel::Gemm { m, n, k, a, b, c, alpha, beta } => {
                 let (mv, nv, kv) = (self.mono(m), self.mono(n), self.mono(k));
                 let (pa, pb, pc) = (self.addr(a), self.addr(b), self.addr(c));
@@ -610,6 +613,226 @@ impl<'f> Emitter<'f> {
             Kernel::ArgMaxMask { outer, n, inner, x, out } => self.argmax_mask(outer, n, inner, x, out),
             Kernel::OneHot { count, classes, x, out } => self.one_hot(count, *classes, x, out),
             Kernel::Pool { op, planes, geom, x, g, out } => self.pool(*op, planes, geom, x, g.as_ref(), out),
+        }
+    }
+
+    /// C = alpha·A·B + beta·C inline, when one side of C is narrow (n or m at most
+    /// `NARROW`, known) and A runs contiguously along a long axis: the spiral's h·W2 (n = 3),
+    /// hᵀ·dscores and xᵀ·dh (m = 2) are a few percent of a GEMM call's time, which pads the
+    /// narrow side to its 8-wide tile and packs panels. Returns false (emits nothing) for
+    /// other products. Orientation: with m narrow, Cᵀ = Bᵀ·Aᵀ makes n narrow. Then
+    /// - A contiguous along m: a vector of rows of A at a time, times B[p, j] splat, into
+    ///   one accumulator per column j (`gemm_columns`);
+    /// - A contiguous along k and B along k (fuse copies a strided B): dot products of rows
+    ///   of A with the n columns of B, vectorised along k (`gemm_dots`).
+    /// Each iteration does two vectors of rows, so the loads of B serve twice.
+    #[allow(clippy::too_many_arguments)]
+    fn narrow_gemm(
+        &mut self,
+        m: &Mono,
+        n: &Mono,
+        k: &Mono,
+        a: &Access,
+        b: &Access,
+        c: &Access,
+        alpha: &Rc<Expr>,
+        beta: &Rc<Expr>,
+    ) -> bool {
+        let t = |x: &Access| Access { strides: vec![x.strides[1].clone(), x.strides[0].clone()], ..x.clone() };
+        let (m, n, a, b, c) = if is_narrow(n) {
+            (m, n, a.clone(), b.clone(), c.clone())
+        } else if is_narrow(m) {
+            (n, m, t(b), t(a), t(c))
+        } else {
+            return false;
+        };
+        let unit = |s: &Mono| s.as_known() == Some(1);
+        let along_rows = unit(&a.strides[0]);
+        let dots = unit(&a.strides[1]) && unit(&b.strides[0]);
+        if !along_rows && !dots {
+            return false;
+        }
+        let cols = n.as_known().expect("narrow sides are known") as usize;
+        let (rows, depth) = (self.mono(m), self.mono(k));
+        let (pa, pb, pc) = (self.addr(&a), self.addr(&b), self.addr(&c));
+        let scale = Scale {
+            alpha: (**alpha != Expr::Const(1.0)).then(|| self.uniform(alpha)),
+            beta: (**beta != Expr::Const(0.0)).then(|| self.uniform(beta)),
+        };
+        let bytes = |e: &mut Self, x: &Access, axis: usize| e.mono_bytes(&x.strides[axis]);
+        let (a_rs, a_cs, b_rs, b_cs, c_rs, c_cs) = (
+            bytes(self, &a, 0),
+            bytes(self, &a, 1),
+            bytes(self, &b, 0),
+            bytes(self, &b, 1),
+            bytes(self, &c, 0),
+            bytes(self, &c, 1),
+        );
+        // Column j of C (and of B) starts j strides in.
+        let c_cols: Vec<Value> = (0..cols).map(|j| self.step_by(pc, c_cs, j as i64)).collect();
+        let c_walk = if unit(&c.strides[0]) { Walk::Contiguous } else { Walk::Strided(c_rs) };
+        if along_rows {
+            let b_cols: Vec<Value> = (0..cols).map(|j| self.step_by(pb, b_cs, j as i64)).collect();
+            self.gemm_columns(rows, depth, (pa, a_cs), (&b_cols, b_rs), (&c_cols, c_walk), &scale);
+        } else {
+            let b_cols: Vec<Value> = (0..cols).map(|j| self.step_by(pb, b_cs, j as i64)).collect();
+            self.gemm_dots(rows, depth, (pa, a_rs), &b_cols, (&c_cols, c_rs), &scale);
+        }
+        true
+    }
+
+    /// `p + j·stride` (bytes) for a constant j.
+    fn step_by(&mut self, p: Value, stride_bytes: Value, j: i64) -> Value {
+        if j == 0 {
+            return p;
+        }
+        let d = self.b.ins().imul_imm_s(stride_bytes, j);
+        self.plus(p, d)
+    }
+
+    /// a·b + acc, in one instruction where the target has FMA.
+    fn mul_add(&mut self, a: Value, b: Value, acc: Value) -> Value {
+        if self.env.fma {
+            self.b.ins().fma(a, b, acc)
+        } else {
+            let p = self.b.ins().fmul(a, b);
+            self.b.ins().fadd(acc, p)
+        }
+    }
+
+    /// alpha·ab + beta·old, skipping what alpha = 1 and beta = 0 make unnecessary (C is not
+    /// read when beta is 0: it may hold anything).
+    fn scaled(&mut self, scale: &Scale, ab: Value, old: impl FnOnce(&mut Self) -> Value) -> Value {
+        let vector = self.b.func.dfg.value_type(ab).is_vector();
+        let widen = |e: &mut Self, s: Value| if vector { e.b.ins().splat(e.vty, s) } else { s };
+        let r = match scale.alpha {
+            Some(al) => {
+                let al = widen(self, al);
+                self.b.ins().fmul(ab, al)
+            }
+            None => ab,
+        };
+        match scale.beta {
+            Some(be) => {
+                let be = widen(self, be);
+                let old = old(self);
+                let bc = self.b.ins().fmul(old, be);
+                self.b.ins().fadd(r, bc)
+            }
+            None => r,
+        }
+    }
+
+    /// The row blocks of a loop over `rows`: (first, end, rows per step, mode, vectors per
+    /// step) for two vectors at a time, then one, then the scalar tail.
+    fn row_blocks(&mut self, rows: Value, vectorised: bool) -> Vec<(Value, Value, i64, Mode, usize)> {
+        let lanes = if vectorised { self.lanes as i64 } else { 1 };
+        let zero = self.int(0);
+        let two = self.b.ins().band_imm_s(rows, -(2 * lanes));
+        let one = self.b.ins().band_imm_s(rows, -lanes);
+        let mode = if vectorised { Mode::Vector } else { Mode::Tail };
+        let mut blocks = vec![(zero, two, 2 * lanes, mode, 2), (two, one, lanes, mode, 1)];
+        if vectorised {
+            blocks.push((one, rows, 1, Mode::Tail, 1));
+        }
+        blocks
+    }
+
+    /// C[i, j] over vectors of rows i: Σ_p A[i, p]·B[p, j] with A contiguous along i.
+    fn gemm_columns(
+        &mut self,
+        rows: Value,
+        depth: Value,
+        (pa, a_cs): (Value, Value),
+        (b_cols, b_rs): (&[Value], Value),
+        (c_cols, c_walk): (&[Value], Walk),
+        scale: &Scale,
+    ) {
+        let cols = b_cols.len();
+        for (lo, hi, step, mode, r) in self.row_blocks(rows, true) {
+            self.for_loop(lo, hi, step, |e, i| {
+                let zero = e.splat(0.0);
+                let accs: Vec<Variable> = (0..r * cols).map(|_| e.b.declare_var(e.vty)).collect();
+                accs.iter().for_each(|&v| e.b.def_var(v, zero));
+                let firsts: Vec<Value> =
+                    (0..r).map(|v| e.b.ins().iadd_imm_s(i, (v * e.lanes as usize) as i64)).collect();
+                e.for_n(depth, |e, p| {
+                    let column = e.offset(pa, p, a_cs);
+                    let xs: Vec<Value> = firsts.iter().map(|&f| e.load_at(column, Walk::Contiguous, f, mode)).collect();
+                    for (j, &bj) in b_cols.iter().enumerate() {
+                        let q = e.offset(bj, p, b_rs);
+                        let s = e.load_scalar(q);
+                        let s = e.b.ins().splat(e.vty, s);
+                        for (v, &x) in xs.iter().enumerate() {
+                            let acc = e.b.use_var(accs[v * cols + j]);
+                            let acc = e.mul_add(x, s, acc);
+                            e.b.def_var(accs[v * cols + j], acc);
+                        }
+                    }
+                });
+                for (j, &cj) in c_cols.iter().enumerate() {
+                    for (v, &f) in firsts.iter().enumerate() {
+                        let ab = e.b.use_var(accs[v * cols + j]);
+                        let out = e.scaled(scale, ab, |e| e.load_at(cj, c_walk, f, mode));
+                        e.store_at(out, cj, c_walk, f, mode);
+                    }
+                }
+            });
+        }
+    }
+
+    /// C[i, j] row by row: dot products of A's row i with B's column j, both contiguous
+    /// along p, vectorised along p.
+    fn gemm_dots(
+        &mut self,
+        rows: Value,
+        depth: Value,
+        (pa, a_rs): (Value, Value),
+        b_cols: &[Value],
+        (c_cols, c_rs): (&[Value], Value),
+        scale: &Scale,
+    ) {
+        let cols = b_cols.len();
+        let main = self.vector_part(depth);
+        let zero_i = self.int(0);
+        for (lo, hi, step, _, r) in self.row_blocks(rows, false) {
+            self.for_loop(lo, hi, step, |e, i| {
+                let zero = e.splat(0.0);
+                let accs: Vec<Variable> = (0..r * cols).map(|_| e.b.declare_var(e.vty)).collect();
+                accs.iter().for_each(|&v| e.b.def_var(v, zero));
+                let a_rows: Vec<Value> = (0..r)
+                    .map(|v| {
+                        let row = e.b.ins().iadd_imm_s(i, v as i64);
+                        e.offset(pa, row, a_rs)
+                    })
+                    .collect();
+                for (plo, phi, pstep, mode) in
+                    [(zero_i, main, e.lanes as i64, Mode::Vector), (main, depth, 1, Mode::Tail)]
+                {
+                    e.for_loop(plo, phi, pstep, |e, p| {
+                        let xs: Vec<Value> =
+                            a_rows.iter().map(|&ar| e.load_at(ar, Walk::Contiguous, p, mode)).collect();
+                        for (j, &bj) in b_cols.iter().enumerate() {
+                            let y = e.load_at(bj, Walk::Contiguous, p, mode);
+                            for (v, &x) in xs.iter().enumerate() {
+                                let acc = e.b.use_var(accs[v * cols + j]);
+                                let acc = e.mul_add(x, y, acc);
+                                e.b.def_var(accs[v * cols + j], acc);
+                            }
+                        }
+                    });
+                }
+                for (j, &cj) in c_cols.iter().enumerate() {
+                    for v in 0..r {
+                        let acc = e.b.use_var(accs[v * cols + j]);
+                        let ab = e.horizontal(ReduceOp::Sum, acc);
+                        let row = e.b.ins().iadd_imm_s(i, v as i64);
+                        let q = e.offset(cj, row, c_rs);
+                        let out = e.scaled(scale, ab, |e| e.load_scalar(q));
+                        e.store_scalar(out, q);
+                    }
+                }
+            });
         }
     }
 
@@ -707,8 +930,14 @@ impl<'f> Emitter<'f> {
         let leaves = expr.loads();
         let mut all: Vec<Vec<Mono>> = leaves.iter().map(|a| a.strides.clone()).collect();
         all.push(out.strides.clone());
-        let (dims, strides) = collapse(shape, &all);
+        let (mut dims, mut strides) = collapse(shape, &all);
         let rank = dims.len();
+        // A short innermost axis (softmax's 3 classes) would run on the scalar tail alone:
+        // vectorise along the longest axis instead, with strided loads where needed.
+        if let Some(i) = self.wider_axis(&dims) {
+            dims.swap(i, rank - 1);
+            strides.iter_mut().for_each(|s| s.swap(i, rank - 1));
+        }
         let dim_vals: Vec<Value> = dims.iter().map(|d| self.mono(d)).collect();
         let stride_vals: Vec<Vec<Value>> =
             strides.iter().map(|s| s[..rank - 1].iter().map(|m| self.mono_bytes(m)).collect()).collect();
@@ -727,6 +956,19 @@ impl<'f> Emitter<'f> {
         self.nest(&dim_vals[..rank - 1], &stride_vals, bases, &mut |e, ptrs| {
             e.inner_loop(expr, &index, ptrs, &walks, n, reduce);
         });
+    }
+
+    /// If the innermost of `dims` is shorter than two vectors, the axis to vectorise instead:
+    /// the longest one (a run-time size counts as long).
+    fn wider_axis(&self, dims: &[Mono]) -> Option<usize> {
+        let last = dims.len() - 1;
+        let short = |d: &Mono| d.as_known().is_some_and(|n| n < 2 * self.lanes as i64);
+        if dims.len() < 2 || !short(&dims[last]) {
+            return None;
+        }
+        let length = |d: &Mono| d.as_known().unwrap_or(i64::MAX);
+        let (i, d) = dims[..last].iter().enumerate().max_by_key(|(_, d)| length(d))?;
+        (length(d) > length(&dims[last])).then_some(i)
     }
 
     /// Loops over the outer axes, advancing one row pointer per access; `inner` gets the rows.
@@ -1285,6 +1527,11 @@ impl<'f> Emitter<'f> {
 
     /// y = (x - max) - log Σ e^(x - max), in the interpreter's order of operations.
     fn log_softmax(&mut self, outer: &Mono, n: &Mono, inner: &Mono, x: &Access, out: &Access) {
+        if let (Some(n), Some(1)) = (n.as_known(), inner.as_known()) {
+            if (1..=SHORT_ROW).contains(&n) {
+                return self.log_softmax_short_rows(outer, n, x, out);
+            }
+        }
         let contiguous = inner.as_known() == Some(1);
         self.rows(outer, n, inner, x, out, &mut |e, row, dst, stride, nv| {
             let m = e.row_fold(row, stride, nv, contiguous, ReduceOp::Max, &|_, v| v);
@@ -1300,6 +1547,46 @@ impl<'f> Emitter<'f> {
                 e.b.ins().fsub(d, lse)
             });
         });
+    }
+
+    /// Log-softmax of rows of `n` ≤ `SHORT_ROW` contiguous values (a few classes): the lanes
+    /// hold different rows and the row's values are unrolled, so each row costs a share of
+    /// one vector exp per value and of one log, not a scalar loop each.
+    fn log_softmax_short_rows(&mut self, outer: &Mono, n: i64, x: &Access, out: &Access) {
+        let rows = self.mono(outer);
+        let (px, pout) = (self.addr(x), self.addr(out));
+        let row_bytes = self.int(n * self.es);
+        let walk = Walk::Strided(row_bytes);
+        let main = self.vector_part(rows);
+        let zero = self.int(0);
+        for mode in [Mode::Vector, Mode::Tail] {
+            let (lo, hi, step) = match mode {
+                Mode::Vector => (zero, main, self.lanes as i64),
+                Mode::Tail => (main, rows, 1),
+            };
+            self.for_loop(lo, hi, step, |e, i| {
+                let xs: Vec<Value> = (0..n)
+                    .map(|c| {
+                        let column = e.elem_const(px, c);
+                        e.load_at(column, walk, i, mode)
+                    })
+                    .collect();
+                let max = xs[1..].iter().fold(xs[0], |m, &v| e.combine(ReduceOp::Max, m, v));
+                let mut sum = e.splat(0.0);
+                for &v in &xs {
+                    let d = e.b.ins().fsub(v, max);
+                    let t = e.exp(d);
+                    sum = e.b.ins().fadd(sum, t);
+                }
+                let lse = e.log(sum);
+                for (c, &v) in xs.iter().enumerate() {
+                    let d = e.b.ins().fsub(v, max);
+                    let r = e.b.ins().fsub(d, lse);
+                    let column = e.elem_const(pout, c as i64);
+                    e.store_at(r, column, walk, i, mode);
+                }
+            });
+        }
     }
 
     /// 1.0 at the first maximum of each row (a strictly greater value replaces it).
@@ -1447,6 +1734,15 @@ impl<'f> Emitter<'f> {
 /// Drop unit axes and merge neighbouring axes that every access walks as one (stride of the
 /// outer = stride of the inner × inner size). Returns dims and per-access strides; never
 /// empty (a scalar becomes one axis of size 1).
+/// alpha and beta of an inline product; None where they are 1 and 0.
+struct Scale {
+    alpha: Option<Value>,
+    beta: Option<Value>,
+}
+
+/// Rows of at most this many values (known) are log-softmaxed a vector of rows at a time.
+const SHORT_ROW: i64 = 8;
+
 fn collapse(shape: &[Mono], strides: &[Vec<Mono>]) -> (Vec<Mono>, Vec<Vec<Mono>>) {
     let keep: Vec<usize> = (0..shape.len()).filter(|&i| shape[i].as_known() != Some(1)).collect();
     let mut dims: Vec<Mono> = vec![];

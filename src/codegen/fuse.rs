@@ -282,6 +282,27 @@ impl<'g> Fuser<'g> {
                     (sa[0].clone(), sa[1].clone(), a)
                 };
                 let (n, b) = if *transpose_b { (sb[0].clone(), swap2(b)) } else { (sb[1].clone(), b) };
+                if let Some(sum) = self.short_product(&k, &n, &a, &b) {
+                    return Ok(sum);
+                }
+                // A narrow product (emit::narrow_gemm) of rows of A contiguous along k takes
+                // dot products with B's columns: copy B to columns contiguous along k.
+                let unit = |s: &Mono| s.as_known() == Some(1);
+                let b = if is_narrow(&n)
+                    && !is_narrow(&m)
+                    && unit(&a.strides[1])
+                    && !unit(&a.strides[0])
+                    && !unit(&b.strides[0])
+                {
+                    let shape_b = [k.clone(), n.clone()];
+                    let base = self.temp(&shape_b);
+                    let columns = Access { base, offset: Poly::zero(), strides: vec![Mono::one(), k.clone()] };
+                    let expr = Rc::new(Expr::Load(b));
+                    self.prog.kernels.push(Kernel::Map { shape: shape_b.to_vec(), expr, out: columns.clone() });
+                    columns
+                } else {
+                    b
+                };
                 let (alpha, beta) = (Rc::new(Expr::Const(1.0)), Rc::new(Expr::Const(0.0)));
                 self.produce(shape, |c| Kernel::Gemm { m, n, k, a, b, c, alpha, beta })
             }
@@ -314,6 +335,37 @@ impl<'g> Fuser<'g> {
                 self.pool(PoolOp::AvgGrad, id, shape, in_shape(0), *size, *stride)?
             }
         })
+    }
+
+    /// A·B with a short inner dimension k as the expression Σ_p A[i, p]·B[p, j] (`a`, `b` hold
+    /// op(A), op(B) strides): no GEMM call, and the sum fuses with what consumes it, as in
+    /// `relu(x @ W1 + b1)` of a 2-D input, one loop over [B, 100] instead of a GEMM writing
+    /// memory and a pass reading it. The sum runs over p in order. The loop vectorises along
+    /// j, so a B whose rows are not contiguous (a transposed weight) is first copied (k·n
+    /// elements).
+    fn short_product(&mut self, k: &Mono, n: &Mono, a: &Access, b: &Access) -> Option<Rc<Expr>> {
+        let k = k.as_known().filter(|&k| (1..=SHORT_K).contains(&k))?;
+        let shape_b = [Mono::known(k), n.clone()];
+        let b = if b.strides[1] == Mono::one() {
+            b.clone()
+        } else {
+            let base = self.temp(&shape_b);
+            let out = Access::contiguous(base, &shape_b);
+            let expr = Rc::new(Expr::Load(b.clone()));
+            self.prog.kernels.push(Kernel::Map { shape: shape_b.to_vec(), expr, out: out.clone() });
+            out
+        };
+        let term = |p: i64| {
+            let at = |x: &Access, axis: usize, strides: Vec<Mono>| Access {
+                base: x.base,
+                offset: x.offset.add(&Poly::from_mono(x.strides[axis].scale(p))),
+                strides,
+            };
+            let row = at(a, 1, vec![a.strides[0].clone(), Mono::zero()]);
+            let col = at(&b, 0, vec![Mono::zero(), b.strides[1].clone()]);
+            Rc::new(Expr::Binary(Bin::Mul, Rc::new(Expr::Load(row)), Rc::new(Expr::Load(col))))
+        };
+        Some((1..k).fold(term(0), |sum, p| Rc::new(Expr::Binary(Bin::Add, sum, term(p)))))
     }
 
     fn leaf(&self, base: Base, shape: &Shape) -> Rc<Expr> {
@@ -703,6 +755,9 @@ fn update_parts(expr: &Rc<Expr>, out: &Access) -> Option<(Rc<Expr>, Rc<Expr>, Ac
     let alpha = if *op == Bin::Sub { Rc::new(Expr::Unary(Un::Neg, alpha)) } else { alpha };
     Some((beta, alpha, m))
 }
+
+/// Products whose inner dimension is at most this (known) size are elementwise expressions.
+const SHORT_K: i64 = 4;
 
 fn swap2(a: Access) -> Access {
     let strides = vec![a.strides[1].clone(), a.strides[0].clone()];

@@ -120,6 +120,25 @@ impl Poly {
     }
 }
 
+/// A product whose m or n is at most this (known) size has a narrow side: fuse arranges its
+/// operands, emit writes its loops inline instead of calling a GEMM (`emit::narrow_gemm`).
+pub const NARROW: i64 = 4;
+
+pub fn is_narrow(d: &Mono) -> bool {
+    d.as_known().is_some_and(|d| (1..=NARROW).contains(&d))
+}
+
+/// `m` written with symbol names: `300`, `B`, `4·B`.
+pub fn mono_str(m: &Mono, symbols: &[String]) -> String {
+    let names: Vec<String> =
+        m.syms.iter().map(|&s| symbols.get(s as usize).cloned().unwrap_or_else(|| format!("s{s}"))).collect();
+    match (m.k, names.is_empty()) {
+        (k, true) => k.to_string(),
+        (1, false) => names.join("·"),
+        (k, false) => format!("{k}·{}", names.join("·")),
+    }
+}
+
 pub fn monos(shape: &Shape) -> Vec<Mono> {
     shape.iter().map(|&d| Mono::dim(d)).collect()
 }
@@ -472,6 +491,43 @@ impl Kernel {
                 fix(x);
                 g.iter_mut().for_each(&mut fix);
                 fix(out);
+            }
+        }
+    }
+
+    /// One line saying what the kernel computes and over what sizes (`netc bench --profile`),
+    /// with the graph's symbol names: `map [B, 100]`, `gemm 300x3 . 3x100` (m×k · k×n).
+    pub fn summary(&self, symbols: &[String]) -> String {
+        let m = |m: &Mono| mono_str(m, symbols);
+        let shape = |s: &[Mono]| format!("[{}]", s.iter().map(m).collect::<Vec<_>>().join(", "));
+        match self {
+            Kernel::Map { shape: s, .. } => format!("map {}", shape(s)),
+            Kernel::Reduce { shape: s, out, .. } => {
+                let kept: Vec<Mono> =
+                    s.iter().zip(&out.strides).filter(|(_, st)| !st.is_zero()).map(|(d, _)| d.clone()).collect();
+                format!("reduce {} -> {}", shape(s), shape(&kept))
+            }
+            Kernel::Fill { len, .. } => format!("fill {}", m(len)),
+            Kernel::Gemm { m: gm, n, k, .. } => format!("gemm {}x{} . {}x{}", m(gm), m(k), m(k), m(n)),
+            Kernel::Conv { op, batch, geom: g, .. } => format!(
+                "conv {op:?} {} x [{}, {}, {}] * [{}, {}, {}, {}] stride {} pad {}",
+                m(batch),
+                g.c,
+                g.h,
+                g.w,
+                g.f,
+                g.c,
+                g.kh,
+                g.kw,
+                g.stride,
+                g.pad
+            ),
+            Kernel::LogSoftmax { outer, n, inner, .. } | Kernel::ArgMaxMask { outer, n, inner, .. } => {
+                format!("{} {} rows of {} (inner {})", self.name(), m(outer), m(n), m(inner))
+            }
+            Kernel::OneHot { count, classes, .. } => format!("one_hot {} x {classes}", m(count)),
+            Kernel::Pool { op, planes, geom: g, .. } => {
+                format!("pool {op:?} {} planes {}x{} -> {}x{}", m(planes), g.h, g.w, g.oh, g.ow)
             }
         }
     }
