@@ -625,6 +625,7 @@ impl<'f> Emitter<'f> {
     ///   one accumulator per column j (`gemm_columns`);
     /// - A contiguous along k and B along k (fuse copies a strided B): dot products of rows
     ///   of A with the n columns of B, vectorised along k (`gemm_dots`).
+    ///
     /// Each iteration does two vectors of rows, so the loads of B serve twice.
     #[allow(clippy::too_many_arguments)]
     fn narrow_gemm(
