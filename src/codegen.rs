@@ -25,7 +25,10 @@
 //! `fuse` turns the graph into kernels: chains of elementwise, broadcast and view ops become
 //! one loop with no intermediate buffers (`relu(x @ W + b)` is a GEMM call and one loop,
 //! written in place over the GEMM's result); reductions run over their producer's
-//! expression; matmul and convolution (im2col / col2im per image) call the GEMM symbol, and
+//! expression; a matmul with an inner dimension of at most 4 is itself an elementwise sum
+//! that fuses with its consumers, one with a side of at most 4 (m or n: a few classes, a 2-D
+//! input's gradient) is a loop nest written inline (`emit::narrow_gemm`), other matmuls and
+//! convolution (im2col / col2im per image) call the GEMM symbol, and
 //! an SGD or momentum update of a GEMM result becomes that GEMM's alpha/beta, writing the
 //! parameter directly. Outputs and in-place updates are written straight into the caller's
 //! buffers. `memplan` places the remaining temporaries in the workspace by liveness, `emit`

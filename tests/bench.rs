@@ -57,3 +57,33 @@ fn bench_without_a_train_block_is_an_error() {
     assert_eq!(code, 1);
     assert!(err.contains("no train block"), "{err}");
 }
+
+#[test]
+fn bench_profile_times_every_kernel_of_the_step() {
+    let (code, out, err) = netc(&["bench", "examples/spiral.net", "--steps", "5", "--warmup", "1", "--profile"]);
+    assert_eq!(code, 0, "{err}");
+    let table = &out[out.find("train step by kernel").unwrap_or_else(|| panic!("no profile in {out}"))..];
+    let rows: Vec<&str> = table.lines().filter(|l| l.contains('%') && !l.contains("share")).collect();
+    // One row per kernel, in order, then the total; each a time, a share and a summary in
+    // the model's own sizes: the spiral's 3-class log-softmax and its [B, 100] layer.
+    let (kernels, total) = rows.split_at(rows.len() - 1);
+    assert!(kernels.len() >= 10, "{table}");
+    assert!(total[0].contains("(all kernels)"), "{table}");
+    let mut sum = 0.0;
+    for (k, row) in kernels.iter().enumerate() {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells[0], k.to_string(), "{row}");
+        let us: f64 = cells[1].parse().unwrap_or_else(|_| panic!("{row}"));
+        assert!(us >= 0.0, "{row}");
+        sum += us;
+    }
+    let all: f64 = total[0].split_whitespace().next().unwrap().parse().unwrap();
+    assert!((sum - all).abs() <= 0.01 * kernels.len() as f64 + 1e-3 * all, "{sum} vs {all}: {table}");
+    assert!(table.contains("log_softmax B rows of 3"), "{table}");
+    assert!(table.contains("map [B, 100]"), "{table}");
+
+    // Without --profile there is no table.
+    let (code, out, _) = netc(&["bench", "examples/spiral.net", "--steps", "2", "--warmup", "0"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("train step by kernel"), "{out}");
+}
