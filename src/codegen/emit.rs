@@ -626,7 +626,8 @@ impl<'f> Emitter<'f> {
     /// - A contiguous along k and B along k (fuse copies a strided B): dot products of rows
     ///   of A with the n columns of B, vectorised along k (`gemm_dots`).
     ///
-    /// Each iteration does two vectors of rows, so the loads of B serve twice.
+    /// Each iteration does several rows (three vectors of them, or two rows of dot products),
+    /// so each load of B serves several times.
     #[allow(clippy::too_many_arguments)]
     fn narrow_gemm(
         &mut self,
@@ -725,14 +726,15 @@ impl<'f> Emitter<'f> {
     }
 
     /// The row blocks of a loop over `rows`: (first, end, rows per step, mode, vectors per
-    /// step) for two vectors at a time, then one, then the scalar tail.
-    fn row_blocks(&mut self, rows: Value, vectorised: bool) -> Vec<(Value, Value, i64, Mode, usize)> {
+    /// step) for `wide` vectors at a time, then one, then (vectorised) the scalar tail.
+    fn row_blocks(&mut self, rows: Value, vectorised: bool, wide: i64) -> Vec<(Value, Value, i64, Mode, usize)> {
         let lanes = if vectorised { self.lanes as i64 } else { 1 };
         let zero = self.int(0);
-        let two = self.b.ins().band_imm_s(rows, -(2 * lanes));
+        let blocks = self.b.ins().sdiv_imm_s(rows, wide * lanes);
+        let many = self.b.ins().imul_imm_s(blocks, wide * lanes);
         let one = self.b.ins().band_imm_s(rows, -lanes);
         let mode = if vectorised { Mode::Vector } else { Mode::Tail };
-        let mut blocks = vec![(zero, two, 2 * lanes, mode, 2), (two, one, lanes, mode, 1)];
+        let mut blocks = vec![(zero, many, wide * lanes, mode, wide as usize), (many, one, lanes, mode, 1)];
         if vectorised {
             blocks.push((one, rows, 1, Mode::Tail, 1));
         }
@@ -750,7 +752,7 @@ impl<'f> Emitter<'f> {
         scale: &Scale,
     ) {
         let cols = b_cols.len();
-        for (lo, hi, step, mode, r) in self.row_blocks(rows, true) {
+        for (lo, hi, step, mode, r) in self.row_blocks(rows, true, 3) {
             self.for_loop(lo, hi, step, |e, i| {
                 let zero = e.splat(0.0);
                 let accs: Vec<Variable> = (0..r * cols).map(|_| e.b.declare_var(e.vty)).collect();
@@ -796,7 +798,7 @@ impl<'f> Emitter<'f> {
         let cols = b_cols.len();
         let main = self.vector_part(depth);
         let zero_i = self.int(0);
-        for (lo, hi, step, _, r) in self.row_blocks(rows, false) {
+        for (lo, hi, step, _, r) in self.row_blocks(rows, false, 2) {
             self.for_loop(lo, hi, step, |e, i| {
                 let zero = e.splat(0.0);
                 let accs: Vec<Variable> = (0..r * cols).map(|_| e.b.declare_var(e.vty)).collect();
@@ -1024,35 +1026,20 @@ impl<'f> Emitter<'f> {
             }
             None => (None, None),
         };
-        for mode in [Mode::Vector, Mode::Tail] {
-            let (lo, hi, step) = match mode {
-                Mode::Vector => (zero, main, self.lanes as i64),
-                Mode::Tail => (main, n, 1),
-            };
-            self.for_loop(lo, hi, step, |e, i| {
-                let vals: Vec<Value> =
-                    (0..out).map(|a| hoisted[a].unwrap_or_else(|| e.load_at(ptrs[a], walks[a], i, mode))).collect();
-                let v = e.eval(expr, index, &vals, &mut HashMap::new());
-                match (reduce, along) {
-                    (None, _) => e.store_at(v, ptrs[out], walks[out], i, mode),
-                    (Some(op), Some(_)) => match mode {
-                        Mode::Vector => {
-                            let acc = e.b.use_var(vacc.expect("vector accumulator"));
-                            let acc = e.combine(op, acc, v);
-                            e.b.def_var(vacc.expect("vector accumulator"), acc);
-                        }
-                        Mode::Tail => {
-                            let x = e.first(v);
-                            let acc = e.b.use_var(sacc.expect("scalar accumulator"));
-                            let acc = e.combine(op, acc, x);
-                            e.b.def_var(sacc.expect("scalar accumulator"), acc);
-                        }
-                    },
-                    (Some(op), None) => {
-                        let old = e.load_at(ptrs[out], walks[out], i, mode);
-                        let new = e.combine(op, old, v);
-                        e.store_at(new, ptrs[out], walks[out], i, mode);
-                    }
+        // Two vectors per iteration, then one, then the scalar tail: the same operations in
+        // the same order as one vector at a time (reductions accumulate in sequence), with
+        // half the loop overhead.
+        let lanes = self.lanes as i64;
+        let pairs = self.b.ins().band_imm_s(n, -2 * lanes);
+        for (lo, hi, step, mode, unroll) in [
+            (zero, pairs, 2 * lanes, Mode::Vector, 2),
+            (pairs, main, lanes, Mode::Vector, 1),
+            (main, n, 1, Mode::Tail, 1),
+        ] {
+            self.for_loop(lo, hi, step, |e, first| {
+                for u in 0..unroll {
+                    let i = if u == 0 { first } else { e.b.ins().iadd_imm_s(first, u * lanes) };
+                    e.inner_step(expr, index, ptrs, walks, &hoisted, i, mode, reduce, along, (vacc, sacc));
                 }
             });
         }
@@ -1064,6 +1051,48 @@ impl<'f> Emitter<'f> {
             let old = self.load_scalar(ptrs[out]);
             let new = self.combine(op, old, total);
             self.store_scalar(new, ptrs[out]);
+        }
+    }
+
+    /// One index `i` of an inner loop: load the leaves, evaluate, store or accumulate.
+    #[allow(clippy::too_many_arguments)]
+    fn inner_step(
+        &mut self,
+        expr: &Rc<Expr>,
+        index: &HashMap<Access, usize>,
+        ptrs: &[Value],
+        walks: &[Walk],
+        hoisted: &[Option<Value>],
+        i: Value,
+        mode: Mode,
+        reduce: Option<ReduceOp>,
+        along: Option<ReduceOp>,
+        (vacc, sacc): (Option<Variable>, Option<Variable>),
+    ) {
+        let out = ptrs.len() - 1;
+        let vals: Vec<Value> =
+            (0..out).map(|a| hoisted[a].unwrap_or_else(|| self.load_at(ptrs[a], walks[a], i, mode))).collect();
+        let v = self.eval(expr, index, &vals, &mut HashMap::new());
+        match (reduce, along) {
+            (None, _) => self.store_at(v, ptrs[out], walks[out], i, mode),
+            (Some(op), Some(_)) => match mode {
+                Mode::Vector => {
+                    let acc = self.b.use_var(vacc.expect("vector accumulator"));
+                    let acc = self.combine(op, acc, v);
+                    self.b.def_var(vacc.expect("vector accumulator"), acc);
+                }
+                Mode::Tail => {
+                    let x = self.first(v);
+                    let acc = self.b.use_var(sacc.expect("scalar accumulator"));
+                    let acc = self.combine(op, acc, x);
+                    self.b.def_var(sacc.expect("scalar accumulator"), acc);
+                }
+            },
+            (Some(op), None) => {
+                let old = self.load_at(ptrs[out], walks[out], i, mode);
+                let new = self.combine(op, old, v);
+                self.store_at(new, ptrs[out], walks[out], i, mode);
+            }
         }
     }
 
