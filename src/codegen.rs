@@ -161,7 +161,20 @@ pub fn define<M: Module>(
     gemms: Gemms,
     opts: &CompileOptions,
 ) -> Result<Defined, Diagnostic> {
-    let prog = fuse::schedule(g)?;
+    define_scheduled(module, g, fuse::schedule(g)?, name, linkage, gemms, opts)
+}
+
+/// `define` of a program already scheduled by `fuse::schedule(g)` (whose kernels tell the
+/// caller whether a GEMM will be called at all: `emit::calls_gemm`).
+pub fn define_scheduled<M: Module>(
+    module: &mut M,
+    g: &Graph,
+    prog: fuse::Program,
+    name: &str,
+    linkage: Linkage,
+    gemms: Gemms,
+    opts: &CompileOptions,
+) -> Result<Defined, Diagnostic> {
     let plan = memplan::plan(&prog.kernels, &prog.temps);
     let err = module_error;
     let ptr = module.target_config().pointer_type();

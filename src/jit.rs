@@ -14,7 +14,7 @@ use cranelift_module::{default_libcall_names, Linkage};
 use crate::codegen::kernel::{monos, Base, Mono, Poly};
 use crate::codegen::{self, CompileOptions};
 use crate::diag::Diagnostic;
-use crate::graph::{DType, Dim, Graph, Op, Shape};
+use crate::graph::{DType, Dim, Graph, Shape};
 use crate::kernels;
 use crate::memplan::Plan;
 use crate::tensor::Tensor;
@@ -113,10 +113,10 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
         builder.symbol(name, ptr);
     }
     let mut module = JITModule::new(builder);
-    // The generated GEMM costs a millisecond to compile: only for graphs that multiply.
-    let multiplies = g.nodes.iter().any(|n| {
-        matches!(n.op, Op::MatMul { .. } | Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dFilterGrad { .. })
-    });
+    // The generated GEMM costs a millisecond or two to compile: only for programs that call
+    // a GEMM (not when every product is short or narrow, written inline).
+    let prog = codegen::fuse::schedule(g)?;
+    let multiplies = codegen::emit::calls_gemm(&prog.kernels);
     let mut generated = || codegen::gemm::define_gemm(&mut module, "netc_generated_gemm", Linkage::Local, g.dtype);
     let gemms = if opts.generated_gemm {
         codegen::Gemms { gemm: generated()?, small: None }
@@ -124,7 +124,7 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
         let small = if multiplies && opts.small_gemm > 0 { Some((generated()?, opts.small_gemm)) } else { None };
         codegen::Gemms { gemm: codegen::import_gemm(&mut module, g.dtype)?, small }
     };
-    let defined = codegen::define(&mut module, g, "netc_graph", Linkage::Export, gemms, opts)?;
+    let defined = codegen::define_scheduled(&mut module, g, prog, "netc_graph", Linkage::Export, gemms, opts)?;
     module.finalize_definitions().map_err(|e| fail("finalising", e.to_string()))?;
     let code = module.get_finalized_function(defined.func);
     // SAFETY: see `entry_from`.

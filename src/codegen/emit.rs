@@ -640,20 +640,11 @@ impl<'f> Emitter<'f> {
         alpha: &Rc<Expr>,
         beta: &Rc<Expr>,
     ) -> bool {
+        let Some((transposed, along_rows)) = inline_form(m, n, a, b) else { return false };
         let t = |x: &Access| Access { strides: vec![x.strides[1].clone(), x.strides[0].clone()], ..x.clone() };
-        let (m, n, a, b, c) = if is_narrow(n) {
-            (m, n, a.clone(), b.clone(), c.clone())
-        } else if is_narrow(m) {
-            (n, m, t(b), t(a), t(c))
-        } else {
-            return false;
-        };
+        let (m, n, a, b, c) =
+            if transposed { (n, m, t(b), t(a), t(c)) } else { (m, n, a.clone(), b.clone(), c.clone()) };
         let unit = |s: &Mono| s.as_known() == Some(1);
-        let along_rows = unit(&a.strides[0]);
-        let dots = unit(&a.strides[1]) && unit(&b.strides[0]);
-        if !along_rows && !dots {
-            return false;
-        }
         let cols = n.as_known().expect("narrow sides are known") as usize;
         let (rows, depth) = (self.mono(m), self.mono(k));
         let (pa, pb, pc) = (self.addr(&a), self.addr(&b), self.addr(&c));
@@ -1764,6 +1755,31 @@ impl<'f> Emitter<'f> {
 /// Drop unit axes and merge neighbouring axes that every access walks as one (stride of the
 /// outer = stride of the inner × inner size). Returns dims and per-access strides; never
 /// empty (a scalar becomes one axis of size 1).
+/// Whether a product is written inline (`Emitter::narrow_gemm`) rather than calling a GEMM:
+/// (transposed to make n the narrow side, vectorised along A's rows) when it is.
+fn inline_form(m: &Mono, n: &Mono, a: &Access, b: &Access) -> Option<(bool, bool)> {
+    let unit = |s: &Mono| s.as_known() == Some(1);
+    let (transposed, a0, a1, b0) = if is_narrow(n) {
+        (false, &a.strides[0], &a.strides[1], &b.strides[0])
+    } else if is_narrow(m) {
+        // Aᵀ' = B (strides swapped), B' = Aᵀ.
+        (true, &b.strides[1], &b.strides[0], &a.strides[1])
+    } else {
+        return None;
+    };
+    let along_rows = unit(a0);
+    (along_rows || unit(a1) && unit(b0)).then_some((transposed, along_rows))
+}
+
+/// Whether the kernels call a GEMM symbol (a convolution, or a product not written inline).
+pub fn calls_gemm(kernels: &[Kernel]) -> bool {
+    kernels.iter().any(|k| match k {
+        Kernel::Conv { .. } => true,
+        Kernel::Gemm { m, n, a, b, .. } => inline_form(m, n, a, b).is_none(),
+        _ => false,
+    })
+}
+
 /// alpha and beta of an inline product; None where they are 1 and 0.
 struct Scale {
     alpha: Option<Value>,
