@@ -210,6 +210,39 @@ fn max_min_greater_eq_ties_route_left() {
     }
 }
 
+/// The max and min gates route the whole gradient to one side, masked by a comparison with
+/// the output: ties, signed zeros, infinities and NaNs route exactly as the interpreter's
+/// `g·[a ≥ b]`, `g·(1 − [a ≥ b])`. Differentiated wrt one operand (ReLU's case: the other
+/// is a constant), the second mask is one complementary compare in the generated code;
+/// wrt both, the first mask is kept and subtracted from 1.
+#[test]
+fn max_and_min_gradients_route_like_the_interpreter() {
+    let (inf, nan) = (f64::INFINITY, f64::NAN);
+    let a = vec![-1.0, 0.0, -0.0, 2.0, 0.0, inf, -inf, nan, 1.0, nan, 3.0];
+    let b = vec![0.0, 0.0, 0.0, 0.0, -0.0, 1.0, -inf, 1.0, nan, nan, 3.0];
+    let r = vec![1.5, -2.0, 0.5, 3.0, -1.0, 2.0, 0.25, 1.0, -1.0, 2.0, inf];
+    let n = a.len();
+    for dtype in DTYPES {
+        for op in [Op::Max, Op::Min] {
+            for wrt in [vec![0], vec![1], vec![0, 1]] {
+                let mut g = Graph::new(dtype);
+                let xs =
+                    [g.add_input("a", known(&[n]), InputKind::Data), g.add_input("b", known(&[n]), InputKind::Data)];
+                let y = g.add(op.clone(), &xs).unwrap();
+                let rs = g.add_input("r", known(&[n]), InputKind::Data);
+                let yr = g.add(Op::Mul, &[y, rs]).unwrap();
+                let loss = g.add(Op::Sum { axes: vec![0] }, &[yr]).unwrap();
+                let of: Vec<NodeId> = wrt.iter().map(|&i| xs[i]).collect();
+                let grads = netc::autodiff::differentiate(&mut g, loss, &of).unwrap();
+                g.outputs = grads.iter().enumerate().map(|(i, &d)| (format!("d{i}"), d)).collect();
+                let inputs =
+                    [Tensor::new(vec![n], a.clone()), Tensor::new(vec![n], b.clone()), Tensor::new(vec![n], r.clone())];
+                differential(&format!("{op:?} routing wrt {wrt:?}"), &g, &inputs, &[], 0.0, 0.0);
+            }
+        }
+    }
+}
+
 #[test]
 fn pow_constant_and_general_exponents() {
     for dtype in DTYPES {

@@ -1175,6 +1175,19 @@ impl<'f> Emitter<'f> {
                 let x = self.eval(x, index, leaves, memo);
                 self.unary(*op, x)
             }
+            // 1 - [a >= b] (max's and min's gradient routing) is the complementary mask, the
+            // same 1.0 or 0.0 bits in one compare instead of a compare and a subtraction.
+            Expr::Binary(Bin::Sub, one, ge)
+                if **one == Expr::Const(1.0) && matches!(**ge, Expr::Binary(Bin::GreaterEq, ..)) =>
+            {
+                let Expr::Binary(_, a, b) = &**ge else { unreachable!("matched a comparison") };
+                let a = self.eval(a, index, leaves, memo);
+                let b = self.eval(b, index, leaves, memo);
+                let m = self.b.ins().fcmp(FloatCC::UnorderedOrLessThan, a, b);
+                let m = self.as_float(m);
+                let one = self.splat(1.0);
+                self.b.ins().band(m, one)
+            }
             Expr::Binary(Bin::Pow, a, b) if matches!(**b, Expr::Const(_)) => {
                 let Expr::Const(p) = **b else { unreachable!("matched a constant") };
                 let a = self.eval(a, index, leaves, memo);
