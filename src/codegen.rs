@@ -27,8 +27,10 @@
 //! written in place over the GEMM's result); reductions run over their producer's
 //! expression; a matmul with an inner dimension of at most 4 is itself an elementwise sum
 //! that fuses with its consumers, one with a side of at most 4 (m or n: a few classes, a 2-D
-//! input's gradient) is a loop nest written inline (`emit::narrow_gemm`), other matmuls and
-//! convolution (im2col / col2im per image) call the GEMM symbol, and
+//! input's gradient) is a loop nest written inline (`emit::narrow_gemm`), other matmuls call
+//! the GEMM symbol, convolution is im2col / col2im and a GEMM per image (in the JIT, when the
+//! per-image product is large enough for the library GEMM, one call of the convolution
+//! symbol for the batch, which divides the images among threads: `kernels::conv`), and
 //! an SGD or momentum update of a GEMM result becomes that GEMM's alpha/beta, writing the
 //! parameter directly. Outputs and in-place updates are written straight into the caller's
 //! buffers. `memplan` places the remaining temporaries in the workspace by liveness, `emit`
@@ -138,6 +140,21 @@ pub fn import_gemm<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId, Di
     module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
 }
 
+/// Declare the convolution symbol (`kernels::CONV_F32` / `CONV_F64`) in `module` (JIT only:
+/// the whole batch of a convolution in one call, images divided among threads).
+pub fn import_conv<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId, Diagnostic> {
+    let name = match dtype {
+        DType::F32 => kernels::CONV_F32,
+        DType::F64 => kernels::CONV_F64,
+    };
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    for t in [I64, ptr, I64, ptr, ptr, ptr] {
+        sig.params.push(AbiParam::new(t));
+    }
+    module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
+}
+
 fn module_error(e: ModuleError) -> Diagnostic {
     Diagnostic::new("E-codegen", format!("code generation failed: {e}"))
 }
@@ -149,6 +166,9 @@ pub struct Gemms {
     pub gemm: FuncId,
     /// Called instead for products of fewer than this many multiply-adds.
     pub small: Option<(FuncId, i64)>,
+    /// The convolution symbol (`import_conv`), called for each convolution kernel instead of
+    /// the generated per-image loop.
+    pub conv: Option<FuncId>,
 }
 
 /// Declare and define `name` (and `name_workspace_size`) computing `g` in `module`; matrix
@@ -253,6 +273,7 @@ pub fn define_scheduled<M: Module>(
                 libm_math: opts.math == MathMode::Libm,
                 checks: checks.as_ref().map(|c| c.in_func(module, b.func)),
                 fma: module.isa().has_native_fma(),
+                conv: gemms.conv.map(|f| module.declare_func_in_func(f, b.func)),
             };
             let profile = profile.map(|id| module.declare_func_in_func(id, b.func));
             let mut e = emit::Emitter::new(b, env, g.dtype, g.symbols.len());

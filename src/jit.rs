@@ -119,10 +119,11 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
     let multiplies = codegen::emit::calls_gemm(&prog.kernels);
     let mut generated = || codegen::gemm::define_gemm(&mut module, "netc_generated_gemm", Linkage::Local, g.dtype);
     let gemms = if opts.generated_gemm {
-        codegen::Gemms { gemm: generated()?, small: None }
+        codegen::Gemms { gemm: generated()?, small: None, conv: None }
     } else {
         let small = if multiplies && opts.small_gemm > 0 { Some((generated()?, opts.small_gemm)) } else { None };
-        codegen::Gemms { gemm: codegen::import_gemm(&mut module, g.dtype)?, small }
+        let conv = Some(codegen::import_conv(&mut module, g.dtype)?);
+        codegen::Gemms { gemm: codegen::import_gemm(&mut module, g.dtype)?, small, conv }
     };
     let defined = codegen::define_scheduled(&mut module, g, prog, "netc_graph", Linkage::Export, gemms, opts)?;
     module.finalize_definitions().map_err(|e| fail("finalising", e.to_string()))?;

@@ -1,5 +1,6 @@
-//! The C-ABI kernel entry points that generated code calls: one GEMM symbol per dtype (and
-//! the profiling and bounds-violation callbacks of `CompileOptions::profile` / `checked`).
+//! The C-ABI kernel entry points that generated code calls: one GEMM symbol per dtype, one
+//! convolution symbol per dtype (JIT only, [`conv`]), and the profiling and bounds-violation
+//! callbacks of `CompileOptions::profile` / `checked`.
 //! Input: matrix sizes, pointers and element strides; output: C written in place.
 //!
 //! Generated code only ever calls these names, so the implementation can be swapped: the JIT
@@ -28,6 +29,9 @@
 //! of C; C's layout is checked to have no two elements at one address before it is split.
 
 use crate::threads::{self, Pool};
+
+mod conv;
+pub use conv::{conv_f32_on, netc_conv_f32, netc_conv_f64, CONV_F32, CONV_F64};
 
 /// Symbol of the f32 GEMM.
 pub const GEMM_F32: &str = "netc_gemm_f32";
@@ -170,8 +174,10 @@ fn distinct(m: usize, n: usize, rs: isize, cs: isize) -> bool {
     }
 }
 
-/// f32 and f64 for [`gemm`].
-trait Float: Copy + Send + Sync + 'static {
+/// f32 and f64 for [`gemm`] and the convolutions.
+trait Float: Copy + Send + Sync + 'static + std::ops::Add<Output = Self> + conv::Columns {
+    const ZERO: Self;
+    const ONE: Self;
     /// `matrixmultiply`'s sgemm / dgemm, single-threaded.
     #[allow(clippy::too_many_arguments)]
     unsafe fn gemm1(
@@ -193,6 +199,8 @@ trait Float: Copy + Send + Sync + 'static {
 }
 
 impl Float for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
     unsafe fn gemm1(
         m: usize,
         k: usize,
@@ -215,6 +223,8 @@ impl Float for f32 {
 }
 
 impl Float for f64 {
+    const ZERO: f64 = 0.0;
+    const ONE: f64 = 1.0;
     unsafe fn gemm1(
         m: usize,
         k: usize,
@@ -462,8 +472,10 @@ pub fn take_violation() -> Option<Violation> {
 }
 
 /// The symbols the JIT binds, with their addresses.
-pub fn symbols() -> [(&'static str, *const u8); 4] {
+pub fn symbols() -> [(&'static str, *const u8); 6] {
     [
+        (CONV_F32, netc_conv_f32 as *const u8),
+        (CONV_F64, netc_conv_f64 as *const u8),
         (GEMM_F32, netc_gemm_f32 as *const u8),
         (GEMM_F64, netc_gemm_f64 as *const u8),
         (PROFILE, netc_profile as *const u8),

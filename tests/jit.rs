@@ -44,6 +44,19 @@ fn assert_close(what: &str, got: &[Tensor], want: &[Tensor], rtol: f64, atol: f6
 /// parameters. Then compile it bounds-checked (`CompileOptions::checked`): no check may
 /// fire, and the results must be the same bits.
 fn differential(what: &str, g: &Graph, inputs: &[Tensor], params: &[Tensor], rtol: f64, atol: f64) {
+    differential_with(what, g, inputs, params, rtol, atol, &CompileOptions::default());
+}
+
+/// `differential` compiled with `opts` (and `opts` + checked).
+fn differential_with(
+    what: &str,
+    g: &Graph,
+    inputs: &[Tensor],
+    params: &[Tensor],
+    rtol: f64,
+    atol: f64,
+    opts: &CompileOptions,
+) {
     let inputs: Vec<Tensor> = inputs.iter().map(|t| rounded(t.clone(), g.dtype)).collect();
     let params: Vec<Tensor> = params.iter().map(|t| rounded(t.clone(), g.dtype)).collect();
     let values = netc::interp::run(g, &inputs, &params).unwrap_or_else(|e| panic!("{what}: interpreter: {e}"));
@@ -52,13 +65,13 @@ fn differential(what: &str, g: &Graph, inputs: &[Tensor], params: &[Tensor], rto
     for &(p, id) in &g.updates {
         want_params[p] = values[id.index()].clone();
     }
-    let mut c = jit::compile(g, &CompileOptions::default()).unwrap_or_else(|e| panic!("{what}: compile: {e:?}"));
+    let mut c = jit::compile(g, opts).unwrap_or_else(|e| panic!("{what}: compile: {e:?}"));
     let mut got_params = params.clone();
     let got = c.run_tensors(&inputs, &mut got_params).unwrap_or_else(|e| panic!("{what}: run: {e}"));
     assert_close(what, &got, &want, rtol, atol);
     assert_close(&format!("{what} (updated params)"), &got_params, &want_params, rtol, atol);
 
-    let opts = CompileOptions { checked: true, ..CompileOptions::default() };
+    let opts = CompileOptions { checked: true, ..opts.clone() };
     let mut c = jit::compile(g, &opts).unwrap_or_else(|e| panic!("{what}: checked compile: {e:?}"));
     let mut checked_params = params.clone();
     let checked = c.run_tensors(&inputs, &mut checked_params).unwrap_or_else(|e| panic!("{what}: checked run: {e}"));
@@ -130,6 +143,10 @@ struct Case<'a> {
 }
 
 fn run_case(c: &Case, seed: u64) {
+    run_case_with(c, seed, &CompileOptions::default());
+}
+
+fn run_case_with(c: &Case, seed: u64, opts: &CompileOptions) {
     for dtype in DTYPES {
         let shapes: Vec<Shape> = c.shapes.iter().map(|s| known(s)).collect();
         let g = op_graph(dtype, c.op.clone(), &shapes);
@@ -138,7 +155,7 @@ fn run_case(c: &Case, seed: u64) {
             c.shapes.iter().enumerate().map(|(i, s)| random(&mut rng, s, c.ranges[i].0, c.ranges[i].1)).collect();
         let (rtol, atol) = if dtype == DType::F32 { c.tol32 } else { c.tol64 };
         let what = format!("{:?} {dtype} on {:?}", c.op, c.shapes);
-        differential(&what, &g, &inputs, &[], rtol, atol);
+        differential_with(&what, &g, &inputs, &[], rtol, atol, opts);
     }
 }
 
@@ -452,6 +469,8 @@ fn convolutions_forward_and_both_gradients() {
         (2, 2, 9, 9, 3, 5, 2, 2),
         (2, 1, 5, 5, 2, 4, 1, 3),
         (1, 4, 6, 6, 2, 2, 2, 0),
+        (5, 2, 6, 6, 3, 3, 1, 1),
+        (7, 3, 5, 5, 2, 1, 2, 0),
     ];
     for (i, &(n, c, h, w, f, k, s, p)) in shapes.iter().enumerate() {
         let oh = (h + 2 * p - k) / s + 1;
@@ -471,8 +490,13 @@ fn convolutions_forward_and_both_gradients() {
                 vec![vec![n, c, h, w], vec![n, f, oh, ow]],
             ),
         ];
+        // Per-image products this small run the generated loop; with small_gemm 0 they call
+        // the library convolution (`kernels::conv`), as larger ones do by default.
+        let library = CompileOptions { small_gemm: 0, ..CompileOptions::default() };
         for (op, shapes) in cases {
-            run_case(&Case { op, shapes, ranges: r, tol32, tol64 }, i as u64);
+            let case = Case { op, shapes, ranges: r, tol32, tol64 };
+            run_case(&case, i as u64);
+            run_case_with(&case, i as u64, &library);
         }
     }
 }

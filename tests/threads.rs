@@ -655,3 +655,52 @@ fn bench_split() {
         }
     }
 }
+
+/// The convolution symbol divides images among threads: every op gives the same bits on 1,
+/// 2 and 3 threads (the filter gradient is summed in fixed ranges of images, whatever the
+/// thread count), for batches that split unevenly.
+#[test]
+fn convolutions_are_the_same_on_any_thread_count() {
+    // c, h, w, f, kh, kw, oh, ow, stride, pad
+    let geometries: [[i64; 10]; 3] =
+        [[3, 12, 12, 8, 3, 3, 12, 12, 1, 1], [2, 9, 9, 4, 5, 5, 4, 4, 2, 1], [4, 6, 6, 5, 1, 1, 6, 6, 1, 0]];
+    for geom in geometries {
+        let [c, h, w, f, kh, kw, oh, ow, _, _] = geom.map(|v| v as usize);
+        for batch in [1usize, 2, 5, 8] {
+            let image = c * h * w;
+            let grad = f * oh * ow;
+            let filter = f * c * kh * kw;
+            let mut rng = Rng::new(batch as u64);
+            let mut random = |n: usize| (0..n).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect::<Vec<f32>>();
+            let (x, wt, g) = (random(batch * image), random(filter), random(batch * grad));
+            // (op, a, b, output length)
+            let ops: [(i64, &[f32], &[f32], usize); 3] =
+                [(0, &x, &wt, batch * grad), (1, &g, &wt, batch * image), (2, &x, &g, filter)];
+            for (op, a, b, len) in ops {
+                let run = |threads: usize| {
+                    let mut out = vec![f32::NAN; len];
+                    // SAFETY: a, b and out hold the tensors of this geometry and batch.
+                    unsafe {
+                        kernels::conv_f32_on(
+                            pool(threads),
+                            op,
+                            &geom,
+                            batch as i64,
+                            a.as_ptr(),
+                            b.as_ptr(),
+                            out.as_mut_ptr(),
+                        )
+                    };
+                    out
+                };
+                let one = run(1);
+                assert!(one.iter().all(|v| v.is_finite()), "op {op} {geom:?} batch {batch}: not every output written");
+                for threads in [2, 3] {
+                    let got = run(threads);
+                    let same = one.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "op {op} {geom:?} batch {batch}: {threads} threads differ from 1");
+                }
+            }
+        }
+    }
+}

@@ -14,8 +14,10 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I32, I32X4, I64, I64X2};
-use cranelift_codegen::ir::{Endianness, FuncRef, Function, GlobalValue, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I32, I32X4, I64, I64X2, I8};
+use cranelift_codegen::ir::{
+    Endianness, FuncRef, Function, GlobalValue, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value,
+};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module, ModuleError};
 
@@ -47,6 +49,8 @@ pub struct Env {
     pub checks: Option<Checks>,
     /// The target multiplies and adds in one instruction: the inline products use `fma`.
     pub fma: bool,
+    /// The convolution symbol (JIT): each `Kernel::Conv` is one call of it (`kernels::conv`).
+    pub conv: Option<FuncRef>,
 }
 
 /// What bounds-checked code needs: every buffer's extent, the host callback that records a
@@ -1176,17 +1180,19 @@ impl<'f> Emitter<'f> {
                 self.unary(*op, x)
             }
             // 1 - [a >= b] (max's and min's gradient routing) is the complementary mask, the
-            // same 1.0 or 0.0 bits in one compare instead of a compare and a subtraction.
+            // same 1.0 or 0.0 bits from the compare and an and-not instead of a subtraction.
             Expr::Binary(Bin::Sub, one, ge)
                 if **one == Expr::Const(1.0) && matches!(**ge, Expr::Binary(Bin::GreaterEq, ..)) =>
             {
                 let Expr::Binary(_, a, b) = &**ge else { unreachable!("matched a comparison") };
                 let a = self.eval(a, index, leaves, memo);
                 let b = self.eval(b, index, leaves, memo);
-                let m = self.b.ins().fcmp(FloatCC::UnorderedOrLessThan, a, b);
+                // 1.0 where not a >= b (NaN included): ones with the >= lanes cleared (an
+                // and-not; aarch64 has no vector compare for unordered-or-less).
+                let m = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, b);
                 let m = self.as_float(m);
                 let one = self.splat(1.0);
-                self.b.ins().band(m, one)
+                self.b.ins().band_not(one, m)
             }
             Expr::Binary(Bin::Pow, a, b) if matches!(**b, Expr::Const(_)) => {
                 let Expr::Const(p) = **b else { unreachable!("matched a constant") };
@@ -1290,6 +1296,58 @@ impl<'f> Emitter<'f> {
     ) {
         let n = self.mono(batch);
         let (pa, pb, pout) = (self.addr(a), self.addr(b), self.addr(out));
+        // Per-image products too small for the library GEMM (those the generated GEMM takes,
+        // digits_cnn's) keep the generated loop: the library's packing would cost more.
+        let per_image = (g.f * g.patch() * g.pixels()) as i64;
+        let library = self.env.conv.filter(|_| self.env.small_gemm.is_none_or(|(_, small)| per_image >= small));
+        if let Some(conv) = library {
+            // The geometry as 10 i64 on the stack, then one call for the whole batch.
+            let slot = self.b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 80, 3));
+            let sizes = [g.c, g.h, g.w, g.f, g.kh, g.kw, g.oh, g.ow, g.stride, g.pad];
+            for (i, &v) in sizes.iter().enumerate() {
+                let v = self.int(v as i64);
+                self.b.ins().stack_store(I64, v, slot, (8 * i) as i32);
+            }
+            let geom = self.b.ins().stack_addr(I64, slot, 0);
+            let code = self.int(match op {
+                ConvOp::Forward => 0,
+                ConvOp::InputGrad => 1,
+                ConvOp::FilterGrad => 2,
+            });
+            if self.sink.is_none() {
+                self.b.ins().call(conv, &[code, geom, n, pa, pb, pout]);
+                return;
+            }
+            // Checked: called only when each tensor lies inside its buffer.
+            let (image, grad, filter) = ((g.c * g.h * g.w) as i64, (g.f * g.pixels()) as i64, (g.f * g.patch()) as i64);
+            let sizes = match op {
+                ConvOp::Forward => [image, filter, grad],
+                ConvOp::InputGrad => [grad, filter, image],
+                ConvOp::FilterGrad => [image, grad, filter],
+            };
+            let batched = match op {
+                ConvOp::Forward | ConvOp::InputGrad => [true, false, true],
+                ConvOp::FilterGrad => [true, true, false],
+            };
+            let (zero, one) = (self.int(0), self.int(1));
+            let active = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, n, 0);
+            let mut ok = self.b.ins().iconst(I8, 1);
+            for ((p, size), batched) in [pa, pb, pout].into_iter().zip(sizes).zip(batched) {
+                let size = self.int(size);
+                let len = if batched { self.b.ins().imul(size, n) } else { size };
+                let inside = self.matrix_ok(p, one, len, zero, one, active);
+                ok = self.b.ins().band(ok, inside);
+            }
+            let (call, done) = (self.b.create_block(), self.b.create_block());
+            self.b.ins().brif(ok, call, &[], done, &[]);
+            self.b.switch_to_block(call);
+            self.b.seal_block(call);
+            self.b.ins().call(conv, &[code, geom, n, pa, pb, pout]);
+            self.b.ins().jump(done, &[]);
+            self.b.switch_to_block(done);
+            self.b.seal_block(done);
+            return;
+        }
         let pcol = col.map(|c| self.addr(c));
         let (chw, fpix) = ((g.c * g.h * g.w) as i64, (g.f * g.pixels()) as i64);
         let (f, patch, pix) = (self.int(g.f as i64), self.int(g.patch() as i64), self.int(g.pixels() as i64));
