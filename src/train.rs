@@ -148,6 +148,8 @@ impl Overrides {
 pub struct Data {
     pub train: Dataset,
     pub test: Option<Dataset>,
+    /// Shuffle the training samples each epoch (the data block's `shuffle`, default true).
+    pub shuffle: bool,
 }
 
 /// Per-sample shape of the model's (single) data input, and its class count.
@@ -235,7 +237,7 @@ pub fn load_data(
         extra.reshape(sample)?;
         test = Some(extra);
     }
-    Ok(Data { train, test })
+    Ok(Data { train, test, shuffle: d.shuffle })
 }
 
 /// What a finished run reports.
@@ -290,9 +292,9 @@ pub fn train(
     stop_after: Option<usize>,
 ) -> Result<Report, Diagnostic> {
     let span = Span { resume_at, stop_before: stop_after };
-    let (losses, stopped, seconds, samples) = run_steps(t, &data.train, engine, params, progress, span)?;
+    let (losses, stopped, seconds, samples) = run_steps(t, data, engine, params, progress, span)?;
     if let Some(step) = stopped {
-        return Err(divergence(t, &data.train, step));
+        return Err(divergence(t, data, step));
     }
     let steps = resume_at + losses.len();
     let (train_loss, train_accuracy) = evaluate(engine, &data.train, params, t.batch)?;
@@ -325,12 +327,13 @@ struct Span {
 /// spent and the number of samples seen.
 fn run_steps(
     t: &TrainDecl,
-    train: &Dataset,
+    data: &Data,
     engine: &mut dyn Engine,
     params: &mut [Vec<f32>],
     progress: &mut dyn Progress,
     span: Span,
 ) -> Result<(Vec<f32>, Option<usize>, f64, usize), Diagnostic> {
+    let train = &data.train;
     let batch = t.batch.unwrap_or(train.len()).min(train.len()).max(1);
     let mut batches = train.batches(batch, t.drop_last)?;
     let per_epoch = batches.per_epoch();
@@ -349,26 +352,32 @@ fn run_steps(
     let mut samples = 0usize;
     progress.start(total);
     let started = Instant::now();
-    let shuffle = true;
+    let shuffle = data.shuffle;
+    // Unshuffled with one batch per epoch, every step sees the same batch: gather it once.
+    let same_batch = !shuffle && per_epoch == 1;
     let mut epoch_started = false;
+    let mut n = 0;
     for step in 0..total {
         if span.stop_before == Some(step) || INTERRUPTED.load(Ordering::SeqCst) {
             break;
         }
-        let n = loop {
-            if !epoch_started {
-                if shuffle {
-                    batches.shuffle(&mut rng);
-                } else {
-                    batches.restart();
+        // (Otherwise x, y and n still hold the batch.)
+        if step == 0 || !same_batch {
+            n = loop {
+                if !epoch_started {
+                    if shuffle {
+                        batches.shuffle(&mut rng);
+                    } else {
+                        batches.restart();
+                    }
+                    epoch_started = true;
                 }
-                epoch_started = true;
-            }
-            match batches.next_into(&mut x, &mut y) {
-                Some(n) => break n,
-                None => epoch_started = false,
-            }
-        };
+                match batches.next_into(&mut x, &mut y) {
+                    Some(n) => break n,
+                    None => epoch_started = false,
+                }
+            };
+        }
         if step < span.resume_at {
             continue; // done before the checkpoint; only the data order is replayed
         }
@@ -424,13 +433,14 @@ pub fn evaluate(
 
 /// Explain a non-finite loss at `step`: replay the run to just before it with the
 /// interpreter, then evaluate that step's graph and name the first non-finite node.
-fn divergence(t: &TrainDecl, train: &Dataset, step: usize) -> Diagnostic {
+fn divergence(t: &TrainDecl, data: &Data, step: usize) -> Diagnostic {
+    let train = &data.train;
     let base = Diagnostic::new("E-diverged", format!("the loss became non-finite at step {}", step + 1))
         .help("lower the learning rate (--lr), or check the data's scale");
     let Ok(program) = Program::new(t) else { return base };
     let mut params = initial_params(&program.step.graph, t.seed);
     let mut interp = Interpreter::new(program);
-    if run_steps(t, train, &mut interp, &mut params, &mut Silent, Span { resume_at: 0, stop_before: Some(step) })
+    if run_steps(t, data, &mut interp, &mut params, &mut Silent, Span { resume_at: 0, stop_before: Some(step) })
         .is_err()
     {
         return base;
@@ -446,7 +456,11 @@ fn divergence(t: &TrainDecl, train: &Dataset, step: usize) -> Diagnostic {
     for _ in 0..=step {
         n = loop {
             if !epoch_started {
-                batches.shuffle(&mut rng);
+                if data.shuffle {
+                    batches.shuffle(&mut rng);
+                } else {
+                    batches.restart();
+                }
                 epoch_started = true;
             }
             match batches.next_into(&mut x, &mut y) {

@@ -204,3 +204,39 @@ fn ctrl_c_stops_after_the_current_step_and_saves() {
     assert!(safetensors::SafeTensors::deserialize(&bytes).is_ok());
     std::fs::remove_file(path).ok();
 }
+
+/// A data block's `shuffle: false` keeps file order: with zero-initialised parameters the
+/// seed then changes nothing (it only seeds initialisers and shuffling), while shuffled
+/// minibatches differ from seed to seed. A full batch, unshuffled, is gathered once and
+/// trains to the same weights as the same batch gathered every step would.
+#[test]
+fn shuffle_false_keeps_file_order() {
+    let dir = temp_dir("train_run", "shuffle_false");
+    let program = |shuffle: &str, batch: usize| {
+        format!(
+            "model m(x: [B, 2]) -> s: [B, 3] {{\n  param W: [2, 3] = zeros\n  param b: [3] = zeros\n  x @ W + b\n}}\n\
+             data d {{\n  source: spiral(points: 40, classes: 3, seed: 1)\n  shuffle: {shuffle}\n}}\n\
+             train m {{\n  loss: cross_entropy(s, labels)\n  optimizer: sgd(lr: 0.5)\n  steps: 12\n  batch: {batch}\n  seed: 0\n}}\n"
+        )
+    };
+    let weights = |file: &str, seed: &str| {
+        let out = dir.join(&format!("{file}-{seed}.safetensors"));
+        let (code, _, err) = netc(&[
+            "run",
+            dir.join(file).to_str().unwrap(),
+            "--quiet",
+            "--seed",
+            seed,
+            "--save",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{file} seed {seed}: {err}");
+        std::fs::read(out).unwrap()
+    };
+    for (file, shuffle, batch) in [("ordered.net", "false", 30), ("shuffled.net", "true", 30), ("full.net", "false", 120)] {
+        std::fs::write(dir.join(file), program(shuffle, batch)).unwrap();
+    }
+    assert_eq!(weights("ordered.net", "1"), weights("ordered.net", "2"), "unshuffled minibatches depend on the seed");
+    assert_ne!(weights("shuffled.net", "1"), weights("shuffled.net", "2"), "shuffled minibatches ignore the seed");
+    assert_eq!(weights("full.net", "1"), weights("full.net", "2"));
+}
