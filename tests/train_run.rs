@@ -233,7 +233,9 @@ fn shuffle_false_keeps_file_order() {
         assert_eq!(code, 0, "{file} seed {seed}: {err}");
         std::fs::read(out).unwrap()
     };
-    for (file, shuffle, batch) in [("ordered.net", "false", 30), ("shuffled.net", "true", 30), ("full.net", "false", 120)] {
+    for (file, shuffle, batch) in
+        [("ordered.net", "false", 30), ("shuffled.net", "true", 30), ("full.net", "false", 120)]
+    {
         std::fs::write(dir.join(file), program(shuffle, batch)).unwrap();
     }
     assert_eq!(weights("ordered.net", "1"), weights("ordered.net", "2"), "unshuffled minibatches depend on the seed");
