@@ -1713,6 +1713,9 @@ impl<'f> Emitter<'f> {
 
     /// out[i, c] = (x[i] == c) for c < classes.
     fn one_hot(&mut self, count: &Mono, classes: usize, x: &Access, out: &Access) {
+        if classes <= SHORT_ROW as usize {
+            return self.one_hot_short_rows(count, classes, x, out);
+        }
         let n = self.mono(count);
         let (px, pout) = (self.addr(x), self.addr(out));
         let row_bytes = self.int(classes as i64 * self.es);
@@ -1729,6 +1732,34 @@ impl<'f> Emitter<'f> {
                 e.store_scalar(v, q);
             });
         });
+    }
+
+    /// One-hot rows of a few classes, a vector of labels at a time: per class one compare of
+    /// the labels with it, stored down that class's column.
+    fn one_hot_short_rows(&mut self, count: &Mono, classes: usize, x: &Access, out: &Access) {
+        let n = self.mono(count);
+        let (px, pout) = (self.addr(x), self.addr(out));
+        let walk = Walk::Strided(self.int(classes as i64 * self.es));
+        let main = self.vector_part(n);
+        let zero = self.int(0);
+        for mode in [Mode::Vector, Mode::Tail] {
+            let (lo, hi, step) = match mode {
+                Mode::Vector => (zero, main, self.lanes as i64),
+                Mode::Tail => (main, n, 1),
+            };
+            self.for_loop(lo, hi, step, |e, i| {
+                let labels = e.load_at(px, Walk::Contiguous, i, mode);
+                for c in 0..classes {
+                    let class = e.splat(c as f64);
+                    let hit = e.b.ins().fcmp(FloatCC::Equal, labels, class);
+                    let hit = e.as_float(hit);
+                    let one = e.splat(1.0);
+                    let v = e.b.ins().band(hit, one);
+                    let column = e.elem_const(pout, c as i64);
+                    e.store_at(v, column, walk, i, mode);
+                }
+            });
+        }
     }
 
     // ---- pooling -------------------------------------------------------------------------------
