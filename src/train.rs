@@ -323,6 +323,40 @@ struct Span {
     stop_before: Option<usize>,
 }
 
+/// The order in which a run draws its batches: epochs of the data set, each shuffled (or in
+/// file order with `shuffle: false`). The step loop and the divergence replay share it, so
+/// a replay sees the same batches.
+struct DataOrder {
+    /// Shuffling has its own stream, so it does not disturb parameter initialisation.
+    rng: Rng,
+    shuffle: bool,
+    epoch_started: bool,
+}
+
+impl DataOrder {
+    fn new(t: &TrainDecl, shuffle: bool) -> DataOrder {
+        DataOrder { rng: Rng::new(t.seed ^ 0x5eed_da7a), shuffle, epoch_started: false }
+    }
+
+    /// Gather the next batch into x and y (starting a new epoch when one ends): its size.
+    fn next(&mut self, batches: &mut data::Batches, x: &mut [f32], y: &mut [f32]) -> usize {
+        loop {
+            if !self.epoch_started {
+                if self.shuffle {
+                    batches.shuffle(&mut self.rng);
+                } else {
+                    batches.restart();
+                }
+                self.epoch_started = true;
+            }
+            match batches.next_into(x, y) {
+                Some(n) => return n,
+                None => self.epoch_started = false,
+            }
+        }
+    }
+}
+
 /// The step loop. Returns the losses, the step whose loss was not finite (if any), the time
 /// spent and the number of samples seen.
 fn run_steps(
@@ -346,16 +380,13 @@ fn run_steps(
     };
     let mut x = vec![0f32; batches.x_len()];
     let mut y = vec![0f32; batches.y_len()];
-    // Shuffling has its own stream, so it does not disturb parameter initialisation.
-    let mut rng = Rng::new(t.seed ^ 0x5eed_da7a);
+    let mut order = DataOrder::new(t, data.shuffle);
     let mut losses = Vec::with_capacity(total.min(1 << 16));
     let mut samples = 0usize;
     progress.start(total);
     let started = Instant::now();
-    let shuffle = data.shuffle;
     // Unshuffled with one batch per epoch, every step sees the same batch: gather it once.
-    let same_batch = !shuffle && per_epoch == 1;
-    let mut epoch_started = false;
+    let same_batch = !data.shuffle && per_epoch == 1;
     let mut n = 0;
     for step in 0..total {
         if span.stop_before == Some(step) || INTERRUPTED.load(Ordering::SeqCst) {
@@ -363,20 +394,7 @@ fn run_steps(
         }
         // (Otherwise x, y and n still hold the batch.)
         if step == 0 || !same_batch {
-            n = loop {
-                if !epoch_started {
-                    if shuffle {
-                        batches.shuffle(&mut rng);
-                    } else {
-                        batches.restart();
-                    }
-                    epoch_started = true;
-                }
-                match batches.next_into(&mut x, &mut y) {
-                    Some(n) => break n,
-                    None => epoch_started = false,
-                }
-            };
+            n = order.next(&mut batches, &mut x, &mut y);
         }
         if step < span.resume_at {
             continue; // done before the checkpoint; only the data order is replayed
@@ -450,24 +468,10 @@ fn divergence(t: &TrainDecl, data: &Data, step: usize) -> Diagnostic {
     let Ok(mut batches) = train.batches(batch, t.drop_last) else { return base };
     let mut x = vec![0f32; batches.x_len()];
     let mut y = vec![0f32; batches.y_len()];
-    let mut rng = Rng::new(t.seed ^ 0x5eed_da7a);
+    let mut order = DataOrder::new(t, data.shuffle);
     let mut n = 0;
-    let mut epoch_started = false;
     for _ in 0..=step {
-        n = loop {
-            if !epoch_started {
-                if data.shuffle {
-                    batches.shuffle(&mut rng);
-                } else {
-                    batches.restart();
-                }
-                epoch_started = true;
-            }
-            match batches.next_into(&mut x, &mut y) {
-                Some(n) => break n,
-                None => epoch_started = false,
-            }
-        };
+        n = order.next(&mut batches, &mut x, &mut y);
     }
     let g = &interp.program.step.graph;
     let total = match t.length {

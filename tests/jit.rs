@@ -389,8 +389,13 @@ fn one_hot() {
 
 #[test]
 fn matmul_all_transposes() {
+    matmuls_in_every_layout(&[(1, 1, 1), (3, 7, 33), (33, 3, 7), (7, 33, 3), (33, 33, 33), (1, 33, 7)]);
+}
+
+/// Each (m, k, n) product with A and B each plain or transposed, against the interpreter.
+fn matmuls_in_every_layout(shapes: &[(usize, usize, usize)]) {
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-        for &(m, k, n) in &[(1, 1, 1), (3, 7, 33), (33, 3, 7), (7, 33, 3), (33, 33, 33), (1, 33, 7)] {
+        for &(m, k, n) in shapes {
             let a = if ta { vec![k, m] } else { vec![m, k] };
             let b = if tb { vec![n, k] } else { vec![k, n] };
             let case = Case {
@@ -427,20 +432,7 @@ fn short_and_narrow_products_in_every_layout() {
         (19, 13, 2),
         (2, 13, 19),
     ];
-    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-        for &(m, k, n) in &shapes {
-            let a = if ta { vec![k, m] } else { vec![m, k] };
-            let b = if tb { vec![n, k] } else { vec![k, n] };
-            let case = Case {
-                op: Op::MatMul { transpose_a: ta, transpose_b: tb },
-                shapes: vec![a, b],
-                ranges: &[(-1.0, 1.0), (-1.0, 1.0)],
-                tol32: (1e-6, 1e-6 * k as f64),
-                tol64: (1e-14, 1e-14 * k as f64),
-            };
-            run_case(&case, (m * 100 + k * 10 + n) as u64);
-        }
-    }
+    matmuls_in_every_layout(&shapes);
 }
 
 /// Rows of up to 8 classes are log-softmaxed a vector of rows at a time: every row count

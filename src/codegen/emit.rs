@@ -1859,7 +1859,7 @@ impl<'f> Emitter<'f> {
 /// empty (a scalar becomes one axis of size 1).
 /// Whether a product is written inline (`Emitter::narrow_gemm`) rather than calling a GEMM:
 /// (transposed to make n the narrow side, vectorised along A's rows) when it is.
-fn inline_form(m: &Mono, n: &Mono, a: &Access, b: &Access) -> Option<(bool, bool)> {
+pub(super) fn inline_form(m: &Mono, n: &Mono, a: &Access, b: &Access) -> Option<(bool, bool)> {
     let unit = |s: &Mono| s.as_known() == Some(1);
     let (transposed, a0, a1, b0) = if is_narrow(n) {
         (false, &a.strides[0], &a.strides[1], &b.strides[0])

@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
+use super::emit::inline_form;
 use super::kernel::*;
 use crate::diag::Diagnostic;
 use crate::graph::{DType, Dim, Graph, NodeId, Op, Shape};
@@ -285,18 +286,14 @@ impl<'g> Fuser<'g> {
                 if let Some(sum) = self.short_product(&k, &n, &a, &b) {
                     return Ok(sum);
                 }
-                // A narrow product (emit::narrow_gemm) of rows of A contiguous along k takes
-                // dot products with B's columns: copy B to columns contiguous along k.
-                let unit = |s: &Mono| s.as_known() == Some(1);
-                let b = if is_narrow(&n)
-                    && !is_narrow(&m)
-                    && unit(&a.strides[1])
-                    && !unit(&a.strides[0])
-                    && !unit(&b.strides[0])
-                {
+                // A narrow product that emit would write inline as dot products if B's
+                // columns were contiguous along k: copy B so (k·n elements).
+                let columns = |base| Access { base, offset: Poly::zero(), strides: vec![Mono::one(), k.clone()] };
+                let needs_columns =
+                    inline_form(&m, &n, &a, &b).is_none() && inline_form(&m, &n, &a, &columns(b.base)).is_some();
+                let b = if is_narrow(&n) && !is_narrow(&m) && needs_columns {
                     let shape_b = [k.clone(), n.clone()];
-                    let base = self.temp(&shape_b);
-                    let columns = Access { base, offset: Poly::zero(), strides: vec![Mono::one(), k.clone()] };
+                    let columns = columns(self.temp(&shape_b));
                     let expr = Rc::new(Expr::Load(b));
                     self.prog.kernels.push(Kernel::Map { shape: shape_b.to_vec(), expr, out: columns.clone() });
                     columns

@@ -286,13 +286,13 @@ unsafe fn im2col<T: Float>(g: &Geom, x: *const T, col: &mut [T], padded: bool) {
             let dst = &mut out[i * g.ow..(i + 1) * g.ow];
             let Some(r) = (i * s + a).checked_sub(g.pad).filter(|&r| r < g.h) else {
                 if !padded {
-                    zero(dst);
+                    dst.fill(T::ZERO);
                 }
                 continue;
             };
             if !padded {
-                zero(&mut dst[..lo]);
-                zero(&mut dst[hi..]);
+                dst[..lo].fill(T::ZERO);
+                dst[hi..].fill(T::ZERO);
             }
             if lo < hi {
                 let first = r * g.w + lo * s + b - g.pad;
@@ -319,13 +319,6 @@ fn copy_run<T: Float>(dst: &mut [T], src: &[T]) {
     }
     for (d, &v) in d.into_remainder().iter_mut().zip(s.remainder()) {
         *d = v;
-    }
-}
-
-/// `dst = 0` for a short run (padding), without a memset call.
-fn zero<T: Float>(dst: &mut [T]) {
-    for d in dst.iter_mut() {
-        *d = std::hint::black_box(T::ZERO);
     }
 }
 
