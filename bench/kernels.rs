@@ -10,7 +10,7 @@
 //! - Transcendentals: inline vector polynomials vs libm calls, ns per element.
 //! - A fused elementwise chain in GB/s, compile time and step time of CNN train steps.
 //!
-//! Threads: the GEMM symbols split large products across `netc::threads::count()` threads
+//! Threads: the GEMM symbols split large products across `netc::runtime::threads::count()` threads
 //! (MATMUL_NUM_THREADS, read once; default: the physical cores); run with
 //! MATMUL_NUM_THREADS=1 for single-thread figures.
 
@@ -18,9 +18,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use netc::codegen::{CompileOptions, MathMode};
-use netc::graph::{DType, Dim, Graph, InputKind, Op, Shape};
-use netc::jit::{self, Element};
-use netc::rng::Rng;
+use netc::drivers::jit::{self, Element};
+use netc::ir::graph::{DType, Dim, Graph, InputKind, Op, Shape};
+use netc::runtime::rng::Rng;
 
 fn known(dims: &[usize]) -> Shape {
     dims.iter().map(|&d| Dim::Known(d)).collect()
@@ -72,12 +72,12 @@ fn gemm_row<T: Element>(m: usize, n: usize, k: usize) {
     let (mi, ki, ni) = (m as i64, k as i64, n as i64);
     let sym_s = time(|| unsafe {
         match T::DTYPE {
-            DType::F32 => {
-                netc::kernels::netc_gemm_f32(mi, ki, ni, 1.0, pa as _, ki, 1, pb as _, ni, 1, 0.0, pc as _, ni, 1)
-            }
-            DType::F64 => {
-                netc::kernels::netc_gemm_f64(mi, ki, ni, 1.0, pa as _, ki, 1, pb as _, ni, 1, 0.0, pc as _, ni, 1)
-            }
+            DType::F32 => netc::runtime::symbols::netc_gemm_f32(
+                mi, ki, ni, 1.0, pa as _, ki, 1, pb as _, ni, 1, 0.0, pc as _, ni, 1,
+            ),
+            DType::F64 => netc::runtime::symbols::netc_gemm_f64(
+                mi, ki, ni, 1.0, pa as _, ki, 1, pb as _, ni, 1, 0.0, pc as _, ni, 1,
+            ),
         }
     });
     let crate_s = time(|| unsafe {
@@ -227,10 +227,10 @@ fn fused_row() {
 fn train_step_rows() {
     for (path, batch) in [("examples/digits_cnn.net", 32), ("examples/cifar_cnn.net", 32), ("examples/mlp.net", 128)] {
         let src = std::fs::read_to_string(path).unwrap();
-        let checked = netc::check::check_source(&src).unwrap();
-        let step = netc::optim::build(&checked.trains[0]).unwrap();
+        let checked = netc::frontend::check::check_source(&src).unwrap();
+        let step = netc::training::optim::build(&checked.trains[0]).unwrap();
         let mut g = step.graph;
-        netc::opt::optimize(&mut g, None).unwrap();
+        netc::ir::opt::optimize(&mut g, None).unwrap();
         let opts = CompileOptions { verify: false, ..CompileOptions::default() };
         let mut ms: Vec<f64> = (0..7).map(|_| jit::compile(&g, &opts).unwrap().stats().compile_ms).collect();
         ms.sort_by(f64::total_cmp);
@@ -248,7 +248,7 @@ fn train_step_rows() {
                 }
             })
             .collect();
-        let mut params = netc::train::initial_params(&g, 1);
+        let mut params = netc::training::initial_params(&g, 1);
         let mut outs: Vec<Vec<f32>> = g
             .outputs
             .iter()
@@ -288,8 +288,8 @@ fn train_step_rows() {
 /// The GEMM symbol (split on the global pool) against one single-threaded call, row-major f32
 /// operands as the JIT lays them out; for the workloads' GEMM shapes.
 fn threads_rows() {
-    use netc::kernels::{gemm_f32_on, plan, Split};
-    let one = netc::threads::Pool::new(1);
+    use netc::runtime::symbols::{gemm_f32_on, plan, Split};
+    let one = netc::runtime::threads::Pool::new(1);
     // (M, K, N, what): op(A) is M×K, transposed where the train step reads it transposed.
     for (m, k, n, ta, tb, what) in [
         (128, 784, 256, false, false, "W2 layer 1 forward"),
@@ -310,13 +310,13 @@ fn threads_rows() {
         let (mi, ki, ni) = (m as i64, k as i64, n as i64);
         let (pa, pb, pc) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
         let split = time(|| unsafe {
-            netc::kernels::netc_gemm_f32(mi, ki, ni, 1.0, pa, rsa, csa, pb, rsb, csb, 0.0, pc, ni, 1)
+            netc::runtime::symbols::netc_gemm_f32(mi, ki, ni, 1.0, pa, rsa, csa, pb, rsb, csb, 0.0, pc, ni, 1)
         });
         let single = time(|| unsafe {
             gemm_f32_on(&one, Split::NEVER, mi, ki, ni, 1.0, pa, rsa, csa, pb, rsb, csb, 0.0, pc, ni, 1)
         });
         black_box(&c);
-        let how = plan(Split::DEFAULT, netc::threads::count(), m, k, n, n as isize, 1);
+        let how = plan(Split::DEFAULT, netc::runtime::threads::count(), m, k, n, n as isize, 1);
         println!(
             "  {m:>5}×{k:<5}×{n:<5} {what:<36} {:>8.1} µs {:>8.1} µs   ×{:.2}   {how:?}",
             single * 1e6,
@@ -330,7 +330,7 @@ fn main() {
     let threads = std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "unset".into());
     println!(
         "GEMM threads: {} (MATMUL_NUM_THREADS {threads}); available parallelism: {:?}",
-        netc::threads::count(),
+        netc::runtime::threads::count(),
         std::thread::available_parallelism()
     );
     println!("\nGEMM threads: one call vs the symbol's split (M×K×N)       1 call      symbol");

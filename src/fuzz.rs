@@ -4,32 +4,32 @@
 
 use std::path::PathBuf;
 
-use crate::data::LoadOptions;
+use crate::runtime::data::LoadOptions;
 
 /// The front end and code generation: lex, parse, check, then JIT-compile every model's
 /// forward graph and every train block's step (small ones: the memory limit is 64 MiB).
 pub fn frontend(bytes: &[u8]) {
     let Ok(src) = std::str::from_utf8(bytes) else { return };
-    let Ok(checked) = crate::check::check_source(src) else { return };
+    let Ok(checked) = crate::frontend::check::check_source(src) else { return };
     let limit = 64 << 20;
     for m in &checked.models {
-        if crate::limits::check(&m.graph, 4, limit, "fuzz").is_ok() {
+        if crate::ir::limits::check(&m.graph, 4, limit, "fuzz").is_ok() {
             let mut g = m.graph.clone();
-            if crate::opt::optimize(&mut g, None).is_ok() {
-                let _ = crate::jit::compile(&g, &crate::codegen::CompileOptions::default());
+            if crate::ir::opt::optimize(&mut g, None).is_ok() {
+                let _ = crate::drivers::jit::compile(&g, &crate::codegen::CompileOptions::default());
             }
         }
     }
     for t in &checked.trains {
-        if crate::limits::check(&t.graph, 4, limit, "fuzz").is_ok() {
-            if let Ok(program) = crate::train::Program::new(t) {
-                let _ = crate::engine::jit_engine(program, false);
+        if crate::ir::limits::check(&t.graph, 4, limit, "fuzz").is_ok() {
+            if let Ok(program) = crate::training::Program::new(t) {
+                let _ = crate::training::jit_engine::jit_engine(program, false);
             }
         }
     }
     for e in &checked.evals {
-        if crate::limits::check(&e.graph, 1, limit, "fuzz").is_ok() {
-            let _ = crate::run::evaluate(e, 0);
+        if crate::ir::limits::check(&e.graph, 1, limit, "fuzz").is_ok() {
+            let _ = crate::commands::eval::evaluate(e, 0);
         }
     }
 }
@@ -44,17 +44,17 @@ fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
 /// The CSV loader, with and without a declared sample shape and class count.
 pub fn csv(bytes: &[u8]) {
     let path = scratch("in.csv", bytes);
-    let _ = crate::data::load_csv(&path, &LoadOptions::default());
+    let _ = crate::runtime::data::load_csv(&path, &LoadOptions::default());
     let opts = LoadOptions { sample_shape: Some(vec![2, 2]), classes: Some(3), ..LoadOptions::default() };
-    let _ = crate::data::load_csv(&path, &opts);
+    let _ = crate::runtime::data::load_csv(&path, &opts);
 }
 
 /// The NPY loader: the bytes as features, then as labels (the other file valid).
 pub fn npy(bytes: &[u8]) {
     let good = scratch("good.npy", &valid_npy());
     let path = scratch("in.npy", bytes);
-    let _ = crate::data::load_npy(&path, &good, &LoadOptions::default());
-    let _ = crate::data::load_npy(&good, &path, &LoadOptions::default());
+    let _ = crate::runtime::data::load_npy(&path, &good, &LoadOptions::default());
+    let _ = crate::runtime::data::load_npy(&good, &path, &LoadOptions::default());
 }
 
 /// The IDX loader: the bytes as images, then as labels.
@@ -62,16 +62,16 @@ pub fn idx(bytes: &[u8]) {
     let labels = scratch("good-labels.idx", &[0, 0, 8, 1, 0, 0, 0, 2, 1, 0]);
     let images = scratch("good-images.idx", &[0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1, 7, 9]);
     let path = scratch("in.idx", bytes);
-    let _ = crate::data::load_idx(&path, &labels, &LoadOptions::default());
-    let _ = crate::data::load_idx(&images, &path, &LoadOptions::default());
+    let _ = crate::runtime::data::load_idx(&path, &labels, &LoadOptions::default());
+    let _ = crate::runtime::data::load_idx(&images, &path, &LoadOptions::default());
 }
 
 /// The safetensors weight loader, plain and checked against a model's parameters.
 pub fn safetensors(bytes: &[u8]) {
     let path = scratch("in.safetensors", bytes);
-    let _ = crate::weights::load(&path);
-    let _ = crate::weights::load_for(&path, &[("W", &[2, 3]), ("b", &[3])]);
-    let _ = crate::weights::load_metadata(&path);
+    let _ = crate::runtime::weights::load(&path);
+    let _ = crate::runtime::weights::load_for(&path, &[("W", &[2, 3]), ("b", &[3])]);
+    let _ = crate::runtime::weights::load_metadata(&path);
 }
 
 /// A float32 [2] NPY file: two labels, 0 and 1.

@@ -1,41 +1,31 @@
 //! netc: a compiler for a small language that describes neural networks.
 //!
-//! The modules are the stages of the pipeline, in order:
-//! lex -> parse -> check (names, shapes) and lower into the graph IR -> differentiate ->
-//! optimize -> interpret (the oracle) or generate native code with Cranelift.
+//! The modules below are the pipeline, in the order a `.net` file goes through it:
+//!
+//! ```text
+//! source ─ frontend ─▶ Checked (one graph per model, train and eval block)
+//!                      │  lexer → parser → ast → check (names, shapes, settings) → lower
+//!        ─ ir ───────▶ Graph: autodiff appends the backward graph, opt rewrites it,
+//!                      interp evaluates it (the oracle every other engine is held to)
+//!        ─ codegen ──▶ Cranelift IR: fuse → kernel IR → memplan → emit (+ gemm, math)
+//!        ─ drivers ──▶ native code: jit (in process) or object (a .o file and a C header)
+//!        ─ runtime     what native code and training use at run time: the C symbols it
+//!                      calls, threads, rng, parameters, weight files, data sets
+//!        ─ training    the step loop, optimizers and schedules, over an interpreter or JIT engine
+//!        ─ commands    the CLI's verbs: run, bench, graph, gradcheck, repl (main.rs parses flags)
+//! ```
+//!
+//! `diag` (spans and rendered diagnostics) sits below every stage. `docs/architecture.md`
+//! names each stage's input and output types and walks through adding an op.
 
-pub mod ast;
-pub mod autodiff;
-pub mod bench;
-pub mod check;
-pub mod cli;
-pub mod codegen;
-pub mod data;
 pub mod diag;
-pub mod dot;
-pub mod engine;
-pub mod explain;
+
+pub mod codegen;
+pub mod commands;
+pub mod drivers;
+pub mod frontend;
+pub mod ir;
+pub mod runtime;
+pub mod training;
+
 pub mod fuzz;
-pub mod gradcheck;
-pub mod graph;
-pub mod interp;
-pub mod jit;
-pub mod kernels;
-pub mod lexer;
-pub mod limits;
-pub mod lower;
-pub mod memplan;
-pub mod object;
-pub mod ops;
-pub mod opt;
-pub mod optim;
-pub mod params;
-pub mod parser;
-pub mod repl;
-pub mod report;
-pub mod rng;
-pub mod run;
-pub mod tensor;
-pub mod threads;
-pub mod train;
-pub mod weights;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use netc::check::{self, Checked};
 use netc::diag::{self, Diagnostic, SourceFile};
+use netc::frontend::check::{self, Checked};
 
 #[derive(Parser)]
 #[command(name = "netc", version, about = "A compiler for a small language that describes neural networks")]
@@ -144,7 +144,7 @@ enum Command {
     /// An interactive prompt that JIT-compiles every line.
     Repl,
     /// Time a model's train step, inference and compilation on synthetic inputs.
-    Bench(netc::bench::BenchArgs),
+    Bench(netc::commands::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -158,11 +158,11 @@ fn main() -> ExitCode {
             cmd_graph(&file, if opts.print_after.is_some() { "text" } else { &format }, output.as_deref(), &opts)
         }
         Command::Gradcheck { file, threshold, batch, all } => {
-            cmd_gradcheck(&file, threshold, batch, if all { usize::MAX } else { netc::gradcheck::MAX_CHECKED })
+            cmd_gradcheck(&file, threshold, batch, if all { usize::MAX } else { netc::ir::gradcheck::MAX_CHECKED })
         }
         Command::Build(args) => cmd_build(&args),
-        Command::Bench(args) => netc::bench::main(&args, started),
-        Command::Repl => match netc::repl::main() {
+        Command::Bench(args) => netc::commands::bench::main(&args, started),
+        Command::Repl => match netc::commands::repl::main() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("netc repl: {e}");
@@ -178,20 +178,20 @@ fn cmd_build(args: &BuildArgs) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let opts = netc::object::BuildOptions {
+    let opts = netc::drivers::object::BuildOptions {
         model: args.model.clone(),
         prefix: args.prefix.clone(),
         weights: args.weights.clone(),
         target: args.target.clone(),
         source_name: file.display().to_string(),
     };
-    let built = match netc::object::build(&checked, &opts) {
+    let built = match netc::drivers::object::build(&checked, &opts) {
         Ok(b) => b,
         Err(d) => return fail(&[d], file, None),
     };
     let object = args.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}.o", built.prefix)));
     let header = args.header.clone().unwrap_or_else(|| object.with_extension("h"));
-    if let Err(d) = netc::object::write(&built, &object, &header) {
+    if let Err(d) = netc::drivers::object::write(&built, &object, &header) {
         return fail(&[d], file, None);
     }
     eprintln!(
@@ -247,7 +247,7 @@ fn cmd_check(file: &Path) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    print!("{}", netc::report::summary(&checked));
+    print!("{}", netc::commands::report::summary(&checked));
     ExitCode::SUCCESS
 }
 
@@ -258,24 +258,27 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
         Err(code) => return code,
     };
     for e in &checked.evals {
-        let exec = if args.engine == "interp" { netc::run::Exec::Interp } else { netc::run::Exec::Jit };
-        match netc::run::evaluate_checked(e, args.seed.unwrap_or(0), exec, args.checked) {
+        let exec =
+            if args.engine == "interp" { netc::commands::eval::Exec::Interp } else { netc::commands::eval::Exec::Jit };
+        match netc::commands::eval::evaluate_checked(e, args.seed.unwrap_or(0), exec, args.checked) {
             Ok(out) => {
                 if !args.quiet {
-                    print!("{}", netc::run::format_eval(e.name.as_deref(), &out))
+                    print!("{}", netc::commands::eval::format_eval(e.name.as_deref(), &out))
                 }
             }
-            Err(msg) => return fail(&[netc::cli::bounds_diagnostic(Diagnostic::new("E-eval", msg))], file, None),
+            Err(msg) => {
+                return fail(&[netc::commands::train::bounds_diagnostic(Diagnostic::new("E-eval", msg))], file, None)
+            }
         }
     }
     if checked.trains.is_empty() {
         return ExitCode::SUCCESS;
     }
-    match netc::cli::train_command(
+    match netc::commands::train::train_command(
         &checked,
         file,
-        &netc::cli::RunOptions {
-            overrides: netc::train::Overrides {
+        &netc::commands::train::RunOptions {
+            overrides: netc::training::Overrides {
                 steps: args.steps,
                 epochs: args.epochs,
                 batch: args.batch,
@@ -292,7 +295,7 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
             data_dir: args.data_dir.clone(),
             stats: args.stats,
             engine: args.engine.clone(),
-            memory_limit: args.memory_limit.map_or_else(netc::limits::default_limit, |m| m.saturating_mul(1 << 20)),
+            memory_limit: args.memory_limit.map_or_else(netc::ir::limits::default_limit, |m| m.saturating_mul(1 << 20)),
             checked: args.checked,
         },
     ) {
@@ -313,11 +316,16 @@ fn cmd_graph(file: &Path, format: &str, output: Option<&Path>, o: &GraphOptions)
         Ok(x) => x,
         Err(code) => return code,
     };
-    let picture =
-        match netc::explain::picture(&checked, o.name.as_deref(), o.values, o.optimize, o.print_after.as_deref()) {
-            Ok(p) => p,
-            Err(msg) => return fail(&[Diagnostic::new("E-graph", msg)], file, None),
-        };
+    let picture = match netc::commands::graph::picture(
+        &checked,
+        o.name.as_deref(),
+        o.values,
+        o.optimize,
+        o.print_after.as_deref(),
+    ) {
+        Ok(p) => p,
+        Err(msg) => return fail(&[Diagnostic::new("E-graph", msg)], file, None),
+    };
     let text = match format {
         "dot" => picture.dot,
         "text" => picture.text,
@@ -370,7 +378,7 @@ fn cmd_gradcheck(file: &Path, threshold: f64, batch: usize, elements: usize) -> 
         Ok(x) => x,
         Err(code) => return code,
     };
-    match netc::explain::gradcheck(&checked, batch, elements, threshold) {
+    match netc::commands::graph::gradcheck(&checked, batch, elements, threshold) {
         Ok((report, ok)) => {
             print!("{report}");
             if ok {

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{netc, temp_dir, TempDir};
-use netc::check::{self, Checked};
-use netc::graph::{Graph, NodeId, Op};
-use netc::rng::Rng;
-use netc::tensor::Tensor;
+use netc::frontend::check::{self, Checked};
+use netc::ir::graph::{Graph, NodeId, Op};
+use netc::ir::tensor::Tensor;
+use netc::runtime::rng::Rng;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -113,7 +113,7 @@ fn object_equals_jit(source_path: &Path, source: &str, name: &str, batch: usize,
     let mut out = Reader(bytes.chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(), 0);
 
     // The embedded initial parameters are the file's seeded ones, exactly.
-    let init: Vec<Tensor> = netc::params::init_params(model, train.seed).into_iter().map(f32_tensor).collect();
+    let init: Vec<Tensor> = netc::runtime::params::init_params(model, train.seed).into_iter().map(f32_tensor).collect();
     for (p, t) in model.params.iter().zip(&init) {
         let got = out.take(t.numel());
         assert!(got.iter().zip(&t.data).all(|(&g, &w)| g as f64 == w), "initial {} differs", p.name);
@@ -121,7 +121,7 @@ fn object_equals_jit(source_path: &Path, source: &str, name: &str, batch: usize,
 
     // Forward.
     let mut params = init.clone();
-    let scores = netc::jit::run_graph(model, std::slice::from_ref(&x), &mut params).unwrap();
+    let scores = netc::drivers::jit::run_graph(model, std::slice::from_ref(&x), &mut params).unwrap();
     assert_close("scores", out.take(scores[0].numel()), &scores[0].data);
 
     // Backward: the loss and dloss/dparam, built independently of netc build.
@@ -130,9 +130,9 @@ fn object_equals_jit(source_path: &Path, source: &str, name: &str, batch: usize,
     let wrt: Vec<NodeId> = (0..g.params.len())
         .map(|p| NodeId(g.nodes.iter().position(|n| n.op == Op::Param { index: p }).unwrap() as u32))
         .collect();
-    let grads = netc::autodiff::differentiate(&mut g, loss, &wrt).unwrap();
+    let grads = netc::ir::autodiff::differentiate(&mut g, loss, &wrt).unwrap();
     g.outputs = std::iter::once(("loss".to_string(), loss)).chain(grads.iter().map(|&d| ("d".into(), d))).collect();
-    let values = netc::jit::run_graph(&g, &[x.clone(), labels.clone()], &mut init.clone()).unwrap();
+    let values = netc::drivers::jit::run_graph(&g, &[x.clone(), labels.clone()], &mut init.clone()).unwrap();
     assert_close("loss", out.take(1), &values[0].data);
     let grad_values: Vec<Vec<f32>> = values[1..].iter().map(|v| out.take(v.numel()).to_vec()).collect();
     for (p, (got, want)) in g.params.iter().zip(grad_values.iter().zip(&values[1..])) {
@@ -141,13 +141,15 @@ fn object_equals_jit(source_path: &Path, source: &str, name: &str, batch: usize,
     }
 
     // Two train steps, optimizer state included.
-    let step = netc::optim::build(train).unwrap();
+    let step = netc::training::optim::build(train).unwrap();
     let mut sg = step.graph.clone();
     sg.outputs = vec![sg.outputs[step.loss_output].clone()];
-    let mut state: Vec<Tensor> = netc::params::init_params(&sg, train.seed).into_iter().map(f32_tensor).collect();
+    let mut state: Vec<Tensor> =
+        netc::runtime::params::init_params(&sg, train.seed).into_iter().map(f32_tensor).collect();
     let lr_t = Tensor::new(vec![], vec![lr as f64]);
     for s in 0..2 {
-        let losses = netc::jit::run_graph(&sg, &[x.clone(), labels.clone(), lr_t.clone()], &mut state).unwrap();
+        let losses =
+            netc::drivers::jit::run_graph(&sg, &[x.clone(), labels.clone(), lr_t.clone()], &mut state).unwrap();
         assert_close(&format!("loss of step {s}"), out.take(1), &losses[0].data);
     }
     for (p, t) in model.params.iter().zip(&state) {
@@ -189,7 +191,8 @@ fn adam_state_and_the_learning_rate_schedule_match_netc_run() {
     let exe = cc(&dir, "lr", &[dir.join("lr.c").to_str().unwrap(), object.to_str().unwrap()]);
     let printed = String::from_utf8(Command::new(exe).output().unwrap().stdout).unwrap();
     let c = checked(&source);
-    let want: Vec<f64> = (0..10000).step_by(997).map(|s| netc::optim::learning_rate(&c.trains[0], s, 10000)).collect();
+    let want: Vec<f64> =
+        (0..10000).step_by(997).map(|s| netc::training::optim::learning_rate(&c.trains[0], s, 10000)).collect();
     let got: Vec<f64> = printed.lines().map(|l| l.parse().unwrap()).collect();
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {
@@ -265,14 +268,14 @@ int main(void) {
     let exe = cc(&dir, "dump", &[dir.join("dump.c").to_str().unwrap(), object.to_str().unwrap()]);
     let bytes = Command::new(exe).output().unwrap().stdout;
     let got: Vec<f32> = bytes.chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
-    let saved = netc::weights::load(&weights).unwrap();
+    let saved = netc::runtime::weights::load(&weights).unwrap();
     let want: Vec<f32> = ["W1", "b1", "W2", "b2"]
         .iter()
         .flat_map(|n| saved.iter().find(|w| w.name == *n).unwrap().data.clone())
         .collect();
     assert_eq!(got, want, "the object's parameters are the trained weights, bit for bit");
     let c = checked(&std::fs::read_to_string(root().join("examples/spiral.net")).unwrap());
-    let init = netc::params::init_params(&c.models[0].graph, 0);
+    let init = netc::runtime::params::init_params(&c.models[0].graph, 0);
     assert_ne!(got[..200].iter().map(|&v| v as f64).collect::<Vec<_>>(), init[0].data, "not the initial values");
 }
 

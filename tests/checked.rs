@@ -15,10 +15,10 @@ use std::process::Command;
 use netc::codegen::emit::testing::shrink_next_extent;
 use netc::codegen::kernel::Base;
 use netc::codegen::CompileOptions;
-use netc::graph::{DType, Dim, Graph, InputKind, Op, Shape};
-use netc::jit;
-use netc::rng::Rng;
-use netc::tensor::Tensor;
+use netc::drivers::jit;
+use netc::ir::graph::{DType, Dim, Graph, InputKind, Op, Shape};
+use netc::ir::tensor::Tensor;
+use netc::runtime::rng::Rng;
 
 fn checked() -> CompileOptions {
     CompileOptions { checked: true, ..CompileOptions::default() }
@@ -134,7 +134,7 @@ fn a_gemm_outside_its_matrices_is_not_called() {
         let mut g = Graph::new(dtype);
         let b = g.symbol("B");
         let x = g.add_input("x", vec![Dim::Sym(b), Dim::Known(5)], InputKind::Data);
-        let w = g.add_param("W", known(&[5, 6]), netc::graph::Init::Zeros);
+        let w = g.add_param("W", known(&[5, 6]), netc::ir::graph::Init::Zeros);
         let y = g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[x, w]).unwrap();
         g.outputs = vec![("y".into(), y)];
         shrink_next_extent(Base::Param(0), 1);
@@ -171,7 +171,7 @@ fn reads_outside_inputs_and_literals_are_refused() {
     let mut g = Graph::new(DType::F32);
     let b = g.symbol("B");
     let x = g.add_input("x", vec![Dim::Sym(b), Dim::Known(3)], InputKind::Data);
-    let lit = g.push(netc::graph::Node {
+    let lit = g.push(netc::ir::graph::Node {
         op: Op::Literal { values: vec![1.0, -2.0, 0.5].into() },
         inputs: vec![],
         shape: known(&[3]),
@@ -206,10 +206,10 @@ fn reads_outside_inputs_and_literals_are_refused() {
 /// with momentum) in `dtype`, with inputs at batch 5.
 fn cnn_step(dtype: DType) -> (Graph, Vec<Tensor>, Vec<Tensor>) {
     let src = std::fs::read_to_string("examples/digits_cnn.net").unwrap();
-    let checked = netc::check::check_source(&src).unwrap();
-    let mut g = netc::optim::build(&checked.trains[0]).unwrap().graph;
+    let checked = netc::frontend::check::check_source(&src).unwrap();
+    let mut g = netc::training::optim::build(&checked.trains[0]).unwrap().graph;
     g.dtype = dtype;
-    netc::opt::optimize(&mut g, None).unwrap();
+    netc::ir::opt::optimize(&mut g, None).unwrap();
     let mut rng = Rng::new(3);
     let inputs = g
         .inputs
@@ -225,7 +225,7 @@ fn cnn_step(dtype: DType) -> (Graph, Vec<Tensor>, Vec<Tensor>) {
             Tensor::new(shape, data)
         })
         .collect();
-    let params = netc::params::init_params(&g, 1);
+    let params = netc::runtime::params::init_params(&g, 1);
     (g, inputs, params)
 }
 
@@ -244,7 +244,7 @@ fn every_buffer_of_a_cnn_train_step_is_checked() {
         // Every buffer the kernels touch, declared one element (per batch row) short, is
         // overrun — and the report names that buffer; nothing crashes.
         let prog = netc::codegen::fuse::schedule(&g).unwrap();
-        let plan = netc::memplan::plan(&prog.kernels, &prog.temps);
+        let plan = netc::codegen::memplan::plan(&prog.kernels, &prog.temps);
         let mut buffers: Vec<(Base, String)> = vec![];
         for (i, x) in g.inputs.iter().enumerate() {
             buffers.push((Base::Input(i), format!("input {i} `{}`", x.name)));

@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use netc::data::{self, Dataset, Labels, LoadOptions, ModelShape};
 use netc::diag::Diagnostic;
-use netc::rng::Rng;
+use netc::runtime::data::{self, Dataset, Labels, LoadOptions, ModelShape};
+use netc::runtime::rng::Rng;
 
 mod common;
 use common::TempDir;

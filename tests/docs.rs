@@ -19,7 +19,7 @@ fn language_doc_examples_check() {
     }
     assert!(blocks.len() >= 12, "docs/language.md lost its examples");
     for (should_pass, src) in blocks {
-        let result = netc::check::check_source(&src);
+        let result = netc::frontend::check::check_source(&src);
         if should_pass {
             assert!(result.is_ok(), "this example does not check:\n{src}\n{:#?}", result.err());
         } else {

@@ -2,17 +2,17 @@
 //! step (loss and every updated parameter and optimizer state) on a random batch, and every
 //! eval block's values and gradients.
 
-use netc::run::Exec;
-use netc::train::{Engine, Interpreter, Program};
+use netc::commands::eval::Exec;
+use netc::training::{Engine, Interpreter, Program};
 
-fn examples() -> Vec<(String, netc::check::Checked)> {
+fn examples() -> Vec<(String, netc::frontend::check::Checked)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut out = vec![];
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "net") {
             let src = std::fs::read_to_string(&p).unwrap();
-            out.push((p.display().to_string(), netc::check::check_source(&src).unwrap()));
+            out.push((p.display().to_string(), netc::frontend::check::check_source(&src).unwrap()));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -32,24 +32,24 @@ fn train_steps_agree_with_the_interpreter() {
     for (file, checked) in examples() {
         for t in &checked.trains {
             // The interpreter is too slow for AlexNet-sized models (W7 is benchmarked instead).
-            if netc::report::param_count(&t.graph) > 1_000_000 {
+            if netc::commands::report::param_count(&t.graph) > 1_000_000 {
                 continue;
             }
             // Two optimizer steps from the same start, so momentum state is exercised too.
             let mut t = t.clone();
             t.optimizer = match t.optimizer {
-                netc::check::Optimizer::Sgd { lr } => {
-                    netc::check::Optimizer::Momentum { lr, momentum: 0.9, nesterov: true }
+                netc::frontend::check::Optimizer::Sgd { lr } => {
+                    netc::frontend::check::Optimizer::Momentum { lr, momentum: 0.9, nesterov: true }
                 }
                 other => other,
             };
             let batch = 3;
-            let inputs = netc::explain::random_inputs(&t.graph, batch, 7);
+            let inputs = netc::commands::graph::random_inputs(&t.graph, batch, 7);
             let x: Vec<f32> = inputs[0].data.iter().map(|&v| v as f32).collect();
             let y: Vec<f32> = inputs[1].data.iter().map(|&v| v as f32).collect();
-            let mut jit = netc::engine::jit_engine(Program::new(&t).unwrap(), false).unwrap();
+            let mut jit = netc::training::jit_engine::jit_engine(Program::new(&t).unwrap(), false).unwrap();
             let mut interp = Interpreter::new(Program::new(&t).unwrap());
-            let start = netc::train::initial_params(&Program::new(&t).unwrap().step.graph, 1);
+            let start = netc::training::initial_params(&Program::new(&t).unwrap().step.graph, 1);
             let (mut pj, mut pi) = (start.clone(), start);
             for step in 0..2 {
                 let lj = jit.step(&x, &y, batch, 0.05, &mut pj).unwrap();
@@ -72,8 +72,8 @@ fn eval_blocks_agree_with_the_interpreter() {
     let mut n = 0;
     for (file, checked) in examples() {
         for e in &checked.evals {
-            let a = netc::run::evaluate_with(e, 0, Exec::Jit).unwrap();
-            let b = netc::run::evaluate_with(e, 0, Exec::Interp).unwrap();
+            let a = netc::commands::eval::evaluate_with(e, 0, Exec::Jit).unwrap();
+            let b = netc::commands::eval::evaluate_with(e, 0, Exec::Interp).unwrap();
             for ((fa, va, ga), (_, vb, gb)) in a.grads.iter().zip(&b.grads) {
                 assert!((va.data[0] - vb.data[0]).abs() < 1e-12, "{file}: {fa}");
                 for ((x, ta), (_, tb)) in ga.iter().zip(gb) {

@@ -20,8 +20,8 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
 use cranelift_object::{ObjectBuilder, ObjectModule};
 use netc::codegen::gemm::define_gemm;
-use netc::graph::DType;
-use netc::rng::Rng;
+use netc::ir::graph::DType;
+use netc::runtime::rng::Rng;
 use proptest::prelude::*;
 
 type Gemm<T> = unsafe extern "C" fn(i64, i64, i64, T, *const T, i64, i64, *const T, i64, i64, T, *mut T, i64, i64);
@@ -396,7 +396,7 @@ fn model_shapes() {
 
 // ---- the checker itself ------------------------------------------------------------------
 
-use netc::kernels::netc_gemm_f32 as library;
+use netc::runtime::symbols::netc_gemm_f32 as library;
 
 /// The library GEMM on all but the last column.
 unsafe extern "C" fn misses_a_column(
@@ -570,7 +570,7 @@ fn compiles_for_baseline_x86_64() {
 
 // ---- throughput (by hand) -----------------------------------------------------------------
 
-/// GFLOP/s of the generated GEMM and of the library GEMM (`kernels::netc_gemm_f32`,
+/// GFLOP/s of the generated GEMM and of the library GEMM (`symbols::netc_gemm_f32`,
 /// matrixmultiply, split over the GEMM thread pool), f32, row-major, beta = 0. Run with
 /// `cargo test --release --test gemm -- --ignored --nocapture`.
 #[test]
@@ -638,7 +638,7 @@ fn bench_gemm() {
             rates[3]
         };
         let ours = run(j.f32);
-        let lib = run(netc::kernels::netc_gemm_f32);
+        let lib = run(netc::runtime::symbols::netc_gemm_f32);
         println!("{m}×{n}×{k} (M×N×K): generated {ours:.1} GFLOP/s, library {lib:.1} GFLOP/s");
     }
     // f64 at 512³, for reference (half the lanes: expect about half the rate).
@@ -678,8 +678,8 @@ fn bench_gemm() {
 #[test]
 fn train_steps_on_the_generated_gemm_match_the_interpreter() {
     use netc::codegen::CompileOptions;
-    use netc::graph::InputKind;
-    use netc::tensor::Tensor;
+    use netc::ir::graph::InputKind;
+    use netc::ir::tensor::Tensor;
     let cases = [
         ("examples/spiral.net", "sgd(lr: 1.0)"),
         ("examples/digits_mlp.net", "momentum(lr: 0.05, momentum: 0.9)"),
@@ -691,9 +691,9 @@ fn train_steps_on_the_generated_gemm_match_the_interpreter() {
         let start = src.find("optimizer:").unwrap();
         let end = start + src[start..].find('\n').unwrap();
         src.replace_range(start..end, &format!("optimizer: {optimizer}"));
-        let checked = netc::check::check_source(&src).unwrap();
-        let mut g = netc::optim::build(&checked.trains[0]).unwrap().graph;
-        netc::opt::optimize(&mut g, None).unwrap();
+        let checked = netc::frontend::check::check_source(&src).unwrap();
+        let mut g = netc::training::optim::build(&checked.trains[0]).unwrap().graph;
+        netc::ir::opt::optimize(&mut g, None).unwrap();
         let mut rng = Rng::new(3);
         let n = 5;
         let inputs: Vec<Tensor> = g
@@ -710,11 +710,11 @@ fn train_steps_on_the_generated_gemm_match_the_interpreter() {
                 Tensor::new(shape, data)
             })
             .collect();
-        let params: Vec<Tensor> = netc::params::init_params(&g, 1)
+        let params: Vec<Tensor> = netc::runtime::params::init_params(&g, 1)
             .into_iter()
             .map(|t| Tensor::new(t.shape.clone(), t.data.iter().map(|&v| v as f32 as f64).collect()))
             .collect();
-        let values = netc::interp::run(&g, &inputs, &params).unwrap();
+        let values = netc::ir::interp::run(&g, &inputs, &params).unwrap();
         let mut want = params.clone();
         for &(p, id) in &g.updates {
             want[p] = values[id.index()].clone();
@@ -725,7 +725,7 @@ fn train_steps_on_the_generated_gemm_match_the_interpreter() {
             CompileOptions { generated_gemm: true, ..CompileOptions::default() },
             CompileOptions { small_gemm: 0, ..CompileOptions::default() },
         ] {
-            let mut compiled = netc::jit::compile(&g, &opts).unwrap();
+            let mut compiled = netc::drivers::jit::compile(&g, &opts).unwrap();
             let mut got = params.clone();
             let outputs = compiled.run_tensors(&inputs, &mut got).unwrap();
             let close = |what: &str, a: &Tensor, b: &Tensor| {

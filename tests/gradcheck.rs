@@ -4,11 +4,11 @@
 //! maxpool ties) except in the tests that assert the convention at a kink, which compare the
 //! analytic gradient with the expected one directly.
 
-use netc::autodiff;
-use netc::gradcheck;
-use netc::graph::{DType, Dim, Graph, Init, InputKind, NodeId, Op, Shape};
-use netc::interp;
-use netc::tensor::Tensor;
+use netc::ir::autodiff;
+use netc::ir::gradcheck;
+use netc::ir::graph::{DType, Dim, Graph, Init, InputKind, NodeId, Op, Shape};
+use netc::ir::interp;
+use netc::ir::tensor::Tensor;
 use proptest::prelude::*;
 
 /// Largest accepted relative error (see `gradcheck::relative_errors`); a wrong rule gives O(1).
@@ -483,7 +483,7 @@ fn backward_of_a_two_layer_net_materialises_no_jacobian() {
     let l = g.add(Op::Sum { axes: vec![0, 1] }, &[s]).unwrap();
     let start = g.nodes.len();
     autodiff::differentiate(&mut g, l, &[w1, b1, w2]).unwrap();
-    let numel = |n: &netc::graph::Node| n.shape.iter().map(|d| d.known().unwrap()).product::<usize>();
+    let numel = |n: &netc::ir::graph::Node| n.shape.iter().map(|d| d.known().unwrap()).product::<usize>();
     let largest_forward = g.nodes[..start].iter().map(numel).max().unwrap();
     for (i, n) in g.nodes.iter().enumerate().skip(start) {
         assert!(numel(n) <= largest_forward, "%{i} has {} elements\n{}", numel(n), g.to_text());
@@ -718,7 +718,7 @@ trait Build {
 
 impl Build for Graph {
     fn push_literal(&mut self, shape: &[usize], values: &[f64]) -> NodeId {
-        self.push(netc::graph::Node {
+        self.push(netc::ir::graph::Node {
             op: Op::Literal { values: values.into() },
             inputs: vec![],
             shape: dims(shape),
@@ -728,6 +728,12 @@ impl Build for Graph {
     }
 
     fn push_dim_size(&mut self, dim: Dim) -> NodeId {
-        self.push(netc::graph::Node { op: Op::DimSize { dim }, inputs: vec![], shape: vec![], name: None, span: None })
+        self.push(netc::ir::graph::Node {
+            op: Op::DimSize { dim },
+            inputs: vec![],
+            shape: vec![],
+            name: None,
+            span: None,
+        })
     }
 }

@@ -4,10 +4,10 @@
 //! updates, the memory plan and compile time.
 
 use netc::codegen::{CompileOptions, MathMode};
-use netc::graph::{DType, Dim, Graph, InputKind, NodeId, Op, Shape};
-use netc::jit::{self, Element};
-use netc::rng::Rng;
-use netc::tensor::Tensor;
+use netc::drivers::jit::{self, Element};
+use netc::ir::graph::{DType, Dim, Graph, InputKind, NodeId, Op, Shape};
+use netc::ir::tensor::Tensor;
+use netc::runtime::rng::Rng;
 
 // ---- helpers ------------------------------------------------------------------------------
 
@@ -59,7 +59,7 @@ fn differential_with(
 ) {
     let inputs: Vec<Tensor> = inputs.iter().map(|t| rounded(t.clone(), g.dtype)).collect();
     let params: Vec<Tensor> = params.iter().map(|t| rounded(t.clone(), g.dtype)).collect();
-    let values = netc::interp::run(g, &inputs, &params).unwrap_or_else(|e| panic!("{what}: interpreter: {e}"));
+    let values = netc::ir::interp::run(g, &inputs, &params).unwrap_or_else(|e| panic!("{what}: interpreter: {e}"));
     let want: Vec<Tensor> = g.outputs.iter().map(|(_, id)| values[id.index()].clone()).collect();
     let mut want_params = params.clone();
     for &(p, id) in &g.updates {
@@ -102,8 +102,8 @@ fn dense_relu_sum_by_hand() {
     // x@W = [[5, -1, 2], [-5, -3, -4]]; +b = [[5.5, -1, -8], [-4.5, -3, -14]]; relu -> [[5.5,0,0],[0,0,0]]
     let mut g = Graph::new(DType::F32);
     let x = g.add_input("x", known(&[2, 2]), InputKind::Data);
-    let w = g.add_param("W", known(&[2, 3]), netc::graph::Init::Zeros);
-    let b = g.add_param("b", known(&[3]), netc::graph::Init::Zeros);
+    let w = g.add_param("W", known(&[2, 3]), netc::ir::graph::Init::Zeros);
+    let b = g.add_param("b", known(&[3]), netc::ir::graph::Init::Zeros);
     let xw = g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[x, w]).unwrap();
     let z = g.add(Op::Add, &[xw, b]).unwrap();
     let zero = g.constant(0.0);
@@ -250,7 +250,7 @@ fn max_and_min_gradients_route_like_the_interpreter() {
                 let yr = g.add(Op::Mul, &[y, rs]).unwrap();
                 let loss = g.add(Op::Sum { axes: vec![0] }, &[yr]).unwrap();
                 let of: Vec<NodeId> = wrt.iter().map(|&i| xs[i]).collect();
-                let grads = netc::autodiff::differentiate(&mut g, loss, &of).unwrap();
+                let grads = netc::ir::autodiff::differentiate(&mut g, loss, &of).unwrap();
                 g.outputs = grads.iter().enumerate().map(|(i, &d)| (format!("d{i}"), d)).collect();
                 let inputs =
                     [Tensor::new(vec![n], a.clone()), Tensor::new(vec![n], b.clone()), Tensor::new(vec![n], r.clone())];
@@ -486,7 +486,7 @@ fn convolutions_forward_and_both_gradients() {
             ),
         ];
         // Per-image products this small run the generated loop; with small_gemm 0 they call
-        // the library convolution (`kernels::conv`), as larger ones do by default.
+        // the library convolution (`symbols::conv`), as larger ones do by default.
         let library = CompileOptions { small_gemm: 0, ..CompileOptions::default() };
         for (op, shapes) in cases {
             let case = Case { op, shapes, ranges: r, tol32, tol64 };
@@ -521,7 +521,7 @@ fn leaves_constants_literals_and_symbolic_batch() {
         let mut g = Graph::new(dtype);
         let b = g.symbol("B");
         let x = g.add_input("x", vec![Dim::Sym(b), Dim::Known(3)], InputKind::Data);
-        let lit = g.push(netc::graph::Node {
+        let lit = g.push(netc::ir::graph::Node {
             op: Op::Literal { values: vec![1.0, -2.0, 0.5].into() },
             inputs: vec![],
             shape: known(&[3]),
@@ -530,7 +530,7 @@ fn leaves_constants_literals_and_symbolic_batch() {
         });
         let xl = g.add(Op::Mul, &[x, lit]).unwrap();
         let s = g.add(Op::Sum { axes: vec![0, 1] }, &[xl]).unwrap();
-        let bs = g.push(netc::graph::Node {
+        let bs = g.push(netc::ir::graph::Node {
             op: Op::DimSize { dim: Dim::Sym(b) },
             inputs: vec![],
             shape: vec![],
@@ -546,7 +546,7 @@ fn leaves_constants_literals_and_symbolic_batch() {
         for n in SIZES {
             let xs = random(&mut Rng::new(n as u64), &[n, 3], -1.0, 1.0);
             let xs = rounded(xs, dtype);
-            let want = netc::interp::outputs(&g, std::slice::from_ref(&xs), &[]).unwrap();
+            let want = netc::ir::interp::outputs(&g, std::slice::from_ref(&xs), &[]).unwrap();
             let got = compiled.run_tensors(&[xs], &mut []).unwrap();
             assert_close(&format!("leaves {dtype} B={n}"), &got, &want, 1e-6, 1e-6);
         }
@@ -587,9 +587,9 @@ fn sweep<T: Element>(op: Op, lo: f64, hi: f64, n: usize, mode: MathMode) -> f64 
     let mut c = jit::compile(&g, &CompileOptions { math: mode, ..CompileOptions::default() }).unwrap();
     let mut out = vec![vec![T::default(); n]];
     c.run(std::slice::from_ref(&xs), &mut Vec::<Vec<T>>::new(), &mut out, &[]).unwrap();
-    let env = netc::ops::Env { inputs: &[], params: &[], symbols: &[] };
+    let env = netc::ir::ops::Env { inputs: &[], params: &[], symbols: &[] };
     let input = Tensor::new(vec![n], xs.iter().map(|v| v.to_f64()).collect());
-    let want = netc::ops::eval(&op, &[&input], &[n], &env).unwrap();
+    let want = netc::ir::ops::eval(&op, &[&input], &[n], &env).unwrap();
     max_ulps(&out[0], &want.data)
 }
 
@@ -639,7 +639,7 @@ fn libm_mode_matches_too() {
         let g = op_graph(dtype, Op::Tanh, &[known(&[7])]);
         let xs = random(&mut Rng::new(1), &[7], -3.0, 3.0);
         let xs = rounded(xs, dtype);
-        let want = netc::interp::outputs(&g, std::slice::from_ref(&xs), &[]).unwrap();
+        let want = netc::ir::interp::outputs(&g, std::slice::from_ref(&xs), &[]).unwrap();
         let mut c = jit::compile(&g, &CompileOptions { math: MathMode::Libm, ..CompileOptions::default() }).unwrap();
         let got = c.run_tensors(&[xs], &mut []).unwrap();
         assert_close("libm tanh", &got, &want, dtype_tol(dtype, 2.4e-7, 4.5e-16), 0.0);
@@ -658,7 +658,7 @@ fn backward_graph(dtype: DType, op: Op, shapes: &[Shape]) -> Graph {
     let yr = g.add(Op::Mul, &[y, r]).unwrap();
     let axes = (0..g.shape(yr).len()).collect();
     let loss = g.add(Op::Sum { axes }, &[yr]).unwrap();
-    let grads = netc::autodiff::differentiate(&mut g, loss, &xs).unwrap();
+    let grads = netc::ir::autodiff::differentiate(&mut g, loss, &xs).unwrap();
     g.outputs = vec![("loss".into(), loss)];
     g.outputs.extend(grads.iter().enumerate().map(|(i, &d)| (format!("d{i}"), d)));
     g
@@ -715,22 +715,22 @@ fn backward_of_every_differentiable_op() {
             differential(&format!("backward of {op:?} {dtype}"), &g, &inputs, &[], tol, tol);
             // The same graph after the optimiser's passes.
             let mut o = g.clone();
-            netc::opt::optimize(&mut o, None).unwrap();
+            netc::ir::opt::optimize(&mut o, None).unwrap();
             differential(&format!("optimised backward of {op:?} {dtype}"), &o, &inputs, &[], tol, tol);
         }
     }
 }
 
 /// The train step of an example with its optimizer replaced by `optimizer` (if given).
-fn train_step(path: &str, optimizer: Option<&str>) -> netc::optim::TrainStep {
+fn train_step(path: &str, optimizer: Option<&str>) -> netc::training::optim::TrainStep {
     let mut src = std::fs::read_to_string(path).unwrap();
     if let Some(o) = optimizer {
         let start = src.find("optimizer:").unwrap();
         let end = start + src[start..].find('\n').unwrap();
         src.replace_range(start..end, &format!("optimizer: {o}"));
     }
-    let checked = netc::check::check_source(&src).unwrap_or_else(|e| panic!("{path}: {e:?}"));
-    netc::optim::build(&checked.trains[0]).unwrap()
+    let checked = netc::frontend::check::check_source(&src).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+    netc::training::optim::build(&checked.trains[0]).unwrap()
 }
 
 /// Random inputs for a train step at batch `n`: data in [-1, 1), labels in 0..3, lr 0.1.
@@ -768,11 +768,11 @@ fn train_steps_match_the_interpreter() {
                 let mut g = step.graph;
                 g.dtype = dtype;
                 if optimise {
-                    netc::opt::optimize(&mut g, None).unwrap();
+                    netc::ir::opt::optimize(&mut g, None).unwrap();
                 }
                 let mut rng = Rng::new(5);
                 let inputs = step_inputs(&g, 5, &mut rng);
-                let params = netc::params::init_params(&g, 1);
+                let params = netc::runtime::params::init_params(&g, 1);
                 let what = format!("{path} {optimizer:?} {dtype} optimised={optimise}");
                 let tol = dtype_tol(dtype, 1e-4, 1e-11);
                 differential(&what, &g, &inputs, &params, tol, tol);
@@ -785,7 +785,7 @@ fn train_steps_match_the_interpreter() {
 fn updates_happen_in_place_and_memory_is_shared() {
     let step = train_step("examples/cifar_cnn.net", None);
     let mut g = step.graph;
-    netc::opt::optimize(&mut g, None).unwrap();
+    netc::ir::opt::optimize(&mut g, None).unwrap();
     let c = jit::compile(&g, &CompileOptions::default()).unwrap();
     let s = c.stats_for(&[32]);
     eprintln!("cifar_cnn train step, B = 32: {s:?}");
@@ -799,7 +799,7 @@ fn a_small_cnn_train_step_compiles_fast() {
     for path in ["examples/digits_cnn.net", "examples/cifar_cnn.net"] {
         let step = train_step(path, None);
         let mut g = step.graph;
-        netc::opt::optimize(&mut g, None).unwrap();
+        netc::ir::opt::optimize(&mut g, None).unwrap();
         let opts = CompileOptions { verify: false, ..CompileOptions::default() };
         // Best of three: the machine is shared.
         let ms = (0..3).map(|_| jit::compile(&g, &opts).unwrap().stats().compile_ms).fold(f64::INFINITY, f64::min);
@@ -817,7 +817,7 @@ fn a_small_cnn_train_step_compiles_fast() {
 fn unsupported_graphs_are_errors_not_panics() {
     // A parameter updated twice.
     let mut g = Graph::new(DType::F32);
-    let w = g.add_param("w", known(&[3]), netc::graph::Init::Zeros);
+    let w = g.add_param("w", known(&[3]), netc::ir::graph::Init::Zeros);
     let two = g.constant(2.0);
     let w2 = g.add(Op::Mul, &[w, two]).unwrap();
     g.updates = vec![(0, w2), (0, w)];
@@ -826,7 +826,8 @@ fn unsupported_graphs_are_errors_not_panics() {
     // checks, so this must be caught before code exists).
     let mut bad = Graph::new(DType::F32);
     let x = bad.add_input("x", known(&[3]), InputKind::Data);
-    let e = bad.push(netc::graph::Node { op: Op::Exp, inputs: vec![x], shape: known(&[30]), name: None, span: None });
+    let e =
+        bad.push(netc::ir::graph::Node { op: Op::Exp, inputs: vec![x], shape: known(&[30]), name: None, span: None });
     bad.outputs = vec![("e".into(), e)];
     let err = jit::compile(&bad, &CompileOptions::default()).err().expect("rejected");
     assert!(err.message.contains("malformed"), "{}", err.message);
@@ -844,13 +845,14 @@ fn unsupported_graphs_are_errors_not_panics() {
 fn one_compiled_train_step_serves_every_batch_size() {
     let step = train_step("examples/digits_cnn.net", Some("adam(lr: 0.01)"));
     let mut g = step.graph;
-    netc::opt::optimize(&mut g, None).unwrap();
+    netc::ir::opt::optimize(&mut g, None).unwrap();
     let mut c = jit::compile(&g, &CompileOptions::default()).unwrap();
     for n in [1, 3, 7, 33, 0] {
         let mut rng = Rng::new(n as u64);
         let inputs: Vec<Tensor> = step_inputs(&g, n, &mut rng).into_iter().map(|t| rounded(t, g.dtype)).collect();
-        let params: Vec<Tensor> = netc::params::init_params(&g, 2).into_iter().map(|t| rounded(t, g.dtype)).collect();
-        let values = netc::interp::run(&g, &inputs, &params).unwrap();
+        let params: Vec<Tensor> =
+            netc::runtime::params::init_params(&g, 2).into_iter().map(|t| rounded(t, g.dtype)).collect();
+        let values = netc::ir::interp::run(&g, &inputs, &params).unwrap();
         let want: Vec<Tensor> = g.outputs.iter().map(|(_, id)| values[id.index()].clone()).collect();
         let mut want_params = params.clone();
         for &(p, id) in &g.updates {
@@ -882,10 +884,10 @@ fn compiled_functions_can_move_to_another_thread() {
 fn updates_that_read_each_other_or_their_old_values() {
     for dtype in DTYPES {
         let mut g = Graph::new(dtype);
-        let a = g.add_param("a", known(&[3, 3]), netc::graph::Init::Zeros);
-        let b = g.add_param("b", known(&[3, 3]), netc::graph::Init::Zeros);
-        let c = g.add_param("c", known(&[3, 3]), netc::graph::Init::Zeros);
-        let d = g.add_param("d", known(&[3, 3]), netc::graph::Init::Zeros);
+        let a = g.add_param("a", known(&[3, 3]), netc::ir::graph::Init::Zeros);
+        let b = g.add_param("b", known(&[3, 3]), netc::ir::graph::Init::Zeros);
+        let c = g.add_param("c", known(&[3, 3]), netc::ir::graph::Init::Zeros);
+        let d = g.add_param("d", known(&[3, 3]), netc::ir::graph::Init::Zeros);
         let x = g.add_input("x", known(&[3, 3]), InputKind::Data);
         let two = g.constant(2.0);
         let a2 = g.add(Op::Mul, &[a, two]).unwrap();
@@ -919,7 +921,7 @@ fn random_graph(dtype: DType, rng: &mut Rng) -> (Graph, Vec<Tensor>, Vec<Tensor>
         let t = random(rng, &shape, -1.5, 1.5);
         if rng.below(3) == 0 {
             inputs.push((true, t));
-            g.add_param(&format!("p{}", inputs.len()), known(&shape), netc::graph::Init::Zeros)
+            g.add_param(&format!("p{}", inputs.len()), known(&shape), netc::ir::graph::Init::Zeros)
         } else {
             inputs.push((false, t));
             g.add_input(&format!("x{}", inputs.len()), known(&shape), InputKind::Data)
@@ -1052,7 +1054,7 @@ fn random_graph(dtype: DType, rng: &mut Rng) -> (Graph, Vec<Tensor>, Vec<Tensor>
 }
 
 fn ops_broadcast(g: &Graph, n: NodeId, to: &[usize]) -> bool {
-    netc::ops::broadcast_shapes(g.shape(n), &known(to)).is_ok_and(|s| s == known(to))
+    netc::ir::ops::broadcast_shapes(g.shape(n), &known(to)).is_ok_and(|s| s == known(to))
 }
 
 #[test]
@@ -1075,7 +1077,7 @@ fn sgd_and_momentum_updates_fuse_into_the_gradient_gemm() {
     for optimizer in [None, Some("momentum(lr: 0.05, momentum: 0.9)")] {
         let step = train_step("examples/mlp.net", optimizer);
         let mut g = step.graph;
-        netc::opt::optimize(&mut g, None).unwrap();
+        netc::ir::opt::optimize(&mut g, None).unwrap();
         let c = jit::compile(&g, &CompileOptions::default()).unwrap();
         let w1_bytes = 4 * g.params[0].shape.iter().map(|d| d.known().unwrap()).product::<usize>();
         let s = c.stats_for(&[1]);
@@ -1083,7 +1085,7 @@ fn sgd_and_momentum_updates_fuse_into_the_gradient_gemm() {
         // ... and the step still matches the interpreter.
         let mut rng = Rng::new(4);
         let inputs = step_inputs(&g, 3, &mut rng);
-        let params = netc::params::init_params(&g, 1);
+        let params = netc::runtime::params::init_params(&g, 1);
         differential(&format!("mlp {optimizer:?}"), &g, &inputs, &params, 1e-4, 1e-5);
     }
 }
@@ -1098,7 +1100,7 @@ fn random_gemm_updates_match_the_interpreter() {
         let dtype = if seed % 2 == 0 { DType::F32 } else { DType::F64 };
         let (m, k, n) = (1 + rng.below(6) as usize, 1 + rng.below(6) as usize, 1 + rng.below(6) as usize);
         let mut g = Graph::new(dtype);
-        let w = g.add_param("w", known(&[k, n]), netc::graph::Init::Zeros);
+        let w = g.add_param("w", known(&[k, n]), netc::ir::graph::Init::Zeros);
         let x = g.add_input("x", known(&[m, k]), InputKind::Data);
         let e = g.add_input("e", known(&[m, n]), InputKind::Data);
         let lr = g.add_input("lr", vec![], InputKind::Variable);
@@ -1161,9 +1163,9 @@ fn deep_mlp(layers: usize) -> Graph {
     src += &format!("  dense(h{}, 10)\n}}\n", layers - 1);
     src += "data d { source: synthetic(samples: 8, classes: 10, seed: 0) }\n";
     src += "train deep { loss: cross_entropy(scores, labels)\n optimizer: momentum(lr: 0.01, momentum: 0.9)\n steps: 1\n batch: 4 }\n";
-    let checked = netc::check::check_source(&src).unwrap();
-    let mut g = netc::optim::build(&checked.trains[0]).unwrap().graph;
-    netc::opt::optimize(&mut g, None).unwrap();
+    let checked = netc::frontend::check::check_source(&src).unwrap();
+    let mut g = netc::training::optim::build(&checked.trains[0]).unwrap().graph;
+    netc::ir::opt::optimize(&mut g, None).unwrap();
     g
 }
 
@@ -1175,7 +1177,8 @@ fn deep_programs_split_into_parts_and_grow_linearly() {
     assert!(s.parts >= 3, "a 60-layer train step is split into several functions: {s:?}");
     let mut rng = Rng::new(4);
     let inputs: Vec<Tensor> = step_inputs(&g, 4, &mut rng).into_iter().map(|t| rounded(t, g.dtype)).collect();
-    let params: Vec<Tensor> = netc::params::init_params(&g, 2).into_iter().map(|t| rounded(t, g.dtype)).collect();
+    let params: Vec<Tensor> =
+        netc::runtime::params::init_params(&g, 2).into_iter().map(|t| rounded(t, g.dtype)).collect();
     differential("deep MLP, 60 layers", &g, &inputs, &params, 1e-4, 1e-6);
     // Compile time follows the IR's size: it must grow linearly with the depth.
     let insts = |layers| jit::compile(&deep_mlp(layers), &CompileOptions::default()).unwrap().stats().clif_insts;

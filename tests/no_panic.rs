@@ -86,12 +86,12 @@ proptest! {
     #[test]
     fn token_soup_never_panics(idx in proptest::collection::vec(0..PIECES.len(), 0..60)) {
         let src: Vec<&str> = idx.iter().map(|&i| PIECES[i]).collect();
-        let _ = netc::check::check_source(&src.join(" "));
+        let _ = netc::frontend::check::check_source(&src.join(" "));
     }
 
     #[test]
     fn random_text_never_panics(s in "\\PC{0,200}") {
-        let _ = netc::check::check_source(&s);
+        let _ = netc::frontend::check::check_source(&s);
     }
 
     #[test]
@@ -102,7 +102,7 @@ proptest! {
         let end = (at + len).min(src.len());
         if src.is_char_boundary(at) && src.is_char_boundary(end) {
             let mutated = format!("{}{}{}", &src[..at], PIECES[piece], &src[end..]);
-            let _ = netc::check::check_source(&mutated);
+            let _ = netc::frontend::check::check_source(&mutated);
         }
     }
 }

@@ -2,11 +2,11 @@
 //! after optimising and that the optimised graph computes the same outputs (interpreter) as
 //! the original.
 
-use netc::autodiff;
-use netc::graph::{DType, Dim, Graph, Init, InputKind, Node, NodeId, Op, Shape};
-use netc::interp;
-use netc::opt;
-use netc::tensor::Tensor;
+use netc::ir::autodiff;
+use netc::ir::graph::{DType, Dim, Graph, Init, InputKind, Node, NodeId, Op, Shape};
+use netc::ir::interp;
+use netc::ir::opt;
+use netc::ir::tensor::Tensor;
 
 fn dims(shape: &[usize]) -> Shape {
     shape.iter().map(|&n| Dim::Known(n)).collect()

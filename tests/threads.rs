@@ -1,4 +1,4 @@
-//! The GEMM's worker pool (`netc::threads`) and the split GEMM (`kernels::gemm_f32_on`):
+//! The GEMM's worker pool (`netc::runtime::threads`) and the split GEMM (`symbols::gemm_f32_on`):
 //!
 //! - a GEMM cut into row or column blocks on 2 or 3 threads gives bitwise the result of one
 //!   `matrixmultiply` call, over shapes around the block and micro-kernel edges, k across the
@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use netc::kernels::{self, plan, Plan, Split};
-use netc::rng::Rng;
-use netc::threads::Pool;
+use netc::runtime::rng::Rng;
+use netc::runtime::symbols::{self, plan, Plan, Split};
+use netc::runtime::threads::Pool;
 use proptest::prelude::*;
 
 /// Pools shared by the tests (which run concurrently, so callers also meet a busy pool).
@@ -38,7 +38,7 @@ const FINE: Split = Split { min_macs: 0, wake_macs: 0, blocks_per_thread: 3 };
 
 /// The C signature of the GEMM symbols.
 type Gemm<T> = unsafe extern "C" fn(i64, i64, i64, T, *const T, i64, i64, *const T, i64, i64, T, *mut T, i64, i64);
-/// `kernels::gemm_*_on`: the same after a pool and a split.
+/// `symbols::gemm_*_on`: the same after a pool and a split.
 type GemmOn<T> = unsafe fn(&Pool, Split, i64, i64, i64, T, *const T, i64, i64, *const T, i64, i64, T, *mut T, i64, i64);
 
 trait Float: Copy + PartialEq + std::fmt::Debug + Send + Sync + 'static {
@@ -46,7 +46,7 @@ trait Float: Copy + PartialEq + std::fmt::Debug + Send + Sync + 'static {
     fn to_f64(self) -> f64;
     fn bits(self) -> u64;
     const EPS: f64;
-    /// `kernels::gemm_*_on`: on a given pool and split.
+    /// `symbols::gemm_*_on`: on a given pool and split.
     const GEMM_ON: GemmOn<Self>;
     /// The exported symbol (global pool, default split).
     const SYMBOL: Gemm<Self>;
@@ -63,8 +63,8 @@ impl Float for f32 {
         self.to_bits() as u64
     }
     const EPS: f64 = f32::EPSILON as f64;
-    const GEMM_ON: GemmOn<f32> = kernels::gemm_f32_on;
-    const SYMBOL: Gemm<f32> = kernels::netc_gemm_f32;
+    const GEMM_ON: GemmOn<f32> = symbols::gemm_f32_on;
+    const SYMBOL: Gemm<f32> = symbols::netc_gemm_f32;
 }
 
 impl Float for f64 {
@@ -78,8 +78,8 @@ impl Float for f64 {
         self.to_bits()
     }
     const EPS: f64 = f64::EPSILON;
-    const GEMM_ON: GemmOn<f64> = kernels::gemm_f64_on;
-    const SYMBOL: Gemm<f64> = kernels::netc_gemm_f64;
+    const GEMM_ON: GemmOn<f64> = symbols::gemm_f64_on;
+    const SYMBOL: Gemm<f64> = symbols::netc_gemm_f64;
 }
 
 /// How an r × c matrix sits in its buffer.
@@ -629,7 +629,7 @@ fn bench_split() {
                 let s = time(|| {
                     before(&mut a, &mut b);
                     unsafe {
-                        kernels::gemm_f32_on(
+                        symbols::gemm_f32_on(
                             pool,
                             split,
                             m as i64,
@@ -681,7 +681,7 @@ fn convolutions_are_the_same_on_any_thread_count() {
                     let mut out = vec![f32::NAN; len];
                     // SAFETY: a, b and out hold the tensors of this geometry and batch.
                     unsafe {
-                        kernels::conv_f32_on(
+                        symbols::conv_f32_on(
                             pool(threads),
                             op,
                             &geom,

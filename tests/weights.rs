@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use netc::diag::Diagnostic;
-use netc::weights::{self, Weight};
+use netc::runtime::weights::{self, Weight};
 use safetensors::{Dtype, SafeTensors};
 
 mod common;
@@ -153,7 +153,7 @@ fn corrupted_files_give_errors_not_panics() {
     let path = dir.join("model.safetensors");
     save(&path, &params(1.0)).unwrap();
     let good = std::fs::read(&path).unwrap();
-    let mut rng = netc::rng::Rng::new(5);
+    let mut rng = netc::runtime::rng::Rng::new(5);
     let expected: [(&str, &[usize]); 2] = [("fc1.W", &[2, 3]), ("fc1.b", &[3])];
     for _ in 0..2000 {
         let mut bytes = good.clone();

@@ -15,9 +15,9 @@ use std::rc::Rc;
 use super::emit::inline_form;
 use super::kernel::*;
 use crate::diag::Diagnostic;
-use crate::graph::{DType, Dim, Graph, NodeId, Op, Shape};
-use crate::ops::{self, Env};
-use crate::tensor::Tensor;
+use crate::ir::graph::{DType, Dim, Graph, NodeId, Op, Shape};
+use crate::ir::ops::{self, Env};
+use crate::ir::tensor::Tensor;
 
 /// The kernels of one function, in execution order, and the buffers they need.
 #[derive(Debug, Default)]

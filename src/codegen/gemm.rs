@@ -1,6 +1,6 @@
 //! A GEMM written in Cranelift IR. Stage: code generation (beside `emit`). Input: a module,
 //! a symbol name and a dtype; output: a function in that module with the C signature of
-//! `kernels::netc_gemm_f32` / `netc_gemm_f64`:
+//! `symbols::netc_gemm_f32` / `netc_gemm_f64`:
 //!
 //! ```c
 //! void NAME(int64_t m, int64_t k, int64_t n, T alpha,
@@ -56,7 +56,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_module::{FuncId, Linkage, Module, ModuleError};
 
 use crate::diag::Diagnostic;
-use crate::graph::DType;
+use crate::ir::graph::DType;
 
 /// Rows of the register tile.
 const MR: i64 = 4;

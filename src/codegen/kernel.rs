@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::graph::{Dim, Shape};
+use crate::ir::graph::{Dim, Shape};
 
 /// `k · Π dims[s]`: a size, stride or offset known up to the run-time symbols. Normalised:
 /// `syms` sorted, and empty when `k == 0`.
@@ -165,7 +165,7 @@ pub enum Base {
 
 impl Base {
     /// The base as one number (kind · 2³² + index), as generated code reports it to the host
-    /// in checked mode (`kernels::BOUNDS`).
+    /// in checked mode (`symbols::BOUNDS`).
     pub fn code(self) -> i64 {
         let (kind, i) = match self {
             Base::Input(i) => (0, i),

@@ -1,0 +1,393 @@
+//! Code generation. Input: an (optimised) graph; output: a native function defined in any
+//! Cranelift `Module` (the JIT of `jit.rs`, or an object file), plus its memory plan.
+//!
+//! # The generated function's C ABI
+//!
+//! For a graph of dtype `T` (`float` or `double`), `define` emits two functions:
+//!
+//! ```c
+//! void NAME(const T* const* inputs,   /* one pointer per graph input, row-major          */
+//!           T* const*       params,   /* one per parameter; updated in place by `updates` */
+//!           T* const*       outputs,  /* one per graph output, written                    */
+//!           const int64_t*  dims,     /* the value of every symbolic dimension, by SymId  */
+//!           void*           workspace /* NAME_workspace_size(dims) bytes, 64-byte aligned */);
+//! int64_t NAME_workspace_size(const int64_t* dims);   /* bytes */
+//! ```
+//!
+//! Buffers must not overlap each other or the workspace. The function allocates nothing and
+//! calls only the GEMM symbol (`symbols::GEMM_F32` / `GEMM_F64`, C signature in
+//! `kernels.rs`) and, for `pow` with a non-constant exponent or `MathMode::Libm`, libm.
+//! The workspace size is a polynomial in the dims (see `memplan`), so callers can also
+//! compute it without calling the function.
+//!
+//! # Pipeline
+//!
+//! `fuse` turns the graph into kernels: chains of elementwise, broadcast and view ops become
+//! one loop with no intermediate buffers (`relu(x @ W + b)` is a GEMM call and one loop,
+//! written in place over the GEMM's result); reductions run over their producer's
+//! expression; a matmul with an inner dimension of at most 4 is itself an elementwise sum
+//! that fuses with its consumers, one with a side of at most 4 (m or n: a few classes, a 2-D
+//! input's gradient) is a loop nest written inline (`emit::narrow_gemm`), other matmuls call
+//! the GEMM symbol, convolution is im2col / col2im and a GEMM per image (in the JIT, when the
+//! per-image product is large enough for the library GEMM, one call of the convolution
+//! symbol for the batch, which divides the images among threads: `symbols::conv`), and
+//! an SGD or momentum update of a GEMM result becomes that GEMM's alpha/beta, writing the
+//! parameter directly. Outputs and in-place updates are written straight into the caller's
+//! buffers. `memplan` places the remaining temporaries in the workspace by liveness, `emit`
+//! writes the Cranelift IR: loops over f32x4 / f64x2 with a scalar tail, `math` the
+//! vectorised exp/log/tanh/sigmoid. Elementwise arithmetic rounds exactly as the interpreter
+//! (no contraction of `a*b + c` into an FMA). Only declaring and finalising functions
+//! differs between the JIT and the object-file backend: both go through `define`.
+
+pub mod emit;
+pub mod fuse;
+pub mod gemm;
+pub mod kernel;
+mod math;
+pub mod memplan;
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::types::{F32, F64, I64};
+use cranelift_codegen::ir::{AbiParam, Function, InstBuilder, Signature, UserFuncName};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{DataDescription, FuncId, Linkage, Module, ModuleError};
+
+use crate::diag::Diagnostic;
+use crate::ir::graph::{DType, Graph};
+use crate::runtime::symbols;
+use kernel::Poly;
+use memplan::Plan;
+
+/// How exp, log, tanh and sigmoid are computed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum MathMode {
+    /// Vectorised polynomials inside the loops (fast; the default).
+    #[default]
+    Inline,
+    /// A libm call per element (reference accuracy, slow: calls spill the vector registers).
+    Libm,
+}
+
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    /// Cranelift `opt_level = speed` (otherwise `none`).
+    pub optimize: bool,
+    /// Run Cranelift's IR verifier (slower compiles); on by default in debug builds.
+    pub verify: bool,
+    pub math: MathMode,
+    /// Print the Cranelift IR and the machine code of the main function to stderr.
+    pub dump_clif: bool,
+    /// Call `symbols::PROFILE` after every kernel to time it (see `jit::Compiled::profile`).
+    pub profile: bool,
+    /// JIT only: multiply with the Cranelift-generated GEMM that object files carry (`gemm`)
+    /// instead of the library one, so the tests can hold it to the interpreter.
+    pub generated_gemm: bool,
+    /// JIT only: products of fewer multiply-adds (m·k·n) than this call the generated GEMM,
+    /// which packs less and calls nothing (for such products the library's packing and
+    /// threading cost more than they save: digits CNN steps ~30% faster); 0 sends all to
+    /// the library.
+    pub small_gemm: i64,
+    /// Bounds-checked mode (`netc run --checked`), for debugging: every load and store is
+    /// checked against its buffer and every GEMM call against its matrices' extents; an
+    /// access outside is not performed but reported through `symbols::BOUNDS` (see
+    /// `emit::Checks`; the JIT binds it, an object file would import it). Slower; off by
+    /// default, and the code is then unchanged.
+    pub checked: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> CompileOptions {
+        CompileOptions {
+            optimize: true,
+            verify: cfg!(debug_assertions),
+            math: MathMode::Inline,
+            dump_clif: false,
+            profile: false,
+            generated_gemm: false,
+            small_gemm: 1 << 18,
+            checked: false,
+        }
+    }
+}
+
+/// What `define` put in the module, and how it uses memory.
+#[derive(Clone, Debug)]
+pub struct Defined {
+    pub func: FuncId,
+    pub workspace_size_func: FuncId,
+    pub plan: Plan,
+    /// Elements of every intermediate value taken separately (one buffer per node).
+    pub naive: Poly,
+    pub kernels: usize,
+    /// The kind of each kernel, in execution order (`map`, `gemm`, `conv`, ...).
+    pub kernel_names: Vec<&'static str>,
+    /// What each kernel computes, one line each (`Kernel::summary`).
+    pub kernel_summaries: Vec<String>,
+    /// Cranelift IR instructions of the program (compile time grows with this).
+    pub clif_insts: usize,
+    /// Functions the kernels were split into (see `PART_INSTS`).
+    pub parts: usize,
+}
+
+/// Declare the library GEMM of `dtype` (`symbols::GEMM_F32` / `GEMM_F64`) as an import.
+pub fn import_gemm<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId, Diagnostic> {
+    let name = match dtype {
+        DType::F32 => symbols::GEMM_F32,
+        DType::F64 => symbols::GEMM_F64,
+    };
+    let sig = gemm::signature(module, dtype);
+    module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
+}
+
+/// Declare the convolution symbol (`symbols::CONV_F32` / `CONV_F64`) in `module` (JIT only:
+/// the whole batch of a convolution in one call, images divided among threads).
+pub fn import_conv<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId, Diagnostic> {
+    let name = match dtype {
+        DType::F32 => symbols::CONV_F32,
+        DType::F64 => symbols::CONV_F64,
+    };
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    for t in [I64, ptr, I64, ptr, ptr, ptr] {
+        sig.params.push(AbiParam::new(t));
+    }
+    module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
+}
+
+fn module_error(e: ModuleError) -> Diagnostic {
+    Diagnostic::new("E-codegen", format!("code generation failed: {e}"))
+}
+
+/// The GEMM functions a program calls, each of `gemm::signature` (imported or defined in the
+/// module).
+#[derive(Clone, Copy, Debug)]
+pub struct Gemms {
+    pub gemm: FuncId,
+    /// Called instead for products of fewer than this many multiply-adds.
+    pub small: Option<(FuncId, i64)>,
+    /// The convolution symbol (`import_conv`), called for each convolution kernel instead of
+    /// the generated per-image loop.
+    pub conv: Option<FuncId>,
+}
+
+/// Declare and define `name` (and `name_workspace_size`) computing `g` in `module`; matrix
+/// products call `gemms`.
+pub fn define<M: Module>(
+    module: &mut M,
+    g: &Graph,
+    name: &str,
+    linkage: Linkage,
+    gemms: Gemms,
+    opts: &CompileOptions,
+) -> Result<Defined, Diagnostic> {
+    define_scheduled(module, g, fuse::schedule(g)?, name, linkage, gemms, opts)
+}
+
+/// `define` of a program already scheduled by `fuse::schedule(g)` (whose kernels tell the
+/// caller whether a GEMM will be called at all: `emit::calls_gemm`).
+pub fn define_scheduled<M: Module>(
+    module: &mut M,
+    g: &Graph,
+    prog: fuse::Program,
+    name: &str,
+    linkage: Linkage,
+    gemms: Gemms,
+    opts: &CompileOptions,
+) -> Result<Defined, Diagnostic> {
+    let plan = memplan::plan(&prog.kernels, &prog.temps);
+    let err = module_error;
+    let ptr = module.target_config().pointer_type();
+    let ty = match g.dtype {
+        DType::F32 => F32,
+        DType::F64 => F64,
+    };
+
+    let mut sig = module.make_signature();
+    sig.params.extend([AbiParam::new(ptr); 5]);
+    let func = module.declare_function(name, linkage, &sig).map_err(err)?;
+
+    let mut libm = vec![];
+    let names: [(&'static str, usize); 4] = match g.dtype {
+        DType::F32 => [("expf", 1), ("logf", 1), ("tanhf", 1), ("powf", 2)],
+        DType::F64 => [("exp", 1), ("log", 1), ("tanh", 1), ("pow", 2)],
+    };
+    for (fname, arity) in names {
+        let mut s = module.make_signature();
+        s.params.extend(std::iter::repeat_n(AbiParam::new(ty), arity));
+        s.returns.push(AbiParam::new(ty));
+        libm.push((fname, module.declare_function(fname, Linkage::Import, &s).map_err(err)?));
+    }
+    let profile = if opts.profile {
+        let mut s = module.make_signature();
+        s.params.push(AbiParam::new(I64));
+        Some(module.declare_function(symbols::PROFILE, Linkage::Import, &s).map_err(err)?)
+    } else {
+        None
+    };
+    let checks = if opts.checked { Some(emit::declare_checks(module, g, &prog)?) } else { None };
+    let mut data = vec![];
+    for values in &prog.data {
+        let id = module.declare_anonymous_data(false, false).map_err(err)?;
+        let bytes: Vec<u8> = match g.dtype {
+            DType::F32 => values.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect(),
+            DType::F64 => values.iter().flat_map(|&v| v.to_le_bytes()).collect(),
+        };
+        let mut desc = DataDescription::new();
+        desc.define(bytes.into_boxed_slice());
+        desc.set_align(64);
+        module.define_data(id, &desc).map_err(err)?;
+        data.push(id);
+    }
+
+    // The kernels go into parts, local functions of the same signature of at most
+    // PART_INSTS instructions each, called in order by `name`: register allocation then
+    // works on small functions (compile time linear in the graph, and base pointers and
+    // constants are not spilled across the whole program).
+    let mut fctx = FunctionBuilderContext::new();
+    let mut parts = vec![];
+    let mut clif_insts = 0;
+    let mut next = 0;
+    while next < prog.kernels.len() || parts.is_empty() {
+        let part =
+            module.declare_function(&format!("{name}_part{}", parts.len()), Linkage::Local, &sig).map_err(err)?;
+        let mut ctx = module.make_context();
+        ctx.func = Function::with_name_signature(UserFuncName::user(0, part.as_u32()), sig.clone());
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            b.seal_block(entry);
+            let args: [_; 5] = b.block_params(entry).try_into().expect("five parameters");
+            let env = emit::Env {
+                args,
+                offsets: plan.offsets.clone(),
+                data: data.iter().map(|&d| module.declare_data_in_func(d, b.func)).collect(),
+                gemm: module.declare_func_in_func(gemms.gemm, b.func),
+                small_gemm: gemms.small.map(|(f, t)| (module.declare_func_in_func(f, b.func), t)),
+                libm: libm
+                    .iter()
+                    .map(|&(n, id)| (n, module.declare_func_in_func(id, b.func)))
+                    .collect::<HashMap<_, _>>(),
+                libm_math: opts.math == MathMode::Libm,
+                checks: checks.as_ref().map(|c| c.in_func(module, b.func)),
+                fma: module.isa().has_native_fma(),
+                conv: gemms.conv.map(|f| module.declare_func_in_func(f, b.func)),
+            };
+            let profile = profile.map(|id| module.declare_func_in_func(id, b.func));
+            let mut e = emit::Emitter::new(b, env, g.dtype, g.symbols.len());
+            e.kernel_index = next as i64 - 1;
+            while next < prog.kernels.len() {
+                e.kernel(&prog.kernels[next]);
+                if let Some(f) = profile {
+                    let i = e.b.ins().iconst(I64, next as i64);
+                    e.b.ins().call(f, &[i]);
+                }
+                next += 1;
+                if e.b.func.dfg.num_insts() >= PART_INSTS {
+                    break;
+                }
+            }
+            e.b.ins().return_(&[]);
+            let config = module.target_config();
+            e.b.finalize(config);
+        }
+        clif_insts += ctx.func.dfg.num_insts();
+        define_part(module, part, &mut ctx, opts.dump_clif)?;
+        parts.push(part);
+    }
+
+    // NAME: call the parts in order (and start the profile clock).
+    let mut ctx = module.make_context();
+    ctx.func = Function::with_name_signature(UserFuncName::user(0, func.as_u32()), sig.clone());
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let args = b.block_params(entry).to_vec();
+        if let Some(id) = profile {
+            let f = module.declare_func_in_func(id, b.func);
+            let start = b.ins().iconst(I64, -1);
+            b.ins().call(f, &[start]);
+        }
+        for &part in &parts {
+            let f = module.declare_func_in_func(part, b.func);
+            b.ins().call(f, &args);
+        }
+        b.ins().return_(&[]);
+        b.finalize(module.target_config());
+    }
+    define_body(module, func, &mut ctx)?;
+
+    // NAME_workspace_size(dims) = planned elements × element size.
+    let size_name = format!("{name}_workspace_size");
+    let mut size_sig: Signature = module.make_signature();
+    size_sig.params.push(AbiParam::new(ptr));
+    size_sig.returns.push(AbiParam::new(I64));
+    let size_func = module.declare_function(&size_name, linkage, &size_sig).map_err(err)?;
+    let mut sctx = module.make_context();
+    sctx.func = Function::with_name_signature(UserFuncName::user(0, size_func.as_u32()), size_sig);
+    {
+        let mut b = FunctionBuilder::new(&mut sctx.func, &mut fctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let dims = b.block_params(entry)[0];
+        let mut total = b.ins().iconst(I64, 0);
+        for m in &plan.size.0 {
+            let mut term = b.ins().iconst(I64, m.k * g.dtype.size_bytes() as i64);
+            for &s in &m.syms {
+                let d = b.ins().load(I64, cranelift_codegen::ir::MemFlagsData::trusted(), dims, (8 * s) as i32);
+                term = b.ins().imul(term, d);
+            }
+            total = b.ins().iadd(total, term);
+        }
+        b.ins().return_(&[total]);
+        b.finalize(module.target_config());
+    }
+    define_body(module, size_func, &mut sctx)?;
+
+    Ok(Defined {
+        func,
+        workspace_size_func: size_func,
+        plan,
+        naive: prog.naive,
+        kernels: prog.kernels.len(),
+        kernel_names: prog.kernels.iter().map(|k| k.name()).collect(),
+        kernel_summaries: prog.kernels.iter().map(|k| k.summary(&g.symbols)).collect(),
+        clif_insts,
+        parts: parts.len(),
+    })
+}
+
+/// Instructions after which a part of the program is closed and the next one begins (a
+/// kernel is never split). Small enough for quick register allocation, large enough that the
+/// calls between parts cost nothing.
+const PART_INSTS: usize = 4000;
+
+fn define_part<M: Module>(module: &mut M, func: FuncId, ctx: &mut Context, dump: bool) -> Result<(), Diagnostic> {
+    if dump {
+        eprintln!("{}", ctx.func.display());
+        ctx.set_disasm(true);
+    }
+    define_body(module, func, ctx)?;
+    if let Some(vcode) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()).filter(|_| dump) {
+        eprintln!("{vcode}");
+    }
+    Ok(())
+}
+
+fn define_body<M: Module>(module: &mut M, func: FuncId, ctx: &mut Context) -> Result<(), Diagnostic> {
+    module.define_function(func, ctx).map_err(|e| {
+        let msg = match e {
+            ModuleError::Compilation(ce) => cranelift_codegen::print_errors::pretty_error(&ctx.func, ce),
+            other => other.to_string(),
+        };
+        Diagnostic::new("E-codegen", format!("code generation failed: {msg}"))
+    })
+}

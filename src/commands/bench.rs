@@ -1,0 +1,416 @@
+//! `netc bench FILE`: times a model's train block on synthetic inputs of the model's shape (no
+//! data files are read). Input: a `.net` file with a train block; output: a table or one JSON
+//! object with
+//!
+//! - `first_step_ms`: process start (an `Instant` taken first thing in `main`) to the end of
+//!   the first train step — reading, checking, initialising parameters (`init_ms`), building
+//!   the JIT engine (`engine_build_ms`) and one step;
+//! - `compile_step_ms`, `compile_infer_ms`: `jit::compile` of the train step and of the
+//!   inference (loss + scores) graph, prepared as the JIT engine prepares them;
+//! - `step_ms_median`/`_min` over `--steps` steps after `--warmup`, and `infer_ms_median`/`_min`
+//!   for `Engine::evaluate` on one batch;
+//! - GFLOP/s. Convention: only matmuls and convolutions count, 2·M·N·K per matmul and a conv as
+//!   its im2col GEMM (2·N·OH·OW·F·C·KH·KW); a train step counts 3× the forward FLOPs (the
+//!   forward GEMM plus the two backward GEMMs), even where the first layer's input gradient is
+//!   not needed; inference counts 1×;
+//! - `peak_rss_train_mib` (VmHWM of /proc/self/status) after the timed train steps, and
+//!   `peak_rss_mib` at the end (after inference); `workspace_step_mib`/`_infer_mib`, the
+//!   memory plans' workspace at this batch size.
+//!
+//! `--compile-only` checks and compiles only (compile scaling, W8 of issue #8). `--threads N`
+//! sets MATMUL_NUM_THREADS, which the GEMM reads once, at its first call.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use crate::codegen::CompileOptions;
+use crate::diag::{self, Diagnostic, SourceFile};
+use crate::ir::graph::{Dim, Graph, InputKind, Op};
+use crate::runtime::rng::Rng;
+use crate::training;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct BenchArgs {
+    pub file: PathBuf,
+    /// Batch size (default: the train block's, else 32).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Timed train steps (and inference batches).
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Untimed steps before them.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// GEMM threads (sets MATMUL_NUM_THREADS; default: its value, else the physical cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Check and compile only; report compile times.
+    #[arg(long)]
+    pub compile_only: bool,
+    /// Start from these weights (safetensors, the model's parameter names) instead of the
+    /// file's initialisers.
+    #[arg(long)]
+    pub load: Option<PathBuf>,
+    /// Compile with bounds checks (`netc run --checked`), to measure what they cost.
+    #[arg(long)]
+    pub checked: bool,
+    /// Also time every kernel of the train step (a timer call after each; the step gets a
+    /// little slower) and print where the step's time goes, kernel by kernel.
+    #[arg(long)]
+    pub profile: bool,
+}
+
+/// Run the benchmark and print its report; `started` is the process's start.
+pub fn main(args: &BenchArgs, started: Instant) -> ExitCode {
+    if let Some(t) = args.threads {
+        // SAFETY (of the environment): no other thread runs yet; the GEMM reads it later.
+        std::env::set_var("MATMUL_NUM_THREADS", t.to_string());
+    }
+    let src = match std::fs::read_to_string(&args.file) {
+        Ok(s) => s,
+        Err(e) => return fail(&[Diagnostic::new("E-io", format!("cannot read {}: {e}", args.file.display()))], None),
+    };
+    let result = match crate::frontend::check::check_source(&src) {
+        Ok(checked) => run(args, &checked, started),
+        Err(diags) => Err(diags),
+    };
+    match result {
+        Ok(fields) => {
+            print!("{}", if args.json { json(&fields) } else { table(&fields) });
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            let name = args.file.display().to_string();
+            fail(&diags, Some(&SourceFile { name: &name, text: &src }))
+        }
+    }
+}
+
+fn fail(diags: &[Diagnostic], src: Option<&SourceFile>) -> ExitCode {
+    use std::io::IsTerminal;
+    eprint!("{}", diag::render(diags, src, std::io::stderr().is_terminal()));
+    ExitCode::from(1)
+}
+
+/// A reported value: a number or a string.
+enum Value {
+    Num(f64),
+    Text(String),
+}
+
+type Fields = Vec<(&'static str, Value)>;
+
+fn err(msg: impl Into<String>) -> Vec<Diagnostic> {
+    vec![Diagnostic::new("E-bench", msg)]
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+fn run(args: &BenchArgs, c: &crate::frontend::check::Checked, started: Instant) -> Result<Fields, Vec<Diagnostic>> {
+    let check_ms = ms(started);
+    let (t, _) = training::find(c).ok_or_else(|| err("the file has no train block"))?;
+    let batch = args.batch.or(t.batch).unwrap_or(32).max(1);
+    let mut f: Fields = vec![
+        ("model", Value::Text(t.model.clone())),
+        ("file", Value::Text(args.file.display().to_string())),
+        ("batch", Value::Num(batch as f64)),
+        ("threads", Value::Num(threads() as f64)),
+        ("nodes", Value::Num(t.graph.nodes.len() as f64)),
+        ("check_ms", Value::Num(check_ms)),
+    ];
+    crate::ir::limits::check(&t.graph, batch, crate::ir::limits::default_limit(), &format!("train {}", t.model))
+        .map_err(|d| vec![d])?;
+    let program = training::Program::new(t).map_err(err)?;
+
+    let forward = forward_flops(&t.graph, batch);
+    f.push(("forward_gflop", Value::Num(forward / 1e9)));
+    if args.compile_only {
+        let c = compile_times(&program.step.graph, program.step.loss_output, &program.loss_graph, args.checked)?;
+        f.push(("compile_ms", Value::Num(c.step_ms + c.infer_ms)));
+        f.extend(c.fields(batch));
+        f.push(("total_ms", Value::Num(ms(started))));
+        f.push(("peak_rss_mib", Value::Num(peak_rss_mib())));
+        return Ok(f);
+    }
+
+    // Synthetic inputs: normal features, labels in 0..classes.
+    let (_, sample, classes) = training::model_signature(&t.graph).map_err(err)?;
+    let x_len = batch * sample.iter().product::<usize>();
+    let y_row: usize = label_row(&t.graph);
+    let mut rng = Rng::new(1);
+    let x: Vec<f32> = (0..x_len).map(|_| rng.normal() as f32).collect();
+    let y: Vec<f32> = (0..batch * y_row)
+        .map(|_| match classes {
+            Some(k) => rng.below(k as u64) as f32,
+            None => rng.normal() as f32,
+        })
+        .collect();
+    let lr = crate::training::optim::learning_rate(t, 0, 1) as f32;
+    let (step_graph, loss_output, loss_graph) =
+        (program.step.graph.clone(), program.step.loss_output, program.loss_graph.clone());
+    let init = Instant::now();
+    // Weights about to be loaded are not drawn: untouched zeroed buffers cost no memory.
+    let mut params = match &args.load {
+        Some(_) => {
+            program.step.graph.params.iter().map(|p| vec![0.0; crate::commands::report::elements(&p.shape)]).collect()
+        }
+        None => training::initial_params(&program.step.graph, t.seed),
+    };
+    if let Some(path) = &args.load {
+        load_weights(path, &program.step.graph, program.step.model_params, &mut params)?;
+    }
+    let init_ms = ms(init);
+
+    let build = Instant::now();
+    let opts =
+        CompileOptions { verify: false, checked: args.checked, profile: args.profile, ..CompileOptions::default() };
+    let mut engine = crate::training::jit_engine::jit_engine_with(program, &opts).map_err(|d| vec![d])?;
+    let build_ms = ms(build);
+    let first_loss = engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
+    f.push(("first_step_ms", Value::Num(ms(started))));
+    f.push(("init_ms", Value::Num(init_ms)));
+    f.push(("engine_build_ms", Value::Num(build_ms)));
+
+    for _ in 0..args.warmup {
+        engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
+    }
+    engine.step_profile();
+    let mut steps = Vec::with_capacity(args.steps);
+    let mut last_loss = first_loss;
+    for _ in 0..args.steps.max(1) {
+        let t0 = Instant::now();
+        last_loss = engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
+        steps.push(ms(t0));
+    }
+    let profile = engine.step_profile();
+    let rss_train = peak_rss_mib();
+    engine.evaluate(&x, &y, batch, &params).map_err(err)?;
+    let mut infers = Vec::with_capacity(args.steps);
+    for _ in 0..args.steps.max(1) {
+        let t0 = Instant::now();
+        engine.evaluate(&x, &y, batch, &params).map_err(err)?;
+        infers.push(ms(t0));
+    }
+    let rss_all = peak_rss_mib();
+    drop(engine);
+
+    // Compile times of each function alone (the engine compiled both above, untimed apart).
+    let compiled = compile_times(&step_graph, loss_output, &loss_graph, args.checked)?;
+    let (step_med, infer_med) = (median(&steps), median(&infers));
+    f.extend([
+        ("steps", Value::Num(steps.len() as f64)),
+        ("warmup", Value::Num(args.warmup as f64)),
+        ("step_ms_median", Value::Num(step_med)),
+        ("step_ms_min", Value::Num(min(&steps))),
+        ("infer_ms_median", Value::Num(infer_med)),
+        ("infer_ms_min", Value::Num(min(&infers))),
+        ("step_gflops", Value::Num(3.0 * forward / (step_med * 1e6))),
+        ("infer_gflops", Value::Num(forward / (infer_med * 1e6))),
+        ("first_loss", Value::Num(first_loss as f64)),
+        ("last_loss", Value::Num(last_loss as f64)),
+        ("peak_rss_train_mib", Value::Num(rss_train)),
+        ("peak_rss_mib", Value::Num(rss_all)),
+    ]);
+    f.extend(compiled.fields(batch));
+    if args.profile {
+        f.push(("profile", Value::Text(profile_table(&profile, steps.len()))));
+    }
+    Ok(f)
+}
+
+/// The train step's time per kernel (execution order), per step, with each one's share.
+fn profile_table(profile: &[(String, f64)], steps: usize) -> String {
+    let total: f64 = profile.iter().map(|(_, ms)| ms).sum();
+    let mut out = format!("\n  {:>4}  {:>9}  {:>6}  kernel\n", "#", "us/step", "share");
+    for (k, (summary, ms)) in profile.iter().enumerate() {
+        let us = ms * 1e3 / steps.max(1) as f64;
+        out += &format!("  {k:>4}  {us:>9.2}  {:>5.1}%  {summary}\n", 100.0 * ms / total.max(1e-12));
+    }
+    out + &format!("  {:>4}  {:>9.2}  100.0%  (all kernels)\n", "", total * 1e3 / steps.max(1) as f64)
+}
+
+/// Overwrite the model's parameters (the first `model_params`) with those of a weights file.
+fn load_weights(path: &Path, g: &Graph, model_params: usize, params: &mut [Vec<f32>]) -> Result<(), Vec<Diagnostic>> {
+    let shapes: Vec<(String, Vec<usize>)> = g.params[..model_params]
+        .iter()
+        .map(|p| (p.name.clone(), p.shape.iter().map(|d| d.known().unwrap_or(1)).collect()))
+        .collect();
+    let expected: Vec<(&str, &[usize])> = shapes.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
+    for (i, w) in crate::runtime::weights::load_for(path, &expected).map_err(|d| vec![d])?.into_iter().enumerate() {
+        params[i] = w.data;
+    }
+    Ok(())
+}
+
+/// Milliseconds to compile the train step and the inference graph, each prepared as
+/// `engine::jit_engine` prepares it (outputs trimmed, graph optimised).
+fn compile_times(
+    step: &Graph,
+    loss_output: usize,
+    loss_graph: &Graph,
+    checked: bool,
+) -> Result<Compile, Vec<Diagnostic>> {
+    let compile = |mut g: Graph, outputs: Vec<(String, crate::ir::graph::NodeId)>| {
+        let t0 = Instant::now();
+        g.outputs = outputs;
+        crate::ir::opt::optimize(&mut g, None).map_err(err)?;
+        let opts = CompileOptions { verify: false, checked, ..CompileOptions::default() };
+        let compiled = crate::drivers::jit::compile(&g, &opts).map_err(|d| vec![d])?;
+        Ok::<_, Vec<Diagnostic>>((ms(t0), compiled))
+    };
+    let (step_ms, step) = compile(step.clone(), vec![step.outputs[loss_output].clone()])?;
+    let (infer_ms, infer) = compile(loss_graph.clone(), loss_graph.outputs.iter().take(2).cloned().collect())?;
+    Ok(Compile { step_ms, infer_ms, step, infer })
+}
+
+/// Compile times and the compiled functions (for their memory plans).
+struct Compile {
+    step_ms: f64,
+    infer_ms: f64,
+    step: crate::drivers::jit::Compiled,
+    infer: crate::drivers::jit::Compiled,
+}
+
+impl Compile {
+    /// Times, and the planned workspace of each function at this batch size.
+    fn fields(&self, batch: usize) -> Fields {
+        let mib = |c: &crate::drivers::jit::Compiled| c.stats_for(&[batch]).planned_bytes as f64 / (1 << 20) as f64;
+        vec![
+            ("compile_step_ms", Value::Num(self.step_ms)),
+            ("compile_infer_ms", Value::Num(self.infer_ms)),
+            ("workspace_step_mib", Value::Num(mib(&self.step))),
+            ("workspace_infer_mib", Value::Num(mib(&self.infer))),
+        ]
+    }
+}
+
+/// Values per sample of the label input (1 for class indices).
+fn label_row(g: &Graph) -> usize {
+    g.inputs
+        .iter()
+        .find(|i| i.kind == InputKind::Label)
+        .map_or(1, |i| i.shape.iter().filter_map(|d| d.known()).product())
+}
+
+/// Forward FLOPs of the matmuls and convolutions of `g` at this batch size (see the module doc).
+pub fn forward_flops(g: &Graph, batch: usize) -> f64 {
+    let dim = |d: &Dim| d.known().unwrap_or(batch) as f64;
+    let mut flops = 0.0;
+    for n in &g.nodes {
+        match n.op {
+            Op::MatMul { transpose_a, .. } => {
+                let a = g.shape(n.inputs[0]);
+                let k = if transpose_a { a.first() } else { a.last() };
+                let out: f64 = n.shape.iter().map(dim).product();
+                flops += 2.0 * out * k.map_or(1.0, dim);
+            }
+            Op::Conv2d { .. } => {
+                let w = g.shape(n.inputs[1]);
+                let per_output: f64 = w[1..].iter().map(dim).product();
+                let out: f64 = n.shape.iter().map(dim).product();
+                flops += 2.0 * out * per_output;
+            }
+            _ => {}
+        }
+    }
+    flops
+}
+
+/// GEMM threads in effect: the pool's size (`MATMUL_NUM_THREADS`, else the physical cores).
+fn threads() -> usize {
+    crate::runtime::threads::count()
+}
+
+/// Peak resident memory of this process so far, in MiB (0 where /proc is missing).
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn min(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn json(f: &Fields) -> String {
+    let items: Vec<String> = f
+        .iter()
+        .map(|(k, v)| match v {
+            Value::Num(x) if x.is_finite() => format!("\"{k}\": {x}"),
+            Value::Num(_) => format!("\"{k}\": null"),
+            Value::Text(s) => {
+                format!("\"{k}\": \"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+            }
+        })
+        .collect();
+    format!("{{{}}}\n", items.join(", "))
+}
+
+fn table(f: &Fields) -> String {
+    let get = |k: &str| {
+        f.iter().find(|(n, _)| *n == k).map(|(_, v)| match v {
+            Value::Num(x) if x.fract() == 0.0 => format!("{x}"),
+            Value::Num(x) => format!("{x:.2}"),
+            Value::Text(s) => s.clone(),
+        })
+    };
+    let mut out = format!(
+        "bench {} ({}): batch {}, {} GEMM thread(s)\n",
+        get("model").unwrap_or_default(),
+        Path::new(&get("file").unwrap_or_default()).display(),
+        get("batch").unwrap_or_default(),
+        get("threads").unwrap_or_default()
+    );
+    let rows: [(&str, &str, &str); 18] = [
+        ("check_ms", "check (from process start)", "ms"),
+        ("first_step_ms", "first train step done", "ms after process start"),
+        ("init_ms", "  of which parameter init", "ms (initialisers, then --load)"),
+        ("engine_build_ms", "  of which JIT engine build", "ms (both functions)"),
+        ("compile_step_ms", "compile train step", "ms"),
+        ("compile_infer_ms", "compile inference", "ms"),
+        ("compile_ms", "compile both", "ms"),
+        ("total_ms", "process start to compiled", "ms"),
+        ("step_ms_median", "train step median", "ms"),
+        ("step_ms_min", "train step min", "ms"),
+        ("step_gflops", "train step", "GFLOP/s (3x forward matmul/conv FLOPs)"),
+        ("infer_ms_median", "inference median", "ms per batch"),
+        ("infer_gflops", "inference", "GFLOP/s"),
+        ("last_loss", "loss after the timed steps", ""),
+        ("peak_rss_train_mib", "peak RSS after training", "MiB"),
+        ("peak_rss_mib", "peak RSS", "MiB"),
+        ("workspace_step_mib", "train step workspace", "MiB (memory plan)"),
+        ("workspace_infer_mib", "inference workspace", "MiB (memory plan)"),
+    ];
+    for (key, label, unit) in rows {
+        if let Some(v) = get(key) {
+            out.push_str(&format!("  {label:<28} {v:>10} {unit}\n"));
+        }
+    }
+    if let Some(profile) = get("profile") {
+        out.push_str(&format!("\ntrain step by kernel (--profile):{profile}"));
+    }
+    out
+}

@@ -1,0 +1,103 @@
+//! `netc run` for eval blocks: differentiate the requested values, evaluate the graph, print
+//! each value and gradient. (Training runs live in `train.rs`.)
+
+use crate::frontend::check::EvalDecl;
+use crate::ir::autodiff;
+use crate::ir::graph::NodeId;
+use crate::ir::tensor::Tensor;
+
+/// The values of an eval block: every shown expression, and per `grad` request the value of
+/// `f` and its gradient wrt each variable.
+pub struct EvalOutput {
+    pub shows: Vec<(String, Tensor)>,
+    pub grads: Vec<GradValues>,
+}
+
+/// How an eval block is executed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Exec {
+    /// Compiled with Cranelift.
+    Jit,
+    /// The reference interpreter.
+    Interp,
+}
+
+/// (name of f, value of f, [(variable, gradient)]) of one `grad` request.
+pub type GradValues = (String, Tensor, Vec<(String, Tensor)>);
+
+/// Evaluate an eval block (parameters of called models are initialised from `seed`).
+pub fn evaluate(e: &EvalDecl, seed: u64) -> Result<EvalOutput, String> {
+    evaluate_with(e, seed, Exec::Jit)
+}
+
+pub fn evaluate_with(e: &EvalDecl, seed: u64, exec: Exec) -> Result<EvalOutput, String> {
+    evaluate_checked(e, seed, exec, false)
+}
+
+/// `evaluate_with`, the JIT compiling with bounds checks when `checked`
+/// (`CompileOptions::checked`; a refused access is an error starting `jit::BOUNDS_FAILED`).
+pub fn evaluate_checked(e: &EvalDecl, seed: u64, exec: Exec, checked: bool) -> Result<EvalOutput, String> {
+    crate::ir::limits::check(&e.graph, 1, crate::ir::limits::default_limit(), "eval").map_err(|d| {
+        let help = d.help.clone().unwrap_or_default();
+        format!("{} ({help})", d.message)
+    })?;
+    let mut g = e.graph.clone();
+    let mut grad_ids: Vec<Vec<NodeId>> = vec![];
+    for req in &e.grads {
+        let wrt: Vec<NodeId> = req.wrt.iter().map(|w| w.1).collect();
+        grad_ids.push(autodiff::differentiate(&mut g, req.of, &wrt)?);
+    }
+    // Everything to print becomes an output: the shown values, then per request f and its grads.
+    g.outputs = e.shows.iter().map(|(text, id)| (text.clone(), *id)).collect();
+    for (req, ids) in e.grads.iter().zip(&grad_ids) {
+        g.outputs.push((req.of_name.clone(), req.of));
+        for ((name, _), id) in req.wrt.iter().zip(ids) {
+            g.outputs.push((format!("d_{name}"), *id));
+        }
+    }
+    let mut params = crate::runtime::params::init_params(&g, seed);
+    let values: Vec<Tensor> = match exec {
+        Exec::Interp => crate::ir::interp::outputs(&g, &e.values, &params)?,
+        Exec::Jit => {
+            crate::ir::opt::optimize(&mut g, None)?;
+            let opts = crate::codegen::CompileOptions { checked, ..Default::default() };
+            let mut compiled = crate::drivers::jit::compile(&g, &opts).map_err(|d| d.message)?;
+            compiled.run_tensors(&e.values, &mut params)?
+        }
+    };
+    let mut next = values.into_iter();
+    let shows = e.shows.iter().map(|(text, _)| (text.clone(), next.next().unwrap_or_default())).collect();
+    let grads = e
+        .grads
+        .iter()
+        .map(|req| {
+            let f = next.next().unwrap_or_default();
+            let per_var = req.wrt.iter().map(|(name, _)| (name.clone(), next.next().unwrap_or_default())).collect();
+            (req.of_name.clone(), f, per_var)
+        })
+        .collect();
+    Ok(EvalOutput { shows, grads })
+}
+
+/// `name = value`, with a multi-line tensor indented under its name.
+fn line(name: &str, t: &Tensor) -> String {
+    let text = t.to_string();
+    let indent = " ".repeat(name.len() + 5);
+    let text = text.replace('\n', &format!("\n{indent}"));
+    let shape = if t.shape.is_empty() { String::new() } else { format!("   {:?}", t.shape) };
+    format!("  {name} = {text}{shape}\n")
+}
+
+pub fn format_eval(name: Option<&str>, out: &EvalOutput) -> String {
+    let mut s = format!("eval {}\n", name.unwrap_or("(unnamed)"));
+    for (text, t) in &out.shows {
+        s.push_str(&line(text, t));
+    }
+    for (f, value, grads) in &out.grads {
+        s.push_str(&line(f, value));
+        for (x, g) in grads {
+            s.push_str(&line(&format!("d{f}/d{x}"), g));
+        }
+    }
+    s
+}

@@ -1,0 +1,242 @@
+//! The commands that show what netc does with a program: `netc graph` (pictures and text of
+//! the forward and backward graphs) and `netc gradcheck` (analytic vs numerical gradients).
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use crate::frontend::check::Checked;
+use crate::ir::graph::{Dim, Graph, InputKind, NodeId, Op};
+use crate::ir::tensor::Tensor;
+use crate::runtime::rng::Rng;
+
+/// The graph to draw or check: a graph, the scalar to differentiate, what to differentiate it
+/// wrt, and values for its inputs and parameters.
+pub struct Target {
+    pub title: String,
+    pub graph: Graph,
+    pub of: NodeId,
+    pub wrt: Vec<(String, NodeId)>,
+    pub inputs: Vec<Tensor>,
+    pub params: Vec<Tensor>,
+}
+
+/// Random inputs for a graph: a batch of `batch` for symbolic dims, Gaussian data, labels
+/// uniform over the classes that the graph's one-hot encodes.
+pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
+    let mut rng = Rng::new(seed);
+    let classes = g
+        .nodes
+        .iter()
+        .find_map(|n| match n.op {
+            Op::OneHot { classes } => Some(classes),
+            _ => None,
+        })
+        .unwrap_or(2);
+    g.inputs
+        .iter()
+        .map(|info| {
+            let shape: Vec<usize> = info
+                .shape
+                .iter()
+                .map(|d| match d {
+                    Dim::Known(n) => *n,
+                    Dim::Sym(_) => batch,
+                })
+                .collect();
+            let n: usize = shape.iter().product();
+            let data = match info.kind {
+                InputKind::Label => (0..n).map(|_| rng.below(classes as u64) as f64).collect(),
+                _ => (0..n).map(|_| rng.normal()).collect(),
+            };
+            Tensor::new(shape, data)
+        })
+        .collect()
+}
+
+/// Every differentiable target of a program: each eval `grad` request, each train block's
+/// loss (wrt parameters and data inputs).
+pub fn targets(c: &Checked, batch: usize) -> Result<Vec<Target>, String> {
+    let limit = crate::ir::limits::default_limit();
+    for g in c.evals.iter().map(|e| &e.graph).chain(c.trains.iter().map(|t| &t.graph)) {
+        crate::ir::limits::check(g, batch, limit, "gradcheck").map_err(|d| d.message)?;
+    }
+    let mut out = vec![];
+    for e in &c.evals {
+        for req in &e.grads {
+            out.push(Target {
+                title: format!("eval {}: {}", e.name.as_deref().unwrap_or("(unnamed)"), req.of_name),
+                graph: e.graph.clone(),
+                of: req.of,
+                wrt: req.wrt.clone(),
+                inputs: e.values.clone(),
+                params: crate::runtime::params::init_params(&e.graph, 0),
+            });
+        }
+    }
+    for t in &c.trains {
+        let g = t.graph.clone();
+        let Some(&(_, loss)) = g.outputs.iter().find(|(n, _)| n == "loss") else { continue };
+        let mut wrt: Vec<(String, NodeId)> = vec![];
+        for (i, node) in g.nodes.iter().enumerate() {
+            match node.op {
+                Op::Param { index } => wrt.push((g.params[index].name.clone(), NodeId(i as u32))),
+                Op::Input { index } if g.inputs[index].kind == InputKind::Data => {
+                    wrt.push((g.inputs[index].name.clone(), NodeId(i as u32)))
+                }
+                _ => {}
+            }
+        }
+        out.push(Target {
+            title: format!("train {}: loss", t.model),
+            inputs: random_inputs(&g, batch, t.seed),
+            params: crate::runtime::params::init_params(&g, t.seed),
+            graph: g,
+            of: loss,
+            wrt,
+        });
+    }
+    Ok(out)
+}
+
+pub struct Picture {
+    pub dot: String,
+    pub text: String,
+}
+
+/// The forward and backward graphs of the named (or first) target, optionally with values.
+///
+/// With `optimize`, the passes of `opt` run on the whole (forward + backward) graph first, and
+/// with `print_after`, the text form is the graph after that pass.
+pub fn picture(
+    c: &Checked,
+    name: Option<&str>,
+    values: bool,
+    optimize: bool,
+    print_after: Option<&str>,
+) -> Result<Picture, String> {
+    let all = targets(c, 4)?;
+    let target = match name {
+        Some(n) => {
+            all.into_iter().find(|t| t.title.contains(n)).ok_or_else(|| format!("nothing named `{n}` to draw"))?
+        }
+        None => all.into_iter().next().ok_or("the file has no eval `grad` request and no train block to draw")?,
+    };
+    let mut g = target.graph;
+    let forward_len = g.nodes.len();
+    // With values, differentiate wrt every forward node that feeds `of`, so each edge of the
+    // picture gets its gradient; without, wrt the target's variables only.
+    let feeds = ancestors(&g, target.of);
+    let wrt_all: Vec<NodeId> = if values {
+        (0..forward_len as u32).map(NodeId).filter(|id| feeds[id.index()]).collect()
+    } else {
+        target.wrt.iter().map(|w| w.1).filter(|id| feeds[id.index()]).collect()
+    };
+    let grads = crate::ir::autodiff::differentiate(&mut g, target.of, &wrt_all)?;
+    if (optimize || print_after.is_some()) && !values {
+        // Keep the value and its gradients alive through dead-code elimination.
+        g.outputs = vec![(target.title.rsplit(": ").next().unwrap_or("f").to_string(), target.of)];
+        for (id, grad) in wrt_all.iter().zip(&grads) {
+            let name = g.node(*id).name.clone().unwrap_or_else(|| id.to_string());
+            g.outputs.push((format!("d_{name}"), *grad));
+        }
+        let after = crate::ir::opt::optimize(&mut g, print_after)?;
+        let text = if print_after.is_some() { after } else { g.to_text() };
+        return Ok(Picture { dot: crate::commands::dot::to_dot(&g, g.nodes.len(), None), text });
+    }
+    let mut text = String::new();
+    for (i, line) in g.to_text().lines().enumerate() {
+        if i == forward_len {
+            text.push_str("# ---- backward ----\n");
+        }
+        let _ = writeln!(text, "{line}");
+    }
+    let dot = if values {
+        let vals = crate::ir::interp::run(&g, &target.inputs, &target.params)?;
+        let grad_map: HashMap<NodeId, &Tensor> =
+            wrt_all.iter().zip(&grads).map(|(&n, &gid)| (n, &vals[gid.index()])).collect();
+        // Only the forward graph is drawn with values: it is the lecture's picture.
+        let mut forward = g.clone();
+        forward.nodes.truncate(forward_len);
+        // The picture ends at the differentiated value, whose gradient is 1.
+        forward.outputs = vec![(target.title.rsplit(": ").next().unwrap_or("f").to_string(), target.of)];
+        crate::commands::dot::to_dot(
+            &forward,
+            forward_len,
+            Some(&crate::commands::dot::EdgeValues { values: &vals, grads: grad_map }),
+        )
+    } else {
+        crate::commands::dot::to_dot(&g, forward_len, None)
+    };
+    Ok(Picture { dot, text })
+}
+
+/// Which nodes `of` depends on (including itself).
+fn ancestors(g: &Graph, of: NodeId) -> Vec<bool> {
+    let mut seen = vec![false; g.nodes.len()];
+    seen[of.index()] = true;
+    for i in (0..=of.index()).rev() {
+        if seen[i] {
+            for input in &g.nodes[i].inputs {
+                seen[input.index()] = true;
+            }
+        }
+    }
+    seen
+}
+
+/// Check every target's gradients; returns the report and whether all are within `threshold`.
+/// At most `elements` elements of each tensor are checked (a spread sample of larger ones).
+pub fn gradcheck(c: &Checked, batch: usize, elements: usize, threshold: f64) -> Result<(String, bool), String> {
+    let all = targets(c, batch)?;
+    if all.is_empty() {
+        return Err("the file has no eval `grad` request and no train block to check".into());
+    }
+    let mut report = String::new();
+    let mut ok = true;
+    for t in &all {
+        // Each checked element costs two interpreted forward passes.
+        let (_, values) = crate::ir::limits::sizes(&t.graph, batch);
+        let passes: usize = t
+            .wrt
+            .iter()
+            .map(|(_, id)| 2 * elements.min(t.graph.shape(*id).iter().map(|d| d.known().unwrap_or(batch)).product()))
+            .sum();
+        if values.saturating_mul(passes as u128) > 4 << 30 {
+            return Err(format!(
+                "{}: too large to check by finite differences in the interpreter ({} forward passes over {} of values); check a smaller version of the model, or a smaller --batch",
+                t.title,
+                passes,
+                crate::ir::limits::human(values)
+            ));
+        }
+    }
+    for t in all {
+        let _ = writeln!(report, "{} (batch {batch}, f64 central differences)", t.title);
+        let wrt: Vec<NodeId> = t.wrt.iter().map(|w| w.1).collect();
+        let results = crate::ir::gradcheck::check_elements(&t.graph, t.of, &wrt, &t.inputs, &t.params, 1e-6, elements)?;
+        for ((name, id), r) in t.wrt.iter().zip(results) {
+            let shape = t.graph.shape_str(t.graph.shape(*id));
+            let pass = r.max_rel_error <= threshold;
+            ok &= pass;
+            let total: usize = t.graph.shape(*id).iter().map(|d| d.known().unwrap_or(batch)).product();
+            let mut line = format!(
+                "  {name:<16} {shape:<16} max relative error {:.2e}  {}  ({} of {total} elements checked",
+                r.max_rel_error,
+                if pass { "ok" } else { "FAIL" },
+                r.checked
+            );
+            if r.kinks > 0 {
+                line.push_str(&format!(", {} at a kink skipped", r.kinks));
+            }
+            let _ = writeln!(report, "{line})");
+            if !pass {
+                let _ = writeln!(
+                    report,
+                    "      worst element {}: analytic {:e}, numeric {:e}",
+                    r.worst, r.analytic.data[r.worst], r.numeric.data[r.worst]
+                );
+            }
+        }
+    }
+    Ok((report, ok))
+}

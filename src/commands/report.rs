@@ -1,0 +1,65 @@
+//! Human-readable summaries of checked programs (`netc check`).
+
+use crate::frontend::check::{Checked, Length, Source};
+use crate::ir::graph::Graph;
+
+/// Number of values in the parameters of a graph (symbolic dims never occur in parameters).
+/// Elements of a parameter's (fully known) shape.
+pub fn elements(shape: &crate::ir::graph::Shape) -> usize {
+    shape.iter().map(|d| d.known().unwrap_or(1)).product()
+}
+
+pub fn param_count(g: &Graph) -> usize {
+    // Shapes are checked to at most 2^48 elements each, so this cannot overflow in practice;
+    // saturate anyway rather than trust every caller.
+    g.params
+        .iter()
+        .map(|p| p.shape.iter().map(|d| d.known().unwrap_or(0)).fold(1usize, |a, n| a.saturating_mul(n)))
+        .fold(0usize, |a, n| a.saturating_add(n))
+}
+
+pub fn summary(c: &Checked) -> String {
+    let mut out = String::new();
+    for m in &c.models {
+        let g = &m.graph;
+        out.push_str(&format!("model {}\n", m.name));
+        for i in &g.inputs {
+            out.push_str(&format!("  input  {}: {}\n", i.name, g.shape_str(&i.shape)));
+        }
+        for (name, id) in &g.outputs {
+            out.push_str(&format!("  output {}: {}\n", name, g.shape_str(g.shape(*id))));
+        }
+        out.push_str(&format!("  parameters: {} tensors, {} values\n", g.params.len(), param_count(g)));
+        for p in &g.params {
+            out.push_str(&format!("    {} {}\n", p.name, g.shape_str(&p.shape)));
+        }
+    }
+    for d in &c.data {
+        let src = match &d.source {
+            Source::Spiral { points, classes, .. } => {
+                format!("spiral, {} points in {classes} classes", points * classes)
+            }
+            Source::Synthetic { samples, classes, .. } => format!("synthetic, {samples} samples in {classes} classes"),
+            Source::Csv { path, label, .. } => format!("csv {path} (label column `{label}`)"),
+            Source::Npy { features, labels, .. } => format!("npy {features}, {labels}"),
+            Source::Idx { images, labels, .. } => format!("idx {images}, {labels}"),
+        };
+        out.push_str(&format!("data {}: {src}\n", d.name));
+    }
+    for t in &c.trains {
+        let len = match t.length {
+            Length::Steps(s) => format!("{s} steps"),
+            Length::Epochs(e) => format!("{e} epochs"),
+        };
+        out.push_str(&format!("train {}: {:?}, {len}\n", t.model, t.optimizer));
+    }
+    for e in &c.evals {
+        out.push_str(&format!(
+            "eval {}: {} values, {} gradient requests\n",
+            e.name.as_deref().unwrap_or("(unnamed)"),
+            e.shows.len(),
+            e.grads.len()
+        ));
+    }
+    out
+}

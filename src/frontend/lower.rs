@@ -1,0 +1,400 @@
+//! Lowering of the language's built-in functions into graph primitives: composite ops
+//! (relu, softplus, softmax, the losses, ...) are desugared here, so `ops.rs` keeps few
+//! primitives. Input: checked operand nodes; output: new nodes in the graph.
+
+use crate::ir::graph::{Dim, Graph, NodeId, Op, Shape};
+use crate::ir::ops::ShapeError;
+
+/// A built-in function's parameters, for binding positional and named arguments and for
+/// "takes (x, axis?)" messages.
+#[derive(Debug)]
+pub struct Signature {
+    pub name: &'static str,
+    /// Parameter names; the first `required` must be given.
+    pub params: &'static [&'static str],
+    pub required: usize,
+    /// Accepts any number of positional tensors (l2).
+    pub variadic: bool,
+    pub doc: &'static str,
+}
+
+macro_rules! sig {
+    ($name:literal, [$($p:literal),*], $req:expr, $doc:literal) => {
+        Signature { name: $name, params: &[$($p),*], required: $req, variadic: false, doc: $doc }
+    };
+}
+
+/// Every built-in function. Layers with parameters (dense, conv2d, maxout) are written in the
+/// language itself, in `prelude.net`.
+pub const BUILTINS: &[Signature] = &[
+    sig!("exp", ["x"], 1, "e^x"),
+    sig!("log", ["x"], 1, "natural logarithm"),
+    sig!("sqrt", ["x"], 1, "square root"),
+    sig!("abs", ["x"], 1, "absolute value"),
+    sig!("sigmoid", ["x"], 1, "1 / (1 + e^-x)"),
+    sig!("tanh", ["x"], 1, "hyperbolic tangent"),
+    sig!("relu", ["x"], 1, "max(0, x)"),
+    sig!("leaky_relu", ["x", "alpha"], 1, "max(x, alpha*x), alpha = 0.01"),
+    sig!("elu", ["x", "alpha"], 1, "x if x > 0 else alpha*(e^x - 1), alpha = 1"),
+    sig!("softplus", ["x"], 1, "log(1 + e^x), computed stably"),
+    sig!("max", ["x", "y", "axis", "keepdims"], 1, "max(a, b) elementwise, or max(x, axis: k) over an axis (or all)"),
+    sig!("min", ["x", "y", "axis", "keepdims"], 1, "min(a, b) elementwise, or min(x, axis: k) over an axis (or all)"),
+    sig!("sum", ["x", "axis", "keepdims"], 1, "sum over an axis, or over all elements"),
+    sig!("mean", ["x", "axis", "keepdims"], 1, "mean over an axis, or over all elements"),
+    sig!("transpose", ["x", "perm"], 1, "reverse the axes, or permute them by `perm`"),
+    sig!("reshape", ["x", "shape"], 2, "same elements in a new shape; one dimension may be -1"),
+    sig!("flatten", ["x"], 1, "[N, d1, d2, ...] -> [N, d1*d2*...]"),
+    sig!("softmax", ["x", "axis"], 1, "e^x / sum(e^x) along the last axis"),
+    sig!("log_softmax", ["x", "axis"], 1, "log(softmax(x)) along the last axis, computed stably"),
+    sig!("one_hot", ["labels", "classes"], 2, "class indices -> one-hot rows"),
+    sig!("cross_entropy", ["scores", "labels"], 2, "mean over the batch of -log softmax(scores)[label]"),
+    sig!(
+        "svm",
+        ["scores", "labels", "margin"],
+        2,
+        "multiclass hinge loss: mean of sum_j!=y max(0, s_j - s_y + margin)"
+    ),
+    sig!("mse", ["prediction", "target"], 2, "mean of (prediction - target)^2"),
+    Signature {
+        name: "l2",
+        params: &["tensors"],
+        required: 0,
+        variadic: true,
+        doc: "0.5 * sum of squares of the given tensors (all weight matrices and filters when none are given)",
+    },
+    sig!("conv", ["x", "w", "stride", "pad"], 2, "convolution of [N, C, H, W] with filters [F, C, KH, KW]"),
+    sig!("maxpool2d", ["x", "size", "stride"], 1, "max over size×size windows (no padding); stride = size"),
+    sig!("avgpool2d", ["x", "size", "stride"], 1, "mean over size×size windows (no padding); stride = size"),
+    sig!("accuracy", ["scores", "labels"], 2, "fraction of rows whose largest score is at the label"),
+    // Parameter initialisers: used as `param W: [..] = he` or `= normal(0.01)`.
+    sig!("zeros", [], 0, "initialiser: all zeros"),
+    sig!("constant", ["value"], 1, "initialiser: every element = value"),
+    sig!("normal", ["std"], 0, "initialiser: Gaussian, mean 0, std (default 1)"),
+    sig!(
+        "uniform",
+        ["low", "high"],
+        0,
+        "initialiser: uniform in [low, high) (default [-1, 1); one argument a: [-a, a))"
+    ),
+    sig!("xavier", [], 0, "initialiser: uniform ±sqrt(6 / (fan_in + fan_out))"),
+    sig!("he", [], 0, "initialiser: Gaussian with std sqrt(2 / fan_in)"),
+    // Optimizers, learning-rate schedules and data sources: values of train and data settings.
+    sig!("sgd", ["lr"], 1, "optimizer: w -= lr * dw"),
+    sig!("momentum", ["lr", "momentum", "nesterov"], 1, "optimizer: SGD with momentum (0.9), optionally Nesterov"),
+    sig!("adam", ["lr", "beta1", "beta2", "eps"], 0, "optimizer: Adam (lr 1e-3, 0.9, 0.999, 1e-8)"),
+    sig!("step", ["every", "gamma"], 1, "learning-rate schedule: multiply by gamma (0.1) every `every` steps"),
+    sig!("cosine", ["min_lr"], 0, "learning-rate schedule: cosine decay to min_lr over the run"),
+    sig!("spiral", ["points", "classes", "seed"], 2, "data: the CS231n spiral, `points` per class"),
+    sig!(
+        "synthetic",
+        ["samples", "classes", "seed"],
+        2,
+        "data: seeded random inputs of the model's shape, random labels"
+    ),
+    sig!("csv", ["path", "label", "scale"], 1, "data: a CSV file with a header row and a label column"),
+    sig!("npy", ["features", "labels", "scale"], 2, "data: NPY files of features and labels"),
+    sig!("idx", ["images", "labels", "scale"], 2, "data: MNIST-style IDX files of images and labels"),
+];
+
+pub fn builtin(name: &str) -> Option<&'static Signature> {
+    BUILTINS.iter().find(|s| s.name == name)
+}
+
+impl Signature {
+    /// "dense(x, units, init?)" style description of what the function takes.
+    pub fn describe(&self) -> String {
+        let mut ps: Vec<String> = self
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| if i < self.required { p.to_string() } else { format!("{p}?") })
+            .collect();
+        if self.variadic {
+            ps = vec!["tensors...".into()];
+        }
+        format!("{}({})", self.name, ps.join(", "))
+    }
+}
+
+type R = Result<NodeId, ShapeError>;
+
+fn add(g: &mut Graph, op: Op, inputs: &[NodeId]) -> R {
+    g.add(op, inputs)
+}
+
+/// relu(x) = max(0, x): the lecture's max gate; ties route to the 0, so relu'(0) = 0.
+pub fn relu(g: &mut Graph, x: NodeId) -> R {
+    let zero = g.constant(0.0);
+    add(g, Op::Max, &[zero, x])
+}
+
+/// leaky_relu(x) = max(x, alpha*x) for alpha < 1.
+pub fn leaky_relu(g: &mut Graph, x: NodeId, alpha: f64) -> R {
+    let a = g.constant(alpha);
+    let ax = add(g, Op::Mul, &[a, x])?;
+    add(g, Op::Max, &[x, ax])
+}
+
+/// elu(x) = max(0, x) + min(0, alpha*(e^x - 1)): the second term is negative exactly when x is.
+pub fn elu(g: &mut Graph, x: NodeId, alpha: f64) -> R {
+    let pos = relu(g, x)?;
+    let e = add(g, Op::Exp, &[x])?;
+    let one = g.constant(1.0);
+    let em1 = add(g, Op::Sub, &[e, one])?;
+    let a = g.constant(alpha);
+    let neg = add(g, Op::Mul, &[a, em1])?;
+    let zero = g.constant(0.0);
+    let neg = add(g, Op::Min, &[zero, neg])?;
+    add(g, Op::Add, &[pos, neg])
+}
+
+/// softplus(x) = log(1 + e^x) = max(0, x) + log(1 + e^-|x|), which never overflows.
+pub fn softplus(g: &mut Graph, x: NodeId) -> R {
+    let pos = relu(g, x)?;
+    let ax = add(g, Op::Abs, &[x])?;
+    let nax = add(g, Op::Neg, &[ax])?;
+    let e = add(g, Op::Exp, &[nax])?;
+    let one = g.constant(1.0);
+    let s = add(g, Op::Add, &[one, e])?;
+    let l = add(g, Op::Log, &[s])?;
+    add(g, Op::Add, &[pos, l])
+}
+
+/// Normalise a possibly negative axis against a rank.
+pub fn axis(axis: i64, rank: usize) -> Result<usize, ShapeError> {
+    let a = if axis < 0 { axis + rank as i64 } else { axis };
+    if a < 0 || a as usize >= rank.max(1) {
+        return Err(ShapeError::Invalid(format!("axis {axis} is out of range for a tensor with {rank} axes")));
+    }
+    Ok(a as usize)
+}
+
+/// Re-insert reduced axes as size 1 (keepdims), so the result broadcasts against the input.
+pub fn keep_dims(g: &mut Graph, reduced: NodeId, input_shape: &Shape, axes: &[usize]) -> R {
+    let shape: Shape =
+        input_shape.iter().enumerate().map(|(i, &d)| if axes.contains(&i) { Dim::Known(1) } else { d }).collect();
+    add(g, Op::Reshape { shape }, &[reduced])
+}
+
+/// The number of elements along `axes` as a scalar node (a constant unless a dim is symbolic).
+pub fn count(g: &mut Graph, shape: &Shape, axes: &[usize]) -> NodeId {
+    let mut known = 1.0;
+    let mut syms = vec![];
+    for &a in axes {
+        match shape[a] {
+            Dim::Known(n) => known *= n as f64,
+            d @ Dim::Sym(_) => syms.push(d),
+        }
+    }
+    let mut n = g.constant(known);
+    for d in syms {
+        let s = g.push(crate::ir::graph::Node {
+            op: Op::DimSize { dim: d },
+            inputs: vec![],
+            shape: vec![],
+            name: None,
+            span: None,
+        });
+        n = g.add(Op::Mul, &[n, s]).expect("scalars multiply");
+    }
+    n
+}
+
+pub fn sum(g: &mut Graph, x: NodeId, axes: &[usize], keepdims: bool) -> R {
+    let shape = g.shape(x).clone();
+    let s = add(g, Op::Sum { axes: axes.to_vec() }, &[x])?;
+    if keepdims {
+        keep_dims(g, s, &shape, axes)
+    } else {
+        Ok(s)
+    }
+}
+
+pub fn mean(g: &mut Graph, x: NodeId, axes: &[usize], keepdims: bool) -> R {
+    let shape = g.shape(x).clone();
+    let s = sum(g, x, axes, keepdims)?;
+    let n = count(g, &shape, axes);
+    add(g, Op::Div, &[s, n])
+}
+
+/// Max over several axes, one at a time (highest axis first so indices stay valid).
+pub fn reduce_max(g: &mut Graph, x: NodeId, axes: &[usize], keepdims: bool) -> R {
+    let shape = g.shape(x).clone();
+    let mut sorted = axes.to_vec();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let mut cur = x;
+    for a in sorted {
+        cur = add(g, Op::ReduceMax { axis: a }, &[cur])?;
+    }
+    if keepdims {
+        keep_dims(g, cur, &shape, axes)
+    } else {
+        Ok(cur)
+    }
+}
+
+/// min(x) over axes = -max(-x).
+pub fn reduce_min(g: &mut Graph, x: NodeId, axes: &[usize], keepdims: bool) -> R {
+    let nx = add(g, Op::Neg, &[x])?;
+    let m = reduce_max(g, nx, axes, keepdims)?;
+    add(g, Op::Neg, &[m])
+}
+
+/// softmax(x) = exp(log_softmax(x)).
+pub fn softmax(g: &mut Graph, x: NodeId, axis: usize) -> R {
+    let l = add(g, Op::LogSoftmax { axis }, &[x])?;
+    add(g, Op::Exp, &[l])
+}
+
+fn check_labels(g: &Graph, scores: NodeId, labels: NodeId) -> Result<usize, ShapeError> {
+    let s = g.shape(scores);
+    let l = g.shape(labels);
+    if s.len() != 2 {
+        return Err(ShapeError::Invalid(format!("scores must be [batch, classes], not {}", g.shape_str(s))));
+    }
+    if l.len() != 1 || l[0] != s[0] {
+        return Err(ShapeError::Invalid(format!(
+            "labels must be [{}] (one class index per row of scores {}), not {}",
+            g.dim_name(s[0]),
+            g.shape_str(s),
+            g.shape_str(l)
+        )));
+    }
+    s[1].known().ok_or_else(|| ShapeError::Invalid("the number of classes must be known".into()))
+}
+
+/// cross_entropy(s, y) = mean_i( -log_softmax(s_i)[y_i] ) = -mean(sum(one_hot(y) * log_softmax(s), 1)).
+pub fn cross_entropy(g: &mut Graph, scores: NodeId, labels: NodeId) -> R {
+    let classes = check_labels(g, scores, labels)?;
+    let logp = add(g, Op::LogSoftmax { axis: 1 }, &[scores])?;
+    let onehot = add(g, Op::OneHot { classes }, &[labels])?;
+    let picked = add(g, Op::Mul, &[onehot, logp])?;
+    let per_row = add(g, Op::Sum { axes: vec![1] }, &[picked])?;
+    let m = mean(g, per_row, &[0], false)?;
+    add(g, Op::Neg, &[m])
+}
+
+/// svm(s, y) = mean_i sum_{j != y_i} max(0, s_ij - s_iy_i + margin).
+pub fn svm(g: &mut Graph, scores: NodeId, labels: NodeId, margin: f64) -> R {
+    let classes = check_labels(g, scores, labels)?;
+    let onehot = add(g, Op::OneHot { classes }, &[labels])?;
+    let picked = add(g, Op::Mul, &[onehot, scores])?;
+    let correct = sum(g, picked, &[1], true)?;
+    let diff = add(g, Op::Sub, &[scores, correct])?;
+    let m = g.constant(margin);
+    let shifted = add(g, Op::Add, &[diff, m])?;
+    let hinge = relu(g, shifted)?;
+    // The correct class would contribute max(0, margin) = margin: mask it out.
+    let one = g.constant(1.0);
+    let others = add(g, Op::Sub, &[one, onehot])?;
+    let masked = add(g, Op::Mul, &[hinge, others])?;
+    let per_row = add(g, Op::Sum { axes: vec![1] }, &[masked])?;
+    mean(g, per_row, &[0], false)
+}
+
+/// mse(p, t) = mean((p - t)^2) over all elements.
+pub fn mse(g: &mut Graph, p: NodeId, t: NodeId) -> R {
+    let d = add(g, Op::Sub, &[p, t])?;
+    let sq = add(g, Op::Mul, &[d, d])?;
+    let axes: Vec<usize> = (0..g.shape(sq).len()).collect();
+    mean(g, sq, &axes, false)
+}
+
+/// l2(a, b, ...) = 0.5 * (sum(a^2) + sum(b^2) + ...).
+pub fn l2(g: &mut Graph, tensors: &[NodeId]) -> R {
+    let mut total = g.constant(0.0);
+    for &t in tensors {
+        let sq = add(g, Op::Mul, &[t, t])?;
+        let axes: Vec<usize> = (0..g.shape(sq).len()).collect();
+        let s = add(g, Op::Sum { axes }, &[sq])?;
+        total = add(g, Op::Add, &[total, s])?;
+    }
+    let half = g.constant(0.5);
+    add(g, Op::Mul, &[half, total])
+}
+
+/// a @ b for 1-D and 2-D operands: vectors act as a row (left) or a column (right).
+pub fn matmul(g: &mut Graph, a: NodeId, b: NodeId) -> R {
+    let (ra, rb) = (g.shape(a).len(), g.shape(b).len());
+    let mm = Op::MatMul { transpose_a: false, transpose_b: false };
+    match (ra, rb) {
+        (2, 2) => add(g, mm, &[a, b]),
+        (1, 1) => {
+            let p = add(g, Op::Mul, &[a, b])?;
+            if g.shape(a) != g.shape(b) {
+                return Err(ShapeError::Mismatch { lhs_axis: 0, rhs_axis: 0, what: "dot product" });
+            }
+            add(g, Op::Sum { axes: vec![0] }, &[p])
+        }
+        (2, 1) => {
+            let col = vec![g.shape(b)[0], Dim::Known(1)];
+            let bc = add(g, Op::Reshape { shape: col }, &[b])?;
+            let m = add(g, mm, &[a, bc]).map_err(|e| remap_vector(e, 1))?;
+            let out = vec![g.shape(m)[0]];
+            add(g, Op::Reshape { shape: out }, &[m])
+        }
+        (1, 2) => {
+            let row = vec![Dim::Known(1), g.shape(a)[0]];
+            let ar = add(g, Op::Reshape { shape: row }, &[a])?;
+            let m = add(g, mm, &[ar, b]).map_err(|e| remap_vector(e, 0))?;
+            let out = vec![g.shape(m)[1]];
+            add(g, Op::Reshape { shape: out }, &[m])
+        }
+        _ => Err(ShapeError::Invalid(format!(
+            "matmul takes vectors and matrices; operands have {ra} and {rb} axes (reshape or flatten first)"
+        ))),
+    }
+}
+
+/// A mismatch found on the reshaped vector operand refers to its only axis.
+fn remap_vector(e: ShapeError, vector_operand: usize) -> ShapeError {
+    match e {
+        ShapeError::Mismatch { lhs_axis, rhs_axis, what } => ShapeError::Mismatch {
+            lhs_axis: if vector_operand == 0 { 0 } else { lhs_axis },
+            rhs_axis: if vector_operand == 1 { 0 } else { rhs_axis },
+            what,
+        },
+        other => other,
+    }
+}
+
+/// flatten([N, d1, d2, ...]) = [N, d1*d2*...]
+pub fn flatten(g: &mut Graph, x: NodeId) -> R {
+    let shape = g.shape(x).clone();
+    if shape.is_empty() {
+        return Err(ShapeError::Invalid("cannot flatten a scalar".into()));
+    }
+    let mut rest = 1usize;
+    for d in &shape[1..] {
+        let n =
+            d.known().ok_or_else(|| ShapeError::Invalid("flatten: only the first dimension may be symbolic".into()))?;
+        rest = rest.checked_mul(n).ok_or_else(|| ShapeError::Invalid("flatten: the element count overflows".into()))?;
+    }
+    add(g, Op::Reshape { shape: vec![shape[0], Dim::Known(rest)] }, &[x])
+}
+
+/// x[i, j, ...]: slice each indexed axis to one element and drop it.
+pub fn index(g: &mut Graph, x: NodeId, indices: &[i64]) -> R {
+    let shape = g.shape(x).clone();
+    if indices.len() > shape.len() {
+        return Err(ShapeError::Invalid(format!(
+            "{} indices for a tensor with {} axes {}",
+            indices.len(),
+            shape.len(),
+            g.shape_str(&shape)
+        )));
+    }
+    let mut cur = x;
+    for (axis, &i) in indices.iter().enumerate() {
+        let n = shape[axis].known().ok_or_else(|| {
+            ShapeError::Invalid(format!("cannot index the symbolic dimension {}", g.dim_name(shape[axis])))
+        })?;
+        let j = if i < 0 { i + n as i64 } else { i };
+        if j < 0 || j as usize >= n {
+            return Err(ShapeError::Invalid(format!("index {i} is out of range for axis {axis} of size {n}")));
+        }
+        cur = add(g, Op::Slice { axis, start: j as usize, len: 1 }, &[cur])?;
+    }
+    let out: Shape = shape[indices.len()..].to_vec();
+    add(g, Op::Reshape { shape: out }, &[cur])
+}

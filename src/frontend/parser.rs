@@ -1,0 +1,220 @@
+//! Parsing: the token stream of `lexer` -> `ast::Program`, with every syntax error turned into a
+//! diagnostic that lists the tokens that would have fit. The grammar is `grammar/netc.lalrpop`.
+
+use lalrpop_util::{lalrpop_mod, ParseError};
+
+use crate::diag::{Diagnostic, Span};
+use crate::frontend::ast::Program;
+use crate::frontend::lexer::{self, Token};
+
+lalrpop_mod!(
+    #[allow(clippy::all, unused_imports, unused_parens, dead_code)]
+    grammar,
+    "/netc.rs"
+);
+
+/// Parse a whole `.net` file. Syntax errors inside a block are recovered from at the next
+/// statement, so one run reports several of them.
+pub fn parse(src: &str) -> Result<Program, Vec<Diagnostic>> {
+    let (tokens, mut diags) = lexer::lex(src);
+    let mut recovered = Vec::new();
+    let result = grammar::ProgramParser::new().parse(&mut recovered, tokens);
+    // A parse error at an `Error` token repeats a lexing error already in `diags`.
+    let fresh = |e: &ParseError<usize, Token, Diagnostic>| {
+        !matches!(e, ParseError::UnrecognizedToken { token: (_, Token::Error, _), .. })
+    };
+    for r in recovered {
+        if fresh(&r.error) {
+            diags.push(to_diagnostic(r.error, src));
+        }
+    }
+    match result {
+        Ok(program) if diags.is_empty() => Ok(program),
+        Ok(_) => Err(diags),
+        Err(e) => {
+            if fresh(&e) {
+                let d = to_diagnostic(e, src);
+                if !diags.contains(&d) {
+                    diags.push(d);
+                }
+            }
+            if diags.is_empty() {
+                diags.push(Diagnostic::new("E-syntax", "the file does not parse"));
+            }
+            Err(diags)
+        }
+    }
+}
+
+/// Parse a single expression (for the REPL and tests).
+pub fn parse_expr(src: &str) -> Result<crate::frontend::ast::Expr, Vec<Diagnostic>> {
+    let (tokens, lex_errors) = lexer::lex(src);
+    if !lex_errors.is_empty() {
+        return Err(lex_errors);
+    }
+    let mut recovered = Vec::new();
+    grammar::ExprParser::new().parse(&mut recovered, tokens).map_err(|e| vec![to_diagnostic(e, src)])
+}
+
+fn to_diagnostic(e: ParseError<usize, Token, Diagnostic>, src: &str) -> Diagnostic {
+    match e {
+        ParseError::User { error } => error,
+        ParseError::InvalidToken { location } => {
+            Diagnostic::new("E-syntax", "invalid token").label(Span::new(location, location + 1), "here")
+        }
+        ParseError::UnrecognizedEof { location, expected } => Diagnostic::new("E-syntax", "unexpected end of file")
+            .label(Span::new(location, location), "the file ends here")
+            .note(expected_list(&expected)),
+        ParseError::UnrecognizedToken { token: (l, tok, r), expected } => {
+            let (found, span) = if tok == Token::Newline {
+                // Point at the end of the line rather than at the invisible newline.
+                ("end of line".to_string(), Span::new(l, r.max(l + 1).min(src.len().max(l))))
+            } else {
+                (tok.describe(), Span::new(l, r))
+            };
+            Diagnostic::new("E-syntax", format!("unexpected {found}"))
+                .label(span, format!("did not expect {found} here"))
+                .note(expected_list(&expected))
+        }
+        ParseError::ExtraToken { token: (l, tok, r) } => {
+            Diagnostic::new("E-syntax", format!("unexpected {}", tok.describe())).label(Span::new(l, r), "extra token")
+        }
+    }
+}
+
+/// "expected one of `)`, `,`, a name" from lalrpop's terminal names.
+fn expected_list(expected: &[String]) -> String {
+    let mut names: Vec<String> = expected
+        .iter()
+        .map(|t| match t.as_str() {
+            "int" | "float" => "a number".to_string(),
+            "ident" => "a name".to_string(),
+            "string" => "a string".to_string(),
+            "\"newline\"" => "end of line".to_string(),
+            quoted => format!("`{}`", quoted.trim_matches('"')),
+        })
+        .collect();
+    names.dedup();
+    match names.len() {
+        0 => "nothing more was expected here".to_string(),
+        1 => format!("expected {}", names[0]),
+        _ => format!("expected one of {}", names.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frontend::ast::*;
+
+    fn expr(src: &str) -> Expr {
+        parse_expr(src).unwrap_or_else(|e| panic!("{src}: {e:?}"))
+    }
+
+    /// The expression tree as an s-expression, without spans.
+    fn sexp(e: &Expr) -> String {
+        match &e.kind {
+            ExprKind::Int(n) => n.to_string(),
+            ExprKind::Float(x) => format!("{x:?}"),
+            ExprKind::Str(s) => format!("{s:?}"),
+            ExprKind::Name(n) => n.clone(),
+            ExprKind::List(v) => format!("[{}]", v.iter().map(sexp).collect::<Vec<_>>().join(" ")),
+            ExprKind::Neg(a) => format!("(neg {})", sexp(a)),
+            ExprKind::Binary(op, a, b) => format!("({} {} {})", op.symbol(), sexp(a), sexp(b)),
+            ExprKind::Call { callee, args } => {
+                let args: Vec<String> = args
+                    .iter()
+                    .map(|a| match &a.name {
+                        Some(n) => format!("{}:{}", n.name, sexp(&a.value)),
+                        None => sexp(&a.value),
+                    })
+                    .collect();
+                format!("({} {})", sexp(callee), args.join(" "))
+            }
+            ExprKind::Index { base, indices } => {
+                format!("(index {} {})", sexp(base), indices.iter().map(sexp).collect::<Vec<_>>().join(" "))
+            }
+            ExprKind::Field { base, field } => format!("(. {} {})", sexp(base), field.name),
+        }
+    }
+
+    #[test]
+    fn precedence_and_associativity() {
+        assert_eq!(sexp(&expr("a + b * c")), "(+ a (* b c))");
+        assert_eq!(sexp(&expr("a - b - c")), "(- (- a b) c)");
+        assert_eq!(sexp(&expr("x @ W + b")), "(+ (@ x W) b)");
+        assert_eq!(sexp(&expr("-x ** 2")), "(neg (** x 2))");
+        assert_eq!(sexp(&expr("a ** b ** c")), "(** a (** b c))");
+        assert_eq!(sexp(&expr("2 ** -1")), "(** 2 (neg 1))");
+        assert_eq!(sexp(&expr("(a + b) * c")), "(* (+ a b) c)");
+    }
+
+    #[test]
+    fn calls_indexing_fields_and_pipes() {
+        assert_eq!(sexp(&expr("conv2d(x, filters: 16, kernel: 3)")), "(conv2d x filters:16 kernel:3)");
+        assert_eq!(sexp(&expr("w[0] * x[1, 2]")), "(* (index w 0) (index x 1 2))");
+        assert_eq!(sexp(&expr("x.shape[-1]")), "(index (. x shape) (neg 1))");
+        assert_eq!(sexp(&expr("x |> dense(10) |> relu")), "(relu (dense x 10))");
+        assert_eq!(sexp(&expr("[[1, 2], [3, 4.5]]")), "[[1 2] [3 4.5]]");
+    }
+
+    #[test]
+    fn items_and_statements() {
+        let src = r#"
+# a comment
+fn f(x, y = 2) = x * y
+layer dense(x, units, init = xavier) {
+  param W: [x.shape, units] = init
+  x @ W
+}
+model net(x: [B, 2]) -> scores: [B, 3] {
+  let h = x
+    |> dense(100)
+    |> relu
+  h |> dense(3)
+}
+data points { source: spiral(points: 100, classes: 3, seed: 0) }
+train net {
+  loss: cross_entropy(scores, labels); steps: 100
+}
+eval gates {
+  let x = -2
+  grad x * 2 wrt x
+}
+"#;
+        // `param W: [x.shape, ...]` is not a valid dimension: the parser must say so.
+        let err = parse(src).unwrap_err();
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(err[0].message.contains("unexpected `.`"), "{:?}", err[0]);
+
+        let ok = src.replace("[x.shape, units]", "[K, units]");
+        let program = parse(&ok).unwrap();
+        let kinds: Vec<&str> = program
+            .items
+            .iter()
+            .map(|i| match i {
+                Item::Fn(_) => "fn",
+                Item::Layer(_) => "layer",
+                Item::Model(_) => "model",
+                Item::Data(_) => "data",
+                Item::Train(_) => "train",
+                Item::Eval(_) => "eval",
+                Item::Error => "error",
+            })
+            .collect();
+        assert_eq!(kinds, ["fn", "layer", "model", "data", "train", "eval"]);
+        let Item::Train(t) = &program.items[4] else { unreachable!() };
+        assert_eq!(t.body.len(), 2, "`;` separates statements");
+        let Item::Model(m) = &program.items[2] else { unreachable!() };
+        assert_eq!(m.body.len(), 2, "a pipeline may continue on lines starting with |>");
+    }
+
+    #[test]
+    fn syntax_errors_list_expected_tokens_and_recover() {
+        let err = parse("model m(x: [B, 2]) -> [B, 2] {\n  let a = x * * 2\n  let b = ]\n  a\n}\n").unwrap_err();
+        assert!(err.len() >= 2, "recovers and reports more than one: {err:?}");
+        assert!(err[0].notes[0].starts_with("expected one of"), "{:?}", err[0]);
+        assert!(parse("fn f(x) = ").is_err());
+        assert!(parse("").unwrap().items.is_empty());
+    }
+}

@@ -1,0 +1,436 @@
+//! The IR: a computational graph of tensor ops in SSA form (input: nodes added by `lower` and
+//! `autodiff`; output: the DAG that `opt`, `interp` and `codegen` consume), plus its text form.
+//!
+//! Every node has a static shape whose dimensions are numbers or named symbols (the batch `B`)
+//! bound at run time. Nodes are appended in topological order: a node's inputs always have
+//! smaller ids, so a forward walk over `nodes` is a valid evaluation order.
+
+use std::fmt;
+use std::rc::Rc;
+
+use crate::diag::Span;
+
+/// Index of a node in `Graph::nodes`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "%{}", self.0)
+    }
+}
+
+/// Index of a symbolic dimension in `Graph::symbols` (e.g. the batch `B`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct SymId(pub u32);
+
+/// One dimension of a shape: known at compile time, or a symbol bound at run time.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Dim {
+    Known(usize),
+    Sym(SymId),
+}
+
+impl Dim {
+    pub fn known(self) -> Option<usize> {
+        match self {
+            Dim::Known(n) => Some(n),
+            Dim::Sym(_) => None,
+        }
+    }
+}
+
+/// A static shape; `[]` is a scalar.
+pub type Shape = Vec<Dim>;
+
+/// Element type of every tensor in a graph.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum DType {
+    #[default]
+    F32,
+    F64,
+}
+
+impl DType {
+    pub fn size_bytes(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F64 => 8,
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+        })
+    }
+}
+
+/// Every tensor operation of the IR. `ops.rs` gives each variant its shape rule, its meaning
+/// (evaluation) and its vector-Jacobian product, side by side.
+///
+/// Binary elementwise ops broadcast their operands numpy-style. Integer data (labels, class
+/// indices) is carried as whole numbers in float tensors.
+#[derive(Clone, PartialEq, Debug)]
+pub enum Op {
+    // ---- leaves ----
+    /// `Graph::inputs[index]`: data, labels, an eval variable, or an upstream gradient.
+    Input {
+        index: usize,
+    },
+    /// `Graph::params[index]`: a trainable parameter.
+    Param {
+        index: usize,
+    },
+    /// A scalar constant (shape `[]`).
+    Const {
+        value: f64,
+    },
+    /// A literal tensor, row-major, with the node's (fully known) shape.
+    Literal {
+        values: Rc<[f64]>,
+    },
+    /// The run-time value of a dimension as a scalar (e.g. `B` in a mean over the batch).
+    DimSize {
+        dim: Dim,
+    },
+
+    // ---- elementwise, one operand ----
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Abs,
+    /// -1, 0 or 1.
+    Sign,
+    Tanh,
+    Sigmoid,
+
+    // ---- elementwise, two operands, numpy broadcasting ----
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    /// Ties route to the left operand.
+    Max,
+    /// Ties route to the left operand.
+    Min,
+    /// 1.0 where a >= b, else 0.0 (no gradient): the switch of the max and min gates.
+    GreaterEq,
+
+    // ---- layout ----
+    /// Broadcast to `shape` by numpy rules (prepend unit axes, stretch size-1 axes).
+    Broadcast {
+        shape: Shape,
+    },
+    /// Same elements in row-major order, new shape.
+    Reshape {
+        shape: Shape,
+    },
+    /// Output axis i is input axis `perm[i]`.
+    Transpose {
+        perm: Vec<usize>,
+    },
+    /// Elements `start .. start + len` along `axis`.
+    Slice {
+        axis: usize,
+        start: usize,
+        len: usize,
+    },
+    /// Zero padding along `axis` (the gradient of `Slice`).
+    Pad {
+        axis: usize,
+        before: usize,
+        after: usize,
+    },
+
+    // ---- reductions (the reduced axes are removed) ----
+    Sum {
+        axes: Vec<usize>,
+    },
+    /// Maximum along `axis`.
+    ReduceMax {
+        axis: usize,
+    },
+    /// 1.0 at the first maximum along `axis`, 0.0 elsewhere; same shape as its input.
+    ArgMaxMask {
+        axis: usize,
+    },
+    /// Class indices `[..]` to one-hot rows `[.., classes]` (no gradient).
+    OneHot {
+        classes: usize,
+    },
+
+    // ---- linear algebra and neural-network kernels ----
+    /// 2-D matrix product of optionally transposed operands: op(a) @ op(b).
+    MatMul {
+        transpose_a: bool,
+        transpose_b: bool,
+    },
+    /// log(softmax(x)) along `axis`, computed stably.
+    LogSoftmax {
+        axis: usize,
+    },
+    /// x [N, C, H, W] * w [F, C, KH, KW] -> [N, F, OH, OW], zero padding `pad` on each side.
+    Conv2d {
+        stride: usize,
+        pad: usize,
+    },
+    /// Gradient of `Conv2d` wrt its input: (g [N,F,OH,OW], w [F,C,KH,KW]) -> [N, C, height, width].
+    Conv2dInputGrad {
+        stride: usize,
+        pad: usize,
+        height: usize,
+        width: usize,
+    },
+    /// Gradient of `Conv2d` wrt its filters: (x [N,C,H,W], g [N,F,OH,OW]) -> [F, C, kernel_h, kernel_w].
+    Conv2dFilterGrad {
+        stride: usize,
+        pad: usize,
+        kernel_h: usize,
+        kernel_w: usize,
+    },
+    /// Max over `size`×`size` windows of [N, C, H, W], no padding.
+    MaxPool2d {
+        size: usize,
+        stride: usize,
+    },
+    /// Gradient of `MaxPool2d`: (x, g) -> g routed to the first maximum of each window.
+    MaxPool2dGrad {
+        size: usize,
+        stride: usize,
+    },
+    /// Mean over `size`×`size` windows of [N, C, H, W], no padding.
+    AvgPool2d {
+        size: usize,
+        stride: usize,
+    },
+    /// Gradient of `AvgPool2d`: g spread evenly over each window -> [N, C, height, width].
+    AvgPool2dGrad {
+        size: usize,
+        stride: usize,
+        height: usize,
+        width: usize,
+    },
+}
+
+/// What an input leaf stands for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum InputKind {
+    /// A model input (a batch of data).
+    Data,
+    /// Class labels or regression targets.
+    Label,
+    /// A named value of an eval block.
+    Variable,
+    /// The upstream gradient fed to a backward function.
+    Gradient,
+}
+
+#[derive(Clone, Debug)]
+pub struct InputInfo {
+    pub name: String,
+    pub shape: Shape,
+    pub kind: InputKind,
+}
+
+/// How a parameter's initial values are drawn (from the seeded PRNG of `runtime`).
+#[derive(Clone, PartialEq, Debug)]
+pub enum Init {
+    Zeros,
+    /// Constant fill.
+    Constant(f64),
+    /// Gaussian with mean 0.
+    Normal {
+        std: f64,
+    },
+    /// Uniform in [low, high).
+    Uniform {
+        low: f64,
+        high: f64,
+    },
+    /// Glorot: uniform with limit sqrt(6 / (fan_in + fan_out)).
+    Xavier,
+    /// Kaiming: Gaussian with std sqrt(2 / fan_in).
+    He,
+}
+
+#[derive(Clone, Debug)]
+pub struct ParamInfo {
+    /// Qualified name, e.g. `fc1.W`; the tensor name in saved weights.
+    pub name: String,
+    pub shape: Shape,
+    pub init: Init,
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub op: Op,
+    pub inputs: Vec<NodeId>,
+    pub shape: Shape,
+    /// The source-level name of this value, if it had one (`let h = ...`), for printing.
+    pub name: Option<String>,
+    /// Where in the user's source this value comes from.
+    pub span: Option<Span>,
+}
+
+/// A computational graph: leaves described by `inputs`/`params`, results named by `outputs`.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub dtype: DType,
+    pub nodes: Vec<Node>,
+    /// Names of the symbolic dimensions, indexed by `SymId`.
+    pub symbols: Vec<String>,
+    pub inputs: Vec<InputInfo>,
+    pub params: Vec<ParamInfo>,
+    pub outputs: Vec<(String, NodeId)>,
+    /// In-place parameter updates of a train step: after a call, `params[i]` holds the value
+    /// of the node. Each update is applied once nothing else reads the old value.
+    pub updates: Vec<(usize, NodeId)>,
+}
+
+impl Graph {
+    pub fn new(dtype: DType) -> Graph {
+        Graph { dtype, ..Graph::default() }
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    pub fn shape(&self, id: NodeId) -> &Shape {
+        &self.nodes[id.index()].shape
+    }
+
+    /// The symbol named `name`, created on first use.
+    pub fn symbol(&mut self, name: &str) -> SymId {
+        match self.symbols.iter().position(|s| s == name) {
+            Some(i) => SymId(i as u32),
+            None => {
+                self.symbols.push(name.to_string());
+                SymId(self.symbols.len() as u32 - 1)
+            }
+        }
+    }
+
+    /// Append a node whose shape is computed by the op's shape rule.
+    pub fn add(&mut self, op: Op, inputs: &[NodeId]) -> Result<NodeId, crate::ir::ops::ShapeError> {
+        let shapes: Vec<&Shape> = inputs.iter().map(|&i| self.shape(i)).collect();
+        let shape = crate::ir::ops::infer_shape(&op, &shapes, self)?;
+        let elements = shape.iter().filter_map(|d| d.known()).try_fold(1usize, |acc, n| acc.checked_mul(n));
+        if elements.is_none_or(|n| n > crate::frontend::check::MAX_ELEMENTS) {
+            return Err(crate::ir::ops::ShapeError::Invalid(format!(
+                "the result, {}, would have more than 2^48 elements",
+                self.shape_str(&shape)
+            )));
+        }
+        Ok(self.push(Node { op, inputs: inputs.to_vec(), shape, name: None, span: None }))
+    }
+
+    /// Append a node as it is (its shape already known). Inputs must precede it.
+    pub fn push(&mut self, node: Node) -> NodeId {
+        debug_assert!(node.inputs.iter().all(|i| i.index() < self.nodes.len()));
+        self.nodes.push(node);
+        NodeId(self.nodes.len() as u32 - 1)
+    }
+
+    pub fn add_input(&mut self, name: &str, shape: Shape, kind: InputKind) -> NodeId {
+        self.inputs.push(InputInfo { name: name.to_string(), shape: shape.clone(), kind });
+        let index = self.inputs.len() - 1;
+        self.push(Node { op: Op::Input { index }, inputs: vec![], shape, name: Some(name.to_string()), span: None })
+    }
+
+    pub fn add_param(&mut self, name: &str, shape: Shape, init: Init) -> NodeId {
+        self.params.push(ParamInfo { name: name.to_string(), shape: shape.clone(), init });
+        let index = self.params.len() - 1;
+        self.push(Node { op: Op::Param { index }, inputs: vec![], shape, name: Some(name.to_string()), span: None })
+    }
+
+    /// The node of every parameter, in parameter order (what gradients are taken with
+    /// respect to).
+    pub fn param_nodes(&self) -> Result<Vec<NodeId>, String> {
+        let mut nodes = vec![None; self.params.len()];
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Op::Param { index } = &node.op {
+                if let Some(slot) = nodes.get_mut(*index) {
+                    slot.get_or_insert(NodeId(i as u32));
+                }
+            }
+        }
+        nodes
+            .into_iter()
+            .enumerate()
+            .map(|(p, n)| n.ok_or_else(|| format!("parameter `{}` has no node", self.params[p].name)))
+            .collect()
+    }
+
+    pub fn constant(&mut self, value: f64) -> NodeId {
+        self.push(Node { op: Op::Const { value }, inputs: vec![], shape: vec![], name: None, span: None })
+    }
+
+    /// Give a node a display name and source span (keeps an existing name).
+    pub fn annotate(&mut self, id: NodeId, name: Option<&str>, span: Option<Span>) {
+        let node = &mut self.nodes[id.index()];
+        if node.name.is_none() {
+            node.name = name.map(str::to_string);
+        }
+        if node.span.is_none() {
+            node.span = span;
+        }
+    }
+
+    /// Number of elements of a shape, with symbols bound by `bind` (None if a symbol is unbound).
+    pub fn numel(&self, shape: &Shape, bind: &dyn Fn(SymId) -> Option<usize>) -> Option<usize> {
+        shape.iter().try_fold(1usize, |acc, d| {
+            let n = match *d {
+                Dim::Known(n) => n,
+                Dim::Sym(s) => bind(s)?,
+            };
+            acc.checked_mul(n)
+        })
+    }
+
+    pub fn dim_name(&self, d: Dim) -> String {
+        match d {
+            Dim::Known(n) => n.to_string(),
+            Dim::Sym(s) => self.symbols.get(s.0 as usize).cloned().unwrap_or_else(|| format!("?{}", s.0)),
+        }
+    }
+
+    pub fn shape_str(&self, shape: &Shape) -> String {
+        let dims: Vec<String> = shape.iter().map(|&d| self.dim_name(d)).collect();
+        format!("[{}]", dims.join(", "))
+    }
+
+    /// The readable text form: one line per node, `%id: shape = op(args)  # name`.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let args: Vec<String> = node.inputs.iter().map(|a| a.to_string()).collect();
+            let mut line =
+                format!("%{i}: {} = {}", self.shape_str(&node.shape), crate::ir::ops::describe(&node.op, self));
+            if !args.is_empty() {
+                line.push_str(&format!("({})", args.join(", ")));
+            }
+            if let Some(name) = &node.name {
+                line.push_str(&format!("  # {name}"));
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+        for (name, id) in &self.outputs {
+            out.push_str(&format!("output {name} = {id}\n"));
+        }
+        out
+    }
+}

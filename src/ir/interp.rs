@@ -1,0 +1,183 @@
+//! The reference interpreter, the oracle the compiled code is tested against. Input: a graph
+//! and the tensors bound to its inputs and parameters; output: the value of every node.
+//!
+//! Clarity over speed: each node is evaluated by `ops::eval` (plain loops in f64). For f32
+//! graphs every node's result is rounded to f32, so the interpreter sees the same rounding
+//! of intermediate values as compiled f32 code (up to the order of summations).
+
+use crate::ir::graph::{DType, Dim, Graph, NodeId, Shape};
+use crate::ir::ops::{self, Env};
+use crate::ir::tensor::Tensor;
+
+/// The value of every node of `g` (indexed by `NodeId`), given one tensor per `g.inputs` and
+/// per `g.params`. Symbolic dimensions are bound from the shapes of those tensors.
+pub fn run(g: &Graph, inputs: &[Tensor], params: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    let symbols = bind_symbols(g, inputs, params)?;
+    let env = Env { inputs, params, symbols: &symbols };
+    let mut values: Vec<Tensor> = Vec::with_capacity(g.nodes.len());
+    for i in 0..g.nodes.len() {
+        let value = eval_node(g, i, &values, &env)?;
+        values.push(value);
+    }
+    Ok(values)
+}
+
+/// Re-evaluate only the nodes marked `dirty` (in order), after the tensors of some inputs or
+/// parameters changed (their shapes must not). `values` holds every node's value from an
+/// earlier `run`; the nodes marked must include every node that depends on a changed tensor.
+pub fn rerun(
+    g: &Graph,
+    inputs: &[Tensor],
+    params: &[Tensor],
+    values: &mut [Tensor],
+    dirty: &[bool],
+) -> Result<(), String> {
+    let symbols = bind_symbols(g, inputs, params)?;
+    let env = Env { inputs, params, symbols: &symbols };
+    for i in (0..g.nodes.len()).filter(|&i| dirty[i]) {
+        values[i] = eval_node(g, i, values, &env)?;
+    }
+    Ok(())
+}
+
+/// The value of node `i`, its operands read from `values`.
+fn eval_node(g: &Graph, i: usize, values: &[Tensor], env: &Env) -> Result<Tensor, String> {
+    let node = &g.nodes[i];
+    let what = || format!("%{i} ({})", ops::describe(&node.op, g));
+    let shape = resolve(g, &node.shape, env.symbols).map_err(|e| format!("{}: {e}", what()))?;
+    let args: Vec<&Tensor> = node.inputs.iter().map(|x| &values[x.index()]).collect();
+    let mut value = ops::eval(&node.op, &args, &shape, env).map_err(|e| format!("{}: {e}", what()))?;
+    if value.shape != shape {
+        return Err(format!("{}: computed shape {:?}, but the node's shape is {shape:?}", what(), value.shape));
+    }
+    if g.dtype == DType::F32 {
+        for v in &mut value.data {
+            *v = *v as f32 as f64;
+        }
+    }
+    Ok(value)
+}
+
+/// The values of `g.outputs`, in order.
+pub fn outputs(g: &Graph, inputs: &[Tensor], params: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    let values = run(g, inputs, params)?;
+    // Clone: two outputs may be the same node (dx and dy of an add gate).
+    Ok(g.outputs.iter().map(|(_, id)| values[id.index()].clone()).collect())
+}
+
+/// The value of one node (evaluates the whole graph).
+pub fn value(g: &Graph, id: NodeId, inputs: &[Tensor], params: &[Tensor]) -> Result<Tensor, String> {
+    let mut values = run(g, inputs, params)?;
+    values.get_mut(id.index()).map(std::mem::take).ok_or_else(|| format!("{id} is not a node of the graph"))
+}
+
+/// The size of every symbol, read off the shapes of the given inputs and parameters (`None`
+/// for a symbol no tensor binds; `resolve` reports its use). Errors on wrong tensor counts,
+/// ranks, known sizes, and on a symbol bound to two different sizes.
+pub fn bind_symbols(g: &Graph, inputs: &[Tensor], params: &[Tensor]) -> Result<Vec<Option<usize>>, String> {
+    if inputs.len() != g.inputs.len() {
+        return Err(format!("the graph takes {} inputs, {} were given", g.inputs.len(), inputs.len()));
+    }
+    if params.len() != g.params.len() {
+        return Err(format!("the graph takes {} parameters, {} were given", g.params.len(), params.len()));
+    }
+    let mut bound: Vec<Option<usize>> = vec![None; g.symbols.len()];
+    let leaves = g.inputs.iter().map(|i| (&i.name, &i.shape)).chain(g.params.iter().map(|p| (&p.name, &p.shape)));
+    for ((name, shape), t) in leaves.zip(inputs.iter().chain(params)) {
+        if t.data.len() != t.shape.iter().product::<usize>() {
+            return Err(format!("`{name}`: {} values do not fill shape {:?}", t.data.len(), t.shape));
+        }
+        if shape.len() != t.shape.len() {
+            return Err(format!("`{name}` must have shape {}, got {:?}", g.shape_str(shape), t.shape));
+        }
+        for (&d, &n) in shape.iter().zip(&t.shape) {
+            match d {
+                Dim::Known(k) if k != n => {
+                    return Err(format!("`{name}` must have shape {}, got {:?}", g.shape_str(shape), t.shape))
+                }
+                Dim::Known(_) => {}
+                Dim::Sym(s) => match bound[s.0 as usize] {
+                    None => bound[s.0 as usize] = Some(n),
+                    Some(m) if m == n => {}
+                    Some(m) => {
+                        return Err(format!(
+                            "`{name}` has {} = {n}, but an earlier tensor had {} = {m}",
+                            g.dim_name(d),
+                            g.dim_name(d)
+                        ))
+                    }
+                },
+            }
+        }
+    }
+    Ok(bound)
+}
+
+/// A static shape with its symbols replaced by their sizes.
+pub fn resolve(g: &Graph, shape: &Shape, symbols: &[Option<usize>]) -> Result<Vec<usize>, String> {
+    shape
+        .iter()
+        .map(|&d| match d {
+            Dim::Known(n) => Ok(n),
+            Dim::Sym(s) => symbols
+                .get(s.0 as usize)
+                .copied()
+                .flatten()
+                .ok_or_else(|| format!("the size of {} is not bound by any input", g.dim_name(d))),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::graph::{InputKind, Op};
+
+    fn graph(dtype: DType) -> (Graph, NodeId, NodeId) {
+        let mut g = Graph::new(dtype);
+        let b = g.symbol("B");
+        let x = g.add_input("x", vec![Dim::Sym(b), Dim::Known(2)], InputKind::Data);
+        let y = g.add_input("y", vec![Dim::Sym(b)], InputKind::Label);
+        let three = g.constant(3.0);
+        let third = g.add(Op::Div, &[x, three]).unwrap();
+        g.outputs.push(("third".into(), third));
+        (g, x, y)
+    }
+
+    #[test]
+    fn binds_symbols_and_rounds_f32() {
+        let (g, _, _) = graph(DType::F32);
+        let out = outputs(&g, &[Tensor::new(vec![1, 2], vec![1.0, 2.0]), Tensor::zeros(vec![1])], &[]).unwrap();
+        assert_eq!(out[0].data, [(1.0f64 / 3.0) as f32 as f64, (2.0f64 / 3.0) as f32 as f64]);
+        let (g, _, _) = graph(DType::F64);
+        let out = outputs(&g, &[Tensor::new(vec![1, 2], vec![1.0, 2.0]), Tensor::zeros(vec![1])], &[]).unwrap();
+        assert_eq!(out[0].data, [1.0 / 3.0, 2.0 / 3.0]);
+    }
+
+    #[test]
+    fn reports_bad_inputs() {
+        let (g, _, _) = graph(DType::F32);
+        let err = run(&g, &[Tensor::zeros(vec![2, 2])], &[]).unwrap_err();
+        assert!(err.contains("takes 2 inputs, 1 were given"), "{err}");
+        let err = run(&g, &[Tensor::zeros(vec![2, 3]), Tensor::zeros(vec![2])], &[]).unwrap_err();
+        assert!(err.contains("`x` must have shape [B, 2]"), "{err}");
+        let err = run(&g, &[Tensor::zeros(vec![2, 2]), Tensor::zeros(vec![3])], &[]).unwrap_err();
+        assert!(err.contains("`y` has B = 3, but an earlier tensor had B = 2"), "{err}");
+        let bad = Tensor { shape: vec![2, 2], data: vec![0.0] };
+        assert!(run(&g, &[bad, Tensor::zeros(vec![2])], &[]).unwrap_err().contains("do not fill"));
+    }
+
+    #[test]
+    fn reports_unbound_symbols_and_bad_labels() {
+        let mut g = Graph::new(DType::F64);
+        let s = g.symbol("S");
+        let c = g.constant(0.0);
+        g.add(Op::Broadcast { shape: vec![Dim::Sym(s)] }, &[c]).unwrap();
+        assert!(run(&g, &[], &[]).unwrap_err().contains("the size of S is not bound"));
+        let mut g = Graph::new(DType::F64);
+        let y = g.add_input("y", vec![Dim::Known(2)], InputKind::Label);
+        g.add(Op::OneHot { classes: 3 }, &[y]).unwrap();
+        let err = run(&g, &[Tensor::new(vec![2], vec![1.0, 3.0])], &[]).unwrap_err();
+        assert!(err.contains("one_hot 3") && err.contains("class index 3"), "{err}");
+    }
+}

@@ -1,0 +1,484 @@
+//! The C-ABI kernel entry points that generated code calls: one GEMM symbol per dtype, one
+//! convolution symbol per dtype (JIT only, [`conv`]), and the profiling and bounds-violation
+//! callbacks of `CompileOptions::profile` / `checked`.
+//! Input: matrix sizes, pointers and element strides; output: C written in place.
+//!
+//! Generated code only ever calls these names, so the implementation can be swapped: the JIT
+//! binds them to the Rust functions below (the `matrixmultiply` crate, single-threaded, driven
+//! by netc's worker pool, see below); an object file can link a `no_std` build of the same
+//! crate, or a Cranelift-generated GEMM.
+//!
+//! ```c
+//! void netc_gemm_f32(int64_t m, int64_t k, int64_t n, float alpha,
+//!                    const float* a, int64_t rsa, int64_t csa,   /* op(A): m × k */
+//!                    const float* b, int64_t rsb, int64_t csb,   /* op(B): k × n */
+//!                    float beta, float* c, int64_t rsc, int64_t csc);   /* C: m × n */
+//! ```
+//! computes C = alpha·A·B + beta·C, strides in elements (a transpose is a swap of strides);
+//! C is not read when beta is 0. `netc_gemm_f64` is the same with double.
+//!
+//! Threads: a GEMM of at least [`Split::DEFAULT`]`.min_macs` multiply-adds is cut into
+//! blocks of rows of C (M) or of columns (N) — see [`plan`] for which — and the blocks run on
+//! [`threads::Pool::global`] ([`threads::count`] threads: `MATMUL_NUM_THREADS`, else the
+//! physical cores), each as one single-threaded `matrixmultiply` call on its sub-matrices
+//! (the crate's own threading is off: it splits only its M-block loop and lost time on the
+//! train steps' shapes). Block edges are multiples of 16 (every `matrixmultiply`
+//! micro-kernel's MR and NR divide it), so each element of C is computed by the same
+//! micro-kernel call, with the same summation order, as without the split: results are
+//! bitwise those of one thread. K is never split. Each block writes its own rows or columns
+//! of C; C's layout is checked to have no two elements at one address before it is split.
+
+use crate::runtime::threads::{self, Pool};
+
+mod conv;
+pub use conv::{conv_f32_on, netc_conv_f32, netc_conv_f64, CONV_F32, CONV_F64};
+
+/// Symbol of the f32 GEMM.
+pub const GEMM_F32: &str = "netc_gemm_f32";
+/// Symbol of the f64 GEMM.
+pub const GEMM_F64: &str = "netc_gemm_f64";
+
+/// C = alpha·A·B + beta·C in f32, see the module documentation.
+///
+/// # Safety
+/// The pointers and strides must describe valid m×k, k×n and m×n matrices; C must not
+/// overlap A or B.
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn netc_gemm_f32(
+    m: i64,
+    k: i64,
+    n: i64,
+    alpha: f32,
+    a: *const f32,
+    rsa: i64,
+    csa: i64,
+    b: *const f32,
+    rsb: i64,
+    csb: i64,
+    beta: f32,
+    c: *mut f32,
+    rsc: i64,
+    csc: i64,
+) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { gemm(None, Split::DEFAULT, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+}
+
+/// C = alpha·A·B + beta·C in f64, see the module documentation.
+///
+/// # Safety
+/// As for [`netc_gemm_f32`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn netc_gemm_f64(
+    m: i64,
+    k: i64,
+    n: i64,
+    alpha: f64,
+    a: *const f64,
+    rsa: i64,
+    csa: i64,
+    b: *const f64,
+    rsb: i64,
+    csb: i64,
+    beta: f64,
+    c: *mut f64,
+    rsc: i64,
+    csc: i64,
+) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { gemm(None, Split::DEFAULT, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+}
+
+/// When and how finely a GEMM is divided among a pool's threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Split {
+    /// Smallest m·n·k that is split; smaller GEMMs run on the calling thread alone.
+    pub min_macs: u64,
+    /// Smallest m·n·k that waits for parked workers to wake; smaller GEMMs are split only among
+    /// the workers that are awake (spinning after an earlier job), else run on the caller
+    /// alone while the workers wake up for the next one.
+    pub wake_macs: u64,
+    /// Blocks per pool thread (more evens out a thread that starts late or loses its core,
+    /// at the cost of re-packing the unsplit operand once more per block).
+    pub blocks_per_thread: usize,
+}
+
+impl Split {
+    /// What the GEMM symbols use. Measured on a 2-core Zen 4 VM (`bench_split` in
+    /// tests/threads.rs): with the worker spinning, 64³ (2^18 multiply-adds) is the first
+    /// cube that gains (6.9 → 4-5 µs; 32×32×64 does not); waiting for a parked worker costs
+    /// ~10-20 µs, which 128×256×256 (2^23) pays back (170 → 120 µs) and 128³ (2^21) does not.
+    pub const DEFAULT: Split = Split { min_macs: 1 << 18, wake_macs: 1 << 22, blocks_per_thread: 1 };
+    /// Never split.
+    pub const NEVER: Split = Split { min_macs: u64::MAX, wake_macs: u64::MAX, blocks_per_thread: 1 };
+}
+
+/// Block edges are multiples of this: every `matrixmultiply` kernel's MR and NR divide it.
+const ALIGN: usize = 16;
+
+/// Which dimension of C is cut, the block length (a multiple of [`ALIGN`]) and block count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// One call.
+    Whole,
+    /// Blocks of `rows` rows of C (and of A).
+    Rows { rows: usize, blocks: usize },
+    /// Blocks of `cols` columns of C (and of B).
+    Cols { cols: usize, blocks: usize },
+}
+
+/// How `split` divides an m×k by k×n product with C strides `rsc`, `csc` among `threads`.
+pub fn plan(split: Split, threads: usize, m: usize, k: usize, n: usize, rsc: isize, csc: isize) -> Plan {
+    let macs = (m as u128) * (n as u128) * (k as u128);
+    if threads < 2 || macs < split.min_macs as u128 || !distinct(m, n, rsc, csc) {
+        return Plan::Whole;
+    }
+    let target = threads.saturating_mul(split.blocks_per_thread.max(1));
+    // (length, block length, block count) of cutting a dimension of `len` into `target` blocks.
+    let cut = |len: usize| {
+        let step = len.div_ceil(target).div_ceil(ALIGN) * ALIGN;
+        (step, len.div_ceil(step))
+    };
+    // Each block re-packs the operand that is not cut: B (k × n) for rows, A (m × k) for
+    // columns. Cut the side that re-packs the smaller one, but prefer blocks that are
+    // contiguous in C (rows of a row-major C: one stream per thread, no cache line shared at
+    // block edges) unless the other operand is more than 2× larger. A side of 2 × 16 or more
+    // goes before one that gives a block of 16 and a shorter one.
+    let prefer_cols = if rsc.unsigned_abs() >= csc.unsigned_abs() { 2 * m < n } else { m <= 2 * n };
+    for min in [2 * ALIGN, ALIGN + 1] {
+        let (rows_ok, cols_ok) = (m >= min, n >= min);
+        if cols_ok && (prefer_cols || !rows_ok) {
+            let (cols, blocks) = cut(n);
+            return Plan::Cols { cols, blocks };
+        }
+        if rows_ok {
+            let (rows, blocks) = cut(m);
+            return Plan::Rows { rows, blocks };
+        }
+    }
+    Plan::Whole
+}
+
+/// Whether the m×n matrix with strides `rs`, `cs` has a distinct address for every element
+/// (a sufficient test: the larger stride steps over a whole run of the smaller), so that
+/// blocks of it can be written concurrently.
+fn distinct(m: usize, n: usize, rs: isize, cs: isize) -> bool {
+    let (rs, cs) = (rs.unsigned_abs(), cs.unsigned_abs());
+    match (m, n) {
+        (_, 1) => m == 1 || rs != 0,
+        (1, _) => cs != 0,
+        _ => {
+            let ((small, len), big) = if rs <= cs { ((rs, m), cs) } else { ((cs, n), rs) };
+            small != 0 && (small as u128) * (len as u128) <= big as u128
+        }
+    }
+}
+
+/// f32 and f64 for [`gemm`] and the convolutions.
+trait Float: Copy + Send + Sync + 'static + std::ops::Add<Output = Self> + conv::Columns {
+    const ZERO: Self;
+    const ONE: Self;
+    /// `matrixmultiply`'s sgemm / dgemm, single-threaded.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm1(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+impl Float for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+    unsafe fn gemm1(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f32,
+        a: *const f32,
+        rsa: isize,
+        csa: isize,
+        b: *const f32,
+        rsb: isize,
+        csb: isize,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded.
+        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+}
+
+impl Float for f64 {
+    const ZERO: f64 = 0.0;
+    const ONE: f64 = 1.0;
+    unsafe fn gemm1(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f64,
+        a: *const f64,
+        rsa: isize,
+        csa: isize,
+        b: *const f64,
+        rsb: isize,
+        csb: isize,
+        beta: f64,
+        c: *mut f64,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded.
+        unsafe { matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+}
+
+/// The GEMM symbols' body: `pool` (default: the global pool, started only when a GEMM is
+/// big enough to split) and `split` choose the [`plan`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm<T: Float>(
+    pool: Option<&Pool>,
+    split: Split,
+    m: i64,
+    k: i64,
+    n: i64,
+    alpha: T,
+    a: *const T,
+    rsa: i64,
+    csa: i64,
+    b: *const T,
+    rsb: i64,
+    csb: i64,
+    beta: T,
+    c: *mut T,
+    rsc: i64,
+    csc: i64,
+) {
+    if m <= 0 || n <= 0 {
+        return;
+    }
+    let (m, k, n) = (m as usize, k.max(0) as usize, n as usize);
+    let (rsa, csa, rsb, csb, rsc, csc) =
+        (rsa as isize, csa as isize, rsb as isize, csb as isize, rsc as isize, csc as isize);
+    let threads = pool.map_or_else(threads::count, Pool::threads);
+    let plan = plan(split, threads, m, k, n, rsc, csc);
+    if plan == Plan::Whole {
+        // SAFETY: forwarded from the caller's contract.
+        return unsafe { T::gemm1(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) };
+    }
+    let pool = pool.unwrap_or_else(|| Pool::global());
+    let macs = (m as u128) * (n as u128) * (k as u128);
+    let wake = macs >= split.wake_macs as u128;
+    if !wake && pool.awake() == 0 {
+        // Too small to wait for a wake-up: run it here, and wake the workers for the GEMMs
+        // that usually follow.
+        pool.wake();
+        // SAFETY: as above.
+        return unsafe { T::gemm1(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) };
+    }
+    let run = |blocks, f: &(dyn Fn(usize) + Sync)| if wake { pool.run(blocks, f) } else { pool.run_awake(blocks, f) };
+    // Raw pointers as addresses, so that the job is `Sync`.
+    let (a, b, c) = (a as usize, b as usize, c as usize);
+    let at = |p: usize, i: usize, stride: isize| (p as *const T).wrapping_offset(i as isize * stride);
+    match plan {
+        Plan::Rows { rows, blocks } => run(blocks, &|i| {
+            let r0 = i * rows;
+            // SAFETY: rows r0.. of A and C, a sub-matrix of each; the blocks of C are disjoint
+            // (`plan` checked that C's elements are distinct).
+            unsafe {
+                T::gemm1(
+                    rows.min(m - r0),
+                    k,
+                    n,
+                    alpha,
+                    at(a, r0, rsa),
+                    rsa,
+                    csa,
+                    b as *const T,
+                    rsb,
+                    csb,
+                    beta,
+                    at(c, r0, rsc) as *mut T,
+                    rsc,
+                    csc,
+                )
+            }
+        }),
+        Plan::Cols { cols, blocks } => run(blocks, &|j| {
+            let c0 = j * cols;
+            // SAFETY: columns c0.. of B and C, as above.
+            unsafe {
+                T::gemm1(
+                    m,
+                    k,
+                    cols.min(n - c0),
+                    alpha,
+                    a as *const T,
+                    rsa,
+                    csa,
+                    at(b, c0, csb),
+                    rsb,
+                    csb,
+                    beta,
+                    at(c, c0, csc) as *mut T,
+                    rsc,
+                    csc,
+                )
+            }
+        }),
+        Plan::Whole => unreachable!(),
+    }
+}
+
+/// [`netc_gemm_f32`] on a given pool and split (tests and benchmarks; the symbol uses
+/// [`Pool::global`] and [`Split::DEFAULT`]).
+///
+/// # Safety
+/// As for [`netc_gemm_f32`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_f32_on(
+    pool: &Pool,
+    split: Split,
+    m: i64,
+    k: i64,
+    n: i64,
+    alpha: f32,
+    a: *const f32,
+    rsa: i64,
+    csa: i64,
+    b: *const f32,
+    rsb: i64,
+    csb: i64,
+    beta: f32,
+    c: *mut f32,
+    rsc: i64,
+    csc: i64,
+) {
+    // SAFETY: forwarded.
+    unsafe { gemm(Some(pool), split, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+}
+
+/// [`netc_gemm_f64`] on a given pool and split, as [`gemm_f32_on`].
+///
+/// # Safety
+/// As for [`netc_gemm_f32`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_f64_on(
+    pool: &Pool,
+    split: Split,
+    m: i64,
+    k: i64,
+    n: i64,
+    alpha: f64,
+    a: *const f64,
+    rsa: i64,
+    csa: i64,
+    b: *const f64,
+    rsb: i64,
+    csb: i64,
+    beta: f64,
+    c: *mut f64,
+    rsc: i64,
+    csc: i64,
+) {
+    // SAFETY: forwarded.
+    unsafe { gemm(Some(pool), split, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+}
+
+/// Symbol called after every kernel when compiled with `CompileOptions::profile`.
+pub const PROFILE: &str = "netc_profile";
+
+thread_local! {
+    /// Time of the previous tick and seconds spent in each kernel so far, on this thread.
+    static PROFILE_STATE: std::cell::RefCell<(std::time::Instant, Vec<f64>)> =
+        std::cell::RefCell::new((std::time::Instant::now(), vec![]));
+}
+
+/// `kernel` has just finished (-1: the function starts): charge it the time since the last tick.
+pub extern "C" fn netc_profile(kernel: i64) {
+    PROFILE_STATE.with(|p| {
+        let mut p = p.borrow_mut();
+        let now = std::time::Instant::now();
+        if let Ok(k) = usize::try_from(kernel) {
+            if p.1.len() <= k {
+                p.1.resize(k + 1, 0.0);
+            }
+            p.1[k] += (now - p.0).as_secs_f64();
+        }
+        p.0 = now;
+    });
+}
+
+/// Seconds per kernel accumulated on this thread since the last call, and reset.
+pub fn take_profile() -> Vec<f64> {
+    PROFILE_STATE.with(|p| std::mem::take(&mut p.borrow_mut().1))
+}
+
+/// Symbol that bounds-checked code (`CompileOptions::checked`) calls instead of accessing
+/// memory outside a buffer:
+///
+/// ```c
+/// void netc_bounds_violation(int64_t kernel, int64_t buffer, int64_t offset, int64_t len);
+/// ```
+/// `buffer` is `codegen::kernel::Base::code`, `offset` the offending element offset from the
+/// buffer's start and `len` its length in elements. The access itself is not performed.
+pub const BOUNDS: &str = "netc_bounds_violation";
+
+/// An access outside its buffer that checked code refused (see [`BOUNDS`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Violation {
+    /// Index of the kernel in execution order.
+    pub kernel: i64,
+    /// `Base::code` of the buffer.
+    pub buffer: i64,
+    /// Offending element offset from the buffer's start (may be negative).
+    pub offset: i64,
+    /// The buffer's length in elements.
+    pub len: i64,
+    /// Violations reported on this thread since the last `take_violation`, this one included.
+    pub count: u64,
+}
+
+thread_local! {
+    /// The first violation reported on this thread since the last `take_violation`.
+    static VIOLATION: std::cell::Cell<Option<Violation>> = const { std::cell::Cell::new(None) };
+}
+
+/// Record a refused access: the first one is kept, later ones are counted.
+pub extern "C" fn netc_bounds_violation(kernel: i64, buffer: i64, offset: i64, len: i64) {
+    let v = match VIOLATION.get() {
+        Some(first) => Violation { count: first.count.saturating_add(1), ..first },
+        None => Violation { kernel, buffer, offset, len, count: 1 },
+    };
+    VIOLATION.set(Some(v));
+}
+
+/// The first violation recorded on this thread since the last call, and reset.
+pub fn take_violation() -> Option<Violation> {
+    VIOLATION.take()
+}
+
+/// The symbols the JIT binds, with their addresses.
+pub fn symbols() -> [(&'static str, *const u8); 6] {
+    [
+        (CONV_F32, netc_conv_f32 as *const u8),
+        (CONV_F64, netc_conv_f64 as *const u8),
+        (GEMM_F32, netc_gemm_f32 as *const u8),
+        (GEMM_F64, netc_gemm_f64 as *const u8),
+        (PROFILE, netc_profile as *const u8),
+        (BOUNDS, netc_bounds_violation as *const u8),
+    ]
+}
