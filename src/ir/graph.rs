@@ -323,20 +323,6 @@ impl Graph {
         }
     }
 
-    /// Append a node whose shape is computed by the op's shape rule.
-    pub fn add(&mut self, op: Op, inputs: &[NodeId]) -> Result<NodeId, crate::ir::ops::ShapeError> {
-        let shapes: Vec<&Shape> = inputs.iter().map(|&i| self.shape(i)).collect();
-        let shape = crate::ir::ops::infer_shape(&op, &shapes, self)?;
-        let elements = shape.iter().filter_map(|d| d.known()).try_fold(1usize, |acc, n| acc.checked_mul(n));
-        if elements.is_none_or(|n| n > crate::frontend::check::MAX_ELEMENTS) {
-            return Err(crate::ir::ops::ShapeError::Invalid(format!(
-                "the result, {}, would have more than 2^48 elements",
-                self.shape_str(&shape)
-            )));
-        }
-        Ok(self.push(Node { op, inputs: inputs.to_vec(), shape, name: None, span: None }))
-    }
-
     /// Append a node as it is (its shape already known). Inputs must precede it.
     pub fn push(&mut self, node: Node) -> NodeId {
         debug_assert!(node.inputs.iter().all(|i| i.index() < self.nodes.len()));
@@ -410,27 +396,5 @@ impl Graph {
     pub fn shape_str(&self, shape: &Shape) -> String {
         let dims: Vec<String> = shape.iter().map(|&d| self.dim_name(d)).collect();
         format!("[{}]", dims.join(", "))
-    }
-
-    /// The readable text form: one line per node, `%id: shape = op(args)  # name`.
-    pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            let args: Vec<String> = node.inputs.iter().map(|a| a.to_string()).collect();
-            let mut line =
-                format!("%{i}: {} = {}", self.shape_str(&node.shape), crate::ir::ops::describe(&node.op, self));
-            if !args.is_empty() {
-                line.push_str(&format!("({})", args.join(", ")));
-            }
-            if let Some(name) = &node.name {
-                line.push_str(&format!("  # {name}"));
-            }
-            out.push_str(&line);
-            out.push('\n');
-        }
-        for (name, id) in &self.outputs {
-            out.push_str(&format!("output {name} = {id}\n"));
-        }
-        out
     }
 }

@@ -4,6 +4,10 @@
 use crate::diag::Diagnostic;
 use crate::ir::graph::{Dim, Graph};
 
+/// The most elements any one tensor may have (2^48: beyond any memory, and far from overflow
+/// when sizes are multiplied by element sizes or the batch).
+pub const MAX_ELEMENTS: usize = 1 << 48;
+
 /// The default limit: three quarters of the machine's memory (8 GiB if it cannot be read).
 pub fn default_limit() -> u64 {
     let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {

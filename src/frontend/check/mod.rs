@@ -13,14 +13,11 @@ use crate::diag::{nearest, Diagnostic, Span};
 use crate::frontend::ast::*;
 use crate::frontend::lower::{self, Signature};
 use crate::ir::graph::{DType, Dim, Graph, Init, InputKind, NodeId, Op, Shape};
+use crate::ir::limits::MAX_ELEMENTS;
 use crate::ir::ops::ShapeError;
 use crate::ir::tensor::Tensor;
 
 /// The prelude's layers (dense, conv2d, maxout), written in the language.
-/// The most elements any one tensor may have (2^48: beyond any memory, and far from overflow
-/// when sizes are multiplied by element sizes or the batch).
-pub const MAX_ELEMENTS: usize = 1 << 48;
-
 pub const PRELUDE: &str = include_str!("../prelude.net");
 
 /// A model: its forward graph (inputs, parameters, named outputs).
