@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use netc::diag::{self, Diagnostic, SourceFile};
-use netc::frontend::check::{self, Checked};
+use netc::frontend::check;
+use netc::frontend::checked::Checked;
 
 #[derive(Parser)]
 #[command(name = "netc", version, about = "A compiler for a small language that describes neural networks")]

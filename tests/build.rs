@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{netc, temp_dir, TempDir};
-use netc::frontend::check::{self, Checked};
+use netc::frontend::check;
+use netc::frontend::checked::Checked;
 use netc::ir::graph::{Graph, NodeId, Op};
 use netc::ir::tensor::Tensor;
 use netc::runtime::rng::Rng;

@@ -5,7 +5,7 @@
 use netc::commands::eval::Exec;
 use netc::training::{Engine, Interpreter, Program};
 
-fn examples() -> Vec<(String, netc::frontend::check::Checked)> {
+fn examples() -> Vec<(String, netc::frontend::checked::Checked)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut out = vec![];
     for e in std::fs::read_dir(dir).unwrap() {
@@ -38,8 +38,8 @@ fn train_steps_agree_with_the_interpreter() {
             // Two optimizer steps from the same start, so momentum state is exercised too.
             let mut t = t.clone();
             t.optimizer = match t.optimizer {
-                netc::frontend::check::Optimizer::Sgd { lr } => {
-                    netc::frontend::check::Optimizer::Momentum { lr, momentum: 0.9, nesterov: true }
+                netc::frontend::checked::Optimizer::Sgd { lr } => {
+                    netc::frontend::checked::Optimizer::Momentum { lr, momentum: 0.9, nesterov: true }
                 }
                 other => other,
             };

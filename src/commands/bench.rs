@@ -112,7 +112,7 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-fn run(args: &BenchArgs, c: &crate::frontend::check::Checked, started: Instant) -> Result<Fields, Vec<Diagnostic>> {
+fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant) -> Result<Fields, Vec<Diagnostic>> {
     let check_ms = ms(started);
     let (t, _) = training::find(c).ok_or_else(|| err("the file has no train block"))?;
     let batch = args.batch.or(t.batch).unwrap_or(32).max(1);

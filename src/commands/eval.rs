@@ -1,7 +1,7 @@
 //! `netc run` for eval blocks: differentiate the requested values, evaluate the graph, print
 //! each value and gradient. (Training runs live in `train.rs`.)
 
-use crate::frontend::check::EvalDecl;
+use crate::frontend::checked::EvalDecl;
 use crate::ir::autodiff;
 use crate::ir::graph::NodeId;
 use crate::ir::tensor::Tensor;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use crate::frontend::check::Checked;
+use crate::frontend::checked::Checked;
 use crate::ir::graph::{Dim, Graph, InputKind, NodeId, Op};
 use crate::ir::tensor::Tensor;
 use crate::runtime::rng::Rng;

@@ -11,7 +11,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use crate::diag::{self, Diagnostic, SourceFile};
-use crate::frontend::check::{self, Checked};
+use crate::frontend::check;
+use crate::frontend::checked::Checked;
 
 const HELP: &str = "\
 netc repl — every line is checked, compiled and run.

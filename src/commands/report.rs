@@ -1,6 +1,6 @@
 //! Human-readable summaries of checked programs (`netc check`).
 
-use crate::frontend::check::{Checked, Length, Source};
+use crate::frontend::checked::{Checked, Length, Source};
 use crate::ir::graph::Graph;
 
 /// Number of values in the parameters of a graph (symbolic dims never occur in parameters).

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::diag::Diagnostic;
-use crate::frontend::check::Checked;
+use crate::frontend::checked::Checked;
 use crate::training::{self, Engine, Overrides, Progress, Report};
 
 pub struct RunOptions {

@@ -26,7 +26,7 @@ use cranelift_object::{ObjectBuilder, ObjectModule};
 
 use crate::codegen::{self, CompileOptions};
 use crate::diag::Diagnostic;
-use crate::frontend::check::{Checked, Optimizer, Schedule, TrainDecl};
+use crate::frontend::checked::{Checked, Optimizer, Schedule, TrainDecl};
 use crate::ir::graph::{DType, Dim, Graph, InputKind, Shape};
 
 /// What `netc build` was asked for.
@@ -188,7 +188,7 @@ pub fn build(checked: &Checked, opts: &BuildOptions) -> Result<Built, Diagnostic
 fn choose_model<'a>(
     checked: &'a Checked,
     name: Option<&str>,
-) -> Result<(&'a crate::frontend::check::Model, Option<&'a TrainDecl>), Diagnostic> {
+) -> Result<(&'a crate::frontend::checked::Model, Option<&'a TrainDecl>), Diagnostic> {
     let names = || checked.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ");
     let model = match name {
         Some(n) => checked.models.iter().find(|m| m.name == n).ok_or_else(|| {

@@ -10,6 +10,7 @@
 
 pub mod ast;
 pub mod check;
+pub mod checked;
 pub mod lexer;
 pub mod lower;
 pub mod parser;

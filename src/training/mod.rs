@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::diag::Diagnostic;
-use crate::frontend::check::{Checked, DataDecl, Length, Source, Split, TrainDecl};
+use crate::frontend::checked::{Checked, DataDecl, Length, Source, Split, TrainDecl};
 use crate::ir::graph::{Graph, InputKind};
 use crate::ir::tensor::Tensor;
 use crate::runtime::data::{self, Dataset, LoadOptions, ModelShape};
@@ -126,7 +126,7 @@ pub struct Overrides {
 
 impl Overrides {
     pub fn apply(&self, t: &mut TrainDecl) {
-        use crate::frontend::check::Optimizer;
+        use crate::frontend::checked::Optimizer;
         if let Some(s) = self.steps {
             t.length = Length::Steps(s);
         }

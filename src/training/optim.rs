@@ -7,7 +7,7 @@
 //! to change between steps. Optimizer state (velocities, moments) lives in extra parameters
 //! after the model's own.
 
-use crate::frontend::check::{Optimizer, TrainDecl};
+use crate::frontend::checked::{Optimizer, TrainDecl};
 use crate::ir::autodiff;
 use crate::ir::graph::{Graph, Init, InputKind, NodeId, Op};
 
@@ -109,7 +109,7 @@ pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
 /// The learning rate passed to step `step` (0-based) of `total`: the base rate under the
 /// schedule, with Adam's bias corrections folded in.
 pub fn learning_rate(t: &TrainDecl, step: usize, total: usize) -> f64 {
-    use crate::frontend::check::Schedule;
+    use crate::frontend::checked::Schedule;
     let base = match t.optimizer {
         Optimizer::Sgd { lr } | Optimizer::Momentum { lr, .. } | Optimizer::Adam { lr, .. } => lr,
     };

@@ -1,0 +1,371 @@
+//! Statements and expressions: blocks, `param`, operators, indexing and fields, turned into
+//! graph nodes whose shape errors become diagnostics on the operands.
+
+use super::*;
+
+impl<'p> Checker<'p> {
+    // ---- statements ----
+
+    /// Run statements in the current scope; the result is the last bare expression or `return`.
+    pub(super) fn run_block(&mut self, body: &[Stmt]) -> Option<(Value, Span)> {
+        let mut result = None;
+        for stmt in body {
+            match stmt {
+                Stmt::Let { name, value } => {
+                    if matches!(value.kind, ExprKind::Call { .. }) {
+                        self.pending_instance = Some(name.name.clone());
+                    }
+                    let v = self.expr(value);
+                    self.pending_instance = None;
+                    if let Value::Tensor(id) = v {
+                        if self.span_override.is_none() {
+                            self.g.annotate(id, Some(&name.name), Some(value.span));
+                        }
+                    }
+                    self.bind(&name.name, v);
+                }
+                Stmt::Param { name, ty, init, span } => self.param(name, ty, init.as_ref(), *span),
+                Stmt::Return(e) => {
+                    result = Some((self.expr(e), e.span));
+                    break;
+                }
+                Stmt::Expr(e) => result = Some((self.expr(e), e.span)),
+                Stmt::Grad { span, .. } => {
+                    self.error("E-syntax", *span, "`grad` belongs in an eval block", "not allowed here");
+                }
+                Stmt::Setting { key, .. } => {
+                    self.error(
+                        "E-syntax",
+                        key.span,
+                        "a `key: value` setting belongs in a data or train block",
+                        "not allowed here",
+                    );
+                }
+                Stmt::Error => {}
+            }
+        }
+        result
+    }
+
+    pub(super) fn param(&mut self, name: &Ident, ty: &TypeExpr, init: Option<&Expr>, span: Span) {
+        if !self.allow_params {
+            self.error(
+                "E-param",
+                span,
+                "parameters belong to layers and models",
+                "a `fn` cannot own parameters; declare it with `layer` instead",
+            );
+            self.bind(&name.name, Value::Error);
+            return;
+        }
+        let Some(shape) = self.shape_of_type(ty, false) else {
+            self.bind(&name.name, Value::Error);
+            return;
+        };
+        let init = match init {
+            None if shape.len() >= 2 => Init::Xavier,
+            None => Init::Zeros,
+            Some(e) => match self.expr(e) {
+                Value::Init(i) => i,
+                Value::Num(n) => Init::Constant(n),
+                Value::Error => return,
+                _ => {
+                    self.error(
+                        "E-type",
+                        e.span,
+                        "expected an initialiser",
+                        "zeros, normal(std), uniform(a, b), xavier, he or a number",
+                    );
+                    return;
+                }
+            },
+        };
+        let mut path = self.prefix.clone();
+        path.push(name.name.clone());
+        let qualified = path.join(".");
+        if let Some(first) = self.params_by_name.get(&qualified).and_then(|&id| self.g.node(id).span) {
+            self.report(
+                Diagnostic::new("E-duplicate", format!("parameter `{qualified}` is declared twice"))
+                    .label(name.span, "declared again here")
+                    .label(first, "first declared here"),
+            );
+            return;
+        }
+        let id = self.g.add_param(&qualified, shape, init);
+        self.g.annotate(id, None, Some(name.span));
+        self.params_by_name.insert(qualified, id);
+        self.bind(&name.name, Value::Tensor(id));
+    }
+
+    // ---- expressions ----
+
+    pub(super) fn expr(&mut self, e: &Expr) -> Value {
+        match &e.kind {
+            ExprKind::Int(n) => Value::Num(*n as f64),
+            ExprKind::Float(x) => Value::Num(*x),
+            ExprKind::Str(s) => Value::Str(s.clone()),
+            ExprKind::Name(n) => match self.lookup(n) {
+                Some(v) => v,
+                None => self.unknown_name(n, e.span),
+            },
+            ExprKind::List(items) => Value::List(items.iter().map(|i| self.expr(i)).collect()),
+            ExprKind::Neg(x) => {
+                let v = self.expr(x);
+                match v {
+                    Value::Num(n) => Value::Num(-n),
+                    Value::Error => Value::Error,
+                    v => match self.tensor(v, x.span) {
+                        Some(t) => self.node(Op::Neg, &[(t, x.span)], e.span),
+                        None => Value::Error,
+                    },
+                }
+            }
+            ExprKind::Binary(op, a, b) => {
+                let va = self.expr(a);
+                let vb = self.expr(b);
+                self.binary(*op, (va, a.span), (vb, b.span), e.span)
+            }
+            ExprKind::Call { callee, args } => self.call(callee, args, e.span),
+            ExprKind::Index { base, indices } => self.index(base, indices, e.span),
+            ExprKind::Field { base, field } => self.field(base, field, e.span),
+        }
+    }
+
+    /// Add a primitive node, turning a shape error into a diagnostic on the operands.
+    pub(super) fn node(&mut self, op: Op, operands: &[(NodeId, Span)], span: Span) -> Value {
+        let ids: Vec<NodeId> = operands.iter().map(|o| o.0).collect();
+        match self.g.add(op.clone(), &ids) {
+            Ok(id) => {
+                self.g.annotate(id, None, Some(span));
+                Value::Tensor(id)
+            }
+            Err(err) => {
+                let what = crate::ir::ops::describe(&op, &self.g);
+                self.shape_error(err, &what, operands, span)
+            }
+        }
+    }
+
+    pub(super) fn shape_error(
+        &mut self,
+        err: ShapeError,
+        what: &str,
+        operands: &[(NodeId, Span)],
+        span: Span,
+    ) -> Value {
+        let shapes: Vec<Shape> = operands.iter().map(|o| self.g.shape(o.0).clone()).collect();
+        let d = match &err {
+            ShapeError::Mismatch { lhs_axis, rhs_axis, what } if operands.len() >= 2 => {
+                let (a, b) = (&shapes[0], &shapes[1]);
+                let (da, db) = (self.g.dim_name(a[*lhs_axis]), self.g.dim_name(b[*rhs_axis]));
+                let headline = match *what {
+                    "matmul" => format!("matmul inner dimensions differ: {da} vs {db}"),
+                    "cannot broadcast" => {
+                        format!("shapes {} and {} do not broadcast", self.g.shape_str(a), self.g.shape_str(b))
+                    }
+                    other => format!("{other}: {da} vs {db}"),
+                };
+                Diagnostic::new("E-shape", headline)
+                    .label(operands[0].1, format!("this is {} (axis {lhs_axis} is {da})", self.g.shape_str(a)))
+                    .label(operands[1].1, format!("this is {} (axis {rhs_axis} is {db})", self.g.shape_str(b)))
+                    .note(match *what {
+                        "matmul" => {
+                            "for a @ b, the last dimension of a must equal the first dimension of b".to_string()
+                        }
+                        _ => "numpy broadcasting: aligned from the right, dimensions must be equal or 1".to_string(),
+                    })
+            }
+            _ => {
+                let refs: Vec<&Shape> = shapes.iter().collect();
+                let mut d = Diagnostic::new("E-shape", format!("{what}: {}", err.message(&self.g, &refs)));
+                let operand_labels: Vec<(Span, String)> = operands
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, s))| (*s, format!("input {} is {}", i + 1, self.g.shape_str(&shapes[i]))))
+                    .collect();
+                if operand_labels.iter().all(|(s, _)| *s == span) || self.span_override.is_some() {
+                    let texts: Vec<String> = operand_labels.into_iter().map(|(_, t)| t).collect();
+                    d = d.label(
+                        span,
+                        if texts.is_empty() { "in this expression".to_string() } else { texts.join("; ") },
+                    );
+                } else {
+                    d = d.label(span, "in this expression");
+                    for (s, t) in operand_labels {
+                        if s != span {
+                            d = d.label(s, t);
+                        }
+                    }
+                }
+                d
+            }
+        };
+        self.report(d);
+        Value::Error
+    }
+
+    /// A tensor node for a value (numbers become constants; lists become literals).
+    pub(super) fn tensor(&mut self, v: Value, span: Span) -> Option<NodeId> {
+        match v {
+            Value::Tensor(id) => Some(id),
+            Value::Num(n) => Some(self.g.constant(n)),
+            Value::Dim(d) => Some(self.g.push(crate::ir::graph::Node {
+                op: Op::DimSize { dim: d },
+                inputs: vec![],
+                shape: vec![],
+                name: None,
+                span: Some(span),
+            })),
+            Value::List(_) => match literal_tensor(&v) {
+                Some(t) => {
+                    let shape = t.shape.iter().map(|&n| Dim::Known(n)).collect();
+                    Some(self.g.push(crate::ir::graph::Node {
+                        op: Op::Literal { values: t.data.into() },
+                        inputs: vec![],
+                        shape,
+                        name: None,
+                        span: Some(span),
+                    }))
+                }
+                None => {
+                    self.error("E-type", span, "not a rectangular array of numbers", "expected e.g. [[1, 2], [3, 4]]");
+                    None
+                }
+            },
+            Value::Error => None,
+            other => {
+                let what = describe_value(&other);
+                self.error("E-type", span, format!("expected a tensor, found {what}"), format!("this is {what}"));
+                None
+            }
+        }
+    }
+
+    pub(super) fn binary(&mut self, op: BinOp, a: (Value, Span), b: (Value, Span), span: Span) -> Value {
+        // Arithmetic on compile-time numbers stays compile-time (sizes such as units * 2).
+        if let (Value::Num(x), Value::Num(y)) = (&a.0, &b.0) {
+            if op != BinOp::MatMul {
+                return Value::Num(match op {
+                    BinOp::Add => x + y,
+                    BinOp::Sub => x - y,
+                    BinOp::Mul => x * y,
+                    BinOp::Div => x / y,
+                    BinOp::Pow => x.powf(*y),
+                    BinOp::MatMul => unreachable!(),
+                });
+            }
+        }
+        if matches!(a.0, Value::Error) || matches!(b.0, Value::Error) {
+            return Value::Error;
+        }
+        let (Some(ta), Some(tb)) = (self.tensor(a.0, a.1), self.tensor(b.0, b.1)) else {
+            return Value::Error;
+        };
+        let operands = [(ta, a.1), (tb, b.1)];
+        let prim = match op {
+            BinOp::Add => Op::Add,
+            BinOp::Sub => Op::Sub,
+            BinOp::Mul => Op::Mul,
+            BinOp::Div => Op::Div,
+            BinOp::Pow => Op::Pow,
+            BinOp::MatMul => {
+                return match lower::matmul(&mut self.g, ta, tb) {
+                    Ok(id) => {
+                        self.g.annotate(id, None, Some(span));
+                        Value::Tensor(id)
+                    }
+                    Err(e) => self.shape_error(e, "matmul", &operands, span),
+                };
+            }
+        };
+        self.node(prim, &operands, span)
+    }
+
+    pub(super) fn index(&mut self, base: &Expr, indices: &[Expr], span: Span) -> Value {
+        let b = self.expr(base);
+        let mut idx = vec![];
+        for i in indices {
+            match self.expr(i) {
+                Value::Num(n) if n.fract() == 0.0 => idx.push(n as i64),
+                Value::Error => return Value::Error,
+                _ => return self.error("E-type", i.span, "an index must be a whole number", "here"),
+            }
+        }
+        match b {
+            Value::List(items) => {
+                if idx.len() != 1 {
+                    return self.error("E-type", span, "a list takes one index", "here");
+                }
+                let n = items.len() as i64;
+                let j = if idx[0] < 0 { idx[0] + n } else { idx[0] };
+                if j < 0 || j >= n {
+                    return self.error(
+                        "E-shape",
+                        indices[0].span,
+                        format!("index {} is out of range for a list of {n}", idx[0]),
+                        "out of range",
+                    );
+                }
+                items[j as usize].clone()
+            }
+            Value::Error => Value::Error,
+            v => {
+                let Some(t) = self.tensor(v, base.span) else { return Value::Error };
+                match lower::index(&mut self.g, t, &idx) {
+                    Ok(id) => {
+                        self.g.annotate(id, None, Some(span));
+                        Value::Tensor(id)
+                    }
+                    Err(e) => self.shape_error(e, "indexing", &[(t, base.span)], span),
+                }
+            }
+        }
+    }
+
+    pub(super) fn field(&mut self, base: &Expr, field: &Ident, span: Span) -> Value {
+        // `fc1.W` names the parameter W of the layer instance fc1.
+        if let ExprKind::Name(n) = &base.kind {
+            let q = format!("{n}.{}", field.name);
+            if let Some(id) = self.params_by_name.get(&q) {
+                return Value::Tensor(*id);
+            }
+        }
+        let b = self.expr(base);
+        match (b, field.name.as_str()) {
+            (Value::Error, _) => Value::Error,
+            (Value::Tensor(t), "shape") => Value::List(
+                self.g
+                    .shape(t)
+                    .iter()
+                    .map(|&d| match d {
+                        Dim::Known(n) => Value::Num(n as f64),
+                        d => Value::Dim(d),
+                    })
+                    .collect(),
+            ),
+            (Value::Tensor(t), "T") => {
+                if self.g.shape(t).len() != 2 {
+                    let s = self.g.shape_str(self.g.shape(t));
+                    return self.error("E-shape", span, ".T transposes a matrix", format!("this is {s}"));
+                }
+                self.node(Op::Transpose { perm: vec![1, 0] }, &[(t, base.span)], span)
+            }
+            (Value::Tensor(_), other) => {
+                let candidates: Vec<String> = self.params_by_name.keys().cloned().collect();
+                let mut d = Diagnostic::new("E-name", format!("a tensor has no field `{other}`"))
+                    .label(field.span, "unknown field")
+                    .note("tensors have `.shape` and `.T`; a layer's parameters are `name.W` where `let name = layer(...)`");
+                let q = format!("{}.{other}", self.text(base.span));
+                if let Some(s) = nearest(&q, candidates.iter().map(String::as_str)) {
+                    d = d.help(format!("did you mean `{s}`?"));
+                }
+                self.report(d);
+                Value::Error
+            }
+            (other, _) => {
+                let what = describe_value(&other);
+                self.error("E-type", base.span, format!("{what} has no fields"), format!("this is {what}"))
+            }
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! Items: registering the file's definitions, models (their inputs, body and declared
+//! outputs) and eval blocks.
+
+use std::collections::HashMap;
+
+use super::*;
+
+impl<'p> Checker<'p> {
+    // ---- items ----
+
+    /// Record the names of all top-level definitions, reporting duplicates.
+    pub(super) fn register(&mut self, program: &'p Program, in_prelude: bool) {
+        let mut seen: HashMap<String, Span> = HashMap::new();
+        for item in &program.items {
+            let (name, is_fn_like) = match item {
+                Item::Fn(f) => (Some(&f.name), true),
+                Item::Layer(f) => (Some(&f.name), true),
+                Item::Model(m) => (Some(&m.name), false),
+                Item::Data(d) => (d.name.as_ref(), false),
+                _ => (None, false),
+            };
+            let Some(name) = name else { continue };
+            if let Some(first) = seen.get(&name.name) {
+                let d = Diagnostic::new("E-duplicate", format!("`{}` is defined twice", name.name))
+                    .label(name.span, "defined again here")
+                    .label(*first, "first defined here")
+                    .help("rename one of them");
+                self.report(d);
+                continue;
+            }
+            seen.insert(name.name.clone(), name.span);
+            if lower::builtin(&name.name).is_some() && !in_prelude && is_fn_like {
+                // A user definition may replace a built-in; that is allowed but worth no error.
+            }
+            match item {
+                Item::Fn(f) | Item::Layer(f) => {
+                    let idx = self.fns.len();
+                    self.fns.push(FnInfo { def: f, is_layer: matches!(item, Item::Layer(_)), in_prelude });
+                    self.fn_names.insert(f.name.name.clone(), idx);
+                }
+                Item::Model(m) => {
+                    self.model_names.insert(m.name.name.clone(), self.models.len());
+                    self.models.push(m);
+                }
+                Item::Data(d) => {
+                    let n = self.data_names.len();
+                    self.data_names.insert(d.name.as_ref().map(|n| n.name.clone()).unwrap_or_default(), n);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub(super) fn run(&mut self, program: &'p Program) -> Checked {
+        let mut out = Checked::default();
+        for item in &program.items {
+            match item {
+                Item::Model(m) => {
+                    if let Some(model) = self.check_model(m) {
+                        out.models.push(model);
+                    }
+                }
+                Item::Data(d) => {
+                    if let Some(data) = self.check_data(d) {
+                        out.data.push(data);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for item in &program.items {
+            match item {
+                Item::Train(t) => {
+                    if let Some(train) = self.check_train(t, &out) {
+                        out.trains.push(train);
+                    }
+                }
+                Item::Eval(e) => {
+                    if let Some(eval) = self.check_eval(e) {
+                        out.evals.push(eval);
+                    }
+                }
+                Item::Fn(f) | Item::Layer(f) => self.check_unused_fn(f),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Functions are checked where they are called (with their arguments' shapes); here only
+    /// what holds for every call: distinct parameter names.
+    pub(super) fn check_unused_fn(&mut self, f: &FnDef) {
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for p in &f.params {
+            if let Some(first) = seen.insert(&p.name.name, p.name.span) {
+                self.report(
+                    Diagnostic::new("E-duplicate", format!("parameter `{}` is declared twice", p.name.name))
+                        .label(p.name.span, "declared again here")
+                        .label(first, "first declared here"),
+                );
+            }
+        }
+    }
+
+    /// Start a fresh graph; returns the previous context to restore.
+    pub(super) fn begin(&mut self, dtype: DType) {
+        self.g = Graph::new(dtype);
+        self.scopes = vec![HashMap::new()];
+        self.prefix.clear();
+        self.instance_counts.clear();
+        self.params_by_name.clear();
+        self.pending_instance = None;
+        self.allow_params = false;
+        self.span_override = None;
+        self.depth = 0;
+    }
+
+    pub(super) fn shape_of_type(&mut self, ty: &TypeExpr, symbolic_ok: bool) -> Option<Shape> {
+        let mut shape = vec![];
+        let mut ok = true;
+        for d in &ty.dims {
+            match d {
+                DimExpr::Known(n, span) => {
+                    if *n <= 0 {
+                        self.error(
+                            "E-shape",
+                            *span,
+                            "a dimension must be at least 1",
+                            format!("{n} is not a valid size"),
+                        );
+                        ok = false;
+                    } else if *n > (1 << 40) {
+                        self.error("E-shape", *span, "dimension too large", format!("{n} elements along one axis"));
+                        ok = false;
+                    } else {
+                        shape.push(Dim::Known(*n as usize));
+                    }
+                }
+                DimExpr::Named(id) => match self.lookup(&id.name) {
+                    Some(Value::Num(n)) if n >= 1.0 && n.fract() == 0.0 => shape.push(Dim::Known(n as usize)),
+                    Some(Value::Dim(d)) if symbolic_ok => shape.push(d),
+                    Some(Value::Dim(d)) => {
+                        let name = self.g.dim_name(d);
+                        self.error(
+                            "E-shape",
+                            id.span,
+                            "parameters need sizes known at compile time",
+                            format!("`{}` is the symbolic dimension {name}", id.name),
+                        );
+                        ok = false;
+                    }
+                    Some(Value::Error) => ok = false,
+                    Some(_) => {
+                        self.error(
+                            "E-type",
+                            id.span,
+                            format!("`{}` is not a size", id.name),
+                            "expected a whole number",
+                        );
+                        ok = false;
+                    }
+                    None if symbolic_ok => shape.push(Dim::Sym(self.g.symbol(&id.name))),
+                    None => {
+                        self.unknown_name(&id.name, id.span);
+                        ok = false;
+                    }
+                },
+            }
+        }
+        // Sizes multiply: [2^32, 2^32, 2^32] has no representable element count.
+        let elements = shape.iter().filter_map(|d| d.known()).try_fold(1usize, |acc, n| acc.checked_mul(n));
+        if ok && elements.is_none_or(|n| n > MAX_ELEMENTS) {
+            let dims: Vec<String> = shape.iter().map(|d| self.g.dim_name(*d)).collect();
+            self.error(
+                "E-shape",
+                ty.span,
+                "tensor too large",
+                format!("[{}] has more than 2^48 elements", dims.join(", ")),
+            );
+            ok = false;
+        }
+        ok.then_some(shape)
+    }
+
+    pub(super) fn check_model(&mut self, m: &'p ModelDef) -> Option<Model> {
+        self.begin(DType::F32);
+        let outputs = self.expand_model(m, None, m.span)?;
+        for (name, id) in outputs {
+            self.g.outputs.push((name, id));
+        }
+        if self.g.params.is_empty() && self.diags.is_empty() {
+            // A model without parameters is legal (and useful in eval blocks).
+        }
+        Some(Model { name: m.name.name.clone(), graph: std::mem::take(&mut self.g), span: m.span })
+    }
+
+    /// Expand a model's body into the current graph. With `args`, the inputs are those values
+    /// (a call of the model); without, they become graph inputs. Returns the named outputs.
+    pub(super) fn expand_model(
+        &mut self,
+        m: &'p ModelDef,
+        args: Option<Vec<(Value, Span)>>,
+        site: Span,
+    ) -> Option<Vec<(String, NodeId)>> {
+        let mut scope = HashMap::new();
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut ok = true;
+        // When the model is called, its symbolic dimensions take the arguments' sizes.
+        let mut bindings: HashMap<Dim, Dim> = HashMap::new();
+        for (i, input) in m.inputs.iter().enumerate() {
+            if let Some(first) = seen.insert(&input.name.name, input.name.span) {
+                self.report(
+                    Diagnostic::new("E-duplicate", format!("input `{}` is declared twice", input.name.name))
+                        .label(input.name.span, "declared again here")
+                        .label(first, "first declared here"),
+                );
+                ok = false;
+                continue;
+            }
+            let Some(shape) = self.shape_of_type(&input.ty, true) else {
+                ok = false;
+                continue;
+            };
+            let value = match &args {
+                None => Value::Tensor(self.g.add_input(&input.name.name, shape, InputKind::Data)),
+                Some(args) => {
+                    let (v, span) = args[i].clone();
+                    match self.tensor(v, span) {
+                        Some(t) => {
+                            if !self.unify(self.g.shape(t).clone(), &shape, &mut bindings) {
+                                let (got, want) = (self.g.shape_str(self.g.shape(t)), self.g.shape_str(&shape));
+                                self.report(
+                                    Diagnostic::new(
+                                        "E-shape",
+                                        format!("model `{}` takes {want}, got {got}", m.name.name),
+                                    )
+                                    .label(span, format!("this is {got}"))
+                                    .label(input.ty.span, format!("input `{}` is declared {want}", input.name.name)),
+                                );
+                                ok = false;
+                            }
+                            Value::Tensor(t)
+                        }
+                        None => {
+                            ok = false;
+                            Value::Error
+                        }
+                    }
+                }
+            };
+            scope.insert(input.name.name.clone(), value);
+        }
+        if !ok {
+            return None;
+        }
+        let saved_scopes = std::mem::replace(&mut self.scopes, vec![scope]);
+        let saved_allow = std::mem::replace(&mut self.allow_params, true);
+        let result = self.run_block(&m.body);
+        let final_scope = self.scopes.pop().unwrap_or_default();
+        self.scopes = saved_scopes;
+        self.allow_params = saved_allow;
+
+        let mut outputs = vec![];
+        for (i, out) in m.outputs.iter().enumerate() {
+            let value = match final_scope.get(&out.name.name) {
+                Some(v) => Some((v.clone(), out.name.span)),
+                None if i == m.outputs.len() - 1 => result.clone(),
+                None => None,
+            };
+            let Some((value, vspan)) = value else {
+                self.report(
+                    Diagnostic::new(
+                        "E-output",
+                        format!("model `{}` never defines its output `{}`", m.name.name, out.name.name),
+                    )
+                    .label(out.name.span, "declared here")
+                    .help(format!("bind it with `let {} = ...` or end the body with its expression", out.name.name)),
+                );
+                return None;
+            };
+            let t = self.tensor(value, vspan)?;
+            let declared: Shape =
+                self.shape_of_type(&out.ty, true)?.into_iter().map(|d| *bindings.get(&d).unwrap_or(&d)).collect();
+            let got = self.g.shape(t).clone();
+            if got != declared {
+                let (g_s, d_s) = (self.g.shape_str(&got), self.g.shape_str(&declared));
+                self.report(
+                    Diagnostic::new(
+                        "E-shape",
+                        format!("output `{}` is {g_s}, but the model declares {d_s}", out.name.name),
+                    )
+                    .label(vspan, format!("this is {g_s}"))
+                    .label(out.ty.span, format!("declared {d_s}")),
+                );
+                return None;
+            }
+            self.g.annotate(t, Some(&out.name.name), None);
+            outputs.push((out.name.name.clone(), t));
+        }
+        let _ = site;
+        Some(outputs)
+    }
+
+    /// Does `got` fit `declared`, binding the declared symbols to the sizes they meet?
+    pub(super) fn unify(&self, got: Shape, declared: &Shape, bindings: &mut HashMap<Dim, Dim>) -> bool {
+        got.len() == declared.len()
+            && got.iter().zip(declared).all(|(&g, &d)| match d {
+                Dim::Known(_) => g == d,
+                Dim::Sym(_) => *bindings.entry(d).or_insert(g) == g,
+            })
+    }
+
+    pub(super) fn check_eval(&mut self, e: &'p EvalDef) -> Option<EvalDecl> {
+        // Eval blocks compute in f64: they show the lecture's numbers exactly.
+        self.begin(DType::F64);
+        self.allow_params = true;
+        let mut values = vec![];
+        let mut shows = vec![];
+        let mut grads = vec![];
+        let mut ok = true;
+        for stmt in &e.body {
+            match stmt {
+                Stmt::Let { name, value } => {
+                    let v = self.expr(value);
+                    // A literal becomes a variable of the graph, so gradients can be taken wrt it.
+                    let v = match literal_tensor(&v) {
+                        Some(t) => {
+                            let shape: Shape = t.shape.iter().map(|&n| Dim::Known(n)).collect();
+                            let id = self.g.add_input(&name.name, shape, InputKind::Variable);
+                            self.g.annotate(id, Some(&name.name), Some(name.span));
+                            values.push(t);
+                            Value::Tensor(id)
+                        }
+                        None => {
+                            if let Value::Tensor(id) = v {
+                                self.g.annotate(id, Some(&name.name), Some(value.span));
+                            }
+                            v
+                        }
+                    };
+                    if matches!(v, Value::Error) {
+                        ok = false;
+                    }
+                    self.bind(&name.name, v);
+                }
+                Stmt::Grad { of, wrt, span } => {
+                    let v = self.expr(of);
+                    let Some(f) = self.tensor(v, of.span) else {
+                        ok = false;
+                        continue;
+                    };
+                    if !self.g.shape(f).is_empty() {
+                        let s = self.g.shape_str(self.g.shape(f));
+                        self.error(
+                            "E-shape",
+                            of.span,
+                            "grad needs a scalar",
+                            format!("this is {s}; take sum(...) or mean(...) of it"),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    let mut targets = vec![];
+                    for w in wrt {
+                        match self.lookup(&w.name) {
+                            Some(Value::Tensor(id)) => targets.push((w.name.clone(), id)),
+                            Some(Value::Error) => ok = false,
+                            Some(_) => {
+                                self.error(
+                                    "E-type",
+                                    w.span,
+                                    format!("`{}` is not a tensor", w.name),
+                                    "cannot take a gradient wrt this",
+                                );
+                                ok = false;
+                            }
+                            None => {
+                                self.unknown_name(&w.name, w.span);
+                                ok = false;
+                            }
+                        }
+                    }
+                    let of_name = match &of.kind {
+                        ExprKind::Name(n) => n.clone(),
+                        _ => self.text(of.span).to_string(),
+                    };
+                    grads.push(GradRequest { of_name, of: f, wrt: targets, span: *span });
+                }
+                Stmt::Expr(x) => {
+                    let v = self.expr(x);
+                    match self.tensor(v, x.span) {
+                        Some(id) => shows.push((self.text(x.span).to_string(), id)),
+                        None => ok = false,
+                    }
+                }
+                Stmt::Error => ok = false,
+                other => {
+                    self.error(
+                        "E-syntax",
+                        stmt_span(other),
+                        "not allowed in an eval block",
+                        "use let, grad or an expression",
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        for (text, id) in &shows {
+            self.g.outputs.push((text.clone(), *id));
+        }
+        Some(EvalDecl {
+            name: e.name.as_ref().map(|n| n.name.clone()),
+            graph: std::mem::take(&mut self.g),
+            values,
+            shows,
+            grads,
+            span: e.span,
+        })
+    }
+}
