@@ -56,7 +56,7 @@ impl Session {
     /// Names to complete: session definitions, built-ins, commands.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = COMMANDS.iter().map(|s| s.to_string()).collect();
-        names.extend(crate::frontend::lower::BUILTINS.iter().map(|s| s.name.to_string()));
+        names.extend(crate::frontend::builtins::Builtin::ALL.iter().map(|b| b.name().to_string()));
         names.extend(["dense", "conv2d", "maxout", "labels"].map(String::from));
         for text in self.lets.iter().chain(std::iter::once(&self.items)) {
             for word in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {

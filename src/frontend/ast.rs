@@ -9,7 +9,7 @@ pub struct Ident {
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
-pub struct Program {
+pub struct SourceFile {
     pub items: Vec<Item>,
 }
 

@@ -9,6 +9,7 @@
 //! - `prelude.net`: the built-in layers written in the language
 
 pub mod ast;
+pub mod builtins;
 pub mod check;
 pub mod checked;
 pub mod lexer;

@@ -1,10 +1,10 @@
-//! Parsing: the token stream of `lexer` -> `ast::Program`, with every syntax error turned into a
+//! Parsing: the token stream of `lexer` -> `ast::SourceFile`, with every syntax error turned into a
 //! diagnostic that lists the tokens that would have fit. The grammar is `grammar/netc.lalrpop`.
 
 use lalrpop_util::{lalrpop_mod, ParseError};
 
 use crate::diag::{Diagnostic, Span};
-use crate::frontend::ast::Program;
+use crate::frontend::ast::SourceFile;
 use crate::frontend::lexer::{self, Token};
 
 lalrpop_mod!(
@@ -15,10 +15,10 @@ lalrpop_mod!(
 
 /// Parse a whole `.net` file. Syntax errors inside a block are recovered from at the next
 /// statement, so one run reports several of them.
-pub fn parse(src: &str) -> Result<Program, Vec<Diagnostic>> {
+pub fn parse(src: &str) -> Result<SourceFile, Vec<Diagnostic>> {
     let (tokens, mut diags) = lexer::lex(src);
     let mut recovered = Vec::new();
-    let result = grammar::ProgramParser::new().parse(&mut recovered, tokens);
+    let result = grammar::SourceFileParser::new().parse(&mut recovered, tokens);
     // A parse error at an `Error` token repeats a lexing error already in `diags`.
     let fresh = |e: &ParseError<usize, Token, Diagnostic>| {
         !matches!(e, ParseError::UnrecognizedToken { token: (_, Token::Error, _), .. })

@@ -1,279 +1,211 @@
-//! Built-in functions: each one's arguments checked and lowered into graph primitives.
+//! Built-in functions: each one's arguments checked and lowered into graph primitives, in one
+//! exhaustive match over `Builtin` (its signature is in `frontend/builtins.rs`).
 
 use super::*;
 
 impl<'p> Checker<'p> {
-    pub(super) fn builtin(&mut self, sig: &'static Signature, b: Bound, span: Span) -> Value {
-        let name = sig.name;
-        // Settings functions return their bound arguments for the caller to interpret.
-        if matches!(
-            name,
-            "sgd" | "momentum" | "adam" | "step" | "cosine" | "spiral" | "synthetic" | "csv" | "npy" | "idx"
-        ) {
-            return Value::Call(name, b.values.into_iter().map(|v| v.map(|(v, _)| v)).collect());
-        }
-        let arg = |i: usize| b.values.get(i).cloned().flatten();
-        let num = |c: &mut Self, i: usize, default: f64| -> Option<f64> {
-            match arg(i) {
-                None => Some(default),
-                Some((Value::Num(n), _)) => Some(n),
-                Some((Value::Error, _)) => None,
-                Some((_, s)) => {
-                    c.error(
-                        "E-type",
-                        s,
-                        format!("`{}` of {name} must be a number", sig.params[i]),
-                        "expected a number",
-                    );
-                    None
-                }
+    /// The value of a built-in call. Tensor built-ins become graph nodes; initialisers become
+    /// `Value::Init`; optimizers, schedules and data sources stay `Value::Setting` for the
+    /// settings block that reads them (`settings.rs`).
+    pub(super) fn builtin(&mut self, a: Args) -> Value {
+        use Builtin::*;
+        let span = a.span;
+        let name = a.builtin.name();
+        match a.builtin {
+            Exp => self.unary(&a, Op::Exp),
+            Log => self.unary(&a, Op::Log),
+            Sqrt => self.unary(&a, Op::Sqrt),
+            Abs => self.unary(&a, Op::Abs),
+            Sigmoid => self.unary(&a, Op::Sigmoid),
+            Tanh => self.unary(&a, Op::Tanh),
+            Relu => self.lower1(&a, lower::relu),
+            LeakyRelu => {
+                let Some(alpha) = self.num_arg(&a, "alpha", Some(0.01), Range::Finite) else { return Value::Error };
+                self.lower1(&a, |g, x| lower::leaky_relu(g, x, alpha))
             }
-        };
-        let whole = |c: &mut Self, i: usize, default: Option<usize>| -> Option<usize> {
-            match arg(i) {
-                None => default,
-                Some((Value::Num(n), _)) if n >= 0.0 && n.fract() == 0.0 && n < 1e12 => Some(n as usize),
-                Some((Value::Error, _)) => None,
-                Some((_, s)) => {
-                    c.error(
-                        "E-type",
-                        s,
-                        format!("`{}` of {name} must be a whole number", sig.params[i]),
-                        "expected a whole number",
-                    );
-                    None
-                }
+            Elu => {
+                let Some(alpha) = self.num_arg(&a, "alpha", Some(1.0), Range::Finite) else { return Value::Error };
+                self.lower1(&a, |g, x| lower::elu(g, x, alpha))
             }
-        };
-        // Initialisers.
-        match name {
-            "normal" => return num(self, 0, 1.0).map_or(Value::Error, |std| Value::Init(Init::Normal { std })),
-            "uniform" => {
-                let (Some(a), Some(h)) = (num(self, 0, -1.0), num(self, 1, f64::NAN)) else { return Value::Error };
-                let (low, high) = if h.is_nan() {
-                    if arg(0).is_some() {
-                        (-a.abs(), a.abs())
-                    } else {
-                        (-1.0, 1.0)
-                    }
-                } else {
-                    (a, h)
-                };
-                return Value::Init(Init::Uniform { low, high });
-            }
-            "constant" => return num(self, 0, 0.0).map_or(Value::Error, |c| Value::Init(Init::Constant(c))),
-            "zeros" => return Value::Init(Init::Zeros),
-            "xavier" => return Value::Init(Init::Xavier),
-            "he" => return Value::Init(Init::He),
-            "accuracy" => {
-                return self.error(
-                    "E-type",
-                    span,
-                    "accuracy is a metric, not a differentiable function",
-                    "use it as `metrics: [accuracy]` in a train block",
-                )
-            }
-            _ => {}
-        }
-        // Everything else takes tensors.
-        let t = |c: &mut Self, i: usize| -> Option<(NodeId, Span)> {
-            let (v, s) = arg(i)?;
-            c.tensor(v, s).map(|id| (id, s))
-        };
-        let lowered = |c: &mut Self, r: Result<NodeId, ShapeError>, operands: &[(NodeId, Span)]| -> Value {
-            match r {
-                Ok(id) => {
-                    c.g.annotate(id, None, Some(span));
-                    Value::Tensor(id)
-                }
-                Err(e) => c.shape_error(e, name, operands, span),
-            }
-        };
-        let axes_arg = |c: &mut Self, i: usize, rank: usize| -> Option<Vec<usize>> {
-            match arg(i) {
-                None => Some((0..rank).collect()),
-                Some((Value::Num(n), s)) if n.fract() == 0.0 => match lower::axis(n as i64, rank) {
-                    Ok(a) => Some(vec![a]),
-                    Err(e) => {
-                        c.error("E-shape", s, e.message(&c.g, &[]), "this axis");
-                        None
-                    }
-                },
-                Some((Value::List(items), s)) => {
-                    let mut out = vec![];
-                    for it in items {
-                        match it {
-                            Value::Num(n) if n.fract() == 0.0 => match lower::axis(n as i64, rank) {
-                                Ok(a) => out.push(a),
-                                Err(e) => {
-                                    c.error("E-shape", s, e.message(&c.g, &[]), "this axis");
-                                    return None;
-                                }
-                            },
-                            _ => {
-                                c.error("E-type", s, "axes are whole numbers", "here");
-                                return None;
-                            }
-                        }
-                    }
-                    Some(out)
-                }
-                Some((_, s)) => {
-                    c.error("E-type", s, "an axis is a whole number", "here");
-                    None
-                }
-            }
-        };
-        if name == "l2" {
-            return self.l2(b, span);
-        }
-        let Some(x) = t(self, 0) else {
-            return Value::Error;
-        };
-        let g = &mut self.g;
-        match name {
-            "exp" => self.node(Op::Exp, &[x], span),
-            "log" => self.node(Op::Log, &[x], span),
-            "sqrt" => self.node(Op::Sqrt, &[x], span),
-            "abs" => self.node(Op::Abs, &[x], span),
-            "sigmoid" => self.node(Op::Sigmoid, &[x], span),
-            "tanh" => self.node(Op::Tanh, &[x], span),
-            "relu" => {
-                let r = lower::relu(g, x.0);
-                lowered(self, r, &[x])
-            }
-            "leaky_relu" => {
-                let Some(a) = num(self, 1, 0.01) else { return Value::Error };
-                let r = lower::leaky_relu(&mut self.g, x.0, a);
-                lowered(self, r, &[x])
-            }
-            "elu" => {
-                let Some(a) = num(self, 1, 1.0) else { return Value::Error };
-                let r = lower::elu(&mut self.g, x.0, a);
-                lowered(self, r, &[x])
-            }
-            "softplus" => {
-                let r = lower::softplus(g, x.0);
-                lowered(self, r, &[x])
-            }
-            "max" | "min" => {
-                if arg(1).is_some() {
+            Softplus => self.lower1(&a, lower::softplus),
+            Max | Min => {
+                let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
+                if a.given("y") {
                     // Two tensors: the elementwise gate.
-                    let Some(y) = t(self, 1) else { return Value::Error };
-                    let op = if name == "max" { Op::Max } else { Op::Min };
+                    let Some(y) = self.tensor_arg(&a, "y") else { return Value::Error };
+                    let op = if a.builtin == Max { Op::Max } else { Op::Min };
                     return self.node(op, &[x, y], span);
                 }
                 let rank = self.g.shape(x.0).len();
-                let Some(axes) = axes_arg(self, 2, rank) else { return Value::Error };
-                let keep = match arg(3) {
-                    Some((v, s)) => match self.boolean(v, s) {
-                        Some(k) => k,
-                        None => return Value::Error,
-                    },
-                    None => false,
-                };
-                let r = if name == "max" {
+                let Some(axes) = self.axes_arg(&a, "axis", rank, (0..rank).collect()) else { return Value::Error };
+                let Some(keep) = self.bool_arg(&a, "keepdims", false) else { return Value::Error };
+                let r = if a.builtin == Max {
                     lower::reduce_max(&mut self.g, x.0, &axes, keep)
                 } else {
                     lower::reduce_min(&mut self.g, x.0, &axes, keep)
                 };
-                lowered(self, r, &[x])
+                self.lowered(r, &[x], name, span)
             }
-            "sum" | "mean" => {
+            Sum | Mean => {
+                let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
                 let rank = self.g.shape(x.0).len();
-                let Some(axes) = axes_arg(self, 1, rank) else { return Value::Error };
-                let keep = match arg(2) {
-                    Some((v, s)) => match self.boolean(v, s) {
-                        Some(k) => k,
-                        None => return Value::Error,
-                    },
-                    None => false,
-                };
-                let r = if name == "sum" {
+                let Some(axes) = self.axes_arg(&a, "axis", rank, (0..rank).collect()) else { return Value::Error };
+                let Some(keep) = self.bool_arg(&a, "keepdims", false) else { return Value::Error };
+                let r = if a.builtin == Sum {
                     lower::sum(&mut self.g, x.0, &axes, keep)
                 } else {
                     lower::mean(&mut self.g, x.0, &axes, keep)
                 };
-                lowered(self, r, &[x])
+                self.lowered(r, &[x], name, span)
             }
-            "transpose" => {
+            Transpose => {
+                let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
                 let rank = self.g.shape(x.0).len();
-                let perm = match arg(1) {
-                    None => (0..rank).rev().collect(),
-                    Some(_) => match axes_arg(self, 1, rank) {
-                        Some(p) => p,
-                        None => return Value::Error,
-                    },
+                let Some(perm) = self.axes_arg(&a, "perm", rank, (0..rank).rev().collect()) else {
+                    return Value::Error;
                 };
                 self.node(Op::Transpose { perm }, &[x], span)
             }
-            "reshape" => {
-                let Some((sv, sspan)) = arg(1) else { return Value::Error };
+            Reshape => {
+                let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
+                let Some((sv, sspan)) = a.get("shape").cloned() else { return Value::Error };
                 let Some(shape) = self.reshape_target(x.0, sv, sspan) else { return Value::Error };
                 self.node(Op::Reshape { shape }, &[x], span)
             }
-            "flatten" => {
-                let r = lower::flatten(g, x.0);
-                lowered(self, r, &[x])
-            }
-            "softmax" | "log_softmax" => {
+            Flatten => self.lower1(&a, lower::flatten),
+            Softmax | LogSoftmax => {
+                let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
                 let rank = self.g.shape(x.0).len();
-                let Some(axes) = axes_arg(self, 1, rank) else { return Value::Error };
-                let axis = if arg(1).is_none() { rank.saturating_sub(1) } else { axes[0] };
                 if rank == 0 {
                     return self.error("E-shape", x.1, format!("{name} needs at least one axis"), "this is a scalar");
                 }
-                let r = if name == "softmax" {
+                let Some(axes) = self.axes_arg(&a, "axis", rank, vec![rank - 1]) else { return Value::Error };
+                let [axis] = axes[..] else {
+                    return self.error("E-shape", span, format!("{name} takes one axis"), "here");
+                };
+                let r = if a.builtin == Softmax {
                     lower::softmax(&mut self.g, x.0, axis)
                 } else {
                     self.g.add(Op::LogSoftmax { axis }, &[x.0])
                 };
-                lowered(self, r, &[x])
+                self.lowered(r, &[x], name, span)
             }
-            "one_hot" => {
-                let Some(classes) = whole(self, 1, None) else { return Value::Error };
+            OneHot => {
+                let Some(x) = self.tensor_arg(&a, "labels") else { return Value::Error };
+                let Some(classes) = self.whole_arg(&a, "classes", None, 1) else { return Value::Error };
                 self.node(Op::OneHot { classes }, &[x], span)
             }
-            "cross_entropy" | "svm" | "mse" => {
-                let Some(y) = t(self, 1) else { return Value::Error };
-                let r = match name {
-                    "cross_entropy" => lower::cross_entropy(&mut self.g, x.0, y.0),
-                    "svm" => {
-                        let Some(m) = num(self, 2, 1.0) else { return Value::Error };
-                        lower::svm(&mut self.g, x.0, y.0, m)
-                    }
-                    _ => lower::mse(&mut self.g, x.0, y.0),
-                };
-                lowered(self, r, &[x, y])
-            }
-            "conv" => {
-                let Some(w) = t(self, 1) else { return Value::Error };
-                let (Some(stride), Some(pad)) = (whole(self, 2, Some(1)), whole(self, 3, Some(0))) else {
+            CrossEntropy | Svm => {
+                let (Some(s), Some(y)) = (self.tensor_arg(&a, "scores"), self.tensor_arg(&a, "labels")) else {
                     return Value::Error;
                 };
-                if stride == 0 {
-                    return self.error("E-shape", arg(2).map_or(span, |a| a.1), "stride must be at least 1", "here");
-                }
+                let r = if a.builtin == CrossEntropy {
+                    lower::cross_entropy(&mut self.g, s.0, y.0)
+                } else {
+                    let Some(m) = self.num_arg(&a, "margin", Some(1.0), Range::Finite) else { return Value::Error };
+                    lower::svm(&mut self.g, s.0, y.0, m)
+                };
+                self.lowered(r, &[s, y], name, span)
+            }
+            Mse => {
+                let (Some(p), Some(t)) = (self.tensor_arg(&a, "prediction"), self.tensor_arg(&a, "target")) else {
+                    return Value::Error;
+                };
+                let r = lower::mse(&mut self.g, p.0, t.0);
+                self.lowered(r, &[p, t], name, span)
+            }
+            L2 => self.l2(&a),
+            Conv => {
+                let (Some(x), Some(w)) = (self.tensor_arg(&a, "x"), self.tensor_arg(&a, "w")) else {
+                    return Value::Error;
+                };
+                let (Some(stride), Some(pad)) =
+                    (self.whole_arg(&a, "stride", Some(1), 1), self.whole_arg(&a, "pad", Some(0), 0))
+                else {
+                    return Value::Error;
+                };
                 self.node(Op::Conv2d { stride, pad }, &[x, w], span)
             }
-            "maxpool2d" | "avgpool2d" => {
-                let Some(size) = whole(self, 1, Some(2)) else { return Value::Error };
-                let Some(stride) = whole(self, 2, Some(size)) else { return Value::Error };
-                if size == 0 || stride == 0 {
-                    return self.error("E-shape", span, "pool size and stride must be at least 1", "here");
-                }
-                let op =
-                    if name == "maxpool2d" { Op::MaxPool2d { size, stride } } else { Op::AvgPool2d { size, stride } };
+            Maxpool2d | Avgpool2d => {
+                let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
+                let Some(size) = self.whole_arg(&a, "size", Some(2), 1) else { return Value::Error };
+                let Some(stride) = self.whole_arg(&a, "stride", Some(size), 1) else { return Value::Error };
+                let op = if a.builtin == Maxpool2d {
+                    Op::MaxPool2d { size, stride }
+                } else {
+                    Op::AvgPool2d { size, stride }
+                };
                 self.node(op, &[x], span)
             }
-            other => self.error("E-internal", span, format!("built-in `{other}` has no lowering"), "here"),
+            Accuracy => self.error(
+                "E-type",
+                span,
+                "accuracy is a metric, not a differentiable function",
+                "use it as `metrics: [accuracy]` in a train block",
+            ),
+            Zeros => Value::Init(Init::Zeros),
+            Xavier => Value::Init(Init::Xavier),
+            He => Value::Init(Init::He),
+            Constant => match self.num_arg(&a, "value", None, Range::Finite) {
+                Some(c) => Value::Init(Init::Constant(c)),
+                None => Value::Error,
+            },
+            Normal => match self.num_arg(&a, "std", Some(1.0), Range::NonNegative) {
+                Some(std) => Value::Init(Init::Normal { std }),
+                None => Value::Error,
+            },
+            Uniform => {
+                let (Some(low), Some(high)) = (
+                    self.num_arg(&a, "low", Some(-1.0), Range::Finite),
+                    self.num_arg(&a, "high", Some(f64::NAN), Range::Finite),
+                ) else {
+                    return Value::Error;
+                };
+                // One argument a: [-a, a).
+                let (low, high) = if a.given("high") { (low, high) } else { (-low.abs(), low.abs()) };
+                if low > high {
+                    return self.error(
+                        "E-type",
+                        span,
+                        "uniform needs low <= high",
+                        format!("[{low}, {high}) is empty"),
+                    );
+                }
+                Value::Init(Init::Uniform { low, high })
+            }
+            Sgd | Momentum | Adam | Step | Cosine | Spiral | Synthetic | Csv | Npy | Idx => Value::Setting(Box::new(a)),
+        }
+    }
+
+    /// An elementwise primitive of the call's one tensor.
+    fn unary(&mut self, a: &Args, op: Op) -> Value {
+        let Some(x) = self.tensor_arg(a, "x") else { return Value::Error };
+        self.node(op, &[x], a.span)
+    }
+
+    /// A composite of the call's one tensor, built by `lower`.
+    fn lower1(&mut self, a: &Args, f: impl FnOnce(&mut Graph, NodeId) -> Result<NodeId, ShapeError>) -> Value {
+        let Some(x) = self.tensor_arg(a, "x") else { return Value::Error };
+        let r = f(&mut self.g, x.0);
+        self.lowered(r, &[x], a.builtin.name(), a.span)
+    }
+
+    /// The node `lower` built, or its shape error as a diagnostic on the operands.
+    fn lowered(&mut self, r: Result<NodeId, ShapeError>, operands: &[(NodeId, Span)], name: &str, span: Span) -> Value {
+        match r {
+            Ok(id) => {
+                self.g.annotate(id, None, Some(span));
+                Value::Tensor(id)
+            }
+            Err(e) => self.shape_error(e, name, operands, span),
         }
     }
 
     /// l2(a, b, ...) = 0.5·Σ‖p‖²; with no arguments, over every weight matrix and filter.
-    pub(super) fn l2(&mut self, b: Bound, span: Span) -> Value {
+    fn l2(&mut self, a: &Args) -> Value {
+        let span = a.span;
         let mut ids = vec![];
-        for (v, s) in b.rest.clone() {
+        for (v, s) in a.bound.rest.clone() {
             match self.tensor(v, s) {
                 Some(id) => ids.push(id),
                 None => return Value::Error,

@@ -34,14 +34,14 @@ impl<'p> Checker<'p> {
             return Value::Error;
         }
         match callee_value {
-            Callee::Builtin(sig) => {
-                let params: Vec<&str> = sig.params.to_vec();
+            Callee::Builtin(builtin) => {
+                let sig = builtin.signature();
                 let Some(bound) =
-                    self.bind_args(sig.name, &params, sig.required, sig.variadic, evaluated, span, callee.span)
+                    self.bind_args(sig.name, sig.params, sig.required, sig.variadic, evaluated, span, callee.span)
                 else {
                     return Value::Error;
                 };
-                self.builtin(sig, bound, span)
+                self.builtin(Args { builtin, bound, span })
             }
             Callee::User(i) => {
                 let info = &self.fns[i];

@@ -9,15 +9,14 @@ impl<'p> Checker<'p> {
     // ---- items ----
 
     /// Record the names of all top-level definitions, reporting duplicates.
-    pub(super) fn register(&mut self, program: &'p Program, in_prelude: bool) {
+    pub(super) fn register(&mut self, program: &'p SourceFile, in_prelude: bool) {
         let mut seen: HashMap<String, Span> = HashMap::new();
         for item in &program.items {
-            let (name, is_fn_like) = match item {
-                Item::Fn(f) => (Some(&f.name), true),
-                Item::Layer(f) => (Some(&f.name), true),
-                Item::Model(m) => (Some(&m.name), false),
-                Item::Data(d) => (d.name.as_ref(), false),
-                _ => (None, false),
+            let name = match item {
+                Item::Fn(f) | Item::Layer(f) => Some(&f.name),
+                Item::Model(m) => Some(&m.name),
+                Item::Data(d) => d.name.as_ref(),
+                _ => None,
             };
             let Some(name) = name else { continue };
             if let Some(first) = seen.get(&name.name) {
@@ -29,9 +28,6 @@ impl<'p> Checker<'p> {
                 continue;
             }
             seen.insert(name.name.clone(), name.span);
-            if lower::builtin(&name.name).is_some() && !in_prelude && is_fn_like {
-                // A user definition may replace a built-in; that is allowed but worth no error.
-            }
             match item {
                 Item::Fn(f) | Item::Layer(f) => {
                     let idx = self.fns.len();
@@ -51,7 +47,7 @@ impl<'p> Checker<'p> {
         }
     }
 
-    pub(super) fn run(&mut self, program: &'p Program) -> Checked {
+    pub(super) fn run(&mut self, program: &'p SourceFile) -> Checked {
         let mut out = Checked::default();
         for item in &program.items {
             match item {

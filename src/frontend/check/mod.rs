@@ -1,4 +1,4 @@
-//! Checking: `ast::Program` -> a `Checked` program (one graph per model, train block and eval
+//! Checking: `ast::SourceFile` -> a `Checked` program (one graph per model, train block and eval
 //! block) or every diagnostic found.
 //!
 //! Names are resolved and shapes inferred by elaborating the program: each call of a user
@@ -11,16 +11,19 @@ use std::collections::HashMap;
 
 use crate::diag::{nearest, Diagnostic, Span};
 use crate::frontend::ast::*;
+use crate::frontend::builtins::{Builtin, Kind};
 use crate::frontend::checked::*;
-use crate::frontend::lower::{self, Signature};
+use crate::frontend::lower;
 use crate::ir::graph::{DType, Dim, Graph, Init, InputKind, NodeId, Op, Shape};
 use crate::ir::limits::MAX_ELEMENTS;
 use crate::ir::ops::ShapeError;
 use crate::ir::tensor::Tensor;
+use args::{Args, Bound, Range};
 
 /// The prelude's layers (dense, conv2d, maxout), written in the language.
 pub const PRELUDE: &str = include_str!("../prelude.net");
 
+mod args;
 mod builtins;
 mod calls;
 mod exprs;
@@ -34,7 +37,7 @@ pub fn check_source(src: &str) -> Result<Checked, Vec<Diagnostic>> {
 }
 
 /// Check a parsed program.
-pub fn check(program: &Program, src: &str) -> Result<Checked, Vec<Diagnostic>> {
+pub fn check(program: &SourceFile, src: &str) -> Result<Checked, Vec<Diagnostic>> {
     if program.items.is_empty() {
         return Err(vec![Diagnostic::new("E-empty", "the file defines nothing")
             .note("a .net file holds models, data, train and eval blocks; see docs/language.md")]);
@@ -63,15 +66,17 @@ enum Value {
     Dim(Dim),
     Func(Callee),
     Init(Init),
-    /// A call of a settings function (optimizer, schedule, data source) with bound arguments.
-    Call(&'static str, Vec<Option<Value>>),
+    Bool(bool),
+    /// A call of a settings function (optimizer, schedule, data source) with its arguments,
+    /// read by the settings block that holds it.
+    Setting(Box<Args>),
     /// Poison: an error has been reported for this value.
     Error,
 }
 
 #[derive(Clone, Copy, Debug)]
 enum Callee {
-    Builtin(&'static Signature),
+    Builtin(Builtin),
     /// A user function or layer, by name in `Checker::fns`.
     User(usize),
     Model(usize),
@@ -81,12 +86,6 @@ struct FnInfo<'p> {
     def: &'p FnDef,
     is_layer: bool,
     in_prelude: bool,
-}
-
-/// Arguments after binding: one slot per parameter, with the span of what was given.
-struct Bound {
-    values: Vec<Option<(Value, Span)>>,
-    rest: Vec<(Value, Span)>,
 }
 
 struct Checker<'p> {
@@ -181,17 +180,18 @@ impl<'p> Checker<'p> {
             return Some(Value::Tensor(*id));
         }
         match name {
-            "true" => return Some(Value::Num(1.0)),
-            "false" => return Some(Value::Num(0.0)),
+            "true" => return Some(Value::Bool(true)),
+            "false" => return Some(Value::Bool(false)),
             "pi" => return Some(Value::Num(std::f64::consts::PI)),
             _ => {}
         }
-        if let Some(sig) = lower::builtin(name) {
-            return Some(match name {
-                "zeros" => Value::Init(Init::Zeros),
-                "xavier" => Value::Init(Init::Xavier),
-                "he" => Value::Init(Init::He),
-                _ => Value::Func(Callee::Builtin(sig)),
+        if let Some(b) = Builtin::from_name(name) {
+            // The initialisers without arguments are values as they are: `= he`.
+            return Some(match b {
+                Builtin::Zeros => Value::Init(Init::Zeros),
+                Builtin::Xavier => Value::Init(Init::Xavier),
+                Builtin::He => Value::Init(Init::He),
+                _ => Value::Func(Callee::Builtin(b)),
             });
         }
         None
@@ -208,7 +208,7 @@ impl<'p> Checker<'p> {
         candidates.extend(self.fn_names.keys().cloned());
         candidates.extend(self.model_names.keys().cloned());
         candidates.extend(self.params_by_name.keys().cloned());
-        candidates.extend(lower::BUILTINS.iter().map(|s| s.name.to_string()));
+        candidates.extend(Builtin::ALL.iter().map(|b| b.name().to_string()));
         let mut d = Diagnostic::new("E-name", format!("unknown name `{name}`")).label(span, "not defined here");
         if let Some(s) = nearest(name, candidates.iter().map(String::as_str)) {
             d = d.help(format!("did you mean `{s}`?"));
@@ -237,7 +237,8 @@ fn describe_value(v: &Value) -> String {
         Value::Dim(_) => "a symbolic dimension".into(),
         Value::Func(_) => "a function".into(),
         Value::Init(_) => "an initialiser".into(),
-        Value::Call(n, _) => format!("a `{n}` setting"),
+        Value::Bool(b) => format!("`{b}`"),
+        Value::Setting(a) => format!("a `{}` setting", a.builtin.name()),
         Value::Error => "an error".into(),
     }
 }

@@ -50,93 +50,108 @@ impl<'p> Checker<'p> {
         Some(DataDecl { name, source, test, otherwise, split, shuffle, span: d.span })
     }
 
-    pub(super) fn source(&mut self, v: Value, span: Span) -> Option<Source> {
-        let Value::Call(name, args) = v else {
-            self.error(
-                "E-setting",
-                span,
-                "expected a data source",
-                "spiral(...), synthetic(...), csv(...), npy(...) or idx(...)",
-            );
-            return None;
-        };
-        let num = |c: &mut Self, i: usize, default: Option<f64>| -> Option<f64> {
-            match args.get(i).cloned().flatten() {
-                Some(Value::Num(n)) => Some(n),
-                None => default,
-                Some(_) => {
-                    c.error("E-type", span, format!("argument {} of {name} must be a number", i + 1), "here");
-                    None
-                }
-            }
-        };
-        let string = |c: &mut Self, i: usize, default: Option<&str>| -> Option<String> {
-            match args.get(i).cloned().flatten() {
-                Some(Value::Str(s)) => Some(s),
-                None => default.map(str::to_string),
-                Some(_) => {
-                    c.error("E-type", span, format!("argument {} of {name} must be a string", i + 1), "here");
-                    None
-                }
-            }
-        };
-        let count = |c: &mut Self, i: usize, default: Option<f64>| -> Option<usize> {
-            let n = num(c, i, default)?;
-            if n >= 1.0 && n.fract() == 0.0 && n < 1e9 {
-                Some(n as usize)
-            } else {
-                c.error(
-                    "E-type",
-                    span,
-                    format!("argument {} of {name} must be a positive whole number", i + 1),
-                    "here",
+    /// The setting's value as a call of a built-in of `kind` (an optimizer, a schedule, a data
+    /// source), or a diagnostic naming what fits.
+    fn setting_call(&mut self, v: Value, span: Span, kind: Kind, what: &str) -> Option<Args> {
+        match v {
+            Value::Setting(a) if a.builtin.signature().kind == kind => Some(*a),
+            Value::Error => None,
+            other => {
+                let choices: Vec<String> = Builtin::ALL
+                    .iter()
+                    .filter(|b| b.signature().kind == kind)
+                    .map(|b| b.signature().describe())
+                    .collect();
+                let found = describe_value(&other);
+                self.report(
+                    Diagnostic::new("E-setting", format!("expected {what}"))
+                        .label(span, format!("this is {found}"))
+                        .note(format!("the choices are: {}", choices.join(", "))),
                 );
                 None
             }
-        };
-        Some(match name {
-            "spiral" => Source::Spiral {
-                points: count(self, 0, None)?,
-                classes: count(self, 1, None)?,
-                seed: num(self, 2, Some(0.0))? as u64,
-            },
-            "synthetic" => Source::Synthetic {
-                samples: count(self, 0, None)?,
-                classes: count(self, 1, None)?,
-                seed: num(self, 2, Some(0.0))? as u64,
-            },
-            "csv" => Source::Csv {
-                path: string(self, 0, None)?,
-                label: string(self, 1, Some("label"))?,
-                scale: num(self, 2, Some(1.0))?,
-            },
-            "npy" => Source::Npy {
-                features: string(self, 0, None)?,
-                labels: string(self, 1, None)?,
-                scale: num(self, 2, Some(1.0))?,
-            },
-            "idx" => Source::Idx {
-                images: string(self, 0, None)?,
-                labels: string(self, 1, None)?,
-                scale: num(self, 2, Some(1.0))?,
-            },
-            _ => {
-                self.error(
-                    "E-setting",
-                    span,
-                    format!("`{name}` is not a data source"),
-                    "expected spiral, synthetic, csv, npy or idx",
-                );
-                return None;
+        }
+    }
+
+    pub(super) fn source(&mut self, v: Value, span: Span) -> Option<Source> {
+        let a = self.setting_call(v, span, Kind::DataSource, "a data source")?;
+        let seed = |c: &mut Self, a: &Args| c.whole_arg(a, "seed", Some(0), 0).map(|s| s as u64);
+        let scale = |c: &mut Self, a: &Args| c.num_arg(a, "scale", Some(1.0), Range::Positive);
+        // Every argument is read before any `?`, so each wrong one is reported.
+        Some(match a.builtin {
+            Builtin::Spiral => {
+                let (points, classes) = (self.whole_arg(&a, "points", None, 1), self.whole_arg(&a, "classes", None, 1));
+                let seed = seed(self, &a);
+                Source::Spiral { points: points?, classes: classes?, seed: seed? }
             }
+            Builtin::Synthetic => {
+                let (samples, classes) =
+                    (self.whole_arg(&a, "samples", None, 1), self.whole_arg(&a, "classes", None, 1));
+                let seed = seed(self, &a);
+                Source::Synthetic { samples: samples?, classes: classes?, seed: seed? }
+            }
+            Builtin::Csv => {
+                let (path, label) = (self.str_arg(&a, "path", None), self.str_arg(&a, "label", Some("label")));
+                let scale = scale(self, &a);
+                Source::Csv { path: path?, label: label?, scale: scale? }
+            }
+            Builtin::Npy => {
+                let (features, labels) = (self.str_arg(&a, "features", None), self.str_arg(&a, "labels", None));
+                let scale = scale(self, &a);
+                Source::Npy { features: features?, labels: labels?, scale: scale? }
+            }
+            Builtin::Idx => {
+                let (images, labels) = (self.str_arg(&a, "images", None), self.str_arg(&a, "labels", None));
+                let scale = scale(self, &a);
+                Source::Idx { images: images?, labels: labels?, scale: scale? }
+            }
+            other => unreachable!("setting_call returned {other:?} for a data source"),
         })
     }
 
+    pub(super) fn optimizer(&mut self, v: Value, span: Span) -> Option<Optimizer> {
+        let a = self.setting_call(v, span, Kind::Optimizer, "an optimizer")?;
+        let lr = |c: &mut Self, a: &Args, default: f64| c.num_arg(a, "lr", Some(default), Range::Positive);
+        Some(match a.builtin {
+            Builtin::Sgd => Optimizer::Sgd { lr: lr(self, &a, 0.01)? },
+            Builtin::Momentum => {
+                let lr = lr(self, &a, 0.01);
+                let momentum = self.num_arg(&a, "momentum", Some(0.9), Range::Fraction);
+                let nesterov = self.bool_arg(&a, "nesterov", false);
+                Optimizer::Momentum { lr: lr?, momentum: momentum?, nesterov: nesterov? }
+            }
+            Builtin::Adam => {
+                let lr = lr(self, &a, 1e-3);
+                let beta1 = self.num_arg(&a, "beta1", Some(0.9), Range::Fraction);
+                let beta2 = self.num_arg(&a, "beta2", Some(0.999), Range::Fraction);
+                let eps = self.num_arg(&a, "eps", Some(1e-8), Range::Positive);
+                Optimizer::Adam { lr: lr?, beta1: beta1?, beta2: beta2?, eps: eps? }
+            }
+            other => unreachable!("setting_call returned {other:?} for an optimizer"),
+        })
+    }
+
+    pub(super) fn schedule(&mut self, v: Value, span: Span) -> Option<Schedule> {
+        let a = self.setting_call(v, span, Kind::Schedule, "a learning-rate schedule")?;
+        Some(match a.builtin {
+            Builtin::Step => {
+                let every = self.whole_arg(&a, "every", None, 1);
+                let gamma = self.num_arg(&a, "gamma", Some(0.1), Range::Positive);
+                Schedule::Step { every: every?, gamma: gamma? }
+            }
+            Builtin::Cosine => Schedule::Cosine { min_lr: self.num_arg(&a, "min_lr", Some(0.0), Range::NonNegative)? },
+            other => unreachable!("setting_call returned {other:?} for a schedule"),
+        })
+    }
+
+    /// `true` or `false`.
     pub(super) fn boolean(&mut self, v: Value, span: Span) -> Option<bool> {
         match v {
-            Value::Num(n) if n == 0.0 || n == 1.0 => Some(n == 1.0),
-            _ => {
-                self.error("E-type", span, "expected true or false", "here");
+            Value::Bool(b) => Some(b),
+            Value::Error => None,
+            other => {
+                let what = describe_value(&other);
+                self.error("E-type", span, "expected true or false", format!("this is {what}"));
                 None
             }
         }
@@ -297,27 +312,48 @@ impl<'p> Checker<'p> {
         self.g.outputs.push(("loss".into(), loss));
         self.g.outputs.extend(outputs);
 
-        let num = |c: &mut Self, key: &str| -> Option<Option<(f64, Span)>> {
+        let num = |c: &mut Self, key: &str, range: Range| -> Option<Option<f64>> {
             match settings.get(key).cloned() {
                 None => Some(None),
-                Some((Value::Num(n), s)) => Some(Some((n, s))),
-                Some((_, s)) => {
-                    c.error("E-type", s, format!("`{key}` must be a number"), "here");
+                Some((Value::Num(n), _)) if range.holds(n) => Some(Some(n)),
+                Some((Value::Error, _)) => None,
+                Some((other, s)) => {
+                    let what = describe_value(&other);
+                    c.error("E-type", s, format!("`{key}` must be {}", range.expected()), format!("this is {what}"));
                     None
                 }
             }
         };
-        let whole = |c: &mut Self, key: &str| -> Option<Option<usize>> {
-            match num(c, key)? {
+        let whole = |c: &mut Self, key: &str, min: f64| -> Option<Option<usize>> {
+            match settings.get(key).cloned() {
                 None => Some(None),
-                Some((n, _)) if n >= 1.0 && n.fract() == 0.0 && n < 1e12 => Some(Some(n as usize)),
-                Some((_, s)) => {
-                    c.error("E-type", s, format!("`{key}` must be a positive whole number"), "here");
+                Some((Value::Num(n), _)) if n >= min && n.fract() == 0.0 && n < 1e15 => Some(Some(n as usize)),
+                Some((Value::Error, _)) => None,
+                Some((other, s)) => {
+                    let what = describe_value(&other);
+                    c.error("E-type", s, format!("`{key}` must be a whole number >= {min}"), format!("this is {what}"));
                     None
                 }
             }
         };
-        let length = match (whole(self, "steps")?, whole(self, "epochs")?) {
+        // Every setting is read before any `?`, so each wrong one is reported.
+        let (steps, epochs) = (whole(self, "steps", 1.0), whole(self, "epochs", 1.0));
+        let batch = whole(self, "batch", 1.0);
+        let seed = whole(self, "seed", 0.0);
+        let weight_decay = num(self, "weight_decay", Range::NonNegative);
+        let drop_last = match settings.get("drop_last").cloned() {
+            None => Some(false),
+            Some((v, s)) => self.boolean(v, s),
+        };
+        let optimizer = match settings.get("optimizer").cloned() {
+            None => Some(Optimizer::Sgd { lr: 0.01 }),
+            Some((v, s)) => self.optimizer(v, s),
+        };
+        let schedule = match settings.get("schedule").cloned() {
+            None => Some(Schedule::Constant),
+            Some((v, s)) => self.schedule(v, s),
+        };
+        let length = match (steps?, epochs?) {
             (Some(_), Some(_)) => {
                 self.error("E-setting", t.keyword_span, "give `steps` or `epochs`, not both", "this train block");
                 return None;
@@ -326,52 +362,16 @@ impl<'p> Checker<'p> {
             (None, Some(e)) => Length::Epochs(e),
             (None, None) => Length::Epochs(1),
         };
-        let batch = whole(self, "batch")?;
-        let seed = num(self, "seed")?.map_or(0, |(n, _)| n as u64);
-        let weight_decay = num(self, "weight_decay")?.map_or(0.0, |(n, _)| n);
-        let drop_last = match settings.get("drop_last").cloned() {
-            None => false,
-            Some((v, s)) => self.boolean(v, s)?,
-        };
-        let optimizer = match settings.get("optimizer").cloned() {
-            None => Optimizer::Sgd { lr: 0.01 },
-            Some((v, s)) => self.optimizer(v, s)?,
-        };
-        let schedule = match settings.get("schedule").cloned() {
-            None => Schedule::Constant,
-            Some((Value::Call("step", args), s)) => {
-                let every = match args[0].clone() {
-                    Some(Value::Num(n)) if n >= 1.0 => n as usize,
-                    _ => {
-                        self.error("E-type", s, "step(every) needs a positive number of steps", "here");
-                        return None;
-                    }
-                };
-                let gamma = match args.get(1).cloned().flatten() {
-                    Some(Value::Num(g)) => g,
-                    _ => 0.1,
-                };
-                Schedule::Step { every, gamma }
-            }
-            Some((Value::Call("cosine", args), _)) => Schedule::Cosine {
-                min_lr: match args.first().cloned().flatten() {
-                    Some(Value::Num(m)) => m,
-                    _ => 0.0,
-                },
-            },
-            Some((_, s)) => {
-                self.error("E-setting", s, "expected a schedule", "step(every: N, gamma: 0.1) or cosine()");
-                return None;
-            }
-        };
+        let (batch, seed, weight_decay) = (batch?, seed?.unwrap_or(0) as u64, weight_decay?.unwrap_or(0.0));
+        let (drop_last, optimizer, schedule) = (drop_last?, optimizer?, schedule?);
         let metrics = match settings.get("metrics").cloned() {
             None => vec!["accuracy".to_string()],
             Some((Value::List(items), s)) => {
                 let mut names = vec![];
                 for item in items {
                     match item {
-                        Value::Func(Callee::Builtin(sig)) if sig.name == "accuracy" => {
-                            names.push("accuracy".to_string())
+                        Value::Func(Callee::Builtin(b)) if b.signature().kind == Kind::Metric => {
+                            names.push(b.name().to_string())
                         }
                         _ => {
                             self.error("E-setting", s, "unknown metric", "the metrics are: accuracy");
@@ -400,35 +400,5 @@ impl<'p> Checker<'p> {
             metrics,
             span: t.span,
         })
-    }
-
-    pub(super) fn optimizer(&mut self, v: Value, span: Span) -> Option<Optimizer> {
-        let get = |args: &[Option<Value>], i: usize, default: f64| match args.get(i).cloned().flatten() {
-            Some(Value::Num(n)) => n,
-            _ => default,
-        };
-        match v {
-            Value::Call("sgd", args) => Some(Optimizer::Sgd { lr: get(&args, 0, 0.01) }),
-            Value::Call("momentum", args) => Some(Optimizer::Momentum {
-                lr: get(&args, 0, 0.01),
-                momentum: get(&args, 1, 0.9),
-                nesterov: get(&args, 2, 0.0) == 1.0,
-            }),
-            Value::Call("adam", args) => Some(Optimizer::Adam {
-                lr: get(&args, 0, 1e-3),
-                beta1: get(&args, 1, 0.9),
-                beta2: get(&args, 2, 0.999),
-                eps: get(&args, 3, 1e-8),
-            }),
-            _ => {
-                self.error(
-                    "E-setting",
-                    span,
-                    "expected an optimizer",
-                    "sgd(lr: ...), momentum(lr: ..., momentum: 0.9) or adam(lr: ...)",
-                );
-                None
-            }
-        }
     }
 }
