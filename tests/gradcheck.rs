@@ -11,6 +11,8 @@ use netc::ir::interp;
 use netc::ir::tensor::Tensor;
 use proptest::prelude::*;
 
+mod cases;
+
 /// Largest accepted relative error (see `gradcheck::relative_errors`); a wrong rule gives O(1).
 const TOL: f64 = 1e-5;
 const EPS: f64 = 1e-6;
@@ -735,5 +737,69 @@ impl Build for Graph {
             name: None,
             span: None,
         })
+    }
+}
+
+// ---- every op and every built-in (tests/cases: the compiler keeps the list complete) ------
+
+#[test]
+fn every_op_has_its_own_case() {
+    // Each listed case holds the variant it was listed for, and no variant is listed twice.
+    let cases = cases::all_op_cases();
+    for (i, c) in cases.iter().enumerate() {
+        let again = cases::op_case(&c.op);
+        assert_eq!(std::mem::discriminant(&again.op), std::mem::discriminant(&c.op), "{:?}", c.op);
+        for d in &cases[..i] {
+            assert_ne!(std::mem::discriminant(&d.op), std::mem::discriminant(&c.op), "{:?} listed twice", c.op);
+        }
+    }
+}
+
+#[test]
+fn every_op_gradient_matches_central_differences() {
+    let mut checked = 0;
+    for c in cases::all_op_cases() {
+        let (g, y, loss, leaves) = cases::build(&c, DType::F64);
+        let values = cases::values(&c, 0);
+        // Leaves are parameters, except the input of the `Input` case.
+        let (inputs, params) = if matches!(c.op, Op::Input { .. }) { (values, vec![]) } else { (vec![], values) };
+        if !c.differentiable {
+            // No gradient flows through a piecewise-constant op: d/dx of its value is zero.
+            let mut g2 = g.clone();
+            let grads = autodiff::differentiate(&mut g2, loss, &leaves).unwrap();
+            let v = interp::run(&g2, &inputs, &params).unwrap();
+            for d in grads {
+                assert!(v[d.index()].data.iter().all(|&e| e == 0.0), "{:?} passed a gradient", c.op);
+            }
+            continue;
+        }
+        let reports = gradcheck::check_elements(&g, loss, &leaves, &inputs, &params, EPS, usize::MAX)
+            .unwrap_or_else(|e| panic!("{:?}: {e}", c.op));
+        for r in reports {
+            assert_eq!(r.kinks, 0, "{:?}: the case's values sit on a kink", c.op);
+            assert!(r.max_rel_error < TOL, "{:?}: d/d{} relative error {:e}", c.op, r.name, r.max_rel_error);
+        }
+        let _ = y;
+        checked += 1;
+    }
+    assert!(checked >= 30, "only {checked} ops were gradient-checked");
+}
+
+#[test]
+fn every_builtin_expression_gradient_matches_central_differences() {
+    use netc::frontend::builtins::Builtin;
+    for &b in Builtin::ALL {
+        let cases::BuiltinCase::Expr(expr) = cases::builtin_case(b) else { continue };
+        let src = cases::expr_source(expr);
+        let checked = netc::frontend::check::check_source(&src).unwrap_or_else(|e| panic!("{expr}: {e:?}"));
+        let e = &checked.evals[0];
+        let req = &e.grads[0];
+        let wrt: Vec<NodeId> = req.wrt.iter().map(|w| w.1).collect();
+        let reports = gradcheck::check_elements(&e.graph, req.of, &wrt, &e.values, &[], EPS, usize::MAX)
+            .unwrap_or_else(|err| panic!("{expr}: {err}"));
+        for r in reports {
+            assert_eq!(r.kinks, 0, "{expr}: the case's values sit on a kink of d/d{}", r.name);
+            assert!(r.max_rel_error < TOL, "{expr}: d/d{} relative error {:e}", r.name, r.max_rel_error);
+        }
     }
 }

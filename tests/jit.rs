@@ -9,6 +9,9 @@ use netc::ir::graph::{DType, Dim, Graph, InputKind, NodeId, Op, Shape};
 use netc::ir::tensor::Tensor;
 use netc::runtime::rng::Rng;
 
+mod cases;
+mod common;
+
 // ---- helpers ------------------------------------------------------------------------------
 
 fn known(dims: &[usize]) -> Shape {
@@ -1184,4 +1187,62 @@ fn deep_programs_split_into_parts_and_grow_linearly() {
     let insts = |layers| jit::compile(&deep_mlp(layers), &CompileOptions::default()).unwrap().stats().clif_insts;
     let (a, b) = (insts(30), insts(60));
     assert!((b as f64) < 2.1 * a as f64, "30 layers: {a} instructions, 60 layers: {b}");
+}
+
+// ---- every op and every built-in (tests/cases: the compiler keeps the list complete) ------
+
+#[test]
+fn every_op_case_compiles_to_the_interpreters_values() {
+    for c in cases::all_op_cases() {
+        for dtype in DTYPES {
+            let (mut g, y, loss, leaves) = cases::build(&c, dtype);
+            let grads = netc::ir::autodiff::differentiate(&mut g, loss, &leaves).unwrap();
+            g.outputs = vec![("y".into(), y), ("loss".into(), loss)];
+            g.outputs.extend(grads.iter().enumerate().map(|(i, &d)| (format!("d{i}"), d)));
+            let values: Vec<Tensor> = cases::values(&c, 1).into_iter().map(|t| rounded(t, dtype)).collect();
+            let (inputs, params) = if matches!(c.op, Op::Input { .. }) { (values, vec![]) } else { (vec![], values) };
+            let tol = dtype_tol(dtype, 2e-5, 1e-12);
+            differential(&format!("{:?} {dtype}", c.op), &g, &inputs, &params, tol, tol);
+        }
+    }
+}
+
+#[test]
+fn every_builtin_case_runs_compiled_as_interpreted() {
+    use netc::commands::eval::{evaluate_with, Exec};
+    use netc::frontend::builtins::Builtin;
+    let dir = common::temp_dir("jit", "builtin-cases");
+    cases::write_case_data(&dir.0);
+    for &b in Builtin::ALL {
+        let case = cases::builtin_case(b);
+        match &case {
+            cases::BuiltinCase::Expr(expr) => {
+                let src = cases::expr_source(expr);
+                let checked = netc::frontend::check::check_source(&src).unwrap_or_else(|e| panic!("{expr}: {e:?}"));
+                let jit = evaluate_with(&checked.evals[0], 0, Exec::Jit).unwrap_or_else(|e| panic!("{expr}: {e}"));
+                let interp = evaluate_with(&checked.evals[0], 0, Exec::Interp).unwrap();
+                let flat = |o: &netc::commands::eval::EvalOutput| -> Vec<Tensor> {
+                    o.grads
+                        .iter()
+                        .flat_map(|(_, f, ds)| std::iter::once(f.clone()).chain(ds.iter().map(|d| d.1.clone())))
+                        .collect()
+                };
+                assert_close(expr, &flat(&jit), &flat(&interp), 1e-12, 1e-12);
+            }
+            other => {
+                // Initialisers, train settings and data sources: a small file that uses the
+                // built-in trains four steps on both engines.
+                let src = cases::run_source(other).unwrap();
+                let file = dir.0.join(format!("{}.net", b.name()));
+                std::fs::write(&file, &src).unwrap();
+                let f = file.to_str().unwrap();
+                for engine in ["jit", "interp"] {
+                    let (code, out, err) = common::netc(&["run", f, "--json", "--quiet", "--engine", engine]);
+                    assert_eq!(code, 0, "{}: {err}\n{src}", b.name());
+                    let loss: f64 = common::field(&out, "final_loss").parse().unwrap();
+                    assert!(loss.is_finite(), "{}: {out}", b.name());
+                }
+            }
+        }
+    }
 }
