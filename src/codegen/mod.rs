@@ -57,7 +57,7 @@ use cranelift_module::{DataDescription, FuncId, Linkage, Module, ModuleError};
 use crate::diag::Diagnostic;
 use crate::ir::graph::{DType, Graph};
 use crate::runtime::symbols;
-use kernel::Poly;
+use kernel::{KernelProgram, Poly};
 use memplan::Plan;
 
 /// How exp, log, tanh and sigmoid are computed.
@@ -186,11 +186,11 @@ pub fn define<M: Module>(
 }
 
 /// `define` of a program already scheduled by `fuse::schedule(g)` (whose kernels tell the
-/// caller whether a GEMM will be called at all: `emit::calls_gemm`).
+/// caller whether a GEMM will be called at all: `KernelProgram::calls_gemm`).
 pub fn define_scheduled<M: Module>(
     module: &mut M,
     g: &Graph,
-    prog: fuse::Program,
+    prog: KernelProgram,
     name: &str,
     linkage: Linkage,
     gemms: Gemms,

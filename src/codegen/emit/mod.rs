@@ -21,7 +21,6 @@ use cranelift_codegen::ir::{
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module, ModuleError};
 
-use super::fuse::Program;
 use super::kernel::*;
 use crate::diag::Diagnostic;
 use crate::ir::graph::{DType, Graph};
@@ -83,7 +82,7 @@ pub struct CheckDecls {
 /// of every buffer `prog` accesses: inputs, parameters and outputs from the graph's shapes,
 /// temporaries from `prog.temps` (each its own extent, not the workspace), literals from
 /// their values.
-pub fn declare_checks<M: Module>(module: &mut M, g: &Graph, prog: &Program) -> Result<CheckDecls, Diagnostic> {
+pub fn declare_checks<M: Module>(module: &mut M, g: &Graph, prog: &KernelProgram) -> Result<CheckDecls, Diagnostic> {
     let err = |e: ModuleError| Diagnostic::new("E-codegen", format!("code generation failed: {e}"));
     let mut extents = HashMap::new();
     for (i, x) in g.inputs.iter().enumerate() {
@@ -1854,34 +1853,6 @@ impl<'f> Emitter<'f> {
     }
 }
 
-/// Drop unit axes and merge neighbouring axes that every access walks as one (stride of the
-/// outer = stride of the inner × inner size). Returns dims and per-access strides; never
-/// empty (a scalar becomes one axis of size 1).
-/// Whether a product is written inline (`Emitter::narrow_gemm`) rather than calling a GEMM:
-/// (transposed to make n the narrow side, vectorised along A's rows) when it is.
-pub(super) fn inline_form(m: &Mono, n: &Mono, a: &Access, b: &Access) -> Option<(bool, bool)> {
-    let unit = |s: &Mono| s.as_known() == Some(1);
-    let (transposed, a0, a1, b0) = if is_narrow(n) {
-        (false, &a.strides[0], &a.strides[1], &b.strides[0])
-    } else if is_narrow(m) {
-        // Aᵀ' = B (strides swapped), B' = Aᵀ.
-        (true, &b.strides[1], &b.strides[0], &a.strides[1])
-    } else {
-        return None;
-    };
-    let along_rows = unit(a0);
-    (along_rows || unit(a1) && unit(b0)).then_some((transposed, along_rows))
-}
-
-/// Whether the kernels call a GEMM symbol (a convolution, or a product not written inline).
-pub fn calls_gemm(kernels: &[Kernel]) -> bool {
-    kernels.iter().any(|k| match k {
-        Kernel::Conv { .. } => true,
-        Kernel::Gemm { m, n, a, b, .. } => inline_form(m, n, a, b).is_none(),
-        _ => false,
-    })
-}
-
 /// alpha and beta of an inline product; None where they are 1 and 0.
 struct Scale {
     alpha: Option<Value>,
@@ -1891,6 +1862,9 @@ struct Scale {
 /// Rows of at most this many values (known) are log-softmaxed a vector of rows at a time.
 const SHORT_ROW: i64 = 8;
 
+/// Drop unit axes and merge neighbouring axes that every access walks as one (stride of the
+/// outer = stride of the inner × inner size). Returns dims and per-access strides; never
+/// empty (a scalar becomes one axis of size 1).
 fn collapse(shape: &[Mono], strides: &[Vec<Mono>]) -> (Vec<Mono>, Vec<Vec<Mono>>) {
     let keep: Vec<usize> = (0..shape.len()).filter(|&i| shape[i].as_known() != Some(1)).collect();
     let mut dims: Vec<Mono> = vec![];
