@@ -121,7 +121,7 @@ impl Poly {
 }
 
 /// A product whose m or n is at most this (known) size has a narrow side: fuse arranges its
-/// operands, emit writes its loops inline instead of calling a GEMM (`emit::narrow_gemm`).
+/// operands, emit writes its loops inline instead of calling a GEMM (`Emitter::narrow_gemm`).
 pub const NARROW: i64 = 4;
 
 pub fn is_narrow(d: &Mono) -> bool {

@@ -24,20 +24,20 @@
 //!
 //! `fuse` turns the graph into kernels: chains of elementwise, broadcast and view ops become
 //! one loop with no intermediate buffers (`relu(x @ W + b)` is a GEMM call and one loop,
-//! written in place over the GEMM's result); reductions run over their producer's
-//! expression; a matmul with an inner dimension of at most 4 is itself an elementwise sum
-//! that fuses with its consumers, one with a side of at most 4 (m or n: a few classes, a 2-D
-//! input's gradient) is a loop nest written inline (`emit::narrow_gemm`), other matmuls call
-//! the GEMM symbol, convolution is im2col / col2im and a GEMM per image (in the JIT, when the
-//! per-image product is large enough for the library GEMM, one call of the convolution
-//! symbol for the batch, which divides the images among threads: `symbols::conv`), and
-//! an SGD or momentum update of a GEMM result becomes that GEMM's alpha/beta, writing the
-//! parameter directly. Outputs and in-place updates are written straight into the caller's
-//! buffers. `memplan` places the remaining temporaries in the workspace by liveness, `emit`
-//! writes the Cranelift IR: loops over f32x4 / f64x2 with a scalar tail, `math` the
-//! vectorised exp/log/tanh/sigmoid. Elementwise arithmetic rounds exactly as the interpreter
-//! (no contraction of `a*b + c` into an FMA). Only declaring and finalising functions
-//! differs between the JIT and the object-file backend: both go through `define`.
+//! written in place over the GEMM's result); reductions run over their producer's expression; a
+//! matmul with an inner dimension of at most 4 is itself an elementwise sum that fuses with its
+//! consumers, one with a side of at most 4 (m or n: a few classes, a 2-D input's gradient) is a
+//! loop nest written inline (`Emitter::narrow_gemm`), other matmuls call the GEMM symbol,
+//! convolution is im2col / col2im and a GEMM per image (in the JIT, when the per-image product
+//! is large enough for the library GEMM, one call of the convolution symbol for the batch,
+//! which divides the images among threads: `symbols::conv`), and an SGD or momentum update of a
+//! GEMM result becomes that GEMM's alpha/beta, writing the parameter directly. Outputs and
+//! in-place updates are written straight into the caller's buffers. `memplan` places the
+//! remaining temporaries in the workspace by liveness, `emit` writes the Cranelift IR: loops
+//! over f32x4 / f64x2 with a scalar tail, `math` the vectorised exp/log/tanh/sigmoid.
+//! Elementwise arithmetic rounds exactly as the interpreter (no contraction of `a*b + c` into
+//! an FMA). Only declaring and finalising functions differs between the JIT and the object-file
+//! backend: both go through `define`.
 
 pub mod emit;
 pub mod fuse;
