@@ -55,6 +55,7 @@ use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_module::{FuncId, Linkage, Module, ModuleError};
 
+use super::builder::LoopBuilder;
 use crate::diag::Diagnostic;
 use crate::ir::graph::DType;
 
@@ -172,78 +173,24 @@ struct Gen<'f> {
     fma: bool,
 }
 
+impl<'f> LoopBuilder<'f> for Gen<'f> {
+    fn fb(&mut self) -> &mut FunctionBuilder<'f> {
+        &mut self.b
+    }
+
+    fn float_type(&self) -> Type {
+        self.ty
+    }
+
+    fn has_fma(&self) -> bool {
+        self.fma
+    }
+}
+
 /// The 2·MR vector accumulators of a tile, row-major (row r: `acc[2r]`, `acc[2r + 1]`).
 type Tile = [Value; 2 * MR as usize];
 
 impl Gen<'_> {
-    fn int(&mut self, v: i64) -> Value {
-        self.b.ins().iconst(I64, v)
-    }
-
-    /// `p + i * stride` (bytes).
-    fn offset(&mut self, p: Value, i: Value, stride: Value) -> Value {
-        let d = self.b.ins().imul(i, stride);
-        self.b.ins().iadd(p, d)
-    }
-
-    fn fconst(&mut self, c: f64) -> Value {
-        if self.ty == F32 {
-            self.b.ins().f32const(c as f32)
-        } else {
-            self.b.ins().f64const(c)
-        }
-    }
-
-    /// `a·b + c`: fused where the hardware has it, otherwise rounded twice (never a libm call).
-    fn mul_add(&mut self, a: Value, b: Value, c: Value) -> Value {
-        if self.fma {
-            self.b.ins().fma(a, b, c)
-        } else {
-            let p = self.b.ins().fmul(a, b);
-            self.b.ins().fadd(p, c)
-        }
-    }
-
-    /// `for i in (lo..hi).step_by(step) { body(i) }` as a rotated loop: a guard, then one
-    /// compare and branch per iteration.
-    fn for_loop(&mut self, lo: Value, hi: Value, step: i64, body: impl FnOnce(&mut Self, Value)) {
-        let var = self.b.declare_var(I64);
-        self.b.def_var(var, lo);
-        let body_block = self.b.create_block();
-        let exit = self.b.create_block();
-        let enter = self.b.ins().icmp(IntCC::SignedLessThan, lo, hi);
-        self.b.ins().brif(enter, body_block, &[], exit, &[]);
-        self.b.switch_to_block(body_block);
-        let i = self.b.use_var(var);
-        body(self, i);
-        let next = self.b.ins().iadd_imm_s(i, step);
-        self.b.def_var(var, next);
-        let again = self.b.ins().icmp(IntCC::SignedLessThan, next, hi);
-        self.b.ins().brif(again, body_block, &[], exit, &[]);
-        self.b.seal_block(body_block);
-        self.b.seal_block(exit);
-        self.b.switch_to_block(exit);
-    }
-
-    fn if_else(&mut self, cond: Value, then: impl FnOnce(&mut Self), otherwise: impl FnOnce(&mut Self)) {
-        let (t, e, join) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
-        self.b.ins().brif(cond, t, &[], e, &[]);
-        self.b.seal_block(t);
-        self.b.seal_block(e);
-        self.b.switch_to_block(t);
-        then(self);
-        self.b.ins().jump(join, &[]);
-        self.b.switch_to_block(e);
-        otherwise(self);
-        self.b.ins().jump(join, &[]);
-        self.b.seal_block(join);
-        self.b.switch_to_block(join);
-    }
-
-    fn if_then(&mut self, cond: Value, then: impl FnOnce(&mut Self)) {
-        self.if_else(cond, then, |_| {});
-    }
-
     fn body(&mut self, params: [Value; 14]) {
         let [m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc] = params;
         let (nr_full, es, sh) = (self.nr, self.es, self.shift);

@@ -39,6 +39,7 @@
 //! an FMA). Only declaring and finalising functions differs between the JIT and the object-file
 //! backend: both go through `define`.
 
+pub mod builder;
 pub mod emit;
 pub mod fuse;
 pub mod gemm;

@@ -9,6 +9,7 @@ use cranelift_codegen::ir::{AbiParam, FuncRef, Function, GlobalValue, InstBuilde
 use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module, ModuleError};
 
 use super::Emitter;
+use crate::codegen::builder::LoopBuilder;
 use crate::codegen::kernel::*;
 use crate::diag::Diagnostic;
 use crate::ir::graph::Graph;

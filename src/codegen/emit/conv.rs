@@ -7,6 +7,7 @@ use cranelift_codegen::ir::types::{I64, I8};
 use cranelift_codegen::ir::{InstBuilder, StackSlotData, StackSlotKind, Value};
 
 use super::Emitter;
+use crate::codegen::builder::LoopBuilder;
 use crate::codegen::kernel::*;
 
 impl Emitter<'_> {

@@ -11,6 +11,7 @@ use cranelift_codegen::ir::{InstBuilder, Value};
 use cranelift_frontend::Variable;
 
 use super::{Emitter, Mode, Walk};
+use crate::codegen::builder::LoopBuilder;
 use crate::codegen::kernel::*;
 
 impl Emitter<'_> {

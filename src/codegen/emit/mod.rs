@@ -28,11 +28,12 @@
 
 use std::collections::HashMap;
 
-use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I32, I32X4, I64, I64X2};
 use cranelift_codegen::ir::{Endianness, FuncRef, GlobalValue, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 
+use super::builder::LoopBuilder;
 use super::kernel::*;
 use crate::ir::graph::DType;
 
@@ -134,10 +135,6 @@ impl<'f> Emitter<'f> {
 
     // ---- integers, addresses --------------------------------------------------------------------
 
-    fn int(&mut self, v: i64) -> Value {
-        self.b.ins().iconst(I64, v)
-    }
-
     fn mono(&mut self, m: &Mono) -> Value {
         let mut v = None;
         for &s in &m.syms {
@@ -209,23 +206,6 @@ impl<'f> Emitter<'f> {
         self.derived(base, p)
     }
 
-    /// Checked mode: `q` points into the buffer of `p`.
-    fn derived(&mut self, p: Value, q: Value) -> Value {
-        if self.sink.is_some() {
-            if let Some(&buf) = self.bufs.get(&p) {
-                self.bufs.insert(q, buf);
-            }
-        }
-        q
-    }
-
-    /// `p + i * stride_bytes`.
-    fn offset(&mut self, p: Value, i: Value, stride_bytes: Value) -> Value {
-        let d = self.b.ins().imul(i, stride_bytes);
-        let q = self.b.ins().iadd(p, d);
-        self.derived(p, q)
-    }
-
     /// `p + i` elements.
     fn elem(&mut self, p: Value, i: Value) -> Value {
         let d = self.b.ins().ishl_imm_s(i, self.shift);
@@ -251,46 +231,12 @@ impl<'f> Emitter<'f> {
 
     // ---- loops ----------------------------------------------------------------------------------
 
-    /// `for i in (lo..hi).step_by(step) { body(i) }`, as a rotated loop: one guard, then one
-    /// compare and branch per iteration.
-    fn for_loop(&mut self, lo: Value, hi: Value, step: i64, body: impl FnOnce(&mut Self, Value)) {
-        let var = self.b.declare_var(I64);
-        self.b.def_var(var, lo);
-        let body_block = self.b.create_block();
-        let exit = self.b.create_block();
-        let enter = self.b.ins().icmp(IntCC::SignedLessThan, lo, hi);
-        self.b.ins().brif(enter, body_block, &[], exit, &[]);
-        self.b.switch_to_block(body_block);
-        let i = self.b.use_var(var);
-        body(self, i);
-        let next = self.b.ins().iadd_imm_s(i, step);
-        self.b.def_var(var, next);
-        let again = self.b.ins().icmp(IntCC::SignedLessThan, next, hi);
-        self.b.ins().brif(again, body_block, &[], exit, &[]);
-        self.b.seal_block(body_block);
-        self.b.seal_block(exit);
-        self.b.switch_to_block(exit);
-    }
-
-    fn for_n(&mut self, n: Value, body: impl FnOnce(&mut Self, Value)) {
-        let zero = self.int(0);
-        self.for_loop(zero, n, 1, body)
-    }
-
     /// The largest multiple of the vector width not above `n`.
     fn vector_part(&mut self, n: Value) -> Value {
         self.b.ins().band_imm_s(n, -(self.lanes as i64))
     }
 
     // ---- floats ---------------------------------------------------------------------------------
-
-    pub fn fconst(&mut self, c: f64) -> Value {
-        if self.ty == F32 {
-            self.b.ins().f32const(c as f32)
-        } else {
-            self.b.ins().f64const(c)
-        }
-    }
 
     pub fn splat(&mut self, c: f64) -> Value {
         let s = self.fconst(c);
@@ -516,5 +462,29 @@ impl<'f> Emitter<'f> {
             Kernel::OneHot { count, classes, x, out } => self.one_hot(count, *classes, x, out),
             Kernel::Pool { op, planes, geom, x, g, out } => self.pool(*op, planes, geom, x, g.as_ref(), out),
         }
+    }
+}
+
+impl<'f> LoopBuilder<'f> for Emitter<'f> {
+    fn fb(&mut self) -> &mut FunctionBuilder<'f> {
+        &mut self.b
+    }
+
+    fn float_type(&self) -> Type {
+        self.ty
+    }
+
+    fn has_fma(&self) -> bool {
+        self.env.fma
+    }
+
+    /// Checked mode: `q` points into the buffer of `p`.
+    fn derived(&mut self, p: Value, q: Value) -> Value {
+        if self.sink.is_some() {
+            if let Some(&buf) = self.bufs.get(&p) {
+                self.bufs.insert(q, buf);
+            }
+        }
+        q
     }
 }

@@ -5,6 +5,7 @@ use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::InstBuilder;
 
 use super::Emitter;
+use crate::codegen::builder::LoopBuilder;
 use crate::codegen::kernel::*;
 
 impl Emitter<'_> {

@@ -8,6 +8,7 @@ use cranelift_codegen::ir::{InstBuilder, Value};
 use cranelift_frontend::Variable;
 
 use super::{Emitter, Mode, Walk};
+use crate::codegen::builder::LoopBuilder;
 use crate::codegen::kernel::*;
 
 impl Emitter<'_> {
@@ -104,16 +105,6 @@ impl Emitter<'_> {
         self.plus(p, d)
     }
 
-    /// a·b + acc, in one instruction where the target has FMA.
-    fn mul_add(&mut self, a: Value, b: Value, acc: Value) -> Value {
-        if self.env.fma {
-            self.b.ins().fma(a, b, acc)
-        } else {
-            let p = self.b.ins().fmul(a, b);
-            self.b.ins().fadd(acc, p)
-        }
-    }
-
     /// alpha·ab + beta·old, skipping what alpha = 1 and beta = 0 make unnecessary (C is not
     /// read when beta is 0: it may hold anything).
     fn scaled(&mut self, scale: &Scale, ab: Value, old: impl FnOnce(&mut Self) -> Value) -> Value {
@@ -180,7 +171,7 @@ impl Emitter<'_> {
                         let s = e.b.ins().splat(e.vty, s);
                         for (v, &x) in xs.iter().enumerate() {
                             let acc = e.b.use_var(accs[v * cols + j]);
-                            let acc = e.mul_add(x, s, acc);
+                            let acc = e.add_mul(acc, x, s);
                             e.b.def_var(accs[v * cols + j], acc);
                         }
                     }
@@ -231,7 +222,7 @@ impl Emitter<'_> {
                             let y = e.load_at(bj, Walk::Contiguous, p, mode);
                             for (v, &x) in xs.iter().enumerate() {
                                 let acc = e.b.use_var(accs[v * cols + j]);
-                                let acc = e.mul_add(x, y, acc);
+                                let acc = e.add_mul(acc, x, y);
                                 e.b.def_var(accs[v * cols + j], acc);
                             }
                         }

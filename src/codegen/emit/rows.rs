@@ -6,6 +6,7 @@ use cranelift_codegen::ir::types::I64;
 use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::{Emitter, Mode, Walk};
+use crate::codegen::builder::LoopBuilder;
 use crate::codegen::kernel::*;
 
 impl Emitter<'_> {
