@@ -38,7 +38,20 @@
 //! Elementwise arithmetic rounds exactly as the interpreter (no contraction of `a*b + c` into
 //! an FMA). Only declaring and finalising functions differs between the JIT and the object-file
 //! backend: both go through `define`.
+//!
+//! # Files
+//!
+//! - `fuse.rs`: graph -> kernels (`fuse::schedule`);
+//! - `kernel.rs`: the kernel IR (`Kernel`, `Expr`, `Access`, `KernelProgram`), shared by all;
+//! - `memplan.rs`: the temporaries' places in the workspace;
+//! - `emit/`: kernels -> Cranelift IR, one file per kind of kernel (see `emit/mod.rs`);
+//! - `math.rs`: the vectorised exp, log, tanh and sigmoid of `emit`;
+//! - `gemm.rs`: a GEMM written in Cranelift IR (object files, small JIT products);
+//! - `builder.rs`: the loop builder that `emit` and `gemm` share;
+//! - `abi.rs`: the GEMM symbol's signature and arguments as Cranelift sees them;
+//! - this file: the options and `define`, which declares the functions and runs the rest.
 
+pub mod abi;
 pub mod builder;
 pub mod emit;
 pub mod fuse;
@@ -138,7 +151,7 @@ pub fn import_gemm<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId, Di
         DType::F32 => symbols::GEMM_F32,
         DType::F64 => symbols::GEMM_F64,
     };
-    let sig = gemm::signature(module, dtype);
+    let sig = abi::gemm_signature(module, dtype);
     module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
 }
 
@@ -161,7 +174,7 @@ fn module_error(e: ModuleError) -> Diagnostic {
     Diagnostic::new("E-codegen", format!("code generation failed: {e}"))
 }
 
-/// The GEMM functions a program calls, each of `gemm::signature` (imported or defined in the
+/// The GEMM functions a program calls, each of `abi::gemm_signature` (imported or defined in the
 /// module).
 #[derive(Clone, Copy, Debug)]
 pub struct Gemms {

@@ -8,6 +8,7 @@ use cranelift_codegen::ir::{InstBuilder, Value};
 use cranelift_frontend::Variable;
 
 use super::{Emitter, Mode, Walk};
+use crate::codegen::abi::{GemmArgs, GemmValues, Matrix};
 use crate::codegen::builder::LoopBuilder;
 use crate::codegen::kernel::*;
 
@@ -35,7 +36,8 @@ impl Emitter<'_> {
         let sb = [self.mono(&b.strides[0]), self.mono(&b.strides[1])];
         let sc = [self.mono(&c.strides[0]), self.mono(&c.strides[1])];
         let (alpha, beta) = (self.uniform(alpha), self.uniform(beta));
-        self.gemm_call([mv, kv, nv], alpha, (pa, sa), (pb, sb), beta, (pc, sc));
+        let (a, b, c) = (matrix(pa, sa), matrix(pb, sb), matrix(pc, sc));
+        self.gemm_call(GemmArgs { m: mv, k: kv, n: nv, alpha, a, b, beta, c });
     }
 
     /// C = alpha·A·B + beta·C inline, when one side of C is narrow (n or m at most
@@ -245,42 +247,34 @@ impl Emitter<'_> {
     /// C = A·B (+ C when `beta` is 1) through the GEMM symbol; strides in elements.
     pub(super) fn gemm(
         &mut self,
-        mkn: [Value; 3],
-        a: (Value, [Value; 2]),
-        b: (Value, [Value; 2]),
-        c: (Value, [Value; 2]),
+        [m, k, n]: [Value; 3],
+        (pa, sa): (Value, [Value; 2]),
+        (pb, sb): (Value, [Value; 2]),
+        (pc, sc): (Value, [Value; 2]),
         beta: f64,
     ) {
         let alpha = self.fconst(1.0);
         let beta = self.fconst(beta);
-        self.gemm_call(mkn, alpha, a, b, beta, c);
+        let (a, b, c) = (matrix(pa, sa), matrix(pb, sb), matrix(pc, sc));
+        self.gemm_call(GemmArgs { m, k, n, alpha, a, b, beta, c });
     }
 
     /// C = alpha·A·B + beta·C.
-    fn gemm_call(
-        &mut self,
-        mkn: [Value; 3],
-        alpha: Value,
-        a: (Value, [Value; 2]),
-        b: (Value, [Value; 2]),
-        beta: Value,
-        c: (Value, [Value; 2]),
-    ) {
-        let args = [mkn[0], mkn[1], mkn[2], alpha, a.0, a.1[0], a.1[1], b.0, b.1[0], b.1[1], beta, c.0, c.1[0], c.1[1]];
+    fn gemm_call(&mut self, args: GemmValues) {
         if self.sink.is_none() {
             self.call_gemm(&args);
             return;
         }
         // Checked: the GEMM touches A and B when m, n, k > 0 and C when m, n > 0; it is
         // called only when every matrix it touches lies inside its buffer.
-        let [m, k, n] = mkn;
+        let GemmArgs { m, k, n, a, b, c, .. } = args;
         let pos = |e: &mut Self, v: Value| e.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, v, 0);
         let (mp, kp, np) = (pos(self, m), pos(self, k), pos(self, n));
         let writes = self.b.ins().band(mp, np);
         let reads = self.b.ins().band(writes, kp);
-        let ok_a = self.matrix_ok(a.0, m, k, a.1[0], a.1[1], reads);
-        let ok_b = self.matrix_ok(b.0, k, n, b.1[0], b.1[1], reads);
-        let ok_c = self.matrix_ok(c.0, m, n, c.1[0], c.1[1], writes);
+        let ok_a = self.matrix_ok(a.ptr, m, k, a.rs, a.cs, reads);
+        let ok_b = self.matrix_ok(b.ptr, k, n, b.rs, b.cs, reads);
+        let ok_c = self.matrix_ok(c.ptr, m, n, c.rs, c.cs, writes);
         let ok = self.b.ins().band(ok_a, ok_b);
         let ok = self.b.ins().band(ok, ok_c);
         let (call, done) = (self.b.create_block(), self.b.create_block());
@@ -294,20 +288,21 @@ impl Emitter<'_> {
     }
 
     /// Call the GEMM, or the small-product one when m·k·n is below its threshold.
-    fn call_gemm(&mut self, args: &[Value; 14]) {
+    fn call_gemm(&mut self, args: &GemmValues) {
+        let values = args.to_array();
         let Some((small, threshold)) = self.env.small_gemm else {
-            self.b.ins().call(self.env.gemm, args);
+            self.b.ins().call(self.env.gemm, &values);
             return;
         };
-        let mk = self.b.ins().imul(args[0], args[1]);
-        let mkn = self.b.ins().imul(mk, args[2]);
+        let mk = self.b.ins().imul(args.m, args.k);
+        let mkn = self.b.ins().imul(mk, args.n);
         let is_small = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, mkn, threshold);
         let (small_block, large_block, done) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
         self.b.ins().brif(is_small, small_block, &[], large_block, &[]);
         for (block, f) in [(small_block, small), (large_block, self.env.gemm)] {
             self.b.switch_to_block(block);
             self.b.seal_block(block);
-            self.b.ins().call(f, args);
+            self.b.ins().call(f, &values);
             self.b.ins().jump(done, &[]);
         }
         self.b.switch_to_block(done);
@@ -319,4 +314,9 @@ impl Emitter<'_> {
 struct Scale {
     alpha: Option<Value>,
     beta: Option<Value>,
+}
+
+/// A GEMM operand from its pointer and [row, column] strides.
+fn matrix(ptr: Value, [rs, cs]: [Value; 2]) -> Matrix<Value, Value> {
+    Matrix::new(ptr, rs, cs)
 }

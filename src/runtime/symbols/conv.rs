@@ -23,7 +23,7 @@
 
 use std::cell::RefCell;
 
-use super::Float;
+use super::{Float, GemmArgs, Matrix};
 use crate::runtime::threads::Pool;
 
 /// Symbol of the f32 convolution.
@@ -211,7 +211,7 @@ unsafe fn conv<T: Float>(pool: &Pool, op: i64, geom: *const i64, batch: i64, a: 
 
 /// y (F × OH·OW) = w (F × C·KH·KW) · columns of one image.
 unsafe fn forward<T: Float>(g: &Geom, x: *const T, w: *const T, y: *mut T, col: &mut [T], padded: bool) {
-    let (q, p) = (g.patch() as isize, g.pixels() as isize);
+    let (f, q, p) = (g.f as i64, g.patch() as i64, g.pixels() as i64);
     let cols = if g.pointwise() {
         x
     } else {
@@ -219,20 +219,32 @@ unsafe fn forward<T: Float>(g: &Geom, x: *const T, w: *const T, y: *mut T, col: 
         unsafe { im2col(g, x, col, padded) };
         col.as_ptr()
     };
+    let (w, cols, y) = (Matrix::new(w, q, 1), Matrix::new(cols, p, 1), Matrix::new(y, p, 1));
     // SAFETY: shapes as in the contract.
-    unsafe { T::gemm1(g.f, g.patch(), g.pixels(), T::ONE, w, q, 1, cols, p, 1, T::ZERO, y, p, 1) }
+    unsafe { T::gemm1(GemmArgs { m: f, k: q, n: p, alpha: T::ONE, a: w, b: cols, beta: T::ZERO, c: y }) }
 }
 
 /// dx of one image: columns = wᵀ (C·KH·KW × F) · g (F × OH·OW), scattered back (col2im).
 unsafe fn input_grad<T: Float>(g: &Geom, grad: *const T, w: *const T, dx: *mut T, col: &mut [T]) {
-    let (q, p) = (g.patch() as isize, g.pixels() as isize);
+    let (f, q, p) = (g.f as i64, g.patch() as i64, g.pixels() as i64);
+    // wᵀ (C·KH·KW × F) · g (F × OH·OW) into `out`
+    let product = |out| GemmArgs {
+        m: q,
+        k: f,
+        n: p,
+        alpha: T::ONE,
+        a: Matrix::new(w, 1, q),
+        b: Matrix::new(grad, p, 1),
+        beta: T::ZERO,
+        c: Matrix::new(out, p, 1),
+    };
     if g.pointwise() {
         // SAFETY: shapes as in the contract.
-        unsafe { T::gemm1(g.patch(), g.f, g.pixels(), T::ONE, w, 1, q, grad, p, 1, T::ZERO, dx, p, 1) };
+        unsafe { T::gemm1(product(dx)) };
         return;
     }
     // SAFETY: as above; col holds C·KH·KW × OH·OW.
-    unsafe { T::gemm1(g.patch(), g.f, g.pixels(), T::ONE, w, 1, q, grad, p, 1, T::ZERO, col.as_mut_ptr(), p, 1) };
+    unsafe { T::gemm1(product(col.as_mut_ptr())) };
     // SAFETY: dx is one image.
     let dx = unsafe { std::slice::from_raw_parts_mut(dx, g.image()) };
     dx.fill(T::ZERO);
@@ -250,7 +262,7 @@ unsafe fn filter_grad<T: Float>(
     first: bool,
     padded: bool,
 ) {
-    let (q, p) = (g.patch() as isize, g.pixels() as isize);
+    let (f, q, p) = (g.f as i64, g.patch() as i64, g.pixels() as i64);
     let cols = if g.pointwise() {
         x
     } else {
@@ -259,8 +271,9 @@ unsafe fn filter_grad<T: Float>(
         col.as_ptr()
     };
     let beta = if first { T::ZERO } else { T::ONE };
+    let (grad, cols, dw) = (Matrix::new(grad, p, 1), Matrix::new(cols, 1, p), Matrix::new(dw, q, 1));
     // SAFETY: shapes as in the contract.
-    unsafe { T::gemm1(g.f, g.pixels(), g.patch(), T::ONE, grad, p, 1, cols, 1, p, beta, dw, q, 1) }
+    unsafe { T::gemm1(GemmArgs { m: f, k: p, n: q, alpha: T::ONE, a: grad, b: cols, beta, c: dw }) }
 }
 
 /// The output columns j in [lo, hi) whose input column j·s + b − pad lies in [0, w).
