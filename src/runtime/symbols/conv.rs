@@ -68,8 +68,16 @@ impl Geom {
 /// The convolution in f32, see the module documentation.
 ///
 /// # Safety
-/// `geom` points at 10 valid sizes; `a`, `b` and `out` hold the tensors they describe for
-/// `batch` images, and `out` overlaps neither.
+/// - `geom` points at 10 readable i64, the sizes c, h, w, f, kh, kw, oh, ow, stride, pad of a
+///   consistent convolution: stride > 0, h + 2·pad ≥ kh, w + 2·pad ≥ kw,
+///   oh = (h + 2·pad − kh) / stride + 1 and ow = (w + 2·pad − kw) / stride + 1;
+/// - the tensors are contiguous, x and dx of `batch`·C·H·W elements, y and g of
+///   `batch`·F·OH·OW, w and dw of F·C·KH·KW: for `op` 0 `a` is x, `b` w and `out` y; for 1
+///   `a` is g, `b` w and `out` dx; for any other `op` `a` is x, `b` g and `out` dw;
+/// - `a` and `b` are valid for reads of their elements (aligned, initialised, not written by
+///   anyone during the call), `out` is valid for writes of its elements and overlaps
+///   neither, and nothing else reads or writes `out` during the call (whose images run on the
+///   worker pool's threads; it returns when they are done).
 pub unsafe extern "C" fn netc_conv_f32(
     op: i64,
     geom: *const i64,
@@ -85,7 +93,8 @@ pub unsafe extern "C" fn netc_conv_f32(
 /// [`netc_conv_f32`] on a given pool (tests: results must not depend on the thread count).
 ///
 /// # Safety
-/// As for [`netc_conv_f32`].
+/// As for [`netc_conv_f32`] (`geom` is then the array's sizes), the images running on
+/// `pool`'s threads.
 pub unsafe fn conv_f32_on(
     pool: &Pool,
     op: i64,
@@ -129,6 +138,10 @@ impl<T> Shared<T> {
     }
 }
 
+/// The convolution symbols' body, the images divided among `pool`'s threads.
+///
+/// # Safety
+/// As for [`netc_conv_f32`] (in `T`), the images running on `pool`'s threads.
 unsafe fn conv<T: Float>(pool: &Pool, op: i64, geom: *const i64, batch: i64, a: *const T, b: *const T, out: *mut T) {
     // SAFETY: the caller passes 10 sizes.
     let s: [usize; 10] = std::array::from_fn(|i| unsafe { *geom.add(i) }.max(0) as usize);
@@ -210,6 +223,12 @@ unsafe fn conv<T: Float>(pool: &Pool, op: i64, geom: *const i64, batch: i64, a: 
 }
 
 /// y (F × OH·OW) = w (F × C·KH·KW) · columns of one image.
+///
+/// # Safety
+/// `g` is consistent (as for [`netc_conv_f32`]); `x` is valid for reads of one image
+/// (C·H·W elements) and `w` of F·C·KH·KW (aligned, initialised, not written during the call);
+/// `y` is valid for writes of F·OH·OW elements, overlaps neither, and nothing else accesses
+/// it during the call; `col` has at least C·KH·KW·OH·OW elements unless `g` is pointwise.
 unsafe fn forward<T: Float>(g: &Geom, x: *const T, w: *const T, y: *mut T, col: &mut [T], padded: bool) {
     let (f, q, p) = (g.f as i64, g.patch() as i64, g.pixels() as i64);
     let cols = if g.pointwise() {
@@ -225,6 +244,13 @@ unsafe fn forward<T: Float>(g: &Geom, x: *const T, w: *const T, y: *mut T, col: 
 }
 
 /// dx of one image: columns = wᵀ (C·KH·KW × F) · g (F × OH·OW), scattered back (col2im).
+///
+/// # Safety
+/// `g` is consistent (as for [`netc_conv_f32`]); `grad` is valid for reads of F·OH·OW
+/// elements and `w` of F·C·KH·KW (aligned, initialised, not written during the call); `dx`
+/// is valid for writes of one image (C·H·W elements), overlaps neither, and nothing else
+/// accesses it during the call; `col` has at least C·KH·KW·OH·OW elements unless `g` is
+/// pointwise.
 unsafe fn input_grad<T: Float>(g: &Geom, grad: *const T, w: *const T, dx: *mut T, col: &mut [T]) {
     let (f, q, p) = (g.f as i64, g.patch() as i64, g.pixels() as i64);
     // wᵀ (C·KH·KW × F) · g (F × OH·OW) into `out`
@@ -252,6 +278,13 @@ unsafe fn input_grad<T: Float>(g: &Geom, grad: *const T, w: *const T, dx: *mut T
 }
 
 /// dw (F × C·KH·KW) (=, or += unless `first`) g (F × OH·OW) · columnsᵀ of one image.
+///
+/// # Safety
+/// `g` is consistent (as for [`netc_conv_f32`]); `x` is valid for reads of one image
+/// (C·H·W elements) and `grad` of F·OH·OW (aligned, initialised, not written during the
+/// call); `dw` is valid for writes of F·C·KH·KW elements, and for reads unless `first`,
+/// overlaps neither, and nothing else accesses it during the call; `col` has at least
+/// C·KH·KW·OH·OW elements unless `g` is pointwise.
 #[allow(clippy::too_many_arguments)]
 unsafe fn filter_grad<T: Float>(
     g: &Geom,
@@ -287,6 +320,10 @@ fn valid_columns(g: &Geom, b: usize) -> (usize, usize) {
 /// The tap rows of one image: row (c, a, b) holds x[c, i·s + a − p, j·s + b − p] at column
 /// (i, j), zero where that falls in the padding. Each output row is one run of a row of x.
 /// `padded`: the padding entries are zero already (written for this geometry before).
+///
+/// # Safety
+/// `x` is valid for reads of one image, C·H·W elements (aligned, initialised, not written
+/// during the call).
 unsafe fn im2col<T: Float>(g: &Geom, x: *const T, col: &mut [T], padded: bool) {
     // SAFETY: x is one image of C·H·W.
     let x = unsafe { std::slice::from_raw_parts(x, g.image()) };

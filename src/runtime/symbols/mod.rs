@@ -108,8 +108,16 @@ impl<V: Copy> GemmArgs<V, V, V, V> {
 /// C = alpha·A·B + beta·C in f32, see the module documentation.
 ///
 /// # Safety
-/// The pointers and strides must describe valid m×k, k×n and m×n matrices; C must not
-/// overlap A or B.
+/// Offsets below are in elements (strides may be negative or zero). When m > 0 and n > 0
+/// (otherwise nothing is accessed):
+/// - if k > 0, every A[i, p] at `a + i·rsa + p·csa` (i < m, p < k) and B[p, j] at
+///   `b + p·rsb + j·csb` (p < k, j < n) is valid for reads: inside one allocation, aligned,
+///   initialised, and not written by anyone during the call;
+/// - every C[i, j] at `c + i·rsc + j·csc` (i < m, j < n) is valid for writes, and for reads
+///   unless beta is 0 (C may then be uninitialised), and no two of them share an address;
+/// - no element of C is an element of A or B, and nothing else reads or writes C during the
+///   call (which may run blocks of it on the worker pool's threads, and returns when they are
+///   done).
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn netc_gemm_f32(
     m: i64,
@@ -248,12 +256,18 @@ trait Float: Copy + Send + Sync + 'static + std::ops::Add<Output = Self> + conv:
     const ZERO: Self;
     const ONE: Self;
     /// `matrixmultiply`'s sgemm / dgemm, single-threaded.
+    ///
+    /// # Safety
+    /// As for [`netc_gemm_f32`] (in `Self`), and none of m, k, n is negative (they become
+    /// `usize`).
     unsafe fn gemm1(g: Gemm<Self>);
 }
 
 impl Float for f32 {
     const ZERO: f32 = 0.0;
     const ONE: f32 = 1.0;
+    /// # Safety
+    /// As for [`Float::gemm1`].
     unsafe fn gemm1(g: Gemm<f32>) {
         let (m, k, n) = (g.m as usize, g.k as usize, g.n as usize);
         let (a, b, c) = (g.a, g.b, g.c);
@@ -282,6 +296,8 @@ impl Float for f32 {
 impl Float for f64 {
     const ZERO: f64 = 0.0;
     const ONE: f64 = 1.0;
+    /// # Safety
+    /// As for [`Float::gemm1`].
     unsafe fn gemm1(g: Gemm<f64>) {
         let (m, k, n) = (g.m as usize, g.k as usize, g.n as usize);
         let (a, b, c) = (g.a, g.b, g.c);
@@ -329,6 +345,9 @@ fn skip<T>(p: *const T, i: usize, stride: i64) -> *const T {
 
 /// The GEMM symbols' body: `pool` (default: the global pool, started only when a GEMM is
 /// big enough to split) and `split` choose the [`plan`].
+///
+/// # Safety
+/// As for [`netc_gemm_f32`] (in `T`), with the arguments in `args`.
 unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
     if args.m <= 0 || args.n <= 0 {
         return;
@@ -379,7 +398,7 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
 /// [`Pool::global`] and [`Split::DEFAULT`]).
 ///
 /// # Safety
-/// As for [`netc_gemm_f32`].
+/// As for [`netc_gemm_f32`], with the arguments in `args`.
 pub unsafe fn gemm_f32_on(pool: &Pool, split: Split, args: Gemm<f32>) {
     // SAFETY: forwarded.
     unsafe { gemm(Some(pool), split, args) }
@@ -388,7 +407,7 @@ pub unsafe fn gemm_f32_on(pool: &Pool, split: Split, args: Gemm<f32>) {
 /// [`netc_gemm_f64`] on a given pool and split, as [`gemm_f32_on`].
 ///
 /// # Safety
-/// As for [`netc_gemm_f32`].
+/// As for [`netc_gemm_f64`], with the arguments in `args`.
 pub unsafe fn gemm_f64_on(pool: &Pool, split: Split, args: Gemm<f64>) {
     // SAFETY: forwarded.
     unsafe { gemm(Some(pool), split, args) }
