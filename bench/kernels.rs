@@ -288,7 +288,7 @@ fn train_step_rows() {
 /// The GEMM symbol (split on the global pool) against one single-threaded call, row-major f32
 /// operands as the JIT lays them out; for the workloads' GEMM shapes.
 fn threads_rows() {
-    use netc::runtime::symbols::{gemm_f32_on, plan, Split};
+    use netc::runtime::symbols::{gemm_f32_on, plan, GemmArgs, Matrix, Split};
     let one = netc::runtime::threads::Pool::new(1);
     // (M, K, N, what): op(A) is M×K, transposed where the train step reads it transposed.
     for (m, k, n, ta, tb, what) in [
@@ -313,7 +313,8 @@ fn threads_rows() {
             netc::runtime::symbols::netc_gemm_f32(mi, ki, ni, 1.0, pa, rsa, csa, pb, rsb, csb, 0.0, pc, ni, 1)
         });
         let single = time(|| unsafe {
-            gemm_f32_on(&one, Split::NEVER, mi, ki, ni, 1.0, pa, rsa, csa, pb, rsb, csb, 0.0, pc, ni, 1)
+            let (a, b, c) = (Matrix::new(pa, rsa, csa), Matrix::new(pb, rsb, csb), Matrix::new(pc, ni, 1));
+            gemm_f32_on(&one, Split::NEVER, GemmArgs { m: mi, k: ki, n: ni, alpha: 1.0, a, b, beta: 0.0, c })
         });
         black_box(&c);
         let how = plan(Split::DEFAULT, netc::runtime::threads::count(), m, k, n, n as isize, 1);

@@ -21,7 +21,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use netc::runtime::rng::Rng;
-use netc::runtime::symbols::{self, plan, Plan, Split};
+use netc::runtime::symbols::{self, plan, Gemm, GemmArgs, GemmFn, Matrix, Plan, Split};
 use netc::runtime::threads::Pool;
 use proptest::prelude::*;
 
@@ -36,10 +36,8 @@ const ALWAYS: Split = Split { min_macs: 0, wake_macs: 0, blocks_per_thread: 1 };
 /// Split finer than the threads: several blocks per thread.
 const FINE: Split = Split { min_macs: 0, wake_macs: 0, blocks_per_thread: 3 };
 
-/// The C signature of the GEMM symbols.
-type Gemm<T> = unsafe extern "C" fn(i64, i64, i64, T, *const T, i64, i64, *const T, i64, i64, T, *mut T, i64, i64);
-/// `symbols::gemm_*_on`: the same after a pool and a split.
-type GemmOn<T> = unsafe fn(&Pool, Split, i64, i64, i64, T, *const T, i64, i64, *const T, i64, i64, T, *mut T, i64, i64);
+/// `symbols::gemm_*_on`: a GEMM's arguments on a pool and a split.
+type GemmOn<T> = unsafe fn(&Pool, Split, Gemm<T>);
 
 trait Float: Copy + PartialEq + std::fmt::Debug + Send + Sync + 'static {
     fn from_f64(v: f64) -> Self;
@@ -49,7 +47,7 @@ trait Float: Copy + PartialEq + std::fmt::Debug + Send + Sync + 'static {
     /// `symbols::gemm_*_on`: on a given pool and split.
     const GEMM_ON: GemmOn<Self>;
     /// The exported symbol (global pool, default split).
-    const SYMBOL: Gemm<Self>;
+    const SYMBOL: GemmFn<Self>;
 }
 
 impl Float for f32 {
@@ -64,7 +62,7 @@ impl Float for f32 {
     }
     const EPS: f64 = f32::EPSILON as f64;
     const GEMM_ON: GemmOn<f32> = symbols::gemm_f32_on;
-    const SYMBOL: Gemm<f32> = symbols::netc_gemm_f32;
+    const SYMBOL: GemmFn<f32> = symbols::netc_gemm_f32;
 }
 
 impl Float for f64 {
@@ -79,7 +77,7 @@ impl Float for f64 {
     }
     const EPS: f64 = f64::EPSILON;
     const GEMM_ON: GemmOn<f64> = symbols::gemm_f64_on;
-    const SYMBOL: Gemm<f64> = symbols::netc_gemm_f64;
+    const SYMBOL: GemmFn<f64> = symbols::netc_gemm_f64;
 }
 
 /// How an r × c matrix sits in its buffer.
@@ -210,8 +208,9 @@ impl<T: Float> Case<T> {
     }
 
     fn run(&self, pool: &Pool, split: Split) -> Mat<T> {
-        self.run_with(|m, k, n, al, a, rsa, csa, b, rsb, csb, be, c, rsc, csc| unsafe {
-            (T::GEMM_ON)(pool, split, m, k, n, al, a, rsa, csa, b, rsb, csb, be, c, rsc, csc)
+        self.run_with(|m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc| unsafe {
+            let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
+            (T::GEMM_ON)(pool, split, GemmArgs { m, k, n, alpha, a, b, beta, c })
         })
     }
 
@@ -632,20 +631,16 @@ fn bench_split() {
                         symbols::gemm_f32_on(
                             pool,
                             split,
-                            m as i64,
-                            k as i64,
-                            n as i64,
-                            1.0,
-                            a.ptr(),
-                            a.rs as i64,
-                            a.cs as i64,
-                            b.ptr(),
-                            b.rs as i64,
-                            b.cs as i64,
-                            0.0,
-                            c.ptr_mut(),
-                            c.rs as i64,
-                            c.cs as i64,
+                            GemmArgs {
+                                m: m as i64,
+                                k: k as i64,
+                                n: n as i64,
+                                alpha: 1.0,
+                                a: Matrix::new(a.ptr(), a.rs as i64, a.cs as i64),
+                                b: Matrix::new(b.ptr(), b.rs as i64, b.cs as i64),
+                                beta: 0.0,
+                                c: Matrix::new(c.ptr_mut(), c.rs as i64, c.cs as i64),
+                            },
                         )
                     }
                 });

@@ -1,5 +1,5 @@
 //! Fusion and scheduling. Input: a graph; output: the kernels that compute its outputs and
-//! updates, in execution order, with their temporaries (`Program`).
+//! updates, in execution order, with their temporaries (`KernelProgram`).
 //!
 //! Every live node gets a *value*: an `Expr` evaluated at an index of the node's shape.
 //! Leaves and views are loads (a view only changes strides and offset: no copy); elementwise
@@ -12,27 +12,14 @@
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-use super::emit::inline_form;
 use super::kernel::*;
 use crate::diag::Diagnostic;
 use crate::ir::graph::{DType, Dim, Graph, NodeId, Op, Shape};
 use crate::ir::ops::{self, Env};
 use crate::ir::tensor::Tensor;
 
-/// The kernels of one function, in execution order, and the buffers they need.
-#[derive(Debug, Default)]
-pub struct Program {
-    pub kernels: Vec<Kernel>,
-    /// Element count of each `Base::Temp`.
-    pub temps: Vec<Mono>,
-    /// Values of each `Base::Data` (literal tensors).
-    pub data: Vec<Rc<[f64]>>,
-    /// Elements of every computed node taken separately: what a buffer per node would need.
-    pub naive: Poly,
-}
-
 /// Build the kernels for `g`'s outputs and updates.
-pub fn schedule(g: &Graph) -> Result<Program, Diagnostic> {
+pub fn schedule(g: &Graph) -> Result<KernelProgram, Diagnostic> {
     validate(g).map_err(|e| Diagnostic::new("E-codegen", format!("malformed graph: {e}")))?;
     let mut f = Fuser::new(g);
     for i in 0..g.nodes.len() {
@@ -63,7 +50,7 @@ pub fn schedule(g: &Graph) -> Result<Program, Diagnostic> {
 
 struct Fuser<'g> {
     g: &'g Graph,
-    prog: Program,
+    prog: KernelProgram,
     vals: Vec<Option<Rc<Expr>>>,
     /// Distinct live consumers of each node, plus its output and update entries.
     uses: Vec<usize>,
@@ -97,7 +84,7 @@ impl<'g> Fuser<'g> {
         for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
             uses[id.index()] += 1;
         }
-        Fuser { g, prog: Program::default(), vals: vec![None; n], uses, live }
+        Fuser { g, prog: KernelProgram::default(), vals: vec![None; n], uses, live }
     }
 
     fn val(&self, id: NodeId) -> Rc<Expr> {
@@ -628,7 +615,7 @@ impl<'g> Fuser<'g> {
 struct Uses {
     readers: HashMap<Base, Vec<usize>>,
     writers: HashMap<Base, Vec<usize>>,
-    /// Kernels the pass has deleted (dropped from `Program::kernels` at its end).
+    /// Kernels the pass has deleted (dropped from `KernelProgram::kernels` at its end).
     removed: Vec<bool>,
 }
 

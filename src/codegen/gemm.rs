@@ -9,6 +9,9 @@
 //!           T beta, T* c, int64_t rsc, int64_t csc); /* C: m × n, C = alpha·A·B + beta·C */
 //! ```
 //!
+//! (declared once as `symbols::GemmArgs`: `abi::gemm_signature`, and `GemmValues` for the
+//! function's parameters).
+//!
 //! Why: an object file from `netc build` should carry its own matrix multiply, so that it
 //! links with nothing but libc/libm, on every target Cranelift supports. Only 128-bit vectors
 //! (f32x4 / f64x2) are used, which x86-64 and aarch64 both lower.
@@ -49,12 +52,14 @@
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I64};
 use cranelift_codegen::ir::{
-    AbiParam, Function, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind, Type, UserFuncName, Value,
+    Function, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, UserFuncName, Value,
 };
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_module::{FuncId, Linkage, Module, ModuleError};
 
+use super::abi::{gemm_signature, GemmArgs, GemmValues, Matrix};
+use super::builder::LoopBuilder;
 use crate::diag::Diagnostic;
 use crate::ir::graph::DType;
 
@@ -65,19 +70,6 @@ const MR: i64 = 4;
 const KC: i64 = 256;
 /// k steps per iteration of the micro-kernel loop (measured: 1 is ~20% slower, 4 no better).
 const UNROLL: i64 = 2;
-
-/// The GEMM's C signature: (m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc).
-pub fn signature<M: Module>(module: &M, dtype: DType) -> Signature {
-    let ty = match dtype {
-        DType::F32 => F32,
-        DType::F64 => F64,
-    };
-    let ptr = module.target_config().pointer_type();
-    let (i, f, p) = (AbiParam::new(I64), AbiParam::new(ty), AbiParam::new(ptr));
-    let mut sig = module.make_signature();
-    sig.params.extend([i, i, i, f, p, i, i, p, i, i, f, p, i, i]);
-    sig
-}
 
 /// Declare `name` with `linkage` and define it as C = alpha·A·B + beta·C in `dtype` (see the
 /// module documentation for the contract). Uses `fma` only where the ISA has it natively
@@ -94,7 +86,7 @@ pub fn define_gemm<M: Module>(
         // Addresses are computed in i64 together with the i64 strides.
         return Err(Diagnostic::new("E-codegen", format!("the generated GEMM needs 64-bit pointers, not {ptr}")));
     }
-    let sig = signature(module, dtype);
+    let sig = gemm_signature(module, dtype);
     let id = module.declare_function(name, linkage, &sig).map_err(err)?;
     let fma = module.isa().has_native_fma();
 
@@ -108,6 +100,7 @@ pub fn define_gemm<M: Module>(
         b.switch_to_block(entry);
         b.seal_block(entry);
         let params: [Value; 14] = b.block_params(entry).try_into().expect("the GEMM signature has 14 parameters");
+        let params = GemmValues::from_array(params);
         let (ty, vty, lanes, shift) = match dtype {
             DType::F32 => (F32, F32X4, 4, 2),
             DType::F64 => (F64, F64X2, 2, 3),
@@ -172,80 +165,29 @@ struct Gen<'f> {
     fma: bool,
 }
 
+impl<'f> LoopBuilder<'f> for Gen<'f> {
+    fn fb(&mut self) -> &mut FunctionBuilder<'f> {
+        &mut self.b
+    }
+
+    fn float_type(&self) -> Type {
+        self.ty
+    }
+
+    fn has_fma(&self) -> bool {
+        self.fma
+    }
+}
+
 /// The 2·MR vector accumulators of a tile, row-major (row r: `acc[2r]`, `acc[2r + 1]`).
 type Tile = [Value; 2 * MR as usize];
 
 impl Gen<'_> {
-    fn int(&mut self, v: i64) -> Value {
-        self.b.ins().iconst(I64, v)
-    }
-
-    /// `p + i * stride` (bytes).
-    fn offset(&mut self, p: Value, i: Value, stride: Value) -> Value {
-        let d = self.b.ins().imul(i, stride);
-        self.b.ins().iadd(p, d)
-    }
-
-    fn fconst(&mut self, c: f64) -> Value {
-        if self.ty == F32 {
-            self.b.ins().f32const(c as f32)
-        } else {
-            self.b.ins().f64const(c)
-        }
-    }
-
-    /// `a·b + c`: fused where the hardware has it, otherwise rounded twice (never a libm call).
-    fn mul_add(&mut self, a: Value, b: Value, c: Value) -> Value {
-        if self.fma {
-            self.b.ins().fma(a, b, c)
-        } else {
-            let p = self.b.ins().fmul(a, b);
-            self.b.ins().fadd(p, c)
-        }
-    }
-
-    /// `for i in (lo..hi).step_by(step) { body(i) }` as a rotated loop: a guard, then one
-    /// compare and branch per iteration.
-    fn for_loop(&mut self, lo: Value, hi: Value, step: i64, body: impl FnOnce(&mut Self, Value)) {
-        let var = self.b.declare_var(I64);
-        self.b.def_var(var, lo);
-        let body_block = self.b.create_block();
-        let exit = self.b.create_block();
-        let enter = self.b.ins().icmp(IntCC::SignedLessThan, lo, hi);
-        self.b.ins().brif(enter, body_block, &[], exit, &[]);
-        self.b.switch_to_block(body_block);
-        let i = self.b.use_var(var);
-        body(self, i);
-        let next = self.b.ins().iadd_imm_s(i, step);
-        self.b.def_var(var, next);
-        let again = self.b.ins().icmp(IntCC::SignedLessThan, next, hi);
-        self.b.ins().brif(again, body_block, &[], exit, &[]);
-        self.b.seal_block(body_block);
-        self.b.seal_block(exit);
-        self.b.switch_to_block(exit);
-    }
-
-    fn if_else(&mut self, cond: Value, then: impl FnOnce(&mut Self), otherwise: impl FnOnce(&mut Self)) {
-        let (t, e, join) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
-        self.b.ins().brif(cond, t, &[], e, &[]);
-        self.b.seal_block(t);
-        self.b.seal_block(e);
-        self.b.switch_to_block(t);
-        then(self);
-        self.b.ins().jump(join, &[]);
-        self.b.switch_to_block(e);
-        otherwise(self);
-        self.b.ins().jump(join, &[]);
-        self.b.seal_block(join);
-        self.b.switch_to_block(join);
-    }
-
-    fn if_then(&mut self, cond: Value, then: impl FnOnce(&mut Self)) {
-        self.if_else(cond, then, |_| {});
-    }
-
-    fn body(&mut self, params: [Value; 14]) {
-        let [m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc] = params;
+    fn body(&mut self, params: GemmValues) {
+        let GemmArgs { m, k, n, alpha, beta, .. } = params;
+        let Matrix { ptr: a, rs: rsa, cs: csa } = params.a;
+        let Matrix { ptr: b, rs: rsb, cs: csb } = params.b;
+        let Matrix { ptr: c, rs: rsc, cs: csc } = params.c;
         let (nr_full, es, sh) = (self.nr, self.es, self.shift);
         let row_bytes = nr_full * es;
 

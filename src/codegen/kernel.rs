@@ -121,11 +121,28 @@ impl Poly {
 }
 
 /// A product whose m or n is at most this (known) size has a narrow side: fuse arranges its
-/// operands, emit writes its loops inline instead of calling a GEMM (`emit::narrow_gemm`).
+/// operands, emit writes its loops inline instead of calling a GEMM (`Emitter::narrow_gemm`).
 pub const NARROW: i64 = 4;
 
 pub fn is_narrow(d: &Mono) -> bool {
     d.as_known().is_some_and(|d| (1..=NARROW).contains(&d))
+}
+
+/// Whether emit writes a product inline (`Emitter::narrow_gemm`) rather than calling a GEMM,
+/// and how: (transposed to make n the narrow side, vectorised along A's rows). Fuse asks it
+/// too, to copy a B whose columns would otherwise be strided.
+pub fn inline_form(m: &Mono, n: &Mono, a: &Access, b: &Access) -> Option<(bool, bool)> {
+    let unit = |s: &Mono| s.as_known() == Some(1);
+    let (transposed, a0, a1, b0) = if is_narrow(n) {
+        (false, &a.strides[0], &a.strides[1], &b.strides[0])
+    } else if is_narrow(m) {
+        // Aᵀ' = B (strides swapped), B' = Aᵀ.
+        (true, &b.strides[1], &b.strides[0], &a.strides[1])
+    } else {
+        return None;
+    };
+    let along_rows = unit(a0);
+    (along_rows || unit(a1) && unit(b0)).then_some((transposed, along_rows))
 }
 
 /// `m` written with symbol names: `300`, `B`, `4·B`.
@@ -545,5 +562,29 @@ impl Kernel {
             Kernel::OneHot { .. } => "one_hot",
             Kernel::Pool { .. } => "pool",
         }
+    }
+}
+
+/// The kernels of one function, in execution order, and the buffers they need: what `fuse`
+/// makes of a graph, `memplan` places and `emit` turns into Cranelift IR.
+#[derive(Debug, Default)]
+pub struct KernelProgram {
+    pub kernels: Vec<Kernel>,
+    /// Element count of each `Base::Temp`.
+    pub temps: Vec<Mono>,
+    /// Values of each `Base::Data` (literal tensors).
+    pub data: Vec<Rc<[f64]>>,
+    /// Elements of every computed node taken separately: what a buffer per node would need.
+    pub naive: Poly,
+}
+
+impl KernelProgram {
+    /// Whether the kernels call a GEMM symbol (a convolution, or a product not written inline).
+    pub fn calls_gemm(&self) -> bool {
+        self.kernels.iter().any(|k| match k {
+            Kernel::Conv { .. } => true,
+            Kernel::Gemm { m, n, a, b, .. } => inline_form(m, n, a, b).is_none(),
+            _ => false,
+        })
     }
 }

@@ -24,21 +24,35 @@
 //!
 //! `fuse` turns the graph into kernels: chains of elementwise, broadcast and view ops become
 //! one loop with no intermediate buffers (`relu(x @ W + b)` is a GEMM call and one loop,
-//! written in place over the GEMM's result); reductions run over their producer's
-//! expression; a matmul with an inner dimension of at most 4 is itself an elementwise sum
-//! that fuses with its consumers, one with a side of at most 4 (m or n: a few classes, a 2-D
-//! input's gradient) is a loop nest written inline (`emit::narrow_gemm`), other matmuls call
-//! the GEMM symbol, convolution is im2col / col2im and a GEMM per image (in the JIT, when the
-//! per-image product is large enough for the library GEMM, one call of the convolution
-//! symbol for the batch, which divides the images among threads: `symbols::conv`), and
-//! an SGD or momentum update of a GEMM result becomes that GEMM's alpha/beta, writing the
-//! parameter directly. Outputs and in-place updates are written straight into the caller's
-//! buffers. `memplan` places the remaining temporaries in the workspace by liveness, `emit`
-//! writes the Cranelift IR: loops over f32x4 / f64x2 with a scalar tail, `math` the
-//! vectorised exp/log/tanh/sigmoid. Elementwise arithmetic rounds exactly as the interpreter
-//! (no contraction of `a*b + c` into an FMA). Only declaring and finalising functions
-//! differs between the JIT and the object-file backend: both go through `define`.
+//! written in place over the GEMM's result); reductions run over their producer's expression; a
+//! matmul with an inner dimension of at most 4 is itself an elementwise sum that fuses with its
+//! consumers, one with a side of at most 4 (m or n: a few classes, a 2-D input's gradient) is a
+//! loop nest written inline (`Emitter::narrow_gemm`), other matmuls call the GEMM symbol,
+//! convolution is im2col / col2im and a GEMM per image (in the JIT, when the per-image product
+//! is large enough for the library GEMM, one call of the convolution symbol for the batch,
+//! which divides the images among threads: `symbols::conv`), and an SGD or momentum update of a
+//! GEMM result becomes that GEMM's alpha/beta, writing the parameter directly. Outputs and
+//! in-place updates are written straight into the caller's buffers. `memplan` places the
+//! remaining temporaries in the workspace by liveness, `emit` writes the Cranelift IR: loops
+//! over f32x4 / f64x2 with a scalar tail, `math` the vectorised exp/log/tanh/sigmoid.
+//! Elementwise arithmetic rounds exactly as the interpreter (no contraction of `a*b + c` into
+//! an FMA). Only declaring and finalising functions differs between the JIT and the object-file
+//! backend: both go through `define`.
+//!
+//! # Files
+//!
+//! - `fuse.rs`: graph -> kernels (`fuse::schedule`);
+//! - `kernel.rs`: the kernel IR (`Kernel`, `Expr`, `Access`, `KernelProgram`), shared by all;
+//! - `memplan.rs`: the temporaries' places in the workspace;
+//! - `emit/`: kernels -> Cranelift IR, one file per kind of kernel (see `emit/mod.rs`);
+//! - `math.rs`: the vectorised exp, log, tanh and sigmoid of `emit`;
+//! - `gemm.rs`: a GEMM written in Cranelift IR (object files, small JIT products);
+//! - `builder.rs`: the loop builder that `emit` and `gemm` share;
+//! - `abi.rs`: the GEMM symbol's signature and arguments as Cranelift sees them;
+//! - this file: the options and `define`, which declares the functions and runs the rest.
 
+pub mod abi;
+pub mod builder;
 pub mod emit;
 pub mod fuse;
 pub mod gemm;
@@ -57,7 +71,7 @@ use cranelift_module::{DataDescription, FuncId, Linkage, Module, ModuleError};
 use crate::diag::Diagnostic;
 use crate::ir::graph::{DType, Graph};
 use crate::runtime::symbols;
-use kernel::Poly;
+use kernel::{KernelProgram, Poly};
 use memplan::Plan;
 
 /// How exp, log, tanh and sigmoid are computed.
@@ -137,7 +151,7 @@ pub fn import_gemm<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId, Di
         DType::F32 => symbols::GEMM_F32,
         DType::F64 => symbols::GEMM_F64,
     };
-    let sig = gemm::signature(module, dtype);
+    let sig = abi::gemm_signature(module, dtype);
     module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
 }
 
@@ -160,7 +174,7 @@ fn module_error(e: ModuleError) -> Diagnostic {
     Diagnostic::new("E-codegen", format!("code generation failed: {e}"))
 }
 
-/// The GEMM functions a program calls, each of `gemm::signature` (imported or defined in the
+/// The GEMM functions a program calls, each of `abi::gemm_signature` (imported or defined in the
 /// module).
 #[derive(Clone, Copy, Debug)]
 pub struct Gemms {
@@ -186,11 +200,11 @@ pub fn define<M: Module>(
 }
 
 /// `define` of a program already scheduled by `fuse::schedule(g)` (whose kernels tell the
-/// caller whether a GEMM will be called at all: `emit::calls_gemm`).
+/// caller whether a GEMM will be called at all: `KernelProgram::calls_gemm`).
 pub fn define_scheduled<M: Module>(
     module: &mut M,
     g: &Graph,
-    prog: fuse::Program,
+    prog: KernelProgram,
     name: &str,
     linkage: Linkage,
     gemms: Gemms,

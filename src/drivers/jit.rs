@@ -116,7 +116,7 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
     // The generated GEMM costs a millisecond or two to compile: only for programs that call
     // a GEMM (not when every product is short or narrow, written inline).
     let prog = codegen::fuse::schedule(g)?;
-    let multiplies = codegen::emit::calls_gemm(&prog.kernels);
+    let multiplies = prog.calls_gemm();
     let mut generated = || codegen::gemm::define_gemm(&mut module, "netc_generated_gemm", Linkage::Local, g.dtype);
     let gemms = if opts.generated_gemm {
         codegen::Gemms { gemm: generated()?, small: None, conv: None }

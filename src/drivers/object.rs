@@ -154,7 +154,8 @@ pub fn build(checked: &Checked, opts: &BuildOptions) -> Result<Built, Diagnostic
     let mut module = object_module(opts.target.as_deref(), &prefix)?;
     let dtype = model.graph.dtype;
     let gemm = codegen::gemm::define_gemm(&mut module, &format!("{prefix}_gemm"), Linkage::Local, dtype)?;
-    let copts = CompileOptions { verify: cfg!(debug_assertions), ..CompileOptions::default() };
+    // (`verify` does not apply here: `object_module` sets the ISA's verifier flag itself.)
+    let copts = CompileOptions::default();
     let mut functions = vec![];
     for e in &mut entries {
         crate::ir::opt::optimize(&mut e.graph, None).map_err(error)?;

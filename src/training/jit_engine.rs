@@ -100,9 +100,10 @@ pub struct Jit {
     x_row: usize,
 }
 
-/// Compile the program's train step and loss graph.
+/// Compile the program's train step and loss graph with the default options (Cranelift's IR
+/// verifier runs in debug builds, so in tests, and not in release builds).
 pub fn jit_engine(program: Program, _stats: bool) -> Result<Box<dyn Engine>, Diagnostic> {
-    jit_engine_with(program, &CompileOptions { verify: false, ..CompileOptions::default() })
+    jit_engine_with(program, &CompileOptions::default())
 }
 
 /// `jit_engine` with these options (e.g. `checked`).

@@ -23,7 +23,7 @@
 
 use std::cell::RefCell;
 
-use super::Float;
+use super::{Float, GemmArgs, Matrix};
 use crate::runtime::threads::Pool;
 
 /// Symbol of the f32 convolution.
@@ -68,8 +68,16 @@ impl Geom {
 /// The convolution in f32, see the module documentation.
 ///
 /// # Safety
-/// `geom` points at 10 valid sizes; `a`, `b` and `out` hold the tensors they describe for
-/// `batch` images, and `out` overlaps neither.
+/// - `geom` points at 10 readable i64, the sizes c, h, w, f, kh, kw, oh, ow, stride, pad of a
+///   consistent convolution: stride > 0, h + 2·pad ≥ kh, w + 2·pad ≥ kw,
+///   oh = (h + 2·pad − kh) / stride + 1 and ow = (w + 2·pad − kw) / stride + 1;
+/// - the tensors are contiguous, x and dx of `batch`·C·H·W elements, y and g of
+///   `batch`·F·OH·OW, w and dw of F·C·KH·KW: for `op` 0 `a` is x, `b` w and `out` y; for 1
+///   `a` is g, `b` w and `out` dx; for any other `op` `a` is x, `b` g and `out` dw;
+/// - `a` and `b` are valid for reads of their elements (aligned, initialised, not written by
+///   anyone during the call), `out` is valid for writes of its elements and overlaps
+///   neither, and nothing else reads or writes `out` during the call (whose images run on the
+///   worker pool's threads; it returns when they are done).
 pub unsafe extern "C" fn netc_conv_f32(
     op: i64,
     geom: *const i64,
@@ -85,7 +93,8 @@ pub unsafe extern "C" fn netc_conv_f32(
 /// [`netc_conv_f32`] on a given pool (tests: results must not depend on the thread count).
 ///
 /// # Safety
-/// As for [`netc_conv_f32`].
+/// As for [`netc_conv_f32`] (`geom` is then the array's sizes), the images running on
+/// `pool`'s threads.
 pub unsafe fn conv_f32_on(
     pool: &Pool,
     op: i64,
@@ -129,6 +138,10 @@ impl<T> Shared<T> {
     }
 }
 
+/// The convolution symbols' body, the images divided among `pool`'s threads.
+///
+/// # Safety
+/// As for [`netc_conv_f32`] (in `T`), the images running on `pool`'s threads.
 unsafe fn conv<T: Float>(pool: &Pool, op: i64, geom: *const i64, batch: i64, a: *const T, b: *const T, out: *mut T) {
     // SAFETY: the caller passes 10 sizes.
     let s: [usize; 10] = std::array::from_fn(|i| unsafe { *geom.add(i) }.max(0) as usize);
@@ -210,8 +223,14 @@ unsafe fn conv<T: Float>(pool: &Pool, op: i64, geom: *const i64, batch: i64, a: 
 }
 
 /// y (F × OH·OW) = w (F × C·KH·KW) · columns of one image.
+///
+/// # Safety
+/// `g` is consistent (as for [`netc_conv_f32`]); `x` is valid for reads of one image
+/// (C·H·W elements) and `w` of F·C·KH·KW (aligned, initialised, not written during the call);
+/// `y` is valid for writes of F·OH·OW elements, overlaps neither, and nothing else accesses
+/// it during the call; `col` has at least C·KH·KW·OH·OW elements unless `g` is pointwise.
 unsafe fn forward<T: Float>(g: &Geom, x: *const T, w: *const T, y: *mut T, col: &mut [T], padded: bool) {
-    let (q, p) = (g.patch() as isize, g.pixels() as isize);
+    let (f, q, p) = (g.f as i64, g.patch() as i64, g.pixels() as i64);
     let cols = if g.pointwise() {
         x
     } else {
@@ -219,20 +238,39 @@ unsafe fn forward<T: Float>(g: &Geom, x: *const T, w: *const T, y: *mut T, col: 
         unsafe { im2col(g, x, col, padded) };
         col.as_ptr()
     };
+    let (w, cols, y) = (Matrix::new(w, q, 1), Matrix::new(cols, p, 1), Matrix::new(y, p, 1));
     // SAFETY: shapes as in the contract.
-    unsafe { T::gemm1(g.f, g.patch(), g.pixels(), T::ONE, w, q, 1, cols, p, 1, T::ZERO, y, p, 1) }
+    unsafe { T::gemm1(GemmArgs { m: f, k: q, n: p, alpha: T::ONE, a: w, b: cols, beta: T::ZERO, c: y }) }
 }
 
 /// dx of one image: columns = wᵀ (C·KH·KW × F) · g (F × OH·OW), scattered back (col2im).
+///
+/// # Safety
+/// `g` is consistent (as for [`netc_conv_f32`]); `grad` is valid for reads of F·OH·OW
+/// elements and `w` of F·C·KH·KW (aligned, initialised, not written during the call); `dx`
+/// is valid for writes of one image (C·H·W elements), overlaps neither, and nothing else
+/// accesses it during the call; `col` has at least C·KH·KW·OH·OW elements unless `g` is
+/// pointwise.
 unsafe fn input_grad<T: Float>(g: &Geom, grad: *const T, w: *const T, dx: *mut T, col: &mut [T]) {
-    let (q, p) = (g.patch() as isize, g.pixels() as isize);
+    let (f, q, p) = (g.f as i64, g.patch() as i64, g.pixels() as i64);
+    // wᵀ (C·KH·KW × F) · g (F × OH·OW) into `out`
+    let product = |out| GemmArgs {
+        m: q,
+        k: f,
+        n: p,
+        alpha: T::ONE,
+        a: Matrix::new(w, 1, q),
+        b: Matrix::new(grad, p, 1),
+        beta: T::ZERO,
+        c: Matrix::new(out, p, 1),
+    };
     if g.pointwise() {
         // SAFETY: shapes as in the contract.
-        unsafe { T::gemm1(g.patch(), g.f, g.pixels(), T::ONE, w, 1, q, grad, p, 1, T::ZERO, dx, p, 1) };
+        unsafe { T::gemm1(product(dx)) };
         return;
     }
     // SAFETY: as above; col holds C·KH·KW × OH·OW.
-    unsafe { T::gemm1(g.patch(), g.f, g.pixels(), T::ONE, w, 1, q, grad, p, 1, T::ZERO, col.as_mut_ptr(), p, 1) };
+    unsafe { T::gemm1(product(col.as_mut_ptr())) };
     // SAFETY: dx is one image.
     let dx = unsafe { std::slice::from_raw_parts_mut(dx, g.image()) };
     dx.fill(T::ZERO);
@@ -240,6 +278,13 @@ unsafe fn input_grad<T: Float>(g: &Geom, grad: *const T, w: *const T, dx: *mut T
 }
 
 /// dw (F × C·KH·KW) (=, or += unless `first`) g (F × OH·OW) · columnsᵀ of one image.
+///
+/// # Safety
+/// `g` is consistent (as for [`netc_conv_f32`]); `x` is valid for reads of one image
+/// (C·H·W elements) and `grad` of F·OH·OW (aligned, initialised, not written during the
+/// call); `dw` is valid for writes of F·C·KH·KW elements, and for reads unless `first`,
+/// overlaps neither, and nothing else accesses it during the call; `col` has at least
+/// C·KH·KW·OH·OW elements unless `g` is pointwise.
 #[allow(clippy::too_many_arguments)]
 unsafe fn filter_grad<T: Float>(
     g: &Geom,
@@ -250,7 +295,7 @@ unsafe fn filter_grad<T: Float>(
     first: bool,
     padded: bool,
 ) {
-    let (q, p) = (g.patch() as isize, g.pixels() as isize);
+    let (f, q, p) = (g.f as i64, g.patch() as i64, g.pixels() as i64);
     let cols = if g.pointwise() {
         x
     } else {
@@ -259,8 +304,9 @@ unsafe fn filter_grad<T: Float>(
         col.as_ptr()
     };
     let beta = if first { T::ZERO } else { T::ONE };
+    let (grad, cols, dw) = (Matrix::new(grad, p, 1), Matrix::new(cols, 1, p), Matrix::new(dw, q, 1));
     // SAFETY: shapes as in the contract.
-    unsafe { T::gemm1(g.f, g.pixels(), g.patch(), T::ONE, grad, p, 1, cols, 1, p, beta, dw, q, 1) }
+    unsafe { T::gemm1(GemmArgs { m: f, k: p, n: q, alpha: T::ONE, a: grad, b: cols, beta, c: dw }) }
 }
 
 /// The output columns j in [lo, hi) whose input column j·s + b − pad lies in [0, w).
@@ -274,6 +320,10 @@ fn valid_columns(g: &Geom, b: usize) -> (usize, usize) {
 /// The tap rows of one image: row (c, a, b) holds x[c, i·s + a − p, j·s + b − p] at column
 /// (i, j), zero where that falls in the padding. Each output row is one run of a row of x.
 /// `padded`: the padding entries are zero already (written for this geometry before).
+///
+/// # Safety
+/// `x` is valid for reads of one image, C·H·W elements (aligned, initialised, not written
+/// during the call).
 unsafe fn im2col<T: Float>(g: &Geom, x: *const T, col: &mut [T], padded: bool) {
     // SAFETY: x is one image of C·H·W.
     let x = unsafe { std::slice::from_raw_parts(x, g.image()) };

@@ -15,7 +15,8 @@
 //!                    float beta, float* c, int64_t rsc, int64_t csc);   /* C: m × n */
 //! ```
 //! computes C = alpha·A·B + beta·C, strides in elements (a transpose is a swap of strides);
-//! C is not read when beta is 0. `netc_gemm_f64` is the same with double.
+//! C is not read when beta is 0. `netc_gemm_f64` is the same with double. The parameters are
+//! declared once, as [`GemmArgs`], for these functions and for the code generator.
 //!
 //! Threads: a GEMM of at least [`Split::DEFAULT`]`.min_macs` multiply-adds is cut into
 //! blocks of rows of C (M) or of columns (N) — see [`plan`] for which — and the blocks run on
@@ -38,11 +39,85 @@ pub const GEMM_F32: &str = "netc_gemm_f32";
 /// Symbol of the f64 GEMM.
 pub const GEMM_F64: &str = "netc_gemm_f64";
 
+/// One matrix operand of a GEMM: where element [0, 0] is, and the row and column strides in
+/// elements (a transpose is a swap of strides).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Matrix<P, I> {
+    pub ptr: P,
+    /// Row stride.
+    pub rs: I,
+    /// Column stride.
+    pub cs: I,
+}
+
+impl<P, I> Matrix<P, I> {
+    pub fn new(ptr: P, rs: I, cs: I) -> Matrix<P, I> {
+        Matrix { ptr, rs, cs }
+    }
+}
+
+/// The arguments of a GEMM, C = alpha·A·B + beta·C with A m×k, B k×n and C m×n: the one
+/// declaration of the GEMM symbols' 14 parameters, whose C order is that of `to_array`:
+/// `m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc`.
+///
+/// Generic (I: sizes and strides, F: alpha and beta, A: the pointers to A and B, C: the
+/// pointer to C) so that both sides of the call share it: the Rust symbols take a [`Gemm<T>`];
+/// code generation builds the Cranelift signature and the call's arguments from it
+/// (`codegen::abi`), and the generated GEMM reads its parameters with `from_array`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmArgs<I, F, A, C> {
+    pub m: I,
+    pub k: I,
+    pub n: I,
+    pub alpha: F,
+    pub a: Matrix<A, I>,
+    pub b: Matrix<A, I>,
+    pub beta: F,
+    pub c: Matrix<C, I>,
+}
+
+/// A GEMM's arguments as the symbols take them (i64 sizes and strides in elements).
+pub type Gemm<T> = GemmArgs<i64, T, *const T, *mut T>;
+
+/// The Rust type of the GEMM symbols ([`netc_gemm_f32`], [`netc_gemm_f64`]): [`GemmArgs`] in
+/// C order.
+pub type GemmFn<T> =
+    unsafe extern "C" fn(i64, i64, i64, T, *const T, i64, i64, *const T, i64, i64, T, *mut T, i64, i64);
+
+impl<V: Copy> GemmArgs<V, V, V, V> {
+    /// Every size and stride `int`, both scalars `float`, every pointer `ptr` (e.g. the
+    /// types of a signature's parameters).
+    pub fn of_kinds(int: V, float: V, ptr: V) -> Self {
+        let matrix = Matrix::new(ptr, int, int);
+        GemmArgs { m: int, k: int, n: int, alpha: float, a: matrix, b: matrix, beta: float, c: matrix }
+    }
+
+    /// The arguments in the symbols' parameter order.
+    pub fn to_array(self) -> [V; 14] {
+        let GemmArgs { m, k, n, alpha, a, b, beta, c } = self;
+        [m, k, n, alpha, a.ptr, a.rs, a.cs, b.ptr, b.rs, b.cs, beta, c.ptr, c.rs, c.cs]
+    }
+
+    /// The arguments from the parameters in the symbols' order (the inverse of `to_array`).
+    pub fn from_array([m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc]: [V; 14]) -> Self {
+        let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
+        GemmArgs { m, k, n, alpha, a, b, beta, c }
+    }
+}
+
 /// C = alpha·A·B + beta·C in f32, see the module documentation.
 ///
 /// # Safety
-/// The pointers and strides must describe valid m×k, k×n and m×n matrices; C must not
-/// overlap A or B.
+/// Offsets below are in elements (strides may be negative or zero). When m > 0 and n > 0
+/// (otherwise nothing is accessed):
+/// - if k > 0, every A[i, p] at `a + i·rsa + p·csa` (i < m, p < k) and B[p, j] at
+///   `b + p·rsb + j·csb` (p < k, j < n) is valid for reads: inside one allocation, aligned,
+///   initialised, and not written by anyone during the call;
+/// - every C[i, j] at `c + i·rsc + j·csc` (i < m, j < n) is valid for writes, and for reads
+///   unless beta is 0 (C may then be uninitialised), and no two of them share an address;
+/// - no element of C is an element of A or B, and nothing else reads or writes C during the
+///   call (which may run blocks of it on the worker pool's threads, and returns when they are
+///   done).
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn netc_gemm_f32(
     m: i64,
@@ -60,8 +135,9 @@ pub unsafe extern "C" fn netc_gemm_f32(
     rsc: i64,
     csc: i64,
 ) {
+    let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
     // SAFETY: forwarded from the caller's contract.
-    unsafe { gemm(None, Split::DEFAULT, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    unsafe { gemm(None, Split::DEFAULT, GemmArgs { m, k, n, alpha, a, b, beta, c }) }
 }
 
 /// C = alpha·A·B + beta·C in f64, see the module documentation.
@@ -85,8 +161,9 @@ pub unsafe extern "C" fn netc_gemm_f64(
     rsc: i64,
     csc: i64,
 ) {
+    let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
     // SAFETY: forwarded from the caller's contract.
-    unsafe { gemm(None, Split::DEFAULT, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    unsafe { gemm(None, Split::DEFAULT, GemmArgs { m, k, n, alpha, a, b, beta, c }) }
 }
 
 /// When and how finely a GEMM is divided among a pool's threads.
@@ -179,105 +256,109 @@ trait Float: Copy + Send + Sync + 'static + std::ops::Add<Output = Self> + conv:
     const ZERO: Self;
     const ONE: Self;
     /// `matrixmultiply`'s sgemm / dgemm, single-threaded.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm1(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    );
+    ///
+    /// # Safety
+    /// As for [`netc_gemm_f32`] (in `Self`), and none of m, k, n is negative (they become
+    /// `usize`).
+    unsafe fn gemm1(g: Gemm<Self>);
 }
 
 impl Float for f32 {
     const ZERO: f32 = 0.0;
     const ONE: f32 = 1.0;
-    unsafe fn gemm1(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: f32,
-        a: *const f32,
-        rsa: isize,
-        csa: isize,
-        b: *const f32,
-        rsb: isize,
-        csb: isize,
-        beta: f32,
-        c: *mut f32,
-        rsc: isize,
-        csc: isize,
-    ) {
+    /// # Safety
+    /// As for [`Float::gemm1`].
+    unsafe fn gemm1(g: Gemm<f32>) {
+        let (m, k, n) = (g.m as usize, g.k as usize, g.n as usize);
+        let (a, b, c) = (g.a, g.b, g.c);
         // SAFETY: forwarded.
-        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+        unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                g.alpha,
+                a.ptr,
+                a.rs as isize,
+                a.cs as isize,
+                b.ptr,
+                b.rs as isize,
+                b.cs as isize,
+                g.beta,
+                c.ptr,
+                c.rs as isize,
+                c.cs as isize,
+            )
+        }
     }
 }
 
 impl Float for f64 {
     const ZERO: f64 = 0.0;
     const ONE: f64 = 1.0;
-    unsafe fn gemm1(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: f64,
-        a: *const f64,
-        rsa: isize,
-        csa: isize,
-        b: *const f64,
-        rsb: isize,
-        csb: isize,
-        beta: f64,
-        c: *mut f64,
-        rsc: isize,
-        csc: isize,
-    ) {
+    /// # Safety
+    /// As for [`Float::gemm1`].
+    unsafe fn gemm1(g: Gemm<f64>) {
+        let (m, k, n) = (g.m as usize, g.k as usize, g.n as usize);
+        let (a, b, c) = (g.a, g.b, g.c);
         // SAFETY: forwarded.
-        unsafe { matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+        unsafe {
+            matrixmultiply::dgemm(
+                m,
+                k,
+                n,
+                g.alpha,
+                a.ptr,
+                a.rs as isize,
+                a.cs as isize,
+                b.ptr,
+                b.rs as isize,
+                b.cs as isize,
+                g.beta,
+                c.ptr,
+                c.rs as isize,
+                c.cs as isize,
+            )
+        }
     }
+}
+
+/// A GEMM's arguments shared with the pool's threads (read through `get`, a method, so that
+/// closures capture this `Sync` wrapper, not its pointer fields).
+#[derive(Clone, Copy)]
+struct Shared<T>(Gemm<T>);
+
+// SAFETY: the threads only read A and B, and each writes its own block of C (`plan` checks
+// that C's elements are distinct before splitting).
+unsafe impl<T: Sync> Sync for Shared<T> {}
+
+impl<T: Copy> Shared<T> {
+    fn get(&self) -> Gemm<T> {
+        self.0
+    }
+}
+
+/// `p` advanced by `i` strides (rows or columns) of `stride` elements.
+fn skip<T>(p: *const T, i: usize, stride: i64) -> *const T {
+    p.wrapping_offset(i as isize * stride as isize)
 }
 
 /// The GEMM symbols' body: `pool` (default: the global pool, started only when a GEMM is
 /// big enough to split) and `split` choose the [`plan`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm<T: Float>(
-    pool: Option<&Pool>,
-    split: Split,
-    m: i64,
-    k: i64,
-    n: i64,
-    alpha: T,
-    a: *const T,
-    rsa: i64,
-    csa: i64,
-    b: *const T,
-    rsb: i64,
-    csb: i64,
-    beta: T,
-    c: *mut T,
-    rsc: i64,
-    csc: i64,
-) {
-    if m <= 0 || n <= 0 {
+///
+/// # Safety
+/// As for [`netc_gemm_f32`] (in `T`), with the arguments in `args`.
+unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
+    if args.m <= 0 || args.n <= 0 {
         return;
     }
-    let (m, k, n) = (m as usize, k.max(0) as usize, n as usize);
-    let (rsa, csa, rsb, csb, rsc, csc) =
-        (rsa as isize, csa as isize, rsb as isize, csb as isize, rsc as isize, csc as isize);
+    let args = GemmArgs { k: args.k.max(0), ..args };
+    let (m, k, n) = (args.m as usize, args.k as usize, args.n as usize);
     let threads = pool.map_or_else(threads::count, Pool::threads);
-    let plan = plan(split, threads, m, k, n, rsc, csc);
+    let plan = plan(split, threads, m, k, n, args.c.rs as isize, args.c.cs as isize);
     if plan == Plan::Whole {
         // SAFETY: forwarded from the caller's contract.
-        return unsafe { T::gemm1(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) };
+        return unsafe { T::gemm1(args) };
     }
     let pool = pool.unwrap_or_else(|| Pool::global());
     let macs = (m as u128) * (n as u128) * (k as u128);
@@ -287,57 +368,27 @@ unsafe fn gemm<T: Float>(
         // that usually follow.
         pool.wake();
         // SAFETY: as above.
-        return unsafe { T::gemm1(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) };
+        return unsafe { T::gemm1(args) };
     }
     let run = |blocks, f: &(dyn Fn(usize) + Sync)| if wake { pool.run(blocks, f) } else { pool.run_awake(blocks, f) };
-    // Raw pointers as addresses, so that the job is `Sync`.
-    let (a, b, c) = (a as usize, b as usize, c as usize);
-    let at = |p: usize, i: usize, stride: isize| (p as *const T).wrapping_offset(i as isize * stride);
+    let shared = Shared(args);
     match plan {
         Plan::Rows { rows, blocks } => run(blocks, &|i| {
+            let g = shared.get();
             let r0 = i * rows;
+            let a = Matrix { ptr: skip(g.a.ptr, r0, g.a.rs), ..g.a };
+            let c = Matrix { ptr: skip(g.c.ptr, r0, g.c.rs) as *mut T, ..g.c };
             // SAFETY: rows r0.. of A and C, a sub-matrix of each; the blocks of C are disjoint
             // (`plan` checked that C's elements are distinct).
-            unsafe {
-                T::gemm1(
-                    rows.min(m - r0),
-                    k,
-                    n,
-                    alpha,
-                    at(a, r0, rsa),
-                    rsa,
-                    csa,
-                    b as *const T,
-                    rsb,
-                    csb,
-                    beta,
-                    at(c, r0, rsc) as *mut T,
-                    rsc,
-                    csc,
-                )
-            }
+            unsafe { T::gemm1(GemmArgs { m: rows.min(m - r0) as i64, a, c, ..g }) }
         }),
         Plan::Cols { cols, blocks } => run(blocks, &|j| {
+            let g = shared.get();
             let c0 = j * cols;
+            let b = Matrix { ptr: skip(g.b.ptr, c0, g.b.cs), ..g.b };
+            let c = Matrix { ptr: skip(g.c.ptr, c0, g.c.cs) as *mut T, ..g.c };
             // SAFETY: columns c0.. of B and C, as above.
-            unsafe {
-                T::gemm1(
-                    m,
-                    k,
-                    cols.min(n - c0),
-                    alpha,
-                    a as *const T,
-                    rsa,
-                    csa,
-                    at(b, c0, csb),
-                    rsb,
-                    csb,
-                    beta,
-                    at(c, c0, csc) as *mut T,
-                    rsc,
-                    csc,
-                )
-            }
+            unsafe { T::gemm1(GemmArgs { n: cols.min(n - c0) as i64, b, c, ..g }) }
         }),
         Plan::Whole => unreachable!(),
     }
@@ -347,55 +398,19 @@ unsafe fn gemm<T: Float>(
 /// [`Pool::global`] and [`Split::DEFAULT`]).
 ///
 /// # Safety
-/// As for [`netc_gemm_f32`].
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_f32_on(
-    pool: &Pool,
-    split: Split,
-    m: i64,
-    k: i64,
-    n: i64,
-    alpha: f32,
-    a: *const f32,
-    rsa: i64,
-    csa: i64,
-    b: *const f32,
-    rsb: i64,
-    csb: i64,
-    beta: f32,
-    c: *mut f32,
-    rsc: i64,
-    csc: i64,
-) {
+/// As for [`netc_gemm_f32`], with the arguments in `args`.
+pub unsafe fn gemm_f32_on(pool: &Pool, split: Split, args: Gemm<f32>) {
     // SAFETY: forwarded.
-    unsafe { gemm(Some(pool), split, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    unsafe { gemm(Some(pool), split, args) }
 }
 
 /// [`netc_gemm_f64`] on a given pool and split, as [`gemm_f32_on`].
 ///
 /// # Safety
-/// As for [`netc_gemm_f32`].
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_f64_on(
-    pool: &Pool,
-    split: Split,
-    m: i64,
-    k: i64,
-    n: i64,
-    alpha: f64,
-    a: *const f64,
-    rsa: i64,
-    csa: i64,
-    b: *const f64,
-    rsb: i64,
-    csb: i64,
-    beta: f64,
-    c: *mut f64,
-    rsc: i64,
-    csc: i64,
-) {
+/// As for [`netc_gemm_f64`], with the arguments in `args`.
+pub unsafe fn gemm_f64_on(pool: &Pool, split: Split, args: Gemm<f64>) {
     // SAFETY: forwarded.
-    unsafe { gemm(Some(pool), split, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    unsafe { gemm(Some(pool), split, args) }
 }
 
 /// Symbol called after every kernel when compiled with `CompileOptions::profile`.
@@ -476,8 +491,8 @@ pub fn symbols() -> [(&'static str, *const u8); 6] {
     [
         (CONV_F32, netc_conv_f32 as *const u8),
         (CONV_F64, netc_conv_f64 as *const u8),
-        (GEMM_F32, netc_gemm_f32 as *const u8),
-        (GEMM_F64, netc_gemm_f64 as *const u8),
+        (GEMM_F32, netc_gemm_f32 as GemmFn<f32> as *const u8),
+        (GEMM_F64, netc_gemm_f64 as GemmFn<f64> as *const u8),
         (PROFILE, netc_profile as *const u8),
         (BOUNDS, netc_bounds_violation as *const u8),
     ]
