@@ -137,7 +137,7 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
         "interp" => Box::new(training::Interpreter::new(program)),
         "jit" => crate::training::jit_engine::jit_engine_with(
             program,
-            &crate::codegen::CompileOptions { verify: false, checked: opts.checked, ..Default::default() },
+            &crate::codegen::CompileOptions { checked: opts.checked, ..Default::default() },
         )?,
         other => return Err(err(format!("unknown engine `{other}`; use jit or interp"))),
     };
