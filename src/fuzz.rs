@@ -22,7 +22,7 @@ pub fn frontend(bytes: &[u8]) {
     }
     for t in &checked.trains {
         if crate::ir::limits::check(&t.graph, 4, limit, "fuzz").is_ok() {
-            if let Ok(program) = crate::training::Program::new(t) {
+            if let Ok(program) = crate::training::TrainGraphs::new(t) {
                 let _ = crate::training::jit_engine::jit_engine(program, false);
             }
         }

@@ -3,7 +3,7 @@
 //! eval block's values and gradients.
 
 use netc::commands::eval::Exec;
-use netc::training::{Engine, Interpreter, Program};
+use netc::training::{Engine, Interpreter, TrainGraphs};
 
 fn examples() -> Vec<(String, netc::frontend::checked::Checked)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
@@ -47,9 +47,9 @@ fn train_steps_agree_with_the_interpreter() {
             let inputs = netc::commands::graph::random_inputs(&t.graph, batch, 7);
             let x: Vec<f32> = inputs[0].data.iter().map(|&v| v as f32).collect();
             let y: Vec<f32> = inputs[1].data.iter().map(|&v| v as f32).collect();
-            let mut jit = netc::training::jit_engine::jit_engine(Program::new(&t).unwrap(), false).unwrap();
-            let mut interp = Interpreter::new(Program::new(&t).unwrap());
-            let start = netc::training::initial_params(&Program::new(&t).unwrap().step.graph, 1);
+            let mut jit = netc::training::jit_engine::jit_engine(TrainGraphs::new(&t).unwrap(), false).unwrap();
+            let mut interp = Interpreter::new(TrainGraphs::new(&t).unwrap());
+            let start = netc::training::initial_params(&TrainGraphs::new(&t).unwrap().step.graph, 1);
             let (mut pj, mut pi) = (start.clone(), start);
             for step in 0..2 {
                 let lj = jit.step(&x, &y, batch, 0.05, &mut pj).unwrap();

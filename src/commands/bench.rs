@@ -126,7 +126,7 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
     ];
     crate::ir::limits::check(&t.graph, batch, crate::ir::limits::default_limit(), &format!("train {}", t.model))
         .map_err(|d| vec![d])?;
-    let program = training::Program::new(t).map_err(err)?;
+    let program = training::TrainGraphs::new(t).map_err(err)?;
 
     let forward = forward_flops(&t.graph, batch);
     f.push(("forward_gflop", Value::Num(forward / 1e9)));

@@ -91,7 +91,7 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
 
     let batch = t.batch.unwrap_or(data.train.len()).max(1);
     crate::ir::limits::check(&t.graph, batch, opts.memory_limit, &format!("train {}", t.model))?;
-    let program = training::Program::new(&t).map_err(err)?;
+    let program = training::TrainGraphs::new(&t).map_err(err)?;
     let model_params = program.step.model_params;
     // Weights about to be loaded are not drawn (AlexNet's take seconds): zeros hold their place.
     let mut params = if opts.resume.is_some() || opts.load.is_some() {

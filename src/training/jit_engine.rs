@@ -5,7 +5,7 @@ use crate::codegen::CompileOptions;
 use crate::diag::Diagnostic;
 use crate::drivers::jit::{self, Compiled};
 use crate::ir::graph::{Graph, InputKind};
-use crate::training::{Engine, Program};
+use crate::training::{Engine, TrainGraphs};
 
 /// One compiled graph with the output buffers it writes.
 struct Function {
@@ -102,12 +102,12 @@ pub struct Jit {
 
 /// Compile the program's train step and loss graph with the default options (Cranelift's IR
 /// verifier runs in debug builds, so in tests, and not in release builds).
-pub fn jit_engine(program: Program, _stats: bool) -> Result<Box<dyn Engine>, Diagnostic> {
+pub fn jit_engine(program: TrainGraphs, _stats: bool) -> Result<Box<dyn Engine>, Diagnostic> {
     jit_engine_with(program, &CompileOptions::default())
 }
 
 /// `jit_engine` with these options (e.g. `checked`).
-pub fn jit_engine_with(program: Program, opts: &CompileOptions) -> Result<Box<dyn Engine>, Diagnostic> {
+pub fn jit_engine_with(program: TrainGraphs, opts: &CompileOptions) -> Result<Box<dyn Engine>, Diagnostic> {
     let x_row = program
         .step
         .graph

@@ -38,25 +38,25 @@ pub trait Engine {
 }
 
 /// The graphs an engine needs: the fused step and the loss graph (model forward + loss).
-pub struct Program {
+pub struct TrainGraphs {
     pub step: TrainStep,
     /// Outputs: `loss`, then the model's outputs.
     pub loss_graph: Graph,
 }
 
-impl Program {
-    pub fn new(t: &TrainDecl) -> Result<Program, String> {
-        Ok(Program { step: optim::build(t)?, loss_graph: t.graph.clone() })
+impl TrainGraphs {
+    pub fn new(t: &TrainDecl) -> Result<TrainGraphs, String> {
+        Ok(TrainGraphs { step: optim::build(t)?, loss_graph: t.graph.clone() })
     }
 }
 
 /// The reference engine: runs the graphs with `interp` in f64 (rounded to f32 per op).
 pub struct Interpreter {
-    program: Program,
+    program: TrainGraphs,
 }
 
 impl Interpreter {
-    pub fn new(program: Program) -> Interpreter {
+    pub fn new(program: TrainGraphs) -> Interpreter {
         Interpreter { program }
     }
 }
@@ -458,7 +458,7 @@ fn divergence(t: &TrainDecl, data: &Data, step: usize) -> Diagnostic {
     let train = &data.train;
     let base = Diagnostic::new("E-diverged", format!("the loss became non-finite at step {}", step + 1))
         .help("lower the learning rate (--lr), or check the data's scale");
-    let Ok(program) = Program::new(t) else { return base };
+    let Ok(program) = TrainGraphs::new(t) else { return base };
     let mut params = initial_params(&program.step.graph, t.seed);
     let mut interp = Interpreter::new(program);
     if run_steps(t, data, &mut interp, &mut params, &mut Silent, Span { resume_at: 0, stop_before: Some(step) })
