@@ -172,6 +172,12 @@ fn a_convolutional_model_with_momentum_matches_the_jit() {
 }
 
 #[test]
+fn a_recurrent_model_compiles_its_loop_into_the_object() {
+    let path = root().join("tests/data/loops/rnn_classifier.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "rnn_classifier", 6, 0.1);
+}
+
+#[test]
 fn adam_state_and_the_learning_rate_schedule_match_netc_run() {
     let dir = temp_dir("build", "adam");
     let source = std::fs::read_to_string(root().join("examples/spiral.net"))

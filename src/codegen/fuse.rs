@@ -14,55 +14,52 @@ use std::rc::Rc;
 
 use super::kernel::*;
 use crate::diag::Diagnostic;
-use crate::ir::graph::{DType, Dim, Graph, NodeId, Op, Shape};
+use crate::ir::graph::{DType, Dim, Graph, LoopSpec, NodeId, Op, Shape, Slicing};
 use crate::ir::ops::{self, Env};
 use crate::ir::tensor::Tensor;
+
+mod loops;
 
 /// Build the kernels for `g`'s outputs and updates.
 pub fn schedule(g: &Graph) -> Result<KernelProgram, Diagnostic> {
     validate(g).map_err(|e| Diagnostic::new("E-codegen", format!("malformed graph: {e}")))?;
-    let mut f = Fuser::new(g);
-    for i in 0..g.nodes.len() {
-        if !f.live[i] {
-            continue;
-        }
-        let node = &g.nodes[i];
-        let v = f.translate(NodeId(i as u32)).map_err(|e| {
-            let msg = format!("cannot compile %{i} ({}): {e}", ops::describe(&node.op, g));
-            let d = Diagnostic::new("E-codegen", msg);
-            match node.span {
-                Some(span) => d.label(span, "in this expression"),
-                None => d,
-            }
-        })?;
-        // A computed value read by several kernels is written once rather than recomputed.
-        // (An output or update with no other use is computed straight into its buffer.)
-        let v =
-            if f.uses[i] != 1 && v.has_loads() && v.as_load().is_none() { f.materialize(&v, &node.shape) } else { v };
-        if !matches!(node.op, Op::Input { .. } | Op::Param { .. } | Op::Const { .. } | Op::Literal { .. }) {
-            f.prog.naive.add_mono(&Mono::product(&monos(&node.shape)));
-        }
-        f.vals[i] = Some(v);
-    }
+    let roots: Vec<NodeId> = g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)).collect();
+    let prog = KernelProgram { symbol_base: g.symbols.len() as u32, ..KernelProgram::default() };
+    let mut f = Fuser::new(g, &roots, g.dtype, None, prog);
+    f.translate_live()?;
     f.finish().map_err(|e| Diagnostic::new("E-codegen", e))?;
     Ok(f.prog)
 }
 
 struct Fuser<'g> {
     g: &'g Graph,
+    /// The dtype of the code (a loop body's own `dtype` is not read: it is its outer graph's).
+    dtype: DType,
     prog: KernelProgram,
     vals: Vec<Option<Rc<Expr>>>,
-    /// Distinct live consumers of each node, plus its output and update entries.
+    /// Distinct live consumers of each node, plus its entries among the roots.
     uses: Vec<usize>,
-    /// Reachable (backwards) from an output or update.
+    /// Reachable (backwards) from a root: an output or update, or a loop body's result.
     live: Vec<bool>,
+    /// In a loop body: the value of each body input (`Op::Input { index }`).
+    inputs: Option<Vec<Rc<Expr>>>,
+    /// The results of every loop emitted so far, by (spec, operands), so that its siblings
+    /// load them.
+    loops: HashMap<(usize, Vec<NodeId>), Vec<Rc<Expr>>>,
 }
 
 impl<'g> Fuser<'g> {
-    fn new(g: &'g Graph) -> Fuser<'g> {
+    /// A fuser of the nodes of `g` that `roots` need, appending to `prog`.
+    fn new(
+        g: &'g Graph,
+        roots: &[NodeId],
+        dtype: DType,
+        inputs: Option<Vec<Rc<Expr>>>,
+        prog: KernelProgram,
+    ) -> Fuser<'g> {
         let n = g.nodes.len();
         let mut live = vec![false; n];
-        for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
+        for id in roots {
             live[id.index()] = true;
         }
         for i in (0..n).rev() {
@@ -81,10 +78,41 @@ impl<'g> Fuser<'g> {
                 uses[x.index()] += 1;
             }
         }
-        for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
+        for id in roots {
             uses[id.index()] += 1;
         }
-        Fuser { g, prog: KernelProgram::default(), vals: vec![None; n], uses, live }
+        Fuser { g, dtype, prog, vals: vec![None; n], uses, live, inputs, loops: HashMap::new() }
+    }
+
+    /// The value of every live node, in order.
+    fn translate_live(&mut self) -> Result<(), Diagnostic> {
+        let g = self.g;
+        for i in 0..g.nodes.len() {
+            if !self.live[i] {
+                continue;
+            }
+            let node = &g.nodes[i];
+            let v = self.translate(NodeId(i as u32)).map_err(|e| {
+                let msg = format!("cannot compile %{i} ({}): {e}", ops::describe(&node.op, g));
+                let d = Diagnostic::new("E-codegen", msg);
+                match node.span {
+                    Some(span) => d.label(span, "in this expression"),
+                    None => d,
+                }
+            })?;
+            // A computed value read by several kernels is written once rather than recomputed.
+            // (An output or update with no other use is computed straight into its buffer.)
+            let v = if self.uses[i] != 1 && v.has_loads() && v.as_load().is_none() {
+                self.materialize(&v, &node.shape)
+            } else {
+                v
+            };
+            if !matches!(node.op, Op::Input { .. } | Op::Param { .. } | Op::Const { .. } | Op::Literal { .. }) {
+                self.prog.naive.add_mono(&Mono::product(&monos(&node.shape)));
+            }
+            self.vals[i] = Some(v);
+        }
+        Ok(())
     }
 
     fn val(&self, id: NodeId) -> Rc<Expr> {
@@ -142,7 +170,7 @@ impl<'g> Fuser<'g> {
         let refs: Vec<&Tensor> = xs.iter().collect();
         let env = Env { inputs: &[], params: &[], symbols: &[] };
         let v = ops::eval(op, &refs, &[], &env).ok()?.data[0];
-        Some(if self.g.dtype == DType::F32 { v as f32 as f64 } else { v })
+        Some(if self.dtype == DType::F32 { v as f32 as f64 } else { v })
     }
 
     fn unary(&self, op: &Op, un: Un, x: Rc<Expr>) -> Rc<Expr> {
@@ -201,7 +229,11 @@ impl<'g> Fuser<'g> {
         let x = |i: usize| node.inputs[i];
         let in_shape = |i: usize| g.shape(node.inputs[i]);
         Ok(match &node.op {
-            Op::Input { index } => self.leaf(Base::Input(*index), shape),
+            Op::Input { index } => match &self.inputs {
+                Some(values) => values.get(*index).cloned().ok_or("a loop body input out of range")?,
+                None => self.leaf(Base::Input(*index), shape),
+            },
+            Op::Param { index } if self.inputs.is_some() => return Err(format!("a loop body reads parameter {index}")),
             Op::Param { index } => self.leaf(Base::Param(*index), shape),
             Op::Const { value } => Rc::new(Expr::Const(*value)),
             Op::Literal { values } => {
@@ -318,6 +350,7 @@ impl<'g> Fuser<'g> {
             Op::AvgPool2dGrad { size, stride, .. } => {
                 self.pool(PoolOp::AvgGrad, id, shape, in_shape(0), *size, *stride)?
             }
+            Op::Loop { spec, output } => self.loop_result(id, spec, *output)?,
         })
     }
 
@@ -676,6 +709,9 @@ fn validate(g: &Graph) -> Result<(), String> {
         }
         if !node.shape.iter().all(sym_ok) {
             return Err(format!("%{i} has a shape with an unknown symbol"));
+        }
+        if let Op::Loop { spec, .. } = &node.op {
+            validate(&spec.body).map_err(|e| format!("%{i}: in the loop body: {e}"))?;
         }
         match &node.op {
             Op::Literal { .. } => {}

@@ -437,6 +437,11 @@ pub enum Kernel {
     /// Pooling over `planes` = N·C images; `g` is the upstream gradient of `MaxGrad`. For
     /// `AvgGrad`, whose only operand is the gradient, `x` is that gradient.
     Pool { op: PoolOp, planes: Mono, geom: PoolGeom, x: Access, g: Option<Access>, out: Access },
+    /// `body` run `count` times. While it runs, the symbol `index` (numbered after the graph's
+    /// own, `KernelProgram::symbol_base`) is the step's index, `s` or `count − 1 − s` when
+    /// `reverse`: the body's accesses of per-step slices and stacked outputs are offset by
+    /// it. The body ends with the copies that pass each new carry on to the next step.
+    Loop { count: usize, index: u32, reverse: bool, body: Vec<Kernel> },
 }
 
 impl Kernel {
@@ -462,6 +467,7 @@ impl Kernel {
             Kernel::Conv { a, b, col, .. } => [Some(a), Some(b), col.as_ref()].into_iter().flatten().cloned().collect(),
             Kernel::LogSoftmax { x, .. } | Kernel::ArgMaxMask { x, .. } | Kernel::OneHot { x, .. } => vec![x.clone()],
             Kernel::Pool { x, g, .. } => [Some(x), g.as_ref()].into_iter().flatten().cloned().collect(),
+            Kernel::Loop { body, .. } => body.iter().flat_map(Kernel::reads).collect(),
         }
     }
 
@@ -475,6 +481,7 @@ impl Kernel {
             | Kernel::ArgMaxMask { out, .. }
             | Kernel::OneHot { out, .. }
             | Kernel::Pool { out, .. } => vec![out.clone()],
+            Kernel::Loop { body, .. } => body.iter().flat_map(Kernel::writes).collect(),
         }
     }
 
@@ -509,6 +516,7 @@ impl Kernel {
                 g.iter_mut().for_each(&mut fix);
                 fix(out);
             }
+            Kernel::Loop { body, .. } => body.iter_mut().for_each(|k| k.rebase(f)),
         }
     }
 
@@ -546,6 +554,10 @@ impl Kernel {
             Kernel::Pool { op, planes, geom: g, .. } => {
                 format!("pool {op:?} {} planes {}x{} -> {}x{}", m(planes), g.h, g.w, g.oh, g.ow)
             }
+            Kernel::Loop { count, reverse, body, .. } => {
+                let inner: Vec<&str> = body.iter().map(Kernel::name).collect();
+                format!("loop {count}{} x [{}]", if *reverse { " reversed" } else { "" }, inner.join(", "))
+            }
         }
     }
 
@@ -561,6 +573,7 @@ impl Kernel {
             Kernel::ArgMaxMask { .. } => "argmax_mask",
             Kernel::OneHot { .. } => "one_hot",
             Kernel::Pool { .. } => "pool",
+            Kernel::Loop { .. } => "loop",
         }
     }
 }
@@ -576,15 +589,24 @@ pub struct KernelProgram {
     pub data: Vec<Rc<[f64]>>,
     /// Elements of every computed node taken separately: what a buffer per node would need.
     pub naive: Poly,
+    /// The first symbol number after the graph's own: loop `k`'s step index is symbol
+    /// `symbol_base + k` (`Kernel::Loop::index`).
+    pub symbol_base: u32,
+    /// How many loops (at any depth) the kernels hold.
+    pub loop_symbols: u32,
 }
 
 impl KernelProgram {
     /// Whether the kernels call a GEMM symbol (a convolution, or a product not written inline).
     pub fn calls_gemm(&self) -> bool {
-        self.kernels.iter().any(|k| match k {
-            Kernel::Conv { .. } => true,
-            Kernel::Gemm { m, n, a, b, .. } => inline_form(m, n, a, b).is_none(),
-            _ => false,
-        })
+        fn calls(k: &Kernel) -> bool {
+            match k {
+                Kernel::Conv { .. } => true,
+                Kernel::Gemm { m, n, a, b, .. } => inline_form(m, n, a, b).is_none(),
+                Kernel::Loop { body, .. } => body.iter().any(calls),
+                _ => false,
+            }
+        }
+        self.kernels.iter().any(calls)
     }
 }

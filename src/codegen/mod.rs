@@ -292,6 +292,7 @@ pub fn define_scheduled<M: Module>(
             };
             let profile = profile.map(|id| module.declare_func_in_func(id, b.func));
             let mut e = emit::Emitter::new(b, env, g.dtype, g.symbols.len());
+            e.reserve_loop_symbols(prog.loop_symbols);
             e.kernel_index = next as i64 - 1;
             while next < prog.kernels.len() {
                 e.kernel(&prog.kernels[next]);

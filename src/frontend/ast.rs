@@ -105,10 +105,26 @@ pub enum Stmt {
     Return(Expr),
     /// `key: value` in a settings block.
     Setting { key: Ident, value: Expr },
+    /// `for t in range(T) carry (h, c) { ... }`: a loop over a static number of steps.
+    For(ForLoop),
+    /// `yield hs = h` (`, axis: 1`) in a loop body: one value per step, stacked into `hs`.
+    Yield { name: Ident, value: Expr, options: Vec<Arg>, span: Span },
     /// A bare expression: the result when it ends a block.
     Expr(Expr),
     /// A statement that did not parse (already reported).
     Error,
+}
+
+/// `for var in range { body }` with the values the body carries from step to step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForLoop {
+    pub var: Ident,
+    /// `range(T)`, `range(a, b)`, `reversed(range(T))`, with options such as `checkpoint: k`.
+    pub range: Expr,
+    /// Names bound before the loop that each step reads and may rebind (`let h = ...`).
+    pub carries: Vec<Ident>,
+    pub body: Vec<Stmt>,
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -141,6 +157,11 @@ pub enum ExprKind {
     Field {
         base: Box<Expr>,
         field: Ident,
+    },
+    /// `grad(f, wrt: x)`: the gradient of the scalar `f` with respect to `x`, as a value.
+    Grad {
+        of: Box<Expr>,
+        wrt: Box<Expr>,
     },
 }
 

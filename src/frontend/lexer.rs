@@ -36,6 +36,14 @@ pub enum Token {
     Grad,
     #[token("wrt")]
     Wrt,
+    #[token("for")]
+    For,
+    #[token("in")]
+    In,
+    #[token("carry")]
+    Carry,
+    #[token("yield")]
+    Yield,
 
     // ---- punctuation and operators ----
     #[token("(")]
@@ -139,6 +147,10 @@ impl Token {
             Token::Return => "return",
             Token::Grad => "grad",
             Token::Wrt => "wrt",
+            Token::For => "for",
+            Token::In => "in",
+            Token::Carry => "carry",
+            Token::Yield => "yield",
             Token::LParen => "(",
             Token::RParen => ")",
             Token::LBracket => "[",
@@ -182,6 +194,10 @@ impl Token {
                 | Token::Dot
                 | Token::Semi
                 | Token::Wrt
+                | Token::For
+                | Token::In
+                | Token::Carry
+                | Token::Yield
         )
     }
 }

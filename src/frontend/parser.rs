@@ -135,6 +135,7 @@ mod tests {
                 format!("(index {} {})", sexp(base), indices.iter().map(sexp).collect::<Vec<_>>().join(" "))
             }
             ExprKind::Field { base, field } => format!("(. {} {})", sexp(base), field.name),
+            ExprKind::Grad { of, wrt } => format!("(grad {} wrt:{})", sexp(of), sexp(wrt)),
         }
     }
 

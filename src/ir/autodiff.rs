@@ -7,8 +7,10 @@
 //! values used more than once and un-broadcasts gradients of broadcast operands. Everything is
 //! IR: the backward graph can be printed, optimised, compiled, or differentiated again.
 
-use crate::ir::graph::{Graph, InputKind, NodeId};
+use crate::ir::graph::{Graph, InputKind, NodeId, Op};
 use crate::ir::ops::{self, Vjp};
+
+mod loops;
 
 /// What `backward` appended to the graph.
 #[derive(Clone, Debug)]
@@ -35,8 +37,6 @@ pub fn backward(g: &mut Graph, of: NodeId, wrt: &[NodeId]) -> Result<Backward, S
         return Err(format!("differentiate: {bad} is not a node of the graph"));
     }
     let start = n;
-    let needed = on_a_path(g, of, wrt);
-
     let of_shape = g.shape(of).clone();
     let seed = if of_shape.is_empty() {
         g.constant(1.0)
@@ -44,29 +44,82 @@ pub fn backward(g: &mut Graph, of: NodeId, wrt: &[NodeId]) -> Result<Backward, S
         let name = unique_input_name(g, &format!("d_{}", g.node(of).name.as_deref().unwrap_or("out")));
         g.add_input(&name, of_shape, InputKind::Gradient)
     };
+    let grads = backward_seeded(g, &[(of, seed)], wrt, start)?;
+    Ok(Backward { grads, start, seed })
+}
+
+/// The vector-Jacobian product of several values at once: appends the gradient of
+/// L = Σ_k ⟨of_k, seed_k⟩ with respect to each `wrt` (each `seeds` entry is (of_k, seed_k),
+/// the seed an existing node of of_k's shape). Nodes from `start` on count as backward nodes
+/// (they get `d_` names). Used for the bodies of backward loops, whose seeds are inputs.
+pub fn backward_seeded(
+    g: &mut Graph,
+    seeds: &[(NodeId, NodeId)],
+    wrt: &[NodeId],
+    start: usize,
+) -> Result<Vec<NodeId>, String> {
+    let n = g.nodes.len();
+    if let Some(bad) = seeds.iter().flat_map(|s| [&s.0, &s.1]).chain(wrt).find(|id| id.index() >= n) {
+        return Err(format!("differentiate: {bad} is not a node of the graph"));
+    }
+    let ofs: Vec<NodeId> = seeds.iter().map(|s| s.0).collect();
+    let needed = on_a_path(g, &ofs, wrt);
+    let top = ofs.iter().map(|o| o.index() + 1).max().unwrap_or(0);
 
     // grads[i]: the sum so far of the gradients flowing into forward node i.
     let mut grads: Vec<Option<NodeId>> = vec![None; n];
-    if needed[of.index()] {
-        grads[of.index()] = Some(seed);
+    for &(of, seed) in seeds {
+        if needed[of.index()] {
+            grads[of.index()] = Some(match grads[of.index()] {
+                None => seed,
+                Some(sum) => Vjp { graph: g, span: None }.add(sum, seed)?,
+            });
+        }
     }
-    for i in (0..=of.index()).rev() {
-        let Some(gi) = grads[i] else { continue };
-        name_gradient(g, NodeId(i as u32), gi, start);
+    // The results of each loop (its siblings), to differentiate them together.
+    let loops = loops::Groups::new(g, n);
+    for i in (0..top).rev() {
         let node = g.nodes[i].clone();
         let wanted: Vec<bool> = node.inputs.iter().map(|x| needed[x.index()]).collect();
-        if !wanted.iter().any(|&w| w) {
-            continue;
-        }
-
-        // Local gradient × upstream gradient, by the op's rule; drop what is not wanted.
         let mark = g.nodes.len();
-        let mut cx = Vjp { graph: g, span: node.span };
-        let mut local = ops::vjp(&mut cx, gi, &node.inputs, NodeId(i as u32), &node.op)
-            .map_err(|e| format!("differentiating %{i} ({}): {e}", ops::describe(&node.op, g)))?;
+        let mut local = if let Op::Loop { .. } = node.op {
+            // A documented special case: a loop is the IR's one multi-result construct. Its
+            // siblings are differentiated together when the walk reaches the lowest of them:
+            // every consumer of every sibling has a larger id, so all their gradients are
+            // complete by then.
+            let group = loops.of(g, i);
+            if group.first() != Some(&NodeId(i as u32)) || !wanted.iter().any(|&w| w) {
+                continue;
+            }
+            let mut upstream: Vec<Option<NodeId>> = vec![None; loops::outputs(g, i)];
+            for &s in &group {
+                let (Some(d), &Op::Loop { output, .. }) = (grads[s.index()], &g.nodes[s.index()].op) else { continue };
+                name_gradient(g, s, d, start);
+                upstream[output] = Some(match upstream[output] {
+                    None => d,
+                    Some(sum) => Vjp { graph: g, span: node.span }.add(sum, d)?,
+                });
+            }
+            if upstream.iter().all(Option::is_none) {
+                continue;
+            }
+            loops::vjp(g, NodeId(i as u32), &upstream, &wanted)
+                .map_err(|e| format!("differentiating the loop %{i}: {e}"))?
+        } else {
+            let Some(gi) = grads[i] else { continue };
+            name_gradient(g, NodeId(i as u32), gi, start);
+            if !wanted.iter().any(|&w| w) {
+                continue;
+            }
+            // Local gradient × upstream gradient, by the op's rule.
+            let mut cx = Vjp { graph: g, span: node.span };
+            ops::vjp(&mut cx, gi, &node.inputs, NodeId(i as u32), &node.op)
+                .map_err(|e| format!("differentiating %{i} ({}): {e}", ops::describe(&node.op, g)))?
+        };
         if local.len() != node.inputs.len() {
             return Err(format!("the rule for {} gave {} gradients", ops::describe(&node.op, g), local.len()));
         }
+        // Drop what is not wanted.
         for (d, &w) in local.iter_mut().zip(&wanted) {
             if !w {
                 *d = None;
@@ -95,7 +148,7 @@ pub fn backward(g: &mut Graph, of: NodeId, wrt: &[NodeId]) -> Result<Backward, S
         }
     }
 
-    // Leaves that `of` does not depend on get an explicit zero gradient.
+    // Leaves that no `of` depends on get an explicit zero gradient.
     let mut out = Vec::with_capacity(wrt.len());
     for &w in wrt {
         let d = match grads[w.index()] {
@@ -108,11 +161,11 @@ pub fn backward(g: &mut Graph, of: NodeId, wrt: &[NodeId]) -> Result<Backward, S
         name_gradient(g, w, d, start);
         out.push(d);
     }
-    Ok(Backward { grads: out, start, seed })
+    Ok(out)
 }
 
-/// Which nodes lie on a path from some `wrt` to `of`: only they need gradients.
-fn on_a_path(g: &Graph, of: NodeId, wrt: &[NodeId]) -> Vec<bool> {
+/// Which nodes lie on a path from some `wrt` to some of `ofs`: only they need gradients.
+fn on_a_path(g: &Graph, ofs: &[NodeId], wrt: &[NodeId]) -> Vec<bool> {
     let n = g.nodes.len();
     // Forward: depends on a wrt node.
     let mut from_wrt = vec![false; n];
@@ -124,10 +177,13 @@ fn on_a_path(g: &Graph, of: NodeId, wrt: &[NodeId]) -> Vec<bool> {
             from_wrt[i] = true;
         }
     }
-    // Backward: `of` depends on it.
+    // Backward: some `of` depends on it.
     let mut to_of = vec![false; n];
-    to_of[of.index()] = true;
-    for i in (0..=of.index()).rev() {
+    for of in ofs {
+        to_of[of.index()] = true;
+    }
+    let last = ofs.iter().map(|o| o.index()).max().unwrap_or(0);
+    for i in (0..=last).rev() {
         if to_of[i] {
             for x in &g.nodes[i].inputs {
                 to_of[x.index()] = true;

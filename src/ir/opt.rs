@@ -7,8 +7,9 @@
 //! `params` lists: runtimes bind tensors to them by index.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
-use crate::ir::graph::{DType, Dim, Graph, Node, NodeId, Op, Shape};
+use crate::ir::graph::{DType, Dim, Graph, LoopSpec, Node, NodeId, Op, Shape};
 use crate::ir::ops::{self, Env};
 use crate::ir::tensor::Tensor;
 
@@ -16,7 +17,8 @@ use crate::ir::tensor::Tensor;
 pub type Pass = fn(&mut Graph) -> bool;
 
 /// Every pass, in the order `optimize` runs them.
-pub const PASSES: &[(&str, Pass)] = &[("fold", fold), ("simplify", simplify), ("cse", cse), ("dce", dce)];
+pub const PASSES: &[(&str, Pass)] =
+    &[("fold", fold), ("simplify", simplify), ("cse", cse), ("dce", dce), ("loops", loop_bodies)];
 
 /// `optimize` stops after this many rounds even if some pass still reports changes.
 const MAX_ROUNDS: usize = 16;
@@ -79,6 +81,10 @@ pub fn fold(g: &mut Graph) -> bool {
         if is_leaf(&node.op) || !node.inputs.iter().all(|&x| is_constant(&g.node(x).op)) {
             continue;
         }
+        // A loop's body is optimised by the `loops` pass (`ops::eval` cannot run it).
+        if let Op::Loop { .. } = node.op {
+            continue;
+        }
         let Some(shape) = node.shape.iter().map(|d| d.known()).collect::<Option<Vec<usize>>>() else { continue };
         let largest_operand = node.inputs.iter().map(|&x| constant_len(&g.node(x).op)).max().unwrap_or(1);
         if shape.iter().product::<usize>() > largest_operand {
@@ -114,6 +120,7 @@ fn is_leaf(op: &Op) -> bool {
         Sum { .. } | ReduceMax { .. } | ArgMaxMask { .. } | OneHot { .. } => false,
         MatMul { .. } | LogSoftmax { .. } | Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => false,
         MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => false,
+        Loop { .. } => false,
     }
 }
 
@@ -315,6 +322,7 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
         ReduceMax { .. } | ArgMaxMask { .. } | OneHot { .. } | MatMul { .. } | LogSoftmax { .. } => None,
         Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => None,
         MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => None,
+        Loop { .. } => None,
     }
 }
 
@@ -406,6 +414,7 @@ fn finite_by_construction(g: &Graph, id: NodeId) -> bool {
         Op::Sum { .. } | Op::ReduceMax { .. } | Op::MatMul { .. } | Op::LogSoftmax { .. } => false,
         Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dFilterGrad { .. } => false,
         Op::MaxPool2d { .. } | Op::MaxPool2dGrad { .. } | Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => false,
+        Op::Loop { .. } => false,
     }
 }
 
@@ -466,6 +475,40 @@ pub fn dce(g: &mut Graph) -> bool {
         }
     }
     rebuild(g, |_, i, _| if live[i] { Rewrite::Keep } else { Rewrite::Drop })
+}
+
+// ---- loops: the passes inside loop bodies ----------------------------------------------------
+
+/// Run every pass on the body of each loop (to a fixed point, so nested loops too), giving the
+/// loop's siblings the optimised spec together. A body keeps its inputs and outputs: only its
+/// inner nodes change.
+pub fn loop_bodies(g: &mut Graph) -> bool {
+    let mut done: HashMap<*const LoopSpec, Option<Rc<LoopSpec>>> = HashMap::new();
+    let mut changed = false;
+    for i in 0..g.nodes.len() {
+        let Op::Loop { spec, output } = &g.nodes[i].op else { continue };
+        let output = *output;
+        let new = done
+            .entry(Rc::as_ptr(spec))
+            .or_insert_with(|| {
+                let mut body = spec.body.clone();
+                let mut any = false;
+                for _ in 0..MAX_ROUNDS {
+                    let round = PASSES.iter().fold(false, |acc, &(_, pass)| pass(&mut body) | acc);
+                    any |= round;
+                    if !round {
+                        break;
+                    }
+                }
+                any.then(|| Rc::new(LoopSpec { body, ..(**spec).clone() }))
+            })
+            .clone();
+        if let Some(spec) = new {
+            g.nodes[i].op = Op::Loop { spec, output };
+            changed = true;
+        }
+    }
+    changed
 }
 
 // ---- the rebuild every pass shares ----------------------------------------------------------

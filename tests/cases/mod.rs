@@ -83,7 +83,35 @@ pub fn op_case(op: &Op) -> OpCase {
         MaxPool2dGrad { .. } => case(MaxPool2dGrad { size: 2, stride: 2 }, &[&[2, 2, 4, 4], &[2, 2, 2, 2]], any),
         AvgPool2d { .. } => case(AvgPool2d { size: 3, stride: 1 }, &[&[2, 2, 5, 5]], any),
         AvgPool2dGrad { .. } => case(AvgPool2dGrad { size: 3, stride: 1, height: 5, width: 5 }, &[&[2, 2, 3, 3]], any),
+        // The stacked outputs of an Elman RNN over 3 steps: carry h0 [2, 4], per-step x
+        // [3, 2, 3] along axis 0, invariants W, U, b (see `rnn_loop`).
+        Loop { .. } => {
+            case(Loop { spec: rnn_loop(3), output: 1 }, &[&[2, 4], &[3, 2, 3], &[4, 4], &[3, 4], &[4]], (-0.8, 0.8))
+        }
     }
+}
+
+/// h' = tanh(h @ W + x_t @ U + b) over `steps` steps: carry h [2, 4], per-step x_t [2, 3]
+/// sliced along axis 0, invariants W [4, 4], U [3, 4], b [4]; results: the final h, and
+/// every step's h' stacked on axis 1 ([2, steps, 4]).
+pub fn rnn_loop(steps: usize) -> std::rc::Rc<netc::ir::graph::LoopSpec> {
+    use netc::ir::graph::{InputKind, LoopSpec, Slicing};
+    let mut body = Graph::new(DType::F64);
+    let h = body.add_input("h", known(&[2, 4]), InputKind::Variable);
+    let x = body.add_input("x_t", known(&[2, 3]), InputKind::Variable);
+    let w = body.add_input("W", known(&[4, 4]), InputKind::Variable);
+    let u = body.add_input("U", known(&[3, 4]), InputKind::Variable);
+    let b = body.add_input("b", known(&[4]), InputKind::Variable);
+    use Op::*;
+    let product = MatMul { transpose_a: false, transpose_b: false };
+    let hw = body.add(product.clone(), &[h, w]).unwrap();
+    let xu = body.add(product, &[x, u]).unwrap();
+    let sum = body.add(Add, &[hw, xu]).unwrap();
+    let sum = body.add(Add, &[sum, b]).unwrap();
+    let next = body.add(Tanh, &[sum]).unwrap();
+    body.outputs = vec![("h".into(), next), ("hs".into(), next)];
+    let spec = LoopSpec::new(body, steps, false, 1, vec![Slicing::along(0)], vec![Slicing::along(1)]);
+    std::rc::Rc::new(spec.unwrap())
 }
 
 /// One case per op variant: `op_case` of each variant listed here. The list is checked
@@ -132,6 +160,7 @@ pub fn all_op_cases() -> Vec<OpCase> {
         MaxPool2dGrad { size: 0, stride: 0 },
         AvgPool2d { size: 0, stride: 0 },
         AvgPool2dGrad { size: 0, stride: 0, height: 0, width: 0 },
+        Loop { spec: rnn_loop(1), output: 0 },
     ];
     ops.iter().map(op_case).collect()
 }

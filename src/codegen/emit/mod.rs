@@ -22,6 +22,7 @@
 //!   convolution symbol;
 //! - `rows.rs`: `LogSoftmax`, `ArgMaxMask`, `OneHot`, row by row;
 //! - `pool.rs`: `Pool`, max and average pooling and their gradients;
+//! - `loops.rs`: `Loop`, the body's kernels in a counted loop over the step index;
 //! - `checks.rs`: bounds-checked mode, its declarations and the guards of every access.
 //!
 //! The vectorised exp/log/tanh/sigmoid are `Emitter` methods too, in `codegen::math`.
@@ -39,6 +40,7 @@ use crate::ir::graph::DType;
 
 mod checks;
 mod conv;
+mod loops;
 mod map;
 mod pool;
 mod products;
@@ -461,6 +463,7 @@ impl<'f> Emitter<'f> {
             Kernel::ArgMaxMask { outer, n, inner, x, out } => self.argmax_mask(outer, n, inner, x, out),
             Kernel::OneHot { count, classes, x, out } => self.one_hot(count, *classes, x, out),
             Kernel::Pool { op, planes, geom, x, g, out } => self.pool(*op, planes, geom, x, g.as_ref(), out),
+            Kernel::Loop { count, index, reverse, body } => self.emit_loop(*count, *index, *reverse, body),
         }
     }
 }

@@ -7,31 +7,28 @@ impl<'p> Checker<'p> {
     // ---- statements ----
 
     /// Run statements in the current scope; the result is the last bare expression or `return`.
-    pub(super) fn run_block(&mut self, body: &[Stmt]) -> Option<(Value, Span)> {
+    pub(super) fn run_block(&mut self, body: &'p [Stmt]) -> Option<(Value, Span)> {
         let mut result = None;
         for stmt in body {
             match stmt {
-                Stmt::Let { name, value } => {
-                    if matches!(value.kind, ExprKind::Call { .. }) {
-                        self.pending_instance = Some(name.name.clone());
-                    }
-                    let v = self.expr(value);
-                    self.pending_instance = None;
-                    if let Value::Tensor(id) = v {
-                        if self.span_override.is_none() {
-                            self.g.annotate(id, Some(&name.name), Some(value.span));
-                        }
-                    }
-                    self.bind(&name.name, v);
-                }
+                Stmt::Let { name, value } => self.let_stmt(name, value),
                 Stmt::Param { name, ty, init, span } => self.param(name, ty, init.as_ref(), *span),
                 Stmt::Return(e) => {
                     result = Some((self.expr(e), e.span));
                     break;
                 }
                 Stmt::Expr(e) => result = Some((self.expr(e), e.span)),
+                Stmt::For(f) => self.for_loop(f),
+                Stmt::Yield { span, .. } => {
+                    self.error("E-syntax", *span, "`yield` belongs in the body of a `for` loop", "not allowed here");
+                }
                 Stmt::Grad { span, .. } => {
-                    self.error("E-syntax", *span, "`grad` belongs in an eval block", "not allowed here");
+                    self.error(
+                        "E-syntax",
+                        *span,
+                        "the `grad f wrt x` statement belongs in an eval block",
+                        "write `grad(f, wrt: x)` for a gradient as a value",
+                    );
                 }
                 Stmt::Setting { key, .. } => {
                     self.error(
@@ -45,6 +42,21 @@ impl<'p> Checker<'p> {
             }
         }
         result
+    }
+
+    /// `let name = value`: bind the value (a layer call names its instance after `name`).
+    pub(super) fn let_stmt(&mut self, name: &Ident, value: &Expr) {
+        if matches!(value.kind, ExprKind::Call { .. }) {
+            self.pending_instance = Some(name.name.clone());
+        }
+        let v = self.expr(value);
+        self.pending_instance = None;
+        if let Value::Tensor(id) = v {
+            if self.span_override.is_none() {
+                self.g.annotate(id, Some(&name.name), Some(value.span));
+            }
+        }
+        self.bind(&name.name, v);
     }
 
     pub(super) fn param(&mut self, name: &Ident, ty: &TypeExpr, init: Option<&Expr>, span: Span) {
@@ -128,6 +140,7 @@ impl<'p> Checker<'p> {
             ExprKind::Call { callee, args } => self.call(callee, args, e.span),
             ExprKind::Index { base, indices } => self.index(base, indices, e.span),
             ExprKind::Field { base, field } => self.field(base, field, e.span),
+            ExprKind::Grad { of, wrt } => self.grad_expr(of, wrt, e.span),
         }
     }
 
@@ -232,6 +245,7 @@ impl<'p> Checker<'p> {
                     None
                 }
             },
+            Value::Step(frame) => self.step_index(frame, span),
             Value::Error => None,
             other => {
                 let what = describe_value(&other);
@@ -284,17 +298,21 @@ impl<'p> Checker<'p> {
     pub(super) fn index(&mut self, base: &Expr, indices: &[Expr], span: Span) -> Value {
         let b = self.expr(base);
         let mut idx = vec![];
+        // The position and loop of a loop variable among the indices (`x[t]`, `x[0, t]`).
+        let mut step: Option<(usize, usize, Span)> = None;
         for i in indices {
             match self.expr(i) {
                 Value::Num(n) if n.fract() == 0.0 => idx.push(n as i64),
+                Value::Step(frame) if step.is_none() => step = Some((idx.len(), frame, i.span)),
+                Value::Step(_) => return self.error("E-type", i.span, "a tensor takes one loop index", "a second one"),
                 Value::Error => return Value::Error,
                 _ => return self.error("E-type", i.span, "an index must be a whole number", "here"),
             }
         }
         match b {
             Value::List(items) => {
-                if idx.len() != 1 {
-                    return self.error("E-type", span, "a list takes one index", "here");
+                if idx.len() != 1 || step.is_some() {
+                    return self.error("E-type", span, "a list takes one index, a whole number", "here");
                 }
                 let n = items.len() as i64;
                 let j = if idx[0] < 0 { idx[0] + n } else { idx[0] };
@@ -311,13 +329,34 @@ impl<'p> Checker<'p> {
             Value::Error => Value::Error,
             v => {
                 let Some(t) = self.tensor(v, base.span) else { return Value::Error };
-                match lower::index(&mut self.g, t, &idx) {
-                    Ok(id) => {
-                        self.g.annotate(id, None, Some(span));
-                        Value::Tensor(id)
-                    }
-                    Err(e) => self.shape_error(e, "indexing", &[(t, base.span)], span),
+                // Numbers before the loop variable index the whole tensor; the loop variable
+                // then cuts a per-step slice along the next axis; numbers after it index the slice.
+                let (before, after) = match step {
+                    Some((at, _, _)) => (&idx[..at], &idx[at..]),
+                    None => (&idx[..], &[][..]),
+                };
+                let mut cur = t;
+                if !before.is_empty() {
+                    cur = match lower::index(&mut self.g, cur, before) {
+                        Ok(id) => id,
+                        Err(e) => return self.shape_error(e, "indexing", &[(t, base.span)], span),
+                    };
                 }
+                if let Some((_, frame, step_span)) = step {
+                    let text = format!("{}[{}]", self.text(base.span), self.text(step_span));
+                    cur = match self.step_slice(frame, cur, &text, base.span, step_span) {
+                        Some(id) => id,
+                        None => return Value::Error,
+                    };
+                    if !after.is_empty() {
+                        cur = match lower::index(&mut self.g, cur, after) {
+                            Ok(id) => id,
+                            Err(e) => return self.shape_error(e, "indexing", &[(t, base.span)], span),
+                        };
+                    }
+                }
+                self.g.annotate(cur, None, Some(span));
+                Value::Tensor(cur)
             }
         }
     }
@@ -366,6 +405,69 @@ impl<'p> Checker<'p> {
                 let what = describe_value(&other);
                 self.error("E-type", base.span, format!("{what} has no fields"), format!("this is {what}"))
             }
+        }
+    }
+
+    /// `grad(f, wrt: x)`: the gradient of the scalar `f` with respect to `x` (or a list of
+    /// gradients for `wrt: [x, y]`), appended to the graph by `autodiff` like any value, so
+    /// it can enter a loss and be differentiated again.
+    pub(super) fn grad_expr(&mut self, of: &Expr, wrt: &Expr, span: Span) -> Value {
+        let f = self.expr(of);
+        let w = self.expr(wrt);
+        let Some(f) = self.tensor(f, of.span) else { return Value::Error };
+        if !self.g.shape(f).is_empty() {
+            let s = self.g.shape_str(self.g.shape(f));
+            return self.error(
+                "E-shape",
+                of.span,
+                "grad needs a scalar",
+                format!("this is {s}; take sum(...) or mean(...) of it"),
+            );
+        }
+        let (targets, listed) = match w {
+            Value::Tensor(id) => (vec![id], false),
+            Value::List(items) => {
+                let mut ids = vec![];
+                for item in items {
+                    match item {
+                        Value::Tensor(id) => ids.push(id),
+                        Value::Error => return Value::Error,
+                        other => {
+                            let what = describe_value(&other);
+                            return self.error(
+                                "E-type",
+                                wrt.span,
+                                format!("cannot take a gradient with respect to {what}"),
+                                "a list of tensors is expected",
+                            );
+                        }
+                    }
+                }
+                (ids, true)
+            }
+            Value::Error => return Value::Error,
+            other => {
+                let what = describe_value(&other);
+                return self.error(
+                    "E-type",
+                    wrt.span,
+                    format!("cannot take a gradient with respect to {what}"),
+                    "`wrt` names a tensor that the value is computed from",
+                );
+            }
+        };
+        match crate::ir::autodiff::differentiate(&mut self.g, f, &targets) {
+            Ok(grads) => {
+                for &d in &grads {
+                    self.g.annotate(d, None, Some(span));
+                }
+                if listed {
+                    Value::List(grads.into_iter().map(Value::Tensor).collect())
+                } else {
+                    Value::Tensor(grads[0])
+                }
+            }
+            Err(e) => self.error("E-grad", span, format!("cannot differentiate: {e}"), "here"),
         }
     }
 }

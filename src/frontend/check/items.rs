@@ -109,6 +109,7 @@ impl<'p> Checker<'p> {
         self.allow_params = false;
         self.span_override = None;
         self.depth = 0;
+        self.frames.clear();
     }
 
     pub(super) fn shape_of_type(&mut self, ty: &TypeExpr, symbolic_ok: bool) -> Option<Shape> {
@@ -389,13 +390,18 @@ impl<'p> Checker<'p> {
                         None => ok = false,
                     }
                 }
+                Stmt::For(f) => {
+                    let before = self.diags.len();
+                    self.for_loop(f);
+                    ok &= self.diags.len() == before;
+                }
                 Stmt::Error => ok = false,
                 other => {
                     self.error(
                         "E-syntax",
                         stmt_span(other),
                         "not allowed in an eval block",
-                        "use let, grad or an expression",
+                        "use let, for, grad or an expression",
                     );
                     ok = false;
                 }

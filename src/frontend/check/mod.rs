@@ -28,6 +28,7 @@ mod builtins;
 mod calls;
 mod exprs;
 mod items;
+mod loops;
 mod settings;
 
 /// Parse and check a source file (the prelude is added in front of it).
@@ -70,6 +71,9 @@ enum Value {
     /// A call of a settings function (optimizer, schedule, data source) with its arguments,
     /// read by the settings block that holds it.
     Setting(Box<Args>),
+    /// The variable of the loop `frames[k]` (`t` in `for t in range(T)`): an index in
+    /// `x[t]`, or the step's index as a scalar tensor in arithmetic.
+    Step(usize),
     /// Poison: an error has been reported for this value.
     Error,
 }
@@ -110,6 +114,10 @@ struct Checker<'p> {
     /// Inside prelude code, errors are reported at the user's call.
     span_override: Option<Span>,
     depth: usize,
+    /// The loops whose bodies are being elaborated, innermost last (`loops.rs`).
+    frames: Vec<loops::LoopFrame>,
+    /// The frame of each loop placeholder created so far, by key (`loops::PLACEHOLDER`).
+    placeholder_frames: Vec<usize>,
 }
 
 const MAX_DEPTH: usize = 64;
@@ -133,6 +141,8 @@ impl<'p> Checker<'p> {
             allow_params: false,
             span_override: None,
             depth: 0,
+            frames: vec![],
+            placeholder_frames: vec![],
         }
     }
 
@@ -224,6 +234,8 @@ fn stmt_span(s: &Stmt) -> Span {
         Stmt::Param { span, .. } | Stmt::Grad { span, .. } => *span,
         Stmt::Return(e) | Stmt::Expr(e) => e.span,
         Stmt::Setting { key, value } => key.span.to(value.span),
+        Stmt::For(f) => f.span,
+        Stmt::Yield { span, .. } => *span,
         Stmt::Error => Span::default(),
     }
 }
@@ -239,6 +251,7 @@ fn describe_value(v: &Value) -> String {
         Value::Init(_) => "an initialiser".into(),
         Value::Bool(b) => format!("`{b}`"),
         Value::Setting(a) => format!("a `{}` setting", a.builtin.name()),
+        Value::Step(_) => "the loop variable".into(),
         Value::Error => "an error".into(),
     }
 }

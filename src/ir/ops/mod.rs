@@ -7,6 +7,7 @@
 //! (`elementwise`, `layout`, `reduce`, `nn`) over the loops of `loops`; `eval`, `vjp` and
 //! `describe` below are the three exhaustive matches that send each op to its rules.
 
+mod control;
 mod elementwise;
 mod layout;
 mod loops;
@@ -17,9 +18,10 @@ mod shape;
 mod tests;
 
 use crate::diag::Span;
-use crate::ir::graph::{Dim, Graph, NodeId, Op, Shape};
+use crate::ir::graph::{Dim, Graph, LoopSpec, NodeId, Op, Shape};
 use crate::ir::tensor::Tensor;
 
+pub use control::{loop_shape, stacked_shape, step_shape};
 use elementwise::*;
 use layout::*;
 use loops::{map, numel, zip};
@@ -72,7 +74,13 @@ pub fn describe(op: &Op, g: &Graph) -> String {
         MaxPool2dGrad { size, stride } => format!("maxpool2d_grad size={size} stride={stride}"),
         AvgPool2d { size, stride } => format!("avgpool2d size={size} stride={stride}"),
         AvgPool2dGrad { size, stride, .. } => format!("avgpool2d_grad size={size} stride={stride}"),
+        Loop { spec, output } => format!("loop@{:x} out {output} ({})", loop_id(spec), spec.summary()),
     }
+}
+
+/// A short stable name for a loop spec within one run (its address), for the text form.
+pub fn loop_id(spec: &std::rc::Rc<LoopSpec>) -> usize {
+    (std::rc::Rc::as_ptr(spec) as usize >> 4) & 0xffff
 }
 
 impl Graph {
@@ -93,6 +101,19 @@ impl Graph {
         }
         for (name, id) in &self.outputs {
             out.push_str(&format!("output {name} = {id}\n"));
+        }
+        // Each loop's body once, indented under its name.
+        let mut shown: Vec<*const LoopSpec> = vec![];
+        for node in &self.nodes {
+            let Op::Loop { spec, .. } = &node.op else { continue };
+            if shown.contains(&std::rc::Rc::as_ptr(spec)) {
+                continue;
+            }
+            shown.push(std::rc::Rc::as_ptr(spec));
+            out.push_str(&format!("loop@{:x} body ({}):\n", loop_id(spec), spec.summary()));
+            for line in spec.body.to_text().lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
         }
         out
     }
@@ -163,6 +184,8 @@ pub fn eval(op: &Op, x: &[&Tensor], shape: &[usize], env: &Env) -> Result<Tensor
         MaxPool2dGrad { size, stride } => maxpool2d_grad_eval(x[0], x[1], *size, *stride),
         AvgPool2d { size, stride } => avgpool2d_eval(x[0], *size, *stride),
         AvgPool2dGrad { size, stride, height, width } => avgpool2d_grad_eval(x[0], *size, *stride, *height, *width),
+        // The body is a graph: `interp` runs it step by step.
+        Loop { .. } => Err("a loop is evaluated by the interpreter, which runs its body".into()),
     }
 }
 
@@ -213,6 +236,8 @@ pub fn vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId, op: &Op) -> Grads {
         MaxPool2dGrad { size, stride } => maxpool2d_grad_vjp(cx, g, x, *size, *stride),
         AvgPool2d { size, stride } => avgpool2d_vjp(cx, g, x, *size, *stride),
         AvgPool2dGrad { size, stride, .. } => avgpool2d_grad_vjp(cx, g, *size, *stride),
+        // All results of a loop are differentiated together, by a backward loop.
+        Loop { .. } => Err("a loop's gradient is built by autodiff::loops".into()),
     }
 }
 

@@ -314,6 +314,7 @@ pub fn infer_shape(op: &Op, shapes: &[&Shape], g: &Graph) -> Result<Shape, Shape
             window_matches(shapes[0][3], window_out(*width, *size, 0, *stride, "width")?, "width")?;
             Ok(vec![shapes[0][0], shapes[0][1], Dim::Known(*height), Dim::Known(*width)])
         }
+        Loop { spec, output } => super::control::loop_shape(spec, *output, shapes, g),
     }
 }
 

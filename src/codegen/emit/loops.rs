@@ -1,0 +1,38 @@
+//! `Loop`: the body's kernels inside one counted loop, with the loop's symbol bound to the
+//! step's index while they are emitted.
+
+use cranelift_codegen::ir::{InstBuilder, Value};
+
+use super::Emitter;
+use crate::codegen::builder::LoopBuilder;
+use crate::codegen::kernel::Kernel;
+
+impl Emitter<'_> {
+    /// Make room for the step indices of `n` loops after the graph's symbols (their values
+    /// exist only inside their loops).
+    pub fn reserve_loop_symbols(&mut self, n: u32) {
+        let zero = self.int(0);
+        self.dims.extend(std::iter::repeat_n(zero, n as usize));
+    }
+
+    /// `for s in 0..count { dims[index] = t(s); body }`, t(s) = s or count − 1 − s.
+    pub(super) fn emit_loop(&mut self, count: usize, index: u32, reverse: bool, body: &[Kernel]) {
+        let n = self.int(count as i64);
+        // Bounds-checked reports name the loop kernel, whichever body kernel fails.
+        let at = self.kernel_index;
+        self.for_n(n, |e, s| {
+            let t: Value = if reverse {
+                let last = e.int(count as i64 - 1);
+                e.b.ins().isub(last, s)
+            } else {
+                s
+            };
+            e.dims[index as usize] = t;
+            for k in body {
+                e.kernel_index = at - 1;
+                e.kernel(k);
+            }
+        });
+        self.kernel_index = at;
+    }
+}

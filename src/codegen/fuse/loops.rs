@@ -1,0 +1,139 @@
+//! Loops (`Op::Loop`): one `Kernel::Loop` whose body is the loop body's graph fused by a
+//! fuser of its own, with the body's inputs bound to memory of the outer program.
+//!
+//! Per step `t` (the loop's symbol, `KernelProgram::symbol_base + k`):
+//! - carries live in two buffers each: the body reads `cur` and writes the new value to
+//!   `next`, and the body ends with the copy `cur ← next` (the body's kernels may read `cur`
+//!   after the new value is computed, so it cannot be written in place);
+//! - a per-step input is an access of the whole outer tensor offset by `t` times its stride
+//!   along the sliced axis (no copy);
+//! - a per-step output is written at offset `t` times its stride along the stacked axis;
+//! - invariants are read where they are (computed values are materialised once, before the
+//!   loop, not per step).
+//!
+//! Code size and compile time do not depend on the number of steps. The body's temporaries
+//! are touched by the loop kernel as a whole (`Kernel::reads`), so the memory plan keeps them
+//! apart for the whole loop.
+
+use super::*;
+
+impl Fuser<'_> {
+    /// The value of result `output` of the loop of node `id`: the loop is emitted when its
+    /// first sibling is reached, and every sibling loads its own result.
+    pub(super) fn loop_result(&mut self, id: NodeId, spec: &Rc<LoopSpec>, output: usize) -> Result<Rc<Expr>, String> {
+        let node = self.g.node(id);
+        let key = (Rc::as_ptr(spec) as usize, node.inputs.clone());
+        if !self.loops.contains_key(&key) {
+            let results = self.emit_loop(id, spec)?;
+            self.loops.insert(key.clone(), results);
+        }
+        self.loops[&key].get(output).cloned().ok_or_else(|| format!("the loop has no result {output}"))
+    }
+
+    fn emit_loop(&mut self, id: NodeId, spec: &LoopSpec) -> Result<Vec<Rc<Expr>>, String> {
+        let g = self.g;
+        let node = g.node(id);
+        let body = &spec.body;
+        let (nc, ns) = (spec.carries, spec.sliced.len());
+        if node.inputs.len() != body.inputs.len() {
+            return Err("the loop's operands do not match its body's inputs".into());
+        }
+        let index = self.prog.symbol_base + self.prog.loop_symbols;
+        self.prog.loop_symbols += 1;
+        let t = Mono { k: 1, syms: vec![index] };
+        // The results some live sibling reads.
+        let wanted: Vec<bool> = {
+            let mut w = vec![false; spec.outputs()];
+            for s in g.loop_siblings(id) {
+                if let (true, Op::Loop { output, .. }) = (self.live[s.index()], &g.node(s).op) {
+                    w[*output] = true;
+                }
+            }
+            w
+        };
+
+        let mut inputs: Vec<Rc<Expr>> = Vec::with_capacity(body.inputs.len());
+        let mut carries: Vec<(Access, Access, Vec<Mono>)> = vec![];
+        for (j, &x) in node.inputs[..nc].iter().enumerate() {
+            let m = monos(&body.inputs[j].shape);
+            let cur = Access::contiguous(self.temp(&m), &m);
+            let next = Access::contiguous(self.temp(&m), &m);
+            let init = self.val(x);
+            self.prog.kernels.push(Kernel::Map { shape: m.clone(), expr: init, out: cur.clone() });
+            inputs.push(Rc::new(Expr::Load(cur.clone())));
+            carries.push((cur, next, m));
+        }
+        for (k, &x) in node.inputs[nc..nc + ns].iter().enumerate() {
+            let whole = self.mem(&self.val(x), g.shape(x));
+            inputs.push(Rc::new(Expr::Load(step_access(&whole, spec.sliced[k], &t))));
+        }
+        for &x in &node.inputs[nc + ns..] {
+            // Constants and loads pass as they are; a computed value is computed once.
+            let v = self.val(x);
+            let v = if v.has_loads() && v.as_load().is_none() { self.materialize(&v, g.shape(x)) } else { v };
+            inputs.push(v);
+        }
+        let mut stacks: Vec<Option<Access>> = vec![];
+        for (k, &s) in spec.stacked.iter().enumerate() {
+            if !wanted[nc + k] {
+                stacks.push(None);
+                continue;
+            }
+            let shape = ops::stacked_shape(body.shape(spec.output_node(nc + k)), s, spec.count)
+                .map_err(|e| e.message(g, &[]))?;
+            let m = monos(&shape);
+            stacks.push(Some(Access::contiguous(self.temp(&m), &m)));
+        }
+
+        // The body, fused on its own into kernels that go inside the loop.
+        let roots: Vec<NodeId> =
+            (0..spec.outputs()).filter(|&k| k < nc || wanted[k]).map(|k| spec.output_node(k)).collect();
+        let outer_kernels = std::mem::take(&mut self.prog.kernels);
+        let prog = std::mem::take(&mut self.prog);
+        let mut f = Fuser::new(body, &roots, self.dtype, Some(inputs), prog);
+        f.translate_live().map_err(|d| format!("in the loop body: {}", d.message))?;
+        for (j, (_, next, m)) in carries.iter().enumerate() {
+            let v = f.val(spec.output_node(j));
+            f.prog.kernels.push(Kernel::Map { shape: m.clone(), expr: v, out: next.clone() });
+        }
+        for (k, stack) in stacks.iter().enumerate() {
+            let Some(stack) = stack else { continue };
+            let out = spec.output_node(nc + k);
+            let v = f.val(out);
+            let shape = monos(body.shape(out));
+            let at = step_access(stack, spec.stacked[k], &t);
+            f.prog.kernels.push(Kernel::Map { shape, expr: v, out: at });
+        }
+        for (cur, next, m) in &carries {
+            f.prog.kernels.push(Kernel::Map {
+                shape: m.clone(),
+                expr: Rc::new(Expr::Load(next.clone())),
+                out: cur.clone(),
+            });
+        }
+        self.prog = f.prog;
+        let body_kernels = std::mem::replace(&mut self.prog.kernels, outer_kernels);
+        self.prog.kernels.push(Kernel::Loop { count: spec.count, index, reverse: spec.reverse, body: body_kernels });
+
+        let mut results: Vec<Rc<Expr>> = carries.into_iter().map(|(cur, _, _)| Rc::new(Expr::Load(cur))).collect();
+        for stack in stacks {
+            // A result nobody reads has no buffer; its sibling is never translated.
+            results.push(match stack {
+                Some(a) => Rc::new(Expr::Load(a)),
+                None => Rc::new(Expr::Const(f64::NAN)),
+            });
+        }
+        Ok(results)
+    }
+}
+
+/// The part of `whole` (a tensor in memory) that step `t` reads or writes: offset by `t`
+/// steps along the sliced axis, which a one-element step drops.
+fn step_access(whole: &Access, s: Slicing, t: &Mono) -> Access {
+    let step = whole.strides[s.axis].mul(t).scale(s.width() as i64);
+    let mut strides = whole.strides.clone();
+    if s.chunk.is_none() {
+        strides.remove(s.axis);
+    }
+    Access { base: whole.base, offset: whole.offset.add(&Poly::from_mono(step)), strides }
+}

@@ -1,0 +1,607 @@
+//! Loops: `for t in range(T) carry (h, c) { ... }` elaborated into one `Op::Loop`.
+//!
+//! The body is elaborated once, into the graph being built, with each carried name bound to
+//! a *placeholder* (an `Input` node whose index is `PLACEHOLDER + key`, pushed with its shape)
+//! and every `x[t]` to a placeholder for the step's slice of `x`. Shapes are therefore checked
+//! once, for every step. Afterwards the nodes added since the loop began are split: those
+//! that depend on one of the loop's placeholders form the body graph; the others (a layer's
+//! parameters, a transposed weight) stay in the outer graph and reach the body as loop
+//! invariants, so a layer called in the body has one set of parameters shared by every step.
+//!
+//! Nested loops work the same way from the inside out; placeholders are found by their key,
+//! not their node id, because an inner loop's split renumbers the nodes after its start.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::*;
+use crate::ir::graph::{LoopSpec, Node, Slicing};
+
+/// Placeholder `k` is the node `Op::Input { index: PLACEHOLDER + k }`. It never reaches a
+/// checked graph: the loop's split turns it into an input of the body.
+pub(super) const PLACEHOLDER: usize = 1 << 40;
+
+/// A loop whose body is being elaborated.
+pub(super) struct LoopFrame {
+    count: usize,
+    /// The index of the first step (`range(start, stop)`).
+    start: usize,
+    reverse: bool,
+    /// Number of nodes when the body began: the nodes from here on are the body's or new
+    /// invariants.
+    mark: usize,
+    /// `self.scopes[scope]` is the body's scope.
+    scope: usize,
+    /// Carried names and their placeholder keys.
+    carries: Vec<(String, usize)>,
+    /// Per-step inputs: (the outer tensor, placeholder key, placeholder node).
+    sliced: Vec<(NodeId, usize, NodeId)>,
+    /// The step index as a scalar tensor (`t` in arithmetic), once asked for.
+    index_value: Option<NodeId>,
+    /// `yield name = value`: (name, value, stacking, span).
+    yields: Vec<(Ident, NodeId, Slicing)>,
+    /// The span of the last rebinding of each carried name.
+    rebound: HashMap<String, Span>,
+}
+
+/// What `range(...)` says.
+struct Range {
+    count: usize,
+    start: usize,
+    reverse: bool,
+}
+
+impl<'p> Checker<'p> {
+    /// A `for` statement: elaborate the body and bind the carried names to their final values
+    /// and each `yield` name to its stack.
+    pub(super) fn for_loop(&mut self, f: &'p ForLoop) {
+        let errors_before = self.diags.len();
+        let range = self.loop_range(&f.range);
+        let mut inits: Vec<(&Ident, Option<NodeId>)> = vec![];
+        for c in &f.carries {
+            if let Some((first, _)) = inits.iter().find(|(d, _)| d.name == c.name) {
+                self.report(
+                    Diagnostic::new("E-duplicate", format!("`{}` is carried twice", c.name))
+                        .label(c.span, "again here")
+                        .label(first.span, "first here"),
+                );
+                continue;
+            }
+            let init = match self.lookup(&c.name) {
+                Some(Value::Error) => None,
+                Some(v @ (Value::Tensor(_) | Value::Num(_))) => self.tensor(v, c.span),
+                Some(other) => {
+                    let what = describe_value(&other);
+                    self.error(
+                        "E-type",
+                        c.span,
+                        format!("`{}` is {what}; a loop carries tensors", c.name),
+                        format!("this is {what}"),
+                    );
+                    None
+                }
+                None => {
+                    self.unknown_name(&c.name, c.span);
+                    None
+                }
+            };
+            inits.push((c, init));
+        }
+
+        // The body, with carried names bound to placeholders.
+        let frame = self.frames.len();
+        self.frames.push(LoopFrame {
+            count: range.as_ref().map_or(1, |r| r.count),
+            start: range.as_ref().map_or(0, |r| r.start),
+            reverse: range.as_ref().is_some_and(|r| r.reverse),
+            mark: self.g.nodes.len(),
+            scope: self.scopes.len(),
+            carries: vec![],
+            sliced: vec![],
+            index_value: None,
+            yields: vec![],
+            rebound: HashMap::new(),
+        });
+        self.scopes.push(HashMap::new());
+        for (c, init) in &inits {
+            let v = match init {
+                Some(id) => {
+                    let shape = self.g.shape(*id).clone();
+                    let (key, node) = self.placeholder(shape, &c.name, c.span);
+                    self.frames[frame].carries.push((c.name.clone(), key));
+                    Value::Tensor(node)
+                }
+                None => Value::Error,
+            };
+            self.bind(&c.name, v);
+        }
+        self.bind(&f.var.name, Value::Step(frame));
+        self.loop_body(&f.body);
+        let scope = self.scopes.pop().unwrap_or_default();
+        let frame = self.frames.pop().expect("the loop's frame");
+
+        // The new value of each carry must keep its shape.
+        let mut news = vec![];
+        for (c, init) in &inits {
+            let (Some(init), Some(v)) = (init, scope.get(&c.name)) else { continue };
+            let Some(new) = self.tensor(v.clone(), c.span) else { continue };
+            let (before, after) = (self.g.shape(*init).clone(), self.g.shape(new).clone());
+            if before != after {
+                let at = frame.rebound.get(&c.name).copied().unwrap_or(c.span);
+                let (b, a) = (self.g.shape_str(&before), self.g.shape_str(&after));
+                self.report(
+                    Diagnostic::new("E-shape", format!("the carried value `{}` changes shape in the loop", c.name))
+                        .label(at, format!("this is {a}"))
+                        .label(c.span, format!("carried as {b}"))
+                        .note("a carried value keeps its shape from step to step"),
+                );
+            }
+            news.push(new);
+        }
+        let failed = self.diags.len() > errors_before || range.is_none() || news.len() != inits.len();
+        if failed {
+            // Already reported: poison what the loop would have bound.
+            for c in &f.carries {
+                self.bind(&c.name, Value::Error);
+            }
+            for (name, _, _) in &frame.yields {
+                self.bind(&name.name, Value::Error);
+            }
+            return;
+        }
+        let frame_yields: Vec<Ident> = frame.yields.iter().map(|y| y.0.clone()).collect();
+        match self.build_loop(frame, &inits.iter().map(|i| i.1.expect("checked")).collect::<Vec<_>>(), &news) {
+            Ok((results, names)) => {
+                let spans = f.carries.iter().map(|c| c.span).chain(frame_yields.iter().map(|y| y.span));
+                for (name, span) in names.iter().zip(spans) {
+                    self.check_rebinding(name, span);
+                }
+                for (name, id) in names.iter().zip(results) {
+                    self.g.annotate(id, Some(name), Some(f.span));
+                    self.bind(name, Value::Tensor(id));
+                }
+            }
+            Err(e) => {
+                self.error("E-loop", f.span, format!("this loop cannot be built: {e}"), "in this loop");
+            }
+        }
+    }
+
+    /// The statements of a loop body: `let` (rebinding a carried name sets its next value),
+    /// `param`, nested `for`, and `yield`.
+    fn loop_body(&mut self, body: &'p [Stmt]) {
+        for stmt in body {
+            match stmt {
+                Stmt::Let { name, value } => {
+                    self.check_rebinding(&name.name, name.span);
+                    self.let_stmt(name, value);
+                    let frame = self.frames.last_mut().expect("in a loop");
+                    if frame.carries.iter().any(|(c, _)| *c == name.name) {
+                        frame.rebound.insert(name.name.clone(), value.span);
+                    }
+                }
+                Stmt::Param { name, ty, init, span } => self.param(name, ty, init.as_ref(), *span),
+                Stmt::For(f) => self.for_loop(f),
+                Stmt::Yield { name, value, options, span } => self.yield_stmt(name, value, options, *span),
+                Stmt::Expr(e) | Stmt::Return(e) => {
+                    self.error(
+                        "E-syntax",
+                        e.span,
+                        "a loop body has no result",
+                        "bind the step's values with `let` (a carried name) or `yield`",
+                    );
+                }
+                Stmt::Grad { span, .. } => {
+                    self.error("E-syntax", *span, "`grad ... wrt` belongs in an eval block", "not in a loop");
+                }
+                Stmt::Setting { key, .. } => {
+                    self.error("E-syntax", key.span, "a `key: value` setting belongs in a data or train block", "here");
+                }
+                Stmt::Error => {}
+            }
+        }
+    }
+
+    /// In a loop body, binding a name that was bound before the loop and is not carried
+    /// would change it for this step only, which is never what was meant: an error.
+    fn check_rebinding(&mut self, name: &str, span: Span) {
+        let Some(frame) = self.frames.last() else { return };
+        if frame.scope > self.scopes.len() {
+            return;
+        }
+        let carried = frame.carries.iter().any(|(c, _)| c == name);
+        let outer = self.scopes[..frame.scope].iter().any(|s| s.contains_key(name));
+        if outer && !carried {
+            self.report(
+                Diagnostic::new("E-loop", format!("`{name}` is bound before the loop but not carried"))
+                    .label(span, "rebound here, for this step only")
+                    .help(format!("to pass it from step to step, add it to the loop's `carry ({name})`"))
+                    .note("or give the step's value another name"),
+            );
+        }
+    }
+
+    /// `yield name = value` (`, axis: k`): the step's value, stacked over the steps along axis
+    /// k of `name` (1 by default, so a per-step [B, H] gives [B, T, H]; 0 for a scalar).
+    fn yield_stmt(&mut self, name: &Ident, value: &Expr, options: &[Arg], span: Span) {
+        let v = self.expr(value);
+        let Some(id) = self.tensor(v, value.span) else { return };
+        let rank = self.g.shape(id).len();
+        let mut axis = if rank == 0 { 0 } else { 1 };
+        for opt in options {
+            let key = opt.name.as_ref().map_or("", |n| n.name.as_str());
+            if key != "axis" {
+                self.error("E-arity", opt.value.span, "`yield` takes one option, `axis: k`", "unknown option");
+                return;
+            }
+            match self.expr(&opt.value) {
+                Value::Num(n) if n.fract() == 0.0 && n >= 0.0 && n as usize <= rank => axis = n as usize,
+                Value::Num(n) if n.fract() == 0.0 && n < 0.0 && (-n) as usize <= rank + 1 => {
+                    axis = (rank as f64 + 1.0 + n) as usize
+                }
+                Value::Error => return,
+                _ => {
+                    self.error(
+                        "E-type",
+                        opt.value.span,
+                        format!("the stacking axis must be a whole number from 0 to {rank}"),
+                        format!("the yielded value has {rank} axes"),
+                    );
+                    return;
+                }
+            }
+        }
+        let frame = self.frames.last_mut().expect("in a loop");
+        if let Some((first, _, _)) = frame.yields.iter().find(|(n, _, _)| n.name == name.name) {
+            let first = first.span;
+            self.report(
+                Diagnostic::new("E-duplicate", format!("`{}` is yielded twice", name.name))
+                    .label(name.span, "again here")
+                    .label(first, "first here"),
+            );
+            return;
+        }
+        if frame.carries.iter().any(|(c, _)| *c == name.name) {
+            self.error(
+                "E-duplicate",
+                name.span,
+                format!("`{}` is carried; its stack needs another name", name.name),
+                "e.g. `yield hs = h`",
+            );
+            return;
+        }
+        frame.yields.push((name.clone(), id, Slicing::along(axis)));
+        let _ = span;
+    }
+
+    /// `range(T)`, `range(start, stop)`, `reversed(...)` of one of them.
+    fn loop_range(&mut self, e: &Expr) -> Option<Range> {
+        let form = "a loop runs over `range(T)`, `range(start, stop)` or `reversed(range(T))`";
+        let ExprKind::Call { callee, args } = &e.kind else {
+            return self.refuse("E-loop", e.span, form, "not a range");
+        };
+        let ExprKind::Name(name) = &callee.kind else {
+            return self.refuse("E-loop", e.span, form, "not a range");
+        };
+        match name.as_str() {
+            "reversed" => {
+                let [Arg { name: None, value }] = &args[..] else {
+                    return self.refuse("E-loop", e.span, form, "`reversed` takes one range");
+                };
+                let inner = self.loop_range(value)?;
+                Some(Range { reverse: !inner.reverse, ..inner })
+            }
+            "range" => {
+                let mut bounds = vec![];
+                for a in args {
+                    if let Some(n) = &a.name {
+                        return self.refuse("E-arity", n.span, "`range` takes one or two numbers", "unknown option");
+                    }
+                    let v = self.expr(&a.value);
+                    bounds.push(self.step_bound(v, a.value.span)?);
+                }
+                let (start, stop) = match bounds[..] {
+                    [stop] => (0, stop),
+                    [start, stop] => (start, stop),
+                    _ => return self.refuse("E-arity", e.span, "`range` takes one or two numbers", "here"),
+                };
+                if stop <= start {
+                    let written =
+                        if bounds.len() == 1 { format!("range({stop})") } else { format!("range({start}, {stop})") };
+                    return self.refuse(
+                        "E-loop",
+                        e.span,
+                        "a loop needs at least one step",
+                        format!("{written} is empty"),
+                    );
+                }
+                Some(Range { count: stop - start, start, reverse: false })
+            }
+            _ => self.refuse("E-loop", e.span, form, "not a range"),
+        }
+    }
+
+    /// A bound of a range: a whole number known at compile time.
+    fn step_bound(&mut self, v: Value, span: Span) -> Option<usize> {
+        match v {
+            Value::Num(n) if n.fract() == 0.0 && n >= 0.0 && n < (1u64 << 40) as f64 => Some(n as usize),
+            Value::Dim(d) => {
+                let name = self.g.dim_name(d);
+                self.error(
+                    "E-loop",
+                    span,
+                    "the number of steps must be known at compile time",
+                    format!("this is the symbolic dimension {name}, bound at run time"),
+                );
+                None
+            }
+            Value::Error => None,
+            other => {
+                let what = describe_value(&other);
+                self.error("E-type", span, "a range bound must be a whole number", format!("this is {what}"));
+                None
+            }
+        }
+    }
+
+    /// A new placeholder of `shape` in the innermost loop: (key, node).
+    fn placeholder(&mut self, shape: Shape, name: &str, span: Span) -> (usize, NodeId) {
+        let key = self.placeholder_frames.len();
+        self.placeholder_frames.push(self.frames.len() - 1);
+        let node = Node {
+            op: Op::Input { index: PLACEHOLDER + key },
+            inputs: vec![],
+            shape,
+            name: Some(name.into()),
+            span: Some(span),
+        };
+        (key, self.g.push(node))
+    }
+
+    /// The step's slice of `source` along its first axis, for the loop `frames[frame]`
+    /// (`x[t]`): a placeholder that the loop feeds with x[t] at each step.
+    pub(super) fn step_slice(
+        &mut self,
+        frame: usize,
+        source: NodeId,
+        text: &str,
+        span: Span,
+        index_span: Span,
+    ) -> Option<NodeId> {
+        if self.depends_on_loops(source, frame) {
+            self.error(
+                "E-loop",
+                span,
+                "`[t]` slices tensors computed before the loop",
+                "this value changes from step to step",
+            );
+            return None;
+        }
+        let shape = self.g.shape(source).clone();
+        let (count, start) = (self.frames[frame].count, self.frames[frame].start);
+        let Some(&n) = shape.first() else {
+            return self.refuse("E-shape", span, "a scalar cannot be indexed", "this is a scalar");
+        };
+        let Some(n) = n.known() else {
+            let name = self.g.dim_name(n);
+            return self.refuse(
+                "E-shape",
+                span,
+                "the loop slices an axis of unknown size",
+                format!("axis 0 is {name}"),
+            );
+        };
+        if n < start + count {
+            self.report(
+                Diagnostic::new(
+                    "E-shape",
+                    format!("the loop reads index {} of an axis of {n} elements", start + count - 1),
+                )
+                .label(span, format!("this is {}", self.g.shape_str(&shape)))
+                .label(index_span, format!("runs from {start} to {}", start + count - 1)),
+            );
+            return None;
+        }
+        let source = if start == 0 && n == count {
+            source
+        } else {
+            self.g.add(Op::Slice { axis: 0, start, len: count }, &[source]).ok()?
+        };
+        if let Some(&(_, _, node)) = self.frames[frame].sliced.iter().find(|s| s.0 == source) {
+            return Some(node);
+        }
+        let step_shape: Shape = shape[1..].to_vec();
+        let (key, node) = self.placeholder_in(frame, step_shape, text, index_span);
+        self.frames[frame].sliced.push((source, key, node));
+        Some(node)
+    }
+
+    /// A placeholder of the loop `frames[frame]` (which may enclose the innermost one).
+    fn placeholder_in(&mut self, frame: usize, shape: Shape, name: &str, span: Span) -> (usize, NodeId) {
+        let key = self.placeholder_frames.len();
+        self.placeholder_frames.push(frame);
+        let node = Node {
+            op: Op::Input { index: PLACEHOLDER + key },
+            inputs: vec![],
+            shape,
+            name: Some(name.into()),
+            span: Some(span),
+        };
+        (key, self.g.push(node))
+    }
+
+    /// The loop variable of `frames[frame]` as a scalar tensor: the step's slice of the
+    /// indices `[start, start + T)`.
+    pub(super) fn step_index(&mut self, frame: usize, span: Span) -> Option<NodeId> {
+        if let Some(id) = self.frames[frame].index_value {
+            return Some(id);
+        }
+        let (count, start) = (self.frames[frame].count, self.frames[frame].start);
+        let values: Vec<f64> = (start..start + count).map(|i| i as f64).collect();
+        let indices = self.g.push(Node {
+            op: Op::Literal { values: values.into() },
+            inputs: vec![],
+            shape: vec![Dim::Known(count)],
+            name: None,
+            span: Some(span),
+        });
+        let (key, node) = self.placeholder_in(frame, vec![], "t", span);
+        self.frames[frame].sliced.push((indices, key, node));
+        self.frames[frame].index_value = Some(node);
+        Some(node)
+    }
+
+    /// Whether `id` depends on a placeholder of `frames[frame]` or of a loop inside it.
+    fn depends_on_loops(&self, id: NodeId, frame: usize) -> bool {
+        let mark = self.frames[frame].mark;
+        let mut seen = vec![false; self.g.nodes.len().saturating_sub(mark)];
+        let mut stack = vec![id];
+        while let Some(n) = stack.pop() {
+            if n.index() < mark || std::mem::replace(&mut seen[n.index() - mark], true) {
+                continue;
+            }
+            let node = self.g.node(n);
+            if let Op::Input { index } = node.op {
+                if index >= PLACEHOLDER && self.placeholder_frames[index - PLACEHOLDER] >= frame {
+                    return true;
+                }
+            }
+            stack.extend(&node.inputs);
+        }
+        false
+    }
+
+    /// Split the nodes added since the loop began into its body and new invariants, and add
+    /// the loop: one node per carry (its final value) and per yield (its stack). Returns
+    /// those nodes and their names.
+    fn build_loop(
+        &mut self,
+        frame: LoopFrame,
+        inits: &[NodeId],
+        news: &[NodeId],
+    ) -> Result<(Vec<NodeId>, Vec<String>), String> {
+        let mark = frame.mark;
+        let tail: Vec<Node> = self.g.nodes.split_off(mark);
+        let role = |node: &Node| -> Option<usize> {
+            match node.op {
+                Op::Input { index } if index >= PLACEHOLDER => Some(index - PLACEHOLDER),
+                _ => None,
+            }
+        };
+        // Body inputs: carries, per-step inputs, then invariants as they are met.
+        let mut body = Graph::new(self.g.dtype);
+        body.symbols = self.g.symbols.clone();
+        let mut key_input: HashMap<usize, NodeId> = HashMap::new();
+        for ((name, key), &init) in frame.carries.iter().zip(inits) {
+            let shape = self.g.shape(init).clone();
+            key_input.insert(*key, body.add_input(name, shape, InputKind::Variable));
+        }
+        for &(_, key, node) in &frame.sliced {
+            let info = &tail[node.index() - mark];
+            let name = info.name.clone().unwrap_or_else(|| "x[t]".into());
+            key_input.insert(key, body.add_input(&name, info.shape.clone(), InputKind::Variable));
+        }
+        let mut invariants: Vec<NodeId> = vec![];
+        let mut invariant_input: HashMap<NodeId, NodeId> = HashMap::new();
+        let mut as_invariant = |body: &mut Graph, outer: NodeId, g: &Graph| -> NodeId {
+            *invariant_input.entry(outer).or_insert_with(|| {
+                invariants.push(outer);
+                let name = g.node(outer).name.clone().unwrap_or_else(|| format!("{outer}"));
+                body.add_input(&name, g.shape(outer).clone(), InputKind::Variable)
+            })
+        };
+
+        // Each node: the body's if it depends on this loop's placeholders, else the outer graph's.
+        let mut in_body: Vec<Option<NodeId>> = vec![None; tail.len()];
+        let mut outer: Vec<Option<NodeId>> = vec![None; tail.len()];
+        for (k, node) in tail.into_iter().enumerate() {
+            if let Some(key) = role(&node).filter(|key| key_input.contains_key(key)) {
+                in_body[k] = Some(key_input[&key]);
+                continue;
+            }
+            let depends = node.inputs.iter().any(|x| x.index() >= mark && in_body[x.index() - mark].is_some());
+            if depends {
+                let mut inputs = vec![];
+                for &x in &node.inputs {
+                    inputs.push(match x.index().checked_sub(mark) {
+                        Some(j) if in_body[j].is_some() => in_body[j].expect("checked"),
+                        Some(j) => as_invariant(&mut body, outer[j].expect("earlier"), &self.g),
+                        None => as_invariant(&mut body, x, &self.g),
+                    });
+                }
+                in_body[k] = Some(body.push(Node { inputs, ..node }));
+            } else {
+                let inputs = node.inputs.iter().map(|&x| moved(x, mark, &outer)).collect();
+                outer[k] = Some(self.g.push(Node { inputs, ..node }));
+            }
+        }
+        // The body's outputs: new carries, then the yields.
+        let mut value_of = |body: &mut Graph, g: &Graph, id: NodeId| -> NodeId {
+            match id.index().checked_sub(mark) {
+                Some(j) => in_body[j].unwrap_or_else(|| as_invariant(body, outer[j].expect("outer"), g)),
+                None => as_invariant(body, id, g),
+            }
+        };
+        let mut names = vec![];
+        for ((name, _), &new) in frame.carries.iter().zip(news) {
+            let id = value_of(&mut body, &self.g, new);
+            body.outputs.push((name.clone(), id));
+            names.push(name.clone());
+        }
+        for (name, id, _) in &frame.yields {
+            let id = value_of(&mut body, &self.g, *id);
+            body.outputs.push((name.name.clone(), id));
+            names.push(name.name.clone());
+        }
+
+        // Ids after the mark moved: fix what refers to them.
+        let remap = |id: NodeId| moved(id, mark, &outer);
+        for id in self.params_by_name.values_mut() {
+            *id = remap(*id);
+        }
+        for f in &mut self.frames {
+            for s in &mut f.sliced {
+                s.0 = remap(s.0);
+                s.2 = remap(s.2);
+            }
+            f.index_value = f.index_value.map(remap);
+        }
+
+        let sliced = vec![Slicing::along(0); frame.sliced.len()];
+        let stacked = frame.yields.iter().map(|y| y.2).collect();
+        let spec = LoopSpec::new(body, frame.count, frame.reverse, frame.carries.len(), sliced, stacked)?;
+        let spec = Rc::new(spec);
+        let mut operands: Vec<NodeId> = inits.to_vec();
+        operands.extend(frame.sliced.iter().map(|s| remap(s.0)));
+        operands.extend(invariants);
+        let mut results = vec![];
+        for k in 0..spec.outputs() {
+            let id = self.g.add(Op::Loop { spec: spec.clone(), output: k }, &operands).map_err(|e| {
+                let shapes: Vec<&Shape> = operands.iter().map(|&o| self.g.shape(o)).collect();
+                e.message(&self.g, &shapes)
+            })?;
+            results.push(id);
+        }
+        Ok((results, names))
+    }
+
+    /// Report an error; `None` for the caller to return.
+    fn refuse<T>(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Option<T> {
+        self.error(code, span, message, label);
+        None
+    }
+}
+
+/// Where outer node `x` (an id from before the split) is now.
+fn moved(x: NodeId, mark: usize, outer: &[Option<NodeId>]) -> NodeId {
+    match x.index().checked_sub(mark) {
+        Some(j) => outer.get(j).copied().flatten().unwrap_or(x),
+        None => x,
+    }
+}
