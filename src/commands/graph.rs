@@ -194,12 +194,13 @@ pub fn gradcheck(c: &Checked, batch: usize, elements: usize, threshold: f64) -> 
     let mut report = String::new();
     let mut ok = true;
     for t in &all {
-        // Each checked element costs two interpreted forward passes.
+        // Each checked element costs two interpreted forward passes, and as many of the
+        // forward and backward graph for second derivatives (about three times the work).
         let (_, values) = crate::ir::limits::sizes(&t.graph, batch);
         let passes: usize = t
             .wrt
             .iter()
-            .map(|(_, id)| 2 * elements.min(t.graph.shape(*id).iter().map(|d| d.known().unwrap_or(batch)).product()))
+            .map(|(_, id)| 8 * elements.min(t.graph.shape(*id).iter().map(|d| d.known().unwrap_or(batch)).product()))
             .sum();
         if values.saturating_mul(passes as u128) > 4 << 30 {
             return Err(format!(
@@ -213,30 +214,48 @@ pub fn gradcheck(c: &Checked, batch: usize, elements: usize, threshold: f64) -> 
     for t in all {
         let _ = writeln!(report, "{} (batch {batch}, f64 central differences)", t.title);
         let wrt: Vec<NodeId> = t.wrt.iter().map(|w| w.1).collect();
-        let results = crate::ir::gradcheck::check_elements(&t.graph, t.of, &wrt, &t.inputs, &t.params, 1e-6, elements)?;
-        for ((name, id), r) in t.wrt.iter().zip(results) {
-            let shape = t.graph.shape_str(t.graph.shape(*id));
-            let pass = r.max_rel_error <= threshold;
-            ok &= pass;
-            let total: usize = t.graph.shape(*id).iter().map(|d| d.known().unwrap_or(batch)).product();
-            let mut line = format!(
-                "  {name:<16} {shape:<16} max relative error {:.2e}  {}  ({} of {total} elements checked",
-                r.max_rel_error,
-                if pass { "ok" } else { "FAIL" },
-                r.checked
-            );
-            if r.kinks > 0 {
-                line.push_str(&format!(", {} at a kink skipped", r.kinks));
-            }
-            let _ = writeln!(report, "{line})");
-            if !pass {
-                let _ = writeln!(
-                    report,
-                    "      worst element {}: analytic {:e}, numeric {:e}",
-                    r.worst, r.analytic.data[r.worst], r.numeric.data[r.worst]
-                );
-            }
-        }
+        let first = crate::ir::gradcheck::check_elements(&t.graph, t.of, &wrt, &t.inputs, &t.params, 1e-6, elements)?;
+        ok &= report_lines(&mut report, &t, &first, batch, threshold);
+        // Second derivatives: the gradient of Σ v·∂f/∂x against central differences of the
+        // analytic first derivative.
+        let second = crate::ir::gradcheck::check_second(&t.graph, t.of, &wrt, &t.inputs, &t.params, 1e-6, elements)?;
+        let _ = writeln!(report, "  second derivatives (d/dx of Σ v·∂f/∂x, central differences of the gradient):");
+        ok &= report_lines(&mut report, &t, &second, batch, threshold);
     }
     Ok((report, ok))
+}
+
+/// One line per checked tensor; whether all are within `threshold`.
+fn report_lines(
+    report: &mut String,
+    t: &Target,
+    results: &[crate::ir::gradcheck::GradReport],
+    batch: usize,
+    threshold: f64,
+) -> bool {
+    let mut ok = true;
+    for ((name, id), r) in t.wrt.iter().zip(results) {
+        let shape = t.graph.shape_str(t.graph.shape(*id));
+        let pass = r.max_rel_error <= threshold;
+        ok &= pass;
+        let total: usize = t.graph.shape(*id).iter().map(|d| d.known().unwrap_or(batch)).product();
+        let mut line = format!(
+            "  {name:<16} {shape:<16} max relative error {:.2e}  {}  ({} of {total} elements checked",
+            r.max_rel_error,
+            if pass { "ok" } else { "FAIL" },
+            r.checked
+        );
+        if r.kinks > 0 {
+            line.push_str(&format!(", {} at a kink skipped", r.kinks));
+        }
+        let _ = writeln!(report, "{line})");
+        if !pass {
+            let _ = writeln!(
+                report,
+                "      worst element {}: analytic {:e}, numeric {:e}",
+                r.worst, r.analytic.data[r.worst], r.numeric.data[r.worst]
+            );
+        }
+    }
+    ok
 }

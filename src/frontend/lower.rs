@@ -3,7 +3,7 @@
 //! output: new nodes in the graph. `check/builtins.rs` decides which function serves which
 //! built-in.
 
-use crate::ir::graph::{Dim, Graph, NodeId, Op, Shape};
+use crate::ir::graph::{DType, Dim, Graph, NodeId, Op, Shape};
 use crate::ir::ops::ShapeError;
 
 type R = Result<NodeId, ShapeError>;
@@ -38,16 +38,25 @@ pub fn elu(g: &mut Graph, x: NodeId, alpha: f64) -> R {
     add(g, Op::Add, &[pos, neg])
 }
 
-/// softplus(x) = log(1 + e^x) = max(0, x) + log(1 + e^-|x|), which never overflows.
+/// softplus(x) = log(1 + e^x), computed as log(1 + e^min(c, x)) + max(x − c, 0) with c = 20
+/// in f32 (torch's threshold) and 37 in f64: above c, softplus(x) = x and σ(x) = 1 to within
+/// the dtype's rounding, so the seam changes no value or derivative and nothing overflows.
+/// The operand order makes the seam pass exactly one unit of gradient (ties route to the left
+/// operand: the constant c of the min, the x − c of the max), so the derivative is σ(x)
+/// everywhere and the second derivative σ(x)(1 − σ(x)), 0 included. (The formula
+/// max(0, x) + log(1 + e^−|x|) has the right values but derivative 0 at x = 0, where max and
+/// |x| route no gradient, and second derivative 0 there.)
 pub fn softplus(g: &mut Graph, x: NodeId) -> R {
-    let pos = relu(g, x)?;
-    let ax = add(g, Op::Abs, &[x])?;
-    let nax = add(g, Op::Neg, &[ax])?;
-    let e = add(g, Op::Exp, &[nax])?;
+    let threshold = g.constant(if g.dtype == DType::F64 { 37.0 } else { 20.0 });
+    let low = add(g, Op::Min, &[threshold, x])?;
+    let e = add(g, Op::Exp, &[low])?;
     let one = g.constant(1.0);
     let s = add(g, Op::Add, &[one, e])?;
     let l = add(g, Op::Log, &[s])?;
-    add(g, Op::Add, &[pos, l])
+    let excess = add(g, Op::Sub, &[x, threshold])?;
+    let zero = g.constant(0.0);
+    let high = add(g, Op::Max, &[excess, zero])?;
+    add(g, Op::Add, &[l, high])
 }
 
 /// Normalise a possibly negative axis against a rank.

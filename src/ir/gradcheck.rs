@@ -146,6 +146,64 @@ pub fn check_elements(
     Ok(reports)
 }
 
+/// Check second derivatives: the gradient of s = Σ_k ⟨v_k, d`of`/d`wrt_k`⟩ (fixed
+/// pseudo-random v_k) with respect to each `wrt`, computed by differentiating the backward
+/// graph, against central differences of s — that is, of the analytic first derivative.
+/// (A non-scalar `of` is first weighted to a scalar, as in [`check`].) The result checks
+/// v-weighted rows of the Hessian: every VJP rule's own VJP, and the driver's handling of
+/// backward graphs as forward ones.
+pub fn check_second(
+    g: &Graph,
+    of: NodeId,
+    wrt: &[NodeId],
+    inputs: &[Tensor],
+    params: &[Tensor],
+    eps: f64,
+    max_elements: usize,
+) -> Result<Vec<GradReport>, String> {
+    let mut g2 = g.clone();
+    g2.dtype = DType::F64;
+    let symbols = interp::bind_symbols(&g2, inputs, params)?;
+    let mut weights = Weights { inputs: inputs.to_vec(), symbols, state: 0x5851_f42d_4c95_7f2d };
+    let of = weights.sum(&mut g2, of)?;
+    let grads = autodiff::differentiate(&mut g2, of, wrt)?;
+    let mut s = None;
+    for d in grads {
+        let term = weights.sum(&mut g2, d)?;
+        s = Some(match s {
+            None => term,
+            Some(acc) => g2.add(Op::Add, &[acc, term]).map_err(|e| e.message(&g2, &[]))?,
+        });
+    }
+    let s = s.ok_or("no gradient to check")?;
+    check_elements(&g2, s, wrt, &weights.inputs, params, eps, max_elements)
+}
+
+/// The fixed pseudo-random weights of `check_second`, each a new input of the graph.
+struct Weights {
+    /// The graph's input tensors, the weights appended.
+    inputs: Vec<Tensor>,
+    symbols: Vec<Option<usize>>,
+    state: u64,
+}
+
+impl Weights {
+    /// Σ x ⊙ v for a new input v with values in [-1, 1) (`x` itself when it is a scalar).
+    fn sum(&mut self, g: &mut Graph, x: NodeId) -> Result<NodeId, String> {
+        let shape = g.shape(x).clone();
+        if shape.is_empty() {
+            return Ok(x);
+        }
+        let dims = interp::resolve(g, &shape, &self.symbols)?;
+        let n: usize = dims.iter().product();
+        let values: Vec<f64> = (0..n).map(|_| pseudo_random(&mut self.state)).collect();
+        let v = g.add_input(&format!("v{}", self.inputs.len()), shape.clone(), crate::ir::graph::InputKind::Variable);
+        self.inputs.push(Tensor::new(dims, values));
+        let p = g.add(Op::Mul, &[x, v]).map_err(|e| e.message(g, &[]))?;
+        g.add(Op::Sum { axes: (0..shape.len()).collect() }, &[p]).map_err(|e| e.message(g, &[]))
+    }
+}
+
 /// Which nodes must be recomputed when the tensor of leaf `leaf_op` changes: its nodes and
 /// everything that depends on them.
 fn downstream(g: &Graph, leaf_op: &Op) -> Vec<bool> {
