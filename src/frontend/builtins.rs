@@ -171,7 +171,7 @@ impl Builtin {
                 Metric,
                 "fraction of rows whose largest score is at the label",
             ),
-            Zeros => sig("zeros", &[], 0, Init, "initialiser: all zeros"),
+            Zeros => sig("zeros", &["shape"], 0, Init, "initialiser: all zeros; zeros([B, H]) is a tensor of zeros"),
             Constant => sig("constant", &["value"], 1, Init, "initialiser: every element = value"),
             Normal => sig("normal", &["std"], 0, Init, "initialiser: Gaussian, mean 0, std (default 1)"),
             Uniform => sig(

@@ -143,6 +143,16 @@ impl<'p> Checker<'p> {
                 "accuracy is a metric, not a differentiable function",
                 "use it as `metrics: [accuracy]` in a train block",
             ),
+            // `zeros` names the initialiser; `zeros([B, H])` is a tensor (torch.zeros).
+            Zeros if a.given("shape") => {
+                let Some((v, vspan)) = a.get("shape").cloned() else { return Value::Error };
+                let Some(shape) = self.size_list(v, vspan) else { return Value::Error };
+                let zero = self.g.constant(0.0);
+                if shape.is_empty() {
+                    return Value::Tensor(zero);
+                }
+                self.node(Op::Broadcast { shape }, &[(zero, span)], span)
+            }
             Zeros => Value::Init(Init::Zeros),
             Xavier => Value::Init(Init::Xavier),
             He => Value::Init(Init::He),
@@ -229,6 +239,29 @@ impl<'p> Checker<'p> {
     }
 
     /// The target shape of reshape: a list of sizes, symbols (from x.shape) and at most one -1.
+    /// A shape written as a list of sizes: whole numbers and symbolic dimensions (`[B, 64]`).
+    pub(super) fn size_list(&mut self, v: Value, span: Span) -> Option<Shape> {
+        let Value::List(items) = v else {
+            self.error("E-type", span, "a shape is a list of sizes", "e.g. [B, 64]");
+            return None;
+        };
+        let mut shape = vec![];
+        for it in items {
+            match it {
+                Value::Num(n) if n >= 1.0 && n.fract() == 0.0 && n < MAX_ELEMENTS as f64 => {
+                    shape.push(Dim::Known(n as usize))
+                }
+                Value::Dim(d) => shape.push(d),
+                Value::Error => return None,
+                _ => {
+                    self.error("E-type", span, "sizes are positive whole numbers or symbolic dimensions", "here");
+                    return None;
+                }
+            }
+        }
+        Some(shape)
+    }
+
     pub(super) fn reshape_target(&mut self, x: NodeId, v: Value, span: Span) -> Option<Shape> {
         let Value::List(items) = v else {
             self.error("E-type", span, "reshape takes a list of sizes", "e.g. [B, 8, 8]");

@@ -13,6 +13,12 @@ impl<'p> Checker<'p> {
         let f = self.expr(callee);
         let callee_value = match f {
             Value::Func(c) => c,
+            // A bare initialiser name is its value (`= zeros`); called, it is the built-in
+            // (`zeros([B, H])`, `normal(0.1)`).
+            Value::Init(_) if matches!(&callee.kind, ExprKind::Name(n) if Builtin::from_name(n).is_some()) => {
+                let ExprKind::Name(n) = &callee.kind else { unreachable!("matched above") };
+                Callee::Builtin(Builtin::from_name(n).expect("matched above"))
+            }
             Value::Error => return Value::Error,
             other => {
                 let what = describe_value(&other);

@@ -32,8 +32,9 @@ pub(super) struct LoopFrame {
     mark: usize,
     /// `self.scopes[scope]` is the body's scope.
     scope: usize,
-    /// Carried names and their placeholder keys.
-    carries: Vec<(String, usize)>,
+    /// Carried names and their placeholder keys (`None` for a carry whose initial value is
+    /// an error).
+    carries: Vec<(String, Option<usize>)>,
     /// Per-step inputs: (the outer tensor, placeholder key, placeholder node).
     sliced: Vec<(NodeId, usize, NodeId)>,
     /// The step index as a scalar tensor (`t` in arithmetic), once asked for.
@@ -104,15 +105,17 @@ impl<'p> Checker<'p> {
         });
         self.scopes.push(HashMap::new());
         for (c, init) in &inits {
-            let v = match init {
+            // A carry whose initial value failed is still carried (as poison), so that its
+            // rebinding in the body is not reported again.
+            let (key, v) = match init {
                 Some(id) => {
                     let shape = self.g.shape(*id).clone();
                     let (key, node) = self.placeholder(shape, &c.name, c.span);
-                    self.frames[frame].carries.push((c.name.clone(), key));
-                    Value::Tensor(node)
+                    (Some(key), Value::Tensor(node))
                 }
-                None => Value::Error,
+                None => (None, Value::Error),
             };
+            self.frames[frame].carries.push((c.name.clone(), key));
             self.bind(&c.name, v);
         }
         self.bind(&f.var.name, Value::Step(frame));
@@ -293,12 +296,34 @@ impl<'p> Checker<'p> {
             }
             "range" => {
                 let mut bounds = vec![];
+                let mut reverse = false;
                 for a in args {
-                    if let Some(n) = &a.name {
-                        return self.refuse("E-arity", n.span, "`range` takes one or two numbers", "unknown option");
-                    }
                     let v = self.expr(&a.value);
-                    bounds.push(self.step_bound(v, a.value.span)?);
+                    match a.name.as_ref().map(|n| n.name.as_str()) {
+                        None => bounds.push(self.step_bound(v, a.value.span)?),
+                        Some("reverse") => match v {
+                            Value::Bool(b) => reverse = b,
+                            Value::Error => return None,
+                            other => {
+                                let what = describe_value(&other);
+                                return self.refuse(
+                                    "E-type",
+                                    a.value.span,
+                                    "`reverse` is true or false",
+                                    format!("this is {what}"),
+                                );
+                            }
+                        },
+                        Some(_) => {
+                            let span = a.name.as_ref().map_or(a.value.span, |n| n.span);
+                            return self.refuse(
+                                "E-arity",
+                                span,
+                                "`range` takes one or two numbers, and `reverse: true` or `false`",
+                                "unknown option",
+                            );
+                        }
+                    }
                 }
                 let (start, stop) = match bounds[..] {
                     [stop] => (0, stop),
@@ -315,7 +340,7 @@ impl<'p> Checker<'p> {
                         format!("{written} is empty"),
                     );
                 }
-                Some(Range { count: stop - start, start, reverse: false })
+                Some(Range { count: stop - start, start, reverse })
             }
             _ => self.refuse("E-loop", e.span, form, "not a range"),
         }
@@ -494,7 +519,8 @@ impl<'p> Checker<'p> {
         let mut key_input: HashMap<usize, NodeId> = HashMap::new();
         for ((name, key), &init) in frame.carries.iter().zip(inits) {
             let shape = self.g.shape(init).clone();
-            key_input.insert(*key, body.add_input(name, shape, InputKind::Variable));
+            let key = key.ok_or("a carry without an initial value")?;
+            key_input.insert(key, body.add_input(name, shape, InputKind::Variable));
         }
         for &(_, key, node) in &frame.sliced {
             let info = &tail[node.index() - mark];

@@ -20,7 +20,7 @@ use crate::ir::ops::ShapeError;
 use crate::ir::tensor::Tensor;
 use args::{Args, Bound, Range};
 
-/// The prelude's layers (dense, conv2d, maxout), written in the language.
+/// The prelude's layers (dense, conv2d, maxout, rnn, lstm, gru), written in the language.
 pub const PRELUDE: &str = include_str!("../prelude.net");
 
 mod args;
