@@ -44,7 +44,7 @@ pub fn backward(g: &mut Graph, of: NodeId, wrt: &[NodeId]) -> Result<Backward, S
         let name = unique_input_name(g, &format!("d_{}", g.node(of).name.as_deref().unwrap_or("out")));
         g.add_input(&name, of_shape, InputKind::Gradient)
     };
-    let grads = backward_seeded(g, &[(of, seed)], wrt, start)?;
+    let grads = backward_seeded(g, &[(of, seed)], wrt, start, &[])?;
     Ok(Backward { grads, start, seed })
 }
 
@@ -52,14 +52,22 @@ pub fn backward(g: &mut Graph, of: NodeId, wrt: &[NodeId]) -> Result<Backward, S
 /// L = Σ_k ⟨of_k, seed_k⟩ with respect to each `wrt` (each `seeds` entry is (of_k, seed_k),
 /// the seed an existing node of of_k's shape). Nodes from `start` on count as backward nodes
 /// (they get `d_` names). Used for the bodies of backward loops, whose seeds are inputs.
+///
+/// Each `initial` entry (x, a) starts the gradient of x at the node a: the result for x is
+/// then a + dL/dx, with the terms added onto a in the order the walk meets x's uses. A
+/// backward loop accumulates the gradient of a shared weight this way, so that the same
+/// terms are added in the same order however the steps are grouped into loops (a
+/// checkpointed loop's gradients are bit for bit those of the flat loop).
 pub fn backward_seeded(
     g: &mut Graph,
     seeds: &[(NodeId, NodeId)],
     wrt: &[NodeId],
     start: usize,
+    initial: &[(NodeId, NodeId)],
 ) -> Result<Vec<NodeId>, String> {
     let n = g.nodes.len();
-    if let Some(bad) = seeds.iter().flat_map(|s| [&s.0, &s.1]).chain(wrt).find(|id| id.index() >= n) {
+    let pairs = seeds.iter().chain(initial).flat_map(|s| [&s.0, &s.1]);
+    if let Some(bad) = pairs.chain(wrt).find(|id| id.index() >= n) {
         return Err(format!("differentiate: {bad} is not a node of the graph"));
     }
     let ofs: Vec<NodeId> = seeds.iter().map(|s| s.0).collect();
@@ -68,6 +76,9 @@ pub fn backward_seeded(
 
     // grads[i]: the sum so far of the gradients flowing into forward node i.
     let mut grads: Vec<Option<NodeId>> = vec![None; n];
+    for &(x, a) in initial {
+        grads[x.index()] = Some(a);
+    }
     for &(of, seed) in seeds {
         if needed[of.index()] {
             grads[of.index()] = Some(match grads[of.index()] {
@@ -103,7 +114,17 @@ pub fn backward_seeded(
             if upstream.iter().all(Option::is_none) {
                 continue;
             }
-            loops::vjp(g, NodeId(i as u32), &upstream, &wanted)
+            // The gradient of a loop invariant (a shared weight) so far is where its backward
+            // loop starts accumulating: the loop's result for it replaces it (see
+            // `backward_seeded` on `initial`).
+            let first_invariant = loops::first_invariant(g, i);
+            let mut running: Vec<Option<NodeId>> = vec![None; node.inputs.len()];
+            for (k, &x) in node.inputs.iter().enumerate().skip(first_invariant) {
+                if wanted[k] && !node.inputs[first_invariant..k].contains(&x) {
+                    running[k] = grads[x.index()].take();
+                }
+            }
+            loops::vjp(g, NodeId(i as u32), &upstream, &wanted, &running)
                 .map_err(|e| format!("differentiating the loop %{i}: {e}"))?
         } else {
             let Some(gi) = grads[i] else { continue };

@@ -291,10 +291,6 @@ pub struct LoopSpec {
     pub sliced: Vec<Slicing>,
     /// Per-step outputs, after the new carries.
     pub stacked: Vec<Slicing>,
-    /// A checkpointed loop (`checkpoint: k`): its body is one inner loop of `k` steps over a
-    /// chunk, and its gradient keeps only every k-th carry and recomputes a chunk's steps
-    /// when the backward loop reaches them (`autodiff::loops`).
-    pub checkpointed: bool,
 }
 
 /// Specs compare by identity: the siblings of one loop share one `Rc` (two loops with equal
@@ -343,7 +339,7 @@ impl LoopSpec {
         if !body.params.is_empty() {
             return Err("a loop body reads parameters as inputs; it has none of its own".into());
         }
-        Ok(LoopSpec { body, count, reverse, carries, sliced, stacked, checkpointed: false })
+        Ok(LoopSpec { body, count, reverse, carries, sliced, stacked })
     }
 
     /// Number of loop-invariant body inputs (after the carries and the per-step inputs).
@@ -373,10 +369,9 @@ impl LoopSpec {
     /// `7 steps reversed, 2 carries, 1 sliced, 3 invariant, 1 stacked`.
     pub fn summary(&self) -> String {
         format!(
-            "{} steps{}{}, {} carries, {} sliced, {} invariant, {} stacked",
+            "{} steps{}, {} carries, {} sliced, {} invariant, {} stacked",
             self.count,
             if self.reverse { " reversed" } else { "" },
-            if self.checkpointed { " checkpointed" } else { "" },
             self.carries,
             self.sliced.len(),
             self.invariants(),

@@ -5,6 +5,7 @@
 //! autodiff with central differences, and `limits` bounds tensor sizes and memory.
 
 pub mod autodiff;
+pub mod checkpoint;
 pub mod gradcheck;
 pub mod graph;
 pub mod interp;

@@ -27,6 +27,7 @@ pub(super) struct LoopFrame {
     /// The index of the first step (`range(start, stop)`).
     start: usize,
     reverse: bool,
+    checkpoint: Option<usize>,
     /// Number of nodes when the body began: the nodes from here on are the body's or new
     /// invariants.
     mark: usize,
@@ -50,6 +51,8 @@ struct Range {
     count: usize,
     start: usize,
     reverse: bool,
+    /// `checkpoint: k`: differentiate in chunks of k steps (`ir::checkpoint`).
+    checkpoint: Option<usize>,
 }
 
 impl<'p> Checker<'p> {
@@ -95,6 +98,7 @@ impl<'p> Checker<'p> {
             count: range.as_ref().map_or(1, |r| r.count),
             start: range.as_ref().map_or(0, |r| r.start),
             reverse: range.as_ref().is_some_and(|r| r.reverse),
+            checkpoint: range.as_ref().and_then(|r| r.checkpoint),
             mark: self.g.nodes.len(),
             scope: self.scopes.len(),
             carries: vec![],
@@ -297,10 +301,24 @@ impl<'p> Checker<'p> {
             "range" => {
                 let mut bounds = vec![];
                 let mut reverse = false;
+                let mut checkpoint = None;
                 for a in args {
                     let v = self.expr(&a.value);
                     match a.name.as_ref().map(|n| n.name.as_str()) {
                         None => bounds.push(self.step_bound(v, a.value.span)?),
+                        Some("checkpoint") => match v {
+                            Value::Num(n) if n >= 1.0 && n.fract() == 0.0 => checkpoint = Some(n as usize),
+                            Value::Error => return None,
+                            other => {
+                                let what = describe_value(&other);
+                                return self.refuse(
+                                    "E-type",
+                                    a.value.span,
+                                    "`checkpoint` is a whole number of steps, at least 1",
+                                    format!("this is {what}"),
+                                );
+                            }
+                        },
                         Some("reverse") => match v {
                             Value::Bool(b) => reverse = b,
                             Value::Error => return None,
@@ -319,7 +337,7 @@ impl<'p> Checker<'p> {
                             return self.refuse(
                                 "E-arity",
                                 span,
-                                "`range` takes one or two numbers, and `reverse: true` or `false`",
+                                "`range` takes one or two numbers, `reverse: true` or `false`, and `checkpoint: k`",
                                 "unknown option",
                             );
                         }
@@ -340,7 +358,7 @@ impl<'p> Checker<'p> {
                         format!("{written} is empty"),
                     );
                 }
-                Some(Range { count: stop - start, start, reverse })
+                Some(Range { count: stop - start, start, reverse, checkpoint })
             }
             _ => self.refuse("E-loop", e.span, form, "not a range"),
         }
@@ -600,14 +618,9 @@ impl<'p> Checker<'p> {
         let mut operands: Vec<NodeId> = inits.to_vec();
         operands.extend(frame.sliced.iter().map(|s| remap(s.0)));
         operands.extend(invariants);
-        let mut results = vec![];
-        for k in 0..spec.outputs() {
-            let id = self.g.add(Op::Loop { spec: spec.clone(), output: k }, &operands).map_err(|e| {
-                let shapes: Vec<&Shape> = operands.iter().map(|&o| self.g.shape(o)).collect();
-                e.message(&self.g, &shapes)
-            })?;
-            results.push(id);
-        }
+        // Chunked when checkpointed (every count of steps above 1 gives the same values).
+        let results =
+            crate::ir::checkpoint::checkpoint(&mut self.g, &spec, &operands, frame.checkpoint.unwrap_or(usize::MAX))?;
         Ok((results, names))
     }
 

@@ -6,13 +6,14 @@
 //! per-step outputs (dy_t), the backward loop runs t = T−1 … 0 with
 //!
 //! ```text
-//! carries    dc (starts at dc_T, or 0), dw_acc (starts at 0)
+//! carries    dc (starts at dc_T, or 0), dw_acc (starts at dw so far, or 0)
 //! per step   c_t, x_t, dy_t  →  dx_t (stacked like x)
 //! body       (dc_t, dx_t, dw_t) = VJP of f at (c_t, x_t, w) with seeds (dc, dy_t)
 //!            dc ← dc_t;  dw_acc ← dw_acc + dw_t
 //! ```
 //!
-//! after which d(c_0) = dc, dw = dw_acc (the sum over steps of a weight shared by every step)
+//! after which d(c_0) = dc, dw = dw_acc (the sum over steps of a weight shared by every step,
+//! added onto the gradient w had from later uses, in step order)
 //! and dx is the stack of dx_t. The body is `backward_seeded` applied to a copy of f: it
 //! recomputes the step from c_t rather than storing its inner values. The c_t themselves are
 //! kept: the forward loop is given an extra stacked output per carry, the carries entering
@@ -56,13 +57,24 @@ pub(super) fn outputs(g: &Graph, i: usize) -> usize {
     }
 }
 
+/// The index of the loop of node `i`'s first invariant operand.
+pub(super) fn first_invariant(g: &Graph, i: usize) -> usize {
+    match &g.nodes[i].op {
+        Op::Loop { spec, .. } => spec.carries + spec.sliced.len(),
+        _ => 0,
+    }
+}
+
 /// The gradient of every operand of the loop of node `id` (`None` where not `wanted`), given
-/// the upstream gradient of each of its results (`None`: zero).
+/// the upstream gradient of each of its results (`None`: zero). `running[k]`, for an
+/// invariant operand k, is its gradient so far (`None`: zero): the backward loop accumulates
+/// onto it, so the result for k includes it.
 pub(super) fn vjp(
     g: &mut Graph,
     id: NodeId,
     upstream: &[Option<NodeId>],
     wanted: &[bool],
+    running: &[Option<NodeId>],
 ) -> Result<Vec<Option<NodeId>>, String> {
     let stacks = carry_stacks(g, id)?;
     let node = g.node(id).clone();
@@ -105,15 +117,16 @@ pub(super) fn vjp(
     seeds.extend(dy.iter().zip(&dys).map(|(&(k, _), &d)| (at(nc + k), d)));
     let wrt: Vec<NodeId> =
         c.iter().copied().chain(wanted_x.iter().map(|&i| x[i])).chain(wanted_w.iter().map(|&i| w[i])).collect();
-    let grads = backward_seeded(&mut bb, &seeds, &wrt, start)?;
+    // The accumulators start the weights' gradients: dw_acc + dw_t, terms in walk order.
+    let initial: Vec<(NodeId, NodeId)> = wanted_w.iter().zip(&acc).map(|(&i, &a)| (w[i], a)).collect();
+    let grads = backward_seeded(&mut bb, &seeds, &wrt, start, &initial)?;
 
     // Outputs: new carries (dc_t, dw_acc + dw_t), then dx_t per step.
     for (input, &d) in body.inputs.iter().zip(&grads).take(nc) {
         bb.outputs.push((format!("d_{}", input.name), d));
     }
     for (a, &i) in wanted_w.iter().enumerate() {
-        let sum = Vjp { graph: &mut bb, span: node.span }.add(acc[a], grads[nc + wanted_x.len() + a])?;
-        bb.outputs.push((format!("d_{}", body.inputs[nc + ns + i].name), sum));
+        bb.outputs.push((format!("d_{}", body.inputs[nc + ns + i].name), grads[nc + wanted_x.len() + a]));
     }
     for (a, &i) in wanted_x.iter().enumerate() {
         bb.outputs.push((format!("d_{}", body.inputs[nc + i].name), grads[nc + a]));
@@ -135,7 +148,10 @@ pub(super) fn vjp(
         });
     }
     for &i in &wanted_w {
-        operands.push(cx.fill(0.0, body.inputs[nc + ns + i].shape.clone())?);
+        operands.push(match running.get(nc + ns + i).copied().flatten() {
+            Some(sum) => sum,
+            None => cx.fill(0.0, body.inputs[nc + ns + i].shape.clone())?,
+        });
     }
     operands.extend(&stacks);
     operands.extend(&node.inputs[nc..nc + ns]);
