@@ -87,3 +87,41 @@ fn bench_profile_times_every_kernel_of_the_step() {
     assert_eq!(code, 0);
     assert!(!out.contains("train step by kernel"), "{out}");
 }
+
+#[test]
+fn bench_profile_times_the_kernels_inside_a_loop() {
+    // A loop's body kernels follow it in the table, indented, each charged its time summed
+    // over the steps; the rows still add up to the total.
+    let dir = temp_dir("bench", "profile_loop");
+    let file = dir.join("rnn.net");
+    std::fs::write(
+        &file,
+        "model m(x: [B, 6, 3]) -> s: [B, 2] {\n  let h = rnn(x, 5)\n  dense(transpose(h, perm: [1, 0, 2])[-1], 2)\n}\n\
+         data d { source: synthetic(samples: 8, classes: 2, seed: 1) }\n\
+         train m {\n  loss: cross_entropy(s, labels)\n  optimizer: sgd(lr: 0.1)\n  batch: 8\n}\n",
+    )
+    .unwrap();
+    let (code, out, err) = netc(&["bench", file.to_str().unwrap(), "--steps", "3", "--warmup", "1", "--profile"]);
+    assert_eq!(code, 0, "{err}");
+    let table = &out[out.find("train step by kernel").unwrap_or_else(|| panic!("no profile in {out}"))..];
+    let rows: Vec<&str> = table.lines().filter(|l| l.contains('%') && !l.contains("share")).collect();
+    let (kernels, total) = rows.split_at(rows.len() - 1);
+    // The summary starts after the share column; a body kernel's is indented by two spaces.
+    let summary = |row: &str| row[row.find('%').unwrap() + 3..].to_string();
+    let loops: Vec<usize> = (0..kernels.len()).filter(|&k| summary(kernels[k]).starts_with("loop 6")).collect();
+    // The forward loop and the backward loop (reversed).
+    assert_eq!(loops.len(), 2, "{table}");
+    for &at in &loops {
+        let body = kernels[at + 1..].iter().take_while(|r| summary(r).starts_with("  ")).count();
+        assert!(body >= 2, "no body rows after loop row {at}: {table}");
+        assert!(kernels[at + 1..at + 1 + body].iter().any(|r| summary(r).contains("gemm")), "{table}");
+    }
+    let mut sum = 0.0;
+    for (k, row) in kernels.iter().enumerate() {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells[0], k.to_string(), "{row}");
+        sum += cells[1].parse::<f64>().unwrap_or_else(|_| panic!("{row}"));
+    }
+    let all: f64 = total[0].split_whitespace().next().unwrap().parse().unwrap();
+    assert!((sum - all).abs() <= 0.01 * kernels.len() as f64 + 1e-3 * all, "{sum} vs {all}: {table}");
+}

@@ -578,6 +578,22 @@ impl Kernel {
     }
 }
 
+/// Every kernel with its depth (0 at the top, 1 in a loop body, ...), in pre-order: a loop,
+/// then its body. A kernel's position here is its id in profiles and bounds reports.
+pub fn preorder(kernels: &[Kernel]) -> Vec<(usize, &Kernel)> {
+    fn walk<'k>(kernels: &'k [Kernel], depth: usize, out: &mut Vec<(usize, &'k Kernel)>) {
+        for k in kernels {
+            out.push((depth, k));
+            if let Kernel::Loop { body, .. } = k {
+                walk(body, depth + 1, out);
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(kernels, 0, &mut out);
+    out
+}
+
 /// The kernels of one function, in execution order, and the buffers they need: what `fuse`
 /// makes of a graph, `memplan` places and `emit` turns into Cranelift IR.
 #[derive(Debug, Default)]

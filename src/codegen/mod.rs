@@ -135,9 +135,10 @@ pub struct Defined {
     /// Elements of every intermediate value taken separately (one buffer per node).
     pub naive: Poly,
     pub kernels: usize,
-    /// The kind of each kernel, in execution order (`map`, `gemm`, `conv`, ...).
+    /// The kind of each kernel, in execution order (`map`, `gemm`, `conv`, ...), loop bodies
+    /// after their loop (`kernel::preorder`).
     pub kernel_names: Vec<&'static str>,
-    /// What each kernel computes, one line each (`Kernel::summary`).
+    /// What each kernel computes, one line each (`Kernel::summary`), loop bodies indented.
     pub kernel_summaries: Vec<String>,
     /// Cranelift IR instructions of the program (compile time grows with this).
     pub clif_insts: usize,
@@ -263,6 +264,8 @@ pub fn define_scheduled<M: Module>(
     let mut parts = vec![];
     let mut clif_insts = 0;
     let mut next = 0;
+    // The id of the last kernel emitted (ids count loop bodies: `kernel::preorder`).
+    let mut last_id: i64 = -1;
     while next < prog.kernels.len() || parts.is_empty() {
         let part =
             module.declare_function(&format!("{name}_part{}", parts.len()), Linkage::Local, &sig).map_err(err)?;
@@ -293,11 +296,13 @@ pub fn define_scheduled<M: Module>(
             let profile = profile.map(|id| module.declare_func_in_func(id, b.func));
             let mut e = emit::Emitter::new(b, env, g.dtype, g.symbols.len());
             e.reserve_loop_symbols(prog.loop_symbols);
-            e.kernel_index = next as i64 - 1;
+            e.kernel_index = last_id;
+            e.profile = profile;
             while next < prog.kernels.len() {
+                let id = e.kernel_index + 1;
                 e.kernel(&prog.kernels[next]);
                 if let Some(f) = profile {
-                    let i = e.b.ins().iconst(I64, next as i64);
+                    let i = e.b.ins().iconst(I64, id);
                     e.b.ins().call(f, &[i]);
                 }
                 next += 1;
@@ -305,6 +310,7 @@ pub fn define_scheduled<M: Module>(
                     break;
                 }
             }
+            last_id = e.kernel_index;
             e.b.ins().return_(&[]);
             let config = module.target_config();
             e.b.finalize(config);
@@ -373,8 +379,11 @@ pub fn define_scheduled<M: Module>(
         plan,
         naive: prog.naive,
         kernels: prog.kernels.len(),
-        kernel_names: prog.kernels.iter().map(|k| k.name()).collect(),
-        kernel_summaries: prog.kernels.iter().map(|k| k.summary(&g.symbols)).collect(),
+        kernel_names: kernel::preorder(&prog.kernels).iter().map(|(_, k)| k.name()).collect(),
+        kernel_summaries: kernel::preorder(&prog.kernels)
+            .iter()
+            .map(|(depth, k)| format!("{}{}", "  ".repeat(*depth), k.summary(&g.symbols)))
+            .collect(),
         clif_insts,
         parts: parts.len(),
     })

@@ -15,11 +15,12 @@ impl Emitter<'_> {
         self.dims.extend(std::iter::repeat_n(zero, n as usize));
     }
 
-    /// `for s in 0..count { dims[index] = t(s); body }`, t(s) = s or count − 1 − s.
+    /// `for s in 0..count { dims[index] = t(s); body }`, t(s) = s or count − 1 − s. The body's
+    /// kernels take the next ids (`kernel::preorder`); when profiling, each one's time, summed
+    /// over the steps, is charged to it, and the loop's own id keeps the rest (the copies
+    /// of the carries' new values are body kernels too).
     pub(super) fn emit_loop(&mut self, count: usize, index: u32, reverse: bool, body: &[Kernel]) {
         let n = self.int(count as i64);
-        // Bounds-checked reports name the loop kernel, whichever body kernel fails.
-        let at = self.kernel_index;
         self.for_n(n, |e, s| {
             let t: Value = if reverse {
                 let last = e.int(count as i64 - 1);
@@ -29,10 +30,13 @@ impl Emitter<'_> {
             };
             e.dims[index as usize] = t;
             for k in body {
-                e.kernel_index = at - 1;
+                let id = e.kernel_index + 1;
                 e.kernel(k);
+                if let Some(f) = e.profile {
+                    let id = e.int(id);
+                    e.b.ins().call(f, &[id]);
+                }
             }
         });
-        self.kernel_index = at;
     }
 }

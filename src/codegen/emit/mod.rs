@@ -93,9 +93,11 @@ pub struct Emitter<'f> {
     /// and the index of the kernel being emitted.
     sink: Option<Value>,
     bufs: HashMap<Value, Buf>,
-    /// Index (in the whole program) of the last kernel emitted; set before the first kernel
-    /// of a part to one less than that kernel's index.
+    /// Id (`kernel::preorder`: loop bodies counted after their loop) of the last kernel
+    /// emitted; set before the first kernel of a part to one less than that kernel's id.
     pub kernel_index: i64,
+    /// The profiling symbol, when profiling: loop bodies tick it after each of their kernels.
+    pub profile: Option<FuncRef>,
 }
 
 /// How a load inside the innermost loop walks memory.
@@ -132,7 +134,22 @@ impl<'f> Emitter<'f> {
             .map(|s| b.ins().load(I64, MemFlagsData::trusted().with_readonly(), env.args[3], (8 * s) as i32))
             .collect();
         let sink = env.checks.as_ref().map(|c| b.ins().symbol_value(I64, c.sink));
-        Emitter { b, env, ty, vty, ity, ivty, lanes, es, shift, dims, sink, bufs: HashMap::new(), kernel_index: -1 }
+        Emitter {
+            b,
+            env,
+            ty,
+            vty,
+            ity,
+            ivty,
+            lanes,
+            es,
+            shift,
+            dims,
+            sink,
+            bufs: HashMap::new(),
+            kernel_index: -1,
+            profile: None,
+        }
     }
 
     // ---- integers, addresses --------------------------------------------------------------------
