@@ -174,9 +174,10 @@ fn a_convolutional_model_with_momentum_matches_the_jit() {
 #[test]
 fn adam_state_and_the_learning_rate_schedule_match_netc_run() {
     let dir = temp_dir("build", "adam");
-    let source = std::fs::read_to_string(root().join("examples/spiral.net"))
-        .unwrap()
-        .replace("optimizer: sgd(lr: 1.0)", "optimizer: adam(lr: 0.01)\n  schedule: cosine(min_lr: 0.001)");
+    let source = std::fs::read_to_string(root().join("examples/spiral.net")).unwrap().replace(
+        "optimizer: sgd(lr: 1.0)",
+        "optimizer: adam(lr: 0.01)\n  schedule: cosine(min_lr: 0.001)\n  warmup: 1500",
+    );
     let path = dir.join("spiral_adam.net");
     std::fs::write(&path, &source).unwrap();
     object_equals_jit(&path, &source, "spiral_net", 4, 0.01);

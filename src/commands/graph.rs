@@ -72,10 +72,15 @@ pub fn targets(c: &Checked, batch: usize) -> Result<Vec<Target>, String> {
         let g = t.graph.clone();
         let Some(&(_, loss)) = g.outputs.iter().find(|(n, _)| n == "loss") else { continue };
         let mut wrt: Vec<(String, NodeId)> = vec![];
+        // Integer inputs (one-hot encoded ids) have no derivative: perturbing them is not defined.
+        let integer = crate::training::data::classes_of_inputs(&g);
         for (i, node) in g.nodes.iter().enumerate() {
             match node.op {
                 Op::Param { index } => wrt.push((g.params[index].name.clone(), NodeId(i as u32))),
-                Op::Input { index } if g.inputs[index].kind == InputKind::Data => {
+                Op::Input { index }
+                    if g.inputs[index].kind == InputKind::Data
+                        && !integer.iter().any(|(n, _)| n == &g.inputs[index].name) =>
+                {
                     wrt.push((g.inputs[index].name.clone(), NodeId(i as u32)))
                 }
                 _ => {}

@@ -22,7 +22,7 @@ fn flops(g: &Graph, nodes: std::ops::Range<usize>) -> f64 {
 }
 
 /// `1,234,567`.
-fn grouped(n: usize) -> String {
+pub fn grouped(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

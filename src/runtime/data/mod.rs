@@ -214,12 +214,12 @@ impl Field {
             let v = v as f64;
             if v.fract() != 0.0 || !v.is_finite() || v.abs() > MAX_INT {
                 let why = if v.abs() > MAX_INT && v.is_finite() {
-                    format!("{v} is too large for an integer field (above 2^24 it is not exact in float32)")
+                    "above 2^24, where float32 is no longer exact"
                 } else {
-                    format!("{v} is not a whole number")
+                    "not a whole number"
                 };
                 return Err(error(format!(
-                    "{}: field `{}` is int, but the value at {} is {why}",
+                    "{}: field `{}` is int, but its value at {} is {v}, {why}",
                     self.origin.source,
                     self.name,
                     self.locate(k / size)
