@@ -144,7 +144,7 @@ impl<'p> Checker<'p> {
         // The graph: the model's forward pass, then the loss over its outputs and the fields.
         let outputs = self.expand_model(m, None, t.span)?;
         let batch = self.g.inputs.first().and_then(|i| i.shape.first().copied()).unwrap_or(Dim::Known(1));
-        let fields = self.fields_of(checked, data, t)?;
+        let fields = self.fields_of(checked, data, t, m)?;
         let mut scope = HashMap::new();
         for (i, node) in self.g.nodes.iter().enumerate() {
             if let Op::Input { index } = node.op {
@@ -310,7 +310,13 @@ impl<'p> Checker<'p> {
     /// The fields a train block's data gives, checked against the model's inputs (already in
     /// the graph): named fields bind to the inputs of the same name; a `source` gives the one
     /// model input and `labels`. Without a data block, `labels` is there for the loss.
-    fn fields_of(&mut self, checked: &Checked, data: Option<usize>, t: &Settings) -> Option<Vec<FieldInfo>> {
+    fn fields_of(
+        &mut self,
+        checked: &Checked,
+        data: Option<usize>,
+        t: &Settings,
+        m: &ModelDef,
+    ) -> Option<Vec<FieldInfo>> {
         let inputs: Vec<(String, Vec<Option<usize>>)> = self
             .g
             .inputs
@@ -346,7 +352,7 @@ impl<'p> Checker<'p> {
                         ),
                     )
                     .label(t.keyword_span, "this train block")
-                    .label(d.span, "the data block")
+                    .label(Span::new(d.span.start, d.span.start + "data".len()), "the data block")
                     .note(format!("the model's inputs are: {}", names.join(", ")))
                     .help("declare one field per model input, e.g. `x: npy(\"x.npy\")`"),
                 );
@@ -366,12 +372,15 @@ impl<'p> Checker<'p> {
             match d.fields.iter().find(|f| &f.name == input) {
                 None => {
                     let names: Vec<&str> = d.fields.iter().map(|f| f.name.as_str()).collect();
+                    let declared_at =
+                        m.inputs.iter().find(|i| &i.name.name == input).map_or(t.keyword_span, |i| i.name.span);
                     let mut diag = Diagnostic::new(
                         "E-setting",
                         format!("model input `{input}` has no field in data `{}`", d.name),
                     )
-                    .label(t.keyword_span, "this train block")
-                    .label(d.span, "the data block")
+                    .label(declared_at, "this input")
+                    .label(t.keyword_span, "trained here")
+                    .label(Span::new(d.span.start, d.span.start + "data".len()), "the data block")
                     .note(format!("fields bind to model inputs by name; the fields are: {}", names.join(", ")));
                     if let Some(n) = nearest(input, names.iter().copied()) {
                         diag = diag.help(format!("did you mean to call the field `{n}` `{input}`?"));
@@ -384,13 +393,15 @@ impl<'p> Checker<'p> {
                     if let (Some(fs), Some(ms)) = (&f.shape, &declared) {
                         if fs != ms {
                             let (fs_s, ms_s) = (dims("B", fs), dims("B", ms));
+                            let declared_at =
+                                m.inputs.iter().find(|i| &i.name.name == input).map_or(t.keyword_span, |i| i.ty.span);
                             self.report(
                                 Diagnostic::new(
                                     "E-shape",
                                     format!("field `{input}` is declared {fs_s}, but the model input is {ms_s}"),
                                 )
                                 .label(f.span, format!("declared {fs_s}"))
-                                .label(t.keyword_span, format!("the model's input `{input}` is {ms_s}")),
+                                .label(declared_at, format!("the model's input `{input}` is {ms_s}")),
                             );
                             ok = false;
                         }
@@ -586,8 +597,10 @@ impl<'p> Checker<'p> {
                 if f.ty != FieldType::Int {
                     return Err(format!("accuracy needs an integer target; `{}` is float", f.name));
                 }
-                let Some((_, positions)) = per.split_last() else {
-                    return Err(format!("`{output}` is {out_s}: accuracy needs scores [B, ..., classes]"));
+                let Some((_, positions)) = per.split_last().filter(|(&classes, _)| classes >= 2) else {
+                    return Err(format!(
+                        "`{output}` is {out_s}: accuracy needs scores [B, ..., classes] of 2 classes or more"
+                    ));
                 };
                 let target = f.shape.clone().unwrap_or_default();
                 if target != positions {
