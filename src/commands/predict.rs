@@ -202,6 +202,9 @@ pub fn predict(c: &Checked, file: &Path, o: &PredictOptions) -> Result<String, D
         loaded.push(Loaded { name: name.clone(), file: path.clone(), values: array.values, per_sample: want, samples });
     }
     let samples = loaded.first().map_or(1, |l| l.samples);
+    if samples == 0 {
+        return Err(err(format!("{}: the file holds no samples", loaded[0].file.display())));
+    }
     if let Some(l) = loaded.iter().find(|l| l.samples != samples) {
         return Err(err(format!(
             "{}: {} samples for input `{}`, but {} has {samples} for `{}`",
