@@ -3,12 +3,13 @@
 mod common;
 use common::*;
 
-/// The number after `"key": ` in a flat JSON object.
+/// The number `key` of a JSON object.
 fn number(json: &str, key: &str) -> f64 {
-    let at = json.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no `{key}` in {json}"));
-    let rest = &json[at + key.len() + 4..];
-    let end = rest.find([',', '}']).unwrap();
-    rest[..end].trim().parse().unwrap_or_else(|_| panic!("`{key}` is not a number in {json}"))
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
+    v.get(key)
+        .unwrap_or_else(|| panic!("no `{key}` in {json}"))
+        .as_f64()
+        .unwrap_or_else(|| panic!("`{key}` is not a number in {json}"))
 }
 
 #[test]
@@ -17,7 +18,7 @@ fn bench_reports_times_throughput_and_memory() {
         netc(&["bench", "examples/digits_cnn.net", "--steps", "3", "--warmup", "1", "--json", "--threads", "1"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.trim().starts_with('{') && out.trim().ends_with('}'), "{out}");
-    assert!(out.contains("\"model\": \"digits_cnn\""), "{out}");
+    assert_eq!(field(&out, "model"), "\"digits_cnn\"", "{out}");
     assert_eq!(number(&out, "batch"), 32.0);
     assert_eq!(number(&out, "steps"), 3.0);
     assert_eq!(number(&out, "threads"), 1.0);

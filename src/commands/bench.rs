@@ -55,6 +55,9 @@ pub struct BenchArgs {
     /// file's initialisers.
     #[arg(long)]
     pub load: Option<PathBuf>,
+    /// The train block to time, when the file has several.
+    #[arg(long, value_name = "NAME")]
+    pub train: Option<String>,
     /// Compile with bounds checks (`netc run --checked`), to measure what they cost.
     #[arg(long)]
     pub checked: bool,
@@ -91,8 +94,7 @@ pub fn main(args: &BenchArgs, started: Instant) -> ExitCode {
 }
 
 fn fail(diags: &[Diagnostic], src: Option<&SourceFile>) -> ExitCode {
-    use std::io::IsTerminal;
-    eprint!("{}", diag::render(diags, src, std::io::stderr().is_terminal()));
+    eprint!("{}", diag::render(diags, src, diag::stderr_color()));
     ExitCode::from(1)
 }
 
@@ -114,7 +116,7 @@ fn ms(t: Instant) -> f64 {
 
 fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant) -> Result<Fields, Vec<Diagnostic>> {
     let check_ms = ms(started);
-    let (t, _) = training::find(c).ok_or_else(|| err("the file has no train block"))?;
+    let (t, _) = training::find(c, args.train.as_deref()).map_err(err)?;
     let batch = args.batch.or(t.batch).unwrap_or(32).max(1);
     let mut f: Fields = vec![
         ("model", Value::Text(t.model.clone())),
@@ -139,18 +141,27 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
         return Ok(f);
     }
 
-    // Synthetic inputs: normal features, labels in 0..classes.
-    let (_, sample, classes) = training::model_signature(&t.graph).map_err(err)?;
-    let x_len = batch * sample.iter().product::<usize>();
-    let y_row: usize = label_row(&t.graph);
+    // Synthetic inputs: normal values, class indices in 0..classes for one-hot encoded fields.
+    let classes = training::data::classes_of_inputs(&t.graph);
     let mut rng = Rng::new(1);
-    let x: Vec<f32> = (0..x_len).map(|_| rng.normal() as f32).collect();
-    let y: Vec<f32> = (0..batch * y_row)
-        .map(|_| match classes {
-            Some(k) => rng.below(k as u64) as f32,
-            None => rng.normal() as f32,
+    let fields = t
+        .graph
+        .inputs
+        .iter()
+        .filter(|i| matches!(i.kind, InputKind::Data | InputKind::Label))
+        .map(|i| {
+            let len = batch * i.shape.iter().filter_map(|d| d.known()).product::<usize>();
+            let k = classes.iter().find(|(n, _)| n == &i.name).map(|c| c.1);
+            let values = (0..len)
+                .map(|_| match k {
+                    Some(k) => rng.below(k as u64) as f32,
+                    None => rng.normal() as f32,
+                })
+                .collect();
+            (i.name.clone(), values)
         })
         .collect();
+    let data = crate::runtime::data::Batch { n: batch, fields };
     let lr = crate::training::optim::learning_rate(t, 0, 1) as f32;
     let (step_graph, loss_output, loss_graph) =
         (program.step.graph.clone(), program.step.loss_output, program.loss_graph.clone());
@@ -172,29 +183,29 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
         CompileOptions { verify: false, checked: args.checked, profile: args.profile, ..CompileOptions::default() };
     let mut engine = crate::training::jit_engine::jit_engine_with(program, &opts).map_err(|d| vec![d])?;
     let build_ms = ms(build);
-    let first_loss = engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
+    let first_loss = engine.step(&data, lr, &mut params).map_err(err)?;
     f.push(("first_step_ms", Value::Num(ms(started))));
     f.push(("init_ms", Value::Num(init_ms)));
     f.push(("engine_build_ms", Value::Num(build_ms)));
 
     for _ in 0..args.warmup {
-        engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
+        engine.step(&data, lr, &mut params).map_err(err)?;
     }
     engine.step_profile();
     let mut steps = Vec::with_capacity(args.steps);
     let mut last_loss = first_loss;
     for _ in 0..args.steps.max(1) {
         let t0 = Instant::now();
-        last_loss = engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
+        last_loss = engine.step(&data, lr, &mut params).map_err(err)?;
         steps.push(ms(t0));
     }
     let profile = engine.step_profile();
     let rss_train = peak_rss_mib();
-    engine.evaluate(&x, &y, batch, &params).map_err(err)?;
+    engine.evaluate(&data, &params).map_err(err)?;
     let mut infers = Vec::with_capacity(args.steps);
     for _ in 0..args.steps.max(1) {
         let t0 = Instant::now();
-        engine.evaluate(&x, &y, batch, &params).map_err(err)?;
+        engine.evaluate(&data, &params).map_err(err)?;
         infers.push(ms(t0));
     }
     let rss_all = peak_rss_mib();
@@ -290,36 +301,31 @@ impl Compile {
     }
 }
 
-/// Values per sample of the label input (1 for class indices).
-fn label_row(g: &Graph) -> usize {
-    g.inputs
-        .iter()
-        .find(|i| i.kind == InputKind::Label)
-        .map_or(1, |i| i.shape.iter().filter_map(|d| d.known()).product())
-}
-
 /// Forward FLOPs of the matmuls and convolutions of `g` at this batch size (see the module doc).
 pub fn forward_flops(g: &Graph, batch: usize) -> f64 {
+    (0..g.nodes.len()).map(|i| node_flops(g, i, batch)).sum()
+}
+
+/// FLOPs of node `i` at this batch size: 2·M·N·K for a matmul, a convolution as its im2col
+/// GEMM, 0 for everything else.
+pub fn node_flops(g: &Graph, i: usize, batch: usize) -> f64 {
     let dim = |d: &Dim| d.known().unwrap_or(batch) as f64;
-    let mut flops = 0.0;
-    for n in &g.nodes {
-        match n.op {
-            Op::MatMul { transpose_a, .. } => {
-                let a = g.shape(n.inputs[0]);
-                let k = if transpose_a { a.first() } else { a.last() };
-                let out: f64 = n.shape.iter().map(dim).product();
-                flops += 2.0 * out * k.map_or(1.0, dim);
-            }
-            Op::Conv2d { .. } => {
-                let w = g.shape(n.inputs[1]);
-                let per_output: f64 = w[1..].iter().map(dim).product();
-                let out: f64 = n.shape.iter().map(dim).product();
-                flops += 2.0 * out * per_output;
-            }
-            _ => {}
+    let n = &g.nodes[i];
+    match n.op {
+        Op::MatMul { transpose_a, .. } => {
+            let a = g.shape(n.inputs[0]);
+            let k = if transpose_a { a.first() } else { a.last() };
+            let out: f64 = n.shape.iter().map(dim).product();
+            2.0 * out * k.map_or(1.0, dim)
         }
+        Op::Conv2d { .. } => {
+            let w = g.shape(n.inputs[1]);
+            let per_output: f64 = w[1..].iter().map(dim).product();
+            let out: f64 = n.shape.iter().map(dim).product();
+            2.0 * out * per_output
+        }
+        _ => 0.0,
     }
-    flops
 }
 
 /// GEMM threads in effect: the pool's size (`MATMUL_NUM_THREADS`, else the physical cores).
@@ -356,17 +362,17 @@ fn min(v: &[f64]) -> f64 {
 }
 
 fn json(f: &Fields) -> String {
-    let items: Vec<String> = f
-        .iter()
-        .map(|(k, v)| match v {
-            Value::Num(x) if x.is_finite() => format!("\"{k}\": {x}"),
-            Value::Num(_) => format!("\"{k}\": null"),
-            Value::Text(s) => {
-                format!("\"{k}\": \"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+    let mut o = serde_json::Map::new();
+    for (k, v) in f {
+        let v = match v {
+            Value::Num(x) => {
+                serde_json::Number::from_f64(*x).map_or(serde_json::Value::Null, serde_json::Value::Number)
             }
-        })
-        .collect();
-    format!("{{{}}}\n", items.join(", "))
+            Value::Text(s) => serde_json::Value::String(s.clone()),
+        };
+        o.insert(k.to_string(), v);
+    }
+    format!("{}\n", serde_json::Value::Object(o))
 }
 
 fn table(f: &Fields) -> String {

@@ -24,14 +24,7 @@ pub struct Target {
 /// uniform over the classes that the graph's one-hot encodes.
 pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
     let mut rng = Rng::new(seed);
-    let classes = g
-        .nodes
-        .iter()
-        .find_map(|n| match n.op {
-            Op::OneHot { classes } => Some(classes),
-            _ => None,
-        })
-        .unwrap_or(2);
+    let classes = crate::training::data::classes_of_inputs(g);
     g.inputs
         .iter()
         .map(|info| {
@@ -44,8 +37,10 @@ pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
                 })
                 .collect();
             let n: usize = shape.iter().product();
-            let data = match info.kind {
-                InputKind::Label => (0..n).map(|_| rng.below(classes as u64) as f64).collect(),
+            // Class indices for inputs a one-hot reads, Gaussian values for the rest.
+            let k = classes.iter().find(|(name, _)| name == &info.name).map(|c| c.1);
+            let data = match (info.kind, k) {
+                (InputKind::Label | InputKind::Data, Some(k)) => (0..n).map(|_| rng.below(k as u64) as f64).collect(),
                 _ => (0..n).map(|_| rng.normal()).collect(),
             };
             Tensor::new(shape, data)
@@ -77,17 +72,22 @@ pub fn targets(c: &Checked, batch: usize) -> Result<Vec<Target>, String> {
         let g = t.graph.clone();
         let Some(&(_, loss)) = g.outputs.iter().find(|(n, _)| n == "loss") else { continue };
         let mut wrt: Vec<(String, NodeId)> = vec![];
+        // Integer inputs (one-hot encoded ids) have no derivative: perturbing them is not defined.
+        let integer = crate::training::data::classes_of_inputs(&g);
         for (i, node) in g.nodes.iter().enumerate() {
             match node.op {
                 Op::Param { index } => wrt.push((g.params[index].name.clone(), NodeId(i as u32))),
-                Op::Input { index } if g.inputs[index].kind == InputKind::Data => {
+                Op::Input { index }
+                    if g.inputs[index].kind == InputKind::Data
+                        && !integer.iter().any(|(n, _)| n == &g.inputs[index].name) =>
+                {
                     wrt.push((g.inputs[index].name.clone(), NodeId(i as u32)))
                 }
                 _ => {}
             }
         }
         out.push(Target {
-            title: format!("train {}: loss", t.model),
+            title: format!("train {}: loss", t.name),
             inputs: random_inputs(&g, batch, t.seed),
             params: crate::runtime::params::init_params(&g, t.seed),
             graph: g,
@@ -113,14 +113,28 @@ pub fn picture(
     values: bool,
     optimize: bool,
     print_after: Option<&str>,
+    load: Option<&std::path::Path>,
 ) -> Result<Picture, String> {
     let all = targets(c, 4)?;
-    let target = match name {
+    let mut target = match name {
         Some(n) => {
             all.into_iter().find(|t| t.title.contains(n)).ok_or_else(|| format!("nothing named `{n}` to draw"))?
         }
         None => all.into_iter().next().ok_or("the file has no eval `grad` request and no train block to draw")?,
     };
+    if let Some(path) = load {
+        // The parameters' trained values instead of their initialisers.
+        let g = &target.graph;
+        let shapes: Vec<(String, Vec<usize>)> = g
+            .params
+            .iter()
+            .map(|p| (p.name.clone(), p.shape.iter().map(|d| d.known().unwrap_or(1)).collect()))
+            .collect();
+        let expected: Vec<(&str, &[usize])> = shapes.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
+        let weights = crate::runtime::weights::load_for(path, &expected).map_err(|d| d.message)?;
+        target.params =
+            weights.into_iter().map(|w| Tensor::new(w.shape, w.data.iter().map(|&v| v as f64).collect())).collect();
+    }
     let mut g = target.graph;
     let forward_len = g.nodes.len();
     // With values, differentiate wrt every forward node that feeds `of`, so each edge of the

@@ -224,14 +224,18 @@ impl Builtin {
             ),
             Csv => sig(
                 "csv",
-                &["path", "label", "scale"],
+                &["path", "type", "columns", "shape", "scale", "test", "label"],
                 1,
                 DataSource,
-                "data: a CSV file with a header row and a label column",
+                "data: columns of a CSV file with a header row (a field), or features and a `label` column (a source)",
             ),
-            Npy => {
-                sig("npy", &["features", "labels", "scale"], 2, DataSource, "data: NPY files of features and labels")
-            }
+            Npy => sig(
+                "npy",
+                &["path", "type", "shape", "scale", "test", "labels"],
+                1,
+                DataSource,
+                "data: an NPY array (a field: `npy(\"y.npy\", float, [1])`), or NPY files of features and labels (a source)",
+            ),
             Idx => sig(
                 "idx",
                 &["images", "labels", "scale"],

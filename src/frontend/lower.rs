@@ -136,40 +136,51 @@ pub fn softmax(g: &mut Graph, x: NodeId, axis: usize) -> R {
     add(g, Op::Exp, &[l])
 }
 
+/// Scores `[..., C]` and integer labels `[...]` (one class index per position: `[B]` for a
+/// classifier, `[B, T]` for a sequence tagger): the class count C.
 fn check_labels(g: &Graph, scores: NodeId, labels: NodeId) -> Result<usize, ShapeError> {
     let s = g.shape(scores);
     let l = g.shape(labels);
-    if s.len() != 2 {
-        return Err(ShapeError::Invalid(format!("scores must be [batch, classes], not {}", g.shape_str(s))));
-    }
-    if l.len() != 1 || l[0] != s[0] {
+    if s.len() < 2 {
         return Err(ShapeError::Invalid(format!(
-            "labels must be [{}] (one class index per row of scores {}), not {}",
-            g.dim_name(s[0]),
+            "scores must be [batch, classes] (or [batch, ..., classes]), not {}",
+            g.shape_str(s)
+        )));
+    }
+    let positions = &s[..s.len() - 1];
+    if l.as_slice() != positions {
+        return Err(ShapeError::Invalid(format!(
+            "labels must be {} (one class index per row of scores {}), not {}",
+            g.shape_str(&positions.to_vec()),
             g.shape_str(s),
             g.shape_str(l)
         )));
     }
-    s[1].known().ok_or_else(|| ShapeError::Invalid("the number of classes must be known".into()))
+    s[s.len() - 1].known().ok_or_else(|| ShapeError::Invalid("the number of classes must be known".into()))
 }
 
-/// cross_entropy(s, y) = mean_i( -log_softmax(s_i)[y_i] ) = -mean(sum(one_hot(y) * log_softmax(s), 1)).
+/// cross_entropy(s, y) = mean over positions p of -log_softmax(s_p)[y_p]
+///                     = -mean(sum(one_hot(y) * log_softmax(s), last axis)).
+/// PyTorch's `CrossEntropyLoss` (mean reduction) with the classes last instead of at axis 1.
 pub fn cross_entropy(g: &mut Graph, scores: NodeId, labels: NodeId) -> R {
     let classes = check_labels(g, scores, labels)?;
-    let logp = add(g, Op::LogSoftmax { axis: 1 }, &[scores])?;
+    let last = g.shape(scores).len() - 1;
+    let logp = add(g, Op::LogSoftmax { axis: last }, &[scores])?;
     let onehot = add(g, Op::OneHot { classes }, &[labels])?;
     let picked = add(g, Op::Mul, &[onehot, logp])?;
-    let per_row = add(g, Op::Sum { axes: vec![1] }, &[picked])?;
-    let m = mean(g, per_row, &[0], false)?;
+    let per_position = add(g, Op::Sum { axes: vec![last] }, &[picked])?;
+    let all: Vec<usize> = (0..last).collect();
+    let m = mean(g, per_position, &all, false)?;
     add(g, Op::Neg, &[m])
 }
 
-/// svm(s, y) = mean_i sum_{j != y_i} max(0, s_ij - s_iy_i + margin).
+/// svm(s, y) = mean over positions p of sum_{j != y_p} max(0, s_pj - s_py_p + margin).
 pub fn svm(g: &mut Graph, scores: NodeId, labels: NodeId, margin: f64) -> R {
     let classes = check_labels(g, scores, labels)?;
+    let last = g.shape(scores).len() - 1;
     let onehot = add(g, Op::OneHot { classes }, &[labels])?;
     let picked = add(g, Op::Mul, &[onehot, scores])?;
-    let correct = sum(g, picked, &[1], true)?;
+    let correct = sum(g, picked, &[last], true)?;
     let diff = add(g, Op::Sub, &[scores, correct])?;
     let m = g.constant(margin);
     let shifted = add(g, Op::Add, &[diff, m])?;
@@ -178,8 +189,9 @@ pub fn svm(g: &mut Graph, scores: NodeId, labels: NodeId, margin: f64) -> R {
     let one = g.constant(1.0);
     let others = add(g, Op::Sub, &[one, onehot])?;
     let masked = add(g, Op::Mul, &[hinge, others])?;
-    let per_row = add(g, Op::Sum { axes: vec![1] }, &[masked])?;
-    mean(g, per_row, &[0], false)
+    let per_position = add(g, Op::Sum { axes: vec![last] }, &[masked])?;
+    let all: Vec<usize> = (0..last).collect();
+    mean(g, per_position, &all, false)
 }
 
 /// mse(p, t) = mean((p - t)^2) over all elements.

@@ -5,7 +5,10 @@
 //!
 //! The learning rate is an input (`lr`), so schedules and Adam's bias correction cost nothing
 //! to change between steps. Optimizer state (velocities, moments) lives in extra parameters
-//! after the model's own.
+//! after the model's own. Frozen parameters get no gradient, no update and no state: they
+//! leave the step bit for bit as they came in. With `clip_norm: c` every gradient is scaled
+//! by min(1, c / (‖g‖ + 1e-6)), ‖g‖ the L2 norm of all gradients together (PyTorch's
+//! `clip_grad_norm_`), before weight decay and the optimizer see it.
 
 use crate::frontend::checked::{Optimizer, TrainDecl};
 use crate::ir::autodiff;
@@ -36,12 +39,18 @@ pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
     let loss_output = g.outputs.iter().position(|(n, _)| n == "loss").ok_or("the train graph has no loss")?;
     let loss = g.outputs[loss_output].1;
     let model_params = g.params.len();
-    let param_nodes = g.param_nodes()?;
+    let trainable: Vec<usize> = (0..model_params).filter(|p| !t.frozen.contains(p)).collect();
+    let all_nodes = g.param_nodes()?;
+    let param_nodes: Vec<NodeId> = trainable.iter().map(|&p| all_nodes[p]).collect();
     let backward = autodiff::backward(&mut g, loss, &param_nodes)?;
     let lr = g.add_input("lr", vec![], InputKind::Variable);
     let lr_input = g.inputs.len() - 1;
+    let grads = match t.clip_norm {
+        Some(c) => clip_by_global_norm(&mut g, &backward.grads, c)?,
+        None => backward.grads.clone(),
+    };
 
-    for (p, (&w, &grad)) in param_nodes.iter().zip(&backward.grads).enumerate() {
+    for (&p, (&w, &grad)) in trainable.iter().zip(param_nodes.iter().zip(&grads)) {
         let name = g.params[p].name.clone();
         let shape = g.params[p].shape.clone();
         // Coupled L2 weight decay: g + wd·w.
@@ -106,20 +115,54 @@ pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
     Ok(TrainStep { graph: g, model_params, lr_input, loss_output, backward_start: backward.start })
 }
 
-/// The learning rate passed to step `step` (0-based) of `total`: the base rate under the
-/// schedule, with Adam's bias corrections folded in.
-pub fn learning_rate(t: &TrainDecl, step: usize, total: usize) -> f64 {
+/// g_i · min(1, c / (‖g‖ + 1e-6)) for every gradient g_i, where ‖g‖ = sqrt(Σ_i Σ g_i²).
+fn clip_by_global_norm(g: &mut Graph, grads: &[NodeId], c: f64) -> Result<Vec<NodeId>, String> {
+    let mut total = g.constant(0.0);
+    for &grad in grads {
+        let sq = add(g, Op::Mul, &[grad, grad])?;
+        let axes: Vec<usize> = (0..g.shape(sq).len()).collect();
+        let s = if axes.is_empty() { sq } else { add(g, Op::Sum { axes }, &[sq])? };
+        total = add(g, Op::Add, &[total, s])?;
+    }
+    let norm = add(g, Op::Sqrt, &[total])?;
+    g.annotate(norm, Some("gradient norm"), None);
+    let eps = g.constant(1e-6);
+    let denom = add(g, Op::Add, &[norm, eps])?;
+    let limit = g.constant(c);
+    let ratio = add(g, Op::Div, &[limit, denom])?;
+    let one = g.constant(1.0);
+    let coef = add(g, Op::Min, &[one, ratio])?;
+    grads.iter().map(|&grad| add(g, Op::Mul, &[grad, coef])).collect()
+}
+
+/// The scheduled rate at step `step` (0-based) of `total`, before warmup and Adam's correction.
+fn scheduled(t: &TrainDecl, step: usize, total: usize) -> f64 {
     use crate::frontend::checked::Schedule;
     let base = match t.optimizer {
         Optimizer::Sgd { lr } | Optimizer::Momentum { lr, .. } | Optimizer::Adam { lr, .. } => lr,
     };
-    let scheduled = match t.schedule {
+    match t.schedule {
         Schedule::Constant => base,
         Schedule::Step { every, gamma } => base * gamma.powi((step / every.max(1)) as i32),
         Schedule::Cosine { min_lr } => {
             let progress = step as f64 / total.max(1) as f64;
             min_lr + 0.5 * (base - min_lr) * (1.0 + (std::f64::consts::PI * progress).cos())
         }
+    }
+}
+
+/// The learning rate passed to step `step` (0-based) of `total`: the base rate under the
+/// schedule, with Adam's bias corrections folded in. With `warmup: W`, step s < W runs at
+/// (s + 1)/W of the schedule's first rate, and the schedule then runs over the remaining
+/// steps from its start: lr(s) = sched(s − W, total − W) (the convention of Hugging Face's
+/// `get_cosine_schedule_with_warmup`). The object file's header computes the same
+/// (`drivers::object`, `{prefix}_learning_rate`).
+pub fn learning_rate(t: &TrainDecl, step: usize, total: usize) -> f64 {
+    let w = t.warmup;
+    let scheduled = if step < w {
+        scheduled(t, 0, total.saturating_sub(w)) * (step + 1) as f64 / w as f64
+    } else {
+        scheduled(t, step - w, total.saturating_sub(w))
     };
     match t.optimizer {
         Optimizer::Adam { beta1, beta2, .. } => {

@@ -12,9 +12,10 @@ impl<'p> Checker<'p> {
         for stmt in body {
             match stmt {
                 Stmt::Let { name, value } => {
-                    if matches!(value.kind, ExprKind::Call { .. }) {
-                        self.pending_instance = Some(name.name.clone());
-                    }
+                    // The first layer (or model) the value calls is the instance `name`: in
+                    // `let body = x |> dense(64) |> relu` that is the dense, so appending a
+                    // layer never renames the parameters before it.
+                    self.pending_instance = Some(name.name.clone());
                     let v = self.expr(value);
                     self.pending_instance = None;
                     if let Value::Tensor(id) = v {

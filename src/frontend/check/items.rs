@@ -68,6 +68,19 @@ impl<'p> Checker<'p> {
             match item {
                 Item::Train(t) => {
                     if let Some(train) = self.check_train(t, &out) {
+                        // `--train NAME` picks a block by name, so names must differ.
+                        if let Some(first) = out.trains.iter().find(|o| o.name == train.name) {
+                            let first_span = Span::new(first.span.start, first.span.start);
+                            self.report(
+                                Diagnostic::new("E-duplicate", format!("two train blocks are named `{}`", train.name))
+                                    .label(t.keyword_span, "the second")
+                                    .label(first_span, "the first")
+                                    .help(format!(
+                                        "name them: `train NAME {{ model: {} ... }}`, and pick one with `--train NAME`",
+                                        train.model
+                                    )),
+                            );
+                        }
                         out.trains.push(train);
                     }
                 }
@@ -105,6 +118,7 @@ impl<'p> Checker<'p> {
         self.prefix.clear();
         self.instance_counts.clear();
         self.params_by_name.clear();
+        self.layers.clear();
         self.pending_instance = None;
         self.allow_params = false;
         self.span_override = None;
@@ -187,7 +201,12 @@ impl<'p> Checker<'p> {
         if self.g.params.is_empty() && self.diags.is_empty() {
             // A model without parameters is legal (and useful in eval blocks).
         }
-        Some(Model { name: m.name.name.clone(), graph: std::mem::take(&mut self.g), span: m.span })
+        Some(Model {
+            name: m.name.name.clone(),
+            graph: std::mem::take(&mut self.g),
+            layers: std::mem::take(&mut self.layers),
+            span: m.span,
+        })
     }
 
     /// Expand a model's body into the current graph. With `args`, the inputs are those values
@@ -251,7 +270,9 @@ impl<'p> Checker<'p> {
         }
         let saved_scopes = std::mem::replace(&mut self.scopes, vec![scope]);
         let saved_allow = std::mem::replace(&mut self.allow_params, true);
+        let saved_pending = self.pending_instance.take();
         let result = self.run_block(&m.body);
+        self.pending_instance = saved_pending;
         let final_scope = self.scopes.pop().unwrap_or_default();
         self.scopes = saved_scopes;
         self.allow_params = saved_allow;

@@ -29,6 +29,7 @@ mod calls;
 mod exprs;
 mod items;
 mod settings;
+mod train;
 
 /// Parse and check a source file (the prelude is added in front of it).
 pub fn check_source(src: &str) -> Result<Checked, Vec<Diagnostic>> {
@@ -67,6 +68,8 @@ enum Value {
     Func(Callee),
     Init(Init),
     Bool(bool),
+    /// `float` or `int`: the element type of a data field.
+    ElemType(FieldType),
     /// A call of a settings function (optimizer, schedule, data source) with its arguments,
     /// read by the settings block that holds it.
     Setting(Box<Args>),
@@ -106,6 +109,8 @@ struct Checker<'p> {
     /// The name the next layer call gets (from `let name = layer(...)`).
     pending_instance: Option<String>,
     params_by_name: HashMap<String, NodeId>,
+    /// The layer and model instances called so far in the current graph.
+    layers: Vec<Layer>,
     allow_params: bool,
     /// Inside prelude code, errors are reported at the user's call.
     span_override: Option<Span>,
@@ -130,6 +135,7 @@ impl<'p> Checker<'p> {
             instance_counts: HashMap::new(),
             pending_instance: None,
             params_by_name: HashMap::new(),
+            layers: vec![],
             allow_params: false,
             span_override: None,
             depth: 0,
@@ -183,6 +189,8 @@ impl<'p> Checker<'p> {
             "true" => return Some(Value::Bool(true)),
             "false" => return Some(Value::Bool(false)),
             "pi" => return Some(Value::Num(std::f64::consts::PI)),
+            "float" => return Some(Value::ElemType(FieldType::Float)),
+            "int" => return Some(Value::ElemType(FieldType::Int)),
             _ => {}
         }
         if let Some(b) = Builtin::from_name(name) {
@@ -238,6 +246,7 @@ fn describe_value(v: &Value) -> String {
         Value::Func(_) => "a function".into(),
         Value::Init(_) => "an initialiser".into(),
         Value::Bool(b) => format!("`{b}`"),
+        Value::ElemType(t) => format!("the type `{}`", t.name()),
         Value::Setting(a) => format!("a `{}` setting", a.builtin.name()),
         Value::Error => "an error".into(),
     }
