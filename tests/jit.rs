@@ -798,21 +798,19 @@ fn updates_happen_in_place_and_memory_is_shared() {
 }
 
 #[test]
-fn a_small_cnn_train_step_compiles_fast() {
+fn a_small_cnn_train_step_stays_small() {
+    // Compile time is measured in bench/ (W4, W8), never asserted here: the machine is shared.
+    // What a test can hold deterministically is the code's size, which compile time follows
+    // (CRANELIFT-NOTES.md: ~2-3 ms per 1000 instructions): a change that blows it up fails.
     for path in ["examples/digits_cnn.net", "examples/cifar_cnn.net"] {
         let step = train_step(path, None);
         let mut g = step.graph;
         netc::ir::opt::optimize(&mut g, None).unwrap();
         let opts = CompileOptions { verify: false, ..CompileOptions::default() };
-        // Best of three: the machine is shared.
-        let ms = (0..3).map(|_| jit::compile(&g, &opts).unwrap().stats().compile_ms).fold(f64::INFINITY, f64::min);
         let c = jit::compile(&g, &opts).unwrap();
-        eprintln!(
-            "{path}: train step compiled in {ms:.1} ms ({} CLIF instructions, {} kernels)",
-            c.stats().clif_insts,
-            c.stats().kernels
-        );
-        assert!(ms < 50.0, "{path}: {ms} ms");
+        let stats = c.stats();
+        eprintln!("{path}: {} CLIF instructions, {} kernels", stats.clif_insts, stats.kernels);
+        assert!(stats.clif_insts < 6000, "{path}: {} CLIF instructions", stats.clif_insts);
     }
 }
 
