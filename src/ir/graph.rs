@@ -114,6 +114,19 @@ pub enum Op {
     Sign,
     Tanh,
     Sigmoid,
+    /// max(0, x) with relu'(0) = 0 (PyTorch's convention; a kink at 0).
+    Relu,
+    /// x if x > 0 else alpha·x; the slope at 0 is alpha (PyTorch; a kink at 0 unless alpha = 1).
+    LeakyRelu {
+        alpha: f64,
+    },
+    /// x if x > 0 else alpha·(e^x − 1); the slope at 0 is alpha (PyTorch), so elu is smooth
+    /// there exactly when alpha = 1.
+    Elu {
+        alpha: f64,
+    },
+    /// ln(1 + e^x) = max(x, 0) + ln(1 + e^−|x|): smooth everywhere, softplus' = sigmoid.
+    Softplus,
 
     // ---- elementwise, two operands, numpy broadcasting ----
     Add,
@@ -121,9 +134,10 @@ pub enum Op {
     Mul,
     Div,
     Pow,
-    /// Ties route to the left operand.
+    /// At a tie each operand gets half the gradient (PyTorch's `maximum`), so max(a, b) and
+    /// max(b, a) agree.
     Max,
-    /// Ties route to the left operand.
+    /// At a tie each operand gets half the gradient, as for `Max`.
     Min,
     /// 1.0 where a >= b, else 0.0 (no gradient): the switch of the max and min gates.
     GreaterEq,
@@ -158,9 +172,9 @@ pub enum Op {
     Sum {
         axes: Vec<usize>,
     },
-    /// Maximum along `axis`.
+    /// Maximum over `axes`; the gradient is split evenly among tied maxima (PyTorch's `amax`).
     ReduceMax {
-        axis: usize,
+        axes: Vec<usize>,
     },
     /// 1.0 at the first maximum along `axis`, 0.0 elsewhere; same shape as its input.
     ArgMaxMask {

@@ -18,16 +18,16 @@ impl<'p> Checker<'p> {
             Abs => self.unary(&a, Op::Abs),
             Sigmoid => self.unary(&a, Op::Sigmoid),
             Tanh => self.unary(&a, Op::Tanh),
-            Relu => self.lower1(&a, lower::relu),
+            Relu => self.unary(&a, Op::Relu),
             LeakyRelu => {
                 let Some(alpha) = self.num_arg(&a, "alpha", Some(0.01), Range::Finite) else { return Value::Error };
-                self.lower1(&a, |g, x| lower::leaky_relu(g, x, alpha))
+                self.unary(&a, Op::LeakyRelu { alpha })
             }
             Elu => {
                 let Some(alpha) = self.num_arg(&a, "alpha", Some(1.0), Range::Finite) else { return Value::Error };
-                self.lower1(&a, |g, x| lower::elu(g, x, alpha))
+                self.unary(&a, Op::Elu { alpha })
             }
-            Softplus => self.lower1(&a, lower::softplus),
+            Softplus => self.unary(&a, Op::Softplus),
             Max | Min => {
                 let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
                 if a.given("y") {
