@@ -261,7 +261,8 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
     for e in &checked.evals {
         let exec =
             if args.engine == "interp" { netc::commands::eval::Exec::Interp } else { netc::commands::eval::Exec::Jit };
-        match netc::commands::eval::evaluate_checked(e, args.seed.unwrap_or(0), exec, args.checked) {
+        match netc::commands::eval::evaluate_loaded(e, args.seed.unwrap_or(0), exec, args.checked, args.load.as_deref())
+        {
             Ok(out) => {
                 if !args.quiet {
                     print!("{}", netc::commands::eval::format_eval(e.name.as_deref(), &out))

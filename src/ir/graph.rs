@@ -285,6 +285,43 @@ pub struct ParamInfo {
     pub name: String,
     pub shape: Shape,
     pub init: Init,
+    /// Weight or bias: what `l2()` and weight decay regularise (weights only).
+    pub role: ParamRole,
+}
+
+/// What a parameter does in its model, whatever its rank: a bias is only ever added (`x @ W +
+/// b`, and conv2d's `[F, 1, 1]` bias of `conv(x, W) + b`); everything else is a weight.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum ParamRole {
+    #[default]
+    Weight,
+    Bias,
+}
+
+impl Graph {
+    /// The role of the parameter `index` from its uses so far: `Bias` if it is used, and every
+    /// use (through reshapes, broadcasts and transposes of it) is a term of a sum or a
+    /// difference; otherwise `Weight`.
+    pub fn infer_role(&self, index: usize) -> ParamRole {
+        // Nodes that are the parameter itself or a view of it.
+        let mut view = vec![false; self.nodes.len()];
+        let mut used = false;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let reads_view = node.inputs.iter().any(|x| view[x.index()]);
+            match &node.op {
+                Op::Param { index: p } if *p == index => view[i] = true,
+                Op::Reshape { .. } | Op::Broadcast { .. } | Op::Transpose { .. } if reads_view => view[i] = true,
+                Op::Add | Op::Sub if reads_view => used = true,
+                _ if reads_view => return ParamRole::Weight,
+                _ => {}
+            }
+        }
+        if used {
+            ParamRole::Bias
+        } else {
+            ParamRole::Weight
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -351,7 +388,7 @@ impl Graph {
     }
 
     pub fn add_param(&mut self, name: &str, shape: Shape, init: Init) -> NodeId {
-        self.params.push(ParamInfo { name: name.to_string(), shape: shape.clone(), init });
+        self.params.push(ParamInfo { name: name.to_string(), shape: shape.clone(), init, role: ParamRole::Weight });
         let index = self.params.len() - 1;
         self.push(Node { op: Op::Param { index }, inputs: vec![], shape, name: Some(name.to_string()), span: None })
     }

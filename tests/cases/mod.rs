@@ -272,6 +272,7 @@ pub fn builtin_case(b: Builtin) -> BuiltinCase {
         Sgd => Train("optimizer", "sgd(lr: 0.1)"),
         Momentum => Train("optimizer", "momentum(lr: 0.1, momentum: 0.8, nesterov: true)"),
         Adam => Train("optimizer", "adam(lr: 0.01, beta1: 0.8, beta2: 0.99, eps: 1e-6)"),
+        AdamW => Train("optimizer", "adamw(lr: 0.01, beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0.1)"),
         Step => Train("schedule", "step(every: 2, gamma: 0.5)"),
         Cosine => Train("schedule", "cosine(min_lr: 0.001)"),
         Spiral => Data("spiral(points: 20, classes: 3, seed: 1)"),

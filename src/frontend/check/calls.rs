@@ -70,10 +70,25 @@ impl<'p> Checker<'p> {
                 }
                 self.depth += 1;
                 let saved_prefix = self.prefix.clone();
-                if let Some(name) = instance {
-                    self.prefix.push(name);
-                }
+                // Called from an eval block, the model is one function with one set of
+                // parameters, `MODEL.NAME` (what `--load` fills from a file of the model's
+                // weights); called from a model, it is a sub-network with parameters of its own.
+                let shared = self.in_eval && self.prefix.is_empty() && !self.share_params;
+                let saved_counts = if shared {
+                    self.prefix.push(m.name.name.clone());
+                    self.share_params = true;
+                    Some(std::mem::take(&mut self.instance_counts))
+                } else {
+                    if let Some(name) = instance {
+                        self.prefix.push(name);
+                    }
+                    None
+                };
                 let outs = self.expand_model(m, Some(args), span);
+                if let Some(counts) = saved_counts {
+                    self.instance_counts = counts;
+                    self.share_params = false;
+                }
                 self.prefix = saved_prefix;
                 self.depth -= 1;
                 match outs {

@@ -177,7 +177,7 @@ pub(super) fn pow_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId) -> Grads
     let (a, b) = (x[0], x[1]);
     let da = match cx.graph.node(b).op {
         // A constant exponent: its own rule, so the fast a^(b−1) of a constant power remains.
-        Op::Const { value } if value == 0.0 => None,
+        Op::Const { value: 0.0 } => None,
         Op::Const { value } => {
             let b_minus_1 = cx.constant(value - 1.0);
             let a_pow = cx.op(Op::Pow, &[a, b_minus_1])?;
