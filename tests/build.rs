@@ -172,6 +172,13 @@ fn a_convolutional_model_with_momentum_matches_the_jit() {
 }
 
 #[test]
+fn smooth_activations_and_adamw_match_the_jit() {
+    // elu (expm1), softplus (log1p), leaky_relu; AdamW's step count and decoupled decay.
+    let path = root().join("examples/digits_smooth.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "digits_smooth", 5, 0.003);
+}
+
+#[test]
 fn adam_state_and_the_learning_rate_schedule_match_netc_run() {
     let dir = temp_dir("build", "adam");
     let source = std::fs::read_to_string(root().join("examples/spiral.net"))

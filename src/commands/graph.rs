@@ -229,8 +229,8 @@ pub fn gradcheck(c: &Checked, batch: usize, elements: usize, threshold: f64) -> 
                 "FAIL"
             };
             let mut line = format!(
-                "  {name:<16} {shape:<16} max relative error {:.2e}  {verdict}  ({} of {total} elements checked",
-                r.max_rel_error, r.checked
+                "  {name:<16} {shape:<16} max relative error {:.2e}, absolute {:.1e}  {verdict}  ({} of {total} elements checked",
+                r.max_rel_error, r.max_abs_error, r.checked
             );
             if !r.skipped.is_empty() {
                 line.push_str(&format!(", {} at a kink skipped", r.skipped.len()));

@@ -45,8 +45,8 @@ pub const ABS_FLOOR: f64 = 1e-9;
 pub struct GradReport {
     /// The leaf's name (`W1`, `x`).
     pub name: String,
-    /// The largest relative error over the checked elements not at a kink (see
-    /// [`relative_errors`]).
+    /// The largest relative error over the compared elements (checked, not skipped) whose
+    /// analytic and numeric values differ by more than [`ABS_FLOOR`] (see [`relative_errors`]).
     pub max_rel_error: f64,
     /// The largest |analytic - numeric| over the same elements.
     pub max_abs_error: f64,
