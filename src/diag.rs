@@ -69,6 +69,13 @@ pub struct SourceFile<'a> {
     pub text: &'a str,
 }
 
+/// Whether diagnostics on stderr get colour: only on a terminal, and never when `NO_COLOR`
+/// is set to anything but the empty string (no-color.org).
+pub fn stderr_color() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
 /// Render diagnostics as text. `color` is for terminals; tests and pipes get plain text.
 pub fn render(diags: &[Diagnostic], file: Option<&SourceFile>, color: bool) -> String {
     use ariadne::{Config, IndexType, Label, Report, ReportKind, Source};

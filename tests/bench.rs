@@ -3,12 +3,13 @@
 mod common;
 use common::*;
 
-/// The number after `"key": ` in a flat JSON object.
+/// The number `key` of a JSON object.
 fn number(json: &str, key: &str) -> f64 {
-    let at = json.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no `{key}` in {json}"));
-    let rest = &json[at + key.len() + 4..];
-    let end = rest.find([',', '}']).unwrap();
-    rest[..end].trim().parse().unwrap_or_else(|_| panic!("`{key}` is not a number in {json}"))
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
+    v.get(key)
+        .unwrap_or_else(|| panic!("no `{key}` in {json}"))
+        .as_f64()
+        .unwrap_or_else(|| panic!("`{key}` is not a number in {json}"))
 }
 
 #[test]
@@ -17,7 +18,7 @@ fn bench_reports_times_throughput_and_memory() {
         netc(&["bench", "examples/digits_cnn.net", "--steps", "3", "--warmup", "1", "--json", "--threads", "1"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.trim().starts_with('{') && out.trim().ends_with('}'), "{out}");
-    assert!(out.contains("\"model\": \"digits_cnn\""), "{out}");
+    assert_eq!(field(&out, "model"), "\"digits_cnn\"", "{out}");
     assert_eq!(number(&out, "batch"), 32.0);
     assert_eq!(number(&out, "steps"), 3.0);
     assert_eq!(number(&out, "threads"), 1.0);
@@ -29,6 +30,7 @@ fn bench_reports_times_throughput_and_memory() {
         "step_ms_min",
         "infer_ms_median",
         "forward_gflop",
+        "step_gflop",
         "step_gflops",
         "infer_gflops",
         "peak_rss_mib",
@@ -39,6 +41,11 @@ fn bench_reports_times_throughput_and_memory() {
     // 2·32·128·10.
     let expected = 2.0 * 32.0 * 8.0 * 8.0 * 8.0 * 9.0 + 2.0 * 32.0 * 128.0 * 10.0;
     assert!((number(&out, "forward_gflop") * 1e9 - expected).abs() < 1.0, "{out}");
+    // A step executes the conv and its filter gradient (the image needs no gradient, so the
+    // conv's input gradient is never computed), and the dense layer's three products.
+    let conv = 2.0 * 32.0 * 8.0 * 8.0 * 8.0 * 9.0;
+    let dense = 2.0 * 32.0 * 128.0 * 10.0;
+    assert!((number(&out, "step_gflop") * 1e9 - (2.0 * conv + 3.0 * dense)).abs() < 1.0, "{out}");
 }
 
 #[test]
@@ -124,4 +131,33 @@ fn bench_profile_times_the_kernels_inside_a_loop() {
     }
     let all: f64 = total[0].split_whitespace().next().unwrap().parse().unwrap();
     assert!((sum - all).abs() <= 0.01 * kernels.len() as f64 + 1e-3 * all, "{sum} vs {all}: {table}");
+}
+
+#[test]
+fn a_loop_counts_its_body_products_once_per_step() {
+    // rnn(x, 5) over x [B, 6, 3]: each step x_t W_ih (2·3·5) and h W_hh (2·5·5) per sample,
+    // 80 FLOPs; 6 steps; then the dense 2·5·2. Batch 8.
+    let dir = temp_dir("bench", "loop_flops");
+    let file = dir.join("rnn.net");
+    std::fs::write(
+        &file,
+        "model m(x: [B, 6, 3]) -> s: [B, 2] {\n  let h = rnn(x, 5)\n  dense(transpose(h, perm: [1, 0, 2])[-1], 2)\n}\n\
+         data d { source: synthetic(samples: 8, classes: 2, seed: 1) }\n\
+         train m {\n  loss: cross_entropy(s, labels)\n  optimizer: sgd(lr: 0.1)\n  batch: 8\n}\n",
+    )
+    .unwrap();
+    let (code, out, err) = netc(&["bench", file.to_str().unwrap(), "--compile-only", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let forward = number(&out, "forward_gflop") * 1e9;
+    assert!((forward - 8.0 * (6.0 * 80.0 + 20.0)).abs() < 1e-6, "{out}");
+    // The step: the forward; the dense's two gradients (2·5·2 each); and a backward loop whose
+    // step recomputes the cell (80), then dW_hh and dh (2·5·5 each) and dW_ih (2·3·5).
+    let step = number(&out, "step_gflop") * 1e9;
+    assert!((step - 8.0 * (500.0 + 40.0 + 6.0 * 210.0)).abs() < 1e-6, "{out}");
+    // `netc summary` charges the loop to its layer, once.
+    let (code, out, err) = netc(&["summary", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let row = out.lines().find(|l| l.contains(" rnn ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(row.trim_end().ends_with(" 480"), "{out}");
+    assert!(out.contains("forward FLOPs per sample: 500"), "{out}");
 }

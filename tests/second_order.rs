@@ -194,8 +194,8 @@ train critic {{
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let s = String::from_utf8_lossy(&out.stdout).into_owned();
-        let at = s.find("\"final_loss\": ").unwrap() + 14;
-        s[at..].split([',', '}']).next().unwrap().trim().parse().unwrap()
+        let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("{e}: {s}"));
+        v["final_loss"].as_f64().unwrap_or_else(|| panic!("no final_loss in {s}"))
     };
     let (jit, interp) = (run("10", "jit"), run("10", "interp"));
     assert!((jit - interp).abs() <= 1e-4 * interp.abs(), "jit {jit}, interpreter {interp}");

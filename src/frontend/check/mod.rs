@@ -14,7 +14,7 @@ use crate::frontend::ast::*;
 use crate::frontend::builtins::{Builtin, Kind};
 use crate::frontend::checked::*;
 use crate::frontend::lower;
-use crate::ir::graph::{DType, Dim, Graph, Init, InputKind, NodeId, Op, Shape};
+use crate::ir::graph::{DType, Dim, Graph, Init, InputKind, NodeId, Op, ParamRole, Shape};
 use crate::ir::limits::MAX_ELEMENTS;
 use crate::ir::ops::ShapeError;
 use crate::ir::tensor::Tensor;
@@ -30,6 +30,7 @@ mod exprs;
 mod items;
 mod loops;
 mod settings;
+mod train;
 
 /// Parse and check a source file (the prelude is added in front of it).
 pub fn check_source(src: &str) -> Result<Checked, Vec<Diagnostic>> {
@@ -68,6 +69,8 @@ enum Value {
     Func(Callee),
     Init(Init),
     Bool(bool),
+    /// `float` or `int`: the element type of a data field.
+    ElemType(FieldType),
     /// A call of a settings function (optimizer, schedule, data source) with its arguments,
     /// read by the settings block that holds it.
     Setting(Box<Args>),
@@ -110,7 +113,14 @@ struct Checker<'p> {
     /// The name the next layer call gets (from `let name = layer(...)`).
     pending_instance: Option<String>,
     params_by_name: HashMap<String, NodeId>,
+    /// The layer and model instances called so far in the current graph.
+    layers: Vec<Layer>,
     allow_params: bool,
+    /// Checking an eval block: a model it calls keeps one set of parameters, named
+    /// `MODEL.NAME`, whichever call declares them first (see `Callee::Model` in `calls.rs`).
+    in_eval: bool,
+    /// Expanding such a model call: a parameter declared again is the one declared before.
+    share_params: bool,
     /// Inside prelude code, errors are reported at the user's call.
     span_override: Option<Span>,
     depth: usize,
@@ -138,7 +148,10 @@ impl<'p> Checker<'p> {
             instance_counts: HashMap::new(),
             pending_instance: None,
             params_by_name: HashMap::new(),
+            layers: vec![],
             allow_params: false,
+            in_eval: false,
+            share_params: false,
             span_override: None,
             depth: 0,
             frames: vec![],
@@ -193,6 +206,8 @@ impl<'p> Checker<'p> {
             "true" => return Some(Value::Bool(true)),
             "false" => return Some(Value::Bool(false)),
             "pi" => return Some(Value::Num(std::f64::consts::PI)),
+            "float" => return Some(Value::ElemType(FieldType::Float)),
+            "int" => return Some(Value::ElemType(FieldType::Int)),
             _ => {}
         }
         if let Some(b) = Builtin::from_name(name) {
@@ -250,6 +265,7 @@ fn describe_value(v: &Value) -> String {
         Value::Func(_) => "a function".into(),
         Value::Init(_) => "an initialiser".into(),
         Value::Bool(b) => format!("`{b}`"),
+        Value::ElemType(t) => format!("the type `{}`", t.name()),
         Value::Setting(a) => format!("a `{}` setting", a.builtin.name()),
         Value::Step(_) => "the loop variable".into(),
         Value::Error => "an error".into(),
