@@ -132,8 +132,17 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .into_iter()
         .map(|c| (edit_distance(name, c), c))
         .filter(|&(d, _)| d <= limit)
-        .min_by_key(|&(d, c)| (d, c.len()))
+        // Ties go to a name of the same case (`y` suggests `x`, not the size `B`), then the
+        // shorter, then the first in order: the same suggestion every run, whatever order the
+        // candidates come in (they come from hash maps).
+        .min_by_key(|&(d, c)| (d, same_case(name, c), c.len(), c))
         .map(|(_, c)| c)
+}
+
+/// 0 if `a` and `b` start with letters of the same case, else 1.
+fn same_case(a: &str, b: &str) -> u8 {
+    let upper = |s: &str| s.chars().next().is_some_and(char::is_uppercase);
+    u8::from(upper(a) != upper(b))
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

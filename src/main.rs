@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use netc::commands::train::EngineKind;
 use netc::diag::{self, Diagnostic, SourceFile};
 use netc::frontend::check;
-use netc::frontend::checked::Checked;
+use netc::frontend::checked::{Checked, EvalDecl};
 
 #[derive(Parser)]
 #[command(name = "netc", version, about = "A compiler for a small language that describes neural networks")]
@@ -424,28 +424,49 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
             return fail(&[d], file, None);
         }
     }
-    for e in &checked.evals {
+    // Eval blocks that call the model this run trains run after training, on its trained
+    // parameters (a language model's sample, a caption); the others run first.
+    let trained_model =
+        netc::training::find(&checked, args.train.as_deref()).ok().map(|(t, _)| format!("{}.", t.model));
+    let calls_trained =
+        |e: &&EvalDecl| trained_model.as_ref().is_some_and(|m| e.graph.params.iter().any(|p| p.name.starts_with(m)));
+    let (after, before): (Vec<&EvalDecl>, Vec<&EvalDecl>) = checked.evals.iter().partition(calls_trained);
+    let evals_on = |evals: &[&EvalDecl], weights: Option<(&[netc::runtime::weights::Weight], &str)>| {
         let exec = if args.engine == EngineKind::Interp {
             netc::commands::eval::Exec::Interp
         } else {
             netc::commands::eval::Exec::Jit
         };
-        match netc::commands::eval::evaluate_loaded(e, args.seed.unwrap_or(0), exec, args.checked, args.load.as_deref())
-        {
-            Ok(out) => {
-                if !args.quiet {
-                    print!("{}", netc::commands::eval::format_eval(e.name.as_deref(), &out))
+        for e in evals {
+            let seed = args.seed.unwrap_or(0);
+            let out = match (weights, &args.load) {
+                (Some(w), _) => netc::commands::eval::evaluate_weights(e, seed, exec, args.checked, Some(w)),
+                (None, load) => netc::commands::eval::evaluate_loaded(e, seed, exec, args.checked, load.as_deref()),
+            };
+            match out {
+                Ok(out) => {
+                    if !args.quiet {
+                        let text = netc::commands::eval::format_eval(e.name.as_deref(), &out);
+                        // `--json` keeps stdout one JSON object.
+                        if args.json {
+                            eprint!("{text}");
+                        } else {
+                            print!("{text}");
+                        }
+                    }
                 }
-            }
-            Err(msg) => {
-                return fail(&[netc::commands::train::bounds_diagnostic(Diagnostic::new("E-eval", msg))], file, None)
+                Err(msg) => return Err(netc::commands::train::bounds_diagnostic(Diagnostic::new("E-eval", msg))),
             }
         }
+        Ok(())
+    };
+    if let Err(d) = evals_on(&before, None) {
+        return fail(&[d], file, None);
     }
     if checked.trains.is_empty() {
         return ExitCode::SUCCESS;
     }
-    match netc::commands::train::train_command(
+    let trained = match netc::commands::train::train_command(
         &checked,
         file,
         &netc::commands::train::RunOptions {
@@ -472,6 +493,10 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
             checked: args.checked,
         },
     ) {
+        Ok(t) => t,
+        Err(d) => return fail(&[d], file, None),
+    };
+    match evals_on(&after, Some((&trained.weights, "the trained model"))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(d) => fail(&[d], file, None),
     }

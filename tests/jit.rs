@@ -1244,6 +1244,19 @@ fn every_builtin_case_runs_compiled_as_interpreted() {
                 };
                 assert_close(expr, &flat(&jit), &flat(&interp), 1e-12, 1e-12);
             }
+            cases::BuiltinCase::Show(expr, printed) => {
+                let src = cases::show_source(expr);
+                let checked = netc::frontend::check::check_source(&src).unwrap_or_else(|e| panic!("{expr}: {e:?}"));
+                let e = &checked.evals[0];
+                let show = |exec| {
+                    let out = evaluate_with(e, 0, exec).unwrap_or_else(|m| panic!("{expr}: {m}"));
+                    netc::commands::eval::format_eval(e.name.as_deref(), &out)
+                };
+                let (jit, interp) = (show(Exec::Jit), show(Exec::Interp));
+                assert_eq!(jit, interp, "{expr}");
+                let words = jit.split_whitespace().collect::<Vec<_>>().join(" ");
+                assert!(words.contains(&format!("{expr} = {printed}")), "{expr}: {jit}");
+            }
             other => {
                 // Initialisers, train settings and data sources: a small file that uses the
                 // built-in trains four steps on both engines.

@@ -105,3 +105,42 @@ fn gradcheck_passes_on_the_lecture_examples() {
         assert!(!out.contains("FAIL"), "{out}");
     }
 }
+
+#[test]
+fn eval_blocks_that_call_the_trained_model_run_after_training_on_its_weights() {
+    let dir = temp_dir("run", "post_train_eval");
+    let trainer = "model tiny(x: [B, 2]) -> scores: [B, 2] { x |> dense(2) }
+data d { source: spiral(points: 20, classes: 2, seed: 1) }
+train tiny {
+  loss: cross_entropy(scores, labels)
+  optimizer: sgd(lr: 0.5)
+  steps: 50
+}
+eval after { tiny([[1, 2]]) }
+eval before { 1 + 2 }
+";
+    let file = dir.join("tiny.net");
+    std::fs::write(&file, trainer).unwrap();
+    let weights = dir.join("w.safetensors");
+    let (code, out, err) = netc(&["run", file.to_str().unwrap(), "--save", weights.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    // `before` calls no model: it runs first; `after` runs once training has printed its table.
+    let (before, trained, after) =
+        (out.find("eval before").unwrap(), out.find("trained tiny").unwrap(), out.find("eval after").unwrap());
+    assert!(before < trained && trained < after, "{out}");
+    let shown = |text: &str| text[text.find("tiny([[1, 2]]) =").unwrap()..].lines().next().unwrap().to_string();
+    // The same numbers as an eval-only file that loads the saved weights: the trained ones.
+    let only_eval = dir.join("eval.net");
+    let model = trainer.lines().next().unwrap();
+    std::fs::write(&only_eval, format!("{model}\neval after {{ tiny([[1, 2]]) }}\n")).unwrap();
+    let (code, loaded, err) = netc(&["run", only_eval.to_str().unwrap(), "--load", weights.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(shown(&out), shown(&loaded));
+    let (_, untrained, _) = netc(&["run", only_eval.to_str().unwrap()]);
+    assert_ne!(shown(&out), shown(&untrained), "training changed nothing?");
+    // --json keeps stdout one JSON object; the evals go to stderr.
+    let (code, out, err) = netc(&["run", file.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str::<serde_json::Value>(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(err.contains("eval after") && err.contains("eval before"), "{err}");
+}

@@ -10,6 +10,8 @@ use crate::ir::tensor::Tensor;
 /// `f` and its gradient wrt each variable.
 pub struct EvalOutput {
     pub shows: Vec<(String, Tensor)>,
+    /// Per show, the alphabet that prints it as text (`decode`).
+    pub alphabets: Vec<Option<String>>,
     pub grads: Vec<GradValues>,
 }
 
@@ -51,6 +53,22 @@ pub fn evaluate_loaded(
     checked: bool,
     load: Option<&std::path::Path>,
 ) -> Result<EvalOutput, String> {
+    let weights = match load {
+        Some(path) => Some((crate::runtime::weights::load(path).map_err(|d| d.message)?, path.display().to_string())),
+        None => None,
+    };
+    evaluate_weights(e, seed, exec, checked, weights.as_ref().map(|(w, from)| (w.as_slice(), from.as_str())))
+}
+
+/// `evaluate_loaded` with the parameters taken from `weights` (tensors, and where they come
+/// from for messages: a file, or "the trained model" after `netc run` trained it).
+pub fn evaluate_weights(
+    e: &EvalDecl,
+    seed: u64,
+    exec: Exec,
+    checked: bool,
+    weights: Option<(&[crate::runtime::weights::Weight], &str)>,
+) -> Result<EvalOutput, String> {
     crate::ir::limits::check(&e.graph, 1, crate::ir::limits::default_limit(), "eval").map_err(|d| {
         let help = d.help.clone().unwrap_or_default();
         format!("{} ({help})", d.message)
@@ -70,8 +88,8 @@ pub fn evaluate_loaded(
         }
     }
     let mut params = crate::runtime::params::init_params(&g, seed);
-    if let Some(path) = load {
-        load_params(&g, path, &mut params)?;
+    if let Some((weights, from)) = weights {
+        assign_params(&g, weights, from, &mut params)?;
     }
     let values: Vec<Tensor> = match exec {
         Exec::Interp => crate::ir::interp::outputs(&g, &e.values, &params)?,
@@ -93,27 +111,28 @@ pub fn evaluate_loaded(
             (req.of_name.clone(), f, per_var)
         })
         .collect();
-    Ok(EvalOutput { shows, grads })
+    Ok(EvalOutput { shows, alphabets: e.alphabets.clone(), grads })
 }
 
-/// Overwrite every parameter with its tensor from the weights file at `path`.
-fn load_params(g: &crate::ir::graph::Graph, path: &std::path::Path, params: &mut [Tensor]) -> Result<(), String> {
-    let weights = crate::runtime::weights::load(path).map_err(|d| d.message)?;
+/// Overwrite every parameter with its tensor in `weights` (from `from`): `MODEL.NAME` takes the
+/// tensor `MODEL.NAME`, else `NAME`.
+fn assign_params(
+    g: &crate::ir::graph::Graph,
+    weights: &[crate::runtime::weights::Weight],
+    from: &str,
+    params: &mut [Tensor],
+) -> Result<(), String> {
     for (info, value) in g.params.iter().zip(params.iter_mut()) {
         let own_name = info.name.split_once('.').map_or(info.name.as_str(), |(_, rest)| rest);
         let Some(w) =
             weights.iter().find(|w| w.name == info.name).or_else(|| weights.iter().find(|w| w.name == own_name))
         else {
-            return Err(format!("{}: no tensor named `{own_name}` (for `{}`)", path.display(), info.name));
+            return Err(format!("{from}: no tensor named `{own_name}` (for `{}`)", info.name));
         };
         if w.shape != value.shape {
             return Err(format!(
-                "{}: tensor `{}` has shape {:?} in the file, but `{}` is {:?}",
-                path.display(),
-                w.name,
-                w.shape,
-                info.name,
-                value.shape
+                "{from}: tensor `{}` has shape {:?} there, but `{}` is {:?}",
+                w.name, w.shape, info.name, value.shape
             ));
         }
         value.data = w.data.iter().map(|&v| v as f64).collect();
@@ -130,10 +149,40 @@ fn line(name: &str, t: &Tensor) -> String {
     format!("  {name} = {text}{shape}\n")
 }
 
+/// Token ids as text, one quoted line per row of the last axis: id k is `alphabet`'s k-th
+/// character (`?` for an id that is not one).
+fn decoded(name: &str, t: &Tensor, alphabet: &str) -> String {
+    let chars: Vec<char> = alphabet.chars().collect();
+    let row = t.shape.last().copied().unwrap_or(1).max(1);
+    let rows: Vec<String> = t
+        .data
+        .chunks(row)
+        .map(|ids| {
+            let text: String = ids
+                .iter()
+                .map(|&id| {
+                    let ok = id.fract() == 0.0 && id >= 0.0 && (id as usize) < chars.len();
+                    if ok {
+                        chars[id as usize]
+                    } else {
+                        '?'
+                    }
+                })
+                .collect();
+            format!("{text:?}")
+        })
+        .collect();
+    let indent = " ".repeat(name.len() + 5);
+    format!("  {name} = {}\n", rows.join(&format!("\n{indent}")))
+}
+
 pub fn format_eval(name: Option<&str>, out: &EvalOutput) -> String {
     let mut s = format!("eval {}\n", name.unwrap_or("(unnamed)"));
-    for (text, t) in &out.shows {
-        s.push_str(&line(text, t));
+    for (k, (text, t)) in out.shows.iter().enumerate() {
+        match out.alphabets.get(k) {
+            Some(Some(alphabet)) => s.push_str(&decoded(text, t, alphabet)),
+            _ => s.push_str(&line(text, t)),
+        }
     }
     for (f, value, grads) in &out.grads {
         s.push_str(&line(f, value));

@@ -76,10 +76,20 @@ fn err(msg: impl Into<String>) -> Diagnostic {
     Diagnostic::new("E-run", msg)
 }
 
-pub fn train_command(c: &Checked, file: &Path, opts: &RunOptions) -> Result<(), Diagnostic> {
-    let text = train_report(c, file, opts)?;
-    print!("{text}");
-    Ok(())
+pub fn train_command(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Trained, Diagnostic> {
+    let trained = train_run(c, file, opts)?;
+    print!("{}", trained.text);
+    Ok(trained)
+}
+
+/// What a training run produced: what `netc run` prints, and the model's parameters after it
+/// (for the eval blocks that call the trained model).
+pub struct Trained {
+    pub text: String,
+    /// The trained model's name.
+    pub model: String,
+    /// Its parameters, under their names (`lstm_1.weight_ih_l0`), in f32 as trained.
+    pub weights: Vec<crate::runtime::weights::Weight>,
 }
 
 /// Refuse an output path whose folder does not exist or that names a folder, before any work
@@ -101,6 +111,11 @@ pub fn check_output_path(path: &Path, flag: &str) -> Result<(), Diagnostic> {
 
 /// Train the program's train block and return what `netc run` prints.
 pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<String, Diagnostic> {
+    train_run(c, file, opts).map(|t| t.text)
+}
+
+/// Train the program's train block: what `netc run` prints, and the trained parameters.
+pub fn train_run(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Trained, Diagnostic> {
     if opts.overrides.batch == Some(0) {
         return Err(err("--batch must be at least 1"));
     }
@@ -219,13 +234,19 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
             eprintln!("wrote {} ({model_params} parameter tensors{extra}, step {})", path.display(), report.steps);
         }
     }
-    Ok(if opts.json {
+    let text = if opts.json {
         format!("{}\n", json(&report, &t, init_report.as_ref()))
     } else if !opts.quiet {
         table(&report)
     } else {
         String::new()
-    })
+    };
+    let weights = names[..model_params]
+        .iter()
+        .zip(params)
+        .map(|((name, shape), data)| crate::runtime::weights::Weight { name: name.clone(), shape: shape.clone(), data })
+        .collect();
+    Ok(Trained { text, model: t.model.clone(), weights })
 }
 
 /// What `--init-from` did: which of the file's tensors it loaded, which it skipped (with the

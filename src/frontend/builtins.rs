@@ -28,7 +28,7 @@ builtins! {
     // reductions and shapes
     Sum, Mean, Transpose, Reshape, Flatten,
     // probabilities and losses
-    Softmax, LogSoftmax, OneHot, CrossEntropy, Svm, Mse, L2,
+    Softmax, LogSoftmax, OneHot, Argmax, Decode, CrossEntropy, Svm, Mse, L2,
     // convolution and pooling
     Conv, Maxpool2d, Avgpool2d,
     // metrics (train settings, not differentiable)
@@ -120,6 +120,20 @@ impl Builtin {
                 sig("log_softmax", &["x", "axis"], 1, Tensor, "log(softmax(x)) along the last axis, computed stably")
             }
             OneHot => sig("one_hot", &["labels", "classes"], 2, Tensor, "class indices -> one-hot rows"),
+            Argmax => sig(
+                "argmax",
+                &["x", "axis"],
+                1,
+                Tensor,
+                "index of the largest element along the last axis (the first, on ties); no gradient",
+            ),
+            Decode => sig(
+                "decode",
+                &["ids", "alphabet"],
+                2,
+                Tensor,
+                "print token ids as text: id k is the k-th character of `alphabet` (eval output only)",
+            ),
             CrossEntropy => sig(
                 "cross_entropy",
                 &["scores", "labels"],

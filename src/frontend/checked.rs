@@ -244,6 +244,8 @@ pub struct EvalDecl {
     pub values: Vec<Tensor>,
     /// Bare expressions to print: (source text, node).
     pub shows: Vec<(String, NodeId)>,
+    /// For each of `shows`, the alphabet it is printed with as text (`decode(ids, alphabet)`).
+    pub alphabets: Vec<Option<String>>,
     pub grads: Vec<GradRequest>,
     pub span: Span,
 }

@@ -54,6 +54,30 @@ pub fn count(g: &mut Graph, shape: &Shape, axes: &[usize]) -> NodeId {
     n
 }
 
+/// argmax(x, axis) = Σ_j j·[j is the first maximum along `axis`]: the index as a number of
+/// the graph's type (as class indices are), with zero gradient (`ArgMaxMask` has none). The
+/// axis must have a known size.
+pub fn argmax(g: &mut Graph, x: NodeId, axis: usize) -> R {
+    let shape = g.shape(x).clone();
+    let Dim::Known(n) = shape[axis] else {
+        return Err(ShapeError::Invalid("argmax needs an axis of a size known at compile time".into()));
+    };
+    let mask = add(g, Op::ArgMaxMask { axis }, &[x])?;
+    // 0, 1, ..., n − 1 along `axis`, broadcast over the axes after it.
+    let positions: Shape =
+        std::iter::once(Dim::Known(n)).chain((axis + 1..shape.len()).map(|_| Dim::Known(1))).collect();
+    let values: Vec<f64> = (0..n).map(|j| j as f64).collect();
+    let index = g.push(crate::ir::graph::Node {
+        op: Op::Literal { values: values.into() },
+        inputs: vec![],
+        shape: positions,
+        name: None,
+        span: None,
+    });
+    let weighted = add(g, Op::Mul, &[mask, index])?;
+    add(g, Op::Sum { axes: vec![axis] }, &[weighted])
+}
+
 pub fn sum(g: &mut Graph, x: NodeId, axes: &[usize], keepdims: bool) -> R {
     let shape = g.shape(x).clone();
     let s = add(g, Op::Sum { axes: axes.to_vec() }, &[x])?;

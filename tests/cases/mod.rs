@@ -257,6 +257,10 @@ pub enum BuiltinCase {
     Train(&'static str, &'static str),
     /// A data source: `source: VALUE` of a data block (files under tests/data).
     Data(&'static str),
+    /// An expression an eval block shows (printed, not differentiated), over the variables
+    /// of `Expr` and `ids` ([2, 4] token ids), with the text it prints (whitespace runs as
+    /// one space).
+    Show(&'static str, &'static str),
 }
 
 /// The case of each built-in. Add an arm for a new built-in.
@@ -284,6 +288,8 @@ pub fn builtin_case(b: Builtin) -> BuiltinCase {
         Softmax => Expr("softmax(x)"),
         LogSoftmax => Expr("log_softmax(x, axis: 0)"),
         OneHot => Expr("one_hot(labels, 3) * x"),
+        Decode => Show("decode(ids, \"ab c\")", "\"abc \" \"c?ba\""),
+        Argmax => Expr("x * reshape(argmax(x), [2, 1]) + transpose(one_hot(argmax(x, axis: 0), 2)) * y"),
         CrossEntropy => Expr("cross_entropy(x, labels)"),
         Svm => Expr("svm(x, labels, margin: 0.5)"),
         Mse => Expr("mse(x, y)"),
@@ -330,6 +336,13 @@ pub fn expr_source(expr: &str) -> String {
 }}
 "
     )
+}
+
+/// An eval block that shows `expr` over the variables of `expr_source` and `ids`.
+pub fn show_source(expr: &str) -> String {
+    let with_ids = expr_source("x").replace("  let value = x\n", "  let ids = [[0, 1, 3, 2], [3, 7, 1, 0]]\n");
+    let head = &with_ids[..with_ids.find("  let v = ").unwrap()];
+    format!("{head}  {expr}\n}}\n")
 }
 
 /// A small classifier trained by a file with `settings` in its train block and `source` as
@@ -398,7 +411,7 @@ pub fn write_case_data(dir: &std::path::Path) {
 pub fn run_source(c: &BuiltinCase) -> Option<String> {
     let spiral = "spiral(points: 20, classes: 3, seed: 1)";
     match c {
-        BuiltinCase::Expr(_) => None,
+        BuiltinCase::Expr(_) | BuiltinCase::Show(..) => None,
         BuiltinCase::Init(init) => Some(train_source(init, &[], spiral)),
         BuiltinCase::Train(key, value) => Some(train_source("xavier", &[(key, value)], spiral)),
         BuiltinCase::Data(source) => Some(train_source("xavier", &[], source)),

@@ -95,6 +95,44 @@ impl<'p> Checker<'p> {
                 let Some(classes) = self.whole_arg(&a, "classes", None, 1) else { return Value::Error };
                 self.node(Op::OneHot { classes }, &[x], span)
             }
+            Argmax => {
+                let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
+                let rank = self.g.shape(x.0).len();
+                if rank == 0 {
+                    return self.error("E-shape", x.1, "argmax needs at least one axis", "this is a scalar");
+                }
+                let Some(axes) = self.axes_arg(&a, "axis", rank, vec![rank - 1]) else { return Value::Error };
+                let [axis] = axes[..] else {
+                    return self.error("E-shape", span, "argmax takes one axis", "here");
+                };
+                let r = lower::argmax(&mut self.g, x.0, axis);
+                self.lowered(r, &[x], name, span)
+            }
+            Decode => {
+                // The value is the ids themselves; the eval block prints them as text. Only a
+                // shown expression of an eval block is printed, so only there is it allowed
+                // (`check_eval` checks that the call is the whole statement).
+                let Some(ids) = self.tensor_arg(&a, "ids") else { return Value::Error };
+                let Some(alphabet) = self.str_arg(&a, "alphabet", None) else { return Value::Error };
+                if !self.in_eval {
+                    return self.error(
+                        "E-decode",
+                        span,
+                        "decode prints an eval block's value as text",
+                        "use it as a shown expression of an eval block",
+                    );
+                }
+                if alphabet.is_empty() {
+                    return self.error(
+                        "E-decode",
+                        span,
+                        "the alphabet of decode is empty",
+                        "give one character per id",
+                    );
+                }
+                self.decodes.push((span, alphabet));
+                Value::Tensor(ids.0)
+            }
             CrossEntropy | Svm => {
                 let (Some(s), Some(y)) = (self.tensor_arg(&a, "scores"), self.tensor_arg(&a, "labels")) else {
                     return Value::Error;

@@ -373,6 +373,7 @@ impl<'p> Checker<'p> {
         self.in_eval = true;
         let mut values = vec![];
         let mut shows = vec![];
+        let mut alphabets = vec![];
         let mut grads = vec![];
         let mut ok = true;
         for stmt in &e.body {
@@ -444,9 +445,29 @@ impl<'p> Checker<'p> {
                     grads.push(GradRequest { of_name, of: f, wrt: targets, span: *span });
                 }
                 Stmt::Expr(x) => {
+                    self.decodes.clear();
                     let v = self.expr(x);
+                    let decodes = std::mem::take(&mut self.decodes);
+                    // decode(...) is printed only as the whole shown expression.
+                    let alphabet = match &decodes[..] {
+                        [] => None,
+                        [(span, alphabet)] if *span == x.span => Some(alphabet.clone()),
+                        [(span, _), ..] => {
+                            self.error(
+                                "E-decode",
+                                *span,
+                                "decode prints an eval block's value as text",
+                                "write it alone as the shown expression: `decode(ids, alphabet)`",
+                            );
+                            ok = false;
+                            None
+                        }
+                    };
                     match self.tensor(v, x.span) {
-                        Some(id) => shows.push((self.text(x.span).to_string(), id)),
+                        Some(id) => {
+                            shows.push((self.text(x.span).to_string(), id));
+                            alphabets.push(alphabet);
+                        }
                         None => ok = false,
                     }
                 }
@@ -466,6 +487,16 @@ impl<'p> Checker<'p> {
                     ok = false;
                 }
             }
+            // A decode anywhere but as a shown expression would print nothing.
+            for (span, _) in std::mem::take(&mut self.decodes) {
+                self.error(
+                    "E-decode",
+                    span,
+                    "decode prints an eval block's value as text",
+                    "write it alone as a shown expression: `decode(ids, alphabet)`",
+                );
+                ok = false;
+            }
         }
         if !ok {
             return None;
@@ -478,6 +509,7 @@ impl<'p> Checker<'p> {
             graph: std::mem::take(&mut self.g),
             values,
             shows,
+            alphabets,
             grads,
             span: e.span,
         })

@@ -128,6 +128,8 @@ struct Checker<'p> {
     frames: Vec<loops::LoopFrame>,
     /// The frame of each loop placeholder created so far, by key (`loops::PLACEHOLDER`).
     placeholder_frames: Vec<usize>,
+    /// `decode(ids, alphabet)` calls met in the current eval statement: (call span, alphabet).
+    decodes: Vec<(Span, String)>,
 }
 
 const MAX_DEPTH: usize = 64;
@@ -156,6 +158,7 @@ impl<'p> Checker<'p> {
             depth: 0,
             frames: vec![],
             placeholder_frames: vec![],
+            decodes: vec![],
         }
     }
 
