@@ -21,7 +21,12 @@ SHAPES = {
     "w2": (128, (784,), 10, 0.05),
     "w3": (32, (3, 32, 32), 10, 0.01),
     "w7": (8, (3, 227, 227), 1000, 0.001),
+    "w11": (32, (64, 128), 10, 0.01),
 }
+# W11: an LSTM (torch's nn.LSTM layout and gate order i, f, g, o) over the 64 steps of x
+# [B, 64, 128], hidden 256, its final state through a dense layer; the parameter names netc
+# gives bench/w11_lstm.net.
+LSTM = {"hidden": 256, "prefix": "enc", "head": ("dense_1.W", "dense_1.b")}
 # The networks, layer by layer, with netc's parameter names: ("dense", W, b),
 # ("conv", W, b, stride, pad), ("relu",), ("pool", size, stride), ("flatten",).
 def _cnn(*convs):
@@ -43,7 +48,7 @@ NETS = {
 }
 
 # Timed steps and warm-up steps per process.
-STEPS = {"w2": (100, 10), "w3": (30, 3), "w7": (3, 1)}
+STEPS = {"w2": (100, 10), "w3": (30, 3), "w7": (3, 1), "w11": (10, 2)}
 
 
 def since_process_start():

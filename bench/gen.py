@@ -2,9 +2,9 @@
 
 - spiral_x.npy, spiral_y.npy: the CS231n spiral (100 points x 3 classes, seed 0), for W1;
 - digits_x.npy, digits_y.npy: examples/data/digits.csv scaled by 1/16, for W5;
-- {w1,w2,w3,w5,w7}_init.safetensors: initial weights under netc's parameter names (read from
-  `netc check`): normal(0.01) for the spiral net's matrices as in the lecture, He normal for
-  other matrices and filters, zero biases.
+- {w1,w2,w3,w5,w7,w11}_init.safetensors: initial weights under netc's parameter names (read
+  from `netc check`): normal(0.01) for the spiral net's matrices as in the lecture, He normal
+  for other matrices and filters, zero biases; the LSTM's (W11) U(-k, k), k = 1/sqrt(hidden).
 
 Usage: python bench/gen.py NETC_BINARY
 """
@@ -23,6 +23,7 @@ NETS = {
     "w3": "examples/cifar_cnn.net",
     "w5": "bench/w5_digits_cnn.net",
     "w7": "examples/alexnet.net",
+    "w11": "bench/w11_lstm.net",
 }
 
 
@@ -33,6 +34,9 @@ def params(netc, net):
 
 
 def init(name, shape, rng):
+    if ".weight_" in name or ".bias_" in name:  # recurrent layers: torch's U(-k, k), k = 1/sqrt(hidden)
+        k = 1 / np.sqrt(shape[0] // 4)
+        return rng.uniform(-k, k, shape).astype(np.float32)
     if len(shape) == 1 or shape[1:] == (1, 1):
         return np.zeros(shape, np.float32)
     if name in ("W1", "W2"):

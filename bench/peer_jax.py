@@ -1,4 +1,4 @@
-"""JAX peers of issue #8 (jax.jit of a grad train step): python bench/peer_jax.py w1|w2|w3|w5|w7"""
+"""JAX peers of issue #8 (jax.jit of a grad train step): python bench/peer_jax.py w1|w2|w3|w5|w7|w11"""
 import sys
 import time
 from functools import partial
@@ -98,6 +98,55 @@ def w5():
     c.report("jax", "w5", seconds=time.perf_counter() - t, test_accuracy=accuracy("w5", p, tx, ty))
 
 
+def lstm_forward(p, x):
+    """lax.scan of torch's LSTM cell (gates i, f, g, o) over x [B, T, D]; scores of the final
+    state."""
+    pre = c.LSTM["prefix"]
+    w_ih, w_hh = p[f"{pre}.weight_ih_l0"].T, p[f"{pre}.weight_hh_l0"].T
+    b = p[f"{pre}.bias_ih_l0"] + p[f"{pre}.bias_hh_l0"]
+    xw = jnp.einsum("btd,dg->tbg", x, w_ih) + b  # the input products of every step at once
+
+    def cell(carry, xw_t):
+        h, cs = carry
+        i, f, g, o = jnp.split(xw_t + h @ w_hh, 4, axis=1)
+        cs = jax.nn.sigmoid(f) * cs + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(cs)
+        return (h, cs), None
+
+    zeros = jnp.zeros((x.shape[0], c.LSTM["hidden"]), x.dtype)
+    (h, _), _ = lax.scan(cell, (zeros, zeros), xw)
+    w, bias = (p[k] for k in c.LSTM["head"])
+    return h @ w + bias
+
+
+def w11():
+    x, y = (jnp.asarray(a) for a in c.batch("w11"))
+    p = {k: jnp.asarray(v) for k, v in c.weights("w11").items()}
+    lr = c.SHAPES["w11"][3]
+
+    def loss_fn(p, x, y):
+        logp = jax.nn.log_softmax(lstm_forward(p, x))
+        return -jnp.take_along_axis(logp, y[:, None], 1).mean()
+
+    @partial(jax.jit, donate_argnums=0)
+    def step(p, x, y):
+        loss, g = jax.value_and_grad(loss_fn)(p, x, y)
+        return jax.tree.map(lambda w, d: w - lr * d, p, g), loss
+
+    t = time.perf_counter()
+    p, _ = jax.block_until_ready(step(p, x, y))
+    first_call = time.perf_counter() - t
+    first = c.since_process_start()
+
+    def train():
+        nonlocal p
+        p, loss = step(p, x, y)
+        loss.block_until_ready()
+
+    infer = jax.jit(lstm_forward)
+    c.step_report("jax", "w11", train, lambda: infer(p, x).block_until_ready(), first, first_call_s=first_call)
+
+
 if __name__ == "__main__":
     w = sys.argv[1]
-    w1() if w == "w1" else w5() if w == "w5" else steps(w)
+    w1() if w == "w1" else w5() if w == "w5" else w11() if w == "w11" else steps(w)

@@ -1,4 +1,4 @@
-"""PyTorch eager peers of issue #8: python bench/peer_torch.py w1|w2|w3|w5|w7"""
+"""PyTorch eager peers of issue #8: python bench/peer_torch.py w1|w2|w3|w5|w7|w11"""
 import sys
 import time
 
@@ -91,6 +91,38 @@ def w5():
     c.report("torch", "w5", seconds=time.perf_counter() - t, test_accuracy=accuracy("w5", p, tx, ty))
 
 
+def w11():
+    """torch.nn.LSTM (batch_first) from the shared weights, SGD on the final state's scores."""
+    x, y = (torch.from_numpy(a) for a in c.batch("w11"))
+    w = c.weights("w11")
+    pre, hidden = c.LSTM["prefix"], c.LSTM["hidden"]
+    lstm = torch.nn.LSTM(x.shape[2], hidden, batch_first=True)
+    with torch.no_grad():
+        for name, value in lstm.named_parameters():
+            value.copy_(torch.from_numpy(w[f"{pre}.{name}"]))
+    head = [torch.from_numpy(w[k]).requires_grad_() for k in c.LSTM["head"]]
+    opt = torch.optim.SGD(list(lstm.parameters()) + head, lr=c.SHAPES["w11"][3])
+
+    def forward():
+        out, _ = lstm(x)
+        return out[:, -1] @ head[0] + head[1]
+
+    def step():
+        loss = F.cross_entropy(forward(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    first = c.since_process_start()
+
+    def infer():
+        with torch.no_grad():
+            forward()
+
+    c.step_report("torch", "w11", step, infer, first)
+
+
 if __name__ == "__main__":
     w = sys.argv[1]
-    w1() if w == "w1" else w5() if w == "w5" else steps(w)
+    w1() if w == "w1" else w5() if w == "w5" else w11() if w == "w11" else steps(w)

@@ -30,10 +30,22 @@ SYSTEMS = {
     "w5": ["netc", "jax", "torch"],
     "w7": ["netc", "jax", "torch"],
     "w8": ["netc"],
+    "w11": ["netc", "jax", "torch"],
+    "w12": ["netc"],
 }
 NETS = {"w1": "bench/w1_spiral.net", "w2": "examples/mlp.net", "w3": "examples/cifar_cnn.net",
-        "w5": "bench/w5_digits_cnn.net", "w7": "examples/alexnet.net"}
+        "w5": "bench/w5_digits_cnn.net", "w7": "examples/alexnet.net", "w11": "bench/w11_lstm.net"}
 DEEP = [10, 100, 1000]
+# W12: compile time of W11's train step at these sequence lengths (bench/deep/lstm_T.net).
+LENGTHS = [16, 100, 1000]
+
+
+def write_lstm_lengths():
+    """bench/deep/lstm_T.net: W11 with T steps instead of 64."""
+    text = (HERE / "w11_lstm.net").read_text()
+    (HERE / "deep").mkdir(exist_ok=True)
+    for t in LENGTHS:
+        (HERE / "deep" / f"lstm_{t}.net").write_text(text.replace("[B, 64, 128]", f"[B, {t}, 128]"))
 
 
 def commands(system, w):
@@ -42,6 +54,8 @@ def commands(system, w):
         return [(w, [sys.executable, f"bench/peer_{system}.py", w])]
     if w == "w8":
         return [(f"w8_{n}", [NETC, "bench", f"bench/deep/mlp_{n}.net", "--compile-only", "--json"]) for n in DEEP]
+    if w == "w12":
+        return [(f"w12_{t}", [NETC, "bench", f"bench/deep/lstm_{t}.net", "--compile-only", "--json"]) for t in LENGTHS]
     load = ["--load", f"bench/data/{w}_init.safetensors", "--json"]
     if w in ("w1", "w5"):
         return [(w, [NETC, "run", NETS[w], *load])]
@@ -116,6 +130,9 @@ ROWS = [
     ("w7", "W7 AlexNet 1st step s", "first_step_s", None, None, None),
     ("w7", "W6/W7 AlexNet peak RSS MiB", "peak_rss_mib", None, None, 512),
     ("w7", "W7 netc peak RSS before inference MiB", "peak_rss_train_mib", None, None, 512),
+    ("w11", "W11 LSTM T=64 train step ms (batch 32)", "step_ms_median", 1.0, None, None),
+    ("w11", "W11 LSTM inference ms/batch", "infer_ms_median", None, None, None),
+    ("w11", "W11 peak RSS MiB", "peak_rss_mib", None, None, None),
 ]
 PEERS = ["jax", "torch", "numpy"]
 
@@ -170,6 +187,17 @@ def w8_table(results):
     return "\n".join(out)
 
 
+def w12_table(results):
+    out = ["\n### W12 compile time of the LSTM train step against the sequence length (netc, W11's model)\n",
+           "| steps T | compile train step ms | compile inference ms | Cranelift instructions of the step | step GFLOP |",
+           "|---|---|---|---|---|"]
+    for t in LENGTHS:
+        recs = results.get((f"w12_{t}", "netc", 1), [])
+        out.append(f"| {t} | {fmt(median(recs, 'compile_step_ms'))} | {fmt(median(recs, 'compile_infer_ms'))} | "
+                   f"{fmt(median(recs, 'clif_insts_step'))} | {fmt(median(recs, 'step_gflop'))} |")
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3, help="processes per workload, system and thread count")
@@ -185,6 +213,7 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     subprocess.run([sys.executable, "bench/gen.py", NETC], cwd=ROOT, check=True)
     subprocess.run([sys.executable, "bench/gen_deep_mlp.py", *map(str, DEEP)], cwd=ROOT, check=True)
+    write_lstm_lengths()
     # FLOPs of one train step of each workload at its batch size, counted by netc: the products
     # the step executes (the forward ones and the backward ones it needs).
     flops = {}
@@ -199,12 +228,12 @@ def main():
         for t in threads:
             for w in only:
                 for system in SYSTEMS[w]:
-                    if w == "w8" and t != threads[0]:
+                    if w in ("w8", "w12") and t != threads[0]:
                         continue  # compiling is single-threaded
                     for label, argv in commands(system, w):
                         print(f"rep {rep + 1}/{args.reps}, {t} thread(s): {label} {system}", file=sys.stderr)
                         rec = run(argv, system, t)
-                        results.setdefault((label, system, 1 if w == "w8" else t), []).append(rec)
+                        results.setdefault((label, system, 1 if w in ("w8", "w12") else t), []).append(rec)
     saved = {"info": versions(), "reps": args.reps, "threads": threads, "flops": flops, "flops_per": "step",
              "records": [{"workload": k[0], "system": k[1], "threads": k[2], "runs": v} for k, v in results.items()]}
     with open(HERE / "results.json", "w") as f:
@@ -227,6 +256,8 @@ def report(saved):
         print(table(results, t, {w: per_step * f for w, f in saved["flops"].items()}))
     if any(k[0].startswith("w8") for k in results):
         print(w8_table(results))
+    if any(k[0].startswith("w12") for k in results):
+        print(w12_table(results))
 
 if __name__ == "__main__":
     main()

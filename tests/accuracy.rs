@@ -2,7 +2,8 @@
 //! accuracy; the digits MLP ≥ 91% and CNN ≥ 92% test accuracy on the fixed split (JAX and
 //! PyTorch reach 0.91–0.94 with these recipes); the regression example a test mse ≤ 0.01 (its
 //! noise alone is 0.0025); the sequence tagger ≥ 95% test accuracy over real tokens; the MLP
-//! with elu, leaky_relu, softplus and AdamW ≥ 90%.
+//! with elu, leaky_relu, softplus and AdamW ≥ 90%; the character-level LSTM below 2.6 bits per
+//! character on held-out text, and its sample printed.
 
 use std::process::Command;
 
@@ -52,4 +53,27 @@ fn tagging_reaches_95_percent_test_accuracy_per_position() {
 fn digits_smooth_reaches_90_percent_test_accuracy() {
     let acc = accuracy("examples/digits_smooth.net", "test_accuracy");
     assert!(acc >= 0.90, "digits_smooth test accuracy {acc}");
+}
+
+#[test]
+fn char_lstm_reaches_2_6_bits_per_character_on_held_out_text_and_writes_a_sample() {
+    let out = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(["run", "examples/char_lstm.net"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The table's test row: its loss is in bits per character.
+    let test = text.lines().find(|l| l.starts_with("test ")).unwrap_or_else(|| panic!("{text}"));
+    let bits: f64 = test.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(bits < 2.6, "held-out bits per character {bits}:\n{text}");
+    // The sample follows the table: the prompt, then 57 generated characters.
+    let sample = &text[text.find("eval sample").unwrap_or_else(|| panic!("no sample: {text}"))..];
+    let line = sample.lines().nth(1).unwrap();
+    let quoted = &line[line.find("= \"").unwrap() + 2..];
+    let generated: String = serde_json::from_str(quoted.trim()).unwrap_or_else(|e| panic!("{e}: {quoted}"));
+    assert_eq!(generated.chars().count(), 64, "{generated:?}");
+    assert!(generated.starts_with("a loop "), "{generated:?}");
+    assert!(generated[7..].chars().any(|c| c.is_ascii_alphabetic()), "{generated:?}");
 }

@@ -204,7 +204,8 @@ fn check_evals(what: &str, src: &str) {
     for e in &checked.evals {
         for req in &e.grads {
             let wrt: Vec<NodeId> = req.wrt.iter().map(|w| w.1).collect();
-            let reports = gradcheck::check_elements(&e.graph, req.of, &wrt, &e.values, &[], 1e-6, usize::MAX)
+            let params = netc::runtime::params::init_params(&e.graph, 0);
+            let reports = gradcheck::check_elements(&e.graph, req.of, &wrt, &e.values, &params, 1e-6, usize::MAX)
                 .unwrap_or_else(|err| panic!("{what}: {err}"));
             for r in reports {
                 assert!(r.skipped.is_empty(), "{what}: d/d{} sits on a kink", r.name);
@@ -386,4 +387,45 @@ fn a_bias_used_only_inside_a_loop_body_is_a_bias() {
 ";
     let checked = check_source(src).unwrap_or_else(|d| panic!("{d:?}"));
     assert_eq!(checked.models[0].graph.params[0].role, ParamRole::Weight);
+}
+
+#[test]
+fn a_function_called_in_a_loop_body_may_have_loops_of_its_own() {
+    // The function's names are its own: its `let h` before its loop is not a rebinding of
+    // the outer loop's (an LSTM language model sampled step by step calls the model, whose
+    // lstm loops, inside the sampling loop).
+    let src = "layer cell(x) {
+  let h = x * 2
+  for s in range(3) carry (h) {
+    let h = tanh(h) + x
+  }
+  h
+}
+model m(x: [B, 3, 2]) -> y: [B, 3, 4] {
+  lstm(x, 4)
+}
+eval nested_in_calls {
+  let x = [0.5, -1]
+  let xs = [[[1, 2], [3, 4], [5, 6]]]
+  let acc = 0
+  for t in range(2) carry (acc) {
+    let acc = acc * 0.5 + sum(cell(x) * x) + sum(m(xs * acc))
+  }
+  grad acc wrt x, xs
+}
+";
+    check_evals("nested_in_calls", src);
+    // A name of the caller's that a called function rebinds is still refused in the caller.
+    let bad = "eval e {
+  let h = 1
+  let acc = 0
+  for t in range(2) carry (acc) {
+    let h = 2
+    let acc = acc + h
+  }
+  acc
+}
+";
+    let errors = check_source(bad).err().expect("h is rebound for one step only");
+    assert!(errors.iter().any(|d| d.code == "E-loop" && d.message.contains("`h`")), "{errors:?}");
 }

@@ -17,7 +17,8 @@
 //!   inference counts the forward (`forward_gflop`);
 //! - `peak_rss_train_mib` (VmHWM of /proc/self/status) after the timed train steps, and
 //!   `peak_rss_mib` at the end (after inference); `workspace_step_mib`/`_infer_mib`, the
-//!   memory plans' workspace at this batch size.
+//!   memory plans' workspace at this batch size; `clif_insts_step`, the Cranelift
+//!   instructions of the compiled train step (what compile time grows with).
 //!
 //! `--compile-only` checks and compiles only (compile scaling, W8 of issue #8). `--threads N`
 //! sets MATMUL_NUM_THREADS, which the GEMM reads once, at its first call.
@@ -303,6 +304,7 @@ impl Compile {
             ("compile_infer_ms", Value::Num(self.infer_ms)),
             ("workspace_step_mib", Value::Num(mib(&self.step))),
             ("workspace_infer_mib", Value::Num(mib(&self.infer))),
+            ("clif_insts_step", Value::Num(self.step.stats().clif_insts as f64)),
         ]
     }
 }

@@ -207,7 +207,7 @@ impl<'p> Checker<'p> {
         }
         // Parameters: given values, else defaults evaluated in the function's own scope.
         let mut scope: HashMap<String, Value> = HashMap::new();
-        let saved_scopes = std::mem::take(&mut self.scopes);
+        let saved_scopes = self.swap_scopes(vec![]);
         let saved_override = self.span_override;
         if in_prelude && self.span_override.is_none() {
             self.span_override = Some(span);
@@ -229,7 +229,7 @@ impl<'p> Checker<'p> {
         let saved_allow = self.allow_params;
         if is_layer {
             if !self.allow_params {
-                self.scopes = saved_scopes;
+                self.restore_scopes(saved_scopes);
                 self.prefix = saved_prefix;
                 self.span_override = saved_override;
                 return self.error(
@@ -267,7 +267,7 @@ impl<'p> Checker<'p> {
             };
             self.finish_layer(record, out);
         }
-        self.scopes = saved_scopes;
+        self.restore_scopes(saved_scopes);
         self.prefix = saved_prefix;
         self.allow_params = saved_allow;
         self.span_override = saved_override;

@@ -285,7 +285,7 @@ impl<'p> Checker<'p> {
             let dim = *bindings.get(&sym).unwrap_or(&sym);
             scope.entry(name).or_insert(Value::Dim(dim));
         }
-        let saved_scopes = std::mem::replace(&mut self.scopes, vec![scope]);
+        let saved_scopes = self.swap_scopes(vec![scope]);
         let saved_allow = std::mem::replace(&mut self.allow_params, true);
         let params_before = self.g.params.len();
         let saved_pending = self.pending_instance.take();
@@ -296,7 +296,7 @@ impl<'p> Checker<'p> {
             self.g.params[p].role = self.g.infer_role(p);
         }
         let final_scope = self.scopes.pop().unwrap_or_default();
-        self.scopes = saved_scopes;
+        self.restore_scopes(saved_scopes);
         self.allow_params = saved_allow;
 
         let mut outputs = vec![];

@@ -31,8 +31,10 @@ pub(super) struct LoopFrame {
     /// Number of nodes when the body began: the nodes from here on are the body's or new
     /// invariants.
     mark: usize,
-    /// `self.scopes[scope]` is the body's scope.
+    /// `self.scopes[scope]` is the body's scope, in the stack of scopes `scope_stack`
+    /// (a function called in the body has a stack of its own).
     scope: usize,
+    scope_stack: usize,
     /// Carried names and their placeholder keys (`None` for a carry whose initial value is
     /// an error).
     carries: Vec<(String, Option<usize>)>,
@@ -101,6 +103,7 @@ impl<'p> Checker<'p> {
             checkpoint: range.as_ref().and_then(|r| r.checkpoint),
             mark: self.g.nodes.len(),
             scope: self.scopes.len(),
+            scope_stack: self.scope_stack,
             carries: vec![],
             sliced: vec![],
             index_value: None,
@@ -213,7 +216,8 @@ impl<'p> Checker<'p> {
     /// would change it for this step only, which is never what was meant: an error.
     fn check_rebinding(&mut self, name: &str, span: Span) {
         let Some(frame) = self.frames.last() else { return };
-        if frame.scope > self.scopes.len() {
+        // In a function called from the body, names are the function's own.
+        if frame.scope_stack != self.scope_stack || frame.scope > self.scopes.len() {
             return;
         }
         let carried = frame.carries.iter().any(|(c, _)| c == name);

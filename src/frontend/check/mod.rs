@@ -130,6 +130,11 @@ struct Checker<'p> {
     placeholder_frames: Vec<usize>,
     /// `decode(ids, alphabet)` calls met in the current eval statement: (call span, alphabet).
     decodes: Vec<(Span, String)>,
+    /// Which stack of scopes `scopes` is: a call swaps in the callee's own stack
+    /// (`swap_scopes`), and a loop frame only speaks for names of the stack it began in.
+    scope_stack: usize,
+    /// The last id given to a stack of scopes.
+    scope_stacks: usize,
 }
 
 const MAX_DEPTH: usize = 64;
@@ -159,6 +164,8 @@ impl<'p> Checker<'p> {
             frames: vec![],
             placeholder_frames: vec![],
             decodes: vec![],
+            scope_stack: 0,
+            scope_stacks: 0,
         }
     }
 
@@ -189,6 +196,19 @@ impl<'p> Checker<'p> {
     }
 
     // ---- scopes ----
+
+    /// Make `scopes` the current stack of scopes (a function's, a model's): returns the
+    /// caller's, for `restore_scopes`.
+    fn swap_scopes(&mut self, scopes: Vec<HashMap<String, Value>>) -> (Vec<HashMap<String, Value>>, usize) {
+        self.scope_stacks += 1;
+        let saved = (std::mem::replace(&mut self.scopes, scopes), self.scope_stack);
+        self.scope_stack = self.scope_stacks;
+        saved
+    }
+
+    fn restore_scopes(&mut self, saved: (Vec<HashMap<String, Value>>, usize)) {
+        (self.scopes, self.scope_stack) = saved;
+    }
 
     fn lookup(&self, name: &str) -> Option<Value> {
         for scope in self.scopes.iter().rev() {
