@@ -3,7 +3,8 @@
 //! PyTorch reach 0.91–0.94 with these recipes); the regression example a test mse ≤ 0.01 (its
 //! noise alone is 0.0025); the sequence tagger ≥ 95% test accuracy over real tokens; the MLP
 //! with elu, leaky_relu, softplus and AdamW ≥ 90%; the character-level LSTM below 2.6 bits per
-//! character on held-out text, and its sample printed.
+//! character on held-out text, and its sample printed; the digit captioner spells ≥ 90% of 50
+//! test digits' names right when decoding greedily.
 
 use std::process::Command;
 
@@ -76,4 +77,28 @@ fn char_lstm_reaches_2_6_bits_per_character_on_held_out_text_and_writes_a_sample
     assert_eq!(generated.chars().count(), 64, "{generated:?}");
     assert!(generated.starts_with("a loop "), "{generated:?}");
     assert!(generated[7..].chars().any(|c| c.is_ascii_alphabetic()), "{generated:?}");
+}
+
+#[test]
+fn digits_caption_spells_90_percent_of_the_test_names_right() {
+    let out = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(["run", "examples/digits_caption.net"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let share: f64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("share_spelled_right = "))
+        .unwrap_or_else(|| panic!("no share in {text}"))
+        .parse()
+        .unwrap();
+    assert!(share >= 0.9, "{share}:\n{text}");
+    // The names themselves are printed, one per image, each a name from the start mark.
+    let names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+    let spelled: Vec<&str> = text.lines().filter_map(|l| l.split('"').nth(1)).collect();
+    assert_eq!(spelled.len(), 50, "{text}");
+    let real = spelled.iter().filter(|w| names.contains(&w.trim_start_matches('^').trim_end_matches('.'))).count();
+    assert!(real as f64 >= 0.9 * 50.0, "{spelled:?}");
 }
