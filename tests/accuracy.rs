@@ -4,7 +4,8 @@
 //! noise alone is 0.0025); the sequence tagger ≥ 95% test accuracy over real tokens; the MLP
 //! with elu, leaky_relu, softplus and AdamW ≥ 90%; the character-level LSTM below 2.6 bits per
 //! character on held-out text, and its sample printed; the digit captioner spells ≥ 90% of 50
-//! test digits' names right when decoding greedily.
+//! test digits' names right when decoding greedily; dreaming raises log p(8) of a 1 by 5 or more
+//! with the digits CNN frozen.
 
 use std::process::Command;
 
@@ -101,4 +102,77 @@ fn digits_caption_spells_90_percent_of_the_test_names_right() {
     assert_eq!(spelled.len(), 50, "{text}");
     let real = spelled.iter().filter(|w| names.contains(&w.trim_start_matches('^').trim_end_matches('.'))).count();
     assert!(real as f64 >= 0.9 * 50.0, "{spelled:?}");
+}
+
+#[test]
+fn dream_raises_the_log_probability_of_an_8_by_5_with_the_cnn_frozen() {
+    let dir = std::env::temp_dir().join(format!("netc-accuracy-dream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cnn, dream, image) = (dir.join("cnn.safetensors"), dir.join("dream.safetensors"), dir.join("dreamed.npy"));
+    let netc = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_netc"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    netc(&["run", "examples/digits_cnn.net", "--quiet", "--save", cnn.to_str().unwrap()]);
+    let (json, evals) = netc(&[
+        "run",
+        "examples/dream.net",
+        "--json",
+        "--init-from",
+        cnn.to_str().unwrap(),
+        "--save",
+        dream.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let losses = v["loss_history"]["mean_loss"].as_array().unwrap();
+    let (first, last) = (losses[0].as_f64().unwrap(), losses.last().unwrap().as_f64().unwrap());
+    assert!(first - last >= 5.0, "-log p(8) went from {first} to {last}");
+    // Only delta moved: the CNN's tensors are the trained digits CNN's, bit for bit (its file
+    // also holds momentum's velocities, which the dream does not load).
+    let trained = netc::runtime::weights::load(&cnn).unwrap();
+    let dreamed = netc::runtime::weights::load(&dream).unwrap();
+    for w in trained.iter().filter(|w| !w.name.contains(".velocity")) {
+        let d = dreamed.iter().find(|d| d.name == w.name).unwrap_or_else(|| panic!("no {} in the dream", w.name));
+        assert_eq!(d.data, w.data, "{} changed", w.name);
+    }
+    let delta = dreamed.iter().find(|d| d.name == "delta").unwrap();
+    assert!(delta.data.iter().any(|&x| x.abs() > 0.1), "delta stayed at zero");
+    // The eval block ran after training (stderr under --json): class 8 is now the likeliest.
+    let probs = evals.lines().find(|l| l.contains("softmax(dream(image)) =")).unwrap_or_else(|| panic!("{evals}"));
+    let values: Vec<f64> = probs[probs.find("[[").unwrap() + 2..probs.find("]]").unwrap()]
+        .split(',')
+        .map(|x| x.trim().parse().unwrap())
+        .collect();
+    let best = (0..10).max_by(|&a, &b| values[a].total_cmp(&values[b])).unwrap();
+    assert_eq!(best, 8, "{probs}");
+    // netc predict writes the dreamed image: the start plus delta.
+    netc(&[
+        "predict",
+        "examples/dream.net",
+        "--model",
+        "dreamed",
+        "--load",
+        dream.to_str().unwrap(),
+        "--input",
+        "examples/data/dream/start.npy",
+        "-o",
+        image.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let bytes = std::fs::read(&image).unwrap();
+    assert_eq!(bytes.len() % 4, 0);
+    let values: Vec<f32> =
+        bytes[bytes.len() - 256..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    let start = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/dream/start.npy")).unwrap();
+    let start: Vec<f32> =
+        start[start.len() - 256..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    for i in 0..64 {
+        assert!((values[i] - (start[i] + delta.data[i])).abs() < 1e-6, "pixel {i}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

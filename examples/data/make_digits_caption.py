@@ -10,6 +10,9 @@ examples/digits_cnn.net):
   padded with `.` ("^seven", "^one..");
 - next.npy [1797, 6] uint8: the characters to predict, one position later ("seven.", "one...").
 Ids index ALPHABET = ".^efghinorstuvwxz" (`.` ends a name).
+
+dream/start.npy [1, 64] float32: the first test image (row 1500, a 1) divided by 16, where
+examples/dream.net starts.
 """
 import os
 
@@ -47,3 +50,8 @@ print("  let truth = [")
 for r in rows:
     print("    [" + ", ".join(map(str, prev[r])) + "],")
 print("  ]")
+
+# examples/dream.net starts from the first test image (row 1500 of digits.csv, a 1).
+dream = os.path.join(here, "dream")
+os.makedirs(dream, exist_ok=True)
+np.save(os.path.join(dream, "start.npy"), (pixels[1500:1501] / 16).astype(np.float32))
