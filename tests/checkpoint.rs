@@ -95,12 +95,16 @@ fn checkpointed_loops_give_the_flat_loops_values_and_gradients_bit_for_bit() {
     }
 }
 
-/// The largest number of carries any loop of `g` stacks (its carry stacks' first axis).
+/// The largest number of steps any loop of `g` stacks for its backward pass (the first axis
+/// of its stacks of carries and of residuals, the inner values its VJP reads).
 fn longest_carry_stack(g: &Graph) -> usize {
     fn walk(g: &Graph, best: &mut usize) {
         for node in &g.nodes {
             if let Op::Loop { spec, output } = &node.op {
-                if *output >= spec.carries && spec.body.outputs[*output].0.ends_with("entering each step") {
+                if *output >= spec.carries
+                    && (spec.body.outputs[*output].0.ends_with("entering each step")
+                        || spec.body.outputs[*output].0.ends_with("of each step"))
+                {
                     *best = (*best).max(node.shape[0].known().unwrap_or(0));
                 }
                 walk(&spec.body, best);
@@ -121,4 +125,29 @@ fn the_backward_pass_keeps_every_kth_carry() {
     assert_eq!(longest_carry_stack(&chunked), 3);
     let chunked = gradient_graph(&format!("range({T}, checkpoint: 5)"), DType::F64);
     assert_eq!(longest_carry_stack(&chunked), 5);
+}
+
+/// The matrix products in the bodies of the loops of `g` that run backwards (`reverse`), after
+/// optimisation (dead-code elimination inside bodies).
+fn products_in_backward_loops(g: &Graph) -> usize {
+    let mut g = g.clone();
+    netc::ir::opt::optimize(&mut g, None).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let mut count = 0;
+    for node in &g.nodes {
+        if let Op::Loop { spec, .. } = &node.op {
+            if spec.reverse && seen.insert(std::rc::Rc::as_ptr(spec)) {
+                count += spec.body.nodes.iter().filter(|n| matches!(n.op, Op::MatMul { .. })).count();
+            }
+        }
+    }
+    count
+}
+
+#[test]
+fn the_backward_loop_reads_the_stored_step_values_instead_of_recomputing_them() {
+    // The forward body has 2 products (h @ W, steps[t] @ U). Its VJP has 4: dh = dz Wᵀ,
+    // dsteps = dz Uᵀ, dW += hᵀ dz, dU += steps[t]ᵀ dz. Recomputing z would add the 2 forward ones.
+    let flat = gradient_graph(&format!("range({T})"), DType::F64);
+    assert_eq!(products_in_backward_loops(&flat), 4);
 }

@@ -11,8 +11,8 @@ use netc::ir::tensor::Tensor;
 
 mod cases;
 
-/// Points where each function's pieces switch (0; softplus's thresholds 20 in f32 and 37 in
-/// f64) and around them.
+/// Points where a formula's pieces switch (0, where softplus's max(x, 0) + ln(1 + e^−|x|)
+/// turns; 20, PyTorch's softplus threshold) and far out on both sides.
 const POINTS: [f64; 11] = [-25.0, -3.0, -0.7, -1e-3, 0.0, 0.4, 1.9, 20.0, 23.0, 37.0, 40.0];
 
 fn sigmoid(x: f64) -> f64 {

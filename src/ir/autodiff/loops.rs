@@ -14,11 +14,16 @@
 //!
 //! after which d(c_0) = dc, dw = dw_acc (the sum over steps of a weight shared by every step,
 //! added onto the gradient w had from later uses, in step order)
-//! and dx is the stack of dx_t. The body is `backward_seeded` applied to a copy of f: it
-//! recomputes the step from c_t rather than storing its inner values. The c_t themselves are
-//! kept: the forward loop is given an extra stacked output per carry, the carries entering
-//! each step (memory O(T · state)). The backward loop is an ordinary loop, so it can be
-//! differentiated again (second derivatives through loops).
+//! and dx is the stack of dx_t. The body is `backward_seeded` applied to a copy of f. The
+//! forward loop is given extra stacked outputs (memory O(T · state)): the carries entering
+//! each step, c_t, and the step's *residuals*, the inner values of f that the VJP reads (an
+//! LSTM's gate activations, which σ' and tanh' are computed from). The backward body reads the
+//! residuals of its step instead of recomputing them, as PyTorch's autograd does; what it
+//! still needs of f beyond them (views of its inputs, values computed by a nested loop) it
+//! recomputes from c_t. A nested loop's results are never stored: a checkpointed loop
+//! (`ir::checkpoint`, a loop of chunks whose body is a loop) thereby keeps only every k-th
+//! carry and recomputes a chunk when the backward loop reaches it. The backward loop is an
+//! ordinary loop, so it can be differentiated again (second derivatives through loops).
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -76,7 +81,6 @@ pub(super) fn vjp(
     wanted: &[bool],
     running: &[Option<NodeId>],
 ) -> Result<Vec<Option<NodeId>>, String> {
-    let stacks = carry_stacks(g, id)?;
     let node = g.node(id).clone();
     let Op::Loop { spec, .. } = &node.op else { return Err("not a loop".into()) };
     let spec = spec.clone();
@@ -112,6 +116,7 @@ pub(super) fn vjp(
     // The step recomputed from c_t (a copy of the forward body), and its VJP.
     let body_inputs: Vec<NodeId> = c.iter().chain(&x).chain(&w).copied().collect();
     let map = copy_into(&mut bb, body, &body_inputs)?;
+    let copy_end = bb.nodes.len();
     let at = |k: usize| map[spec.output_node(k).index()];
     let mut seeds: Vec<(NodeId, NodeId)> = (0..nc).map(|j| (at(j), dc[j])).collect();
     seeds.extend(dy.iter().zip(&dys).map(|(&(k, _), &d)| (at(nc + k), d)));
@@ -131,14 +136,25 @@ pub(super) fn vjp(
     for (a, &i) in wanted_x.iter().enumerate() {
         bb.outputs.push((format!("d_{}", body.inputs[nc + i].name), grads[nc + a]));
     }
+    // The residuals: read from the forward loop's stacks rather than recomputed.
+    let residuals = residuals(&bb, &map, start, copy_end);
+    let first_invariant_input = nc + wanted_w.len() + nc + ns + dys.len();
+    let bb = read_residuals(bb, &map, &residuals, start, first_invariant_input);
     let mut sliced = vec![Slicing::along(0); nc];
     sliced.extend(spec.sliced.iter().copied());
     sliced.extend(dy.iter().map(|&(k, _)| spec.stacked[k]));
+    sliced.extend(residuals.iter().map(|_| Slicing::along(0)));
     let stacked: Vec<Slicing> = wanted_x.iter().map(|&i| spec.sliced[i]).collect();
     let backward = LoopSpec::new(bb, spec.count, !spec.reverse, nc + wanted_w.len(), sliced, stacked)?;
     let backward = Rc::new(backward);
 
-    // Operands: dc_T (or 0), 0 for each accumulator, the carry stacks, x, dy, w.
+    // The forward loop stacks the carries entering each step and the residuals.
+    let carry_inputs: Vec<NodeId> = (0..nc).map(|j| body_input(body, j)).collect();
+    let carry_stacks = stacks(g, id, &carry_inputs)?;
+    let residual_stacks = stacks(g, id, &residuals)?;
+
+    // Operands: dc_T (or 0), 0 for each accumulator, the carry stacks, x, dy, the residual
+    // stacks, w.
     let mut cx = Vjp { graph: g, span: node.span };
     let mut operands = vec![];
     for (j, up) in upstream.iter().enumerate().take(nc) {
@@ -153,9 +169,10 @@ pub(super) fn vjp(
             None => cx.fill(0.0, body.inputs[nc + ns + i].shape.clone())?,
         });
     }
-    operands.extend(&stacks);
+    operands.extend(&carry_stacks);
     operands.extend(&node.inputs[nc..nc + ns]);
     operands.extend(dy.iter().map(|&(_, d)| d));
+    operands.extend(&residual_stacks);
     operands.extend(&node.inputs[nc + ns..]);
 
     let mut result = |k: usize| cx.op(Op::Loop { spec: backward.clone(), output: k }, &operands);
@@ -174,37 +191,48 @@ pub(super) fn vjp(
     Ok(out)
 }
 
-/// For each carry of the loop of node `id`, a node holding the carry's value entering each
-/// step, stacked on axis 0 (`[T, …]`): a result of the loop itself. A loop that does not
-/// stack them yet gets them as extra results: its siblings take the extended spec (their own
-/// results keep their numbers) and the new results are new sibling nodes.
-fn carry_stacks(g: &mut Graph, id: NodeId) -> Result<Vec<NodeId>, String> {
+/// The node of body input `j` (a body that never reads the input has none: one is added to a
+/// copy when it must be stacked, see `stacks`); `NodeId(u32::MAX)` stands for that case.
+fn body_input(body: &Graph, j: usize) -> NodeId {
+    let at = body.nodes.iter().position(|n| n.op == (Op::Input { index: j }));
+    at.map_or(NodeId(u32::MAX), |i| NodeId(i as u32))
+}
+
+/// For each of `values` (nodes of the loop's body; `NodeId(u32::MAX)` for an input the body
+/// does not read, see `body_input`, in carry order), a node holding its value at each step,
+/// stacked on axis 0 (`[T, …]`): a result of the loop itself. A loop that does not stack it
+/// yet gets it as an extra result: its siblings take the extended spec (their own results
+/// keep their numbers) and the new results are new sibling nodes.
+fn stacks(g: &mut Graph, id: NodeId, values: &[NodeId]) -> Result<Vec<NodeId>, String> {
     let Op::Loop { spec, .. } = &g.node(id).op else { return Err("not a loop".into()) };
     let spec = spec.clone();
     let nc = spec.carries;
     let mut body = spec.body.clone();
     let mut stacked = spec.stacked.clone();
     let mut results = vec![];
-    for j in 0..nc {
-        let input = body.nodes.iter().position(|n| n.op == (Op::Input { index: j })).map(|i| NodeId(i as u32));
-        let existing = input.and_then(|input| {
-            (0..stacked.len()).find(|&k| stacked[k] == Slicing::along(0) && body.outputs[nc + k].1 == input)
-        });
+    for (j, &value) in values.iter().enumerate() {
+        let node = if value.0 == u32::MAX {
+            // A carry the body never reads: its input node, added.
+            let info = body.inputs[j].clone();
+            body.push(Node {
+                op: Op::Input { index: j },
+                inputs: vec![],
+                shape: info.shape.clone(),
+                name: Some(info.name.clone()),
+                span: None,
+            })
+        } else {
+            value
+        };
+        let existing = (0..stacked.len()).find(|&k| stacked[k] == Slicing::along(0) && body.outputs[nc + k].1 == node);
         match existing {
             Some(k) => results.push(nc + k),
             None => {
-                let info = body.inputs[j].clone();
-                let input = match input {
-                    Some(input) => input,
-                    None => body.push(Node {
-                        op: Op::Input { index: j },
-                        inputs: vec![],
-                        shape: info.shape.clone(),
-                        name: Some(info.name.clone()),
-                        span: None,
-                    }),
+                let name = match &body.node(node).op {
+                    Op::Input { index } => format!("{} entering each step", body.inputs[*index].name),
+                    _ => format!("{} of each step", body.node(node).name.clone().unwrap_or_else(|| node.to_string())),
                 };
-                body.outputs.push((format!("{} entering each step", info.name), input));
+                body.outputs.push((name, node));
                 stacked.push(Slicing::along(0));
                 results.push(body.outputs.len() - 1);
             }
@@ -235,6 +263,74 @@ fn carry_stacks(g: &mut Graph, id: NodeId) -> Result<Vec<NodeId>, String> {
             }
         })
         .collect()
+}
+
+/// The residuals of a backward body `bb` whose nodes `start..copy_end` are the copy of the
+/// forward body (`map`: forward body node → its copy): the forward body nodes whose values
+/// the VJP part (the nodes after `copy_end`, and the outputs) reads, seen through views
+/// (reshape, transpose, broadcast, slice: the view is recomputed, its source stored). Not
+/// stored: the step's inputs (available anyway), constants, and results of nested loops
+/// (recomputed: what keeps a checkpointed loop's memory low). In forward body order.
+fn residuals(bb: &Graph, map: &[NodeId], start: usize, copy_end: usize) -> Vec<NodeId> {
+    let mut read = vec![false; copy_end];
+    let reads = bb.nodes[copy_end..].iter().flat_map(|n| n.inputs.iter()).chain(bb.outputs.iter().map(|o| &o.1));
+    for &x in reads {
+        if x.index() < copy_end {
+            read[x.index()] = true;
+        }
+    }
+    let mut stored = vec![false; copy_end];
+    for i in (start..copy_end).filter(|&i| read[i]) {
+        let mut at = i;
+        while let Op::Reshape { .. } | Op::Transpose { .. } | Op::Broadcast { .. } | Op::Slice { .. } = bb.nodes[at].op
+        {
+            at = bb.nodes[at].inputs[0].index();
+        }
+        let cheap =
+            matches!(bb.nodes[at].op, Op::Const { .. } | Op::Literal { .. } | Op::DimSize { .. } | Op::Loop { .. });
+        if at >= start && !cheap {
+            stored[at] = true;
+        }
+    }
+    // Back to forward body nodes (a body input maps below `start`, so never here).
+    (0..map.len()).filter(|&k| map[k].index() >= start && stored[map[k].index()]).map(|k| NodeId(k as u32)).collect()
+}
+
+/// `bb` with each residual's copy replaced by a new per-step input, inserted before the
+/// body's invariant inputs (the first is input `first_invariant`); the copies nothing else
+/// reads are left for dead-code elimination.
+fn read_residuals(bb: Graph, map: &[NodeId], residuals: &[NodeId], start: usize, first_invariant: usize) -> Graph {
+    if residuals.is_empty() {
+        return bb;
+    }
+    let mut out = Graph::new(bb.dtype);
+    out.symbols = bb.symbols.clone();
+    // The inputs, in order, with the residuals' before the invariants.
+    let mut moved: Vec<NodeId> = vec![NodeId(u32::MAX); bb.nodes.len()];
+    let input_node = |index: usize| bb.nodes[..start].iter().position(|n| n.op == (Op::Input { index }));
+    for index in 0..=bb.inputs.len() {
+        if index == first_invariant {
+            for &r in residuals {
+                let copy = map[r.index()];
+                let name = bb.node(copy).name.clone().unwrap_or_else(|| r.to_string());
+                let id = out.add_input(&format!("{name} (stored)"), bb.shape(copy).clone(), InputKind::Variable);
+                moved[copy.index()] = id;
+            }
+        }
+        let Some(info) = bb.inputs.get(index) else { break };
+        let id = out.add_input(&info.name, info.shape.clone(), info.kind);
+        if let Some(i) = input_node(index) {
+            moved[i] = id;
+        }
+    }
+    for (i, node) in bb.nodes.iter().enumerate().skip(start) {
+        if moved[i].0 == u32::MAX {
+            let inputs = node.inputs.iter().map(|x| moved[x.index()]).collect();
+            moved[i] = out.push(Node { inputs, ..node.clone() });
+        }
+    }
+    out.outputs = bb.outputs.iter().map(|(name, id)| (name.clone(), moved[id.index()])).collect();
+    out
 }
 
 /// Append the nodes of `body` to `g`, its inputs replaced by `inputs`; returns the node of
