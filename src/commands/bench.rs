@@ -70,9 +70,9 @@ pub fn main(args: &BenchArgs, started: Instant) -> ExitCode {
         // SAFETY (of the environment): no other thread runs yet; the GEMM reads it later.
         std::env::set_var("MATMUL_NUM_THREADS", t.to_string());
     }
-    let src = match std::fs::read_to_string(&args.file) {
+    let src = match crate::runtime::files::read_text(&args.file, crate::runtime::files::MAX_SOURCE_BYTES) {
         Ok(s) => s,
-        Err(e) => return fail(&[Diagnostic::new("E-io", format!("cannot read {}: {e}", args.file.display()))], None),
+        Err(msg) => return fail(&[Diagnostic::new("E-io", msg)], None),
     };
     let result = match crate::frontend::check::check_source(&src) {
         Ok(checked) => run(args, &checked, started),

@@ -87,6 +87,23 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
             eprintln!("note: {} not found; data `{}` uses its `otherwise` source", missing.display(), d.name);
         }
     };
+    // Outputs never replace an input (the source, the data, the weights loaded) or a device,
+    // a link or a FIFO: checked now, before the data is loaded and the model trained.
+    // (`--save` may name the `--resume` checkpoint: advancing it in place is what it is for.)
+    let data_files = data_files(d, base);
+    let mut inputs: Vec<&Path> = vec![file];
+    inputs.extend(opts.load.as_deref());
+    inputs.extend(data_files.iter().map(PathBuf::as_path));
+    let save_inputs = inputs.clone();
+    inputs.extend(opts.resume.as_deref());
+    let refuse = |(path, e): (PathBuf, crate::runtime::files::WriteError)| {
+        Diagnostic::new("E-io", format!("cannot write {}: {e}", path.display()))
+    };
+    let outputs: Vec<&Path> = opts.plot.iter().chain(&opts.save).map(PathBuf::as_path).collect();
+    crate::runtime::files::check_output_paths(&outputs, &save_inputs).map_err(refuse)?;
+    if let Some(plot) = &opts.plot {
+        crate::runtime::files::check_output_paths(&[plot], &inputs).map_err(refuse)?;
+    }
     let data = training::load_data(d, base, &input, &sample, classes, &mut note)?;
 
     let batch = t.batch.unwrap_or(data.train.len()).max(1);
@@ -154,7 +171,7 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
         .map_err(bounds_diagnostic)?;
 
     if let Some(path) = &opts.plot {
-        plot_losses(path, &report.losses)?;
+        plot_losses(path, &report.losses, &inputs)?;
     }
     if let Some(path) = &opts.save {
         // The model's parameters under their names, the optimizer state after them, and the
@@ -164,7 +181,7 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
         // One key: a map of several would serialise in random order, and the same run must
         // write the same bytes.
         let meta = [("netc.step".to_string(), report.steps.to_string())];
-        crate::runtime::weights::save_with_metadata(path, &refs, Some(meta.into_iter().collect()))?;
+        crate::runtime::weights::save_with_metadata(path, &refs, Some(meta.into_iter().collect()), &save_inputs)?;
     }
     Ok(if opts.json {
         format!("{}\n", json(&report))
@@ -229,15 +246,31 @@ pub fn json(r: &Report) -> String {
     )
 }
 
-/// The loss curve as an SVG line chart.
-pub fn plot_losses(path: &Path, losses: &[f32]) -> Result<(), Diagnostic> {
+/// Every file a data block reads, resolved against `base` (for the outputs to avoid).
+fn data_files(d: &crate::frontend::checked::DataDecl, base: &Path) -> Vec<PathBuf> {
+    use crate::frontend::checked::Source;
+    let mut files = vec![];
+    for s in [Some(&d.source), d.test.as_ref(), d.otherwise.as_ref()].into_iter().flatten() {
+        match s {
+            Source::Spiral { .. } | Source::Synthetic { .. } => {}
+            Source::Csv { path, .. } => files.push(base.join(path)),
+            Source::Npy { features, labels, .. } => files.extend([base.join(features), base.join(labels)]),
+            Source::Idx { images, labels, .. } => files.extend([base.join(images), base.join(labels)]),
+        }
+    }
+    files
+}
+
+/// The loss curve as an SVG line chart, written atomically (never over one of `inputs`).
+pub fn plot_losses(path: &Path, losses: &[f32], inputs: &[&Path]) -> Result<(), Diagnostic> {
     use plotters::prelude::*;
     let io = |e: String| Diagnostic::new("E-io", format!("{}: cannot draw the plot: {e}", path.display()));
     let finite: Vec<(f32, f32)> =
         losses.iter().enumerate().filter(|(_, l)| l.is_finite()).map(|(i, &l)| (i as f32 + 1.0, l)).collect();
     let max = finite.iter().map(|p| p.1).fold(f32::MIN, f32::max).max(1e-6);
     let min = finite.iter().map(|p| p.1).fold(f32::MAX, f32::min).min(max);
-    let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
+    let mut svg = String::new();
+    let root = SVGBackend::with_string(&mut svg, (800, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| io(e.to_string()))?;
     let mut chart = ChartBuilder::on(&root)
         .caption("training loss", ("sans-serif", 20))
@@ -249,5 +282,8 @@ pub fn plot_losses(path: &Path, losses: &[f32]) -> Result<(), Diagnostic> {
     chart.configure_mesh().x_desc("step").y_desc("loss").draw().map_err(|e| io(e.to_string()))?;
     chart.draw_series(LineSeries::new(finite, &BLUE)).map_err(|e| io(e.to_string()))?;
     root.present().map_err(|e| io(e.to_string()))?;
-    Ok(())
+    drop(chart);
+    drop(root);
+    crate::runtime::files::write_atomic(path, svg.as_bytes(), inputs)
+        .map_err(|e| Diagnostic::new("E-io", format!("cannot write {}: {e}", path.display())))
 }
