@@ -42,6 +42,8 @@ pub struct BuildOptions {
     pub target: Option<String>,
     /// The path of the source, named in the header.
     pub source_name: String,
+    /// Refuse a model whose parameters need more bytes than this (default: `limits::default_limit`).
+    pub memory_limit: Option<u64>,
 }
 
 /// An object file and its header.
@@ -103,6 +105,22 @@ struct Model<'a> {
 /// Compile the chosen model of `checked` into an object file and header.
 pub fn build(checked: &Checked, opts: &BuildOptions) -> Result<Built, Diagnostic> {
     let (model, train) = choose_model(checked, opts.model.as_deref())?;
+    // The parameters' initial values are drawn and embedded: they must fit in memory (the
+    // object holds them as data, so twice their size is needed while it is written).
+    let limit = opts.memory_limit.unwrap_or_else(crate::ir::limits::default_limit);
+    let (param_bytes, _) = crate::ir::limits::sizes(&model.graph, 1);
+    if param_bytes.saturating_mul(2) > limit as u128 {
+        return Err(Diagnostic::new(
+            "E-memory",
+            format!(
+                "build {}: the parameters need {} (twice that while the object is written), over the memory limit of {}",
+                model.name,
+                crate::ir::limits::human(param_bytes),
+                crate::ir::limits::human(limit as u128)
+            ),
+        )
+        .help("make the model smaller, or raise the limit with --memory-limit"));
+    }
     let prefix = opts.prefix.clone().unwrap_or_else(|| model.name.clone());
     if !is_c_identifier(&prefix) {
         return Err(error(format!("the symbol prefix `{prefix}` is not a C identifier"))
@@ -180,7 +198,14 @@ pub fn build(checked: &Checked, opts: &BuildOptions) -> Result<Built, Diagnostic
         None => format!("initial values drawn as `netc run` draws them (seed {seed})"),
     };
     let info = Model { name: &model.name, prefix, dtype, forward: &model.graph, params, state, train, origin };
-    let header = header(&info, &entries, &opts.source_name);
+    // The path goes into a comment: keep it printable ASCII and unable to close the comment.
+    let source: String = opts
+        .source_name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .collect::<String>()
+        .replace("*/", "*?");
+    let header = header(&info, &entries, &source);
     Ok(Built { prefix: info.prefix, object, header, functions })
 }
 
@@ -300,11 +325,19 @@ fn object_module(target: Option<&str>, name: &str) -> Result<ObjectModule, Diagn
     set(&mut flags, "probestack_strategy", "inline")?;
     let isa_builder = match target {
         None => cranelift_native::builder().map_err(|e| error(format!("unsupported host: {e}")))?,
-        Some(triple) => cranelift_codegen::isa::lookup_by_name(triple).map_err(|e| {
-            error(format!("cannot compile for `{triple}`: {e}")).note(
-                "supported: x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu (and other x86-64/AArch64 triples)",
-            )
-        })?,
+        Some(text) => {
+            let supported =
+                "supported: x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu (and other x86-64/AArch64 triples)";
+            // Parsed here: Cranelift's `lookup_by_name` panics on a string that is not a triple.
+            let triple = <target_lexicon::Triple as std::str::FromStr>::from_str(text)
+                .map_err(|e| error(format!("`{text}` is not a target triple: {e}")).note(supported))?;
+            if triple.binary_format == target_lexicon::BinaryFormat::Unknown {
+                return Err(error(format!("cannot compile for `{text}`: no object file format is known for it"))
+                    .note(supported));
+            }
+            cranelift_codegen::isa::lookup(triple)
+                .map_err(|e| error(format!("cannot compile for `{text}`: {e}")).note(supported))?
+        }
     };
     let isa = isa_builder.finish(settings::Flags::new(flags)).map_err(|e| error(format!("target: {e}")))?;
     let builder = ObjectBuilder::new(isa, name, default_libcall_names()).map_err(|e| error(e.to_string()))?;
@@ -502,25 +535,150 @@ fn shape_text(g: &Graph, shape: &Shape) -> String {
 }
 
 /// `#define P_NAME_ROW k` (elements per batch row) or `P_NAME_SIZE n` (no batch dimension).
-fn size_macro(out: &mut String, upper: &str, name: &str, g: &Graph, shape: &Shape) {
+fn size_macro(out: &mut String, macros: &mut CNames, upper: &str, name: &str, g: &Graph, shape: &Shape) {
     let known: usize = shape.iter().filter_map(|d| d.known()).product();
     let syms = shape.iter().filter(|d| d.known().is_none()).count();
     let id = c_name(name).to_uppercase();
     let text = shape_text(g, shape);
     match syms {
-        0 => _ = writeln!(out, "#define {upper}_{id}_SIZE {known} /* {name}: {text} */"),
-        1 => _ = writeln!(out, "#define {upper}_{id}_ROW {known} /* {name}: {text}, elements per batch row */"),
+        0 => {
+            let m = macros.claim(format!("{upper}_{id}_SIZE"));
+            _ = writeln!(out, "#define {m} {known} /* {name}: {text} */")
+        }
+        1 => {
+            let m = macros.claim(format!("{upper}_{id}_ROW"));
+            _ = writeln!(out, "#define {m} {known} /* {name}: {text}, elements per batch row */")
+        }
         _ => _ = writeln!(out, "/* {name}: {text} */"),
     }
 }
 
-/// A C parameter name that cannot collide with the wrappers' fixed ones.
-fn c_param(name: &str) -> String {
-    let n = c_name(name);
-    if ["batch", "params", "state", "loss", "grads", "workspace"].contains(&n.as_str()) {
-        format!("{n}_")
-    } else {
-        n
+/// Identifiers a parameter name must not take: C99's keywords, the types and macros of the
+/// headers the generated header includes (`stdint.h`, `math.h`), and the wrappers' fixed
+/// parameter names.
+const RESERVED: &[&str] = &[
+    "auto",
+    "break",
+    "case",
+    "char",
+    "const",
+    "continue",
+    "default",
+    "do",
+    "double",
+    "else",
+    "enum",
+    "extern",
+    "float",
+    "for",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "register",
+    "restrict",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "struct",
+    "switch",
+    "typedef",
+    "union",
+    "unsigned",
+    "void",
+    "volatile",
+    "while",
+    "_Bool",
+    "_Complex",
+    "_Imaginary",
+    "bool",
+    "true",
+    "false",
+    "int8_t",
+    "int16_t",
+    "int32_t",
+    "int64_t",
+    "uint8_t",
+    "uint16_t",
+    "uint32_t",
+    "uint64_t",
+    "intptr_t",
+    "uintptr_t",
+    "intmax_t",
+    "uintmax_t",
+    "size_t",
+    "ptrdiff_t",
+    "float_t",
+    "double_t",
+    "NULL",
+    "HUGE_VAL",
+    "HUGE_VALF",
+    "HUGE_VALL",
+    "INFINITY",
+    "NAN",
+    "FP_INFINITE",
+    "FP_NAN",
+    "FP_NORMAL",
+    "FP_SUBNORMAL",
+    "FP_ZERO",
+    "FP_FAST_FMA",
+    "FP_FAST_FMAF",
+    "FP_FAST_FMAL",
+    "FP_ILOGB0",
+    "FP_ILOGBNAN",
+    "MATH_ERRNO",
+    "MATH_ERREXCEPT",
+    "math_errhandling",
+    "fpclassify",
+    "isfinite",
+    "isinf",
+    "isnan",
+    "isnormal",
+    "signbit",
+    "isgreater",
+    "isgreaterequal",
+    "isless",
+    "islessequal",
+    "islessgreater",
+    "isunordered",
+    "errno",
+    "batch",
+    "params",
+    "state",
+    "loss",
+    "grads",
+    "workspace",
+];
+
+/// The C identifiers of one header, handed out injectively: a tensor keeps its natural name
+/// (`dense_1.W` -> `dense_1_W`) unless that is taken, by a fixed identifier or by another
+/// tensor whose name maps to the same one (`dense_1_W` beside `dense_1.W`, `W` beside `w`
+/// once upper-cased for a macro); then it gets the first free `_2`, `_3`, ... suffix. Each
+/// macro's comment names its tensor, so the suffixed one can be told apart.
+#[derive(Default)]
+struct CNames {
+    used: std::collections::HashSet<String>,
+}
+
+impl CNames {
+    /// Claim `name` exactly (a fixed identifier of the header).
+    fn reserve(&mut self, name: String) -> String {
+        self.used.insert(name.clone());
+        name
+    }
+
+    /// `natural`, or the first `natural_K` not yet used; claimed.
+    fn claim(&mut self, natural: String) -> String {
+        let mut candidate = natural.clone();
+        let mut k = 2;
+        while self.used.contains(&candidate) {
+            candidate = format!("{natural}_{k}");
+            k += 1;
+        }
+        self.reserve(candidate)
     }
 }
 
@@ -532,6 +690,11 @@ fn header(m: &Model, entries: &[Entry], source: &str) -> String {
         DType::F64 => "double",
     };
     let g = m.forward;
+    // Macros share the preprocessor's one namespace: the fixed ones first, then each tensor's.
+    let mut macros = CNames::default();
+    for fixed in ["H", "NUM_PARAMS", "PARAM_ELEMENTS", "NUM_STATE", "BATCH"] {
+        macros.reserve(format!("{upper}_{fixed}"));
+    }
     let sig =
         |items: Vec<(String, String)>| items.iter().map(|(n, s)| format!("{n}: {s}")).collect::<Vec<_>>().join(", ");
     let ins = sig(g.inputs.iter().map(|i| (i.name.clone(), shape_text(g, &i.shape))).collect());
@@ -569,11 +732,8 @@ fn header(m: &Model, entries: &[Entry], source: &str) -> String {
     let _ = writeln!(h, "#define {upper}_PARAM_ELEMENTS {total} /* all parameters together */");
     for (i, (name, shape)) in m.params.iter().enumerate() {
         let size: usize = shape.iter().product();
-        let _ = writeln!(
-            h,
-            "#define {upper}_PARAM_{} {i} /* {name}: {shape:?}, {size} elements */",
-            c_name(name).to_uppercase()
-        );
+        let id = macros.claim(format!("{upper}_PARAM_{}", c_name(name).to_uppercase()));
+        let _ = writeln!(h, "#define {id} {i} /* {name}: {shape:?}, {size} elements */");
     }
     tensor_tables(&mut h, p, "param", &m.params, n);
     let _ = writeln!(
@@ -602,38 +762,49 @@ fn header(m: &Model, entries: &[Entry], source: &str) -> String {
         h.push('\n');
     }
 
-    // Inputs and outputs of each function.
+    // Inputs and outputs of each function: one size macro per distinct tensor (an input and
+    // an output of the same name, or the same name with another shape, are distinct).
     let mut described = std::collections::HashSet::new();
+    let mut texts = vec![];
     for e in entries {
         let eg = &e.graph;
-        let _ = writeln!(h, "/* {p}_{}: {} */", e.what, e.doc);
+        let mut text = format!("/* {p}_{}: {} */\n", e.what, e.doc);
         for a in &e.args {
-            match a {
-                Arg::Input { index, .. } => {
-                    let i = &eg.inputs[*index];
-                    if described.insert(i.name.clone()) {
-                        size_macro(&mut h, &upper, &i.name, eg, &i.shape);
-                    }
+            let (role, name, shape) = match a {
+                Arg::Input { index, .. } | Arg::Scalar { index, .. } => {
+                    ("input", &eg.inputs[*index].name, &eg.inputs[*index].shape)
                 }
-                Arg::Output { index, .. } => {
-                    let (name, id) = &eg.outputs[*index];
-                    if described.insert(name.clone()) {
-                        size_macro(&mut h, &upper, name, eg, eg.shape(*id));
-                    }
-                }
-                _ => {}
+                Arg::Output { index, .. } => ("output", &eg.outputs[*index].0, eg.shape(eg.outputs[*index].1)),
+                _ => continue,
+            };
+            if matches!(a, Arg::Scalar { .. }) {
+                continue;
             }
+            if described.insert((role, name.clone(), shape_text(eg, shape))) {
+                size_macro(&mut text, &mut macros, &upper, name, eg, shape);
+            }
+        }
+        texts.push(text);
+    }
+    for (e, text) in entries.iter().zip(texts) {
+        h.push_str(&text);
+        // Parameter names: the fixed ones, then each tensor's, clear of keywords, of the
+        // included headers' names, of every macro above and of each other.
+        let mut names = CNames::default();
+        for r in RESERVED.iter().copied().chain(macros.used.iter().map(String::as_str)) {
+            names.reserve(r.to_string());
         }
         let params: Vec<String> = e
             .args
             .iter()
             .map(|a| match a {
                 Arg::Batch => "int64_t batch".to_string(),
-                Arg::Input { name, .. } => format!("const {t} *{}", c_param(name)),
-                Arg::Scalar { name, .. } => format!("{t} {}", c_param(name)),
+                Arg::Input { name, .. } => format!("const {t} *{}", names.claim(c_name(name))),
+                Arg::Scalar { name, .. } => format!("{t} {}", names.claim(c_name(name))),
                 Arg::Params { name, writable: true, .. } => format!("{t} *const *{name}"),
                 Arg::Params { name, writable: false, .. } => format!("const {t} *const *{name}"),
-                Arg::Output { name, .. } => format!("{t} *{}", c_param(name)),
+                Arg::Output { name, .. } if name == "loss" && e.what != "forward" => format!("{t} *loss"),
+                Arg::Output { name, .. } => format!("{t} *{}", names.claim(c_name(name))),
                 Arg::Outputs { name, .. } => format!("{t} *const *{name}"),
                 Arg::Workspace => "void *workspace".to_string(),
             })
@@ -716,9 +887,22 @@ fn learning_rate(h: &mut String, p: &str, upper: &str, t: &TrainDecl) {
     );
 }
 
-/// Write `built` as `object` and its header next to it (`model.o` -> `model.h`, or `header`).
-pub fn write(built: &Built, object: &Path, header: &Path) -> Result<(), Diagnostic> {
-    let io = |path: &Path, e: std::io::Error| error(format!("cannot write {}: {e}", path.display()));
-    std::fs::write(object, &built.object).map_err(|e| io(object, e))?;
-    std::fs::write(header, &built.header).map_err(|e| io(header, e))
+/// Write `built` as `object` and its header next to it (`model.o` -> `model.h`, or `header`),
+/// each atomically, never over one of `inputs` (the source, the weights) or each other. Both
+/// paths are checked before either is written; if the header cannot be written, the object
+/// written just before it is put back as it was (or removed, if it did not exist).
+pub fn write(built: &Built, object: &Path, header: &Path, inputs: &[&Path]) -> Result<(), Diagnostic> {
+    use crate::runtime::files;
+    let io = |path: &Path, e: files::WriteError| error(format!("cannot write {}: {e}", path.display()));
+    files::check_output_paths(&[object, header], inputs).map_err(|(path, e)| io(&path, e))?;
+    let previous = std::fs::read(object).ok();
+    files::write_atomic(object, &built.object, inputs).map_err(|e| io(object, e))?;
+    if let Err(e) = files::write_atomic(header, built.header.as_bytes(), inputs) {
+        let _ = match &previous {
+            Some(bytes) => files::write_atomic(object, bytes, inputs),
+            None => std::fs::remove_file(object).map_err(files::WriteError::Io),
+        };
+        return Err(io(header, e));
+    }
+    Ok(())
 }
