@@ -289,11 +289,9 @@ impl Session {
     }
 
     fn load(&mut self, path: &Path) -> Output {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::runtime::files::read_text(path, crate::runtime::files::MAX_SOURCE_BYTES) {
             Ok(t) => t,
-            Err(e) => {
-                return Output { err: format!("error: cannot read {}: {e}\n", path.display()), ..Output::default() }
-            }
+            Err(msg) => return Output { err: format!("error: {msg}\n"), ..Output::default() },
         };
         let program = match crate::frontend::parser::parse(&text) {
             Ok(p) => p,
@@ -372,28 +370,47 @@ impl Session {
 
 /// Are all brackets of `text` closed? (Otherwise the input continues on the next line.)
 pub fn complete(text: &str) -> bool {
-    let mut depth = 0i32;
+    unclosed(text).is_none()
+}
+
+/// The innermost bracket of `text` still open at its end (byte offset and character), if any.
+pub fn unclosed(text: &str) -> Option<(usize, char)> {
+    let mut open: Vec<(usize, char)> = vec![];
     let mut in_string = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut chars = text.char_indices();
+    while let Some((at, c)) = chars.next() {
         match c {
             '"' => in_string = !in_string,
             '\\' if in_string => {
                 chars.next();
             }
             '#' if !in_string => {
-                for c in chars.by_ref() {
+                for (_, c) in chars.by_ref() {
                     if c == '\n' {
                         break;
                     }
                 }
             }
-            '(' | '[' | '{' if !in_string => depth += 1,
-            ')' | ']' | '}' if !in_string => depth -= 1,
+            '(' | '[' | '{' if !in_string => open.push((at, c)),
+            ')' | ']' | '}' if !in_string => {
+                // A closer without its opener is the parser's to report: it ends nothing here.
+                open.pop();
+            }
             _ => {}
         }
     }
-    depth <= 0
+    open.last().copied()
+}
+
+/// The diagnostic for input that ends (end of file) inside an open bracket.
+fn unclosed_at_end(text: &str, color: bool) -> String {
+    let Some((at, c)) = unclosed(text) else { return String::new() };
+    let open = text.chars().filter(|c| matches!(c, '(' | '[' | '{')).count();
+    let close = text.chars().filter(|c| matches!(c, ')' | ']' | '}')).count();
+    let d = Diagnostic::new("E-syntax", format!("the input ends inside `{c}`"))
+        .label(crate::diag::Span::new(at, at + c.len_utf8()), "this bracket is never closed")
+        .note(format!("{} bracket(s) are still open at the end of the input", open.saturating_sub(close).max(1)));
+    diag::render(&[d], Some(&SourceFile { name: "<repl>", text }), color)
 }
 
 /// rustyline glue: completion of names, continuation while brackets are open.
@@ -500,10 +517,10 @@ pub fn run_script(input: impl BufRead, out: &mut dyn Write, err: &mut dyn Write)
             return Ok(());
         }
     }
+    // Input that ends inside a bracket is incomplete: say so, rather than handing the parser a
+    // block closed by a `}` the user never typed.
     if !pending.trim().is_empty() {
-        let o = session.handle(&pending);
-        out.write_all(o.out.as_bytes())?;
-        err.write_all(o.err.as_bytes())?;
+        err.write_all(unclosed_at_end(&pending, false).as_bytes())?;
     }
     Ok(())
 }

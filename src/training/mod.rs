@@ -163,11 +163,38 @@ pub fn model_signature(g: &Graph) -> Result<(String, Vec<usize>, Option<usize>),
     };
     let sample: Option<Vec<usize>> = x.shape[1..].iter().map(|d| d.known()).collect();
     let sample = sample.ok_or("only the first (batch) dimension of the model input may be symbolic")?;
-    let classes = g.nodes.iter().find_map(|n| match n.op {
-        crate::ir::graph::Op::OneHot { classes } => Some(classes),
-        _ => None,
-    });
-    Ok((x.name.clone(), sample, classes))
+    Ok((x.name.clone(), sample, label_classes(g)?))
+}
+
+/// How many classes the labels are: the `classes` of every one-hot encoding of the labels
+/// input itself (a loss's, or the user's own). A one-hot of something else (say, inside the
+/// model) says nothing about the labels. Two encodings of the labels with different counts
+/// are an error, since data checked against one would be wrong for the other.
+pub fn label_classes(g: &Graph) -> Result<Option<usize>, String> {
+    use crate::ir::graph::Op;
+    let is_labels = |id: &crate::ir::graph::NodeId| match g.nodes[id.index()].op {
+        Op::Input { index } => g.inputs[index].kind == InputKind::Label,
+        _ => false,
+    };
+    let mut counts: Vec<usize> = g
+        .nodes
+        .iter()
+        .filter_map(|n| match n.op {
+            Op::OneHot { classes } if n.inputs.first().is_some_and(is_labels) => Some(classes),
+            _ => None,
+        })
+        .collect();
+    counts.sort_unstable();
+    counts.dedup();
+    match counts.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(*one)),
+        _ => Err(format!(
+            "the labels are one-hot encoded with {} classes in different places of the train block; \
+             the loss and the model must agree on one class count",
+            counts.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" and ")
+        )),
+    }
 }
 
 fn load_source(s: &Source, base: &Path, sample: &[usize], classes: Option<usize>) -> Result<Dataset, Diagnostic> {
@@ -223,7 +250,7 @@ pub fn load_data(
     let mut all = load_source(&d.source, base, sample, classes)?;
     all.validate(&shape)?;
     all.reshape(sample)?;
-    let (train, mut test) = match &d.split {
+    let (train, test) = match &d.split {
         None => (all, None),
         Some(Split::Count(n)) => {
             let (a, b) = all.split_at(*n)?;
@@ -234,6 +261,12 @@ pub fn load_data(
             (a, Some(b))
         }
     };
+    if train.is_empty() {
+        return Err(Diagnostic::new("E-data", format!("data `{}`: the split leaves no samples to train on", d.name)));
+    }
+    // A split that keeps every sample for training leaves no test set (not an empty one,
+    // whose loss would print as 0).
+    let mut test = test.filter(|t| !t.is_empty());
     if let Some(t) = &d.test {
         let mut extra = load_source(t, base, sample, classes)?;
         extra.validate(&shape)?;

@@ -263,6 +263,26 @@ impl<'p> Checker<'p> {
                 }
             }
             None if checked.data.len() == 1 => Some(0),
+            None if checked.data.len() > 1 => {
+                let names: Vec<String> = checked
+                    .data
+                    .iter()
+                    .map(|d| if d.name.is_empty() { "an unnamed one".into() } else { format!("`{}`", d.name) })
+                    .collect();
+                self.report(
+                    Diagnostic::new(
+                        "E-setting",
+                        format!(
+                            "the file has {} data blocks, {}: which one does this train block use?",
+                            names.len(),
+                            names.join(" and ")
+                        ),
+                    )
+                    .label(t.keyword_span, "this train block has no `data` setting")
+                    .help("name the data blocks (`data NAME { ... }`) and add `data: NAME` to the train block"),
+                );
+                return None;
+            }
             None => None,
         };
 
