@@ -9,7 +9,7 @@
 //! an update, is broadcast (which would recompute it), or feeds an op that needs memory
 //! (matmul, convolution, pooling, ...). Reductions fuse with the expression they reduce.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 use super::kernel::*;
@@ -648,8 +648,8 @@ impl<'g> Fuser<'g> {
 /// pass's edits: the rewriting passes then look up a buffer's users instead of scanning every
 /// kernel per candidate, and stay linear in the size of thousand-layer graphs.
 struct Uses {
-    readers: HashMap<Base, Vec<usize>>,
-    writers: HashMap<Base, Vec<usize>>,
+    readers: HashMap<Base, BTreeSet<usize>>,
+    writers: HashMap<Base, BTreeSet<usize>>,
     /// Kernels the pass has deleted (dropped from `KernelProgram::kernels` at its end).
     removed: Vec<bool>,
 }
@@ -663,21 +663,17 @@ impl Uses {
         uses
     }
 
+    // Sets, not lists: a buffer every update reads (the learning rate) has thousands of users
+    // in a deep model, and each edit must not cost a pass over them.
     fn record(&mut self, k: usize, kernel: &Kernel) {
-        let add = |map: &mut HashMap<Base, Vec<usize>>, base: Base| {
-            let list = map.entry(base).or_default();
-            if let Err(at) = list.binary_search(&k) {
-                list.insert(at, k);
-            }
-        };
-        kernel.reads().iter().for_each(|a| add(&mut self.readers, a.base));
-        kernel.writes().iter().for_each(|a| add(&mut self.writers, a.base));
+        kernel.reads().iter().for_each(|a| _ = self.readers.entry(a.base).or_default().insert(k));
+        kernel.writes().iter().for_each(|a| _ = self.writers.entry(a.base).or_default().insert(k));
     }
 
     fn forget(&mut self, k: usize, kernel: &Kernel) {
-        let drop = |map: &mut HashMap<Base, Vec<usize>>, base: Base| {
-            if let Some(list) = map.get_mut(&base) {
-                list.retain(|&j| j != k);
+        let drop = |map: &mut HashMap<Base, BTreeSet<usize>>, base: Base| {
+            if let Some(set) = map.get_mut(&base) {
+                set.remove(&k);
             }
         };
         kernel.reads().iter().for_each(|a| drop(&mut self.readers, a.base));
