@@ -169,3 +169,13 @@ fn graph_names_itself_in_its_memory_error() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("graph:") && !err.contains("gradcheck"), "{err}");
 }
+
+#[test]
+fn literal_labels_in_a_train_block_are_checked_where_written() {
+    let src = "model m(x: [B, 2]) -> s: [B, 3] { x |> dense(3) }\n\
+               data d { source: spiral(points: 10, classes: 3, seed: 0) }\n\
+               train m { loss: cross_entropy(s, labels) + sum(one_hot([0, 9], 3)); steps: 2 }\n";
+    let (code, _, err) = run_on("train_literal", src.as_bytes(), &["check"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("label 9 is not a class index for 3 classes"), "{err}");
+}

@@ -406,6 +406,10 @@ impl<'p> Checker<'p> {
                 return None;
             }
         };
+        // Literal labels in the loss (`one_hot([0, 9], 3)`) are checked where they are written.
+        if !self.check_known_labels(&[]) {
+            return None;
+        }
         Some(TrainDecl {
             model: model_name,
             data,
