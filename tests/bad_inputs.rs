@@ -179,3 +179,18 @@ fn literal_labels_in_a_train_block_are_checked_where_written() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("label 9 is not a class index for 3 classes"), "{err}");
 }
+
+/// A one-hot of a value computed inside the graph cannot be checked before the call: its
+/// compiled code gives a row starting with NaN for a value that is no class index (few and many
+/// classes take different code), so the result is visibly wrong, never a silent number.
+#[test]
+fn compiled_one_hot_of_a_computed_value_out_of_range_is_nan() {
+    for (classes, values) in [(3, "[0, 1, 0.25]"), (12, "[0, 5, 5.25, -1]")] {
+        let src = format!("eval e {{\n  let l = {values}\n  one_hot(l * 2, {classes})\n}}\n");
+        let (code, out, err) = run_on("computed", src.as_bytes(), &["run"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("[NaN, 0"), "{classes} classes: {out}");
+        let (code, _, err) = run_on("computed", src.as_bytes(), &["run", "--engine", "interp"]);
+        assert_eq!(code, 1, "{err}");
+    }
+}
