@@ -69,6 +69,13 @@ pub struct SourceFile<'a> {
     pub text: &'a str,
 }
 
+/// Whether diagnostics on stderr get colour: only on a terminal, and never when `NO_COLOR`
+/// is set to anything but the empty string (no-color.org).
+pub fn stderr_color() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
 /// Render diagnostics as text. `color` is for terminals; tests and pipes get plain text.
 pub fn render(diags: &[Diagnostic], file: Option<&SourceFile>, color: bool) -> String {
     use ariadne::{Config, IndexType, Label, Report, ReportKind, Source};
@@ -128,8 +135,15 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .filter(|c| c.len().abs_diff(len) <= limit * 4 && c.chars().count().abs_diff(len) <= limit)
         .map(|c| (edit_distance(name, c), c))
         .filter(|&(d, _)| d <= limit)
-        .min_by_key(|&(d, c)| (d, c.len()))
+        // Ties go to a name of the same case (`y` means `x` rather than `B`), then the shorter,
+        // then the first candidate (callers list the likeliest first, in a fixed order).
+        .min_by_key(|&(d, c)| (d, upper(c) != upper(name), c.len()))
         .map(|(_, c)| c)
+}
+
+/// Whether a name starts with a capital letter.
+fn upper(name: &str) -> bool {
+    name.chars().next().is_some_and(char::is_uppercase)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

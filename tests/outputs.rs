@@ -119,15 +119,24 @@ fn a_full_disk_replaces_nothing_and_leaves_no_temporary() {
     assert!(err.contains("No space left"), "{err}");
     assert_eq!(std::fs::read(&o).unwrap(), good_o);
     assert_eq!(std::fs::read(&h).unwrap(), good_h);
-    // The header failing after the object was written: the object is put back too.
-    let (code, err) = netc(&["build", &model, "-o", s(&o), "--header", s(&dir.join("no/such/dir/m.h"))]);
+    // The disk filling up after the object was staged, while the header is: neither file is
+    // replaced (the object is renamed into place only once the header is on disk too).
+    let dir2 = temp_dir("outputs", "full_disk_sizes");
+    let (code, err) = netc(&["build", &model, "-o", s(&dir2.join("m.o"))]);
+    assert_eq!(code, 0, "{err}");
+    let object_size = std::fs::metadata(dir2.join("m.o")).unwrap().len();
+    let room = [("NETC_FAIL_WRITES_AFTER", &*(object_size + 10).to_string())];
+    let (code, err) = netc_env(&["build", &model, "-o", s(&o)], &room);
     assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("cannot write {}", s(&h))), "{err}");
     assert_eq!(std::fs::read(&o).unwrap(), good_o);
+    assert_eq!(std::fs::read(&h).unwrap(), good_h);
     // ... and removed when there was none before.
     let fresh = dir.join("fresh.o");
-    let (code, err) = netc(&["build", &model, "-o", s(&fresh), "--header", s(&dir.join("no/such/dir/m.h"))]);
+    let (code, err) = netc_env(&["build", &model, "-o", s(&fresh)], &room);
     assert_eq!(code, 1, "{err}");
     assert!(!fresh.exists());
+    assert!(!dir.join("fresh.h").exists());
     // --save, --plot and graph -o on a full disk: no file, or the old one.
     let w = dir.join("w.safetensors");
     std::fs::write(&w, "old weights").unwrap();
@@ -156,4 +165,41 @@ fn temporaries_of_killed_writers_are_cleaned_up() {
     assert_eq!(code, 0, "{err}");
     assert!(!stale.exists());
     assert_eq!(listing(&dir), ["m.net", "w.safetensors"]);
+}
+
+#[test]
+fn predict_writes_atomically_and_never_over_its_inputs() {
+    let dir = temp_dir("outputs", "predict");
+    let model = dir.join("double.net");
+    std::fs::write(&model, "model double(x: [B, 2]) -> y: [B, 2] { x * 2 }\n").unwrap();
+    let input = dir.join("x.csv");
+    std::fs::write(&input, "a,b\n1,2\n3,4\n").unwrap();
+    let run = |out: &Path, env: &[(&str, &str)]| {
+        netc_env(&["predict", s(&model), "--input", s(&input), "-o", s(out), "--quiet"], env)
+    };
+    // Over its own input, the source, or a device: refused, and nothing changes.
+    for out in [input.as_path(), Path::new("/dev/null")] {
+        let (code, err) = run(out, &[]);
+        assert_eq!(code, 1, "{err}");
+    }
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), "a,b\n1,2\n3,4\n");
+    let as_csv = dir.join("double.csv");
+    std::fs::copy(&model, &as_csv).unwrap();
+    let (code, err) =
+        netc(&["predict", s(&as_csv), "--input", s(&input), "-o", s(&as_csv), "--model", "double", "--quiet"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("input file"), "{err}");
+    // A full disk leaves the previous output as it was.
+    let out = dir.join("y.csv");
+    let (code, err) = run(&out, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "y_0,y_1\n2,4\n6,8\n");
+    let (code, err) = run(&out, &[("NETC_FAIL_WRITES_AFTER", "3")]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "y_0,y_1\n2,4\n6,8\n");
+    let npy = dir.join("y.npy");
+    let (code, err) = run(&npy, &[("NETC_FAIL_WRITES_AFTER", "3")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!npy.exists());
+    assert_eq!(listing(&dir), ["double.csv", "double.net", "x.csv", "y.csv"], "no temporary is left");
 }

@@ -9,8 +9,10 @@
 //! directory (a rename is atomic only within one file system), are flushed to disk (`fsync`),
 //! and only then renamed over the target; the directory is synced so the rename itself is
 //! durable. Any failure (a full disk, an I/O error) removes the temporary and leaves the
-//! previous file untouched. A temporary left by a process that was killed (SIGKILL, power
-//! loss) is removed by the next write of the same target. Targets that are not regular files
+//! previous file untouched. Files that belong together (an object and its header) are
+//! written as a group (`write_atomic_all`): all are staged before any is renamed into place.
+//! A temporary left by a process that was killed (SIGKILL, power loss) is removed by the next
+//! write of the same target. Targets that are not regular files
 //! (devices such as `/dev/null`, symbolic links, FIFOs, directories) and the run's own input
 //! files (the `.net` source, loaded weights, data files) are refused: `check_output_path`
 //! says so before any work is done, and `write_atomic` checks again.
@@ -193,7 +195,9 @@ pub fn check_output_path(path: &Path, inputs: &[&Path]) -> Result<(), WriteError
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        // Nothing there to replace; a missing folder (or one that is a file) is reported by
+        // whoever makes the folder or writes the file.
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => Ok(()),
         Err(e) => Err(WriteError::Io(e)),
     }
 }
@@ -225,10 +229,15 @@ fn normalize(path: &Path) -> PathBuf {
 }
 
 /// The prefix of every temporary file of `path`: `.NAME.netc-`, then the writer's process id
-/// and `.tmp`.
+/// and `.tmp`. NAME is cut to its first 200 bytes, so that the temporary of a legal name near
+/// the file system's 255-byte limit is legal too.
 fn temp_prefix(path: &Path) -> String {
     let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    format!(".{file}.netc-")
+    let mut end = file.len().min(200);
+    while !file.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(".{}.netc-", &file[..end])
 }
 
 /// Where `write_atomic` stages the new contents of `path`: a hidden name in the same
@@ -263,10 +272,15 @@ fn remove_stale_temps(path: &Path) {
     }
 }
 
-/// A test hook: `NETC_FAIL_WRITES_AFTER=N` makes every atomic write fail with "no space
-/// left on device" once N bytes of it are written, as a full file system would.
+/// Bytes this process has written through `write_atomic` (for the test hook below).
+static WRITTEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A test hook: `NETC_FAIL_WRITES_AFTER=N` makes atomic writes fail with "no space left on
+/// device" once N bytes in all have been written by this process, as a file system that fills
+/// up would (so a command's second file can fail after its first was written). The room left.
 fn injected_capacity() -> Option<usize> {
-    std::env::var("NETC_FAIL_WRITES_AFTER").ok()?.parse().ok()
+    let capacity: usize = std::env::var("NETC_FAIL_WRITES_AFTER").ok()?.parse().ok()?;
+    Some(capacity.saturating_sub(WRITTEN.load(std::sync::atomic::Ordering::SeqCst)))
 }
 
 /// Write `bytes` to `path` atomically (see the module comment): afterwards `path` holds
@@ -274,8 +288,51 @@ fn injected_capacity() -> Option<usize> {
 /// the process. Refuses what `check_output_path` refuses. A replaced file keeps its
 /// permissions.
 pub fn write_atomic(path: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<(), WriteError> {
-    check_output_path(path, inputs)?;
-    remove_stale_temps(path);
+    write_atomic_all(&[(path, bytes)], inputs).map_err(|(_, e)| e)
+}
+
+/// Write several files that belong together (an object and its header) atomically as a
+/// group, as far as a file system allows: every file is staged and flushed first, and only
+/// when all of them are on disk are they renamed over their targets. A failure while staging
+/// (a full disk) replaces none of them. Refuses what `check_output_paths` refuses; the error
+/// names the file it is about.
+pub fn write_atomic_all(files: &[(&Path, &[u8])], inputs: &[&Path]) -> Result<(), (PathBuf, WriteError)> {
+    let paths: Vec<&Path> = files.iter().map(|(p, _)| *p).collect();
+    check_output_paths(&paths, inputs)?;
+    let mut staged: Vec<PathBuf> = Vec::with_capacity(files.len());
+    let discard = |staged: &[PathBuf]| {
+        for tmp in staged {
+            let _ = fs::remove_file(tmp);
+        }
+    };
+    for &(path, bytes) in files {
+        remove_stale_temps(path);
+        match stage(path, bytes) {
+            Ok(tmp) => staged.push(tmp),
+            Err(e) => {
+                discard(&staged);
+                return Err((path.to_path_buf(), WriteError::Io(e)));
+            }
+        }
+    }
+    for (i, (&(path, _), tmp)) in files.iter().zip(&staged).enumerate() {
+        // The target may have become something else since it was checked: look once more
+        // just before the rename (a rename replaces a symlink itself, never its target).
+        let renamed = check_output_path(path, inputs).and_then(|()| fs::rename(tmp, path).map_err(WriteError::Io));
+        if let Err(e) = renamed {
+            discard(&staged[i..]);
+            return Err((path.to_path_buf(), e));
+        }
+        if let Ok(dir) = File::open(parent_dir(path)) {
+            let _ = dir.sync_all(); // best effort: makes the rename durable
+        }
+    }
+    Ok(())
+}
+
+/// Write `bytes` to a new temporary of `path` and flush it to disk; its path, or the error
+/// (after removing it).
+fn stage(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let tmp = temp_path(path);
     let written = (|| -> std::io::Result<()> {
         let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&tmp).or_else(|e| {
@@ -290,27 +347,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<(), W
         match injected_capacity() {
             Some(room) if room < bytes.len() => {
                 file.write_all(&bytes[..room])?;
+                WRITTEN.fetch_add(room, std::sync::atomic::Ordering::SeqCst);
                 return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
             }
             _ => file.write_all(bytes)?,
         }
+        WRITTEN.fetch_add(bytes.len(), std::sync::atomic::Ordering::SeqCst);
         file.sync_all()?;
         if let Ok(old) = fs::metadata(path) {
             let _ = fs::set_permissions(&tmp, old.permissions());
         }
-        // The target may have become something else since it was checked: look once more
-        // just before the rename (a rename replaces a symlink itself, never its target).
-        check_output_path(path, inputs).map_err(|e| std::io::Error::other(e.to_string()))?;
-        fs::rename(&tmp, path)
+        Ok(())
     })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(WriteError::Io(e));
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    if let Ok(dir) = File::open(parent_dir(path)) {
-        let _ = dir.sync_all(); // best effort: makes the rename durable
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -366,6 +421,18 @@ mod tests {
         assert!(!stale.exists());
         let names: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 3, "no temporary is left: {names:?}");
+        // A name near the 255-byte limit: its temporary's name is legal too.
+        let long = d.join(format!("{}.h", "h".repeat(250)));
+        write_atomic(&long, b"long", &[]).unwrap();
+        assert_eq!(fs::read(&long).unwrap(), b"long");
+        fs::remove_file(&long).unwrap();
+        // A group whose second file cannot be staged replaces neither.
+        let (first, second) = (d.join("a.o"), d.join("no/such/dir/a.h"));
+        fs::write(&first, "old").unwrap();
+        let failed = write_atomic_all(&[(&first, b"new"), (&second, b"new")], &[]);
+        assert!(matches!(failed, Err((p, WriteError::Io(_))) if p == second));
+        assert_eq!(fs::read(&first).unwrap(), b"old");
+        fs::remove_file(&first).unwrap();
         let _ = fs::remove_dir_all(&d);
     }
 }

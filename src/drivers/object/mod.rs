@@ -524,22 +524,11 @@ fn define_init(module: &mut ObjectModule, name: &str, dtype: DType, init: Init) 
     })
 }
 
-/// Write `built` as `object` and its header next to it (`model.o` -> `model.h`, or `header`),
-/// each atomically, never over one of `inputs` (the source, the weights) or each other. Both
-/// paths are checked before either is written; if the header cannot be written, the object
-/// written just before it is put back as it was (or removed, if it did not exist).
+/// Write `built` as `object` and its header next to it (`model.o` -> `model.h`, or `header`)
+/// as one atomic group (`files::write_atomic_all`): never over one of `inputs` (the source,
+/// the weights) or each other, and if either cannot be written, neither file is replaced.
 pub fn write(built: &Built, object: &Path, header: &Path, inputs: &[&Path]) -> Result<(), Diagnostic> {
     use crate::runtime::files;
-    let io = |path: &Path, e: files::WriteError| error(format!("cannot write {}: {e}", path.display()));
-    files::check_output_paths(&[object, header], inputs).map_err(|(path, e)| io(&path, e))?;
-    let previous = std::fs::read(object).ok();
-    files::write_atomic(object, &built.object, inputs).map_err(|e| io(object, e))?;
-    if let Err(e) = files::write_atomic(header, built.header.as_bytes(), inputs) {
-        let _ = match &previous {
-            Some(bytes) => files::write_atomic(object, bytes, inputs),
-            None => std::fs::remove_file(object).map_err(files::WriteError::Io),
-        };
-        return Err(io(header, e));
-    }
-    Ok(())
+    files::write_atomic_all(&[(object, &built.object), (header, built.header.as_bytes())], inputs)
+        .map_err(|(path, e)| error(format!("cannot write {}: {e}", path.display())))
 }
