@@ -83,6 +83,8 @@ pub fn op_case(op: &Op) -> OpCase {
         MaxPool2dGrad { .. } => case(MaxPool2dGrad { size: 2, stride: 2 }, &[&[2, 2, 4, 4], &[2, 2, 2, 2]], any),
         AvgPool2d { .. } => case(AvgPool2d { size: 3, stride: 1 }, &[&[2, 2, 5, 5]], any),
         AvgPool2dGrad { .. } => case(AvgPool2dGrad { size: 3, stride: 1, height: 5, width: 5 }, &[&[2, 2, 3, 3]], any),
+        // The operand is a key of eight 16-bit pieces; 21 elements run the vector loop and its tail.
+        RandomUniform { .. } => flat(RandomUniform { stream: 3, shape: known(&[3, 7]) }, &[&[8]], (0.0, 65536.0)),
     }
 }
 
@@ -132,6 +134,7 @@ pub fn all_op_cases() -> Vec<OpCase> {
         MaxPool2dGrad { size: 0, stride: 0 },
         AvgPool2d { size: 0, stride: 0 },
         AvgPool2dGrad { size: 0, stride: 0, height: 0, width: 0 },
+        RandomUniform { stream: 0, shape: vec![] },
     ];
     ops.iter().map(op_case).collect()
 }
@@ -185,7 +188,7 @@ pub fn build(c: &OpCase, dtype: DType) -> (Graph, NodeId, NodeId, Vec<NodeId>) {
     (g, y, loss, leaves)
 }
 
-/// Distinct values spread over the case's range (whole numbers for class indices).
+/// Distinct values spread over the case's range (whole numbers for class indices and random keys).
 pub fn values(c: &OpCase, seed: usize) -> Vec<Tensor> {
     let (lo, hi) = c.range;
     c.shapes
@@ -197,7 +200,7 @@ pub fn values(c: &OpCase, seed: usize) -> Vec<Tensor> {
                 .map(|k| {
                     let u = (((k + 1) * 7 + (i + seed) * 13) as f64 * 0.618_033_988_749_895).fract();
                     let v = lo + (hi - lo) * u;
-                    if matches!(c.op, Op::OneHot { .. }) {
+                    if matches!(c.op, Op::OneHot { .. } | Op::RandomUniform { .. }) {
                         v.floor()
                     } else {
                         v
