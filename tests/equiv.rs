@@ -3,7 +3,8 @@
 //! eval block's values and gradients.
 
 use netc::commands::eval::Exec;
-use netc::training::{Engine, Interpreter, TrainGraphs};
+use netc::ir::graph::InputKind;
+use netc::training::{Counter, Engine, Interpreter, TrainGraphs};
 
 fn examples() -> Vec<(String, netc::frontend::checked::Checked)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
@@ -45,15 +46,20 @@ fn train_steps_agree_with_the_interpreter() {
             };
             let batch = 3;
             let inputs = netc::commands::graph::random_inputs(&t.graph, batch, 7);
-            let x: Vec<f32> = inputs[0].data.iter().map(|&v| v as f32).collect();
-            let y: Vec<f32> = inputs[1].data.iter().map(|&v| v as f32).collect();
+            let of_kind = |kind: InputKind| -> Vec<f32> {
+                let i = t.graph.inputs.iter().position(|i| i.kind == kind).unwrap();
+                inputs[i].data.iter().map(|&v| v as f32).collect()
+            };
+            let (x, y) = (of_kind(InputKind::Data), of_kind(InputKind::Label));
             let mut jit = netc::training::jit_engine::jit_engine(TrainGraphs::new(&t).unwrap(), false).unwrap();
             let mut interp = Interpreter::new(TrainGraphs::new(&t).unwrap());
             let start = netc::training::initial_params(&TrainGraphs::new(&t).unwrap().step.graph, 1);
             let (mut pj, mut pi) = (start.clone(), start);
             for step in 0..2 {
-                let lj = jit.step(&x, &y, batch, 0.05, &mut pj).unwrap();
-                let li = interp.step(&x, &y, batch, 0.05, &mut pi).unwrap();
+                // Dropout draws the same masks in both engines.
+                let counter = Counter { seed: 3, step };
+                let lj = jit.step(&x, &y, batch, 0.05, counter, &mut pj).unwrap();
+                let li = interp.step(&x, &y, batch, 0.05, counter, &mut pi).unwrap();
                 assert_close(&format!("{file} loss at step {step}"), &[lj], &[li], 1e-4);
             }
             for (k, (a, b)) in pj.iter().zip(&pi).enumerate() {

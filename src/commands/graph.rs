@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use crate::frontend::checked::Checked;
-use crate::ir::graph::{Dim, Graph, InputKind, NodeId, Op};
+use crate::ir::graph::{Dim, Graph, InputKind, NodeId, Op, ParamKind};
 use crate::ir::tensor::Tensor;
 use crate::runtime::rng::Rng;
 
@@ -46,6 +46,9 @@ pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
             let n: usize = shape.iter().product();
             let data = match info.kind {
                 InputKind::Label => (0..n).map(|_| rng.below(classes as u64) as f64).collect(),
+                // Fixed random numbers (dropout masks) of step 0: central differences see the
+                // same mask at every perturbation.
+                InputKind::RandomKey => crate::ir::ops::random::key(seed, 0).data,
                 _ => (0..n).map(|_| rng.normal()).collect(),
             };
             Tensor::new(shape, data)
@@ -79,7 +82,9 @@ pub fn targets(c: &Checked, batch: usize) -> Result<Vec<Target>, String> {
         let mut wrt: Vec<(String, NodeId)> = vec![];
         for (i, node) in g.nodes.iter().enumerate() {
             match node.op {
-                Op::Param { index } => wrt.push((g.params[index].name.clone(), NodeId(i as u32))),
+                Op::Param { index } if g.params[index].kind == ParamKind::Trainable => {
+                    wrt.push((g.params[index].name.clone(), NodeId(i as u32)))
+                }
                 Op::Input { index } if g.inputs[index].kind == InputKind::Data => {
                     wrt.push((g.inputs[index].name.clone(), NodeId(i as u32)))
                 }

@@ -5,7 +5,7 @@ use crate::codegen::CompileOptions;
 use crate::diag::Diagnostic;
 use crate::drivers::jit::{self, Compiled};
 use crate::ir::graph::{Graph, InputKind};
-use crate::training::{Engine, TrainGraphs};
+use crate::training::{Counter, Engine, TrainGraphs};
 
 /// One compiled graph with the output buffers it writes.
 struct Function {
@@ -14,7 +14,9 @@ struct Function {
     /// Elements per batch row and fixed elements of each output: len = a·n + b.
     output_sizes: Vec<(usize, usize)>,
     outputs: Vec<Vec<f32>>,
+    /// The scalar inputs of the next call: the learning rate and the random key.
     lr: Vec<f32>,
+    key: Vec<f32>,
 }
 
 impl Function {
@@ -45,12 +47,13 @@ impl Function {
             outputs: vec![vec![]; g.outputs.len()],
             output_sizes,
             lr: vec![0.0],
+            key: vec![0.0; crate::ir::ops::random::KEY_LEN],
         })
     }
 
     fn call(&mut self, x: &[f32], y: &[f32], n: usize, x_row: usize, params: &mut [Vec<f32>]) -> Result<(), String> {
         self.size_outputs(n);
-        let inputs = batch_inputs(&self.graph_inputs, &self.lr, x, y, n, x_row);
+        let inputs = batch_inputs(&self.graph_inputs, &self.lr, &self.key, x, y, n, x_row);
         self.compiled.run(&inputs, params, &mut self.outputs, &[n])
     }
 
@@ -63,7 +66,7 @@ impl Function {
         params: &[Vec<f32>],
     ) -> Result<(), String> {
         self.size_outputs(n);
-        let inputs = batch_inputs(&self.graph_inputs, &self.lr, x, y, n, x_row);
+        let inputs = batch_inputs(&self.graph_inputs, &self.lr, &self.key, x, y, n, x_row);
         self.compiled.run_readonly(&inputs, params, &mut self.outputs, &[n])
     }
 
@@ -74,10 +77,11 @@ impl Function {
     }
 }
 
-/// A graph's inputs for a batch of `n`: data `x`, labels `y`, the learning rate.
+/// A graph's inputs for a batch of `n`: data `x`, labels `y`, the learning rate, the key.
 fn batch_inputs<'a>(
     kinds: &[InputKind],
     lr: &'a [f32],
+    key: &'a [f32],
     x: &'a [f32],
     y: &'a [f32],
     n: usize,
@@ -88,7 +92,8 @@ fn batch_inputs<'a>(
         .map(|k| match k {
             InputKind::Data => &x[..n * x_row],
             InputKind::Label => &y[..n],
-            _ => lr,
+            InputKind::RandomKey => key,
+            InputKind::Variable | InputKind::Gradient => lr,
         })
         .collect()
 }
@@ -128,8 +133,17 @@ pub fn jit_engine_with(program: TrainGraphs, opts: &CompileOptions) -> Result<Bo
 }
 
 impl Engine for Jit {
-    fn step(&mut self, x: &[f32], y: &[f32], n: usize, lr: f32, params: &mut [Vec<f32>]) -> Result<f32, String> {
+    fn step(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        n: usize,
+        lr: f32,
+        counter: Counter,
+        params: &mut [Vec<f32>],
+    ) -> Result<f32, String> {
         self.step.lr[0] = lr;
+        self.step.key.copy_from_slice(&counter.key_f32());
         self.step.call(x, y, n, self.x_row, params)?;
         Ok(self.step.outputs[0][0])
     }

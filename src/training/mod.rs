@@ -19,11 +19,36 @@ use crate::runtime::data::{self, Dataset, LoadOptions, ModelShape};
 use crate::runtime::rng::Rng;
 use optim::TrainStep;
 
+/// Where a step's random numbers come from (`ir::ops::random`): the run's seed and the
+/// step's index. Part of a checkpoint, so a resumed run draws what the uninterrupted one would.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub seed: u64,
+    pub step: u64,
+}
+
+impl Counter {
+    /// The `RandomKey` input of this step as the f32 buffer engines pass.
+    pub fn key_f32(self) -> [f32; crate::ir::ops::random::KEY_LEN] {
+        let key = crate::ir::ops::random::key(self.seed, self.step);
+        std::array::from_fn(|i| key.data[i] as f32)
+    }
+}
+
 /// Executes the graphs of a training run on host f32 buffers.
 pub trait Engine {
     /// One fused train step on the first `n` samples of `x` and `y`: returns the loss and
-    /// updates `params` (model parameters, then optimizer state) in place.
-    fn step(&mut self, x: &[f32], y: &[f32], n: usize, lr: f32, params: &mut [Vec<f32>]) -> Result<f32, String>;
+    /// updates `params` (model parameters and state, then optimizer state) in place. Random
+    /// numbers (dropout) are those of `counter`.
+    fn step(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        n: usize,
+        lr: f32,
+        counter: Counter,
+        params: &mut [Vec<f32>],
+    ) -> Result<f32, String>;
     /// The loss and the model's first output for a batch (no update).
     fn evaluate(&mut self, x: &[f32], y: &[f32], n: usize, params: &[Vec<f32>]) -> Result<(f32, Vec<f32>), String>;
     /// A line of engine statistics for `--stats` (compile times, memory plan).
@@ -37,7 +62,8 @@ pub trait Engine {
     }
 }
 
-/// The graphs an engine needs: the fused step and the loss graph (model forward + loss).
+/// The graphs an engine needs: the fused step (training mode) and the loss graph (model
+/// forward + loss, inference mode).
 pub struct TrainGraphs {
     pub step: TrainStep,
     /// Outputs: `loss`, then the model's outputs.
@@ -46,7 +72,7 @@ pub struct TrainGraphs {
 
 impl TrainGraphs {
     pub fn new(t: &TrainDecl) -> Result<TrainGraphs, String> {
-        Ok(TrainGraphs { step: optim::build(t)?, loss_graph: t.graph.clone() })
+        Ok(TrainGraphs { step: optim::build(t)?, loss_graph: t.eval_graph.clone() })
     }
 }
 
@@ -61,8 +87,8 @@ impl Interpreter {
     }
 }
 
-/// Tensors for a graph's inputs: data `x`, labels `y`, and the learning rate when asked.
-fn feed(g: &Graph, x: &[f32], y: &[f32], n: usize, lr: Option<f32>) -> Result<Vec<Tensor>, String> {
+/// Tensors for a graph's inputs: data `x`, labels `y`, the learning rate and the random key.
+fn feed(g: &Graph, x: &[f32], y: &[f32], n: usize, lr: Option<f32>, counter: Counter) -> Result<Vec<Tensor>, String> {
     g.inputs
         .iter()
         .map(|info| {
@@ -72,6 +98,7 @@ fn feed(g: &Graph, x: &[f32], y: &[f32], n: usize, lr: Option<f32>) -> Result<Ve
                 InputKind::Data => x[..len].iter().map(|&v| v as f64).collect(),
                 InputKind::Label => y[..len].iter().map(|&v| v as f64).collect(),
                 InputKind::Variable if info.name == "lr" => vec![lr.unwrap_or(0.0) as f64],
+                InputKind::RandomKey => crate::ir::ops::random::key(counter.seed, counter.step).data,
                 _ => return Err(format!("the train graph has an unexpected input `{}`", info.name)),
             };
             Ok(Tensor::new(shape, data))
@@ -90,9 +117,17 @@ fn to_tensors(g: &Graph, params: &[Vec<f32>]) -> Vec<Tensor> {
 }
 
 impl Engine for Interpreter {
-    fn step(&mut self, x: &[f32], y: &[f32], n: usize, lr: f32, params: &mut [Vec<f32>]) -> Result<f32, String> {
+    fn step(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        n: usize,
+        lr: f32,
+        counter: Counter,
+        params: &mut [Vec<f32>],
+    ) -> Result<f32, String> {
         let g = &self.program.step.graph;
-        let inputs = feed(g, x, y, n, Some(lr))?;
+        let inputs = feed(g, x, y, n, Some(lr), counter)?;
         let values = crate::ir::interp::run(g, &inputs, &to_tensors(g, params))?;
         let loss = values[g.outputs[self.program.step.loss_output].1.index()].data[0] as f32;
         for &(p, node) in &g.updates {
@@ -105,7 +140,7 @@ impl Engine for Interpreter {
 
     fn evaluate(&mut self, x: &[f32], y: &[f32], n: usize, params: &[Vec<f32>]) -> Result<(f32, Vec<f32>), String> {
         let g = &self.program.loss_graph;
-        let inputs = feed(g, x, y, n, None)?;
+        let inputs = feed(g, x, y, n, None, Counter::default())?;
         let values = crate::ir::interp::run(g, &inputs, &to_tensors(g, &params[..g.params.len()]))?;
         let loss = values[g.outputs[0].1.index()].data[0] as f32;
         let scores =
@@ -403,7 +438,8 @@ fn run_steps(
             continue; // done before the checkpoint; only the data order is replayed
         }
         let lr = optim::learning_rate(t, step, total) as f32;
-        let loss = engine.step(&x, &y, n, lr, params).map_err(|e| Diagnostic::new("E-run", e))?;
+        let counter = Counter { seed: t.seed, step: step as u64 };
+        let loss = engine.step(&x, &y, n, lr, counter, params).map_err(|e| Diagnostic::new("E-run", e))?;
         samples += n;
         losses.push(loss);
         if !loss.is_finite() {
@@ -482,7 +518,8 @@ fn divergence(t: &TrainDecl, data: &Data, step: usize) -> Diagnostic {
         Length::Epochs(e) => e * batches.per_epoch(),
     };
     let lr = optim::learning_rate(t, step, total) as f32;
-    let Ok(inputs) = feed(g, &x, &y, n, Some(lr)) else { return base };
+    let counter = Counter { seed: t.seed, step: step as u64 };
+    let Ok(inputs) = feed(g, &x, &y, n, Some(lr), counter) else { return base };
     let Ok(values) = crate::ir::interp::run(g, &inputs, &to_tensors(g, &params)) else { return base };
     match values.iter().position(|v| v.data.iter().any(|x| !x.is_finite())) {
         Some(i) => {

@@ -5,7 +5,9 @@
 //!
 //! The learning rate is an input (`lr`), so schedules and Adam's bias correction cost nothing
 //! to change between steps. Optimizer state (velocities, moments) lives in extra parameters
-//! after the model's own.
+//! (of kind `State`) after the model's own. The model's own state tensors (batch norm's
+//! running statistics) are not differentiated and not touched by the optimizer: their
+//! updates come from the train block's graph.
 
 use crate::frontend::checked::{Optimizer, TrainDecl};
 use crate::ir::autodiff;
@@ -13,7 +15,8 @@ use crate::ir::graph::{Graph, Init, InputKind, NodeId, Op};
 
 pub struct TrainStep {
     pub graph: Graph,
-    /// The first `model_params` parameters are the model's; the rest are optimizer state.
+    /// The first `model_params` parameters are the model's (trainable ones and state, in
+    /// declaration order); the rest are optimizer state.
     pub model_params: usize,
     /// Index in `graph.inputs` of the scalar learning rate.
     pub lr_input: usize,
@@ -30,18 +33,20 @@ fn add(g: &mut Graph, op: Op, inputs: &[NodeId]) -> Result<NodeId, String> {
     })
 }
 
-/// Build the train step of `t`.
+/// Build the train step of `t`: gradients of the trainable parameters and their optimizer
+/// updates, beside the state updates (`<-`) the training-mode graph already carries.
 pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
     let mut g = t.graph.clone();
     let loss_output = g.outputs.iter().position(|(n, _)| n == "loss").ok_or("the train graph has no loss")?;
     let loss = g.outputs[loss_output].1;
     let model_params = g.params.len();
-    let param_nodes = g.param_nodes()?;
+    let trainable = g.trainable_nodes()?;
+    let param_nodes: Vec<NodeId> = trainable.iter().map(|&(_, id)| id).collect();
     let backward = autodiff::backward(&mut g, loss, &param_nodes)?;
     let lr = g.add_input("lr", vec![], InputKind::Variable);
     let lr_input = g.inputs.len() - 1;
 
-    for (p, (&w, &grad)) in param_nodes.iter().zip(&backward.grads).enumerate() {
+    for (&(p, w), &grad) in trainable.iter().zip(&backward.grads) {
         let name = g.params[p].name.clone();
         let shape = g.params[p].shape.clone();
         // Coupled L2 weight decay: g + wd·w.
@@ -60,7 +65,7 @@ pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
             }
             // v = μ·v + g;  w - lr·v, or with Nesterov w - lr·(g + μ·v)
             Optimizer::Momentum { momentum, nesterov, .. } => {
-                let v = g.add_param(&format!("{name}.velocity"), shape.clone(), Init::Zeros);
+                let v = g.add_state(&format!("{name}.velocity"), shape.clone(), Init::Zeros);
                 let mu = g.constant(momentum);
                 let mv = add(&mut g, Op::Mul, &[mu, v])?;
                 let new_v = add(&mut g, Op::Add, &[mv, grad])?;
@@ -77,9 +82,9 @@ pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
             // m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²;  w - lr_t·m / (sqrt(v) + ε), where the
             // host folds the bias corrections into lr_t = lr·sqrt(1-β2^t)/(1-β1^t).
             Optimizer::Adam { beta1, beta2, eps, .. } => {
-                let m = g.add_param(&format!("{name}.m"), shape.clone(), Init::Zeros);
+                let m = g.add_state(&format!("{name}.m"), shape.clone(), Init::Zeros);
                 let m_index = g.params.len() - 1;
-                let v = g.add_param(&format!("{name}.v"), shape.clone(), Init::Zeros);
+                let v = g.add_state(&format!("{name}.v"), shape.clone(), Init::Zeros);
                 let v_index = g.params.len() - 1;
                 let (b1, c1) = (g.constant(beta1), g.constant(1.0 - beta1));
                 let (b2, c2) = (g.constant(beta2), g.constant(1.0 - beta2));

@@ -217,6 +217,9 @@ pub enum BuiltinCase {
     /// An expression over the eval variables `x` ([2, 3]), `y` ([2, 3]), `labels` ([2]),
     /// `img` ([1, 2, 4, 4]) and `w` ([3, 2, 3, 3]): differentiated with respect to them.
     Expr(&'static str),
+    /// An `Expr` evaluated in training mode (`training: true`; random numbers of seed 0,
+    /// step 0).
+    TrainingExpr(&'static str),
     /// A parameter initialiser: `param W: [4, 6] = INIT`.
     Init(&'static str),
     /// A train setting: `KEY: VALUE` in a train block of a small model.
@@ -257,6 +260,8 @@ pub fn builtin_case(b: Builtin) -> BuiltinCase {
         Conv => Expr("conv(img, w, stride: 1, pad: 1)"),
         Maxpool2d => Expr("maxpool2d(img, size: 2)"),
         Avgpool2d => Expr("avgpool2d(img, size: 2, stride: 1)"),
+        RandLike => TrainingExpr("x * rand_like(x) + y * rand_like(y)"),
+        Dropout => TrainingExpr("dropout(x, p: 0.4) * y + dropout(y)"),
         Accuracy => Train("metrics", "[accuracy]"),
         Zeros => Init("zeros"),
         Constant => Init("constant(0.5)"),
@@ -277,10 +282,12 @@ pub fn builtin_case(b: Builtin) -> BuiltinCase {
     }
 }
 
-/// The eval block of an `Expr` case: the variables, and the gradient of Σ expr ⊙ v.
-pub fn expr_source(expr: &str) -> String {
+/// The eval block of an `Expr` case (or, with `training`, of a `TrainingExpr` case): the
+/// variables, and the gradient of Σ expr ⊙ v.
+pub fn expr_source(expr: &str, training: bool) -> String {
     format!(
         "eval case {{
+  training: {training}
   let x = [[-1.3, 0.4, 2.1], [0.7, -0.2, 1.6]]
   let y = [[0.9, 1.7, 0.3], [2.2, 0.6, 1.1]]
   let labels = [2, 0]
@@ -363,7 +370,7 @@ pub fn write_case_data(dir: &std::path::Path) {
 pub fn run_source(c: &BuiltinCase) -> Option<String> {
     let spiral = "spiral(points: 20, classes: 3, seed: 1)";
     match c {
-        BuiltinCase::Expr(_) => None,
+        BuiltinCase::Expr(_) | BuiltinCase::TrainingExpr(_) => None,
         BuiltinCase::Init(init) => Some(train_source(init, &[], spiral)),
         BuiltinCase::Train(key, value) => Some(train_source("xavier", &[(key, value)], spiral)),
         BuiltinCase::Data(source) => Some(train_source("xavier", &[], source)),

@@ -2,6 +2,7 @@
 //! graph nodes whose shape errors become diagnostics on the operands.
 
 use super::*;
+use crate::ir::graph::ParamKind;
 
 impl<'p> Checker<'p> {
     // ---- statements ----
@@ -24,7 +25,11 @@ impl<'p> Checker<'p> {
                     }
                     self.bind(&name.name, v);
                 }
-                Stmt::Param { name, ty, init, span } => self.param(name, ty, init.as_ref(), *span),
+                Stmt::Param { name, ty, init, span } => {
+                    self.param(name, ty, init.as_ref(), *span, ParamKind::Trainable)
+                }
+                Stmt::State { name, ty, init, span } => self.param(name, ty, init.as_ref(), *span, ParamKind::State),
+                Stmt::Update { target, value, span } => self.update(target, value, *span),
                 Stmt::Return(e) => {
                     result = Some((self.expr(e), e.span));
                     break;
@@ -47,13 +52,27 @@ impl<'p> Checker<'p> {
         result
     }
 
-    pub(super) fn param(&mut self, name: &Ident, ty: &TypeExpr, init: Option<&Expr>, span: Span) {
+    /// `param` (trainable) or `state` (updated by `<-`) declarations.
+    pub(super) fn param(&mut self, name: &Ident, ty: &TypeExpr, init: Option<&Expr>, span: Span, kind: ParamKind) {
+        let what = match kind {
+            ParamKind::Trainable => "parameters",
+            ParamKind::State => "state tensors",
+        };
         if !self.allow_params {
             self.error(
                 "E-param",
                 span,
-                "parameters belong to layers and models",
-                "a `fn` cannot own parameters; declare it with `layer` instead",
+                format!("{what} belong to layers and models"),
+                "a `fn` cannot own parameters or state; declare it with `layer` instead",
+            );
+            self.bind(&name.name, Value::Error);
+            return;
+        }
+        if self.mode_branches > 0 {
+            self.report(
+                Diagnostic::new("E-param", format!("{what} cannot be declared inside `if training`"))
+                    .label(span, "declared in one mode only")
+                    .note("training and inference run the same parameters and state: declare it before the `if`"),
             );
             self.bind(&name.name, Value::Error);
             return;
@@ -63,7 +82,7 @@ impl<'p> Checker<'p> {
             return;
         };
         let init = match init {
-            None if shape.len() >= 2 => Init::Xavier,
+            None if shape.len() >= 2 && kind == ParamKind::Trainable => Init::Xavier,
             None => Init::Zeros,
             Some(e) => match self.expr(e) {
                 Value::Init(i) => i,
@@ -91,7 +110,10 @@ impl<'p> Checker<'p> {
             );
             return;
         }
-        let id = self.g.add_param(&qualified, shape, init);
+        let id = match kind {
+            ParamKind::Trainable => self.g.add_param(&qualified, shape, init),
+            ParamKind::State => self.g.add_state(&qualified, shape, init),
+        };
         self.g.annotate(id, None, Some(name.span));
         self.params_by_name.insert(qualified, id);
         self.bind(&name.name, Value::Tensor(id));
@@ -104,10 +126,15 @@ impl<'p> Checker<'p> {
             ExprKind::Int(n) => Value::Num(*n as f64),
             ExprKind::Float(x) => Value::Num(*x),
             ExprKind::Str(s) => Value::Str(s.clone()),
-            ExprKind::Name(n) => match self.lookup(n) {
-                Some(v) => v,
-                None => self.unknown_name(n, e.span),
-            },
+            ExprKind::Name(n) => {
+                if self.names_the_mode(n) {
+                    self.mode_used = true;
+                }
+                match self.lookup(n) {
+                    Some(v) => v,
+                    None => self.unknown_name(n, e.span),
+                }
+            }
             ExprKind::List(items) => Value::List(items.iter().map(|i| self.expr(i)).collect()),
             ExprKind::Neg(x) => {
                 let v = self.expr(x);
@@ -128,6 +155,7 @@ impl<'p> Checker<'p> {
             ExprKind::Call { callee, args } => self.call(callee, args, e.span),
             ExprKind::Index { base, indices } => self.index(base, indices, e.span),
             ExprKind::Field { base, field } => self.field(base, field, e.span),
+            ExprKind::If { cond, then, otherwise } => self.if_expr(cond, then, otherwise.as_deref(), e.span),
         }
     }
 

@@ -266,51 +266,16 @@ impl<'p> Checker<'p> {
             None => None,
         };
 
-        // The graph: the model's forward pass, then the loss over its outputs and the labels.
-        let outputs = self.expand_model(m, None, t.span)?;
-        let batch = self.g.inputs.first().and_then(|i| i.shape.first().copied()).unwrap_or(Dim::Known(1));
-        let labels = self.g.add_input("labels", vec![batch], InputKind::Label);
-        let mut scope = HashMap::new();
-        for (i, node) in self.g.nodes.iter().enumerate() {
-            if let Op::Input { index } = node.op {
-                scope.insert(self.g.inputs[index].name.clone(), Value::Tensor(NodeId(i as u32)));
-            }
-        }
-        let _ = labels;
-        for (name, id) in &outputs {
-            scope.insert(name.clone(), Value::Tensor(*id));
-        }
-        let loss_expr = t.body.iter().find_map(|s| match s {
-            Stmt::Setting { key, value } if key.name == "loss" => Some(value),
-            _ => None,
-        });
-        let Some(loss_expr) = loss_expr else {
-            self.report(
-                Diagnostic::new("E-setting", "a train block needs a `loss`")
-                    .label(t.keyword_span, "this train block")
-                    .help(format!(
-                        "e.g. `loss: cross_entropy({}, labels)`",
-                        outputs.first().map(|o| o.0.as_str()).unwrap_or("scores")
-                    )),
-            );
-            return None;
+        // The train step's graph in training mode; evaluation's in inference mode (the same
+        // graph when nothing in the program asks for the mode).
+        let graph = self.loss_graph(m, t, true)?;
+        let eval_graph = if self.mode_used {
+            let eval_graph = self.loss_graph(m, t, false)?;
+            self.same_parameters(&graph, &eval_graph, &m.name.name, m.name.span)?;
+            eval_graph
+        } else {
+            graph.clone()
         };
-        self.scopes = vec![scope];
-        let loss = self.expr(loss_expr);
-        let loss = self.tensor(loss, loss_expr.span)?;
-        if !self.g.shape(loss).is_empty() {
-            let s = self.g.shape_str(self.g.shape(loss));
-            self.error(
-                "E-shape",
-                loss_expr.span,
-                "the loss must be a scalar",
-                format!("this is {s}; reduce it with mean(...) or sum(...)"),
-            );
-            return None;
-        }
-        self.g.annotate(loss, Some("loss"), Some(loss_expr.span));
-        self.g.outputs.push(("loss".into(), loss));
-        self.g.outputs.extend(outputs);
 
         let num = |c: &mut Self, key: &str, range: Range| -> Option<Option<f64>> {
             match settings.get(key).cloned() {
@@ -389,7 +354,8 @@ impl<'p> Checker<'p> {
         Some(TrainDecl {
             model: model_name,
             data,
-            graph: std::mem::take(&mut self.g),
+            graph,
+            eval_graph,
             optimizer,
             schedule,
             weight_decay,
@@ -400,5 +366,62 @@ impl<'p> Checker<'p> {
             metrics,
             span: t.span,
         })
+    }
+
+    /// The model's forward pass in one mode, then the loss over its outputs and the labels;
+    /// in training mode with the state updates.
+    fn loss_graph(&mut self, m: &'p ModelDef, t: &'p Settings, training: bool) -> Option<Graph> {
+        self.begin(DType::F32);
+        self.training = training;
+        let outputs = self.expand_model(m, None, t.span)?;
+        let batch = self.g.inputs.first().and_then(|i| i.shape.first().copied()).unwrap_or(Dim::Known(1));
+        let labels = self.g.add_input("labels", vec![batch], InputKind::Label);
+        let mut scope = HashMap::new();
+        for (i, node) in self.g.nodes.iter().enumerate() {
+            match node.op {
+                Op::Input { index } if self.g.inputs[index].kind != InputKind::RandomKey => {
+                    scope.insert(self.g.inputs[index].name.clone(), Value::Tensor(NodeId(i as u32)));
+                }
+                _ => {}
+            }
+        }
+        let _ = labels;
+        for (name, id) in &outputs {
+            scope.insert(name.clone(), Value::Tensor(*id));
+        }
+        let loss_expr = t.body.iter().find_map(|s| match s {
+            Stmt::Setting { key, value } if key.name == "loss" => Some(value),
+            _ => None,
+        });
+        let Some(loss_expr) = loss_expr else {
+            self.report(
+                Diagnostic::new("E-setting", "a train block needs a `loss`")
+                    .label(t.keyword_span, "this train block")
+                    .help(format!(
+                        "e.g. `loss: cross_entropy({}, labels)`",
+                        outputs.first().map(|o| o.0.as_str()).unwrap_or("scores")
+                    )),
+            );
+            return None;
+        };
+        self.scopes = vec![scope];
+        let loss = self.expr(loss_expr);
+        let loss = self.tensor(loss, loss_expr.span)?;
+        if !self.g.shape(loss).is_empty() {
+            let s = self.g.shape_str(self.g.shape(loss));
+            self.error(
+                "E-shape",
+                loss_expr.span,
+                "the loss must be a scalar",
+                format!("this is {s}; reduce it with mean(...) or sum(...)"),
+            );
+            return None;
+        }
+        self.g.annotate(loss, Some("loss"), Some(loss_expr.span));
+        self.g.outputs.push(("loss".into(), loss));
+        self.g.outputs.extend(outputs);
+
+        self.g.updates = self.graph_updates();
+        Some(std::mem::take(&mut self.g))
     }
 }
