@@ -262,6 +262,8 @@ fn input_args(g: &Graph) -> Vec<Arg> {
 /// mode; a state tensor's gradient is zero).
 fn backward_entry(t: &TrainDecl) -> Result<Entry, Diagnostic> {
     let mut g = t.graph.clone();
+    // The backward pass only reads the parameters: the running statistics move in train steps.
+    g.updates.clear();
     let loss = g.outputs.iter().find(|(n, _)| n == "loss").map(|o| o.1).ok_or_else(|| error("no loss"))?;
     let params = g.param_nodes().map_err(error)?;
     let grads = crate::ir::autodiff::differentiate(&mut g, loss, &params).map_err(error)?;
