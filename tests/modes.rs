@@ -98,9 +98,7 @@ fn three_batch_norm_steps_match_pytorch() {
 
 /// The test set of the digits examples as one [N, ...] tensor of the model's input shape.
 fn digits_test_set(c: &Checked, g: &Graph) -> Tensor {
-    let (input, sample, classes) = netc::training::model_signature(&c.trains[0].graph).unwrap();
-    let data =
-        netc::training::load_data(&c.data[0], &root().join("examples"), &input, &sample, classes, &mut |_| {}).unwrap();
+    let data = netc::training::load_data(&c.trains[0], &c.data[0], &root().join("examples"), &mut |_| {}).unwrap();
     let test = data.test.unwrap();
     let mut shape = vec![test.len()];
     shape.extend(g.inputs[0].shape[1..].iter().map(|d| d.known().unwrap()));

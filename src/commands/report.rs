@@ -39,7 +39,19 @@ pub fn summary(c: &Checked) -> String {
         }
     }
     for d in &c.data {
-        let src = match &d.source {
+        let Some(source) = &d.source else {
+            let fields: Vec<String> = d
+                .fields
+                .iter()
+                .map(|f| {
+                    let shape = f.shape.as_ref().map(|s| format!(" {s:?}")).unwrap_or_default();
+                    format!("{} ({}{shape}, {})", f.name, f.ty.name(), f.file.path())
+                })
+                .collect();
+            out.push_str(&format!("data {}: {}\n", d.name, fields.join(", ")));
+            continue;
+        };
+        let src = match source {
             Source::Spiral { points, classes, .. } => {
                 format!("spiral, {} points in {classes} classes", points * classes)
             }
@@ -55,7 +67,8 @@ pub fn summary(c: &Checked) -> String {
             Length::Steps(s) => format!("{s} steps"),
             Length::Epochs(e) => format!("{e} epochs"),
         };
-        out.push_str(&format!("train {}: {:?}, {len}\n", t.model, t.optimizer));
+        let name = if t.name == t.model { String::new() } else { format!(" ({})", t.name) };
+        out.push_str(&format!("train {}{name}: {:?}, {len}\n", t.model, t.optimizer));
     }
     for e in &c.evals {
         out.push_str(&format!(

@@ -13,9 +13,10 @@ impl<'p> Checker<'p> {
         for stmt in body {
             match stmt {
                 Stmt::Let { name, value } => {
-                    if matches!(value.kind, ExprKind::Call { .. }) {
-                        self.pending_instance = Some(name.name.clone());
-                    }
+                    // The first layer (or model) the value calls is the instance `name`: in
+                    // `let body = x |> dense(64) |> relu` that is the dense, so appending a
+                    // layer never renames the parameters before it.
+                    self.pending_instance = Some(name.name.clone());
                     let v = self.expr(value);
                     self.pending_instance = None;
                     if let Value::Tensor(id) = v {
@@ -102,6 +103,13 @@ impl<'p> Checker<'p> {
         let mut path = self.prefix.clone();
         path.push(name.name.clone());
         let qualified = path.join(".");
+        if let Some(&id) =
+            self.params_by_name.get(&qualified).filter(|&&id| self.share_params && *self.g.shape(id) == shape)
+        {
+            // Another call of the same model in an eval block: the same parameter.
+            self.bind(&name.name, Value::Tensor(id));
+            return;
+        }
         if let Some(first) = self.params_by_name.get(&qualified).and_then(|&id| self.g.node(id).span) {
             self.report(
                 Diagnostic::new("E-duplicate", format!("parameter `{qualified}` is declared twice"))
@@ -379,7 +387,8 @@ impl<'p> Checker<'p> {
                 self.node(Op::Transpose { perm: vec![1, 0] }, &[(t, base.span)], span)
             }
             (Value::Tensor(_), other) => {
-                let candidates: Vec<String> = self.params_by_name.keys().cloned().collect();
+                let mut candidates: Vec<String> = self.params_by_name.keys().cloned().collect();
+                candidates.sort(); // ties do not depend on hash order
                 let mut d = Diagnostic::new("E-name", format!("a tensor has no field `{other}`"))
                     .label(field.span, "unknown field")
                     .note("tensors have `.shape` and `.T`; a layer's parameters are `name.W` where `let name = layer(...)`");

@@ -20,7 +20,7 @@ use crate::frontend::ast::*;
 use crate::frontend::builtins::{Builtin, Kind};
 use crate::frontend::checked::*;
 use crate::frontend::lower;
-use crate::ir::graph::{DType, Dim, Graph, Init, InputKind, NodeId, Op, Shape};
+use crate::ir::graph::{DType, Dim, Graph, Init, InputKind, NodeId, Op, ParamRole, Shape};
 use crate::ir::limits::MAX_ELEMENTS;
 use crate::ir::ops::ShapeError;
 use crate::ir::tensor::Tensor;
@@ -36,6 +36,7 @@ mod exprs;
 mod items;
 mod modes;
 mod settings;
+mod train;
 
 /// Parse and check a source file (the prelude is added in front of it).
 pub fn check_source(src: &str) -> Result<Checked, Vec<Diagnostic>> {
@@ -74,6 +75,8 @@ enum Value {
     Func(Callee),
     Init(Init),
     Bool(bool),
+    /// `float` or `int`: the element type of a data field.
+    ElemType(FieldType),
     /// A call of a settings function (optimizer, schedule, data source) with its arguments,
     /// read by the settings block that holds it.
     Setting(Box<Args>),
@@ -115,7 +118,14 @@ struct Checker<'p> {
     /// The name the next layer call gets (from `let name = layer(...)`).
     pending_instance: Option<String>,
     params_by_name: HashMap<String, NodeId>,
+    /// The layer and model instances called so far in the current graph.
+    layers: Vec<Layer>,
     allow_params: bool,
+    /// Checking an eval block: a model it calls keeps one set of parameters, named
+    /// `MODEL.NAME`, whichever call declares them first (see `Callee::Model` in `calls.rs`).
+    in_eval: bool,
+    /// Expanding such a model call: a parameter declared again is the one declared before.
+    share_params: bool,
     /// Inside prelude code, errors are reported at the user's call.
     span_override: Option<Span>,
     depth: usize,
@@ -152,7 +162,10 @@ impl<'p> Checker<'p> {
             instance_counts: HashMap::new(),
             pending_instance: None,
             params_by_name: HashMap::new(),
+            layers: vec![],
             allow_params: false,
+            in_eval: false,
+            share_params: false,
             span_override: None,
             depth: 0,
             training: false,
@@ -212,6 +225,8 @@ impl<'p> Checker<'p> {
             "false" => return Some(Value::Bool(false)),
             "pi" => return Some(Value::Num(std::f64::consts::PI)),
             "training" => return Some(Value::Bool(self.training)),
+            "float" => return Some(Value::ElemType(FieldType::Float)),
+            "int" => return Some(Value::ElemType(FieldType::Int)),
             _ => {}
         }
         if let Some(b) = Builtin::from_name(name) {
@@ -233,10 +248,17 @@ impl<'p> Checker<'p> {
     }
 
     fn unknown_name(&mut self, name: &str, span: Span) -> Value {
-        let mut candidates: Vec<String> = self.scopes.iter().flat_map(|s| s.keys().cloned()).collect();
-        candidates.extend(self.fn_names.keys().cloned());
-        candidates.extend(self.model_names.keys().cloned());
-        candidates.extend(self.params_by_name.keys().cloned());
+        // Innermost scope first; each map's names sorted, so that ties between equally near
+        // names (`nearest` takes the earlier) do not depend on hash order.
+        let sorted = |keys: Vec<&String>| {
+            let mut keys: Vec<String> = keys.into_iter().cloned().collect();
+            keys.sort();
+            keys
+        };
+        let mut candidates: Vec<String> = self.scopes.iter().rev().flat_map(|s| sorted(s.keys().collect())).collect();
+        candidates.extend(sorted(self.fn_names.keys().collect()));
+        candidates.extend(sorted(self.model_names.keys().collect()));
+        candidates.extend(sorted(self.params_by_name.keys().collect()));
         candidates.extend(Builtin::ALL.iter().map(|b| b.name().to_string()));
         candidates.push("training".into());
         let mut d = Diagnostic::new("E-name", format!("unknown name `{name}`")).label(span, "not defined here");
@@ -270,6 +292,7 @@ fn describe_value(v: &Value) -> String {
         Value::Func(_) => "a function".into(),
         Value::Init(_) => "an initialiser".into(),
         Value::Bool(b) => format!("`{b}`"),
+        Value::ElemType(t) => format!("the type `{}`", t.name()),
         Value::Setting(a) => format!("a `{}` setting", a.builtin.name()),
         Value::Nothing => "nothing (a block without a final expression)".into(),
         Value::Error => "an error".into(),

@@ -23,6 +23,10 @@ pub(super) struct Mark {
     updates: usize,
     random_key: Option<NodeId>,
     streams: u32,
+    /// Layer instances: their records and the counters that name them (`dense_2`), so a
+    /// rolled-back branch leaves no record and takes no name.
+    layers: usize,
+    instance_counts: HashMap<String, usize>,
 }
 
 impl<'p> Checker<'p> {
@@ -35,6 +39,8 @@ impl<'p> Checker<'p> {
             updates: self.updates.len(),
             random_key: self.random_key,
             streams: self.streams,
+            layers: self.layers.len(),
+            instance_counts: self.instance_counts.clone(),
         }
     }
 
@@ -51,6 +57,8 @@ impl<'p> Checker<'p> {
         self.updates.truncate(m.updates);
         self.random_key = m.random_key;
         self.streams = m.streams;
+        self.layers.truncate(m.layers);
+        self.instance_counts = m.instance_counts;
     }
 
     /// `name` is the built-in `training` (not a user's name that shadows it).
