@@ -178,9 +178,22 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
             params[i] = w.data;
         }
         let meta = crate::runtime::weights::load_metadata(path)?;
-        resume_at = meta.get("netc.step").and_then(|s| s.parse().ok()).ok_or_else(|| {
+        let checkpoint = Checkpoint::read(&meta).ok_or_else(|| {
             err(format!("{}: not a checkpoint (no step count); use --load for plain weights", path.display()))
         })?;
+        resume_at = checkpoint.step;
+        // The random streams (dropout) and the data order continue from the checkpoint's seed.
+        if let Some(seed) = checkpoint.seed {
+            if opts.overrides.seed.is_some_and(|s| s != seed) {
+                return Err(err(format!(
+                    "{} was written by a run with seed {seed}; resuming it with --seed {} would change its \
+                     data order and random numbers",
+                    path.display(),
+                    t.seed
+                )));
+            }
+            t.seed = seed;
+        }
     } else if let Some(path) = &opts.load {
         let expected: Vec<(&str, &[usize])> =
             names[..model_params].iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
@@ -224,13 +237,18 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
         // step count: a weights file that is also a checkpoint for --resume.
         let refs: Vec<crate::runtime::weights::WeightRef> =
             names.iter().zip(&params).map(|((n, s), v)| (n.as_str(), s.as_slice(), v.as_slice())).collect();
-        // One key: a map of several would serialise in random order, and the same run must
-        // write the same bytes.
-        let meta = [("netc.step".to_string(), report.steps.to_string())];
-        crate::runtime::weights::save_with_metadata(path, &refs, Some(meta.into_iter().collect()), &save_inputs)?;
+        let checkpoint = Checkpoint { step: report.steps, seed: Some(t.seed) };
+        crate::runtime::weights::save_with_metadata(path, &refs, Some(checkpoint.metadata()), &save_inputs)?;
         if !quiet {
-            let state = names.len() - model_params;
-            let extra = if state > 0 { format!(" and {state} optimizer state tensors") } else { String::new() };
+            let model_state = t.graph.params.iter().filter(|p| p.kind == crate::ir::graph::ParamKind::State).count();
+            let optimizer = names.len() - model_params;
+            let mut extra = String::new();
+            if model_state > 0 {
+                extra += &format!(" ({model_state} of them state)");
+            }
+            if optimizer > 0 {
+                extra += &format!(" and {optimizer} optimizer state tensors");
+            }
             eprintln!("wrote {} ({model_params} parameter tensors{extra}, step {})", path.display(), report.steps);
         }
     }
@@ -241,6 +259,36 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
     } else {
         String::new()
     })
+}
+
+/// Where a saved run stands: the steps done, and the seed of its data order and random
+/// streams (absent in checkpoints written before runs drew random numbers).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub step: usize,
+    pub seed: Option<u64>,
+}
+
+impl Checkpoint {
+    /// The metadata key: one key, since a map of several would serialise in random order,
+    /// and the same run must write the same bytes.
+    pub const KEY: &'static str = "netc.checkpoint";
+
+    pub fn metadata(&self) -> std::collections::HashMap<String, String> {
+        let seed = self.seed.map(|s| format!(" seed={s}")).unwrap_or_default();
+        [(Checkpoint::KEY.to_string(), format!("step={}{seed}", self.step))].into_iter().collect()
+    }
+
+    /// `step=N seed=S` under `KEY`, or the older `netc.step` = N.
+    pub fn read(meta: &std::collections::HashMap<String, String>) -> Option<Checkpoint> {
+        if let Some(text) = meta.get(Checkpoint::KEY) {
+            let field = |name: &str| {
+                text.split_whitespace().find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
+            };
+            return Some(Checkpoint { step: field("step")? as usize, seed: field("seed") });
+        }
+        Some(Checkpoint { step: meta.get("netc.step")?.parse().ok()?, seed: None })
+    }
 }
 
 /// What `--init-from` did: which of the file's tensors it loaded, which it skipped (with the

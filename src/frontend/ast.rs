@@ -99,6 +99,11 @@ pub enum Stmt {
     Let { name: Ident, value: Expr },
     /// `param W: [784, 100] = he` — a trainable parameter with its initialiser.
     Param { name: Ident, ty: TypeExpr, init: Option<Expr>, span: Span },
+    /// `state mean: [F] = zeros` — a tensor the train step updates by a rule (`<-`), not by
+    /// gradients.
+    State { name: Ident, ty: TypeExpr, init: Option<Expr>, span: Span },
+    /// `mean <- 0.9 * mean + 0.1 * m` — the value a state tensor takes after a train step.
+    Update { target: Ident, value: Expr, span: Span },
     /// `grad f wrt x, y`
     Grad { of: Expr, wrt: Vec<Ident>, span: Span },
     /// `return value`
@@ -141,6 +146,13 @@ pub enum ExprKind {
     Field {
         base: Box<Expr>,
         field: Ident,
+    },
+    /// `if cond { ... } else { ... }`: the condition is known at compile time (`training`,
+    /// a layer's boolean argument); each branch is a block whose last expression is its value.
+    If {
+        cond: Box<Expr>,
+        then: Vec<Stmt>,
+        otherwise: Option<Vec<Stmt>>,
     },
 }
 
@@ -214,6 +226,12 @@ impl Expr {
                 std::iter::once(&**callee).chain(args.iter().map(|a| &a.value)).collect()
             }
             ExprKind::Index { base, indices } => std::iter::once(&**base).chain(indices).collect(),
+            ExprKind::If { cond, then, otherwise } => {
+                let mut out = vec![&**cond];
+                stmt_exprs(then, &mut out);
+                stmt_exprs(otherwise.iter().flatten(), &mut out);
+                out
+            }
         }
     }
 
@@ -256,6 +274,38 @@ impl Expr {
                 take(base);
                 indices.iter_mut().for_each(take);
             }
+            ExprKind::If { cond, then, otherwise } => {
+                take(cond);
+                for s in then.iter_mut().chain(otherwise.iter_mut().flatten()) {
+                    match s {
+                        Stmt::Let { value: e, .. }
+                        | Stmt::Update { value: e, .. }
+                        | Stmt::Return(e)
+                        | Stmt::Expr(e)
+                        | Stmt::Setting { value: e, .. }
+                        | Stmt::Grad { of: e, .. } => take(e),
+                        Stmt::Param { init, .. } | Stmt::State { init, .. } => init.iter_mut().for_each(&mut take),
+                        Stmt::Error => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The expressions written directly in the statements `body` (not inside other expressions),
+/// in source order, appended to `out`.
+fn stmt_exprs<'a>(body: impl IntoIterator<Item = &'a Stmt>, out: &mut Vec<&'a Expr>) {
+    for s in body {
+        match s {
+            Stmt::Let { value: e, .. }
+            | Stmt::Update { value: e, .. }
+            | Stmt::Return(e)
+            | Stmt::Expr(e)
+            | Stmt::Setting { value: e, .. }
+            | Stmt::Grad { of: e, .. } => out.push(e),
+            Stmt::Param { init, .. } | Stmt::State { init, .. } => out.extend(init.iter()),
+            Stmt::Error => {}
         }
     }
 }
@@ -279,18 +329,7 @@ impl Drop for Expr {
 
 /// Every expression written in `file`, in source order (the roots of the expression trees).
 pub fn root_exprs(file: &SourceFile) -> Vec<&Expr> {
-    fn stmts<'a>(body: &'a [Stmt], out: &mut Vec<&'a Expr>) {
-        for s in body {
-            match s {
-                Stmt::Let { value: e, .. } | Stmt::Return(e) | Stmt::Expr(e) | Stmt::Setting { value: e, .. } => {
-                    out.push(e)
-                }
-                Stmt::Param { init, .. } => out.extend(init.iter()),
-                Stmt::Grad { of, .. } => out.push(of),
-                Stmt::Error => {}
-            }
-        }
-    }
+    let stmts = stmt_exprs;
     let mut out = vec![];
     for item in &file.items {
         match item {

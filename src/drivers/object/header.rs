@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::{c_name, Arg, Entry, Model};
 use crate::frontend::checked::{Optimizer, Schedule, TrainDecl};
-use crate::ir::graph::{DType, Dim, Graph, Shape};
+use crate::ir::graph::{DType, Dim, Graph, ParamKind, Shape};
 
 /// A shape as the source writes it: `[B, 2]`.
 fn shape_text(g: &Graph, shape: &Shape) -> String {
@@ -138,6 +138,8 @@ const RESERVED: &[&str] = &[
     "loss",
     "grads",
     "workspace",
+    "seed",
+    "step",
 ];
 
 /// The C identifiers of one header, handed out injectively: a tensor keeps its natural name
@@ -214,6 +216,14 @@ pub(super) fn header(m: &Model, entries: &[Entry], source: &str) -> String {
     // Parameters.
     let n = m.params.len();
     let _ = writeln!(h, "/* Parameters: pass them as a table `{t} *params[{upper}_NUM_PARAMS]`, in this order. */");
+    let state = m.forward.params.iter().filter(|p| p.kind == ParamKind::State).count();
+    if state > 0 {
+        let _ = writeln!(
+            h,
+            "/* The table holds the model's state too ({p}_param_trainable[i] == 0: running statistics):\n\
+             \x20* {p}_train_step updates it by its rule (not by gradients), {p}_forward reads it. */"
+        );
+    }
     let _ = writeln!(h, "#define {upper}_NUM_PARAMS {n}");
     let total: usize = m.params.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
     let _ = writeln!(h, "#define {upper}_PARAM_ELEMENTS {total} /* all parameters together */");
@@ -223,6 +233,11 @@ pub(super) fn header(m: &Model, entries: &[Entry], source: &str) -> String {
         let _ = writeln!(h, "#define {id} {i} /* {name}: {shape:?}, {size} elements */");
     }
     tensor_tables(&mut h, p, "param", &m.params, n);
+    if n > 0 {
+        let flags: Vec<&str> =
+            m.forward.params.iter().map(|q| if q.kind == ParamKind::Trainable { "1" } else { "0" }).collect();
+        let _ = writeln!(h, "static const int {p}_param_trainable[{n}] = {{{}}};", flags.join(", "));
+    }
     let _ = writeln!(
         h,
         "/* Write the initial parameters into params[0..{upper}_NUM_PARAMS): {}. */\n\
@@ -237,7 +252,11 @@ pub(super) fn header(m: &Model, entries: &[Entry], source: &str) -> String {
             Optimizer::Momentum { .. } => "momentum: one velocity per parameter",
             Optimizer::Adam { .. } => "adam: the step count, then first and second moments per parameter",
         };
-        let _ = writeln!(h, "/* Optimizer state of {p}_train_step ({optimizer}), a table like params. */");
+        let _ = writeln!(
+            h,
+            "/* Optimizer state of {p}_train_step ({optimizer}), a table like params (the model's own\n\
+             \x20* state, if any, is in params). */"
+        );
         let _ = writeln!(h, "#define {upper}_NUM_STATE {}", m.state.len());
         if !m.state.is_empty() {
             tensor_tables(&mut h, p, "state", &m.state, m.state.len());
@@ -288,6 +307,7 @@ pub(super) fn header(m: &Model, entries: &[Entry], source: &str) -> String {
                 Arg::Batch => "int64_t batch".to_string(),
                 Arg::Input { name, .. } => format!("const {t} *{}", names.claim(c_name(name))),
                 Arg::Scalar { name, .. } => format!("{t} {}", names.claim(c_name(name))),
+                Arg::RandomKey { .. } => "uint64_t seed, uint64_t step".to_string(),
                 Arg::Params { name, writable: true, .. } => format!("{t} *const *{name}"),
                 Arg::Params { name, writable: false, .. } => format!("const {t} *const *{name}"),
                 Arg::Output { name, .. } if name == "loss" && e.what != "forward" => format!("{t} *loss"),
@@ -296,6 +316,13 @@ pub(super) fn header(m: &Model, entries: &[Entry], source: &str) -> String {
                 Arg::Workspace => "void *workspace".to_string(),
             })
             .collect();
+        if e.args.iter().any(|a| matches!(a, Arg::RandomKey { .. })) {
+            let _ = writeln!(
+                h,
+                "/* seed, step: the random numbers (dropout masks) of step `step` of a run seeded `seed`;\n\
+                 \x20* netc run passes its seed and steps 0, 1, 2, ... */"
+            );
+        }
         let _ = writeln!(h, "void {p}_{}({});", e.what, params.join(", "));
         let _ = writeln!(
             h,
