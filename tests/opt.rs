@@ -287,8 +287,8 @@ fn transpose_of_transpose() {
 fn full_slices_and_empty_pads_and_sums() {
     // x[0..n] == x;  pad(x, 0, 0) == x;  sum(x, no axes) == x
     let g = unary(&[2, 3], |g, x| {
-        let s = add(g, Op::Slice { axis: 1, start: 0, len: 3 }, &[x]);
-        let p = add(g, Op::Pad { axis: 0, before: 0, after: 0 }, &[s]);
+        let s = add(g, Op::Slice { axis: 1, start: 0, len: 3, step: 1 }, &[x]);
+        let p = add(g, Op::Pad { axis: 0, before: 0, after: 0, step: 1 }, &[s]);
         add(g, Op::Sum { axes: vec![] }, &[p])
     });
     assert_optimizes_to(&g, &format!("{X}output y = %0\n"));
@@ -297,8 +297,8 @@ fn full_slices_and_empty_pads_and_sums() {
 #[test]
 fn partial_slices_and_pads_must_not_fire() {
     let g = unary(&[2, 3], |g, x| {
-        let s = add(g, Op::Slice { axis: 1, start: 1, len: 2 }, &[x]);
-        add(g, Op::Pad { axis: 0, before: 1, after: 0 }, &[s])
+        let s = add(g, Op::Slice { axis: 1, start: 1, len: 2, step: 1 }, &[x]);
+        add(g, Op::Pad { axis: 0, before: 1, after: 0, step: 1 }, &[s])
     });
     assert_optimizes_to(
         &g,
@@ -538,7 +538,7 @@ fn optimizing_a_backward_graph_keeps_its_values() {
     let w1 = g.add_param("W1", dims(&[3, 5]), Init::Zeros);
     let b1 = g.add_param("b1", dims(&[5]), Init::Zeros);
     let w2 = g.add_param("W2", dims(&[5, 2]), Init::Zeros);
-    let mm = Op::MatMul { transpose_a: false, transpose_b: false };
+    let mm = Op::matmul(false, false);
     let h = add(&mut g, mm.clone(), &[x, w1]);
     let h = add(&mut g, Op::Add, &[h, b1]);
     let zero = g.constant(0.0);

@@ -144,7 +144,15 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
     let x_len = batch * sample.iter().product::<usize>();
     let y_row: usize = label_row(&t.graph);
     let mut rng = Rng::new(1);
-    let x: Vec<f32> = (0..x_len).map(|_| rng.normal() as f32).collect();
+    // An integer input gets ids inside the axis it indexes.
+    let ids = t.graph.inputs.iter().position(|i| i.kind == InputKind::Data && i.integer);
+    let x: Vec<f32> = match ids {
+        Some(index) => {
+            let bound = t.graph.index_bound(index).unwrap_or(2) as u64;
+            (0..x_len).map(|_| rng.below(bound) as f32).collect()
+        }
+        None => (0..x_len).map(|_| rng.normal() as f32).collect(),
+    };
     let y: Vec<f32> = (0..batch * y_row)
         .map(|_| match classes {
             Some(k) => rng.below(k as u64) as f32,

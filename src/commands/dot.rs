@@ -34,7 +34,7 @@ fn gate_label(g: &Graph, op: &Op) -> String {
         Op::Min => "min".into(),
         Op::Neg => "−x".into(),
         Op::Pow => "^".into(),
-        Op::MatMul { transpose_a: false, transpose_b: false } => "@".into(),
+        Op::MatMul { transpose_a: false, transpose_b: false, .. } => "@".into(),
         other => crate::ir::ops::describe(other, g),
     }
 }

@@ -34,7 +34,8 @@ pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
         .unwrap_or(2);
     g.inputs
         .iter()
-        .map(|info| {
+        .enumerate()
+        .map(|(index, info)| {
             let shape: Vec<usize> = info
                 .shape
                 .iter()
@@ -46,6 +47,11 @@ pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
             let n: usize = shape.iter().product();
             let data = match info.kind {
                 InputKind::Label => (0..n).map(|_| rng.below(classes as u64) as f64).collect(),
+                // Ids of an integer input: inside the axis they index.
+                _ if info.integer => {
+                    let bound = g.index_bound(index).unwrap_or(2) as u64;
+                    (0..n).map(|_| rng.below(bound) as f64).collect()
+                }
                 _ => (0..n).map(|_| rng.normal()).collect(),
             };
             Tensor::new(shape, data)
@@ -80,7 +86,8 @@ pub fn targets(c: &Checked, batch: usize) -> Result<Vec<Target>, String> {
         for (i, node) in g.nodes.iter().enumerate() {
             match node.op {
                 Op::Param { index } => wrt.push((g.params[index].name.clone(), NodeId(i as u32))),
-                Op::Input { index } if g.inputs[index].kind == InputKind::Data => {
+                // Integer inputs have no gradient.
+                Op::Input { index } if g.inputs[index].kind == InputKind::Data && !g.inputs[index].integer => {
                     wrt.push((g.inputs[index].name.clone(), NodeId(i as u32)))
                 }
                 _ => {}

@@ -88,6 +88,7 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
         }
     };
     let data = training::load_data(d, base, &input, &sample, classes, &mut note)?;
+    training::check_integer_input(&t.graph, &data)?;
 
     let batch = t.batch.unwrap_or(data.train.len()).max(1);
     crate::ir::limits::check(&t.graph, batch, opts.memory_limit, &format!("train {}", t.model))?;

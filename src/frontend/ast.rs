@@ -56,11 +56,13 @@ pub struct ModelDef {
     pub span: Span,
 }
 
-/// `name: [dims]`
+/// `name: [dims]`, optionally with an element type: `tokens: [B, T] int`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Typed {
     pub name: Ident,
     pub ty: TypeExpr,
+    /// `int` or `float` after the shape (float when absent).
+    pub elem: Option<Ident>,
 }
 
 /// A tensor shape written in the source: `[B, 784]`, `[]` for a scalar.
@@ -97,6 +99,8 @@ pub struct EvalDef {
 pub enum Stmt {
     /// `let name = value`
     Let { name: Ident, value: Expr },
+    /// `let [a, b, c] = value`: the elements of a list (e.g. what `split` returns).
+    LetList { names: Vec<Ident>, value: Expr, span: Span },
     /// `param W: [784, 100] = he` — a trainable parameter with its initialiser.
     Param { name: Ident, ty: TypeExpr, init: Option<Expr>, span: Span },
     /// `grad f wrt x, y`
@@ -132,16 +136,36 @@ pub enum ExprKind {
         callee: Box<Expr>,
         args: Vec<Arg>,
     },
-    /// `w[0]`, `x[1, 2]`
+    /// `w[0]`, `x[1, 2]`, `x[:, 1:3]`, `x[..., -1]`, `E[tokens]`
     Index {
         base: Box<Expr>,
-        indices: Vec<Expr>,
+        indices: Vec<IndexItem>,
     },
     /// `x.shape`, `fc1.W`
     Field {
         base: Box<Expr>,
         field: Ident,
     },
+}
+
+/// One item between the brackets of `x[...]`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IndexItem {
+    /// `i` (a whole number) or a tensor of indices.
+    At(Expr),
+    /// `start:stop` or `start:stop:step`, each part optional (`:` is the whole axis).
+    Slice { start: Option<Expr>, stop: Option<Expr>, step: Option<Expr>, span: Span },
+    /// `...`: as many `:` as the other items leave axes.
+    Ellipsis(Span),
+}
+
+impl IndexItem {
+    pub fn span(&self) -> Span {
+        match self {
+            IndexItem::At(e) => e.span,
+            IndexItem::Slice { span, .. } | IndexItem::Ellipsis(span) => *span,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

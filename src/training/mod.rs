@@ -155,6 +155,21 @@ pub struct Data {
     pub shuffle: bool,
 }
 
+/// For a model input declared `int`: every feature of the training and test sets is a
+/// whole number, inside the axis it indexes (`Dataset::check_integers`).
+pub fn check_integer_input(g: &Graph, data: &Data) -> Result<(), Diagnostic> {
+    for (index, info) in g.inputs.iter().enumerate() {
+        if info.kind != InputKind::Data || !info.integer {
+            continue;
+        }
+        let bound = g.index_bound(index);
+        for set in std::iter::once(&data.train).chain(&data.test) {
+            set.check_integers(&info.name, bound)?;
+        }
+    }
+    Ok(())
+}
+
 /// Per-sample shape of the model's (single) data input, and its class count.
 pub fn model_signature(g: &Graph) -> Result<(String, Vec<usize>, Option<usize>), String> {
     let data_inputs: Vec<_> = g.inputs.iter().filter(|i| i.kind == InputKind::Data).collect();

@@ -109,6 +109,26 @@ impl<'p> Checker<'p> {
         self.allow_params = false;
         self.span_override = None;
         self.depth = 0;
+        self.whole_inputs.clear();
+    }
+
+    /// Whether `id` is an input declared `int`.
+    fn is_integer_input(&self, id: NodeId) -> bool {
+        matches!(self.g.node(id).op, Op::Input { index } if self.g.inputs[index].integer)
+    }
+
+    /// Whether a declared element type says integer: `int` (true), `float` or none (false);
+    /// None after a diagnostic for anything else.
+    fn element_type(&mut self, elem: Option<&Ident>) -> Option<bool> {
+        match elem.map(|e| e.name.as_str()) {
+            None | Some("float") => Some(false),
+            Some("int") => Some(true),
+            Some(other) => {
+                let span = elem.expect("named").span;
+                self.error("E-type", span, format!("unknown element type `{other}`"), "expected `int` or `float`");
+                None
+            }
+        }
     }
 
     pub(super) fn shape_of_type(&mut self, ty: &TypeExpr, symbolic_ok: bool) -> Option<Shape> {
@@ -217,11 +237,26 @@ impl<'p> Checker<'p> {
                 ok = false;
                 continue;
             };
+            let Some(integer) = self.element_type(input.elem.as_ref()) else {
+                ok = false;
+                continue;
+            };
             let value = match &args {
-                None => Value::Tensor(self.g.add_input(&input.name.name, shape, InputKind::Data)),
+                None => {
+                    let id = self.g.add_input(&input.name.name, shape, InputKind::Data);
+                    if let Some(info) = self.g.inputs.last_mut() {
+                        info.integer = integer;
+                    }
+                    Value::Tensor(id)
+                }
                 Some(args) => {
                     let (v, span) = args[i].clone();
                     match self.tensor(v, span) {
+                        Some(t) if integer && !self.is_integer(t) => {
+                            self.not_an_index(t, span);
+                            ok = false;
+                            Value::Error
+                        }
                         Some(t) => {
                             if !self.unify(self.g.shape(t).clone(), &shape, &mut bindings) {
                                 let (got, want) = (self.g.shape_str(self.g.shape(t)), self.g.shape_str(&shape));
@@ -249,6 +284,18 @@ impl<'p> Checker<'p> {
         if !ok {
             return None;
         }
+        // The symbolic sizes of the signature are names in the body (`reshape(x, [B, T * 8])`),
+        // bound to the caller's sizes when the model is called.
+        for input in &m.inputs {
+            for d in &input.ty.dims {
+                let DimExpr::Named(id) = d else { continue };
+                if scope.contains_key(&id.name) || self.lookup(&id.name).is_some() {
+                    continue;
+                }
+                let sym = Dim::Sym(self.g.symbol(&id.name));
+                scope.insert(id.name.clone(), Value::Dim(*bindings.get(&sym).unwrap_or(&sym)));
+            }
+        }
         let saved_scopes = std::mem::replace(&mut self.scopes, vec![scope]);
         let saved_allow = std::mem::replace(&mut self.allow_params, true);
         let result = self.run_block(&m.body);
@@ -258,6 +305,15 @@ impl<'p> Checker<'p> {
 
         let mut outputs = vec![];
         for (i, out) in m.outputs.iter().enumerate() {
+            if let Some(elem) = out.elem.as_ref().filter(|e| e.name != "float") {
+                self.error(
+                    "E-type",
+                    elem.span,
+                    "model outputs are float tensors",
+                    "an input may be `int`, not an output",
+                );
+                return None;
+            }
             let value = match final_scope.get(&out.name.name) {
                 Some(v) => Some((v.clone(), out.name.span)),
                 None if i == m.outputs.len() - 1 => result.clone(),
@@ -324,6 +380,8 @@ impl<'p> Checker<'p> {
                             let shape: Shape = t.shape.iter().map(|&n| Dim::Known(n)).collect();
                             let id = self.g.add_input(&name.name, shape, InputKind::Variable);
                             self.g.annotate(id, Some(&name.name), Some(name.span));
+                            self.whole_inputs.resize(self.g.inputs.len(), false);
+                            self.whole_inputs[self.g.inputs.len() - 1] = t.data.iter().all(|v| v.fract() == 0.0);
                             values.push(t);
                             Value::Tensor(id)
                         }
@@ -338,6 +396,11 @@ impl<'p> Checker<'p> {
                         ok = false;
                     }
                     self.bind(&name.name, v);
+                }
+                Stmt::LetList { names, value, span } => {
+                    let v = self.expr(value);
+                    ok &= !matches!(v, Value::Error);
+                    self.let_list(names, v, value.span, *span);
                 }
                 Stmt::Grad { of, wrt, span } => {
                     let v = self.expr(of);
@@ -359,6 +422,15 @@ impl<'p> Checker<'p> {
                     let mut targets = vec![];
                     for w in wrt {
                         match self.lookup(&w.name) {
+                            Some(Value::Tensor(id)) if self.is_integer_input(id) => {
+                                self.error(
+                                    "E-type",
+                                    w.span,
+                                    format!("`{}` is an integer input", w.name),
+                                    "integers have no gradient",
+                                );
+                                ok = false;
+                            }
                             Some(Value::Tensor(id)) => targets.push((w.name.clone(), id)),
                             Some(Value::Error) => ok = false,
                             Some(_) => {

@@ -371,6 +371,33 @@ impl Dataset {
     }
 }
 
+impl Dataset {
+    /// Check the features for a model input declared `int`: every value a whole number,
+    /// exact in f32 (|v| <= 2^24), and below `bound` when the values index an axis of that
+    /// size (`Graph::index_bound`).
+    pub fn check_integers(&self, input: &str, bound: Option<usize>) -> Result<(), Diagnostic> {
+        let per = self.sample_size().max(1);
+        for (i, &v) in self.features().iter().enumerate() {
+            let whole = v.fract() == 0.0 && v.abs() <= (1 << 24) as f32;
+            let in_range = bound.is_none_or(|b| v >= 0.0 && (v as f64) < b as f64);
+            if whole && in_range {
+                continue;
+            }
+            let at = self.origin.locate(i / per);
+            let expected = match bound {
+                Some(b) => format!("whole numbers 0..{}", b.saturating_sub(1)),
+                None => "whole numbers (at most 2^24 in size)".to_string(),
+            };
+            return Err(error(format!(
+                "{}: value {v} at {at} is not a valid id for model input `{input}`, declared int",
+                self.origin.source
+            ))
+            .help(format!("its values index an axis of the model, so they must be {expected}")));
+        }
+        Ok(())
+    }
+}
+
 /// What a model declares about one sample, for `Dataset::validate`. Shapes leave out the
 /// leading batch dimension: `x: [B, 1, 8, 8]` has `sample_shape` `[1, 8, 8]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
