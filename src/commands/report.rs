@@ -24,7 +24,8 @@ pub fn summary(c: &Checked) -> String {
         let g = &m.graph;
         out.push_str(&format!("model {}\n", m.name));
         for i in &g.inputs {
-            out.push_str(&format!("  input  {}: {}\n", i.name, g.shape_str(&i.shape)));
+            let elem = if i.integer { " int" } else { "" };
+            out.push_str(&format!("  input  {}: {}{elem}\n", i.name, g.shape_str(&i.shape)));
         }
         for (name, id) in &g.outputs {
             out.push_str(&format!("  output {}: {}\n", name, g.shape_str(g.shape(*id))));

@@ -308,7 +308,7 @@ pub enum Index {
 pub fn slice_range(n: usize, start: Option<i64>, stop: Option<i64>, step: i64) -> Result<(i64, usize), String> {
     let n = n as i64;
     if step == 0 {
-        return Err("a slice step cannot be 0".into());
+        return Err("has step 0".into());
     }
     // Negative bounds count from the end; then clamp into the axis (one before its start,
     // for a backwards slice, stands for "through element 0").
@@ -319,7 +319,7 @@ pub fn slice_range(n: usize, start: Option<i64>, stop: Option<i64>, step: i64) -
     let span = if step > 0 { end - first } else { first - end };
     let count = if span <= 0 { 0 } else { (span - 1) / step.abs() + 1 };
     if count == 0 {
-        return Err(format!("selects no element of an axis of size {n}"));
+        return Err(format!("selects no element of an axis of size {n} (a tensor cannot be empty)"));
     }
     Ok((first, count as usize))
 }
@@ -380,7 +380,8 @@ pub fn index(g: &mut Graph, x: NodeId, items: &[Index]) -> R {
                 let n = size("slice")?;
                 let (first, len) = slice_range(n, start, stop, step).map_err(|e| {
                     let text = |b: Option<i64>| b.map_or(String::new(), |b| b.to_string());
-                    ShapeError::Invalid(format!("the slice {}:{}:{step} of axis {k} {e}", text(start), text(stop)))
+                    let step = if step == 1 { String::new() } else { format!(":{step}") };
+                    ShapeError::Invalid(format!("the slice {}:{}{step} of axis {k} {e}", text(start), text(stop)))
                 })?;
                 let stride = step.unsigned_abs() as usize;
                 if (first, len, stride) == (0, n, 1) {

@@ -267,19 +267,41 @@ impl<'p> Checker<'p> {
             }
         }
         if let Some(i) = infer {
-            // The inferred size is the known element count of x over that of the rest.
+            // The -1 is what the rest leaves of x's elements: the known sizes' quotient times
+            // the symbols of x that the rest does not use (`[-1, 6]` of [B, 2, 3] is B).
             let known = |s: &Shape| s.iter().filter_map(|d| d.known()).product::<usize>();
             let (a, b) = (known(&src), known(&shape));
+            let mut left: Vec<Dim> = src.iter().copied().filter(|d| d.known().is_none()).collect();
+            for d in shape.iter().filter(|d| d.known().is_none()) {
+                if let Some(k) = left.iter().position(|e| e == d) {
+                    left.remove(k);
+                }
+            }
+            let src_str = self.g.shape_str(&src);
             if b == 0 || a % b != 0 {
                 self.error(
                     "E-shape",
                     span,
-                    format!("cannot reshape {} into this shape", self.g.shape_str(&src)),
+                    format!("cannot reshape {src_str} into this shape"),
                     "the sizes do not divide",
                 );
                 return None;
             }
-            shape[i] = Dim::Known(a / b);
+            shape[i] = match (a / b, &left[..]) {
+                (q, []) => Dim::Known(q),
+                (1, [d]) => *d,
+                (q, _) => {
+                    let names: Vec<String> = left.iter().map(|&d| self.g.dim_name(d)).collect();
+                    let size = if q == 1 { names.join("·") } else { format!("{q}·{}", names.join("·")) };
+                    self.error(
+                        "E-shape",
+                        span,
+                        format!("the -1 in this reshape of {src_str} would be {size}"),
+                        "a size is a number or one symbol",
+                    );
+                    return None;
+                }
+            };
         }
         Some(shape)
     }

@@ -253,7 +253,18 @@ impl<'p> Checker<'p> {
                     let (v, span) = args[i].clone();
                     match self.tensor(v, span) {
                         Some(t) if integer && !self.is_integer(t) => {
-                            self.not_an_index(t, span);
+                            let shape = self.g.shape_str(self.g.shape(t));
+                            self.report(
+                                Diagnostic::new(
+                                    "E-type",
+                                    format!(
+                                        "model `{}` takes integers for `{}`, and this tensor holds floats",
+                                        m.name.name, input.name.name
+                                    ),
+                                )
+                                .label(span, format!("this is a float tensor {shape}"))
+                                .label(input.name.span, "declared `int` here"),
+                            );
                             ok = false;
                             Value::Error
                         }

@@ -223,7 +223,6 @@ pub fn infer_shape(op: &Op, shapes: &[&Shape], g: &Graph) -> Result<Shape, Shape
             }
             let first = shapes[0];
             check_axis(*axis, first.len())?;
-            let mut total = 0usize;
             for (k, s) in shapes.iter().enumerate() {
                 if s.len() != first.len() {
                     return Err(ShapeError::Invalid(format!(
@@ -244,9 +243,14 @@ pub fn infer_shape(op: &Op, shapes: &[&Shape], g: &Graph) -> Result<Shape, Shape
                         g.shape_str(first)
                     )));
                 }
-                total = total
-                    .checked_add(known(s[*axis], "a concatenated dimension")?)
-                    .ok_or_else(|| ShapeError::Invalid("the joined axis is too long".into()))?;
+            }
+            let mut total = 0usize;
+            for s in shapes {
+                let n = s[*axis].known().ok_or_else(|| {
+                    ShapeError::Invalid(format!("cannot join along the symbolic dimension {}", g.dim_name(s[*axis])))
+                })?;
+                total =
+                    total.checked_add(n).ok_or_else(|| ShapeError::Invalid("the joined axis is too long".into()))?;
             }
             let mut out = first.clone();
             out[*axis] = Dim::Known(total);
