@@ -306,6 +306,42 @@ fn partial_slices_and_pads_must_not_fire() {
     );
 }
 
+#[test]
+fn slices_of_a_concatenation_and_reversed_reversals() {
+    // concat(a, b)[offset of b .. + len b] == b;  concat([x]) == x;  reverse(reverse(x)) == x
+    let mut g = Graph::new(DType::F64);
+    let a = g.add_input("a", dims(&[2, 3]), InputKind::Data);
+    let b = g.add_input("b", dims(&[2, 2]), InputKind::Data);
+    let c = add(&mut g, Op::Concat { axis: 1 }, &[a, b]);
+    let back = add(&mut g, Op::Slice { axis: 1, start: 3, len: 2, step: 1 }, &[c]);
+    let one = add(&mut g, Op::Concat { axis: 0 }, &[back]);
+    let r = add(&mut g, Op::Reverse { axis: 0 }, &[one]);
+    let rr = add(&mut g, Op::Reverse { axis: 0 }, &[r]);
+    g.outputs.push(("y".into(), rr));
+    assert_optimizes_to(&g, "%0: [2, 3] = input a  # a\n%1: [2, 2] = input b  # b\noutput y = %1\n");
+}
+
+#[test]
+fn slices_across_operands_and_other_reversals_must_not_fire() {
+    // A slice straddling two operands, a strided one, and reversals of different axes stay.
+    let mut g = Graph::new(DType::F64);
+    let a = g.add_input("a", dims(&[2, 3]), InputKind::Data);
+    let b = g.add_input("b", dims(&[2, 2]), InputKind::Data);
+    let c = add(&mut g, Op::Concat { axis: 1 }, &[a, b]);
+    let straddle = add(&mut g, Op::Slice { axis: 1, start: 2, len: 2, step: 1 }, &[c]);
+    let strided = add(&mut g, Op::Slice { axis: 1, start: 3, len: 1, step: 2 }, &[c]);
+    let r0 = add(&mut g, Op::Reverse { axis: 0 }, &[straddle]);
+    let r1 = add(&mut g, Op::Reverse { axis: 1 }, &[r0]);
+    g.outputs.push(("y".into(), r1));
+    g.outputs.push(("z".into(), strided));
+    assert_optimizes_to(
+        &g,
+        "%0: [2, 3] = input a  # a\n%1: [2, 2] = input b  # b\n%2: [2, 5] = concat axis=1(%0, %1)\n\
+         %3: [2, 2] = slice axis=1 2..4(%2)\n%4: [2, 1] = slice axis=1 3..4:2(%2)\n\
+         %5: [2, 2] = reverse axis=0(%3)\n%6: [2, 2] = reverse axis=1(%5)\noutput y = %6\noutput z = %4\n",
+    );
+}
+
 // ---- simplify: sum of a broadcast ------------------------------------------------------------
 
 #[test]

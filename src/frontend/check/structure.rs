@@ -89,8 +89,9 @@ impl<'p> Checker<'p> {
                         self.wrong_arg(a, "sizes", &v, s, "a size or a list of sizes (whole numbers >= 1)");
                         return Value::Error;
                     };
-                    let total: usize = sizes.iter().sum();
-                    if total != n {
+                    let total = sizes.iter().try_fold(0usize, |acc, &k| acc.checked_add(k));
+                    if total != Some(n) {
+                        let total = total.map_or("more than 2^64".to_string(), |t| t.to_string());
                         return self.error(
                             "E-shape",
                             s,
