@@ -105,9 +105,8 @@ fn main() {
         let mut backward = jit::compile(&gb, &opts).unwrap();
         let up = data(ys.iter().product(), 3);
         let mut outs = vec![vec![0f32; xa.len()], vec![0f32; xb.len()]];
-        let bwd = time(|| {
-            backward.run(&[&xa[..], &xb[..], &up[..]], &mut Vec::<Vec<f32>>::new(), &mut outs, &[]).unwrap()
-        });
+        let bwd =
+            time(|| backward.run(&[&xa[..], &xb[..], &up[..]], &mut Vec::<Vec<f32>>::new(), &mut outs, &[]).unwrap());
         let macs: usize = ys.iter().product::<usize>() * sa[sa.len() - 1];
         println!(
             "{{\"system\": \"netc\", \"shape\": \"{name}\", \"threads\": {threads}, \"forward_ms\": {:.4}, \"backward_ms\": {:.4}, \"gflops_forward\": {:.1}}}",

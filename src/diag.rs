@@ -69,6 +69,13 @@ pub struct SourceFile<'a> {
     pub text: &'a str,
 }
 
+/// Whether diagnostics on stderr get colour: only on a terminal, and never when `NO_COLOR`
+/// is set to anything but the empty string (no-color.org).
+pub fn stderr_color() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
 /// Render diagnostics as text. `color` is for terminals; tests and pipes get plain text.
 pub fn render(diags: &[Diagnostic], file: Option<&SourceFile>, color: bool) -> String {
     use ariadne::{Config, IndexType, Label, Report, ReportKind, Source};
@@ -125,8 +132,17 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .into_iter()
         .map(|c| (edit_distance(name, c), c))
         .filter(|&(d, _)| d <= limit)
-        .min_by_key(|&(d, c)| (d, c.len()))
+        // Ties go to a name of the same case as the asked one (`y` is nearer `x` than the
+        // size `B`), then the shorter, then the first given (callers list the likelier first,
+        // in a fixed order).
+        .min_by_key(|&(d, c)| (d, !same_case(name, c), c.len()))
         .map(|(_, c)| c)
+}
+
+/// Whether two names start with letters of the same case.
+fn same_case(a: &str, b: &str) -> bool {
+    let upper = |s: &str| s.chars().next().is_some_and(char::is_uppercase);
+    upper(a) == upper(b)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -153,5 +169,12 @@ mod tests {
         assert_eq!(nearest("relu", ["relu6", "tanh", "elu"]), Some("elu"));
         assert_eq!(nearest("sigmod", ["sigmoid", "softmax"]), Some("sigmoid"));
         assert_eq!(nearest("xyz", ["sigmoid", "softmax"]), None);
+    }
+
+    #[test]
+    fn ties_go_to_the_same_case_then_the_first_given() {
+        assert_eq!(nearest("y", ["B", "x", "a"]), Some("x"));
+        assert_eq!(nearest("y", ["a", "x"]), Some("a"));
+        assert_eq!(nearest("T", ["x", "B"]), Some("B"));
     }
 }

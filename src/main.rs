@@ -1,12 +1,12 @@
 //! The `netc` command line: reads a `.net` file, runs the pipeline, reports diagnostics.
-//! Exit codes: 0 success, 1 bad input (with a diagnostic).
+//! Exit codes: 0 success, 1 bad input (with a diagnostic), 2 bad command-line usage (clap).
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
+use netc::commands::train::EngineKind;
 use netc::diag::{self, Diagnostic, SourceFile};
 use netc::frontend::check;
 use netc::frontend::checked::Checked;
@@ -21,6 +21,9 @@ struct Cli {
 #[derive(clap::Args)]
 struct RunArgs {
     file: PathBuf,
+    /// The train block to run, by name (needed when the file has several).
+    #[arg(long, value_name = "NAME")]
+    train: Option<String>,
     /// Train for this many steps (overrides the file).
     #[arg(long)]
     steps: Option<usize>,
@@ -48,9 +51,13 @@ struct RunArgs {
     /// Save the trained weights (safetensors; written atomically).
     #[arg(long)]
     save: Option<PathBuf>,
-    /// Start from saved weights.
+    /// Start from saved weights (every parameter must be in the file).
     #[arg(long)]
     load: Option<PathBuf>,
+    /// Start from the tensors of a weights file whose names and shapes match (partial
+    /// initialisation); prints which were loaded, skipped and left at their initial values.
+    #[arg(long, value_name = "WEIGHTS")]
+    init_from: Option<PathBuf>,
     /// Continue from a checkpoint written by --save (parameters, optimizer state, step count).
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -63,9 +70,9 @@ struct RunArgs {
     /// Print compile times and the memory plan.
     #[arg(long)]
     stats: bool,
-    /// Execute with the JIT (default) or the reference interpreter.
-    #[arg(long, default_value = "jit")]
-    engine: String,
+    /// Execute with the JIT or the reference interpreter.
+    #[arg(long, value_enum, default_value_t = EngineKind::Jit)]
+    engine: EngineKind,
     /// Refuse models needing more memory than this many MiB (default: 3/4 of the machine's).
     #[arg(long, value_name = "MIB")]
     memory_limit: Option<u64>,
@@ -99,18 +106,83 @@ struct BuildArgs {
     target: Option<String>,
 }
 
+/// `netc graph --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum GraphFormat {
+    /// Graphviz DOT (a `-o FILE.svg` is rendered with Graphviz's `dot`).
+    Dot,
+    /// One line per node.
+    Text,
+}
+
+#[derive(clap::Args)]
+struct PredictArgs {
+    file: PathBuf,
+    /// Trained weights (safetensors, as written by `netc run --save`).
+    #[arg(long, value_name = "WEIGHTS")]
+    load: Option<PathBuf>,
+    /// An input file (.npy, or .csv with a header row): `FILE` for a model of one input, or
+    /// `NAME=FILE` for the model input NAME. Repeat for several inputs.
+    #[arg(long = "input", value_name = "[NAME=]FILE", required = true)]
+    inputs: Vec<String>,
+    /// Where to write the outputs, one row per sample (.npy or .csv; default: CSV on stdout).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// The model to run (default: the one the file trains, or its only model).
+    #[arg(long)]
+    model: Option<String>,
+    /// Which output, for a model with several.
+    #[arg(long = "output-name", value_name = "NAME")]
+    output_name: Option<String>,
+    /// Samples per batch.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Print a JSON summary (needs -o).
+    #[arg(long)]
+    json: bool,
+    /// Print nothing but errors.
+    #[arg(long)]
+    quiet: bool,
+    /// Execute with the JIT or the reference interpreter.
+    #[arg(long, value_enum, default_value_t = EngineKind::Jit)]
+    engine: EngineKind,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Train and evaluate the models of a .net file (runs its eval and train blocks).
     Run(RunArgs),
     /// Type-check a .net file: print each model's inputs, outputs and parameter count.
-    Check { file: PathBuf },
-    /// Draw the forward and backward computational graphs (Graphviz DOT, or text).
+    Check {
+        file: PathBuf,
+        /// Also print the per-layer table of `netc summary`.
+        #[arg(long)]
+        summary: bool,
+    },
+    /// A per-layer table of each model: output shapes, parameters, FLOPs; and totals, with
+    /// the memory of a train step.
+    Summary {
+        file: PathBuf,
+        /// Only this model.
+        #[arg(long)]
+        model: Option<String>,
+        /// The batch for the train step's memory (default: the train block's).
+        #[arg(long)]
+        batch: Option<usize>,
+    },
+    /// Run a trained model on new data (NPY or CSV in, NPY or CSV out).
+    Predict(PredictArgs),
+    /// Draw the forward and backward computational graphs (Graphviz DOT, or text). Rendering
+    /// a `-o FILE.svg` needs Graphviz's `dot` on PATH (e.g. `apt install graphviz`).
     Graph {
         file: PathBuf,
-        /// dot (Graphviz) or text (one line per node).
-        #[arg(long, default_value = "dot")]
-        format: String,
+        /// The output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+        /// With --values: the parameters' values from these weights (safetensors) instead of
+        /// their initialisers.
+        #[arg(long, value_name = "WEIGHTS")]
+        load: Option<PathBuf>,
         /// Label every edge with its forward value and its gradient (the lecture's picture).
         #[arg(long)]
         values: bool,
@@ -152,11 +224,14 @@ fn main() -> ExitCode {
     let started = std::time::Instant::now();
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { file } => cmd_check(&file),
+        Command::Check { file, summary } => cmd_check(&file, summary),
+        Command::Summary { file, model, batch } => cmd_summary(&file, model.as_deref(), batch),
+        Command::Predict(args) => cmd_predict(&args),
         Command::Run(args) => cmd_run(&args),
-        Command::Graph { file, format, values, output, name, optimize, print_after } => {
-            let opts = GraphOptions { values, optimize, print_after, name };
-            cmd_graph(&file, if opts.print_after.is_some() { "text" } else { &format }, output.as_deref(), &opts)
+        Command::Graph { file, format, load, values, output, name, optimize, print_after } => {
+            let format = if print_after.is_some() { GraphFormat::Text } else { format };
+            let opts = GraphOptions { values, optimize, print_after, name, load };
+            cmd_graph(&file, format, output.as_deref(), &opts)
         }
         Command::Gradcheck { file, threshold, batch, all } => {
             cmd_gradcheck(&file, threshold, batch, if all { usize::MAX } else { netc::ir::gradcheck::MAX_CHECKED })
@@ -165,10 +240,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => netc::commands::bench::main(&args, started),
         Command::Repl => match netc::commands::repl::main() {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("netc repl: {e}");
-                ExitCode::from(1)
-            }
+            Err(e) => fail(&[Diagnostic::new("E-io", format!("netc repl: {e}"))], Path::new("repl"), None),
         },
     }
 }
@@ -192,6 +264,15 @@ fn cmd_build(args: &BuildArgs) -> ExitCode {
     };
     let object = args.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}.o", built.prefix)));
     let header = args.header.clone().unwrap_or_else(|| object.with_extension("h"));
+    // `-o out/m.o` makes `out/` when it is missing.
+    for path in [&object, &header] {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                let d = Diagnostic::new("E-io", format!("cannot create the folder {}: {e}", dir.display()));
+                return fail(&[d], file, None);
+            }
+        }
+    }
     if let Err(d) = netc::drivers::object::write(&built, &object, &header) {
         return fail(&[d], file, None);
     }
@@ -205,11 +286,12 @@ fn cmd_build(args: &BuildArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Print diagnostics to stderr (colored on a terminal) and return exit code 1.
+/// Print diagnostics to stderr (colored on a terminal, unless NO_COLOR is set) and return
+/// exit code 1.
 fn fail(diags: &[Diagnostic], file: &Path, src: Option<&str>) -> ExitCode {
     let name = file.display().to_string();
     let source = src.map(|text| SourceFile { name: &name, text });
-    eprint!("{}", diag::render(diags, source.as_ref(), std::io::stderr().is_terminal()));
+    eprint!("{}", diag::render(diags, source.as_ref(), diag::stderr_color()));
     ExitCode::from(1)
 }
 
@@ -243,13 +325,62 @@ fn load(file: &Path) -> Result<(String, Checked), ExitCode> {
     Ok((src, checked))
 }
 
-fn cmd_check(file: &Path) -> ExitCode {
+fn cmd_check(file: &Path, summary: bool) -> ExitCode {
     let (_, checked) = match load(file) {
         Ok(x) => x,
         Err(code) => return code,
     };
     print!("{}", netc::commands::report::summary(&checked));
+    if summary && !checked.models.is_empty() {
+        match netc::commands::summary::summary(&checked, None, None) {
+            Ok(text) => print!("\n{text}"),
+            Err(msg) => return fail(&[Diagnostic::new("E-usage", msg)], file, None),
+        }
+    }
     ExitCode::SUCCESS
+}
+
+fn cmd_summary(file: &Path, model: Option<&str>, batch: Option<usize>) -> ExitCode {
+    let (_, checked) = match load(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if batch == Some(0) {
+        return fail(&[Diagnostic::new("E-usage", "--batch must be at least 1")], file, None);
+    }
+    match netc::commands::summary::summary(&checked, model, batch) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(msg) => fail(&[Diagnostic::new("E-usage", msg)], file, None),
+    }
+}
+
+fn cmd_predict(args: &PredictArgs) -> ExitCode {
+    let file = args.file.as_path();
+    let (_, checked) = match load(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let opts = netc::commands::predict::PredictOptions {
+        model: args.model.clone(),
+        load: args.load.clone(),
+        inputs: args.inputs.clone(),
+        output: args.output.clone(),
+        output_name: args.output_name.clone(),
+        batch: args.batch,
+        json: args.json,
+        quiet: args.quiet,
+        interpreter: args.engine == EngineKind::Interp,
+    };
+    match netc::commands::predict::predict(&checked, file, &opts) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(d) => fail(&[d], file, None),
+    }
 }
 
 fn cmd_run(args: &RunArgs) -> ExitCode {
@@ -258,10 +389,49 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
+    if checked.trains.is_empty() {
+        // Training flags on a file that trains nothing are a mistake, not a no-op. (`--load`
+        // also fills the parameters of models that eval blocks call.)
+        let evals_have_params = checked.evals.iter().any(|e| !e.graph.params.is_empty());
+        let given: Vec<&str> = [
+            ("--plot", args.plot.is_some()),
+            ("--save", args.save.is_some()),
+            ("--load", args.load.is_some() && !evals_have_params),
+            ("--init-from", args.init_from.is_some()),
+            ("--resume", args.resume.is_some()),
+            ("--stop-after", args.stop_after.is_some()),
+            ("--train", args.train.is_some()),
+            ("--steps", args.steps.is_some()),
+            ("--epochs", args.epochs.is_some()),
+            ("--batch", args.batch.is_some()),
+            ("--lr", args.lr.is_some()),
+            ("--json", args.json),
+            ("--data-dir", args.data_dir.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, on)| on.then_some(flag))
+        .collect();
+        if !given.is_empty() {
+            let d = Diagnostic::new(
+                "E-usage",
+                format!(
+                    "{} {} nothing: {} has no train block",
+                    given.join(", "),
+                    if given.len() == 1 { "does" } else { "do" },
+                    file.display()
+                ),
+            );
+            return fail(&[d], file, None);
+        }
+    }
     for e in &checked.evals {
-        let exec =
-            if args.engine == "interp" { netc::commands::eval::Exec::Interp } else { netc::commands::eval::Exec::Jit };
-        match netc::commands::eval::evaluate_checked(e, args.seed.unwrap_or(0), exec, args.checked) {
+        let exec = if args.engine == EngineKind::Interp {
+            netc::commands::eval::Exec::Interp
+        } else {
+            netc::commands::eval::Exec::Jit
+        };
+        match netc::commands::eval::evaluate_loaded(e, args.seed.unwrap_or(0), exec, args.checked, args.load.as_deref())
+        {
             Ok(out) => {
                 if !args.quiet {
                     print!("{}", netc::commands::eval::format_eval(e.name.as_deref(), &out))
@@ -279,6 +449,7 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
         &checked,
         file,
         &netc::commands::train::RunOptions {
+            train: args.train.clone(),
             overrides: netc::training::Overrides {
                 steps: args.steps,
                 epochs: args.epochs,
@@ -291,11 +462,12 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
             plot: args.plot.clone(),
             save: args.save.clone(),
             load: args.load.clone(),
+            init_from: args.init_from.clone(),
             resume: args.resume.clone(),
             stop_after: args.stop_after,
             data_dir: args.data_dir.clone(),
             stats: args.stats,
-            engine: args.engine.clone(),
+            engine: args.engine,
             memory_limit: args.memory_limit.map_or_else(netc::ir::limits::default_limit, |m| m.saturating_mul(1 << 20)),
             checked: args.checked,
         },
@@ -310,40 +482,45 @@ struct GraphOptions {
     optimize: bool,
     print_after: Option<String>,
     name: Option<String>,
+    load: Option<PathBuf>,
 }
 
-fn cmd_graph(file: &Path, format: &str, output: Option<&Path>, o: &GraphOptions) -> ExitCode {
+fn cmd_graph(file: &Path, format: GraphFormat, output: Option<&Path>, o: &GraphOptions) -> ExitCode {
     let (_, checked) = match load(file) {
         Ok(x) => x,
         Err(code) => return code,
     };
+    if let Some(out) = output {
+        if let Err(d) = netc::commands::train::check_output_path(out, "-o") {
+            return fail(&[d], file, None);
+        }
+    }
+    if o.load.is_some() && !o.values {
+        let d = Diagnostic::new("E-usage", "--load gives the values drawn by --values; add --values");
+        return fail(&[d], file, None);
+    }
     let picture = match netc::commands::graph::picture(
         &checked,
         o.name.as_deref(),
         o.values,
         o.optimize,
         o.print_after.as_deref(),
+        o.load.as_deref(),
     ) {
         Ok(p) => p,
         Err(msg) => return fail(&[Diagnostic::new("E-graph", msg)], file, None),
     };
+    let format_is_dot = format == GraphFormat::Dot;
     let text = match format {
-        "dot" => picture.dot,
-        "text" => picture.text,
-        other => {
-            return fail(
-                &[Diagnostic::new("E-usage", format!("unknown format `{other}`; use dot or text"))],
-                file,
-                None,
-            )
-        }
+        GraphFormat::Dot => picture.dot,
+        GraphFormat::Text => picture.text,
     };
     match output {
         None => {
             print!("{text}");
             ExitCode::SUCCESS
         }
-        Some(out) if format == "dot" && out.extension().is_some_and(|e| e == "svg") => {
+        Some(out) if format_is_dot && out.extension().is_some_and(|e| e == "svg") => {
             let dot_path = out.with_extension("dot");
             if let Err(e) = std::fs::write(&dot_path, &text) {
                 return fail(
@@ -360,7 +537,7 @@ fn cmd_graph(file: &Path, format: &str, output: Option<&Path>, o: &GraphOptions)
                 Ok(_) => fail(&[Diagnostic::new("E-io", "Graphviz `dot` failed to render the graph")], file, None),
                 Err(_) => {
                     eprintln!(
-                        "wrote {}; Graphviz `dot` is not installed, so no SVG (install graphviz, or open the .dot elsewhere)",
+                        "wrote {}; no SVG: rendering needs Graphviz's `dot` on PATH (e.g. `apt install graphviz` or `brew install graphviz`), or open the .dot elsewhere",
                         dot_path.display()
                     );
                     ExitCode::SUCCESS
@@ -368,7 +545,10 @@ fn cmd_graph(file: &Path, format: &str, output: Option<&Path>, o: &GraphOptions)
             }
         }
         Some(out) => match std::fs::write(out, &text) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => {
+                eprintln!("wrote {}", out.display());
+                ExitCode::SUCCESS
+            }
             Err(e) => fail(&[Diagnostic::new("E-io", format!("cannot write {}: {e}", out.display()))], file, None),
         },
     }
@@ -385,8 +565,11 @@ fn cmd_gradcheck(file: &Path, threshold: f64, batch: usize, elements: usize) -> 
             if ok {
                 ExitCode::SUCCESS
             } else {
-                eprintln!("gradcheck failed: a relative error is above {threshold:e}");
-                ExitCode::from(1)
+                let d = Diagnostic::new(
+                    "E-gradcheck",
+                    format!("a relative error is above {threshold:e}, or every element of a tensor was at a kink"),
+                );
+                fail(&[d], file, None)
             }
         }
         Err(msg) => fail(&[Diagnostic::new("E-gradcheck", msg)], file, None),

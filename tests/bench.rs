@@ -3,12 +3,13 @@
 mod common;
 use common::*;
 
-/// The number after `"key": ` in a flat JSON object.
+/// The number `key` of a JSON object.
 fn number(json: &str, key: &str) -> f64 {
-    let at = json.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no `{key}` in {json}"));
-    let rest = &json[at + key.len() + 4..];
-    let end = rest.find([',', '}']).unwrap();
-    rest[..end].trim().parse().unwrap_or_else(|_| panic!("`{key}` is not a number in {json}"))
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
+    v.get(key)
+        .unwrap_or_else(|| panic!("no `{key}` in {json}"))
+        .as_f64()
+        .unwrap_or_else(|| panic!("`{key}` is not a number in {json}"))
 }
 
 #[test]
@@ -17,7 +18,7 @@ fn bench_reports_times_throughput_and_memory() {
         netc(&["bench", "examples/digits_cnn.net", "--steps", "3", "--warmup", "1", "--json", "--threads", "1"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.trim().starts_with('{') && out.trim().ends_with('}'), "{out}");
-    assert!(out.contains("\"model\": \"digits_cnn\""), "{out}");
+    assert_eq!(field(&out, "model"), "\"digits_cnn\"", "{out}");
     assert_eq!(number(&out, "batch"), 32.0);
     assert_eq!(number(&out, "steps"), 3.0);
     assert_eq!(number(&out, "threads"), 1.0);
@@ -29,6 +30,7 @@ fn bench_reports_times_throughput_and_memory() {
         "step_ms_min",
         "infer_ms_median",
         "forward_gflop",
+        "step_gflop",
         "step_gflops",
         "infer_gflops",
         "peak_rss_mib",
@@ -39,6 +41,11 @@ fn bench_reports_times_throughput_and_memory() {
     // 2·32·128·10.
     let expected = 2.0 * 32.0 * 8.0 * 8.0 * 8.0 * 9.0 + 2.0 * 32.0 * 128.0 * 10.0;
     assert!((number(&out, "forward_gflop") * 1e9 - expected).abs() < 1.0, "{out}");
+    // A step executes the conv and its filter gradient (the image needs no gradient, so the
+    // conv's input gradient is never computed), and the dense layer's three products.
+    let conv = 2.0 * 32.0 * 8.0 * 8.0 * 8.0 * 9.0;
+    let dense = 2.0 * 32.0 * 128.0 * 10.0;
+    assert!((number(&out, "step_gflop") * 1e9 - (2.0 * conv + 3.0 * dense)).abs() < 1.0, "{out}");
 }
 
 #[test]

@@ -44,25 +44,35 @@ fn train_steps_agree_with_the_interpreter() {
                 other => other,
             };
             let batch = 3;
+            // A batch of every field the train graph reads, by name.
             let inputs = netc::commands::graph::random_inputs(&t.graph, batch, 7);
-            let x: Vec<f32> = inputs[0].data.iter().map(|&v| v as f32).collect();
-            let y: Vec<f32> = inputs[1].data.iter().map(|&v| v as f32).collect();
+            let fields = t
+                .graph
+                .inputs
+                .iter()
+                .zip(&inputs)
+                .map(|(info, v)| (info.name.clone(), v.data.iter().map(|&x| x as f32).collect()))
+                .collect();
+            let data = netc::runtime::data::Batch { n: batch, fields };
             let mut jit = netc::training::jit_engine::jit_engine(TrainGraphs::new(&t).unwrap(), false).unwrap();
             let mut interp = Interpreter::new(TrainGraphs::new(&t).unwrap());
             let start = netc::training::initial_params(&TrainGraphs::new(&t).unwrap().step.graph, 1);
             let (mut pj, mut pi) = (start.clone(), start);
             for step in 0..2 {
-                let lj = jit.step(&x, &y, batch, 0.05, &mut pj).unwrap();
-                let li = interp.step(&x, &y, batch, 0.05, &mut pi).unwrap();
+                let lj = jit.step(&data, 0.05, &mut pj).unwrap();
+                let li = interp.step(&data, 0.05, &mut pi).unwrap();
                 assert_close(&format!("{file} loss at step {step}"), &[lj], &[li], 1e-4);
             }
             for (k, (a, b)) in pj.iter().zip(&pi).enumerate() {
                 assert_close(&format!("{file} parameter {k}"), a, b, 1e-4);
             }
-            let (lj, sj) = jit.evaluate(&x, &y, batch, &pj).unwrap();
-            let (li, si) = interp.evaluate(&x, &y, batch, &pi).unwrap();
-            assert_close(&format!("{file} evaluation loss"), &[lj], &[li], 1e-4);
-            assert_close(&format!("{file} scores"), &sj, &si, 1e-4);
+            let ej = jit.evaluate(&data, &pj).unwrap();
+            let ei = interp.evaluate(&data, &pi).unwrap();
+            assert_close(&format!("{file} evaluation loss"), &[ej.loss], &[ei.loss], 1e-4);
+            assert_eq!(ej.outputs.len(), ei.outputs.len());
+            for ((name, a), (_, b)) in ej.outputs.iter().zip(&ei.outputs) {
+                assert_close(&format!("{file} output {name}"), a, b, 1e-4);
+            }
         }
     }
 }

@@ -10,9 +10,10 @@
 //! - `step_ms_median`/`_min` over `--steps` steps after `--warmup`, and `infer_ms_median`/`_min`
 //!   for `Engine::evaluate` on one batch;
 //! - GFLOP/s. Convention: only matmuls and convolutions count, 2·M·N·K per matmul and a conv as
-//!   its im2col GEMM (2·N·OH·OW·F·C·KH·KW); a train step counts 3× the forward FLOPs (the
-//!   forward GEMM plus the two backward GEMMs), even where the first layer's input gradient is
-//!   not needed; inference counts 1×;
+//!   its im2col GEMM (2·N·OH·OW·F·C·KH·KW, the same for its two gradients); a train step
+//!   counts the products its optimised graph executes (`step_gflop`: the forward ones and the
+//!   backward ones it needs, so no input gradient of the first layer, which is not computed);
+//!   inference counts the forward (`forward_gflop`);
 //! - `peak_rss_train_mib` (VmHWM of /proc/self/status) after the timed train steps, and
 //!   `peak_rss_mib` at the end (after inference); `workspace_step_mib`/`_infer_mib`, the
 //!   memory plans' workspace at this batch size.
@@ -55,6 +56,9 @@ pub struct BenchArgs {
     /// file's initialisers.
     #[arg(long)]
     pub load: Option<PathBuf>,
+    /// The train block to time, when the file has several.
+    #[arg(long, value_name = "NAME")]
+    pub train: Option<String>,
     /// Compile with bounds checks (`netc run --checked`), to measure what they cost.
     #[arg(long)]
     pub checked: bool,
@@ -91,8 +95,7 @@ pub fn main(args: &BenchArgs, started: Instant) -> ExitCode {
 }
 
 fn fail(diags: &[Diagnostic], src: Option<&SourceFile>) -> ExitCode {
-    use std::io::IsTerminal;
-    eprint!("{}", diag::render(diags, src, std::io::stderr().is_terminal()));
+    eprint!("{}", diag::render(diags, src, diag::stderr_color()));
     ExitCode::from(1)
 }
 
@@ -114,7 +117,7 @@ fn ms(t: Instant) -> f64 {
 
 fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant) -> Result<Fields, Vec<Diagnostic>> {
     let check_ms = ms(started);
-    let (t, _) = training::find(c).ok_or_else(|| err("the file has no train block"))?;
+    let (t, _) = training::find(c, args.train.as_deref()).map_err(err)?;
     let batch = args.batch.or(t.batch).unwrap_or(32).max(1);
     let mut f: Fields = vec![
         ("model", Value::Text(t.model.clone())),
@@ -130,6 +133,10 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
 
     let forward = forward_flops(&t.graph, batch);
     f.push(("forward_gflop", Value::Num(forward / 1e9)));
+    let mut optimized = program.step.graph.clone();
+    crate::ir::opt::optimize(&mut optimized, None).map_err(err)?;
+    let step = executed_flops(&optimized, batch);
+    f.push(("step_gflop", Value::Num(step / 1e9)));
     if args.compile_only {
         let c = compile_times(&program.step.graph, program.step.loss_output, &program.loss_graph, args.checked)?;
         f.push(("compile_ms", Value::Num(c.step_ms + c.infer_ms)));
@@ -139,26 +146,28 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
         return Ok(f);
     }
 
-    // Synthetic inputs: normal features, labels in 0..classes.
-    let (_, sample, classes) = training::model_signature(&t.graph).map_err(err)?;
-    let x_len = batch * sample.iter().product::<usize>();
-    let y_row: usize = label_row(&t.graph);
+    // Synthetic inputs: normal values, class indices and row ids in 0..what they index.
     let mut rng = Rng::new(1);
-    // An integer input gets ids inside the axis it indexes.
-    let ids = t.graph.inputs.iter().position(|i| i.kind == InputKind::Data && i.integer);
-    let x: Vec<f32> = match ids {
-        Some(index) => {
-            let bound = t.graph.index_bound(index).unwrap_or(2) as u64;
-            (0..x_len).map(|_| rng.below(bound) as f32).collect()
-        }
-        None => (0..x_len).map(|_| rng.normal() as f32).collect(),
-    };
-    let y: Vec<f32> = (0..batch * y_row)
-        .map(|_| match classes {
-            Some(k) => rng.below(k as u64) as f32,
-            None => rng.normal() as f32,
+    let fields = t
+        .graph
+        .inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| matches!(i.kind, InputKind::Data | InputKind::Label))
+        .map(|(index, i)| {
+            let len = batch * i.shape.iter().filter_map(|d| d.known()).product::<usize>();
+            // Class indices and row ids below what they index; whole numbers for other ints.
+            let bound = t.graph.index_use(index).bound().or(i.integer.then_some(2));
+            let values = (0..len)
+                .map(|_| match bound {
+                    Some(k) => rng.below(k as u64) as f32,
+                    None => rng.normal() as f32,
+                })
+                .collect();
+            (i.name.clone(), values)
         })
         .collect();
+    let data = crate::runtime::data::Batch { n: batch, fields };
     let lr = crate::training::optim::learning_rate(t, 0, 1) as f32;
     let (step_graph, loss_output, loss_graph) =
         (program.step.graph.clone(), program.step.loss_output, program.loss_graph.clone());
@@ -180,29 +189,29 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
         CompileOptions { verify: false, checked: args.checked, profile: args.profile, ..CompileOptions::default() };
     let mut engine = crate::training::jit_engine::jit_engine_with(program, &opts).map_err(|d| vec![d])?;
     let build_ms = ms(build);
-    let first_loss = engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
+    let first_loss = engine.step(&data, lr, &mut params).map_err(err)?;
     f.push(("first_step_ms", Value::Num(ms(started))));
     f.push(("init_ms", Value::Num(init_ms)));
     f.push(("engine_build_ms", Value::Num(build_ms)));
 
     for _ in 0..args.warmup {
-        engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
+        engine.step(&data, lr, &mut params).map_err(err)?;
     }
     engine.step_profile();
     let mut steps = Vec::with_capacity(args.steps);
     let mut last_loss = first_loss;
     for _ in 0..args.steps.max(1) {
         let t0 = Instant::now();
-        last_loss = engine.step(&x, &y, batch, lr, &mut params).map_err(err)?;
+        last_loss = engine.step(&data, lr, &mut params).map_err(err)?;
         steps.push(ms(t0));
     }
     let profile = engine.step_profile();
     let rss_train = peak_rss_mib();
-    engine.evaluate(&x, &y, batch, &params).map_err(err)?;
+    engine.evaluate(&data, &params).map_err(err)?;
     let mut infers = Vec::with_capacity(args.steps);
     for _ in 0..args.steps.max(1) {
         let t0 = Instant::now();
-        engine.evaluate(&x, &y, batch, &params).map_err(err)?;
+        engine.evaluate(&data, &params).map_err(err)?;
         infers.push(ms(t0));
     }
     let rss_all = peak_rss_mib();
@@ -218,7 +227,7 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
         ("step_ms_min", Value::Num(min(&steps))),
         ("infer_ms_median", Value::Num(infer_med)),
         ("infer_ms_min", Value::Num(min(&infers))),
-        ("step_gflops", Value::Num(3.0 * forward / (step_med * 1e6))),
+        ("step_gflops", Value::Num(step / (step_med * 1e6))),
         ("infer_gflops", Value::Num(forward / (infer_med * 1e6))),
         ("first_loss", Value::Num(first_loss as f64)),
         ("last_loss", Value::Num(last_loss as f64)),
@@ -298,36 +307,64 @@ impl Compile {
     }
 }
 
-/// Values per sample of the label input (1 for class indices).
-fn label_row(g: &Graph) -> usize {
-    g.inputs
-        .iter()
-        .find(|i| i.kind == InputKind::Label)
-        .map_or(1, |i| i.shape.iter().filter_map(|d| d.known()).product())
-}
-
 /// Forward FLOPs of the matmuls and convolutions of `g` at this batch size (see the module doc).
 pub fn forward_flops(g: &Graph, batch: usize) -> f64 {
-    let dim = |d: &Dim| d.known().unwrap_or(batch) as f64;
-    let mut flops = 0.0;
-    for n in &g.nodes {
-        match n.op {
-            Op::MatMul { transpose_a, .. } => {
-                let a = g.shape(n.inputs[0]);
-                let k = if transpose_a { a.first() } else { a.last() };
-                let out: f64 = n.shape.iter().map(dim).product();
-                flops += 2.0 * out * k.map_or(1.0, dim);
+    g.nodes.iter().map(|n| product_flops(g, n, batch)).sum()
+}
+
+/// FLOPs of node `i` at this batch size (see `product_flops`).
+pub fn node_flops(g: &Graph, i: usize, batch: usize) -> f64 {
+    product_flops(g, &g.nodes[i], batch)
+}
+
+/// FLOPs of the matmuls and convolutions (and convolution gradients) that computing `g`'s
+/// outputs and updates executes: nodes nothing live reads are not run, so not counted.
+pub fn executed_flops(g: &Graph, batch: usize) -> f64 {
+    let mut live = vec![false; g.nodes.len()];
+    for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
+        live[id.index()] = true;
+    }
+    for i in (0..g.nodes.len()).rev() {
+        if live[i] {
+            for x in &g.nodes[i].inputs {
+                live[x.index()] = true;
             }
-            Op::Conv2d { .. } => {
-                let w = g.shape(n.inputs[1]);
-                let per_output: f64 = w[1..].iter().map(dim).product();
-                let out: f64 = n.shape.iter().map(dim).product();
-                flops += 2.0 * out * per_output;
-            }
-            _ => {}
         }
     }
-    flops
+    g.nodes.iter().zip(&live).filter(|(_, &l)| l).map(|(n, _)| product_flops(g, n, batch)).sum()
+}
+
+/// 2·M·N·K of a matmul (per batch element); 2·N·OH·OW·F·C·KH·KW of a convolution and of each of its gradients
+/// (the same products, arranged differently); 0 for every other op.
+fn product_flops(g: &Graph, n: &crate::ir::graph::Node, batch: usize) -> f64 {
+    let dim = |d: &Dim| d.known().unwrap_or(batch) as f64;
+    let size = |s: &crate::ir::graph::Shape| -> f64 { s.iter().map(dim).product() };
+    match n.op {
+        // Every output element sums over the contracted axes of a: [batch.., rows.., inner..],
+        // or [batch.., inner.., rows..] transposed (broadcast batch axes included in the output).
+        Op::MatMul { transpose_a, batch, contract, .. } => {
+            let a = g.shape(n.inputs[0]);
+            let inner = if transpose_a { &a[batch..batch + contract] } else { &a[a.len() - contract..] };
+            2.0 * size(&n.shape) * size(&inner.to_vec())
+        }
+        // out [N, F, OH, OW] × w [F, C, KH, KW] / C·KH·KW per output
+        Op::Conv2d { .. } => 2.0 * size(&n.shape) * size(&g.shape(n.inputs[1])[1..].to_vec()),
+        // (g [N, F, OH, OW], w [F, C, KH, KW]): every g element meets C·KH·KW weights
+        Op::Conv2dInputGrad { .. } => 2.0 * size(g.shape(n.inputs[0])) * size(&g.shape(n.inputs[1])[1..].to_vec()),
+        // (x, g [N, F, OH, OW]) -> [F, C, KH, KW]: every g element meets C·KH·KW inputs
+        Op::Conv2dFilterGrad { .. } => 2.0 * size(g.shape(n.inputs[1])) * size(&n.shape[1..].to_vec()),
+        Op::Input { .. } | Op::Param { .. } | Op::Const { .. } | Op::Literal { .. } | Op::DimSize { .. } => 0.0,
+        Op::Neg | Op::Exp | Op::Log | Op::Sqrt | Op::Abs | Op::Sign | Op::Tanh | Op::Sigmoid => 0.0,
+        Op::Relu | Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softplus => 0.0,
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Max | Op::Min | Op::GreaterEq => 0.0,
+        Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Pad { .. } => 0.0,
+        // Data movement (a scatter-add's additions are not products).
+        Op::Reverse { .. } | Op::Concat { .. } | Op::Gather { .. } | Op::ScatterAdd { .. } => 0.0,
+        Op::Sum { .. } | Op::ReduceMax { .. } | Op::ArgMaxMask { .. } | Op::OneHot { .. } | Op::LogSoftmax { .. } => {
+            0.0
+        }
+        Op::MaxPool2d { .. } | Op::MaxPool2dGrad { .. } | Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => 0.0,
+    }
 }
 
 /// GEMM threads in effect: the pool's size (`MATMUL_NUM_THREADS`, else the physical cores).
@@ -364,17 +401,17 @@ fn min(v: &[f64]) -> f64 {
 }
 
 fn json(f: &Fields) -> String {
-    let items: Vec<String> = f
-        .iter()
-        .map(|(k, v)| match v {
-            Value::Num(x) if x.is_finite() => format!("\"{k}\": {x}"),
-            Value::Num(_) => format!("\"{k}\": null"),
-            Value::Text(s) => {
-                format!("\"{k}\": \"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+    let mut o = serde_json::Map::new();
+    for (k, v) in f {
+        let v = match v {
+            Value::Num(x) => {
+                serde_json::Number::from_f64(*x).map_or(serde_json::Value::Null, serde_json::Value::Number)
             }
-        })
-        .collect();
-    format!("{{{}}}\n", items.join(", "))
+            Value::Text(s) => serde_json::Value::String(s.clone()),
+        };
+        o.insert(k.to_string(), v);
+    }
+    format!("{}\n", serde_json::Value::Object(o))
 }
 
 fn table(f: &Fields) -> String {
@@ -403,7 +440,7 @@ fn table(f: &Fields) -> String {
         ("total_ms", "process start to compiled", "ms"),
         ("step_ms_median", "train step median", "ms"),
         ("step_ms_min", "train step min", "ms"),
-        ("step_gflops", "train step", "GFLOP/s (3x forward matmul/conv FLOPs)"),
+        ("step_gflops", "train step", "GFLOP/s (the matmul/conv FLOPs it executes)"),
         ("infer_ms_median", "inference median", "ms per batch"),
         ("infer_gflops", "inference", "GFLOP/s"),
         ("last_loss", "loss after the timed steps", ""),

@@ -43,8 +43,52 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// Indexing `w[i, j]` lowers to one-element slices along axes 0, 1, … and a reshape that drops
+/// those axes. For such a reshape: the indexed value and the indices, and the slice nodes to
+/// hide (each read by the next one only), so the picture shows one `w[i, j]` node.
+fn index_chain(g: &Graph, id: usize, readers: &[usize]) -> Option<(NodeId, Vec<usize>, Vec<usize>)> {
+    let node = &g.nodes[id];
+    let Op::Reshape { .. } = node.op else { return None };
+    let mut slices = vec![];
+    let mut indices = vec![];
+    let mut cur = node.inputs[0];
+    while let Op::Slice { axis, start, len: 1, step: 1 } = g.node(cur).op {
+        if readers[cur.index()] != 1 {
+            return None;
+        }
+        slices.push(cur.index());
+        indices.push((axis, start));
+        cur = g.node(cur).inputs[0];
+    }
+    indices.reverse();
+    let in_order = indices.iter().enumerate().all(|(k, &(axis, _))| axis == k);
+    let base_rank = g.shape(cur).len();
+    if slices.is_empty() || !in_order || node.shape.len() + indices.len() != base_rank {
+        return None;
+    }
+    Some((cur, indices.into_iter().map(|(_, i)| i).collect(), slices))
+}
+
 /// DOT text for `g`; nodes from `backward_start` on are drawn as the backward graph.
 pub fn to_dot(g: &Graph, backward_start: usize, values: Option<&EdgeValues>) -> String {
+    let mut readers = vec![0usize; g.nodes.len()];
+    for node in &g.nodes {
+        for input in &node.inputs {
+            readers[input.index()] += 1;
+        }
+    }
+    let mut hidden = vec![false; g.nodes.len()];
+    let mut indexed: HashMap<usize, (NodeId, String)> = HashMap::new();
+    for i in 0..g.nodes.len().min(backward_start) {
+        if let Some((base, indices, slices)) = index_chain(g, i, &readers) {
+            let name = g.node(base).name.clone().unwrap_or_else(|| base.to_string());
+            let list: Vec<String> = indices.iter().map(|i| i.to_string()).collect();
+            indexed.insert(i, (base, format!("{name}[{}]", list.join(", "))));
+            for s in slices {
+                hidden[s] = true;
+            }
+        }
+    }
     let mut out = String::from("digraph netc {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=11];\n  edge [fontname=\"Helvetica\", fontsize=10];\n");
     let clusters = [
         ("forward", 0..backward_start.min(g.nodes.len())),
@@ -56,8 +100,12 @@ pub fn to_dot(g: &Graph, backward_start: usize, values: Option<&EdgeValues>) -> 
         }
         let _ = writeln!(out, "  subgraph cluster_{name} {{\n    label=\"{name}\"; color=\"#999999\";");
         for i in range {
+            if hidden[i] {
+                continue;
+            }
             let node = &g.nodes[i];
             let (label, shape) = match &node.op {
+                _ if indexed.contains_key(&i) => (indexed[&i].1.clone(), "ellipse"),
                 Op::Input { .. } | Op::Param { .. } => (node.name.clone().unwrap_or_default(), "box"),
                 Op::Const { value } => (format_number(*value), "plaintext"),
                 op => {
@@ -73,7 +121,14 @@ pub fn to_dot(g: &Graph, backward_start: usize, values: Option<&EdgeValues>) -> 
         out.push_str("  }\n");
     }
     for (i, node) in g.nodes.iter().enumerate() {
-        for &input in &node.inputs {
+        if hidden[i] {
+            continue;
+        }
+        let inputs = match indexed.get(&i) {
+            Some((base, _)) => vec![*base],
+            None => node.inputs.clone(),
+        };
+        for &input in &inputs {
             let forward_edge = i < backward_start;
             let label = match values {
                 Some(v) if forward_edge => {

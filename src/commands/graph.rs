@@ -20,18 +20,10 @@ pub struct Target {
     pub params: Vec<Tensor>,
 }
 
-/// Random inputs for a graph: a batch of `batch` for symbolic dims, Gaussian data, labels
-/// uniform over the classes that the graph's one-hot encodes.
+/// Random inputs for a graph: a batch of `batch` for symbolic dims, Gaussian data, labels and
+/// ids uniform over the classes or rows they index (`Graph::index_use`).
 pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
     let mut rng = Rng::new(seed);
-    let classes = g
-        .nodes
-        .iter()
-        .find_map(|n| match n.op {
-            Op::OneHot { classes } => Some(classes),
-            _ => None,
-        })
-        .unwrap_or(2);
     g.inputs
         .iter()
         .enumerate()
@@ -45,13 +37,11 @@ pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
                 })
                 .collect();
             let n: usize = shape.iter().product();
-            let data = match info.kind {
-                InputKind::Label => (0..n).map(|_| rng.below(classes as u64) as f64).collect(),
-                // Ids of an integer input: inside the axis they index.
-                _ if info.integer => {
-                    let bound = g.index_bound(index).unwrap_or(2) as u64;
-                    (0..n).map(|_| rng.below(bound) as f64).collect()
-                }
+            // Class indices or row ids for inputs that index (below the axis they index), small
+            // whole numbers for other integer inputs, Gaussian values for the rest.
+            let data = match (g.index_use(index).bound(), info.integer) {
+                (Some(k), _) => (0..n).map(|_| rng.below(k as u64) as f64).collect(),
+                (None, true) => (0..n).map(|_| rng.below(2) as f64).collect(),
                 _ => (0..n).map(|_| rng.normal()).collect(),
             };
             Tensor::new(shape, data)
@@ -83,18 +73,20 @@ pub fn targets(c: &Checked, batch: usize) -> Result<Vec<Target>, String> {
         let g = t.graph.clone();
         let Some(&(_, loss)) = g.outputs.iter().find(|(n, _)| n == "loss") else { continue };
         let mut wrt: Vec<(String, NodeId)> = vec![];
+        // Integer inputs (declared `int`, or read as indices) have no derivative: perturbing
+        // them is not defined.
+        let is_integer = |index: usize| g.inputs[index].integer || g.index_use(index).bound().is_some();
         for (i, node) in g.nodes.iter().enumerate() {
             match node.op {
                 Op::Param { index } => wrt.push((g.params[index].name.clone(), NodeId(i as u32))),
-                // Integer inputs have no gradient.
-                Op::Input { index } if g.inputs[index].kind == InputKind::Data && !g.inputs[index].integer => {
+                Op::Input { index } if g.inputs[index].kind == InputKind::Data && !is_integer(index) => {
                     wrt.push((g.inputs[index].name.clone(), NodeId(i as u32)))
                 }
                 _ => {}
             }
         }
         out.push(Target {
-            title: format!("train {}: loss", t.model),
+            title: format!("train {}: loss", t.name),
             inputs: random_inputs(&g, batch, t.seed),
             params: crate::runtime::params::init_params(&g, t.seed),
             graph: g,
@@ -120,21 +112,37 @@ pub fn picture(
     values: bool,
     optimize: bool,
     print_after: Option<&str>,
+    load: Option<&std::path::Path>,
 ) -> Result<Picture, String> {
     let all = targets(c, 4)?;
-    let target = match name {
+    let mut target = match name {
         Some(n) => {
             all.into_iter().find(|t| t.title.contains(n)).ok_or_else(|| format!("nothing named `{n}` to draw"))?
         }
         None => all.into_iter().next().ok_or("the file has no eval `grad` request and no train block to draw")?,
     };
+    if let Some(path) = load {
+        // The parameters' trained values instead of their initialisers.
+        let g = &target.graph;
+        let shapes: Vec<(String, Vec<usize>)> = g
+            .params
+            .iter()
+            .map(|p| (p.name.clone(), p.shape.iter().map(|d| d.known().unwrap_or(1)).collect()))
+            .collect();
+        let expected: Vec<(&str, &[usize])> = shapes.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
+        let weights = crate::runtime::weights::load_for(path, &expected).map_err(|d| d.message)?;
+        target.params =
+            weights.into_iter().map(|w| Tensor::new(w.shape, w.data.iter().map(|&v| v as f64).collect())).collect();
+    }
     let mut g = target.graph;
     let forward_len = g.nodes.len();
     // With values, differentiate wrt every forward node that feeds `of`, so each edge of the
-    // picture gets its gradient; without, wrt the target's variables only.
+    // picture gets its gradient (but integer inputs, which have none); without, wrt the
+    // target's variables only.
     let feeds = ancestors(&g, target.of);
+    let integer = |id: NodeId| matches!(g.node(id).op, Op::Input { index } if g.inputs[index].integer);
     let wrt_all: Vec<NodeId> = if values {
-        (0..forward_len as u32).map(NodeId).filter(|id| feeds[id.index()]).collect()
+        (0..forward_len as u32).map(NodeId).filter(|&id| feeds[id.index()] && !integer(id)).collect()
     } else {
         target.wrt.iter().map(|w| w.1).filter(|id| feeds[id.index()]).collect()
     };
@@ -223,20 +231,42 @@ pub fn gradcheck(c: &Checked, batch: usize, elements: usize, threshold: f64) -> 
         let results = crate::ir::gradcheck::check_elements(&t.graph, t.of, &wrt, &t.inputs, &t.params, 1e-6, elements)?;
         for ((name, id), r) in t.wrt.iter().zip(results) {
             let shape = t.graph.shape_str(t.graph.shape(*id));
-            let pass = r.max_rel_error <= threshold;
+            // A leaf whose every checked element sits on a kink was not checked at all.
+            let nothing_compared = r.checked > 0 && r.compared() == 0;
+            let pass = r.max_rel_error <= threshold && !nothing_compared;
             ok &= pass;
             let total: usize = t.graph.shape(*id).iter().map(|d| d.known().unwrap_or(batch)).product();
+            let verdict = if nothing_compared {
+                "NOT CHECKED"
+            } else if pass {
+                "ok"
+            } else {
+                "FAIL"
+            };
             let mut line = format!(
-                "  {name:<16} {shape:<16} max relative error {:.2e}  {}  ({} of {total} elements checked",
-                r.max_rel_error,
-                if pass { "ok" } else { "FAIL" },
-                r.checked
+                "  {name:<16} {shape:<16} max relative error {:.2e}, absolute {:.1e}  {verdict}  ({} of {total} elements checked",
+                r.max_rel_error, r.max_abs_error, r.checked
             );
-            if r.kinks > 0 {
-                line.push_str(&format!(", {} at a kink skipped", r.kinks));
+            if !r.skipped.is_empty() {
+                line.push_str(&format!(", {} at a kink skipped", r.skipped.len()));
             }
             let _ = writeln!(report, "{line})");
-            if !pass {
+            for s in r.skipped.iter().take(3) {
+                let node = t.graph.node(s.node);
+                let what = crate::ir::ops::describe(&node.op, &t.graph);
+                let named = node.name.as_ref().map(|n| format!(" `{n}`")).unwrap_or_default();
+                let _ = writeln!(
+                    report,
+                    "      skipped element {}: {what} ({}{named}) switches branch there; L's slopes are {:.6} left, {:.6} right",
+                    s.element, s.node, s.slopes.0, s.slopes.1
+                );
+            }
+            if r.skipped.len() > 3 {
+                let _ = writeln!(report, "      ... and {} more", r.skipped.len() - 3);
+            }
+            if nothing_compared {
+                let _ = writeln!(report, "      every checked element is at a kink: nothing was compared");
+            } else if !pass {
                 let _ = writeln!(
                     report,
                     "      worst element {}: analytic {:e}, numeric {:e}",

@@ -271,7 +271,7 @@ impl Session {
                     Ok(c) => c,
                     Err(d) => return Output { err: self.render(&d, &src, offset, &tail), ..Output::default() },
                 };
-                match crate::commands::graph::picture(&checked, None, false, false, None) {
+                match crate::commands::graph::picture(&checked, None, false, false, None, None) {
                     Ok(p) => Output { out: p.text, ..Output::default() },
                     Err(msg) => Output { err: format!("error: {msg}\n"), ..Output::default() },
                 }
@@ -349,17 +349,19 @@ impl Session {
             };
         }
         let opts = crate::commands::train::RunOptions {
+            train: None,
             overrides: Default::default(),
             quiet: false,
             json: false,
             plot: None,
             save: None,
             load: None,
+            init_from: None,
             resume: None,
             stop_after: None,
             data_dir: None,
             stats: false,
-            engine: "jit".into(),
+            engine: crate::commands::train::EngineKind::Jit,
             memory_limit: crate::ir::limits::default_limit(),
             checked: false,
         };
@@ -447,7 +449,7 @@ pub fn main() -> std::io::Result<()> {
     if !std::io::stdin().is_terminal() {
         return run_script(std::io::stdin().lock(), &mut std::io::stdout(), &mut std::io::stderr());
     }
-    let mut session = Session::new(std::io::stderr().is_terminal());
+    let mut session = Session::new(crate::diag::stderr_color());
     let config = rustyline::Config::builder().auto_add_history(true).build();
     let mut editor: rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory> =
         rustyline::Editor::with_config(config).map_err(std::io::Error::other)?;

@@ -36,7 +36,24 @@ pub fn summary(c: &Checked) -> String {
         }
     }
     for d in &c.data {
-        let src = match &d.source {
+        let Some(source) = &d.source else {
+            let fields: Vec<String> = d
+                .fields
+                .iter()
+                .map(|f| {
+                    let shape = f.shape.as_ref().map(|s| format!(" {s:?}")).unwrap_or_default();
+                    // An undeclared type is the type of the model input the field feeds.
+                    let declared = format!("{}{shape}", f.ty.map_or("", |t| t.name()));
+                    match declared.trim() {
+                        "" => format!("{} ({})", f.name, f.file.path()),
+                        d => format!("{} ({d}, {})", f.name, f.file.path()),
+                    }
+                })
+                .collect();
+            out.push_str(&format!("data {}: {}\n", d.name, fields.join(", ")));
+            continue;
+        };
+        let src = match source {
             Source::Spiral { points, classes, .. } => {
                 format!("spiral, {} points in {classes} classes", points * classes)
             }
@@ -52,7 +69,8 @@ pub fn summary(c: &Checked) -> String {
             Length::Steps(s) => format!("{s} steps"),
             Length::Epochs(e) => format!("{e} epochs"),
         };
-        out.push_str(&format!("train {}: {:?}, {len}\n", t.model, t.optimizer));
+        let name = if t.name == t.model { String::new() } else { format!(" ({})", t.name) };
+        out.push_str(&format!("train {}{name}: {:?}, {len}\n", t.model, t.optimizer));
     }
     for e in &c.evals {
         out.push_str(&format!(

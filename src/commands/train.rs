@@ -8,13 +8,28 @@ use crate::diag::Diagnostic;
 use crate::frontend::checked::Checked;
 use crate::training::{self, Engine, Overrides, Progress, Report};
 
+/// Which engine executes a training run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum EngineKind {
+    /// Cranelift-compiled native code.
+    #[default]
+    Jit,
+    /// The reference interpreter (f64, rounded to f32 per op; slow).
+    Interp,
+}
+
 pub struct RunOptions {
+    /// The train block to run (`--train NAME`); needed when the file has several.
+    pub train: Option<String>,
     pub overrides: Overrides,
     pub quiet: bool,
     pub json: bool,
     pub plot: Option<PathBuf>,
     pub save: Option<PathBuf>,
     pub load: Option<PathBuf>,
+    /// Start from the tensors of this file whose names and shapes match the model's; the
+    /// rest keep their initial values.
+    pub init_from: Option<PathBuf>,
     /// Continue from a checkpoint written by `--save`: parameters, optimizer state and step.
     pub resume: Option<PathBuf>,
     /// Stop after this many steps in all (the rest of the run can be resumed).
@@ -22,7 +37,7 @@ pub struct RunOptions {
     /// Resolve data paths against this directory instead of the .net file's.
     pub data_dir: Option<PathBuf>,
     pub stats: bool,
-    pub engine: String,
+    pub engine: EngineKind,
     /// Refuse models whose parameters or activations need more bytes than this.
     pub memory_limit: u64,
     /// Compile with bounds checks (`CompileOptions::checked`; JIT engine only).
@@ -67,31 +82,58 @@ pub fn train_command(c: &Checked, file: &Path, opts: &RunOptions) -> Result<(), 
     Ok(())
 }
 
+/// Refuse an output path whose folder does not exist or that names a folder, before any work
+/// is done (a run should not train for an hour and then fail to save).
+pub fn check_output_path(path: &Path, flag: &str) -> Result<(), Diagnostic> {
+    let io = |why: String| Diagnostic::new("E-io", format!("{flag} {}: {why}", path.display()));
+    if path.as_os_str().is_empty() || path.file_name().is_none() {
+        return Err(io("not a file name".into()));
+    }
+    if path.is_dir() {
+        return Err(io("is a directory".into()));
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(io(format!("the folder {} does not exist", parent.display())));
+    }
+    Ok(())
+}
+
 /// Train the program's train block and return what `netc run` prints.
 pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<String, Diagnostic> {
     if opts.overrides.batch == Some(0) {
         return Err(err("--batch must be at least 1"));
     }
-    let (t, d) = training::find(c).ok_or_else(|| err("the file has no train block"))?;
+    if opts.load.is_some() && opts.resume.is_some() {
+        return Err(err("--load and --resume both give the starting weights; use one")
+            .help("--resume continues a checkpoint (weights, optimizer state, step); --load starts from weights"));
+    }
+    if opts.init_from.is_some() && (opts.load.is_some() || opts.resume.is_some()) {
+        return Err(err("--init-from starts from matching tensors; it cannot be combined with --load or --resume"));
+    }
+    for (path, flag) in [(&opts.save, "--save"), (&opts.plot, "--plot")] {
+        if let Some(p) = path {
+            check_output_path(p, flag)?;
+        }
+    }
+    let (t, d) = training::find(c, opts.train.as_deref()).map_err(err)?;
     let mut t = t.clone();
     opts.overrides.apply(&mut t);
-    let d = d.ok_or_else(|| err(format!("train {}: no data block to train on (add `data: NAME`)", t.model)))?;
+    let d = d.ok_or_else(|| err(format!("train {}: no data block to train on (add `data: NAME`)", t.name)))?;
     let base = match &opts.data_dir {
         Some(dir) => dir.as_path(),
         None => file.parent().unwrap_or(Path::new(".")),
     };
-    let (input, sample, classes) = training::model_signature(&t.graph).map_err(err)?;
     let quiet = opts.quiet || opts.json;
     let mut note = |missing: &Path| {
         if !quiet {
             eprintln!("note: {} not found; data `{}` uses its `otherwise` source", missing.display(), d.name);
         }
     };
-    let data = training::load_data(d, base, &input, &sample, classes, &mut note)?;
-    training::check_integer_input(&t.graph, &data)?;
+    let data = training::load_data(&t, d, base, &mut note)?;
 
     let batch = t.batch.unwrap_or(data.train.len()).max(1);
-    crate::ir::limits::check(&t.graph, batch, opts.memory_limit, &format!("train {}", t.model))?;
+    crate::ir::limits::check(&t.graph, batch, opts.memory_limit, &format!("train {}", t.name))?;
     let program = training::TrainGraphs::new(&t).map_err(err)?;
     let model_params = program.step.model_params;
     // Weights about to be loaded are not drawn (AlexNet's take seconds): zeros hold their place.
@@ -114,6 +156,7 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
         .map(|p| (p.name.clone(), p.shape.iter().map(|d| d.known().unwrap_or(1)).collect()))
         .collect();
     let mut resume_at = 0;
+    let mut init_report = None;
     if let Some(path) = &opts.resume {
         let expected: Vec<(&str, &[usize])> = names.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
         for (i, w) in crate::runtime::weights::load_for(path, &expected)?.into_iter().enumerate() {
@@ -124,23 +167,24 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
             err(format!("{}: not a checkpoint (no step count); use --load for plain weights", path.display()))
         })?;
     } else if let Some(path) = &opts.load {
-        let g = &program.step.graph;
-        let shapes: Vec<(String, Vec<usize>)> = g.params[..model_params]
-            .iter()
-            .map(|p| (p.name.clone(), p.shape.iter().map(|d| d.known().unwrap_or(1)).collect()))
-            .collect();
-        let expected: Vec<(&str, &[usize])> = shapes.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
+        let expected: Vec<(&str, &[usize])> =
+            names[..model_params].iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
         for (i, w) in crate::runtime::weights::load_for(path, &expected)?.into_iter().enumerate() {
             params[i] = w.data;
         }
+    } else if let Some(path) = &opts.init_from {
+        let r = init_from(path, &names[..model_params], &mut params)?;
+        if !quiet {
+            eprint!("{}", r.describe(path));
+        }
+        init_report = Some(r);
     }
-    let mut engine: Box<dyn Engine> = match opts.engine.as_str() {
-        "interp" => Box::new(training::Interpreter::new(program)),
-        "jit" => crate::training::jit_engine::jit_engine_with(
+    let mut engine: Box<dyn Engine> = match opts.engine {
+        EngineKind::Interp => Box::new(training::Interpreter::new(program)),
+        EngineKind::Jit => crate::training::jit_engine::jit_engine_with(
             program,
             &crate::codegen::CompileOptions { checked: opts.checked, ..Default::default() },
         )?,
-        other => return Err(err(format!("unknown engine `{other}`; use jit or interp"))),
     };
     if opts.stats && !opts.quiet {
         eprintln!("{}", engine.stats());
@@ -156,6 +200,9 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
 
     if let Some(path) = &opts.plot {
         plot_losses(path, &report.losses)?;
+        if !quiet {
+            eprintln!("wrote the loss curve ({} steps) to {}", report.losses.len(), path.display());
+        }
     }
     if let Some(path) = &opts.save {
         // The model's parameters under their names, the optimizer state after them, and the
@@ -166,14 +213,64 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
         // write the same bytes.
         let meta = [("netc.step".to_string(), report.steps.to_string())];
         crate::runtime::weights::save_with_metadata(path, &refs, Some(meta.into_iter().collect()))?;
+        if !quiet {
+            let state = names.len() - model_params;
+            let extra = if state > 0 { format!(" and {state} optimizer state tensors") } else { String::new() };
+            eprintln!("wrote {} ({model_params} parameter tensors{extra}, step {})", path.display(), report.steps);
+        }
     }
     Ok(if opts.json {
-        format!("{}\n", json(&report))
+        format!("{}\n", json(&report, &t, init_report.as_ref()))
     } else if !opts.quiet {
-        table(&t.model, &report)
+        table(&report)
     } else {
         String::new()
     })
+}
+
+/// What `--init-from` did: which of the file's tensors it loaded, which it skipped (with the
+/// reason), and which model parameters kept their initial values.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InitReport {
+    pub loaded: Vec<String>,
+    pub skipped: Vec<(String, String)>,
+    pub initialised: Vec<String>,
+}
+
+impl InitReport {
+    pub fn describe(&self, path: &Path) -> String {
+        let mut s = format!("--init-from {}:\n", path.display());
+        let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+        s.push_str(&format!("  loaded ({}): {}\n", self.loaded.len(), list(&self.loaded)));
+        let skipped: Vec<String> = self.skipped.iter().map(|(n, why)| format!("{n} ({why})")).collect();
+        s.push_str(&format!("  skipped ({}): {}\n", skipped.len(), list(&skipped)));
+        s.push_str(&format!("  left at init ({}): {}\n", self.initialised.len(), list(&self.initialised)));
+        s
+    }
+}
+
+/// Copy every tensor of `path` whose name and shape match a model parameter into `params`.
+pub fn init_from(
+    path: &Path,
+    names: &[(String, Vec<usize>)],
+    params: &mut [Vec<f32>],
+) -> Result<InitReport, Diagnostic> {
+    let weights = crate::runtime::weights::load(path)?;
+    let mut r = InitReport::default();
+    for w in &weights {
+        match names.iter().position(|(n, _)| n == &w.name) {
+            None => r.skipped.push((w.name.clone(), "not a parameter of the model".into())),
+            Some(i) if names[i].1 != w.shape => r
+                .skipped
+                .push((w.name.clone(), format!("shape {:?} in the file, {:?} in the model", w.shape, names[i].1))),
+            Some(i) => {
+                params[i].copy_from_slice(&w.data);
+                r.loaded.push(w.name.clone());
+            }
+        }
+    }
+    r.initialised = names.iter().filter(|(n, _)| !r.loaded.contains(n)).map(|(n, _)| n.clone()).collect();
+    Ok(r)
 }
 
 /// A refused out-of-bounds access of checked mode (`jit::Compiled::run`'s "bounds check
@@ -186,48 +283,90 @@ pub fn bounds_diagnostic(d: Diagnostic) -> Diagnostic {
         .help("this is a netc bug: its generated code went outside a buffer; please report it with the .net file")
 }
 
-fn fmt_opt(x: Option<f64>, pct: bool) -> String {
-    match x {
-        Some(v) if pct => format!("{:.2}%", 100.0 * v),
+fn fmt_metric(label: &str, v: Option<f64>) -> String {
+    match v {
+        Some(v) if label.starts_with("accuracy") => format!("{:.2}%", 100.0 * v),
         Some(v) => format!("{v:.4}"),
         None => "-".into(),
     }
 }
 
-pub fn table(model: &str, r: &Report) -> String {
+/// The final table: loss and each metric of the block, for the training set and (when there
+/// is one) the test set.
+pub fn table(r: &Report) -> String {
+    let name = if r.name == r.model { r.model.clone() } else { format!("{} ({})", r.model, r.name) };
     let mut s = format!(
-        "trained {model}: {} steps in {:.2} s ({:.0} samples/s){}\n",
+        "trained {name}: {} steps in {:.2} s ({:.0} samples/s){}\n",
         r.steps,
         r.seconds,
         r.samples_per_second,
         if r.interrupted { ", interrupted" } else { "" }
     );
-    s.push_str("        loss      accuracy\n");
-    s.push_str(&format!("train   {:<9} {}\n", fmt_opt(Some(r.train_loss), false), fmt_opt(r.train_accuracy, true)));
-    s.push_str(&format!("test    {:<9} {}\n", fmt_opt(r.test_loss, false), fmt_opt(r.test_accuracy, true)));
+    let labels: Vec<&str> = r.train.metrics.iter().map(|(l, _)| l.as_str()).collect();
+    let widths: Vec<usize> = labels.iter().map(|l| l.len().max(9)).collect();
+    s.push_str(&format!("        {:<9}", "loss"));
+    for (l, w) in labels.iter().zip(&widths) {
+        s.push_str(&format!(" {l:<w$}"));
+    }
+    s = s.trim_end().to_string() + "\n";
+    let mut row = |set: &str, scores: &training::Scores| {
+        let mut line = format!("{set:<7} {:<9}", fmt_metric("loss", Some(scores.loss)));
+        for (l, w) in labels.iter().zip(&widths) {
+            line.push_str(&format!(" {:<w$}", fmt_metric(l, scores.get(l))));
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    };
+    row("train", &r.train);
+    if let Some(test) = &r.test {
+        row("test", test);
+    }
     s
 }
 
-fn json_num(x: Option<f64>) -> String {
-    match x {
-        Some(v) if v.is_finite() => format!("{v}"),
-        _ => "null".into(),
-    }
+/// A JSON number, or null when not finite (JSON has no NaN).
+fn number(x: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
-pub fn json(r: &Report) -> String {
-    format!(
-        "{{\"steps\": {}, \"seconds\": {}, \"final_loss\": {}, \"train_loss\": {}, \"train_accuracy\": {}, \"test_loss\": {}, \"test_accuracy\": {}, \"samples_per_second\": {}, \"interrupted\": {}}}",
-        r.steps,
-        json_num(Some(r.seconds)),
-        json_num(Some(r.final_loss)),
-        json_num(Some(r.train_loss)),
-        json_num(r.train_accuracy),
-        json_num(r.test_loss),
-        json_num(r.test_accuracy),
-        json_num(Some(r.samples_per_second)),
-        r.interrupted
-    )
+/// The run as one JSON object: the settings that ran, `train_loss` and `train_METRIC` for each
+/// metric (and `test_…` with a test set), the loss history (the mean of every `every_steps`
+/// steps, at most 1000 points, and of every full epoch) and what `--init-from` loaded.
+pub fn json(r: &Report, t: &crate::frontend::checked::TrainDecl, init: Option<&InitReport>) -> String {
+    use serde_json::{json, Map, Value};
+    let mut o = Map::new();
+    o.insert("train".into(), json!(r.name));
+    o.insert("model".into(), json!(r.model));
+    o.insert("steps".into(), json!(r.steps));
+    o.insert("seconds".into(), number(r.seconds));
+    o.insert("samples_per_second".into(), number(r.samples_per_second));
+    o.insert("final_loss".into(), number(r.final_loss));
+    o.insert("interrupted".into(), json!(r.interrupted));
+    let labels: Vec<&String> = r.train.metrics.iter().map(|(l, _)| l).collect();
+    o.insert("metrics".into(), json!(labels));
+    for (set, scores) in [("train", Some(&r.train)), ("test", r.test.as_ref())] {
+        let Some(scores) = scores else { continue };
+        o.insert(format!("{set}_loss"), number(scores.loss));
+        for (label, v) in &scores.metrics {
+            o.insert(format!("{set}_{label}"), number(*v));
+        }
+    }
+    let every = r.losses.len().div_ceil(1000).max(1);
+    let history: Vec<Value> = r.loss_history(every).into_iter().map(number).collect();
+    let epochs: Vec<Value> = r.epoch_losses().into_iter().map(number).collect();
+    o.insert("loss_history".into(), json!({ "every_steps": every, "mean_loss": history, "epoch_mean_loss": epochs }));
+    if !t.frozen.is_empty() {
+        let frozen: Vec<&str> = t.frozen.iter().map(|&i| t.graph.params[i].name.as_str()).collect();
+        o.insert("frozen".into(), json!(frozen));
+    }
+    if let Some(init) = init {
+        let skipped: Vec<Value> = init.skipped.iter().map(|(n, why)| json!({ "name": n, "reason": why })).collect();
+        o.insert(
+            "init_from".into(),
+            json!({ "loaded": init.loaded, "skipped": skipped, "left_at_init": init.initialised }),
+        );
+    }
+    Value::Object(o).to_string()
 }
 
 /// The loss curve as an SVG line chart.

@@ -38,7 +38,7 @@ builtins! {
     // parameter initialisers
     Zeros, Constant, Normal, Uniform, Xavier, He,
     // optimizers and learning-rate schedules (train settings)
-    Sgd, Momentum, Adam, Step, Cosine,
+    Sgd, Momentum, Adam, AdamW, Step, Cosine,
     // data sources (data settings)
     Spiral, Synthetic, Csv, Npy, Idx,
 }
@@ -237,7 +237,14 @@ impl Builtin {
                 &["lr", "beta1", "beta2", "eps"],
                 0,
                 Optimizer,
-                "optimizer: Adam (lr 1e-3, 0.9, 0.999, 1e-8)",
+                "optimizer: Adam (lr 1e-3, 0.9, 0.999, 1e-8): p -= lr * m^ / (sqrt(v^) + eps)",
+            ),
+            AdamW => sig(
+                "adamw",
+                &["lr", "beta1", "beta2", "eps", "weight_decay"],
+                0,
+                Optimizer,
+                "optimizer: Adam with decoupled weight decay (0.01) of the weights: p -= lr * decay * p",
             ),
             Step => sig(
                 "step",
@@ -265,14 +272,18 @@ impl Builtin {
             ),
             Csv => sig(
                 "csv",
-                &["path", "label", "scale"],
+                &["path", "type", "columns", "shape", "scale", "test", "label"],
                 1,
                 DataSource,
-                "data: a CSV file with a header row and a label column",
+                "data: columns of a CSV file with a header row (a field), or features and a `label` column (a source)",
             ),
-            Npy => {
-                sig("npy", &["features", "labels", "scale"], 2, DataSource, "data: NPY files of features and labels")
-            }
+            Npy => sig(
+                "npy",
+                &["path", "type", "shape", "scale", "test", "labels"],
+                1,
+                DataSource,
+                "data: an NPY array (a field: `npy(\"y.npy\", float, [1])`), or NPY files of features and labels (a source)",
+            ),
             Idx => sig(
                 "idx",
                 &["images", "labels", "scale"],

@@ -10,7 +10,26 @@ use crate::ir::tensor::Tensor;
 pub struct Model {
     pub name: String,
     pub graph: Graph,
+    /// Every layer (and model) instance its body calls, in call order, for `netc summary`.
+    pub layers: Vec<Layer>,
     pub span: Span,
+}
+
+/// One call of a layer (or of a model) inside a model: what it computed and owns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    /// The instance's qualified name, the prefix of its parameters: `fc1`, `block_1.dense_2`.
+    pub name: String,
+    /// What was called: `dense`, `conv2d`, a user layer or a model.
+    pub kind: String,
+    /// The graph nodes the call added (its parameters' nodes among them).
+    pub nodes: std::ops::Range<usize>,
+    /// Its parameters, as indices into the graph's `params` (nested instances' included).
+    pub params: std::ops::Range<usize>,
+    /// The value it returned.
+    pub output: Option<NodeId>,
+    /// 0 for a call in the model's body, 1 inside such a layer, ...
+    pub depth: usize,
 }
 
 /// Where a data set comes from (paths are relative to the `.net` file).
@@ -32,10 +51,89 @@ pub enum Split {
     Fraction(f64),
 }
 
+/// The element type of a data field. Integers (class indices, token ids) are carried in the
+/// graph's float type as whole numbers; their loaders check that every value is one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    Float,
+    Int,
+}
+
+impl FieldType {
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldType::Float => "float",
+            FieldType::Int => "int",
+        }
+    }
+}
+
+/// Which columns of a CSV file a field reads.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Columns {
+    /// Every column that no other field of the block reads from the same file.
+    Rest,
+    /// These columns, in this order.
+    Names(Vec<String>),
+    /// `"first:last"`: the columns from `first` to `last` inclusive, in header order (pandas'
+    /// `.loc` label slicing).
+    Range(String, String),
+}
+
+/// The file a field is read from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FieldFile {
+    /// An NPY array of shape `[samples, ...]`.
+    Npy { path: String },
+    /// Columns of a CSV file with a header row.
+    Csv { path: String, columns: Columns },
+}
+
+impl FieldFile {
+    pub fn path(&self) -> &str {
+        match self {
+            FieldFile::Npy { path } | FieldFile::Csv { path, .. } => path,
+        }
+    }
+}
+
+/// One named field of a data block, e.g. `y: npy("y.npy", float, [1])`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldDecl {
+    pub name: String,
+    /// The declared type; `None` takes the type of the model input the field feeds (`int`
+    /// for one declared `tokens: [B, T] int`), else float (`FieldDecl::ty_for`).
+    pub ty: Option<FieldType>,
+    /// The per-sample shape when declared (`shape: [T]`); otherwise a model input's
+    /// declaration gives it, or the file's own (integers: one value per sample).
+    pub shape: Option<Vec<usize>>,
+    pub file: FieldFile,
+    /// The file of the test set's values of this field, when there is one.
+    pub test: Option<FieldFile>,
+    /// Every value is multiplied by this (floats only).
+    pub scale: f64,
+    pub span: Span,
+}
+
+impl FieldDecl {
+    /// The field's type when it feeds a model input declared int (`integer_input`) or not.
+    pub fn ty_for(&self, integer_input: bool) -> FieldType {
+        match (self.ty, integer_input) {
+            (Some(ty), _) => ty,
+            (None, true) => FieldType::Int,
+            (None, false) => FieldType::Float,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct DataDecl {
     pub name: String,
-    pub source: Source,
+    /// Named fields (`x: npy("x.npy")`); empty when the block has a `source`.
+    pub fields: Vec<FieldDecl>,
+    /// A source of features and class labels, whose fields are the model's one input and
+    /// `labels`; `None` when the block declares fields.
+    pub source: Option<Source>,
     /// A separate test set, when the file names one.
     pub test: Option<Source>,
     /// Used instead of `source` (and `test`) when their files do not exist, e.g. a synthetic
@@ -48,9 +146,23 @@ pub struct DataDecl {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Optimizer {
-    Sgd { lr: f64 },
-    Momentum { lr: f64, momentum: f64, nesterov: bool },
-    Adam { lr: f64, beta1: f64, beta2: f64, eps: f64 },
+    Sgd {
+        lr: f64,
+    },
+    Momentum {
+        lr: f64,
+        momentum: f64,
+        nesterov: bool,
+    },
+    /// Adam in the PyTorch/optax form, p −= lr·m̂/(√v̂ + eps); `adamw` is Adam with a
+    /// decoupled weight decay (p −= lr·decay·p each step; 0 for `adam`).
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        decay: f64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -66,13 +178,48 @@ pub enum Length {
     Epochs(usize),
 }
 
+/// What a metric measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// The fraction of samples (of positions, for sequence targets) whose largest score is at
+    /// the integer target.
+    Accuracy,
+    /// Mean squared error of a float target.
+    Mse,
+    /// Mean absolute error of a float target.
+    Mae,
+}
+
+impl MetricKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MetricKind::Accuracy => "accuracy",
+            MetricKind::Mse => "mse",
+            MetricKind::Mae => "mae",
+        }
+    }
+}
+
+/// A metric of a train block: `accuracy(scores, labels)` compares the model output `output`
+/// with the data field `target`, counting only where the field `mask` is nonzero if given.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metric {
+    pub kind: MetricKind,
+    pub output: String,
+    pub target: String,
+    pub mask: Option<String>,
+}
+
 /// A train block: the model's forward graph extended with the loss.
 #[derive(Clone, Debug)]
 pub struct TrainDecl {
+    /// The block's name: `train NAME { model: M }`, else the model's (`train M { }`).
+    pub name: String,
     pub model: String,
     /// Index into `Checked::data`.
     pub data: Option<usize>,
-    /// Model inputs, then `labels`; outputs: `loss`, then the model's outputs.
+    /// Inputs: the model's inputs, then each other data field the loss reads (kind `Label`),
+    /// each named after its field; outputs: `loss`, then the model's outputs.
     pub graph: Graph,
     pub optimizer: Optimizer,
     pub schedule: Schedule,
@@ -81,7 +228,14 @@ pub struct TrainDecl {
     pub batch: Option<usize>,
     pub drop_last: bool,
     pub seed: u64,
-    pub metrics: Vec<String>,
+    pub metrics: Vec<Metric>,
+    /// Parameters (indices into `graph.params`) that training leaves as they are.
+    pub frozen: Vec<usize>,
+    /// Rescale the gradients when their global L2 norm is above this (PyTorch's
+    /// `clip_grad_norm_`).
+    pub clip_norm: Option<f64>,
+    /// Steps of linear learning-rate warmup before the schedule starts.
+    pub warmup: usize,
     pub span: Span,
 }
 

@@ -1,5 +1,7 @@
-//! Lowering of the language's composite built-ins into graph primitives (relu, softplus,
-//! softmax, the losses, ...), so the IR keeps few primitives. Input: checked operand nodes;
+//! Lowering of the language's composite built-ins into graph primitives (softmax, the losses,
+//! reductions, ...), so the IR keeps few primitives. A function whose derivative a composite
+//! would get wrong at a kink of one of its pieces (relu, softplus, elu, leaky_relu) is an op
+//! of its own instead. Input: checked operand nodes;
 //! output: new nodes in the graph. `check/builtins.rs` decides which function serves which
 //! built-in.
 
@@ -10,44 +12,6 @@ type R = Result<NodeId, ShapeError>;
 
 fn add(g: &mut Graph, op: Op, inputs: &[NodeId]) -> R {
     g.add(op, inputs)
-}
-
-/// relu(x) = max(0, x): the lecture's max gate; ties route to the 0, so relu'(0) = 0.
-pub fn relu(g: &mut Graph, x: NodeId) -> R {
-    let zero = g.constant(0.0);
-    add(g, Op::Max, &[zero, x])
-}
-
-/// leaky_relu(x) = max(x, alpha*x) for alpha < 1.
-pub fn leaky_relu(g: &mut Graph, x: NodeId, alpha: f64) -> R {
-    let a = g.constant(alpha);
-    let ax = add(g, Op::Mul, &[a, x])?;
-    add(g, Op::Max, &[x, ax])
-}
-
-/// elu(x) = max(0, x) + min(0, alpha*(e^x - 1)): the second term is negative exactly when x is.
-pub fn elu(g: &mut Graph, x: NodeId, alpha: f64) -> R {
-    let pos = relu(g, x)?;
-    let e = add(g, Op::Exp, &[x])?;
-    let one = g.constant(1.0);
-    let em1 = add(g, Op::Sub, &[e, one])?;
-    let a = g.constant(alpha);
-    let neg = add(g, Op::Mul, &[a, em1])?;
-    let zero = g.constant(0.0);
-    let neg = add(g, Op::Min, &[zero, neg])?;
-    add(g, Op::Add, &[pos, neg])
-}
-
-/// softplus(x) = log(1 + e^x) = max(0, x) + log(1 + e^-|x|), which never overflows.
-pub fn softplus(g: &mut Graph, x: NodeId) -> R {
-    let pos = relu(g, x)?;
-    let ax = add(g, Op::Abs, &[x])?;
-    let nax = add(g, Op::Neg, &[ax])?;
-    let e = add(g, Op::Exp, &[nax])?;
-    let one = g.constant(1.0);
-    let s = add(g, Op::Add, &[one, e])?;
-    let l = add(g, Op::Log, &[s])?;
-    add(g, Op::Add, &[pos, l])
 }
 
 /// Normalise a possibly negative axis against a rank.
@@ -107,19 +71,14 @@ pub fn mean(g: &mut Graph, x: NodeId, axes: &[usize], keepdims: bool) -> R {
     add(g, Op::Div, &[s, n])
 }
 
-/// Max over several axes, one at a time (highest axis first so indices stay valid).
+/// Max over axes; a tie splits the gradient evenly among the maxima (see `Op::ReduceMax`).
 pub fn reduce_max(g: &mut Graph, x: NodeId, axes: &[usize], keepdims: bool) -> R {
     let shape = g.shape(x).clone();
-    let mut sorted = axes.to_vec();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    let mut cur = x;
-    for a in sorted {
-        cur = add(g, Op::ReduceMax { axis: a }, &[cur])?;
-    }
+    let m = add(g, Op::ReduceMax { axes: axes.to_vec() }, &[x])?;
     if keepdims {
-        keep_dims(g, cur, &shape, axes)
+        keep_dims(g, m, &shape, axes)
     } else {
-        Ok(cur)
+        Ok(m)
     }
 }
 
@@ -136,50 +95,63 @@ pub fn softmax(g: &mut Graph, x: NodeId, axis: usize) -> R {
     add(g, Op::Exp, &[l])
 }
 
+/// Scores `[..., C]` and integer labels `[...]` (one class index per position: `[B]` for a
+/// classifier, `[B, T]` for a sequence tagger): the class count C.
 fn check_labels(g: &Graph, scores: NodeId, labels: NodeId) -> Result<usize, ShapeError> {
     let s = g.shape(scores);
     let l = g.shape(labels);
-    if s.len() != 2 {
-        return Err(ShapeError::Invalid(format!("scores must be [batch, classes], not {}", g.shape_str(s))));
-    }
-    if l.len() != 1 || l[0] != s[0] {
+    if s.len() < 2 {
         return Err(ShapeError::Invalid(format!(
-            "labels must be [{}] (one class index per row of scores {}), not {}",
-            g.dim_name(s[0]),
+            "scores must be [batch, classes] (or [batch, ..., classes]), not {}",
+            g.shape_str(s)
+        )));
+    }
+    let positions = &s[..s.len() - 1];
+    if l.as_slice() != positions {
+        return Err(ShapeError::Invalid(format!(
+            "labels must be {} (one class index per row of scores {}), not {}",
+            g.shape_str(&positions.to_vec()),
             g.shape_str(s),
             g.shape_str(l)
         )));
     }
-    s[1].known().ok_or_else(|| ShapeError::Invalid("the number of classes must be known".into()))
+    s[s.len() - 1].known().ok_or_else(|| ShapeError::Invalid("the number of classes must be known".into()))
 }
 
-/// cross_entropy(s, y) = mean_i( -log_softmax(s_i)[y_i] ) = -mean(sum(one_hot(y) * log_softmax(s), 1)).
+/// cross_entropy(s, y) = mean over positions p of -log_softmax(s_p)[y_p]
+///                     = -mean(sum(one_hot(y) * log_softmax(s), last axis)).
+/// PyTorch's `CrossEntropyLoss` (mean reduction) with the classes last instead of at axis 1.
 pub fn cross_entropy(g: &mut Graph, scores: NodeId, labels: NodeId) -> R {
     let classes = check_labels(g, scores, labels)?;
-    let logp = add(g, Op::LogSoftmax { axis: 1 }, &[scores])?;
+    let last = g.shape(scores).len() - 1;
+    let logp = add(g, Op::LogSoftmax { axis: last }, &[scores])?;
     let onehot = add(g, Op::OneHot { classes }, &[labels])?;
     let picked = add(g, Op::Mul, &[onehot, logp])?;
-    let per_row = add(g, Op::Sum { axes: vec![1] }, &[picked])?;
-    let m = mean(g, per_row, &[0], false)?;
+    let per_position = add(g, Op::Sum { axes: vec![last] }, &[picked])?;
+    let all: Vec<usize> = (0..last).collect();
+    let m = mean(g, per_position, &all, false)?;
     add(g, Op::Neg, &[m])
 }
 
-/// svm(s, y) = mean_i sum_{j != y_i} max(0, s_ij - s_iy_i + margin).
+/// svm(s, y) = mean over positions p of sum_{j != y_p} max(0, s_pj - s_py_p + margin).
 pub fn svm(g: &mut Graph, scores: NodeId, labels: NodeId, margin: f64) -> R {
     let classes = check_labels(g, scores, labels)?;
+    let last = g.shape(scores).len() - 1;
     let onehot = add(g, Op::OneHot { classes }, &[labels])?;
     let picked = add(g, Op::Mul, &[onehot, scores])?;
-    let correct = sum(g, picked, &[1], true)?;
+    let correct = sum(g, picked, &[last], true)?;
     let diff = add(g, Op::Sub, &[scores, correct])?;
     let m = g.constant(margin);
     let shifted = add(g, Op::Add, &[diff, m])?;
-    let hinge = relu(g, shifted)?;
+    // relu'(0) = 0: a score exactly at the margin contributes no gradient (as in PyTorch).
+    let hinge = add(g, Op::Relu, &[shifted])?;
     // The correct class would contribute max(0, margin) = margin: mask it out.
     let one = g.constant(1.0);
     let others = add(g, Op::Sub, &[one, onehot])?;
     let masked = add(g, Op::Mul, &[hinge, others])?;
-    let per_row = add(g, Op::Sum { axes: vec![1] }, &[masked])?;
-    mean(g, per_row, &[0], false)
+    let per_position = add(g, Op::Sum { axes: vec![last] }, &[masked])?;
+    let all: Vec<usize> = (0..last).collect();
+    mean(g, per_position, &all, false)
 }
 
 /// mse(p, t) = mean((p - t)^2) over all elements.

@@ -114,6 +114,19 @@ pub enum Op {
     Sign,
     Tanh,
     Sigmoid,
+    /// max(0, x) with relu'(0) = 0 (PyTorch's convention; a kink at 0).
+    Relu,
+    /// x if x > 0 else alpha·x; the slope at 0 is alpha (PyTorch; a kink at 0 unless alpha = 1).
+    LeakyRelu {
+        alpha: f64,
+    },
+    /// x if x > 0 else alpha·(e^x − 1); the slope at 0 is alpha (PyTorch), so elu is smooth
+    /// there exactly when alpha = 1.
+    Elu {
+        alpha: f64,
+    },
+    /// ln(1 + e^x) = max(x, 0) + ln(1 + e^−|x|): smooth everywhere, softplus' = sigmoid.
+    Softplus,
 
     // ---- elementwise, two operands, numpy broadcasting ----
     Add,
@@ -121,9 +134,10 @@ pub enum Op {
     Mul,
     Div,
     Pow,
-    /// Ties route to the left operand.
+    /// At a tie each operand gets half the gradient (PyTorch's `maximum`), so max(a, b) and
+    /// max(b, a) agree.
     Max,
-    /// Ties route to the left operand.
+    /// At a tie each operand gets half the gradient, as for `Max`.
     Min,
     /// 1.0 where a >= b, else 0.0 (no gradient): the switch of the max and min gates.
     GreaterEq,
@@ -184,9 +198,9 @@ pub enum Op {
     Sum {
         axes: Vec<usize>,
     },
-    /// Maximum along `axis`.
+    /// Maximum over `axes`; the gradient is split evenly among tied maxima (PyTorch's `amax`).
     ReduceMax {
-        axis: usize,
+        axes: Vec<usize>,
     },
     /// 1.0 at the first maximum along `axis`, 0.0 elsewhere; same shape as its input.
     ArgMaxMask {
@@ -290,6 +304,26 @@ pub struct InputInfo {
     pub integer: bool,
 }
 
+/// How an input's values are used as indices (`Graph::index_use`): each is the smallest
+/// such size, `None` when no op of that kind reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IndexUse {
+    /// Class labels of a `OneHot` of this many classes (`cross_entropy`, `one_hot`).
+    pub classes: Option<usize>,
+    /// Row ids of a `Gather` or `ScatterAdd` along an axis of this size (`E[tokens]`).
+    pub rows: Option<usize>,
+}
+
+impl IndexUse {
+    /// The values must lie in 0..this (the tighter of the two), if anything reads them as indices.
+    pub fn bound(&self) -> Option<usize> {
+        match (self.classes, self.rows) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// How a parameter's initial values are drawn (from the seeded PRNG of `runtime`).
 #[derive(Clone, PartialEq, Debug)]
 pub enum Init {
@@ -317,6 +351,43 @@ pub struct ParamInfo {
     pub name: String,
     pub shape: Shape,
     pub init: Init,
+    /// Weight or bias: what `l2()` and weight decay regularise (weights only).
+    pub role: ParamRole,
+}
+
+/// What a parameter does in its model, whatever its rank: a bias is only ever added (`x @ W +
+/// b`, and conv2d's `[F, 1, 1]` bias of `conv(x, W) + b`); everything else is a weight.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum ParamRole {
+    #[default]
+    Weight,
+    Bias,
+}
+
+impl Graph {
+    /// The role of the parameter `index` from its uses so far: `Bias` if it is used, and every
+    /// use (through reshapes, broadcasts and transposes of it) is a term of a sum or a
+    /// difference; otherwise `Weight`.
+    pub fn infer_role(&self, index: usize) -> ParamRole {
+        // Nodes that are the parameter itself or a view of it.
+        let mut view = vec![false; self.nodes.len()];
+        let mut used = false;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let reads_view = node.inputs.iter().any(|x| view[x.index()]);
+            match &node.op {
+                Op::Param { index: p } if *p == index => view[i] = true,
+                Op::Reshape { .. } | Op::Broadcast { .. } | Op::Transpose { .. } if reads_view => view[i] = true,
+                Op::Add | Op::Sub if reads_view => used = true,
+                _ if reads_view => return ParamRole::Weight,
+                _ => {}
+            }
+        }
+        if used {
+            ParamRole::Bias
+        } else {
+            ParamRole::Weight
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -383,7 +454,7 @@ impl Graph {
     }
 
     pub fn add_param(&mut self, name: &str, shape: Shape, init: Init) -> NodeId {
-        self.params.push(ParamInfo { name: name.to_string(), shape: shape.clone(), init });
+        self.params.push(ParamInfo { name: name.to_string(), shape: shape.clone(), init, role: ParamRole::Weight });
         let index = self.params.len() - 1;
         self.push(Node { op: Op::Param { index }, inputs: vec![], shape, name: Some(name.to_string()), span: None })
     }
@@ -432,17 +503,17 @@ impl Graph {
         })
     }
 
-    /// The smallest axis that the values of input `input` index (through layout ops into
-    /// the indices of a `Gather`, or the labels of a `OneHot`), if they index any: an integer
-    /// input's values must lie in 0..that.
-    pub fn index_bound(&self, input: usize) -> Option<usize> {
+    /// What the values of input `input` index, following them unchanged through layout ops:
+    /// the class count of each `OneHot` that encodes them and the axis of each `Gather` (or
+    /// `ScatterAdd`) they choose rows of. An integer input's values must lie below both.
+    pub fn index_use(&self, input: usize) -> IndexUse {
         use Op::*;
         // carries[i]: node i holds (some of) the input's values unchanged.
         let mut carries = vec![false; self.nodes.len()];
-        let mut bound: Option<usize> = None;
-        let mut tighten = |n: Option<usize>| {
+        let mut used = IndexUse::default();
+        let tighten = |slot: &mut Option<usize>, n: Option<usize>| {
             if let Some(n) = n {
-                bound = Some(bound.map_or(n, |b| b.min(n)));
+                *slot = Some(slot.map_or(n, |b| b.min(n)));
             }
         };
         for (i, node) in self.nodes.iter().enumerate() {
@@ -453,31 +524,32 @@ impl Graph {
                 Concat { .. } => node.inputs.iter().any(|x| carries[x.index()]),
                 Gather { axis } => {
                     if from(1) {
-                        tighten(self.shape(node.inputs[0]).get(*axis).and_then(|d| d.known()));
+                        tighten(&mut used.rows, self.shape(node.inputs[0]).get(*axis).and_then(|d| d.known()));
                     }
                     from(0)
                 }
                 ScatterAdd { size, .. } => {
                     if from(1) {
-                        tighten(Some(*size));
+                        tighten(&mut used.rows, Some(*size));
                     }
                     false
                 }
                 OneHot { classes } => {
                     if from(0) {
-                        tighten(Some(*classes));
+                        tighten(&mut used.classes, Some(*classes));
                     }
                     false
                 }
                 Param { .. } | Const { .. } | Literal { .. } | DimSize { .. } | Pad { .. } => false,
                 Neg | Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid => false,
+                Relu | LeakyRelu { .. } | Elu { .. } | Softplus => false,
                 Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq => false,
                 Sum { .. } | ReduceMax { .. } | ArgMaxMask { .. } | MatMul { .. } | LogSoftmax { .. } => false,
                 Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => false,
                 MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => false,
             };
         }
-        bound
+        used
     }
 
     pub fn dim_name(&self, d: Dim) -> String {

@@ -5,12 +5,21 @@ use crate::codegen::CompileOptions;
 use crate::diag::Diagnostic;
 use crate::drivers::jit::{self, Compiled};
 use crate::ir::graph::{Graph, InputKind};
-use crate::training::{Engine, TrainGraphs};
+use crate::runtime::data::Batch;
+use crate::training::{field_input, Engine, Evaluation, TrainGraphs};
+
+/// One input of a compiled graph: a data field (by name, with its values per sample) or the
+/// learning rate.
+enum Feed {
+    Field { name: String, per_sample: usize },
+    Lr,
+}
 
 /// One compiled graph with the output buffers it writes.
 struct Function {
     compiled: Compiled,
-    graph_inputs: Vec<InputKind>,
+    feeds: Vec<Feed>,
+    output_names: Vec<String>,
     /// Elements per batch row and fixed elements of each output: len = a·n + b.
     output_sizes: Vec<(usize, usize)>,
     outputs: Vec<Vec<f32>>,
@@ -39,32 +48,47 @@ impl Function {
             })
             .collect();
         let compiled = jit::compile(&g, opts)?;
+        let feeds = g
+            .inputs
+            .iter()
+            .map(|i| match i.kind {
+                InputKind::Data | InputKind::Label => {
+                    Feed::Field { name: i.name.clone(), per_sample: i.shape.iter().filter_map(|d| d.known()).product() }
+                }
+                _ => Feed::Lr,
+            })
+            .collect();
         Ok(Function {
             compiled,
-            graph_inputs: g.inputs.iter().map(|i| i.kind).collect(),
+            feeds,
+            output_names: g.outputs.iter().map(|o| o.0.clone()).collect(),
             outputs: vec![vec![]; g.outputs.len()],
             output_sizes,
             lr: vec![0.0],
         })
     }
 
-    fn call(&mut self, x: &[f32], y: &[f32], n: usize, x_row: usize, params: &mut [Vec<f32>]) -> Result<(), String> {
-        self.size_outputs(n);
-        let inputs = batch_inputs(&self.graph_inputs, &self.lr, x, y, n, x_row);
-        self.compiled.run(&inputs, params, &mut self.outputs, &[n])
+    /// The graph's inputs for a batch: each field's first `n` samples, the learning rate.
+    fn inputs<'a>(feeds: &[Feed], lr: &'a [f32], batch: &'a Batch) -> Result<Vec<&'a [f32]>, String> {
+        feeds
+            .iter()
+            .map(|f| match f {
+                Feed::Field { name, per_sample } => field_input(batch, name, batch.n * per_sample),
+                Feed::Lr => Ok(lr),
+            })
+            .collect()
     }
 
-    fn call_readonly(
-        &mut self,
-        x: &[f32],
-        y: &[f32],
-        n: usize,
-        x_row: usize,
-        params: &[Vec<f32>],
-    ) -> Result<(), String> {
-        self.size_outputs(n);
-        let inputs = batch_inputs(&self.graph_inputs, &self.lr, x, y, n, x_row);
-        self.compiled.run_readonly(&inputs, params, &mut self.outputs, &[n])
+    fn call(&mut self, batch: &Batch, params: &mut [Vec<f32>]) -> Result<(), String> {
+        self.size_outputs(batch.n);
+        let inputs = Function::inputs(&self.feeds, &self.lr, batch)?;
+        self.compiled.run(&inputs, params, &mut self.outputs, &[batch.n])
+    }
+
+    fn call_readonly(&mut self, batch: &Batch, params: &[Vec<f32>]) -> Result<(), String> {
+        self.size_outputs(batch.n);
+        let inputs = Function::inputs(&self.feeds, &self.lr, batch)?;
+        self.compiled.run_readonly(&inputs, params, &mut self.outputs, &[batch.n])
     }
 
     fn size_outputs(&mut self, n: usize) {
@@ -74,30 +98,10 @@ impl Function {
     }
 }
 
-/// A graph's inputs for a batch of `n`: data `x`, labels `y`, the learning rate.
-fn batch_inputs<'a>(
-    kinds: &[InputKind],
-    lr: &'a [f32],
-    x: &'a [f32],
-    y: &'a [f32],
-    n: usize,
-    x_row: usize,
-) -> Vec<&'a [f32]> {
-    kinds
-        .iter()
-        .map(|k| match k {
-            InputKind::Data => &x[..n * x_row],
-            InputKind::Label => &y[..n],
-            _ => lr,
-        })
-        .collect()
-}
-
 pub struct Jit {
     step: Function,
     eval: Function,
     model_params: usize,
-    x_row: usize,
 }
 
 /// Compile the program's train step and loss graph with the default options (Cranelift's IR
@@ -108,37 +112,30 @@ pub fn jit_engine(program: TrainGraphs, _stats: bool) -> Result<Box<dyn Engine>,
 
 /// `jit_engine` with these options (e.g. `checked`).
 pub fn jit_engine_with(program: TrainGraphs, opts: &CompileOptions) -> Result<Box<dyn Engine>, Diagnostic> {
-    let x_row = program
-        .step
-        .graph
-        .inputs
-        .iter()
-        .find(|i| i.kind == InputKind::Data)
-        .map(|i| i.shape[1..].iter().filter_map(|d| d.known()).product())
-        .unwrap_or(0);
     let loss_output = program.step.loss_output;
     let mut step_graph = program.step.graph;
     // The step needs only the loss out; its updates write the parameters.
     let loss = step_graph.outputs[loss_output].clone();
     step_graph.outputs = vec![loss];
     let step = Function::new(step_graph, 1, opts)?;
-    // Evaluation: the loss and the model's first output (the scores).
-    let eval = Function::new(program.loss_graph, 2, opts)?;
-    Ok(Box::new(Jit { step, eval, model_params: program.step.model_params, x_row }))
+    // Evaluation: the loss and the model's outputs.
+    let outputs = program.loss_graph.outputs.len();
+    let eval = Function::new(program.loss_graph, outputs, opts)?;
+    Ok(Box::new(Jit { step, eval, model_params: program.step.model_params }))
 }
 
 impl Engine for Jit {
-    fn step(&mut self, x: &[f32], y: &[f32], n: usize, lr: f32, params: &mut [Vec<f32>]) -> Result<f32, String> {
+    fn step(&mut self, batch: &Batch, lr: f32, params: &mut [Vec<f32>]) -> Result<f32, String> {
         self.step.lr[0] = lr;
-        self.step.call(x, y, n, self.x_row, params)?;
+        self.step.call(batch, params)?;
         Ok(self.step.outputs[0][0])
     }
 
-    fn evaluate(&mut self, x: &[f32], y: &[f32], n: usize, params: &[Vec<f32>]) -> Result<(f32, Vec<f32>), String> {
+    fn evaluate(&mut self, batch: &Batch, params: &[Vec<f32>]) -> Result<Evaluation, String> {
         // The loss graph reads the model's parameters only (no updates): lend them as they are.
-        self.eval.call_readonly(x, y, n, self.x_row, &params[..self.model_params])?;
-        let scores = self.eval.outputs.get(1).cloned().unwrap_or_default();
-        Ok((self.eval.outputs[0][0], scores))
+        self.eval.call_readonly(batch, &params[..self.model_params])?;
+        let outputs = self.eval.output_names[1..].iter().cloned().zip(self.eval.outputs[1..].iter().cloned()).collect();
+        Ok(Evaluation { loss: self.eval.outputs[0][0], outputs })
     }
 
     fn step_profile(&mut self) -> Vec<(String, f64)> {

@@ -4,28 +4,45 @@
 //! (forward, backward and update in one call) and the evaluation of the loss graph. The
 //! reference interpreter is one engine; the Cranelift JIT is the fast one.
 
+pub mod data;
 pub mod jit_engine;
+pub mod metrics;
 pub mod optim;
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::diag::Diagnostic;
-use crate::frontend::checked::{Checked, DataDecl, Length, Source, Split, TrainDecl};
+use crate::frontend::checked::{Checked, DataDecl, Length, TrainDecl};
 use crate::ir::graph::{Graph, InputKind};
 use crate::ir::tensor::Tensor;
-use crate::runtime::data::{self, Dataset, LoadOptions, ModelShape};
+use crate::runtime::data::{Batch, Batches};
 use crate::runtime::rng::Rng;
+pub use data::{load_data, model_signature, Data};
+pub use metrics::{evaluate, Report, Scores};
 use optim::TrainStep;
 
-/// Executes the graphs of a training run on host f32 buffers.
+/// What `Engine::evaluate` gives for a batch: the loss and every model output, by name.
+#[derive(Clone, Debug, Default)]
+pub struct Evaluation {
+    pub loss: f32,
+    pub outputs: Vec<(String, Vec<f32>)>,
+}
+
+impl Evaluation {
+    pub fn output(&self, name: &str) -> Option<&[f32]> {
+        self.outputs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Executes the graphs of a training run on host f32 buffers. A batch holds the data fields
+/// by name; each graph input of kind `Data` or `Label` reads the field of its name.
 pub trait Engine {
-    /// One fused train step on the first `n` samples of `x` and `y`: returns the loss and
+    /// One fused train step on the first `batch.n` samples of each field: returns the loss and
     /// updates `params` (model parameters, then optimizer state) in place.
-    fn step(&mut self, x: &[f32], y: &[f32], n: usize, lr: f32, params: &mut [Vec<f32>]) -> Result<f32, String>;
-    /// The loss and the model's first output for a batch (no update).
-    fn evaluate(&mut self, x: &[f32], y: &[f32], n: usize, params: &[Vec<f32>]) -> Result<(f32, Vec<f32>), String>;
+    fn step(&mut self, batch: &Batch, lr: f32, params: &mut [Vec<f32>]) -> Result<f32, String>;
+    /// The loss and the model's outputs for a batch (no update).
+    fn evaluate(&mut self, batch: &Batch, params: &[Vec<f32>]) -> Result<Evaluation, String>;
     /// A line of engine statistics for `--stats` (compile times, memory plan).
     fn stats(&self) -> String {
         String::new()
@@ -61,16 +78,23 @@ impl Interpreter {
     }
 }
 
-/// Tensors for a graph's inputs: data `x`, labels `y`, and the learning rate when asked.
-fn feed(g: &Graph, x: &[f32], y: &[f32], n: usize, lr: Option<f32>) -> Result<Vec<Tensor>, String> {
+/// The buffer of the field feeding graph input `name`: its first `len` values.
+pub fn field_input<'a>(batch: &'a Batch, name: &str, len: usize) -> Result<&'a [f32], String> {
+    let buf = batch.field(name).ok_or_else(|| format!("the data has no field `{name}` for the graph's input"))?;
+    buf.get(..len).ok_or_else(|| format!("field `{name}` holds {} values, the graph reads {len}", buf.len()))
+}
+
+/// Tensors for a graph's inputs: the batch's fields, and the learning rate when asked.
+fn feed(g: &Graph, batch: &Batch, lr: Option<f32>) -> Result<Vec<Tensor>, String> {
     g.inputs
         .iter()
         .map(|info| {
-            let shape: Vec<usize> = info.shape.iter().map(|d| d.known().unwrap_or(n)).collect();
+            let shape: Vec<usize> = info.shape.iter().map(|d| d.known().unwrap_or(batch.n)).collect();
             let len: usize = shape.iter().product();
             let data: Vec<f64> = match info.kind {
-                InputKind::Data => x[..len].iter().map(|&v| v as f64).collect(),
-                InputKind::Label => y[..len].iter().map(|&v| v as f64).collect(),
+                InputKind::Data | InputKind::Label => {
+                    field_input(batch, &info.name, len)?.iter().map(|&v| v as f64).collect()
+                }
                 InputKind::Variable if info.name == "lr" => vec![lr.unwrap_or(0.0) as f64],
                 _ => return Err(format!("the train graph has an unexpected input `{}`", info.name)),
             };
@@ -90,9 +114,9 @@ fn to_tensors(g: &Graph, params: &[Vec<f32>]) -> Vec<Tensor> {
 }
 
 impl Engine for Interpreter {
-    fn step(&mut self, x: &[f32], y: &[f32], n: usize, lr: f32, params: &mut [Vec<f32>]) -> Result<f32, String> {
+    fn step(&mut self, batch: &Batch, lr: f32, params: &mut [Vec<f32>]) -> Result<f32, String> {
         let g = &self.program.step.graph;
-        let inputs = feed(g, x, y, n, Some(lr))?;
+        let inputs = feed(g, batch, Some(lr))?;
         let values = crate::ir::interp::run(g, &inputs, &to_tensors(g, params))?;
         let loss = values[g.outputs[self.program.step.loss_output].1.index()].data[0] as f32;
         for &(p, node) in &g.updates {
@@ -103,14 +127,16 @@ impl Engine for Interpreter {
         Ok(loss)
     }
 
-    fn evaluate(&mut self, x: &[f32], y: &[f32], n: usize, params: &[Vec<f32>]) -> Result<(f32, Vec<f32>), String> {
+    fn evaluate(&mut self, batch: &Batch, params: &[Vec<f32>]) -> Result<Evaluation, String> {
         let g = &self.program.loss_graph;
-        let inputs = feed(g, x, y, n, None)?;
+        let inputs = feed(g, batch, None)?;
         let values = crate::ir::interp::run(g, &inputs, &to_tensors(g, &params[..g.params.len()]))?;
         let loss = values[g.outputs[0].1.index()].data[0] as f32;
-        let scores =
-            g.outputs.get(1).map(|o| values[o.1.index()].data.iter().map(|&v| v as f32).collect()).unwrap_or_default();
-        Ok((loss, scores))
+        let outputs = g.outputs[1..]
+            .iter()
+            .map(|(name, id)| (name.clone(), values[id.index()].data.iter().map(|&v| v as f32).collect()))
+            .collect();
+        Ok(Evaluation { loss, outputs })
     }
 }
 
@@ -145,134 +171,6 @@ impl Overrides {
             }
         }
     }
-}
-
-/// The training and test sets of a data block, checked against the model.
-pub struct Data {
-    pub train: Dataset,
-    pub test: Option<Dataset>,
-    /// Shuffle the training samples each epoch (the data block's `shuffle`, default true).
-    pub shuffle: bool,
-}
-
-/// For a model input declared `int`: every feature of the training and test sets is a
-/// whole number, inside the axis it indexes (`Dataset::check_integers`).
-pub fn check_integer_input(g: &Graph, data: &Data) -> Result<(), Diagnostic> {
-    for (index, info) in g.inputs.iter().enumerate() {
-        if info.kind != InputKind::Data || !info.integer {
-            continue;
-        }
-        let bound = g.index_bound(index);
-        for set in std::iter::once(&data.train).chain(&data.test) {
-            set.check_integers(&info.name, bound)?;
-        }
-    }
-    Ok(())
-}
-
-/// Per-sample shape of the model's (single) data input, and its class count.
-pub fn model_signature(g: &Graph) -> Result<(String, Vec<usize>, Option<usize>), String> {
-    let data_inputs: Vec<_> = g.inputs.iter().filter(|i| i.kind == InputKind::Data).collect();
-    let [x] = data_inputs.as_slice() else {
-        return Err(format!("training feeds one input from the data, but the model has {}", data_inputs.len()));
-    };
-    let sample: Option<Vec<usize>> = x.shape[1..].iter().map(|d| d.known()).collect();
-    let sample = sample.ok_or("only the first (batch) dimension of the model input may be symbolic")?;
-    let classes = g.nodes.iter().find_map(|n| match n.op {
-        crate::ir::graph::Op::OneHot { classes } => Some(classes),
-        _ => None,
-    });
-    Ok((x.name.clone(), sample, classes))
-}
-
-fn load_source(s: &Source, base: &Path, sample: &[usize], classes: Option<usize>) -> Result<Dataset, Diagnostic> {
-    let path = |p: &str| -> PathBuf { base.join(p) };
-    let opts = |label: &str, scale: f64| LoadOptions {
-        label_column: label.to_string(),
-        scale: scale as f32,
-        sample_shape: Some(sample.to_vec()),
-        classes,
-        ..LoadOptions::default()
-    };
-    match s {
-        Source::Spiral { points, classes, seed } => data::spiral(*points, *classes, *seed),
-        Source::Synthetic { samples, classes, seed } => data::synthetic(*samples, sample, *classes, *seed),
-        Source::Csv { path: p, label, scale } => data::load_csv(&path(p), &opts(label, *scale)),
-        Source::Npy { features, labels, scale } => {
-            data::load_npy(&path(features), &path(labels), &opts("label", *scale))
-        }
-        Source::Idx { images, labels, scale } => data::load_idx(&path(images), &path(labels), &opts("label", *scale)),
-    }
-}
-
-/// The files a source reads (none for generators).
-fn source_files(s: &Source) -> Vec<&str> {
-    match s {
-        Source::Spiral { .. } | Source::Synthetic { .. } => vec![],
-        Source::Csv { path, .. } => vec![path],
-        Source::Npy { features, labels, .. } => vec![features, labels],
-        Source::Idx { images, labels, .. } => vec![images, labels],
-    }
-}
-
-/// Load and split a data block for a model with this input and class count. Paths are
-/// relative to `base`. When the block's files are missing and it names an `otherwise`
-/// source, that source is used instead (and `on_fallback` is told which file was missing).
-pub fn load_data(
-    d: &DataDecl,
-    base: &Path,
-    input: &str,
-    sample: &[usize],
-    classes: Option<usize>,
-    on_fallback: &mut dyn FnMut(&Path),
-) -> Result<Data, Diagnostic> {
-    if let Some(fallback) = &d.otherwise {
-        let files = source_files(&d.source).into_iter().chain(d.test.iter().flat_map(source_files));
-        if let Some(missing) = files.map(|f| base.join(f)).find(|p| !p.exists()) {
-            on_fallback(&missing);
-            let d = DataDecl { source: fallback.clone(), test: None, otherwise: None, ..d.clone() };
-            return load_data(&d, base, input, sample, classes, on_fallback);
-        }
-    }
-    let shape = ModelShape { input, sample_shape: sample, label: Some(("labels", &[])), classes };
-    let mut all = load_source(&d.source, base, sample, classes)?;
-    all.validate(&shape)?;
-    all.reshape(sample)?;
-    let (train, mut test) = match &d.split {
-        None => (all, None),
-        Some(Split::Count(n)) => {
-            let (a, b) = all.split_at(*n)?;
-            (a, Some(b))
-        }
-        Some(Split::Fraction(f)) => {
-            let (a, b) = all.split_fraction(*f)?;
-            (a, Some(b))
-        }
-    };
-    if let Some(t) = &d.test {
-        let mut extra = load_source(t, base, sample, classes)?;
-        extra.validate(&shape)?;
-        extra.reshape(sample)?;
-        test = Some(extra);
-    }
-    Ok(Data { train, test, shuffle: d.shuffle })
-}
-
-/// What a finished run reports.
-#[derive(Clone, Debug)]
-pub struct Report {
-    pub steps: usize,
-    pub seconds: f64,
-    pub final_loss: f64,
-    pub train_loss: f64,
-    pub train_accuracy: Option<f64>,
-    pub test_loss: Option<f64>,
-    pub test_accuracy: Option<f64>,
-    pub samples_per_second: f64,
-    /// The loss of every step.
-    pub losses: Vec<f32>,
-    /// True if Ctrl-C stopped the run early.
-    pub interrupted: bool,
 }
 
 /// How a run shows progress.
@@ -310,26 +208,27 @@ pub fn train(
     stop_after: Option<usize>,
 ) -> Result<Report, Diagnostic> {
     let span = Span { resume_at, stop_before: stop_after };
-    let (losses, stopped, seconds, samples) = run_steps(t, data, engine, params, progress, span)?;
-    if let Some(step) = stopped {
+    let run = run_steps(t, data, engine, params, progress, span)?;
+    if let Some(step) = run.diverged_at {
         return Err(divergence(t, data, step));
     }
-    let steps = resume_at + losses.len();
-    let (train_loss, train_accuracy) = evaluate(engine, &data.train, params, t.batch)?;
+    let steps = resume_at + run.losses.len();
+    let train = evaluate(engine, t, &data.train, params, t.batch)?;
     let test = match &data.test {
-        Some(d) => Some(evaluate(engine, d, params, t.batch)?),
+        Some(d) => Some(evaluate(engine, t, d, params, t.batch)?),
         None => None,
     };
     Ok(Report {
+        name: t.name.clone(),
+        model: t.model.clone(),
         steps,
-        seconds,
-        final_loss: losses.last().copied().unwrap_or(f32::NAN) as f64,
-        train_loss,
-        train_accuracy,
-        test_loss: test.map(|t| t.0),
-        test_accuracy: test.and_then(|t| t.1),
-        samples_per_second: samples as f64 / seconds.max(1e-9),
-        losses,
+        seconds: run.seconds,
+        final_loss: run.losses.last().copied().unwrap_or(f32::NAN) as f64,
+        train,
+        test,
+        samples_per_second: run.samples as f64 / run.seconds.max(1e-9),
+        losses: run.losses,
+        steps_per_epoch: run.per_epoch,
         interrupted: INTERRUPTED.load(Ordering::SeqCst),
     })
 }
@@ -356,8 +255,8 @@ impl DataOrder {
         DataOrder { rng: Rng::new(t.seed ^ 0x5eed_da7a), shuffle, epoch_started: false }
     }
 
-    /// Gather the next batch into x and y (starting a new epoch when one ends): its size.
-    fn next(&mut self, batches: &mut data::Batches, x: &mut [f32], y: &mut [f32]) -> usize {
+    /// Gather the next batch of every field (starting a new epoch when one ends).
+    fn next(&mut self, batches: &mut Batches, batch: &mut Batch) {
         loop {
             if !self.epoch_started {
                 if self.shuffle {
@@ -367,16 +266,38 @@ impl DataOrder {
                 }
                 self.epoch_started = true;
             }
-            match batches.next_into(x, y) {
-                Some(n) => return n,
-                None => self.epoch_started = false,
+            if batches.next_batch(batch) {
+                return;
             }
+            self.epoch_started = false;
         }
     }
 }
 
-/// The step loop. Returns the losses, the step whose loss was not finite (if any), the time
-/// spent and the number of samples seen.
+/// The batch size a run uses on `train`: the block's, at most the data set.
+fn batch_size(t: &TrainDecl, train: &crate::runtime::data::Dataset) -> usize {
+    t.batch.unwrap_or(train.len()).min(train.len()).max(1)
+}
+
+/// The steps of the run in all (`steps`, or `epochs` × batches per epoch).
+pub fn total_steps(t: &TrainDecl, per_epoch: usize) -> usize {
+    match t.length {
+        Length::Steps(s) => s,
+        Length::Epochs(e) => e * per_epoch,
+    }
+}
+
+/// What the step loop did.
+struct Run {
+    losses: Vec<f32>,
+    /// The step whose loss was not finite, if any.
+    diverged_at: Option<usize>,
+    seconds: f64,
+    samples: usize,
+    per_epoch: usize,
+}
+
+/// The step loop.
 fn run_steps(
     t: &TrainDecl,
     data: &Data,
@@ -384,20 +305,16 @@ fn run_steps(
     params: &mut [Vec<f32>],
     progress: &mut dyn Progress,
     span: Span,
-) -> Result<(Vec<f32>, Option<usize>, f64, usize), Diagnostic> {
+) -> Result<Run, Diagnostic> {
     let train = &data.train;
-    let batch = t.batch.unwrap_or(train.len()).min(train.len()).max(1);
+    let batch = batch_size(t, train);
     let mut batches = train.batches(batch, t.drop_last)?;
     let per_epoch = batches.per_epoch();
     if per_epoch == 0 {
         return Err(Diagnostic::new("E-data", format!("{}: fewer samples than one batch of {batch}", train.source())));
     }
-    let total = match t.length {
-        Length::Steps(s) => s,
-        Length::Epochs(e) => e * per_epoch,
-    };
-    let mut x = vec![0f32; batches.x_len()];
-    let mut y = vec![0f32; batches.y_len()];
+    let total = total_steps(t, per_epoch);
+    let mut buffers = Batch::for_data(train, batch);
     let mut order = DataOrder::new(t, data.shuffle);
     let mut losses = Vec::with_capacity(total.min(1 << 16));
     let mut samples = 0usize;
@@ -405,66 +322,37 @@ fn run_steps(
     let started = Instant::now();
     // Unshuffled with one batch per epoch, every step sees the same batch: gather it once.
     let same_batch = !data.shuffle && per_epoch == 1;
-    let mut n = 0;
+    let finish = |progress: &mut dyn Progress,
+                  losses: Vec<f32>,
+                  diverged_at: Option<usize>,
+                  samples: usize|
+     -> Result<Run, Diagnostic> {
+        progress.finish();
+        Ok(Run { losses, diverged_at, seconds: started.elapsed().as_secs_f64(), samples, per_epoch })
+    };
     for step in 0..total {
         if span.stop_before == Some(step) || INTERRUPTED.load(Ordering::SeqCst) {
             break;
         }
-        // (Otherwise x, y and n still hold the batch.)
+        // (Otherwise the buffers still hold the batch.)
         if step == 0 || !same_batch {
-            n = order.next(&mut batches, &mut x, &mut y);
+            order.next(&mut batches, &mut buffers);
         }
         if step < span.resume_at {
             continue; // done before the checkpoint; only the data order is replayed
         }
         let lr = optim::learning_rate(t, step, total) as f32;
-        let loss = engine.step(&x, &y, n, lr, params).map_err(|e| Diagnostic::new("E-run", e))?;
-        samples += n;
+        let loss = engine.step(&buffers, lr, params).map_err(|e| Diagnostic::new("E-run", e))?;
+        samples += buffers.n;
         losses.push(loss);
         if !loss.is_finite() {
-            progress.finish();
-            return Ok((losses, Some(step), started.elapsed().as_secs_f64(), samples));
+            return finish(progress, losses, Some(step), samples);
         }
         if step % 16 == 0 || step + 1 == total {
             progress.update(step + 1, loss, samples as f64 / started.elapsed().as_secs_f64().max(1e-9));
         }
     }
-    progress.finish();
-    Ok((losses, None, started.elapsed().as_secs_f64(), samples))
-}
-
-/// Mean loss and accuracy of the model over a whole data set, in batches.
-pub fn evaluate(
-    engine: &mut dyn Engine,
-    d: &Dataset,
-    params: &[Vec<f32>],
-    batch: Option<usize>,
-) -> Result<(f64, Option<f64>), Diagnostic> {
-    let batch = batch.unwrap_or(d.len()).min(d.len()).max(1);
-    let mut batches = d.batches(batch, false)?;
-    let mut x = vec![0f32; batches.x_len()];
-    let mut y = vec![0f32; batches.y_len()];
-    let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
-    let mut has_scores = true;
-    while let Some(n) = batches.next_into(&mut x, &mut y) {
-        let (loss, scores) = engine.evaluate(&x, &y, n, params).map_err(|e| Diagnostic::new("E-run", e))?;
-        loss_sum += loss as f64 * n as f64;
-        seen += n;
-        if scores.len() % n != 0 || scores.is_empty() {
-            has_scores = false;
-            continue;
-        }
-        let classes = scores.len() / n;
-        for i in 0..n {
-            let row = &scores[i * classes..(i + 1) * classes];
-            let best = row.iter().enumerate().fold(0, |b, (j, &v)| if v > row[b] { j } else { b });
-            if best as f32 == y[i] {
-                correct += 1;
-            }
-        }
-    }
-    let accuracy = (has_scores && seen > 0).then(|| correct as f64 / seen as f64);
-    Ok((loss_sum / seen.max(1) as f64, accuracy))
+    finish(progress, losses, None, samples)
 }
 
 /// Explain a non-finite loss at `step`: replay the run to just before it with the
@@ -482,22 +370,16 @@ fn divergence(t: &TrainDecl, data: &Data, step: usize) -> Diagnostic {
         return base;
     }
     // Rebuild the batch of `step` by replaying the data order.
-    let batch = t.batch.unwrap_or(train.len()).min(train.len()).max(1);
+    let batch = batch_size(t, train);
     let Ok(mut batches) = train.batches(batch, t.drop_last) else { return base };
-    let mut x = vec![0f32; batches.x_len()];
-    let mut y = vec![0f32; batches.y_len()];
+    let mut buffers = Batch::for_data(train, batch);
     let mut order = DataOrder::new(t, data.shuffle);
-    let mut n = 0;
     for _ in 0..=step {
-        n = order.next(&mut batches, &mut x, &mut y);
+        order.next(&mut batches, &mut buffers);
     }
     let g = &interp.program.step.graph;
-    let total = match t.length {
-        Length::Steps(s) => s,
-        Length::Epochs(e) => e * batches.per_epoch(),
-    };
-    let lr = optim::learning_rate(t, step, total) as f32;
-    let Ok(inputs) = feed(g, &x, &y, n, Some(lr)) else { return base };
+    let lr = optim::learning_rate(t, step, total_steps(t, batches.per_epoch())) as f32;
+    let Ok(inputs) = feed(g, &buffers, Some(lr)) else { return base };
     let Ok(values) = crate::ir::interp::run(g, &inputs, &to_tensors(g, &params)) else { return base };
     match values.iter().position(|v| v.data.iter().any(|x| !x.is_finite())) {
         Some(i) => {
@@ -518,8 +400,26 @@ pub fn initial_params(g: &Graph, seed: u64) -> Vec<Vec<f32>> {
     crate::runtime::params::init_params_f32(g, seed)
 }
 
-/// Find the train block and its data in a checked program.
-pub fn find(c: &Checked) -> Option<(&TrainDecl, Option<&DataDecl>)> {
-    let t = c.trains.first()?;
-    Some((t, t.data.map(|i| &c.data[i])))
+/// The train block to run and its data: the one named `name`, else the only one. A file
+/// with several blocks and no name chosen is an error listing them.
+pub fn find<'c>(c: &'c Checked, name: Option<&str>) -> Result<(&'c TrainDecl, Option<&'c DataDecl>), String> {
+    let names = || c.trains.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
+    let t = match (name, c.trains.as_slice()) {
+        (_, []) => return Err("the file has no train block".into()),
+        (Some(n), trains) => trains.iter().find(|t| t.name == n).ok_or_else(|| {
+            let hint = crate::diag::nearest(n, trains.iter().map(|t| t.name.as_str()))
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            format!("no train block is named `{n}`{hint}; the file has: {}", names())
+        })?,
+        (None, [only]) => only,
+        (None, _) => {
+            return Err(format!(
+                "the file has {} train blocks; choose one with --train NAME: {}",
+                c.trains.len(),
+                names()
+            ))
+        }
+    };
+    Ok((t, t.data.map(|i| &c.data[i])))
 }

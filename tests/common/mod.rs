@@ -19,10 +19,16 @@ pub fn tmp(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("netc-{}-{name}", std::process::id()))
 }
 
-/// The text of the value after `"key": ` in a flat JSON object.
-pub fn field<'a>(json: &'a str, key: &str) -> &'a str {
-    let start = json.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no {key} in {json}")) + key.len() + 4;
-    json[start..].split([',', '}']).next().unwrap().trim()
+/// The value of `key` in a JSON object, as JSON text (`30`, `null`, `"spiral_net"`).
+pub fn field(json: &str, key: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
+    v.get(key).unwrap_or_else(|| panic!("no {key} in {json}")).to_string()
+}
+
+/// Whether a JSON object has `key`.
+pub fn has_field(json: &str, key: &str) -> bool {
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
+    v.get(key).is_some()
 }
 
 /// A fresh directory under the system temp dir, unique to this process and test, removed

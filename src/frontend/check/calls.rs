@@ -9,7 +9,6 @@ impl<'p> Checker<'p> {
     // ---- calls ----
 
     pub(super) fn call(&mut self, callee: &Expr, args: &[Arg], span: Span) -> Value {
-        let instance = self.pending_instance.take();
         let f = self.expr(callee);
         let callee_value = match f {
             Value::Func(c) => c,
@@ -24,7 +23,8 @@ impl<'p> Checker<'p> {
                 );
             }
         };
-        // Evaluate arguments in the caller's scope.
+        // Evaluate arguments in the caller's scope. A layer called in an argument is called
+        // before this one, so it takes a pending `let` name first.
         let mut evaluated = vec![];
         for a in args {
             let v = self.expr(&a.value);
@@ -54,6 +54,7 @@ impl<'p> Checker<'p> {
                 else {
                     return Value::Error;
                 };
+                let instance = if is_layer { self.pending_instance.take() } else { None };
                 self.call_user(def, is_layer, in_prelude, bound, instance, span)
             }
             Callee::Model(i) => {
@@ -70,10 +71,28 @@ impl<'p> Checker<'p> {
                 }
                 self.depth += 1;
                 let saved_prefix = self.prefix.clone();
-                if let Some(name) = instance {
-                    self.prefix.push(name);
-                }
+                let instance = self.pending_instance.take();
+                // Called from an eval block, the model is one function with one set of
+                // parameters, `MODEL.NAME` (what `--load` fills from a file of the model's
+                // weights); called from a model, it is a sub-network with parameters of its own.
+                let shared = self.in_eval && self.prefix.is_empty() && !self.share_params;
+                let saved_counts = if shared {
+                    self.prefix.push(m.name.name.clone());
+                    self.share_params = true;
+                    Some(std::mem::take(&mut self.instance_counts))
+                } else {
+                    if let Some(name) = &instance {
+                        self.prefix.push(name.clone());
+                    }
+                    None
+                };
+                let record = self.start_layer(instance.unwrap_or_else(|| m.name.name.clone()), &m.name.name);
                 let outs = self.expand_model(m, Some(args), span);
+                self.finish_layer(record, outs.as_ref().and_then(|o| o.first().map(|x| x.1)));
+                if let Some(counts) = saved_counts {
+                    self.instance_counts = counts;
+                    self.share_params = false;
+                }
                 self.prefix = saved_prefix;
                 self.depth -= 1;
                 match outs {
@@ -229,9 +248,21 @@ impl<'p> Checker<'p> {
         } else {
             self.allow_params = false;
         }
+        let record = is_layer.then(|| self.start_layer(self.prefix.join("."), &def.name.name));
         self.depth += 1;
+        // The body's own `let`s name its layers; a name still pending for the caller's `let`
+        // (this is a plain function) waits for the caller's next layer.
+        let saved_pending = self.pending_instance.take();
         let result = self.run_block(&def.body);
+        self.pending_instance = saved_pending;
         self.depth -= 1;
+        if let Some(record) = record {
+            let out = match &result {
+                Some((Value::Tensor(id), _)) => Some(*id),
+                _ => None,
+            };
+            self.finish_layer(record, out);
+        }
         self.scopes = saved_scopes;
         self.prefix = saved_prefix;
         self.allow_params = saved_allow;
@@ -245,5 +276,30 @@ impl<'p> Checker<'p> {
                 "end its body with an expression",
             ),
         }
+    }
+}
+
+impl Checker<'_> {
+    /// Open the record of a layer instance called `name` (qualified) of kind `kind`; its
+    /// nodes and parameters are those added until `finish_layer`.
+    fn start_layer(&mut self, name: String, kind: &str) -> usize {
+        let depth = self.layers.iter().filter(|l| l.nodes.end == usize::MAX).count();
+        self.layers.push(Layer {
+            name,
+            kind: kind.to_string(),
+            nodes: self.g.nodes.len()..usize::MAX,
+            params: self.g.params.len()..usize::MAX,
+            output: None,
+            depth,
+        });
+        self.layers.len() - 1
+    }
+
+    fn finish_layer(&mut self, record: usize, output: Option<NodeId>) {
+        let (nodes, params) = (self.g.nodes.len(), self.g.params.len());
+        let l = &mut self.layers[record];
+        l.nodes.end = nodes;
+        l.params.end = params;
+        l.output = output;
     }
 }

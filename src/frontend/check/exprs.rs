@@ -12,9 +12,10 @@ impl<'p> Checker<'p> {
         for stmt in body {
             match stmt {
                 Stmt::Let { name, value } => {
-                    if matches!(value.kind, ExprKind::Call { .. }) {
-                        self.pending_instance = Some(name.name.clone());
-                    }
+                    // The first layer (or model) the value calls is the instance `name`: in
+                    // `let body = x |> dense(64) |> relu` that is the dense, so appending a
+                    // layer never renames the parameters before it.
+                    self.pending_instance = Some(name.name.clone());
                     let v = self.expr(value);
                     self.pending_instance = None;
                     if let Value::Tensor(id) = v {
@@ -128,6 +129,13 @@ impl<'p> Checker<'p> {
         let mut path = self.prefix.clone();
         path.push(name.name.clone());
         let qualified = path.join(".");
+        if let Some(&id) =
+            self.params_by_name.get(&qualified).filter(|&&id| self.share_params && *self.g.shape(id) == shape)
+        {
+            // Another call of the same model in an eval block: the same parameter.
+            self.bind(&name.name, Value::Tensor(id));
+            return;
+        }
         if let Some(first) = self.params_by_name.get(&qualified).and_then(|&id| self.g.node(id).span) {
             self.report(
                 Diagnostic::new("E-duplicate", format!("parameter `{qualified}` is declared twice"))

@@ -68,6 +68,19 @@ impl<'p> Checker<'p> {
             match item {
                 Item::Train(t) => {
                     if let Some(train) = self.check_train(t, &out) {
+                        // `--train NAME` picks a block by name, so names must differ.
+                        if let Some(first) = out.trains.iter().find(|o| o.name == train.name) {
+                            let first_span = Span::new(first.span.start, first.span.start);
+                            self.report(
+                                Diagnostic::new("E-duplicate", format!("two train blocks are named `{}`", train.name))
+                                    .label(t.keyword_span, "the second")
+                                    .label(first_span, "the first")
+                                    .help(format!(
+                                        "name them: `train NAME {{ model: {} ... }}`, and pick one with `--train NAME`",
+                                        train.model
+                                    )),
+                            );
+                        }
                         out.trains.push(train);
                     }
                 }
@@ -105,8 +118,11 @@ impl<'p> Checker<'p> {
         self.prefix.clear();
         self.instance_counts.clear();
         self.params_by_name.clear();
+        self.layers.clear();
         self.pending_instance = None;
         self.allow_params = false;
+        self.in_eval = false;
+        self.share_params = false;
         self.span_override = None;
         self.depth = 0;
         self.whole_inputs.clear();
@@ -207,7 +223,12 @@ impl<'p> Checker<'p> {
         if self.g.params.is_empty() && self.diags.is_empty() {
             // A model without parameters is legal (and useful in eval blocks).
         }
-        Some(Model { name: m.name.name.clone(), graph: std::mem::take(&mut self.g), span: m.span })
+        Some(Model {
+            name: m.name.name.clone(),
+            graph: std::mem::take(&mut self.g),
+            layers: std::mem::take(&mut self.layers),
+            span: m.span,
+        })
     }
 
     /// Expand a model's body into the current graph. With `args`, the inputs are those values
@@ -218,7 +239,10 @@ impl<'p> Checker<'p> {
         args: Option<Vec<(Value, Span)>>,
         site: Span,
     ) -> Option<Vec<(String, NodeId)>> {
+        let symbols_before = self.g.symbols.len();
         let mut scope = HashMap::new();
+        // (name, symbol) of each symbolic size in the signature.
+        let mut size_names: Vec<(String, Dim)> = vec![];
         let mut seen: HashMap<&str, Span> = HashMap::new();
         let mut ok = true;
         // When the model is called, its symbolic dimensions take the arguments' sizes.
@@ -241,6 +265,11 @@ impl<'p> Checker<'p> {
                 ok = false;
                 continue;
             };
+            for (d, &dim) in input.ty.dims.iter().zip(&shape) {
+                if let (DimExpr::Named(id), Dim::Sym(_)) = (d, dim) {
+                    size_names.push((id.name.clone(), dim));
+                }
+            }
             let value = match &args {
                 None => {
                     let id = self.g.add_input(&input.name.name, shape, InputKind::Data);
@@ -295,21 +324,22 @@ impl<'p> Checker<'p> {
         if !ok {
             return None;
         }
-        // The symbolic sizes of the signature are names in the body (`reshape(x, [B, T * 8])`),
-        // bound to the caller's sizes when the model is called.
-        for input in &m.inputs {
-            for d in &input.ty.dims {
-                let DimExpr::Named(id) = d else { continue };
-                if scope.contains_key(&id.name) || self.lookup(&id.name).is_some() {
-                    continue;
-                }
-                let sym = Dim::Sym(self.g.symbol(&id.name));
-                scope.insert(id.name.clone(), Value::Dim(*bindings.get(&sym).unwrap_or(&sym)));
-            }
+        // The signature's symbolic sizes are names in the body (`reshape(x, [B, 8, 8])`): the
+        // symbol itself, or in a call the size of the argument that bound it.
+        for (name, sym) in size_names {
+            let dim = *bindings.get(&sym).unwrap_or(&sym);
+            scope.entry(name).or_insert(Value::Dim(dim));
         }
         let saved_scopes = std::mem::replace(&mut self.scopes, vec![scope]);
         let saved_allow = std::mem::replace(&mut self.allow_params, true);
+        let params_before = self.g.params.len();
+        let saved_pending = self.pending_instance.take();
         let result = self.run_block(&m.body);
+        self.pending_instance = saved_pending;
+        // The model's own uses decide each new parameter's role (before a loss uses it).
+        for p in params_before..self.g.params.len() {
+            self.g.params[p].role = self.g.infer_role(p);
+        }
         let final_scope = self.scopes.pop().unwrap_or_default();
         self.scopes = saved_scopes;
         self.allow_params = saved_allow;
@@ -361,7 +391,24 @@ impl<'p> Checker<'p> {
             outputs.push((out.name.name.clone(), t));
         }
         let _ = site;
+        if args.is_some() {
+            self.drop_unused_symbols(symbols_before);
+        }
         Some(outputs)
+    }
+
+    /// Forget the symbols from `from` on if nothing uses them: a called model's signature
+    /// names its sizes (`B`), but they are bound to its arguments' sizes, and an unbound
+    /// symbol left in the caller's graph would ask for a size no input gives.
+    fn drop_unused_symbols(&mut self, from: usize) {
+        let used = |d: &Dim| matches!(d, Dim::Sym(s) if s.0 as usize >= from);
+        let in_use =
+            self.g.nodes.iter().any(|n| n.shape.iter().any(used) || matches!(&n.op, Op::DimSize { dim } if used(dim)))
+                || self.g.inputs.iter().any(|i| i.shape.iter().any(used))
+                || self.g.params.iter().any(|p| p.shape.iter().any(used));
+        if !in_use {
+            self.g.symbols.truncate(from);
+        }
     }
 
     /// Does `got` fit `declared`, binding the declared symbols to the sizes they meet?
@@ -377,6 +424,7 @@ impl<'p> Checker<'p> {
         // Eval blocks compute in f64: they show the lecture's numbers exactly.
         self.begin(DType::F64);
         self.allow_params = true;
+        self.in_eval = true;
         let mut values = vec![];
         let mut shows = vec![];
         let mut grads = vec![];

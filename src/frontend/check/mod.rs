@@ -14,7 +14,7 @@ use crate::frontend::ast::*;
 use crate::frontend::builtins::{Builtin, Kind};
 use crate::frontend::checked::*;
 use crate::frontend::lower;
-use crate::ir::graph::{DType, Dim, Graph, Init, InputKind, NodeId, Op, Shape};
+use crate::ir::graph::{DType, Dim, Graph, Init, InputKind, NodeId, Op, ParamRole, Shape};
 use crate::ir::limits::MAX_ELEMENTS;
 use crate::ir::ops::ShapeError;
 use crate::ir::tensor::Tensor;
@@ -31,6 +31,7 @@ mod exprs;
 mod items;
 mod settings;
 mod structure;
+mod train;
 
 /// Parse and check a source file (the prelude is added in front of it).
 pub fn check_source(src: &str) -> Result<Checked, Vec<Diagnostic>> {
@@ -69,6 +70,8 @@ enum Value {
     Func(Callee),
     Init(Init),
     Bool(bool),
+    /// `float` or `int`: the element type of a data field.
+    ElemType(FieldType),
     /// A call of a settings function (optimizer, schedule, data source) with its arguments,
     /// read by the settings block that holds it.
     Setting(Box<Args>),
@@ -108,7 +111,14 @@ struct Checker<'p> {
     /// The name the next layer call gets (from `let name = layer(...)`).
     pending_instance: Option<String>,
     params_by_name: HashMap<String, NodeId>,
+    /// The layer and model instances called so far in the current graph.
+    layers: Vec<Layer>,
     allow_params: bool,
+    /// Checking an eval block: a model it calls keeps one set of parameters, named
+    /// `MODEL.NAME`, whichever call declares them first (see `Callee::Model` in `calls.rs`).
+    in_eval: bool,
+    /// Expanding such a model call: a parameter declared again is the one declared before.
+    share_params: bool,
     /// Inside prelude code, errors are reported at the user's call.
     span_override: Option<Span>,
     depth: usize,
@@ -135,7 +145,10 @@ impl<'p> Checker<'p> {
             instance_counts: HashMap::new(),
             pending_instance: None,
             params_by_name: HashMap::new(),
+            layers: vec![],
             allow_params: false,
+            in_eval: false,
+            share_params: false,
             span_override: None,
             depth: 0,
             whole_inputs: vec![],
@@ -189,6 +202,8 @@ impl<'p> Checker<'p> {
             "true" => return Some(Value::Bool(true)),
             "false" => return Some(Value::Bool(false)),
             "pi" => return Some(Value::Num(std::f64::consts::PI)),
+            "float" => return Some(Value::ElemType(FieldType::Float)),
+            "int" => return Some(Value::ElemType(FieldType::Int)),
             _ => {}
         }
         if let Some(b) = Builtin::from_name(name) {
@@ -210,10 +225,18 @@ impl<'p> Checker<'p> {
     }
 
     fn unknown_name(&mut self, name: &str, span: Span) -> Value {
-        let mut candidates: Vec<String> = self.scopes.iter().flat_map(|s| s.keys().cloned()).collect();
-        candidates.extend(self.fn_names.keys().cloned());
-        candidates.extend(self.model_names.keys().cloned());
-        candidates.extend(self.params_by_name.keys().cloned());
+        // The innermost scope first, then functions, models, parameters and built-ins; each
+        // group sorted (they are hash maps), so the suggestion does not vary between runs.
+        let mut candidates: Vec<String> = vec![];
+        let groups = self.scopes.iter().rev().map(|s| s.keys().collect::<Vec<_>>()).chain([
+            self.fn_names.keys().collect(),
+            self.model_names.keys().collect(),
+            self.params_by_name.keys().collect(),
+        ]);
+        for mut names in groups {
+            names.sort();
+            candidates.extend(names.into_iter().cloned());
+        }
         candidates.extend(Builtin::ALL.iter().map(|b| b.name().to_string()));
         let mut d = Diagnostic::new("E-name", format!("unknown name `{name}`")).label(span, "not defined here");
         if let Some(s) = nearest(name, candidates.iter().map(String::as_str)) {
@@ -247,6 +270,7 @@ impl Checker<'_> {
                 DimSize { .. } | GreaterEq | OneHot { .. } | ArgMaxMask { .. } | Sign => true,
                 Param { .. } => false,
                 Exp | Log | Sqrt | Tanh | Sigmoid | Div | Pow | LogSoftmax { .. } | MatMul { .. } => false,
+                LeakyRelu { .. } | Elu { .. } | Softplus => false,
                 Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => false,
                 MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => false,
                 // The values come from operand 0 (the indices of a gather do not matter).
@@ -259,6 +283,7 @@ impl Checker<'_> {
                     known[&x]
                 }
                 Neg
+                | Relu
                 | Abs
                 | Add
                 | Sub
@@ -309,6 +334,7 @@ fn describe_value(v: &Value) -> String {
         Value::Func(_) => "a function".into(),
         Value::Init(_) => "an initialiser".into(),
         Value::Bool(b) => format!("`{b}`"),
+        Value::ElemType(t) => format!("the type `{}`", t.name()),
         Value::Setting(a) => format!("a `{}` setting", a.builtin.name()),
         Value::Error => "an error".into(),
     }

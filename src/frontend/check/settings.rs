@@ -8,27 +8,96 @@ use super::*;
 impl<'p> Checker<'p> {
     pub(super) fn check_data(&mut self, d: &'p Settings) -> Option<DataDecl> {
         self.begin(DType::F32);
-        let settings = self.settings(d, &["source", "test", "otherwise", "split", "shuffle"])?;
+        const KNOWN: [&str; 5] = ["source", "test", "otherwise", "split", "shuffle"];
+        // Every other key declares a field: `x: npy("x.npy")`.
+        let mut allowed: Vec<&str> = KNOWN.to_vec();
+        for stmt in &d.body {
+            if let Stmt::Setting { key, .. } = stmt {
+                if !allowed.contains(&key.name.as_str()) {
+                    allowed.push(&key.name);
+                }
+            }
+        }
+        let settings = self.settings(d, &allowed, &[])?;
         let name = d.name.as_ref().map(|n| n.name.clone()).unwrap_or_default();
-        let Some((source, sspan)) = settings.get("source").cloned() else {
-            self.report(
-                Diagnostic::new("E-setting", "a data block needs a `source`")
-                    .label(d.keyword_span, "this data block")
-                    .help(
-                    "e.g. `source: spiral(points: 100, classes: 3)` or `source: csv(\"file.csv\", label: \"label\")`",
-                ),
-            );
-            return None;
-        };
-        let source = self.source(source, sspan)?;
-        let test = match settings.get("test").cloned() {
+        let mut fields = vec![];
+        let mut ok = true;
+        for stmt in &d.body {
+            let Stmt::Setting { key, .. } = stmt else { continue };
+            if KNOWN.contains(&key.name.as_str()) {
+                continue;
+            }
+            let Some((value, span)) = settings.get(&key.name).cloned() else { continue };
+            match self.field_decl(key, value, span) {
+                Some(f) => fields.push(f),
+                None => ok = false,
+            }
+        }
+        let source = match settings.get("source").cloned() {
             Some((v, s)) => Some(self.source(v, s)?),
+            None => None,
+        };
+        let test = match settings.get("test").cloned() {
+            Some((v, s)) => Some((self.source(v, s)?, s)),
             None => None,
         };
         let otherwise = match settings.get("otherwise").cloned() {
-            Some((v, s)) => Some(self.source(v, s)?),
+            Some((v, s)) => Some((self.source(v, s)?, s)),
             None => None,
         };
+        if !ok {
+            return None;
+        }
+        match (&source, fields.first()) {
+            (None, None) => {
+                self.report(
+                    Diagnostic::new("E-setting", "a data block needs a `source` or fields")
+                        .label(d.keyword_span, "this data block")
+                        .help(
+                            "e.g. `source: spiral(points: 100, classes: 3)`, or fields such as `x: npy(\"x.npy\")` and `y: npy(\"y.npy\", float, [1])`",
+                        ),
+                );
+                return None;
+            }
+            (Some(_), Some(f)) => {
+                let (sspan, fspan) = (settings["source"].1, f.span);
+                self.report(
+                    Diagnostic::new("E-setting", "a data block has a `source` or fields, not both")
+                        .label(fspan, "a field")
+                        .label(sspan, "the source")
+                        .note("a source gives the fields `x` (the model's input) and `labels`"),
+                );
+                return None;
+            }
+            _ => {}
+        }
+        if !fields.is_empty() {
+            for (key, what) in [(&test, "test"), (&otherwise, "otherwise")] {
+                if let Some((_, span)) = key {
+                    self.error(
+                        "E-setting",
+                        *span,
+                        format!("`{what}` is for a `source`; fields name their own test files"),
+                        "with fields, write e.g. `x: npy(\"x.npy\", test: \"x_test.npy\")`",
+                    );
+                    return None;
+                }
+            }
+            // Either every field has a test file or none does.
+            let with: Vec<&FieldDecl> = fields.iter().filter(|f| f.test.is_some()).collect();
+            if let (Some(w), Some(wo)) = (with.first(), fields.iter().find(|f| f.test.is_none())) {
+                self.report(
+                    Diagnostic::new(
+                        "E-setting",
+                        format!("field `{}` has a test file, but `{}` has none", w.name, wo.name),
+                    )
+                    .label(wo.span, "no `test:` here")
+                    .label(w.span, "a test file here")
+                    .help("give every field its test file, or none (and use `split`)"),
+                );
+                return None;
+            }
+        }
         let split = match settings.get("split").cloned() {
             None => None,
             Some((Value::Num(n), _)) if n >= 1.0 && n.fract() == 0.0 => Some(Split::Count(n as usize)),
@@ -47,7 +116,155 @@ impl<'p> Checker<'p> {
             None => true,
             Some((v, s)) => self.boolean(v, s)?,
         };
-        Some(DataDecl { name, source, test, otherwise, split, shuffle, span: d.span })
+        Some(DataDecl {
+            name,
+            fields,
+            source,
+            test: test.map(|t| t.0),
+            otherwise: otherwise.map(|o| o.0),
+            split,
+            shuffle,
+            span: d.span,
+        })
+    }
+
+    /// A field of a data block: `name: npy(path, type?, shape?, scale?, test?)` or
+    /// `name: csv(path, type?, columns?, shape?, scale?, test?)`.
+    fn field_decl(&mut self, key: &Ident, v: Value, span: Span) -> Option<FieldDecl> {
+        let known = ["source", "test", "otherwise", "split", "shuffle"];
+        let is_file = matches!(&v, Value::Setting(a) if matches!(a.builtin, Builtin::Npy | Builtin::Csv));
+        if !is_file {
+            if matches!(v, Value::Error) {
+                return None;
+            }
+            let found = describe_value(&v);
+            let mut d = Diagnostic::new("E-setting", format!("field `{}` must read a file", key.name))
+                .label(span, format!("this is {found}"))
+                .note(format!(
+                    "a data block's settings are {}; any other key declares a field: `{}: npy(\"file.npy\")` or `{}: csv(\"file.csv\", columns: \"a:d\")`",
+                    known.join(", "),
+                    key.name,
+                    key.name
+                ));
+            if let Some(n) = nearest(&key.name, known.iter().copied()) {
+                d = d.help(format!("did you mean the setting `{n}`?"));
+            }
+            self.report(d);
+            return None;
+        }
+        let Value::Setting(a) = v else { return None };
+        let path = self.str_arg(&a, "path", None);
+        let ty = match a.get("type").cloned() {
+            None => Some(None),
+            Some((Value::ElemType(t), _)) => Some(Some(t)),
+            Some((Value::Error, _)) => None,
+            Some((Value::Str(_), s)) => {
+                self.error(
+                    "E-setting",
+                    s,
+                    "a field reads one file",
+                    "for features and labels in two files, write `source: npy(\"x.npy\", \"y.npy\")`",
+                );
+                None
+            }
+            Some((other, s)) => {
+                let what = describe_value(&other);
+                self.error("E-type", s, "a field's type is `float` or `int`", format!("this is {what}"));
+                None
+            }
+        };
+        let legacy = if a.builtin == Builtin::Csv { "label" } else { "labels" };
+        if let Some((_, s)) = a.get(legacy).cloned() {
+            self.error(
+                "E-setting",
+                s,
+                format!("`{legacy}` is for a `source`"),
+                "a field reads its own columns: give the labels a field of their own",
+            );
+            return None;
+        }
+        let shape = self.sample_shape_arg(&a);
+        let scale = self.num_arg(&a, "scale", Some(1.0), Range::Positive);
+        let test = match a.get("test").cloned() {
+            None => Some(None),
+            Some(_) => self.str_arg(&a, "test", None).map(Some),
+        };
+        let columns = if a.builtin == Builtin::Csv { self.columns_arg(&a) } else { Some(Columns::Rest) };
+        let (path, ty, shape, scale, test, columns) = (path?, ty?, shape?, scale?, test?, columns?);
+        if ty == Some(FieldType::Int) && a.given("scale") {
+            let s = a.get("scale").map(|x| x.1).unwrap_or(span);
+            self.error("E-setting", s, "an int field is not scaled", "`scale` is for float fields");
+            return None;
+        }
+        let file_of = |path: String| match a.builtin {
+            Builtin::Npy => FieldFile::Npy { path },
+            _ => FieldFile::Csv { path, columns: columns.clone() },
+        };
+        Some(FieldDecl {
+            name: key.name.clone(),
+            ty,
+            shape,
+            file: file_of(path),
+            test: test.map(file_of),
+            scale,
+            span: key.span.to(span),
+        })
+    }
+
+    /// `shape: [T, 4]`: a per-sample shape of whole numbers >= 1.
+    fn sample_shape_arg(&mut self, a: &Args) -> Option<Option<Vec<usize>>> {
+        let Some((v, s)) = a.get("shape").cloned() else { return Some(None) };
+        let items = match v {
+            Value::List(items) => items,
+            Value::Error => return None,
+            Value::Num(n) => vec![Value::Num(n)],
+            other => {
+                let what = describe_value(&other);
+                self.error("E-type", s, "`shape` is a list of sizes", format!("this is {what}; e.g. [1] or [16, 4]"));
+                return None;
+            }
+        };
+        let mut dims = vec![];
+        for it in items {
+            match it {
+                Value::Num(n) if n >= 1.0 && n.fract() == 0.0 && n < 1e12 => dims.push(n as usize),
+                other => {
+                    let what = describe_value(&other);
+                    self.error("E-type", s, "a size in `shape` is a whole number >= 1", format!("this holds {what}"));
+                    return None;
+                }
+            }
+        }
+        Some(Some(dims))
+    }
+
+    /// `columns: "label"`, `columns: ["a", "b"]` or `columns: "p0:p63"` (inclusive, in header
+    /// order); every column no other field takes when not given.
+    fn columns_arg(&mut self, a: &Args) -> Option<Columns> {
+        let Some((v, s)) = a.get("columns").cloned() else { return Some(Columns::Rest) };
+        let one = |text: &str| match text.split_once(':') {
+            Some((first, last)) => Columns::Range(first.trim().to_string(), last.trim().to_string()),
+            None => Columns::Names(vec![text.to_string()]),
+        };
+        match v {
+            Value::Str(text) => Some(one(&text)),
+            Value::List(items) if !items.is_empty() && items.iter().all(|i| matches!(i, Value::Str(_))) => {
+                Some(Columns::Names(
+                    items.into_iter().filter_map(|i| if let Value::Str(t) = i { Some(t) } else { None }).collect(),
+                ))
+            }
+            Value::Error => None,
+            other => {
+                let what = describe_value(&other);
+                self.error(
+                    "E-type",
+                    s,
+                    "`columns` names CSV columns",
+                    format!("this is {what}; e.g. \"label\", [\"a\", \"b\"] or \"p0:p63\""),
+                );
+                None
+            }
+        }
     }
 
     /// The setting's value as a call of a built-in of `kind` (an optimizer, a schedule, a data
@@ -90,15 +307,46 @@ impl<'p> Checker<'p> {
                 let seed = seed(self, &a);
                 Source::Synthetic { samples: samples?, classes: classes?, seed: seed? }
             }
-            Builtin::Csv => {
-                let (path, label) = (self.str_arg(&a, "path", None), self.str_arg(&a, "label", Some("label")));
+            Builtin::Csv | Builtin::Npy => {
+                // A source reads features and labels; the field arguments do not apply.
+                for arg in ["type", "shape", "test", "columns"] {
+                    if arg == "columns" && a.builtin == Builtin::Npy {
+                        continue;
+                    }
+                    if let Some((v, s)) = a.get(arg).cloned() {
+                        if arg == "type" && matches!(v, Value::Str(_)) {
+                            continue; // npy("x.npy", "y.npy"): the labels file, positionally
+                        }
+                        self.error(
+                            "E-setting",
+                            s,
+                            format!("`{arg}` is for a field, not a `source`"),
+                            "declare fields instead, e.g. `x: npy(\"x.npy\")`",
+                        );
+                        return None;
+                    }
+                }
+                let path = self.str_arg(&a, "path", None);
                 let scale = scale(self, &a);
-                Source::Csv { path: path?, label: label?, scale: scale? }
-            }
-            Builtin::Npy => {
-                let (features, labels) = (self.str_arg(&a, "features", None), self.str_arg(&a, "labels", None));
-                let scale = scale(self, &a);
-                Source::Npy { features: features?, labels: labels?, scale: scale? }
+                if a.builtin == Builtin::Csv {
+                    let label = self.str_arg(&a, "label", Some("label"));
+                    Source::Csv { path: path?, label: label?, scale: scale? }
+                } else {
+                    let labels = match (a.get("labels").cloned(), a.get("type").cloned()) {
+                        (Some(_), _) => self.str_arg(&a, "labels", None),
+                        (None, Some((Value::Str(s), _))) => Some(s),
+                        _ => {
+                            self.error(
+                                "E-arity",
+                                a.span,
+                                "npy as a `source` reads features and labels",
+                                "write npy(\"x.npy\", \"y.npy\")",
+                            );
+                            None
+                        }
+                    };
+                    Source::Npy { features: path?, labels: labels?, scale: scale? }
+                }
             }
             Builtin::Idx => {
                 let (images, labels) = (self.str_arg(&a, "images", None), self.str_arg(&a, "labels", None));
@@ -120,12 +368,17 @@ impl<'p> Checker<'p> {
                 let nesterov = self.bool_arg(&a, "nesterov", false);
                 Optimizer::Momentum { lr: lr?, momentum: momentum?, nesterov: nesterov? }
             }
-            Builtin::Adam => {
+            Builtin::Adam | Builtin::AdamW => {
                 let lr = lr(self, &a, 1e-3);
                 let beta1 = self.num_arg(&a, "beta1", Some(0.9), Range::Fraction);
                 let beta2 = self.num_arg(&a, "beta2", Some(0.999), Range::Fraction);
                 let eps = self.num_arg(&a, "eps", Some(1e-8), Range::Positive);
-                Optimizer::Adam { lr: lr?, beta1: beta1?, beta2: beta2?, eps: eps? }
+                let decay = if a.builtin == Builtin::AdamW {
+                    self.num_arg(&a, "weight_decay", Some(0.01), Range::NonNegative)
+                } else {
+                    Some(0.0)
+                };
+                Optimizer::Adam { lr: lr?, beta1: beta1?, beta2: beta2?, eps: eps?, decay: decay? }
             }
             other => unreachable!("setting_call returned {other:?} for an optimizer"),
         })
@@ -158,7 +411,14 @@ impl<'p> Checker<'p> {
     }
 
     /// Evaluate a settings block, checking keys against `allowed` and reporting duplicates.
-    pub(super) fn settings(&mut self, block: &Settings, allowed: &[&str]) -> Option<HashMap<String, (Value, Span)>> {
+    /// The keys in `raw` are not evaluated (their value is `Value::Error` with its span): the
+    /// caller reads their expressions itself.
+    pub(super) fn settings(
+        &mut self,
+        block: &Settings,
+        allowed: &[&str],
+        raw: &[&str],
+    ) -> Option<HashMap<String, (Value, Span)>> {
         let mut out = HashMap::new();
         let mut spans: HashMap<String, Span> = HashMap::new();
         let mut ok = true;
@@ -185,9 +445,10 @@ impl<'p> Checker<'p> {
                         ok = false;
                         continue;
                     }
-                    if matches!(key.name.as_str(), "loss" | "model" | "data") {
+                    if raw.contains(&key.name.as_str()) {
                         // The loss is an expression over the model, elaborated by the caller;
-                        // `model` and `data` name items, which are not values.
+                        // `model` and `data` name items, and `metrics` and `freeze` name
+                        // outputs, fields and parameters: none of them is a value.
                         out.insert(key.name.clone(), (Value::Error, value.span));
                         continue;
                     }
@@ -206,199 +467,5 @@ impl<'p> Checker<'p> {
             }
         }
         ok.then_some(out)
-    }
-
-    pub(super) fn check_train(&mut self, t: &'p Settings, checked: &Checked) -> Option<TrainDecl> {
-        self.begin(DType::F32);
-        let allowed = [
-            "model",
-            "data",
-            "loss",
-            "optimizer",
-            "schedule",
-            "weight_decay",
-            "steps",
-            "epochs",
-            "batch",
-            "drop_last",
-            "seed",
-            "metrics",
-        ];
-        let settings = self.settings(t, &allowed)?;
-        // Which model: `train NAME { }`, `model: NAME`, or the only one.
-        let model_name = match (&t.name, settings.get("model")) {
-            (Some(n), _) => Some((n.name.clone(), n.span)),
-            (None, Some((_, s))) => Some((self.text(*s).trim().to_string(), *s)),
-            (None, None) if self.models.len() == 1 => Some((self.models[0].name.name.clone(), t.keyword_span)),
-            (None, None) => None,
-        };
-        let Some((model_name, mspan)) = model_name else {
-            self.report(
-                Diagnostic::new("E-setting", "which model does this block train?")
-                    .label(t.keyword_span, "write `train MODEL { ... }`"),
-            );
-            return None;
-        };
-        let Some(&mi) = self.model_names.get(&model_name) else {
-            self.unknown_name(&model_name, mspan);
-            return None;
-        };
-        let m = self.models[mi];
-        let data = match settings.get("data") {
-            Some((_, s)) => {
-                // `data: NAME` names a data block.
-                let text = self.text(*s).trim().to_string();
-                match checked.data.iter().position(|d| d.name == text) {
-                    Some(i) => Some(i),
-                    None => {
-                        let names: Vec<&str> = checked.data.iter().map(|d| d.name.as_str()).collect();
-                        let mut d = Diagnostic::new("E-name", format!("no data block is named `{text}`"))
-                            .label(*s, "not a data block");
-                        if let Some(n) = nearest(&text, names.iter().copied()) {
-                            d = d.help(format!("did you mean `{n}`?"));
-                        }
-                        self.report(d);
-                        return None;
-                    }
-                }
-            }
-            None if checked.data.len() == 1 => Some(0),
-            None => None,
-        };
-
-        // The graph: the model's forward pass, then the loss over its outputs and the labels.
-        let outputs = self.expand_model(m, None, t.span)?;
-        let batch = self.g.inputs.first().and_then(|i| i.shape.first().copied()).unwrap_or(Dim::Known(1));
-        let labels = self.g.add_input("labels", vec![batch], InputKind::Label);
-        let mut scope = HashMap::new();
-        for (i, node) in self.g.nodes.iter().enumerate() {
-            if let Op::Input { index } = node.op {
-                scope.insert(self.g.inputs[index].name.clone(), Value::Tensor(NodeId(i as u32)));
-            }
-        }
-        let _ = labels;
-        for (name, id) in &outputs {
-            scope.insert(name.clone(), Value::Tensor(*id));
-        }
-        let loss_expr = t.body.iter().find_map(|s| match s {
-            Stmt::Setting { key, value } if key.name == "loss" => Some(value),
-            _ => None,
-        });
-        let Some(loss_expr) = loss_expr else {
-            self.report(
-                Diagnostic::new("E-setting", "a train block needs a `loss`")
-                    .label(t.keyword_span, "this train block")
-                    .help(format!(
-                        "e.g. `loss: cross_entropy({}, labels)`",
-                        outputs.first().map(|o| o.0.as_str()).unwrap_or("scores")
-                    )),
-            );
-            return None;
-        };
-        self.scopes = vec![scope];
-        let loss = self.expr(loss_expr);
-        let loss = self.tensor(loss, loss_expr.span)?;
-        if !self.g.shape(loss).is_empty() {
-            let s = self.g.shape_str(self.g.shape(loss));
-            self.error(
-                "E-shape",
-                loss_expr.span,
-                "the loss must be a scalar",
-                format!("this is {s}; reduce it with mean(...) or sum(...)"),
-            );
-            return None;
-        }
-        self.g.annotate(loss, Some("loss"), Some(loss_expr.span));
-        self.g.outputs.push(("loss".into(), loss));
-        self.g.outputs.extend(outputs);
-
-        let num = |c: &mut Self, key: &str, range: Range| -> Option<Option<f64>> {
-            match settings.get(key).cloned() {
-                None => Some(None),
-                Some((Value::Num(n), _)) if range.holds(n) => Some(Some(n)),
-                Some((Value::Error, _)) => None,
-                Some((other, s)) => {
-                    let what = describe_value(&other);
-                    c.error("E-type", s, format!("`{key}` must be {}", range.expected()), format!("this is {what}"));
-                    None
-                }
-            }
-        };
-        let whole = |c: &mut Self, key: &str, min: f64| -> Option<Option<usize>> {
-            match settings.get(key).cloned() {
-                None => Some(None),
-                Some((Value::Num(n), _)) if n >= min && n.fract() == 0.0 && n < 1e15 => Some(Some(n as usize)),
-                Some((Value::Error, _)) => None,
-                Some((other, s)) => {
-                    let what = describe_value(&other);
-                    c.error("E-type", s, format!("`{key}` must be a whole number >= {min}"), format!("this is {what}"));
-                    None
-                }
-            }
-        };
-        // Every setting is read before any `?`, so each wrong one is reported.
-        let (steps, epochs) = (whole(self, "steps", 1.0), whole(self, "epochs", 1.0));
-        let batch = whole(self, "batch", 1.0);
-        let seed = whole(self, "seed", 0.0);
-        let weight_decay = num(self, "weight_decay", Range::NonNegative);
-        let drop_last = match settings.get("drop_last").cloned() {
-            None => Some(false),
-            Some((v, s)) => self.boolean(v, s),
-        };
-        let optimizer = match settings.get("optimizer").cloned() {
-            None => Some(Optimizer::Sgd { lr: 0.01 }),
-            Some((v, s)) => self.optimizer(v, s),
-        };
-        let schedule = match settings.get("schedule").cloned() {
-            None => Some(Schedule::Constant),
-            Some((v, s)) => self.schedule(v, s),
-        };
-        let length = match (steps?, epochs?) {
-            (Some(_), Some(_)) => {
-                self.error("E-setting", t.keyword_span, "give `steps` or `epochs`, not both", "this train block");
-                return None;
-            }
-            (Some(s), None) => Length::Steps(s),
-            (None, Some(e)) => Length::Epochs(e),
-            (None, None) => Length::Epochs(1),
-        };
-        let (batch, seed, weight_decay) = (batch?, seed?.unwrap_or(0) as u64, weight_decay?.unwrap_or(0.0));
-        let (drop_last, optimizer, schedule) = (drop_last?, optimizer?, schedule?);
-        let metrics = match settings.get("metrics").cloned() {
-            None => vec!["accuracy".to_string()],
-            Some((Value::List(items), s)) => {
-                let mut names = vec![];
-                for item in items {
-                    match item {
-                        Value::Func(Callee::Builtin(b)) if b.signature().kind == Kind::Metric => {
-                            names.push(b.name().to_string())
-                        }
-                        _ => {
-                            self.error("E-setting", s, "unknown metric", "the metrics are: accuracy");
-                            return None;
-                        }
-                    }
-                }
-                names
-            }
-            Some((_, s)) => {
-                self.error("E-setting", s, "`metrics` is a list", "e.g. [accuracy]");
-                return None;
-            }
-        };
-        Some(TrainDecl {
-            model: model_name,
-            data,
-            graph: std::mem::take(&mut self.g),
-            optimizer,
-            schedule,
-            weight_decay,
-            length,
-            batch,
-            drop_last,
-            seed,
-            metrics,
-            span: t.span,
-        })
     }
 }

@@ -27,7 +27,7 @@ pub fn load_idx(images: &Path, labels: &Path, opts: &LoadOptions) -> Result<supe
     } else {
         Labels::Classes(label_bytes.iter().map(|&l| l as u32).collect())
     };
-    assemble(Origin::new(&iname, &lname, None), dims[1..].to_vec(), values, labels, opts)
+    assemble(Origin::new(&iname, None), Origin::new(&lname, None), dims[1..].to_vec(), values, labels, opts)
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -1,53 +1,59 @@
-//! Data sets: input is a data file (CSV, NPY, MNIST IDX) or a seeded generator (spiral,
-//! synthetic); output is a `Dataset` of f32 features and labels that can be split, checked
-//! against the model's declared shapes, and served as minibatches into caller-owned buffers.
+//! Data sets: input is data files (CSV, NPY, MNIST IDX) or a seeded generator (spiral,
+//! synthetic); output is a `Dataset` of named fields — per-sample tensors of floats or integers,
+//! all with the same number of samples — that can be split, checked against the model's
+//! declared shapes, and served as minibatches into caller-owned buffers (`batches.rs`).
+//!
+//! A data block's fields (`x: npy("x.npy")`, `labels: csv("d.csv", columns: "label", type: int)`)
+//! are loaded one by one with `load_field`; the older pair loaders (`load_csv`, `load_npy`,
+//! `load_idx`, the generators) give the two fields `x` (features) and `labels`.
 //!
 //! Data files are user input: every problem with one is a `Diagnostic` naming the file and the
 //! line (CSV) or byte offset / item (binary formats), never a panic. Declared sizes in binary
 //! headers are checked against the bytes actually present before anything is allocated.
+//! Integer fields are carried as whole numbers in f32 (exact up to 2^24), checked when loaded.
 
+mod batches;
 mod csv;
+mod generate;
 mod idx;
 mod npy;
 
+pub use batches::{Batch, Batches};
 pub use csv::load_csv;
+pub use generate::{spiral, synthetic};
 pub use idx::load_idx;
-pub use npy::load_npy;
+pub use npy::{load_npy, npy_bytes, read_npy, Array};
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::diag::Diagnostic;
-use crate::runtime::rng::Rng;
+pub use crate::frontend::checked::{Columns, FieldType};
 
 /// The diagnostic code of every data error.
 pub const CODE: &str = "E-data";
+
+/// The field names the pair loaders and generators give: features and class labels.
+pub const FEATURES: &str = "x";
+pub const LABELS: &str = "labels";
+
+/// The largest integer a field may hold: every integer up to 2^24 is exact in f32.
+pub const MAX_INT: f64 = 16_777_216.0;
 
 pub(crate) fn error(message: impl Into<String>) -> Diagnostic {
     Diagnostic::new(CODE, message)
 }
 
-/// The labels of a data set: one class index, or one target tensor, per sample.
+/// The labels given to `Dataset::new`: one class index, or one target tensor, per sample.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Labels {
-    /// Class indices for classification. The graph carries them as whole numbers in float
-    /// tensors; they are stored exactly here.
+    /// Class indices for classification.
     Classes(Vec<u32>),
     /// Float regression targets of `shape` per sample, row-major.
     Targets { shape: Vec<usize>, values: Vec<f32> },
 }
 
-impl Labels {
-    /// How many values one sample's label occupies in a label buffer.
-    pub fn size(&self) -> usize {
-        match self {
-            Labels::Classes(_) => 1,
-            Labels::Targets { shape, .. } => shape.iter().product(),
-        }
-    }
-}
-
-/// How to read a data file. The CSV fields are ignored by the binary formats.
+/// How the pair loaders read a data file. The CSV fields are ignored by the binary formats.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoadOptions {
     /// CSV: the column holding the labels.
@@ -78,12 +84,11 @@ impl Default for LoadOptions {
     }
 }
 
-/// Where a data set's samples came from, so later errors (validation, a split half) can still
+/// Where a field's samples came from, so later errors (validation, a split half) can still
 /// name the file and the original line or item.
 #[derive(Clone, Debug, PartialEq)]
 struct Origin {
     source: String,
-    label_source: String,
     /// For text files, the 1-based line of each sample (blank lines make gaps).
     lines: Option<Vec<usize>>,
     /// Sample 0's index in the source; a split's second half starts past the first.
@@ -91,8 +96,8 @@ struct Origin {
 }
 
 impl Origin {
-    fn new(source: &str, label_source: &str, lines: Option<Vec<usize>>) -> Origin {
-        Origin { source: source.to_string(), label_source: label_source.to_string(), lines, first_item: 0 }
+    fn new(source: &str, lines: Option<Vec<usize>>) -> Origin {
+        Origin { source: source.to_string(), lines, first_item: 0 }
     }
 
     /// "line 7" for text files, "item 5" otherwise.
@@ -111,21 +116,202 @@ impl Origin {
     }
 }
 
-/// A set of samples: features as f32, row-major, `sample_shape` per sample; labels alongside.
-/// The fields are private so that the sizes always agree (batching relies on it).
+/// One named field: `shape` per sample, row-major f32 values sample after sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Field {
+    name: String,
+    ty: FieldType,
+    shape: Vec<usize>,
+    values: Vec<f32>,
+    origin: Origin,
+}
+
+impl Field {
+    /// A field from values in memory; `source` names it in messages. Integer fields are
+    /// checked to hold whole numbers.
+    pub fn new(
+        name: &str,
+        ty: FieldType,
+        shape: Vec<usize>,
+        values: Vec<f32>,
+        source: &str,
+    ) -> Result<Field, Diagnostic> {
+        Field::from_parts(name, ty, shape, values, Origin::new(source, None))
+    }
+
+    fn from_parts(
+        name: &str,
+        ty: FieldType,
+        shape: Vec<usize>,
+        values: Vec<f32>,
+        origin: Origin,
+    ) -> Result<Field, Diagnostic> {
+        let size: usize = shape.iter().product();
+        if size == 0 || !values.len().is_multiple_of(size) {
+            return Err(error(format!(
+                "{}: field `{name}`: {} values do not divide into samples of shape {}",
+                origin.source,
+                values.len(),
+                fmt_dims(None, &shape)
+            )));
+        }
+        let field = Field { name: name.to_string(), ty, shape, values, origin };
+        if ty == FieldType::Int {
+            field.check_integers("declare the field `float`, or round the values")?;
+        }
+        Ok(field)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn ty(&self) -> FieldType {
+        self.ty
+    }
+
+    /// The per-sample shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Values per sample.
+    pub fn size(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// The file (or generator) the values came from.
+    pub fn source(&self) -> &str {
+        &self.origin.source
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len() / self.size().max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The values of sample `i`. Panics if `i >= len()`.
+    pub fn sample(&self, i: usize) -> &[f32] {
+        let size = self.size();
+        &self.values[i * size..(i + 1) * size]
+    }
+
+    /// "line 7 of digits.csv" style position of sample `i`, and of element `j` within it.
+    fn locate(&self, i: usize) -> String {
+        self.origin.locate(i)
+    }
+
+    /// Every value a whole number, exact in f32; `help` says what to do about one that is not.
+    fn check_integers(&self, help: &str) -> Result<(), Diagnostic> {
+        let size = self.size().max(1);
+        for (k, &v) in self.values.iter().enumerate() {
+            let v = v as f64;
+            if v.fract() != 0.0 || !v.is_finite() || v.abs() > MAX_INT {
+                let why = if v.abs() > MAX_INT && v.is_finite() {
+                    "above 2^24, where float32 is no longer exact"
+                } else {
+                    "not a whole number"
+                };
+                return Err(error(format!(
+                    "{}: field `{}` is int, but its value at {} is {v}, {why}",
+                    self.origin.source,
+                    self.name,
+                    self.locate(k / size)
+                ))
+                .help(help.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Values must be class indices `0..classes` (the labels of a classifier).
+    pub fn check_classes(&self, classes: usize) -> Result<(), Diagnostic> {
+        let bad = |c: f32| c < 0.0 || c.fract() != 0.0 || c as usize >= classes;
+        if let Some(k) = self.values.iter().position(|&c| bad(c)) {
+            let v = self.values[k];
+            let why = if v < 0.0 || v.fract() != 0.0 {
+                "is not a class index (a whole number from 0)".to_string()
+            } else {
+                format!("is out of range for {classes} classes")
+            };
+            let what = if self.name == LABELS { String::new() } else { format!(" (field `{}`)", self.name) };
+            return Err(error(format!(
+                "{}: label {v} at {} {why}{what}",
+                self.origin.source,
+                self.locate(k / self.size().max(1))
+            ))
+            .help(format!("class labels must be whole numbers 0..{}", classes.saturating_sub(1))));
+        }
+        Ok(())
+    }
+
+    /// Values must be row ids of an axis of `rows` (`E[tokens]`): whole numbers `0..rows`.
+    pub fn check_ids(&self, rows: usize) -> Result<(), Diagnostic> {
+        if let Some(k) = self.values.iter().position(|&v| !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < rows)) {
+            return Err(error(format!(
+                "{}: value {} at {} of field `{}` is not a valid id: it indexes an axis of {rows}",
+                self.origin.source,
+                self.values[k],
+                self.locate(k / self.size().max(1)),
+                self.name
+            ))
+            .help(format!("ids must be whole numbers 0..{}", rows.saturating_sub(1))));
+        }
+        Ok(())
+    }
+
+    /// Read this field as the values of model input `input`, declared `int`: whole numbers,
+    /// below the class count of each one-hot of them and the axis each gather indexes with
+    /// them (`Graph::index_use`). Training (either kind of data block) and `netc predict`
+    /// check such inputs here.
+    pub fn make_int_input(
+        &mut self,
+        input: &str,
+        classes: Option<usize>,
+        rows: Option<usize>,
+    ) -> Result<(), Diagnostic> {
+        self.check_integers(&format!("model input `{input}` is declared int: its values must be whole numbers"))?;
+        self.ty = FieldType::Int;
+        rows.map_or(Ok(()), |n| self.check_ids(n))?;
+        classes.map_or(Ok(()), |k| self.check_classes(k))
+    }
+
+    /// Give every sample a new shape with the same number of values, e.g. `[64]` to `[1, 8, 8]`.
+    pub fn reshape(&mut self, shape: &[usize]) -> Result<(), Diagnostic> {
+        check_sample_shape(&self.origin, &self.shape, shape)?;
+        self.shape = shape.to_vec();
+        Ok(())
+    }
+
+    fn split_at(self, n: usize) -> (Field, Field) {
+        let Field { name, ty, shape, mut values, origin } = self;
+        let rest = values.split_off(n * shape.iter().product::<usize>());
+        let (origin, rest_origin) = origin.split(n);
+        let second = Field { name: name.clone(), ty, shape: shape.clone(), values: rest, origin: rest_origin };
+        (Field { name, ty, shape, values, origin }, second)
+    }
+}
+
+/// A set of samples: named fields with the same number of samples. The fields are private so
+/// that the sizes always agree (batching relies on it).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
-    origin: Origin,
     len: usize,
-    sample_shape: Vec<usize>,
-    features: Vec<f32>,
-    labels: Labels,
+    fields: Vec<Field>,
     num_classes: Option<usize>,
 }
 
 impl Dataset {
-    /// A data set from values in memory. `source` names it in messages. Fails if the features
-    /// or labels do not hold the same number of samples, or a label is not below `num_classes`.
+    /// A data set of features `x` and `labels` from values in memory. `source` names it in
+    /// messages. Fails if the features and labels do not hold the same number of samples, or
+    /// a label is not below `num_classes`.
     pub fn new(
         source: &str,
         sample_shape: Vec<usize>,
@@ -133,45 +319,81 @@ impl Dataset {
         labels: Labels,
         num_classes: Option<usize>,
     ) -> Result<Dataset, Diagnostic> {
-        Dataset::from_parts(Origin::new(source, source, None), sample_shape, features, labels, num_classes)
+        Dataset::pair(Origin::new(source, None), Origin::new(source, None), sample_shape, features, labels, num_classes)
     }
 
-    fn from_parts(
-        origin: Origin,
+    fn pair(
+        x_origin: Origin,
+        y_origin: Origin,
         sample_shape: Vec<usize>,
         features: Vec<f32>,
         labels: Labels,
         num_classes: Option<usize>,
     ) -> Result<Dataset, Diagnostic> {
-        let src = &origin.source;
-        let len = match &labels {
-            Labels::Classes(c) => c.len(),
-            Labels::Targets { shape, values } => {
-                let size: usize = shape.iter().product();
-                if size == 0 || !values.len().is_multiple_of(size) {
+        let labels = match labels {
+            Labels::Classes(c) => {
+                let values = c.iter().map(|&c| c as f32).collect();
+                if let Some(i) = c.iter().position(|&c| c as f64 > MAX_INT) {
                     return Err(error(format!(
-                        "{}: {} target values do not divide into samples of shape {}",
-                        origin.label_source,
-                        values.len(),
-                        fmt_dims(None, shape)
+                        "{}: label {} at {} is too large for a class index",
+                        y_origin.source,
+                        c[i],
+                        y_origin.locate(i)
                     )));
                 }
-                values.len() / size
+                Field { name: LABELS.into(), ty: FieldType::Int, shape: vec![], values, origin: y_origin }
             }
+            Labels::Targets { shape, values } => Field::from_parts(LABELS, FieldType::Float, shape, values, y_origin)?,
         };
+        let len = labels.len();
         let sample_size: usize = sample_shape.iter().product();
         if len.checked_mul(sample_size) != Some(features.len()) {
             return Err(error(format!(
-                "{src}: {} feature values do not make {len} samples of shape {} ({} labels)",
+                "{}: {} feature values do not make {len} samples of shape {} ({} labels)",
+                x_origin.source,
                 features.len(),
                 fmt_dims(None, &sample_shape),
                 len
             )));
         }
+        let x = Field {
+            name: FEATURES.into(),
+            ty: FieldType::Float,
+            shape: sample_shape,
+            values: features,
+            origin: x_origin,
+        };
+        let d = Dataset { len, fields: vec![x, labels], num_classes };
         if let Some(k) = num_classes {
-            check_classes(&origin, &labels, k)?;
+            d.labels_field().filter(|f| f.ty == FieldType::Int).map_or(Ok(()), |f| f.check_classes(k))?;
         }
-        Ok(Dataset { origin, len, sample_shape, features, labels, num_classes })
+        Ok(d)
+    }
+
+    /// A data set of these fields, which must all hold the same number of samples and have
+    /// distinct names.
+    pub fn from_fields(fields: Vec<Field>) -> Result<Dataset, Diagnostic> {
+        let Some(first) = fields.first() else {
+            return Err(error("a data set needs at least one field"));
+        };
+        let len = first.len();
+        for (i, f) in fields.iter().enumerate() {
+            if fields[..i].iter().any(|g| g.name == f.name) {
+                return Err(error(format!("{}: two fields are named `{}`", f.source(), f.name)));
+            }
+            if f.len() != len {
+                return Err(error(format!(
+                    "{}: field `{}` has {} samples, but field `{}` ({}) has {len}",
+                    f.source(),
+                    f.name,
+                    f.len(),
+                    first.name,
+                    first.source()
+                ))
+                .help("every field of a data block holds one entry per sample, in the same order"));
+            }
+        }
+        Ok(Dataset { len, fields, num_classes: None })
     }
 
     /// The number of samples.
@@ -183,38 +405,70 @@ impl Dataset {
         self.len == 0
     }
 
-    /// The file (or generator) the features came from, as named in messages.
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    pub fn field_mut(&mut self, name: &str) -> Option<&mut Field> {
+        self.fields.iter_mut().find(|f| f.name == name)
+    }
+
+    /// Rename a field (e.g. a pair loader's `x` to the model input it feeds).
+    pub fn rename(&mut self, from: &str, to: &str) {
+        if let Some(f) = self.field_mut(from) {
+            f.name = to.to_string();
+        }
+    }
+
+    fn features_field(&self) -> &Field {
+        &self.fields[0]
+    }
+
+    fn labels_field(&self) -> Option<&Field> {
+        self.field(LABELS)
+    }
+
+    /// The file (or generator) the first field (the features) came from.
     pub fn source(&self) -> &str {
-        &self.origin.source
+        self.features_field().source()
     }
 
     /// The file the labels came from; the same as `source` for CSV and generators.
     pub fn label_source(&self) -> &str {
-        &self.origin.label_source
+        self.labels_field().map_or(self.source(), |f| f.source())
     }
 
+    /// The features' per-sample shape.
     pub fn sample_shape(&self) -> &[usize] {
-        &self.sample_shape
+        self.features_field().shape()
     }
 
-    /// Values per sample: the product of `sample_shape`.
+    /// Values per sample of the features.
     pub fn sample_size(&self) -> usize {
-        self.sample_shape.iter().product()
+        self.features_field().size()
     }
 
     /// All features, sample after sample.
     pub fn features(&self) -> &[f32] {
-        &self.features
+        self.features_field().values()
     }
 
     /// The features of sample `i`. Panics if `i >= len()`.
     pub fn sample(&self, i: usize) -> &[f32] {
-        let size = self.sample_size();
-        &self.features[i * size..(i + 1) * size]
+        self.features_field().sample(i)
     }
 
-    pub fn labels(&self) -> &Labels {
-        &self.labels
+    /// The `labels` field: class indices when it is an integer field, else targets.
+    pub fn labels(&self) -> Option<Labels> {
+        let f = self.labels_field()?;
+        Some(match f.ty {
+            FieldType::Int => Labels::Classes(f.values.iter().map(|&v| v as u32).collect()),
+            FieldType::Float => Labels::Targets { shape: f.shape.clone(), values: f.values.clone() },
+        })
     }
 
     /// The class count, when the file's options or the generator declared it.
@@ -223,22 +477,20 @@ impl Dataset {
     }
 
     /// How many samples each class has (classes `0..num_classes`, or up to the largest label
-    /// seen); `None` for regression targets.
+    /// seen); `None` without integer labels.
     pub fn class_counts(&self) -> Option<Vec<usize>> {
-        let Labels::Classes(classes) = &self.labels else { return None };
-        let seen = classes.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
+        let f = self.labels_field().filter(|f| f.ty == FieldType::Int)?;
+        let seen = f.values.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
         let mut counts = vec![0; self.num_classes.unwrap_or(0).max(seen)];
-        for &c in classes {
+        for &c in &f.values {
             counts[c as usize] += 1;
         }
         Some(counts)
     }
 
-    /// Give every sample a new shape with the same number of values, e.g. `[64]` to `[1, 8, 8]`.
+    /// Give every sample of the features a new shape with the same number of values.
     pub fn reshape(&mut self, shape: &[usize]) -> Result<(), Diagnostic> {
-        check_sample_shape(&self.origin, &self.sample_shape, shape)?;
-        self.sample_shape = shape.to_vec();
-        Ok(())
+        self.fields[0].reshape(shape)
     }
 
     /// Split into the first `n` samples (train) and the rest (test), keeping file order, as the
@@ -247,32 +499,13 @@ impl Dataset {
         if n > self.len {
             return Err(error(format!(
                 "{}: cannot take {n} training samples from {} samples",
-                self.origin.source, self.len
+                self.source(),
+                self.len
             )));
         }
-        let Dataset { origin, len, sample_shape, mut features, labels, num_classes } = self;
-        let rest = features.split_off(n * sample_shape.iter().product::<usize>());
-        let (first_labels, rest_labels) = match labels {
-            Labels::Classes(mut c) => {
-                let rest = c.split_off(n);
-                (Labels::Classes(c), Labels::Classes(rest))
-            }
-            Labels::Targets { shape, mut values } => {
-                let rest = values.split_off(n * shape.iter().product::<usize>());
-                (Labels::Targets { shape: shape.clone(), values }, Labels::Targets { shape, values: rest })
-            }
-        };
-        let (origin, rest_origin) = origin.split(n);
-        let test = Dataset {
-            origin: rest_origin,
-            len: len - n,
-            sample_shape: sample_shape.clone(),
-            features: rest,
-            labels: rest_labels,
-            num_classes,
-        };
-        let train = Dataset { origin, len: n, sample_shape, features, labels: first_labels, num_classes };
-        Ok((train, test))
+        let Dataset { len, fields, num_classes } = self;
+        let (first, rest): (Vec<Field>, Vec<Field>) = fields.into_iter().map(|f| f.split_at(n)).unzip();
+        Ok((Dataset { len: n, fields: first, num_classes }, Dataset { len: len - n, fields: rest, num_classes }))
     }
 
     /// Split off the first `fraction` of the samples (rounded to the nearest count) for training.
@@ -280,7 +513,7 @@ impl Dataset {
         if !(0.0..=1.0).contains(&fraction) {
             return Err(error(format!(
                 "{}: the training fraction must be between 0 and 1, not {fraction}",
-                self.origin.source
+                self.source()
             )));
         }
         let n = ((self.len as f64 * fraction).round() as usize).min(self.len);
@@ -290,111 +523,76 @@ impl Dataset {
     /// Minibatches of `batch_size` samples, in file order until `Batches::shuffle` is called.
     pub fn batches(&self, batch_size: usize, drop_last: bool) -> Result<Batches<'_>, Diagnostic> {
         if batch_size == 0 {
-            return Err(error(format!("{}: the batch size must be at least 1", self.origin.source)));
+            return Err(error(format!("{}: the batch size must be at least 1", self.source())));
         }
-        Ok(Batches { data: self, order: (0..self.len).collect(), batch_size, drop_last, next: 0 })
+        Ok(Batches::new(self, batch_size, drop_last))
     }
 
-    /// Copy the samples `indices` into `x` (features) and `y` (labels: class indices as whole
-    /// numbers, or targets), packed from the start of each buffer. `T` is f32 for the JIT and
-    /// f64 for the interpreter.
+    /// Copy the samples `indices` into `x` (the features) and `y` (the labels), packed from the
+    /// start of each buffer. `T` is f32 for the JIT and f64 for the interpreter.
     ///
     /// # Panics
     /// If an index is out of range or a buffer is shorter than `indices.len()` samples: both are
     /// bugs in the caller, not problems with the data.
     pub fn gather<T: From<f32>>(&self, indices: &[usize], x: &mut [T], y: &mut [T]) {
-        let size = self.sample_size();
-        for (slot, &i) in indices.iter().enumerate() {
-            for (dst, &src) in x[slot * size..(slot + 1) * size].iter_mut().zip(self.sample(i)) {
-                *dst = T::from(src);
-            }
-        }
-        match &self.labels {
-            Labels::Classes(c) => {
-                for (dst, &i) in y[..indices.len()].iter_mut().zip(indices) {
-                    // Exact: class counts stay far below 2^24.
-                    *dst = T::from(c[i] as f32);
-                }
-            }
-            Labels::Targets { shape, values } => {
-                let size: usize = shape.iter().product();
-                for (slot, &i) in indices.iter().enumerate() {
-                    for (dst, &src) in
-                        y[slot * size..(slot + 1) * size].iter_mut().zip(&values[i * size..(i + 1) * size])
-                    {
-                        *dst = T::from(src);
-                    }
-                }
-            }
+        gather_field(self.features_field(), indices, x);
+        if let Some(labels) = self.labels_field() {
+            gather_field(labels, indices, y);
         }
     }
 
-    /// Check this data set against what the model declares: the features must fill the model
-    /// input's per-sample shape, the labels its label input, and class indices must be below
-    /// the model's class count. Different shapes with equal sizes pass: data is row-major.
+    /// Check the features and labels against what a model declares: the features must fill
+    /// the model input's per-sample shape, the labels its label input, and class indices must
+    /// be below the model's class count. Different shapes with equal sizes pass: data is
+    /// row-major.
     pub fn validate(&self, model: &ModelShape) -> Result<(), Diagnostic> {
-        let per = if self.origin.lines.is_some() { "row" } else { "sample" };
+        let x = self.features_field();
+        let per = if x.origin.lines.is_some() { "row" } else { "sample" };
         let want: usize = model.sample_shape.iter().product();
-        if want != self.sample_size() {
+        if want != x.size() {
             return Err(error(format!(
                 "{}: {} features per {per}, but model input {} is {} = {want} values",
-                self.origin.source,
-                self.sample_size(),
+                x.source(),
+                x.size(),
                 model.input,
                 fmt_dims(Some("B"), model.sample_shape)
             )));
         }
-        if let Some((name, shape)) = model.label {
+        let labels = self.labels_field();
+        if let (Some((name, shape)), Some(y)) = (model.label, labels) {
             let want: usize = shape.iter().product();
-            if want != self.labels.size() {
-                let have = match &self.labels {
-                    Labels::Classes(_) => "1 class index".to_string(),
-                    Labels::Targets { .. } => format!("{} target values", self.labels.size()),
+            if want != y.size() {
+                let have = match y.ty {
+                    FieldType::Int => "1 class index".to_string(),
+                    FieldType::Float => format!("{} target values", y.size()),
                 };
                 return Err(error(format!(
                     "{}: {have} per {per}, but model label {name} is {} = {want} values",
-                    self.origin.label_source,
+                    y.source(),
                     fmt_dims(Some("B"), shape)
                 )));
             }
         }
-        if let Some(k) = model.classes {
-            if matches!(self.labels, Labels::Targets { .. }) {
+        if let (Some(k), Some(y)) = (model.classes, labels) {
+            if y.ty == FieldType::Float {
                 return Err(error(format!(
                     "{}: the labels are float targets, but the model expects class indices 0..{k}",
-                    self.origin.label_source
+                    y.source()
                 )));
             }
-            check_classes(&self.origin, &self.labels, k)?;
+            y.check_classes(k)?;
         }
         Ok(())
     }
 }
 
-impl Dataset {
-    /// Check the features for a model input declared `int`: every value a whole number,
-    /// exact in f32 (|v| <= 2^24), and below `bound` when the values index an axis of that
-    /// size (`Graph::index_bound`).
-    pub fn check_integers(&self, input: &str, bound: Option<usize>) -> Result<(), Diagnostic> {
-        let per = self.sample_size().max(1);
-        for (i, &v) in self.features().iter().enumerate() {
-            let whole = v.fract() == 0.0 && v.abs() <= (1 << 24) as f32;
-            let in_range = bound.is_none_or(|b| v >= 0.0 && (v as f64) < b as f64);
-            if whole && in_range {
-                continue;
-            }
-            let at = self.origin.locate(i / per);
-            let expected = match bound {
-                Some(b) => format!("whole numbers 0..{}", b.saturating_sub(1)),
-                None => "whole numbers (at most 2^24 in size)".to_string(),
-            };
-            return Err(error(format!(
-                "{}: value {v} at {at} is not a valid id for model input `{input}`, declared int",
-                self.origin.source
-            ))
-            .help(format!("its values index an axis of the model, so they must be {expected}")));
+/// Copy the samples `indices` of `field` into `buf`, packed from the start.
+pub fn gather_field<T: From<f32>>(field: &Field, indices: &[usize], buf: &mut [T]) {
+    let size = field.size();
+    for (slot, &i) in indices.iter().enumerate() {
+        for (dst, &src) in buf[slot * size..(slot + 1) * size].iter_mut().zip(field.sample(i)) {
+            *dst = T::from(src);
         }
-        Ok(())
     }
 }
 
@@ -409,21 +607,6 @@ pub struct ModelShape<'a> {
     pub label: Option<(&'a str, &'a [usize])>,
     /// The class count, when the labels are class indices.
     pub classes: Option<usize>,
-}
-
-fn check_classes(origin: &Origin, labels: &Labels, classes: usize) -> Result<(), Diagnostic> {
-    if let Labels::Classes(c) = labels {
-        if let Some(i) = c.iter().position(|&c| c as usize >= classes) {
-            return Err(error(format!(
-                "{}: label {} at {} is out of range for {classes} classes",
-                origin.label_source,
-                c[i],
-                origin.locate(i)
-            ))
-            .help(format!("class labels must be whole numbers 0..{}", classes.saturating_sub(1))));
-        }
-    }
-    Ok(())
 }
 
 /// `declared` must hold exactly the values of `found`.
@@ -441,7 +624,7 @@ fn check_sample_shape(origin: &Origin, found: &[usize], declared: &[usize]) -> R
 }
 
 /// `[1, 8, 8]`, or `[B, 1, 8, 8]` with a batch name.
-fn fmt_dims(batch: Option<&str>, dims: &[usize]) -> String {
+pub fn fmt_dims(batch: Option<&str>, dims: &[usize]) -> String {
     let mut s = String::from("[");
     let mut first = true;
     if let Some(b) = batch {
@@ -459,20 +642,21 @@ fn fmt_dims(batch: Option<&str>, dims: &[usize]) -> String {
     s
 }
 
-/// A whole number in 0..=u32::MAX as a class index; the error text says what is wrong.
+/// A whole number in 0..=2^24 as a class index; the error text says what is wrong.
 fn class_index(value: f64) -> Result<u32, String> {
     if value.fract() != 0.0 || value < 0.0 || !value.is_finite() {
         return Err(format!("label {value} is not a class index (a whole number from 0)"));
     }
-    if value > u32::MAX as f64 {
+    if value > MAX_INT {
         return Err(format!("label {value} is too large for a class index"));
     }
     Ok(value as u32)
 }
 
-/// Finish a file loader: check the declared shape and the label range, scale the features.
+/// Finish a pair loader: check the declared shape and the label range, scale the features.
 fn assemble(
-    origin: Origin,
+    x_origin: Origin,
+    y_origin: Origin,
     file_shape: Vec<usize>,
     mut features: Vec<f32>,
     labels: Labels,
@@ -480,20 +664,25 @@ fn assemble(
 ) -> Result<Dataset, Diagnostic> {
     let sample_shape = match &opts.sample_shape {
         Some(declared) => {
-            check_sample_shape(&origin, &file_shape, declared)?;
+            check_sample_shape(&x_origin, &file_shape, declared)?;
             declared.clone()
         }
         None => file_shape,
     };
-    if !opts.scale.is_finite() {
-        return Err(error(format!("{}: the scale factor must be a finite number, not {}", origin.source, opts.scale)));
+    scale_values(&x_origin.source, &mut features, opts.scale)?;
+    Dataset::pair(x_origin, y_origin, sample_shape, features, labels, opts.classes)
+}
+
+fn scale_values(source: &str, values: &mut [f32], scale: f32) -> Result<(), Diagnostic> {
+    if !scale.is_finite() {
+        return Err(error(format!("{source}: the scale factor must be a finite number, not {scale}")));
     }
-    if opts.scale != 1.0 {
-        for v in &mut features {
-            *v *= opts.scale;
+    if scale != 1.0 {
+        for v in values {
+            *v *= scale;
         }
     }
-    Dataset::from_parts(origin, sample_shape, features, labels, opts.classes)
+    Ok(())
 }
 
 /// Reserve room for `n` values, failing cleanly (instead of aborting) when `n` is absurd.
@@ -508,147 +697,55 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Diagnostic> {
     std::fs::read(path).map_err(|e| error(format!("{}: cannot read the file: {e}", path.display())))
 }
 
-/// The classic CS231n spiral: `classes` arms of `points_per_class` 2-D points each. For class
-/// j, r = linspace(0, 1, N) and t = linspace(4j, 4(j+1), N) + 0.2 * gaussian noise; the point is
-/// (r sin t, r cos t) with label j. Points are in class order; the same seed gives the same data.
-pub fn spiral(points_per_class: usize, classes: usize, seed: u64) -> Result<Dataset, Diagnostic> {
-    const SOURCE: &str = "spiral data";
-    let n = points_per_class
-        .checked_mul(classes)
-        .filter(|n| n.checked_mul(2).is_some())
-        .ok_or_else(|| error(format!("{SOURCE}: {points_per_class} points for {classes} classes is too many")))?;
-    let mut rng = Rng::new(seed);
-    let mut features = reserve(2 * n, SOURCE)?;
-    let mut labels = reserve(n, SOURCE)?;
-    let linspace = |start: f64, end: f64, i: usize| {
-        if points_per_class < 2 {
-            start
-        } else {
-            start + (end - start) * i as f64 / (points_per_class - 1) as f64
-        }
+/// How to read one field of a data block.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldSpec {
+    pub name: String,
+    pub ty: FieldType,
+    pub path: PathBuf,
+    /// CSV: which columns; `None` for NPY.
+    pub columns: Option<Columns>,
+    /// CSV with `Columns::Rest`: the columns other fields take from the same file.
+    pub exclude: Vec<String>,
+    pub scale: f32,
+    /// The per-sample shape to check the file against and reshape to.
+    pub shape: Option<Vec<usize>>,
+    /// Who wants that shape, for the message: "the model input `x` is", "it is declared".
+    pub shape_from: String,
+    /// For integer fields read as class indices: values must be in `0..classes`.
+    pub classes: Option<usize>,
+    /// For integer fields read as row ids (`E[tokens]`): values must be in `0..ids`.
+    pub ids: Option<usize>,
+}
+
+/// Load one field: an NPY array `[samples, ...]`, or columns of a CSV file (one sample per
+/// row). Errors name the file, the field and the line or item.
+pub fn load_field(spec: &FieldSpec) -> Result<Field, Diagnostic> {
+    let mut field = match &spec.columns {
+        None => npy::load_field(spec)?,
+        Some(columns) => csv::load_field(spec, columns)?,
     };
-    for j in 0..classes {
-        for i in 0..points_per_class {
-            let r = linspace(0.0, 1.0, i);
-            let t = linspace(4.0 * j as f64, 4.0 * (j + 1) as f64, i) + 0.2 * rng.normal();
-            features.push((r * t.sin()) as f32);
-            features.push((r * t.cos()) as f32);
-            labels.push(j as u32);
+    if let Some(shape) = &spec.shape {
+        if field.size() != shape.iter().product::<usize>() {
+            let per = if field.origin.lines.is_some() { "row" } else { "sample" };
+            return Err(error(format!(
+                "{}: field `{}` has {} values per {per} ({}), but {} {} = {} values",
+                field.source(),
+                spec.name,
+                field.size(),
+                fmt_dims(Some("samples"), &field.shape),
+                spec.shape_from,
+                fmt_dims(Some("B"), shape),
+                shape.iter().product::<usize>()
+            )));
         }
+        field.shape = shape.clone();
     }
-    Dataset::new(SOURCE, vec![2], features, Labels::Classes(labels), Some(classes))
-}
-
-/// `samples` standard-normal inputs of `input_shape` with uniform labels in `0..classes`: no
-/// signal to learn, just the right shapes for benchmarks and smoke tests. Seeded.
-pub fn synthetic(samples: usize, input_shape: &[usize], classes: usize, seed: u64) -> Result<Dataset, Diagnostic> {
-    const SOURCE: &str = "synthetic data";
-    if classes == 0 {
-        return Err(error(format!("{SOURCE}: needs at least one class")));
+    if let Some(k) = spec.classes {
+        field.check_classes(k)?;
     }
-    let n = input_shape
-        .iter()
-        .try_fold(samples, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| error(format!("{SOURCE}: {samples} samples of {input_shape:?} is too many values")))?;
-    let mut rng = Rng::new(seed);
-    let mut features = reserve(n, SOURCE)?;
-    features.extend((0..n).map(|_| rng.normal() as f32));
-    let mut labels = reserve(samples, SOURCE)?;
-    labels.extend((0..samples).map(|_| rng.below(classes as u64) as u32));
-    Dataset::new(SOURCE, input_shape.to_vec(), features, Labels::Classes(labels), Some(classes))
-}
-
-/// An epoch's walk over a data set in minibatches. Not an `Iterator`: each batch is copied into
-/// buffers the caller owns and reuses, so training allocates nothing per batch:
-///
-/// ```
-/// # use netc::runtime::{data, rng::Rng};
-/// let data = data::spiral(100, 3, 0).unwrap();
-/// let mut batches = data.batches(32, false).unwrap();
-/// let (mut x, mut y) = (vec![0f32; batches.x_len()], vec![0f32; batches.y_len()]);
-/// let mut rng = Rng::new(42);
-/// for _epoch in 0..2 {
-///     batches.shuffle(&mut rng);
-///     while let Some(n) = batches.next_into(&mut x, &mut y) {
-///         // run a train step on the first n samples of x and y
-///         assert!(n == 32 || n == 300 % 32);
-///     }
-/// }
-/// ```
-#[derive(Clone, Debug)]
-pub struct Batches<'a> {
-    data: &'a Dataset,
-    /// The sample order of the current epoch.
-    order: Vec<usize>,
-    batch_size: usize,
-    drop_last: bool,
-    /// Position in `order` of the next batch's first sample.
-    next: usize,
-}
-
-impl Batches<'_> {
-    /// Start a new epoch in a fresh random order. The order depends only on the state of `rng`,
-    /// so a seeded run visits the same batches.
-    pub fn shuffle(&mut self, rng: &mut Rng) {
-        for (i, slot) in self.order.iter_mut().enumerate() {
-            *slot = i;
-        }
-        rng.shuffle(&mut self.order);
-        self.next = 0;
+    if let Some(rows) = spec.ids {
+        field.check_ids(rows)?;
     }
-
-    /// Start a new epoch in file order.
-    pub fn restart(&mut self) {
-        for (i, slot) in self.order.iter_mut().enumerate() {
-            *slot = i;
-        }
-        self.next = 0;
-    }
-
-    /// The batch size.
-    pub fn batch_size(&self) -> usize {
-        self.batch_size
-    }
-
-    /// Batches in one epoch, counting the last partial one unless it is dropped.
-    pub fn per_epoch(&self) -> usize {
-        let full = self.order.len() / self.batch_size;
-        if self.drop_last || self.order.len().is_multiple_of(self.batch_size) {
-            full
-        } else {
-            full + 1
-        }
-    }
-
-    /// Length of a feature buffer that holds a full batch.
-    pub fn x_len(&self) -> usize {
-        self.batch_size * self.data.sample_size()
-    }
-
-    /// Length of a label buffer that holds a full batch.
-    pub fn y_len(&self) -> usize {
-        self.batch_size * self.data.labels.size()
-    }
-
-    /// The sample indices of the next batch, or `None` at the end of the epoch.
-    pub fn next_indices(&mut self) -> Option<&[usize]> {
-        let start = self.next;
-        let left = self.order.len() - start;
-        let n = left.min(self.batch_size);
-        if n == 0 || (self.drop_last && n < self.batch_size) {
-            return None;
-        }
-        self.next += n;
-        Some(&self.order[start..start + n])
-    }
-
-    /// Copy the next batch into `x` and `y` (at least `x_len()` and `y_len()` long) and return
-    /// how many samples it has: `batch_size`, or fewer for the last batch unless `drop_last`.
-    /// `None` at the end of the epoch.
-    pub fn next_into<T: From<f32>>(&mut self, x: &mut [T], y: &mut [T]) -> Option<usize> {
-        let data = self.data;
-        let indices = self.next_indices()?;
-        data.gather(indices, x, y);
-        Some(indices.len())
-    }
+    Ok(field)
 }

@@ -5,7 +5,10 @@
 
 use std::path::Path;
 
-use super::{assemble, class_index, error, fmt_dims, read_file, reserve, Labels, LoadOptions, Origin};
+use super::{
+    assemble, class_index, error, fmt_dims, read_file, reserve, scale_values, Field, FieldSpec, FieldType, Labels,
+    LoadOptions, Origin,
+};
 use crate::diag::Diagnostic;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -51,7 +54,76 @@ pub fn load_npy(features: &Path, labels: &Path, opts: &LoadOptions) -> Result<su
         }
         Labels::Classes(classes)
     };
-    assemble(Origin::new(&fname, &lname, None), x.shape[1..].to_vec(), values, labels, opts)
+    assemble(Origin::new(&fname, None), Origin::new(&lname, None), x.shape[1..].to_vec(), values, labels, opts)
+}
+
+/// A whole NPY array as f32 values (exact for float32 and for integers up to 2^24).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Array {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// Read an NPY file; errors name the file and the byte offset.
+pub fn read_npy(path: &Path) -> Result<Array, Diagnostic> {
+    let name = path.display().to_string();
+    let bytes = read_file(path)?;
+    let a = parse(&name, &bytes)?;
+    let mut values = reserve(a.count, &name)?;
+    values.extend((0..a.count).map(|i| a.value(i) as f32));
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(error(format!("{name}: value {} at flat index {i} is not finite", values[i])));
+    }
+    Ok(Array { shape: a.shape, values })
+}
+
+/// Load an NPY array `[samples, ...]` as the field `spec.name`.
+pub(super) fn load_field(spec: &FieldSpec) -> Result<Field, Diagnostic> {
+    let name = spec.path.display().to_string();
+    let Array { shape, mut values } = read_npy(&spec.path)?;
+    if shape.is_empty() {
+        return Err(error(format!(
+            "{name}: field `{}`: a 0-d array holds no samples; expected shape [samples, ...]",
+            spec.name
+        )));
+    }
+    if spec.ty == FieldType::Float {
+        scale_values(&name, &mut values, spec.scale)?;
+    }
+    let sample = shape[1..].to_vec();
+    if sample.iter().product::<usize>() == 0 {
+        return Err(error(format!(
+            "{name}: field `{}`: samples of shape {} hold no values",
+            spec.name,
+            fmt_dims(None, &sample)
+        )));
+    }
+    Field::from_parts(&spec.name, spec.ty, sample, values, Origin::new(&name, None))
+}
+
+/// The bytes of an NPY file (version 1.0, little-endian float32, C order) holding `values`
+/// with `shape`, as `np.save` writes it: the header is padded so the data starts at a
+/// multiple of 64 bytes.
+pub fn npy_bytes(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let tuple = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple}, }}");
+    while (MAGIC.len() + 4 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = Vec::with_capacity(MAGIC.len() + 4 + header.len() + 4 * values.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
 }
 
 /// A parsed NPY file: its shape and element type, and the data bytes (already checked to be

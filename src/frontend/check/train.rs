@@ -1,0 +1,742 @@
+//! Train blocks: which model and data block, the loss over the model's outputs and the data's
+//! fields, the optimizer and its schedule, the metrics, frozen parameters, gradient clipping
+//! and warmup.
+//!
+//! Data fields bind to model inputs by name; every other field the loss names becomes an input
+//! of the train graph (kind `Label`) of shape `[B, ...its per-sample shape]`.
+
+use std::collections::HashMap;
+
+use super::*;
+
+/// What the checker knows of a data field when it checks a train block.
+#[derive(Clone, Debug)]
+struct FieldInfo {
+    name: String,
+    ty: FieldType,
+    /// The per-sample shape, when declared or given by a model input.
+    shape: Option<Vec<usize>>,
+    /// Where the field is declared (none for a source's implicit fields).
+    span: Option<Span>,
+}
+
+/// `*` matches any run of characters (dots included); everything else matches itself.
+fn glob(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    // Classic two-pointer wildcard match with backtracking to the last `*`.
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < n.len() {
+        if i < p.len() && p[i] != '*' && p[i] == n[j] {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(s) = star {
+            i = s + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|&c| c == '*')
+}
+
+/// The free names of an expression: what it reads from the train block's scope.
+fn names_in(e: &Expr, out: &mut Vec<String>) {
+    match &e.kind {
+        ExprKind::Name(n) => out.push(n.clone()),
+        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Str(_) => {}
+        ExprKind::List(items) => items.iter().for_each(|i| names_in(i, out)),
+        ExprKind::Neg(x) => names_in(x, out),
+        ExprKind::Binary(_, a, b) => {
+            names_in(a, out);
+            names_in(b, out);
+        }
+        ExprKind::Call { callee, args } => {
+            names_in(callee, out);
+            args.iter().for_each(|a| names_in(&a.value, out));
+        }
+        ExprKind::Index { base, indices } => {
+            names_in(base, out);
+            for item in indices {
+                match item {
+                    IndexItem::At(e) => names_in(e, out),
+                    IndexItem::Slice { start, stop, step, .. } => {
+                        [start, stop, step].into_iter().flatten().for_each(|e| names_in(e, out))
+                    }
+                    IndexItem::Ellipsis(_) => {}
+                }
+            }
+        }
+        ExprKind::Field { base, .. } => names_in(base, out),
+    }
+}
+
+impl<'p> Checker<'p> {
+    pub(super) fn check_train(&mut self, t: &'p Settings, checked: &Checked) -> Option<TrainDecl> {
+        self.begin(DType::F32);
+        let allowed = [
+            "model",
+            "data",
+            "loss",
+            "optimizer",
+            "schedule",
+            "weight_decay",
+            "steps",
+            "epochs",
+            "batch",
+            "drop_last",
+            "seed",
+            "metrics",
+            "freeze",
+            "clip_norm",
+            "warmup",
+        ];
+        let settings = self.settings(t, &allowed, &["loss", "model", "data", "metrics", "freeze"])?;
+        let raw = |key: &str| {
+            t.body.iter().find_map(|s| match s {
+                Stmt::Setting { key: k, value } if k.name == key => Some(value),
+                _ => None,
+            })
+        };
+        // Which model, and the block's name: `train NAME { model: M }` trains M and is called
+        // NAME; `train M { }` trains M; `train NAME { }` in a file of one model trains it.
+        let model_setting = settings.get("model").map(|(_, s)| (self.text(*s).trim().to_string(), *s));
+        let only_model = (self.models.len() == 1).then(|| self.models[0].name.name.clone());
+        let (name, model) = match (&t.name, model_setting) {
+            (Some(n), Some(m)) => (n.name.clone(), Some(m)),
+            (Some(n), None) if !self.model_names.contains_key(&n.name) && only_model.is_some() => {
+                (n.name.clone(), only_model.map(|m| (m, n.span)))
+            }
+            (Some(n), None) => (n.name.clone(), Some((n.name.clone(), n.span))),
+            (None, Some(m)) => (m.0.clone(), Some(m)),
+            (None, None) => (only_model.clone().unwrap_or_default(), only_model.map(|m| (m, t.keyword_span))),
+        };
+        let Some((model_name, mspan)) = model else {
+            self.report(
+                Diagnostic::new("E-setting", "which model does this block train?")
+                    .label(t.keyword_span, "write `train MODEL { ... }`"),
+            );
+            return None;
+        };
+        let Some(&mi) = self.model_names.get(&model_name) else {
+            self.unknown_name(&model_name, mspan);
+            return None;
+        };
+        let m = self.models[mi];
+        let data = match settings.get("data") {
+            Some((_, s)) => {
+                // `data: NAME` names a data block.
+                let text = self.text(*s).trim().to_string();
+                match checked.data.iter().position(|d| d.name == text) {
+                    Some(i) => Some(i),
+                    None => {
+                        let names: Vec<&str> = checked.data.iter().map(|d| d.name.as_str()).collect();
+                        let mut d = Diagnostic::new("E-name", format!("no data block is named `{text}`"))
+                            .label(*s, "not a data block");
+                        if let Some(n) = nearest(&text, names.iter().copied()) {
+                            d = d.help(format!("did you mean `{n}`?"));
+                        }
+                        self.report(d);
+                        return None;
+                    }
+                }
+            }
+            None if checked.data.len() == 1 => Some(0),
+            None => None,
+        };
+
+        // The graph: the model's forward pass, then the loss over its outputs and the fields.
+        let outputs = self.expand_model(m, None, t.span)?;
+        let batch = self.g.inputs.first().and_then(|i| i.shape.first().copied()).unwrap_or(Dim::Known(1));
+        let fields = self.fields_of(checked, data, t, m)?;
+        let mut scope = HashMap::new();
+        for (i, node) in self.g.nodes.iter().enumerate() {
+            if let Op::Input { index } = node.op {
+                scope.insert(self.g.inputs[index].name.clone(), Value::Tensor(NodeId(i as u32)));
+            }
+        }
+        for (out, _) in &outputs {
+            if let Some(f) = fields.iter().find(|f| &f.name == out && !scope.contains_key(out)) {
+                let mut d = Diagnostic::new(
+                    "E-duplicate",
+                    format!("`{out}` is both a data field and an output of model `{model_name}`"),
+                )
+                .label(t.keyword_span, "the loss could not tell them apart");
+                if let Some(s) = f.span {
+                    d = d.label(s, "the field");
+                }
+                self.report(d.help("rename the field or the output"));
+                return None;
+            }
+        }
+        for (name, id) in &outputs {
+            scope.insert(name.clone(), Value::Tensor(*id));
+        }
+        let Some(loss_expr) = raw("loss") else {
+            self.report(
+                Diagnostic::new("E-setting", "a train block needs a `loss`")
+                    .label(t.keyword_span, "this train block")
+                    .help(format!(
+                        "e.g. `loss: cross_entropy({}, labels)`",
+                        outputs.first().map(|o| o.0.as_str()).unwrap_or("scores")
+                    )),
+            );
+            return None;
+        };
+        // Each field the loss reads (and no model input already is) becomes a graph input.
+        let mut used = vec![];
+        names_in(loss_expr, &mut used);
+        for f in &fields {
+            if scope.contains_key(&f.name) || !used.contains(&f.name) {
+                continue;
+            }
+            let per_sample = match (&f.shape, f.ty) {
+                (Some(s), _) => s.clone(),
+                (None, FieldType::Int) => vec![],
+                (None, FieldType::Float) => {
+                    let mut d = Diagnostic::new(
+                        "E-shape",
+                        format!("the loss reads field `{}`, whose per-sample shape is not declared", f.name),
+                    )
+                    .label(loss_expr.span, "used here");
+                    if let Some(s) = f.span {
+                        d = d.label(s, "declared here");
+                    }
+                    self.report(d.help(format!(
+                        "give its shape, e.g. `{}: npy(\"{}.npy\", float, [1])` for one value per sample",
+                        f.name, f.name
+                    )));
+                    return None;
+                }
+            };
+            let mut shape = vec![batch];
+            shape.extend(per_sample.iter().map(|&d| Dim::Known(d)));
+            let id = self.g.add_input(&f.name, shape, InputKind::Label);
+            // An int field holds whole numbers: the loss may index with it (`take(p, labels)`).
+            if let Some(info) = self.g.inputs.last_mut() {
+                info.integer = f.ty == FieldType::Int;
+            }
+            scope.insert(f.name.clone(), Value::Tensor(id));
+        }
+        self.scopes = vec![scope];
+        let loss = self.expr(loss_expr);
+        let loss = self.tensor(loss, loss_expr.span)?;
+        if !self.g.shape(loss).is_empty() {
+            let s = self.g.shape_str(self.g.shape(loss));
+            self.error(
+                "E-shape",
+                loss_expr.span,
+                "the loss must be a scalar",
+                format!("this is {s}; reduce it with mean(...) or sum(...)"),
+            );
+            return None;
+        }
+        self.g.annotate(loss, Some("loss"), Some(loss_expr.span));
+        self.g.outputs.push(("loss".into(), loss));
+        self.g.outputs.extend(outputs.iter().cloned());
+
+        let num = |c: &mut Self, key: &str, range: Range| -> Option<Option<f64>> {
+            match settings.get(key).cloned() {
+                None => Some(None),
+                Some((Value::Num(n), _)) if range.holds(n) => Some(Some(n)),
+                Some((Value::Error, _)) => None,
+                Some((other, s)) => {
+                    let what = describe_value(&other);
+                    c.error("E-type", s, format!("`{key}` must be {}", range.expected()), format!("this is {what}"));
+                    None
+                }
+            }
+        };
+        let whole = |c: &mut Self, key: &str, min: f64| -> Option<Option<usize>> {
+            match settings.get(key).cloned() {
+                None => Some(None),
+                Some((Value::Num(n), _)) if n >= min && n.fract() == 0.0 && n < 1e15 => Some(Some(n as usize)),
+                Some((Value::Error, _)) => None,
+                Some((other, s)) => {
+                    let what = describe_value(&other);
+                    c.error("E-type", s, format!("`{key}` must be a whole number >= {min}"), format!("this is {what}"));
+                    None
+                }
+            }
+        };
+        // Every setting is read before any `?`, so each wrong one is reported.
+        let (steps, epochs) = (whole(self, "steps", 1.0), whole(self, "epochs", 1.0));
+        let batch = whole(self, "batch", 1.0);
+        let seed = whole(self, "seed", 0.0);
+        let warmup = whole(self, "warmup", 0.0);
+        let weight_decay = num(self, "weight_decay", Range::NonNegative);
+        let clip_norm = num(self, "clip_norm", Range::Positive);
+        let drop_last = match settings.get("drop_last").cloned() {
+            None => Some(false),
+            Some((v, s)) => self.boolean(v, s),
+        };
+        let optimizer = match settings.get("optimizer").cloned() {
+            None => Some(Optimizer::Sgd { lr: 0.01 }),
+            Some((v, s)) => self.optimizer(v, s),
+        };
+        let schedule = match settings.get("schedule").cloned() {
+            None => Some(Schedule::Constant),
+            Some((v, s)) => self.schedule(v, s),
+        };
+        let metrics = self.metrics(raw("metrics"), &outputs, &fields);
+        let frozen = match raw("freeze") {
+            None => Some(vec![]),
+            Some(e) => self.frozen(e),
+        };
+        let length = match (steps?, epochs?) {
+            (Some(_), Some(_)) => {
+                self.error("E-setting", t.keyword_span, "give `steps` or `epochs`, not both", "this train block");
+                return None;
+            }
+            (Some(s), None) => Length::Steps(s),
+            (None, Some(e)) => Length::Epochs(e),
+            (None, None) => Length::Epochs(1),
+        };
+        let (batch, seed, weight_decay) = (batch?, seed?.unwrap_or(0) as u64, weight_decay?.unwrap_or(0.0));
+        let (drop_last, optimizer, schedule) = (drop_last?, optimizer?, schedule?);
+        let (metrics, frozen, clip_norm, warmup) = (metrics?, frozen?, clip_norm?, warmup?.unwrap_or(0));
+        Some(TrainDecl {
+            name,
+            model: model_name,
+            data,
+            graph: std::mem::take(&mut self.g),
+            optimizer,
+            schedule,
+            weight_decay,
+            length,
+            batch,
+            drop_last,
+            seed,
+            metrics,
+            frozen,
+            clip_norm,
+            warmup,
+            span: t.span,
+        })
+    }
+
+    /// The fields a train block's data gives, checked against the model's inputs (already in
+    /// the graph): named fields bind to the inputs of the same name; a `source` gives the one
+    /// model input and `labels`. Without a data block, `labels` is there for the loss.
+    fn fields_of(
+        &mut self,
+        checked: &Checked,
+        data: Option<usize>,
+        t: &Settings,
+        m: &ModelDef,
+    ) -> Option<Vec<FieldInfo>> {
+        // (name, per-sample shape, declared int) of each model input.
+        let inputs: Vec<(String, Vec<Option<usize>>, bool)> = self
+            .g
+            .inputs
+            .iter()
+            .filter(|i| i.kind == InputKind::Data)
+            .map(|i| (i.name.clone(), i.shape.iter().skip(1).map(|d| d.known()).collect(), i.integer))
+            .collect();
+        let ty_of = |integer: bool| if integer { FieldType::Int } else { FieldType::Float };
+        let labels = FieldInfo { name: "labels".into(), ty: FieldType::Int, shape: Some(vec![]), span: None };
+        let Some(d) = data.map(|i| &checked.data[i]) else {
+            let mut fields: Vec<FieldInfo> = inputs
+                .iter()
+                .map(|(n, s, integer)| FieldInfo {
+                    name: n.clone(),
+                    ty: ty_of(*integer),
+                    shape: s.iter().copied().collect(),
+                    span: None,
+                })
+                .collect();
+            fields.push(labels);
+            return Some(fields);
+        };
+        if d.fields.is_empty() {
+            // A source feeds the model's one input.
+            if inputs.len() != 1 {
+                let names: Vec<&str> = inputs.iter().map(|i| i.0.as_str()).collect();
+                self.report(
+                    Diagnostic::new(
+                        "E-setting",
+                        format!(
+                            "data `{}` has a `source`, which feeds one model input, but the model has {}",
+                            d.name,
+                            inputs.len()
+                        ),
+                    )
+                    .label(t.keyword_span, "this train block")
+                    .label(Span::new(d.span.start, d.span.start + "data".len()), "the data block")
+                    .note(format!("the model's inputs are: {}", names.join(", ")))
+                    .help("declare one field per model input, e.g. `x: npy(\"x.npy\")`"),
+                );
+                return None;
+            }
+            let (name, shape, integer) = &inputs[0];
+            let x = FieldInfo {
+                name: name.clone(),
+                ty: ty_of(*integer),
+                shape: shape.iter().copied().collect(),
+                span: None,
+            };
+            return Some(vec![x, labels]);
+        }
+        let mut ok = true;
+        for (input, shape, integer) in &inputs {
+            match d.fields.iter().find(|f| &f.name == input) {
+                None => {
+                    let names: Vec<&str> = d.fields.iter().map(|f| f.name.as_str()).collect();
+                    let declared_at =
+                        m.inputs.iter().find(|i| &i.name.name == input).map_or(t.keyword_span, |i| i.name.span);
+                    let mut diag = Diagnostic::new(
+                        "E-setting",
+                        format!("model input `{input}` has no field in data `{}`", d.name),
+                    )
+                    .label(declared_at, "this input")
+                    .label(t.keyword_span, "trained here")
+                    .label(Span::new(d.span.start, d.span.start + "data".len()), "the data block")
+                    .note(format!("fields bind to model inputs by name; the fields are: {}", names.join(", ")));
+                    if let Some(n) = nearest(input, names.iter().copied()) {
+                        diag = diag.help(format!("did you mean to call the field `{n}` `{input}`?"));
+                    }
+                    self.report(diag);
+                    ok = false;
+                }
+                Some(f) => {
+                    let declared: Option<Vec<usize>> = shape.iter().copied().collect();
+                    if let (Some(fs), Some(ms)) = (&f.shape, &declared) {
+                        if fs != ms {
+                            let (fs_s, ms_s) = (dims("B", fs), dims("B", ms));
+                            let declared_at =
+                                m.inputs.iter().find(|i| &i.name.name == input).map_or(t.keyword_span, |i| i.ty.span);
+                            self.report(
+                                Diagnostic::new(
+                                    "E-shape",
+                                    format!("field `{input}` is declared {fs_s}, but the model input is {ms_s}"),
+                                )
+                                .label(f.span, format!("declared {fs_s}"))
+                                .label(declared_at, format!("the model's input `{input}` is {ms_s}")),
+                            );
+                            ok = false;
+                        }
+                    }
+                    // An int input takes int ids: a field declared float cannot feed it.
+                    if *integer && f.ty == Some(FieldType::Float) {
+                        let declared_at =
+                            m.inputs.iter().find(|i| &i.name.name == input).map_or(t.keyword_span, |i| i.name.span);
+                        self.report(
+                            Diagnostic::new(
+                                "E-type",
+                                format!("field `{input}` is declared float, but the model input is int"),
+                            )
+                            .label(f.span, "declared float")
+                            .label(declared_at, format!("the model's input `{input}` is declared int"))
+                            .help("declare the field `int`, or leave its type out: it then takes the input's"),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(
+            d.fields
+                .iter()
+                .map(|f| {
+                    let input = inputs.iter().find(|i| i.0 == f.name);
+                    let from_input = input.and_then(|i| i.1.iter().copied().collect());
+                    FieldInfo {
+                        name: f.name.clone(),
+                        ty: f.ty_for(input.is_some_and(|i| i.2)),
+                        shape: f.shape.clone().or(from_input),
+                        span: Some(f.span),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// `metrics: [accuracy, mse(pred, y), accuracy(logits, tags, mask)]`, or what fits when
+    /// not given: the first field that is not a model input paired with the first output it
+    /// fits (integer targets: accuracy; float targets: mse).
+    fn metrics(&mut self, e: Option<&Expr>, outputs: &[(String, NodeId)], fields: &[FieldInfo]) -> Option<Vec<Metric>> {
+        let inputs: Vec<String> =
+            self.g.inputs.iter().filter(|i| i.kind == InputKind::Data).map(|i| i.name.clone()).collect();
+        let targets: Vec<&FieldInfo> = fields.iter().filter(|f| !inputs.contains(&f.name)).collect();
+        let first_fit = |c: &Self, kind: MetricKind| {
+            targets.iter().find_map(|f| {
+                outputs.iter().find(|(o, _)| c.metric_fits(kind, o, outputs, f).is_ok()).map(|(o, _)| Metric {
+                    kind,
+                    output: o.clone(),
+                    target: f.name.clone(),
+                    mask: None,
+                })
+            })
+        };
+        let Some(e) = e else {
+            let found = first_fit(self, MetricKind::Accuracy).or_else(|| first_fit(self, MetricKind::Mse));
+            return Some(found.into_iter().collect());
+        };
+        let ExprKind::List(items) = &e.kind else {
+            self.error("E-setting", e.span, "`metrics` is a list", "e.g. [accuracy] or [mse(pred, y)]");
+            return None;
+        };
+        let kind_of = |name: &str| match name {
+            "accuracy" => Some(MetricKind::Accuracy),
+            "mse" => Some(MetricKind::Mse),
+            "mae" => Some(MetricKind::Mae),
+            _ => None,
+        };
+        let mut out = vec![];
+        for item in items {
+            let (callee, args) = match &item.kind {
+                ExprKind::Name(n) => (n.as_str(), None),
+                ExprKind::Call { callee, args } => match &callee.kind {
+                    ExprKind::Name(n) => (n.as_str(), Some(args)),
+                    _ => ("", None),
+                },
+                _ => ("", None),
+            };
+            let Some(kind) = kind_of(callee) else {
+                let mut d = Diagnostic::new("E-setting", "unknown metric")
+                    .label(item.span, "not a metric")
+                    .note("the metrics are: accuracy, mse, mae; each may name its output and target, e.g. accuracy(scores, labels)");
+                if let Some(n) = nearest(callee, ["accuracy", "mse", "mae"]) {
+                    d = d.help(format!("did you mean `{n}`?"));
+                }
+                self.report(d);
+                return None;
+            };
+            let metric = match args {
+                None => match first_fit(self, kind) {
+                    Some(m) => m,
+                    None => {
+                        let want = match kind {
+                            MetricKind::Accuracy => {
+                                "an integer field and an output of scores [B, ..., classes] over it"
+                            }
+                            _ => "a float field and an output of its shape",
+                        };
+                        self.error(
+                            "E-setting",
+                            item.span,
+                            format!("no output and data field fit `{}`", kind.name()),
+                            format!("{} needs {want}", kind.name()),
+                        );
+                        return None;
+                    }
+                },
+                Some(args) => {
+                    let names: Vec<Option<&str>> = args
+                        .iter()
+                        .map(|a| match (&a.name, &a.value.kind) {
+                            (None, ExprKind::Name(n)) => Some(n.as_str()),
+                            _ => None,
+                        })
+                        .collect();
+                    let (output, target, mask) = match names[..] {
+                        [Some(o), Some(t)] => (o, t, None),
+                        [Some(o), Some(t), Some(m)] => (o, t, Some(m)),
+                        _ => {
+                            self.error(
+                                "E-setting",
+                                item.span,
+                                format!("{} takes an output, a data field and optionally a mask field", kind.name()),
+                                format!("e.g. {}(scores, labels)", kind.name()),
+                            );
+                            return None;
+                        }
+                    };
+                    if !outputs.iter().any(|(o, _)| o == output) {
+                        let names: Vec<&str> = outputs.iter().map(|o| o.0.as_str()).collect();
+                        self.error(
+                            "E-name",
+                            args[0].value.span,
+                            format!("`{output}` is not an output of the model"),
+                            format!("the outputs are: {}", names.join(", ")),
+                        );
+                        return None;
+                    }
+                    let field_names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+                    for (i, n) in [Some(target), mask].into_iter().enumerate() {
+                        if let Some(n) = n.filter(|n| !field_names.contains(n)) {
+                            self.error(
+                                "E-name",
+                                args[i + 1].value.span,
+                                format!("`{n}` is not a data field"),
+                                format!("the fields are: {}", field_names.join(", ")),
+                            );
+                            return None;
+                        }
+                    }
+                    let f = fields.iter().find(|f| f.name == target)?;
+                    if let Err(why) = self.metric_fits(kind, output, outputs, f) {
+                        self.error("E-shape", item.span, format!("{} cannot compare these", kind.name()), why);
+                        return None;
+                    }
+                    if let Some(mask) = mask {
+                        let mf = fields.iter().find(|f| f.name == mask)?;
+                        let target_shape = f.shape.clone().unwrap_or_default();
+                        if mf.shape.as_ref().is_some_and(|s| s != &target_shape) {
+                            self.error(
+                                "E-shape",
+                                args[2].value.span,
+                                "the mask must have the target's shape",
+                                format!("`{target}` is {}", dims("B", &target_shape)),
+                            );
+                            return None;
+                        }
+                    }
+                    Metric {
+                        kind,
+                        output: output.to_string(),
+                        target: target.to_string(),
+                        mask: mask.map(str::to_string),
+                    }
+                }
+            };
+            out.push(metric);
+        }
+        Some(out)
+    }
+
+    /// Can `kind` compare the model output `output` with the field `f`? The error says why not.
+    fn metric_fits(
+        &self,
+        kind: MetricKind,
+        output: &str,
+        outputs: &[(String, NodeId)],
+        f: &FieldInfo,
+    ) -> Result<(), String> {
+        let Some(&(_, id)) = outputs.iter().find(|(o, _)| o == output) else {
+            return Err(format!("`{output}` is not an output"));
+        };
+        let shape = self.g.shape(id);
+        let batch = self.g.inputs.first().and_then(|i| i.shape.first().copied());
+        if shape.first().copied() != batch || batch.is_none() {
+            return Err(format!("`{output}` is {}, with no batch axis first", self.g.shape_str(shape)));
+        }
+        let Some(per): Option<Vec<usize>> = shape[1..].iter().map(|d| d.known()).collect() else {
+            return Err(format!("`{output}` has a symbolic size past the batch"));
+        };
+        let out_s = dims("B", &per);
+        match kind {
+            MetricKind::Accuracy => {
+                if f.ty != FieldType::Int {
+                    return Err(format!("accuracy needs an integer target; `{}` is float", f.name));
+                }
+                let Some((_, positions)) = per.split_last().filter(|(&classes, _)| classes >= 2) else {
+                    return Err(format!(
+                        "`{output}` is {out_s}: accuracy needs scores [B, ..., classes] of 2 classes or more"
+                    ));
+                };
+                let target = f.shape.clone().unwrap_or_default();
+                if target != positions {
+                    return Err(format!(
+                        "`{output}` is {out_s}, so the target must be {}, but `{}` is {}",
+                        dims("B", positions),
+                        f.name,
+                        dims("B", &target)
+                    ));
+                }
+            }
+            MetricKind::Mse | MetricKind::Mae => {
+                if f.ty != FieldType::Float {
+                    return Err(format!("{} needs a float target; `{}` is int", kind.name(), f.name));
+                }
+                if let Some(s) = &f.shape {
+                    if s.iter().product::<usize>() != per.iter().product::<usize>() {
+                        return Err(format!("`{output}` is {out_s}, but `{}` is {}", f.name, dims("B", s)));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `freeze: [body, W1, "conv*"]`: parameters by instance (`body` freezes `body.W` and
+    /// `body.b`), by full name (`body.W`), or by a pattern where `*` matches anything.
+    fn frozen(&mut self, e: &Expr) -> Option<Vec<usize>> {
+        let items: Vec<&Expr> = match &e.kind {
+            ExprKind::List(items) => items.iter().collect(),
+            _ => vec![e],
+        };
+        let names: Vec<String> = self.g.params.iter().map(|p| p.name.clone()).collect();
+        let mut frozen = vec![];
+        let mut ok = true;
+        for item in items {
+            let (pattern, is_glob) = match &item.kind {
+                ExprKind::Str(s) => (s.clone(), true),
+                ExprKind::Name(_) | ExprKind::Field { .. } => (self.text(item.span).trim().to_string(), false),
+                _ => {
+                    self.error(
+                        "E-setting",
+                        item.span,
+                        "`freeze` lists layer instances, parameters or patterns",
+                        "e.g. freeze: [body, fc1.W, \"conv*\"]",
+                    );
+                    ok = false;
+                    continue;
+                }
+            };
+            let matched: Vec<usize> = names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| {
+                    if is_glob {
+                        glob(&pattern, n)
+                    } else {
+                        *n == &pattern || n.starts_with(&format!("{pattern}."))
+                    }
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if matched.is_empty() {
+                let mut instances: Vec<String> =
+                    names.iter().filter_map(|n| n.rsplit_once('.').map(|p| p.0.to_string())).collect();
+                instances.dedup();
+                let candidates: Vec<&str> = names.iter().chain(&instances).map(String::as_str).collect();
+                let mut d = Diagnostic::new("E-name", format!("`{pattern}` matches no parameter of the model"))
+                    .label(item.span, "freezes nothing")
+                    .note(format!("the parameters are: {}", names.join(", ")));
+                if let Some(n) = nearest(&pattern, candidates.iter().copied()) {
+                    d = d.help(format!("did you mean `{n}`?"));
+                }
+                self.report(d);
+                ok = false;
+            }
+            for i in matched {
+                if !frozen.contains(&i) {
+                    frozen.push(i);
+                }
+            }
+        }
+        frozen.sort_unstable();
+        ok.then_some(frozen)
+    }
+}
+
+/// `[B, 1, 8]` from a batch name and per-sample sizes.
+fn dims(batch: &str, per: &[usize]) -> String {
+    let mut parts = vec![batch.to_string()];
+    parts.extend(per.iter().map(|d| d.to_string()));
+    format!("[{}]", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn glob_matches_stars_across_dots() {
+        assert!(glob("conv*", "conv2d_1.W"));
+        assert!(glob("*.b", "dense_2.b"));
+        assert!(glob("body.*", "body.W"));
+        assert!(!glob("body.*", "head.W"));
+        assert!(glob("*", "W1"));
+        assert!(!glob("W", "W1"));
+        assert!(glob("d*_*.W", "dense_1.W"));
+    }
+}

@@ -1,0 +1,200 @@
+//! Evaluation: the mean loss and the train block's metrics over a whole data set, and what a
+//! finished run reports.
+//!
+//! accuracy = correct positions / counted positions, where a position's prediction is the
+//! first largest score along the output's last axis (per sample for `[B, C]` scores, per
+//! position for `[B, T, C]`); mse = mean (o − t)², mae = mean |o − t| over every value. A mask
+//! field counts only the positions (values) where it is nonzero.
+
+use crate::diag::Diagnostic;
+use crate::frontend::checked::{Metric, MetricKind, TrainDecl};
+use crate::runtime::data::{Batch, Dataset};
+use crate::training::Engine;
+
+/// The loss and the metrics over one data set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scores {
+    pub loss: f64,
+    /// `(label, value)`: the label is the metric's name (`accuracy`), with its output and
+    /// target when the block has two metrics of that kind (`accuracy(logits, tags)`).
+    pub metrics: Vec<(String, f64)>,
+}
+
+impl Scores {
+    pub fn get(&self, label: &str) -> Option<f64> {
+        self.metrics.iter().find(|(l, _)| l == label).map(|m| m.1)
+    }
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The train block's name.
+    pub name: String,
+    pub model: String,
+    pub steps: usize,
+    pub seconds: f64,
+    pub final_loss: f64,
+    pub train: Scores,
+    pub test: Option<Scores>,
+    pub samples_per_second: f64,
+    /// The loss of every step run (not those skipped by a resume).
+    pub losses: Vec<f32>,
+    /// Steps per epoch, for the per-epoch loss history.
+    pub steps_per_epoch: usize,
+    /// True if Ctrl-C stopped the run early.
+    pub interrupted: bool,
+}
+
+impl Report {
+    pub fn train_accuracy(&self) -> Option<f64> {
+        self.train.get("accuracy")
+    }
+
+    /// The mean loss of each window of `every` steps (the last window may be shorter).
+    pub fn loss_history(&self, every: usize) -> Vec<f64> {
+        self.losses.chunks(every.max(1)).map(|c| c.iter().map(|&l| l as f64).sum::<f64>() / c.len() as f64).collect()
+    }
+
+    /// The mean training loss of each full epoch run.
+    pub fn epoch_losses(&self) -> Vec<f64> {
+        if self.steps_per_epoch == 0 || self.losses.len() < self.steps_per_epoch {
+            return vec![];
+        }
+        self.losses
+            .chunks_exact(self.steps_per_epoch)
+            .map(|c| c.iter().map(|&l| l as f64).sum::<f64>() / c.len() as f64)
+            .collect()
+    }
+}
+
+/// Each metric's label: its kind's name, or `kind(output, target)` when two metrics share a
+/// kind.
+pub fn labels(metrics: &[Metric]) -> Vec<String> {
+    metrics
+        .iter()
+        .map(|m| {
+            if metrics.iter().filter(|o| o.kind == m.kind).count() > 1 {
+                match &m.mask {
+                    Some(mask) => format!("{}({}, {}, {})", m.kind.name(), m.output, m.target, mask),
+                    None => format!("{}({}, {})", m.kind.name(), m.output, m.target),
+                }
+            } else {
+                m.kind.name().to_string()
+            }
+        })
+        .collect()
+}
+
+/// Running sums of one metric.
+#[derive(Clone, Copy, Default)]
+struct Tally {
+    sum: f64,
+    count: f64,
+}
+
+impl Tally {
+    /// Add one batch of `n` samples: `out` is the output, `target` the field, `mask` the mask.
+    fn add(&mut self, kind: MetricKind, out: &[f32], target: &[f32], mask: Option<&[f32]>) {
+        let counted = |i: usize| mask.is_none_or(|m| m[i] != 0.0);
+        match kind {
+            MetricKind::Accuracy => {
+                let positions = target.len();
+                if positions == 0 || !out.len().is_multiple_of(positions) {
+                    return;
+                }
+                let classes = out.len() / positions;
+                for (p, &t) in target.iter().enumerate() {
+                    if !counted(p) {
+                        continue;
+                    }
+                    let row = &out[p * classes..(p + 1) * classes];
+                    let best = row.iter().enumerate().fold(0, |b, (j, &v)| if v > row[b] { j } else { b });
+                    self.sum += (best as f32 == t) as u8 as f64;
+                    self.count += 1.0;
+                }
+            }
+            MetricKind::Mse | MetricKind::Mae => {
+                for (i, (&o, &t)) in out.iter().zip(target).enumerate() {
+                    if !counted(i) {
+                        continue;
+                    }
+                    let d = (o - t) as f64;
+                    self.sum += if kind == MetricKind::Mse { d * d } else { d.abs() };
+                    self.count += 1.0;
+                }
+            }
+        }
+    }
+
+    fn value(&self) -> f64 {
+        if self.count == 0.0 {
+            f64::NAN
+        } else {
+            self.sum / self.count
+        }
+    }
+}
+
+/// Mean loss and the metrics of `t` over a whole data set, in batches.
+pub fn evaluate(
+    engine: &mut dyn Engine,
+    t: &TrainDecl,
+    d: &Dataset,
+    params: &[Vec<f32>],
+    batch: Option<usize>,
+) -> Result<Scores, Diagnostic> {
+    let batch_size = batch.unwrap_or(d.len()).min(d.len()).max(1);
+    let mut batches = d.batches(batch_size, false)?;
+    let mut buffers = Batch::for_data(d, batch_size);
+    let (mut loss_sum, mut seen) = (0f64, 0usize);
+    let mut tallies = vec![Tally::default(); t.metrics.len()];
+    let run = |e: String| Diagnostic::new("E-run", e);
+    while batches.next_batch(&mut buffers) {
+        let n = buffers.n;
+        let eval = engine.evaluate(&buffers, params).map_err(run)?;
+        loss_sum += eval.loss as f64 * n as f64;
+        seen += n;
+        for (m, tally) in t.metrics.iter().zip(&mut tallies) {
+            let (Some(out), Some(field)) = (eval.output(&m.output), d.field(&m.target)) else { continue };
+            let target = &buffers.field(&m.target).unwrap_or_default()[..n * field.size()];
+            let mask = m.mask.as_deref().and_then(|name| {
+                let size = d.field(name)?.size();
+                Some(&buffers.field(name)?[..n * size])
+            });
+            tally.add(m.kind, out, target, mask);
+        }
+    }
+    let labels = labels(&t.metrics);
+    Ok(Scores {
+        loss: loss_sum / seen.max(1) as f64,
+        metrics: labels.into_iter().zip(tallies).map(|(l, tally)| (l, tally.value())).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accuracy_counts_positions_and_respects_the_mask() {
+        // Two positions of three classes: argmax 2 (target 2, right) and 0 (target 1, wrong).
+        let out = [0.1, 0.2, 0.9, 0.5, 0.1, 0.2];
+        let mut t = Tally::default();
+        t.add(MetricKind::Accuracy, &out, &[2.0, 1.0], None);
+        assert_eq!(t.value(), 0.5);
+        let mut masked = Tally::default();
+        masked.add(MetricKind::Accuracy, &out, &[2.0, 1.0], Some(&[1.0, 0.0]));
+        assert_eq!(masked.value(), 1.0);
+    }
+
+    #[test]
+    fn mse_and_mae_average_every_value() {
+        let mut mse = Tally::default();
+        mse.add(MetricKind::Mse, &[1.0, 2.0], &[0.0, 4.0], None);
+        assert_eq!(mse.value(), 2.5);
+        let mut mae = Tally::default();
+        mae.add(MetricKind::Mae, &[1.0, 2.0], &[0.0, 4.0], None);
+        assert_eq!(mae.value(), 1.5);
+    }
+}
