@@ -127,9 +127,12 @@ pub fn render(diags: &[Diagnostic], file: Option<&SourceFile>, color: bool) -> S
 
 /// The nearest of `candidates` to `name` by edit distance, if it is close enough to suggest.
 pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    let len = name.chars().count();
+    let limit = (len / 3).max(1);
     candidates
         .into_iter()
+        // The distance is at least the difference in length: skip far ones without computing it.
+        .filter(|c| c.len().abs_diff(len) <= limit * 4 && c.chars().count().abs_diff(len) <= limit)
         .map(|c| (edit_distance(name, c), c))
         .filter(|&(d, _)| d <= limit)
         // Ties go to a name of the same case as the asked one (`y` is nearer `x` than the
@@ -169,6 +172,9 @@ mod tests {
         assert_eq!(nearest("relu", ["relu6", "tanh", "elu"]), Some("elu"));
         assert_eq!(nearest("sigmod", ["sigmoid", "softmax"]), Some("sigmoid"));
         assert_eq!(nearest("xyz", ["sigmoid", "softmax"]), None);
+        // Ties: the typo's case first, then the earlier candidate.
+        assert_eq!(nearest("y", ["B", "x", "a"]), Some("x"));
+        assert_eq!(nearest("y", ["a", "x", "B"]), Some("a"));
     }
 
     #[test]

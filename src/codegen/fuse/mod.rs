@@ -39,9 +39,18 @@ pub fn schedule(g: &Graph) -> Result<KernelProgram, Diagnostic> {
             }
         })?;
         // A computed value read by several kernels is written once rather than recomputed.
-        // (An output or update with no other use is computed straight into its buffer.)
-        let v =
-            if f.uses[i] != 1 && v.has_loads() && v.as_load().is_none() { f.materialize(&v, &node.shape) } else { v };
+        // (An output or update with no other use is computed straight into its buffer.) So is
+        // one whose expression tree has grown `MAX_FUSED_DEPTH` deep: a chain of a hundred
+        // thousand additions becomes loops of at most that many operations each, and every
+        // walk over a kernel's expression (here, in memplan and emit) stays shallow.
+        let deep = node.inputs.iter().map(|x| f.depths[x.index()]).max().unwrap_or(0) + 1 >= MAX_FUSED_DEPTH;
+        let computed = v.has_loads() && v.as_load().is_none();
+        let v = if computed && (f.uses[i] != 1 || deep) { f.materialize(&v, &node.shape) } else { v };
+        f.depths[i] = if v.as_load().is_some() || !v.has_loads() {
+            1
+        } else {
+            node.inputs.iter().map(|x| f.depths[x.index()]).max().unwrap_or(0) + 1
+        };
         if !matches!(node.op, Op::Input { .. } | Op::Param { .. } | Op::Const { .. } | Op::Literal { .. }) {
             f.prog.naive.add_mono(&Mono::product(&monos(&node.shape)));
         }
@@ -51,10 +60,16 @@ pub fn schedule(g: &Graph) -> Result<KernelProgram, Diagnostic> {
     Ok(f.prog)
 }
 
+/// The deepest expression tree a kernel computes (a bound, counted in graph nodes: a node
+/// adds at most a level or two, as in `short_product`'s sums).
+pub const MAX_FUSED_DEPTH: usize = 64;
+
 struct Fuser<'g> {
     g: &'g Graph,
     prog: KernelProgram,
     vals: Vec<Option<Rc<Expr>>>,
+    /// A bound on the depth of each node's value (1 for a load or a constant).
+    depths: Vec<usize>,
     /// Distinct live consumers of each node, plus its output and update entries.
     uses: Vec<usize>,
     /// Reachable (backwards) from an output or update.
@@ -87,7 +102,7 @@ impl<'g> Fuser<'g> {
         for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
             uses[id.index()] += 1;
         }
-        Fuser { g, prog: KernelProgram::default(), vals: vec![None; n], uses, live }
+        Fuser { g, prog: KernelProgram::default(), vals: vec![None; n], depths: vec![1; n], uses, live }
     }
 
     fn val(&self, id: NodeId) -> Rc<Expr> {
@@ -319,6 +334,11 @@ impl<'g> Fuser<'g> {
             Op::AvgPool2d { size, stride } => self.pool(PoolOp::Avg, id, in_shape(0), shape, *size, *stride)?,
             Op::AvgPool2dGrad { size, stride, .. } => {
                 self.pool(PoolOp::AvgGrad, id, shape, in_shape(0), *size, *stride)?
+            }
+            Op::RandomUniform { stream, .. } => {
+                let key = self.contiguous(&self.val(x(0)), in_shape(0));
+                let count = Mono::product(&monos(shape));
+                self.produce(shape, |out| Kernel::Random { count, stream: *stream, key, out })
             }
         })
     }

@@ -4,7 +4,7 @@
 //! interpreter), or the IR nodes of its gradient (for `autodiff`).
 //!
 //! `shape` holds every shape rule (`infer_shape`); the meanings and VJPs are grouped by family
-//! (`elementwise`, `layout`, `gather`, `reduce`, `nn`) over the loops of `loops`; `eval`, `vjp` and
+//! (`elementwise`, `layout`, `gather`, `reduce`, `nn`, `random`) over the loops of `loops`; `eval`, `vjp` and
 //! `describe` below are the three exhaustive matches that send each op to its rules.
 
 mod elementwise;
@@ -12,6 +12,7 @@ mod gather;
 mod layout;
 mod loops;
 mod nn;
+pub mod random;
 mod reduce;
 mod shape;
 #[cfg(test)]
@@ -26,6 +27,7 @@ use gather::*;
 use layout::*;
 use loops::{map, numel, zip};
 use nn::*;
+use random::*;
 use reduce::*;
 pub use shape::{broadcast_shapes, infer_shape, window_out, ShapeError};
 
@@ -90,6 +92,7 @@ pub fn describe(op: &Op, g: &Graph) -> String {
         MaxPool2dGrad { size, stride } => format!("maxpool2d_grad size={size} stride={stride}"),
         AvgPool2d { size, stride } => format!("avgpool2d size={size} stride={stride}"),
         AvgPool2dGrad { size, stride, .. } => format!("avgpool2d_grad size={size} stride={stride}"),
+        RandomUniform { stream, shape } => format!("random_uniform stream={stream} {}", g.shape_str(shape)),
     }
 }
 
@@ -191,6 +194,7 @@ pub fn eval(op: &Op, x: &[&Tensor], shape: &[usize], env: &Env) -> Result<Tensor
         MaxPool2dGrad { size, stride } => maxpool2d_grad_eval(x[0], x[1], *size, *stride),
         AvgPool2d { size, stride } => avgpool2d_eval(x[0], *size, *stride),
         AvgPool2dGrad { size, stride, height, width } => avgpool2d_grad_eval(x[0], *size, *stride, *height, *width),
+        RandomUniform { stream, .. } => random_uniform_eval(x[0], *stream, shape),
     }
 }
 
@@ -251,6 +255,7 @@ pub fn vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId, op: &Op) -> Grads {
         MaxPool2dGrad { size, stride } => maxpool2d_grad_vjp(cx, g, x, *size, *stride),
         AvgPool2d { size, stride } => avgpool2d_vjp(cx, g, x, *size, *stride),
         AvgPool2dGrad { size, stride, .. } => avgpool2d_grad_vjp(cx, g, *size, *stride),
+        RandomUniform { .. } => random_uniform_vjp(x),
     }
 }
 
