@@ -3,7 +3,7 @@
 //! eval block's values and gradients.
 
 use netc::commands::eval::Exec;
-use netc::training::{Engine, Interpreter, TrainGraphs};
+use netc::training::{Counter, Engine, Interpreter, TrainGraphs};
 
 fn examples() -> Vec<(String, netc::frontend::checked::Checked)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
@@ -41,6 +41,13 @@ fn train_steps_agree_with_the_interpreter() {
                 netc::frontend::checked::Optimizer::Sgd { lr } => {
                     netc::frontend::checked::Optimizer::Momentum { lr, momentum: 0.9, nesterov: true }
                 }
+                // Adam's first steps move every element by about lr·g/(|g| + eps): for an element
+                // whose gradient is near eps (a character-level LSTM's rare inputs), the two
+                // engines' f32 rounding of g becomes a large part of the update. A larger eps
+                // keeps the comparison about the gradients (Adam's own arithmetic is still run).
+                netc::frontend::checked::Optimizer::Adam { lr, beta1, beta2, eps, decay } => {
+                    netc::frontend::checked::Optimizer::Adam { lr, beta1, beta2, eps: eps.max(1e-4), decay }
+                }
                 other => other,
             };
             let batch = 3;
@@ -59,8 +66,10 @@ fn train_steps_agree_with_the_interpreter() {
             let start = netc::training::initial_params(&TrainGraphs::new(&t).unwrap().step.graph, 1);
             let (mut pj, mut pi) = (start.clone(), start);
             for step in 0..2 {
-                let lj = jit.step(&data, 0.05, &mut pj).unwrap();
-                let li = interp.step(&data, 0.05, &mut pi).unwrap();
+                // Dropout draws the same masks in both engines.
+                let counter = Counter { seed: 3, step };
+                let lj = jit.step(&data, 0.05, counter, &mut pj).unwrap();
+                let li = interp.step(&data, 0.05, counter, &mut pi).unwrap();
                 assert_close(&format!("{file} loss at step {step}"), &[lj], &[li], 1e-4);
             }
             for (k, (a, b)) in pj.iter().zip(&pi).enumerate() {

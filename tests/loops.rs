@@ -30,7 +30,7 @@ fn rnn_spec(t: usize, reverse: bool) -> Rc<LoopSpec> {
     let w = body.add_input("W", known(&[4, 4]), InputKind::Variable);
     let u = body.add_input("U", known(&[3, 4]), InputKind::Variable);
     let b = body.add_input("b", known(&[4]), InputKind::Variable);
-    let mm = |g: &mut Graph, a, b| g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[a, b]).unwrap();
+    let mm = |g: &mut Graph, a, b| g.add(Op::matmul(false, false), &[a, b]).unwrap();
     let hw = mm(&mut body, h, w);
     let xu = mm(&mut body, x, u);
     let s = body.add(Op::Add, &[hw, xu]).unwrap();
@@ -333,7 +333,7 @@ train m {
     let checked = check_source(&src).unwrap_or_else(|d| panic!("{d:?}"));
     let names: Vec<&str> = checked.models[0].graph.params.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["z.W", "z.b", "dense_1.W", "dense_1.b"], "one instance of each layer");
-    for target in netc::commands::graph::targets(&checked, 3).unwrap() {
+    for target in netc::commands::graph::targets(&checked, 3, "gradcheck").unwrap() {
         let wrt: Vec<NodeId> = target.wrt.iter().map(|w| w.1).collect();
         let reports = gradcheck::check(&target.graph, target.of, &wrt, &target.inputs, &target.params, 1e-6).unwrap();
         for r in reports {

@@ -36,6 +36,16 @@ pub fn backward(g: &mut Graph, of: NodeId, wrt: &[NodeId]) -> Result<Backward, S
     if let Some(bad) = std::iter::once(&of).chain(wrt).find(|id| id.index() >= n) {
         return Err(format!("differentiate: {bad} is not a node of the graph"));
     }
+    for &w in wrt {
+        if let Op::Input { index } = g.node(w).op {
+            if g.inputs.get(index).is_some_and(|i| i.integer) {
+                return Err(format!(
+                    "differentiate: `{}` is an integer input, which has no gradient",
+                    g.inputs[index].name
+                ));
+            }
+        }
+    }
     let start = n;
     let of_shape = g.shape(of).clone();
     let seed = if of_shape.is_empty() {

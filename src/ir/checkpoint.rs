@@ -78,7 +78,7 @@ pub fn checkpoint(g: &mut Graph, spec: &Rc<LoopSpec>, operands: &[NodeId], k: us
         let mut ops = carries.to_vec();
         for (s, &x) in spec.sliced.iter().zip(&operands[nc..nc + ns]) {
             let w = s.width();
-            ops.push(add(g, Op::Slice { axis: s.axis, start: from * w, len: steps * w }, &[x])?);
+            ops.push(add(g, Op::Slice { axis: s.axis, start: from * w, len: steps * w, step: 1 }, &[x])?);
         }
         ops.extend(&operands[nc + ns..]);
         Ok(ops)
@@ -100,8 +100,8 @@ pub fn checkpoint(g: &mut Graph, spec: &Rc<LoopSpec>, operands: &[NodeId], k: us
     let mut results: Vec<NodeId> = if spec.reverse { main[..nc].to_vec() } else { last[..nc].to_vec() };
     for (m, s) in spec.stacked.iter().enumerate() {
         let w = s.width();
-        let front = add(g, Op::Pad { axis: s.axis, before: 0, after: rest * w }, &[main[nc + m]])?;
-        let back = add(g, Op::Pad { axis: s.axis, before: main_steps * w, after: 0 }, &[last[nc + m]])?;
+        let front = add(g, Op::Pad { axis: s.axis, before: 0, after: rest * w, step: 1 }, &[main[nc + m]])?;
+        let back = add(g, Op::Pad { axis: s.axis, before: main_steps * w, after: 0, step: 1 }, &[last[nc + m]])?;
         results.push(add(g, Op::Add, &[front, back])?);
     }
     Ok(results)

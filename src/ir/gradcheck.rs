@@ -101,6 +101,22 @@ pub fn check_elements(
     eps: f64,
     max_elements: usize,
 ) -> Result<Vec<GradReport>, String> {
+    check_with_magnitude(g, of, None, wrt, inputs, params, eps, max_elements)
+}
+
+/// `check_elements`, where the rounding error of `of` scales with the value of the scalar node
+/// `magnitude` too (when `of` is a sum whose terms cancel, as `check_second`'s s is).
+#[allow(clippy::too_many_arguments)]
+fn check_with_magnitude(
+    g: &Graph,
+    of: NodeId,
+    magnitude_of: Option<NodeId>,
+    wrt: &[NodeId],
+    inputs: &[Tensor],
+    params: &[Tensor],
+    eps: f64,
+    max_elements: usize,
+) -> Result<Vec<GradReport>, String> {
     let mut forward = g.clone();
     forward.dtype = DType::F64;
     let leaves = wrt.iter().map(|&w| leaf_of(&forward, w)).collect::<Result<Vec<_>, _>>()?;
@@ -116,8 +132,17 @@ pub fn check_elements(
         Tensor::new(of_value.shape.clone(), data)
     };
     let (base_loss, _) = weighted_sum(of_value, &v);
-    let base_branches: Vec<Option<Vec<u64>>> =
-        (0..forward.nodes.len()).map(|i| branches(&forward, i, &base_values)).collect();
+    // The kinks that matter are those `of` is computed through (not a magnitude's |x|).
+    let mut feeds_of = vec![false; forward.nodes.len()];
+    feeds_of[of.index()] = true;
+    for i in (0..forward.nodes.len()).rev() {
+        if feeds_of[i] {
+            forward.nodes[i].inputs.iter().for_each(|x| feeds_of[x.index()] = true);
+        }
+    }
+    let base_branches: Vec<Option<Vec<u64>>> = (0..forward.nodes.len())
+        .map(|i| if feeds_of[i] { branches(&forward, i, &base_values) } else { None })
+        .collect();
 
     // Analytic: the backward graph, fed v when it asks for an upstream gradient.
     let mut backward = forward.clone();
@@ -154,6 +179,9 @@ pub fn check_elements(
                 let (l, m) = weighted_sum(&scratch[of.index()], &v);
                 loss[side] = l;
                 magnitude = magnitude.max(m);
+                if let Some(node) = magnitude_of {
+                    magnitude = magnitude.max(scratch[node.index()].data[0].abs());
+                }
                 switched = switched.or_else(|| {
                     (0..forward.nodes.len()).find(|&i| {
                         dirty[i] && base_branches[i].is_some() && branches(&forward, i, &scratch) != base_branches[i]
@@ -208,18 +236,23 @@ pub fn check_second(
     g2.dtype = DType::F64;
     let symbols = interp::bind_symbols(&g2, inputs, params)?;
     let mut weights = Weights { inputs: inputs.to_vec(), symbols, state: 0x5851_f42d_4c95_7f2d };
-    let of = weights.sum(&mut g2, of)?;
+    let of = weights.sum(&mut g2, of)?.0;
     let grads = autodiff::differentiate(&mut g2, of, wrt)?;
-    let mut s = None;
+    // s, and Σ_k Σ |v_k ⊙ d_k|: s's terms cancel (a bias before batch normalisation has a
+    // gradient of exactly 0, computed as a sum of terms that cancel), so its rounding error
+    // scales with the size of its terms, not with s.
+    let (mut s, mut size) = (None, None);
+    let add = |g2: &mut Graph, acc: Option<NodeId>, term: NodeId| match acc {
+        None => Ok(term),
+        Some(acc) => g2.add(Op::Add, &[acc, term]).map_err(|e| e.message(g2, &[])),
+    };
     for d in grads {
-        let term = weights.sum(&mut g2, d)?;
-        s = Some(match s {
-            None => term,
-            Some(acc) => g2.add(Op::Add, &[acc, term]).map_err(|e| e.message(&g2, &[]))?,
-        });
+        let (term, abs_term) = weights.sum(&mut g2, d)?;
+        s = Some(add(&mut g2, s, term)?);
+        size = Some(add(&mut g2, size, abs_term)?);
     }
     let s = s.ok_or("no gradient to check")?;
-    check_elements(&g2, s, wrt, &weights.inputs, params, eps, max_elements)
+    check_with_magnitude(&g2, s, size, wrt, &weights.inputs, params, eps, max_elements)
 }
 
 /// The fixed pseudo-random weights of `check_second`, each a new input of the graph.
@@ -231,11 +264,13 @@ struct Weights {
 }
 
 impl Weights {
-    /// Σ x ⊙ v for a new input v with values in [-1, 1) (`x` itself when it is a scalar).
-    fn sum(&mut self, g: &mut Graph, x: NodeId) -> Result<NodeId, String> {
+    /// (Σ x ⊙ v, Σ |x ⊙ v|) for a new input v with values in [-1, 1) (`x` and |x| when it is
+    /// a scalar).
+    fn sum(&mut self, g: &mut Graph, x: NodeId) -> Result<(NodeId, NodeId), String> {
         let shape = g.shape(x).clone();
         if shape.is_empty() {
-            return Ok(x);
+            let abs = g.add(Op::Abs, &[x]).map_err(|e| e.message(g, &[]))?;
+            return Ok((x, abs));
         }
         let dims = interp::resolve(g, &shape, &self.symbols)?;
         let n: usize = dims.iter().product();
@@ -243,7 +278,11 @@ impl Weights {
         let v = g.add_input(&format!("v{}", self.inputs.len()), shape.clone(), crate::ir::graph::InputKind::Variable);
         self.inputs.push(Tensor::new(dims, values));
         let p = g.add(Op::Mul, &[x, v]).map_err(|e| e.message(g, &[]))?;
-        g.add(Op::Sum { axes: (0..shape.len()).collect() }, &[p]).map_err(|e| e.message(g, &[]))
+        let axes: Vec<usize> = (0..shape.len()).collect();
+        let sum = g.add(Op::Sum { axes: axes.clone() }, &[p]).map_err(|e| e.message(g, &[]))?;
+        let abs = g.add(Op::Abs, &[p]).map_err(|e| e.message(g, &[]))?;
+        let abs = g.add(Op::Sum { axes }, &[abs]).map_err(|e| e.message(g, &[]))?;
+        Ok((sum, abs))
     }
 }
 
@@ -335,12 +374,16 @@ fn branches(g: &Graph, i: usize, values: &[Tensor]) -> Option<Vec<u64>> {
         Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Pad { .. } => {
             return None
         }
+        // Linear in the values; the indices are whole numbers, never perturbed.
+        Op::Reverse { .. } | Op::Concat { .. } | Op::Gather { .. } | Op::ScatterAdd { .. } => return None,
         Op::Sum { .. } | Op::OneHot { .. } | Op::MatMul { .. } | Op::LogSoftmax { .. } => return None,
         Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dFilterGrad { .. } => return None,
         Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => return None,
         // The decisions inside a loop body are not recorded: checks through loops keep their
         // values away from kinks.
         Op::Loop { .. } => return None,
+        // Its operand is the key, an input that central differences never perturb.
+        Op::RandomUniform { .. } => return None,
     };
     // An evaluation error here would already have failed the forward pass: record nothing.
     Some(decision.map(|t| t.data.iter().map(|v| v.to_bits()).collect()).unwrap_or_default())

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::*;
-use crate::ir::graph::{LoopSpec, Node, Slicing};
+use crate::ir::graph::{LoopSpec, Node, ParamKind, Slicing};
 
 /// Placeholder `k` is the node `Op::Input { index: PLACEHOLDER + k }`. It never reaches a
 /// checked graph: the loop's split turns it into an input of the body.
@@ -38,8 +38,9 @@ pub(super) struct LoopFrame {
     /// Carried names and their placeholder keys (`None` for a carry whose initial value is
     /// an error).
     carries: Vec<(String, Option<usize>)>,
-    /// Per-step inputs: (the outer tensor, placeholder key, placeholder node).
-    sliced: Vec<(NodeId, usize, NodeId)>,
+    /// Per-step inputs: (the outer tensor, placeholder key, placeholder node, the axis the
+    /// steps walk along).
+    sliced: Vec<(NodeId, usize, NodeId, Slicing)>,
     /// The step index as a scalar tensor (`t` in arithmetic), once asked for.
     index_value: Option<NodeId>,
     /// `yield name = value`: (name, value, stacking, span).
@@ -57,10 +58,40 @@ struct Range {
     checkpoint: Option<usize>,
 }
 
+/// What `Checker::rollback` restores of the loops being elaborated: a rolled-back branch
+/// (`if training`) may have sliced tensors for a loop around it (`x[t]`) or asked for its
+/// index, and those placeholders are gone with the branch's nodes.
+pub(super) struct LoopMark {
+    placeholders: usize,
+    /// Per open loop: its per-step inputs, its index value, its yields.
+    frames: Vec<(usize, Option<NodeId>, usize)>,
+}
+
 impl<'p> Checker<'p> {
+    pub(super) fn loop_mark(&self) -> LoopMark {
+        LoopMark {
+            placeholders: self.placeholder_frames.len(),
+            frames: self.frames.iter().map(|f| (f.sliced.len(), f.index_value, f.yields.len())).collect(),
+        }
+    }
+
+    pub(super) fn loop_rollback(&mut self, m: LoopMark) {
+        self.placeholder_frames.truncate(m.placeholders);
+        for (f, (sliced, index_value, yields)) in self.frames.iter_mut().zip(m.frames) {
+            f.sliced.truncate(sliced);
+            f.index_value = index_value;
+            f.yields.truncate(yields);
+        }
+    }
+
+    /// The outer tensor that loop placeholder `key` is a step's slice of (`None` for a carry).
+    pub(super) fn sliced_source(&self, key: usize) -> Option<NodeId> {
+        self.frames.iter().flat_map(|f| &f.sliced).find(|s| s.1 == key).map(|s| s.0)
+    }
+
     /// A `for` statement: elaborate the body and bind the carried names to their final values
     /// and each `yield` name to its stack.
-    pub(super) fn for_loop(&mut self, f: &'p ForLoop) {
+    pub(super) fn for_loop(&mut self, f: &ForLoop) {
         let errors_before = self.diags.len();
         let range = self.loop_range(&f.range);
         let mut inits: Vec<(&Ident, Option<NodeId>)> = vec![];
@@ -179,7 +210,7 @@ impl<'p> Checker<'p> {
 
     /// The statements of a loop body: `let` (rebinding a carried name sets its next value),
     /// `param`, nested `for`, and `yield`.
-    fn loop_body(&mut self, body: &'p [Stmt]) {
+    fn loop_body(&mut self, body: &[Stmt]) {
         for stmt in body {
             match stmt {
                 Stmt::Let { name, value } => {
@@ -190,7 +221,29 @@ impl<'p> Checker<'p> {
                         frame.rebound.insert(name.name.clone(), value.span);
                     }
                 }
-                Stmt::Param { name, ty, init, span } => self.param(name, ty, init.as_ref(), *span),
+                Stmt::LetList { names, value, span } => {
+                    for name in names {
+                        self.check_rebinding(&name.name, name.span);
+                    }
+                    let v = self.expr(value);
+                    self.let_list(names, v, value.span, *span);
+                    let frame = self.frames.last_mut().expect("in a loop");
+                    for name in names.iter().filter(|n| frame.carries.iter().any(|(c, _)| *c == n.name)) {
+                        frame.rebound.insert(name.name.clone(), name.span);
+                    }
+                }
+                Stmt::Param { name, ty, init, span } => {
+                    self.param(name, ty, init.as_ref(), *span, ParamKind::Trainable)
+                }
+                Stmt::State { name, ty, init, span } => self.param(name, ty, init.as_ref(), *span, ParamKind::State),
+                Stmt::Update { span, .. } => {
+                    self.error(
+                        "E-loop",
+                        *span,
+                        "a state update (`<-`) cannot be inside a loop body",
+                        "its new value would change from step to step: yield the steps' values and update after the loop",
+                    );
+                }
                 Stmt::For(f) => self.for_loop(f),
                 Stmt::Yield { name, value, options, span } => self.yield_stmt(name, value, options, *span),
                 Stmt::Expr(e) | Stmt::Return(e) => {
@@ -405,12 +458,13 @@ impl<'p> Checker<'p> {
         (key, self.g.push(node))
     }
 
-    /// The step's slice of `source` along its first axis, for the loop `frames[frame]`
-    /// (`x[t]`): a placeholder that the loop feeds with x[t] at each step.
+    /// The step's slice of `source` along `axis`, for the loop `frames[frame]` (`x[t]`,
+    /// `x[:, t]`): a placeholder that the loop feeds with the slice at each step.
     pub(super) fn step_slice(
         &mut self,
         frame: usize,
         source: NodeId,
+        axis: usize,
         text: &str,
         span: Span,
         index_span: Span,
@@ -426,8 +480,9 @@ impl<'p> Checker<'p> {
         }
         let shape = self.g.shape(source).clone();
         let (count, start) = (self.frames[frame].count, self.frames[frame].start);
-        let Some(&n) = shape.first() else {
-            return self.refuse("E-shape", span, "a scalar cannot be indexed", "this is a scalar");
+        let Some(&n) = shape.get(axis) else {
+            let s = self.g.shape_str(&shape);
+            return self.refuse("E-shape", span, format!("a loop index for axis {axis} of {s}"), "too many indices");
         };
         let Some(n) = n.known() else {
             let name = self.g.dim_name(n);
@@ -435,7 +490,7 @@ impl<'p> Checker<'p> {
                 "E-shape",
                 span,
                 "the loop slices an axis of unknown size",
-                format!("axis 0 is {name}"),
+                format!("axis {axis} is {name}"),
             );
         };
         if n < start + count {
@@ -452,14 +507,16 @@ impl<'p> Checker<'p> {
         let source = if start == 0 && n == count {
             source
         } else {
-            self.g.add(Op::Slice { axis: 0, start, len: count }, &[source]).ok()?
+            self.g.add(Op::Slice { axis, start, len: count, step: 1 }, &[source]).ok()?
         };
-        if let Some(&(_, _, node)) = self.frames[frame].sliced.iter().find(|s| s.0 == source) {
+        let along = Slicing::along(axis);
+        if let Some(&(_, _, node, _)) = self.frames[frame].sliced.iter().find(|s| s.0 == source && s.3 == along) {
             return Some(node);
         }
-        let step_shape: Shape = shape[1..].to_vec();
+        let mut step_shape: Shape = shape.clone();
+        step_shape.remove(axis);
         let (key, node) = self.placeholder_in(frame, step_shape, text, index_span);
-        self.frames[frame].sliced.push((source, key, node));
+        self.frames[frame].sliced.push((source, key, node, along));
         Some(node)
     }
 
@@ -493,7 +550,7 @@ impl<'p> Checker<'p> {
             span: Some(span),
         });
         let (key, node) = self.placeholder_in(frame, vec![], "t", span);
-        self.frames[frame].sliced.push((indices, key, node));
+        self.frames[frame].sliced.push((indices, key, node, Slicing::along(0)));
         self.frames[frame].index_value = Some(node);
         Some(node)
     }
@@ -544,7 +601,7 @@ impl<'p> Checker<'p> {
             let key = key.ok_or("a carry without an initial value")?;
             key_input.insert(key, body.add_input(name, shape, InputKind::Variable));
         }
-        for &(_, key, node) in &frame.sliced {
+        for &(_, key, node, _) in &frame.sliced {
             let info = &tail[node.index() - mark];
             let name = info.name.clone().unwrap_or_else(|| "x[t]".into());
             key_input.insert(key, body.add_input(&name, info.shape.clone(), InputKind::Variable));
@@ -602,10 +659,35 @@ impl<'p> Checker<'p> {
             names.push(name.name.clone());
         }
 
+        // A state update computed in the body would change from step to step (a `<-` in a
+        // layer called in the body, e.g. batchnorm's running statistics).
+        if let Some(&(index, _, _)) =
+            self.updates.iter().find(|u| u.1.index() >= mark && in_body[u.1.index() - mark].is_some())
+        {
+            return Err(format!(
+                "state `{}` is updated in the loop's body, where its new value would change from step to step; update it after the loop",
+                self.g.params[index].name
+            ));
+        }
+
         // Ids after the mark moved: fix what refers to them.
         let remap = |id: NodeId| moved(id, mark, &outer);
         for id in self.params_by_name.values_mut() {
             *id = remap(*id);
+        }
+        for u in &mut self.updates {
+            u.1 = remap(u.1);
+        }
+        self.random_key = self.random_key.map(remap);
+        // Layers called in the body: their nodes are the loop's now (counted by its record).
+        for l in &mut self.layers {
+            if l.nodes.start >= mark && l.nodes.end != usize::MAX {
+                l.nodes = mark..mark;
+            }
+            l.output = l.output.and_then(|o| match o.index().checked_sub(mark) {
+                Some(j) => outer[j],
+                None => Some(o),
+            });
         }
         for f in &mut self.frames {
             for s in &mut f.sliced {
@@ -615,7 +697,7 @@ impl<'p> Checker<'p> {
             f.index_value = f.index_value.map(remap);
         }
 
-        let sliced = vec![Slicing::along(0); frame.sliced.len()];
+        let sliced = frame.sliced.iter().map(|s| s.3).collect();
         let stacked = frame.yields.iter().map(|y| y.2).collect();
         let spec = LoopSpec::new(body, frame.count, frame.reverse, frame.carries.len(), sliced, stacked)?;
         let spec = Rc::new(spec);

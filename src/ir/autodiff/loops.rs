@@ -282,7 +282,11 @@ fn residuals(bb: &Graph, map: &[NodeId], start: usize, copy_end: usize) -> Vec<N
     let mut stored = vec![false; copy_end];
     for i in (start..copy_end).filter(|&i| read[i]) {
         let mut at = i;
-        while let Op::Reshape { .. } | Op::Transpose { .. } | Op::Broadcast { .. } | Op::Slice { .. } = bb.nodes[at].op
+        while let Op::Reshape { .. }
+        | Op::Transpose { .. }
+        | Op::Broadcast { .. }
+        | Op::Slice { .. }
+        | Op::Reverse { .. } = bb.nodes[at].op
         {
             at = bb.nodes[at].inputs[0].index();
         }

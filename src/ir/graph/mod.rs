@@ -10,6 +10,9 @@ use std::rc::Rc;
 
 use crate::diag::Span;
 
+mod loops;
+pub use loops::{LoopSpec, Slicing};
+
 /// Index of a node in `Graph::nodes`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct NodeId(pub u32);
@@ -155,17 +158,43 @@ pub enum Op {
     Transpose {
         perm: Vec<usize>,
     },
-    /// Elements `start .. start + len` along `axis`.
+    /// `len` elements along `axis`, `step` apart from `start`: y[i] = x[start + i·step]
+    /// (`step` >= 1; a view, no copy).
     Slice {
         axis: usize,
         start: usize,
         len: usize,
+        step: usize,
     },
-    /// Zero padding along `axis` (the gradient of `Slice`).
+    /// Zeros along `axis` with the operand's elements `step` apart: `before` zeros, x[0],
+    /// `step - 1` zeros, x[1], ..., x[n-1], `after` zeros (XLA's edge and interior padding).
+    /// The adjoint of `Slice`.
     Pad {
         axis: usize,
         before: usize,
         after: usize,
+        step: usize,
+    },
+    /// The elements along `axis` in reverse order: y[i] = x[n - 1 - i] (a view).
+    Reverse {
+        axis: usize,
+    },
+    /// The operands joined along `axis` (equal on every other axis).
+    Concat {
+        axis: usize,
+    },
+    /// numpy `take`: (x, idx) -> y with y[a.., j.., b..] = x[a.., idx[j..], b..] along `axis`;
+    /// shape x.shape[..axis] ++ idx.shape ++ x.shape[axis+1..]. `idx` holds whole numbers in
+    /// 0..x.shape[axis] (no gradient flows to it).
+    Gather {
+        axis: usize,
+    },
+    /// The adjoint of `Gather`: (g, idx) -> zeros with x.shape[axis] = `size`, and
+    /// g[a.., j.., b..] added at [a.., idx[j..], b..], in the order of j (repeated indices
+    /// sum, in the same order on any thread count).
+    ScatterAdd {
+        axis: usize,
+        size: usize,
     },
 
     // ---- reductions (the reduced axes are removed) ----
@@ -186,10 +215,19 @@ pub enum Op {
     },
 
     // ---- linear algebra and neural-network kernels ----
-    /// 2-D matrix product of optionally transposed operands: op(a) @ op(b).
+    /// Batched matrix product op(a) @ op(b), numpy `matmul` generalised to groups of axes.
+    /// Each operand is `batch` axes, then two groups: a is [batch.., rows.., inner..] (with
+    /// `transpose_a`: [batch.., inner.., rows..]), b is [batch.., inner.., cols..] (with
+    /// `transpose_b`: [batch.., cols.., inner..]); `inner` has `contract` axes, summed over,
+    /// equal in both; rows and cols take the remaining axes (any number, none for a vector).
+    /// The batch axes broadcast (equal or 1). The result is [batch.., rows.., cols..]: per
+    /// batch element one GEMM whose m, k, n are the products of the groups' sizes. The plain
+    /// 2-D product is `batch: 0, contract: 1`.
     MatMul {
         transpose_a: bool,
         transpose_b: bool,
+        batch: usize,
+        contract: usize,
     },
     /// log(softmax(x)) along `axis`, computed stably.
     LogSoftmax {
@@ -237,6 +275,17 @@ pub enum Op {
         width: usize,
     },
 
+    // ---- randomness ----
+    /// Uniform numbers in [0, 1) of `shape`, from the counter-based generator of
+    /// `ops::random` (Threefry-2x32): element i is a function of the key operand (the run's
+    /// seed and step, an input of kind `RandomKey`), of `stream` and of i only, so the same
+    /// key gives the same bits in every engine and on any number of threads. Distinct
+    /// random nodes of a graph have distinct streams. No gradient.
+    RandomUniform {
+        stream: u32,
+        shape: Shape,
+    },
+
     // ---- control ----
     /// Result `output` of a loop over a static number of steps (see `LoopSpec`): its
     /// operands are the body's inputs (initial carries, tensors sliced per step, loop
@@ -250,147 +299,10 @@ pub enum Op {
     },
 }
 
-// ---- loops -----------------------------------------------------------------------------------
-
-/// How a per-step input is cut from its outer tensor, or a per-step output placed in the
-/// stacked result of a loop.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct Slicing {
-    /// The outer axis the steps walk along.
-    pub axis: usize,
-    /// `None`: one element per step, the axis removed from the step's shape (`x[t]`).
-    /// `Some(k)`: `k` consecutive elements `t·k .. t·k + k` per step, the axis kept (the
-    /// chunks of a checkpointed loop).
-    pub chunk: Option<usize>,
-}
-
-impl Slicing {
-    pub fn along(axis: usize) -> Slicing {
-        Slicing { axis, chunk: None }
-    }
-
-    /// Elements of the outer axis one step covers.
-    pub fn width(self) -> usize {
-        self.chunk.unwrap_or(1)
-    }
-}
-
-/// A loop over a static number of steps with loop-carried values (JAX's `lax.scan`, Futhark's
-/// `loop`): the body is an ordinary graph, checked once and compiled once. Its inputs are, in
-/// order:
-///
-/// - `carries` carried values: the first step gets the loop's initial values, every later one
-///   what the step before returned;
-/// - one per-step input per `sliced` entry: the step's slice of an outer tensor (`x[t]`);
-/// - the loop invariants: outer tensors that every step reads whole (weights).
-///
-/// Its outputs are the new carries (of the carries' shapes), then one per-step output per
-/// `stacked` entry, stacked along an axis of the loop's result. Step `s` has the index
-/// `t = s`, or `t = count − 1 − s` when `reverse`; the slices it reads and the place its
-/// outputs go are those of index `t`, so a reversed loop's stack is in index order too.
-///
-/// The body shares the outer graph's symbols (the same `SymId`s: a body shape `[B, 64]` means
-/// the outer batch) and computes in the outer graph's dtype (`body.dtype` is not read). It has
-/// no `params`: everything it reads from outside comes in as an input. The shape rule is
-/// `ops::loop_shape`, the meaning `interp`, the gradient `autodiff::loops`.
-#[derive(Clone)]
-pub struct LoopSpec {
-    pub body: Graph,
-    /// Number of steps, at least 1.
-    pub count: usize,
-    pub reverse: bool,
-    /// The first `carries` body inputs and outputs are carried.
-    pub carries: usize,
-    /// Per-step inputs, after the carries.
-    pub sliced: Vec<Slicing>,
-    /// Per-step outputs, after the new carries.
-    pub stacked: Vec<Slicing>,
-}
-
-/// Specs compare by identity: the siblings of one loop share one `Rc` (two loops with equal
-/// bodies are still two loops).
-impl PartialEq for LoopSpec {
-    fn eq(&self, other: &LoopSpec) -> bool {
-        std::ptr::eq(self, other)
-    }
-}
-
-/// Identity too: `opt::cse` keys nodes by their debug text, which must not print the body.
-impl fmt::Debug for LoopSpec {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "LoopSpec@{:p}", self as *const LoopSpec)
-    }
-}
-
-impl LoopSpec {
-    /// A spec whose parts fit together (its shapes are checked against the operands by
-    /// `ops::loop_shape`).
-    pub fn new(
-        body: Graph,
-        count: usize,
-        reverse: bool,
-        carries: usize,
-        sliced: Vec<Slicing>,
-        stacked: Vec<Slicing>,
-    ) -> Result<LoopSpec, String> {
-        if count == 0 {
-            return Err("a loop needs at least one step".into());
-        }
-        if carries + sliced.len() > body.inputs.len() {
-            return Err(format!(
-                "the loop body has {} inputs, fewer than its {carries} carries and {} per-step inputs",
-                body.inputs.len(),
-                sliced.len()
-            ));
-        }
-        if body.outputs.len() != carries + stacked.len() {
-            return Err(format!(
-                "the loop body has {} outputs, not its {carries} carries and {} per-step outputs",
-                body.outputs.len(),
-                stacked.len()
-            ));
-        }
-        if !body.params.is_empty() {
-            return Err("a loop body reads parameters as inputs; it has none of its own".into());
-        }
-        Ok(LoopSpec { body, count, reverse, carries, sliced, stacked })
-    }
-
-    /// Number of loop-invariant body inputs (after the carries and the per-step inputs).
-    pub fn invariants(&self) -> usize {
-        self.body.inputs.len() - self.carries - self.sliced.len()
-    }
-
-    /// Number of results: final carries, then stacked outputs.
-    pub fn outputs(&self) -> usize {
-        self.body.outputs.len()
-    }
-
-    /// The index `t` of step `s`.
-    pub fn index(&self, step: usize) -> usize {
-        if self.reverse {
-            self.count - 1 - step
-        } else {
-            step
-        }
-    }
-
-    /// The body node of output `k`.
-    pub fn output_node(&self, k: usize) -> NodeId {
-        self.body.outputs[k].1
-    }
-
-    /// `7 steps reversed, 2 carries, 1 sliced, 3 invariant, 1 stacked`.
-    pub fn summary(&self) -> String {
-        format!(
-            "{} steps{}, {} carries, {} sliced, {} invariant, {} stacked",
-            self.count,
-            if self.reverse { " reversed" } else { "" },
-            self.carries,
-            self.sliced.len(),
-            self.invariants(),
-            self.stacked.len()
-        )
+impl Op {
+    /// The 2-D product op(a) @ op(b): `MatMul` with no batch axes and one contracted axis.
+    pub fn matmul(transpose_a: bool, transpose_b: bool) -> Op {
+        Op::MatMul { transpose_a, transpose_b, batch: 0, contract: 1 }
     }
 }
 
@@ -405,6 +317,9 @@ pub enum InputKind {
     Variable,
     /// The upstream gradient fed to a backward function.
     Gradient,
+    /// The key of the random streams (`ops::random::key`): the seed and the step counter of
+    /// a training run, as `RANDOM_KEY_LEN` 16-bit pieces (exact in f32 and f64).
+    RandomKey,
 }
 
 #[derive(Clone, Debug)]
@@ -412,6 +327,30 @@ pub struct InputInfo {
     pub name: String,
     pub shape: Shape,
     pub kind: InputKind,
+    /// Declared integer (`tokens: [B, T] int`): its values are whole numbers, carried in the
+    /// graph's float type (exact below 2^24 in f32). Nothing is differentiated with respect
+    /// to it, and it may index (`E[tokens]`).
+    pub integer: bool,
+}
+
+/// How an input's values are used as indices (`Graph::index_use`): each is the smallest
+/// such size, `None` when no op of that kind reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IndexUse {
+    /// Class labels of a `OneHot` of this many classes (`cross_entropy`, `one_hot`).
+    pub classes: Option<usize>,
+    /// Row ids of a `Gather` or `ScatterAdd` along an axis of this size (`E[tokens]`).
+    pub rows: Option<usize>,
+}
+
+impl IndexUse {
+    /// The values must lie in 0..this (the tighter of the two), if anything reads them as indices.
+    pub fn bound(&self) -> Option<usize> {
+        match (self.classes, self.rows) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// How a parameter's initial values are drawn (from the seeded PRNG of `runtime`).
@@ -435,12 +374,25 @@ pub enum Init {
     He,
 }
 
+/// What a parameter is for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ParamKind {
+    /// Trained: the train step differentiates the loss with respect to it and the optimizer
+    /// updates it.
+    Trainable,
+    /// State (`state` in the language, e.g. batch norm's running statistics; also an
+    /// optimizer's velocities and moments): never differentiated, changed only by the
+    /// updates (`Graph::updates`) that a program gives it.
+    State,
+}
+
 #[derive(Clone, Debug)]
 pub struct ParamInfo {
     /// Qualified name, e.g. `fc1.W`; the tensor name in saved weights.
     pub name: String,
     pub shape: Shape,
     pub init: Init,
+    pub kind: ParamKind,
     /// Weight or bias: what `l2()` and weight decay regularise (weights only).
     pub role: ParamRole,
 }
@@ -561,15 +513,38 @@ impl Graph {
     }
 
     pub fn add_input(&mut self, name: &str, shape: Shape, kind: InputKind) -> NodeId {
-        self.inputs.push(InputInfo { name: name.to_string(), shape: shape.clone(), kind });
+        self.inputs.push(InputInfo { name: name.to_string(), shape: shape.clone(), kind, integer: false });
         let index = self.inputs.len() - 1;
         self.push(Node { op: Op::Input { index }, inputs: vec![], shape, name: Some(name.to_string()), span: None })
     }
 
+    /// A trainable parameter.
     pub fn add_param(&mut self, name: &str, shape: Shape, init: Init) -> NodeId {
-        self.params.push(ParamInfo { name: name.to_string(), shape: shape.clone(), init, role: ParamRole::Weight });
+        self.add_param_of(name, shape, init, ParamKind::Trainable)
+    }
+
+    /// A state tensor (not differentiated; see `ParamKind::State`).
+    pub fn add_state(&mut self, name: &str, shape: Shape, init: Init) -> NodeId {
+        self.add_param_of(name, shape, init, ParamKind::State)
+    }
+
+    fn add_param_of(&mut self, name: &str, shape: Shape, init: Init, kind: ParamKind) -> NodeId {
+        self.params.push(ParamInfo {
+            name: name.to_string(),
+            shape: shape.clone(),
+            init,
+            kind,
+            role: ParamRole::Weight,
+        });
         let index = self.params.len() - 1;
         self.push(Node { op: Op::Param { index }, inputs: vec![], shape, name: Some(name.to_string()), span: None })
+    }
+
+    /// The node of every trainable parameter with its index in `params` (what the train
+    /// step differentiates with respect to).
+    pub fn trainable_nodes(&self) -> Result<Vec<(usize, NodeId)>, String> {
+        let nodes = self.param_nodes()?;
+        Ok(nodes.into_iter().enumerate().filter(|(p, _)| self.params[*p].kind == ParamKind::Trainable).collect())
     }
 
     /// The node of every parameter, in parameter order (what gradients are taken with
@@ -628,6 +603,66 @@ impl Graph {
                 matches!(&other.op, Op::Loop { spec: s, .. } if Rc::ptr_eq(s, spec)) && other.inputs == node.inputs
             })
             .collect()
+    }
+
+    /// What the values of input `input` index, following them unchanged through layout ops:
+    /// the class count of each `OneHot` that encodes them and the axis of each `Gather` (or
+    /// `ScatterAdd`) they choose rows of. An integer input's values must lie below both.
+    pub fn index_use(&self, input: usize) -> IndexUse {
+        use Op::*;
+        // carries[i]: node i holds (some of) the input's values unchanged.
+        let mut carries = vec![false; self.nodes.len()];
+        let mut used = IndexUse::default();
+        let tighten = |slot: &mut Option<usize>, n: Option<usize>| {
+            if let Some(n) = n {
+                *slot = Some(slot.map_or(n, |b| b.min(n)));
+            }
+        };
+        for (i, node) in self.nodes.iter().enumerate() {
+            let from = |k: usize| node.inputs.get(k).is_some_and(|x| carries[x.index()]);
+            carries[i] = match &node.op {
+                Input { index } => *index == input,
+                Broadcast { .. } | Reshape { .. } | Transpose { .. } | Slice { .. } | Reverse { .. } => from(0),
+                Concat { .. } => node.inputs.iter().any(|x| carries[x.index()]),
+                Gather { axis } => {
+                    if from(1) {
+                        tighten(&mut used.rows, self.shape(node.inputs[0]).get(*axis).and_then(|d| d.known()));
+                    }
+                    from(0)
+                }
+                ScatterAdd { size, .. } => {
+                    if from(1) {
+                        tighten(&mut used.rows, Some(*size));
+                    }
+                    false
+                }
+                OneHot { classes } => {
+                    if from(0) {
+                        tighten(&mut used.classes, Some(*classes));
+                    }
+                    false
+                }
+                Param { .. } | Const { .. } | Literal { .. } | DimSize { .. } | Pad { .. } => false,
+                RandomUniform { .. } => false,
+                // The body reads the input's values as its own input k (whole, or a step's
+                // slice of them): what it indexes with them counts.
+                Loop { spec, .. } => {
+                    for k in (0..node.inputs.len()).filter(|&k| from(k)) {
+                        let inner = spec.body.index_use(k);
+                        tighten(&mut used.rows, inner.rows);
+                        tighten(&mut used.classes, inner.classes);
+                    }
+                    false
+                }
+                Neg | Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid => false,
+                Relu | LeakyRelu { .. } | Elu { .. } | Softplus => false,
+                Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq => false,
+                Sum { .. } | ReduceMax { .. } | ArgMaxMask { .. } | MatMul { .. } | LogSoftmax { .. } => false,
+                Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => false,
+                MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => false,
+            };
+        }
+        used
     }
 
     pub fn dim_name(&self, d: Dim) -> String {
