@@ -1,9 +1,13 @@
 //! What compiled code and training use at run time: the C symbols generated code calls
 //! (`symbols`: GEMM, convolution, profiling and bounds callbacks), the worker pool
 //! (`threads`), the seeded generator (`rng`), initial parameters (`params`), weight files
-//! (`weights`, safetensors) and data sets (`data/`: CSV, NPY, IDX, spiral, synthetic).
+//! (`weights`, safetensors), data sets (`data/`: CSV, NPY, IDX, spiral, synthetic) and the
+//! communication of data-parallel runs (`collective`; over MPI in `mpi`, cargo feature `mpi`).
 
+pub mod collective;
 pub mod data;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod params;
 pub mod rng;
 pub mod symbols;
