@@ -39,6 +39,11 @@ impl Mpi {
         self.algorithm
     }
 
+    /// Reduce with `algorithm` from now on (every rank must switch at the same point).
+    pub fn set_algorithm(&mut self, algorithm: Algorithm) {
+        self.algorithm = algorithm;
+    }
+
     /// Ring reduce-scatter + allgather (`ring_schedule`): each received chunk is added to the
     /// rank's own, so chunk c's sum runs around the ring from rank c.
     fn ring(&self, buf: &mut [f32]) {
