@@ -70,10 +70,10 @@ impl Collective for Threads {
     }
 }
 
-fn options(save: &Path, data_dir: Option<&str>, batch: Option<usize>) -> RunOptions {
+fn options(save: &Path, data_dir: Option<&str>, overrides: Overrides) -> RunOptions {
     RunOptions {
         train: None,
-        overrides: Overrides { batch, ..Default::default() },
+        overrides,
         quiet: true,
         json: false,
         plot: None,
@@ -100,17 +100,17 @@ fn train_on_threads(
     file: &str,
     save: &Path,
     data_dir: Option<&'static str>,
-    batch: Option<usize>,
+    overrides: Overrides,
 ) -> Vec<Result<String, Diagnostic>> {
     let shared = Arc::new(Shared { barrier: Barrier::new(ranks), slots: Mutex::new(vec![vec![]; ranks]) });
     let handles: Vec<_> = (0..ranks)
         .map(|rank| {
-            let (shared, file, save) = (shared.clone(), root(file), save.to_path_buf());
+            let (shared, file, save, overrides) = (shared.clone(), root(file), save.to_path_buf(), overrides.clone());
             std::thread::spawn(move || {
                 let src = std::fs::read_to_string(&file).unwrap();
                 let c = check_source(&src).unwrap();
                 let group: Rc<dyn Collective> = Rc::new(Threads { rank, size: ranks, shared });
-                train_report_on(&c, &file, &options(&save, data_dir, batch), Some(group))
+                train_report_on(&c, &file, &options(&save, data_dir, overrides), Some(group))
             })
         })
         .collect();
@@ -118,10 +118,10 @@ fn train_on_threads(
 }
 
 /// One process, the fused train step.
-fn train_alone(file: &str, save: &Path, data_dir: Option<&str>) {
+fn train_alone(file: &str, save: &Path, data_dir: Option<&str>, overrides: Overrides) {
     let path = root(file);
     let c = check_source(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    train_report_on(&c, &path, &options(save, data_dir, None), None).unwrap();
+    train_report_on(&c, &path, &options(save, data_dir, overrides), None).unwrap();
 }
 
 fn load(p: &Path) -> Vec<Weight> {
@@ -130,12 +130,17 @@ fn load(p: &Path) -> Vec<Weight> {
 
 /// max|a − b| / max|a| of each tensor.
 fn worst(a: &Path, b: &Path) -> Vec<(String, f64)> {
+    worst_over(a, b, 1e-30)
+}
+
+/// max|a − b| / max(max|a|, floor) of each tensor.
+fn worst_over(a: &Path, b: &Path, floor: f64) -> Vec<(String, f64)> {
     load(a)
         .iter()
         .zip(load(b))
         .map(|(x, y)| {
             assert_eq!((&x.name, &x.shape), (&y.name, &y.shape));
-            let scale = x.data.iter().fold(0f64, |m, &v| m.max((v as f64).abs())).max(1e-30);
+            let scale = x.data.iter().fold(0f64, |m, &v| m.max((v as f64).abs())).max(floor);
             let diff = x.data.iter().zip(&y.data).fold(0f64, |m, (&p, &q)| m.max((p as f64 - q as f64).abs()));
             (x.name.clone(), diff / scale)
         })
@@ -170,10 +175,10 @@ fn threads_as_ranks_train_like_one_process() {
     let dir = temp_dir("data_parallel", "equivalence");
     for (file, data) in CASES {
         let one = dir.join("one.safetensors");
-        train_alone(file, &one, data);
+        train_alone(file, &one, data, Overrides::default());
         for ranks in 1..=3 {
             let many = dir.join(&format!("{ranks}.safetensors"));
-            for r in train_on_threads(ranks, file, &many, data, None) {
+            for r in train_on_threads(ranks, file, &many, data, Overrides::default()) {
                 r.unwrap();
             }
             let model =
@@ -193,9 +198,9 @@ fn the_comparison_sees_a_wrong_batch() {
     let dir = temp_dir("data_parallel", "sensitivity");
     let (file, data) = CASES[0];
     let one = dir.join("one.safetensors");
-    train_alone(file, &one, data);
+    train_alone(file, &one, data, Overrides::default());
     let other = dir.join("other.safetensors");
-    for r in train_on_threads(2, file, &other, data, Some(58)) {
+    for r in train_on_threads(2, file, &other, data, Overrides { batch: Some(58), ..Default::default() }) {
         r.unwrap();
     }
     assert!(worst(&one, &other).iter().any(|(_, r)| *r > 1e-3));
@@ -205,7 +210,8 @@ fn the_comparison_sees_a_wrong_batch() {
 #[test]
 fn every_rank_gets_the_same_error() {
     let dir = temp_dir("data_parallel", "errors");
-    let results = train_on_threads(2, CASES[0].0, &dir.join("w.safetensors"), None, Some(25));
+    let batch = Overrides { batch: Some(25), ..Default::default() };
+    let results = train_on_threads(2, CASES[0].0, &dir.join("w.safetensors"), None, batch);
     let messages: Vec<String> = results.into_iter().map(|r| r.unwrap_err().message).collect();
     assert_eq!(messages[0], "the batch of 25 samples does not split evenly over 2 processes");
     assert_eq!(messages[0], messages[1]);
@@ -228,7 +234,7 @@ fn a_failure_of_one_rank_reaches_all() {
             std::thread::spawn(move || {
                 let file = root(CASES[1].0);
                 let c = check_source(&std::fs::read_to_string(&file).unwrap()).unwrap();
-                let mut opts = options(&save, CASES[1].1, None);
+                let mut opts = options(&save, CASES[1].1, Overrides::default());
                 if rank == 1 {
                     opts.data_dir = Some(empty);
                 }
@@ -243,4 +249,70 @@ fn a_failure_of_one_rank_reaches_all() {
     assert!(errors[0].notes.iter().any(|n| n == "1 of 2 ranks failed; 1 were ready"), "{:?}", errors[0].notes);
     // One process is its own group: nothing to agree with.
     assert_eq!(Local.size(), 1);
+}
+
+const BATCHNORM: &str = "tests/data/mpi/batchnorm.net";
+
+/// With batch norm and dropout, one rank is one process: the same random key (step s·1 + 0 =
+/// s) and the state averaged over one rank. (Measured against max(max|a|, 1): the bias before
+/// batch norm has no gradient but rounding, so its relative error says nothing.)
+#[test]
+fn batch_norm_and_dropout_on_one_rank_are_one_process() {
+    let dir = temp_dir("data_parallel", "bn_one");
+    let one = dir.join("one.safetensors");
+    train_alone(BATCHNORM, &one, None, Overrides::default());
+    let split = dir.join("split.safetensors");
+    for r in train_on_threads(1, BATCHNORM, &split, None, Overrides::default()) {
+        r.unwrap();
+    }
+    for (name, r) in worst_over(&one, &split, 1.0) {
+        assert!(r <= 1e-5, "{name} differs by {r:.2e}");
+    }
+}
+
+/// After one step on 2 ranks, the running mean is one process's (the mean of the shards' means,
+/// weighted by their sizes, is the batch's mean), and the running variance the mean of the
+/// shards' variances, a little below the batch's.
+#[test]
+fn running_statistics_are_averaged_over_the_ranks() {
+    let dir = temp_dir("data_parallel", "bn_stats");
+    let one_step = || Overrides { steps: Some(1), ..Default::default() };
+    let one = dir.join("one.safetensors");
+    train_alone(BATCHNORM, &one, None, one_step());
+    let two = dir.join("two.safetensors");
+    for r in train_on_threads(2, BATCHNORM, &two, None, one_step()) {
+        r.unwrap();
+    }
+    let diffs = worst(&one, &two);
+    let get = |name: &str| diffs.iter().find(|(n, _)| n == name).unwrap().1;
+    assert!(get("batchnorm_1.mean") <= 1e-6, "mean differs by {:.2e}", get("batchnorm_1.mean"));
+    let var = get("batchnorm_1.var");
+    assert!(var > 1e-6 && var < 1e-2, "var differs by {var:.2e}");
+}
+
+/// Without the `mpi` feature, a run that asks for data parallelism (or that an MPI launcher
+/// started) says how to build netc with MPI; only the first process of a launch says it, and
+/// `--distributed off` trains as one process anyway.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn a_build_without_mpi_says_how_to_get_it() {
+    use common::netc;
+    let (code, _, err) = netc(&["run", BATCHNORM, "--distributed"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("built without MPI") && err.contains("--features mpi"), "{err}");
+    let launched = |rank: &str, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_netc"))
+            .args(args)
+            .env("OMPI_COMM_WORLD_RANK", rank)
+            .env("OMPI_COMM_WORLD_SIZE", "2")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = launched("0", &["run", BATCHNORM]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("OMPI_COMM_WORLD_RANK is set"), "{err}");
+    assert_eq!(launched("1", &["run", BATCHNORM]), (Some(1), String::new()));
+    assert_eq!(launched("1", &["run", BATCHNORM, "--distributed", "off", "--quiet"]).0, Some(0));
 }

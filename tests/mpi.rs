@@ -25,6 +25,7 @@ const LIMIT: u64 = 120;
 
 const SPIRAL: &str = "tests/data/mpi/spiral.net";
 const REGRESSION: &str = "tests/data/mpi/regression.net";
+const BATCHNORM: &str = "tests/data/mpi/batchnorm.net";
 
 struct Job {
     code: i32,
@@ -148,21 +149,22 @@ fn ranks_give_the_weights_of_one_process() {
 
 /// Two runs on the same number of ranks write the same bytes: the reduction order is fixed
 /// (on 3 ranks, where floating-point addition's order matters, for both fixed-order
-/// algorithms).
+/// algorithms), and so are the dropout masks of each rank's shard and the batch-norm state.
 #[test]
 fn runs_on_the_same_ranks_are_bit_identical() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = temp_dir("mpi", "identical");
-    for (np, algorithm) in [(2, "ring"), (3, "ring"), (3, "gather")] {
+    let runs = [(2, "ring", REGRESSION), (3, "ring", REGRESSION), (3, "gather", REGRESSION), (2, "ring", BATCHNORM)];
+    for (np, algorithm, file) in runs {
         let bytes: Vec<Vec<u8>> = (0..2)
             .map(|k| {
                 let out = dir.join(&format!("{np}-{algorithm}-{k}.safetensors"));
-                let args = ["run", REGRESSION, "--data-dir", "examples/data", "--quiet", "--save", path(&out)];
+                let args = ["run", file, "--data-dir", "examples/data", "--quiet", "--save", path(&out)];
                 ranks_with(np, &args, &[("NETC_ALLREDUCE", algorithm)]);
                 std::fs::read(&out).unwrap()
             })
             .collect();
-        assert!(bytes[0] == bytes[1], "{np} ranks ({algorithm}): two runs differ");
+        assert!(bytes[0] == bytes[1], "{file} on {np} ranks ({algorithm}): two runs differ");
     }
 }
 

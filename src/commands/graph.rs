@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use crate::frontend::checked::Checked;
-use crate::ir::graph::{Dim, Graph, InputKind, NodeId, Op};
+use crate::ir::graph::{Dim, Graph, InputKind, NodeId, Op, ParamKind};
 use crate::ir::tensor::Tensor;
 use crate::runtime::rng::Rng;
 
@@ -41,6 +41,9 @@ pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
             let k = classes.iter().find(|(name, _)| name == &info.name).map(|c| c.1);
             let data = match (info.kind, k) {
                 (InputKind::Label | InputKind::Data, Some(k)) => (0..n).map(|_| rng.below(k as u64) as f64).collect(),
+                // Fixed random numbers (dropout masks) of step 0: central differences see the
+                // same mask at every perturbation.
+                (InputKind::RandomKey, _) => crate::ir::ops::random::key(seed, 0).data,
                 _ => (0..n).map(|_| rng.normal()).collect(),
             };
             Tensor::new(shape, data)
@@ -49,11 +52,11 @@ pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
 }
 
 /// Every differentiable target of a program: each eval `grad` request, each train block's
-/// loss (wrt parameters and data inputs).
-pub fn targets(c: &Checked, batch: usize) -> Result<Vec<Target>, String> {
+/// loss (wrt parameters and data inputs). `command` names the command in a memory error.
+pub fn targets(c: &Checked, batch: usize, command: &str) -> Result<Vec<Target>, String> {
     let limit = crate::ir::limits::default_limit();
     for g in c.evals.iter().map(|e| &e.graph).chain(c.trains.iter().map(|t| &t.graph)) {
-        crate::ir::limits::check(g, batch, limit, "gradcheck").map_err(|d| d.message)?;
+        crate::ir::limits::check(g, batch, limit, command).map_err(|d| d.message)?;
     }
     let mut out = vec![];
     for e in &c.evals {
@@ -76,7 +79,9 @@ pub fn targets(c: &Checked, batch: usize) -> Result<Vec<Target>, String> {
         let integer = crate::training::data::classes_of_inputs(&g);
         for (i, node) in g.nodes.iter().enumerate() {
             match node.op {
-                Op::Param { index } => wrt.push((g.params[index].name.clone(), NodeId(i as u32))),
+                Op::Param { index } if g.params[index].kind == ParamKind::Trainable => {
+                    wrt.push((g.params[index].name.clone(), NodeId(i as u32)))
+                }
                 Op::Input { index }
                     if g.inputs[index].kind == InputKind::Data
                         && !integer.iter().any(|(n, _)| n == &g.inputs[index].name) =>
@@ -115,7 +120,7 @@ pub fn picture(
     print_after: Option<&str>,
     load: Option<&std::path::Path>,
 ) -> Result<Picture, String> {
-    let all = targets(c, 4)?;
+    let all = targets(c, 4, "graph")?;
     let mut target = match name {
         Some(n) => {
             all.into_iter().find(|t| t.title.contains(n)).ok_or_else(|| format!("nothing named `{n}` to draw"))?
@@ -201,7 +206,7 @@ fn ancestors(g: &Graph, of: NodeId) -> Vec<bool> {
 /// Check every target's gradients; returns the report and whether all are within `threshold`.
 /// At most `elements` elements of each tensor are checked (a spread sample of larger ones).
 pub fn gradcheck(c: &Checked, batch: usize, elements: usize, threshold: f64) -> Result<(String, bool), String> {
-    let all = targets(c, batch)?;
+    let all = targets(c, batch, "gradcheck")?;
     if all.is_empty() {
         return Err("the file has no eval `grad` request and no train block to check".into());
     }

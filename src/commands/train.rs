@@ -3,7 +3,6 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-
 use std::rc::Rc;
 
 use crate::diag::Diagnostic;
@@ -85,16 +84,13 @@ pub fn train_command(c: &Checked, file: &Path, opts: &RunOptions) -> Result<(), 
     Ok(())
 }
 
-/// Refuse an output path whose folder does not exist or that names a folder, before any work
-/// is done (a run should not train for an hour and then fail to save).
+/// Refuse an output path before any work is done (a run should not train for an hour and
+/// then fail to save): what `runtime::files::check_output_path` refuses (no file name, a
+/// directory, a device, a link, a FIFO), and a path whose folder does not exist. The inputs
+/// it must not name are checked once they are known.
 pub fn check_output_path(path: &Path, flag: &str) -> Result<(), Diagnostic> {
     let io = |why: String| Diagnostic::new("E-io", format!("{flag} {}: {why}", path.display()));
-    if path.as_os_str().is_empty() || path.file_name().is_none() {
-        return Err(io("not a file name".into()));
-    }
-    if path.is_dir() {
-        return Err(io("is a directory".into()));
-    }
+    crate::runtime::files::check_output_path(path, &[]).map_err(|e| io(e.to_string()))?;
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !parent.is_dir() {
         return Err(io(format!("the folder {} does not exist", parent.display())));
@@ -108,14 +104,15 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
 }
 
 /// What a rank holds once it is ready to train.
-struct Ready<'c> {
+struct Ready {
     data: training::Data,
     params: Vec<Vec<f32>>,
     resume_at: usize,
+    /// The run's seed: the file's, or the checkpoint's when resuming.
+    seed: u64,
     init_report: Option<InitReport>,
     engine: Box<dyn Engine>,
     data_fingerprint: u64,
-    d: &'c crate::frontend::checked::DataDecl,
     /// The name and shape of every tensor of `params`: the model's parameters, then the
     /// optimizer's state (what a checkpoint stores, in this order).
     names: Vec<(String, Vec<usize>)>,
@@ -151,19 +148,38 @@ pub fn train_report_on(
     let (t, d) = training::find(c, opts.train.as_deref()).map_err(err)?;
     let mut t = t.clone();
     opts.overrides.apply(&mut t);
+    let d = d.ok_or_else(|| err(format!("train {}: no data block to train on (add `data: NAME`)", t.name)))?;
+    let base = match &opts.data_dir {
+        Some(dir) => dir.as_path(),
+        None => file.parent().unwrap_or(Path::new(".")),
+    };
     let quiet = opts.quiet || opts.json || !leader;
+    // Outputs never replace an input (the source, the data, the weights loaded) or a device,
+    // a link or a FIFO: checked now, before the data is loaded and the model trained.
+    // (`--save` may name the `--resume` checkpoint: advancing it in place is what it is for.)
+    let data_files = training::data::input_files(d, base);
+    let mut inputs: Vec<&Path> = vec![file];
+    inputs.extend(opts.load.as_deref());
+    inputs.extend(opts.init_from.as_deref());
+    inputs.extend(data_files.iter().map(PathBuf::as_path));
+    let save_inputs = inputs.clone();
+    inputs.extend(opts.resume.as_deref());
+    let outputs_checked = if leader { check_outputs(opts, &inputs, &save_inputs) } else { Ok(()) };
 
-    let ready = prepare(&t, d, file, opts, quiet, group.clone());
-    let Ready { data, mut params, mut resume_at, init_report, mut engine, data_fingerprint, d, names } =
+    let ready = outputs_checked.and_then(|()| prepare(&t, d, base, opts, quiet, group.clone()));
+    let Ready { data, mut params, mut resume_at, mut seed, init_report, mut engine, data_fingerprint, names } =
         agree(ranks, ready)?;
     if let Some(group) = &group {
         collective::same_everywhere(&**group, &format!("the data of `{}`", d.name), data_fingerprint)?;
-        // Every rank starts from rank 0's parameters (the weights it loaded, or its draw).
+        // Every rank starts from rank 0's parameters (the weights it loaded, or its draw), at
+        // its step, with its seed.
         for p in params.iter_mut() {
             group.broadcast_f32(p);
         }
         resume_at = collective::broadcast_u64(&**group, resume_at as u64) as usize;
+        seed = collective::broadcast_u64(&**group, seed);
     }
+    t.seed = seed;
     if opts.stats && !quiet {
         eprintln!("{}", engine.stats());
     }
@@ -189,7 +205,7 @@ pub fn train_report_on(
 
     let model_params = t.graph.params.len();
     if let Some(path) = &opts.plot {
-        plot_losses(path, &report.losses)?;
+        plot_losses(path, &report.losses, &inputs)?;
         if !quiet {
             eprintln!("wrote the loss curve ({} steps) to {}", report.losses.len(), path.display());
         }
@@ -199,13 +215,18 @@ pub fn train_report_on(
         // step count: a weights file that is also a checkpoint for --resume.
         let refs: Vec<crate::runtime::weights::WeightRef> =
             names.iter().zip(&params).map(|((n, s), v)| (n.as_str(), s.as_slice(), v.as_slice())).collect();
-        // One key: a map of several would serialise in random order, and the same run must
-        // write the same bytes.
-        let meta = [("netc.step".to_string(), report.steps.to_string())];
-        crate::runtime::weights::save_with_metadata(path, &refs, Some(meta.into_iter().collect()))?;
+        let checkpoint = Checkpoint { step: report.steps, seed: Some(t.seed) };
+        crate::runtime::weights::save_with_metadata(path, &refs, Some(checkpoint.metadata()), &save_inputs)?;
         if !quiet {
-            let state = names.len() - model_params;
-            let extra = if state > 0 { format!(" and {state} optimizer state tensors") } else { String::new() };
+            let model_state = t.graph.params.iter().filter(|p| p.kind == crate::ir::graph::ParamKind::State).count();
+            let optimizer = names.len() - model_params;
+            let mut extra = String::new();
+            if model_state > 0 {
+                extra += &format!(" ({model_state} of them state)");
+            }
+            if optimizer > 0 {
+                extra += &format!(" and {optimizer} optimizer state tensors");
+            }
             eprintln!("wrote {} ({model_params} parameter tensors{extra}, step {})", path.display(), report.steps);
         }
     }
@@ -225,30 +246,37 @@ fn group_running() -> bool {
     DATA_PARALLEL.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-/// Everything a rank does before the first step that may fail on it alone: check where the
-/// outputs go (rank 0), load the data, draw or load the starting weights (rank 0 loads files),
-/// compile.
-fn prepare<'c>(
+/// Refuse `--save` and `--plot` paths that are folders, in missing folders, or that would
+/// replace an input (`inputs` for the plot, `save_inputs` for the checkpoint, which may
+/// replace the `--resume` file it continues).
+fn check_outputs(opts: &RunOptions, inputs: &[&Path], save_inputs: &[&Path]) -> Result<(), Diagnostic> {
+    for (path, flag) in [(&opts.save, "--save"), (&opts.plot, "--plot")] {
+        if let Some(p) = path {
+            check_output_path(p, flag)?;
+        }
+    }
+    let refuse = |(path, e): (PathBuf, crate::runtime::files::WriteError)| {
+        Diagnostic::new("E-io", format!("cannot write {}: {e}", path.display()))
+    };
+    let outputs: Vec<&Path> = opts.plot.iter().chain(&opts.save).map(PathBuf::as_path).collect();
+    crate::runtime::files::check_output_paths(&outputs, save_inputs).map_err(refuse)?;
+    if let Some(plot) = &opts.plot {
+        crate::runtime::files::check_output_paths(&[plot], inputs).map_err(refuse)?;
+    }
+    Ok(())
+}
+
+/// Everything a rank does before the first step that may fail on it alone: load the data,
+/// draw or load the starting weights (rank 0 reads the weights files), compile.
+fn prepare(
     t: &crate::frontend::checked::TrainDecl,
-    d: Option<&'c crate::frontend::checked::DataDecl>,
-    file: &Path,
+    d: &crate::frontend::checked::DataDecl,
+    base: &Path,
     opts: &RunOptions,
     quiet: bool,
     group: Option<Rc<dyn Collective>>,
-) -> Result<Ready<'c>, Diagnostic> {
+) -> Result<Ready, Diagnostic> {
     let (rank, ranks) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.size()));
-    if rank == 0 {
-        for (path, flag) in [(&opts.save, "--save"), (&opts.plot, "--plot")] {
-            if let Some(p) = path {
-                check_output_path(p, flag)?;
-            }
-        }
-    }
-    let d = d.ok_or_else(|| err(format!("train {}: no data block to train on (add `data: NAME`)", t.name)))?;
-    let base = match &opts.data_dir {
-        Some(dir) => dir.as_path(),
-        None => file.parent().unwrap_or(Path::new(".")),
-    };
     let mut note = |missing: &Path| {
         if !quiet {
             eprintln!("note: {} not found; data `{}` uses its `otherwise` source", missing.display(), d.name);
@@ -278,6 +306,7 @@ fn prepare<'c>(
         training::initial_params(&program.step.graph, t.seed)
     };
     let mut resume_at = 0;
+    let mut seed = t.seed;
     let mut init_report = None;
     if rank != 0 {
         // Rank 0 reads the weights files and sends their values.
@@ -287,9 +316,22 @@ fn prepare<'c>(
             params[i] = w.data;
         }
         let meta = crate::runtime::weights::load_metadata(path)?;
-        resume_at = meta.get("netc.step").and_then(|s| s.parse().ok()).ok_or_else(|| {
+        let checkpoint = Checkpoint::read(&meta).ok_or_else(|| {
             err(format!("{}: not a checkpoint (no step count); use --load for plain weights", path.display()))
         })?;
+        resume_at = checkpoint.step;
+        // The random streams (dropout) and the data order continue from the checkpoint's seed.
+        if let Some(saved) = checkpoint.seed {
+            if opts.overrides.seed.is_some_and(|s| s != saved) {
+                return Err(err(format!(
+                    "{} was written by a run with seed {saved}; resuming it with --seed {} would change its \
+                     data order and random numbers",
+                    path.display(),
+                    t.seed
+                )));
+            }
+            seed = saved;
+        }
     } else if let Some(path) = &opts.load {
         let expected: Vec<(&str, &[usize])> =
             names[..model_params].iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
@@ -309,7 +351,7 @@ fn prepare<'c>(
         (None, EngineKind::Interp) => Box::new(training::Interpreter::new(program)),
         (None, EngineKind::Jit) => crate::training::jit_engine::jit_engine_with(program, &options)?,
     };
-    Ok(Ready { data, params, resume_at, init_report, engine, data_fingerprint, d, names })
+    Ok(Ready { data, params, resume_at, seed, init_report, engine, data_fingerprint, names })
 }
 
 /// A fingerprint of the training and test sets: their fields' names, shapes and values.
@@ -325,6 +367,36 @@ fn fingerprint(data: &training::Data) -> u64 {
     }
     f.word(data.shuffle as u32);
     f.value()
+}
+
+/// Where a saved run stands: the steps done, and the seed of its data order and random
+/// streams (absent in checkpoints written before runs drew random numbers).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub step: usize,
+    pub seed: Option<u64>,
+}
+
+impl Checkpoint {
+    /// The metadata key: one key, since a map of several would serialise in random order,
+    /// and the same run must write the same bytes.
+    pub const KEY: &'static str = "netc.checkpoint";
+
+    pub fn metadata(&self) -> std::collections::HashMap<String, String> {
+        let seed = self.seed.map(|s| format!(" seed={s}")).unwrap_or_default();
+        [(Checkpoint::KEY.to_string(), format!("step={}{seed}", self.step))].into_iter().collect()
+    }
+
+    /// `step=N seed=S` under `KEY`, or the older `netc.step` = N.
+    pub fn read(meta: &std::collections::HashMap<String, String>) -> Option<Checkpoint> {
+        if let Some(text) = meta.get(Checkpoint::KEY) {
+            let field = |name: &str| {
+                text.split_whitespace().find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
+            };
+            return Some(Checkpoint { step: field("step")? as usize, seed: field("seed") });
+        }
+        Some(Checkpoint { step: meta.get("netc.step")?.parse().ok()?, seed: None })
+    }
 }
 
 /// What `--init-from` did: which of the file's tensors it loaded, which it skipped (with the
@@ -468,15 +540,16 @@ pub fn json(r: &Report, t: &crate::frontend::checked::TrainDecl, init: Option<&I
     Value::Object(o).to_string()
 }
 
-/// The loss curve as an SVG line chart.
-pub fn plot_losses(path: &Path, losses: &[f32]) -> Result<(), Diagnostic> {
+/// The loss curve as an SVG line chart, written atomically (never over one of `inputs`).
+pub fn plot_losses(path: &Path, losses: &[f32], inputs: &[&Path]) -> Result<(), Diagnostic> {
     use plotters::prelude::*;
     let io = |e: String| Diagnostic::new("E-io", format!("{}: cannot draw the plot: {e}", path.display()));
     let finite: Vec<(f32, f32)> =
         losses.iter().enumerate().filter(|(_, l)| l.is_finite()).map(|(i, &l)| (i as f32 + 1.0, l)).collect();
     let max = finite.iter().map(|p| p.1).fold(f32::MIN, f32::max).max(1e-6);
     let min = finite.iter().map(|p| p.1).fold(f32::MAX, f32::min).min(max);
-    let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
+    let mut svg = String::new();
+    let root = SVGBackend::with_string(&mut svg, (800, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| io(e.to_string()))?;
     let mut chart = ChartBuilder::on(&root)
         .caption("training loss", ("sans-serif", 20))
@@ -488,5 +561,8 @@ pub fn plot_losses(path: &Path, losses: &[f32]) -> Result<(), Diagnostic> {
     chart.configure_mesh().x_desc("step").y_desc("loss").draw().map_err(|e| io(e.to_string()))?;
     chart.draw_series(LineSeries::new(finite, &BLUE)).map_err(|e| io(e.to_string()))?;
     root.present().map_err(|e| io(e.to_string()))?;
-    Ok(())
+    drop(chart);
+    drop(root);
+    crate::runtime::files::write_atomic(path, svg.as_bytes(), inputs)
+        .map_err(|e| Diagnostic::new("E-io", format!("cannot write {}: {e}", path.display())))
 }

@@ -4,17 +4,26 @@
 //! A step is two compiled functions with one reduction between them (`optim::SplitStep`):
 //!
 //! 1. `gradients` on the shard's n_r samples writes the shard's loss and ∇(n_r·loss) of every
-//!    trained parameter into one contiguous buffer, laid out as
-//!    `[n_r·loss | ∇ of parameter 0 | ∇ of parameter 1 | … | n_r | stop]`;
+//!    trained parameter into one contiguous buffer, and updates the model's state (batch
+//!    norm's running statistics) from the shard; the buffer is laid out as
+//!    `[n_r·loss | ∇ of parameter 0 | ∇ of parameter 1 | … | n_r·state … | n_r | stop]`;
 //! 2. `Collective::sum_f32` sums the buffer over the ranks in a fixed order, so every rank
-//!    holds the same bits: Σ n_r·loss_r, Σ ∇(n_r·loss_r), b = Σ n_r and the stop votes;
+//!    holds the same bits: Σ n_r·loss_r, Σ ∇(n_r·loss_r), Σ n_r·state_r, b = Σ n_r and the
+//!    stop votes;
 //! 3. `update` on every rank applies clipping, weight decay and the optimizer to the mean
-//!    gradient Σ ∇(n_r·loss_r) / b (the 1/b is an input of the update), so every rank's
-//!    parameters and optimizer state stay identical.
+//!    gradient Σ ∇(n_r·loss_r) / b (the 1/b is an input of the update), and the state becomes
+//!    the mean Σ n_r·state_r / b, so every rank's parameters, state and optimizer state stay
+//!    identical.
 //!
 //! Weighting each shard by n_r keeps a last, smaller batch exact even when it does not split
 //! evenly. A rank whose function fails while the others wait in the reduction ends the job
 //! (`Collective::abort`), so a failure never leaves ranks waiting.
+//!
+//! Batch norm normalises by each rank's own shard (PyTorch DDP's default, not SyncBatchNorm),
+//! and its running statistics are averaged over the ranks after every step: the running mean
+//! is then exactly one process's, the running variance the mean of the shards' variances.
+//! Random numbers (dropout) of step s on rank r of p use the key of step s·p + r: every shard
+//! gets its own masks, the same in every run on p ranks (and one rank's are one process's).
 
 use std::ops::Range;
 use std::rc::Rc;
@@ -29,7 +38,7 @@ use crate::ir::graph::{Graph, InputKind};
 use crate::runtime::collective::Collective;
 use crate::runtime::data::Batch;
 use crate::training::jit_engine::Evaluator;
-use crate::training::{field_input, optim, Engine, Evaluation, INTERRUPTED};
+use crate::training::{field_input, optim, Counter, Engine, Evaluation, INTERRUPTED};
 
 /// Set by Ctrl-C in a data-parallel run. The ranks vote on it in each step's reduction and
 /// all stop after the same step (`INTERRUPTED`), since each rank may see the signal at a
@@ -40,6 +49,7 @@ pub static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 enum Feed {
     Field { name: String, per_sample: usize },
     ShardSamples,
+    Key,
 }
 
 /// Where an input of the update function comes from.
@@ -65,14 +75,17 @@ pub struct DataParallel {
     update: Compiled,
     update_feeds: Vec<UpdateFeed>,
     eval: Evaluator,
-    /// `[n_r·loss | gradients… | n_r | stop]`, the one buffer the ranks sum.
+    /// `[n_r·loss | gradients… | n_r·state… | n_r | stop]`, the one buffer the ranks sum.
     buffer: Vec<f32>,
     /// Each output of `gradients` (the loss, then each gradient) as a range of `buffer`.
     outputs: Vec<Range<usize>>,
+    /// The model's state tensors the gradients function updates, with their range of `buffer`.
+    state: Vec<(usize, Range<usize>)>,
     model_params: usize,
     group: Rc<dyn Collective>,
-    /// The scalar inputs: n_r, 1/b, the learning rate.
+    /// The scalar inputs: n_r, 1/b, the learning rate, the random key.
     samples: [f32; 1],
+    key: [f32; crate::ir::ops::random::KEY_LEN],
     scale: [f32; 1],
     lr: [f32; 1],
     clock: StepClock,
@@ -106,6 +119,15 @@ impl DataParallel {
             outputs.push(at..at + len);
             at += len;
         }
+        let mut updated: Vec<usize> = split.gradients.updates.iter().map(|&(p, _)| p).collect();
+        updated.sort_unstable();
+        updated.dedup();
+        let mut state = Vec::with_capacity(updated.len());
+        for p in updated {
+            let len: usize = split.gradients.params[p].shape.iter().map(|d| d.known().unwrap_or(1)).product();
+            state.push((p, at..at + len));
+            at += len;
+        }
         let buffer = vec![0.0; at + 2];
 
         let (g, gradients) = compile(split.gradients, opts)?;
@@ -118,6 +140,7 @@ impl DataParallel {
                     per_sample: i.shape.iter().filter_map(|d| d.known()).product(),
                 }),
                 InputKind::Variable if i.name == "shard samples" => Ok(Feed::ShardSamples),
+                InputKind::RandomKey => Ok(Feed::Key),
                 _ => Err(codegen(format!("the gradients function has an unexpected input `{}`", i.name))),
             })
             .collect::<Result<_, _>>()?;
@@ -136,7 +159,7 @@ impl DataParallel {
                 _ => Err(codegen(format!("the update function has an unexpected input `{}`", i.name))),
             })
             .collect::<Result<_, _>>()?;
-        let eval = Evaluator::new(t.graph.clone(), model_params, opts)?;
+        let eval = Evaluator::new(t.eval_graph.clone(), model_params, opts)?;
         Ok(DataParallel {
             gradients,
             feeds,
@@ -145,9 +168,11 @@ impl DataParallel {
             eval,
             buffer,
             outputs,
+            state,
             model_params,
             group,
             samples: [0.0],
+            key: [0.0; crate::ir::ops::random::KEY_LEN],
             scale: [0.0],
             lr: [0.0],
             clock: StepClock::default(),
@@ -186,6 +211,7 @@ impl DataParallel {
                 .map(|f| match f {
                     Feed::Field { name, per_sample } => field_input(batch, name, n * per_sample),
                     Feed::ShardSamples => Ok(&self.samples[..]),
+                    Feed::Key => Ok(&self.key[..]),
                 })
                 .collect::<Result<_, _>>()?;
             let mut outputs: Vec<&mut [f32]> = Vec::with_capacity(self.outputs.len());
@@ -197,11 +223,23 @@ impl DataParallel {
             }
             self.gradients.run(&inputs, &mut params[..self.model_params], &mut outputs, &[n])?;
             self.buffer[0] *= n as f32;
+            for (p, r) in &self.state {
+                for (slot, &v) in self.buffer[r.clone()].iter_mut().zip(&params[*p]) {
+                    *slot = v * n as f32;
+                }
+            }
         }
         self.buffer[tail] = n as f32;
         self.buffer[tail + 1] = STOP_REQUESTED.load(Ordering::SeqCst) as u8 as f32;
         Ok(())
     }
+}
+
+/// The random key of rank `rank` of `ranks` at `counter`'s step s: the key of step s·ranks +
+/// rank, so no two (step, rank) pairs of a run share their numbers, and one rank draws what one
+/// process does.
+pub fn shard_counter(counter: Counter, rank: usize, ranks: usize) -> Counter {
+    Counter { seed: counter.seed, step: counter.step * ranks as u64 + rank as u64 }
 }
 
 /// The number of elements of a node whose shape is fully known (a parameter's gradient).
@@ -211,8 +249,9 @@ fn known_size(g: &Graph, id: crate::ir::graph::NodeId) -> usize {
 
 impl Engine for DataParallel {
     /// One step on this rank's shard (`batch`, possibly empty); returns the whole batch's loss.
-    fn step(&mut self, batch: &Batch, lr: f32, params: &mut [Vec<f32>]) -> Result<f32, String> {
+    fn step(&mut self, batch: &Batch, lr: f32, counter: Counter, params: &mut [Vec<f32>]) -> Result<f32, String> {
         let started = Instant::now();
+        self.key = shard_counter(counter, self.group.rank(), self.group.size()).key_f32();
         if let Err(e) = self.shard_gradients(batch, params) {
             return self.fail(e);
         }
@@ -226,6 +265,11 @@ impl Engine for DataParallel {
         }
         if total == 0.0 {
             return self.fail("a step of no samples".into());
+        }
+        for (p, r) in &self.state {
+            for (v, &sum) in params[*p].iter_mut().zip(&self.buffer[r.clone()]) {
+                *v = sum / total;
+            }
         }
         self.scale[0] = 1.0 / total;
         self.lr[0] = lr;
@@ -280,5 +324,22 @@ impl Engine for DataParallel {
             ));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_and_rank_has_its_own_random_key() {
+        let at = |step, rank, ranks| shard_counter(Counter { seed: 9, step }, rank, ranks);
+        assert_eq!(at(7, 0, 1), Counter { seed: 9, step: 7 }, "one rank draws what one process does");
+        let mut seen = std::collections::HashSet::new();
+        for step in 0..50 {
+            for rank in 0..3 {
+                assert!(seen.insert(at(step, rank, 3).key_f32().map(f32::to_bits)), "step {step} rank {rank}");
+            }
+        }
     }
 }

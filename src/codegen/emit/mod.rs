@@ -22,6 +22,7 @@
 //!   convolution symbol;
 //! - `rows.rs`: `LogSoftmax`, `ArgMaxMask`, `OneHot`, row by row;
 //! - `pool.rs`: `Pool`, max and average pooling and their gradients;
+//! - `random.rs`: `Random`, the Threefry-2x32 streams on i32x4 lanes;
 //! - `checks.rs`: bounds-checked mode, its declarations and the guards of every access.
 //!
 //! The vectorised exp/log/tanh/sigmoid are `Emitter` methods too, in `codegen::math`.
@@ -42,6 +43,7 @@ mod conv;
 mod map;
 mod pool;
 mod products;
+mod random;
 mod rows;
 
 use checks::Buf;
@@ -51,10 +53,12 @@ pub use checks::{declare_checks, testing, CheckDecls, Checks};
 pub struct Env {
     /// The five parameters of the ABI: inputs, params, outputs, dims, workspace.
     pub args: [Value; 5],
-    /// Workspace offset (in elements) of every temporary.
-    pub offsets: Vec<Option<Poly>>,
-    /// Address of every literal data object.
-    pub data: Vec<GlobalValue>,
+    /// Workspace offset (in elements) of every temporary (shared by every part of a program).
+    pub offsets: std::rc::Rc<[Option<Poly>]>,
+    /// Address of each literal data object this function uses, by `Base::Data` index:
+    /// declared in the function as its kernels need them (`codegen::define_scheduled`), so a
+    /// program of many parts does not declare every object in every part.
+    pub data: HashMap<usize, GlobalValue>,
     /// The GEMM kernel symbol for this dtype.
     pub gemm: FuncRef,
     /// A GEMM for products of fewer than this many multiply-adds (m·k·n), when it pays to
@@ -184,7 +188,10 @@ impl<'f> Emitter<'f> {
                 let bytes = self.b.ins().ishl_imm_s(off, self.shift);
                 self.b.ins().iadd(self.env.args[4], bytes)
             }
-            Base::Data(d) => self.b.ins().symbol_value(I64, self.env.data[d]),
+            Base::Data(d) => {
+                let gv = *self.env.data.get(&d).expect("the data object is declared before its kernel");
+                self.b.ins().symbol_value(I64, gv)
+            }
         }
     }
 
@@ -461,6 +468,7 @@ impl<'f> Emitter<'f> {
             Kernel::ArgMaxMask { outer, n, inner, x, out } => self.argmax_mask(outer, n, inner, x, out),
             Kernel::OneHot { count, classes, x, out } => self.one_hot(count, *classes, x, out),
             Kernel::Pool { op, planes, geom, x, g, out } => self.pool(*op, planes, geom, x, g.as_ref(), out),
+            Kernel::Random { count, stream, key, out } => self.random(count, *stream, key, out),
         }
     }
 }
