@@ -191,6 +191,28 @@ fn threads_as_ranks_train_like_one_process() {
     }
 }
 
+/// Integer inputs (token ids feeding an embedding) are shared across the ranks like float
+/// fields: 2 ranks of the text classifier give one process's weights after 20 steps. (Were the
+/// ids not split, a rank would read zeros or another rank's tokens, and the embedding rows it
+/// updates would differ.)
+#[test]
+fn integer_inputs_are_shared_like_float_fields() {
+    let dir = temp_dir("data_parallel", "int_inputs");
+    let file = "examples/text_classify.net";
+    let steps = || Overrides { steps: Some(20), ..Default::default() };
+    let one = dir.join("one.safetensors");
+    train_alone(file, &one, None, steps());
+    let two = dir.join("two.safetensors");
+    for r in train_on_threads(2, file, &two, None, steps()) {
+        r.unwrap();
+    }
+    let model = check_source(&std::fs::read_to_string(root(file)).unwrap()).unwrap().trains[0].graph.params.len();
+    for (i, (name, r)) in worst(&one, &two).into_iter().enumerate() {
+        let tol = if i < model { 1e-6 } else { 1e-5 };
+        assert!(r <= tol, "{file} on 2 ranks: {name} differs by {r:.2e}");
+    }
+}
+
 /// The measure is not blind: training on a slightly different batch (58 samples instead of
 /// 60) moves the weights by far more than the 1e-6 allowed above.
 #[test]

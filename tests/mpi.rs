@@ -26,6 +26,7 @@ const LIMIT: u64 = 120;
 const SPIRAL: &str = "tests/data/mpi/spiral.net";
 const REGRESSION: &str = "tests/data/mpi/regression.net";
 const BATCHNORM: &str = "tests/data/mpi/batchnorm.net";
+const TEXT: &str = "examples/text_classify.net";
 
 struct Job {
     code: i32,
@@ -127,7 +128,7 @@ fn path(p: &Path) -> &str {
 /// N ranks × batch/N give the weights of 1 process × batch, up to the order of the sums: for
 /// 1, 2 and 3 ranks, with momentum (spiral) and with Adam, warmup, cosine schedule, clipping,
 /// weight decay, a frozen layer and uneven shares of a last partial batch (regression); and
-/// with each reduction algorithm.
+/// with each reduction algorithm; and with integer inputs (text_classify's token ids).
 #[test]
 fn ranks_give_the_weights_of_one_process() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -145,6 +146,12 @@ fn ranks_give_the_weights_of_one_process() {
             assert_close(&one, &many, n_model, 1e-6, 1e-5);
         }
     }
+    // Integer inputs (token ids into an embedding) are shared like float fields.
+    let one = dir.join("text-one.safetensors");
+    single(&["run", TEXT, "--quiet", "--steps", "20", "--save", path(&one)]);
+    let two = dir.join("text-two.safetensors");
+    ranks(2, &["run", TEXT, "--quiet", "--steps", "20", "--save", path(&two)]);
+    assert_close(&one, &two, 5, 1e-6, 1e-5);
 }
 
 /// Two runs on the same number of ranks write the same bytes: the reduction order is fixed

@@ -354,12 +354,14 @@ fn prepare(
     Ok(Ready { data, params, resume_at, seed, init_report, engine, data_fingerprint, names })
 }
 
-/// A fingerprint of the training and test sets: their fields' names, shapes and values.
+/// A fingerprint of the training and test sets: their fields' names, types, shapes and values.
 fn fingerprint(data: &training::Data) -> u64 {
     let mut f = collective::Fingerprint::default();
     for set in std::iter::once(&data.train).chain(&data.test) {
         for field in set.fields() {
-            f.str(field.name()).floats(field.values());
+            // Int fields hold their whole numbers as f32 values, as float fields do.
+            let integer = field.ty() == crate::runtime::data::FieldType::Int;
+            f.str(field.name()).word(integer as u32).floats(field.values());
             for &d in field.shape() {
                 f.word(d as u32);
             }
