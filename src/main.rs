@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use netc::commands::distributed::Mode as Distributed;
 use netc::commands::train::EngineKind;
 use netc::diag::{self, Diagnostic, SourceFile};
 use netc::frontend::check;
@@ -81,6 +82,10 @@ struct RunArgs {
     /// debugging netc): an access outside is refused and reported, exit code 1.
     #[arg(long)]
     checked: bool,
+    /// Train data-parallel on the processes of an MPI job: `auto` (default) when started by
+    /// `mpirun` or `srun`; `--distributed` alone is `on` (docs/distributed.md).
+    #[arg(long, value_enum, default_value_t = Distributed::Auto, num_args = 0..=1, default_missing_value = "on")]
+    distributed: Distributed,
 }
 
 #[derive(clap::Args)]
@@ -398,6 +403,11 @@ fn cmd_predict(args: &PredictArgs) -> ExitCode {
 
 fn cmd_run(args: &RunArgs) -> ExitCode {
     let file = args.file.as_path();
+    if args.distributed.active() {
+        let evals = |c: &Checked| eval_blocks(c, args);
+        let hooks = netc::commands::distributed::Hooks { read: &read_source, evals: &evals };
+        return netc::commands::distributed::run(file, &run_options(args), &hooks);
+    }
     let (_, checked) = match load(file) {
         Ok(x) => x,
         Err(code) => return code,
@@ -437,56 +447,62 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
             return fail(&[d], file, None);
         }
     }
+    match eval_blocks(&checked, args) {
+        Ok(text) => print!("{text}"),
+        Err(d) => return fail(&[d], file, None),
+    }
+    if checked.trains.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    match netc::commands::train::train_command(&checked, file, &run_options(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(d) => fail(&[d], file, None),
+    }
+}
+
+/// Run the eval blocks of a `netc run`; what they print.
+fn eval_blocks(checked: &Checked, args: &RunArgs) -> Result<String, Diagnostic> {
+    let mut text = String::new();
     for e in &checked.evals {
         let exec = if args.engine == EngineKind::Interp {
             netc::commands::eval::Exec::Interp
         } else {
             netc::commands::eval::Exec::Jit
         };
-        match netc::commands::eval::evaluate_loaded(e, args.seed.unwrap_or(0), exec, args.checked, args.load.as_deref())
-        {
-            Ok(out) => {
-                if !args.quiet {
-                    print!("{}", netc::commands::eval::format_eval(e.name.as_deref(), &out))
-                }
-            }
-            Err(msg) => {
-                return fail(&[netc::commands::train::bounds_diagnostic(Diagnostic::new("E-eval", msg))], file, None)
-            }
+        let out =
+            netc::commands::eval::evaluate_loaded(e, args.seed.unwrap_or(0), exec, args.checked, args.load.as_deref())
+                .map_err(|msg| netc::commands::train::bounds_diagnostic(Diagnostic::new("E-eval", msg)))?;
+        if !args.quiet {
+            text.push_str(&netc::commands::eval::format_eval(e.name.as_deref(), &out));
         }
     }
-    if checked.trains.is_empty() {
-        return ExitCode::SUCCESS;
-    }
-    match netc::commands::train::train_command(
-        &checked,
-        file,
-        &netc::commands::train::RunOptions {
-            train: args.train.clone(),
-            overrides: netc::training::Overrides {
-                steps: args.steps,
-                epochs: args.epochs,
-                batch: args.batch,
-                lr: args.lr,
-                seed: args.seed,
-            },
-            quiet: args.quiet,
-            json: args.json,
-            plot: args.plot.clone(),
-            save: args.save.clone(),
-            load: args.load.clone(),
-            init_from: args.init_from.clone(),
-            resume: args.resume.clone(),
-            stop_after: args.stop_after,
-            data_dir: args.data_dir.clone(),
-            stats: args.stats,
-            engine: args.engine,
-            memory_limit: args.memory_limit.map_or_else(netc::ir::limits::default_limit, |m| m.saturating_mul(1 << 20)),
-            checked: args.checked,
+    Ok(text)
+}
+
+/// The training settings of a `netc run`.
+fn run_options(args: &RunArgs) -> netc::commands::train::RunOptions {
+    netc::commands::train::RunOptions {
+        train: args.train.clone(),
+        overrides: netc::training::Overrides {
+            steps: args.steps,
+            epochs: args.epochs,
+            batch: args.batch,
+            lr: args.lr,
+            seed: args.seed,
         },
-    ) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(d) => fail(&[d], file, None),
+        quiet: args.quiet,
+        json: args.json,
+        plot: args.plot.clone(),
+        save: args.save.clone(),
+        load: args.load.clone(),
+        init_from: args.init_from.clone(),
+        resume: args.resume.clone(),
+        stop_after: args.stop_after,
+        data_dir: args.data_dir.clone(),
+        stats: args.stats,
+        engine: args.engine,
+        memory_limit: args.memory_limit.map_or_else(netc::ir::limits::default_limit, |m| m.saturating_mul(1 << 20)),
+        checked: args.checked,
     }
 }
 

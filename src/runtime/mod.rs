@@ -2,10 +2,14 @@
 //! (`symbols`: GEMM, convolution, profiling and bounds callbacks), the worker pool
 //! (`threads`), the seeded generator (`rng`), initial parameters (`params`), weight files
 //! (`weights`, safetensors), data sets (`data/`: CSV, NPY, IDX, spiral, synthetic) and the
-//! one reader of input files and atomic writer of outputs (`files`).
+//! one reader of input files and atomic writer of outputs (`files`), and the communication of
+//! data-parallel runs (`collective`; over MPI in `mpi`, cargo feature `mpi`).
 
+pub mod collective;
 pub mod data;
 pub mod files;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod params;
 pub mod rng;
 pub mod symbols;
