@@ -44,13 +44,15 @@ fn add(g: &mut Graph, op: Op, inputs: &[NodeId]) -> Result<NodeId, String> {
 /// updates, beside the state updates (`<-`) the training-mode graph already carries.
 pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
     let mut g = t.graph.clone();
+    // A set: `freeze: ["*"]` on a 10,000-layer model freezes 20,000 tensors.
+    let frozen: std::collections::HashSet<usize> = t.frozen.iter().copied().collect();
     // A frozen state tensor (`freeze: [bn1]` takes bn1.mean and bn1.var too) keeps its value.
-    g.updates.retain(|(p, _)| !t.frozen.contains(p));
+    g.updates.retain(|(p, _)| !frozen.contains(p));
     let loss_output = g.outputs.iter().position(|(n, _)| n == "loss").ok_or("the train graph has no loss")?;
     let loss = g.outputs[loss_output].1;
     let model_params = g.params.len();
     let trainable: Vec<usize> =
-        (0..model_params).filter(|p| !t.frozen.contains(p) && g.params[*p].kind == ParamKind::Trainable).collect();
+        (0..model_params).filter(|p| !frozen.contains(p) && g.params[*p].kind == ParamKind::Trainable).collect();
     let all_nodes = g.param_nodes()?;
     let param_nodes: Vec<NodeId> = trainable.iter().map(|&p| all_nodes[p]).collect();
     let backward = autodiff::backward(&mut g, loss, &param_nodes)?;
