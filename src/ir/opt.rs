@@ -111,7 +111,8 @@ fn is_leaf(op: &Op) -> bool {
         Neg | Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid => false,
         Relu | LeakyRelu { .. } | Elu { .. } | Softplus => false,
         Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq => false,
-        Broadcast { .. } | Reshape { .. } | Transpose { .. } | Slice { .. } | Pad { .. } => false,
+        Broadcast { .. } | Reshape { .. } | Transpose { .. } | Slice { .. } | Pad { .. } | Reverse { .. } => false,
+        Concat { .. } | Gather { .. } | ScatterAdd { .. } => false,
         Sum { .. } | ReduceMax { .. } | ArgMaxMask { .. } | OneHot { .. } => false,
         MatMul { .. } | LogSoftmax { .. } | Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => false,
         MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => false,
@@ -149,12 +150,26 @@ fn constant_value(g: &Graph, id: NodeId) -> Tensor {
 /// for infinities and NaN too; the only differences are the sign of a zero result (IEEE has
 /// -0 + 0 = +0, where `x + 0 == x` keeps -0) and the rounding of sum-of-broadcast.
 pub fn simplify(g: &mut Graph) -> bool {
-    rebuild(g, |g, _, node| simplify_node(g, node).map_or(Rewrite::Keep, Rewrite::Replace))
+    // Whether each node is read by one node only (and is no output or update): a rewrite that
+    // recomputes an operand differently is a saving only then.
+    let mut readers = vec![0usize; g.nodes.len()];
+    for n in &g.nodes {
+        n.inputs.iter().for_each(|x| readers[x.index()] += 1);
+    }
+    for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
+        readers[id.index()] += 1;
+    }
+    let operands: Vec<Vec<NodeId>> = g.nodes.iter().map(|n| n.inputs.clone()).collect();
+    rebuild(g, |g, i, node| {
+        let sole = |k: usize| readers[operands[i][k].index()] == 1;
+        simplify_node(g, node, &sole).map_or(Rewrite::Keep, Rewrite::Replace)
+    })
 }
 
-/// One node's rewrite, given its operands in the rebuilt graph `g`: an existing node that
-/// equals it, or a replacement appended to `g`; `None` keeps the node.
-fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
+/// One node's rewrite, given its operands in the rebuilt graph `g` and whether operand k has
+/// no other reader (`sole(k)`): an existing node that equals it, or a replacement appended to
+/// `g`; `None` keeps the node.
+fn simplify_node(g: &mut Graph, node: &Node, sole: &dyn Fn(usize) -> bool) -> Option<NodeId> {
     use Op::*;
     let x = &node.inputs;
     let shape = &node.shape;
@@ -285,6 +300,14 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
             if is_identity(perm) {
                 return Some(x[0]);
             }
+            // transpose(a @ b) == bᵀ @ aᵀ when the transpose swaps the product's row and column
+            // axes (keeping the batch axes): the GEMM then writes the result in the wanted
+            // layout instead of a copy after it (dk = (qᵀ g)ᵀ of attention's backward).
+            if sole(0) {
+                if let Some(swapped) = swapped_product(g, x[0], perm) {
+                    return Some(swapped);
+                }
+            }
             // transpose(transpose(x, p), q) == transpose(x, i -> p[q[i]])
             let Transpose { perm: inner_perm } = &g.node(x[0]).op else { return None };
             let inner = g.node(x[0]).inputs[0];
@@ -295,15 +318,43 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
                 g.add(Transpose { perm: composed }, &[inner]).ok()
             }
         }
-        Slice { .. } => {
+        Slice { axis, start, len, step } => {
             // x[0..n] along an axis of size n == x
+            if same_shape(g, x[0]) {
+                return Some(x[0]);
+            }
+            // concat(a, b, …)[offset of b .. offset of b + len b] == b
+            let operand = g.node(x[0]);
+            let Concat { axis: joined } = operand.op else { return None };
+            if joined != *axis || *step != 1 {
+                return None;
+            }
+            let mut offset = 0;
+            for &part in &operand.inputs {
+                let n = g.shape(part)[*axis].known()?;
+                if offset == *start && n == *len {
+                    return Some(part);
+                }
+                offset += n;
+            }
+            None
+        }
+        Pad { .. } => {
+            // pad(x, 0, 0) == x (a step only spreads more than one element)
             same_shape(g, x[0]).then_some(x[0])
         }
-        Pad { before: 0, after: 0, .. } => {
-            // pad(x, 0, 0) == x
-            Some(x[0])
+        Reverse { axis } => {
+            // reverse(reverse(x)) == x
+            match g.node(x[0]).op {
+                Reverse { axis: inner } if inner == *axis => Some(g.node(x[0]).inputs[0]),
+                _ => None,
+            }
         }
-        Pad { .. } => None,
+        Concat { .. } => {
+            // concat([x]) == x
+            (x.len() == 1).then_some(x[0])
+        }
+        Gather { .. } | ScatterAdd { .. } => None,
         Sum { axes } => {
             // sum over no axes == x
             if axes.is_empty() {
@@ -320,6 +371,21 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
         MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => None,
         RandomUniform { .. } => None,
     }
+}
+
+/// `perm` of the product `id` = [batch.., rows.., cols..] that is [batch.., cols.., rows..]
+/// as the product of the swapped operands, each transposed the other way.
+fn swapped_product(g: &mut Graph, id: NodeId, perm: &[usize]) -> Option<NodeId> {
+    let Op::MatMul { transpose_a, transpose_b, batch, contract } = g.node(id).op else { return None };
+    let [a, b] = g.node(id).inputs[..] else { return None };
+    let rows = g.shape(a).len() - batch - contract;
+    let cols = g.shape(b).len() - batch - contract;
+    let swap: Vec<usize> = (0..batch).chain(batch + rows..batch + rows + cols).chain(batch..batch + rows).collect();
+    if rows == 0 || cols == 0 || perm != swap.as_slice() {
+        return None;
+    }
+    let op = Op::MatMul { transpose_a: !transpose_b, transpose_b: !transpose_a, batch, contract };
+    g.add(op, &[b, a]).ok()
 }
 
 /// sum(broadcast(x, s), A) == broadcast(sum(x, A) * n, s without A), where n is the product of
@@ -389,26 +455,34 @@ fn is_scalar_const(g: &Graph, mut id: NodeId, value: f64) -> bool {
 
 /// Values that cannot be infinite or NaN whatever the inputs: masks, signs, sizes, finite
 /// constants, and layout changes or negations of those.
-fn finite_by_construction(g: &Graph, mut id: NodeId) -> bool {
-    // A loop over the chain of layout changes and negations (as long as the program: a
-    // hundred thousand `relu`s), not recursion.
-    loop {
+fn finite_by_construction(g: &Graph, id: NodeId) -> bool {
+    // A walk with an explicit stack, not recursion: a chain of layout changes and negations
+    // (or of concats) may be as long as the program, a hundred thousand `relu`s.
+    let mut stack = vec![id];
+    while let Some(id) = stack.pop() {
         let node = g.node(id);
         let finite = match &node.op {
             Op::GreaterEq | Op::Sign | Op::OneHot { .. } | Op::ArgMaxMask { .. } | Op::DimSize { .. } => true,
             Op::RandomUniform { .. } => true,
             Op::Const { value } => value.is_finite(),
             Op::Literal { values } => values.iter().all(|v| v.is_finite()),
+            // The values of a gather come from operand 0 (its indices only pick them).
             Op::Broadcast { .. }
             | Op::Reshape { .. }
             | Op::Transpose { .. }
             | Op::Slice { .. }
             | Op::Pad { .. }
+            | Op::Reverse { .. }
+            | Op::Gather { .. }
             | Op::Neg
             | Op::Abs
             | Op::Relu => {
-                id = node.inputs[0];
-                continue;
+                stack.push(node.inputs[0]);
+                true
+            }
+            Op::Concat { .. } => {
+                stack.extend(node.inputs.iter().copied());
+                true
             }
             // Anything that can overflow, or passes on an input or parameter (which may be inf).
             Op::Input { .. } | Op::Param { .. } => false,
@@ -416,12 +490,17 @@ fn finite_by_construction(g: &Graph, mut id: NodeId) -> bool {
             // alpha·x and softplus(x) ≈ x can overflow in f32 for a finite x.
             Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softplus => false,
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Max | Op::Min => false,
+            // Sums can overflow.
+            Op::ScatterAdd { .. } => false,
             Op::Sum { .. } | Op::ReduceMax { .. } | Op::MatMul { .. } | Op::LogSoftmax { .. } => false,
             Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dFilterGrad { .. } => false,
             Op::MaxPool2d { .. } | Op::MaxPool2dGrad { .. } | Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => false,
         };
-        return finite;
+        if !finite {
+            return false;
+        }
     }
+    true
 }
 
 /// Whether `to` is `from` with unit axes in front.
