@@ -295,32 +295,9 @@ fn fail(diags: &[Diagnostic], file: &Path, src: Option<&str>) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// Read a source file; a missing file or invalid UTF-8 is a diagnostic.
-fn read_source(file: &Path) -> Result<String, Diagnostic> {
-    let bytes = std::fs::read(file)
-        .map_err(|e| Diagnostic::new("E-io", format!("cannot read {}: {}", file.display(), io_reason(&e))))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let src = String::from_utf8_lossy(e.as_bytes());
-        let line = src[..at.min(src.len())].lines().count().max(1);
-        Diagnostic::new(
-            "E-io",
-            format!("{} is not UTF-8 text: invalid byte at offset {at} (line {line})", file.display()),
-        )
-    })
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
-}
-
 /// Read, parse and check a file, or report why not.
 fn load(file: &Path) -> Result<(String, Checked), ExitCode> {
-    let src = read_source(file).map_err(|d| fail(&[d], file, None))?;
+    let src = netc::frontend::read_source(file).map_err(|d| fail(&[d], file, None))?;
     let checked = check::check_source(&src).map_err(|diags| fail(&diags, file, Some(&src)))?;
     Ok((src, checked))
 }

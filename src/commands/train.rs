@@ -162,8 +162,7 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
         for (i, w) in crate::runtime::weights::load_for(path, &expected)?.into_iter().enumerate() {
             params[i] = w.data;
         }
-        let meta = crate::runtime::weights::load_metadata(path)?;
-        resume_at = meta.get("netc.step").and_then(|s| s.parse().ok()).ok_or_else(|| {
+        resume_at = crate::runtime::weights::checkpoint_step(path)?.ok_or_else(|| {
             err(format!("{}: not a checkpoint (no step count); use --load for plain weights", path.display()))
         })?;
     } else if let Some(path) = &opts.load {
@@ -205,14 +204,8 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
         }
     }
     if let Some(path) = &opts.save {
-        // The model's parameters under their names, the optimizer state after them, and the
-        // step count: a weights file that is also a checkpoint for --resume.
-        let refs: Vec<crate::runtime::weights::WeightRef> =
-            names.iter().zip(&params).map(|((n, s), v)| (n.as_str(), s.as_slice(), v.as_slice())).collect();
-        // One key: a map of several would serialise in random order, and the same run must
-        // write the same bytes.
-        let meta = [("netc.step".to_string(), report.steps.to_string())];
-        crate::runtime::weights::save_with_metadata(path, &refs, Some(meta.into_iter().collect()))?;
+        // A weights file that is also a checkpoint for --resume.
+        crate::runtime::weights::save_checkpoint(path, &names, &params, report.steps)?;
         if !quiet {
             let state = names.len() - model_params;
             let extra = if state > 0 { format!(" and {state} optimizer state tensors") } else { String::new() };

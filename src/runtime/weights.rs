@@ -166,8 +166,17 @@ pub fn load_metadata(path: &Path) -> Result<std::collections::HashMap<String, St
 /// Load the tensors a model declares, in the model's order, checking each one's shape. Extra
 /// tensors in the file are ignored; a missing one is an error suggesting the nearest name.
 pub fn load_for(path: &Path, expected: &[(&str, &[usize])]) -> Result<Vec<Weight>, Diagnostic> {
+    take_expected(path, &mut load(path)?, expected)
+}
+
+/// `load_for` on tensors already loaded from `path`: removes the expected ones from `found`
+/// and returns them in the expected order.
+pub fn take_expected(
+    path: &Path,
+    found: &mut Vec<Weight>,
+    expected: &[(&str, &[usize])],
+) -> Result<Vec<Weight>, Diagnostic> {
     let name = path.display();
-    let mut found = load(path)?;
     let mut out = Vec::with_capacity(expected.len());
     for &(want, shape) in expected {
         let Some(i) = found.iter().position(|w| w.name == want) else {
@@ -187,4 +196,29 @@ pub fn load_for(path: &Path, expected: &[(&str, &[usize])]) -> Result<Vec<Weight
         out.push(w);
     }
     Ok(out)
+}
+
+/// The metadata key of a checkpoint's step count.
+pub const STEP_KEY: &str = "netc.step";
+
+/// Save a training run's tensors as `netc run --save` writes them: the model's parameters under
+/// their names, the optimizer state after them, and the step count under `netc.step` — a
+/// weights file that is also a checkpoint for `--resume`. `names` and `values` pair up.
+pub fn save_checkpoint(
+    path: &Path,
+    names: &[(String, Vec<usize>)],
+    values: &[Vec<f32>],
+    step: usize,
+) -> Result<(), Diagnostic> {
+    let refs: Vec<WeightRef> =
+        names.iter().zip(values).map(|((n, s), v)| (n.as_str(), s.as_slice(), v.as_slice())).collect();
+    // One key: a map of several would serialise in random order, and the same run must write
+    // the same bytes.
+    let meta = [(STEP_KEY.to_string(), step.to_string())];
+    save_with_metadata(path, &refs, Some(meta.into_iter().collect()))
+}
+
+/// The step count of a checkpoint written by `save_checkpoint`; `None` for plain weights.
+pub fn checkpoint_step(path: &Path) -> Result<Option<usize>, Diagnostic> {
+    Ok(load_metadata(path)?.get(STEP_KEY).and_then(|s| s.parse().ok()))
 }

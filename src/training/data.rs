@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::diag::Diagnostic;
-use crate::frontend::checked::{Columns, DataDecl, FieldDecl, FieldFile, MetricKind, Source, Split, TrainDecl};
+use crate::frontend::checked::{
+    Columns, DataDecl, FieldDecl, FieldFile, FieldType, MetricKind, Source, Split, TrainDecl,
+};
 use crate::ir::graph::{Graph, InputKind, Op};
 use crate::runtime::data::{self, fmt_dims, Dataset, FieldSpec, LoadOptions, ModelShape};
 
@@ -249,4 +251,91 @@ fn load_fields(t: &TrainDecl, d: &DataDecl, base: &Path) -> Result<Data, Diagnos
         test = Some(load_set(true)?);
     }
     Ok(Data { train, test, shuffle: d.shuffle })
+}
+
+/// One array handed in from memory (the Python module's `fit`): the field it fills, its full
+/// shape (samples first) and its row-major values.
+pub struct ArrayField {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// A data set from arrays in memory, checked as a data block's files are checked by
+/// `load_fields`: each array fills the train-graph input of its name (a model input or a field
+/// the loss reads) and must have exactly its per-sample shape, or it is a metric's field with
+/// the metric's size; class-index fields must hold classes in range. Every field the train
+/// graph reads must be given. `source` names the arrays in messages.
+pub fn dataset_from_arrays(t: &TrainDecl, arrays: Vec<ArrayField>, source: &str) -> Result<Dataset, Diagnostic> {
+    let g = &t.graph;
+    let inputs = input_shapes(g);
+    let classes = classes_of_inputs(g);
+    let needs = metric_needs(t);
+    let expected =
+        || inputs.iter().map(|(n, s)| format!("{n} {}", fmt_dims(Some("B"), s))).collect::<Vec<_>>().join(", ");
+    let mut fields = vec![];
+    for a in arrays {
+        let input = inputs.iter().find(|(n, _)| *n == a.name);
+        let need = needs.iter().find(|(n, _, _)| *n == a.name);
+        let Some((samples, per_sample)) = a.shape.split_first() else {
+            return Err(data::error(format!(
+                "{source}: `{}` is a single number; it needs one entry per sample",
+                a.name
+            )));
+        };
+        let per_sample = per_sample.to_vec();
+        match (input, need) {
+            (Some((_, want)), _) if *want != per_sample => {
+                return Err(data::error(format!(
+                    "{source}: `{}` has shape {}, but train {} reads it as {}",
+                    a.name,
+                    fmt_dims(None, &a.shape),
+                    t.name,
+                    fmt_dims(Some("B"), want)
+                ))
+                .help(format!("give an array of shape {} (samples first)", fmt_dims(Some(&samples.to_string()), want))))
+            }
+            (Some(_), _) => {}
+            (None, Some((_, _, size))) if per_sample.iter().product::<usize>() != *size => {
+                return Err(data::error(format!(
+                    "{source}: `{}` has {} values per sample (shape {}), but the metric compares it with an output of {size}",
+                    a.name,
+                    per_sample.iter().product::<usize>(),
+                    fmt_dims(None, &a.shape)
+                )))
+            }
+            (None, Some(_)) => {}
+            (None, None) => {
+                let mut d = data::error(format!("{source}: train {} reads no field named `{}`", t.name, a.name))
+                    .note(format!("it reads: {}", expected()));
+                if let Some(n) = crate::diag::nearest(&a.name, inputs.iter().map(|(n, _)| n.as_str())) {
+                    d = d.help(format!("did you mean `{n}`?"));
+                }
+                return Err(d);
+            }
+        }
+        if fields.iter().any(|f: &data::Field| f.name() == a.name) {
+            return Err(data::error(format!("{source}: `{}` is given twice", a.name)));
+        }
+        let class_count = classes.iter().find(|(n, _)| *n == a.name).map(|c| c.1).or_else(|| need.and_then(|n| n.1));
+        let ty = if class_count.is_some() { FieldType::Int } else { FieldType::Float };
+        // `Field::new` wants at least one value per sample: a per-sample shape of [] is one.
+        let field = data::Field::new(&a.name, ty, per_sample, a.values, &format!("{source} `{}`", a.name))?;
+        if field.len() != *samples {
+            return Err(data::error(format!("{source}: `{}`: its values do not fill its shape", a.name)));
+        }
+        if let Some(k) = class_count {
+            field.check_classes(k)?;
+        }
+        fields.push(field);
+    }
+    if let Some((missing, shape)) = inputs.iter().find(|(n, _)| !fields.iter().any(|f| f.name() == n)) {
+        return Err(data::error(format!(
+            "{source}: train {} reads the field `{missing}` ({}), which was not given",
+            t.name,
+            fmt_dims(Some("B"), shape)
+        ))
+        .note(format!("it reads: {}", expected())));
+    }
+    Dataset::from_fields(fields)
 }
