@@ -145,13 +145,13 @@ def table(results, threads, flops):
             met, tgt = ratio <= target, f"<= {target:.3g}"
         gf = ""
         if key == "step_ms_median" and med["netc"] and w in flops:
-            g = 3 * flops[w] / (med["netc"] * 1e6)
+            g = flops[w] / (med["netc"] * 1e6)
             gf = f"{g:.1f} ({g / (CEILING * threads):.0%})"
         elif key == "wall_s" and w in flops:
             recs = results.get((w, "netc", threads), [])
             secs = median(recs, "seconds")
             if secs:
-                g = 3 * flops[w] * median(recs, "steps") / secs / 1e9
+                g = flops[w] * median(recs, "steps") / secs / 1e9
                 gf = f"{g:.1f} ({g / (CEILING * threads):.0%}), loop {secs:.2f} s"
         out.append(f"| {label} | " + " | ".join(fmt(med[s]) for s in ["netc"] + PEERS)
                    + f" | {fmt(ratio)} | {tgt} | {'' if met is None else 'yes' if met else 'NO'} | {gf} |")
@@ -185,12 +185,13 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     subprocess.run([sys.executable, "bench/gen.py", NETC], cwd=ROOT, check=True)
     subprocess.run([sys.executable, "bench/gen_deep_mlp.py", *map(str, DEEP)], cwd=ROOT, check=True)
-    # Forward FLOPs per step of each workload at its batch size, counted by netc.
+    # FLOPs of one train step of each workload at its batch size, counted by netc: the products
+    # the step executes (the forward ones and the backward ones it needs).
     flops = {}
     for w, net in NETS.items():
         out = subprocess.run([NETC, "bench", net, "--compile-only", "--json"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout
-        flops[w] = json.loads(out)["forward_gflop"] * 1e9
+        flops[w] = json.loads(out)["step_gflop"] * 1e9
     flops["w5"] *= 1500 / 32 / 47  # 47 batches per epoch, the last of 28 samples
 
     results = {}
@@ -204,7 +205,7 @@ def main():
                         print(f"rep {rep + 1}/{args.reps}, {t} thread(s): {label} {system}", file=sys.stderr)
                         rec = run(argv, system, t)
                         results.setdefault((label, system, 1 if w == "w8" else t), []).append(rec)
-    saved = {"info": versions(), "reps": args.reps, "threads": threads, "flops": flops,
+    saved = {"info": versions(), "reps": args.reps, "threads": threads, "flops": flops, "flops_per": "step",
              "records": [{"workload": k[0], "system": k[1], "threads": k[2], "runs": v} for k, v in results.items()]}
     with open(HERE / "results.json", "w") as f:
         json.dump(saved, f, indent=1)
@@ -218,10 +219,12 @@ def report(saved):
     print(f"\n## Results {info['date']}\n")
     print(", ".join(f"{k} {v}" for k, v in info.items() if k != "date"))
     print(f"\nMedians of {saved['reps']} processes per cell. netc / peer: against the best peer unless the row "
-          f"names one; < 1 means netc is faster. GFLOP/s count 3x the forward matmul/conv FLOPs per train step; "
+          f"names one; < 1 means netc is faster. GFLOP/s count the matmul/conv FLOPs a train step executes; "
           f"ceiling {CEILING:.0f} GFLOP/s per thread.")
     for t in saved["threads"]:
-        print(table(results, t, saved["flops"]))
+        # Runs before step FLOPs were counted stored forward FLOPs (a step was taken as 3x those).
+        per_step = 1 if saved.get("flops_per") == "step" else 3
+        print(table(results, t, {w: per_step * f for w, f in saved["flops"].items()}))
     if any(k[0].startswith("w8") for k in results):
         print(w8_table(results))
 

@@ -367,11 +367,13 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
         Err(code) => return code,
     };
     if checked.trains.is_empty() {
-        // Training flags on a file that trains nothing are a mistake, not a no-op.
+        // Training flags on a file that trains nothing are a mistake, not a no-op. (`--load`
+        // also fills the parameters of models that eval blocks call.)
+        let evals_have_params = checked.evals.iter().any(|e| !e.graph.params.is_empty());
         let given: Vec<&str> = [
             ("--plot", args.plot.is_some()),
             ("--save", args.save.is_some()),
-            ("--load", args.load.is_some()),
+            ("--load", args.load.is_some() && !evals_have_params),
             ("--init-from", args.init_from.is_some()),
             ("--resume", args.resume.is_some()),
             ("--stop-after", args.stop_after.is_some()),
@@ -405,7 +407,8 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
         } else {
             netc::commands::eval::Exec::Jit
         };
-        match netc::commands::eval::evaluate_checked(e, args.seed.unwrap_or(0), exec, args.checked) {
+        match netc::commands::eval::evaluate_loaded(e, args.seed.unwrap_or(0), exec, args.checked, args.load.as_deref())
+        {
             Ok(out) => {
                 if !args.quiet {
                     print!("{}", netc::commands::eval::format_eval(e.name.as_deref(), &out))
@@ -539,7 +542,10 @@ fn cmd_gradcheck(file: &Path, threshold: f64, batch: usize, elements: usize) -> 
             if ok {
                 ExitCode::SUCCESS
             } else {
-                let d = Diagnostic::new("E-gradcheck", format!("a relative error is above {threshold:e}"));
+                let d = Diagnostic::new(
+                    "E-gradcheck",
+                    format!("a relative error is above {threshold:e}, or every element of a tensor was at a kink"),
+                );
                 fail(&[d], file, None)
             }
         }

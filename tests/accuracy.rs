@@ -1,7 +1,8 @@
 //! The shipped recipes reach their targets on the JIT: the CS231n spiral net ≥ 98% training
 //! accuracy; the digits MLP ≥ 91% and CNN ≥ 92% test accuracy on the fixed split (JAX and
 //! PyTorch reach 0.91–0.94 with these recipes); the regression example a test mse ≤ 0.01 (its
-//! noise alone is 0.0025); the sequence tagger ≥ 95% test accuracy over real tokens.
+//! noise alone is 0.0025); the sequence tagger ≥ 95% test accuracy over real tokens; the MLP
+//! with elu, leaky_relu, softplus and AdamW ≥ 90%.
 
 use std::process::Command;
 
@@ -45,4 +46,10 @@ fn regression_reaches_a_test_mse_of_0_01() {
 fn tagging_reaches_95_percent_test_accuracy_per_position() {
     let acc = accuracy("examples/tagging.net", "test_accuracy");
     assert!(acc >= 0.95, "tagging test accuracy {acc}");
+}
+
+#[test]
+fn digits_smooth_reaches_90_percent_test_accuracy() {
+    let acc = accuracy("examples/digits_smooth.net", "test_accuracy");
+    assert!(acc >= 0.90, "digits_smooth test accuracy {acc}");
 }

@@ -30,6 +30,7 @@ fn bench_reports_times_throughput_and_memory() {
         "step_ms_min",
         "infer_ms_median",
         "forward_gflop",
+        "step_gflop",
         "step_gflops",
         "infer_gflops",
         "peak_rss_mib",
@@ -40,6 +41,11 @@ fn bench_reports_times_throughput_and_memory() {
     // 2·32·128·10.
     let expected = 2.0 * 32.0 * 8.0 * 8.0 * 8.0 * 9.0 + 2.0 * 32.0 * 128.0 * 10.0;
     assert!((number(&out, "forward_gflop") * 1e9 - expected).abs() < 1.0, "{out}");
+    // A step executes the conv and its filter gradient (the image needs no gradient, so the
+    // conv's input gradient is never computed), and the dense layer's three products.
+    let conv = 2.0 * 32.0 * 8.0 * 8.0 * 8.0 * 9.0;
+    let dense = 2.0 * 32.0 * 128.0 * 10.0;
+    assert!((number(&out, "step_gflop") * 1e9 - (2.0 * conv + 3.0 * dense)).abs() < 1.0, "{out}");
 }
 
 #[test]

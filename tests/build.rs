@@ -172,6 +172,13 @@ fn a_convolutional_model_with_momentum_matches_the_jit() {
 }
 
 #[test]
+fn smooth_activations_and_adamw_match_the_jit() {
+    // elu (expm1), softplus (log1p), leaky_relu; AdamW's step count and decoupled decay.
+    let path = root().join("examples/digits_smooth.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "digits_smooth", 5, 0.003);
+}
+
+#[test]
 fn adam_state_and_the_learning_rate_schedule_match_netc_run() {
     let dir = temp_dir("build", "adam");
     let source = std::fs::read_to_string(root().join("examples/spiral.net")).unwrap().replace(
@@ -298,7 +305,8 @@ fn the_object_needs_nothing_but_libc_and_libm() {
     let object = build(&root().join("examples/digits_cnn.net"), &dir, "digits_cnn", &[]);
     let out = Command::new("nm").args(["--undefined-only", "--format=just-symbols"]).arg(&object).output().unwrap();
     let undefined: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(|s| s.to_string()).collect();
-    let allowed = ["memcpy", "memset", "expf", "logf", "tanhf", "powf", "exp", "log", "tanh", "pow", "fmaf", "fma"];
+    let libm = ["expf", "logf", "tanhf", "powf", "expm1f", "log1pf", "exp", "log", "tanh", "pow", "expm1", "log1p"];
+    let allowed: Vec<&str> = ["memcpy", "memset", "fmaf", "fma"].into_iter().chain(libm).collect();
     for s in &undefined {
         assert!(allowed.contains(&s.as_str()), "undefined symbol {s} in the object: {undefined:?}");
     }

@@ -168,8 +168,14 @@ const EXACT64: (f64, f64) = (2.3e-16, 0.0);
 
 #[test]
 fn unary_ops() {
-    let cases: [(Op, Pair, Pair, Pair); 8] = [
+    let cases: [(Op, Pair, Pair, Pair); 14] = [
         (Op::Neg, (-3.0, 3.0), EXACT32, EXACT64),
+        (Op::Relu, (-3.0, 3.0), EXACT32, EXACT64),
+        (Op::LeakyRelu { alpha: 0.1 }, (-3.0, 3.0), EXACT32, EXACT64),
+        (Op::LeakyRelu { alpha: 3.0 }, (-3.0, 3.0), EXACT32, EXACT64),
+        (Op::Elu { alpha: 0.5 }, (-20.0, 3.0), (4.8e-7, 0.0), (9e-16, 0.0)),
+        (Op::Softplus, (-40.0, 40.0), (4.8e-7, 0.0), (9e-16, 0.0)),
+        (Op::Softplus, (-1.0, 1.0), (4.8e-7, 0.0), (9e-16, 0.0)),
         (Op::Abs, (-3.0, 3.0), EXACT32, EXACT64),
         (Op::Sign, (-3.0, 3.0), EXACT32, EXACT64),
         (Op::Sqrt, (0.0, 50.0), EXACT32, EXACT64),
@@ -219,7 +225,7 @@ fn binary_ops_with_broadcasting() {
 
 #[test]
 fn max_min_greater_eq_ties_route_left() {
-    // relu'(0) = 0 hinges on ties: max(0, x) at x = 0 is the left 0, and 0 >= 0.
+    // At a tie the value is either operand (equal, but for the sign of a zero): the left one.
     for dtype in DTYPES {
         let xs = Tensor::new(vec![5], vec![-1.0, 0.0, -0.0, 2.0, 0.0]);
         let ys = Tensor::new(vec![5], vec![0.0, 0.0, 0.0, 0.0, -0.0]);
@@ -230,11 +236,10 @@ fn max_min_greater_eq_ties_route_left() {
     }
 }
 
-/// The max and min gates route the whole gradient to one side, masked by a comparison with
-/// the output: ties, signed zeros, infinities and NaNs route exactly as the interpreter's
-/// `g·[a ≥ b]`, `g·(1 − [a ≥ b])`. Differentiated wrt one operand (ReLU's case: the other
-/// is a constant), the second mask is one complementary compare in the generated code;
-/// wrt both, the first mask is kept and subtracted from 1.
+/// The max and min gates route the gradient by two comparisons, g·½([a ≥ b] + 1 − [b ≥ a]) and
+/// g·½([b ≥ a] + 1 − [a ≥ b]) (halves at a tie): ties, signed zeros, infinities and NaNs route
+/// exactly as in the interpreter, whose `1 − mask` is a complementary compare in the
+/// generated code.
 #[test]
 fn max_and_min_gradients_route_like_the_interpreter() {
     let (inf, nan) = (f64::INFINITY, f64::NAN);
@@ -352,9 +357,10 @@ fn reductions() {
             (Op::Sum { axes: vec![1] }, vec![2, n, 3], sum, sum64),
             (Op::Sum { axes: vec![] }, vec![n], EXACT32, EXACT64),
             (Op::Sum { axes: vec![0] }, vec![n], sum, sum64),
-            (Op::ReduceMax { axis: 0 }, vec![n, 4], EXACT32, EXACT64),
-            (Op::ReduceMax { axis: 1 }, vec![3, n], EXACT32, EXACT64),
-            (Op::ReduceMax { axis: 1 }, vec![2, n, 3], EXACT32, EXACT64),
+            (Op::ReduceMax { axes: vec![0] }, vec![n, 4], EXACT32, EXACT64),
+            (Op::ReduceMax { axes: vec![1] }, vec![3, n], EXACT32, EXACT64),
+            (Op::ReduceMax { axes: vec![1] }, vec![2, n, 3], EXACT32, EXACT64),
+            (Op::ReduceMax { axes: vec![0, 2] }, vec![2, n, 3], EXACT32, EXACT64),
             (Op::ArgMaxMask { axis: 1 }, vec![3, n], EXACT32, EXACT64),
             (Op::ArgMaxMask { axis: 0 }, vec![n, 3], EXACT32, EXACT64),
             (Op::LogSoftmax { axis: 1 }, vec![4, n], (1e-6, 1e-6), (2e-15, 2e-15)),
@@ -606,6 +612,12 @@ fn transcendentals_are_accurate_to_a_few_ulp() {
         (Op::Tanh, -10.0, 10.0),
         (Op::Tanh, -0.7, 0.7),
         (Op::Sigmoid, -80.0, 30.0),
+        // expm1 under elu (x <= 0) and log1p under softplus
+        (Op::Elu { alpha: 1.0 }, -30.0, 1.0),
+        (Op::Elu { alpha: 1.0 }, -0.7, 0.7),
+        (Op::Elu { alpha: 1.0 }, -1e-6, 1e-6),
+        (Op::Softplus, -80.0, 80.0),
+        (Op::Softplus, -1.0, 1.0),
     ];
     let mut bad = vec![];
     for (op, lo, hi) in ranges {
@@ -625,7 +637,8 @@ fn transcendentals_special_values() {
         let vals =
             vec![0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -1.0, 1e-40, 1e-310, 200.0, -200.0, 1000.0];
         let n = vals.len();
-        for op in [Op::Exp, Op::Log, Op::Tanh, Op::Sigmoid] {
+        let activations = [Op::Relu, Op::LeakyRelu { alpha: 0.1 }, Op::Elu { alpha: 0.5 }, Op::Softplus];
+        for op in [Op::Exp, Op::Log, Op::Tanh, Op::Sigmoid].into_iter().chain(activations) {
             let g = op_graph(dtype, op.clone(), &[known(&[n])]);
             let x = Tensor::new(vec![n], vals.clone());
             let tol = dtype_tol(dtype, 4.8e-7, 9e-16);
@@ -639,13 +652,17 @@ fn transcendentals_special_values() {
 #[test]
 fn libm_mode_matches_too() {
     for dtype in DTYPES {
-        let g = op_graph(dtype, Op::Tanh, &[known(&[7])]);
-        let xs = random(&mut Rng::new(1), &[7], -3.0, 3.0);
-        let xs = rounded(xs, dtype);
-        let want = netc::ir::interp::outputs(&g, std::slice::from_ref(&xs), &[]).unwrap();
-        let mut c = jit::compile(&g, &CompileOptions { math: MathMode::Libm, ..CompileOptions::default() }).unwrap();
-        let got = c.run_tensors(&[xs], &mut []).unwrap();
-        assert_close("libm tanh", &got, &want, dtype_tol(dtype, 2.4e-7, 4.5e-16), 0.0);
+        // tanh, and expm1 and log1p under elu and softplus
+        for op in [Op::Tanh, Op::Elu { alpha: 1.0 }, Op::Softplus] {
+            let g = op_graph(dtype, op.clone(), &[known(&[7])]);
+            let xs = random(&mut Rng::new(1), &[7], -3.0, 3.0);
+            let xs = rounded(xs, dtype);
+            let want = netc::ir::interp::outputs(&g, std::slice::from_ref(&xs), &[]).unwrap();
+            let mut c =
+                jit::compile(&g, &CompileOptions { math: MathMode::Libm, ..CompileOptions::default() }).unwrap();
+            let got = c.run_tensors(&[xs], &mut []).unwrap();
+            assert_close(&format!("libm {op:?}"), &got, &want, dtype_tol(dtype, 2.4e-7, 4.5e-16), 0.0);
+        }
     }
 }
 
@@ -691,7 +708,7 @@ fn backward_of_every_differentiable_op() {
         (Op::Slice { axis: 1, start: 2, len: 3 }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
         (Op::Pad { axis: 0, before: 1, after: 2 }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
         (Op::Sum { axes: vec![1] }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
-        (Op::ReduceMax { axis: 0 }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
+        (Op::ReduceMax { axes: vec![0] }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
         (Op::LogSoftmax { axis: 1 }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
         (Op::MatMul { transpose_a: false, transpose_b: true }, vec![vec![3, n], vec![5, n]], vec![(-1.0, 1.0); 2]),
         (Op::MatMul { transpose_a: true, transpose_b: false }, vec![vec![n, 3], vec![n, 5]], vec![(-1.0, 1.0); 2]),
@@ -992,7 +1009,7 @@ fn random_graph(dtype: DType, rng: &mut Rng) -> (Graph, Vec<Tensor>, Vec<Tensor>
             8 => {
                 let axes: Vec<usize> = (0..r).filter(|_| pick(rng, 2) == 0).collect();
                 if pick(rng, 3) == 0 {
-                    g.add(Op::ReduceMax { axis: pick(rng, r) }, &[x])
+                    g.add(Op::ReduceMax { axes }, &[x])
                 } else {
                     g.add(Op::Sum { axes }, &[x])
                 }

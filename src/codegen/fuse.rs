@@ -145,6 +145,14 @@ impl<'g> Fuser<'g> {
         Some(if self.g.dtype == DType::F32 { v as f32 as f64 } else { v })
     }
 
+    /// `build(x)`, or a constant when `x` is one.
+    fn folded(&self, op: &Op, x: Rc<Expr>, build: impl FnOnce(Rc<Expr>) -> Rc<Expr>) -> Rc<Expr> {
+        match self.fold(op, &[&x]) {
+            Some(c) => Rc::new(Expr::Const(c)),
+            None => build(x),
+        }
+    }
+
     fn unary(&self, op: &Op, un: Un, x: Rc<Expr>) -> Rc<Expr> {
         match self.fold(op, &[&x]) {
             Some(c) => Rc::new(Expr::Const(c)),
@@ -228,6 +236,12 @@ impl<'g> Fuser<'g> {
             Op::Sign => self.unary(&node.op, Un::Sign, self.val(x(0))),
             Op::Tanh => self.unary(&node.op, Un::Tanh, self.val(x(0))),
             Op::Sigmoid => self.unary(&node.op, Un::Sigmoid, self.val(x(0))),
+            // The activations' values from the kernel IR's primitives (their derivatives are
+            // ops of their own, built by their VJPs).
+            Op::Relu => self.folded(&node.op, self.val(x(0)), relu_expr),
+            Op::LeakyRelu { alpha } => self.folded(&node.op, self.val(x(0)), |x| leaky_relu_expr(x, *alpha)),
+            Op::Elu { alpha } => self.folded(&node.op, self.val(x(0)), |x| elu_expr(x, *alpha)),
+            Op::Softplus => self.folded(&node.op, self.val(x(0)), softplus_expr),
             Op::Add => self.binary(id, Bin::Add)?,
             Op::Sub => self.binary(id, Bin::Sub)?,
             Op::Mul => self.binary(id, Bin::Mul)?,
@@ -248,7 +262,7 @@ impl<'g> Fuser<'g> {
             }),
             Op::Pad { axis, before, .. } => self.pad(self.val(x(0)), in_shape(0), shape, *axis, *before),
             Op::Sum { axes } => self.reduce(self.val(x(0)), in_shape(0), axes, ReduceOp::Sum),
-            Op::ReduceMax { axis } => self.reduce(self.val(x(0)), in_shape(0), &[*axis], ReduceOp::Max),
+            Op::ReduceMax { axes } => self.reduce(self.val(x(0)), in_shape(0), axes, ReduceOp::Max),
             Op::ArgMaxMask { axis } => {
                 let (outer, n, inner) = split_axis(in_shape(0), *axis);
                 let xa = self.contiguous(&self.val(x(0)), in_shape(0));

@@ -10,9 +10,10 @@
 //! - `step_ms_median`/`_min` over `--steps` steps after `--warmup`, and `infer_ms_median`/`_min`
 //!   for `Engine::evaluate` on one batch;
 //! - GFLOP/s. Convention: only matmuls and convolutions count, 2·M·N·K per matmul and a conv as
-//!   its im2col GEMM (2·N·OH·OW·F·C·KH·KW); a train step counts 3× the forward FLOPs (the
-//!   forward GEMM plus the two backward GEMMs), even where the first layer's input gradient is
-//!   not needed; inference counts 1×;
+//!   its im2col GEMM (2·N·OH·OW·F·C·KH·KW, the same for its two gradients); a train step
+//!   counts the products its optimised graph executes (`step_gflop`: the forward ones and the
+//!   backward ones it needs, so no input gradient of the first layer, which is not computed);
+//!   inference counts the forward (`forward_gflop`);
 //! - `peak_rss_train_mib` (VmHWM of /proc/self/status) after the timed train steps, and
 //!   `peak_rss_mib` at the end (after inference); `workspace_step_mib`/`_infer_mib`, the
 //!   memory plans' workspace at this batch size.
@@ -132,6 +133,10 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
 
     let forward = forward_flops(&t.graph, batch);
     f.push(("forward_gflop", Value::Num(forward / 1e9)));
+    let mut optimized = program.step.graph.clone();
+    crate::ir::opt::optimize(&mut optimized, None).map_err(err)?;
+    let step = executed_flops(&optimized, batch);
+    f.push(("step_gflop", Value::Num(step / 1e9)));
     if args.compile_only {
         let c = compile_times(&program.step.graph, program.step.loss_output, &program.loss_graph, args.checked)?;
         f.push(("compile_ms", Value::Num(c.step_ms + c.infer_ms)));
@@ -221,7 +226,7 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
         ("step_ms_min", Value::Num(min(&steps))),
         ("infer_ms_median", Value::Num(infer_med)),
         ("infer_ms_min", Value::Num(min(&infers))),
-        ("step_gflops", Value::Num(3.0 * forward / (step_med * 1e6))),
+        ("step_gflops", Value::Num(step / (step_med * 1e6))),
         ("infer_gflops", Value::Num(forward / (infer_med * 1e6))),
         ("first_loss", Value::Num(first_loss as f64)),
         ("last_loss", Value::Num(last_loss as f64)),
@@ -303,28 +308,57 @@ impl Compile {
 
 /// Forward FLOPs of the matmuls and convolutions of `g` at this batch size (see the module doc).
 pub fn forward_flops(g: &Graph, batch: usize) -> f64 {
-    (0..g.nodes.len()).map(|i| node_flops(g, i, batch)).sum()
+    g.nodes.iter().map(|n| product_flops(g, n, batch)).sum()
 }
 
-/// FLOPs of node `i` at this batch size: 2·M·N·K for a matmul, a convolution as its im2col
-/// GEMM, 0 for everything else.
+/// FLOPs of node `i` at this batch size (see `product_flops`).
 pub fn node_flops(g: &Graph, i: usize, batch: usize) -> f64 {
+    product_flops(g, &g.nodes[i], batch)
+}
+
+/// FLOPs of the matmuls and convolutions (and convolution gradients) that computing `g`'s
+/// outputs and updates executes: nodes nothing live reads are not run, so not counted.
+pub fn executed_flops(g: &Graph, batch: usize) -> f64 {
+    let mut live = vec![false; g.nodes.len()];
+    for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
+        live[id.index()] = true;
+    }
+    for i in (0..g.nodes.len()).rev() {
+        if live[i] {
+            for x in &g.nodes[i].inputs {
+                live[x.index()] = true;
+            }
+        }
+    }
+    g.nodes.iter().zip(&live).filter(|(_, &l)| l).map(|(n, _)| product_flops(g, n, batch)).sum()
+}
+
+/// 2·M·N·K of a matmul; 2·N·OH·OW·F·C·KH·KW of a convolution and of each of its gradients
+/// (the same products, arranged differently); 0 for every other op.
+fn product_flops(g: &Graph, n: &crate::ir::graph::Node, batch: usize) -> f64 {
     let dim = |d: &Dim| d.known().unwrap_or(batch) as f64;
-    let n = &g.nodes[i];
+    let size = |s: &crate::ir::graph::Shape| -> f64 { s.iter().map(dim).product() };
     match n.op {
         Op::MatMul { transpose_a, .. } => {
             let a = g.shape(n.inputs[0]);
             let k = if transpose_a { a.first() } else { a.last() };
-            let out: f64 = n.shape.iter().map(dim).product();
-            2.0 * out * k.map_or(1.0, dim)
+            2.0 * size(&n.shape) * k.map_or(1.0, dim)
         }
-        Op::Conv2d { .. } => {
-            let w = g.shape(n.inputs[1]);
-            let per_output: f64 = w[1..].iter().map(dim).product();
-            let out: f64 = n.shape.iter().map(dim).product();
-            2.0 * out * per_output
+        // out [N, F, OH, OW] × w [F, C, KH, KW] / C·KH·KW per output
+        Op::Conv2d { .. } => 2.0 * size(&n.shape) * size(&g.shape(n.inputs[1])[1..].to_vec()),
+        // (g [N, F, OH, OW], w [F, C, KH, KW]): every g element meets C·KH·KW weights
+        Op::Conv2dInputGrad { .. } => 2.0 * size(g.shape(n.inputs[0])) * size(&g.shape(n.inputs[1])[1..].to_vec()),
+        // (x, g [N, F, OH, OW]) -> [F, C, KH, KW]: every g element meets C·KH·KW inputs
+        Op::Conv2dFilterGrad { .. } => 2.0 * size(g.shape(n.inputs[1])) * size(&n.shape[1..].to_vec()),
+        Op::Input { .. } | Op::Param { .. } | Op::Const { .. } | Op::Literal { .. } | Op::DimSize { .. } => 0.0,
+        Op::Neg | Op::Exp | Op::Log | Op::Sqrt | Op::Abs | Op::Sign | Op::Tanh | Op::Sigmoid => 0.0,
+        Op::Relu | Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softplus => 0.0,
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Max | Op::Min | Op::GreaterEq => 0.0,
+        Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Pad { .. } => 0.0,
+        Op::Sum { .. } | Op::ReduceMax { .. } | Op::ArgMaxMask { .. } | Op::OneHot { .. } | Op::LogSoftmax { .. } => {
+            0.0
         }
-        _ => 0.0,
+        Op::MaxPool2d { .. } | Op::MaxPool2dGrad { .. } | Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => 0.0,
     }
 }
 
@@ -401,7 +435,7 @@ fn table(f: &Fields) -> String {
         ("total_ms", "process start to compiled", "ms"),
         ("step_ms_median", "train step median", "ms"),
         ("step_ms_min", "train step min", "ms"),
-        ("step_gflops", "train step", "GFLOP/s (3x forward matmul/conv FLOPs)"),
+        ("step_gflops", "train step", "GFLOP/s (the matmul/conv FLOPs it executes)"),
         ("infer_ms_median", "inference median", "ms per batch"),
         ("infer_gflops", "inference", "GFLOP/s"),
         ("last_loss", "loss after the timed steps", ""),

@@ -37,6 +37,20 @@ pub fn evaluate_with(e: &EvalDecl, seed: u64, exec: Exec) -> Result<EvalOutput, 
 /// `evaluate_with`, the JIT compiling with bounds checks when `checked`
 /// (`CompileOptions::checked`; a refused access is an error starting `jit::BOUNDS_FAILED`).
 pub fn evaluate_checked(e: &EvalDecl, seed: u64, exec: Exec, checked: bool) -> Result<EvalOutput, String> {
+    evaluate_loaded(e, seed, exec, checked, None)
+}
+
+/// `evaluate_checked` with the parameters of called models read from the weights file `load`
+/// (`netc run --load`) instead of drawn from `seed`: the parameter `MODEL.NAME` takes the
+/// file's tensor `NAME` (the model's own name for it, as `--save` writes it), or `MODEL.NAME`
+/// if the file has that.
+pub fn evaluate_loaded(
+    e: &EvalDecl,
+    seed: u64,
+    exec: Exec,
+    checked: bool,
+    load: Option<&std::path::Path>,
+) -> Result<EvalOutput, String> {
     crate::ir::limits::check(&e.graph, 1, crate::ir::limits::default_limit(), "eval").map_err(|d| {
         let help = d.help.clone().unwrap_or_default();
         format!("{} ({help})", d.message)
@@ -56,6 +70,9 @@ pub fn evaluate_checked(e: &EvalDecl, seed: u64, exec: Exec, checked: bool) -> R
         }
     }
     let mut params = crate::runtime::params::init_params(&g, seed);
+    if let Some(path) = load {
+        load_params(&g, path, &mut params)?;
+    }
     let values: Vec<Tensor> = match exec {
         Exec::Interp => crate::ir::interp::outputs(&g, &e.values, &params)?,
         Exec::Jit => {
@@ -77,6 +94,31 @@ pub fn evaluate_checked(e: &EvalDecl, seed: u64, exec: Exec, checked: bool) -> R
         })
         .collect();
     Ok(EvalOutput { shows, grads })
+}
+
+/// Overwrite every parameter with its tensor from the weights file at `path`.
+fn load_params(g: &crate::ir::graph::Graph, path: &std::path::Path, params: &mut [Tensor]) -> Result<(), String> {
+    let weights = crate::runtime::weights::load(path).map_err(|d| d.message)?;
+    for (info, value) in g.params.iter().zip(params.iter_mut()) {
+        let own_name = info.name.split_once('.').map_or(info.name.as_str(), |(_, rest)| rest);
+        let Some(w) =
+            weights.iter().find(|w| w.name == info.name).or_else(|| weights.iter().find(|w| w.name == own_name))
+        else {
+            return Err(format!("{}: no tensor named `{own_name}` (for `{}`)", path.display(), info.name));
+        };
+        if w.shape != value.shape {
+            return Err(format!(
+                "{}: tensor `{}` has shape {:?} in the file, but `{}` is {:?}",
+                path.display(),
+                w.name,
+                w.shape,
+                info.name,
+                value.shape
+            ));
+        }
+        value.data = w.data.iter().map(|&v| v as f64).collect();
+    }
+    Ok(())
 }
 
 /// `name = value`, with a multi-line tensor indented under its name.

@@ -588,7 +588,7 @@ fn header(m: &Model, entries: &[Entry], source: &str) -> String {
         let optimizer = match train.optimizer {
             Optimizer::Sgd { .. } => "sgd keeps no state",
             Optimizer::Momentum { .. } => "momentum: one velocity per parameter",
-            Optimizer::Adam { .. } => "adam: first and second moments per parameter",
+            Optimizer::Adam { .. } => "adam: the step count, then first and second moments per parameter",
         };
         let _ = writeln!(h, "/* Optimizer state of {p}_train_step ({optimizer}), a table like params. */");
         let _ = writeln!(h, "#define {upper}_NUM_STATE {}", m.state.len());
@@ -678,15 +678,15 @@ fn tensor_tables(h: &mut String, p: &str, kind: &str, tensors: &[(String, Vec<us
 }
 
 /// The train block's settings and its learning rate schedule as an inline C function, so a C
-/// training loop passes `lr` exactly as `netc run` does (Adam's bias correction included).
+/// training loop passes `lr` exactly as `netc run` does (Adam's bias correction is in the
+/// step itself, from the step count in its state).
 fn learning_rate(h: &mut String, p: &str, upper: &str, t: &TrainDecl) {
     let _ = writeln!(h, "/* The train block's settings. */");
     if let Some(batch) = t.batch {
         let _ = writeln!(h, "#define {upper}_BATCH {batch}");
     }
-    let (base, adam) = match t.optimizer {
-        Optimizer::Sgd { lr } | Optimizer::Momentum { lr, .. } => (lr, None),
-        Optimizer::Adam { lr, beta1, beta2, .. } => (lr, Some((beta1, beta2))),
+    let base = match t.optimizer {
+        Optimizer::Sgd { lr } | Optimizer::Momentum { lr, .. } | Optimizer::Adam { lr, .. } => lr,
     };
     // The schedule runs over the steps after warmup: `s` of `n` (see training::optim).
     let scheduled = match t.schedule {
@@ -698,28 +698,20 @@ fn learning_rate(h: &mut String, p: &str, upper: &str, t: &TrainDecl) {
             "{min_lr:e} + 0.5 * ({base:e} - {min_lr:e}) * (1.0 + cos(3.14159265358979323846 * (double)s / (double)(n > 0 ? n : 1)))"
         ),
     };
-    let corrected = match adam {
-        None => "lr".to_string(),
-        Some((b1, b2)) => {
-            format!("lr * sqrt(1.0 - pow({b2:e}, (double)(step + 1))) / (1.0 - pow({b1:e}, (double)(step + 1)))")
-        }
-    };
     let warmup = t.warmup;
     let _ = writeln!(
         h,
         "/* The `lr` to pass to {p}_train_step at step `step` (0-based) of `total`: the file's\n\
-         \x20* schedule{}{}. */\n\
+         \x20* schedule{}. */\n\
          static inline double {p}_learning_rate(int64_t step, int64_t total) {{\n\
          \x20   const int64_t warmup = {warmup};\n\
          \x20   int64_t s = step < warmup ? 0 : step - warmup;\n\
          \x20   int64_t n = total > warmup ? total - warmup : 0;\n\
          \x20   double factor = step < warmup ? (double)(step + 1) / (double)warmup : 1.0;\n\
-         \x20   double lr = ({scheduled}) * factor;\n\
          \x20   (void)s; (void)n;\n\
-         \x20   return {corrected};\n\
+         \x20   return ({scheduled}) * factor;\n\
          }}\n",
         if warmup > 0 { format!(" after {warmup} steps of linear warmup") } else { String::new() },
-        if adam.is_some() { ", with Adam's bias correction folded in" } else { "" }
     );
 }
 

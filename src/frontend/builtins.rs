@@ -36,7 +36,7 @@ builtins! {
     // parameter initialisers
     Zeros, Constant, Normal, Uniform, Xavier, He,
     // optimizers and learning-rate schedules (train settings)
-    Sgd, Momentum, Adam, Step, Cosine,
+    Sgd, Momentum, Adam, AdamW, Step, Cosine,
     // data sources (data settings)
     Spiral, Synthetic, Csv, Npy, Idx,
 }
@@ -196,7 +196,14 @@ impl Builtin {
                 &["lr", "beta1", "beta2", "eps"],
                 0,
                 Optimizer,
-                "optimizer: Adam (lr 1e-3, 0.9, 0.999, 1e-8)",
+                "optimizer: Adam (lr 1e-3, 0.9, 0.999, 1e-8): p -= lr * m^ / (sqrt(v^) + eps)",
+            ),
+            AdamW => sig(
+                "adamw",
+                &["lr", "beta1", "beta2", "eps", "weight_decay"],
+                0,
+                Optimizer,
+                "optimizer: Adam with decoupled weight decay (0.01) of the weights: p -= lr * decay * p",
             ),
             Step => sig(
                 "step",

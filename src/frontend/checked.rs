@@ -133,9 +133,23 @@ pub struct DataDecl {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Optimizer {
-    Sgd { lr: f64 },
-    Momentum { lr: f64, momentum: f64, nesterov: bool },
-    Adam { lr: f64, beta1: f64, beta2: f64, eps: f64 },
+    Sgd {
+        lr: f64,
+    },
+    Momentum {
+        lr: f64,
+        momentum: f64,
+        nesterov: bool,
+    },
+    /// Adam in the PyTorch/optax form, p −= lr·m̂/(√v̂ + eps); `adamw` is Adam with a
+    /// decoupled weight decay (p −= lr·decay·p each step; 0 for `adam`).
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        decay: f64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

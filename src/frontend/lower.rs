@@ -1,5 +1,7 @@
-//! Lowering of the language's composite built-ins into graph primitives (relu, softplus,
-//! softmax, the losses, ...), so the IR keeps few primitives. Input: checked operand nodes;
+//! Lowering of the language's composite built-ins into graph primitives (softmax, the losses,
+//! reductions, ...), so the IR keeps few primitives. A function whose derivative a composite
+//! would get wrong at a kink of one of its pieces (relu, softplus, elu, leaky_relu) is an op
+//! of its own instead. Input: checked operand nodes;
 //! output: new nodes in the graph. `check/builtins.rs` decides which function serves which
 //! built-in.
 
@@ -10,44 +12,6 @@ type R = Result<NodeId, ShapeError>;
 
 fn add(g: &mut Graph, op: Op, inputs: &[NodeId]) -> R {
     g.add(op, inputs)
-}
-
-/// relu(x) = max(0, x): the lecture's max gate; ties route to the 0, so relu'(0) = 0.
-pub fn relu(g: &mut Graph, x: NodeId) -> R {
-    let zero = g.constant(0.0);
-    add(g, Op::Max, &[zero, x])
-}
-
-/// leaky_relu(x) = max(x, alpha*x) for alpha < 1.
-pub fn leaky_relu(g: &mut Graph, x: NodeId, alpha: f64) -> R {
-    let a = g.constant(alpha);
-    let ax = add(g, Op::Mul, &[a, x])?;
-    add(g, Op::Max, &[x, ax])
-}
-
-/// elu(x) = max(0, x) + min(0, alpha*(e^x - 1)): the second term is negative exactly when x is.
-pub fn elu(g: &mut Graph, x: NodeId, alpha: f64) -> R {
-    let pos = relu(g, x)?;
-    let e = add(g, Op::Exp, &[x])?;
-    let one = g.constant(1.0);
-    let em1 = add(g, Op::Sub, &[e, one])?;
-    let a = g.constant(alpha);
-    let neg = add(g, Op::Mul, &[a, em1])?;
-    let zero = g.constant(0.0);
-    let neg = add(g, Op::Min, &[zero, neg])?;
-    add(g, Op::Add, &[pos, neg])
-}
-
-/// softplus(x) = log(1 + e^x) = max(0, x) + log(1 + e^-|x|), which never overflows.
-pub fn softplus(g: &mut Graph, x: NodeId) -> R {
-    let pos = relu(g, x)?;
-    let ax = add(g, Op::Abs, &[x])?;
-    let nax = add(g, Op::Neg, &[ax])?;
-    let e = add(g, Op::Exp, &[nax])?;
-    let one = g.constant(1.0);
-    let s = add(g, Op::Add, &[one, e])?;
-    let l = add(g, Op::Log, &[s])?;
-    add(g, Op::Add, &[pos, l])
 }
 
 /// Normalise a possibly negative axis against a rank.
@@ -107,19 +71,14 @@ pub fn mean(g: &mut Graph, x: NodeId, axes: &[usize], keepdims: bool) -> R {
     add(g, Op::Div, &[s, n])
 }
 
-/// Max over several axes, one at a time (highest axis first so indices stay valid).
+/// Max over axes; a tie splits the gradient evenly among the maxima (see `Op::ReduceMax`).
 pub fn reduce_max(g: &mut Graph, x: NodeId, axes: &[usize], keepdims: bool) -> R {
     let shape = g.shape(x).clone();
-    let mut sorted = axes.to_vec();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    let mut cur = x;
-    for a in sorted {
-        cur = add(g, Op::ReduceMax { axis: a }, &[cur])?;
-    }
+    let m = add(g, Op::ReduceMax { axes: axes.to_vec() }, &[x])?;
     if keepdims {
-        keep_dims(g, cur, &shape, axes)
+        keep_dims(g, m, &shape, axes)
     } else {
-        Ok(cur)
+        Ok(m)
     }
 }
 
@@ -184,7 +143,8 @@ pub fn svm(g: &mut Graph, scores: NodeId, labels: NodeId, margin: f64) -> R {
     let diff = add(g, Op::Sub, &[scores, correct])?;
     let m = g.constant(margin);
     let shifted = add(g, Op::Add, &[diff, m])?;
-    let hinge = relu(g, shifted)?;
+    // relu'(0) = 0: a score exactly at the margin contributes no gradient (as in PyTorch).
+    let hinge = add(g, Op::Relu, &[shifted])?;
     // The correct class would contribute max(0, margin) = margin: mask it out.
     let one = g.constant(1.0);
     let others = add(g, Op::Sub, &[one, onehot])?;

@@ -8,13 +8,45 @@ use crate::ir::interp;
 use crate::ir::ops::{self, Env};
 use crate::ir::tensor::Tensor;
 
+/// An element left out of the comparison: moving it by ±eps moves `node` across a branch of
+/// its op (a relu or max switches, an |x| changes sign, ...) *and* the one-sided difference
+/// quotients of L disagree, so L itself has a kink there and no derivative to compare with.
+/// (Where the pieces' kinks cancel, as in max(0, x) + ln(1 + e^−|x|) = softplus at 0, the
+/// slopes agree and the element is compared.)
+#[derive(Clone, Debug, PartialEq)]
+pub struct Skip {
+    /// Flat index of the element in its leaf.
+    pub element: usize,
+    /// The first node (in graph order) whose branch changed.
+    pub node: NodeId,
+    /// (L(x) − L(x − eps))/eps and (L(x + eps) − L(x))/eps.
+    pub slopes: (f64, f64),
+}
+
+impl GradReport {
+    /// Elements compared against central differences (checked and not skipped).
+    pub fn compared(&self) -> usize {
+        self.checked - self.skipped.len()
+    }
+}
+
+/// One-sided slopes that differ by less than this (relative to the larger) count as equal:
+/// L is smooth at the element even though an op in it switched branches. A real kink (relu:
+/// slopes 0 and 1) differs by O(1); a smooth L differs by about eps·L'' (1e-6·L'').
+pub const KINK_TOLERANCE: f64 = 1e-4;
+
+/// Elements whose analytic and numeric values differ by at most this agree, whatever their
+/// relative error: central differences with eps = 1e-6 carry a truncation error of about
+/// eps²·L''' (1e-12), so an analytic 0 against a numeric 1e-12 is agreement, not a failure.
+pub const ABS_FLOOR: f64 = 1e-9;
+
 /// How well the analytic gradient of one `wrt` leaf matches the numeric one.
 #[derive(Clone, Debug)]
 pub struct GradReport {
     /// The leaf's name (`W1`, `x`).
     pub name: String,
-    /// The largest relative error over the checked elements not at a kink (see
-    /// [`relative_errors`]).
+    /// The largest relative error over the compared elements (checked, not skipped) whose
+    /// analytic and numeric values differ by more than [`ABS_FLOOR`] (see [`relative_errors`]).
     pub max_rel_error: f64,
     /// The largest |analytic - numeric| over the same elements.
     pub max_abs_error: f64,
@@ -22,8 +54,8 @@ pub struct GradReport {
     pub worst: usize,
     /// How many elements were checked (all, or a sample of a large tensor).
     pub checked: usize,
-    /// Checked elements whose ±eps perturbation crossed a kink (see [`check`]): left out.
-    pub kinks: usize,
+    /// Checked elements left out because L has a kink there (see [`check`]), with the reason.
+    pub skipped: Vec<Skip>,
     pub analytic: Tensor,
     /// The central differences; NaN at elements that were not checked.
     pub numeric: Tensor,
@@ -41,11 +73,13 @@ pub const MAX_CHECKED: usize = 32;
 /// (the vector-Jacobian product that `autodiff` computes with v as its upstream gradient), so
 /// gradients that happen to sum to zero cannot hide errors.
 ///
-/// Kinks (CS231n): where a max, min, |x| or max-pool is within eps of switching branches, the
-/// two sides of the central difference see different slopes and its value is not a gradient
-/// at all (a relu input 4e-7 from 0 gives half the slope). So every branch decision is
-/// recorded at x, x + eps and x - eps; an element whose perturbation changes one is counted
-/// in `kinks` and left out of the errors instead of being reported as wrong.
+/// Kinks (CS231n): where a max, min, relu, |x| or max-pool is within eps of switching
+/// branches, the two sides of the central difference may see different slopes, and then its
+/// value is not a gradient at all (a relu input 4e-7 from 0 gives 0.7, neither slope). So every
+/// branch decision is recorded at x, x + eps and x − eps; where a perturbation changes one,
+/// the one-sided slopes of L decide: if they agree (within [`KINK_TOLERANCE`]) L is smooth
+/// there and the element is compared as usual, otherwise it is reported in `skipped` with
+/// the node that switched, and left out of the errors.
 pub fn check(
     g: &Graph,
     of: NodeId,
@@ -81,6 +115,7 @@ pub fn check_elements(
         let data = (0..of_value.numel()).map(|_| pseudo_random(&mut state)).collect();
         Tensor::new(of_value.shape.clone(), data)
     };
+    let (base_loss, _) = weighted_sum(of_value, &v);
     let base_branches: Vec<Option<Vec<u64>>> =
         (0..forward.nodes.len()).map(|i| branches(&forward, i, &base_values)).collect();
 
@@ -106,30 +141,39 @@ pub fn check_elements(
         let (mut xs, mut ps) = (inputs.to_vec(), params.to_vec());
         let mut scratch = base_values.clone();
         let mut numeric = Tensor::new(base.shape.clone(), vec![f64::NAN; base.numel()]);
-        let mut at_kink = vec![false; base.numel()];
+        let mut skipped = vec![];
         let mut magnitude: f64 = 0.0;
         for &j in &sample {
             let mut loss = [0.0; 2];
+            let mut switched = None;
             for (side, delta) in [eps, -eps].into_iter().enumerate() {
                 let leaf = if is_param { &mut ps[index] } else { &mut xs[index] };
                 leaf.data[j] = base.data[j] + delta;
                 interp::rerun(&forward, &xs, &ps, &mut scratch, &dirty)?;
                 // L = Σ of ⊙ v, and Σ|of ⊙ v|, the magnitude L's rounding error scales with.
-                let terms = scratch[of.index()].data.iter().zip(&v.data).map(|(a, b)| a * b);
-                let (l, m) = terms.fold((0.0, 0.0), |(l, m), t| (l + t, m + t.abs()));
+                let (l, m) = weighted_sum(&scratch[of.index()], &v);
                 loss[side] = l;
                 magnitude = magnitude.max(m);
-                at_kink[j] |= (0..forward.nodes.len()).any(|i| {
-                    dirty[i] && base_branches[i].is_some() && branches(&forward, i, &scratch) != base_branches[i]
+                switched = switched.or_else(|| {
+                    (0..forward.nodes.len()).find(|&i| {
+                        dirty[i] && base_branches[i].is_some() && branches(&forward, i, &scratch) != base_branches[i]
+                    })
                 });
             }
             let leaf = if is_param { &mut ps[index] } else { &mut xs[index] };
             leaf.data[j] = base.data[j];
             numeric.data[j] = (loss[0] - loss[1]) / (2.0 * eps);
+            if let Some(node) = switched {
+                let slopes = ((base_loss - loss[1]) / eps, (loss[0] - base_loss) / eps);
+                if !slopes_agree(slopes, magnitude, eps) {
+                    skipped.push(Skip { element: j, node: NodeId(node as u32), slopes });
+                }
+            }
         }
 
-        // Errors over the checked elements that are not at a kink; 0 elsewhere.
-        let compared: Vec<usize> = sample.iter().copied().filter(|&j| !at_kink[j]).collect();
+        // Errors over the checked elements that are not skipped; 0 elsewhere.
+        let compared: Vec<usize> =
+            sample.iter().copied().filter(|&j| !skipped.iter().any(|s: &Skip| s.element == j)).collect();
         let a: Vec<f64> = compared.iter().map(|&j| analytic.data[j]).collect();
         let n: Vec<f64> = compared.iter().map(|&j| numeric.data[j]).collect();
         let (mut rel, mut abs) = (vec![0.0; base.numel()], vec![0.0; base.numel()]);
@@ -139,11 +183,24 @@ pub fn check_elements(
         let (_, max_abs_error) = largest(&abs);
         let (worst, max_rel_error) = largest(&rel);
         let name = forward.node(wrt[k]).name.clone().unwrap_or_else(|| wrt[k].to_string());
-        let kinks = sample.iter().filter(|&&j| at_kink[j]).count();
         let checked = sample.len();
-        reports.push(GradReport { name, max_rel_error, max_abs_error, worst, checked, kinks, analytic, numeric });
+        reports.push(GradReport { name, max_rel_error, max_abs_error, worst, checked, skipped, analytic, numeric });
     }
     Ok(reports)
+}
+
+/// (Σ of ⊙ v, Σ |of ⊙ v|).
+fn weighted_sum(of: &Tensor, v: &Tensor) -> (f64, f64) {
+    let terms = of.data.iter().zip(&v.data).map(|(a, b)| a * b);
+    terms.fold((0.0, 0.0), |(l, m), t| (l + t, m + t.abs()))
+}
+
+/// Whether one-sided slopes (left, right) agree: within [`KINK_TOLERANCE`] of the larger, or
+/// within their rounding noise (each is a difference of two values of L, each rounded to
+/// about ε·`magnitude`, divided by eps).
+fn slopes_agree((left, right): (f64, f64), magnitude: f64, eps: f64) -> bool {
+    let noise = 1e3 * f64::EPSILON * magnitude / eps;
+    (left - right).abs() <= KINK_TOLERANCE * left.abs().max(right.abs()) + noise
 }
 
 /// Which nodes must be recomputed when the tensor of leaf `leaf_op` changes: its nodes and
@@ -180,18 +237,29 @@ fn largest(errors: &[f64]) -> (usize, f64) {
     best
 }
 
-/// The branch decisions of node `i` if its op is not smooth, given all node values: which
-/// operand a max or min took, the sign under an |x|, which element a max (or each max-pool
-/// window) picked. `None` for smooth ops.
+/// The branch decisions of node `i` if its op has kinks, given all node values: which side
+/// of 0 a relu's (leaky relu's, elu's) input is on, which operands of a max or min are the
+/// largest or smallest (ties included), the sign under an |x|, which elements a reduced max
+/// or each max-pool window picked. `None` for ops that are smooth wherever they are defined.
 fn branches(g: &Graph, i: usize, values: &[Tensor]) -> Option<Vec<u64>> {
     let env = Env { inputs: &[], params: &[], symbols: &[] };
     let node = &g.nodes[i];
     let x = |k: usize| &values[node.inputs[k].index()];
+    let ge = |a: &Tensor, b: &Tensor| ops::eval(&Op::GreaterEq, &[a, b], &[], &env);
+    let zero = Tensor::scalar(0.0);
     let decision = match &node.op {
-        Op::Max => ops::eval(&Op::GreaterEq, &[x(0), x(1)], &[], &env),
-        Op::Min => ops::eval(&Op::GreaterEq, &[x(1), x(0)], &[], &env),
+        Op::Relu => ge(&zero, x(0)),
+        // Smooth at 0 when alpha = 1 (the identity; elu with slope 1 on both sides).
+        Op::LeakyRelu { alpha } | Op::Elu { alpha } if *alpha == 1.0 => return None,
+        Op::LeakyRelu { .. } | Op::Elu { .. } => ge(&zero, x(0)),
+        Op::Max | Op::Min => ge(x(0), x(1)).and_then(|l| ge(x(1), x(0)).map(|r| concat(l, r))),
         Op::Abs => ops::eval(&Op::Sign, &[x(0)], &[], &env),
-        Op::ReduceMax { axis } => ops::eval(&Op::ArgMaxMask { axis: *axis }, &[x(0)], &[], &env),
+        Op::ReduceMax { .. } => {
+            // [x = max] per element: the maxima the gradient is split among.
+            let kept: Vec<usize> =
+                x(0).shape.iter().enumerate().map(|(a, &n)| if reduced(&node.op, a) { 1 } else { n }).collect();
+            ops::eval(&Op::Reshape { shape: vec![] }, &[&values[i]], &kept, &env).and_then(|m| ge(x(0), &m))
+        }
         Op::MaxPool2d { size, stride } | Op::MaxPool2dGrad { size, stride } => {
             // Where each window's gradient would go: the pattern of first maxima.
             let pooled = if let Op::MaxPool2d { .. } = node.op { &values[i] } else { x(1) };
@@ -204,7 +272,7 @@ fn branches(g: &Graph, i: usize, values: &[Tensor]) -> Option<Vec<u64>> {
         Op::Input { .. } | Op::Param { .. } | Op::Const { .. } | Op::Literal { .. } | Op::DimSize { .. } => {
             return None
         }
-        Op::Neg | Op::Exp | Op::Log | Op::Sqrt | Op::Tanh | Op::Sigmoid => return None,
+        Op::Neg | Op::Exp | Op::Log | Op::Sqrt | Op::Tanh | Op::Sigmoid | Op::Softplus => return None,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow => return None,
         Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Pad { .. } => {
             return None
@@ -217,8 +285,21 @@ fn branches(g: &Graph, i: usize, values: &[Tensor]) -> Option<Vec<u64>> {
     Some(decision.map(|t| t.data.iter().map(|v| v.to_bits()).collect()).unwrap_or_default())
 }
 
+/// Whether `axis` is one that a `ReduceMax` reduces.
+fn reduced(op: &Op, axis: usize) -> bool {
+    matches!(op, Op::ReduceMax { axes } if axes.contains(&axis))
+}
+
+/// Two decision tensors as one.
+fn concat(mut a: Tensor, b: Tensor) -> Tensor {
+    a.data.extend(b.data);
+    a.shape = vec![a.data.len()];
+    a
+}
+
 /// Per element, |a - n| / max(|a| + |n|, 1e-3·scale, floor), where scale is the largest
-/// |a| + |n| of the tensor and `floor` comes from the finite-difference noise ([`noise_floor`]).
+/// |a| + |n| of the tensor and `floor` comes from the finite-difference noise ([`noise_floor`]);
+/// 0 where |a - n| <= [`ABS_FLOOR`].
 ///
 /// Relative, so large and small gradients are judged alike (as in CS231n's gradient checks).
 /// The floors make elements much smaller than the tensor's largest, or too small for central
@@ -231,7 +312,7 @@ pub fn relative_errors(analytic: &[f64], numeric: &[f64], floor: f64) -> Vec<f64
         .iter()
         .zip(numeric)
         .map(|(a, n)| {
-            if a == n {
+            if a == n || (a - n).abs() <= ABS_FLOOR {
                 return 0.0;
             }
             let denominator = (a.abs() + n.abs()).max(1e-3 * scale).max(floor);

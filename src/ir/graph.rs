@@ -114,6 +114,19 @@ pub enum Op {
     Sign,
     Tanh,
     Sigmoid,
+    /// max(0, x) with relu'(0) = 0 (PyTorch's convention; a kink at 0).
+    Relu,
+    /// x if x > 0 else alpha·x; the slope at 0 is alpha (PyTorch; a kink at 0 unless alpha = 1).
+    LeakyRelu {
+        alpha: f64,
+    },
+    /// x if x > 0 else alpha·(e^x − 1); the slope at 0 is alpha (PyTorch), so elu is smooth
+    /// there exactly when alpha = 1.
+    Elu {
+        alpha: f64,
+    },
+    /// ln(1 + e^x) = max(x, 0) + ln(1 + e^−|x|): smooth everywhere, softplus' = sigmoid.
+    Softplus,
 
     // ---- elementwise, two operands, numpy broadcasting ----
     Add,
@@ -121,9 +134,10 @@ pub enum Op {
     Mul,
     Div,
     Pow,
-    /// Ties route to the left operand.
+    /// At a tie each operand gets half the gradient (PyTorch's `maximum`), so max(a, b) and
+    /// max(b, a) agree.
     Max,
-    /// Ties route to the left operand.
+    /// At a tie each operand gets half the gradient, as for `Max`.
     Min,
     /// 1.0 where a >= b, else 0.0 (no gradient): the switch of the max and min gates.
     GreaterEq,
@@ -158,9 +172,9 @@ pub enum Op {
     Sum {
         axes: Vec<usize>,
     },
-    /// Maximum along `axis`.
+    /// Maximum over `axes`; the gradient is split evenly among tied maxima (PyTorch's `amax`).
     ReduceMax {
-        axis: usize,
+        axes: Vec<usize>,
     },
     /// 1.0 at the first maximum along `axis`, 0.0 elsewhere; same shape as its input.
     ArgMaxMask {
@@ -271,6 +285,43 @@ pub struct ParamInfo {
     pub name: String,
     pub shape: Shape,
     pub init: Init,
+    /// Weight or bias: what `l2()` and weight decay regularise (weights only).
+    pub role: ParamRole,
+}
+
+/// What a parameter does in its model, whatever its rank: a bias is only ever added (`x @ W +
+/// b`, and conv2d's `[F, 1, 1]` bias of `conv(x, W) + b`); everything else is a weight.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum ParamRole {
+    #[default]
+    Weight,
+    Bias,
+}
+
+impl Graph {
+    /// The role of the parameter `index` from its uses so far: `Bias` if it is used, and every
+    /// use (through reshapes, broadcasts and transposes of it) is a term of a sum or a
+    /// difference; otherwise `Weight`.
+    pub fn infer_role(&self, index: usize) -> ParamRole {
+        // Nodes that are the parameter itself or a view of it.
+        let mut view = vec![false; self.nodes.len()];
+        let mut used = false;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let reads_view = node.inputs.iter().any(|x| view[x.index()]);
+            match &node.op {
+                Op::Param { index: p } if *p == index => view[i] = true,
+                Op::Reshape { .. } | Op::Broadcast { .. } | Op::Transpose { .. } if reads_view => view[i] = true,
+                Op::Add | Op::Sub if reads_view => used = true,
+                _ if reads_view => return ParamRole::Weight,
+                _ => {}
+            }
+        }
+        if used {
+            ParamRole::Bias
+        } else {
+            ParamRole::Weight
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -337,7 +388,7 @@ impl Graph {
     }
 
     pub fn add_param(&mut self, name: &str, shape: Shape, init: Init) -> NodeId {
-        self.params.push(ParamInfo { name: name.to_string(), shape: shape.clone(), init });
+        self.params.push(ParamInfo { name: name.to_string(), shape: shape.clone(), init, role: ParamRole::Weight });
         let index = self.params.len() - 1;
         self.push(Node { op: Op::Param { index }, inputs: vec![], shape, name: Some(name.to_string()), span: None })
     }

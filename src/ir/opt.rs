@@ -109,6 +109,7 @@ fn is_leaf(op: &Op) -> bool {
     match op {
         Input { .. } | Param { .. } | Const { .. } | Literal { .. } | DimSize { .. } => true,
         Neg | Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid => false,
+        Relu | LeakyRelu { .. } | Elu { .. } | Softplus => false,
         Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq => false,
         Broadcast { .. } | Reshape { .. } | Transpose { .. } | Slice { .. } | Pad { .. } => false,
         Sum { .. } | ReduceMax { .. } | ArgMaxMask { .. } | OneHot { .. } => false,
@@ -311,6 +312,7 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
         }
         Input { .. } | Param { .. } | Const { .. } | Literal { .. } | DimSize { .. } => None,
         Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid => None,
+        Relu | LeakyRelu { .. } | Elu { .. } | Softplus => None,
         Max | Min | GreaterEq => None,
         ReduceMax { .. } | ArgMaxMask { .. } | OneHot { .. } | MatMul { .. } | LogSoftmax { .. } => None,
         Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => None,
@@ -398,10 +400,13 @@ fn finite_by_construction(g: &Graph, id: NodeId) -> bool {
         | Op::Slice { .. }
         | Op::Pad { .. }
         | Op::Neg
-        | Op::Abs => finite_by_construction(g, node.inputs[0]),
+        | Op::Abs
+        | Op::Relu => finite_by_construction(g, node.inputs[0]),
         // Anything that can overflow, or passes on an input or parameter (which may be inf).
         Op::Input { .. } | Op::Param { .. } => false,
         Op::Exp | Op::Log | Op::Sqrt | Op::Tanh | Op::Sigmoid => false,
+        // alpha·x and softplus(x) ≈ x can overflow in f32 for a finite x.
+        Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softplus => false,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Max | Op::Min => false,
         Op::Sum { .. } | Op::ReduceMax { .. } | Op::MatMul { .. } | Op::LogSoftmax { .. } => false,
         Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dFilterGrad { .. } => false,

@@ -3,16 +3,19 @@
 //! `TrainStep` whose graph computes `loss` (and the model's outputs) and whose `updates` write
 //! the new parameters and optimizer state in place, so one call is one step.
 //!
-//! The learning rate is an input (`lr`), so schedules and Adam's bias correction cost nothing
-//! to change between steps. Optimizer state (velocities, moments) lives in extra parameters
-//! after the model's own. Frozen parameters get no gradient, no update and no state: they
-//! leave the step bit for bit as they came in. With `clip_norm: c` every gradient is scaled
-//! by min(1, c / (‖g‖ + 1e-6)), ‖g‖ the L2 norm of all gradients together (PyTorch's
+//! The learning rate is an input (`lr`), so schedules cost nothing to change between steps.
+//! Optimizer state (velocities, moments, Adam's step count) lives in extra parameters after
+//! the model's own. Frozen parameters get no gradient, no update and no state: they leave the
+//! step bit for bit as they came in. With `clip_norm: c` every gradient is scaled by
+//! min(1, c / (‖g‖ + 1e-6)), ‖g‖ the L2 norm of all gradients together (PyTorch's
 //! `clip_grad_norm_`), before weight decay and the optimizer see it.
+//!
+//! Weight decay, coupled (`weight_decay`: g + wd·w) or decoupled (`adamw`), applies to the
+//! weights only, never to biases (`ParamRole`), as `l2()` does.
 
 use crate::frontend::checked::{Optimizer, TrainDecl};
 use crate::ir::autodiff;
-use crate::ir::graph::{Graph, Init, InputKind, NodeId, Op};
+use crate::ir::graph::{Graph, Init, InputKind, NodeId, Op, ParamRole};
 
 pub struct TrainStep {
     pub graph: Graph,
@@ -50,11 +53,24 @@ pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
         None => backward.grads.clone(),
     };
 
+    // Adam's step count t (one scalar of state, so a resumed run continues its bias correction).
+    let adam_step = match t.optimizer {
+        Optimizer::Adam { .. } => {
+            let t_old = g.add_param("adam.step", vec![], Init::Zeros);
+            let one = g.constant(1.0);
+            let t_new = add(&mut g, Op::Add, &[t_old, one])?;
+            g.updates.push((g.params.len() - 1, t_new));
+            Some(t_new)
+        }
+        _ => None,
+    };
+
     for (&p, (&w, &grad)) in trainable.iter().zip(param_nodes.iter().zip(&grads)) {
         let name = g.params[p].name.clone();
         let shape = g.params[p].shape.clone();
-        // Coupled L2 weight decay: g + wd·w.
-        let grad = if t.weight_decay != 0.0 {
+        let is_weight = g.params[p].role == ParamRole::Weight;
+        // Coupled L2 weight decay of the weights: g + wd·w.
+        let grad = if t.weight_decay != 0.0 && is_weight {
             let wd = g.constant(t.weight_decay);
             let decay = add(&mut g, Op::Mul, &[wd, w])?;
             add(&mut g, Op::Add, &[grad, decay])?
@@ -83,30 +99,10 @@ pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
                 let step = add(&mut g, Op::Mul, &[lr, direction])?;
                 add(&mut g, Op::Sub, &[w, step])?
             }
-            // m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²;  w - lr_t·m / (sqrt(v) + ε), where the
-            // host folds the bias corrections into lr_t = lr·sqrt(1-β2^t)/(1-β1^t).
-            Optimizer::Adam { beta1, beta2, eps, .. } => {
-                let m = g.add_param(&format!("{name}.m"), shape.clone(), Init::Zeros);
-                let m_index = g.params.len() - 1;
-                let v = g.add_param(&format!("{name}.v"), shape.clone(), Init::Zeros);
-                let v_index = g.params.len() - 1;
-                let (b1, c1) = (g.constant(beta1), g.constant(1.0 - beta1));
-                let (b2, c2) = (g.constant(beta2), g.constant(1.0 - beta2));
-                let b1m = add(&mut g, Op::Mul, &[b1, m])?;
-                let c1g = add(&mut g, Op::Mul, &[c1, grad])?;
-                let new_m = add(&mut g, Op::Add, &[b1m, c1g])?;
-                let g2 = add(&mut g, Op::Mul, &[grad, grad])?;
-                let b2v = add(&mut g, Op::Mul, &[b2, v])?;
-                let c2g2 = add(&mut g, Op::Mul, &[c2, g2])?;
-                let new_v = add(&mut g, Op::Add, &[b2v, c2g2])?;
-                g.updates.push((m_index, new_m));
-                g.updates.push((v_index, new_v));
-                let root = add(&mut g, Op::Sqrt, &[new_v])?;
-                let e = g.constant(eps);
-                let denom = add(&mut g, Op::Add, &[root, e])?;
-                let ratio = add(&mut g, Op::Div, &[new_m, denom])?;
-                let step = add(&mut g, Op::Mul, &[lr, ratio])?;
-                add(&mut g, Op::Sub, &[w, step])?
+            Optimizer::Adam { beta1, beta2, eps, decay, .. } => {
+                let t_new = adam_step.ok_or("Adam without a step count")?;
+                let decay = if is_weight { decay } else { 0.0 };
+                adam(&mut g, &name, w, grad, lr, t_new, [beta1, beta2, eps, decay])?
             }
         };
         g.annotate(new_w, Some(&format!("new {name}")), None);
@@ -135,7 +131,7 @@ fn clip_by_global_norm(g: &mut Graph, grads: &[NodeId], c: f64) -> Result<Vec<No
     grads.iter().map(|&grad| add(g, Op::Mul, &[grad, coef])).collect()
 }
 
-/// The scheduled rate at step `step` (0-based) of `total`, before warmup and Adam's correction.
+/// The scheduled rate at step `step` (0-based) of `total`, before warmup.
 fn scheduled(t: &TrainDecl, step: usize, total: usize) -> f64 {
     use crate::frontend::checked::Schedule;
     let base = match t.optimizer {
@@ -152,23 +148,90 @@ fn scheduled(t: &TrainDecl, step: usize, total: usize) -> f64 {
 }
 
 /// The learning rate passed to step `step` (0-based) of `total`: the base rate under the
-/// schedule, with Adam's bias corrections folded in. With `warmup: W`, step s < W runs at
-/// (s + 1)/W of the schedule's first rate, and the schedule then runs over the remaining
-/// steps from its start: lr(s) = sched(s − W, total − W) (the convention of Hugging Face's
-/// `get_cosine_schedule_with_warmup`). The object file's header computes the same
-/// (`drivers::object`, `{prefix}_learning_rate`).
+/// schedule (Adam's bias corrections are computed in the step, from its step count). With
+/// `warmup: W`, step s < W runs at (s + 1)/W of the schedule's first rate, and the schedule
+/// then runs over the remaining steps from its start: lr(s) = sched(s − W, total − W) (the
+/// convention of Hugging Face's `get_cosine_schedule_with_warmup`). The object file's header
+/// computes the same (`drivers::object`, `{prefix}_learning_rate`).
 pub fn learning_rate(t: &TrainDecl, step: usize, total: usize) -> f64 {
     let w = t.warmup;
-    let scheduled = if step < w {
+    if step < w {
         scheduled(t, 0, total.saturating_sub(w)) * (step + 1) as f64 / w as f64
     } else {
         scheduled(t, step - w, total.saturating_sub(w))
-    };
-    match t.optimizer {
-        Optimizer::Adam { beta1, beta2, .. } => {
-            let n = (step + 1) as i32;
-            scheduled * (1.0 - beta2.powi(n)).sqrt() / (1.0 - beta1.powi(n))
-        }
-        _ => scheduled,
     }
+}
+
+/// One Adam (or AdamW) update of the weight `w` with gradient `grad` at step `t` (1-based),
+/// in the PyTorch and optax form:
+///
+///   m = β1·m + (1 − β1)·g,  v = β2·v + (1 − β2)·g²,  m̂ = m/(1 − β1^t),  v̂ = v/(1 − β2^t)
+///   w ← w·(1 − lr·decay) − lr·m̂/(√v̂ + eps)
+///
+/// (eps is added to √v̂, not to √v: with a large eps the two differ a lot). The moments are new
+/// parameters `NAME.m` and `NAME.v`. Returns the new weight.
+fn adam(
+    g: &mut Graph,
+    name: &str,
+    w: NodeId,
+    grad: NodeId,
+    lr: NodeId,
+    t: NodeId,
+    hyper: [f64; 4],
+) -> Result<NodeId, String> {
+    let [beta1, beta2, eps, decay] = hyper;
+    let shape = g.shape(w).clone();
+    let m = g.add_param(&format!("{name}.m"), shape.clone(), Init::Zeros);
+    let m_index = g.params.len() - 1;
+    let v = g.add_param(&format!("{name}.v"), shape, Init::Zeros);
+    let v_index = g.params.len() - 1;
+    let (b1, c1) = (g.constant(beta1), g.constant(1.0 - beta1));
+    let (b2, c2) = (g.constant(beta2), g.constant(1.0 - beta2));
+    let b1m = add(g, Op::Mul, &[b1, m])?;
+    let c1g = add(g, Op::Mul, &[c1, grad])?;
+    let new_m = add(g, Op::Add, &[b1m, c1g])?;
+    let g2 = add(g, Op::Mul, &[grad, grad])?;
+    let b2v = add(g, Op::Mul, &[b2, v])?;
+    let c2g2 = add(g, Op::Mul, &[c2, g2])?;
+    let new_v = add(g, Op::Add, &[b2v, c2g2])?;
+    g.updates.push((m_index, new_m));
+    g.updates.push((v_index, new_v));
+    // lr/(1 − β1^t) · m / (√v/√(1 − β2^t) + eps), as torch.optim.Adam computes it.
+    let correction1 = one_minus_power(g, beta1, t)?;
+    let correction2 = one_minus_power(g, beta2, t)?;
+    let step_size = add(g, Op::Div, &[lr, correction1])?;
+    let root_c2 = add(g, Op::Sqrt, &[correction2])?;
+    let root_v = add(g, Op::Sqrt, &[new_v])?;
+    let root_v_hat = add(g, Op::Div, &[root_v, root_c2])?;
+    let e = g.constant(eps);
+    let denom = add(g, Op::Add, &[root_v_hat, e])?;
+    let ratio = add(g, Op::Div, &[new_m, denom])?;
+    let step = add(g, Op::Mul, &[step_size, ratio])?;
+    // Decoupled weight decay (AdamW): w·(1 − lr·decay) first, then the Adam step.
+    let w = if decay != 0.0 {
+        let d = g.constant(decay);
+        let lr_d = add(g, Op::Mul, &[lr, d])?;
+        let shrink = add(g, Op::Mul, &[lr_d, w])?;
+        add(g, Op::Sub, &[w, shrink])?
+    } else {
+        w
+    };
+    add(g, Op::Sub, &[w, step])
+}
+
+/// 1 − β^t for a constant β in [0, 1) and a scalar node t >= 1, accurate also in f32 where
+/// β is close to 1 (1 − 0.999 cancels): with κ = −ln(β)/2 (computed here in f64),
+/// 1 − β^t = 1 − e^(−2κt) = 2·tanh(κt)/(1 + tanh(κt)), and nothing cancels.
+fn one_minus_power(g: &mut Graph, beta: f64, t: NodeId) -> Result<NodeId, String> {
+    if beta == 0.0 {
+        return Ok(g.constant(1.0));
+    }
+    let kappa = g.constant(-beta.ln() / 2.0);
+    let kt = add(g, Op::Mul, &[kappa, t])?;
+    let th = add(g, Op::Tanh, &[kt])?;
+    let two = g.constant(2.0);
+    let num = add(g, Op::Mul, &[two, th])?;
+    let one = g.constant(1.0);
+    let den = add(g, Op::Add, &[one, th])?;
+    add(g, Op::Div, &[num, den])
 }

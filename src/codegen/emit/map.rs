@@ -274,6 +274,8 @@ impl Emitter<'_> {
             Un::Log => self.log(x),
             Un::Tanh => self.tanh(x),
             Un::Sigmoid => self.sigmoid(x),
+            Un::Expm1 => self.expm1(x),
+            Un::Log1p => self.log1p(x),
         }
     }
 

@@ -18,16 +18,16 @@ impl<'p> Checker<'p> {
             Abs => self.unary(&a, Op::Abs),
             Sigmoid => self.unary(&a, Op::Sigmoid),
             Tanh => self.unary(&a, Op::Tanh),
-            Relu => self.lower1(&a, lower::relu),
+            Relu => self.unary(&a, Op::Relu),
             LeakyRelu => {
                 let Some(alpha) = self.num_arg(&a, "alpha", Some(0.01), Range::Finite) else { return Value::Error };
-                self.lower1(&a, |g, x| lower::leaky_relu(g, x, alpha))
+                self.unary(&a, Op::LeakyRelu { alpha })
             }
             Elu => {
                 let Some(alpha) = self.num_arg(&a, "alpha", Some(1.0), Range::Finite) else { return Value::Error };
-                self.lower1(&a, |g, x| lower::elu(g, x, alpha))
+                self.unary(&a, Op::Elu { alpha })
             }
-            Softplus => self.lower1(&a, lower::softplus),
+            Softplus => self.unary(&a, Op::Softplus),
             Max | Min => {
                 let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
                 if a.given("y") {
@@ -173,7 +173,9 @@ impl<'p> Checker<'p> {
                 }
                 Value::Init(Init::Uniform { low, high })
             }
-            Sgd | Momentum | Adam | Step | Cosine | Spiral | Synthetic | Csv | Npy | Idx => Value::Setting(Box::new(a)),
+            Sgd | Momentum | Adam | AdamW | Step | Cosine | Spiral | Synthetic | Csv | Npy | Idx => {
+                Value::Setting(Box::new(a))
+            }
         }
     }
 
@@ -201,7 +203,8 @@ impl<'p> Checker<'p> {
         }
     }
 
-    /// l2(a, b, ...) = 0.5·Σ‖p‖²; with no arguments, over every weight matrix and filter.
+    /// l2(a, b, ...) = 0.5·Σ‖p‖²; with no arguments, over every weight (`ParamRole::Weight`:
+    /// every parameter that is not a bias, whatever its rank).
     fn l2(&mut self, a: &Args) -> Value {
         let span = a.span;
         let mut ids = vec![];
@@ -212,10 +215,13 @@ impl<'p> Checker<'p> {
             }
         }
         if ids.is_empty() {
-            // All weight matrices and filters (parameters with two or more axes).
+            // Every weight: the parameters that are not biases.
             ids = (0..self.g.nodes.len())
                 .map(|i| NodeId(i as u32))
-                .filter(|&id| matches!(self.g.node(id).op, Op::Param { .. }) && self.g.shape(id).len() >= 2)
+                .filter(|&id| match self.g.node(id).op {
+                    Op::Param { index } => self.g.params[index].role == ParamRole::Weight,
+                    _ => false,
+                })
                 .collect();
         }
         let r = lower::l2(&mut self.g, &ids);
@@ -245,6 +251,8 @@ impl<'p> Checker<'p> {
                 }
                 Value::Num(n) if *n >= 1.0 && n.fract() == 0.0 => shape.push(Dim::Known(*n as usize)),
                 Value::Dim(d) => shape.push(*d),
+                // Already reported.
+                Value::Error => return None,
                 _ => {
                     self.error("E-type", span, "reshape sizes are positive whole numbers (one may be -1)", "here");
                     return None;
@@ -252,19 +260,47 @@ impl<'p> Checker<'p> {
             }
         }
         if let Some(i) = infer {
-            // The inferred size is the known element count of x over that of the rest.
+            // The inferred size is what x has beyond the other sizes: its known element count
+            // over theirs, times the symbols of x they do not name (`[-1, 6]` of [B, 2, 3]
+            // is [B, 6]). It must be one size: a number, or a symbol alone.
             let known = |s: &Shape| s.iter().filter_map(|d| d.known()).product::<usize>();
-            let (a, b) = (known(&src), known(&shape));
-            if b == 0 || a % b != 0 {
-                self.error(
-                    "E-shape",
-                    span,
-                    format!("cannot reshape {} into this shape", self.g.shape_str(&src)),
-                    "the sizes do not divide",
-                );
-                return None;
+            let mut symbols: Vec<Dim> = src.iter().copied().filter(|d| d.known().is_none()).collect();
+            let mut missing = vec![];
+            for d in shape.iter().filter(|d| d.known().is_none()) {
+                match symbols.iter().position(|s| s == d) {
+                    Some(k) => {
+                        symbols.remove(k);
+                    }
+                    None => missing.push(*d),
+                }
             }
-            shape[i] = Dim::Known(a / b);
+            let (a, b) = (known(&src), known(&shape));
+            let rest = if b != 0 && a % b == 0 { Some(a / b) } else { None };
+            let inferred = match (rest, symbols.as_slice(), missing.is_empty()) {
+                (Some(n), [], true) => Dim::Known(n),
+                (Some(1), [sym], true) => *sym,
+                _ => {
+                    let why = if !missing.is_empty() {
+                        format!("{} is not a size of the input", self.g.dim_name(missing[0]))
+                    } else if rest.is_none() {
+                        "the sizes do not divide".to_string()
+                    } else {
+                        let mut parts: Vec<String> = symbols.iter().map(|&d| self.g.dim_name(d)).collect();
+                        if rest != Some(1) {
+                            parts.push(rest.unwrap_or(1).to_string());
+                        }
+                        format!("-1 would be {}, not one size", parts.join("·"))
+                    };
+                    self.error(
+                        "E-shape",
+                        span,
+                        format!("cannot reshape {} into this shape", self.g.shape_str(&src)),
+                        why,
+                    );
+                    return None;
+                }
+            };
+            shape[i] = inferred;
         }
         Some(shape)
     }

@@ -72,12 +72,27 @@ impl<'p> Checker<'p> {
                 self.depth += 1;
                 let saved_prefix = self.prefix.clone();
                 let instance = self.pending_instance.take();
-                if let Some(name) = &instance {
-                    self.prefix.push(name.clone());
-                }
+                // Called from an eval block, the model is one function with one set of
+                // parameters, `MODEL.NAME` (what `--load` fills from a file of the model's
+                // weights); called from a model, it is a sub-network with parameters of its own.
+                let shared = self.in_eval && self.prefix.is_empty() && !self.share_params;
+                let saved_counts = if shared {
+                    self.prefix.push(m.name.name.clone());
+                    self.share_params = true;
+                    Some(std::mem::take(&mut self.instance_counts))
+                } else {
+                    if let Some(name) = &instance {
+                        self.prefix.push(name.clone());
+                    }
+                    None
+                };
                 let record = self.start_layer(instance.unwrap_or_else(|| m.name.name.clone()), &m.name.name);
                 let outs = self.expand_model(m, Some(args), span);
                 self.finish_layer(record, outs.as_ref().and_then(|o| o.first().map(|x| x.1)));
+                if let Some(counts) = saved_counts {
+                    self.instance_counts = counts;
+                    self.share_params = false;
+                }
                 self.prefix = saved_prefix;
                 self.depth -= 1;
                 match outs {

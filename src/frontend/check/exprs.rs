@@ -84,6 +84,13 @@ impl<'p> Checker<'p> {
         let mut path = self.prefix.clone();
         path.push(name.name.clone());
         let qualified = path.join(".");
+        if let Some(&id) =
+            self.params_by_name.get(&qualified).filter(|&&id| self.share_params && *self.g.shape(id) == shape)
+        {
+            // Another call of the same model in an eval block: the same parameter.
+            self.bind(&name.name, Value::Tensor(id));
+            return;
+        }
         if let Some(first) = self.params_by_name.get(&qualified).and_then(|&id| self.g.node(id).span) {
             self.report(
                 Diagnostic::new("E-duplicate", format!("parameter `{qualified}` is declared twice"))

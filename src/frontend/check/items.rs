@@ -121,6 +121,8 @@ impl<'p> Checker<'p> {
         self.layers.clear();
         self.pending_instance = None;
         self.allow_params = false;
+        self.in_eval = false;
+        self.share_params = false;
         self.span_override = None;
         self.depth = 0;
     }
@@ -217,7 +219,10 @@ impl<'p> Checker<'p> {
         args: Option<Vec<(Value, Span)>>,
         site: Span,
     ) -> Option<Vec<(String, NodeId)>> {
+        let symbols_before = self.g.symbols.len();
         let mut scope = HashMap::new();
+        // (name, symbol) of each symbolic size in the signature.
+        let mut size_names: Vec<(String, Dim)> = vec![];
         let mut seen: HashMap<&str, Span> = HashMap::new();
         let mut ok = true;
         // When the model is called, its symbolic dimensions take the arguments' sizes.
@@ -236,6 +241,11 @@ impl<'p> Checker<'p> {
                 ok = false;
                 continue;
             };
+            for (d, &dim) in input.ty.dims.iter().zip(&shape) {
+                if let (DimExpr::Named(id), Dim::Sym(_)) = (d, dim) {
+                    size_names.push((id.name.clone(), dim));
+                }
+            }
             let value = match &args {
                 None => Value::Tensor(self.g.add_input(&input.name.name, shape, InputKind::Data)),
                 Some(args) => {
@@ -268,11 +278,22 @@ impl<'p> Checker<'p> {
         if !ok {
             return None;
         }
+        // The signature's symbolic sizes are names in the body (`reshape(x, [B, 8, 8])`): the
+        // symbol itself, or in a call the size of the argument that bound it.
+        for (name, sym) in size_names {
+            let dim = *bindings.get(&sym).unwrap_or(&sym);
+            scope.entry(name).or_insert(Value::Dim(dim));
+        }
         let saved_scopes = std::mem::replace(&mut self.scopes, vec![scope]);
         let saved_allow = std::mem::replace(&mut self.allow_params, true);
+        let params_before = self.g.params.len();
         let saved_pending = self.pending_instance.take();
         let result = self.run_block(&m.body);
         self.pending_instance = saved_pending;
+        // The model's own uses decide each new parameter's role (before a loss uses it).
+        for p in params_before..self.g.params.len() {
+            self.g.params[p].role = self.g.infer_role(p);
+        }
         let final_scope = self.scopes.pop().unwrap_or_default();
         self.scopes = saved_scopes;
         self.allow_params = saved_allow;
@@ -315,7 +336,24 @@ impl<'p> Checker<'p> {
             outputs.push((out.name.name.clone(), t));
         }
         let _ = site;
+        if args.is_some() {
+            self.drop_unused_symbols(symbols_before);
+        }
         Some(outputs)
+    }
+
+    /// Forget the symbols from `from` on if nothing uses them: a called model's signature
+    /// names its sizes (`B`), but they are bound to its arguments' sizes, and an unbound
+    /// symbol left in the caller's graph would ask for a size no input gives.
+    fn drop_unused_symbols(&mut self, from: usize) {
+        let used = |d: &Dim| matches!(d, Dim::Sym(s) if s.0 as usize >= from);
+        let in_use =
+            self.g.nodes.iter().any(|n| n.shape.iter().any(used) || matches!(&n.op, Op::DimSize { dim } if used(dim)))
+                || self.g.inputs.iter().any(|i| i.shape.iter().any(used))
+                || self.g.params.iter().any(|p| p.shape.iter().any(used));
+        if !in_use {
+            self.g.symbols.truncate(from);
+        }
     }
 
     /// Does `got` fit `declared`, binding the declared symbols to the sizes they meet?
@@ -331,6 +369,7 @@ impl<'p> Checker<'p> {
         // Eval blocks compute in f64: they show the lecture's numbers exactly.
         self.begin(DType::F64);
         self.allow_params = true;
+        self.in_eval = true;
         let mut values = vec![];
         let mut shows = vec![];
         let mut grads = vec![];

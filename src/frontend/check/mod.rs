@@ -14,7 +14,7 @@ use crate::frontend::ast::*;
 use crate::frontend::builtins::{Builtin, Kind};
 use crate::frontend::checked::*;
 use crate::frontend::lower;
-use crate::ir::graph::{DType, Dim, Graph, Init, InputKind, NodeId, Op, Shape};
+use crate::ir::graph::{DType, Dim, Graph, Init, InputKind, NodeId, Op, ParamRole, Shape};
 use crate::ir::limits::MAX_ELEMENTS;
 use crate::ir::ops::ShapeError;
 use crate::ir::tensor::Tensor;
@@ -112,6 +112,11 @@ struct Checker<'p> {
     /// The layer and model instances called so far in the current graph.
     layers: Vec<Layer>,
     allow_params: bool,
+    /// Checking an eval block: a model it calls keeps one set of parameters, named
+    /// `MODEL.NAME`, whichever call declares them first (see `Callee::Model` in `calls.rs`).
+    in_eval: bool,
+    /// Expanding such a model call: a parameter declared again is the one declared before.
+    share_params: bool,
     /// Inside prelude code, errors are reported at the user's call.
     span_override: Option<Span>,
     depth: usize,
@@ -137,6 +142,8 @@ impl<'p> Checker<'p> {
             params_by_name: HashMap::new(),
             layers: vec![],
             allow_params: false,
+            in_eval: false,
+            share_params: false,
             span_override: None,
             depth: 0,
         }

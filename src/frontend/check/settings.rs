@@ -368,12 +368,17 @@ impl<'p> Checker<'p> {
                 let nesterov = self.bool_arg(&a, "nesterov", false);
                 Optimizer::Momentum { lr: lr?, momentum: momentum?, nesterov: nesterov? }
             }
-            Builtin::Adam => {
+            Builtin::Adam | Builtin::AdamW => {
                 let lr = lr(self, &a, 1e-3);
                 let beta1 = self.num_arg(&a, "beta1", Some(0.9), Range::Fraction);
                 let beta2 = self.num_arg(&a, "beta2", Some(0.999), Range::Fraction);
                 let eps = self.num_arg(&a, "eps", Some(1e-8), Range::Positive);
-                Optimizer::Adam { lr: lr?, beta1: beta1?, beta2: beta2?, eps: eps? }
+                let decay = if a.builtin == Builtin::AdamW {
+                    self.num_arg(&a, "weight_decay", Some(0.01), Range::NonNegative)
+                } else {
+                    Some(0.0)
+                };
+                Optimizer::Adam { lr: lr?, beta1: beta1?, beta2: beta2?, eps: eps?, decay: decay? }
             }
             other => unreachable!("setting_call returned {other:?} for an optimizer"),
         })

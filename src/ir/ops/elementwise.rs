@@ -71,6 +71,78 @@ pub(super) fn sigmoid_vjp(cx: &mut Vjp, g: NodeId, y: NodeId) -> Grads {
     Ok(vec![Some(cx.mul(gy, one_minus_y)?)])
 }
 
+// ---- activations with a kink or a smooth formula built from kinks ---------------------------
+//
+// Each is one op with its true derivative, not a composite of max/abs/min whose tie rules
+// would decide the derivative at the kink (softplus'(0) = ½ is not a choice between pieces).
+
+/// y = max(0, x)               dx = g·[y > 0] = g·(1 − [0 >= y]), from the output: relu'(0) = 0
+pub(super) fn relu(v: f64) -> f64 {
+    max_left(0.0, v)
+}
+
+pub(super) fn relu_vjp(cx: &mut Vjp, g: NodeId, y: NodeId) -> Grads {
+    let (zero, one) = (cx.constant(0.0), cx.constant(1.0));
+    let off = cx.op(Op::GreaterEq, &[zero, y])?;
+    let on = cx.sub(one, off)?;
+    Ok(vec![Some(cx.mul(g, on)?)])
+}
+
+/// y = x if x > 0 else αx      dx = g·(x > 0 ? 1 : α) = g·(α + (1 − α)·[x > 0]): slope α at 0
+pub(super) fn leaky_relu(v: f64, alpha: f64) -> f64 {
+    if v > 0.0 {
+        v
+    } else {
+        alpha * v
+    }
+}
+
+pub(super) fn leaky_relu_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], alpha: f64) -> Grads {
+    let (zero, one) = (cx.constant(0.0), cx.constant(1.0));
+    let off = cx.op(Op::GreaterEq, &[zero, x[0]])?;
+    let on = cx.sub(one, off)?;
+    let (a, rest) = (cx.constant(alpha), cx.constant(1.0 - alpha));
+    let scaled = cx.mul(rest, on)?;
+    let slope = cx.add(a, scaled)?;
+    Ok(vec![Some(cx.mul(g, slope)?)])
+}
+
+/// y = x if x > 0 else α(e^x − 1)     dx = g·(x > 0 ? 1 : α·e^x): slope α at 0 (PyTorch), and
+/// e^x is taken of min(x, 0) so that it never overflows where it is not used
+pub(super) fn elu(v: f64, alpha: f64) -> f64 {
+    if v > 0.0 {
+        v
+    } else {
+        alpha * v.exp_m1()
+    }
+}
+
+pub(super) fn elu_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], alpha: f64) -> Grads {
+    let (zero, one) = (cx.constant(0.0), cx.constant(1.0));
+    let off = cx.op(Op::GreaterEq, &[zero, x[0]])?;
+    let on = cx.sub(one, off)?;
+    let below = cx.op(Op::Min, &[x[0], zero])?;
+    let e = cx.op(Op::Exp, &[below])?;
+    let a = cx.constant(alpha);
+    let ae = cx.mul(a, e)?;
+    // (1 − off) + off·α·e^x: either term is exact (no 1 + (αe^x − 1) cancellation).
+    let negative_part = cx.mul(off, ae)?;
+    let slope = cx.add(on, negative_part)?;
+    Ok(vec![Some(cx.mul(g, slope)?)])
+}
+
+/// y = ln(1 + e^x) = max(x, 0) + ln(1 + e^−|x|)    dx = g·sigmoid(x)
+/// (never overflows, and keeps full relative accuracy for very negative x: softplus(−40) is
+/// e^−40 = 4.2e-18, where ln(1 + e^x) would round to 0)
+pub(super) fn softplus(v: f64) -> f64 {
+    relu(v) + (-v.abs()).exp().ln_1p()
+}
+
+pub(super) fn softplus_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId]) -> Grads {
+    let s = cx.op(Op::Sigmoid, &[x[0]])?;
+    Ok(vec![Some(cx.mul(g, s)?)])
+}
+
 // ---- elementwise, two operands (numpy broadcasting; the driver un-broadcasts) -------------
 
 /// y = a + b                   da = g, db = g: the add gate distributes
@@ -96,24 +168,55 @@ pub(super) fn div_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId) -> Grads
     Ok(vec![Some(da), Some(cx.neg(gy_b)?)])
 }
 
-/// y = a^b                     da = g*b*a^(b-1), db = g*ln(a)*y
-/// (the driver drops db's nodes unless b needs a gradient, so ln of a negative base is never
-/// built for the common x^2)
+/// y = a^b                     da = g·b·a^(b−1), db = g·y·ln a, with PyTorch's special cases:
+/// da = 0 where b = 0 (d/da a^0 = 0, also at a = 0 where b·a^(b−1) is 0·∞), and db = 0 where
+/// a = 0 and b >= 0 (y·ln a is 0·(−∞) there; the limit along b is 0). A negative base gives a
+/// NaN db, as in PyTorch (ln a is not real). The driver drops db's nodes unless b needs a
+/// gradient, so no log is built for the common x^2.
 pub(super) fn pow_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId) -> Grads {
     let (a, b) = (x[0], x[1]);
-    let one = cx.constant(1.0);
-    let b_minus_1 = cx.sub(b, one)?;
-    let a_pow = cx.op(Op::Pow, &[a, b_minus_1])?;
-    let slope = cx.mul(b, a_pow)?;
-    let da = cx.mul(g, slope)?;
-    let ln_a = cx.op(Op::Log, &[a])?;
+    let da = match cx.graph.node(b).op {
+        // A constant exponent: its own rule, so the fast a^(b−1) of a constant power remains.
+        Op::Const { value: 0.0 } => None,
+        Op::Const { value } => {
+            let b_minus_1 = cx.constant(value - 1.0);
+            let a_pow = cx.op(Op::Pow, &[a, b_minus_1])?;
+            let slope = cx.mul(b, a_pow)?;
+            Some(cx.mul(g, slope)?)
+        }
+        // b·a^(b − 1 + [b = 0]): the exponent is 0 where b = 0, so the product is b·1 = 0.
+        _ => {
+            let one = cx.constant(1.0);
+            let b_minus_1 = cx.sub(b, one)?;
+            let b_is_0 = is_zero(cx, b)?;
+            let exponent = cx.add(b_minus_1, b_is_0)?;
+            let a_pow = cx.op(Op::Pow, &[a, exponent])?;
+            let slope = cx.mul(b, a_pow)?;
+            Some(cx.mul(g, slope)?)
+        }
+    };
+    // y·ln(a + [a = 0]·[b >= 0]): ln 1 = 0 where the limit is 0, ln a elsewhere.
+    let a_is_0 = is_zero(cx, a)?;
+    let zero = cx.constant(0.0);
+    let b_nonnegative = cx.op(Op::GreaterEq, &[b, zero])?;
+    let shift = cx.mul(a_is_0, b_nonnegative)?;
+    let safe_a = cx.add(a, shift)?;
+    let ln_a = cx.op(Op::Log, &[safe_a])?;
     let gy = cx.mul(g, y)?;
     let db = cx.mul(gy, ln_a)?;
-    Ok(vec![Some(da), Some(db)])
+    Ok(vec![da, Some(db)])
 }
 
-/// y = max(a, b)               da = g*[a >= b], db = g*(1 - [a >= b]): the max gate routes;
-/// ties go to the left operand, so relu(x) = max(0, x) has relu'(0) = 0
+/// [v = 0] as 1.0 or 0.0 (0 for NaN): [0 >= |v|].
+fn is_zero(cx: &mut Vjp, v: NodeId) -> Result<NodeId, String> {
+    let zero = cx.constant(0.0);
+    let abs = cx.op(Op::Abs, &[v])?;
+    cx.op(Op::GreaterEq, &[zero, abs])
+}
+
+/// y = max(a, b)               da = g·w, db = g·(1 − w), w = [a > b] + ½[a = b]:
+/// the max gate routes, and a tie splits evenly (PyTorch's `maximum`), so max(a, b) and
+/// max(b, a) have the same gradient. (relu has its own op with relu'(0) = 0.)
 pub(super) fn max_left(a: f64, b: f64) -> f64 {
     if a >= b {
         a
@@ -122,23 +225,27 @@ pub(super) fn max_left(a: f64, b: f64) -> f64 {
     }
 }
 
-pub(super) fn max_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId) -> Grads {
-    // [a >= b] = [a >= max(a, b)] for every a, b (NaN included): the mask reads the output,
-    // which the forward pass keeps anyway, so relu's pre-activation need not be kept.
-    let left = cx.op(Op::GreaterEq, &[x[0], y])?;
-    route(cx, g, left)
+pub(super) fn max_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId]) -> Grads {
+    let a_wins = cx.op(Op::GreaterEq, &[x[0], x[1]])?;
+    let b_wins = cx.op(Op::GreaterEq, &[x[1], x[0]])?;
+    split(cx, g, a_wins, b_wins)
 }
 
-/// The gradient `g` sent to the left operand where `left` is 1 and to the right one where it
-/// is 0: g·m and g·(1 - m), exactly g or 0 for finite g (routed, never split). Each product
-/// reads g once, so g fuses into it rather than being written to memory for two readers.
-pub(super) fn route(cx: &mut Vjp, g: NodeId, left: NodeId) -> Grads {
-    let one = cx.constant(1.0);
-    let right = cx.sub(one, left)?;
-    Ok(vec![Some(cx.mul(g, left)?), Some(cx.mul(g, right)?)])
+/// The gradient of a two-way choice: with l = [left >= right] and r = [right >= left] (both 1
+/// at a tie), the left operand gets g·½(l + 1 − r) and the right one g·½(r + 1 − l): all of
+/// g to the winner, half to each at a tie. Exactly g, g/2 or 0 for finite g.
+fn split(cx: &mut Vjp, g: NodeId, left: NodeId, right: NodeId) -> Grads {
+    let (one, half) = (cx.constant(1.0), cx.constant(0.5));
+    let not_right = cx.sub(one, right)?;
+    let not_left = cx.sub(one, left)?;
+    let l = cx.add(left, not_right)?;
+    let r = cx.add(right, not_left)?;
+    let wl = cx.mul(half, l)?;
+    let wr = cx.mul(half, r)?;
+    Ok(vec![Some(cx.mul(g, wl)?), Some(cx.mul(g, wr)?)])
 }
 
-/// y = min(a, b)               da = g*[b >= a], db = g*(1 - [b >= a]); ties go to the left operand
+/// y = min(a, b)               da = g·w, db = g·(1 − w), w = [a < b] + ½[a = b], as for max
 pub(super) fn min_left(a: f64, b: f64) -> f64 {
     if b >= a {
         a
@@ -147,8 +254,8 @@ pub(super) fn min_left(a: f64, b: f64) -> f64 {
     }
 }
 
-pub(super) fn min_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId) -> Grads {
-    // [b >= a] = [min(a, b) >= a] for every a, b (NaN included), as for max.
-    let left = cx.op(Op::GreaterEq, &[y, x[0]])?;
-    route(cx, g, left)
+pub(super) fn min_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId]) -> Grads {
+    let a_wins = cx.op(Op::GreaterEq, &[x[1], x[0]])?;
+    let b_wins = cx.op(Op::GreaterEq, &[x[0], x[1]])?;
+    split(cx, g, a_wins, b_wins)
 }

@@ -36,28 +36,36 @@ pub(super) fn sum_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], axes: &[usize]) -> 
     Ok(vec![Some(cx.broadcast(g_kept, shape)?)])
 }
 
-/// y = max of x along axis     dx = g at the first maximum of each row, 0 elsewhere:
-/// dx = argmax_mask(x) * g (g with the axis back as a 1, broadcast by the multiply)
-pub(super) fn reduce_max_eval(x: &Tensor, axis: usize) -> Result<Tensor, String> {
-    let (outer, n, inner) = split_axis(&x.shape, axis)?;
-    let mut data = Vec::with_capacity(outer * inner);
-    for o in 0..outer {
-        for k in 0..inner {
-            let row = (0..n).map(|j| x.data[(o * n + j) * inner + k]);
-            data.push(row.fold(f64::NEG_INFINITY, max_left));
-        }
+/// y = max of x over axes     dx = g·[x = y]/n, n = how many elements of x equal y in its
+/// group: a tie splits the gradient evenly among the tied maxima (PyTorch's `amax`), so the
+/// result does not depend on the order of the elements or of the axes
+pub(super) fn reduce_max_eval(x: &Tensor, axes: &[usize]) -> Result<Tensor, String> {
+    if let Some(a) = axes.iter().find(|&&a| a >= x.shape.len()) {
+        return Err(format!("axis {a} of a tensor of shape {:?}", x.shape));
     }
-    let mut shape = x.shape.clone();
-    shape.remove(axis);
+    let kept: Vec<usize> = (0..x.shape.len()).filter(|a| !axes.contains(a)).collect();
+    let shape: Vec<usize> = kept.iter().map(|&a| x.shape[a]).collect();
+    let out_strides = strides(&shape);
+    let mut data = vec![f64::NEG_INFINITY; numel(&shape)];
+    let mut i = 0;
+    for_each_index(&x.shape, |idx| {
+        let at = kept.iter().zip(&out_strides).map(|(&a, &s)| idx[a] * s).sum::<usize>();
+        data[at] = max_left(data[at], x.data[i]);
+        i += 1;
+    });
     Ok(Tensor::new(shape, data))
 }
 
-pub(super) fn reduce_max_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], axis: usize) -> Grads {
-    let mask = cx.op(Op::ArgMaxMask { axis }, &[x[0]])?;
-    let mut kept = cx.shape(x[0]);
-    kept[axis] = Dim::Known(1);
+pub(super) fn reduce_max_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId, axes: &[usize]) -> Grads {
+    let kept: Vec<Dim> =
+        cx.shape(x[0]).iter().enumerate().map(|(i, &d)| if axes.contains(&i) { Dim::Known(1) } else { d }).collect();
+    let y_kept = cx.reshape(y, kept.clone())?;
+    // [x >= max] is [x = max]: 1 at every maximum.
+    let at_max = cx.op(Op::GreaterEq, &[x[0], y_kept])?;
+    let ties = cx.sum_keepdims(at_max, axes)?;
     let g_kept = cx.reshape(g, kept)?;
-    Ok(vec![Some(cx.mul(mask, g_kept)?)])
+    let share = cx.div(g_kept, ties)?;
+    Ok(vec![Some(cx.mul(at_max, share)?)])
 }
 
 /// y = 1 at the first maximum along axis, else 0          no gradient

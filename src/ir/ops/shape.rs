@@ -128,7 +128,7 @@ pub fn infer_shape(op: &Op, shapes: &[&Shape], g: &Graph) -> Result<Shape, Shape
             Ok(vec![])
         }
         Literal { .. } => Err(ShapeError::Invalid("a literal's shape is given when it is pushed".into())),
-        Neg | Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid => {
+        Neg | Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid | Relu | LeakyRelu { .. } | Elu { .. } | Softplus => {
             arity(1)?;
             Ok(shapes[0].clone())
         }
@@ -200,19 +200,12 @@ pub fn infer_shape(op: &Op, shapes: &[&Shape], g: &Graph) -> Result<Shape, Shape
             out[*axis] = Dim::Known(n + before + after);
             Ok(out)
         }
-        Sum { axes } => {
+        Sum { axes } | ReduceMax { axes } => {
             arity(1)?;
             for &a in axes {
                 check_axis(a, shapes[0].len())?;
             }
             Ok(shapes[0].iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect())
-        }
-        ReduceMax { axis } => {
-            arity(1)?;
-            check_axis(*axis, shapes[0].len())?;
-            let mut out = shapes[0].clone();
-            out.remove(*axis);
-            Ok(out)
         }
         ArgMaxMask { axis } | LogSoftmax { axis } => {
             arity(1)?;

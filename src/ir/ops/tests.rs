@@ -79,7 +79,8 @@ fn reductions_and_layout_by_hand() {
     let x = t(&[2, 3], &[1.0, 5.0, 3.0, 4.0, 2.0, 6.0]);
     assert_eq!(ev(Op::Sum { axes: vec![0] }, &[&x], &[3]).data, [5.0, 7.0, 9.0]);
     assert_eq!(ev(Op::Sum { axes: vec![0, 1] }, &[&x], &[]).data, [21.0]);
-    assert_eq!(ev(Op::ReduceMax { axis: 1 }, &[&x], &[2]).data, [5.0, 6.0]);
+    assert_eq!(ev(Op::ReduceMax { axes: vec![1] }, &[&x], &[2]).data, [5.0, 6.0]);
+    assert_eq!(ev(Op::ReduceMax { axes: vec![0, 1] }, &[&x], &[]).data, [6.0]);
     assert_eq!(ev(Op::ArgMaxMask { axis: 0 }, &[&x], &[2, 3]).data, [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
     assert_eq!(ev(Op::Transpose { perm: vec![1, 0] }, &[&x], &[3, 2]).data, [1.0, 4.0, 5.0, 2.0, 3.0, 6.0]);
     assert_eq!(ev(Op::Slice { axis: 1, start: 1, len: 2 }, &[&x], &[2, 2]).data, [5.0, 3.0, 2.0, 6.0]);
