@@ -126,6 +126,11 @@ impl Forward {
                 ));
             }
         }
+        if samples == 0 && self.inputs.iter().chain(&self.outputs).all(|p| p.batched) {
+            // Nothing to compute (a model with an unbatched input always has one sample).
+            progress(0);
+            return Ok(());
+        }
         let batch = batch.clamp(1, samples.max(1));
         let mut start = 0;
         while start < samples.max(1) {

@@ -218,6 +218,11 @@ impl Session {
         std::mem::take(&mut self.notes)
     }
 
+    /// The fields the train block reads from its data (empty without a train block).
+    pub fn fields(&self) -> Vec<crate::training::data::TrainField> {
+        self.train_decl().map(crate::training::data::train_fields).unwrap_or_default()
+    }
+
     /// The model's inputs and outputs, per sample.
     pub fn ports(&self) -> Result<(Vec<Port>, Vec<Port>), Diagnostic> {
         forward::ports(self.model())
@@ -361,3 +366,10 @@ fn choose(c: &Checked, opts: &Options) -> Result<(usize, Option<usize>), String>
     };
     Ok((model, train))
 }
+
+// The Python module releases the GIL while a session trains or runs, and may do so on any
+// thread: a session must be movable between threads.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Session>();
+};

@@ -103,9 +103,11 @@ impl Session {
     }
 
     /// Train from the current parameters and optimizer state, with the train block's settings
-    /// under `overrides` (the seed orders the data; it defaults to the session's). The
-    /// schedule and warmup run over this call's steps. `progress` may stop the run after any
-    /// step; the parameters are then those of the last step.
+    /// under `overrides`. Their seed orders the data; by default it is the session's, so a
+    /// first `fit` draws the batches `netc run` draws, and later ones draw other orders (the
+    /// seed moved on by the steps already run). The schedule and warmup run over this call's
+    /// steps. `progress` may stop the run after any step; the parameters are then those of
+    /// the last step.
     pub fn fit(
         &mut self,
         fields: Fields,
@@ -116,7 +118,8 @@ impl Session {
         if overrides.batch == Some(0) {
             return Err(Diagnostic::new("E-usage", "batch must be at least 1"));
         }
-        Overrides { seed: overrides.seed.or(Some(self.seed)), ..overrides.clone() }.apply(&mut t);
+        let data_seed = self.seed.wrapping_add((self.steps as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        Overrides { seed: overrides.seed.or(Some(data_seed)), ..overrides.clone() }.apply(&mut t);
         let data = self.data(&t, fields, "fit")?;
         let batch = t.batch.unwrap_or(data.train.len()).max(1);
         crate::ir::limits::check(&t.graph, batch, crate::ir::limits::default_limit(), &format!("train {}", t.name))?;

@@ -253,6 +253,59 @@ fn load_fields(t: &TrainDecl, d: &DataDecl, base: &Path) -> Result<Data, Diagnos
     Ok(Data { train, test, shuffle: d.shuffle })
 }
 
+/// A field a train block reads from its data, as a caller hands it in from memory (the
+/// Python module's `fit` and `loss_and_grads` keywords).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainField {
+    pub name: String,
+    /// The shape of one sample.
+    pub shape: Vec<usize>,
+    /// `Some(C)`: class indices `0..C` (a one-hot label, or accuracy's target).
+    pub classes: Option<usize>,
+    /// An input of the model, rather than a field only the loss or a metric reads.
+    pub model_input: bool,
+    /// The train graph reads it; a field only a metric reads may be left out (the metric is
+    /// then not computed).
+    pub required: bool,
+}
+
+/// The fields of train block `t`: the train graph's inputs in order, then the fields only its
+/// metrics read.
+pub fn train_fields(t: &TrainDecl) -> Vec<TrainField> {
+    let g = &t.graph;
+    let classes = classes_of_inputs(g);
+    let needs = metric_needs(t);
+    let mut out: Vec<TrainField> = g
+        .inputs
+        .iter()
+        .filter(|i| matches!(i.kind, InputKind::Data | InputKind::Label))
+        .map(|i| TrainField {
+            name: i.name.clone(),
+            shape: i.shape.iter().skip(1).map(|d| d.known().unwrap_or(1)).collect(),
+            classes: classes
+                .iter()
+                .find(|(n, _)| *n == i.name)
+                .map(|c| c.1)
+                .or_else(|| needs.iter().find(|(n, _, _)| *n == i.name).and_then(|n| n.1)),
+            model_input: i.kind == InputKind::Data,
+            required: true,
+        })
+        .collect();
+    // A metric's mask holds one value per position of its target.
+    let masks = t.metrics.iter().filter_map(|m| {
+        let size = needs.iter().find(|(n, _, _)| *n == m.target)?.2;
+        Some((m.mask.clone()?, None, size))
+    });
+    let metric_only: Vec<_> = needs.iter().cloned().chain(masks).collect();
+    for (name, classes, size) in metric_only {
+        if !out.iter().any(|f| f.name == name) {
+            // Accuracy's target holds one class per position of the output's other axes.
+            out.push(TrainField { name, shape: vec![size], classes, model_input: false, required: false });
+        }
+    }
+    out
+}
+
 /// One array handed in from memory (the Python module's `fit`): the field it fills, its full
 /// shape (samples first) and its row-major values.
 pub struct ArrayField {
@@ -262,78 +315,73 @@ pub struct ArrayField {
 }
 
 /// A data set from arrays in memory, checked as a data block's files are checked by
-/// `load_fields`: each array fills the train-graph input of its name (a model input or a field
-/// the loss reads) and must have exactly its per-sample shape, or it is a metric's field with
-/// the metric's size; class-index fields must hold classes in range. Every field the train
-/// graph reads must be given. `source` names the arrays in messages.
+/// `load_fields`: each array fills a field of `train_fields(t)` and must have exactly its
+/// per-sample shape (a metric-only field: its number of values); class-index fields must hold
+/// classes in range. Every required field must be given. `source` names the arrays in
+/// messages.
 pub fn dataset_from_arrays(t: &TrainDecl, arrays: Vec<ArrayField>, source: &str) -> Result<Dataset, Diagnostic> {
-    let g = &t.graph;
-    let inputs = input_shapes(g);
-    let classes = classes_of_inputs(g);
-    let needs = metric_needs(t);
-    let expected =
-        || inputs.iter().map(|(n, s)| format!("{n} {}", fmt_dims(Some("B"), s))).collect::<Vec<_>>().join(", ");
-    let mut fields = vec![];
+    let wanted = train_fields(t);
+    let expected = || {
+        wanted
+            .iter()
+            .filter(|f| f.required)
+            .map(|f| format!("{} {}", f.name, fmt_dims(Some("N"), &f.shape)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut fields: Vec<data::Field> = vec![];
     for a in arrays {
-        let input = inputs.iter().find(|(n, _)| *n == a.name);
-        let need = needs.iter().find(|(n, _, _)| *n == a.name);
-        let Some((samples, per_sample)) = a.shape.split_first() else {
+        let Some(want) = wanted.iter().find(|f| f.name == a.name) else {
+            let mut d = data::error(format!("{source}: train {} reads no field named `{}`", t.name, a.name))
+                .note(format!("it reads: {}", expected()));
+            if let Some(n) = crate::diag::nearest(&a.name, wanted.iter().map(|f| f.name.as_str())) {
+                d = d.help(format!("did you mean `{n}`?"));
+            }
+            return Err(d);
+        };
+        let Some((&samples, per_sample)) = a.shape.split_first() else {
             return Err(data::error(format!(
                 "{source}: `{}` is a single number; it needs one entry per sample",
                 a.name
             )));
         };
-        let per_sample = per_sample.to_vec();
-        match (input, need) {
-            (Some((_, want)), _) if *want != per_sample => {
-                return Err(data::error(format!(
-                    "{source}: `{}` has shape {}, but train {} reads it as {}",
-                    a.name,
-                    fmt_dims(None, &a.shape),
-                    t.name,
-                    fmt_dims(Some("B"), want)
-                ))
-                .help(format!("give an array of shape {} (samples first)", fmt_dims(Some(&samples.to_string()), want))))
-            }
-            (Some(_), _) => {}
-            (None, Some((_, _, size))) if per_sample.iter().product::<usize>() != *size => {
-                return Err(data::error(format!(
-                    "{source}: `{}` has {} values per sample (shape {}), but the metric compares it with an output of {size}",
-                    a.name,
-                    per_sample.iter().product::<usize>(),
-                    fmt_dims(None, &a.shape)
-                )))
-            }
-            (None, Some(_)) => {}
-            (None, None) => {
-                let mut d = data::error(format!("{source}: train {} reads no field named `{}`", t.name, a.name))
-                    .note(format!("it reads: {}", expected()));
-                if let Some(n) = crate::diag::nearest(&a.name, inputs.iter().map(|(n, _)| n.as_str())) {
-                    d = d.help(format!("did you mean `{n}`?"));
-                }
-                return Err(d);
-            }
+        let fits = if want.required {
+            per_sample == want.shape.as_slice()
+        } else {
+            per_sample.iter().product::<usize>() == want.shape.iter().product::<usize>()
+        };
+        if !fits {
+            return Err(data::error(format!(
+                "{source}: `{}` has shape {}, but train {} reads it as {}",
+                a.name,
+                fmt_dims(None, &a.shape),
+                t.name,
+                fmt_dims(Some("N"), &want.shape)
+            ))
+            .help(format!(
+                "give an array of shape {} (samples first)",
+                fmt_dims(Some(&samples.to_string()), &want.shape)
+            )));
         }
-        if fields.iter().any(|f: &data::Field| f.name() == a.name) {
+        if fields.iter().any(|f| f.name() == a.name) {
             return Err(data::error(format!("{source}: `{}` is given twice", a.name)));
         }
-        let class_count = classes.iter().find(|(n, _)| *n == a.name).map(|c| c.1).or_else(|| need.and_then(|n| n.1));
-        let ty = if class_count.is_some() { FieldType::Int } else { FieldType::Float };
-        // `Field::new` wants at least one value per sample: a per-sample shape of [] is one.
-        let field = data::Field::new(&a.name, ty, per_sample, a.values, &format!("{source} `{}`", a.name))?;
-        if field.len() != *samples {
+        if a.values.len() != a.shape.iter().product::<usize>() {
             return Err(data::error(format!("{source}: `{}`: its values do not fill its shape", a.name)));
         }
-        if let Some(k) = class_count {
+        let ty = if want.classes.is_some() { FieldType::Int } else { FieldType::Float };
+        let field = data::Field::new(&a.name, ty, want.shape.clone(), a.values, &format!("{source} `{}`", a.name))?;
+        if let Some(k) = want.classes {
             field.check_classes(k)?;
         }
         fields.push(field);
     }
-    if let Some((missing, shape)) = inputs.iter().find(|(n, _)| !fields.iter().any(|f| f.name() == n)) {
+    if let Some(missing) = wanted.iter().find(|f| f.required && !fields.iter().any(|a| a.name() == f.name)) {
         return Err(data::error(format!(
-            "{source}: train {} reads the field `{missing}` ({}), which was not given",
+            "{source}: train {} reads the field `{}` ({}), which was not given",
             t.name,
-            fmt_dims(Some("B"), shape)
+            missing.name,
+            fmt_dims(Some("N"), &missing.shape)
         ))
         .note(format!("it reads: {}", expected())));
     }

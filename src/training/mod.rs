@@ -37,7 +37,7 @@ impl Evaluation {
 
 /// Executes the graphs of a training run on host f32 buffers. A batch holds the data fields
 /// by name; each graph input of kind `Data` or `Label` reads the field of its name.
-pub trait Engine {
+pub trait Engine: Send {
     /// One fused train step on the first `batch.n` samples of each field: returns the loss and
     /// updates `params` (model parameters, then optimizer state) in place.
     fn step(&mut self, batch: &Batch, lr: f32, params: &mut [Vec<f32>]) -> Result<f32, String>;
