@@ -30,9 +30,10 @@ SYSTEMS = {
     "w5": ["netc", "jax", "torch"],
     "w7": ["netc", "jax", "torch"],
     "w8": ["netc"],
+    "w9": ["netc", "jax", "torch"],
 }
 NETS = {"w1": "bench/w1_spiral.net", "w2": "examples/mlp.net", "w3": "examples/cifar_cnn.net",
-        "w5": "bench/w5_digits_cnn.net", "w7": "examples/alexnet.net"}
+        "w5": "bench/w5_digits_cnn.net", "w7": "examples/alexnet.net", "w9": "bench/w9_bn_cnn.net"}
 DEEP = [10, 100, 1000]
 
 
@@ -116,6 +117,8 @@ ROWS = [
     ("w7", "W7 AlexNet 1st step s", "first_step_s", None, None, None),
     ("w7", "W6/W7 AlexNet peak RSS MiB", "peak_rss_mib", None, None, 512),
     ("w7", "W7 netc peak RSS before inference MiB", "peak_rss_train_mib", None, None, 512),
+    ("w9", "W9 BN + dropout CNN train step ms, vs PyTorch", "step_ms_median", 1.0, "torch", None),
+    ("w9", "W9 BN + dropout CNN inference ms/batch", "infer_ms_median", None, None, None),
 ]
 PEERS = ["jax", "torch", "numpy"]
 

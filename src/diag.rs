@@ -145,8 +145,14 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .into_iter()
         .map(|c| (edit_distance(name, c), c))
         .filter(|&(d, _)| d <= limit)
-        .min_by_key(|&(d, c)| (d, c.len()))
+        // Ties go to the shorter name, then to one whose first letter has the typo's case (`y`
+        // suggests the input `x` before the size `B`), then to the earlier candidate.
+        .min_by_key(|&(d, c)| (d, c.len(), first_case(c) != first_case(name)))
         .map(|(_, c)| c)
+}
+
+fn first_case(s: &str) -> Option<bool> {
+    s.chars().next().map(char::is_uppercase)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -173,6 +179,9 @@ mod tests {
         assert_eq!(nearest("relu", ["relu6", "tanh", "elu"]), Some("elu"));
         assert_eq!(nearest("sigmod", ["sigmoid", "softmax"]), Some("sigmoid"));
         assert_eq!(nearest("xyz", ["sigmoid", "softmax"]), None);
+        // Ties: the typo's case first, then the earlier candidate.
+        assert_eq!(nearest("y", ["B", "x", "a"]), Some("x"));
+        assert_eq!(nearest("y", ["a", "x", "B"]), Some("a"));
     }
 
     #[test]

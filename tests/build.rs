@@ -11,7 +11,7 @@ use std::process::Command;
 use common::{netc, temp_dir, TempDir};
 use netc::frontend::check;
 use netc::frontend::checked::Checked;
-use netc::ir::graph::{Graph, NodeId, Op};
+use netc::ir::graph::{Graph, InputKind, NodeId, Op};
 use netc::ir::tensor::Tensor;
 use netc::runtime::rng::Rng;
 
@@ -80,22 +80,36 @@ impl Reader {
 fn object_equals_jit(source_path: &Path, source: &str, name: &str, batch: usize, lr: f32) {
     let dir = temp_dir("build", name);
     let object = build(source_path, &dir, name, &[]);
-    let exe = cc(
-        &dir,
-        "harness",
-        &[
-            &format!("-DPREFIX={name}"),
-            &format!("-DUPPER={}", name.to_uppercase()),
-            &format!("-DHEADER=\"{name}.h\""),
-            "-DT=float",
-            root().join("tests/c/harness.c").to_str().unwrap(),
-            object.to_str().unwrap(),
-        ],
-    );
-
     let c = checked(source);
     let model = &c.models.iter().find(|m| m.name == name).unwrap().graph;
     let train = c.trains.iter().find(|t| t.model == name).unwrap();
+    // A model that draws random numbers (dropout) takes the run's seed and the step.
+    let random = train.graph.inputs.iter().any(|i| i.kind == InputKind::RandomKey);
+    let seed = format!("-DSEED={}", train.seed);
+    let mut flags = vec![
+        format!("-DPREFIX={name}"),
+        format!("-DUPPER={}", name.to_uppercase()),
+        format!("-DHEADER=\"{name}.h\""),
+        "-DT=float".to_string(),
+    ];
+    if random {
+        flags.push(seed);
+    }
+    flags.push(root().join("tests/c/harness.c").to_str().unwrap().to_string());
+    flags.push(object.to_str().unwrap().to_string());
+    let exe = cc(&dir, "harness", &flags.iter().map(String::as_str).collect::<Vec<_>>());
+    // The inputs of a training-mode graph for step `step`, by kind.
+    let feed = |g: &Graph, x: &Tensor, labels: &Tensor, step: u64| -> Vec<Tensor> {
+        g.inputs
+            .iter()
+            .map(|i| match i.kind {
+                InputKind::Data => x.clone(),
+                InputKind::Label => labels.clone(),
+                InputKind::RandomKey => netc::ir::ops::random::key(train.seed, step),
+                InputKind::Variable | InputKind::Gradient => Tensor::new(vec![], vec![lr as f64]),
+            })
+            .collect()
+    };
     let x_shape: Vec<usize> = model.inputs[0].shape.iter().map(|d| d.known().unwrap_or(batch)).collect();
     let classes = model.shape(model.outputs[0].1).last().unwrap().known().unwrap();
     let mut rng = Rng::new(7);
@@ -133,12 +147,14 @@ fn object_equals_jit(source_path: &Path, source: &str, name: &str, batch: usize,
         .collect();
     let grads = netc::ir::autodiff::differentiate(&mut g, loss, &wrt).unwrap();
     g.outputs = std::iter::once(("loss".to_string(), loss)).chain(grads.iter().map(|&d| ("d".into(), d))).collect();
-    let values = netc::drivers::jit::run_graph(&g, &[x.clone(), labels.clone()], &mut init.clone()).unwrap();
+    let values = netc::drivers::jit::run_graph(&g, &feed(&g, &x, &labels, 0), &mut init.clone()).unwrap();
     assert_close("loss", out.take(1), &values[0].data);
     let grad_values: Vec<Vec<f32>> = values[1..].iter().map(|v| out.take(v.numel()).to_vec()).collect();
     for (p, (got, want)) in g.params.iter().zip(grad_values.iter().zip(&values[1..])) {
         assert_close(&format!("d{}", p.name), got, &want.data);
-        assert!(want.data.iter().any(|&v| v != 0.0), "d{} is all zero: a weak test", p.name);
+        // (State is not differentiated: the loss of a training-mode graph does not read it.)
+        let trained = p.kind == netc::ir::graph::ParamKind::Trainable;
+        assert!(!trained || want.data.iter().any(|&v| v != 0.0), "d{} is all zero: a weak test", p.name);
     }
 
     // Two train steps, optimizer state included.
@@ -147,10 +163,8 @@ fn object_equals_jit(source_path: &Path, source: &str, name: &str, batch: usize,
     sg.outputs = vec![sg.outputs[step.loss_output].clone()];
     let mut state: Vec<Tensor> =
         netc::runtime::params::init_params(&sg, train.seed).into_iter().map(f32_tensor).collect();
-    let lr_t = Tensor::new(vec![], vec![lr as f64]);
     for s in 0..2 {
-        let losses =
-            netc::drivers::jit::run_graph(&sg, &[x.clone(), labels.clone(), lr_t.clone()], &mut state).unwrap();
+        let losses = netc::drivers::jit::run_graph(&sg, &feed(&sg, &x, &labels, s), &mut state).unwrap();
         assert_close(&format!("loss of step {s}"), out.take(1), &losses[0].data);
     }
     for (p, t) in model.params.iter().zip(&state) {
@@ -169,6 +183,14 @@ fn a_dense_model_links_with_cc_and_matches_the_jit() {
 fn a_convolutional_model_with_momentum_matches_the_jit() {
     let path = root().join("examples/digits_cnn.net");
     object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "digits_cnn", 5, 0.05);
+}
+
+#[test]
+fn batch_norm_state_and_dropout_masks_match_the_jit() {
+    // The object's train step updates the running statistics in `params` and draws the JIT's
+    // dropout masks for the same seed and step; its forward reads the statistics.
+    let path = root().join("examples/digits_bn_cnn.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "digits_bn_cnn", 6, 0.05);
 }
 
 #[test]

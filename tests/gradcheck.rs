@@ -811,8 +811,14 @@ fn every_op_gradient_matches_central_differences() {
 fn every_builtin_expression_gradient_matches_central_differences() {
     use netc::frontend::builtins::Builtin;
     for &b in Builtin::ALL {
-        let cases::BuiltinCase::Expr(expr) = cases::builtin_case(b) else { continue };
-        let src = cases::expr_source(expr);
+        let (expr, training) = match cases::builtin_case(b) {
+            cases::BuiltinCase::Expr(expr) => (expr, false),
+            // Random numbers (dropout masks) are fixed by the eval block's key: the central
+            // differences see the same mask at every perturbation.
+            cases::BuiltinCase::TrainingExpr(expr) => (expr, true),
+            _ => continue,
+        };
+        let src = cases::expr_source(expr, training);
         let checked = netc::frontend::check::check_source(&src).unwrap_or_else(|e| panic!("{expr}: {e:?}"));
         let e = &checked.evals[0];
         let req = &e.grads[0];

@@ -1231,8 +1231,9 @@ fn every_builtin_case_runs_compiled_as_interpreted() {
     for &b in Builtin::ALL {
         let case = cases::builtin_case(b);
         match &case {
-            cases::BuiltinCase::Expr(expr) => {
-                let src = cases::expr_source(expr);
+            cases::BuiltinCase::Expr(expr) | cases::BuiltinCase::TrainingExpr(expr) => {
+                let training = matches!(case, cases::BuiltinCase::TrainingExpr(_));
+                let src = cases::expr_source(expr, training);
                 let checked = netc::frontend::check::check_source(&src).unwrap_or_else(|e| panic!("{expr}: {e:?}"));
                 let jit = evaluate_with(&checked.evals[0], 0, Exec::Jit).unwrap_or_else(|e| panic!("{expr}: {e}"));
                 let interp = evaluate_with(&checked.evals[0], 0, Exec::Interp).unwrap();

@@ -73,10 +73,15 @@ class Model(_Model):
             bar=bar,
         )
 
-    def loss_and_grads(self, x=None, y=None, **fields):
+    def loss_and_grads(self, x=None, y=None, *, training=True, **fields):
         """The train block's loss on these arrays (one batch of all of them) and its gradient
-        with respect to every parameter: `(loss, {name: array})`."""
-        return self._loss_and_grads(self._fields(x, y, fields, "loss_and_grads"))
+        with respect to every parameter: `(loss, {name: array})`.
+
+        `training=True` differentiates the loss a train step differentiates (batch
+        statistics; dropout draws what the next `fit` step would); `training=False` the
+        loss in inference mode. Neither changes the model's state."""
+        arrays = self._fields(x, y, fields, "loss_and_grads")
+        return self._loss_and_grads(arrays, training=training)
 
     def evaluate(self, x=None, y=None, **fields):
         """The train block's loss and metrics: on these arrays, or (none given) on the data

@@ -427,12 +427,19 @@ impl Model {
     }
 
     /// The train block's loss on these fields (one batch of all of them) and its gradient
-    /// with respect to every parameter, as (float, dict of arrays).
-    fn _loss_and_grads<'py>(&self, py: Python<'py>, fields: Bound<'py, PyDict>) -> PyResult<Bound<'py, PyTuple>> {
+    /// with respect to every parameter, as (float, dict of arrays); `training`: as a train
+    /// step sees it (batch statistics, dropout), else in inference mode.
+    #[pyo3(signature = (fields, *, training=true))]
+    fn _loss_and_grads<'py>(
+        &self,
+        py: Python<'py>,
+        fields: Bound<'py, PyDict>,
+        training: bool,
+    ) -> PyResult<Bound<'py, PyTuple>> {
         let arrays = self.array_fields(&fields)?;
         let mut inner = self.lock(py)?;
         let session = &mut inner.session;
-        let (loss, grads) = py.detach(|| session.loss_and_grads(arrays)).map_err(diag)?;
+        let (loss, grads) = py.detach(|| session.loss_and_grads(arrays, training)).map_err(diag)?;
         drop(inner);
         let dict = PyDict::new(py);
         let params = self.tensors.iter().filter(|t| t.kind == TensorKind::Param);

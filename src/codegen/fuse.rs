@@ -332,6 +332,11 @@ impl<'g> Fuser<'g> {
             Op::AvgPool2dGrad { size, stride, .. } => {
                 self.pool(PoolOp::AvgGrad, id, shape, in_shape(0), *size, *stride)?
             }
+            Op::RandomUniform { stream, .. } => {
+                let key = self.contiguous(&self.val(x(0)), in_shape(0));
+                let count = Mono::product(&monos(shape));
+                self.produce(shape, |out| Kernel::Random { count, stream: *stream, key, out })
+            }
         })
     }
 

@@ -441,6 +441,9 @@ pub enum Kernel {
     /// Pooling over `planes` = N·C images; `g` is the upstream gradient of `MaxGrad`. For
     /// `AvgGrad`, whose only operand is the gradient, `x` is that gradient.
     Pool { op: PoolOp, planes: Mono, geom: PoolGeom, x: Access, g: Option<Access>, out: Access },
+    /// out[i] = element i of random stream `stream` (`ir::ops::random`) for i < count, under
+    /// the key whose eight 16-bit pieces `key` holds.
+    Random { count: Mono, stream: u32, key: Access, out: Access },
 }
 
 impl Kernel {
@@ -466,6 +469,7 @@ impl Kernel {
             Kernel::Conv { a, b, col, .. } => [Some(a), Some(b), col.as_ref()].into_iter().flatten().cloned().collect(),
             Kernel::LogSoftmax { x, .. } | Kernel::ArgMaxMask { x, .. } | Kernel::OneHot { x, .. } => vec![x.clone()],
             Kernel::Pool { x, g, .. } => [Some(x), g.as_ref()].into_iter().flatten().cloned().collect(),
+            Kernel::Random { key, .. } => vec![key.clone()],
         }
     }
 
@@ -478,7 +482,8 @@ impl Kernel {
             Kernel::LogSoftmax { out, .. }
             | Kernel::ArgMaxMask { out, .. }
             | Kernel::OneHot { out, .. }
-            | Kernel::Pool { out, .. } => vec![out.clone()],
+            | Kernel::Pool { out, .. }
+            | Kernel::Random { out, .. } => vec![out.clone()],
         }
     }
 
@@ -511,6 +516,10 @@ impl Kernel {
             Kernel::Pool { x, g, out, .. } => {
                 fix(x);
                 g.iter_mut().for_each(&mut fix);
+                fix(out);
+            }
+            Kernel::Random { key, out, .. } => {
+                fix(key);
                 fix(out);
             }
         }
@@ -550,6 +559,7 @@ impl Kernel {
             Kernel::Pool { op, planes, geom: g, .. } => {
                 format!("pool {op:?} {} planes {}x{} -> {}x{}", m(planes), g.h, g.w, g.oh, g.ow)
             }
+            Kernel::Random { count, stream, .. } => format!("random stream {stream} x {}", m(count)),
         }
     }
 
@@ -565,6 +575,7 @@ impl Kernel {
             Kernel::ArgMaxMask { .. } => "argmax_mask",
             Kernel::OneHot { .. } => "one_hot",
             Kernel::Pool { .. } => "pool",
+            Kernel::Random { .. } => "random",
         }
     }
 }

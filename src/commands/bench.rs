@@ -188,20 +188,24 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
         CompileOptions { verify: false, checked: args.checked, profile: args.profile, ..CompileOptions::default() };
     let mut engine = crate::training::jit_engine::jit_engine_with(program, &opts).map_err(|d| vec![d])?;
     let build_ms = ms(build);
-    let first_loss = engine.step(&data, lr, &mut params).map_err(err)?;
+    // Each step draws its own dropout masks, as in a run.
+    let mut counter = crate::training::Counter { seed: t.seed, step: 0 };
+    let first_loss = engine.step(&data, lr, counter, &mut params).map_err(err)?;
     f.push(("first_step_ms", Value::Num(ms(started))));
     f.push(("init_ms", Value::Num(init_ms)));
     f.push(("engine_build_ms", Value::Num(build_ms)));
 
     for _ in 0..args.warmup {
-        engine.step(&data, lr, &mut params).map_err(err)?;
+        counter.step += 1;
+        engine.step(&data, lr, counter, &mut params).map_err(err)?;
     }
     engine.step_profile();
     let mut steps = Vec::with_capacity(args.steps);
     let mut last_loss = first_loss;
     for _ in 0..args.steps.max(1) {
+        counter.step += 1;
         let t0 = Instant::now();
-        last_loss = engine.step(&data, lr, &mut params).map_err(err)?;
+        last_loss = engine.step(&data, lr, counter, &mut params).map_err(err)?;
         steps.push(ms(t0));
     }
     let profile = engine.step_profile();
@@ -359,6 +363,7 @@ fn product_flops(g: &Graph, n: &crate::ir::graph::Node, batch: usize) -> f64 {
             0.0
         }
         Op::MaxPool2d { .. } | Op::MaxPool2dGrad { .. } | Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => 0.0,
+        Op::RandomUniform { .. } => 0.0,
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use crate::frontend::checked::Checked;
-use crate::ir::graph::{Dim, Graph, InputKind, NodeId, Op};
+use crate::ir::graph::{Dim, Graph, InputKind, NodeId, Op, ParamKind};
 use crate::ir::tensor::Tensor;
 use crate::runtime::rng::Rng;
 
@@ -41,6 +41,9 @@ pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
             let k = classes.iter().find(|(name, _)| name == &info.name).map(|c| c.1);
             let data = match (info.kind, k) {
                 (InputKind::Label | InputKind::Data, Some(k)) => (0..n).map(|_| rng.below(k as u64) as f64).collect(),
+                // Fixed random numbers (dropout masks) of step 0: central differences see the
+                // same mask at every perturbation.
+                (InputKind::RandomKey, _) => crate::ir::ops::random::key(seed, 0).data,
                 _ => (0..n).map(|_| rng.normal()).collect(),
             };
             Tensor::new(shape, data)
@@ -76,7 +79,9 @@ pub fn targets(c: &Checked, batch: usize) -> Result<Vec<Target>, String> {
         let integer = crate::training::data::classes_of_inputs(&g);
         for (i, node) in g.nodes.iter().enumerate() {
             match node.op {
-                Op::Param { index } => wrt.push((g.params[index].name.clone(), NodeId(i as u32))),
+                Op::Param { index } if g.params[index].kind == ParamKind::Trainable => {
+                    wrt.push((g.params[index].name.clone(), NodeId(i as u32)))
+                }
                 Op::Input { index }
                     if g.inputs[index].kind == InputKind::Data
                         && !integer.iter().any(|(n, _)| n == &g.inputs[index].name) =>

@@ -29,9 +29,13 @@ pub fn summary(c: &Checked) -> String {
         for (name, id) in &g.outputs {
             out.push_str(&format!("  output {}: {}\n", name, g.shape_str(g.shape(*id))));
         }
-        out.push_str(&format!("  parameters: {} tensors, {} values\n", g.params.len(), param_count(g)));
+        let state = g.params.iter().filter(|p| p.kind == crate::ir::graph::ParamKind::State).count();
+        let of_state = if state > 0 { format!(" ({state} of them state)") } else { String::new() };
+        out.push_str(&format!("  parameters: {} tensors{of_state}, {} values\n", g.params.len(), param_count(g)));
         for p in &g.params {
-            out.push_str(&format!("    {} {}\n", p.name, g.shape_str(&p.shape)));
+            // State (running statistics) is saved with the parameters but not trained.
+            let state = if p.kind == crate::ir::graph::ParamKind::State { "  (state)" } else { "" };
+            out.push_str(&format!("    {} {}{state}\n", p.name, g.shape_str(&p.shape)));
         }
     }
     for d in &c.data {

@@ -162,9 +162,22 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
         for (i, w) in crate::runtime::weights::load_for(path, &expected)?.into_iter().enumerate() {
             params[i] = w.data;
         }
-        resume_at = crate::runtime::weights::checkpoint_step(path)?.ok_or_else(|| {
+        let checkpoint = crate::runtime::weights::read_checkpoint(path)?.ok_or_else(|| {
             err(format!("{}: not a checkpoint (no step count); use --load for plain weights", path.display()))
         })?;
+        resume_at = checkpoint.step;
+        // The random streams (dropout) and the data order continue from the checkpoint's seed.
+        if let Some(seed) = checkpoint.seed {
+            if opts.overrides.seed.is_some_and(|s| s != seed) {
+                return Err(err(format!(
+                    "{} was written by a run with seed {seed}; resuming it with --seed {} would change its \
+                     data order and random numbers",
+                    path.display(),
+                    t.seed
+                )));
+            }
+            t.seed = seed;
+        }
     } else if let Some(path) = &opts.load {
         let expected: Vec<(&str, &[usize])> =
             names[..model_params].iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
@@ -205,10 +218,18 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
     }
     if let Some(path) = &opts.save {
         // A weights file that is also a checkpoint for --resume.
-        crate::runtime::weights::save_checkpoint(path, &names, &params, report.steps)?;
+        let checkpoint = Checkpoint { step: report.steps, seed: Some(t.seed) };
+        crate::runtime::weights::save_checkpoint(path, &names, &params, checkpoint)?;
         if !quiet {
-            let state = names.len() - model_params;
-            let extra = if state > 0 { format!(" and {state} optimizer state tensors") } else { String::new() };
+            let model_state = t.graph.params.iter().filter(|p| p.kind == crate::ir::graph::ParamKind::State).count();
+            let optimizer = names.len() - model_params;
+            let mut extra = String::new();
+            if model_state > 0 {
+                extra += &format!(" ({model_state} of them state)");
+            }
+            if optimizer > 0 {
+                extra += &format!(" and {optimizer} optimizer state tensors");
+            }
             eprintln!("wrote {} ({model_params} parameter tensors{extra}, step {})", path.display(), report.steps);
         }
     }
@@ -220,6 +241,8 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
         String::new()
     })
 }
+
+pub use crate::runtime::weights::Checkpoint;
 
 /// What `--init-from` did: which of the file's tensors it loaded, which it skipped (with the
 /// reason), and which model parameters kept their initial values.

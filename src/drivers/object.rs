@@ -27,7 +27,7 @@ use cranelift_object::{ObjectBuilder, ObjectModule};
 use crate::codegen::{self, CompileOptions};
 use crate::diag::Diagnostic;
 use crate::frontend::checked::{Checked, Optimizer, Schedule, TrainDecl};
-use crate::ir::graph::{DType, Dim, Graph, InputKind, Shape};
+use crate::ir::graph::{DType, Dim, Graph, InputKind, ParamKind, Shape};
 
 /// What `netc build` was asked for.
 #[derive(Clone, Debug, Default)]
@@ -66,6 +66,9 @@ enum Arg {
     Input { index: usize, name: String },
     /// `T name`: a scalar graph input passed by value (the learning rate).
     Scalar { index: usize, name: String },
+    /// `uint64_t seed, uint64_t step`: the `RandomKey` input `index`, split by the wrapper
+    /// into the key's 16-bit pieces (`ir::ops::random::key`).
+    RandomKey { index: usize },
     /// `T *const *name`: a table of `count` parameter pointers, graph params `first..`.
     Params { first: usize, count: usize, name: &'static str, writable: bool },
     /// `T *name`: graph output `index`.
@@ -237,9 +240,30 @@ fn forward_entry(g: &Graph) -> Result<Entry, Diagnostic> {
     Ok(Entry { what: "forward", graph: g.clone(), args, doc: "Inference: the model's outputs for a batch.".into() })
 }
 
-/// The train block's loss and its gradient with respect to every model parameter.
+/// The C arguments of a graph's inputs, in order: tensors by pointer, scalars (the learning
+/// rate) by value, and last the seed and step of the random streams.
+fn input_args(g: &Graph) -> Vec<Arg> {
+    let mut args = vec![];
+    let mut key = None;
+    for (index, i) in g.inputs.iter().enumerate() {
+        match i.kind {
+            InputKind::RandomKey => key = Some(Arg::RandomKey { index }),
+            InputKind::Variable if i.shape.is_empty() => args.push(Arg::Scalar { index, name: c_name(&i.name) }),
+            InputKind::Data | InputKind::Label | InputKind::Variable | InputKind::Gradient => {
+                args.push(Arg::Input { index, name: c_name(&i.name) })
+            }
+        }
+    }
+    args.extend(key);
+    args
+}
+
+/// The train block's loss and its gradient with respect to every model parameter (training
+/// mode; a state tensor's gradient is zero).
 fn backward_entry(t: &TrainDecl) -> Result<Entry, Diagnostic> {
     let mut g = t.graph.clone();
+    // The backward pass only reads the parameters: the running statistics move in train steps.
+    g.updates.clear();
     let loss = g.outputs.iter().find(|(n, _)| n == "loss").map(|o| o.1).ok_or_else(|| error("no loss"))?;
     let params = g.param_nodes().map_err(error)?;
     let grads = crate::ir::autodiff::differentiate(&mut g, loss, &params).map_err(error)?;
@@ -249,7 +273,7 @@ fn backward_entry(t: &TrainDecl) -> Result<Entry, Diagnostic> {
         g.outputs.push((name, grad));
     }
     let mut args = vec![Arg::Batch];
-    args.extend(g.inputs.iter().enumerate().map(|(index, i)| Arg::Input { index, name: c_name(&i.name) }));
+    args.extend(input_args(&g));
     args.push(Arg::Params { first: 0, count: g.params.len(), name: "params", writable: false });
     args.push(Arg::Output { index: 0, name: "loss".into() });
     args.push(Arg::Outputs { first: 1, count: g.params.len(), name: "grads" });
@@ -265,12 +289,7 @@ fn train_entry(mut g: Graph, model_params: usize) -> Result<Entry, Diagnostic> {
     let loss = g.outputs.iter().find(|(n, _)| n == "loss").cloned().ok_or_else(|| error("no loss"))?;
     g.outputs = vec![loss];
     let mut args = vec![Arg::Batch];
-    for (index, i) in g.inputs.iter().enumerate() {
-        args.push(match i.kind {
-            InputKind::Variable if i.shape.is_empty() => Arg::Scalar { index, name: c_name(&i.name) },
-            _ => Arg::Input { index, name: c_name(&i.name) },
-        });
-    }
+    args.extend(input_args(&g));
     args.push(Arg::Params { first: 0, count: model_params, name: "params", writable: true });
     let state = g.params.len() - model_params;
     if state > 0 {
@@ -278,8 +297,8 @@ fn train_entry(mut g: Graph, model_params: usize) -> Result<Entry, Diagnostic> {
     }
     args.push(Arg::Output { index: 0, name: "loss".into() });
     args.push(Arg::Workspace);
-    let doc = "One training step on a batch: updates params (and the optimizer state) in place and \
-               writes the batch's loss before the update."
+    let doc = "One training step on a batch: updates params (trainable ones by the optimizer, state by \
+               its rule) and the optimizer state in place, and writes the batch's loss before the update."
         .into();
     Ok(Entry { what: "train_step", graph: g, args, doc })
 }
@@ -359,18 +378,22 @@ fn define_wrapper(
     let ty = float_type(g.dtype);
     let mut sig = module.make_signature();
     for a in args {
-        sig.params.push(AbiParam::new(match a {
-            Arg::Batch => I64,
-            Arg::Scalar { .. } => ty,
-            _ => ptr,
-        }));
+        match a {
+            Arg::Batch => sig.params.push(AbiParam::new(I64)),
+            Arg::Scalar { .. } => sig.params.push(AbiParam::new(ty)),
+            Arg::RandomKey { .. } => sig.params.extend([AbiParam::new(I64), AbiParam::new(I64)]),
+            _ => sig.params.push(AbiParam::new(ptr)),
+        }
     }
     define_exported(module, name, sig, |module, b, values| {
         let flags = MemFlagsData::trusted();
         let (dims, inputs) = (stack_table(b, g.symbols.len()), stack_table(b, g.inputs.len()));
         let (params, outputs) = (stack_table(b, g.params.len()), stack_table(b, g.outputs.len()));
         let mut workspace = None;
-        for (a, &v) in args.iter().zip(values) {
+        // The C arguments, in order: a random key takes two (seed, step).
+        let mut values = values.iter().copied();
+        for a in args {
+            let v = values.next().expect("one value per argument");
             match *a {
                 Arg::Batch => {
                     for s in 0..g.symbols.len() {
@@ -383,6 +406,25 @@ fn define_wrapper(
                 Arg::Scalar { index, .. } => {
                     let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 8, 3));
                     b.ins().stack_store(ptr, v, slot, 0);
+                    let addr = b.ins().stack_addr(ptr, slot, 0);
+                    b.ins().stack_store(ptr, addr, inputs, (8 * index) as i32);
+                }
+                Arg::RandomKey { index } => {
+                    // The key's pieces: seed, then step, each as four 16-bit values, low first.
+                    let step = values.next().expect("a random key takes a seed and a step");
+                    let es = g.dtype.size_bytes();
+                    let len = crate::ir::ops::random::KEY_LEN;
+                    let slot = b.create_sized_stack_slot(StackSlotData::new(
+                        StackSlotKind::ExplicitSlot,
+                        (len * es) as u32,
+                        4,
+                    ));
+                    for (k, word) in [v, v, v, v, step, step, step, step].into_iter().enumerate() {
+                        let shifted = b.ins().ushr_imm_u(word, 16 * (k % 4) as i64);
+                        let piece = b.ins().band_imm_u(shifted, 0xffff);
+                        let f = b.ins().fcvt_from_uint(ty, piece);
+                        b.ins().stack_store(ptr, f, slot, (k * es) as i32);
+                    }
                     let addr = b.ins().stack_addr(ptr, slot, 0);
                     b.ins().stack_store(ptr, addr, inputs, (8 * index) as i32);
                 }
@@ -564,6 +606,14 @@ fn header(m: &Model, entries: &[Entry], source: &str) -> String {
     // Parameters.
     let n = m.params.len();
     let _ = writeln!(h, "/* Parameters: pass them as a table `{t} *params[{upper}_NUM_PARAMS]`, in this order. */");
+    let state = m.forward.params.iter().filter(|p| p.kind == ParamKind::State).count();
+    if state > 0 {
+        let _ = writeln!(
+            h,
+            "/* The table holds the model's state too ({p}_param_trainable[i] == 0: running statistics):\n\
+             \x20* {p}_train_step updates it by its rule (not by gradients), {p}_forward reads it. */"
+        );
+    }
     let _ = writeln!(h, "#define {upper}_NUM_PARAMS {n}");
     let total: usize = m.params.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
     let _ = writeln!(h, "#define {upper}_PARAM_ELEMENTS {total} /* all parameters together */");
@@ -576,6 +626,11 @@ fn header(m: &Model, entries: &[Entry], source: &str) -> String {
         );
     }
     tensor_tables(&mut h, p, "param", &m.params, n);
+    if n > 0 {
+        let flags: Vec<&str> =
+            m.forward.params.iter().map(|q| if q.kind == ParamKind::Trainable { "1" } else { "0" }).collect();
+        let _ = writeln!(h, "static const int {p}_param_trainable[{n}] = {{{}}};", flags.join(", "));
+    }
     let _ = writeln!(
         h,
         "/* Write the initial parameters into params[0..{upper}_NUM_PARAMS): {}. */\n\
@@ -590,7 +645,11 @@ fn header(m: &Model, entries: &[Entry], source: &str) -> String {
             Optimizer::Momentum { .. } => "momentum: one velocity per parameter",
             Optimizer::Adam { .. } => "adam: the step count, then first and second moments per parameter",
         };
-        let _ = writeln!(h, "/* Optimizer state of {p}_train_step ({optimizer}), a table like params. */");
+        let _ = writeln!(
+            h,
+            "/* Optimizer state of {p}_train_step ({optimizer}), a table like params (the model's own\n\
+             \x20* state, if any, is in params). */"
+        );
         let _ = writeln!(h, "#define {upper}_NUM_STATE {}", m.state.len());
         if !m.state.is_empty() {
             tensor_tables(&mut h, p, "state", &m.state, m.state.len());
@@ -631,6 +690,7 @@ fn header(m: &Model, entries: &[Entry], source: &str) -> String {
                 Arg::Batch => "int64_t batch".to_string(),
                 Arg::Input { name, .. } => format!("const {t} *{}", c_param(name)),
                 Arg::Scalar { name, .. } => format!("{t} {}", c_param(name)),
+                Arg::RandomKey { .. } => "uint64_t seed, uint64_t step".to_string(),
                 Arg::Params { name, writable: true, .. } => format!("{t} *const *{name}"),
                 Arg::Params { name, writable: false, .. } => format!("const {t} *const *{name}"),
                 Arg::Output { name, .. } => format!("{t} *{}", c_param(name)),
@@ -638,6 +698,13 @@ fn header(m: &Model, entries: &[Entry], source: &str) -> String {
                 Arg::Workspace => "void *workspace".to_string(),
             })
             .collect();
+        if e.args.iter().any(|a| matches!(a, Arg::RandomKey { .. })) {
+            let _ = writeln!(
+                h,
+                "/* seed, step: the random numbers (dropout masks) of step `step` of a run seeded `seed`;\n\
+                 \x20* netc run passes its seed and steps 0, 1, 2, ... */"
+            );
+        }
         let _ = writeln!(h, "void {p}_{}({});", e.what, params.join(", "));
         let _ = writeln!(
             h,

@@ -99,6 +99,11 @@ pub enum Stmt {
     Let { name: Ident, value: Expr },
     /// `param W: [784, 100] = he` — a trainable parameter with its initialiser.
     Param { name: Ident, ty: TypeExpr, init: Option<Expr>, span: Span },
+    /// `state mean: [F] = zeros` — a tensor the train step updates by a rule (`<-`), not by
+    /// gradients.
+    State { name: Ident, ty: TypeExpr, init: Option<Expr>, span: Span },
+    /// `mean <- 0.9 * mean + 0.1 * m` — the value a state tensor takes after a train step.
+    Update { target: Ident, value: Expr, span: Span },
     /// `grad f wrt x, y`
     Grad { of: Expr, wrt: Vec<Ident>, span: Span },
     /// `return value`
@@ -141,6 +146,13 @@ pub enum ExprKind {
     Field {
         base: Box<Expr>,
         field: Ident,
+    },
+    /// `if cond { ... } else { ... }`: the condition is known at compile time (`training`,
+    /// a layer's boolean argument); each branch is a block whose last expression is its value.
+    If {
+        cond: Box<Expr>,
+        then: Vec<Stmt>,
+        otherwise: Option<Vec<Stmt>>,
     },
 }
 

@@ -31,6 +31,8 @@ builtins! {
     Softmax, LogSoftmax, OneHot, CrossEntropy, Svm, Mse, L2,
     // convolution and pooling
     Conv, Maxpool2d, Avgpool2d,
+    // randomness (training mode)
+    RandLike, Dropout,
     // metrics (train settings, not differentiable)
     Accuracy,
     // parameter initialisers
@@ -163,6 +165,20 @@ impl Builtin {
                 1,
                 Tensor,
                 "mean over size×size windows (no padding); stride = size",
+            ),
+            RandLike => sig(
+                "rand_like",
+                &["x"],
+                1,
+                Tensor,
+                "uniform random numbers in [0, 1) of x's shape, a new stream each step (training mode only)",
+            ),
+            Dropout => sig(
+                "dropout",
+                &["x", "p"],
+                1,
+                Tensor,
+                "training: zero each element with probability p (0.5), scale the rest by 1/(1 - p); inference: x",
             ),
             Accuracy => sig(
                 "accuracy",

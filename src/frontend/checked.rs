@@ -5,7 +5,8 @@ use crate::diag::Span;
 use crate::ir::graph::{Graph, NodeId};
 use crate::ir::tensor::Tensor;
 
-/// A model: its forward graph (inputs, parameters, named outputs).
+/// A model: its forward graph in inference mode (inputs, parameters and state, named
+/// outputs), as evaluation, eval blocks and `netc build`'s `forward` run it.
 #[derive(Clone, Debug)]
 pub struct Model {
     pub name: String,
@@ -205,9 +206,14 @@ pub struct TrainDecl {
     pub model: String,
     /// Index into `Checked::data`.
     pub data: Option<usize>,
-    /// Inputs: the model's inputs, then each other data field the loss reads (kind `Label`),
-    /// each named after its field; outputs: `loss`, then the model's outputs.
+    /// The train step's forward pass, in training mode. Inputs: the model's inputs, then each
+    /// other data field the loss reads (kind `Label`), each named after its field, and the
+    /// `RandomKey` input if the model draws random numbers; outputs: `loss`, then the model's
+    /// outputs; `updates`: the state updates (`<-`) of a step.
     pub graph: Graph,
+    /// The same in inference mode, without updates: the loss and outputs on test data. Its
+    /// parameters and state are the same as `graph`'s, in the same order.
+    pub eval_graph: Graph,
     pub optimizer: Optimizer,
     pub schedule: Schedule,
     pub weight_decay: f64,

@@ -1,9 +1,10 @@
 //! Lexing: source text -> a stream of `(start, Token, end)` triples for the lalrpop parser.
 //!
 //! Newlines end statements, as in Python or Go, so `.net` files need no semicolons. The lexer
-//! decides which newlines are terminators: none inside `(...)` or `[...]`, none after a token
-//! that cannot end a statement (an operator, a comma, `{`), none before a line that starts with
-//! `|>` (so a pipeline can run over several lines), and never two in a row.
+//! decides which newlines are terminators: none inside `(...)` or `[...]` (but those inside a
+//! `{ ... }` block there count again), none after a token that cannot end a statement (an
+//! operator, a comma, `{`), none before a line that starts with `|>` (so a pipeline can run over
+//! several lines) or with `else`, and never two in a row.
 
 use logos::Logos;
 
@@ -36,6 +37,12 @@ pub enum Token {
     Grad,
     #[token("wrt")]
     Wrt,
+    #[token("state")]
+    State,
+    #[token("if")]
+    If,
+    #[token("else")]
+    Else,
 
     // ---- punctuation and operators ----
     #[token("(")]
@@ -58,6 +65,9 @@ pub enum Token {
     Assign,
     #[token("->")]
     Arrow,
+    /// The update of a state tensor: `mean <- 0.9 * mean + 0.1 * m`.
+    #[token("<-")]
+    LeftArrow,
     #[token("|>")]
     Pipe,
     #[token("+")]
@@ -139,6 +149,9 @@ impl Token {
             Token::Return => "return",
             Token::Grad => "grad",
             Token::Wrt => "wrt",
+            Token::State => "state",
+            Token::If => "if",
+            Token::Else => "else",
             Token::LParen => "(",
             Token::RParen => ")",
             Token::LBracket => "[",
@@ -149,6 +162,7 @@ impl Token {
             Token::Colon => ":",
             Token::Assign => "=",
             Token::Arrow => "->",
+            Token::LeftArrow => "<-",
             Token::Pipe => "|>",
             Token::Plus => "+",
             Token::Minus => "-",
@@ -172,6 +186,7 @@ impl Token {
                 | Token::Colon
                 | Token::Assign
                 | Token::Arrow
+                | Token::LeftArrow
                 | Token::Pipe
                 | Token::Plus
                 | Token::Minus
@@ -218,13 +233,15 @@ fn lex_error(src: &str, span: Span) -> Diagnostic {
     };
     Diagnostic::new("E-lex", message)
         .label(span, label)
-        .note("tokens are names, numbers, \"strings\", and ( ) [ ] { } , : = -> |> + - * / @ ** . ; #comments")
+        .note("tokens are names, numbers, \"strings\", and ( ) [ ] { } , : = -> <- |> + - * / @ ** . ; #comments")
 }
 
 /// Keep only the newlines that end statements (see the module comment); `;` counts as one.
 fn insert_terminators(raw: Vec<Spanned>) -> Vec<Spanned> {
     let mut out: Vec<Spanned> = Vec::with_capacity(raw.len());
-    let mut depth: i32 = 0;
+    // The open brackets, innermost last: newlines end statements only when it is a `{` (or
+    // none is open), so an `if` block inside a call's parentheses has its lines.
+    let mut open: Vec<Token> = vec![];
     let mut i = 0;
     while i < raw.len() {
         let item = raw[i].clone();
@@ -234,10 +251,13 @@ fn insert_terminators(raw: Vec<Spanned>) -> Vec<Spanned> {
             continue;
         };
         match tok {
-            Token::LParen | Token::LBracket => depth += 1,
-            Token::RParen | Token::RBracket => depth = (depth - 1).max(0),
+            Token::LParen | Token::LBracket | Token::LBrace => open.push(tok.clone()),
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                open.pop();
+            }
             _ => {}
         }
+        let in_brackets = matches!(open.last(), Some(Token::LParen | Token::LBracket));
         if matches!(tok, Token::Newline | Token::Semi) {
             let prev = out.last().and_then(|t| t.as_ref().ok()).map(|(_, t, _)| t.clone());
             let next = raw[i..].iter().find_map(|t| match t {
@@ -245,9 +265,9 @@ fn insert_terminators(raw: Vec<Spanned>) -> Vec<Spanned> {
                 Ok((_, t, _)) => Some(Some(t.clone())),
                 Err(_) => Some(None),
             });
-            let drop = depth > 0
+            let drop = in_brackets
                 || prev.as_ref().is_none_or(|p| p.continues_line() || *p == Token::Newline)
-                || matches!(next, None | Some(Some(Token::Pipe)) | Some(Some(Token::RBrace)));
+                || matches!(next, None | Some(Some(Token::Pipe | Token::RBrace | Token::Else)));
             if !drop {
                 out.push(Ok((s, Token::Newline, e)));
             }

@@ -14,6 +14,16 @@ fn add(g: &mut Graph, op: Op, inputs: &[NodeId]) -> R {
     g.add(op, inputs)
 }
 
+/// dropout(x, p) with u uniform in [0, 1) of x's shape: x·[u >= p]/(1 - p), each element kept
+/// with probability 1 - p and scaled so that the expected value is x (zeros when p = 1).
+pub fn dropout(g: &mut Graph, x: NodeId, u: NodeId, p: f64) -> R {
+    let threshold = g.constant(p);
+    let keep = add(g, Op::GreaterEq, &[u, threshold])?;
+    let scale = g.constant(if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 });
+    let mask = add(g, Op::Mul, &[keep, scale])?;
+    add(g, Op::Mul, &[x, mask])
+}
+
 /// Normalise a possibly negative axis against a rank.
 pub fn axis(axis: i64, rank: usize) -> Result<usize, ShapeError> {
     let a = if axis < 0 { axis + rank as i64 } else { axis };

@@ -135,7 +135,39 @@ mod tests {
                 format!("(index {} {})", sexp(base), indices.iter().map(sexp).collect::<Vec<_>>().join(" "))
             }
             ExprKind::Field { base, field } => format!("(. {} {})", sexp(base), field.name),
+            ExprKind::If { cond, then, otherwise } => {
+                let block = |b: &[Stmt]| {
+                    let parts: Vec<String> = b
+                        .iter()
+                        .map(|s| match s {
+                            Stmt::Expr(e) => sexp(e),
+                            Stmt::Update { target, value, .. } => format!("(<- {} {})", target.name, sexp(value)),
+                            Stmt::Let { name, value } => format!("(let {} {})", name.name, sexp(value)),
+                            other => format!("{other:?}"),
+                        })
+                        .collect();
+                    format!("{{{}}}", parts.join(" "))
+                };
+                match otherwise {
+                    Some(o) => format!("(if {} {} {})", sexp(cond), block(then), block(o)),
+                    None => format!("(if {} {})", sexp(cond), block(then)),
+                }
+            }
         }
+    }
+
+    #[test]
+    fn if_expressions_state_and_updates() {
+        assert_eq!(sexp(&expr("if training { x * 2 } else { x }")), "(if training {(* x 2)} {x})");
+        assert_eq!(sexp(&expr("1 + if a { b } else if c { d } else { e }")), "(+ 1 (if a {b} {(if c {d} {e})}))");
+        // Branches hold statements, one per line, even inside a call's parentheses; `else` may
+        // start the next line.
+        let e = expr("f(if training {\n  let y = x * 2\n  m <- y\n  y\n}\nelse { x })");
+        assert_eq!(sexp(&e), "(f (if training {(let y (* x 2)) (<- m y) y} {x}))");
+        let program = parse("layer l(x) {\n  state s: [3] = zeros\n  s <- s + 1\n  x\n}\n").unwrap();
+        let Item::Layer(f) = &program.items[0] else { panic!() };
+        assert!(matches!(f.body[0], Stmt::State { .. }));
+        assert!(matches!(&f.body[1], Stmt::Update { target, .. } if target.name == "s"));
     }
 
     #[test]

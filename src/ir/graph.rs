@@ -236,6 +236,17 @@ pub enum Op {
         height: usize,
         width: usize,
     },
+
+    // ---- randomness ----
+    /// Uniform numbers in [0, 1) of `shape`, from the counter-based generator of
+    /// `ops::random` (Threefry-2x32): element i is a function of the key operand (the run's
+    /// seed and step, an input of kind `RandomKey`), of `stream` and of i only, so the same
+    /// key gives the same bits in every engine and on any number of threads. Distinct
+    /// random nodes of a graph have distinct streams. No gradient.
+    RandomUniform {
+        stream: u32,
+        shape: Shape,
+    },
 }
 
 /// What an input leaf stands for.
@@ -249,6 +260,9 @@ pub enum InputKind {
     Variable,
     /// The upstream gradient fed to a backward function.
     Gradient,
+    /// The key of the random streams (`ops::random::key`): the seed and the step counter of
+    /// a training run, as `RANDOM_KEY_LEN` 16-bit pieces (exact in f32 and f64).
+    RandomKey,
 }
 
 #[derive(Clone, Debug)]
@@ -279,12 +293,25 @@ pub enum Init {
     He,
 }
 
+/// What a parameter is for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ParamKind {
+    /// Trained: the train step differentiates the loss with respect to it and the optimizer
+    /// updates it.
+    Trainable,
+    /// State (`state` in the language, e.g. batch norm's running statistics; also an
+    /// optimizer's velocities and moments): never differentiated, changed only by the
+    /// updates (`Graph::updates`) that a program gives it.
+    State,
+}
+
 #[derive(Clone, Debug)]
 pub struct ParamInfo {
     /// Qualified name, e.g. `fc1.W`; the tensor name in saved weights.
     pub name: String,
     pub shape: Shape,
     pub init: Init,
+    pub kind: ParamKind,
     /// Weight or bias: what `l2()` and weight decay regularise (weights only).
     pub role: ParamRole,
 }
@@ -387,10 +414,33 @@ impl Graph {
         self.push(Node { op: Op::Input { index }, inputs: vec![], shape, name: Some(name.to_string()), span: None })
     }
 
+    /// A trainable parameter.
     pub fn add_param(&mut self, name: &str, shape: Shape, init: Init) -> NodeId {
-        self.params.push(ParamInfo { name: name.to_string(), shape: shape.clone(), init, role: ParamRole::Weight });
+        self.add_param_of(name, shape, init, ParamKind::Trainable)
+    }
+
+    /// A state tensor (not differentiated; see `ParamKind::State`).
+    pub fn add_state(&mut self, name: &str, shape: Shape, init: Init) -> NodeId {
+        self.add_param_of(name, shape, init, ParamKind::State)
+    }
+
+    fn add_param_of(&mut self, name: &str, shape: Shape, init: Init, kind: ParamKind) -> NodeId {
+        self.params.push(ParamInfo {
+            name: name.to_string(),
+            shape: shape.clone(),
+            init,
+            kind,
+            role: ParamRole::Weight,
+        });
         let index = self.params.len() - 1;
         self.push(Node { op: Op::Param { index }, inputs: vec![], shape, name: Some(name.to_string()), span: None })
+    }
+
+    /// The node of every trainable parameter with its index in `params` (what the train
+    /// step differentiates with respect to).
+    pub fn trainable_nodes(&self) -> Result<Vec<(usize, NodeId)>, String> {
+        let nodes = self.param_nodes()?;
+        Ok(nodes.into_iter().enumerate().filter(|(p, _)| self.params[*p].kind == ParamKind::Trainable).collect())
     }
 
     /// The node of every parameter, in parameter order (what gradients are taken with

@@ -115,6 +115,7 @@ fn is_leaf(op: &Op) -> bool {
         Sum { .. } | ReduceMax { .. } | ArgMaxMask { .. } | OneHot { .. } => false,
         MatMul { .. } | LogSoftmax { .. } | Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => false,
         MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => false,
+        RandomUniform { .. } => false,
     }
 }
 
@@ -317,6 +318,7 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
         ReduceMax { .. } | ArgMaxMask { .. } | OneHot { .. } | MatMul { .. } | LogSoftmax { .. } => None,
         Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => None,
         MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => None,
+        RandomUniform { .. } => None,
     }
 }
 
@@ -392,6 +394,7 @@ fn finite_by_construction(g: &Graph, id: NodeId) -> bool {
     let node = g.node(id);
     match &node.op {
         Op::GreaterEq | Op::Sign | Op::OneHot { .. } | Op::ArgMaxMask { .. } | Op::DimSize { .. } => true,
+        Op::RandomUniform { .. } => true,
         Op::Const { value } => value.is_finite(),
         Op::Literal { values } => values.iter().all(|v| v.is_finite()),
         Op::Broadcast { .. }

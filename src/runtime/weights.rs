@@ -198,27 +198,52 @@ pub fn take_expected(
     Ok(out)
 }
 
-/// The metadata key of a checkpoint's step count.
-pub const STEP_KEY: &str = "netc.step";
+/// Where a saved run stands: the steps done, and the seed of its data order and random
+/// streams (absent in checkpoints written before runs drew random numbers). Saved in a
+/// weights file's metadata, it makes the file a checkpoint for `netc run --resume`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub step: usize,
+    pub seed: Option<u64>,
+}
 
-/// Save a training run's tensors as `netc run --save` writes them: the model's parameters under
-/// their names, the optimizer state after them, and the step count under `netc.step` — a
+impl Checkpoint {
+    /// The metadata key: one key, since a map of several would serialise in random order,
+    /// and the same run must write the same bytes.
+    pub const KEY: &'static str = "netc.checkpoint";
+
+    pub fn metadata(&self) -> std::collections::HashMap<String, String> {
+        let seed = self.seed.map(|s| format!(" seed={s}")).unwrap_or_default();
+        [(Checkpoint::KEY.to_string(), format!("step={}{seed}", self.step))].into_iter().collect()
+    }
+
+    /// `step=N seed=S` under `KEY`, or the older `netc.step` = N.
+    pub fn read(meta: &std::collections::HashMap<String, String>) -> Option<Checkpoint> {
+        if let Some(text) = meta.get(Checkpoint::KEY) {
+            let field = |name: &str| {
+                text.split_whitespace().find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
+            };
+            return Some(Checkpoint { step: field("step")? as usize, seed: field("seed") });
+        }
+        Some(Checkpoint { step: meta.get("netc.step")?.parse().ok()?, seed: None })
+    }
+}
+
+/// Save a training run's tensors as `netc run --save` writes them: the model's parameters
+/// (and state) under their names, the optimizer state after them, and the checkpoint — a
 /// weights file that is also a checkpoint for `--resume`. `names` and `values` pair up.
 pub fn save_checkpoint(
     path: &Path,
     names: &[(String, Vec<usize>)],
     values: &[Vec<f32>],
-    step: usize,
+    checkpoint: Checkpoint,
 ) -> Result<(), Diagnostic> {
     let refs: Vec<WeightRef> =
         names.iter().zip(values).map(|((n, s), v)| (n.as_str(), s.as_slice(), v.as_slice())).collect();
-    // One key: a map of several would serialise in random order, and the same run must write
-    // the same bytes.
-    let meta = [(STEP_KEY.to_string(), step.to_string())];
-    save_with_metadata(path, &refs, Some(meta.into_iter().collect()))
+    save_with_metadata(path, &refs, Some(checkpoint.metadata()))
 }
 
-/// The step count of a checkpoint written by `save_checkpoint`; `None` for plain weights.
-pub fn checkpoint_step(path: &Path) -> Result<Option<usize>, Diagnostic> {
-    Ok(load_metadata(path)?.get(STEP_KEY).and_then(|s| s.parse().ok()))
+/// The checkpoint of a file written by `save_checkpoint`; `None` for plain weights.
+pub fn read_checkpoint(path: &Path) -> Result<Option<Checkpoint>, Diagnostic> {
+    Ok(Checkpoint::read(&load_metadata(path)?))
 }

@@ -15,6 +15,8 @@ pub use train::Fields;
 
 use crate::diag::{self, Diagnostic, SourceFile};
 use crate::frontend::checked::{Checked, Model, TrainDecl};
+use crate::ir::graph::ParamKind;
+use crate::runtime::weights::Checkpoint;
 use crate::training::{Engine, TrainGraphs};
 
 /// A source that did not compile: the rendered diagnostics (plain text, no colour) and where
@@ -65,7 +67,7 @@ pub enum TensorKind {
     /// A model parameter (trained, or frozen by the train block).
     Param,
     /// Model state that is saved with the parameters but not trained (e.g. a batch norm's
-    /// running statistics). No model has any yet.
+    /// running statistics).
     State,
     /// The optimizer's state: velocities, Adam's moments.
     Optimizer,
@@ -148,7 +150,11 @@ impl Session {
             .into_iter()
             .enumerate()
             .map(|(i, (name, shape))| {
-                let kind = if i < model_shapes.len() { TensorKind::Param } else { TensorKind::Optimizer };
+                let kind = match m.graph.params.get(i).map(|p| p.kind) {
+                    Some(ParamKind::Trainable) => TensorKind::Param,
+                    Some(ParamKind::State) => TensorKind::State,
+                    None => TensorKind::Optimizer,
+                };
                 TensorInfo { name, shape, kind }
             })
             .collect();
@@ -245,15 +251,17 @@ impl Session {
             .map_err(|e| Diagnostic::new("E-predict", e))
     }
 
-    /// Save every tensor and the step count as `netc run --save` does.
+    /// Save every tensor, the step count and the seed as `netc run --save` does.
     pub fn save(&self, path: &Path) -> Result<(), Diagnostic> {
         let names: Vec<(String, Vec<usize>)> = self.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-        crate::runtime::weights::save_checkpoint(path, &names, &self.values, self.steps)
+        let checkpoint = Checkpoint { step: self.steps, seed: Some(self.seed) };
+        crate::runtime::weights::save_checkpoint(path, &names, &self.values, checkpoint)
     }
 
     /// Load weights written by `netc run --save` (or any safetensors file with the model's
-    /// parameter names and shapes). A checkpoint's optimizer state and step count are
-    /// restored too when the file has all of it; otherwise the optimizer starts afresh.
+    /// parameter and state names and shapes). A checkpoint's optimizer state, step count and
+    /// seed are restored too when the file has all of it; otherwise the optimizer starts
+    /// afresh.
     pub fn load(&mut self, path: &Path) -> Result<(), Diagnostic> {
         use crate::runtime::weights;
         let mut found = weights::load(path)?;
@@ -279,10 +287,14 @@ impl Session {
             Some(ws) => state.iter_mut().zip(ws).for_each(|(dst, w)| dst.copy_from_slice(&w.data)),
             None => state.iter_mut().for_each(|dst| dst.fill(0.0)),
         }
-        self.steps = match optimizer {
-            Some(_) => weights::checkpoint_step(path)?.unwrap_or(0),
-            None => 0,
+        let checkpoint = match optimizer {
+            Some(_) => weights::read_checkpoint(path)?,
+            None => None,
         };
+        self.steps = checkpoint.map_or(0, |c| c.step);
+        if let Some(seed) = checkpoint.and_then(|c| c.seed) {
+            self.seed = seed;
+        }
         Ok(())
     }
 

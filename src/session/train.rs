@@ -9,7 +9,7 @@ use crate::frontend::checked::TrainDecl;
 use crate::ir::graph::InputKind;
 use crate::runtime::data::{Batch, Dataset};
 use crate::training::data::{dataset_from_arrays, ArrayField};
-use crate::training::{self, Data, Overrides, Progress, Report, Scores};
+use crate::training::{self, Counter, Data, Overrides, Progress, Report, Scores};
 
 use super::{Session, TensorKind};
 
@@ -47,16 +47,30 @@ impl Progress for Counting<'_> {
     }
 }
 
-/// The loss and its gradient with respect to every model parameter, compiled.
+/// One input of the gradient graph.
+enum Feed {
+    /// A data field, with its values per sample.
+    Field { name: String, per_sample: usize },
+    /// The random key of dropout and the like (training mode).
+    Key,
+}
+
+/// The loss and its gradient with respect to every trained parameter, compiled for one mode.
 pub(super) struct Gradients {
+    training: bool,
     compiled: Compiled,
-    /// The graph's inputs: the field each reads and its values per sample.
-    feeds: Vec<(String, usize)>,
+    feeds: Vec<Feed>,
     /// The loss, then one gradient per parameter.
     outputs: Vec<Vec<f32>>,
 }
 
 impl Session {
+    /// The seed of the next `fit`'s data order and random numbers: the session's for the
+    /// first (so it draws what `netc run` draws), then moved on by the steps already run.
+    fn next_seed(&self) -> u64 {
+        self.seed.wrapping_add((self.steps as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    }
+
     fn train_block(&self) -> Result<&TrainDecl, Diagnostic> {
         self.train_decl().ok_or_else(|| {
             err(format!(
@@ -118,8 +132,7 @@ impl Session {
         if overrides.batch == Some(0) {
             return Err(Diagnostic::new("E-usage", "batch must be at least 1"));
         }
-        let data_seed = self.seed.wrapping_add((self.steps as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        Overrides { seed: overrides.seed.or(Some(data_seed)), ..overrides.clone() }.apply(&mut t);
+        Overrides { seed: overrides.seed.or(Some(self.next_seed())), ..overrides.clone() }.apply(&mut t);
         let data = self.data(&t, fields, "fit")?;
         let batch = t.batch.unwrap_or(data.train.len()).max(1);
         crate::ir::limits::check(&t.graph, batch, crate::ir::limits::default_limit(), &format!("train {}", t.name))?;
@@ -147,8 +160,14 @@ impl Session {
     }
 
     /// The train block's loss on these arrays (all of them as one batch) and its gradient with
-    /// respect to each model parameter, in the order of `tensors()`.
-    pub fn loss_and_grads(&mut self, arrays: Vec<ArrayField>) -> Result<(f32, Vec<Vec<f32>>), Diagnostic> {
+    /// respect to each model parameter (`TensorKind::Param`), in the order of `tensors()`.
+    /// `training`: as a train step sees the loss (batch statistics, dropout drawing the random
+    /// numbers the next step would); otherwise in inference mode. State is left unchanged.
+    pub fn loss_and_grads(
+        &mut self,
+        arrays: Vec<ArrayField>,
+        training: bool,
+    ) -> Result<(f32, Vec<Vec<f32>>), Diagnostic> {
         let t = self.train_block()?.clone();
         let data = dataset_from_arrays(&t, arrays, "loss_and_grads")?;
         let n = data.len();
@@ -156,28 +175,33 @@ impl Session {
             return Err(crate::runtime::data::error("loss_and_grads: the arrays hold no samples"));
         }
         crate::ir::limits::check(&t.graph, n, crate::ir::limits::default_limit(), &format!("train {}", t.name))?;
-        if self.gradients.is_none() {
-            self.gradients = Some(self.compile_gradients(&t)?);
+        if self.gradients.as_ref().is_none_or(|g| g.training != training) {
+            self.gradients = Some(self.compile_gradients(&t, training)?);
         }
+        // A run's step i draws from (its seed, i): the next `fit` starts at step 0.
+        let key = Counter { seed: self.next_seed(), step: 0 }.key_f32();
         let grads = self.gradients.as_mut().expect("compiled above");
         let batch = whole_batch(&data);
         let inputs = grads
             .feeds
             .iter()
-            .map(|(name, per)| training::field_input(&batch, name, n * per))
+            .map(|f| match f {
+                Feed::Field { name, per_sample } => training::field_input(&batch, name, n * per_sample),
+                Feed::Key => Ok(&key[..]),
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
-        grads.outputs[0].resize(1, 0.0);
         let params = &self.values[..self.model_tensors];
         grads.compiled.run_readonly(&inputs, params, &mut grads.outputs, &[n]).map_err(err)?;
         Ok((grads.outputs[0][0], grads.outputs[1..].to_vec()))
     }
 
-    /// The loss graph with the backward pass appended: outputs `loss` and `d_NAME` for every
-    /// parameter the model trains or freezes (frozen ones have gradients too; only `fit`
-    /// leaves them alone).
-    fn compile_gradients(&self, t: &TrainDecl) -> Result<Gradients, Diagnostic> {
-        let mut g = t.graph.clone();
+    /// The loss graph of `mode` with the backward pass appended: outputs `loss` and `d_NAME`
+    /// for every parameter the model trains or freezes (frozen ones have gradients too; only
+    /// `fit` leaves them alone), and no state updates.
+    fn compile_gradients(&self, t: &TrainDecl, training: bool) -> Result<Gradients, Diagnostic> {
+        let mut g = if training { t.graph.clone() } else { t.eval_graph.clone() };
+        g.updates.clear();
         let loss = g.outputs.iter().find(|(n, _)| n == "loss").ok_or_else(|| err("the train graph has no loss"))?.1;
         let params: Vec<usize> =
             (0..self.model_tensors).filter(|&i| self.tensors[i].kind == TensorKind::Param).collect();
@@ -192,13 +216,21 @@ impl Session {
         let feeds = g
             .inputs
             .iter()
-            .filter(|i| matches!(i.kind, InputKind::Data | InputKind::Label))
-            .map(|i| (i.name.clone(), i.shape.iter().filter_map(|d| d.known()).product()))
-            .collect();
+            .map(|i| match i.kind {
+                InputKind::Data | InputKind::Label => Ok(Feed::Field {
+                    name: i.name.clone(),
+                    per_sample: i.shape.iter().filter_map(|d| d.known()).product(),
+                }),
+                InputKind::RandomKey => Ok(Feed::Key),
+                InputKind::Variable | InputKind::Gradient => {
+                    Err(err(format!("the loss graph has an unexpected input `{}`", i.name)))
+                }
+            })
+            .collect::<Result<_, _>>()?;
         let outputs = std::iter::once(vec![0.0])
             .chain(params.iter().map(|&p| vec![0.0; self.tensors[p].shape.iter().product()]))
             .collect();
-        Ok(Gradients { compiled, feeds, outputs })
+        Ok(Gradients { training, compiled, feeds, outputs })
     }
 }
 

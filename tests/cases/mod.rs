@@ -87,6 +87,8 @@ pub fn op_case(op: &Op) -> OpCase {
         MaxPool2dGrad { .. } => case(MaxPool2dGrad { size: 2, stride: 2 }, &[&[2, 2, 4, 4], &[2, 2, 2, 2]], any),
         AvgPool2d { .. } => case(AvgPool2d { size: 3, stride: 1 }, &[&[2, 2, 5, 5]], any),
         AvgPool2dGrad { .. } => case(AvgPool2dGrad { size: 3, stride: 1, height: 5, width: 5 }, &[&[2, 2, 3, 3]], any),
+        // The operand is a key of eight 16-bit pieces; 21 elements run the vector loop and its tail.
+        RandomUniform { .. } => flat(RandomUniform { stream: 3, shape: known(&[3, 7]) }, &[&[8]], (0.0, 65536.0)),
     }
 }
 
@@ -140,6 +142,7 @@ pub fn all_op_cases() -> Vec<OpCase> {
         MaxPool2dGrad { size: 0, stride: 0 },
         AvgPool2d { size: 0, stride: 0 },
         AvgPool2dGrad { size: 0, stride: 0, height: 0, width: 0 },
+        RandomUniform { stream: 0, shape: vec![] },
     ];
     ops.iter().map(op_case).collect()
 }
@@ -193,7 +196,7 @@ pub fn build(c: &OpCase, dtype: DType) -> (Graph, NodeId, NodeId, Vec<NodeId>) {
     (g, y, loss, leaves)
 }
 
-/// Distinct values spread over the case's range (whole numbers for class indices).
+/// Distinct values spread over the case's range (whole numbers for class indices and random keys).
 pub fn values(c: &OpCase, seed: usize) -> Vec<Tensor> {
     let (lo, hi) = c.range;
     c.shapes
@@ -205,7 +208,7 @@ pub fn values(c: &OpCase, seed: usize) -> Vec<Tensor> {
                 .map(|k| {
                     let u = (((k + 1) * 7 + (i + seed) * 13) as f64 * 0.618_033_988_749_895).fract();
                     let v = lo + (hi - lo) * u;
-                    if matches!(c.op, Op::OneHot { .. }) {
+                    if matches!(c.op, Op::OneHot { .. } | Op::RandomUniform { .. }) {
                         v.floor()
                     } else {
                         v
@@ -222,6 +225,9 @@ pub enum BuiltinCase {
     /// An expression over the eval variables `x` ([2, 3]), `y` ([2, 3]), `labels` ([2]),
     /// `img` ([1, 2, 4, 4]) and `w` ([3, 2, 3, 3]): differentiated with respect to them.
     Expr(&'static str),
+    /// An `Expr` evaluated in training mode (`training: true`; random numbers of seed 0,
+    /// step 0).
+    TrainingExpr(&'static str),
     /// A parameter initialiser: `param W: [4, 6] = INIT`.
     Init(&'static str),
     /// A train setting: `KEY: VALUE` in a train block of a small model.
@@ -262,6 +268,8 @@ pub fn builtin_case(b: Builtin) -> BuiltinCase {
         Conv => Expr("conv(img, w, stride: 1, pad: 1)"),
         Maxpool2d => Expr("maxpool2d(img, size: 2)"),
         Avgpool2d => Expr("avgpool2d(img, size: 2, stride: 1)"),
+        RandLike => TrainingExpr("x * rand_like(x) + y * rand_like(y)"),
+        Dropout => TrainingExpr("dropout(x, p: 0.4) * y + dropout(y)"),
         Accuracy => Train("metrics", "[accuracy]"),
         Zeros => Init("zeros"),
         Constant => Init("constant(0.5)"),
@@ -283,10 +291,12 @@ pub fn builtin_case(b: Builtin) -> BuiltinCase {
     }
 }
 
-/// The eval block of an `Expr` case: the variables, and the gradient of Σ expr ⊙ v.
-pub fn expr_source(expr: &str) -> String {
+/// The eval block of an `Expr` case (or, with `training`, of a `TrainingExpr` case): the
+/// variables, and the gradient of Σ expr ⊙ v.
+pub fn expr_source(expr: &str, training: bool) -> String {
     format!(
         "eval case {{
+  training: {training}
   let x = [[-1.3, 0.4, 2.1], [0.7, -0.2, 1.6]]
   let y = [[0.9, 1.7, 0.3], [2.2, 0.6, 1.1]]
   let labels = [2, 0]
@@ -369,7 +379,7 @@ pub fn write_case_data(dir: &std::path::Path) {
 pub fn run_source(c: &BuiltinCase) -> Option<String> {
     let spiral = "spiral(points: 20, classes: 3, seed: 1)";
     match c {
-        BuiltinCase::Expr(_) => None,
+        BuiltinCase::Expr(_) | BuiltinCase::TrainingExpr(_) => None,
         BuiltinCase::Init(init) => Some(train_source(init, &[], spiral)),
         BuiltinCase::Train(key, value) => Some(train_source("xavier", &[(key, value)], spiral)),
         BuiltinCase::Data(source) => Some(train_source("xavier", &[], source)),

@@ -22,6 +22,7 @@
 //!   convolution symbol;
 //! - `rows.rs`: `LogSoftmax`, `ArgMaxMask`, `OneHot`, row by row;
 //! - `pool.rs`: `Pool`, max and average pooling and their gradients;
+//! - `random.rs`: `Random`, the Threefry-2x32 streams on i32x4 lanes;
 //! - `checks.rs`: bounds-checked mode, its declarations and the guards of every access.
 //!
 //! The vectorised exp/log/tanh/sigmoid are `Emitter` methods too, in `codegen::math`.
@@ -42,6 +43,7 @@ mod conv;
 mod map;
 mod pool;
 mod products;
+mod random;
 mod rows;
 
 use checks::Buf;
@@ -461,6 +463,7 @@ impl<'f> Emitter<'f> {
             Kernel::ArgMaxMask { outer, n, inner, x, out } => self.argmax_mask(outer, n, inner, x, out),
             Kernel::OneHot { count, classes, x, out } => self.one_hot(count, *classes, x, out),
             Kernel::Pool { op, planes, geom, x, g, out } => self.pool(*op, planes, geom, x, g.as_ref(), out),
+            Kernel::Random { count, stream, key, out } => self.random(count, *stream, key, out),
         }
     }
 }

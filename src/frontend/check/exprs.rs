@@ -2,6 +2,7 @@
 //! graph nodes whose shape errors become diagnostics on the operands.
 
 use super::*;
+use crate::ir::graph::ParamKind;
 
 impl<'p> Checker<'p> {
     // ---- statements ----
@@ -25,7 +26,11 @@ impl<'p> Checker<'p> {
                     }
                     self.bind(&name.name, v);
                 }
-                Stmt::Param { name, ty, init, span } => self.param(name, ty, init.as_ref(), *span),
+                Stmt::Param { name, ty, init, span } => {
+                    self.param(name, ty, init.as_ref(), *span, ParamKind::Trainable)
+                }
+                Stmt::State { name, ty, init, span } => self.param(name, ty, init.as_ref(), *span, ParamKind::State),
+                Stmt::Update { target, value, span } => self.update(target, value, *span),
                 Stmt::Return(e) => {
                     result = Some((self.expr(e), e.span));
                     break;
@@ -48,13 +53,27 @@ impl<'p> Checker<'p> {
         result
     }
 
-    pub(super) fn param(&mut self, name: &Ident, ty: &TypeExpr, init: Option<&Expr>, span: Span) {
+    /// `param` (trainable) or `state` (updated by `<-`) declarations.
+    pub(super) fn param(&mut self, name: &Ident, ty: &TypeExpr, init: Option<&Expr>, span: Span, kind: ParamKind) {
+        let what = match kind {
+            ParamKind::Trainable => "parameters",
+            ParamKind::State => "state tensors",
+        };
         if !self.allow_params {
             self.error(
                 "E-param",
                 span,
-                "parameters belong to layers and models",
-                "a `fn` cannot own parameters; declare it with `layer` instead",
+                format!("{what} belong to layers and models"),
+                "a `fn` cannot own parameters or state; declare it with `layer` instead",
+            );
+            self.bind(&name.name, Value::Error);
+            return;
+        }
+        if self.mode_branches > 0 {
+            self.report(
+                Diagnostic::new("E-param", format!("{what} cannot be declared inside `if training`"))
+                    .label(span, "declared in one mode only")
+                    .note("training and inference run the same parameters and state: declare it before the `if`"),
             );
             self.bind(&name.name, Value::Error);
             return;
@@ -64,7 +83,7 @@ impl<'p> Checker<'p> {
             return;
         };
         let init = match init {
-            None if shape.len() >= 2 => Init::Xavier,
+            None if shape.len() >= 2 && kind == ParamKind::Trainable => Init::Xavier,
             None => Init::Zeros,
             Some(e) => match self.expr(e) {
                 Value::Init(i) => i,
@@ -99,7 +118,10 @@ impl<'p> Checker<'p> {
             );
             return;
         }
-        let id = self.g.add_param(&qualified, shape, init);
+        let id = match kind {
+            ParamKind::Trainable => self.g.add_param(&qualified, shape, init),
+            ParamKind::State => self.g.add_state(&qualified, shape, init),
+        };
         self.g.annotate(id, None, Some(name.span));
         self.params_by_name.insert(qualified, id);
         self.bind(&name.name, Value::Tensor(id));
@@ -112,10 +134,15 @@ impl<'p> Checker<'p> {
             ExprKind::Int(n) => Value::Num(*n as f64),
             ExprKind::Float(x) => Value::Num(*x),
             ExprKind::Str(s) => Value::Str(s.clone()),
-            ExprKind::Name(n) => match self.lookup(n) {
-                Some(v) => v,
-                None => self.unknown_name(n, e.span),
-            },
+            ExprKind::Name(n) => {
+                if self.names_the_mode(n) {
+                    self.mode_used = true;
+                }
+                match self.lookup(n) {
+                    Some(v) => v,
+                    None => self.unknown_name(n, e.span),
+                }
+            }
             ExprKind::List(items) => Value::List(items.iter().map(|i| self.expr(i)).collect()),
             ExprKind::Neg(x) => {
                 let v = self.expr(x);
@@ -136,6 +163,7 @@ impl<'p> Checker<'p> {
             ExprKind::Call { callee, args } => self.call(callee, args, e.span),
             ExprKind::Index { base, indices } => self.index(base, indices, e.span),
             ExprKind::Field { base, field } => self.field(base, field, e.span),
+            ExprKind::If { cond, then, otherwise } => self.if_expr(cond, then, otherwise.as_deref(), e.span),
         }
     }
 
@@ -359,7 +387,8 @@ impl<'p> Checker<'p> {
                 self.node(Op::Transpose { perm: vec![1, 0] }, &[(t, base.span)], span)
             }
             (Value::Tensor(_), other) => {
-                let candidates: Vec<String> = self.params_by_name.keys().cloned().collect();
+                let mut candidates: Vec<String> = self.params_by_name.keys().cloned().collect();
+                candidates.sort(); // ties do not depend on hash order
                 let mut d = Diagnostic::new("E-name", format!("a tensor has no field `{other}`"))
                     .label(field.span, "unknown field")
                     .note("tensors have `.shape` and `.T`; a layer's parameters are `name.W` where `let name = layer(...)`");

@@ -111,7 +111,7 @@ impl<'p> Checker<'p> {
         }
     }
 
-    /// Start a fresh graph; returns the previous context to restore.
+    /// Start a fresh graph, elaborated in inference mode unless the caller says otherwise.
     pub(super) fn begin(&mut self, dtype: DType) {
         self.g = Graph::new(dtype);
         self.scopes = vec![HashMap::new()];
@@ -125,6 +125,12 @@ impl<'p> Checker<'p> {
         self.share_params = false;
         self.span_override = None;
         self.depth = 0;
+        self.training = false;
+        self.mode_used = false;
+        self.mode_branches = 0;
+        self.updates.clear();
+        self.random_key = None;
+        self.streams = 0;
     }
 
     pub(super) fn shape_of_type(&mut self, ty: &TypeExpr, symbolic_ok: bool) -> Option<Shape> {
@@ -194,21 +200,70 @@ impl<'p> Checker<'p> {
         ok.then_some(shape)
     }
 
+    /// A model's forward pass in inference mode. A model that asks for the mode is also
+    /// elaborated in training mode, for the errors only that mode meets and to check that
+    /// both modes declare the same parameters and state.
+    /// (A model without parameters is legal, and useful in eval blocks.)
     pub(super) fn check_model(&mut self, m: &'p ModelDef) -> Option<Model> {
+        let (graph, layers) = self.model_graph(m, false)?;
+        if self.mode_used {
+            let (training, _) = self.model_graph(m, true)?;
+            self.same_parameters(&training, &graph, &m.name.name, m.name.span)?;
+        }
+        Some(Model { name: m.name.name.clone(), graph, layers, span: m.span })
+    }
+
+    /// The model's graph in one mode and its layer instances.
+    fn model_graph(&mut self, m: &'p ModelDef, training: bool) -> Option<(Graph, Vec<Layer>)> {
         self.begin(DType::F32);
+        self.training = training;
         let outputs = self.expand_model(m, None, m.span)?;
-        for (name, id) in outputs {
-            self.g.outputs.push((name, id));
+        self.g.outputs.extend(outputs);
+        self.g.updates = self.graph_updates();
+        Some((std::mem::take(&mut self.g), std::mem::take(&mut self.layers)))
+    }
+
+    /// The two modes of a program must have the same parameters and state, in one order:
+    /// the train step writes what inference reads. (Declarations inside `if training` are
+    /// refused where they are written; this catches the rest, e.g. a layer called under a
+    /// condition derived from the mode.)
+    pub(super) fn same_parameters(
+        &mut self,
+        training: &Graph,
+        inference: &Graph,
+        what: &str,
+        span: Span,
+    ) -> Option<()> {
+        let describe = |g: &Graph| -> Vec<String> {
+            g.params
+                .iter()
+                .map(|p| {
+                    let state = if p.kind == crate::ir::graph::ParamKind::State { "state " } else { "" };
+                    format!("{state}{}: {}", p.name, g.shape_str(&p.shape))
+                })
+                .collect()
+        };
+        let (a, b) = (describe(training), describe(inference));
+        if a == b {
+            return Some(());
         }
-        if self.g.params.is_empty() && self.diags.is_empty() {
-            // A model without parameters is legal (and useful in eval blocks).
-        }
-        Some(Model {
-            name: m.name.name.clone(),
-            graph: std::mem::take(&mut self.g),
-            layers: std::mem::take(&mut self.layers),
-            span: m.span,
-        })
+        let first = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+        let said = |list: &[String]| list.get(first).cloned().unwrap_or_else(|| "nothing".into());
+        self.report(
+            Diagnostic::new(
+                "E-param",
+                format!("`{what}` declares different parameters in training and inference mode"),
+            )
+            .label(span, "this model")
+            .note(format!(
+                "parameter {} is `{}` in training mode and `{}` in inference mode",
+                first + 1,
+                said(&a),
+                said(&b)
+            ))
+            .help("declare every parameter and state tensor whatever the mode, outside `if training`"),
+        );
+        None
     }
 
     /// Expand a model's body into the current graph. With `args`, the inputs are those values
@@ -370,6 +425,23 @@ impl<'p> Checker<'p> {
         self.begin(DType::F64);
         self.allow_params = true;
         self.in_eval = true;
+        // `training: true` elaborates the block in training mode (batch statistics, random
+        // numbers of seed 0 at step 0); the default is inference.
+        for stmt in &e.body {
+            if let Stmt::Setting { key, value } = stmt {
+                if key.name != "training" {
+                    self.error(
+                        "E-setting",
+                        key.span,
+                        format!("unknown setting `{}`", key.name),
+                        "eval blocks take `training: true` or `training: false`",
+                    );
+                    return None;
+                }
+                let v = self.expr(value);
+                self.training = self.boolean(v, value.span)?;
+            }
+        }
         let mut values = vec![];
         let mut shows = vec![];
         let mut grads = vec![];
@@ -450,6 +522,7 @@ impl<'p> Checker<'p> {
                     }
                 }
                 Stmt::Error => ok = false,
+                Stmt::Setting { .. } => {}
                 other => {
                     self.error(
                         "E-syntax",
@@ -467,6 +540,17 @@ impl<'p> Checker<'p> {
         for (text, id) in &shows {
             self.g.outputs.push((text.clone(), *id));
         }
+        // The random key (seed 0, step 0) takes its place among the variables' values.
+        let mut literals = values.into_iter();
+        let values = self
+            .g
+            .inputs
+            .iter()
+            .map(|i| match i.kind {
+                InputKind::RandomKey => Some(crate::ir::ops::random::key(0, 0)),
+                _ => literals.next(),
+            })
+            .collect::<Option<Vec<Tensor>>>()?;
         Some(EvalDecl {
             name: e.name.as_ref().map(|n| n.name.clone()),
             graph: std::mem::take(&mut self.g),

@@ -6,6 +6,12 @@
 //! `dense` serves any input width, and every built-in is lowered (`lower.rs`) into graph
 //! primitives whose shape rules (`ops.rs`) are the single source of truth. An error poisons
 //! only the value it concerns, so independent errors in one file are all reported.
+//!
+//! Elaboration happens in a mode (`Checker::training`): the train step is the program in
+//! training mode, evaluation and inference the same program in inference mode. `if training`
+//! takes its branch by the mode; the other branch is elaborated too, in the other mode, for
+//! its diagnostics and to compare shapes, and then rolled back (`modes.rs`). A program that
+//! never asks for the mode is elaborated once and serves both.
 
 use std::collections::HashMap;
 
@@ -28,6 +34,7 @@ mod builtins;
 mod calls;
 mod exprs;
 mod items;
+mod modes;
 mod settings;
 mod train;
 
@@ -73,6 +80,8 @@ enum Value {
     /// A call of a settings function (optimizer, schedule, data source) with its arguments,
     /// read by the settings block that holds it.
     Setting(Box<Args>),
+    /// What a block without a final expression gives (an `if` whose branch only updates).
+    Nothing,
     /// Poison: an error has been reported for this value.
     Error,
 }
@@ -120,6 +129,19 @@ struct Checker<'p> {
     /// Inside prelude code, errors are reported at the user's call.
     span_override: Option<Span>,
     depth: usize,
+    // ---- the mode (see `modes.rs`) ----
+    /// Elaborating the train step (true) or inference (false).
+    training: bool,
+    /// Whether the elaboration so far asked for the mode (`training`, `<-`, randomness).
+    mode_used: bool,
+    /// Depth of `if training` branches: parameters and state cannot be declared there.
+    mode_branches: usize,
+    /// State updates (`<-`) of training mode: (parameter index, new value, statement).
+    updates: Vec<(usize, NodeId, Span)>,
+    /// The graph's `RandomKey` input, once a random node needs it.
+    random_key: Option<NodeId>,
+    /// The stream of the next random node.
+    streams: u32,
 }
 
 const MAX_DEPTH: usize = 64;
@@ -146,6 +168,12 @@ impl<'p> Checker<'p> {
             share_params: false,
             span_override: None,
             depth: 0,
+            training: false,
+            mode_used: false,
+            mode_branches: 0,
+            updates: vec![],
+            random_key: None,
+            streams: 0,
         }
     }
 
@@ -196,6 +224,7 @@ impl<'p> Checker<'p> {
             "true" => return Some(Value::Bool(true)),
             "false" => return Some(Value::Bool(false)),
             "pi" => return Some(Value::Num(std::f64::consts::PI)),
+            "training" => return Some(Value::Bool(self.training)),
             "float" => return Some(Value::ElemType(FieldType::Float)),
             "int" => return Some(Value::ElemType(FieldType::Int)),
             _ => {}
@@ -219,11 +248,19 @@ impl<'p> Checker<'p> {
     }
 
     fn unknown_name(&mut self, name: &str, span: Span) -> Value {
-        let mut candidates: Vec<String> = self.scopes.iter().flat_map(|s| s.keys().cloned()).collect();
-        candidates.extend(self.fn_names.keys().cloned());
-        candidates.extend(self.model_names.keys().cloned());
-        candidates.extend(self.params_by_name.keys().cloned());
+        // Innermost scope first; each map's names sorted, so that ties between equally near
+        // names (`nearest` takes the earlier) do not depend on hash order.
+        let sorted = |keys: Vec<&String>| {
+            let mut keys: Vec<String> = keys.into_iter().cloned().collect();
+            keys.sort();
+            keys
+        };
+        let mut candidates: Vec<String> = self.scopes.iter().rev().flat_map(|s| sorted(s.keys().collect())).collect();
+        candidates.extend(sorted(self.fn_names.keys().collect()));
+        candidates.extend(sorted(self.model_names.keys().collect()));
+        candidates.extend(sorted(self.params_by_name.keys().collect()));
         candidates.extend(Builtin::ALL.iter().map(|b| b.name().to_string()));
+        candidates.push("training".into());
         let mut d = Diagnostic::new("E-name", format!("unknown name `{name}`")).label(span, "not defined here");
         if let Some(s) = nearest(name, candidates.iter().map(String::as_str)) {
             d = d.help(format!("did you mean `{s}`?"));
@@ -236,7 +273,9 @@ impl<'p> Checker<'p> {
 fn stmt_span(s: &Stmt) -> Span {
     match s {
         Stmt::Let { name, value } => name.span.to(value.span),
-        Stmt::Param { span, .. } | Stmt::Grad { span, .. } => *span,
+        Stmt::Param { span, .. } | Stmt::State { span, .. } | Stmt::Update { span, .. } | Stmt::Grad { span, .. } => {
+            *span
+        }
         Stmt::Return(e) | Stmt::Expr(e) => e.span,
         Stmt::Setting { key, value } => key.span.to(value.span),
         Stmt::Error => Span::default(),
@@ -255,6 +294,7 @@ fn describe_value(v: &Value) -> String {
         Value::Bool(b) => format!("`{b}`"),
         Value::ElemType(t) => format!("the type `{}`", t.name()),
         Value::Setting(a) => format!("a `{}` setting", a.builtin.name()),
+        Value::Nothing => "nothing (a block without a final expression)".into(),
         Value::Error => "an error".into(),
     }
 }

@@ -64,6 +64,18 @@ fn names_in(e: &Expr, out: &mut Vec<String>) {
             indices.iter().for_each(|i| names_in(i, out));
         }
         ExprKind::Field { base, .. } => names_in(base, out),
+        ExprKind::If { cond, then, otherwise } => {
+            names_in(cond, out);
+            for stmt in then.iter().chain(otherwise.iter().flatten()) {
+                match stmt {
+                    Stmt::Let { value: e, .. } | Stmt::Update { value: e, .. } | Stmt::Setting { value: e, .. } => {
+                        names_in(e, out)
+                    }
+                    Stmt::Grad { of: e, .. } | Stmt::Return(e) | Stmt::Expr(e) => names_in(e, out),
+                    Stmt::Param { .. } | Stmt::State { .. } | Stmt::Error => {}
+                }
+            }
+        }
     }
 }
 
@@ -141,91 +153,23 @@ impl<'p> Checker<'p> {
             None => None,
         };
 
-        // The graph: the model's forward pass, then the loss over its outputs and the fields.
-        let outputs = self.expand_model(m, None, t.span)?;
-        let batch = self.g.inputs.first().and_then(|i| i.shape.first().copied()).unwrap_or(Dim::Known(1));
-        let fields = self.fields_of(checked, data, t, m)?;
-        let mut scope = HashMap::new();
-        for (i, node) in self.g.nodes.iter().enumerate() {
-            if let Op::Input { index } = node.op {
-                scope.insert(self.g.inputs[index].name.clone(), Value::Tensor(NodeId(i as u32)));
-            }
-        }
-        for (out, _) in &outputs {
-            if let Some(f) = fields.iter().find(|f| &f.name == out && !scope.contains_key(out)) {
-                let mut d = Diagnostic::new(
-                    "E-duplicate",
-                    format!("`{out}` is both a data field and an output of model `{model_name}`"),
-                )
-                .label(t.keyword_span, "the loss could not tell them apart");
-                if let Some(s) = f.span {
-                    d = d.label(s, "the field");
-                }
-                self.report(d.help("rename the field or the output"));
-                return None;
-            }
-        }
-        for (name, id) in &outputs {
-            scope.insert(name.clone(), Value::Tensor(*id));
-        }
-        let Some(loss_expr) = raw("loss") else {
-            self.report(
-                Diagnostic::new("E-setting", "a train block needs a `loss`")
-                    .label(t.keyword_span, "this train block")
-                    .help(format!(
-                        "e.g. `loss: cross_entropy({}, labels)`",
-                        outputs.first().map(|o| o.0.as_str()).unwrap_or("scores")
-                    )),
-            );
-            return None;
+        // The train step's graph in training mode (left in `self.g` for the metrics and
+        // `freeze`); evaluation's in inference mode, the same graph when nothing in the
+        // program asks for the mode.
+        let (outputs, fields) = self.loss_graph(checked, data, t, m, true)?;
+        let eval_graph = if self.mode_used {
+            let graph = std::mem::take(&mut self.g);
+            let inference = self.loss_graph(checked, data, t, m, false);
+            let eval_graph = std::mem::replace(&mut self.g, graph);
+            inference?;
+            let graph = std::mem::take(&mut self.g);
+            let same = self.same_parameters(&graph, &eval_graph, &m.name.name, m.name.span);
+            self.g = graph;
+            same?;
+            Some(eval_graph)
+        } else {
+            None
         };
-        // Each field the loss reads (and no model input already is) becomes a graph input.
-        let mut used = vec![];
-        names_in(loss_expr, &mut used);
-        for f in &fields {
-            if scope.contains_key(&f.name) || !used.contains(&f.name) {
-                continue;
-            }
-            let per_sample = match (&f.shape, f.ty) {
-                (Some(s), _) => s.clone(),
-                (None, FieldType::Int) => vec![],
-                (None, FieldType::Float) => {
-                    let mut d = Diagnostic::new(
-                        "E-shape",
-                        format!("the loss reads field `{}`, whose per-sample shape is not declared", f.name),
-                    )
-                    .label(loss_expr.span, "used here");
-                    if let Some(s) = f.span {
-                        d = d.label(s, "declared here");
-                    }
-                    self.report(d.help(format!(
-                        "give its shape, e.g. `{}: npy(\"{}.npy\", float, [1])` for one value per sample",
-                        f.name, f.name
-                    )));
-                    return None;
-                }
-            };
-            let mut shape = vec![batch];
-            shape.extend(per_sample.iter().map(|&d| Dim::Known(d)));
-            let id = self.g.add_input(&f.name, shape, InputKind::Label);
-            scope.insert(f.name.clone(), Value::Tensor(id));
-        }
-        self.scopes = vec![scope];
-        let loss = self.expr(loss_expr);
-        let loss = self.tensor(loss, loss_expr.span)?;
-        if !self.g.shape(loss).is_empty() {
-            let s = self.g.shape_str(self.g.shape(loss));
-            self.error(
-                "E-shape",
-                loss_expr.span,
-                "the loss must be a scalar",
-                format!("this is {s}; reduce it with mean(...) or sum(...)"),
-            );
-            return None;
-        }
-        self.g.annotate(loss, Some("loss"), Some(loss_expr.span));
-        self.g.outputs.push(("loss".into(), loss));
-        self.g.outputs.extend(outputs.iter().cloned());
 
         let num = |c: &mut Self, key: &str, range: Range| -> Option<Option<f64>> {
             match settings.get(key).cloned() {
@@ -291,6 +235,7 @@ impl<'p> Checker<'p> {
             name,
             model: model_name,
             data,
+            eval_graph: eval_graph.unwrap_or_else(|| self.g.clone()),
             graph: std::mem::take(&mut self.g),
             optimizer,
             schedule,
@@ -305,6 +250,114 @@ impl<'p> Checker<'p> {
             warmup,
             span: t.span,
         })
+    }
+
+    /// The graph of a train block in one mode, left in `self.g`: the model's forward pass,
+    /// then the loss over its outputs and the data's fields; in training mode with the state
+    /// updates (`<-`). Returns the model's outputs and the fields.
+    fn loss_graph(
+        &mut self,
+        checked: &Checked,
+        data: Option<usize>,
+        t: &'p Settings,
+        m: &'p ModelDef,
+        training: bool,
+    ) -> Option<(Vec<(String, NodeId)>, Vec<FieldInfo>)> {
+        self.begin(DType::F32);
+        self.training = training;
+        let outputs = self.expand_model(m, None, t.span)?;
+        let batch = self.g.inputs.first().and_then(|i| i.shape.first().copied()).unwrap_or(Dim::Known(1));
+        let fields = self.fields_of(checked, data, t, m)?;
+        let mut scope = HashMap::new();
+        for (i, node) in self.g.nodes.iter().enumerate() {
+            match node.op {
+                Op::Input { index } if self.g.inputs[index].kind != InputKind::RandomKey => {
+                    scope.insert(self.g.inputs[index].name.clone(), Value::Tensor(NodeId(i as u32)));
+                }
+                _ => {}
+            }
+        }
+        for (out, _) in &outputs {
+            if let Some(f) = fields.iter().find(|f| &f.name == out && !scope.contains_key(out)) {
+                let mut d = Diagnostic::new(
+                    "E-duplicate",
+                    format!("`{out}` is both a data field and an output of model `{}`", m.name.name),
+                )
+                .label(t.keyword_span, "the loss could not tell them apart");
+                if let Some(s) = f.span {
+                    d = d.label(s, "the field");
+                }
+                self.report(d.help("rename the field or the output"));
+                return None;
+            }
+        }
+        for (name, id) in &outputs {
+            scope.insert(name.clone(), Value::Tensor(*id));
+        }
+        let loss_expr = t.body.iter().find_map(|s| match s {
+            Stmt::Setting { key, value } if key.name == "loss" => Some(value),
+            _ => None,
+        });
+        let Some(loss_expr) = loss_expr else {
+            self.report(
+                Diagnostic::new("E-setting", "a train block needs a `loss`")
+                    .label(t.keyword_span, "this train block")
+                    .help(format!(
+                        "e.g. `loss: cross_entropy({}, labels)`",
+                        outputs.first().map(|o| o.0.as_str()).unwrap_or("scores")
+                    )),
+            );
+            return None;
+        };
+        // Each field the loss reads (and no model input already is) becomes a graph input.
+        let mut used = vec![];
+        names_in(loss_expr, &mut used);
+        for f in &fields {
+            if scope.contains_key(&f.name) || !used.contains(&f.name) {
+                continue;
+            }
+            let per_sample = match (&f.shape, f.ty) {
+                (Some(s), _) => s.clone(),
+                (None, FieldType::Int) => vec![],
+                (None, FieldType::Float) => {
+                    let mut d = Diagnostic::new(
+                        "E-shape",
+                        format!("the loss reads field `{}`, whose per-sample shape is not declared", f.name),
+                    )
+                    .label(loss_expr.span, "used here");
+                    if let Some(s) = f.span {
+                        d = d.label(s, "declared here");
+                    }
+                    self.report(d.help(format!(
+                        "give its shape, e.g. `{}: npy(\"{}.npy\", float, [1])` for one value per sample",
+                        f.name, f.name
+                    )));
+                    return None;
+                }
+            };
+            let mut shape = vec![batch];
+            shape.extend(per_sample.iter().map(|&d| Dim::Known(d)));
+            let id = self.g.add_input(&f.name, shape, InputKind::Label);
+            scope.insert(f.name.clone(), Value::Tensor(id));
+        }
+        self.scopes = vec![scope];
+        let loss = self.expr(loss_expr);
+        let loss = self.tensor(loss, loss_expr.span)?;
+        if !self.g.shape(loss).is_empty() {
+            let s = self.g.shape_str(self.g.shape(loss));
+            self.error(
+                "E-shape",
+                loss_expr.span,
+                "the loss must be a scalar",
+                format!("this is {s}; reduce it with mean(...) or sum(...)"),
+            );
+            return None;
+        }
+        self.g.annotate(loss, Some("loss"), Some(loss_expr.span));
+        self.g.outputs.push(("loss".into(), loss));
+        self.g.outputs.extend(outputs.iter().cloned());
+        self.g.updates = self.graph_updates();
+        Some((outputs, fields))
     }
 
     /// The fields a train block's data gives, checked against the model's inputs (already in

@@ -4,13 +4,14 @@
 //! interpreter), or the IR nodes of its gradient (for `autodiff`).
 //!
 //! `shape` holds every shape rule (`infer_shape`); the meanings and VJPs are grouped by family
-//! (`elementwise`, `layout`, `reduce`, `nn`) over the loops of `loops`; `eval`, `vjp` and
+//! (`elementwise`, `layout`, `reduce`, `nn`, `random`) over the loops of `loops`; `eval`, `vjp` and
 //! `describe` below are the three exhaustive matches that send each op to its rules.
 
 mod elementwise;
 mod layout;
 mod loops;
 mod nn;
+pub mod random;
 mod reduce;
 mod shape;
 #[cfg(test)]
@@ -24,6 +25,7 @@ use elementwise::*;
 use layout::*;
 use loops::{map, numel, zip};
 use nn::*;
+use random::*;
 use reduce::*;
 pub use shape::{broadcast_shapes, infer_shape, window_out, ShapeError};
 
@@ -76,6 +78,7 @@ pub fn describe(op: &Op, g: &Graph) -> String {
         MaxPool2dGrad { size, stride } => format!("maxpool2d_grad size={size} stride={stride}"),
         AvgPool2d { size, stride } => format!("avgpool2d size={size} stride={stride}"),
         AvgPool2dGrad { size, stride, .. } => format!("avgpool2d_grad size={size} stride={stride}"),
+        RandomUniform { stream, shape } => format!("random_uniform stream={stream} {}", g.shape_str(shape)),
     }
 }
 
@@ -171,6 +174,7 @@ pub fn eval(op: &Op, x: &[&Tensor], shape: &[usize], env: &Env) -> Result<Tensor
         MaxPool2dGrad { size, stride } => maxpool2d_grad_eval(x[0], x[1], *size, *stride),
         AvgPool2d { size, stride } => avgpool2d_eval(x[0], *size, *stride),
         AvgPool2dGrad { size, stride, height, width } => avgpool2d_grad_eval(x[0], *size, *stride, *height, *width),
+        RandomUniform { stream, .. } => random_uniform_eval(x[0], *stream, shape),
     }
 }
 
@@ -225,6 +229,7 @@ pub fn vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId, op: &Op) -> Grads {
         MaxPool2dGrad { size, stride } => maxpool2d_grad_vjp(cx, g, x, *size, *stride),
         AvgPool2d { size, stride } => avgpool2d_vjp(cx, g, x, *size, *stride),
         AvgPool2dGrad { size, stride, .. } => avgpool2d_grad_vjp(cx, g, *size, *stride),
+        RandomUniform { .. } => random_uniform_vjp(x),
     }
 }
 

@@ -307,6 +307,18 @@ pub fn infer_shape(op: &Op, shapes: &[&Shape], g: &Graph) -> Result<Shape, Shape
             window_matches(shapes[0][3], window_out(*width, *size, 0, *stride, "width")?, "width")?;
             Ok(vec![shapes[0][0], shapes[0][1], Dim::Known(*height), Dim::Known(*width)])
         }
+        RandomUniform { shape, .. } => {
+            // The operand is the key: the seed and step as 16-bit pieces.
+            arity(1)?;
+            if shapes[0] != &vec![Dim::Known(super::random::KEY_LEN)] {
+                return Err(ShapeError::Invalid(format!(
+                    "random_uniform: the key must be [{}], not {}",
+                    super::random::KEY_LEN,
+                    g.shape_str(shapes[0])
+                )));
+            }
+            Ok(shape.clone())
+        }
     }
 }
 
