@@ -5,7 +5,7 @@
 
 use netc::diag::{self, Diagnostic};
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyMemoryError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyException, PyFileNotFoundError, PyMemoryError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 create_exception!(
@@ -21,6 +21,10 @@ create_exception!(netc, NetcError, PyRuntimeError, "netc could not do what was a
 /// A source that did not compile, with `line`, `column`, `code` and `diagnostics` (every
 /// message) as attributes.
 pub fn compile_error(py: Python<'_>, e: netc::session::CompileError) -> PyErr {
+    // A file that cannot be read or a model that is not there is not a compile error.
+    if let ("E-io" | "E-usage", [d]) = (e.code, e.diagnostics.as_slice()) {
+        return diagnostic(d.clone());
+    }
     let err = CompileError::new_err(e.rendered.trim_end().to_string());
     let value = err.value(py);
     let messages: Vec<String> = e.diagnostics.iter().map(|d| d.message.clone()).collect();
@@ -43,6 +47,7 @@ pub fn diagnostic(d: Diagnostic) -> PyErr {
     // Python prints the exception's class: the "error[E-…]: " prefix would repeat it.
     let text = text.trim_end().strip_prefix(&format!("error[{}]: ", d.code)).unwrap_or(text.trim_end()).to_string();
     match d.code {
+        "E-io" if text.contains("no such file") => PyFileNotFoundError::new_err(text),
         "E-io" => PyOSError::new_err(text),
         "E-data" | "E-usage" | "E-weights" | "E-predict" => PyValueError::new_err(text),
         "E-memory" => PyMemoryError::new_err(text),

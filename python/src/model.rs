@@ -26,6 +26,9 @@ struct Inner {
     session: Session,
     /// The loss of every step of the last `fit` (also of an interrupted one).
     history: Vec<f32>,
+    /// What the last `fit` did: steps, seconds in the step loop, samples per second, whether
+    /// it was stopped early.
+    last_fit: Option<(usize, f64, f64, bool)>,
 }
 
 #[pyclass(frozen, subclass, module = "netc._netc", name = "Model")]
@@ -312,7 +315,7 @@ impl Model {
             train_name: session.train_decl().map(|t| t.name.clone()),
             path,
             owner: AtomicU64::new(0),
-            inner: Mutex::new(Inner { session, history: vec![] }),
+            inner: Mutex::new(Inner { session, history: vec![], last_fit: None }),
         })
     }
 
@@ -352,6 +355,7 @@ impl Model {
         let notes = inner.session.take_notes();
         if let Ok(r) = &report {
             inner.history = r.losses.clone();
+            inner.last_fit = Some((r.losses.len(), r.seconds, r.samples_per_second, r.interrupted));
         }
         drop(inner);
         if !notes.is_empty() {
@@ -581,6 +585,19 @@ impl Model {
         Ok(PyArray1::from_vec(py, losses))
     }
 
+    /// What the last `fit` did: `{steps, seconds, samples_per_second, stopped}` (seconds in
+    /// the step loop, as `netc run` reports them), or None before any.
+    #[getter]
+    fn last_fit<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some((steps, seconds, sps, stopped)) = self.lock(py)?.last_fit else { return Ok(None) };
+        let dict = PyDict::new(py);
+        dict.set_item("steps", steps)?;
+        dict.set_item("seconds", seconds)?;
+        dict.set_item("samples_per_second", sps)?;
+        dict.set_item("stopped", stopped)?;
+        Ok(Some(dict))
+    }
+
     /// The `.net` file compiled (None for source text).
     #[getter]
     fn path(&self) -> Option<PathBuf> {
@@ -612,6 +629,7 @@ impl Model {
         let session = &mut inner.session;
         py.detach(|| session.reset(seed));
         inner.history.clear();
+        inner.last_fit = None;
         Ok(())
     }
 
