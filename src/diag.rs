@@ -140,9 +140,12 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// The nearest of `candidates` to `name` by edit distance, if it is close enough to suggest.
 pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    let len = name.chars().count();
+    let limit = (len / 3).max(1);
     candidates
         .into_iter()
+        // The distance is at least the difference in length: skip far ones without computing it.
+        .filter(|c| c.len().abs_diff(len) <= limit * 4 && c.chars().count().abs_diff(len) <= limit)
         .map(|c| (edit_distance(name, c), c))
         .filter(|&(d, _)| d <= limit)
         // Ties go to the shorter name, then to one whose first letter has the typo's case (`y`

@@ -346,11 +346,20 @@ fn bad_build_requests_are_diagnostics() {
     let dir = temp_dir("build", "bad");
     let o = dir.join("x.o");
     let o = o.to_str().unwrap();
+    let huge = dir.join("huge.net");
+    std::fs::write(&huge, "model m(x: [B, 4]) -> y: [B, 200000] {\n  param W: [4, 200000]\n  param V: [200000, 200000]\n  (x @ W) @ V\n}\n").unwrap();
+    let huge = huge.to_str().unwrap();
     // `-o` makes a missing folder, but not one under a file.
     std::fs::write(dir.join("file"), "").unwrap();
     let under_a_file = dir.join("file/sub/x.o").to_str().unwrap().to_string();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["build", "examples/spiral.net", "-o", o, "--target", "mips-unknown-linux-gnu"], "cannot compile for"),
+        // Not triples at all: Cranelift's own lookup would panic on them.
+        (&["build", "examples/spiral.net", "-o", o, "--target", "garbage"], "is not a target triple"),
+        (&["build", "examples/spiral.net", "-o", o, "--target", ""], "is not a target triple"),
+        (&["build", "examples/spiral.net", "-o", o, "--target", "x86_64-foo-bar"], "is not a target triple"),
+        // Parameters of 149 GiB: refused before anything is allocated.
+        (&["build", huge, "-o", o], "over the memory limit"),
         (&["build", "examples/spiral.net", "-o", o, "--prefix", "9lives"], "not a C identifier"),
         (&["build", "examples/spiral.net", "-o", o, "--model", "spiral"], "no model named `spiral`"),
         (&["build", "examples/spiral.net", "-o", o, "--weights", "no/such.safetensors"], "no/such.safetensors"),
@@ -401,4 +410,47 @@ fn the_c_example_of_the_readme_builds_and_trains() {
     // weights score well but not perfectly on it; training on it goes further.
     assert!(accuracy(lines[0]) > 0.8, "the embedded trained weights classify the spiral: {out}");
     assert!(accuracy(lines[1]) > 0.9, "{out}");
+}
+
+/// Names that collide once made C identifiers (`W` and `w` upper-cased, `dense_1_W` beside
+/// `dense_1.W`, inputs named like the header's own `lr`, `labels`, `loss`, `batch`, a C
+/// keyword, a `math.h` macro) get distinct names: the header compiles under the strictest
+/// flags, and each macro still indexes its own tensor.
+#[test]
+fn adversarial_names_give_a_header_that_compiles_and_does_not_lie() {
+    let dir = temp_dir("build", "adversarial");
+    let source = root().join("tests/fuzz_regressions/build/seed-adversarial-names.net");
+    let object = build(&source, &dir, "adv", &[]);
+    let header = std::fs::read_to_string(object.with_extension("h")).unwrap();
+    netc::fuzz::header_names_are_distinct(&header).unwrap_or_else(|e| panic!("{e}\n{header}"));
+    let main = dir.join("main.c");
+    std::fs::write(&main, "#include \"adv.h\"\nint main(void) { return M_PARAM_W + M_PARAM_W_2 - 1; }\n").unwrap();
+    let status = Command::new("cc")
+        .args(["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(dir.as_os_str())
+        .arg(&main)
+        .arg(&object)
+        .arg("-o")
+        .arg(dir.join("adv"))
+        .arg("-lm")
+        .output()
+        .expect("a C compiler (`cc`) is installed");
+    assert!(status.status.success(), "cc failed:\n{}\n{header}", String::from_utf8_lossy(&status.stderr));
+    // Each macro's index is its tensor's position in the parameter table.
+    let names: Vec<String> = checked(&std::fs::read_to_string(&source).unwrap()).models[0]
+        .graph
+        .params
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    for line in header.lines().filter(|l| l.contains("_PARAM_") && l.ends_with(" elements */")) {
+        let Some((index, name)) = line.split_once(" /* ").and_then(|(head, tail)| {
+            let index: usize = head.rsplit(' ').next()?.parse().ok()?;
+            Some((index, tail.split(':').next()?.to_string()))
+        }) else {
+            continue;
+        };
+        assert_eq!(names[index], name, "{line}");
+    }
+    assert!(header.contains("M_PARAM_W 0 /* W:") && header.contains("M_PARAM_W_2 1 /* w:"), "{header}");
 }

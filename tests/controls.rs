@@ -309,7 +309,7 @@ fn flags_that_would_do_nothing_or_fail_late_are_refused_first() {
     assert!(out.is_empty(), "it trained first: {out}");
     let (code, _, err) = netc(&["run", "examples/spiral.net", "--plot", "/tmp"]);
     assert_eq!(code, 1);
-    assert!(err.contains("--plot /tmp: is a directory"), "{err}");
+    assert!(err.contains("--plot /tmp: it is a directory"), "{err}");
 }
 
 #[test]

@@ -375,3 +375,133 @@ eval inference_mode {
     assert!((value.data[0] - expected).abs() < 1e-9, "{value:?}");
     assert!(grads[0].1.data.iter().all(|g| (g - 1.0 / (1.0 + 1e-5f64).sqrt()).abs() < 1e-12));
 }
+
+// ---- state with the training controls, Adam and predict ------------------------------------------
+
+/// A batch-norm and dropout MLP trained by AdamW with clipping, with a state tensor that no
+/// `<-` moves, and a second block that fine-tunes with the batch norm frozen.
+const CONTROLS: &str = "layer scaled(x) {
+  let features = x.shape[-1]
+  state s: [features] = constant(1)
+  x * s
+}
+model m(x: [B, 2]) -> scores: [B, 3] {
+  let h = dense(x, 16)
+  let bn = batchnorm(h)
+  let d = bn |> relu |> dropout(0.2)
+  let k = scaled(d)
+  dense(k, 3)
+}
+data points { source: spiral(points: 100, classes: 3, seed: 0) }
+train fit {
+  model: m
+  loss: cross_entropy(scores, labels)
+  optimizer: adamw(lr: 0.01, weight_decay: 0.5)
+  clip_norm: 0.5
+  steps: 12
+  batch: 50
+  seed: 3
+}
+train head {
+  model: m
+  loss: cross_entropy(scores, labels)
+  optimizer: adam(lr: 0.01)
+  freeze: [bn]
+  steps: 5
+  batch: 50
+}
+";
+
+fn tensor<'a>(ws: &'a [Weight], name: &str) -> &'a Weight {
+    ws.iter().find(|w| w.name == name).unwrap_or_else(|| panic!("no tensor {name}"))
+}
+
+#[test]
+fn state_is_never_trained_and_resumes_with_adam_and_the_random_stream() {
+    let dir = temp_dir("modes", "controls");
+    let file = dir.join("controls.net");
+    std::fs::write(&file, CONTROLS).unwrap();
+    let f = file.to_str().unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    run(&file, &["--train", "fit", "--save", &path("full.safetensors")]);
+    let full = weights::load(&dir.join("full.safetensors")).unwrap();
+    // Neither AdamW's decay nor clipping nor the optimizer touches state: `k.s` has no `<-`.
+    assert_eq!(tensor(&full, "k.s").data, vec![1.0; 16], "a state tensor without an update keeps its value");
+    assert!(
+        full.iter().all(|w| !w.name.starts_with("k.s.") && !w.name.starts_with("bn.mean.")),
+        "no optimizer state for state"
+    );
+    assert!(full.iter().any(|w| w.name == "adam.step"), "the checkpoint carries Adam's step count");
+    assert_ne!(tensor(&full, "bn.mean").data, vec![0.0; 16], "the running mean moved");
+
+    // Stopped after 5 steps and resumed: Adam's step count, its moments, the running
+    // statistics and the dropout masks of steps 5..12 continue the uninterrupted run.
+    run(&file, &["--train", "fit", "--stop-after", "5", "--save", &path("half.safetensors")]);
+    run(&file, &["--train", "fit", "--resume", &path("half.safetensors"), "--save", &path("resumed.safetensors")]);
+    assert_eq!(full, weights::load(&dir.join("resumed.safetensors")).unwrap(), "resume is bit for bit");
+
+    // --init-from takes the state by name like any parameter.
+    let (code, _, err) = netc(&["run", f, "--train", "head", "--init-from", &path("full.safetensors"), "--steps", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let loaded = err.lines().find(|l| l.trim_start().starts_with("loaded")).unwrap_or_else(|| panic!("{err}"));
+    for name in ["bn.mean", "bn.var", "k.s", "bn.gamma"] {
+        assert!(loaded.contains(name), "--init-from loads {name}: {err}");
+    }
+
+    // `freeze: [bn]` keeps gamma, beta and the running statistics bit for bit; the rest trains.
+    run(&file, &["--train", "head", "--load", &path("full.safetensors"), "--save", &path("head.safetensors")]);
+    let head = weights::load(&dir.join("head.safetensors")).unwrap();
+    for name in ["bn.gamma", "bn.beta", "bn.mean", "bn.var"] {
+        assert_eq!(tensor(&head, name).data, tensor(&full, name).data, "{name} is frozen");
+    }
+    assert_ne!(tensor(&head, "h.W").data, tensor(&full, "h.W").data, "h.W trains");
+}
+
+#[test]
+fn predict_runs_inference_mode_with_the_running_statistics() {
+    let dir = temp_dir("modes", "predict");
+    let file = root().join("examples/digits_bn_cnn.net");
+    let w = dir.join("trained.safetensors");
+    run(&file, &["--steps", "40", "--save", w.to_str().unwrap()]);
+    let c = checked(&file);
+    let g = &c.models[0].graph;
+    let x = digits_test_set(&c, g);
+    let n = x.shape[0];
+    let values: Vec<f32> = x.data.iter().map(|&v| v as f32).collect();
+    std::fs::write(dir.join("x.npy"), netc::runtime::data::npy_bytes(&x.shape, &values)).unwrap();
+    // The model graph on the JIT, in one batch: what predict must give in batches of any size.
+    let mut params = params_of(g, &weights::load(&w).unwrap());
+    let want = netc::drivers::jit::run_graph(g, std::slice::from_ref(&x), &mut params).unwrap().remove(0);
+    for batch in ["1", "7", "100000"] {
+        let out = dir.join(&format!("scores_{batch}.npy"));
+        let (code, _, err) = netc(&[
+            "predict",
+            file.to_str().unwrap(),
+            "--load",
+            w.to_str().unwrap(),
+            "--input",
+            dir.join("x.npy").to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--batch",
+            batch,
+            "--quiet",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let got = netc::runtime::data::read_npy(&out).unwrap();
+        assert_eq!(got.shape, vec![n, 10]);
+        let per_sample: Vec<Vec<f64>> = got.values.chunks(10).map(|r| r.iter().map(|&v| v as f64).collect()).collect();
+        assert_per_sample(&format!("predict --batch {batch}"), &want, &per_sample);
+    }
+}
+
+#[test]
+fn dropout_is_the_identity_in_inference() {
+    let src = "model m(x: [B, 5]) -> y: [B, 5] { dropout(x, 0.9) }";
+    let c = netc::frontend::check::check_source(src).unwrap();
+    let g = &c.models[0].graph;
+    let x = Tensor::new(vec![2, 5], (0..10).map(|i| i as f64 - 4.5).collect());
+    let y = netc::drivers::jit::run_graph(g, std::slice::from_ref(&x), &mut []).unwrap().remove(0);
+    assert_eq!(y.data, x.data);
+    assert_eq!(netc::ir::interp::outputs(g, std::slice::from_ref(&x), &[]).unwrap().remove(0).data, x.data);
+}

@@ -260,6 +260,7 @@ pub fn define_scheduled<M: Module>(
     // works on small functions (compile time linear in the graph, and base pointers and
     // constants are not spilled across the whole program).
     let mut fctx = FunctionBuilderContext::new();
+    let offsets: std::rc::Rc<[Option<kernel::Poly>]> = plan.offsets.clone().into();
     let mut parts = vec![];
     let mut clif_insts = 0;
     let mut next = 0;
@@ -277,8 +278,8 @@ pub fn define_scheduled<M: Module>(
             let args: [_; 5] = b.block_params(entry).try_into().expect("five parameters");
             let env = emit::Env {
                 args,
-                offsets: plan.offsets.clone(),
-                data: data.iter().map(|&d| module.declare_data_in_func(d, b.func)).collect(),
+                offsets: offsets.clone(),
+                data: HashMap::new(),
                 gemm: module.declare_func_in_func(gemms.gemm, b.func),
                 small_gemm: gemms.small.map(|(f, t)| (module.declare_func_in_func(f, b.func), t)),
                 libm: libm
@@ -294,6 +295,13 @@ pub fn define_scheduled<M: Module>(
             let mut e = emit::Emitter::new(b, env, g.dtype, g.symbols.len());
             e.kernel_index = next as i64 - 1;
             while next < prog.kernels.len() {
+                for a in prog.kernels[next].reads() {
+                    if let kernel::Base::Data(d) = a.base {
+                        if let std::collections::hash_map::Entry::Vacant(slot) = e.env.data.entry(d) {
+                            slot.insert(module.declare_data_in_func(data[d], &mut *e.b.func));
+                        }
+                    }
+                }
                 e.kernel(&prog.kernels[next]);
                 if let Some(f) = profile {
                     let i = e.b.ins().iconst(I64, next as i64);

@@ -18,7 +18,8 @@
 //!   `peak_rss_mib` at the end (after inference); `workspace_step_mib`/`_infer_mib`, the
 //!   memory plans' workspace at this batch size.
 //!
-//! `--compile-only` checks and compiles only (compile scaling, W8 of issue #8). `--threads N`
+//! `--compile-only` checks and compiles only (compile scaling, W8 of issue #8), and adds
+//! `total_cpu_ms`, the CPU time to that point (/proc/self/stat). `--threads N`
 //! sets MATMUL_NUM_THREADS, which the GEMM reads once, at its first call.
 
 use std::path::{Path, PathBuf};
@@ -74,9 +75,9 @@ pub fn main(args: &BenchArgs, started: Instant) -> ExitCode {
         // SAFETY (of the environment): no other thread runs yet; the GEMM reads it later.
         std::env::set_var("MATMUL_NUM_THREADS", t.to_string());
     }
-    let src = match std::fs::read_to_string(&args.file) {
+    let src = match crate::runtime::files::read_text(&args.file, crate::runtime::files::MAX_SOURCE_BYTES) {
         Ok(s) => s,
-        Err(e) => return fail(&[Diagnostic::new("E-io", format!("cannot read {}: {e}", args.file.display()))], None),
+        Err(msg) => return fail(&[Diagnostic::new("E-io", msg)], None),
     };
     let result = match crate::frontend::check::check_source(&src) {
         Ok(checked) => run(args, &checked, started),
@@ -142,6 +143,7 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
         f.push(("compile_ms", Value::Num(c.step_ms + c.infer_ms)));
         f.extend(c.fields(batch));
         f.push(("total_ms", Value::Num(ms(started))));
+        f.push(("total_cpu_ms", Value::Num(cpu_ms())));
         f.push(("peak_rss_mib", Value::Num(peak_rss_mib())));
         return Ok(f);
     }
@@ -372,6 +374,17 @@ fn threads() -> usize {
     crate::runtime::threads::count()
 }
 
+/// CPU time (user + system) this process has used so far, in ms (0 where /proc is missing):
+/// on a loaded machine a better measure of compile work than the wall clock.
+pub fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces): utime and
+    // stime are the 12th and 13th of them, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: f64 = rest.split_whitespace().skip(11).take(2).filter_map(|t| t.parse::<f64>().ok()).sum();
+    ticks * 10.0
+}
+
 /// Peak resident memory of this process so far, in MiB (0 where /proc is missing).
 pub fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -429,7 +442,7 @@ fn table(f: &Fields) -> String {
         get("batch").unwrap_or_default(),
         get("threads").unwrap_or_default()
     );
-    let rows: [(&str, &str, &str); 18] = [
+    let rows: [(&str, &str, &str); 19] = [
         ("check_ms", "check (from process start)", "ms"),
         ("first_step_ms", "first train step done", "ms after process start"),
         ("init_ms", "  of which parameter init", "ms (initialisers, then --load)"),
@@ -438,6 +451,7 @@ fn table(f: &Fields) -> String {
         ("compile_infer_ms", "compile inference", "ms"),
         ("compile_ms", "compile both", "ms"),
         ("total_ms", "process start to compiled", "ms"),
+        ("total_cpu_ms", "  CPU time to compiled", "ms (user + system)"),
         ("step_ms_median", "train step median", "ms"),
         ("step_ms_min", "train step min", "ms"),
         ("step_gflops", "train step", "GFLOP/s (the matmul/conv FLOPs it executes)"),

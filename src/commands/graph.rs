@@ -52,11 +52,11 @@ pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
 }
 
 /// Every differentiable target of a program: each eval `grad` request, each train block's
-/// loss (wrt parameters and data inputs).
-pub fn targets(c: &Checked, batch: usize) -> Result<Vec<Target>, String> {
+/// loss (wrt parameters and data inputs). `command` names the command in a memory error.
+pub fn targets(c: &Checked, batch: usize, command: &str) -> Result<Vec<Target>, String> {
     let limit = crate::ir::limits::default_limit();
     for g in c.evals.iter().map(|e| &e.graph).chain(c.trains.iter().map(|t| &t.graph)) {
-        crate::ir::limits::check(g, batch, limit, "gradcheck").map_err(|d| d.message)?;
+        crate::ir::limits::check(g, batch, limit, command).map_err(|d| d.message)?;
     }
     let mut out = vec![];
     for e in &c.evals {
@@ -120,7 +120,7 @@ pub fn picture(
     print_after: Option<&str>,
     load: Option<&std::path::Path>,
 ) -> Result<Picture, String> {
-    let all = targets(c, 4)?;
+    let all = targets(c, 4, "graph")?;
     let mut target = match name {
         Some(n) => {
             all.into_iter().find(|t| t.title.contains(n)).ok_or_else(|| format!("nothing named `{n}` to draw"))?
@@ -206,7 +206,7 @@ fn ancestors(g: &Graph, of: NodeId) -> Vec<bool> {
 /// Check every target's gradients; returns the report and whether all are within `threshold`.
 /// At most `elements` elements of each tensor are checked (a spread sample of larger ones).
 pub fn gradcheck(c: &Checked, batch: usize, elements: usize, threshold: f64) -> Result<(String, bool), String> {
-    let all = targets(c, batch)?;
+    let all = targets(c, batch, "gradcheck")?;
     if all.is_empty() {
         return Err("the file has no eval `grad` request and no train block to check".into());
     }

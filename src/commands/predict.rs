@@ -159,6 +159,14 @@ pub fn predict(c: &Checked, file: &Path, o: &PredictOptions) -> Result<String, D
             g.shape_str(shape)
         )));
     }
+    // The output never replaces a file this run reads: checked before any work.
+    let mut read: Vec<&Path> = vec![file];
+    read.extend(o.load.as_deref());
+    read.extend(bound.iter().map(|b| b.1.as_path()));
+    if let Some(out) = &o.output {
+        crate::runtime::files::check_output_path(out, &read)
+            .map_err(|e| Diagnostic::new("E-io", format!("cannot write {}: {e}", out.display())))?;
+    }
     if g.symbols.len() > 1 {
         return Err(err(format!(
             "model `{}` has several symbolic dimensions ({}); predict binds only the batch",
@@ -298,11 +306,11 @@ pub fn predict(c: &Checked, file: &Path, o: &PredictOptions) -> Result<String, D
     shape.extend(&out_per);
     let text = match (&o.output, out_format) {
         (Some(path), Some(Format::Npy)) => {
-            write_file(path, &data::npy_bytes(&shape, &result))?;
+            write_file(path, &data::npy_bytes(&shape, &result), &read)?;
             String::new()
         }
         (Some(path), _) => {
-            write_file(path, csv_text(&out_name, per_out, &result).as_bytes())?;
+            write_file(path, csv_text(&out_name, per_out, &result).as_bytes(), &read)?;
             String::new()
         }
         (None, _) => csv_text(&out_name, per_out, &result),
@@ -347,7 +355,8 @@ fn csv_text(name: &str, per: usize, values: &[f32]) -> String {
     s
 }
 
-/// Write an output file. (Issue #23 routes every output through one atomic writer.)
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
-    std::fs::write(path, bytes).map_err(|e| Diagnostic::new("E-io", format!("cannot write {}: {e}", path.display())))
+/// Write an output file atomically (`runtime::files`), never over one of `inputs`.
+fn write_file(path: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<(), Diagnostic> {
+    crate::runtime::files::write_atomic(path, bytes, inputs)
+        .map_err(|e| Diagnostic::new("E-io", format!("cannot write {}: {e}", path.display())))
 }

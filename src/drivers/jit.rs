@@ -15,7 +15,7 @@ use crate::codegen::kernel::{monos, Base, Mono, Poly};
 use crate::codegen::memplan::Plan;
 use crate::codegen::{self, CompileOptions};
 use crate::diag::Diagnostic;
-use crate::ir::graph::{DType, Dim, Graph, Shape};
+use crate::ir::graph::{DType, Dim, Graph, Op, Shape};
 use crate::ir::tensor::Tensor;
 use crate::runtime::symbols;
 
@@ -93,6 +93,26 @@ pub struct Compiled {
     ptrs: Tables,
     dims: Vec<i64>,
     last_dims: Vec<usize>,
+    /// Inputs read as class indices by a one-hot encoding (a loss's labels): (input, classes).
+    /// Their values are checked before every call, as the interpreter checks them: the
+    /// generated one-hot code would turn a label out of range into a row of zeros, a loss of
+    /// 0 for that sample, and go on silently.
+    class_inputs: Vec<(usize, usize)>,
+}
+
+/// (input, classes) for every input of `g` that a one-hot encoding reads directly; the
+/// smallest class count when several read the same input.
+fn class_inputs(g: &Graph) -> Vec<(usize, usize)> {
+    let mut found: Vec<(usize, usize)> = vec![];
+    for node in &g.nodes {
+        let Op::OneHot { classes } = node.op else { continue };
+        let Some(Op::Input { index }) = node.inputs.first().map(|x| &g.node(*x).op) else { continue };
+        match found.iter_mut().find(|(i, _)| i == index) {
+            Some((_, c)) => *c = (*c).min(classes),
+            None => found.push((*index, classes)),
+        }
+    }
+    found
 }
 
 /// Compile `g` (forward, backward or train step alike) to native code.
@@ -153,6 +173,7 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
         ptrs: Tables(ptrs),
         dims: Vec::with_capacity(g.symbols.len()),
         last_dims: vec![1; g.symbols.len()],
+        class_inputs: class_inputs(g),
     })
 }
 
@@ -242,6 +263,17 @@ impl Compiled {
         check("parameters", &self.params, &mut param_lens)?;
         check("inputs", &self.inputs, &mut inputs.iter().map(|x| x.as_ref().len()))?;
         check("outputs", &self.outputs, &mut outputs.iter_mut().map(|x| x.as_mut().len()))?;
+        for &(i, classes) in &self.class_inputs {
+            let bad = inputs[i].as_ref().iter().map(|v| v.to_f64()).enumerate().find(|(_, c)| {
+                !(c.fract() == 0.0 && *c >= 0.0 && *c < classes as f64) // NaN fails every comparison
+            });
+            if let Some((at, c)) = bad {
+                return Err(format!(
+                    "input `{}` holds {c} at element {at}, which is not a class index (a whole number in 0..{classes})",
+                    self.inputs[i].0
+                ));
+            }
+        }
         self.workspace.reserve(self.plan.bytes(dims, self.dtype.size_bytes()))?;
 
         let [pi, pp, po] = &mut self.ptrs.0;

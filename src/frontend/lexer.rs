@@ -11,8 +11,9 @@ use logos::Logos;
 use crate::diag::{Diagnostic, Span};
 
 #[derive(Logos, Clone, Debug, PartialEq)]
-#[logos(skip r"[ \t\r\f]+")]
-#[logos(skip(r"#[^\n]*", allow_greedy = true))]
+// A byte-order mark (U+FEFF, which some editors put at the start of a file) is blank space.
+#[logos(skip r"[ \t\f\u{feff}]+")]
+#[logos(skip(r"#[^\r\n]*", allow_greedy = true))]
 pub enum Token {
     // ---- keywords ----
     #[token("fn")]
@@ -88,15 +89,16 @@ pub enum Token {
     /// An explicit statement separator; a newline usually does this job.
     #[token(";")]
     Semi,
-    #[token("\n")]
+    /// A line end: `\n`, `\r\n`, or a lone `\r` (old Mac files).
+    #[regex(r"\r\n|\n|\r")]
     Newline,
 
     // ---- literals and names ----
     #[regex(r"[0-9]+", |lex| lex.slice().parse::<i64>().ok())]
     Int(i64),
-    #[regex(r"[0-9]+\.[0-9]*([eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+|\.[0-9]+([eE][+-]?[0-9]+)?", |lex| lex.slice().parse::<f64>().ok())]
+    #[regex(r"[0-9]+\.[0-9]*([eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+|\.[0-9]+([eE][+-]?[0-9]+)?", |lex| lex.slice().parse::<f64>().ok().filter(|x| x.is_finite()))]
     Float(f64),
-    #[regex(r#""([^"\\\n]|\\.)*""#, |lex| unescape(lex.slice()))]
+    #[regex(r#""([^"\\\r\n]|\\.)*""#, |lex| unescape(lex.slice()))]
     Str(String),
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice().to_string())]
     Ident(String),
@@ -226,6 +228,8 @@ fn lex_error(src: &str, span: Span) -> Diagnostic {
     let text = src.get(span.start..span.end).unwrap_or("");
     let (message, label) = if text.starts_with('"') {
         ("unterminated string".to_string(), "this string has no closing `\"` on its line".to_string())
+    } else if text.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '.') && text.contains(['.', 'e', 'E']) {
+        (format!("number `{text}` is too large"), "beyond the largest 64-bit float, about 1.8e308".to_string())
     } else if text.chars().next().is_some_and(|c| c.is_ascii_digit()) {
         (format!("number `{text}` is too large"), "does not fit in 64 bits".to_string())
     } else {
@@ -238,14 +242,21 @@ fn lex_error(src: &str, span: Span) -> Diagnostic {
 
 /// Keep only the newlines that end statements (see the module comment); `;` counts as one.
 fn insert_terminators(raw: Vec<Spanned>) -> Vec<Spanned> {
+    // The token after each position that is not a newline (`None` at the end, `Some(None)` at
+    // a lexing error), found in one backward pass so that runs of blank lines cost nothing.
+    let mut next_after: Vec<Option<Option<Token>>> = vec![None; raw.len() + 1];
+    for i in (0..raw.len()).rev() {
+        next_after[i] = match &raw[i] {
+            Ok((_, Token::Newline, _)) => next_after[i + 1].clone(),
+            Ok((_, t, _)) => Some(Some(t.clone())),
+            Err(_) => Some(None),
+        };
+    }
     let mut out: Vec<Spanned> = Vec::with_capacity(raw.len());
     // The open brackets, innermost last: newlines end statements only when it is a `{` (or
     // none is open), so an `if` block inside a call's parentheses has its lines.
     let mut open: Vec<Token> = vec![];
-    let mut i = 0;
-    while i < raw.len() {
-        let item = raw[i].clone();
-        i += 1;
+    for (i, item) in raw.into_iter().enumerate() {
         let Ok((s, tok, e)) = item else {
             out.push(item);
             continue;
@@ -259,14 +270,10 @@ fn insert_terminators(raw: Vec<Spanned>) -> Vec<Spanned> {
         }
         let in_brackets = matches!(open.last(), Some(Token::LParen | Token::LBracket));
         if matches!(tok, Token::Newline | Token::Semi) {
-            let prev = out.last().and_then(|t| t.as_ref().ok()).map(|(_, t, _)| t.clone());
-            let next = raw[i..].iter().find_map(|t| match t {
-                Ok((_, Token::Newline, _)) => None,
-                Ok((_, t, _)) => Some(Some(t.clone())),
-                Err(_) => Some(None),
-            });
+            let prev = out.last().and_then(|t| t.as_ref().ok()).map(|(_, t, _)| t);
+            let next = &next_after[i + 1];
             let drop = in_brackets
-                || prev.as_ref().is_none_or(|p| p.continues_line() || *p == Token::Newline)
+                || prev.is_none_or(|p| p.continues_line() || *p == Token::Newline)
                 || matches!(next, None | Some(Some(Token::Pipe | Token::RBrace | Token::Else)));
             if !drop {
                 out.push(Ok((s, Token::Newline, e)));

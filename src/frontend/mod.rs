@@ -15,30 +15,3 @@ pub mod checked;
 pub mod lexer;
 pub mod lower;
 pub mod parser;
-
-use std::path::Path;
-
-use crate::diag::Diagnostic;
-
-/// Read a source file; a missing file or invalid UTF-8 is a diagnostic.
-pub fn read_source(file: &Path) -> Result<String, Diagnostic> {
-    let bytes = std::fs::read(file)
-        .map_err(|e| Diagnostic::new("E-io", format!("cannot read {}: {}", file.display(), io_reason(&e))))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let src = String::from_utf8_lossy(e.as_bytes());
-        let line = src[..at.min(src.len())].lines().count().max(1);
-        Diagnostic::new(
-            "E-io",
-            format!("{} is not UTF-8 text: invalid byte at offset {at} (line {line})", file.display()),
-        )
-    })
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
-}

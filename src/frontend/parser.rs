@@ -4,7 +4,7 @@
 use lalrpop_util::{lalrpop_mod, ParseError};
 
 use crate::diag::{Diagnostic, Span};
-use crate::frontend::ast::SourceFile;
+use crate::frontend::ast::{Expr, SourceFile};
 use crate::frontend::lexer::{self, Token};
 
 lalrpop_mod!(
@@ -12,6 +12,37 @@ lalrpop_mod!(
     grammar,
     "/netc.rs"
 );
+
+/// How deeply an expression may nest: operands of operators, arguments of calls (a `|>`
+/// stage is a call), list items and indices each add a level. The checker elaborates an
+/// expression recursively, so the limit bounds its stack: the command line runs on a
+/// `STACK_BYTES` stack, ample for this depth with a debug build (tests/deep.rs measures it).
+/// A 5000-layer pipeline is 5000 levels; a sum of more than 20,000 terms should be split
+/// with `let`s.
+pub const MAX_NESTING: usize = 20_000;
+
+/// The stack the command line runs its work on (see `MAX_NESTING`). Reserved, not committed:
+/// the operating system backs only the pages a deep input actually touches.
+pub const STACK_BYTES: usize = 512 << 20;
+
+/// A diagnostic for each expression of `exprs` nested deeper than `MAX_NESTING`.
+fn nesting_errors<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Vec<Diagnostic> {
+    exprs
+        .into_iter()
+        .filter_map(|e| {
+            let (depth, deepest) = e.depth();
+            (depth > MAX_NESTING).then(|| {
+                Diagnostic::new(
+                    "E-nesting",
+                    format!("expression nested too deeply: {depth} levels, over the limit of {MAX_NESTING}"),
+                )
+                .label(deepest, format!("{depth} levels deep"))
+                .note("each operator, call, `|>` stage, list and index adds a level")
+                .help("split the expression with `let` (each `let` starts a new expression)")
+            })
+        })
+        .collect()
+}
 
 /// Parse a whole `.net` file. Syntax errors inside a block are recovered from at the next
 /// statement, so one run reports several of them.
@@ -27,6 +58,9 @@ pub fn parse(src: &str) -> Result<SourceFile, Vec<Diagnostic>> {
         if fresh(&r.error) {
             diags.push(to_diagnostic(r.error, src));
         }
+    }
+    if let Ok(program) = &result {
+        diags.extend(nesting_errors(crate::frontend::ast::root_exprs(program)));
     }
     match result {
         Ok(program) if diags.is_empty() => Ok(program),
@@ -53,7 +87,13 @@ pub fn parse_expr(src: &str) -> Result<crate::frontend::ast::Expr, Vec<Diagnosti
         return Err(lex_errors);
     }
     let mut recovered = Vec::new();
-    grammar::ExprParser::new().parse(&mut recovered, tokens).map_err(|e| vec![to_diagnostic(e, src)])
+    let e = grammar::ExprParser::new().parse(&mut recovered, tokens).map_err(|e| vec![to_diagnostic(e, src)])?;
+    let errors = nesting_errors([&e]);
+    if errors.is_empty() {
+        Ok(e)
+    } else {
+        Err(errors)
+    }
 }
 
 fn to_diagnostic(e: ParseError<usize, Token, Diagnostic>, src: &str) -> Diagnostic {

@@ -1,9 +1,11 @@
 //! What compiled code and training use at run time: the C symbols generated code calls
 //! (`symbols`: GEMM, convolution, profiling and bounds callbacks), the worker pool
 //! (`threads`), the seeded generator (`rng`), initial parameters (`params`), weight files
-//! (`weights`, safetensors) and data sets (`data/`: CSV, NPY, IDX, spiral, synthetic).
+//! (`weights`, safetensors), data sets (`data/`: CSV, NPY, IDX, spiral, synthetic) and the
+//! one reader of input files and atomic writer of outputs (`files`).
 
 pub mod data;
+pub mod files;
 pub mod params;
 pub mod rng;
 pub mod symbols;

@@ -84,6 +84,8 @@ pub struct TensorInfo {
 /// A checked program with the parameters of one model, ready to train and run.
 pub struct Session {
     checked: Checked,
+    /// The `.net` file, when the session was read from one (`save` never writes over it).
+    source: Option<PathBuf>,
     model: usize,
     train: Option<usize>,
     /// Where data paths of the data block are resolved.
@@ -110,9 +112,11 @@ impl Session {
     /// Read, check and prepare a `.net` file.
     pub fn from_file(path: &Path, opts: &Options) -> Result<Session, CompileError> {
         let name = path.display().to_string();
-        let text = crate::frontend::read_source(path).map_err(|d| CompileError::new(vec![d], &name, None))?;
+        let text = read_source(path).map_err(|d| CompileError::new(vec![d], &name, None))?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        Session::from_source(&text, &name, base, opts)
+        let mut session = Session::from_source(&text, &name, base, opts)?;
+        session.source = Some(path.to_path_buf());
+        Ok(session)
     }
 
     /// Check and prepare source text; `name` labels its diagnostics and `base` is the folder
@@ -159,6 +163,7 @@ impl Session {
             })
             .collect();
         Ok(Session {
+            source: None,
             model_tensors: model_shapes.len(),
             checked,
             model,
@@ -251,11 +256,15 @@ impl Session {
             .map_err(|e| Diagnostic::new("E-predict", e))
     }
 
-    /// Save every tensor, the step count and the seed as `netc run --save` does.
+    /// Save every tensor, the step count and the seed as `netc run --save` does, never over
+    /// the `.net` file or its data block's files.
     pub fn save(&self, path: &Path) -> Result<(), Diagnostic> {
         let names: Vec<(String, Vec<usize>)> = self.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
         let checkpoint = Checkpoint { step: self.steps, seed: Some(self.seed) };
-        crate::runtime::weights::save_checkpoint(path, &names, &self.values, checkpoint)
+        let data = self.train_decl().and_then(|t| t.data).map(|d| &self.checked.data[d]);
+        let data_files = data.map(|d| crate::training::data::input_files(d, &self.base)).unwrap_or_default();
+        let inputs: Vec<&Path> = self.source.iter().chain(&data_files).map(PathBuf::as_path).collect();
+        crate::runtime::weights::save_checkpoint(path, &names, &self.values, checkpoint, &inputs)
     }
 
     /// Load weights written by `netc run --save` (or any safetensors file with the model's
@@ -319,6 +328,13 @@ impl Session {
         self.seed = seed;
         self.steps = 0;
     }
+}
+
+/// Read a `.net` file: a missing file, one that is not a regular file (a device, a FIFO),
+/// one over `files::MAX_SOURCE_BYTES` or invalid UTF-8 is a diagnostic.
+pub fn read_source(file: &Path) -> Result<String, Diagnostic> {
+    crate::runtime::files::read_text(file, crate::runtime::files::MAX_SOURCE_BYTES)
+        .map_err(|m| Diagnostic::new("E-io", m))
 }
 
 /// The model and the train block `opts` ask for (indices into `c.models` and `c.trains`).

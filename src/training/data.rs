@@ -19,7 +19,9 @@ pub struct Data {
     pub shuffle: bool,
 }
 
-/// Per-sample shape of the model's (single) data input, and its class count.
+/// Per-sample shape of the model's (single) data input, and the labels' class count: that of
+/// the one-hot encodings of the labels input itself (`classes_of_inputs`). A one-hot of
+/// anything else (say, inside the model) says nothing about the labels.
 pub fn model_signature(g: &Graph) -> Result<(String, Vec<usize>, Option<usize>), String> {
     let data_inputs: Vec<_> = g.inputs.iter().filter(|i| i.kind == InputKind::Data).collect();
     let [x] = data_inputs.as_slice() else {
@@ -27,10 +29,8 @@ pub fn model_signature(g: &Graph) -> Result<(String, Vec<usize>, Option<usize>),
     };
     let sample: Option<Vec<usize>> = x.shape[1..].iter().map(|d| d.known()).collect();
     let sample = sample.ok_or("only the first (batch) dimension of the model input may be symbolic")?;
-    let classes = g.nodes.iter().find_map(|n| match n.op {
-        Op::OneHot { classes } => Some(classes),
-        _ => None,
-    });
+    let labels: Vec<&str> = g.inputs.iter().filter(|i| i.kind == InputKind::Label).map(|i| i.name.as_str()).collect();
+    let classes = classes_of_inputs(g).into_iter().find(|(n, _)| labels.contains(&n.as_str())).map(|(_, c)| c);
     Ok((x.name.clone(), sample, classes))
 }
 
@@ -121,6 +121,15 @@ fn source_files(s: &Source) -> Vec<&str> {
     }
 }
 
+/// Every file the data block `d` may read (its source, test and `otherwise` sources, and its
+/// fields' files and test files), resolved against `base`: the outputs of a run must not
+/// name one.
+pub fn input_files(d: &DataDecl, base: &Path) -> Vec<PathBuf> {
+    let sources = [d.source.as_ref(), d.test.as_ref(), d.otherwise.as_ref()].into_iter().flatten();
+    let fields = d.fields.iter().flat_map(|f| std::iter::once(&f.file).chain(&f.test)).map(FieldFile::path);
+    sources.flat_map(source_files).chain(fields).map(|f| base.join(f)).collect()
+}
+
 /// Load and split the data block `d` for the train block `t`. Paths are relative to `base`.
 /// When a source's files are missing and the block names an `otherwise` source, that source
 /// is used instead (and `on_fallback` is told which file was missing).
@@ -162,15 +171,18 @@ fn load_source_data(
         Ok(all)
     };
     let all = load(source)?;
-    let (train, mut test) = split(all, &d.split)?;
+    let (train, mut test) = split(all, d)?;
     if let Some(s) = &d.test {
         test = Some(load(s)?);
     }
     Ok(Data { train, test, shuffle: d.shuffle })
 }
 
-fn split(all: Dataset, how: &Option<Split>) -> Result<(Dataset, Option<Dataset>), Diagnostic> {
-    Ok(match how {
+/// The data block's `split` of `all` into training and test sets. A split that keeps every
+/// sample for training leaves no test set (not an empty one, whose loss would print as 0); one
+/// that keeps none is an error.
+fn split(all: Dataset, d: &DataDecl) -> Result<(Dataset, Option<Dataset>), Diagnostic> {
+    let (train, test) = match &d.split {
         None => (all, None),
         Some(Split::Count(n)) => {
             let (a, b) = all.split_at(*n)?;
@@ -180,7 +192,11 @@ fn split(all: Dataset, how: &Option<Split>) -> Result<(Dataset, Option<Dataset>)
             let (a, b) = all.split_fraction(*f)?;
             (a, Some(b))
         }
-    })
+    };
+    if train.is_empty() {
+        return Err(data::error(format!("data `{}`: the split leaves no samples to train on", d.name)));
+    }
+    Ok((train, test.filter(|t| !t.is_empty())))
 }
 
 /// Named fields: each loaded from its file, checked against the graph input of its name (or
@@ -246,7 +262,7 @@ fn load_fields(t: &TrainDecl, d: &DataDecl, base: &Path) -> Result<Data, Diagnos
         Dataset::from_fields(fields)
     };
     let all = load_set(false)?;
-    let (train, mut test) = split(all, &d.split)?;
+    let (train, mut test) = split(all, d)?;
     if d.fields.iter().any(|f| f.test.is_some()) {
         test = Some(load_set(true)?);
     }

@@ -53,10 +53,12 @@ pub use checks::{declare_checks, testing, CheckDecls, Checks};
 pub struct Env {
     /// The five parameters of the ABI: inputs, params, outputs, dims, workspace.
     pub args: [Value; 5],
-    /// Workspace offset (in elements) of every temporary.
-    pub offsets: Vec<Option<Poly>>,
-    /// Address of every literal data object.
-    pub data: Vec<GlobalValue>,
+    /// Workspace offset (in elements) of every temporary (shared by every part of a program).
+    pub offsets: std::rc::Rc<[Option<Poly>]>,
+    /// Address of each literal data object this function uses, by `Base::Data` index:
+    /// declared in the function as its kernels need them (`codegen::define_scheduled`), so a
+    /// program of many parts does not declare every object in every part.
+    pub data: HashMap<usize, GlobalValue>,
     /// The GEMM kernel symbol for this dtype.
     pub gemm: FuncRef,
     /// A GEMM for products of fewer than this many multiply-adds (m·k·n), when it pays to
@@ -186,7 +188,10 @@ impl<'f> Emitter<'f> {
                 let bytes = self.b.ins().ishl_imm_s(off, self.shift);
                 self.b.ins().iadd(self.env.args[4], bytes)
             }
-            Base::Data(d) => self.b.ins().symbol_value(I64, self.env.data[d]),
+            Base::Data(d) => {
+                let gv = *self.env.data.get(&d).expect("the data object is declared before its kernel");
+                self.b.ins().symbol_value(I64, gv)
+            }
         }
     }
 

@@ -215,7 +215,8 @@ impl<'p> Checker<'p> {
                     None => Value::Error,
                 },
             };
-            self.bind(&p.name.name, v.clone());
+            let copy = self.copy(&v, span);
+            self.bind(&p.name.name, copy);
             scope.insert(p.name.name.clone(), v);
         }
         self.scopes = vec![scope];

@@ -130,6 +130,9 @@ impl<'p> Checker<'p> {
     // ---- expressions ----
 
     pub(super) fn expr(&mut self, e: &Expr) -> Value {
+        if !self.charge(1, e.span) {
+            return Value::Error;
+        }
         match &e.kind {
             ExprKind::Int(n) => Value::Num(*n as f64),
             ExprKind::Float(x) => Value::Num(*x),
@@ -138,12 +141,32 @@ impl<'p> Checker<'p> {
                 if self.names_the_mode(n) {
                     self.mode_used = true;
                 }
+                // A list in scope is copied: paid for by its size before the copy is made.
+                let size = self.scopes.iter().rev().find_map(|s| s.get(n)).map_or(1, value_size);
+                if size > 1 && !self.charge(size, e.span) {
+                    return Value::Error;
+                }
                 match self.lookup(n) {
                     Some(v) => v,
                     None => self.unknown_name(n, e.span),
                 }
             }
-            ExprKind::List(items) => Value::List(items.iter().map(|i| self.expr(i)).collect()),
+            ExprKind::List(items) => {
+                let items: Vec<Value> = items.iter().map(|i| self.expr(i)).collect();
+                if items.iter().any(|v| matches!(v, Value::Error)) {
+                    return Value::Error;
+                }
+                let list = Value::List(items);
+                if list_depth(&list) > MAX_LIST_DEPTH {
+                    return self.error(
+                        "E-type",
+                        e.span,
+                        format!("lists nest more than {MAX_LIST_DEPTH} deep"),
+                        "a tensor literal of this rank is not supported",
+                    );
+                }
+                list
+            }
             ExprKind::Neg(x) => {
                 let v = self.expr(x);
                 match v {
@@ -342,7 +365,7 @@ impl<'p> Checker<'p> {
                         "out of range",
                     );
                 }
-                items[j as usize].clone()
+                self.copy(&items[j as usize], indices[0].span)
             }
             Value::Error => Value::Error,
             v => {

@@ -397,6 +397,36 @@ impl<'p> Checker<'p> {
         Some(outputs)
     }
 
+    /// Class indices known at compile time (a literal, or an eval block's `let` variable of
+    /// `values`) that a one-hot encoding reads must be whole numbers in range, as when they
+    /// come from a data file: reported here, at the source, rather than when the code runs.
+    pub(super) fn check_known_labels(&mut self, values: &[Tensor]) -> bool {
+        let mut ok = true;
+        for i in 0..self.g.nodes.len() {
+            let node = &self.g.nodes[i];
+            let Op::OneHot { classes } = node.op else { continue };
+            let Some(&x) = node.inputs.first() else { continue };
+            let data: &[f64] = match &self.g.node(x).op {
+                Op::Literal { values } => values,
+                Op::Input { index } => match values.get(*index) {
+                    Some(t) => &t.data,
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let bad = data.iter().find(|c| !(c.fract() == 0.0 && **c >= 0.0 && **c < classes as f64)).copied();
+            let (Some(c), Some(span)) = (bad, node.span.or(self.g.node(x).span)) else { continue };
+            self.error(
+                "E-type",
+                span,
+                format!("label {c} is not a class index for {classes} classes"),
+                format!("class indices are whole numbers in 0..{classes}"),
+            );
+            ok = false;
+        }
+        ok
+    }
+
     /// Forget the symbols from `from` on if nothing uses them: a called model's signature
     /// names its sizes (`B`), but they are bound to its arguments' sizes, and an unbound
     /// symbol left in the caller's graph would ask for a size no input gives.
@@ -534,7 +564,7 @@ impl<'p> Checker<'p> {
                 }
             }
         }
-        if !ok {
+        if !ok || !self.check_known_labels(&values) {
             return None;
         }
         for (text, id) in &shows {

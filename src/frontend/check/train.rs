@@ -150,6 +150,26 @@ impl<'p> Checker<'p> {
                 }
             }
             None if checked.data.len() == 1 => Some(0),
+            None if checked.data.len() > 1 => {
+                let names: Vec<String> = checked
+                    .data
+                    .iter()
+                    .map(|d| if d.name.is_empty() { "an unnamed one".into() } else { format!("`{}`", d.name) })
+                    .collect();
+                self.report(
+                    Diagnostic::new(
+                        "E-setting",
+                        format!(
+                            "the file has {} data blocks, {}: which one does this train block use?",
+                            names.len(),
+                            names.join(" and ")
+                        ),
+                    )
+                    .label(t.keyword_span, "this train block has no `data` setting")
+                    .help("name the data blocks (`data NAME { ... }`) and add `data: NAME` to the train block"),
+                );
+                return None;
+            }
             None => None,
         };
 
@@ -231,6 +251,10 @@ impl<'p> Checker<'p> {
         let (batch, seed, weight_decay) = (batch?, seed?.unwrap_or(0) as u64, weight_decay?.unwrap_or(0.0));
         let (drop_last, optimizer, schedule) = (drop_last?, optimizer?, schedule?);
         let (metrics, frozen, clip_norm, warmup) = (metrics?, frozen?, clip_norm?, warmup?.unwrap_or(0));
+        // Literal labels in the loss (`one_hot([0, 9], 3)`) are checked where they are written.
+        if !self.check_known_labels(&[]) {
+            return None;
+        }
         Some(TrainDecl {
             name,
             model: model_name,

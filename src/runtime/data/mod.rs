@@ -662,7 +662,9 @@ fn reserve<T>(n: usize, what: &str) -> Result<Vec<T>, Diagnostic> {
 
 /// Read a whole data file, with the file named in the error.
 fn read_file(path: &Path) -> Result<Vec<u8>, Diagnostic> {
-    std::fs::read(path).map_err(|e| error(format!("{}: cannot read the file: {e}", path.display())))
+    use crate::runtime::files;
+    files::read_input(path, files::max_data_bytes())
+        .map_err(|e| error(format!("{}: cannot read the file: {e}", path.display())))
 }
 
 /// How to read one field of a data block.
