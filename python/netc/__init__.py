@@ -91,6 +91,11 @@ class Model(_Model):
     def _fields(self, x, y, fields, what):
         """`x` and `y` renamed to the fields they stand for, beside the named ones."""
         arrays = dict(fields)
+        if self.train is None and (arrays or x is not None or y is not None):
+            raise TypeError(
+                f"{what}(): model {self.name} has no train block in its file, so there is no loss "
+                "to train on or differentiate"
+            )
         for alias, value, pick in (("x", x, _input_field), ("y", y, _target_field)):
             if value is None:
                 continue

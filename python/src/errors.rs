@@ -47,7 +47,8 @@ pub fn diagnostic(d: Diagnostic) -> PyErr {
     // Python prints the exception's class: the "error[E-…]: " prefix would repeat it.
     let text = text.trim_end().strip_prefix(&format!("error[{}]: ", d.code)).unwrap_or(text.trim_end()).to_string();
     match d.code {
-        "E-io" if text.contains("no such file") => PyFileNotFoundError::new_err(text),
+        // A weights or data file that is not there, as Python's open() says it.
+        _ if d.message.ends_with("no such file") => PyFileNotFoundError::new_err(text),
         "E-io" => PyOSError::new_err(text),
         "E-data" | "E-usage" | "E-weights" | "E-predict" => PyValueError::new_err(text),
         "E-memory" => PyMemoryError::new_err(text),

@@ -610,7 +610,14 @@ impl Model {
         let mut inner = self.lock(py)?;
         // `&mut`: a session may be moved between threads (Send), not shared (Sync).
         let session = &mut inner.session;
-        py.detach(move || session.save(&path)).map_err(diag)
+        // Every way a save fails is the file system's or the target's (a directory, a device,
+        // the model's own source): an OSError, as Python's open() would raise.
+        py.detach(move || session.save(&path)).map_err(|d| {
+            let text = netc::diag::render(std::slice::from_ref(&d), None, false);
+            pyo3::exceptions::PyOSError::new_err(
+                text.trim_end().trim_start_matches(&format!("error[{}]: ", d.code)).to_string(),
+            )
+        })
     }
 
     /// Read weights written by `netc run --save` or `save` (a checkpoint's optimizer state

@@ -73,9 +73,8 @@ def test_cross_validation_and_pipelines(digits_xy):
     clf = netc.Classifier(str(EXAMPLES / "digits_mlp.net"), epochs=3)
     scores = cross_val_score(clf, X[:900], y[:900], cv=3)
     assert scores.shape == (3,) and scores.min() > 0.8
-    pipe = make_pipeline(FunctionTransformer(lambda a: a * 16), netc.Classifier(str(EXAMPLES / "digits_mlp.net"), epochs=3))
-    # The transformer undoes /16: the network sees raw pixels and still learns something.
-    assert pipe.fit(X[:900], y[:900]).score(X[900:1200], y[900:1200]) > 0.5
+    pipe = make_pipeline(FunctionTransformer(np.sqrt), netc.Classifier(str(EXAMPLES / "digits_mlp.net"), epochs=3))
+    assert pipe.fit(X[:900], y[:900]).score(X[900:1200], y[900:1200]) > 0.8
     search = GridSearchCV(clf, {"lr": [0.01, 0.05]}, cv=2).fit(X[:600], y[:600])
     assert search.best_params_["lr"] in (0.01, 0.05)
 

@@ -98,5 +98,11 @@ def test_bad_weights_files_are_clear_errors(tmp_path, mlp_file):
     other.save(tmp_path / "other.safetensors")
     with pytest.raises(ValueError, match="dense_1.W"):
         m.load_weights(tmp_path / "other.safetensors")
-    with pytest.raises(OSError):
-        m.save(tmp_path)  # a directory
+    with pytest.raises(OSError, match="directory"):
+        m.save(tmp_path)
+    source = tmp_path / "copy.net"
+    source.write_text(mlp_file.read_text())
+    mine = netc.compile(source)
+    with pytest.raises(OSError, match="input"):
+        mine.save(source)  # never over the model's own source
+    assert source.read_text() == mlp_file.read_text()
