@@ -11,6 +11,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/target/python-venv"
 export CARGO_TARGET_DIR="$root/target"
 python3 -m venv --clear "$venv"
+export PATH="$venv/bin:$PATH"  # the build backend runs the venv's maturin
 "$venv/bin/pip" install --quiet --disable-pip-version-check "maturin>=1.9,<2" "numpy>=1.21" "scikit-learn>=1.3" "pytest>=7"
 MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/pip" install --quiet --disable-pip-version-check --no-build-isolation "$root/python"
 # From the repository's root, where no `netc` folder hides the installed package.
