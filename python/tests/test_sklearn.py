@@ -94,3 +94,4 @@ def test_regressor():
     assert reg.score(x[800:], y[800:]) > 0.8
     with pytest.raises(ValueError, match="does not read class indices"):
         netc.Classifier(str(EXAMPLES / "regression.net")).fit(x[:10], np.arange(10) % 2)
+
