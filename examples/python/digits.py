@@ -55,3 +55,4 @@ if netc_bin.exists():
         same = np.array_equal(np.load(f"{tmp}/pred.npy"), m.predict(x_test))
     print(f"netc predict on {args.out} gives the same scores: {same}")
     sys.exit(0 if same else 1)
+print(f"({netc_bin} is not built: `cargo build` to compare with netc predict)")

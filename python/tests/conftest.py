@@ -17,7 +17,7 @@ EXAMPLES = REPO / "examples"
 
 def _find_netc():
     if os.environ.get("NETC_BIN"):
-        return Path(os.environ["NETC_BIN"])
+        return Path(os.environ["NETC_BIN"]).resolve()
     for profile in ("debug", "release"):
         target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
         candidate = target / profile / "netc"
