@@ -34,33 +34,36 @@ REPO = Path(__file__).resolve().parents[1]
 MLP = REPO / "examples" / "mlp.net"
 
 
-def cli(args, env):
+def cli(netc_bin, argv, env):
+    """Run netc with `argv`; its JSON output and the process's wall time."""
     started = time.perf_counter()
-    done = subprocess.run([str(args.netc), *map(str, env["argv"])], capture_output=True, text=True, env=env["env"])
+    done = subprocess.run([str(netc_bin), *map(str, argv)], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
     if done.returncode != 0:
-        sys.exit(f"netc {' '.join(map(str, env['argv']))} failed:\n{done.stderr}")
+        sys.exit(f"netc {' '.join(map(str, argv))} failed:\n{done.stderr}")
     return json.loads(done.stdout), wall
 
 
-def rust_infer_ms(args, env, batch):
-    out, _ = cli(args, {"argv": ["bench", MLP, "--batch", batch, "--steps", args.calls, "--json"], "env": env})
+def rust_infer_ms(netc_bin, env, batch, calls):
+    out, _ = cli(netc_bin, ["bench", MLP, "--batch", batch, "--steps", calls, "--json"], env)
     return out["infer_ms_median"]
 
 
 def python_predict_ms(batch, calls):
-    """The median over chunks of 100 calls of the time per `predict` call."""
+    """The median time of one `predict` call, each timed alone (as `netc bench` times each
+    inference call, so that a time slice lost to another process spoils one sample, not the
+    measurement)."""
     m = netc.compile(MLP)
     x = np.random.default_rng(0).normal(size=(batch, 784)).astype(np.float32)
     for _ in range(50):
         m.predict(x)  # compile, size the workspace, warm the caches
-    per_call = []
-    for _ in range(max(calls // 100, 1)):
-        started = time.perf_counter_ns()
-        for _ in range(100):
-            m.predict(x)
-        per_call.append((time.perf_counter_ns() - started) / 100 / 1e6)
-    return statistics.median(per_call)
+    clock = time.perf_counter_ns
+    times = []
+    for _ in range(calls):
+        started = clock()
+        m.predict(x)
+        times.append(clock() - started)
+    return statistics.median(times) / 1e6
 
 
 def python_fit(steps):
@@ -94,14 +97,14 @@ def main():
     for batch in (1, 128):
         rust, py = [], []
         for _ in range(args.reps):  # interleaved, so drift in the machine's load hits both
-            rust.append(rust_infer_ms(args, env, batch))
+            rust.append(rust_infer_ms(args.netc, env, batch, args.calls))
             py.append(python_predict_ms(batch, args.calls))
         r, q = statistics.median(rust), statistics.median(py)
         results["predict"][batch] = {"rust_ms": r, "python_ms": q, "overhead_us": (q - r) * 1000, "ratio": q / r}
 
     cli_loop, cli_wall, py_loop, py_wall = [], [], [], []
     for _ in range(args.reps):
-        out, wall = cli(args, {"argv": ["run", MLP, "--steps", args.steps, "--json", "--quiet"], "env": env})
+        out, wall = cli(args.netc, ["run", MLP, "--steps", args.steps, "--json", "--quiet"], env)
         cli_loop.append(out["seconds"])
         cli_wall.append(wall)
         loop, wall = python_fit(args.steps)
