@@ -148,14 +148,17 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .filter(|c| c.len().abs_diff(len) <= limit * 4 && c.chars().count().abs_diff(len) <= limit)
         .map(|c| (edit_distance(name, c), c))
         .filter(|&(d, _)| d <= limit)
-        // Ties go to the shorter name, then to one whose first letter has the typo's case (`y`
-        // suggests the input `x` before the size `B`), then to the earlier candidate.
-        .min_by_key(|&(d, c)| (d, c.len(), first_case(c) != first_case(name)))
+        // Ties go to a name of the same case as the asked one (`y` is nearer `x` than the
+        // size `B`), then the shorter, then the first given (callers list the likelier first,
+        // in a fixed order).
+        .min_by_key(|&(d, c)| (d, !same_case(name, c), c.len()))
         .map(|(_, c)| c)
 }
 
-fn first_case(s: &str) -> Option<bool> {
-    s.chars().next().map(char::is_uppercase)
+/// Whether two names start with letters of the same case.
+fn same_case(a: &str, b: &str) -> bool {
+    let upper = |s: &str| s.chars().next().is_some_and(char::is_uppercase);
+    upper(a) == upper(b)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -195,5 +198,12 @@ mod tests {
         assert_eq!(line_column(text, 5), (2, 2)); // after the two bytes of ç
         assert_eq!(line_column(text, 4), (2, 1)); // inside ç: its start
         assert_eq!(line_column(text, 99), (3, 1));
+    }
+
+    #[test]
+    fn ties_go_to_the_same_case_then_the_first_given() {
+        assert_eq!(nearest("y", ["B", "x", "a"]), Some("x"));
+        assert_eq!(nearest("y", ["a", "x"]), Some("a"));
+        assert_eq!(nearest("T", ["x", "B"]), Some("B"));
     }
 }

@@ -113,7 +113,15 @@ fn object_equals_jit(source_path: &Path, source: &str, name: &str, batch: usize,
     let x_shape: Vec<usize> = model.inputs[0].shape.iter().map(|d| d.known().unwrap_or(batch)).collect();
     let classes = model.shape(model.outputs[0].1).last().unwrap().known().unwrap();
     let mut rng = Rng::new(7);
-    let x = Tensor::new(x_shape.clone(), (0..x_shape.iter().product()).map(|_| rng.normal() as f32 as f64).collect());
+    // An integer input (token ids) gets ids inside the axis it indexes.
+    let ids = model.index_use(0).bound().filter(|_| model.inputs[0].integer);
+    let x_data = (0..x_shape.iter().product())
+        .map(|_| match ids {
+            Some(bound) => rng.below(bound as u64) as f64,
+            None => rng.normal() as f32 as f64,
+        })
+        .collect();
+    let x = Tensor::new(x_shape.clone(), x_data);
     let labels = Tensor::new(vec![batch], (0..batch).map(|_| (rng.below(classes as u64)) as f64).collect());
 
     let mut input = vec![];
@@ -191,6 +199,13 @@ fn batch_norm_state_and_dropout_masks_match_the_jit() {
     // dropout masks for the same seed and step; its forward reads the statistics.
     let path = root().join("examples/digits_bn_cnn.net");
     object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "digits_bn_cnn", 6, 0.05);
+}
+
+#[test]
+fn a_model_of_every_structural_op_matches_the_jit() {
+    // Gather, strided and reversed slices, batched products, concat, pad, split, squeeze.
+    let path = root().join("tests/data/structure/mixer.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "mixer", 5, 0.1);
 }
 
 #[test]

@@ -439,6 +439,10 @@ fn state_is_never_trained_and_resumes_with_adam_and_the_random_stream() {
     run(&file, &["--train", "fit", "--stop-after", "5", "--save", &path("half.safetensors")]);
     run(&file, &["--train", "fit", "--resume", &path("half.safetensors"), "--save", &path("resumed.safetensors")]);
     assert_eq!(full, weights::load(&dir.join("resumed.safetensors")).unwrap(), "resume is bit for bit");
+    // The checkpoint's seed drives the data order and the masks: another --seed is refused.
+    let (code, _, err) = netc(&["run", f, "--train", "fit", "--resume", &path("half.safetensors"), "--seed", "4"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("was written by a run with seed 3; resuming it with --seed 4"), "{err}");
 
     // --init-from takes the state by name like any parameter.
     let (code, _, err) = netc(&["run", f, "--train", "head", "--init-from", &path("full.safetensors"), "--steps", "1"]);

@@ -170,6 +170,29 @@ pub fn import_conv<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId, Di
     module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
 }
 
+/// Declare the batched GEMM symbol (`symbols::BATCHED_F32` / `BATCHED_F64`) in `module` (JIT
+/// only): a pointer to the per-product GEMM (or null), the count, the three element strides,
+/// then the GEMM's own parameters (`symbols::batched`).
+pub fn import_batched_gemm<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId, Diagnostic> {
+    let name = match dtype {
+        DType::F32 => symbols::BATCHED_F32,
+        DType::F64 => symbols::BATCHED_F64,
+    };
+    let ptr = module.target_config().pointer_type();
+    let mut sig = abi::gemm_signature(module, dtype);
+    let front = [AbiParam::new(ptr), AbiParam::new(I64), AbiParam::new(I64), AbiParam::new(I64), AbiParam::new(I64)];
+    sig.params.splice(0..0, front);
+    module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
+}
+
+/// Declare the index-error callback (`symbols::INDEX`, JIT only): kernel index, the offending
+/// index value (as a double) and the size of the indexed axis.
+pub fn import_index_error<M: Module>(module: &mut M) -> Result<FuncId, Diagnostic> {
+    let mut sig = module.make_signature();
+    sig.params.extend([AbiParam::new(I64), AbiParam::new(F64), AbiParam::new(I64)]);
+    module.declare_function(symbols::INDEX, Linkage::Import, &sig).map_err(module_error)
+}
+
 fn module_error(e: ModuleError) -> Diagnostic {
     Diagnostic::new("E-codegen", format!("code generation failed: {e}"))
 }
@@ -184,6 +207,18 @@ pub struct Gemms {
     /// The convolution symbol (`import_conv`), called for each convolution kernel instead of
     /// the generated per-image loop.
     pub conv: Option<FuncId>,
+    /// The batched GEMM symbol (`import_batched_gemm`), called for the products of a batched
+    /// matmul instead of a loop of GEMM calls.
+    pub batched: Option<FuncId>,
+    /// The index-error callback (`import_index_error`): gathers report out-of-range indices.
+    pub index_error: Option<FuncId>,
+}
+
+impl Gemms {
+    /// Just `gemm`, called for every product: what an object file uses.
+    pub fn only(gemm: FuncId) -> Gemms {
+        Gemms { gemm, small: None, conv: None, batched: None, index_error: None }
+    }
 }
 
 /// Declare and define `name` (and `name_workspace_size`) computing `g` in `module`; matrix
@@ -290,6 +325,8 @@ pub fn define_scheduled<M: Module>(
                 checks: checks.as_ref().map(|c| c.in_func(module, b.func)),
                 fma: module.isa().has_native_fma(),
                 conv: gemms.conv.map(|f| module.declare_func_in_func(f, b.func)),
+                batched_gemm: gemms.batched.map(|f| module.declare_func_in_func(f, b.func)),
+                index_error: gemms.index_error.map(|f| module.declare_func_in_func(f, b.func)),
             };
             let profile = profile.map(|id| module.declare_func_in_func(id, b.func));
             let mut e = emit::Emitter::new(b, env, g.dtype, g.symbols.len());

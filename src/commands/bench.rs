@@ -148,19 +148,20 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
         return Ok(f);
     }
 
-    // Synthetic inputs: normal values, class indices in 0..classes for one-hot encoded fields.
-    let classes = training::data::classes_of_inputs(&t.graph);
+    // Synthetic inputs: normal values, class indices and row ids in 0..what they index.
     let mut rng = Rng::new(1);
     let fields = t
         .graph
         .inputs
         .iter()
-        .filter(|i| matches!(i.kind, InputKind::Data | InputKind::Label))
-        .map(|i| {
+        .enumerate()
+        .filter(|(_, i)| matches!(i.kind, InputKind::Data | InputKind::Label))
+        .map(|(index, i)| {
             let len = batch * i.shape.iter().filter_map(|d| d.known()).product::<usize>();
-            let k = classes.iter().find(|(n, _)| n == &i.name).map(|c| c.1);
+            // Class indices and row ids below what they index; whole numbers for other ints.
+            let bound = t.graph.index_use(index).bound().or(i.integer.then_some(2));
             let values = (0..len)
-                .map(|_| match k {
+                .map(|_| match bound {
                     Some(k) => rng.below(k as u64) as f32,
                     None => rng.normal() as f32,
                 })
@@ -339,16 +340,18 @@ pub fn executed_flops(g: &Graph, batch: usize) -> f64 {
     g.nodes.iter().zip(&live).filter(|(_, &l)| l).map(|(n, _)| product_flops(g, n, batch)).sum()
 }
 
-/// 2·M·N·K of a matmul; 2·N·OH·OW·F·C·KH·KW of a convolution and of each of its gradients
+/// 2·M·N·K of a matmul (per batch element); 2·N·OH·OW·F·C·KH·KW of a convolution and of each of its gradients
 /// (the same products, arranged differently); 0 for every other op.
 fn product_flops(g: &Graph, n: &crate::ir::graph::Node, batch: usize) -> f64 {
     let dim = |d: &Dim| d.known().unwrap_or(batch) as f64;
     let size = |s: &crate::ir::graph::Shape| -> f64 { s.iter().map(dim).product() };
     match n.op {
-        Op::MatMul { transpose_a, .. } => {
+        // Every output element sums over the contracted axes of a: [batch.., rows.., inner..],
+        // or [batch.., inner.., rows..] transposed (broadcast batch axes included in the output).
+        Op::MatMul { transpose_a, batch, contract, .. } => {
             let a = g.shape(n.inputs[0]);
-            let k = if transpose_a { a.first() } else { a.last() };
-            2.0 * size(&n.shape) * k.map_or(1.0, dim)
+            let inner = if transpose_a { &a[batch..batch + contract] } else { &a[a.len() - contract..] };
+            2.0 * size(&n.shape) * size(&inner.to_vec())
         }
         // out [N, F, OH, OW] × w [F, C, KH, KW] / C·KH·KW per output
         Op::Conv2d { .. } => 2.0 * size(&n.shape) * size(&g.shape(n.inputs[1])[1..].to_vec()),
@@ -361,6 +364,8 @@ fn product_flops(g: &Graph, n: &crate::ir::graph::Node, batch: usize) -> f64 {
         Op::Relu | Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softplus => 0.0,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Max | Op::Min | Op::GreaterEq => 0.0,
         Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Pad { .. } => 0.0,
+        // Data movement (a scatter-add's additions are not products).
+        Op::Reverse { .. } | Op::Concat { .. } | Op::Gather { .. } | Op::ScatterAdd { .. } => 0.0,
         Op::Sum { .. } | Op::ReduceMax { .. } | Op::ArgMaxMask { .. } | Op::OneHot { .. } | Op::LogSoftmax { .. } => {
             0.0
         }

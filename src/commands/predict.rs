@@ -64,11 +64,24 @@ fn read_csv(path: &Path) -> Result<Array, Diagnostic> {
         shape: None,
         shape_from: String::new(),
         classes: None,
+        ids: None,
     };
     let field = data::load_field(&spec)?;
     let mut shape = vec![field.len()];
     shape.extend_from_slice(field.shape());
     Ok(Array { shape, values: field.values().to_vec() })
+}
+
+/// The values for a model input declared `int`: whole numbers, below the class count or axis
+/// they index (as training checks them), so that no id is found wrong mid-run.
+fn check_ids(g: &Graph, name: &str, path: &Path, per_sample: usize, values: &[f32]) -> Result<(), Diagnostic> {
+    let Some(index) = g.inputs.iter().position(|i| i.name == name && i.integer) else {
+        return Ok(());
+    };
+    let source = path.display().to_string();
+    let mut field = data::Field::new(name, data::FieldType::Float, vec![per_sample.max(1)], values.to_vec(), &source)?;
+    let used = g.index_use(index);
+    field.make_int_input(name, used.classes, used.rows)
 }
 
 /// The model `predict` runs.
@@ -205,6 +218,7 @@ pub fn predict(c: &Checked, file: &Path, o: &PredictOptions) -> Result<String, D
                 g.shape_str(shape)
             )));
         }
+        check_ids(&g, name, path, want, &array.values)?;
         loaded.push(Loaded { name: name.clone(), file: path.clone(), values: array.values, samples });
     }
     let samples = loaded.first().map_or(1, |l| l.samples);

@@ -24,7 +24,8 @@ pub fn summary(c: &Checked) -> String {
         let g = &m.graph;
         out.push_str(&format!("model {}\n", m.name));
         for i in &g.inputs {
-            out.push_str(&format!("  input  {}: {}\n", i.name, g.shape_str(&i.shape)));
+            let elem = if i.integer { " int" } else { "" };
+            out.push_str(&format!("  input  {}: {}{elem}\n", i.name, g.shape_str(&i.shape)));
         }
         for (name, id) in &g.outputs {
             out.push_str(&format!("  output {}: {}\n", name, g.shape_str(g.shape(*id))));
@@ -45,7 +46,12 @@ pub fn summary(c: &Checked) -> String {
                 .iter()
                 .map(|f| {
                     let shape = f.shape.as_ref().map(|s| format!(" {s:?}")).unwrap_or_default();
-                    format!("{} ({}{shape}, {})", f.name, f.ty.name(), f.file.path())
+                    // An undeclared type is the type of the model input the field feeds.
+                    let declared = format!("{}{shape}", f.ty.map_or("", |t| t.name()));
+                    match declared.trim() {
+                        "" => format!("{} ({})", f.name, f.file.path()),
+                        d => format!("{} ({d}, {})", f.name, f.file.path()),
+                    }
                 })
                 .collect();
             out.push_str(&format!("data {}: {}\n", d.name, fields.join(", ")));

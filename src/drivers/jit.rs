@@ -49,6 +49,9 @@ impl Element for f64 {
 /// How `Compiled::run`'s error for an access that bounds-checked code refused begins.
 pub const BOUNDS_FAILED: &str = "bounds check failed";
 
+/// How `Compiled::run`'s error for a gather index outside its axis begins.
+pub const INDEX_FAILED: &str = "index out of range";
+
 /// The generated function's C ABI (see `codegen`): inputs, params, outputs, dims, workspace.
 type Entry = unsafe extern "C" fn(*const *const u8, *const *mut u8, *const *mut u8, *const i64, *mut u8);
 
@@ -138,13 +141,16 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
     let prog = codegen::fuse::schedule(g)?;
     let multiplies = prog.calls_gemm();
     let mut generated = || codegen::gemm::define_gemm(&mut module, "netc_generated_gemm", Linkage::Local, g.dtype);
-    let gemms = if opts.generated_gemm {
-        codegen::Gemms { gemm: generated()?, small: None, conv: None }
+    let mut gemms = if opts.generated_gemm {
+        codegen::Gemms::only(generated()?)
     } else {
         let small = if multiplies && opts.small_gemm > 0 { Some((generated()?, opts.small_gemm)) } else { None };
         let conv = Some(codegen::import_conv(&mut module, g.dtype)?);
-        codegen::Gemms { gemm: codegen::import_gemm(&mut module, g.dtype)?, small, conv }
+        let batched = Some(codegen::import_batched_gemm(&mut module, g.dtype)?);
+        codegen::Gemms { small, conv, batched, ..codegen::Gemms::only(codegen::import_gemm(&mut module, g.dtype)?) }
     };
+    // Out-of-range gather indices make the run fail (`Compiled::run`), with the index.
+    gemms.index_error = Some(codegen::import_index_error(&mut module)?);
     let defined = codegen::define_scheduled(&mut module, g, prog, "netc_graph", Linkage::Export, gemms, opts)?;
     module.finalize_definitions().map_err(|e| fail("finalising", e.to_string()))?;
     let code = module.get_finalized_function(defined.func);
@@ -287,6 +293,7 @@ impl Compiled {
         self.last_dims.extend_from_slice(dims);
         // A violation left over from a call that did not return here must not be blamed on this one.
         symbols::take_violation();
+        symbols::take_index_error();
         // SAFETY: every buffer has been checked to hold its shape's elements for these dims,
         // the workspace holds the planned bytes, and the borrows keep the buffers alive and
         // unaliased for the duration of the call (params are `&mut`, or only read: `run_readonly`).
@@ -299,11 +306,28 @@ impl Compiled {
                 self.workspace.ptr,
             )
         };
-        // Bounds-checked code (`CompileOptions::checked`) reports a refused access here.
-        match symbols::take_violation() {
-            Some(v) => Err(self.describe_violation(&v)),
+        // Bounds-checked code (`CompileOptions::checked`) reports a refused access here, and a
+        // gather an index outside its axis (which it clamped).
+        if let Some(v) = symbols::take_violation() {
+            return Err(self.describe_violation(&v));
+        }
+        match symbols::take_index_error() {
+            Some(e) => Err(self.describe_index_error(&e)),
             None => Ok(()),
         }
+    }
+
+    /// `index 12 is out of range ...`: which kernel met which index.
+    fn describe_index_error(&self, e: &symbols::IndexError) -> String {
+        let kind = usize::try_from(e.kernel).ok().and_then(|k| self.kernel_names.get(k)).copied().unwrap_or("?");
+        format!(
+            "{INDEX_FAILED}: index {} is out of range for an axis of size {} (indices are whole numbers 0..{}; \
+             kernel {} ({kind}) used the nearest row instead)",
+            crate::ir::tensor::format_number(e.index),
+            e.size,
+            e.size,
+            e.kernel
+        )
     }
 
     /// `bounds check failed: kernel 7 (map) ...`: which kernel accessed which buffer where.

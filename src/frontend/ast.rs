@@ -56,11 +56,13 @@ pub struct ModelDef {
     pub span: Span,
 }
 
-/// `name: [dims]`
+/// `name: [dims]`, optionally with an element type: `tokens: [B, T] int`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Typed {
     pub name: Ident,
     pub ty: TypeExpr,
+    /// `int` or `float` after the shape (float when absent).
+    pub elem: Option<Ident>,
 }
 
 /// A tensor shape written in the source: `[B, 784]`, `[]` for a scalar.
@@ -97,6 +99,8 @@ pub struct EvalDef {
 pub enum Stmt {
     /// `let name = value`
     Let { name: Ident, value: Expr },
+    /// `let [a, b, c] = value`: the elements of a list (e.g. what `split` returns).
+    LetList { names: Vec<Ident>, value: Expr, span: Span },
     /// `param W: [784, 100] = he` — a trainable parameter with its initialiser.
     Param { name: Ident, ty: TypeExpr, init: Option<Expr>, span: Span },
     /// `state mean: [F] = zeros` — a tensor the train step updates by a rule (`<-`), not by
@@ -137,10 +141,10 @@ pub enum ExprKind {
         callee: Box<Expr>,
         args: Vec<Arg>,
     },
-    /// `w[0]`, `x[1, 2]`
+    /// `w[0]`, `x[1, 2]`, `x[:, 1:3]`, `x[..., -1]`, `E[tokens]`
     Index {
         base: Box<Expr>,
-        indices: Vec<Expr>,
+        indices: Vec<IndexItem>,
     },
     /// `x.shape`, `fc1.W`
     Field {
@@ -154,6 +158,43 @@ pub enum ExprKind {
         then: Vec<Stmt>,
         otherwise: Option<Vec<Stmt>>,
     },
+}
+
+/// One item between the brackets of `x[...]`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IndexItem {
+    /// `i` (a whole number) or a tensor of indices.
+    At(Expr),
+    /// `start:stop` or `start:stop:step`, each part optional (`:` is the whole axis).
+    Slice { start: Option<Expr>, stop: Option<Expr>, step: Option<Expr>, span: Span },
+    /// `...`: as many `:` as the other items leave axes.
+    Ellipsis(Span),
+}
+
+impl IndexItem {
+    pub fn span(&self) -> Span {
+        match self {
+            IndexItem::At(e) => e.span,
+            IndexItem::Slice { span, .. } | IndexItem::Ellipsis(span) => *span,
+        }
+    }
+
+    /// The expressions written in the item: an index, or a slice's bounds.
+    pub fn exprs(&self) -> Vec<&Expr> {
+        match self {
+            IndexItem::At(e) => vec![e],
+            IndexItem::Slice { start, stop, step, .. } => [start, stop, step].into_iter().flatten().collect(),
+            IndexItem::Ellipsis(_) => vec![],
+        }
+    }
+
+    fn exprs_mut(&mut self) -> Vec<&mut Expr> {
+        match self {
+            IndexItem::At(e) => vec![e],
+            IndexItem::Slice { start, stop, step, .. } => [start, stop, step].into_iter().flatten().collect(),
+            IndexItem::Ellipsis(_) => vec![],
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,7 +266,9 @@ impl Expr {
             ExprKind::Call { callee, args } => {
                 std::iter::once(&**callee).chain(args.iter().map(|a| &a.value)).collect()
             }
-            ExprKind::Index { base, indices } => std::iter::once(&**base).chain(indices).collect(),
+            ExprKind::Index { base, indices } => {
+                std::iter::once(&**base).chain(indices.iter().flat_map(IndexItem::exprs)).collect()
+            }
             ExprKind::If { cond, then, otherwise } => {
                 let mut out = vec![&**cond];
                 stmt_exprs(then, &mut out);
@@ -272,13 +315,14 @@ impl Expr {
             }
             ExprKind::Index { base, indices } => {
                 take(base);
-                indices.iter_mut().for_each(take);
+                indices.iter_mut().flat_map(IndexItem::exprs_mut).for_each(take);
             }
             ExprKind::If { cond, then, otherwise } => {
                 take(cond);
                 for s in then.iter_mut().chain(otherwise.iter_mut().flatten()) {
                     match s {
                         Stmt::Let { value: e, .. }
+                        | Stmt::LetList { value: e, .. }
                         | Stmt::Update { value: e, .. }
                         | Stmt::Return(e)
                         | Stmt::Expr(e)
@@ -299,6 +343,7 @@ fn stmt_exprs<'a>(body: impl IntoIterator<Item = &'a Stmt>, out: &mut Vec<&'a Ex
     for s in body {
         match s {
             Stmt::Let { value: e, .. }
+            | Stmt::LetList { value: e, .. }
             | Stmt::Update { value: e, .. }
             | Stmt::Return(e)
             | Stmt::Expr(e)

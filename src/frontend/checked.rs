@@ -102,7 +102,9 @@ impl FieldFile {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FieldDecl {
     pub name: String,
-    pub ty: FieldType,
+    /// The declared type; `None` takes the type of the model input the field feeds (`int`
+    /// for one declared `tokens: [B, T] int`), else float (`FieldDecl::ty_for`).
+    pub ty: Option<FieldType>,
     /// The per-sample shape when declared (`shape: [T]`); otherwise a model input's
     /// declaration gives it, or the file's own (integers: one value per sample).
     pub shape: Option<Vec<usize>>,
@@ -112,6 +114,17 @@ pub struct FieldDecl {
     /// Every value is multiplied by this (floats only).
     pub scale: f64,
     pub span: Span,
+}
+
+impl FieldDecl {
+    /// The field's type when it feeds a model input declared int (`integer_input`) or not.
+    pub fn ty_for(&self, integer_input: bool) -> FieldType {
+        match (self.ty, integer_input) {
+            (Some(ty), _) => ty,
+            (None, true) => FieldType::Int,
+            (None, false) => FieldType::Float,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

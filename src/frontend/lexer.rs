@@ -86,6 +86,9 @@ pub enum Token {
     Power,
     #[token(".")]
     Dot,
+    /// `...` in an index: the axes not otherwise indexed.
+    #[token("...")]
+    Ellipsis,
     /// An explicit statement separator; a newline usually does this job.
     #[token(";")]
     Semi,
@@ -173,6 +176,7 @@ impl Token {
             Token::At => "@",
             Token::Power => "**",
             Token::Dot => ".",
+            Token::Ellipsis => "...",
             Token::Semi => ";",
             Token::Newline => "\\n",
             Token::Int(_) | Token::Float(_) | Token::Str(_) | Token::Ident(_) | Token::Error => "",
@@ -237,7 +241,7 @@ fn lex_error(src: &str, span: Span) -> Diagnostic {
     };
     Diagnostic::new("E-lex", message)
         .label(span, label)
-        .note("tokens are names, numbers, \"strings\", and ( ) [ ] { } , : = -> <- |> + - * / @ ** . ; #comments")
+        .note("tokens are names, numbers, \"strings\", and ( ) [ ] { } , : = -> <- |> + - * / @ ** . ... ; #comments")
 }
 
 /// Keep only the newlines that end statements (see the module comment); `;` counts as one.

@@ -172,7 +172,19 @@ mod tests {
                 format!("({} {})", sexp(callee), args.join(" "))
             }
             ExprKind::Index { base, indices } => {
-                format!("(index {} {})", sexp(base), indices.iter().map(sexp).collect::<Vec<_>>().join(" "))
+                let part = |e: &Option<Expr>| e.as_ref().map_or(String::new(), sexp);
+                let items: Vec<String> = indices
+                    .iter()
+                    .map(|i| match i {
+                        IndexItem::At(e) => sexp(e),
+                        IndexItem::Slice { start, stop, step: None, .. } => format!("{}:{}", part(start), part(stop)),
+                        IndexItem::Slice { start, stop, step, .. } => {
+                            format!("{}:{}:{}", part(start), part(stop), part(step))
+                        }
+                        IndexItem::Ellipsis(_) => "...".into(),
+                    })
+                    .collect();
+                format!("(index {} {})", sexp(base), items.join(" "))
             }
             ExprKind::Field { base, field } => format!("(. {} {})", sexp(base), field.name),
             ExprKind::If { cond, then, otherwise } => {
@@ -226,6 +238,10 @@ mod tests {
         assert_eq!(sexp(&expr("conv2d(x, filters: 16, kernel: 3)")), "(conv2d x filters:16 kernel:3)");
         assert_eq!(sexp(&expr("w[0] * x[1, 2]")), "(* (index w 0) (index x 1 2))");
         assert_eq!(sexp(&expr("x.shape[-1]")), "(index (. x shape) (neg 1))");
+        assert_eq!(sexp(&expr("x[:, 1:3]")), "(index x : 1:3)");
+        assert_eq!(sexp(&expr("x[::2, -1:]")), "(index x ::2 (neg 1):)");
+        assert_eq!(sexp(&expr("x[..., a:b:-1]")), "(index x ... a:b:(neg 1))");
+        assert_eq!(sexp(&expr("E[tokens][0]")), "(index (index E tokens) 0)");
         assert_eq!(sexp(&expr("x |> dense(10) |> relu")), "(relu (dense x 10))");
         assert_eq!(sexp(&expr("[[1, 2], [3, 4.5]]")), "[[1 2] [3 4.5]]");
     }

@@ -8,7 +8,7 @@ use crate::diag::Diagnostic;
 use crate::frontend::checked::{
     Columns, DataDecl, FieldDecl, FieldFile, FieldType, MetricKind, Source, Split, TrainDecl,
 };
-use crate::ir::graph::{Graph, InputKind, Op};
+use crate::ir::graph::{Graph, IndexUse, InputKind};
 use crate::runtime::data::{self, fmt_dims, Dataset, FieldSpec, LoadOptions, ModelShape};
 
 /// The training and test sets of a data block, checked against the model.
@@ -35,39 +35,33 @@ pub fn model_signature(g: &Graph) -> Result<(String, Vec<usize>, Option<usize>),
 }
 
 /// The class count of each input that is one-hot encoded (the labels of `cross_entropy`,
-/// `svm`, `one_hot`), looking through reshapes and transposes.
+/// `svm`, `one_hot`), following its values through layout ops (`Graph::index_use`).
 pub fn classes_of_inputs(g: &Graph) -> Vec<(String, usize)> {
-    let mut out: Vec<(String, usize)> = vec![];
-    for node in &g.nodes {
-        let Op::OneHot { classes } = node.op else { continue };
-        let mut id = node.inputs[0];
-        loop {
-            let n = g.node(id);
-            match n.op {
-                Op::Reshape { .. } | Op::Transpose { .. } | Op::Broadcast { .. } | Op::Slice { .. } => id = n.inputs[0],
-                Op::Input { index } => {
-                    let name = &g.inputs[index].name;
-                    // The smallest count wins: a label must fit every one-hot that reads it.
-                    match out.iter_mut().find(|(n, _)| n == name) {
-                        Some(entry) => entry.1 = entry.1.min(classes),
-                        None => out.push((name.clone(), classes)),
-                    }
-                    break;
-                }
-                _ => break,
-            }
-        }
-    }
-    out
+    (0..g.inputs.len()).filter_map(|i| Some((g.inputs[i].name.clone(), g.index_use(i).classes?))).collect()
 }
 
-/// The per-sample shape of every train-graph input that data feeds (model inputs and the
-/// fields the loss reads).
-fn input_shapes(g: &Graph) -> Vec<(String, Vec<usize>)> {
+/// A train-graph input that data feeds (a model input or a field the loss reads).
+struct FedInput {
+    name: String,
+    /// The per-sample shape.
+    shape: Vec<usize>,
+    /// A model input declared `int`.
+    integer: bool,
+    /// What its values index (`Graph::index_use`).
+    used: IndexUse,
+}
+
+fn fed_inputs(g: &Graph) -> Vec<FedInput> {
     g.inputs
         .iter()
-        .filter(|i| matches!(i.kind, InputKind::Data | InputKind::Label))
-        .map(|i| (i.name.clone(), i.shape.iter().skip(1).map(|d| d.known().unwrap_or(1)).collect()))
+        .enumerate()
+        .filter(|(_, i)| matches!(i.kind, InputKind::Data | InputKind::Label))
+        .map(|(index, i)| FedInput {
+            name: i.name.clone(),
+            shape: i.shape.iter().skip(1).map(|d| d.known().unwrap_or(1)).collect(),
+            integer: i.kind == InputKind::Data && i.integer,
+            used: g.index_use(index),
+        })
         .collect()
 }
 
@@ -163,11 +157,16 @@ fn load_source_data(
         }
     }
     let shape = ModelShape { input: &input, sample_shape: &sample, label: Some(("labels", &[])), classes };
+    // The features of a model input declared `int` are whole numbers below what they index.
+    let fed = fed_inputs(&t.graph).into_iter().find(|i| i.name == input).filter(|i| i.integer);
     let load = |s: &Source| -> Result<Dataset, Diagnostic> {
         let mut all = load_source(s, base, &sample, classes)?;
         all.validate(&shape)?;
         all.reshape(&sample)?;
         all.rename(data::FEATURES, &input);
+        if let (Some(fed), Some(x)) = (&fed, all.field_mut(&input)) {
+            x.make_int_input(&input, fed.used.classes, fed.used.rows)?;
+        }
         Ok(all)
     };
     let all = load(source)?;
@@ -202,13 +201,12 @@ fn split(all: Dataset, d: &DataDecl) -> Result<(Dataset, Option<Dataset>), Diagn
 /// Named fields: each loaded from its file, checked against the graph input of its name (or
 /// the metric that reads it), and reshaped to that input's per-sample shape.
 fn load_fields(t: &TrainDecl, d: &DataDecl, base: &Path) -> Result<Data, Diagnostic> {
-    let inputs = input_shapes(&t.graph);
-    let classes = classes_of_inputs(&t.graph);
+    let inputs = fed_inputs(&t.graph);
     let needs = metric_needs(t);
     let spec = |f: &FieldDecl, file: &FieldFile| -> FieldSpec {
-        let input = inputs.iter().find(|(n, _)| n == &f.name);
+        let input = inputs.iter().find(|i| i.name == f.name);
         let need = needs.iter().find(|(n, _, _)| n == &f.name);
-        let class_count = classes.iter().find(|(n, _)| n == &f.name).map(|c| c.1).or_else(|| need.and_then(|n| n.1));
+        let class_count = input.and_then(|i| i.used.classes).or_else(|| need.and_then(|n| n.1));
         let (columns, exclude) = match file {
             FieldFile::Npy { .. } => (None, vec![]),
             FieldFile::Csv { path, columns } => {
@@ -225,27 +223,33 @@ fn load_fields(t: &TrainDecl, d: &DataDecl, base: &Path) -> Result<Data, Diagnos
             }
         };
         let (shape, shape_from) = match (input, &f.shape) {
-            (Some((name, s)), _) => (Some(s.clone()), format!("the train graph's input `{name}` is")),
+            (Some(i), _) => (Some(i.shape.clone()), format!("the train graph's input `{}` is", i.name)),
             (None, Some(s)) => (Some(s.clone()), "it is declared".to_string()),
             (None, None) => (None, String::new()),
         };
+        // The field of an int input is read as float and checked by `make_int_input`.
+        let int_input = input.is_some_and(|i| i.integer);
         FieldSpec {
             name: f.name.clone(),
-            ty: f.ty,
+            ty: if int_input { FieldType::Float } else { f.ty_for(false) },
             path: base.join(file.path()),
             columns,
             exclude,
             scale: f.scale as f32,
             shape,
             shape_from,
-            classes: class_count,
+            classes: if int_input { None } else { class_count },
+            ids: if int_input { None } else { input.and_then(|i| i.used.rows) },
         }
     };
     let load_set = |test: bool| -> Result<Dataset, Diagnostic> {
         let mut fields = vec![];
         for f in &d.fields {
             let file = if test { f.test.as_ref().unwrap_or(&f.file) } else { &f.file };
-            let field = data::load_field(&spec(f, file))?;
+            let mut field = data::load_field(&spec(f, file))?;
+            if let Some(fed) = inputs.iter().find(|i| i.name == f.name && i.integer) {
+                field.make_int_input(&f.name, fed.used.classes, fed.used.rows)?;
+            }
             if let Some((_, _, size)) = needs.iter().find(|(n, c, _)| n == &f.name && c.is_none()) {
                 if field.size() != *size {
                     return Err(data::error(format!(
@@ -276,8 +280,11 @@ pub struct TrainField {
     pub name: String,
     /// The shape of one sample.
     pub shape: Vec<usize>,
-    /// `Some(C)`: class indices `0..C` (a one-hot label, or accuracy's target).
-    pub classes: Option<usize>,
+    /// Whole numbers only: a model input declared `int`, class labels, row ids.
+    pub integer: bool,
+    /// The values lie in `0..bound` (class labels of a one-hot or of accuracy, row ids of a
+    /// gather).
+    pub bound: Option<usize>,
     /// An input of the model, rather than a field only the loss or a metric reads.
     pub model_input: bool,
     /// The train graph reads it; a field only a metric reads may be left out (the metric is
@@ -288,23 +295,20 @@ pub struct TrainField {
 /// The fields of train block `t`: the train graph's inputs in order, then the fields only its
 /// metrics read.
 pub fn train_fields(t: &TrainDecl) -> Vec<TrainField> {
-    let g = &t.graph;
-    let classes = classes_of_inputs(g);
     let needs = metric_needs(t);
-    let mut out: Vec<TrainField> = g
-        .inputs
-        .iter()
-        .filter(|i| matches!(i.kind, InputKind::Data | InputKind::Label))
-        .map(|i| TrainField {
-            name: i.name.clone(),
-            shape: i.shape.iter().skip(1).map(|d| d.known().unwrap_or(1)).collect(),
-            classes: classes
-                .iter()
-                .find(|(n, _)| *n == i.name)
-                .map(|c| c.1)
-                .or_else(|| needs.iter().find(|(n, _, _)| *n == i.name).and_then(|n| n.1)),
-            model_input: i.kind == InputKind::Data,
-            required: true,
+    let mut out: Vec<TrainField> = fed_inputs(&t.graph)
+        .into_iter()
+        .map(|i| {
+            let need = needs.iter().find(|(n, _, _)| *n == i.name).and_then(|n| n.1);
+            let bound = i.used.bound().or(need);
+            TrainField {
+                integer: i.integer || bound.is_some(),
+                bound,
+                model_input: t.graph.inputs.iter().any(|g| g.name == i.name && g.kind == InputKind::Data),
+                required: true,
+                name: i.name,
+                shape: i.shape,
+            }
         })
         .collect();
     // A metric's mask holds one value per position of its target.
@@ -316,7 +320,14 @@ pub fn train_fields(t: &TrainDecl) -> Vec<TrainField> {
     for (name, classes, size) in metric_only {
         if !out.iter().any(|f| f.name == name) {
             // Accuracy's target holds one class per position of the output's other axes.
-            out.push(TrainField { name, shape: vec![size], classes, model_input: false, required: false });
+            out.push(TrainField {
+                name,
+                shape: vec![size],
+                integer: classes.is_some(),
+                bound: classes,
+                model_input: false,
+                required: false,
+            });
         }
     }
     out
@@ -332,11 +343,13 @@ pub struct ArrayField {
 
 /// A data set from arrays in memory, checked as a data block's files are checked by
 /// `load_fields`: each array fills a field of `train_fields(t)` and must have exactly its
-/// per-sample shape (a metric-only field: its number of values); class-index fields must hold
-/// classes in range. Every required field must be given. `source` names the arrays in
-/// messages.
+/// per-sample shape (a metric-only field: its number of values); an `int` model input must
+/// hold whole numbers, class labels and ids must be in range. Every required field must be
+/// given. `source` names the arrays in messages.
 pub fn dataset_from_arrays(t: &TrainDecl, arrays: Vec<ArrayField>, source: &str) -> Result<Dataset, Diagnostic> {
     let wanted = train_fields(t);
+    let fed = fed_inputs(&t.graph);
+    let needs = metric_needs(t);
     let expected = || {
         wanted
             .iter()
@@ -356,10 +369,7 @@ pub fn dataset_from_arrays(t: &TrainDecl, arrays: Vec<ArrayField>, source: &str)
             return Err(d);
         };
         let Some((&samples, per_sample)) = a.shape.split_first() else {
-            return Err(data::error(format!(
-                "{source}: `{}` is a single number; it needs one entry per sample",
-                a.name
-            )));
+            return Err(data::error(format!("{source}: `{}` is a single number; it needs one entry per sample", a.name)));
         };
         let fits = if want.required {
             per_sample == want.shape.as_slice()
@@ -374,10 +384,7 @@ pub fn dataset_from_arrays(t: &TrainDecl, arrays: Vec<ArrayField>, source: &str)
                 t.name,
                 fmt_dims(Some("N"), &want.shape)
             ))
-            .help(format!(
-                "give an array of shape {} (samples first)",
-                fmt_dims(Some(&samples.to_string()), &want.shape)
-            )));
+            .help(format!("give an array of shape {} (samples first)", fmt_dims(Some(&samples.to_string()), &want.shape))));
         }
         if fields.iter().any(|f| f.name() == a.name) {
             return Err(data::error(format!("{source}: `{}` is given twice", a.name)));
@@ -385,11 +392,26 @@ pub fn dataset_from_arrays(t: &TrainDecl, arrays: Vec<ArrayField>, source: &str)
         if a.values.len() != a.shape.iter().product::<usize>() {
             return Err(data::error(format!("{source}: `{}`: its values do not fill its shape", a.name)));
         }
-        let ty = if want.classes.is_some() { FieldType::Int } else { FieldType::Float };
-        let field = data::Field::new(&a.name, ty, want.shape.clone(), a.values, &format!("{source} `{}`", a.name))?;
-        if let Some(k) = want.classes {
-            field.check_classes(k)?;
-        }
+        let what = format!("{source} `{}`", a.name);
+        // As `load_fields` reads each kind of field.
+        let field = match fed.iter().find(|i| i.name == a.name) {
+            Some(i) if i.integer => {
+                let mut field = data::Field::new(&a.name, FieldType::Float, want.shape.clone(), a.values, &what)?;
+                field.make_int_input(&a.name, i.used.classes, i.used.rows)?;
+                field
+            }
+            input => {
+                let classes = input.and_then(|i| i.used.classes).or_else(|| {
+                    needs.iter().find(|(n, _, _)| *n == a.name).and_then(|n| n.1)
+                });
+                let rows = input.and_then(|i| i.used.rows);
+                let ty = if classes.or(rows).is_some() { FieldType::Int } else { FieldType::Float };
+                let field = data::Field::new(&a.name, ty, want.shape.clone(), a.values, &what)?;
+                rows.map_or(Ok(()), |n| field.check_ids(n))?;
+                classes.map_or(Ok(()), |k| field.check_classes(k))?;
+                field
+            }
+        };
         fields.push(field);
     }
     if let Some(missing) = wanted.iter().find(|f| f.required && !fields.iter().any(|a| a.name() == f.name)) {

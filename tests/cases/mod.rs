@@ -17,10 +17,18 @@ pub struct OpCase {
     /// Central differences apply: false for piecewise-constant ops (no gradient flows) and
     /// for class indices (operands that must stay whole numbers).
     pub differentiable: bool,
+    /// An operand of indices (its position and its whole-number values): a literal in the
+    /// graph, not a parameter, so it is neither perturbed nor differentiated.
+    pub indices: Option<(usize, Vec<f64>)>,
 }
 
 fn case(op: Op, shapes: &[&[usize]], range: (f64, f64)) -> OpCase {
-    OpCase { op, shapes: shapes.iter().map(|s| s.to_vec()).collect(), range, differentiable: true }
+    OpCase { op, shapes: shapes.iter().map(|s| s.to_vec()).collect(), range, differentiable: true, indices: None }
+}
+
+/// A case whose operand `at` holds the indices `values` (repeats included).
+fn indexed(op: Op, shapes: &[&[usize]], at: usize, values: &[f64]) -> OpCase {
+    OpCase { indices: Some((at, values.to_vec())), ..case(op, shapes, (-2.0, 2.0)) }
 }
 
 fn flat(op: Op, shapes: &[&[usize]], range: (f64, f64)) -> OpCase {
@@ -68,13 +76,22 @@ pub fn op_case(op: &Op) -> OpCase {
         Broadcast { .. } => case(Broadcast { shape: known(&[4, 2, 3]) }, &[&[2, 1]], any),
         Reshape { .. } => case(Reshape { shape: known(&[3, 2]) }, &[&[2, 3]], any),
         Transpose { .. } => case(Transpose { perm: vec![2, 0, 1] }, &[&[2, 3, 4]], any),
-        Slice { .. } => case(Slice { axis: 1, start: 1, len: 2 }, &[&[2, 4]], any),
-        Pad { .. } => case(Pad { axis: 0, before: 1, after: 2 }, &[&[2, 3]], any),
+        Slice { .. } => case(Slice { axis: 1, start: 1, len: 2, step: 2 }, &[&[2, 5]], any),
+        Pad { .. } => case(Pad { axis: 0, before: 1, after: 2, step: 2 }, &[&[2, 3]], any),
+        Reverse { .. } => case(Reverse { axis: 1 }, &[&[2, 3]], any),
+        Concat { .. } => case(Concat { axis: 1 }, &[&[2, 3], &[2, 2], &[2, 1]], any),
+        Gather { .. } => indexed(Gather { axis: 1 }, &[&[2, 4], &[3]], 1, &[3.0, 0.0, 3.0]),
+        ScatterAdd { .. } => indexed(ScatterAdd { axis: 0, size: 4 }, &[&[5, 2], &[5]], 1, &[1.0, 3.0, 1.0, 0.0, 1.0]),
         Sum { .. } => case(Sum { axes: vec![0, 2] }, &[&[2, 3, 4]], any),
         ReduceMax { .. } => case(ReduceMax { axes: vec![0, 2] }, &[&[3, 2, 4]], any),
         ArgMaxMask { .. } => flat(ArgMaxMask { axis: 1 }, &[&[3, 4]], any),
         OneHot { .. } => flat(OneHot { classes: 4 }, &[&[5]], (0.0, 4.0)),
-        MatMul { .. } => case(MatMul { transpose_a: true, transpose_b: false }, &[&[4, 3], &[4, 5]], any),
+        // Batched, the batch of b broadcast, a transposed, k = 5 (a GEMM, not an inline sum).
+        MatMul { .. } => case(
+            MatMul { transpose_a: true, transpose_b: false, batch: 1, contract: 1 },
+            &[&[3, 5, 2], &[1, 5, 4]],
+            any,
+        ),
         LogSoftmax { .. } => case(LogSoftmax { axis: 1 }, &[&[3, 5]], any),
         Conv2d { .. } => case(Conv2d { stride: 2, pad: 1 }, &[&[2, 2, 5, 5], &[3, 2, 3, 3]], any),
         Conv2dInputGrad { .. } => {
@@ -127,13 +144,17 @@ pub fn all_op_cases() -> Vec<OpCase> {
         Broadcast { shape: vec![] },
         Reshape { shape: vec![] },
         Transpose { perm: vec![] },
-        Slice { axis: 0, start: 0, len: 0 },
-        Pad { axis: 0, before: 0, after: 0 },
+        Slice { axis: 0, start: 0, len: 0, step: 1 },
+        Pad { axis: 0, before: 0, after: 0, step: 1 },
+        Reverse { axis: 0 },
+        Concat { axis: 0 },
+        Gather { axis: 0 },
+        ScatterAdd { axis: 0, size: 0 },
         Sum { axes: vec![] },
         ReduceMax { axes: vec![] },
         ArgMaxMask { axis: 0 },
         OneHot { classes: 0 },
-        MatMul { transpose_a: false, transpose_b: false },
+        Op::matmul(false, false),
         LogSoftmax { axis: 0 },
         Conv2d { stride: 0, pad: 0 },
         Conv2dInputGrad { stride: 0, pad: 0, height: 0, width: 0 },
@@ -174,10 +195,24 @@ pub fn build(c: &OpCase, dtype: DType) -> (Graph, NodeId, NodeId, Vec<NodeId>) {
             g.add(Op::Mul, &[leaf, p]).unwrap()
         }
         op => {
+            let mut operands = vec![];
             for (i, s) in c.shapes.iter().enumerate() {
-                leaves.push(g.add_param(&format!("p{i}"), known(s), Init::Zeros));
+                match &c.indices {
+                    Some((at, values)) if *at == i => operands.push(g.push(netc::ir::graph::Node {
+                        op: Op::Literal { values: values.clone().into() },
+                        inputs: vec![],
+                        shape: known(s),
+                        name: None,
+                        span: None,
+                    })),
+                    _ => {
+                        let p = g.add_param(&format!("p{}", leaves.len()), known(s), Init::Zeros);
+                        leaves.push(p);
+                        operands.push(p);
+                    }
+                }
             }
-            g.add(op.clone(), &leaves).unwrap_or_else(|e| panic!("{op:?} on {:?}: {e:?}", c.shapes))
+            g.add(op.clone(), &operands).unwrap_or_else(|e| panic!("{op:?} on {:?}: {e:?}", c.shapes))
         }
     };
     let shape: Vec<usize> = g.shape(y).iter().map(|d| d.known().unwrap()).collect();
@@ -202,6 +237,7 @@ pub fn values(c: &OpCase, seed: usize) -> Vec<Tensor> {
     c.shapes
         .iter()
         .enumerate()
+        .filter(|(i, _)| c.indices.as_ref().is_none_or(|(at, _)| at != i))
         .map(|(i, s)| {
             let n: usize = s.iter().product();
             let data = (0..n)
@@ -258,6 +294,16 @@ pub fn builtin_case(b: Builtin) -> BuiltinCase {
         Transpose => Expr("transpose(x) @ y"),
         Reshape => Expr("reshape(x, [3, -1]) @ y"),
         Flatten => Expr("flatten(img)"),
+        Concat => Expr("concat([x, y * 2, x[:, :1]], axis: 1)"),
+        Split => Expr("split(x, [1, 2], axis: 1)[1] * y[:, 1:]"),
+        Chunk => Expr("chunk(y, 2, axis: 1)[0] + x[:, ::2]"),
+        Take => Expr("take(x, labels, axis: 1) * take(y, [[5, 0], [5, 1]])"),
+        Expand => Expr("expand(x[:1], [2, -1]) * y"),
+        BroadcastTo => Expr("broadcast_to(sum(x, axis: 0), [2, 3]) * y"),
+        Squeeze => Expr("squeeze(x[:, 1:2], axis: 1) * y[:, 0]"),
+        Unsqueeze => Expr("unsqueeze(x[0], 0) * y"),
+        Pad => Expr("pad(x, [[1, 0], [0, 2]])[1:, :3] * y"),
+        Einsum => Expr("einsum(\"ij,kj->ik\", x, y) * sum(einsum(\"ij->ji\", y))"),
         Softmax => Expr("softmax(x)"),
         LogSoftmax => Expr("log_softmax(x, axis: 0)"),
         OneHot => Expr("one_hot(labels, 3) * x"),

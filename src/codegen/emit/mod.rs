@@ -23,6 +23,7 @@
 //! - `rows.rs`: `LogSoftmax`, `ArgMaxMask`, `OneHot`, row by row;
 //! - `pool.rs`: `Pool`, max and average pooling and their gradients;
 //! - `random.rs`: `Random`, the Threefry-2x32 streams on i32x4 lanes;
+//! - `gather.rs`: `Gather`, rows chosen by indices and the scatter-add of their gradient;
 //! - `checks.rs`: bounds-checked mode, its declarations and the guards of every access.
 //!
 //! The vectorised exp/log/tanh/sigmoid are `Emitter` methods too, in `codegen::math`.
@@ -40,6 +41,7 @@ use crate::ir::graph::DType;
 
 mod checks;
 mod conv;
+mod gather;
 mod map;
 mod pool;
 mod products;
@@ -75,6 +77,12 @@ pub struct Env {
     pub fma: bool,
     /// The convolution symbol (JIT): each `Kernel::Conv` is one call of it (`symbols::conv`).
     pub conv: Option<FuncRef>,
+    /// The batched GEMM symbol (JIT): a batched product's innermost batch axis is one call of
+    /// it (`symbols::batched`), which divides the products among threads.
+    pub batched_gemm: Option<FuncRef>,
+    /// The index-error callback (JIT, `symbols::INDEX`): a gather reports an index that is not
+    /// a whole number in its axis through it (and clamps it either way).
+    pub index_error: Option<FuncRef>,
 }
 
 /// Writes kernels into one Cranelift function, at the builder's current block.
@@ -462,13 +470,18 @@ impl<'f> Emitter<'f> {
                 let n = self.mono(len);
                 self.fill(p, n, *value);
             }
-            Kernel::Gemm { m, n, k, a, b, c, alpha, beta } => self.product(m, n, k, a, b, c, alpha, beta),
+            Kernel::Gemm { m, n, k, a, b, c, alpha, beta, batch } => {
+                self.product(m, n, k, (a, b, c), alpha, beta, batch)
+            }
             Kernel::Conv { op, batch, geom, a, b, out, col } => self.conv(*op, batch, geom, a, b, out, col.as_ref()),
             Kernel::LogSoftmax { outer, n, inner, x, out } => self.log_softmax(outer, n, inner, x, out),
             Kernel::ArgMaxMask { outer, n, inner, x, out } => self.argmax_mask(outer, n, inner, x, out),
             Kernel::OneHot { count, classes, x, out } => self.one_hot(count, *classes, x, out),
             Kernel::Pool { op, planes, geom, x, g, out } => self.pool(*op, planes, geom, x, g.as_ref(), out),
             Kernel::Random { count, stream, key, out } => self.random(count, *stream, key, out),
+            Kernel::Gather { scatter, outer, n, count, inner, x, idx, out } => {
+                self.gather(*scatter, outer, n, count, inner, x, idx, out)
+            }
         }
     }
 }

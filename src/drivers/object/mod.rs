@@ -183,7 +183,7 @@ pub fn build(checked: &Checked, opts: &BuildOptions) -> Result<Built, Diagnostic
     for e in &mut entries {
         crate::ir::opt::optimize(&mut e.graph, None).map_err(error)?;
         let raw_name = format!("{prefix}_{}_graph", e.what);
-        let gemms = codegen::Gemms { gemm, small: None, conv: None };
+        let gemms = codegen::Gemms::only(gemm);
         let defined = codegen::define(&mut module, &e.graph, &raw_name, Linkage::Local, gemms, &copts)?;
         let name = format!("{prefix}_{}", e.what);
         define_wrapper(&mut module, &name, defined.func, &e.graph, &e.args)?;

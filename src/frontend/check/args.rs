@@ -75,7 +75,7 @@ impl Args {
 
 impl<'p> Checker<'p> {
     /// Report that argument `name` of the call is not what the parameter takes.
-    fn wrong_arg(&mut self, a: &Args, name: &str, value: &Value, span: Span, expected: &str) {
+    pub(super) fn wrong_arg(&mut self, a: &Args, name: &str, value: &Value, span: Span, expected: &str) {
         let what = describe_value(value);
         self.report(
             Diagnostic::new("E-type", format!("`{name}` of {} must be {expected}", a.builtin.name()))

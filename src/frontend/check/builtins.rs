@@ -73,6 +73,15 @@ impl<'p> Checker<'p> {
                 self.node(Op::Reshape { shape }, &[x], span)
             }
             Flatten => self.lower1(&a, lower::flatten),
+            Concat => self.concat(&a),
+            Split => self.split(&a, false),
+            Chunk => self.split(&a, true),
+            Take => self.take(&a),
+            Expand | BroadcastTo => self.expand(&a),
+            Squeeze => self.squeeze(&a, false),
+            Unsqueeze => self.squeeze(&a, true),
+            Pad => self.pad(&a),
+            Einsum => self.einsum(&a),
             Softmax | LogSoftmax => {
                 let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
                 let rank = self.g.shape(x.0).len();
@@ -211,7 +220,13 @@ impl<'p> Checker<'p> {
     }
 
     /// The node `lower` built, or its shape error as a diagnostic on the operands.
-    fn lowered(&mut self, r: Result<NodeId, ShapeError>, operands: &[(NodeId, Span)], name: &str, span: Span) -> Value {
+    pub(super) fn lowered(
+        &mut self,
+        r: Result<NodeId, ShapeError>,
+        operands: &[(NodeId, Span)],
+        name: &str,
+        span: Span,
+    ) -> Value {
         match r {
             Ok(id) => {
                 self.g.annotate(id, None, Some(span));

@@ -131,6 +131,26 @@ impl<'p> Checker<'p> {
         self.updates.clear();
         self.random_key = None;
         self.streams = 0;
+        self.whole_inputs.clear();
+    }
+
+    /// Whether `id` is an input declared `int`.
+    fn is_integer_input(&self, id: NodeId) -> bool {
+        matches!(self.g.node(id).op, Op::Input { index } if self.g.inputs[index].integer)
+    }
+
+    /// Whether a declared element type says integer: `int` (true), `float` or none (false);
+    /// None after a diagnostic for anything else.
+    fn element_type(&mut self, elem: Option<&Ident>) -> Option<bool> {
+        match elem.map(|e| e.name.as_str()) {
+            None | Some("float") => Some(false),
+            Some("int") => Some(true),
+            Some(other) => {
+                let span = elem.expect("named").span;
+                self.error("E-type", span, format!("unknown element type `{other}`"), "expected `int` or `float`");
+                None
+            }
+        }
     }
 
     pub(super) fn shape_of_type(&mut self, ty: &TypeExpr, symbolic_ok: bool) -> Option<Shape> {
@@ -296,16 +316,42 @@ impl<'p> Checker<'p> {
                 ok = false;
                 continue;
             };
+            let Some(integer) = self.element_type(input.elem.as_ref()) else {
+                ok = false;
+                continue;
+            };
             for (d, &dim) in input.ty.dims.iter().zip(&shape) {
                 if let (DimExpr::Named(id), Dim::Sym(_)) = (d, dim) {
                     size_names.push((id.name.clone(), dim));
                 }
             }
             let value = match &args {
-                None => Value::Tensor(self.g.add_input(&input.name.name, shape, InputKind::Data)),
+                None => {
+                    let id = self.g.add_input(&input.name.name, shape, InputKind::Data);
+                    if let Some(info) = self.g.inputs.last_mut() {
+                        info.integer = integer;
+                    }
+                    Value::Tensor(id)
+                }
                 Some(args) => {
                     let (v, span) = args[i].clone();
                     match self.tensor(v, span) {
+                        Some(t) if integer && !self.is_integer(t) => {
+                            let shape = self.g.shape_str(self.g.shape(t));
+                            self.report(
+                                Diagnostic::new(
+                                    "E-type",
+                                    format!(
+                                        "model `{}` takes integers for `{}`, and this tensor holds floats",
+                                        m.name.name, input.name.name
+                                    ),
+                                )
+                                .label(span, format!("this is a float tensor {shape}"))
+                                .label(input.name.span, "declared `int` here"),
+                            );
+                            ok = false;
+                            Value::Error
+                        }
                         Some(t) => {
                             if !self.unify(self.g.shape(t).clone(), &shape, &mut bindings) {
                                 let (got, want) = (self.g.shape_str(self.g.shape(t)), self.g.shape_str(&shape));
@@ -355,6 +401,15 @@ impl<'p> Checker<'p> {
 
         let mut outputs = vec![];
         for (i, out) in m.outputs.iter().enumerate() {
+            if let Some(elem) = out.elem.as_ref().filter(|e| e.name != "float") {
+                self.error(
+                    "E-type",
+                    elem.span,
+                    "model outputs are float tensors",
+                    "an input may be `int`, not an output",
+                );
+                return None;
+            }
             let value = match final_scope.get(&out.name.name) {
                 Some(v) => Some((v.clone(), out.name.span)),
                 None if i == m.outputs.len() - 1 => result.clone(),
@@ -486,6 +541,8 @@ impl<'p> Checker<'p> {
                             let shape: Shape = t.shape.iter().map(|&n| Dim::Known(n)).collect();
                             let id = self.g.add_input(&name.name, shape, InputKind::Variable);
                             self.g.annotate(id, Some(&name.name), Some(name.span));
+                            self.whole_inputs.resize(self.g.inputs.len(), false);
+                            self.whole_inputs[self.g.inputs.len() - 1] = t.data.iter().all(|v| v.fract() == 0.0);
                             values.push(t);
                             Value::Tensor(id)
                         }
@@ -500,6 +557,11 @@ impl<'p> Checker<'p> {
                         ok = false;
                     }
                     self.bind(&name.name, v);
+                }
+                Stmt::LetList { names, value, span } => {
+                    let v = self.expr(value);
+                    ok &= !matches!(v, Value::Error);
+                    self.let_list(names, v, value.span, *span);
                 }
                 Stmt::Grad { of, wrt, span } => {
                     let v = self.expr(of);
@@ -521,6 +583,15 @@ impl<'p> Checker<'p> {
                     let mut targets = vec![];
                     for w in wrt {
                         match self.lookup(&w.name) {
+                            Some(Value::Tensor(id)) if self.is_integer_input(id) => {
+                                self.error(
+                                    "E-type",
+                                    w.span,
+                                    format!("`{}` is an integer input", w.name),
+                                    "integers have no gradient",
+                                );
+                                ok = false;
+                            }
                             Some(Value::Tensor(id)) => targets.push((w.name.clone(), id)),
                             Some(Value::Error) => ok = false,
                             Some(_) => {

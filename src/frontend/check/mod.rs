@@ -32,10 +32,12 @@ pub const PRELUDE: &str = include_str!("../prelude.net");
 mod args;
 mod builtins;
 mod calls;
+mod einsum;
 mod exprs;
 mod items;
 mod modes;
 mod settings;
+mod structure;
 mod train;
 
 /// Parse and check a source file (the prelude is added in front of it).
@@ -148,6 +150,9 @@ struct Checker<'p> {
     random_key: Option<NodeId>,
     /// The stream of the next random node.
     streams: u32,
+    /// Per graph input: its value is known to hold whole numbers (an eval variable bound to
+    /// a literal of whole numbers; inputs declared `int` say so in `InputInfo::integer`).
+    whole_inputs: Vec<bool>,
 }
 
 const MAX_DEPTH: usize = 64;
@@ -199,6 +204,7 @@ impl<'p> Checker<'p> {
             work: 0,
             budget: ELABORATION_BUDGET.saturating_add(BUDGET_PER_BYTE.saturating_mul(src.len() as u64)),
             exhausted: false,
+            whole_inputs: vec![],
         }
     }
 
@@ -332,9 +338,76 @@ impl<'p> Checker<'p> {
     }
 }
 
+impl Checker<'_> {
+    /// Whether node `id` holds whole numbers by construction, so it may index: an input
+    /// declared `int` (or an eval variable bound to whole numbers), a whole constant or
+    /// literal, a size, a mask, and what layout, indexing, sums, differences, products,
+    /// negation, |x|, max and min make of such values.
+    pub(super) fn is_integer(&self, id: NodeId) -> bool {
+        use Op::*;
+        // Iterative (a long chain must not overflow the stack), each node decided once.
+        let mut known: HashMap<NodeId, bool> = HashMap::new();
+        let mut stack = vec![id];
+        while let Some(&top) = stack.last() {
+            let node = self.g.node(top);
+            let pending: Vec<NodeId> = node.inputs.iter().copied().filter(|x| !known.contains_key(x)).collect();
+            let operands_whole = || node.inputs.iter().all(|x| known[x]);
+            let whole = match &node.op {
+                Input { index } => {
+                    self.g.inputs[*index].integer || self.whole_inputs.get(*index).copied().unwrap_or(false)
+                }
+                Const { value } => value.fract() == 0.0,
+                Literal { values } => values.iter().all(|v| v.fract() == 0.0),
+                DimSize { .. } | GreaterEq | OneHot { .. } | ArgMaxMask { .. } | Sign => true,
+                Param { .. } | RandomUniform { .. } => false,
+                Exp | Log | Sqrt | Tanh | Sigmoid | Div | Pow | LogSoftmax { .. } | MatMul { .. } => false,
+                LeakyRelu { .. } | Elu { .. } | Softplus => false,
+                Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => false,
+                MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => false,
+                // The values come from operand 0 (the indices of a gather do not matter).
+                Gather { .. } | ScatterAdd { .. } => {
+                    let x = node.inputs[0];
+                    if !known.contains_key(&x) {
+                        stack.push(x);
+                        continue;
+                    }
+                    known[&x]
+                }
+                Neg
+                | Relu
+                | Abs
+                | Add
+                | Sub
+                | Mul
+                | Max
+                | Min
+                | ReduceMax { .. }
+                | Sum { .. }
+                | Broadcast { .. }
+                | Reshape { .. }
+                | Transpose { .. }
+                | Slice { .. }
+                | Pad { .. }
+                | Reverse { .. }
+                | Concat { .. } => {
+                    if !pending.is_empty() {
+                        stack.extend(pending);
+                        continue;
+                    }
+                    operands_whole()
+                }
+            };
+            known.insert(top, whole);
+            stack.pop();
+        }
+        known[&id]
+    }
+}
+
 fn stmt_span(s: &Stmt) -> Span {
     match s {
         Stmt::Let { name, value } => name.span.to(value.span),
+        Stmt::LetList { span, .. } => *span,
         Stmt::Param { span, .. } | Stmt::State { span, .. } | Stmt::Update { span, .. } | Stmt::Grad { span, .. } => {
             *span
         }

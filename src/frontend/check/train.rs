@@ -61,16 +61,25 @@ fn names_in(e: &Expr, out: &mut Vec<String>) {
         }
         ExprKind::Index { base, indices } => {
             names_in(base, out);
-            indices.iter().for_each(|i| names_in(i, out));
+            for item in indices {
+                match item {
+                    IndexItem::At(e) => names_in(e, out),
+                    IndexItem::Slice { start, stop, step, .. } => {
+                        [start, stop, step].into_iter().flatten().for_each(|e| names_in(e, out))
+                    }
+                    IndexItem::Ellipsis(_) => {}
+                }
+            }
         }
         ExprKind::Field { base, .. } => names_in(base, out),
         ExprKind::If { cond, then, otherwise } => {
             names_in(cond, out);
             for stmt in then.iter().chain(otherwise.iter().flatten()) {
                 match stmt {
-                    Stmt::Let { value: e, .. } | Stmt::Update { value: e, .. } | Stmt::Setting { value: e, .. } => {
-                        names_in(e, out)
-                    }
+                    Stmt::Let { value: e, .. }
+                    | Stmt::LetList { value: e, .. }
+                    | Stmt::Update { value: e, .. }
+                    | Stmt::Setting { value: e, .. } => names_in(e, out),
                     Stmt::Grad { of: e, .. } | Stmt::Return(e) | Stmt::Expr(e) => names_in(e, out),
                     Stmt::Param { .. } | Stmt::State { .. } | Stmt::Error => {}
                 }
@@ -362,6 +371,10 @@ impl<'p> Checker<'p> {
             let mut shape = vec![batch];
             shape.extend(per_sample.iter().map(|&d| Dim::Known(d)));
             let id = self.g.add_input(&f.name, shape, InputKind::Label);
+            // An int field holds whole numbers: the loss may index with it (`take(p, labels)`).
+            if let Some(info) = self.g.inputs.last_mut() {
+                info.integer = f.ty == FieldType::Int;
+            }
             scope.insert(f.name.clone(), Value::Tensor(id));
         }
         self.scopes = vec![scope];
@@ -394,20 +407,22 @@ impl<'p> Checker<'p> {
         t: &Settings,
         m: &ModelDef,
     ) -> Option<Vec<FieldInfo>> {
-        let inputs: Vec<(String, Vec<Option<usize>>)> = self
+        // (name, per-sample shape, declared int) of each model input.
+        let inputs: Vec<(String, Vec<Option<usize>>, bool)> = self
             .g
             .inputs
             .iter()
             .filter(|i| i.kind == InputKind::Data)
-            .map(|i| (i.name.clone(), i.shape.iter().skip(1).map(|d| d.known()).collect()))
+            .map(|i| (i.name.clone(), i.shape.iter().skip(1).map(|d| d.known()).collect(), i.integer))
             .collect();
+        let ty_of = |integer: bool| if integer { FieldType::Int } else { FieldType::Float };
         let labels = FieldInfo { name: "labels".into(), ty: FieldType::Int, shape: Some(vec![]), span: None };
         let Some(d) = data.map(|i| &checked.data[i]) else {
             let mut fields: Vec<FieldInfo> = inputs
                 .iter()
-                .map(|(n, s)| FieldInfo {
+                .map(|(n, s, integer)| FieldInfo {
                     name: n.clone(),
-                    ty: FieldType::Float,
+                    ty: ty_of(*integer),
                     shape: s.iter().copied().collect(),
                     span: None,
                 })
@@ -435,17 +450,17 @@ impl<'p> Checker<'p> {
                 );
                 return None;
             }
-            let (name, shape) = &inputs[0];
+            let (name, shape, integer) = &inputs[0];
             let x = FieldInfo {
                 name: name.clone(),
-                ty: FieldType::Float,
+                ty: ty_of(*integer),
                 shape: shape.iter().copied().collect(),
                 span: None,
             };
             return Some(vec![x, labels]);
         }
         let mut ok = true;
-        for (input, shape) in &inputs {
+        for (input, shape, integer) in &inputs {
             match d.fields.iter().find(|f| &f.name == input) {
                 None => {
                     let names: Vec<&str> = d.fields.iter().map(|f| f.name.as_str()).collect();
@@ -483,6 +498,21 @@ impl<'p> Checker<'p> {
                             ok = false;
                         }
                     }
+                    // An int input takes int ids: a field declared float cannot feed it.
+                    if *integer && f.ty == Some(FieldType::Float) {
+                        let declared_at =
+                            m.inputs.iter().find(|i| &i.name.name == input).map_or(t.keyword_span, |i| i.name.span);
+                        self.report(
+                            Diagnostic::new(
+                                "E-type",
+                                format!("field `{input}` is declared float, but the model input is int"),
+                            )
+                            .label(f.span, "declared float")
+                            .label(declared_at, format!("the model's input `{input}` is declared int"))
+                            .help("declare the field `int`, or leave its type out: it then takes the input's"),
+                        );
+                        ok = false;
+                    }
                 }
             }
         }
@@ -493,10 +523,11 @@ impl<'p> Checker<'p> {
             d.fields
                 .iter()
                 .map(|f| {
-                    let from_input = inputs.iter().find(|i| i.0 == f.name).and_then(|i| i.1.iter().copied().collect());
+                    let input = inputs.iter().find(|i| i.0 == f.name);
+                    let from_input = input.and_then(|i| i.1.iter().copied().collect());
                     FieldInfo {
                         name: f.name.clone(),
-                        ty: f.ty,
+                        ty: f.ty_for(input.is_some_and(|i| i.2)),
                         shape: f.shape.clone().or(from_input),
                         span: Some(f.span),
                     }

@@ -1,6 +1,7 @@
 //! The C-ABI kernel entry points that generated code calls: one GEMM symbol per dtype, one
-//! convolution symbol per dtype (JIT only, [`conv`]), and the profiling and bounds-violation
-//! callbacks of `CompileOptions::profile` / `checked`.
+//! convolution symbol and one batched GEMM symbol per dtype (JIT only, [`conv`],
+//! [`batched`]), the callback of out-of-range gather indices (JIT only, [`INDEX`]), and the
+//! profiling and bounds-violation callbacks of `CompileOptions::profile` / `checked`.
 //! Input: matrix sizes, pointers and element strides; output: C written in place.
 //!
 //! Generated code only ever calls these names, so the implementation can be swapped: the JIT
@@ -31,7 +32,9 @@
 
 use crate::runtime::threads::{self, Pool};
 
+mod batched;
 mod conv;
+pub use batched::{batched_f32_on, netc_gemm_batched_f32, netc_gemm_batched_f64, BATCHED_F32, BATCHED_F64};
 pub use conv::{conv_f32_on, netc_conv_f32, netc_conv_f64, CONV_F32, CONV_F64};
 
 /// Symbol of the f32 GEMM.
@@ -486,9 +489,48 @@ pub fn take_violation() -> Option<Violation> {
     VIOLATION.take()
 }
 
+/// Symbol that generated code (the JIT's) calls when an index of a gather is not a whole
+/// number inside its axis (the gather then uses the clamped index):
+///
+/// ```c
+/// void netc_index_out_of_range(int64_t kernel, double index, int64_t size);
+/// ```
+pub const INDEX: &str = "netc_index_out_of_range";
+
+/// An index that a gather found outside its axis (see [`INDEX`]).
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct IndexError {
+    /// Index of the kernel in execution order.
+    pub kernel: i64,
+    /// The offending index value.
+    pub index: f64,
+    /// The size of the indexed axis.
+    pub size: i64,
+}
+
+thread_local! {
+    /// The first index error reported on this thread since the last `take_index_error`.
+    static INDEX_ERROR: std::cell::Cell<Option<IndexError>> = const { std::cell::Cell::new(None) };
+}
+
+/// Record an out-of-range index: the first one is kept.
+pub extern "C" fn netc_index_out_of_range(kernel: i64, index: f64, size: i64) {
+    if INDEX_ERROR.get().is_none() {
+        INDEX_ERROR.set(Some(IndexError { kernel, index, size }));
+    }
+}
+
+/// The first index error recorded on this thread since the last call, and reset.
+pub fn take_index_error() -> Option<IndexError> {
+    INDEX_ERROR.take()
+}
+
 /// The symbols the JIT binds, with their addresses.
-pub fn symbols() -> [(&'static str, *const u8); 6] {
+pub fn symbols() -> [(&'static str, *const u8); 9] {
     [
+        (BATCHED_F32, netc_gemm_batched_f32 as *const u8),
+        (BATCHED_F64, netc_gemm_batched_f64 as *const u8),
+        (INDEX, netc_index_out_of_range as *const u8),
         (CONV_F32, netc_conv_f32 as *const u8),
         (CONV_F64, netc_conv_f64 as *const u8),
         (GEMM_F32, netc_gemm_f32 as GemmFn<f32> as *const u8),

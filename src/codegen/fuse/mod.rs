@@ -9,7 +9,6 @@
 //! an update, is broadcast (which would recompute it), or feeds an op that needs memory
 //! (matmul, convolution, pooling, ...). Reductions fuse with the expression they reduce.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 use super::kernel::*;
@@ -17,6 +16,10 @@ use crate::diag::Diagnostic;
 use crate::ir::graph::{DType, Dim, Graph, NodeId, Op, Shape};
 use crate::ir::ops::{self, Env};
 use crate::ir::tensor::Tensor;
+
+mod finish;
+mod products;
+mod structure;
 
 /// Build the kernels for `g`'s outputs and updates.
 pub fn schedule(g: &Graph) -> Result<KernelProgram, Diagnostic> {
@@ -271,11 +274,24 @@ impl<'g> Fuser<'g> {
                 strides: perm.iter().map(|&p| a.strides[p].clone()).collect(),
                 ..a.clone()
             }),
-            Op::Slice { axis, start, .. } => map_loads(&self.val(x(0)), &mut |a| Access {
-                offset: a.offset.add(&Poly::from_mono(a.strides[*axis].scale(*start as i64))),
-                ..a.clone()
+            Op::Slice { axis, start, step, .. } => map_loads(&self.val(x(0)), &mut |a| {
+                let mut strides = a.strides.clone();
+                strides[*axis] = a.strides[*axis].scale(*step as i64);
+                let offset = a.offset.add(&Poly::from_mono(a.strides[*axis].scale(*start as i64)));
+                Access { offset, strides, ..a.clone() }
             }),
-            Op::Pad { axis, before, .. } => self.pad(self.val(x(0)), in_shape(0), shape, *axis, *before),
+            Op::Pad { axis, before, step, .. } => self.pad(self.val(x(0)), in_shape(0), shape, (*axis, *before, *step)),
+            // Element i is element n - 1 - i: start at the last, walk backwards.
+            Op::Reverse { axis } => map_loads(&self.val(x(0)), &mut |a| {
+                let mut strides = a.strides.clone();
+                strides[*axis] = a.strides[*axis].scale(-1);
+                let last = Mono::dim(shape[*axis]).mul(&a.strides[*axis]);
+                let offset = a.offset.add(&Poly::from_mono(last)).add(&Poly::from_mono(strides[*axis].clone()));
+                Access { offset, strides, ..a.clone() }
+            }),
+            Op::Concat { axis } => self.concat(&node.inputs, shape, *axis)?,
+            Op::Gather { axis } => self.gather(id, *axis, None),
+            Op::ScatterAdd { axis, size } => self.gather(id, *axis, Some(*size)),
             Op::Sum { axes } => self.reduce(self.val(x(0)), in_shape(0), axes, ReduceOp::Sum),
             Op::ReduceMax { axes } => self.reduce(self.val(x(0)), in_shape(0), axes, ReduceOp::Max),
             Op::ArgMaxMask { axis } => {
@@ -288,36 +304,8 @@ impl<'g> Fuser<'g> {
                 let xa = self.contiguous(&self.val(x(0)), in_shape(0));
                 self.produce(shape, |out| Kernel::OneHot { count, classes: *classes, x: xa, out })
             }
-            Op::MatMul { transpose_a, transpose_b } => {
-                let a = self.mem(&self.val(x(0)), in_shape(0));
-                let b = self.mem(&self.val(x(1)), in_shape(1));
-                let (sa, sb) = (monos(in_shape(0)), monos(in_shape(1)));
-                // Strides of op(A) and op(B): a transpose only swaps them.
-                let (m, k, a) = if *transpose_a {
-                    (sa[1].clone(), sa[0].clone(), swap2(a))
-                } else {
-                    (sa[0].clone(), sa[1].clone(), a)
-                };
-                let (n, b) = if *transpose_b { (sb[0].clone(), swap2(b)) } else { (sb[1].clone(), b) };
-                if let Some(sum) = self.short_product(&k, &n, &a, &b) {
-                    return Ok(sum);
-                }
-                // A narrow product that emit would write inline as dot products if B's
-                // columns were contiguous along k: copy B so (k·n elements).
-                let columns = |base| Access { base, offset: Poly::zero(), strides: vec![Mono::one(), k.clone()] };
-                let needs_columns =
-                    inline_form(&m, &n, &a, &b).is_none() && inline_form(&m, &n, &a, &columns(b.base)).is_some();
-                let b = if is_narrow(&n) && !is_narrow(&m) && needs_columns {
-                    let shape_b = [k.clone(), n.clone()];
-                    let columns = columns(self.temp(&shape_b));
-                    let expr = Rc::new(Expr::Load(b));
-                    self.prog.kernels.push(Kernel::Map { shape: shape_b.to_vec(), expr, out: columns.clone() });
-                    columns
-                } else {
-                    b
-                };
-                let (alpha, beta) = (Rc::new(Expr::Const(1.0)), Rc::new(Expr::Const(0.0)));
-                self.produce(shape, |c| Kernel::Gemm { m, n, k, a, b, c, alpha, beta })
+            Op::MatMul { transpose_a, transpose_b, batch, contract } => {
+                self.matmul(id, (*transpose_a, *transpose_b), *batch, *contract)
             }
             Op::LogSoftmax { axis } => {
                 let (outer, n, inner) = split_axis(in_shape(0), *axis);
@@ -355,37 +343,6 @@ impl<'g> Fuser<'g> {
         })
     }
 
-    /// A·B with a short inner dimension k as the expression Σ_p A[i, p]·B[p, j] (`a`, `b` hold
-    /// op(A), op(B) strides): no GEMM call, and the sum fuses with what consumes it, as in
-    /// `relu(x @ W1 + b1)` of a 2-D input, one loop over [B, 100] instead of a GEMM writing
-    /// memory and a pass reading it. The sum runs over p in order. The loop vectorises along
-    /// j, so a B whose rows are not contiguous (a transposed weight) is first copied (k·n
-    /// elements).
-    fn short_product(&mut self, k: &Mono, n: &Mono, a: &Access, b: &Access) -> Option<Rc<Expr>> {
-        let k = k.as_known().filter(|&k| (1..=SHORT_K).contains(&k))?;
-        let shape_b = [Mono::known(k), n.clone()];
-        let b = if b.strides[1] == Mono::one() {
-            b.clone()
-        } else {
-            let base = self.temp(&shape_b);
-            let out = Access::contiguous(base, &shape_b);
-            let expr = Rc::new(Expr::Load(b.clone()));
-            self.prog.kernels.push(Kernel::Map { shape: shape_b.to_vec(), expr, out: out.clone() });
-            out
-        };
-        let term = |p: i64| {
-            let at = |x: &Access, axis: usize, strides: Vec<Mono>| Access {
-                base: x.base,
-                offset: x.offset.add(&Poly::from_mono(x.strides[axis].scale(p))),
-                strides,
-            };
-            let row = at(a, 1, vec![a.strides[0].clone(), Mono::zero()]);
-            let col = at(&b, 0, vec![Mono::zero(), b.strides[1].clone()]);
-            Rc::new(Expr::Binary(Bin::Mul, Rc::new(Expr::Load(row)), Rc::new(Expr::Load(col))))
-        };
-        Some((1..k).fold(term(0), |sum, p| Rc::new(Expr::Binary(Bin::Add, sum, term(p)))))
-    }
-
     fn leaf(&self, base: Base, shape: &Shape) -> Rc<Expr> {
         Rc::new(Expr::Load(Access::contiguous(base, &monos(shape))))
     }
@@ -397,19 +354,6 @@ impl<'g> Fuser<'g> {
         let v = if v.loads().iter().all(|a| a.is_contiguous(&mf)) { v } else { self.materialize(&v, from) };
         let strides = row_major(&mt);
         map_loads(&v, &mut |a| Access { strides: strides.clone(), ..a.clone() })
-    }
-
-    /// Zeros, then the operand written into the middle of the padded axis.
-    fn pad(&mut self, v: Rc<Expr>, from: &Shape, to: &Shape, axis: usize, before: usize) -> Rc<Expr> {
-        let mt = monos(to);
-        let base = self.temp(&mt);
-        let whole = Access::contiguous(base, &mt);
-        let len = Mono::product(&mt);
-        self.prog.kernels.push(Kernel::Fill { out: whole.clone(), len, value: 0.0 });
-        let offset = Poly::from_mono(whole.strides[axis].scale(before as i64));
-        let inner = Access { offset, ..whole.clone() };
-        self.prog.kernels.push(Kernel::Map { shape: monos(from), expr: v, out: inner });
-        Rc::new(Expr::Load(whole))
     }
 
     /// Reduce `v` over `axes` of `from` into a new temporary: the loop runs over the input's
@@ -474,240 +418,6 @@ impl<'g> Fuser<'g> {
         };
         Ok(self.produce(&node.shape, |out| Kernel::Pool { op, planes, geom, x: x0, g, out }))
     }
-
-    /// Outputs and updates: copy kernels, then retarget temporaries so that most of them
-    /// write straight into the output or parameter buffer and the copy disappears.
-    fn finish(&mut self) -> Result<(), String> {
-        let g = self.g;
-        let mut updated = HashSet::new();
-        for &(p, _) in &g.updates {
-            if !updated.insert(p) {
-                return Err(format!("parameter {p} is updated twice"));
-            }
-            if p >= g.params.len() {
-                return Err(format!("update of parameter {p}, which does not exist"));
-            }
-        }
-        for (k, (_, id)) in g.outputs.iter().enumerate() {
-            let shape = monos(g.shape(*id));
-            let v = self.val(*id);
-            self.prog.kernels.push(Kernel::Map {
-                shape: shape.clone(),
-                expr: v,
-                out: Access::contiguous(Base::Output(k), &shape),
-            });
-        }
-        // An update computed in its own kernel reads the old value of the parameter it writes
-        // at the same index only; reading another updated parameter (whose update kernel may
-        // already have run) goes through a temporary computed before any update.
-        let mut update_vals = vec![];
-        for &(p, id) in &g.updates {
-            let shape = monos(g.shape(id));
-            let out = Access::contiguous(Base::Param(p), &shape);
-            let v = self.val(id);
-            let safe = v.loads().iter().all(|a| match a.base {
-                Base::Param(j) if updated.contains(&j) => j == p && *a == out,
-                _ => true,
-            });
-            let v = if safe { v } else { self.materialize(&v, g.shape(id)) };
-            update_vals.push((p, shape, v, out));
-        }
-        for (_, shape, v, out) in update_vals {
-            self.prog.kernels.push(Kernel::Map { shape, expr: v, out });
-        }
-        // After retargeting, an update materialised for several readers (momentum's velocity)
-        // is a kernel writing its parameter too, and can fuse like a plain one.
-        self.retarget_updates();
-        self.fuse_updates_into_gemms();
-        self.retarget_outputs();
-        Ok(())
-    }
-
-    /// An update `p <- β·p ± α·M` whose M is a GEMM result read nowhere else becomes that
-    /// GEMM writing p itself (C = p, alpha = ±α, beta = β): SGD and momentum steps of dense
-    /// layers then need no gradient-sized temporary and no extra pass. Only when nothing
-    /// reads the old p after the GEMM, and α, β are scalars already known at the GEMM.
-    fn fuse_updates_into_gemms(&mut self) {
-        let mut uses = Uses::new(&self.prog.kernels);
-        for i in 0..self.prog.kernels.len() {
-            let Some((gi, c, alpha, beta)) = self.gemm_update(i, &uses) else { continue };
-            uses.forget(gi, &self.prog.kernels[gi]);
-            if let Kernel::Gemm { c: gc, alpha: ga, beta: gb, .. } = &mut self.prog.kernels[gi] {
-                *gc = c;
-                *ga = alpha;
-                *gb = beta;
-            }
-            uses.record(gi, &self.prog.kernels[gi]);
-            uses.forget(i, &self.prog.kernels[i]);
-            uses.removed[i] = true;
-        }
-        let mut i = 0;
-        self.prog.kernels.retain(|_| {
-            i += 1;
-            !uses.removed[i - 1]
-        });
-    }
-
-    /// If kernel `i` is an update that can fuse into a GEMM: (GEMM index, C, alpha, beta).
-    fn gemm_update(&self, i: usize, uses: &Uses) -> Option<(usize, Access, Rc<Expr>, Rc<Expr>)> {
-        let ks = &self.prog.kernels;
-        if uses.removed[i] {
-            return None;
-        }
-        let Kernel::Map { expr, out, .. } = &ks[i] else { return None };
-        let Base::Param(_) = out.base else { return None };
-        let (beta, alpha, m) = update_parts(expr, out)?;
-        let Base::Temp(_) = m.base else { return None };
-        let gi = uses.writers(m.base).next()?;
-        let Kernel::Gemm { c, a, b, .. } = &ks[gi] else { return None };
-        let writers: HashSet<usize> = uses.writers(m.base).chain(uses.writers(out.base)).collect();
-        let readers_of_m = uses.readers(m.base).count();
-        // M is the whole GEMM result, laid out like the parameter (`update_parts` checked M
-        // against the parameter's strides).
-        let shape_ok = *c == m;
-        // Nothing between the GEMM and the update reads the old parameter (later readers want
-        // the new value, which the GEMM now writes earlier); the GEMM's own operands are not
-        // the parameter; α and β only read what exists at the GEMM.
-        let old_read_later = gi >= i || uses.readers(out.base).any(|k| gi < k && k < i);
-        let scalars_ready = alpha.loads().iter().chain(beta.loads().iter()).all(|a| match a.base {
-            Base::Temp(_) => uses.writers(a.base).any(|k| k < gi),
-            Base::Param(_) | Base::Output(_) => false,
-            Base::Input(_) | Base::Data(_) => true,
-        });
-        (writers.len() == 2
-            && readers_of_m == 1
-            && shape_ok
-            && !old_read_later
-            && scalars_ready
-            && a.base != out.base
-            && b.base != out.base)
-            .then(|| (gi, Access { base: out.base, ..c.clone() }, alpha, beta))
-    }
-
-    /// A copy `Param(p) <- Temp(t)` is dropped, and `t` becomes `Param(p)` itself, when every
-    /// other read of the old parameter comes before `t` is first written (or is that first
-    /// writer, reading it at the index it writes). Each candidate looks up only the kernels
-    /// that touch `t` and `p` (`Uses`), so the pass is linear in the program, not quadratic.
-    fn retarget_updates(&mut self) {
-        let mut uses = Uses::new(&self.prog.kernels);
-        for i in 0..self.prog.kernels.len() {
-            if uses.removed[i] {
-                continue;
-            }
-            let Some((t, p)) = copy_of(&self.prog.kernels[i], |b| matches!(b, Base::Param(_)), &self.prog.temps) else {
-                continue;
-            };
-            let ks = &self.prog.kernels;
-            let first = uses.writers(Base::Temp(t)).next().expect("a temporary is written before it is copied");
-            let other_writer = uses.writers(p).any(|j| j != i);
-            let ok = !other_writer
-                && uses.readers(p).all(|j| {
-                    if j == i || j < first {
-                        return true;
-                    }
-                    // The first writer may read the parameter at the very index it writes; any
-                    // later read would see what that writer left.
-                    match &ks[j] {
-                        Kernel::Map { expr, out, .. } if j == first && out.base == Base::Temp(t) => expr
-                            .loads()
-                            .iter()
-                            .filter(|a| a.base == p)
-                            .all(|a| a.offset == out.offset && a.strides == out.strides),
-                        _ => false,
-                    }
-                });
-            if ok {
-                uses.forget(i, &self.prog.kernels[i]);
-                uses.removed[i] = true;
-                self.rename(&mut uses, Base::Temp(t), p);
-            }
-        }
-        self.drop_removed(&uses);
-    }
-
-    /// Outputs are only written: a temporary copied to an output becomes the output.
-    fn retarget_outputs(&mut self) {
-        let mut uses = Uses::new(&self.prog.kernels);
-        for i in 0..self.prog.kernels.len() {
-            if uses.removed[i] {
-                continue;
-            }
-            if let Some((t, o)) = copy_of(&self.prog.kernels[i], |b| matches!(b, Base::Output(_)), &self.prog.temps) {
-                uses.forget(i, &self.prog.kernels[i]);
-                uses.removed[i] = true;
-                self.rename(&mut uses, Base::Temp(t), o);
-            }
-        }
-        self.drop_removed(&uses);
-    }
-
-    /// Make every kernel that reads or writes `from` use `to` instead, keeping `uses` in step.
-    fn rename(&mut self, uses: &mut Uses, from: Base, to: Base) {
-        let mut touched: Vec<usize> = uses.readers(from).chain(uses.writers(from)).collect();
-        touched.sort_unstable();
-        touched.dedup();
-        for k in touched {
-            uses.forget(k, &self.prog.kernels[k]);
-            self.prog.kernels[k].rebase(&|b| if b == from { to } else { b });
-            uses.record(k, &self.prog.kernels[k]);
-        }
-    }
-
-    /// Delete the kernels a pass marked removed.
-    fn drop_removed(&mut self, uses: &Uses) {
-        let mut i = 0;
-        self.prog.kernels.retain(|_| {
-            i += 1;
-            !uses.removed[i - 1]
-        });
-    }
-}
-
-/// Which kernels read and which write each buffer, in kernel order, kept in step with a
-/// pass's edits: the rewriting passes then look up a buffer's users instead of scanning every
-/// kernel per candidate, and stay linear in the size of thousand-layer graphs.
-struct Uses {
-    readers: HashMap<Base, BTreeSet<usize>>,
-    writers: HashMap<Base, BTreeSet<usize>>,
-    /// Kernels the pass has deleted (dropped from `KernelProgram::kernels` at its end).
-    removed: Vec<bool>,
-}
-
-impl Uses {
-    fn new(kernels: &[Kernel]) -> Uses {
-        let mut uses = Uses { readers: HashMap::new(), writers: HashMap::new(), removed: vec![false; kernels.len()] };
-        for (k, kernel) in kernels.iter().enumerate() {
-            uses.record(k, kernel);
-        }
-        uses
-    }
-
-    // Sets, not lists: a buffer every update reads (the learning rate) has thousands of users
-    // in a deep model, and each edit must not cost a pass over them.
-    fn record(&mut self, k: usize, kernel: &Kernel) {
-        kernel.reads().iter().for_each(|a| _ = self.readers.entry(a.base).or_default().insert(k));
-        kernel.writes().iter().for_each(|a| _ = self.writers.entry(a.base).or_default().insert(k));
-    }
-
-    fn forget(&mut self, k: usize, kernel: &Kernel) {
-        let drop = |map: &mut HashMap<Base, BTreeSet<usize>>, base: Base| {
-            if let Some(set) = map.get_mut(&base) {
-                set.remove(&k);
-            }
-        };
-        kernel.reads().iter().for_each(|a| drop(&mut self.readers, a.base));
-        kernel.writes().iter().for_each(|a| drop(&mut self.writers, a.base));
-    }
-
-    /// The kernels reading `base`, in order.
-    fn readers(&self, base: Base) -> impl Iterator<Item = usize> + '_ {
-        self.readers.get(&base).into_iter().flatten().copied()
-    }
-
-    /// The kernels writing `base`, in order.
-    fn writers(&self, base: Base) -> impl Iterator<Item = usize> + '_ {
-        self.writers.get(&base).into_iter().flatten().copied()
-    }
 }
 
 /// The generated code trusts shapes and indices (it has no bounds checks), so a graph built
@@ -752,50 +462,6 @@ fn validate(g: &Graph) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// If `k` copies the whole of a temporary, row-major, into a buffer `dest` accepts, (temp, dest).
-fn copy_of(k: &Kernel, dest: impl Fn(Base) -> bool, temps: &[Mono]) -> Option<(usize, Base)> {
-    let Kernel::Map { shape, expr, out } = k else { return None };
-    let src = expr.as_load()?;
-    let Base::Temp(t) = src.base else { return None };
-    let whole = Access::contiguous(src.base, shape);
-    let full = temps[t] == Mono::product(shape);
-    (dest(out.base) && *src == whole && out.offset.is_zero() && out.strides == whole.strides && full)
-        .then_some((t, out.base))
-}
-
-/// `expr` as β·P ± α·M, where P loads `out` at the index written (the old parameter), M is
-/// another load at that index, and α, β are uniform: (β, ±α, M).
-fn update_parts(expr: &Rc<Expr>, out: &Access) -> Option<(Rc<Expr>, Rc<Expr>, Access)> {
-    let same_index = |a: &Access| a.offset == out.offset && a.strides == out.strides;
-    let is_p = |e: &Expr| e.as_load().is_some_and(|a| a.base == out.base && same_index(a));
-    // A term `s·X`, `X·s` or `X` with s uniform: (s, X).
-    let scaled = |e: &Rc<Expr>| -> Option<(Rc<Expr>, Rc<Expr>)> {
-        match &**e {
-            Expr::Binary(Bin::Mul, s, x) if s.is_uniform() && !x.is_uniform() => Some((s.clone(), x.clone())),
-            Expr::Binary(Bin::Mul, x, s) if s.is_uniform() && !x.is_uniform() => Some((s.clone(), x.clone())),
-            _ if !e.is_uniform() => Some((Rc::new(Expr::Const(1.0)), e.clone())),
-            _ => None,
-        }
-    };
-    let Expr::Binary(op @ (Bin::Add | Bin::Sub), lhs, rhs) = &**expr else { return None };
-    let (beta, p) = scaled(lhs)?;
-    let (alpha, m) = scaled(rhs)?;
-    let m = m.as_load().filter(|a| a.base != out.base && same_index(a))?.clone();
-    if !is_p(&p) {
-        return None;
-    }
-    let alpha = if *op == Bin::Sub { Rc::new(Expr::Unary(Un::Neg, alpha)) } else { alpha };
-    Some((beta, alpha, m))
-}
-
-/// Products whose inner dimension is at most this (known) size are elementwise expressions.
-const SHORT_K: i64 = 4;
-
-fn swap2(a: Access) -> Access {
-    let strides = vec![a.strides[1].clone(), a.strides[0].clone()];
-    Access { strides, ..a }
 }
 
 /// (elements before `axis`, its size, elements after it).
