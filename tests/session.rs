@@ -114,19 +114,33 @@ fn the_fields_of_a_train_block() {
     // The model one-hot encodes its tokens (`one_hot(tokens, 6)`): they are class indices too.
     assert_eq!(
         f("tokens"),
-        TrainField { name: "tokens".into(), shape: vec![8], classes: Some(6), model_input: true, required: true }
+        TrainField {
+            name: "tokens".into(),
+            shape: vec![8],
+            integer: true,
+            bound: Some(6),
+            model_input: true,
+            required: true
+        }
     );
     assert_eq!(
         f("tags"),
-        TrainField { name: "tags".into(), shape: vec![8], classes: Some(3), model_input: false, required: true }
+        TrainField {
+            name: "tags".into(),
+            shape: vec![8],
+            integer: true,
+            bound: Some(3),
+            model_input: false,
+            required: true
+        }
     );
     assert_eq!(f("mask").shape, vec![8]);
     assert!(f("mask").required); // the loss reads it
     assert_eq!(fields.len(), 3);
     let s = digits();
     assert_eq!(
-        s.fields().iter().map(|f| (f.name.as_str(), f.classes)).collect::<Vec<_>>(),
-        [("x", None), ("labels", Some(10))]
+        s.fields().iter().map(|f| (f.name.as_str(), f.integer, f.bound)).collect::<Vec<_>>(),
+        [("x", false, None), ("labels", true, Some(10))]
     );
     assert!(s.tensors().iter().take(4).all(|t| t.kind == TensorKind::Param));
     assert!(s.tensors().iter().skip(4).all(|t| t.kind == TensorKind::Optimizer));
@@ -179,4 +193,41 @@ fn gradients_in_both_modes_leave_the_parameters_alone() {
     for (i, b) in before.iter().enumerate() {
         assert_eq!(s.value(i), &b[..]);
     }
+}
+
+#[test]
+fn int_inputs_from_arrays_train_as_the_data_block_and_are_checked() {
+    let open = || Session::from_file(Path::new("examples/text_classify.net"), &Options::default()).expect("compiles");
+    let read = |path: &str| netc::runtime::data::read_npy(Path::new(path)).expect("reads");
+    let (tokens, labels) = (read("examples/data/topics_tokens.npy"), read("examples/data/topics_labels.npy"));
+    // The data block's training set: its first 1600 sentences.
+    let arrays = vec![
+        ArrayField { name: "tokens".into(), shape: vec![1600, 16], values: tokens.values[..1600 * 16].to_vec() },
+        ArrayField { name: "labels".into(), shape: vec![1600], values: labels.values[..1600].to_vec() },
+    ];
+    let steps = Overrides { steps: Some(30), ..Overrides::default() };
+    let mut a = open();
+    a.fit(Fields::DataBlock, &steps, &mut Silent).unwrap();
+    let mut b = open();
+    b.fit(Fields::Arrays(arrays.clone()), &steps, &mut Silent).unwrap();
+    for i in 0..a.tensors().len() {
+        assert_eq!(a.value(i), b.value(i), "{}", a.tensors()[i].name);
+    }
+
+    // An id past the embedding's 64 rows, or not a whole number: refused with its sample, by
+    // fit and by the forward pass alike.
+    let mut scores = vec![0.0; 2 * 4];
+    for (bad, says) in [(64.0, "not a valid id: it indexes an axis of 64"), (1.5, "not a whole number")] {
+        let mut x = tokens.values[..2 * 16].to_vec();
+        x[16 + 5] = bad;
+        let e = b.forward(&[&x], 2, 2, &mut [&mut scores]).unwrap_err();
+        assert!(e.message.contains(says) && e.message.contains("item 1"), "{}", e.message);
+        let mut arrays = arrays.clone();
+        arrays[0].values[16 + 5] = bad;
+        let e = b.fit(Fields::Arrays(arrays), &steps, &mut Silent).map(|_| ()).unwrap_err();
+        assert!(e.message.contains(says), "{}", e.message);
+    }
+    assert_eq!(b.steps(), 30);
+    b.forward(&[&tokens.values[..2 * 16]], 2, 2, &mut [&mut scores]).unwrap();
+    assert!(scores.iter().all(|s| s.is_finite()));
 }

@@ -163,7 +163,7 @@ class Classifier(ClassifierMixin, _Estimator):
         from . import compile, _target_field
 
         probe = compile(self.net, source=self.source, model=self.model, train=self.train)
-        room = probe.fields[_target_field(probe, "y", "fit")]["classes"]
+        room = probe.fields[_target_field(probe, "y", "fit")]["bound"]
         if room is None:
             raise ValueError(f"train {probe.train} does not read class indices: use netc.Regressor")
         if len(self.classes_) > room:

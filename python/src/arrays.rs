@@ -28,6 +28,9 @@ pub enum Values {
     Numbers,
     /// Class indices: an integer array (as PyTorch's targets), never floats.
     Classes,
+    /// A model input declared `int` (token ids): an integer array (as PyTorch's embedding
+    /// takes), never floats; values past 2^24 are refused (float32 carries them inexactly).
+    Integers,
     /// Floats only (a parameter: an integer array is more likely a mistake than a value).
     Floats,
 }
@@ -96,7 +99,8 @@ impl Want<'_> {
 /// `obj` as C-contiguous float32 values and its number of samples. A C-contiguous float32
 /// array (for a field of floats) is borrowed as it is: no copy.
 pub fn float32<'py>(obj: &Bound<'py, PyAny>, want: &Want) -> PyResult<(PyReadonlyArrayDyn<'py, f32>, usize)> {
-    if want.values != Values::Classes {
+    let integer = matches!(want.values, Values::Classes | Values::Integers);
+    if !integer {
         if let Ok(a) = obj.cast::<PyArrayDyn<f32>>() {
             if a.is_c_contiguous() {
                 let samples = want.samples(a.shape())?;
@@ -118,7 +122,7 @@ pub fn float32<'py>(obj: &Bound<'py, PyAny>, want: &Want) -> PyResult<(PyReadonl
     let dtype = array.getattr("dtype")?;
     let kind: String = dtype.getattr("kind")?.extract()?;
     let accepted = match (kind.as_str(), want.values) {
-        ("f", _) => want.values != Values::Classes,
+        ("f", _) => !integer,
         ("i" | "u", _) => want.values != Values::Floats,
         ("b", Values::Numbers) => true,
         _ => false,
@@ -126,6 +130,9 @@ pub fn float32<'py>(obj: &Bound<'py, PyAny>, want: &Want) -> PyResult<(PyReadonl
     if !accepted {
         let what = match want.values {
             Values::Classes => format!("class indices: give an integer array (e.g. {}.astype(numpy.int64))", want.name),
+            Values::Integers => {
+                format!("integers (it is declared int): give an integer array (e.g. {}.astype(numpy.int64))", want.name)
+            }
             Values::Numbers => "numbers: give a float32, float64, integer or bool array".to_string(),
             Values::Floats => "float32 values: give a float32 or float64 array".to_string(),
         };
@@ -139,6 +146,18 @@ pub fn float32<'py>(obj: &Bound<'py, PyAny>, want: &Want) -> PyResult<(PyReadonl
     }
     let shape: Vec<usize> = array.getattr("shape")?.extract()?;
     let samples = want.samples(&shape)?;
+    if integer && dtype.getattr("itemsize")?.extract::<usize>()? >= 4 && array.getattr("size")?.extract::<usize>()? > 0
+    {
+        // float32 holds whole numbers exactly up to 2^24: a larger one would silently change.
+        let largest: f64 = np.call_method1("abs", (np.call_method1("min", (&array,))?,))?.extract()?;
+        let largest = largest.max(array.call_method0("max")?.extract::<f64>()?);
+        if largest > 16_777_216.0 {
+            return Err(PyValueError::new_err(format!(
+                "`{}` holds {largest}, but {} carries integers as float32, exact only up to 2^24 = 16777216",
+                want.name, want.whose
+            )));
+        }
+    }
     let f32_dtype = np.getattr("float32")?;
     let converted = np.call_method1("ascontiguousarray", (array, f32_dtype))?;
     let converted = converted.cast_into::<PyArrayDyn<f32>>().map_err(PyErr::from)?;

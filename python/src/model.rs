@@ -180,7 +180,8 @@ impl Model {
                 None => Layout::AnyBatched,
             };
             let values = match field {
-                Some(f) if f.classes.is_some() => Values::Classes,
+                Some(f) if f.integer && f.model_input => Values::Integers,
+                Some(f) if f.integer => Values::Classes,
                 _ => Values::Numbers,
             };
             let (a, _) = arrays::float32(&value, &Want { name: &name, whose: &whose, layout, values })?;
@@ -214,8 +215,8 @@ impl Model {
                 )));
             };
             let layout = if p.batched { Layout::Batched(&p.shape) } else { Layout::Fixed(&p.shape) };
-            let (a, n) =
-                arrays::float32(value, &Want { name: &p.name, whose: &whose, layout, values: Values::Numbers })?;
+            let values = if p.integer { Values::Integers } else { Values::Numbers };
+            let (a, n) = arrays::float32(value, &Want { name: &p.name, whose: &whose, layout, values })?;
             if p.batched {
                 match samples {
                     Some((m, other)) if m != n => {
@@ -516,7 +517,9 @@ impl Model {
         ports_dict(py, &self.outputs)
     }
 
-    /// The fields the train block reads: name → dict(shape, classes, model_input, required).
+    /// The fields the train block reads: name → dict(shape, integer, bound, model_input,
+    /// required); `integer`: only integer arrays are taken (class labels, an `int` input),
+    /// `bound`: their values lie in 0..bound (classes, or the rows an id indexes).
     #[getter]
     fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
@@ -525,7 +528,8 @@ impl Model {
             let mut shape: Vec<Option<usize>> = vec![None];
             shape.extend(f.shape.iter().map(|&d| Some(d)));
             info.set_item("shape", PyTuple::new(py, shape)?)?;
-            info.set_item("classes", f.classes)?;
+            info.set_item("integer", f.integer)?;
+            info.set_item("bound", f.bound)?;
             info.set_item("model_input", f.model_input)?;
             info.set_item("required", f.required)?;
             dict.set_item(&f.name, info)?;

@@ -20,7 +20,7 @@ def test_compile_a_file_gives_its_model_and_train_block(mlp_file):
     m = netc.compile(mlp_file)
     assert m.name == "digits_mlp" and m.train == "digits_mlp"
     assert m.inputs == {"x": (None, 64)} and m.outputs == {"scores": (None, 10)}
-    assert m.fields["labels"] == {"shape": (None,), "classes": 10, "model_input": False, "required": True}
+    assert m.fields["labels"] == {"shape": (None,), "integer": True, "bound": 10, "model_input": False, "required": True}
     assert m.train_settings == {"name": "digits_mlp", "epochs": 20, "batch": 32, "lr": 0.05, "seed": 0, "data": "digits"}
     assert list(m.params) == ["dense_1.W", "dense_1.b", "dense_2.W", "dense_2.b"]
     assert "digits_mlp" in repr(m) and "4810 parameters" in repr(m)

@@ -8,13 +8,15 @@ use crate::frontend::checked::Model;
 use crate::ir::graph::{Dim, Graph, InputKind};
 use crate::ir::tensor::Tensor;
 
-/// A model input or output as a caller sees it: its name, its shape per sample, and whether
-/// its first axis is the batch (`x: [B, 64]`) or it is one fixed tensor (`x: [4]`).
+/// A model input or output as a caller sees it: its name, its shape per sample, whether its
+/// first axis is the batch (`x: [B, 64]`) or it is one fixed tensor (`x: [4]`), and whether
+/// it is declared `int` (`tokens: [B, 16] int`: whole numbers, carried as floats).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Port {
     pub name: String,
     pub shape: Vec<usize>,
     pub batched: bool,
+    pub integer: bool,
 }
 
 impl Port {
@@ -171,7 +173,7 @@ pub fn ports(model: &Model) -> Result<(Vec<Port>, Vec<Port>), Diagnostic> {
         if i.kind != InputKind::Data {
             return Err(err(format!("model `{}` has an input `{}` that is not data", model.name, i.name)));
         }
-        inputs.push(port(model, g, &i.name, &i.shape)?);
+        inputs.push(Port { integer: i.integer, ..port(model, g, &i.name, &i.shape)? });
     }
     let outputs = g.outputs.iter().map(|(name, id)| port(model, g, name, g.shape(*id))).collect::<Result<_, _>>()?;
     Ok((inputs, outputs))
@@ -187,7 +189,7 @@ fn port(model: &Model, g: &Graph, name: &str, shape: &[Dim]) -> Result<Port, Dia
             g.shape_str(&shape.to_vec())
         ))
     })?;
-    Ok(Port { name: name.to_string(), shape, batched })
+    Ok(Port { name: name.to_string(), shape, batched, integer: false })
 }
 
 /// One batch on the reference interpreter (f64, rounded to f32 per op).

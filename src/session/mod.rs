@@ -252,6 +252,7 @@ impl Session {
             self.forward = Some(Forward::new(self.model(), &[], false)?);
         }
         let f = self.forward.as_mut().expect("compiled above");
+        check_int_inputs(&self.checked.models[self.model].graph, f.inputs(), inputs)?;
         f.run(inputs, samples, batch, &self.values[..self.model_tensors], results, &mut |_| {})
             .map_err(|e| Diagnostic::new("E-predict", e))
     }
@@ -328,6 +329,20 @@ impl Session {
         self.seed = seed;
         self.steps = 0;
     }
+}
+
+/// The values of each input declared `int`: whole numbers below the class count or axis they
+/// index, checked as training and `netc predict` check them (`Field::make_int_input`), so that
+/// a bad id is named with its sample rather than found mid-run.
+fn check_int_inputs(g: &crate::ir::graph::Graph, ports: &[Port], inputs: &[&[f32]]) -> Result<(), Diagnostic> {
+    use crate::runtime::data::{Field, FieldType};
+    for (index, (p, values)) in ports.iter().zip(inputs).enumerate().filter(|(_, (p, _))| p.integer) {
+        let what = format!("model input `{}`", p.name);
+        let mut field = Field::new(&p.name, FieldType::Float, vec![p.size().max(1)], values.to_vec(), &what)?;
+        let used = g.index_use(index);
+        field.make_int_input(&p.name, used.classes, used.rows)?;
+    }
+    Ok(())
 }
 
 /// Read a `.net` file: a missing file, one that is not a regular file (a device, a FIFO),

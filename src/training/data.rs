@@ -344,6 +344,7 @@ pub fn train_fields(t: &TrainDecl) -> Vec<TrainField> {
 
 /// One array handed in from memory (the Python module's `fit`): the field it fills, its full
 /// shape (samples first) and its row-major values.
+#[derive(Clone, Debug)]
 pub struct ArrayField {
     pub name: String,
     pub shape: Vec<usize>,
@@ -378,7 +379,10 @@ pub fn dataset_from_arrays(t: &TrainDecl, arrays: Vec<ArrayField>, source: &str)
             return Err(d);
         };
         let Some((&samples, per_sample)) = a.shape.split_first() else {
-            return Err(data::error(format!("{source}: `{}` is a single number; it needs one entry per sample", a.name)));
+            return Err(data::error(format!(
+                "{source}: `{}` is a single number; it needs one entry per sample",
+                a.name
+            )));
         };
         let fits = if want.required {
             per_sample == want.shape.as_slice()
@@ -393,7 +397,10 @@ pub fn dataset_from_arrays(t: &TrainDecl, arrays: Vec<ArrayField>, source: &str)
                 t.name,
                 fmt_dims(Some("N"), &want.shape)
             ))
-            .help(format!("give an array of shape {} (samples first)", fmt_dims(Some(&samples.to_string()), &want.shape))));
+            .help(format!(
+                "give an array of shape {} (samples first)",
+                fmt_dims(Some(&samples.to_string()), &want.shape)
+            )));
         }
         if fields.iter().any(|f| f.name() == a.name) {
             return Err(data::error(format!("{source}: `{}` is given twice", a.name)));
@@ -410,9 +417,9 @@ pub fn dataset_from_arrays(t: &TrainDecl, arrays: Vec<ArrayField>, source: &str)
                 field
             }
             input => {
-                let classes = input.and_then(|i| i.used.classes).or_else(|| {
-                    needs.iter().find(|(n, _, _)| *n == a.name).and_then(|n| n.1)
-                });
+                let classes = input
+                    .and_then(|i| i.used.classes)
+                    .or_else(|| needs.iter().find(|(n, _, _)| *n == a.name).and_then(|n| n.1));
                 let rows = input.and_then(|i| i.used.rows);
                 let ty = if classes.or(rows).is_some() { FieldType::Int } else { FieldType::Float };
                 let field = data::Field::new(&a.name, ty, want.shape.clone(), a.values, &what)?;
