@@ -148,10 +148,23 @@ pub fn load_metadata(path: &Path) -> Result<std::collections::HashMap<String, St
 /// Load the tensors a model declares, in the model's order, checking each one's shape. Extra
 /// tensors in the file are ignored; a missing one is an error suggesting the nearest name.
 pub fn load_for(path: &Path, expected: &[(&str, &[usize])]) -> Result<Vec<Weight>, Diagnostic> {
+    take_expected(path, &mut load_by_name(path)?, expected)
+}
+
+/// The tensors of a safetensors file by name: matching 20,000 of them is then linear, not
+/// quadratic.
+pub fn load_by_name(path: &Path) -> Result<std::collections::HashMap<String, Weight>, Diagnostic> {
+    Ok(load(path)?.into_iter().map(|w| (w.name.clone(), w)).collect())
+}
+
+/// `load_for` on tensors already loaded from `path` (`load_by_name`): removes the expected
+/// ones from `found` and returns them in the expected order.
+pub fn take_expected(
+    path: &Path,
+    found: &mut std::collections::HashMap<String, Weight>,
+    expected: &[(&str, &[usize])],
+) -> Result<Vec<Weight>, Diagnostic> {
     let name = path.display();
-    // By name, so that matching 20,000 tensors is linear, not quadratic.
-    let mut found: std::collections::HashMap<String, Weight> =
-        load(path)?.into_iter().map(|w| (w.name.clone(), w)).collect();
     let mut out = Vec::with_capacity(expected.len());
     for &(want, shape) in expected {
         let Some(w) = found.remove(want) else {
@@ -172,4 +185,56 @@ pub fn load_for(path: &Path, expected: &[(&str, &[usize])]) -> Result<Vec<Weight
         out.push(w);
     }
     Ok(out)
+}
+
+/// Where a saved run stands: the steps done, and the seed of its data order and random
+/// streams (absent in checkpoints written before runs drew random numbers). Saved in a
+/// weights file's metadata, it makes the file a checkpoint for `netc run --resume`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub step: usize,
+    pub seed: Option<u64>,
+}
+
+impl Checkpoint {
+    /// The metadata key: one key, since a map of several would serialise in random order,
+    /// and the same run must write the same bytes.
+    pub const KEY: &'static str = "netc.checkpoint";
+
+    pub fn metadata(&self) -> std::collections::HashMap<String, String> {
+        let seed = self.seed.map(|s| format!(" seed={s}")).unwrap_or_default();
+        [(Checkpoint::KEY.to_string(), format!("step={}{seed}", self.step))].into_iter().collect()
+    }
+
+    /// `step=N seed=S` under `KEY`, or the older `netc.step` = N.
+    pub fn read(meta: &std::collections::HashMap<String, String>) -> Option<Checkpoint> {
+        if let Some(text) = meta.get(Checkpoint::KEY) {
+            let field = |name: &str| {
+                text.split_whitespace().find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
+            };
+            return Some(Checkpoint { step: field("step")? as usize, seed: field("seed") });
+        }
+        Some(Checkpoint { step: meta.get("netc.step")?.parse().ok()?, seed: None })
+    }
+}
+
+/// Save a training run's tensors as `netc run --save` writes them: the model's parameters
+/// (and state) under their names, the optimizer state after them, and the checkpoint — a
+/// weights file that is also a checkpoint for `--resume`. `names` and `values` pair up; the
+/// file never replaces one of `inputs`.
+pub fn save_checkpoint(
+    path: &Path,
+    names: &[(String, Vec<usize>)],
+    values: &[Vec<f32>],
+    checkpoint: Checkpoint,
+    inputs: &[&Path],
+) -> Result<(), Diagnostic> {
+    let refs: Vec<WeightRef> =
+        names.iter().zip(values).map(|((n, s), v)| (n.as_str(), s.as_slice(), v.as_slice())).collect();
+    save_with_metadata(path, &refs, Some(checkpoint.metadata()), inputs)
+}
+
+/// The checkpoint of a file written by `save_checkpoint`; `None` for plain weights.
+pub fn read_checkpoint(path: &Path) -> Result<Option<Checkpoint>, Diagnostic> {
+    Ok(Checkpoint::read(&load_metadata(path)?))
 }
