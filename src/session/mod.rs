@@ -101,7 +101,7 @@ pub struct Session {
     steps: usize,
     /// The train graphs, until the engine takes them.
     program: Option<TrainGraphs>,
-    engine: Option<Box<dyn Engine>>,
+    engine: Option<Box<dyn Engine + Send>>,
     forward: Option<Forward>,
     gradients: Option<train::Gradients>,
     /// Messages for the user that are not errors (a data fallback was used).

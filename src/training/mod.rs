@@ -53,7 +53,7 @@ impl Evaluation {
 
 /// Executes the graphs of a training run on host f32 buffers. A batch holds the data fields
 /// by name; each graph input of kind `Data` or `Label` reads the field of its name.
-pub trait Engine: Send {
+pub trait Engine {
     /// One fused train step (training mode) on the first `batch.n` samples of each field:
     /// returns the loss and updates `params` (model parameters and state, then optimizer
     /// state) in place. Random numbers (dropout) are those of `counter`.
