@@ -101,7 +101,6 @@ pub struct Session {
     steps: usize,
     /// The train graphs, until the engine takes them.
     program: Option<TrainGraphs>,
-    // `Send`: the session moves between threads (see the assertion at the end).
     engine: Option<Box<dyn Engine + Send>>,
     forward: Option<Forward>,
     gradients: Option<train::Gradients>,

@@ -138,11 +138,13 @@ impl Evaluator {
 
 /// Compile the program's train step and loss graph with the default options (Cranelift's IR
 /// verifier runs in debug builds, so in tests, and not in release builds).
-pub fn jit_engine(program: TrainGraphs, _stats: bool) -> Result<Box<dyn Engine + Send>, Diagnostic> {
-    jit_engine_with(program, &CompileOptions::default())
+pub fn jit_engine(program: TrainGraphs, _stats: bool) -> Result<Box<dyn Engine>, Diagnostic> {
+    Ok(jit_engine_with(program, &CompileOptions::default())?)
 }
 
-/// `jit_engine` with these options (e.g. `checked`).
+/// `jit_engine` with these options (e.g. `checked`). The engine is `Send` (a session, and the
+/// Python module releasing the GIL, may move it between threads); not every engine is (a
+/// data-parallel one holds its rank's communicator).
 pub fn jit_engine_with(program: TrainGraphs, opts: &CompileOptions) -> Result<Box<dyn Engine + Send>, Diagnostic> {
     let loss_output = program.step.loss_output;
     let mut step_graph = program.step.graph;
