@@ -433,6 +433,9 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
         match netc::commands::eval::evaluate_loaded(e, args.seed.unwrap_or(0), exec, args.checked, args.load.as_deref())
         {
             Ok(out) => {
+                if args.stats && !args.quiet {
+                    eprintln!("{}", netc::commands::eval::format_stats(e.name.as_deref(), &out));
+                }
                 if !args.quiet {
                     print!("{}", netc::commands::eval::format_eval(e.name.as_deref(), &out))
                 }
