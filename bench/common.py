@@ -42,6 +42,11 @@ NETS = {
        ("dense", "dense_3.W", "dense_3.b")],
 }
 
+# W12 (`netc predict` throughput): samples of bench/data/w12_x.npy (N(0, 1), 784 values each,
+# written by gen.py) and the batch both systems run them in (netc predict's default).
+W12_SAMPLES = 10000
+W12_BATCH = 256
+
 # Timed steps and warm-up steps per process.
 STEPS = {"w2": (100, 10), "w3": (30, 3), "w7": (3, 1)}
 

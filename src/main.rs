@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use netc::codegen::ConvAlgorithm;
 use netc::commands::train::EngineKind;
 use netc::diag::{self, Diagnostic, SourceFile};
 use netc::frontend::check;
@@ -70,6 +71,12 @@ struct RunArgs {
     /// Print compile times and the memory plan.
     #[arg(long)]
     stats: bool,
+    /// How convolutions are computed: auto (Winograd for stride-1 3×3 and 5×5 layers of at
+    /// least 16 channels in and out, im2col + GEMM for the rest), direct (im2col + GEMM
+    /// everywhere), winograd (every stride-1 3×3 and 5×5 layer), winograd2 / winograd4 (with
+    /// that output tile).
+    #[arg(long, value_name = "ALGORITHM", default_value = "auto", value_parser = ConvAlgorithm::parse)]
+    conv: ConvAlgorithm,
     /// Execute with the JIT or the reference interpreter.
     #[arg(long, value_enum, default_value_t = EngineKind::Jit)]
     engine: EngineKind,
@@ -104,6 +111,12 @@ struct BuildArgs {
     /// machine, using its CPU's features).
     #[arg(long, value_name = "TRIPLE")]
     target: Option<String>,
+    /// How convolutions are computed: auto (Winograd for stride-1 3×3 and 5×5 layers of at
+    /// least 16 channels in and out, im2col + GEMM for the rest), direct (im2col + GEMM
+    /// everywhere), winograd (every stride-1 3×3 and 5×5 layer), winograd2 / winograd4 (with
+    /// that output tile).
+    #[arg(long, value_name = "ALGORITHM", default_value = "auto", value_parser = ConvAlgorithm::parse)]
+    conv: ConvAlgorithm,
 }
 
 /// `netc graph --format`.
@@ -257,6 +270,7 @@ fn cmd_build(args: &BuildArgs) -> ExitCode {
         weights: args.weights.clone(),
         target: args.target.clone(),
         source_name: file.display().to_string(),
+        conv: args.conv,
     };
     let built = match netc::drivers::object::build(&checked, &opts) {
         Ok(b) => b,
@@ -430,8 +444,8 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
         } else {
             netc::commands::eval::Exec::Jit
         };
-        match netc::commands::eval::evaluate_loaded(e, args.seed.unwrap_or(0), exec, args.checked, args.load.as_deref())
-        {
+        let opts = netc::codegen::CompileOptions { checked: args.checked, conv: args.conv, ..Default::default() };
+        match netc::commands::eval::evaluate_loaded(e, args.seed.unwrap_or(0), exec, &opts, args.load.as_deref()) {
             Ok(out) => {
                 if args.stats && !args.quiet {
                     eprintln!("{}", netc::commands::eval::format_stats(e.name.as_deref(), &out));
@@ -473,6 +487,7 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
             engine: args.engine,
             memory_limit: args.memory_limit.map_or_else(netc::ir::limits::default_limit, |m| m.saturating_mul(1 << 20)),
             checked: args.checked,
+            conv: args.conv,
         },
     ) {
         Ok(()) => ExitCode::SUCCESS,

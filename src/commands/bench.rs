@@ -66,6 +66,12 @@ pub struct BenchArgs {
     /// little slower) and print where the step's time goes, kernel by kernel.
     #[arg(long)]
     pub profile: bool,
+    /// How convolutions are computed: auto (Winograd for stride-1 3×3 and 5×5 layers of at
+    /// least 16 channels in and out, im2col + GEMM for the rest), direct (im2col + GEMM
+    /// everywhere), winograd (every stride-1 3×3 and 5×5 layer), winograd2 / winograd4 (with
+    /// that output tile).
+    #[arg(long, value_name = "ALGORITHM", default_value = "auto", value_parser = crate::codegen::ConvAlgorithm::parse)]
+    pub conv: crate::codegen::ConvAlgorithm,
 }
 
 /// Run the benchmark and print its report; `started` is the process's start.
@@ -138,7 +144,12 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
     let step = executed_flops(&optimized, batch);
     f.push(("step_gflop", Value::Num(step / 1e9)));
     if args.compile_only {
-        let c = compile_times(&program.step.graph, program.step.loss_output, &program.loss_graph, args.checked)?;
+        let c = compile_times(
+            &program.step.graph,
+            program.step.loss_output,
+            &program.loss_graph,
+            (args.checked, args.conv),
+        )?;
         f.push(("compile_ms", Value::Num(c.step_ms + c.infer_ms)));
         f.extend(c.fields(batch));
         f.push(("total_ms", Value::Num(ms(started))));
@@ -184,8 +195,13 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
     let init_ms = ms(init);
 
     let build = Instant::now();
-    let opts =
-        CompileOptions { verify: false, checked: args.checked, profile: args.profile, ..CompileOptions::default() };
+    let opts = CompileOptions {
+        verify: false,
+        checked: args.checked,
+        profile: args.profile,
+        conv: args.conv,
+        ..CompileOptions::default()
+    };
     let mut engine = crate::training::jit_engine::jit_engine_with(program, &opts).map_err(|d| vec![d])?;
     let build_ms = ms(build);
     let first_loss = engine.step(&data, lr, &mut params).map_err(err)?;
@@ -217,7 +233,7 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
     drop(engine);
 
     // Compile times of each function alone (the engine compiled both above, untimed apart).
-    let compiled = compile_times(&step_graph, loss_output, &loss_graph, args.checked)?;
+    let compiled = compile_times(&step_graph, loss_output, &loss_graph, (args.checked, args.conv))?;
     let (step_med, infer_med) = (median(&steps), median(&infers));
     f.extend([
         ("steps", Value::Num(steps.len() as f64)),
@@ -270,13 +286,13 @@ fn compile_times(
     step: &Graph,
     loss_output: usize,
     loss_graph: &Graph,
-    checked: bool,
+    (checked, conv): (bool, crate::codegen::ConvAlgorithm),
 ) -> Result<Compile, Vec<Diagnostic>> {
     let compile = |mut g: Graph, outputs: Vec<(String, crate::ir::graph::NodeId)>| {
         let t0 = Instant::now();
         g.outputs = outputs;
         crate::ir::opt::optimize(&mut g, None).map_err(err)?;
-        let opts = CompileOptions { verify: false, checked, ..CompileOptions::default() };
+        let opts = CompileOptions { verify: false, checked, conv, ..CompileOptions::default() };
         let compiled = crate::drivers::jit::compile(&g, &opts).map_err(|d| vec![d])?;
         Ok::<_, Vec<Diagnostic>>((ms(t0), compiled))
     };

@@ -39,10 +39,12 @@ pub fn evaluate_with(e: &EvalDecl, seed: u64, exec: Exec) -> Result<EvalOutput, 
 /// `evaluate_with`, the JIT compiling with bounds checks when `checked`
 /// (`CompileOptions::checked`; a refused access is an error starting `jit::BOUNDS_FAILED`).
 pub fn evaluate_checked(e: &EvalDecl, seed: u64, exec: Exec, checked: bool) -> Result<EvalOutput, String> {
-    evaluate_loaded(e, seed, exec, checked, None)
+    let opts = crate::codegen::CompileOptions { checked, ..Default::default() };
+    evaluate_loaded(e, seed, exec, &opts, None)
 }
 
-/// `evaluate_checked` with the parameters of called models read from the weights file `load`
+/// `evaluate_with`, the JIT compiling with `opts`, and the parameters of called models read
+/// from the weights file `load`
 /// (`netc run --load`) instead of drawn from `seed`: the parameter `MODEL.NAME` takes the
 /// file's tensor `NAME` (the model's own name for it, as `--save` writes it), or `MODEL.NAME`
 /// if the file has that.
@@ -50,7 +52,7 @@ pub fn evaluate_loaded(
     e: &EvalDecl,
     seed: u64,
     exec: Exec,
-    checked: bool,
+    opts: &crate::codegen::CompileOptions,
     load: Option<&std::path::Path>,
 ) -> Result<EvalOutput, String> {
     crate::ir::limits::check(&e.graph, 1, crate::ir::limits::default_limit(), "eval").map_err(|d| {
@@ -79,8 +81,7 @@ pub fn evaluate_loaded(
         Exec::Interp => (crate::ir::interp::outputs(&g, &e.values, &params)?, None),
         Exec::Jit => {
             crate::ir::opt::optimize(&mut g, None)?;
-            let opts = crate::codegen::CompileOptions { checked, ..Default::default() };
-            let mut compiled = crate::drivers::jit::compile(&g, &opts).map_err(|d| d.message)?;
+            let mut compiled = crate::drivers::jit::compile(&g, opts).map_err(|d| d.message)?;
             let values = compiled.run_tensors(&e.values, &mut params)?;
             (values, Some(compiled.stats()))
         }

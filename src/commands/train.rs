@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub memory_limit: u64,
     /// Compile with bounds checks (`CompileOptions::checked`; JIT engine only).
     pub checked: bool,
+    /// How convolutions are computed (`CompileOptions::conv`; JIT engine only).
+    pub conv: crate::codegen::ConvAlgorithm,
 }
 
 /// A progress bar on stderr (indicatif), only when stderr is a terminal.
@@ -183,7 +185,7 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
         EngineKind::Interp => Box::new(training::Interpreter::new(program)),
         EngineKind::Jit => crate::training::jit_engine::jit_engine_with(
             program,
-            &crate::codegen::CompileOptions { checked: opts.checked, ..Default::default() },
+            &crate::codegen::CompileOptions { checked: opts.checked, conv: opts.conv, ..Default::default() },
         )?,
     };
     if opts.stats && !opts.quiet {

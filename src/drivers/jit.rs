@@ -115,15 +115,17 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
     let mut module = JITModule::new(builder);
     // The generated GEMM costs a millisecond or two to compile: only for programs that call
     // a GEMM (not when every product is short or narrow, written inline).
-    let prog = codegen::fuse::schedule(g)?;
+    let prog = codegen::fuse::schedule(g, opts.conv)?;
     let multiplies = prog.calls_gemm();
     let mut generated = || codegen::gemm::define_gemm(&mut module, "netc_generated_gemm", Linkage::Local, g.dtype);
     let gemms = if opts.generated_gemm {
-        codegen::Gemms { gemm: generated()?, small: None, conv: None }
+        codegen::Gemms { gemm: generated()?, small: None, conv: None, winograd: None, batch: None }
     } else {
         let small = if multiplies && opts.small_gemm > 0 { Some((generated()?, opts.small_gemm)) } else { None };
         let conv = Some(codegen::import_conv(&mut module, g.dtype)?);
-        codegen::Gemms { gemm: codegen::import_gemm(&mut module, g.dtype)?, small, conv }
+        let winograd = Some(codegen::import_winograd(&mut module, g.dtype)?);
+        let batch = Some(codegen::import_gemm_batch(&mut module, g.dtype)?);
+        codegen::Gemms { gemm: codegen::import_gemm(&mut module, g.dtype)?, small, conv, winograd, batch }
     };
     let defined = codegen::define_scheduled(&mut module, g, prog, "netc_graph", Linkage::Export, gemms, opts)?;
     module.finalize_definitions().map_err(|e| fail("finalising", e.to_string()))?;
@@ -391,6 +393,11 @@ impl Compiled {
 }
 
 impl Compiled {
+    /// What each kernel computes, one line each in execution order (`Kernel::summary`).
+    pub fn kernel_summaries(&self) -> &[String] {
+        &self.kernel_summaries
+    }
+
     /// `profile` with each kernel's summary (`Kernel::summary`) instead of its kind.
     pub fn profile_summaries(&self) -> Vec<(String, f64)> {
         let secs = symbols::take_profile();

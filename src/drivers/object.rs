@@ -42,6 +42,8 @@ pub struct BuildOptions {
     pub target: Option<String>,
     /// The path of the source, named in the header.
     pub source_name: String,
+    /// How convolutions are computed (`CompileOptions::conv`).
+    pub conv: crate::codegen::ConvAlgorithm,
 }
 
 /// An object file and its header.
@@ -155,12 +157,12 @@ pub fn build(checked: &Checked, opts: &BuildOptions) -> Result<Built, Diagnostic
     let dtype = model.graph.dtype;
     let gemm = codegen::gemm::define_gemm(&mut module, &format!("{prefix}_gemm"), Linkage::Local, dtype)?;
     // (`verify` does not apply here: `object_module` sets the ISA's verifier flag itself.)
-    let copts = CompileOptions::default();
+    let copts = CompileOptions { conv: opts.conv, ..CompileOptions::default() };
     let mut functions = vec![];
     for e in &mut entries {
         crate::ir::opt::optimize(&mut e.graph, None).map_err(error)?;
         let raw_name = format!("{prefix}_{}_graph", e.what);
-        let gemms = codegen::Gemms { gemm, small: None, conv: None };
+        let gemms = codegen::Gemms { gemm, small: None, conv: None, winograd: None, batch: None };
         let defined = codegen::define(&mut module, &e.graph, &raw_name, Linkage::Local, gemms, &copts)?;
         let name = format!("{prefix}_{}", e.what);
         define_wrapper(&mut module, &name, defined.func, &e.graph, &e.args)?;

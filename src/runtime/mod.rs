@@ -1,7 +1,9 @@
 //! What compiled code and training use at run time: the C symbols generated code calls
 //! (`symbols`: GEMM, convolution, profiling and bounds callbacks), the worker pool
 //! (`threads`), the seeded generator (`rng`), initial parameters (`params`), weight files
-//! (`weights`, safetensors) and data sets (`data/`: CSV, NPY, IDX, spiral, synthetic).
+//! (`weights`, safetensors), data sets (`data/`: CSV, NPY, IDX, spiral, synthetic), and the
+//! matrices and tile geometry of Winograd convolution (`winograd`, shared by the code
+//! generator and the transform symbols).
 
 pub mod data;
 pub mod params;
@@ -9,3 +11,4 @@ pub mod rng;
 pub mod symbols;
 pub mod threads;
 pub mod weights;
+pub mod winograd;

@@ -18,8 +18,11 @@
 //! - `map.rs`: `Map` and `Reduce`, fused elementwise loops and the evaluation of their
 //!   expressions;
 //! - `products.rs`: `Gemm`, narrow products as inline loops, others as calls of the GEMM;
+//!   `BatchGemm`, a loop of GEMM calls;
 //! - `conv.rs`: `Conv`, im2col / col2im and a GEMM per image, or one call of the
 //!   convolution symbol;
+//! - `winograd.rs`: `Winograd`, the tile transforms as loops, or one call of the transform
+//!   symbol;
 //! - `rows.rs`: `LogSoftmax`, `ArgMaxMask`, `OneHot`, row by row;
 //! - `pool.rs`: `Pool`, max and average pooling and their gradients;
 //! - `checks.rs`: bounds-checked mode, its declarations and the guards of every access.
@@ -43,6 +46,7 @@ mod map;
 mod pool;
 mod products;
 mod rows;
+mod winograd;
 
 use checks::Buf;
 pub use checks::{declare_checks, testing, CheckDecls, Checks};
@@ -71,6 +75,11 @@ pub struct Env {
     pub fma: bool,
     /// The convolution symbol (JIT): each `Kernel::Conv` is one call of it (`symbols::conv`).
     pub conv: Option<FuncRef>,
+    /// The Winograd transform symbol (JIT): each `Kernel::Winograd` is one call of it
+    /// (`symbols::winograd`).
+    pub winograd: Option<FuncRef>,
+    /// The batched GEMM symbol (JIT): each `Kernel::BatchGemm` is one call of it.
+    pub gemm_batch: Option<FuncRef>,
 }
 
 /// Writes kernels into one Cranelift function, at the builder's current block.
@@ -457,6 +466,8 @@ impl<'f> Emitter<'f> {
             }
             Kernel::Gemm { m, n, k, a, b, c, alpha, beta } => self.product(m, n, k, a, b, c, alpha, beta),
             Kernel::Conv { op, batch, geom, a, b, out, col } => self.conv(*op, batch, geom, a, b, out, col.as_ref()),
+            Kernel::Winograd { op, batch, geom, src, dst } => self.winograd(*op, batch, geom, src, dst),
+            Kernel::BatchGemm { count, m, n, k, a, b, c } => self.batch_product(*count, m, n, k, a, b, c),
             Kernel::LogSoftmax { outer, n, inner, x, out } => self.log_softmax(outer, n, inner, x, out),
             Kernel::ArgMaxMask { outer, n, inner, x, out } => self.argmax_mask(outer, n, inner, x, out),
             Kernel::OneHot { count, classes, x, out } => self.one_hot(count, *classes, x, out),

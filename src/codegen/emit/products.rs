@@ -1,5 +1,6 @@
 //! `Gemm` kernels: C = alpha·A·B + beta·C, as loops written inline when a side of C is
-//! narrow, otherwise as a call of the GEMM symbol (or of the generated small-product GEMM).
+//! narrow, otherwise as a call of the GEMM symbol (or of the generated small-product GEMM);
+//! `BatchGemm` kernels, a loop of such calls.
 
 use std::rc::Rc;
 
@@ -38,6 +39,70 @@ impl Emitter<'_> {
         let (alpha, beta) = (self.uniform(alpha), self.uniform(beta));
         let (a, b, c) = (matrix(pa, sa), matrix(pb, sb), matrix(pc, sc));
         self.gemm_call(GemmArgs { m: mv, k: kv, n: nv, alpha, a, b, beta, c });
+    }
+
+    /// `count` products C_i = A_i·B_i (accesses with strides [between products, row,
+    /// column]): one call of the batched GEMM symbol (JIT), or a call of the GEMM each (in
+    /// checked mode, each checked).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn batch_product(
+        &mut self,
+        count: usize,
+        m: &Mono,
+        n: &Mono,
+        k: &Mono,
+        a: &Access,
+        b: &Access,
+        c: &Access,
+    ) {
+        let (mv, nv, kv) = (self.mono(m), self.mono(n), self.mono(k));
+        let (pa, pb, pc) = (self.addr(a), self.addr(b), self.addr(c));
+        let strides = |e: &mut Self, x: &Access| [e.mono(&x.strides[1]), e.mono(&x.strides[2])];
+        let (sa, sb, sc) = (strides(self, a), strides(self, b), strides(self, c));
+        let step = |e: &mut Self, x: &Access| e.mono_bytes(&x.strides[0]);
+        let (step_a, step_b, step_c) = (step(self, a), step(self, b), step(self, c));
+        let (alpha, beta) = (self.fconst(1.0), self.fconst(0.0));
+        let count = self.int(count as i64);
+        if let Some(f) = self.env.gemm_batch {
+            let (a, b, c) = (matrix(pa, sa), matrix(pb, sb), matrix(pc, sc));
+            let elements = |e: &mut Self, bytes: Value| e.b.ins().sshr_imm_s(bytes, e.shift);
+            let steps = [elements(self, step_a), elements(self, step_b), elements(self, step_c)];
+            let mut args = vec![count];
+            args.extend(steps);
+            args.extend(GemmArgs { m: mv, k: kv, n: nv, alpha, a, b, beta, c }.to_array());
+            if self.sink.is_none() {
+                self.b.ins().call(f, &args);
+                return;
+            }
+            // Checked: the first and the last product's matrices inside their buffers (the
+            // steps are not negative, so every product in between is inside too).
+            let pos = |e: &mut Self, v: Value| e.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, v, 0);
+            let (mp, kp, np) = (pos(self, mv), pos(self, kv), pos(self, nv));
+            let writes = self.b.ins().band(mp, np);
+            let reads = self.b.ins().band(writes, kp);
+            let last = self.b.ins().iadd_imm_s(count, -1);
+            let mut ok = self.b.ins().iconst(cranelift_codegen::ir::types::I8, 1);
+            for (p, step, [rows, cols], [rs, cs], active) in [
+                (pa, step_a, [mv, kv], sa, reads),
+                (pb, step_b, [kv, nv], sb, reads),
+                (pc, step_c, [mv, nv], sc, writes),
+            ] {
+                let end = self.offset(p, last, step);
+                for q in [p, end] {
+                    let inside = self.matrix_ok(q, rows, cols, rs, cs, active);
+                    ok = self.b.ins().band(ok, inside);
+                }
+            }
+            self.if_then(ok, |e| {
+                e.b.ins().call(f, &args);
+            });
+            return;
+        }
+        self.for_n(count, |e, i| {
+            let (pa, pb, pc) = (e.offset(pa, i, step_a), e.offset(pb, i, step_b), e.offset(pc, i, step_c));
+            let (a, b, c) = (matrix(pa, sa), matrix(pb, sb), matrix(pc, sc));
+            e.gemm_call(GemmArgs { m: mv, k: kv, n: nv, alpha, a, b, beta, c });
+        });
     }
 
     /// C = alpha·A·B + beta·C inline, when one side of C is narrow (n or m at most

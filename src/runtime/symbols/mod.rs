@@ -1,12 +1,14 @@
 //! The C-ABI kernel entry points that generated code calls: one GEMM symbol per dtype, one
-//! convolution symbol per dtype (JIT only, [`conv`]), and the profiling and bounds-violation
-//! callbacks of `CompileOptions::profile` / `checked`.
+//! convolution and one Winograd-transform symbol per dtype (JIT only, [`conv`],
+//! [`winograd`]), and the profiling and bounds-violation callbacks of
+//! `CompileOptions::profile` / `checked`.
 //! Input: matrix sizes, pointers and element strides; output: C written in place.
 //!
 //! Generated code only ever calls these names, so the implementation can be swapped: the JIT
-//! binds them to the Rust functions below (the `matrixmultiply` crate, single-threaded, driven
-//! by netc's worker pool, see below); an object file can link a `no_std` build of the same
-//! crate, or a Cranelift-generated GEMM.
+//! binds them to the Rust functions below (the `matrixmultiply` or the `gemm` crate, whichever
+//! is faster for the shape ([`library`]), single-threaded, driven by netc's worker pool, see
+//! below); an object file can link a `no_std` build of such a crate, or a Cranelift-generated
+//! GEMM.
 //!
 //! ```c
 //! void netc_gemm_f32(int64_t m, int64_t k, int64_t n, float alpha,
@@ -26,13 +28,23 @@
 //! train steps' shapes). Block edges are multiples of 16 (every `matrixmultiply`
 //! micro-kernel's MR and NR divide it), so each element of C is computed by the same
 //! micro-kernel call, with the same summation order, as without the split: results are
-//! bitwise those of one thread. K is never split. Each block writes its own rows or columns
-//! of C; C's layout is checked to have no two elements at one address before it is split.
+//! bitwise those of one thread (`tests/threads.rs`). K is never split. Each block writes its
+//! own rows or columns of C; C's layout is checked to have no two elements at one address
+//! before it is split.
+//!
+//! The batched GEMM symbols ([`netc_gemm_batch_f32`], the Winograd domain's α² products)
+//! and the convolution symbols run each product whole on one thread, so they can take the
+//! faster library for the shape ([`Library::for_shape`]): the `gemm` crate, whose results
+//! depend on how a product is cut, is used only where nothing is cut.
 
 use crate::runtime::threads::{self, Pool};
 
 mod conv;
+mod library;
+mod winograd;
 pub use conv::{conv_f32_on, netc_conv_f32, netc_conv_f64, CONV_F32, CONV_F64};
+pub use library::{dgemm as dgemm_with, sgemm as sgemm_with, Library};
+pub use winograd::{netc_winograd_f32, netc_winograd_f64, winograd_f32_on, WINOGRAD_F32, WINOGRAD_F64};
 
 /// Symbol of the f32 GEMM.
 pub const GEMM_F32: &str = "netc_gemm_f32";
@@ -251,75 +263,54 @@ fn distinct(m: usize, n: usize, rs: isize, cs: isize) -> bool {
     }
 }
 
-/// f32 and f64 for [`gemm`] and the convolutions.
-trait Float: Copy + Send + Sync + 'static + std::ops::Add<Output = Self> + conv::Columns {
+/// f32 and f64 for [`gemm`], the convolutions and the Winograd transforms.
+trait Float:
+    Copy
+    + Send
+    + Sync
+    + 'static
+    + PartialEq
+    + std::ops::Add<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + conv::Columns
+    + winograd::Planes
+{
     const ZERO: Self;
     const ONE: Self;
-    /// `matrixmultiply`'s sgemm / dgemm, single-threaded.
+    fn from_f64(v: f64) -> Self;
+    /// C = alpha·A·B + beta·C by `lib`, single-threaded.
     ///
     /// # Safety
     /// As for [`netc_gemm_f32`] (in `Self`), and none of m, k, n is negative (they become
     /// `usize`).
-    unsafe fn gemm1(g: Gemm<Self>);
+    unsafe fn gemm1(lib: Library, g: Gemm<Self>);
 }
 
 impl Float for f32 {
     const ZERO: f32 = 0.0;
     const ONE: f32 = 1.0;
+    fn from_f64(v: f64) -> f32 {
+        v as f32
+    }
     /// # Safety
     /// As for [`Float::gemm1`].
-    unsafe fn gemm1(g: Gemm<f32>) {
-        let (m, k, n) = (g.m as usize, g.k as usize, g.n as usize);
-        let (a, b, c) = (g.a, g.b, g.c);
+    unsafe fn gemm1(lib: Library, g: Gemm<f32>) {
         // SAFETY: forwarded.
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                g.alpha,
-                a.ptr,
-                a.rs as isize,
-                a.cs as isize,
-                b.ptr,
-                b.rs as isize,
-                b.cs as isize,
-                g.beta,
-                c.ptr,
-                c.rs as isize,
-                c.cs as isize,
-            )
-        }
+        unsafe { library::sgemm(lib, g) }
     }
 }
 
 impl Float for f64 {
     const ZERO: f64 = 0.0;
     const ONE: f64 = 1.0;
+    fn from_f64(v: f64) -> f64 {
+        v
+    }
     /// # Safety
     /// As for [`Float::gemm1`].
-    unsafe fn gemm1(g: Gemm<f64>) {
-        let (m, k, n) = (g.m as usize, g.k as usize, g.n as usize);
-        let (a, b, c) = (g.a, g.b, g.c);
+    unsafe fn gemm1(lib: Library, g: Gemm<f64>) {
         // SAFETY: forwarded.
-        unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                g.alpha,
-                a.ptr,
-                a.rs as isize,
-                a.cs as isize,
-                b.ptr,
-                b.rs as isize,
-                b.cs as isize,
-                g.beta,
-                c.ptr,
-                c.rs as isize,
-                c.cs as isize,
-            )
-        }
+        unsafe { library::dgemm(lib, g) }
     }
 }
 
@@ -354,11 +345,15 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
     }
     let args = GemmArgs { k: args.k.max(0), ..args };
     let (m, k, n) = (args.m as usize, args.k as usize, args.n as usize);
+    // matrixmultiply for every product this may split: the `gemm` crate's result for an
+    // element depends on the shape of the block it is computed in (its edge kernels round
+    // differently), so a split product would differ from the whole one in the last bit.
+    let lib = Library::MatrixMultiply;
     let threads = pool.map_or_else(threads::count, Pool::threads);
     let plan = plan(split, threads, m, k, n, args.c.rs as isize, args.c.cs as isize);
     if plan == Plan::Whole {
         // SAFETY: forwarded from the caller's contract.
-        return unsafe { T::gemm1(args) };
+        return unsafe { T::gemm1(lib, args) };
     }
     let pool = pool.unwrap_or_else(|| Pool::global());
     let macs = (m as u128) * (n as u128) * (k as u128);
@@ -368,7 +363,7 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
         // that usually follow.
         pool.wake();
         // SAFETY: as above.
-        return unsafe { T::gemm1(args) };
+        return unsafe { T::gemm1(lib, args) };
     }
     let run = |blocks, f: &(dyn Fn(usize) + Sync)| if wake { pool.run(blocks, f) } else { pool.run_awake(blocks, f) };
     let shared = Shared(args);
@@ -380,7 +375,7 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
             let c = Matrix { ptr: skip(g.c.ptr, r0, g.c.rs) as *mut T, ..g.c };
             // SAFETY: rows r0.. of A and C, a sub-matrix of each; the blocks of C are disjoint
             // (`plan` checked that C's elements are distinct).
-            unsafe { T::gemm1(GemmArgs { m: rows.min(m - r0) as i64, a, c, ..g }) }
+            unsafe { T::gemm1(lib, GemmArgs { m: rows.min(m - r0) as i64, a, c, ..g }) }
         }),
         Plan::Cols { cols, blocks } => run(blocks, &|j| {
             let g = shared.get();
@@ -388,9 +383,110 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
             let b = Matrix { ptr: skip(g.b.ptr, c0, g.b.cs), ..g.b };
             let c = Matrix { ptr: skip(g.c.ptr, c0, g.c.cs) as *mut T, ..g.c };
             // SAFETY: columns c0.. of B and C, as above.
-            unsafe { T::gemm1(GemmArgs { n: cols.min(n - c0) as i64, b, c, ..g }) }
+            unsafe { T::gemm1(lib, GemmArgs { n: cols.min(n - c0) as i64, b, c, ..g }) }
         }),
         Plan::Whole => unreachable!(),
+    }
+}
+
+/// Symbol of the batched f32 GEMM.
+pub const GEMM_BATCH_F32: &str = "netc_gemm_batch_f32";
+/// Symbol of the batched f64 GEMM.
+pub const GEMM_BATCH_F64: &str = "netc_gemm_batch_f64";
+
+/// `count` GEMMs C_i = alpha·A_i·B_i + beta·C_i in f32, where A_i, B_i, C_i are the matrices
+/// the other arguments describe moved `i·step_a`, `i·step_b`, `i·step_c` elements on:
+///
+/// ```c
+/// void netc_gemm_batch_f32(int64_t count, int64_t step_a, int64_t step_b, int64_t step_c,
+///                          /* then the 14 arguments of netc_gemm_f32 */ ...);
+/// ```
+/// Each product runs whole, single-threaded, on one of the pool's threads (the library
+/// chosen by its shape): the results do not depend on the thread count.
+///
+/// # Safety
+/// For every i < `count`, the arguments with A, B and C moved by i steps satisfy the contract
+/// of [`netc_gemm_f32`], and no two C_i share an element (nothing else reads or writes any
+/// C_i during the call).
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn netc_gemm_batch_f32(
+    count: i64,
+    step_a: i64,
+    step_b: i64,
+    step_c: i64,
+    m: i64,
+    k: i64,
+    n: i64,
+    alpha: f32,
+    a: *const f32,
+    rsa: i64,
+    csa: i64,
+    b: *const f32,
+    rsb: i64,
+    csb: i64,
+    beta: f32,
+    c: *mut f32,
+    rsc: i64,
+    csc: i64,
+) {
+    let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { gemm_batch(Pool::global(), count, [step_a, step_b, step_c], GemmArgs { m, k, n, alpha, a, b, beta, c }) }
+}
+
+/// The batched GEMM in f64, as [`netc_gemm_batch_f32`].
+///
+/// # Safety
+/// As for [`netc_gemm_batch_f32`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn netc_gemm_batch_f64(
+    count: i64,
+    step_a: i64,
+    step_b: i64,
+    step_c: i64,
+    m: i64,
+    k: i64,
+    n: i64,
+    alpha: f64,
+    a: *const f64,
+    rsa: i64,
+    csa: i64,
+    b: *const f64,
+    rsb: i64,
+    csb: i64,
+    beta: f64,
+    c: *mut f64,
+    rsc: i64,
+    csc: i64,
+) {
+    let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { gemm_batch(Pool::global(), count, [step_a, step_b, step_c], GemmArgs { m, k, n, alpha, a, b, beta, c }) }
+}
+
+/// The batched symbols' body: the products divided among `pool`'s threads.
+///
+/// # Safety
+/// As for [`netc_gemm_batch_f32`] (in `T`).
+unsafe fn gemm_batch<T: Float>(pool: &Pool, count: i64, [sa, sb, sc]: [i64; 3], args: Gemm<T>) {
+    if count <= 0 || args.m <= 0 || args.n <= 0 {
+        return;
+    }
+    let args = GemmArgs { k: args.k.max(0), ..args };
+    let lib = Library::for_shape(args.m as usize, args.k as usize, args.n as usize);
+    let shared = Shared(args);
+    let one = |i: usize| {
+        let g = shared.get();
+        let a = Matrix { ptr: skip(g.a.ptr, i, sa), ..g.a };
+        let b = Matrix { ptr: skip(g.b.ptr, i, sb), ..g.b };
+        let c = Matrix { ptr: skip(g.c.ptr, i, sc) as *mut T, ..g.c };
+        // SAFETY: product i of the batch (contract); the C_i are disjoint.
+        unsafe { T::gemm1(lib, GemmArgs { a, b, c, ..g }) }
+    };
+    if pool.threads() < 2 {
+        (0..count as usize).for_each(one);
+    } else {
+        pool.run(count as usize, &one);
     }
 }
 
@@ -487,10 +583,14 @@ pub fn take_violation() -> Option<Violation> {
 }
 
 /// The symbols the JIT binds, with their addresses.
-pub fn symbols() -> [(&'static str, *const u8); 6] {
+pub fn symbols() -> [(&'static str, *const u8); 10] {
     [
+        (GEMM_BATCH_F32, netc_gemm_batch_f32 as *const u8),
+        (GEMM_BATCH_F64, netc_gemm_batch_f64 as *const u8),
         (CONV_F32, netc_conv_f32 as *const u8),
         (CONV_F64, netc_conv_f64 as *const u8),
+        (WINOGRAD_F32, netc_winograd_f32 as *const u8),
+        (WINOGRAD_F64, netc_winograd_f64 as *const u8),
         (GEMM_F32, netc_gemm_f32 as GemmFn<f32> as *const u8),
         (GEMM_F64, netc_gemm_f64 as GemmFn<f64> as *const u8),
         (PROFILE, netc_profile as *const u8),

@@ -8,8 +8,13 @@
 //! the value becomes a load of that memory) when it has several consumers, is an output or
 //! an update, is broadcast (which would recompute it), or feeds an op that needs memory
 //! (matmul, convolution, pooling, ...). Reductions fuse with the expression they reduce.
+//! A stride-1 convolution that `ConvAlgorithm` gives to Winograd becomes transforms, α²
+//! products and a transform back, the transforms of a layer's filter, input and upstream
+//! gradient computed once for the forward and both gradients.
 
-use std::collections::{HashMap, HashSet};
+mod updates;
+
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::kernel::*;
@@ -18,10 +23,10 @@ use crate::ir::graph::{DType, Dim, Graph, NodeId, Op, Shape};
 use crate::ir::ops::{self, Env};
 use crate::ir::tensor::Tensor;
 
-/// Build the kernels for `g`'s outputs and updates.
-pub fn schedule(g: &Graph) -> Result<KernelProgram, Diagnostic> {
+/// Build the kernels for `g`'s outputs and updates, convolutions by `conv`.
+pub fn schedule(g: &Graph, conv: ConvAlgorithm) -> Result<KernelProgram, Diagnostic> {
     validate(g).map_err(|e| Diagnostic::new("E-codegen", format!("malformed graph: {e}")))?;
-    let mut f = Fuser::new(g);
+    let mut f = Fuser::new(g, conv);
     for i in 0..g.nodes.len() {
         if !f.live[i] {
             continue;
@@ -56,10 +61,15 @@ struct Fuser<'g> {
     uses: Vec<usize>,
     /// Reachable (backwards) from an output or update.
     live: Vec<bool>,
+    conv: ConvAlgorithm,
+    /// The Winograd transforms computed so far, by (transform, node transformed, geometry):
+    /// the forward's filter and input transforms serve the gradients too, and the transformed
+    /// upstream gradient serves both (`runtime::winograd`).
+    transformed: HashMap<(Transform, NodeId, WinogradGeom), Access>,
 }
 
 impl<'g> Fuser<'g> {
-    fn new(g: &'g Graph) -> Fuser<'g> {
+    fn new(g: &'g Graph, conv: ConvAlgorithm) -> Fuser<'g> {
         let n = g.nodes.len();
         let mut live = vec![false; n];
         for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
@@ -84,7 +94,7 @@ impl<'g> Fuser<'g> {
         for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
             uses[id.index()] += 1;
         }
-        Fuser { g, prog: KernelProgram::default(), vals: vec![None; n], uses, live }
+        Fuser { g, prog: KernelProgram::default(), vals: vec![None; n], uses, live, conv, transformed: HashMap::new() }
     }
 
     fn val(&self, id: NodeId) -> Rc<Expr> {
@@ -417,6 +427,9 @@ impl<'g> Fuser<'g> {
     }
 
     fn conv(&mut self, op: ConvOp, geom: ConvGeom, batch: Mono, id: NodeId) -> Result<Rc<Expr>, String> {
+        if let Some(tile) = self.conv.winograd(&geom) {
+            return Ok(self.winograd(op, geom, tile, batch, id));
+        }
         let node = self.g.node(id);
         let (i0, i1) = (node.inputs[0], node.inputs[1]);
         let a = self.contiguous(&self.val(i0), self.g.shape(i0));
@@ -428,6 +441,83 @@ impl<'g> Fuser<'g> {
             Some(Access::contiguous(self.temp(&m), &m))
         };
         Ok(self.produce(&node.shape, |out| Kernel::Conv { op, batch, geom, a, b, out, col }))
+    }
+
+    /// A stride-1 convolution or gradient by Winograd's algorithm (`runtime::winograd`): the
+    /// transforms of its operands (shared with the other convolutions of the same layer), α²
+    /// products in the transformed domain, and the transform back.
+    fn winograd(&mut self, op: ConvOp, geom: ConvGeom, tile: Tile, batch: Mono, id: NodeId) -> Rc<Expr> {
+        let node = self.g.node(id);
+        let (i0, i1) = (node.inputs[0], node.inputs[1]);
+        let ConvGeom { c, h, w, f, oh, ow, pad, .. } = geom;
+        let wg = WinogradGeom { c, h, w, f, oh, ow, pad, tile };
+        let count = tile.alpha().pow(2);
+        let nt = batch.scale(wg.tiles() as i64);
+        let (cm, fm) = (Mono::known(c as i64), Mono::known(f as i64));
+        // A batch of α² `rows` × `cols` matrices: row-major, or (`transposed`) each stored as
+        // its cols × rows transpose, row-major.
+        let batched = |a: &Access, rows: &Mono, cols: &Mono, transposed: bool| {
+            let (rs, cs) = if transposed { (Mono::one(), rows.clone()) } else { (cols.clone(), Mono::one()) };
+            Access { strides: vec![rows.mul(cols), rs, cs], ..a.clone() }
+        };
+        let (product, back) = match op {
+            // M_ξ (NT × F) = V_ξ (NT × C) · U_ξ (C × F), then Aᵀ M A
+            ConvOp::Forward => {
+                let u = self.transformed(Transform::Filter, i1, wg, &batch);
+                let v = self.transformed(Transform::Input, i0, wg, &batch);
+                let out = self.batch_temp(count, &nt, &fm);
+                let a = batched(&v, &nt, &cm, false);
+                let b = batched(&u, &cm, &fm, false);
+                let c = batched(&out, &nt, &fm, false);
+                ((nt.clone(), cm.clone(), fm.clone(), a, b, c), (Transform::Output, out))
+            }
+            // Mx_ξ (NT × C) = Ũ_ξ (NT × F) · U_ξᵀ (F × C), then B Mx Bᵀ added up
+            ConvOp::InputGrad => {
+                let u = self.transformed(Transform::Filter, i1, wg, &batch);
+                let gu = self.transformed(Transform::OutputAdjoint, i0, wg, &batch);
+                let out = self.batch_temp(count, &nt, &cm);
+                let a = batched(&gu, &nt, &fm, false);
+                let b = batched(&u, &fm, &cm, true);
+                let c = batched(&out, &nt, &cm, false);
+                ((nt.clone(), fm.clone(), cm.clone(), a, b, c), (Transform::InputAdjoint, out))
+            }
+            // Mw_ξ (C × F) = V_ξᵀ (C × NT) · Ũ_ξ (NT × F), then Gᵀ Mw G
+            ConvOp::FilterGrad => {
+                let v = self.transformed(Transform::Input, i0, wg, &batch);
+                let gu = self.transformed(Transform::OutputAdjoint, i1, wg, &batch);
+                let out = self.batch_temp(count, &cm, &fm);
+                let a = batched(&v, &cm, &nt, true);
+                let b = batched(&gu, &nt, &fm, false);
+                let c = batched(&out, &cm, &fm, false);
+                ((cm.clone(), nt.clone(), fm.clone(), a, b, c), (Transform::FilterAdjoint, out))
+            }
+        };
+        let (m, k, n, a, b, c) = product;
+        self.prog.kernels.push(Kernel::BatchGemm { count, m, n, k, a, b, c });
+        let (back, src) = back;
+        self.produce(&node.shape, |dst| Kernel::Winograd { op: back, batch, geom: wg, src, dst })
+    }
+
+    /// `count` contiguous `rows` × `cols` matrices in a new temporary.
+    fn batch_temp(&mut self, count: usize, rows: &Mono, cols: &Mono) -> Access {
+        let len = [rows.mul(cols).scale(count as i64)];
+        Access::contiguous(self.temp(&len), &len)
+    }
+
+    /// The Winograd transform `op` of node `x` (a filter, an input or an upstream gradient),
+    /// computed once per layer.
+    fn transformed(&mut self, op: Transform, x: NodeId, g: WinogradGeom, batch: &Mono) -> Access {
+        if let Some(a) = self.transformed.get(&(op, x, g)) {
+            return a.clone();
+        }
+        let src = self.contiguous(&self.val(x), self.g.shape(x));
+        // Every transform's result is of a fixed size (the filter's) or a size per image.
+        let (per_image, fixed) = (g.sizes(op, 1).1 - g.sizes(op, 0).1, g.sizes(op, 0).1);
+        let len = [if fixed == 0 { batch.scale(per_image as i64) } else { Mono::known(fixed as i64) }];
+        let dst = Access::contiguous(self.temp(&len), &len);
+        self.prog.kernels.push(Kernel::Winograd { op, batch: batch.clone(), geom: g, src, dst: dst.clone() });
+        self.transformed.insert((op, x, g), dst.clone());
+        dst
     }
 
     /// `big` is the [N, C, H, W] side and `small` the pooled [N, C, OH, OW] side.
@@ -453,224 +543,6 @@ impl<'g> Fuser<'g> {
             None => None,
         };
         Ok(self.produce(&node.shape, |out| Kernel::Pool { op, planes, geom, x: x0, g, out }))
-    }
-
-    /// Outputs and updates: copy kernels, then retarget temporaries so that most of them
-    /// write straight into the output or parameter buffer and the copy disappears.
-    fn finish(&mut self) -> Result<(), String> {
-        let g = self.g;
-        let mut updated = HashSet::new();
-        for &(p, _) in &g.updates {
-            if !updated.insert(p) {
-                return Err(format!("parameter {p} is updated twice"));
-            }
-            if p >= g.params.len() {
-                return Err(format!("update of parameter {p}, which does not exist"));
-            }
-        }
-        for (k, (_, id)) in g.outputs.iter().enumerate() {
-            let shape = monos(g.shape(*id));
-            let v = self.val(*id);
-            self.prog.kernels.push(Kernel::Map {
-                shape: shape.clone(),
-                expr: v,
-                out: Access::contiguous(Base::Output(k), &shape),
-            });
-        }
-        // An update computed in its own kernel reads the old value of the parameter it writes
-        // at the same index only; reading another updated parameter (whose update kernel may
-        // already have run) goes through a temporary computed before any update.
-        let mut update_vals = vec![];
-        for &(p, id) in &g.updates {
-            let shape = monos(g.shape(id));
-            let out = Access::contiguous(Base::Param(p), &shape);
-            let v = self.val(id);
-            let safe = v.loads().iter().all(|a| match a.base {
-                Base::Param(j) if updated.contains(&j) => j == p && *a == out,
-                _ => true,
-            });
-            let v = if safe { v } else { self.materialize(&v, g.shape(id)) };
-            update_vals.push((p, shape, v, out));
-        }
-        for (_, shape, v, out) in update_vals {
-            self.prog.kernels.push(Kernel::Map { shape, expr: v, out });
-        }
-        // After retargeting, an update materialised for several readers (momentum's velocity)
-        // is a kernel writing its parameter too, and can fuse like a plain one.
-        self.retarget_updates();
-        self.fuse_updates_into_gemms();
-        self.retarget_outputs();
-        Ok(())
-    }
-
-    /// An update `p <- β·p ± α·M` whose M is a GEMM result read nowhere else becomes that
-    /// GEMM writing p itself (C = p, alpha = ±α, beta = β): SGD and momentum steps of dense
-    /// layers then need no gradient-sized temporary and no extra pass. Only when nothing
-    /// reads the old p after the GEMM, and α, β are scalars already known at the GEMM.
-    fn fuse_updates_into_gemms(&mut self) {
-        let mut uses = Uses::new(&self.prog.kernels);
-        for i in 0..self.prog.kernels.len() {
-            let Some((gi, c, alpha, beta)) = self.gemm_update(i, &uses) else { continue };
-            uses.forget(gi, &self.prog.kernels[gi]);
-            if let Kernel::Gemm { c: gc, alpha: ga, beta: gb, .. } = &mut self.prog.kernels[gi] {
-                *gc = c;
-                *ga = alpha;
-                *gb = beta;
-            }
-            uses.record(gi, &self.prog.kernels[gi]);
-            uses.forget(i, &self.prog.kernels[i]);
-            uses.removed[i] = true;
-        }
-        let mut i = 0;
-        self.prog.kernels.retain(|_| {
-            i += 1;
-            !uses.removed[i - 1]
-        });
-    }
-
-    /// If kernel `i` is an update that can fuse into a GEMM: (GEMM index, C, alpha, beta).
-    fn gemm_update(&self, i: usize, uses: &Uses) -> Option<(usize, Access, Rc<Expr>, Rc<Expr>)> {
-        let ks = &self.prog.kernels;
-        if uses.removed[i] {
-            return None;
-        }
-        let Kernel::Map { expr, out, .. } = &ks[i] else { return None };
-        let Base::Param(_) = out.base else { return None };
-        let (beta, alpha, m) = update_parts(expr, out)?;
-        let Base::Temp(_) = m.base else { return None };
-        let gi = uses.writers(m.base).next()?;
-        let Kernel::Gemm { c, a, b, .. } = &ks[gi] else { return None };
-        let writers: HashSet<usize> = uses.writers(m.base).chain(uses.writers(out.base)).collect();
-        let readers_of_m = uses.readers(m.base).count();
-        // M is the whole GEMM result, laid out like the parameter (`update_parts` checked M
-        // against the parameter's strides).
-        let shape_ok = *c == m;
-        // Nothing between the GEMM and the update reads the old parameter (later readers want
-        // the new value, which the GEMM now writes earlier); the GEMM's own operands are not
-        // the parameter; α and β only read what exists at the GEMM.
-        let old_read_later = gi >= i || uses.readers(out.base).any(|k| gi < k && k < i);
-        let scalars_ready = alpha.loads().iter().chain(beta.loads().iter()).all(|a| match a.base {
-            Base::Temp(_) => uses.writers(a.base).any(|k| k < gi),
-            Base::Param(_) | Base::Output(_) => false,
-            Base::Input(_) | Base::Data(_) => true,
-        });
-        (writers.len() == 2
-            && readers_of_m == 1
-            && shape_ok
-            && !old_read_later
-            && scalars_ready
-            && a.base != out.base
-            && b.base != out.base)
-            .then(|| (gi, Access { base: out.base, ..c.clone() }, alpha, beta))
-    }
-
-    /// A copy `Param(p) <- Temp(t)` is dropped, and `t` becomes `Param(p)` itself, when every
-    /// other read of the old parameter comes before `t` is first written (or is that first
-    /// writer, reading it at the index it writes).
-    fn retarget_updates(&mut self) {
-        let mut i = 0;
-        while i < self.prog.kernels.len() {
-            let Some((t, p)) = copy_of(&self.prog.kernels[i], |b| matches!(b, Base::Param(_)), &self.prog.temps) else {
-                i += 1;
-                continue;
-            };
-            let ks = &self.prog.kernels;
-            let writes_t = |k: &Kernel| k.writes().iter().any(|a| a.base == Base::Temp(t));
-            let first = ks.iter().position(writes_t).expect("a temporary is written before it is copied");
-            let other_writer = ks.iter().enumerate().any(|(j, k)| j != i && k.writes().iter().any(|a| a.base == p));
-            let ok = !other_writer
-                && ks.iter().enumerate().all(|(j, k)| {
-                    let reads_p = k.reads().iter().any(|a| a.base == p);
-                    if j == i || !reads_p || j < first {
-                        return true;
-                    }
-                    // The first writer may read the parameter at the very index it writes; any
-                    // later read would see what that writer left.
-                    match k {
-                        Kernel::Map { expr, out, .. } if j == first && out.base == Base::Temp(t) => expr
-                            .loads()
-                            .iter()
-                            .filter(|a| a.base == p)
-                            .all(|a| a.offset == out.offset && a.strides == out.strides),
-                        _ => false,
-                    }
-                });
-            if ok {
-                self.prog.kernels.remove(i);
-                for k in &mut self.prog.kernels {
-                    k.rebase(&|b| if b == Base::Temp(t) { p } else { b });
-                }
-            } else {
-                i += 1;
-            }
-        }
-    }
-
-    /// Outputs are only written: a temporary copied to an output becomes the output.
-    fn retarget_outputs(&mut self) {
-        let mut i = 0;
-        while i < self.prog.kernels.len() {
-            match copy_of(&self.prog.kernels[i], |b| matches!(b, Base::Output(_)), &self.prog.temps) {
-                Some((t, o)) => {
-                    self.prog.kernels.remove(i);
-                    for k in &mut self.prog.kernels {
-                        k.rebase(&|b| if b == Base::Temp(t) { o } else { b });
-                    }
-                }
-                None => i += 1,
-            }
-        }
-    }
-}
-
-/// Which kernels read and which write each buffer, in kernel order, kept in step with a
-/// pass's edits: the rewriting passes then look up a buffer's users instead of scanning every
-/// kernel per candidate, and stay linear in the size of thousand-layer graphs.
-struct Uses {
-    readers: HashMap<Base, Vec<usize>>,
-    writers: HashMap<Base, Vec<usize>>,
-    /// Kernels the pass has deleted (dropped from `KernelProgram::kernels` at its end).
-    removed: Vec<bool>,
-}
-
-impl Uses {
-    fn new(kernels: &[Kernel]) -> Uses {
-        let mut uses = Uses { readers: HashMap::new(), writers: HashMap::new(), removed: vec![false; kernels.len()] };
-        for (k, kernel) in kernels.iter().enumerate() {
-            uses.record(k, kernel);
-        }
-        uses
-    }
-
-    fn record(&mut self, k: usize, kernel: &Kernel) {
-        let add = |map: &mut HashMap<Base, Vec<usize>>, base: Base| {
-            let list = map.entry(base).or_default();
-            if let Err(at) = list.binary_search(&k) {
-                list.insert(at, k);
-            }
-        };
-        kernel.reads().iter().for_each(|a| add(&mut self.readers, a.base));
-        kernel.writes().iter().for_each(|a| add(&mut self.writers, a.base));
-    }
-
-    fn forget(&mut self, k: usize, kernel: &Kernel) {
-        let drop = |map: &mut HashMap<Base, Vec<usize>>, base: Base| {
-            if let Some(list) = map.get_mut(&base) {
-                list.retain(|&j| j != k);
-            }
-        };
-        kernel.reads().iter().for_each(|a| drop(&mut self.readers, a.base));
-        kernel.writes().iter().for_each(|a| drop(&mut self.writers, a.base));
-    }
-
-    /// The kernels reading `base`, in order.
-    fn readers(&self, base: Base) -> impl Iterator<Item = usize> + '_ {
-        self.readers.get(&base).into_iter().flatten().copied()
-    }
-
-    /// The kernels writing `base`, in order.
-    fn writers(&self, base: Base) -> impl Iterator<Item = usize> + '_ {
-        self.writers.get(&base).into_iter().flatten().copied()
     }
 }
 
@@ -716,42 +588,6 @@ fn validate(g: &Graph) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// If `k` copies the whole of a temporary, row-major, into a buffer `dest` accepts, (temp, dest).
-fn copy_of(k: &Kernel, dest: impl Fn(Base) -> bool, temps: &[Mono]) -> Option<(usize, Base)> {
-    let Kernel::Map { shape, expr, out } = k else { return None };
-    let src = expr.as_load()?;
-    let Base::Temp(t) = src.base else { return None };
-    let whole = Access::contiguous(src.base, shape);
-    let full = temps[t] == Mono::product(shape);
-    (dest(out.base) && *src == whole && out.offset.is_zero() && out.strides == whole.strides && full)
-        .then_some((t, out.base))
-}
-
-/// `expr` as β·P ± α·M, where P loads `out` at the index written (the old parameter), M is
-/// another load at that index, and α, β are uniform: (β, ±α, M).
-fn update_parts(expr: &Rc<Expr>, out: &Access) -> Option<(Rc<Expr>, Rc<Expr>, Access)> {
-    let same_index = |a: &Access| a.offset == out.offset && a.strides == out.strides;
-    let is_p = |e: &Expr| e.as_load().is_some_and(|a| a.base == out.base && same_index(a));
-    // A term `s·X`, `X·s` or `X` with s uniform: (s, X).
-    let scaled = |e: &Rc<Expr>| -> Option<(Rc<Expr>, Rc<Expr>)> {
-        match &**e {
-            Expr::Binary(Bin::Mul, s, x) if s.is_uniform() && !x.is_uniform() => Some((s.clone(), x.clone())),
-            Expr::Binary(Bin::Mul, x, s) if s.is_uniform() && !x.is_uniform() => Some((s.clone(), x.clone())),
-            _ if !e.is_uniform() => Some((Rc::new(Expr::Const(1.0)), e.clone())),
-            _ => None,
-        }
-    };
-    let Expr::Binary(op @ (Bin::Add | Bin::Sub), lhs, rhs) = &**expr else { return None };
-    let (beta, p) = scaled(lhs)?;
-    let (alpha, m) = scaled(rhs)?;
-    let m = m.as_load().filter(|a| a.base != out.base && same_index(a))?.clone();
-    if !is_p(&p) {
-        return None;
-    }
-    let alpha = if *op == Bin::Sub { Rc::new(Expr::Unary(Un::Neg, alpha)) } else { alpha };
-    Some((beta, alpha, m))
 }
 
 /// Products whose inner dimension is at most this (known) size are elementwise expressions.

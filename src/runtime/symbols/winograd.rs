@@ -1,0 +1,504 @@
+//! The Winograd transform symbols of the JIT: one `Kernel::Winograd` (one of the six
+//! transforms of `runtime::winograd`, over every tile of the batch) in one call, the work
+//! divided among the worker pool.
+//!
+//! ```c
+//! void netc_winograd_f32(int64_t op,           /* runtime::winograd::Transform::code */
+//!                        const int64_t* geom,  /* c, h, w, f, oh, ow, pad, m, r */
+//!                        int64_t batch, const float* src, float* dst);
+//! ```
+//! (`netc_winograd_f64` the same with double), the layouts of `runtime::winograd`. Object files
+//! compute the same transforms with generated loops (`codegen::emit::winograd`).
+//!
+//! How: [`LANES`] channels (or filters) at a time, as arrays the compiler maps onto the widest
+//! vectors the CPU has (AVX-512 or AVX2 chosen at run time, else SSE2). The input-side
+//! transforms first copy one image's block of channels into a zero-padded, channel-interleaved
+//! plane (so every tile is a plain window of it, the padding included), the output side the
+//! reverse. Each X ↦ L X Lᵀ is two passes of L's nonzero coefficients.
+//!
+//! Work items: a block of channels of one image (the input and output transforms) or one
+//! input channel (the filter transforms). Every element of `dst` is written by one item, in a
+//! fixed order, so the results are the same bits on any number of threads.
+
+use std::cell::RefCell;
+
+use super::Float;
+use crate::runtime::threads::Pool;
+use crate::runtime::winograd::{Geometry, Tile, Transform};
+
+/// Symbol of the f32 transforms.
+pub const WINOGRAD_F32: &str = "netc_winograd_f32";
+/// Symbol of the f64 transforms.
+pub const WINOGRAD_F64: &str = "netc_winograd_f64";
+
+/// Channels transformed at once (one 512-bit vector of f32).
+const LANES: usize = 16;
+type Lanes<T> = [T; LANES];
+
+/// A tile of lane vectors, large enough for the largest (α = 8) tile.
+type TileBuf<T> = [Lanes<T>; 64];
+
+/// The transforms of f32 data, see the module documentation.
+///
+/// # Safety
+/// - `geom` points at 9 readable i64 forming a consistent `runtime::winograd::Geometry`
+///   (`Geometry::from_array`; otherwise nothing happens) and `op` is a `Transform` code;
+/// - `src` is valid for reads of `Geometry::sizes(op, batch).0` elements and `dst` for writes
+///   of `.1`, they do not overlap, nothing writes `src` and nothing else accesses `dst` during
+///   the call (whose work runs on the worker pool's threads; it returns when they are done).
+pub unsafe extern "C" fn netc_winograd_f32(op: i64, geom: *const i64, batch: i64, src: *const f32, dst: *mut f32) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { transform(Pool::global(), op, geom, batch, src, dst) }
+}
+
+/// The transforms of f64 data, as [`netc_winograd_f32`].
+///
+/// # Safety
+/// As for [`netc_winograd_f32`].
+pub unsafe extern "C" fn netc_winograd_f64(op: i64, geom: *const i64, batch: i64, src: *const f64, dst: *mut f64) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { transform(Pool::global(), op, geom, batch, src, dst) }
+}
+
+/// [`netc_winograd_f32`] on a given pool (tests: results must not depend on the thread count).
+///
+/// # Safety
+/// As for [`netc_winograd_f32`] (`geom` is then the array), the work running on `pool`'s
+/// threads.
+pub unsafe fn winograd_f32_on(pool: &Pool, op: i64, geom: &[i64; 9], batch: i64, src: *const f32, dst: *mut f32) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { transform(pool, op, geom.as_ptr(), batch, src, dst) }
+}
+
+/// The destination, written by the pool's threads at disjoint elements.
+#[derive(Clone, Copy)]
+struct Out<T>(*mut T);
+// SAFETY: every element is written by exactly one work item (module documentation).
+unsafe impl<T> Send for Out<T> {}
+unsafe impl<T> Sync for Out<T> {}
+
+impl<T: Copy> Out<T> {
+    /// `dst[at .. at + values.len()] = values`.
+    ///
+    /// # Safety
+    /// The range is inside the destination and no other thread writes it.
+    #[inline(always)]
+    unsafe fn put(&self, at: usize, values: &[T]) {
+        // SAFETY: guaranteed by the caller. A whole vector is one (inlined) store, not a
+        // call of memcpy.
+        unsafe {
+            match <&Lanes<T>>::try_from(values) {
+                Ok(v) => std::ptr::write_unaligned(self.0.add(at) as *mut Lanes<T>, *v),
+                Err(_) => std::ptr::copy_nonoverlapping(values.as_ptr(), self.0.add(at), values.len()),
+            }
+        }
+    }
+}
+
+/// `dst[..nb] = src[at .. at + nb]` (a whole vector is one load, not a call of memcpy).
+#[inline(always)]
+fn get<T: Float>(dst: &mut Lanes<T>, src: &[T], at: usize, nb: usize) {
+    match <&Lanes<T>>::try_from(&src[at..at + nb]) {
+        Ok(v) => *dst = *v,
+        Err(_) => dst[..nb].copy_from_slice(&src[at..at + nb]),
+    }
+}
+
+/// The matrix L of a transform (p×q, row-major) converted to `T`.
+struct Mat<T> {
+    e: [T; 64],
+    p: usize,
+    q: usize,
+}
+
+impl<T: Float> Mat<T> {
+    fn new(tile: Tile, op: Transform) -> Mat<T> {
+        let (values, p, q) = tile.matrix(op);
+        let mut e = [T::ZERO; 64];
+        for (d, &s) in e.iter_mut().zip(&values) {
+            *d = T::from_f64(s);
+        }
+        Mat { e, p, q }
+    }
+}
+
+/// Which instructions the work items were compiled for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    Baseline,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Isa {
+    fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Baseline
+    }
+}
+
+/// Everything one work item needs.
+struct Job<'a, T> {
+    op: Transform,
+    g: Geometry,
+    n: usize,
+    l: Mat<T>,
+    src: &'a [T],
+    dst: Out<T>,
+}
+
+// SAFETY: `src` is shared read-only; `dst` is written at disjoint elements by the items.
+unsafe impl<T: Sync> Sync for Job<'_, T> {}
+
+/// The symbols' body.
+///
+/// # Safety
+/// As for [`netc_winograd_f32`] (in `T`), the work running on `pool`'s threads.
+unsafe fn transform<T: Float>(pool: &Pool, op: i64, geom: *const i64, batch: i64, src: *const T, dst: *mut T) {
+    // SAFETY: the caller passes 9 sizes.
+    let sizes: [i64; 9] = std::array::from_fn(|i| unsafe { *geom.add(i) });
+    let (Some(g), Some(op)) = (Geometry::from_array(sizes), Transform::from_code(op)) else { return };
+    let n = batch.max(0) as usize;
+    let (src_len, dst_len) = g.sizes(op, n);
+    if dst_len == 0 {
+        return;
+    }
+    // SAFETY: the caller guarantees `src_len` readable elements that nobody writes.
+    let src = unsafe { std::slice::from_raw_parts(src, src_len) };
+    let job = Job { op, g, n, l: Mat::new(g.tile, op), src, dst: Out(dst) };
+    let items = match op {
+        Transform::Filter | Transform::FilterAdjoint => g.c,
+        Transform::Input | Transform::InputAdjoint => n * g.c.div_ceil(LANES),
+        Transform::Output | Transform::OutputAdjoint => n * g.f.div_ceil(LANES),
+    };
+    let parts = items.min(pool.threads().max(1) * 4).max(1);
+    let isa = Isa::detect();
+    let run = |part: usize| {
+        T::planes(|plane| {
+            for item in part * items / parts..(part + 1) * items / parts {
+                // SAFETY: `item` is one of the job's items; the items write disjoint elements.
+                unsafe { run_item(isa, &job, item, plane) }
+            }
+        })
+    };
+    pool.run(parts, &run);
+}
+
+/// One work item, compiled for the detected instruction set; `plane` is the thread's buffer.
+///
+/// # Safety
+/// `item` is below the job's item count; no other thread runs the same item.
+unsafe fn run_item<T: Float>(isa: Isa, job: &Job<'_, T>, item: usize, plane: &mut Vec<T>) {
+    match isa {
+        Isa::Baseline => item_body(job, item, plane),
+        // SAFETY: the CPU has the features (`Isa::detect`); the rest is the caller's.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { item_avx2(job, item, plane) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { item_avx512(job, item, plane) },
+    }
+}
+
+/// # Safety
+/// The CPU has AVX2; otherwise as for `run_item`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn item_avx2<T: Float>(job: &Job<'_, T>, item: usize, plane: &mut Vec<T>) {
+    item_body(job, item, plane)
+}
+
+/// # Safety
+/// The CPU has AVX-512F; otherwise as for `run_item`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn item_avx512<T: Float>(job: &Job<'_, T>, item: usize, plane: &mut Vec<T>) {
+    item_body(job, item, plane)
+}
+
+/// One work item (see the module documentation), inlined into each instruction-set variant.
+/// (No closure may stand between the variant and the arithmetic: a closure's body is compiled
+/// without its caller's target features unless it happens to be inlined.)
+#[inline(always)]
+fn item_body<T: Float>(job: &Job<'_, T>, item: usize, plane: &mut Vec<T>) {
+    let g = &job.g;
+    let (c_blocks, f_blocks) = (g.c.div_ceil(LANES), g.f.div_ceil(LANES));
+    match job.op {
+        Transform::Filter => filter(job, item),
+        Transform::FilterAdjoint => filter_adjoint(job, item),
+        Transform::Input => input(job, item / c_blocks, item % c_blocks * LANES, plane),
+        Transform::InputAdjoint => input_adjoint(job, item / c_blocks, item % c_blocks * LANES, plane),
+        Transform::Output => output(job, item / f_blocks, item % f_blocks * LANES, plane),
+        Transform::OutputAdjoint => output_adjoint(job, item / f_blocks, item % f_blocks * LANES, plane),
+    }
+}
+
+/// out (p×p) = L X Lᵀ for X q×q, X[k][j] = xs[x(k, j)]; `t` is scratch. Each pass adds one
+/// input vector times a column of L into every output it feeds (the outputs are independent
+/// sums, so their additions overlap in the pipeline); zero coefficients are skipped (so
+/// 0·∞ never makes a NaN where the dense product would).
+#[inline(always)]
+fn sandwich<T: Float>(
+    l: &Mat<T>,
+    xs: &[Lanes<T>],
+    x: impl Fn(usize, usize) -> usize,
+    t: &mut TileBuf<T>,
+    out: &mut TileBuf<T>,
+) {
+    let (p, q) = (l.p, l.q);
+    // t = L X (p×q), a column j at a time
+    for j in 0..q {
+        for i in 0..p {
+            t[i * q + j] = [T::ZERO; LANES];
+        }
+        for k in 0..q {
+            let v = xs[x(k, j)];
+            for i in 0..p {
+                let c = l.e[i * q + k];
+                if c != T::ZERO {
+                    let acc = &mut t[i * q + j];
+                    for z in 0..LANES {
+                        acc[z] = acc[z] + c * v[z];
+                    }
+                }
+            }
+        }
+    }
+    // out = t Lᵀ (p×p), a row i at a time
+    for i in 0..p {
+        for j in 0..p {
+            out[i * p + j] = [T::ZERO; LANES];
+        }
+        for k in 0..q {
+            let v = t[i * q + k];
+            for j in 0..p {
+                let c = l.e[j * q + k];
+                if c != T::ZERO {
+                    let acc = &mut out[i * p + j];
+                    for z in 0..LANES {
+                        acc[z] = acc[z] + c * v[z];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `plane` as `len` zeroed lane vectors.
+#[inline(always)]
+fn zeroed<T: Float>(plane: &mut Vec<T>, len: usize) -> &mut [Lanes<T>] {
+    plane.clear();
+    plane.resize(len * LANES, T::ZERO);
+    plane.as_chunks_mut::<LANES>().0
+}
+
+/// Filter transform of input channel `c`: U[ξ][c][f] = (G w_fc Gᵀ)_ξ for every f.
+#[inline(always)]
+fn filter<T: Float>(job: &Job<'_, T>, c: usize) {
+    let (g, a, r) = (&job.g, job.g.tile.alpha(), job.g.tile.r);
+    let (mut xs, mut t, mut out) = ([[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64]);
+    for f0 in (0..g.f).step_by(LANES) {
+        let nb = (g.f - f0).min(LANES);
+        for l in 0..nb {
+            let w = &job.src[((f0 + l) * g.c + c) * r * r..][..r * r];
+            for (k, &v) in w.iter().enumerate() {
+                xs[k][l] = v;
+            }
+        }
+        sandwich(&job.l, &xs, |k, j| k * r + j, &mut t, &mut out);
+        for xi in 0..a * a {
+            // SAFETY: U[ξ][c][f0 .. f0 + nb], written only by this item (channel c).
+            unsafe { job.dst.put((xi * g.c + c) * g.f + f0, &out[xi][..nb]) };
+        }
+    }
+}
+
+/// Filter adjoint of input channel `c`: dw[f][c] = Gᵀ Mw[·][c][f] G for every f.
+#[inline(always)]
+fn filter_adjoint<T: Float>(job: &Job<'_, T>, c: usize) {
+    let (g, a, r) = (&job.g, job.g.tile.alpha(), job.g.tile.r);
+    let (mut xs, mut t, mut out) = ([[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64]);
+    for f0 in (0..g.f).step_by(LANES) {
+        let nb = (g.f - f0).min(LANES);
+        for (xi, x) in xs.iter_mut().enumerate().take(a * a) {
+            get(x, job.src, (xi * g.c + c) * g.f + f0, nb);
+        }
+        sandwich(&job.l, &xs, |k, j| k * a + j, &mut t, &mut out);
+        let mut w = [T::ZERO; 25];
+        for l in 0..nb {
+            for (k, v) in w.iter_mut().enumerate().take(r * r) {
+                *v = out[k][l];
+            }
+            // SAFETY: dw[f0 + l][c][..], written only by this item (channel c).
+            unsafe { job.dst.put(((f0 + l) * g.c + c) * r * r, &w[..r * r]) };
+        }
+    }
+}
+
+/// Input transform of channels c0.. of image `img`: V[ξ][nt][c] = (Bᵀ D B)_ξ of every tile.
+#[inline(always)]
+fn input<T: Float>(job: &Job<'_, T>, img: usize, c0: usize, plane: &mut Vec<T>) {
+    let (g, a, m) = (&job.g, job.g.tile.alpha(), job.g.tile.m);
+    let ((hp, wp), (th, tw)) = (g.padded_hw(), g.tiles_hw());
+    let nb = (g.c - c0).min(LANES);
+    let plane = zeroed(plane, hp * wp);
+    for l in 0..nb {
+        let x = &job.src[((img * g.c) + c0 + l) * g.h * g.w..][..g.h * g.w];
+        for (y, row) in x.chunks_exact(g.w).enumerate() {
+            let dst = &mut plane[(y + g.pad) * wp + g.pad..][..g.w];
+            for (d, &v) in dst.iter_mut().zip(row) {
+                d[l] = v;
+            }
+        }
+    }
+    let (mut t, mut out) = ([[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64]);
+    let nt_all = job.n * g.tiles();
+    for ti in 0..th {
+        for tj in 0..tw {
+            sandwich(&job.l, plane, |k, j| (ti * m + k) * wp + tj * m + j, &mut t, &mut out);
+            let nt = img * g.tiles() + ti * tw + tj;
+            for xi in 0..a * a {
+                // SAFETY: V[ξ][nt][c0 .. c0 + nb], written only by this item.
+                unsafe { job.dst.put((xi * nt_all + nt) * g.c + c0, &out[xi][..nb]) };
+            }
+        }
+    }
+}
+
+/// Input adjoint of channels c0.. of image `img`: dx = the sum over tiles of B Mx Bᵀ.
+#[inline(always)]
+fn input_adjoint<T: Float>(job: &Job<'_, T>, img: usize, c0: usize, plane: &mut Vec<T>) {
+    let (g, a, m) = (&job.g, job.g.tile.alpha(), job.g.tile.m);
+    let ((hp, wp), (th, tw)) = (g.padded_hw(), g.tiles_hw());
+    let nb = (g.c - c0).min(LANES);
+    let plane = zeroed(plane, hp * wp);
+    let (mut xs, mut t, mut out) = ([[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64]);
+    let nt_all = job.n * g.tiles();
+    for ti in 0..th {
+        for tj in 0..tw {
+            let nt = img * g.tiles() + ti * tw + tj;
+            for (xi, x) in xs.iter_mut().enumerate().take(a * a) {
+                get(x, job.src, (xi * nt_all + nt) * g.c + c0, nb);
+            }
+            sandwich(&job.l, &xs, |k, j| k * a + j, &mut t, &mut out);
+            for i in 0..a {
+                for j in 0..a {
+                    let (d, s) = (&mut plane[(ti * m + i) * wp + tj * m + j], &out[i * a + j]);
+                    for z in 0..LANES {
+                        d[z] = d[z] + s[z];
+                    }
+                }
+            }
+        }
+    }
+    let mut row = vec![T::ZERO; g.w];
+    for l in 0..nb {
+        for y in 0..g.h {
+            for (x, v) in row.iter_mut().enumerate() {
+                *v = plane[(y + g.pad) * wp + x + g.pad][l];
+            }
+            // SAFETY: dx[img][c0 + l][y][..], written only by this item.
+            unsafe { job.dst.put((((img * g.c) + c0 + l) * g.h + y) * g.w, &row) };
+        }
+    }
+}
+
+/// Output transform of filters f0.. of image `img`: y = Aᵀ M A of every tile, cut at the edges.
+#[inline(always)]
+fn output<T: Float>(job: &Job<'_, T>, img: usize, f0: usize, plane: &mut Vec<T>) {
+    let (g, a, m) = (&job.g, job.g.tile.alpha(), job.g.tile.m);
+    let (th, tw) = g.tiles_hw();
+    let width = tw * m;
+    let nb = (g.f - f0).min(LANES);
+    let plane = zeroed(plane, th * m * width);
+    let (mut xs, mut t, mut out) = ([[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64]);
+    let nt_all = job.n * g.tiles();
+    for ti in 0..th {
+        for tj in 0..tw {
+            let nt = img * g.tiles() + ti * tw + tj;
+            for (xi, x) in xs.iter_mut().enumerate().take(a * a) {
+                get(x, job.src, (xi * nt_all + nt) * g.f + f0, nb);
+            }
+            sandwich(&job.l, &xs, |k, j| k * a + j, &mut t, &mut out);
+            for i in 0..m {
+                for j in 0..m {
+                    plane[(ti * m + i) * width + tj * m + j] = out[i * m + j];
+                }
+            }
+        }
+    }
+    let mut row = vec![T::ZERO; g.ow];
+    for l in 0..nb {
+        for y in 0..g.oh {
+            for (x, v) in row.iter_mut().enumerate() {
+                *v = plane[y * width + x][l];
+            }
+            // SAFETY: y[img][f0 + l][y][..], written only by this item.
+            unsafe { job.dst.put((((img * g.f) + f0 + l) * g.oh + y) * g.ow, &row) };
+        }
+    }
+}
+
+/// Output adjoint of filters f0.. of image `img`: Ũ[ξ][nt][f] = (A Gr Aᵀ)_ξ of every m×m tile
+/// of the upstream gradient (zero past its edges).
+#[inline(always)]
+fn output_adjoint<T: Float>(job: &Job<'_, T>, img: usize, f0: usize, plane: &mut Vec<T>) {
+    let (g, a, m) = (&job.g, job.g.tile.alpha(), job.g.tile.m);
+    let (th, tw) = g.tiles_hw();
+    let width = tw * m;
+    let nb = (g.f - f0).min(LANES);
+    let plane = zeroed(plane, th * m * width);
+    for l in 0..nb {
+        let gr = &job.src[((img * g.f) + f0 + l) * g.oh * g.ow..][..g.oh * g.ow];
+        for (y, row) in gr.chunks_exact(g.ow).enumerate() {
+            for (d, &v) in plane[y * width..][..g.ow].iter_mut().zip(row) {
+                d[l] = v;
+            }
+        }
+    }
+    let (mut t, mut out) = ([[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64]);
+    let nt_all = job.n * g.tiles();
+    for ti in 0..th {
+        for tj in 0..tw {
+            sandwich(&job.l, plane, |k, j| (ti * m + k) * width + tj * m + j, &mut t, &mut out);
+            let nt = img * g.tiles() + ti * tw + tj;
+            for xi in 0..a * a {
+                // SAFETY: Ũ[ξ][nt][f0 .. f0 + nb], written only by this item.
+                unsafe { job.dst.put((xi * nt_all + nt) * g.f + f0, &out[xi][..nb]) };
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Each thread's plane buffer, kept between calls.
+    static PLANES_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static PLANES_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The thread-local plane buffer of each element type.
+pub(super) trait Planes: Sized {
+    fn planes<R>(f: impl FnOnce(&mut Vec<Self>) -> R) -> R;
+}
+
+impl Planes for f32 {
+    fn planes<R>(f: impl FnOnce(&mut Vec<f32>) -> R) -> R {
+        PLANES_F32.with(|p| f(&mut p.borrow_mut()))
+    }
+}
+
+impl Planes for f64 {
+    fn planes<R>(f: impl FnOnce(&mut Vec<f64>) -> R) -> R {
+        PLANES_F64.with(|p| f(&mut p.borrow_mut()))
+    }
+}
