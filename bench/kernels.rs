@@ -328,7 +328,8 @@ fn threads_rows() {
 }
 
 /// The two GEMM libraries (`runtime::symbols::Library`) single-threaded on the workloads'
-/// product shapes, in the layouts the train steps use, with the one `Library::for_shape` picks.
+/// product shapes, in the layouts the train steps use, with the one `Library::for_product` picks
+/// (least CPU time of several calls).
 fn library_rows() {
     use netc::runtime::symbols::{sgemm_with, GemmArgs, Library, Matrix};
     // (M, K, N, A transposed, B transposed, what)
@@ -381,7 +382,7 @@ fn library_rows() {
             let (pa, pb, pc) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
             let (ma, mb, mc) = (Matrix::new(pa, rsa, csa), Matrix::new(pb, rsb, csb), Matrix::new(pc, ni, 1));
             let args = GemmArgs { m: mi, k: ki, n: ni, alpha: 1.0, a: ma, b: mb, beta: 0.0, c: mc };
-            secs.push(time(|| unsafe { sgemm_with(lib, args) }));
+            secs.push(min_time(9, || unsafe { sgemm_with(lib, args) }));
             black_box(&c);
             results.push(c);
         }
@@ -393,26 +394,45 @@ fn library_rows() {
             gf(secs[0]),
             gf(secs[1]),
             secs[0] / secs[1],
-            Library::for_shape(m, k, n).name()
+            Library::for_product(m, k, n, tb).name()
         );
     }
 }
 
-/// The fastest of `reps` calls of `f` (seconds): on a shared machine the minimum is the run
-/// that kept its core.
+/// CPU seconds this thread has run (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`): unlike wall
+/// time, not inflated while other processes hold the core.
+fn thread_cpu_seconds() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, t: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut t = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: a valid out-pointer; Linux's clock id.
+    unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.sec as f64 + t.nsec as f64 * 1e-9
+}
+
+/// The least CPU time of `reps` calls of `f` (seconds), which runs on this thread (a pool of
+/// one): on a shared machine the CPU time of a call is what it costs, its wall time is not.
 fn min_time(reps: usize, mut f: impl FnMut()) -> f64 {
     f();
     (0..reps)
         .map(|_| {
-            let t = Instant::now();
+            let t = thread_cpu_seconds();
             f();
-            t.elapsed().as_secs_f64()
+            thread_cpu_seconds() - t
         })
         .fold(f64::INFINITY, f64::min)
 }
 
 /// One AlexNet layer (batch 8) by Winograd on one thread: each transform symbol, the α²
-/// products with each GEMM library, against the im2col convolution symbol; fastest of 15.
+/// products with each GEMM library, against the im2col convolution symbol; least CPU time of
+/// several calls.
 fn winograd_rows() {
     use netc::runtime::symbols::{conv_f32_on, sgemm_with, winograd_f32_on, GemmArgs, Library, Matrix};
     use netc::runtime::winograd::{Geometry, Tile, Transform};
@@ -428,6 +448,12 @@ fn winograd_rows() {
         let mut line = format!("  {name} F({m},{r})  transforms µs:");
         let mut total = 0.0;
         for op in Transform::ALL {
+            // NETC_BENCH_ONLY=conv4:4:Filter times one transform only (for a profiler).
+            if let Ok(only) = std::env::var("NETC_BENCH_ONLY") {
+                if only != format!("{name}:{m}:{op:?}") {
+                    continue;
+                }
+            }
             let (src_len, dst_len) = g.sizes(op, n);
             let src = random::<f32>(src_len, 3);
             let mut dst = vec![0f32; dst_len];
@@ -470,7 +496,7 @@ fn winograd_rows() {
                 let gf = 2.0 * (a2 * pm * pk * pn) as f64 / s / 1e9;
                 row += &format!("  {} {:.1} ms ({gf:.0} GFLOP/s)", lib.name(), s * 1e3);
             }
-            println!("{row}   chosen: {}", Library::for_shape(pm, pk, pn).name());
+            println!("{row}   chosen: {}", Library::for_product(pm, pk, pn, tb).name());
         }
         let geom = [c, hw, hw, f, r, r, hw, hw, 1, pad].map(|v| v as i64);
         let mut row = "    im2col convolution symbol:".to_string();

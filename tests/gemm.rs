@@ -335,7 +335,7 @@ library_gemm!(crate_f64, f64, dgemm_with, netc::runtime::symbols::Library::GemmC
 
 #[test]
 fn both_gemm_libraries_match_the_reference_within_rounding() {
-    // Whichever library `Library::for_shape` picks, C is the same product to within the
+    // Whichever library `Library::for_product` picks, C is the same product to within the
     // rounding bound of `check` (both against the f64 reference, so within twice it of each
     // other): every layout, alpha/beta edge values, beta = 0 over NaN, the guards of C intact.
     let sizes = [1, 2, 3, 5, 8, 16, 17, 33, 64, 100];

@@ -8,7 +8,9 @@
 //! - `compile_step_ms`, `compile_infer_ms`: `jit::compile` of the train step and of the
 //!   inference (loss + scores) graph, prepared as the JIT engine prepares them;
 //! - `step_ms_median`/`_min` over `--steps` steps after `--warmup`, and `infer_ms_median`/`_min`
-//!   for `Engine::evaluate` on one batch;
+//!   for `Engine::evaluate` on one batch; `step_cpu_ms_median`, the CPU time of the process's
+//!   threads per step (Linux: /proc/self/task/*/schedstat), which other processes on a shared
+//!   machine inflate far less than the wall time (at N threads, up to N × the wall time);
 //! - GFLOP/s. Convention: only matmuls and convolutions count, 2·M·N·K per matmul and a conv as
 //!   its im2col GEMM (2·N·OH·OW·F·C·KH·KW, the same for its two gradients); a train step
 //!   counts the products its optimised graph executes (`step_gflop`: the forward ones and the
@@ -214,11 +216,15 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
     }
     engine.step_profile();
     let mut steps = Vec::with_capacity(args.steps);
+    let mut cpu = Vec::with_capacity(args.steps);
     let mut last_loss = first_loss;
     for _ in 0..args.steps.max(1) {
-        let t0 = Instant::now();
+        let (t0, c0) = (Instant::now(), process_cpu_ms());
         last_loss = engine.step(&data, lr, &mut params).map_err(err)?;
         steps.push(ms(t0));
+        if let (Some(c0), Some(c1)) = (c0, process_cpu_ms()) {
+            cpu.push(c1 - c0);
+        }
     }
     let profile = engine.step_profile();
     let rss_train = peak_rss_mib();
@@ -240,6 +246,7 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
         ("warmup", Value::Num(args.warmup as f64)),
         ("step_ms_median", Value::Num(step_med)),
         ("step_ms_min", Value::Num(min(&steps))),
+        ("step_cpu_ms_median", Value::Num(median(&cpu))),
         ("infer_ms_median", Value::Num(infer_med)),
         ("infer_ms_min", Value::Num(min(&infers))),
         ("step_gflops", Value::Num(step / (step_med * 1e6))),
@@ -394,6 +401,17 @@ pub fn peak_rss_mib() -> f64 {
     kib / 1024.0
 }
 
+/// CPU time of all of this process's threads so far (ms), from Linux's per-thread schedstat
+/// (nanoseconds on the CPU); None elsewhere.
+fn process_cpu_ms() -> Option<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 / 1e6)
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
@@ -440,7 +458,7 @@ fn table(f: &Fields) -> String {
         get("batch").unwrap_or_default(),
         get("threads").unwrap_or_default()
     );
-    let rows: [(&str, &str, &str); 18] = [
+    let rows: [(&str, &str, &str); 19] = [
         ("check_ms", "check (from process start)", "ms"),
         ("first_step_ms", "first train step done", "ms after process start"),
         ("init_ms", "  of which parameter init", "ms (initialisers, then --load)"),
@@ -451,6 +469,7 @@ fn table(f: &Fields) -> String {
         ("total_ms", "process start to compiled", "ms"),
         ("step_ms_median", "train step median", "ms"),
         ("step_ms_min", "train step min", "ms"),
+        ("step_cpu_ms_median", "train step CPU time", "ms (all threads, median)"),
         ("step_gflops", "train step", "GFLOP/s (the matmul/conv FLOPs it executes)"),
         ("infer_ms_median", "inference median", "ms per batch"),
         ("infer_gflops", "inference", "GFLOP/s"),

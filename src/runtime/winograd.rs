@@ -22,12 +22,12 @@
 //! ```
 //!
 //! α² multiplications instead of m²·r² (F(4×4, 3×3): 36 instead of 144). Over channels, the
-//! elementwise product becomes α² matrix products: with U[ξ][c][f] = (G w_fc Gᵀ)_ξ and
-//! V[ξ][t][c] = (Bᵀ D_tc B)_ξ for every tile t of every image, M_ξ = V_ξ·U_ξ (tiles × F),
-//! and Y_tf = Aᵀ M[·][t][f] A.
+//! elementwise product becomes α² matrix products: with U[c][ξ][f] = (G w_fc Gᵀ)_ξ and
+//! V[t][ξ][c] = (Bᵀ D_tc B)_ξ for every tile t of every image, M_ξ = V_ξ·U_ξ (tiles × F),
+//! and Y_tf = Aᵀ M[t][·][f] A.
 //!
 //! The gradients are the same trilinear form read the other way. With the upstream gradient
-//! of an output tile Gr, its transform Ũ[ξ][t][f] = (A Gr Aᵀ)_ξ (the adjoint of the output
+//! of an output tile Gr, its transform Ũ[t][ξ][f] = (A Gr Aᵀ)_ξ (the adjoint of the output
 //! transform):
 //!
 //! ```text
@@ -50,7 +50,11 @@
 //!
 //! # Layouts (all row-major; NT = batch · tiles per image, tile t = ti·TW + tj)
 //!
-//! U: [α², C, F]; V, Mx: [α², NT, C]; M, Ũ: [α², NT, F]; Mw: [α², C, F].
+//! U, Mw: [C, α², F]; V, Mx: [NT, α², C]; M, Ũ: [NT, α², F]. Matrix ξ of U is then the C × F
+//! matrix at offset ξ·F with row stride α²·F. (With ξ outermost the α² matrices of a tile
+//! would lie a whole matrix apart — for AlexNet's layers a multiple of 4 KiB, so the 36 or 64
+//! vectors a tile transform stores or loads would all fall in the same set of the L1 cache:
+//! measured 3–10× slower transforms.)
 
 /// An F(m×m, r×r) algorithm: m×m output tiles of an r×r filter.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -135,17 +139,17 @@ impl Tile {
 /// The six tile transforms (each X ↦ L X Lᵀ over every tile, see the module documentation).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Transform {
-    /// w [F, C, r, r] → U [α², C, F]:  G w Gᵀ.
+    /// w [F, C, r, r] → U [C, α², F]:  G w Gᵀ.
     Filter,
-    /// Mw [α², C, F] → dw [F, C, r, r]:  Gᵀ Mw G.
+    /// Mw [C, α², F] → dw [F, C, r, r]:  Gᵀ Mw G.
     FilterAdjoint,
-    /// x [N, C, H, W] → V [α², NT, C]:  Bᵀ D B of every (zero-padded) α×α input tile.
+    /// x [N, C, H, W] → V [NT, α², C]:  Bᵀ D B of every (zero-padded) α×α input tile.
     Input,
-    /// Mx [α², NT, C] → dx [N, C, H, W]:  B Mx Bᵀ, the tiles added up (dx is overwritten).
+    /// Mx [NT, α², C] → dx [N, C, H, W]:  B Mx Bᵀ, the tiles added up (dx is overwritten).
     InputAdjoint,
-    /// M [α², NT, F] → y [N, F, OH, OW]:  Aᵀ M A, cut at the output's edges.
+    /// M [NT, α², F] → y [N, F, OH, OW]:  Aᵀ M A, cut at the output's edges.
     Output,
-    /// g [N, F, OH, OW] → Ũ [α², NT, F]:  A Gr Aᵀ of every m×m tile of g (zero past the edges).
+    /// g [N, F, OH, OW] → Ũ [NT, α², F]:  A Gr Aᵀ of every m×m tile of g (zero past the edges).
     OutputAdjoint,
 }
 
@@ -247,15 +251,27 @@ impl Geometry {
     }
 }
 
+/// The transpose of a `rows` × `cols` row-major matrix (for the transform symbols, whose
+/// matrices are constants of their code).
+pub(crate) const fn transposed<const N: usize>(x: [f64; N], rows: usize, cols: usize) -> [f64; N] {
+    let mut out = [0.0; N];
+    let mut i = 0;
+    while i < rows * cols {
+        out[(i % cols) * rows + i / cols] = x[i];
+        i += 1;
+    }
+    out
+}
+
 // The matrices, from Toom-Cook at the points named (derived with exact fractions and checked
 // by `tests/winograd.rs` against direct convolution). Row-major.
 
 // F(2, 3): points 0, 1, −1, ∞.
-const AT_2_3: [f64; 8] = [
+pub(crate) const AT_2_3: [f64; 8] = [
     1.0, 1.0, 1.0, 0.0, //
     0.0, 1.0, -1.0, 1.0,
 ];
-const G_2_3: [f64; 12] = [
+pub(crate) const G_2_3: [f64; 12] = [
     1.0,
     0.0,
     0.0, //
@@ -269,7 +285,7 @@ const G_2_3: [f64; 12] = [
     0.0,
     -1.0,
 ];
-const BT_2_3: [f64; 16] = [
+pub(crate) const BT_2_3: [f64; 16] = [
     1.0, 0.0, -1.0, 0.0, //
     0.0, 1.0, 1.0, 0.0, //
     0.0, 1.0, -1.0, 0.0, //
@@ -277,13 +293,13 @@ const BT_2_3: [f64; 16] = [
 ];
 
 // F(4, 3) and F(2, 5): points 0, 1, −1, 2, −2, ∞ (the same Bᵀ).
-const AT_4_3: [f64; 24] = [
+pub(crate) const AT_4_3: [f64; 24] = [
     1.0, 1.0, 1.0, 1.0, 1.0, 0.0, //
     0.0, 1.0, -1.0, 2.0, -2.0, 0.0, //
     0.0, 1.0, 1.0, 4.0, 4.0, 0.0, //
     0.0, 1.0, -1.0, 8.0, -8.0, 1.0,
 ];
-const G_4_3: [f64; 18] = [
+pub(crate) const G_4_3: [f64; 18] = [
     1.0 / 4.0,
     0.0,
     0.0, //
@@ -303,11 +319,11 @@ const G_4_3: [f64; 18] = [
     0.0,
     1.0,
 ];
-const AT_2_5: [f64; 12] = [
+pub(crate) const AT_2_5: [f64; 12] = [
     1.0, 1.0, 1.0, 1.0, 1.0, 0.0, //
     0.0, 1.0, -1.0, 2.0, -2.0, 1.0,
 ];
-const G_2_5: [f64; 30] = [
+pub(crate) const G_2_5: [f64; 30] = [
     1.0 / 4.0,
     0.0,
     0.0,
@@ -339,7 +355,7 @@ const G_2_5: [f64; 30] = [
     0.0,
     1.0,
 ];
-const BT_6: [f64; 36] = [
+pub(crate) const BT_6: [f64; 36] = [
     4.0, 0.0, -5.0, 0.0, 1.0, 0.0, //
     0.0, 4.0, 4.0, -1.0, -1.0, 0.0, //
     0.0, 4.0, -4.0, -1.0, 1.0, 0.0, //
@@ -349,7 +365,7 @@ const BT_6: [f64; 36] = [
 ];
 
 // F(4, 5): points 0, 1, −1, 2, −2, ½, −½, ∞.
-const AT_4_5: [f64; 32] = [
+pub(crate) const AT_4_5: [f64; 32] = [
     1.0,
     1.0,
     1.0,
@@ -383,7 +399,7 @@ const AT_4_5: [f64; 32] = [
     -1.0 / 8.0,
     1.0,
 ];
-const G_4_5: [f64; 40] = [
+pub(crate) const G_4_5: [f64; 40] = [
     1.0 / 4.0,
     0.0,
     0.0,
@@ -425,7 +441,7 @@ const G_4_5: [f64; 40] = [
     0.0,
     -1.0 / 4.0,
 ];
-const BT_4_5: [f64; 64] = [
+pub(crate) const BT_4_5: [f64; 64] = [
     4.0, 0.0, -21.0, 0.0, 21.0, 0.0, -4.0, 0.0, //
     0.0, 4.0, 4.0, -17.0, -17.0, 4.0, 4.0, 0.0, //
     0.0, 4.0, -4.0, -17.0, 17.0, 4.0, -4.0, 0.0, //

@@ -32,7 +32,6 @@ impl Emitter<'_> {
         let sandwich = |e: &mut Self| e.tile_sandwich(&l, p, q, xs, ts, ys);
         let (th, tw) = g.tiles_hw();
         let tiles = g.tiles() as i64;
-        let nt_all = self.b.ins().imul_imm_s(n, tiles);
         // Tile (ti, tj) of image `img`: its index among all the batch's tiles.
         let tile_index = |e: &mut Self, img: Value, ti: Value, tj: Value| {
             let t = e.b.ins().imul_imm_s(img, tiles);
@@ -40,10 +39,10 @@ impl Emitter<'_> {
             let t = e.b.ins().iadd(t, row);
             e.b.ins().iadd(t, tj)
         };
-        // Element (ξ, nt, c) of a [α², NT, channels] matrix batch.
-        let domain = |e: &mut Self, base: Value, xi: Value, nt: Value, c0: Value, channels: usize| {
-            let i = e.b.ins().imul(xi, nt_all);
-            let i = e.b.ins().iadd(i, nt);
+        // Element (row, ξ, c) of a [rows, α², channels] batch of matrices.
+        let domain = |e: &mut Self, base: Value, row: Value, xi: Value, c0: Value, channels: usize| {
+            let i = e.b.ins().imul_imm_s(row, (a * a) as i64);
+            let i = e.b.ins().iadd(i, xi);
             let i = e.b.ins().imul_imm_s(i, channels as i64);
             let i = e.b.ins().iadd(i, c0);
             e.elem(base, i)
@@ -65,21 +64,13 @@ impl Emitter<'_> {
                 sandwich(e);
                 e.for_n(alpha2, |e, xi| {
                     let v = e.slot_load(ys, xi);
-                    let i = e.b.ins().imul_imm_s(xi, g.c as i64);
-                    let i = e.b.ins().iadd(i, c);
-                    let i = e.b.ins().imul_imm_s(i, g.f as i64);
-                    let i = e.b.ins().iadd(i, f0);
-                    let p = e.elem(pd, i);
+                    let p = domain(e, pd, c, xi, f0, g.f);
                     e.store_lanes(mode, v, p);
                 });
             }),
             Transform::FilterAdjoint => self.per_channel(g, &|e, c, f0, mode| {
                 e.for_n(alpha2, |e, xi| {
-                    let i = e.b.ins().imul_imm_s(xi, g.c as i64);
-                    let i = e.b.ins().iadd(i, c);
-                    let i = e.b.ins().imul_imm_s(i, g.f as i64);
-                    let i = e.b.ins().iadd(i, f0);
-                    let p = e.elem(ps, i);
+                    let p = domain(e, ps, c, xi, f0, g.f);
                     let v = e.load_lanes(mode, p);
                     e.slot_store(v, xs, xi);
                 });
@@ -112,7 +103,7 @@ impl Emitter<'_> {
                 let nt = tile_index(e, img, ti, tj);
                 e.for_n(alpha2, |e, xi| {
                     let v = e.slot_load(ys, xi);
-                    let p = domain(e, pd, xi, nt, c0, g.c);
+                    let p = domain(e, pd, nt, xi, c0, g.c);
                     e.store_lanes(mode, v, p);
                 });
             }),
@@ -122,7 +113,7 @@ impl Emitter<'_> {
                 self.per_tile(n, g.c, (th, tw), &|e, img, c0, (ti, tj), mode| {
                     let nt = tile_index(e, img, ti, tj);
                     e.for_n(alpha2, |e, xi| {
-                        let p = domain(e, ps, xi, nt, c0, g.c);
+                        let p = domain(e, ps, nt, xi, c0, g.c);
                         let v = e.load_lanes(mode, p);
                         e.slot_store(v, xs, xi);
                     });
@@ -145,7 +136,7 @@ impl Emitter<'_> {
             Transform::Output => self.per_tile(n, g.f, (th, tw), &|e, img, f0, (ti, tj), mode| {
                 let nt = tile_index(e, img, ti, tj);
                 e.for_n(alpha2, |e, xi| {
-                    let p = domain(e, ps, xi, nt, f0, g.f);
+                    let p = domain(e, ps, nt, xi, f0, g.f);
                     let v = e.load_lanes(mode, p);
                     e.slot_store(v, xs, xi);
                 });
@@ -181,7 +172,7 @@ impl Emitter<'_> {
                 let nt = tile_index(e, img, ti, tj);
                 e.for_n(alpha2, |e, xi| {
                     let v = e.slot_load(ys, xi);
-                    let p = domain(e, pd, xi, nt, f0, g.f);
+                    let p = domain(e, pd, nt, xi, f0, g.f);
                     e.store_lanes(mode, v, p);
                 });
             }),

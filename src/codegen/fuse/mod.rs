@@ -454,11 +454,15 @@ impl<'g> Fuser<'g> {
         let count = tile.alpha().pow(2);
         let nt = batch.scale(wg.tiles() as i64);
         let (cm, fm) = (Mono::known(c as i64), Mono::known(f as i64));
-        // A batch of α² `rows` × `cols` matrices: row-major, or (`transposed`) each stored as
-        // its cols × rows transpose, row-major.
+        // The α² `rows` × `cols` matrices of a [rows, α², cols] buffer (`runtime::winograd`'s
+        // layouts), or (`transposed`) of a [cols, α², rows] one.
         let batched = |a: &Access, rows: &Mono, cols: &Mono, transposed: bool| {
-            let (rs, cs) = if transposed { (Mono::one(), rows.clone()) } else { (cols.clone(), Mono::one()) };
-            Access { strides: vec![rows.mul(cols), rs, cs], ..a.clone() }
+            let strides = if transposed {
+                vec![rows.clone(), Mono::one(), rows.scale(count as i64)]
+            } else {
+                vec![cols.clone(), cols.scale(count as i64), Mono::one()]
+            };
+            Access { strides, ..a.clone() }
         };
         let (product, back) = match op {
             // M_ξ (NT × F) = V_ξ (NT × C) · U_ξ (C × F), then Aᵀ M A

@@ -1,13 +1,14 @@
 //! The two single-threaded GEMM libraries under the GEMM and convolution symbols, and which
 //! of them multiplies a given shape.
 //!
-//! - `matrixmultiply` (0.3): 256-bit AVX2/FMA kernels, packs both operands.
+//! - `matrixmultiply` (0.3): packs both operands; chooses AVX-512, AVX2+FMA or SSE kernels at
+//!   run time.
 //! - `gemm-f32` / `gemm-f64` (0.19, the `gemm` crate's real-valued kernels, with its `x86-v4`
 //!   feature): chooses AVX-512, AVX2+FMA or scalar kernels at run time by CPU detection, and
 //!   skips packing where it does not pay.
 //!
 //! Neither is faster everywhere (`cargo bench --bench kernels`, "GEMM libraries"; the figures
-//! are in `Library::for_shape`). The choice is a function of the product's shape alone, and
+//! are in `Library::for_product`). The choice is a function of the product's shape alone, and
 //! it is made only for products that run whole on one thread (the convolution symbol's
 //! per-image products, the batched symbol's products): the `gemm` crate rounds an element
 //! differently depending on the block it computes it in, so a product that the GEMM symbol
@@ -27,17 +28,19 @@ impl Library {
     /// Both, for benchmarks and tests.
     pub const ALL: [Library; 2] = [Library::MatrixMultiply, Library::GemmCrate];
 
-    /// The faster library for an (m × k)·(k × n) product. Measured on the 2-core Zen 4 VM
-    /// (AVX-512, one thread, f32, best of 5; `cargo bench --bench kernels`):
-    /// `matrixmultiply` keeps the products with at most 16 rows or columns of C (the dense
-    /// layers at batch 8: memory-bound, its packed 8×16 kernel streams the weights faster)
-    /// and the deep square-ish ones where both are at the core's peak; `gemm` takes the
-    /// products with a short inner dimension or a thin side (im2col of a first layer, K = 27:
-    /// 2.3×; per-image convolutions of a small CNN and the Winograd products: 1.1–1.8×).
-    pub fn for_shape(m: usize, k: usize, n: usize) -> Library {
-        if m.min(n) <= 16 || k == 0 {
-            Library::MatrixMultiply
-        } else if k <= 512 || m.min(n) <= 256 {
+    /// The faster library for an (m × k)·(k × n) product whose B is stored row-major, or
+    /// transposed (`b_transposed`: column-major, as the filter gradient's columnsᵀ).
+    ///
+    /// Measured on the 2-core Zen 4 VM (AVX-512; f32, one thread, least CPU time of 9 calls
+    /// in two runs, `cargo bench --bench kernels -- --libraries`): matrixmultiply 0.3 runs
+    /// AVX-512 kernels here (100–150 GFLOP/s on these shapes) and is faster on almost every
+    /// product — 1.1–2× on the Winograd products and the dense layers, 3–6× on short or thin
+    /// ones (K = 27 or 32, N = 16). The gemm crate wins (1.13–1.28×) only on products with B
+    /// transposed over a long inner dimension: the per-image filter gradients of convolutions
+    /// with many output pixels (AlexNet's conv1 and conv2, k = 3025 and 729; the CIFAR CNN's
+    /// conv1, k = 1024); with k = 169 (AlexNet's conv3–5) or a dense layer's k = 256 it loses.
+    pub fn for_product(_m: usize, k: usize, _n: usize, b_transposed: bool) -> Library {
+        if b_transposed && k >= 512 {
             Library::GemmCrate
         } else {
             Library::MatrixMultiply

@@ -34,7 +34,7 @@
 //!
 //! The batched GEMM symbols ([`netc_gemm_batch_f32`], the Winograd domain's α² products)
 //! and the convolution symbols run each product whole on one thread, so they can take the
-//! faster library for the shape ([`Library::for_shape`]): the `gemm` crate, whose results
+//! faster library for the shape ([`Library::for_product`]): the `gemm` crate, whose results
 //! depend on how a product is cut, is used only where nothing is cut.
 
 use crate::runtime::threads::{self, Pool};
@@ -473,7 +473,8 @@ unsafe fn gemm_batch<T: Float>(pool: &Pool, count: i64, [sa, sb, sc]: [i64; 3], 
         return;
     }
     let args = GemmArgs { k: args.k.max(0), ..args };
-    let lib = Library::for_shape(args.m as usize, args.k as usize, args.n as usize);
+    let b_transposed = args.b.rs.unsigned_abs() < args.b.cs.unsigned_abs();
+    let lib = Library::for_product(args.m as usize, args.k as usize, args.n as usize, b_transposed);
     let shared = Shared(args);
     let one = |i: usize| {
         let g = shared.get();

@@ -24,7 +24,7 @@ use std::cell::RefCell;
 
 use super::Float;
 use crate::runtime::threads::Pool;
-use crate::runtime::winograd::{Geometry, Tile, Transform};
+use crate::runtime::winograd::{Geometry, Transform};
 
 /// Symbol of the f32 transforms.
 pub const WINOGRAD_F32: &str = "netc_winograd_f32";
@@ -34,9 +34,6 @@ pub const WINOGRAD_F64: &str = "netc_winograd_f64";
 /// Channels transformed at once (one 512-bit vector of f32).
 const LANES: usize = 16;
 type Lanes<T> = [T; LANES];
-
-/// A tile of lane vectors, large enough for the largest (α = 8) tile.
-type TileBuf<T> = [Lanes<T>; 64];
 
 /// The transforms of f32 data, see the module documentation.
 ///
@@ -104,23 +101,70 @@ fn get<T: Float>(dst: &mut Lanes<T>, src: &[T], at: usize, nb: usize) {
     }
 }
 
-/// The matrix L of a transform (p×q, row-major) converted to `T`.
-struct Mat<T> {
-    e: [T; 64],
-    p: usize,
-    q: usize,
+/// A transform's matrix L (p×q, row-major) as constants of the code: one type per transform
+/// and tile (`tile!`), so that the two passes of X ↦ L X Lᵀ unroll into multiply-adds by
+/// constants, with no code for the zero coefficients.
+trait Coeffs {
+    const P: usize;
+    const Q: usize;
+    const L: &'static [f64];
 }
 
-impl<T: Float> Mat<T> {
-    fn new(tile: Tile, op: Transform) -> Mat<T> {
-        let (values, p, q) = tile.matrix(op);
-        let mut e = [T::ZERO; 64];
-        for (d, &s) in e.iter_mut().zip(&values) {
-            *d = T::from_f64(s);
-        }
-        Mat { e, p, q }
-    }
+/// The six matrices of one tile.
+trait TileCoeffs {
+    /// G (α×r): the filter transform.
+    type G: Coeffs;
+    /// Gᵀ (r×α): the filter adjoint.
+    type Gt: Coeffs;
+    /// Bᵀ (α×α): the input transform.
+    type Bt: Coeffs;
+    /// B (α×α): the input adjoint.
+    type B: Coeffs;
+    /// Aᵀ (m×α): the output transform.
+    type At: Coeffs;
+    /// A (α×m): the output adjoint.
+    type A: Coeffs;
 }
+
+macro_rules! tile {
+    ($module:ident, $m:literal, $r:literal, $at:ident, $g:ident, $bt:ident) => {
+        mod $module {
+            use super::{Coeffs, TileCoeffs};
+            use crate::runtime::winograd::{transposed, $at, $bt, $g};
+            const ALPHA: usize = $m + $r - 1;
+            macro_rules! matrix {
+                ($name:ident, $p:expr, $q:expr, $l:expr) => {
+                    pub struct $name;
+                    impl Coeffs for $name {
+                        const P: usize = $p;
+                        const Q: usize = $q;
+                        const L: &'static [f64] = &$l;
+                    }
+                };
+            }
+            matrix!(G, ALPHA, $r, $g);
+            matrix!(Gt, $r, ALPHA, transposed($g, ALPHA, $r));
+            matrix!(Bt, ALPHA, ALPHA, $bt);
+            matrix!(B, ALPHA, ALPHA, transposed($bt, ALPHA, ALPHA));
+            matrix!(At, $m, ALPHA, $at);
+            matrix!(A, ALPHA, $m, transposed($at, $m, ALPHA));
+            pub struct Tile;
+            impl TileCoeffs for Tile {
+                type G = G;
+                type Gt = Gt;
+                type Bt = Bt;
+                type B = B;
+                type At = At;
+                type A = A;
+            }
+        }
+    };
+}
+
+tile!(f2x3, 2, 3, AT_2_3, G_2_3, BT_2_3);
+tile!(f4x3, 4, 3, AT_4_3, G_4_3, BT_6);
+tile!(f2x5, 2, 5, AT_2_5, G_2_5, BT_6);
+tile!(f4x5, 4, 5, AT_4_5, G_4_5, BT_4_5);
 
 /// Which instructions the work items were compiled for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -151,8 +195,6 @@ impl Isa {
 struct Job<'a, T> {
     op: Transform,
     g: Geometry,
-    n: usize,
-    l: Mat<T>,
     src: &'a [T],
     dst: Out<T>,
 }
@@ -175,14 +217,15 @@ unsafe fn transform<T: Float>(pool: &Pool, op: i64, geom: *const i64, batch: i64
     }
     // SAFETY: the caller guarantees `src_len` readable elements that nobody writes.
     let src = unsafe { std::slice::from_raw_parts(src, src_len) };
-    let job = Job { op, g, n, l: Mat::new(g.tile, op), src, dst: Out(dst) };
+    let job = Job { op, g, src, dst: Out(dst) };
     let items = match op {
         Transform::Filter | Transform::FilterAdjoint => g.c,
         Transform::Input | Transform::InputAdjoint => n * g.c.div_ceil(LANES),
         Transform::Output | Transform::OutputAdjoint => n * g.f.div_ceil(LANES),
     };
     let parts = items.min(pool.threads().max(1) * 4).max(1);
-    let isa = Isa::detect();
+    // f64 (tests, gradient checks) keeps the portable build: a third of the code.
+    let isa = if std::mem::size_of::<T>() == 4 { Isa::detect() } else { Isa::Baseline };
     let run = |part: usize| {
         T::planes(|plane| {
             for item in part * items / parts..(part + 1) * items / parts {
@@ -231,65 +274,82 @@ unsafe fn item_avx512<T: Float>(job: &Job<'_, T>, item: usize, plane: &mut Vec<T
 /// without its caller's target features unless it happens to be inlined.)
 #[inline(always)]
 fn item_body<T: Float>(job: &Job<'_, T>, item: usize, plane: &mut Vec<T>) {
-    let g = &job.g;
-    let (c_blocks, f_blocks) = (g.c.div_ceil(LANES), g.f.div_ceil(LANES));
-    match job.op {
-        Transform::Filter => filter(job, item),
-        Transform::FilterAdjoint => filter_adjoint(job, item),
-        Transform::Input => input(job, item / c_blocks, item % c_blocks * LANES, plane),
-        Transform::InputAdjoint => input_adjoint(job, item / c_blocks, item % c_blocks * LANES, plane),
-        Transform::Output => output(job, item / f_blocks, item % f_blocks * LANES, plane),
-        Transform::OutputAdjoint => output_adjoint(job, item / f_blocks, item % f_blocks * LANES, plane),
+    // `Geometry::from_array` admits only the tiles of `Tile::ALL`.
+    match (job.g.tile.m, job.g.tile.r) {
+        (2, 3) => item_tile::<T, f2x3::Tile>(job, item, plane),
+        (4, 3) => item_tile::<T, f4x3::Tile>(job, item, plane),
+        (2, 5) => item_tile::<T, f2x5::Tile>(job, item, plane),
+        _ => item_tile::<T, f4x5::Tile>(job, item, plane),
     }
 }
 
-/// out (p×p) = L X Lᵀ for X q×q, X[k][j] = xs[x(k, j)]; `t` is scratch. Each pass adds one
-/// input vector times a column of L into every output it feeds (the outputs are independent
-/// sums, so their additions overlap in the pipeline); zero coefficients are skipped (so
-/// 0·∞ never makes a NaN where the dense product would).
 #[inline(always)]
-fn sandwich<T: Float>(
-    l: &Mat<T>,
-    xs: &[Lanes<T>],
-    x: impl Fn(usize, usize) -> usize,
-    t: &mut TileBuf<T>,
-    out: &mut TileBuf<T>,
+fn item_tile<T: Float, K: TileCoeffs>(job: &Job<'_, T>, item: usize, plane: &mut Vec<T>) {
+    let g = &job.g;
+    let (c_blocks, f_blocks) = (g.c.div_ceil(LANES), g.f.div_ceil(LANES));
+    match job.op {
+        Transform::Filter => filter::<T, K::G>(job, item),
+        Transform::FilterAdjoint => filter_adjoint::<T, K::Gt>(job, item),
+        Transform::Input => input::<T, K::Bt>(job, item / c_blocks, item % c_blocks * LANES, plane),
+        Transform::InputAdjoint => input_adjoint::<T, K::B>(job, item / c_blocks, item % c_blocks * LANES, plane),
+        Transform::Output => output::<T, K::At>(job, item / f_blocks, item % f_blocks * LANES, plane),
+        Transform::OutputAdjoint => output_adjoint::<T, K::A>(job, item / f_blocks, item % f_blocks * LANES, plane),
+    }
+}
+
+/// The intermediate M X of `sandwich`: column j in [j][..p]. Kept by the caller across calls
+/// (every element used is written before it is read: zeroing 4 KiB per tile cost more than the
+/// arithmetic).
+type Columns<T> = [[Lanes<T>; 8]; 8];
+
+/// M X Mᵀ (p×p) for X q×q, X[k][j] = `x(k, j)`, each result element (i, j) handed to `sink`.
+/// Each pass keeps the p sums it is building in registers (independent, so their additions
+/// overlap) and adds an input vector times the constant column of M into each; zero
+/// coefficients have no code (and so 0·∞ never makes a NaN where the dense product would).
+/// The only memory in between is the p×q intermediate, one stack buffer (two 4 KiB buffers
+/// read and written in turn would alias in the store-to-load forwarding of x86 cores, whose
+/// addresses compare modulo 4 KiB: measured 5–10× slower).
+#[inline(always)]
+fn sandwich<T: Float, M: Coeffs>(
+    t: &mut Columns<T>,
+    x: impl Fn(usize, usize) -> Lanes<T>,
+    mut sink: impl FnMut(usize, usize, &Lanes<T>),
 ) {
-    let (p, q) = (l.p, l.q);
-    // t = L X (p×q), a column j at a time
-    for j in 0..q {
-        for i in 0..p {
-            t[i * q + j] = [T::ZERO; LANES];
-        }
+    let (p, q) = (M::P, M::Q);
+    // t = M X
+    for (j, column) in t.iter_mut().enumerate().take(q) {
         for k in 0..q {
-            let v = xs[x(k, j)];
-            for i in 0..p {
-                let c = l.e[i * q + k];
-                if c != T::ZERO {
-                    let acc = &mut t[i * q + j];
+            let v = x(k, j);
+            for (i, acc) in column.iter_mut().enumerate().take(p) {
+                let c = M::L[i * q + k];
+                if c != 0.0 {
+                    let c = T::from_f64(c);
                     for z in 0..LANES {
-                        acc[z] = acc[z] + c * v[z];
+                        acc[z] = if k == 0 { c * v[z] } else { acc[z] + c * v[z] };
                     }
+                } else if k == 0 {
+                    *acc = [T::ZERO; LANES];
                 }
             }
         }
     }
-    // out = t Lᵀ (p×p), a row i at a time
+    // t Mᵀ, a row i at a time
     for i in 0..p {
-        for j in 0..p {
-            out[i * p + j] = [T::ZERO; LANES];
-        }
-        for k in 0..q {
-            let v = t[i * q + k];
-            for j in 0..p {
-                let c = l.e[j * q + k];
-                if c != T::ZERO {
-                    let acc = &mut out[i * p + j];
+        let mut acc = [[T::ZERO; LANES]; 8];
+        for (k, column) in t.iter().enumerate().take(q) {
+            let v = column[i];
+            for (j, acc) in acc.iter_mut().enumerate().take(p) {
+                let c = M::L[j * q + k];
+                if c != 0.0 {
+                    let c = T::from_f64(c);
                     for z in 0..LANES {
                         acc[z] = acc[z] + c * v[z];
                     }
                 }
             }
+        }
+        for (j, acc) in acc.iter().enumerate().take(p) {
+            sink(i, j, acc);
         }
     }
 }
@@ -302,53 +362,67 @@ fn zeroed<T: Float>(plane: &mut Vec<T>, len: usize) -> &mut [Lanes<T>] {
     plane.as_chunks_mut::<LANES>().0
 }
 
-/// Filter transform of input channel `c`: U[ξ][c][f] = (G w_fc Gᵀ)_ξ for every f.
+/// `nb` lanes from `src[at..]`, the others zero.
 #[inline(always)]
-fn filter<T: Float>(job: &Job<'_, T>, c: usize) {
+fn lanes_at<T: Float>(src: &[T], at: usize, nb: usize) -> Lanes<T> {
+    let mut v = [T::ZERO; LANES];
+    get(&mut v, src, at, nb);
+    v
+}
+
+/// `src[at + l·stride]` in lane l < nb, the others zero.
+#[inline(always)]
+fn strided<T: Float>(src: &[T], at: usize, stride: usize, nb: usize) -> Lanes<T> {
+    let mut v = [T::ZERO; LANES];
+    let src = &src[at..at + (nb - 1) * stride + 1];
+    for (l, v) in v.iter_mut().enumerate().take(nb) {
+        *v = src[l * stride];
+    }
+    v
+}
+
+/// Filter transform of input channel `c`: U[c][ξ][f] = (G w_fc Gᵀ)_ξ for every f.
+#[inline(always)]
+fn filter<T: Float, M: Coeffs>(job: &Job<'_, T>, c: usize) {
     let (g, a, r) = (&job.g, job.g.tile.alpha(), job.g.tile.r);
-    let (mut xs, mut t, mut out) = ([[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64]);
+    let mut t: Columns<T> = [[[T::ZERO; LANES]; 8]; 8];
     for f0 in (0..g.f).step_by(LANES) {
         let nb = (g.f - f0).min(LANES);
-        for l in 0..nb {
-            let w = &job.src[((f0 + l) * g.c + c) * r * r..][..r * r];
-            for (k, &v) in w.iter().enumerate() {
-                xs[k][l] = v;
-            }
-        }
-        sandwich(&job.l, &xs, |k, j| k * r + j, &mut t, &mut out);
-        for xi in 0..a * a {
-            // SAFETY: U[ξ][c][f0 .. f0 + nb], written only by this item (channel c).
-            unsafe { job.dst.put((xi * g.c + c) * g.f + f0, &out[xi][..nb]) };
-        }
+        // Filter f0 + l's tap (k, j) in lane l.
+        let first = (f0 * g.c + c) * r * r;
+        let tap = |k: usize, j: usize| strided(job.src, first + k * r + j, g.c * r * r, nb);
+        sandwich::<T, M>(&mut t, tap, |i, j, v| {
+            // SAFETY: U[c][ξ][f0 .. f0 + nb], written only by this item (channel c).
+            unsafe { job.dst.put((c * a * a + i * a + j) * g.f + f0, &v[..nb]) };
+        });
     }
 }
 
-/// Filter adjoint of input channel `c`: dw[f][c] = Gᵀ Mw[·][c][f] G for every f.
+/// Filter adjoint of input channel `c`: dw[f][c] = Gᵀ Mw[c][·][f] G for every f.
 #[inline(always)]
-fn filter_adjoint<T: Float>(job: &Job<'_, T>, c: usize) {
+fn filter_adjoint<T: Float, M: Coeffs>(job: &Job<'_, T>, c: usize) {
     let (g, a, r) = (&job.g, job.g.tile.alpha(), job.g.tile.r);
-    let (mut xs, mut t, mut out) = ([[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64]);
+    let mut t: Columns<T> = [[[T::ZERO; LANES]; 8]; 8];
     for f0 in (0..g.f).step_by(LANES) {
         let nb = (g.f - f0).min(LANES);
-        for (xi, x) in xs.iter_mut().enumerate().take(a * a) {
-            get(x, job.src, (xi * g.c + c) * g.f + f0, nb);
-        }
-        sandwich(&job.l, &xs, |k, j| k * a + j, &mut t, &mut out);
-        let mut w = [T::ZERO; 25];
-        for l in 0..nb {
-            for (k, v) in w.iter_mut().enumerate().take(r * r) {
-                *v = out[k][l];
-            }
-            // SAFETY: dw[f0 + l][c][..], written only by this item (channel c).
-            unsafe { job.dst.put(((f0 + l) * g.c + c) * r * r, &w[..r * r]) };
-        }
+        sandwich::<T, M>(
+            &mut t,
+            |k, j| lanes_at(job.src, (c * a * a + k * a + j) * g.f + f0, nb),
+            |i, j, v| {
+                for (l, &v) in v.iter().enumerate().take(nb) {
+                    // SAFETY: dw[f0 + l][c][i][j], written only by this item (channel c).
+                    unsafe { job.dst.put(((f0 + l) * g.c + c) * r * r + i * r + j, &[v]) };
+                }
+            },
+        );
     }
 }
 
-/// Input transform of channels c0.. of image `img`: V[ξ][nt][c] = (Bᵀ D B)_ξ of every tile.
+/// Input transform of channels c0.. of image `img`: V[nt][ξ][c] = (Bᵀ D B)_ξ of every tile.
 #[inline(always)]
-fn input<T: Float>(job: &Job<'_, T>, img: usize, c0: usize, plane: &mut Vec<T>) {
+fn input<T: Float, M: Coeffs>(job: &Job<'_, T>, img: usize, c0: usize, plane: &mut Vec<T>) {
     let (g, a, m) = (&job.g, job.g.tile.alpha(), job.g.tile.m);
+    let mut t: Columns<T> = [[[T::ZERO; LANES]; 8]; 8];
     let ((hp, wp), (th, tw)) = (g.padded_hw(), g.tiles_hw());
     let nb = (g.c - c0).min(LANES);
     let plane = zeroed(plane, hp * wp);
@@ -361,44 +435,43 @@ fn input<T: Float>(job: &Job<'_, T>, img: usize, c0: usize, plane: &mut Vec<T>) 
             }
         }
     }
-    let (mut t, mut out) = ([[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64]);
-    let nt_all = job.n * g.tiles();
+    let plane = &*plane;
     for ti in 0..th {
         for tj in 0..tw {
-            sandwich(&job.l, plane, |k, j| (ti * m + k) * wp + tj * m + j, &mut t, &mut out);
             let nt = img * g.tiles() + ti * tw + tj;
-            for xi in 0..a * a {
-                // SAFETY: V[ξ][nt][c0 .. c0 + nb], written only by this item.
-                unsafe { job.dst.put((xi * nt_all + nt) * g.c + c0, &out[xi][..nb]) };
-            }
+            sandwich::<T, M>(
+                &mut t,
+                |k, j| plane[(ti * m + k) * wp + tj * m + j],
+                |i, j, v| {
+                    // SAFETY: V[nt][ξ][c0 .. c0 + nb], written only by this item.
+                    unsafe { job.dst.put((nt * a * a + i * a + j) * g.c + c0, &v[..nb]) };
+                },
+            );
         }
     }
 }
 
 /// Input adjoint of channels c0.. of image `img`: dx = the sum over tiles of B Mx Bᵀ.
 #[inline(always)]
-fn input_adjoint<T: Float>(job: &Job<'_, T>, img: usize, c0: usize, plane: &mut Vec<T>) {
+fn input_adjoint<T: Float, M: Coeffs>(job: &Job<'_, T>, img: usize, c0: usize, plane: &mut Vec<T>) {
     let (g, a, m) = (&job.g, job.g.tile.alpha(), job.g.tile.m);
+    let mut t: Columns<T> = [[[T::ZERO; LANES]; 8]; 8];
     let ((hp, wp), (th, tw)) = (g.padded_hw(), g.tiles_hw());
     let nb = (g.c - c0).min(LANES);
     let plane = zeroed(plane, hp * wp);
-    let (mut xs, mut t, mut out) = ([[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64]);
-    let nt_all = job.n * g.tiles();
     for ti in 0..th {
         for tj in 0..tw {
             let nt = img * g.tiles() + ti * tw + tj;
-            for (xi, x) in xs.iter_mut().enumerate().take(a * a) {
-                get(x, job.src, (xi * nt_all + nt) * g.c + c0, nb);
-            }
-            sandwich(&job.l, &xs, |k, j| k * a + j, &mut t, &mut out);
-            for i in 0..a {
-                for j in 0..a {
-                    let (d, s) = (&mut plane[(ti * m + i) * wp + tj * m + j], &out[i * a + j]);
+            sandwich::<T, M>(
+                &mut t,
+                |k, j| lanes_at(job.src, (nt * a * a + k * a + j) * g.c + c0, nb),
+                |i, j, v| {
+                    let d = &mut plane[(ti * m + i) * wp + tj * m + j];
                     for z in 0..LANES {
-                        d[z] = d[z] + s[z];
+                        d[z] = d[z] + v[z];
                     }
-                }
-            }
+                },
+            );
         }
     }
     let mut row = vec![T::ZERO; g.w];
@@ -415,26 +488,21 @@ fn input_adjoint<T: Float>(job: &Job<'_, T>, img: usize, c0: usize, plane: &mut 
 
 /// Output transform of filters f0.. of image `img`: y = Aᵀ M A of every tile, cut at the edges.
 #[inline(always)]
-fn output<T: Float>(job: &Job<'_, T>, img: usize, f0: usize, plane: &mut Vec<T>) {
+fn output<T: Float, M: Coeffs>(job: &Job<'_, T>, img: usize, f0: usize, plane: &mut Vec<T>) {
     let (g, a, m) = (&job.g, job.g.tile.alpha(), job.g.tile.m);
+    let mut t: Columns<T> = [[[T::ZERO; LANES]; 8]; 8];
     let (th, tw) = g.tiles_hw();
     let width = tw * m;
     let nb = (g.f - f0).min(LANES);
     let plane = zeroed(plane, th * m * width);
-    let (mut xs, mut t, mut out) = ([[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64]);
-    let nt_all = job.n * g.tiles();
     for ti in 0..th {
         for tj in 0..tw {
             let nt = img * g.tiles() + ti * tw + tj;
-            for (xi, x) in xs.iter_mut().enumerate().take(a * a) {
-                get(x, job.src, (xi * nt_all + nt) * g.f + f0, nb);
-            }
-            sandwich(&job.l, &xs, |k, j| k * a + j, &mut t, &mut out);
-            for i in 0..m {
-                for j in 0..m {
-                    plane[(ti * m + i) * width + tj * m + j] = out[i * m + j];
-                }
-            }
+            sandwich::<T, M>(
+                &mut t,
+                |k, j| lanes_at(job.src, (nt * a * a + k * a + j) * g.f + f0, nb),
+                |i, j, v| plane[(ti * m + i) * width + tj * m + j] = *v,
+            );
         }
     }
     let mut row = vec![T::ZERO; g.ow];
@@ -449,11 +517,12 @@ fn output<T: Float>(job: &Job<'_, T>, img: usize, f0: usize, plane: &mut Vec<T>)
     }
 }
 
-/// Output adjoint of filters f0.. of image `img`: Ũ[ξ][nt][f] = (A Gr Aᵀ)_ξ of every m×m tile
+/// Output adjoint of filters f0.. of image `img`: Ũ[nt][ξ][f] = (A Gr Aᵀ)_ξ of every m×m tile
 /// of the upstream gradient (zero past its edges).
 #[inline(always)]
-fn output_adjoint<T: Float>(job: &Job<'_, T>, img: usize, f0: usize, plane: &mut Vec<T>) {
+fn output_adjoint<T: Float, M: Coeffs>(job: &Job<'_, T>, img: usize, f0: usize, plane: &mut Vec<T>) {
     let (g, a, m) = (&job.g, job.g.tile.alpha(), job.g.tile.m);
+    let mut t: Columns<T> = [[[T::ZERO; LANES]; 8]; 8];
     let (th, tw) = g.tiles_hw();
     let width = tw * m;
     let nb = (g.f - f0).min(LANES);
@@ -466,16 +535,18 @@ fn output_adjoint<T: Float>(job: &Job<'_, T>, img: usize, f0: usize, plane: &mut
             }
         }
     }
-    let (mut t, mut out) = ([[T::ZERO; LANES]; 64], [[T::ZERO; LANES]; 64]);
-    let nt_all = job.n * g.tiles();
+    let plane = &*plane;
     for ti in 0..th {
         for tj in 0..tw {
-            sandwich(&job.l, plane, |k, j| (ti * m + k) * width + tj * m + j, &mut t, &mut out);
             let nt = img * g.tiles() + ti * tw + tj;
-            for xi in 0..a * a {
-                // SAFETY: Ũ[ξ][nt][f0 .. f0 + nb], written only by this item.
-                unsafe { job.dst.put((xi * nt_all + nt) * g.f + f0, &out[xi][..nb]) };
-            }
+            sandwich::<T, M>(
+                &mut t,
+                |k, j| plane[(ti * m + k) * width + tj * m + j],
+                |i, j, v| {
+                    // SAFETY: Ũ[nt][ξ][f0 .. f0 + nb], written only by this item.
+                    unsafe { job.dst.put((nt * a * a + i * a + j) * g.f + f0, &v[..nb]) };
+                },
+            );
         }
     }
 }
