@@ -21,9 +21,11 @@ SHAPES = {
     "w2": (128, (784,), 10, 0.05),
     "w3": (32, (3, 32, 32), 10, 0.01),
     "w7": (8, (3, 227, 227), 1000, 0.001),
+    "w9": (32, (3, 32, 32), 10, 0.01),
 }
 # The networks, layer by layer, with netc's parameter names: ("dense", W, b),
-# ("conv", W, b, stride, pad), ("relu",), ("pool", size, stride), ("flatten",).
+# ("conv", W, b, stride, pad), ("relu",), ("pool", size, stride), ("flatten",),
+# ("bn", gamma, beta, running mean, running var) (momentum 0.1, eps 1e-5), ("dropout", p).
 def _cnn(*convs):
     out = []
     for i, (stride, pad, pool) in enumerate(convs, 1):
@@ -37,6 +39,10 @@ NETS = {
            ("dense", "dense_3.W", "dense_3.b")],
     "w3": _cnn((1, 1, (2, 2)), (1, 1, (2, 2))) + [("dense", "dense_1.W", "dense_1.b")],
     "w5": _cnn((1, 1, (2, 2))) + [("dense", "dense_1.W", "dense_1.b")],
+    "w9": [op for i in (1, 2) for op in (("conv", f"conv2d_{i}.W", f"conv2d_{i}.b", 1, 1),
+                                          ("bn", *(f"batchnorm_{i}.{t}" for t in ("gamma", "beta", "mean", "var"))),
+                                          ("relu",), ("pool", 2, 2))]
+    + [("flatten",), ("dropout", 0.5), ("dense", "dense_1.W", "dense_1.b")],
     "w7": _cnn((4, 0, (3, 2)), (1, 2, (3, 2)), (1, 1, None), (1, 1, None), (1, 1, (3, 2)))
     + [("dense", "dense_1.W", "dense_1.b"), ("relu",), ("dense", "dense_2.W", "dense_2.b"), ("relu",),
        ("dense", "dense_3.W", "dense_3.b")],
@@ -48,7 +54,12 @@ W12_SAMPLES = 10000
 W12_BATCH = 256
 
 # Timed steps and warm-up steps per process.
-STEPS = {"w2": (100, 10), "w3": (30, 3), "w7": (3, 1)}
+STEPS = {"w2": (100, 10), "w3": (30, 3), "w7": (3, 1), "w9": (30, 3)}
+
+
+def is_state(name):
+    """Batch norm's running statistics: updated by the train step, not by gradients."""
+    return name.endswith((".mean", ".var"))
 
 
 def since_process_start():

@@ -3,9 +3,10 @@
 - spiral_x.npy, spiral_y.npy: the CS231n spiral (100 points x 3 classes, seed 0), for W1;
 - digits_x.npy, digits_y.npy: examples/data/digits.csv scaled by 1/16, for W5;
 - w12_x.npy: W12_SAMPLES standard normal rows of 784 values (seed 12), the inputs of W12;
-- {w1,w2,w3,w5,w7}_init.safetensors: initial weights under netc's parameter names (read from
-  `netc check`): normal(0.01) for the spiral net's matrices as in the lecture, He normal for
-  other matrices and filters, zero biases.
+- {w1,w2,w3,w5,w7,w9}_init.safetensors: initial weights under netc's parameter names (read
+  from `netc check`): normal(0.01) for the spiral net's matrices as in the lecture, He normal
+  for other matrices and filters, zero biases; batch norm's gamma and running variance ones,
+  its beta and running mean zeros (torch's defaults).
 
 Usage: python bench/gen.py NETC_BINARY
 """
@@ -24,16 +25,20 @@ NETS = {
     "w3": "examples/cifar_cnn.net",
     "w5": "bench/w5_digits_cnn.net",
     "w7": "examples/alexnet.net",
+    "w9": "bench/w9_bn_cnn.net",
 }
 
 
 def params(netc, net):
     """(name, shape) of each parameter, as `netc check` prints them."""
     out = subprocess.run([netc, "check", net], cwd=HERE.parent, capture_output=True, text=True, check=True).stdout
-    return [(m[1], tuple(int(d) for d in m[2].split(", "))) for m in re.finditer(r"^    (\S+) \[([\d, ]+)\]$", out, re.M)]
+    pattern = r"^    (\S+) \[([\d, ]+)\](?:  \(state\))?$"  # state (running statistics) is marked
+    return [(m[1], tuple(int(d) for d in m[2].split(", "))) for m in re.finditer(pattern, out, re.M)]
 
 
 def init(name, shape, rng):
+    if name.endswith((".gamma", ".var")):
+        return np.ones(shape, np.float32)
     if len(shape) == 1 or shape[1:] == (1, 1):
         return np.zeros(shape, np.float32)
     if name in ("W1", "W2"):

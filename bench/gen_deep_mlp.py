@@ -1,4 +1,4 @@
-"""W8 of issue #8: write bench/deep/mlp_{10,100,1000}.net, MLPs of that many dense layers
+"""W8 of issue #8: write bench/deep/mlp_N.net (default N = 10, 100, 1000, 2000, 5000, 10000), MLPs of N dense layers
 (width 64, ReLU between them, softmax cross-entropy over 10 classes on the last).
 
 Usage: python bench/gen_deep_mlp.py [LAYERS ...]
@@ -22,5 +22,5 @@ def deep_mlp(layers, width=64):
 if __name__ == "__main__":
     out = Path(__file__).resolve().parent / "deep"
     out.mkdir(exist_ok=True)
-    for n in [int(a) for a in sys.argv[1:]] or [10, 100, 1000]:
+    for n in [int(a) for a in sys.argv[1:]] or [10, 100, 1000, 2000, 5000, 10000]:
         (out / f"mlp_{n}.net").write_text(deep_mlp(n))

@@ -60,7 +60,7 @@ fn gemm_row<T: Element>(m: usize, n: usize, k: usize) {
     let mut g = Graph::new(T::DTYPE);
     let a = g.add_input("a", known(&[m, k]), InputKind::Data);
     let b = g.add_input("b", known(&[k, n]), InputKind::Data);
-    let c = g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[a, b]).unwrap();
+    let c = g.add(Op::matmul(false, false), &[a, b]).unwrap();
     g.outputs = vec![("c".into(), c)];
     let mut f = jit::compile(&g, &CompileOptions::default()).unwrap();
     let (xa, xb) = (random::<T>(m * k, 1), random::<T>(k * n, 2));
@@ -190,7 +190,7 @@ fn fused_row() {
     let x = g.add_input("x", known(&[bsz, k]), InputKind::Data);
     let w = g.add_input("w", known(&[k, n]), InputKind::Data);
     let b = g.add_input("b", known(&[n]), InputKind::Data);
-    let xw = g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[x, w]).unwrap();
+    let xw = g.add(Op::matmul(false, false), &[x, w]).unwrap();
     let z = g.add(Op::Add, &[xw, b]).unwrap();
     let zero = g.constant(0.0);
     let y = g.add(Op::Max, &[zero, z]).unwrap();

@@ -1,4 +1,4 @@
-"""JAX peers of issue #8 (jax.jit of a grad train step): python bench/peer_jax.py w1|w2|w3|w5|w7"""
+"""JAX peers of issue #8 (jax.jit of a grad train step): python bench/peer_jax.py w1|w2|w3|w5|w7|w9"""
 import sys
 import time
 from functools import partial
@@ -11,7 +11,9 @@ from jax import lax
 import common as c
 
 
-def forward(spec, p, x):
+def forward(spec, p, x, train=False, key=None, stats=None):
+    """`train`: batch statistics (the updated running ones go into `stats`) and dropout with
+    `key`, as flax's use_running_average=False / deterministic=False; otherwise inference."""
     for op, *a in spec:
         if op == "dense":
             x = x @ p[a[0]] + p[a[1]]
@@ -25,6 +27,22 @@ def forward(spec, p, x):
             x = lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, a[0], a[0]), (1, 1, a[1], a[1]), "VALID")
         elif op == "flatten":
             x = x.reshape(x.shape[0], -1)
+        elif op == "bn":
+            gamma, beta, mean, var = (p[n] for n in a)
+            axes = tuple(i for i in range(x.ndim) if i != 1)
+            shape = [1, -1] + [1] * (x.ndim - 2)
+            if train:
+                mu, sigma2 = x.mean(axes), x.var(axes)
+                n = x.size // x.shape[1]
+                stats[a[2]] = 0.9 * mean + 0.1 * mu
+                stats[a[3]] = 0.9 * var + 0.1 * sigma2 * (n / (n - 1))
+            else:
+                mu, sigma2 = mean, var
+            scale = lax.rsqrt(sigma2 + 1e-5) * gamma
+            x = (x - mu.reshape(shape)) * scale.reshape(shape) + beta.reshape(shape)
+        elif op == "dropout" and train:
+            key, sub = jax.random.split(key)
+            x = jnp.where(jax.random.bernoulli(sub, 1 - a[0], x.shape), x / (1 - a[0]), 0)
     return x
 
 
@@ -98,6 +116,42 @@ def w5():
     c.report("jax", "w5", seconds=time.perf_counter() - t, test_accuracy=accuracy("w5", p, tx, ty))
 
 
+def bn_steps(workload):
+    """Train steps of a network with batch norm and dropout: the running statistics are state
+    beside the parameters, and each step gets its own dropout key."""
+    spec, lr = c.NETS[workload], c.SHAPES[workload][3]
+    x, y = (jnp.asarray(a) for a in c.batch(workload))
+    w = c.weights(workload)
+    p = {k: v for k, v in w.items() if not c.is_state(k)}
+    s = {k: v for k, v in w.items() if c.is_state(k)}
+
+    def loss_fn(p, s, x, y, key):
+        stats = {}
+        logp = jax.nn.log_softmax(forward(spec, {**p, **s}, x, train=True, key=key, stats=stats))
+        return -jnp.take_along_axis(logp, y[:, None], 1).mean(), stats
+
+    @partial(jax.jit, donate_argnums=(0, 1))
+    def step(p, s, x, y, key):
+        (loss, stats), g = jax.value_and_grad(loss_fn, has_aux=True)(p, s, x, y, key)
+        return jax.tree.map(lambda w, d: w - lr * d, p, g), stats, loss
+
+    root = jax.random.key(0)
+    t = time.perf_counter()
+    p, s, _ = jax.block_until_ready(step(p, s, x, y, jax.random.fold_in(root, 0)))
+    first_call = time.perf_counter() - t
+    first = c.since_process_start()
+    counter = 0
+
+    def train():
+        nonlocal p, s, counter
+        counter += 1
+        p, s, loss = step(p, s, x, y, jax.random.fold_in(root, counter))
+        loss.block_until_ready()
+
+    infer = jax.jit(lambda p, s, x: forward(spec, {**p, **s}, x))
+    c.step_report("jax", workload, train, lambda: infer(p, s, x).block_until_ready(), first, first_call_s=first_call)
+
+
 if __name__ == "__main__":
     w = sys.argv[1]
-    w1() if w == "w1" else w5() if w == "w5" else steps(w)
+    w1() if w == "w1" else w5() if w == "w5" else bn_steps(w) if w == "w9" else steps(w)

@@ -1,4 +1,4 @@
-"""PyTorch eager peers of issue #8: python bench/peer_torch.py w1|w2|w3|w5|w7|w12"""
+"""PyTorch eager peers of issue #8: python bench/peer_torch.py w1|w2|w3|w5|w7|w9|w12"""
 import sys
 import time
 
@@ -12,7 +12,9 @@ torch.set_num_threads(c.THREADS)
 torch.set_num_interop_threads(1)
 
 
-def forward(spec, p, x):
+def forward(spec, p, x, train=True):
+    """`train`: batch statistics (updating the running ones in place) and dropout, as
+    model.train(); otherwise the running statistics and no dropout, as model.eval()."""
     for op, *a in spec:
         if op == "dense":
             x = x @ p[a[0]] + p[a[1]]
@@ -24,15 +26,20 @@ def forward(spec, p, x):
             x = F.max_pool2d(x, a[0], a[1])
         elif op == "flatten":
             x = x.flatten(1)
+        elif op == "bn":
+            gamma, beta, mean, var = (p[n] for n in a)
+            x = F.batch_norm(x, mean, var, gamma, beta, training=train, momentum=0.1, eps=1e-5)
+        elif op == "dropout":
+            x = F.dropout(x, a[0], training=train)
     return x
 
 
 def params(workload):
-    return {k: torch.from_numpy(v).requires_grad_() for k, v in c.weights(workload).items()}
+    return {k: torch.from_numpy(v).requires_grad_(not c.is_state(k)) for k, v in c.weights(workload).items()}
 
 
 def trainer(workload, p, lr, momentum=0.0, l2=0.0):
-    opt = torch.optim.SGD(p.values(), lr=lr, momentum=momentum)
+    opt = torch.optim.SGD([v for k, v in p.items() if not c.is_state(k)], lr=lr, momentum=momentum)
 
     def step(x, y):
         loss = F.cross_entropy(forward(c.NETS[workload], p, x), y)
@@ -48,7 +55,7 @@ def trainer(workload, p, lr, momentum=0.0, l2=0.0):
 
 def accuracy(workload, p, x, y):
     with torch.no_grad():
-        return (forward(c.NETS[workload], p, torch.from_numpy(x)).argmax(1).numpy() == y).mean().item()
+        return (forward(c.NETS[workload], p, torch.from_numpy(x), train=False).argmax(1).numpy() == y).mean().item()
 
 
 def w1():
@@ -72,7 +79,7 @@ def steps(workload):
 
     def infer():
         with torch.no_grad():
-            forward(c.NETS[workload], p, x)
+            forward(c.NETS[workload], p, x, train=False)
 
     c.step_report("torch", workload, lambda: step(x, y), infer, first)
 

@@ -30,11 +30,12 @@ SYSTEMS = {
     "w5": ["netc", "jax", "torch"],
     "w7": ["netc", "jax", "torch"],
     "w8": ["netc"],
+    "w9": ["netc", "jax", "torch"],
     "w12": ["netc", "torch"],
 }
 NETS = {"w1": "bench/w1_spiral.net", "w2": "examples/mlp.net", "w3": "examples/cifar_cnn.net",
-        "w5": "bench/w5_digits_cnn.net", "w7": "examples/alexnet.net"}
-DEEP = [10, 100, 1000]
+        "w5": "bench/w5_digits_cnn.net", "w7": "examples/alexnet.net", "w9": "bench/w9_bn_cnn.net"}
+DEEP = [10, 100, 1000, 2000, 5000, 10000]
 
 
 def commands(system, w):
@@ -124,6 +125,8 @@ ROWS = [
     ("w7", "W7 AlexNet 1st step s", "first_step_s", None, None, None),
     ("w7", "W6/W7 AlexNet peak RSS MiB", "peak_rss_mib", None, None, 512),
     ("w7", "W7 netc peak RSS before inference MiB", "peak_rss_train_mib", None, None, 512),
+    ("w9", "W9 BN + dropout CNN train step ms, vs PyTorch", "step_ms_median", 1.0, "torch", None),
+    ("w9", "W9 BN + dropout CNN inference ms/batch", "infer_ms_median", None, None, None),
     ("w12", "W12 predict mlp.net, 10k samples, process wall s", "wall_s", 1.0, None, None),
     ("w12", "W12 predict mlp.net, forward pass over 10k samples s", "forward_s", 1.0, None, None),
 ]
@@ -172,14 +175,18 @@ def table(results, threads, flops):
 
 
 def w8_table(results):
+    """Linear means: ms per layer within ±30% from 100 to 10,000 layers. The CPU time is shown
+    beside the wall clock, which a loaded machine inflates."""
     out = ["\n### W8 compile scaling (netc, deep MLPs of width 64)\n",
-           "| layers | check ms | compile train step ms | compile inference ms | process start to compiled ms | ms per layer |",
-           "|---|---|---|---|---|---|"]
+           "| layers | check ms | compile train step ms | compile inference ms | process start to compiled ms "
+           "| ms per layer | CPU ms | CPU ms per layer |",
+           "|---|---|---|---|---|---|---|---|"]
     for n in DEEP:
         recs = results.get((f"w8_{n}", "netc", 1), [])
-        total = median(recs, "total_ms")
+        total, cpu = median(recs, "total_ms"), median(recs, "total_cpu_ms")
         out.append(f"| {n} | {fmt(median(recs, 'check_ms'))} | {fmt(median(recs, 'compile_step_ms'))} | "
-                   f"{fmt(median(recs, 'compile_infer_ms'))} | {fmt(total)} | {fmt(total / n if total else None)} |")
+                   f"{fmt(median(recs, 'compile_infer_ms'))} | {fmt(total)} | {fmt(total / n if total else None)} "
+                   f"| {fmt(cpu)} | {fmt(cpu / n if cpu else None)} |")
     return "\n".join(out)
 
 

@@ -127,13 +127,25 @@ pub fn render(diags: &[Diagnostic], file: Option<&SourceFile>, color: bool) -> S
 
 /// The nearest of `candidates` to `name` by edit distance, if it is close enough to suggest.
 pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    let len = name.chars().count();
+    let limit = (len / 3).max(1);
     candidates
         .into_iter()
+        // The distance is at least the difference in length: skip far ones without computing it.
+        .filter(|c| c.len().abs_diff(len) <= limit * 4 && c.chars().count().abs_diff(len) <= limit)
         .map(|c| (edit_distance(name, c), c))
         .filter(|&(d, _)| d <= limit)
-        .min_by_key(|&(d, c)| (d, c.len()))
+        // Ties go to a name of the same case as the asked one (`y` is nearer `x` than the
+        // size `B`), then the shorter, then the first given (callers list the likelier first,
+        // in a fixed order).
+        .min_by_key(|&(d, c)| (d, !same_case(name, c), c.len()))
         .map(|(_, c)| c)
+}
+
+/// Whether two names start with letters of the same case.
+fn same_case(a: &str, b: &str) -> bool {
+    let upper = |s: &str| s.chars().next().is_some_and(char::is_uppercase);
+    upper(a) == upper(b)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -160,5 +172,15 @@ mod tests {
         assert_eq!(nearest("relu", ["relu6", "tanh", "elu"]), Some("elu"));
         assert_eq!(nearest("sigmod", ["sigmoid", "softmax"]), Some("sigmoid"));
         assert_eq!(nearest("xyz", ["sigmoid", "softmax"]), None);
+        // Ties: the typo's case first, then the earlier candidate.
+        assert_eq!(nearest("y", ["B", "x", "a"]), Some("x"));
+        assert_eq!(nearest("y", ["a", "x", "B"]), Some("a"));
+    }
+
+    #[test]
+    fn ties_go_to_the_same_case_then_the_first_given() {
+        assert_eq!(nearest("y", ["B", "x", "a"]), Some("x"));
+        assert_eq!(nearest("y", ["a", "x"]), Some("a"));
+        assert_eq!(nearest("T", ["x", "B"]), Some("B"));
     }
 }

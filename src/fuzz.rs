@@ -87,3 +87,87 @@ fn valid_npy() -> Vec<u8> {
     out.extend_from_slice(&1f32.to_le_bytes());
     out
 }
+
+/// `netc build` of every model of the bytes as a `.net` source (models under a 64 MiB limit):
+/// the header must give every macro and every parameter of a prototype a distinct name (C
+/// names are mangled injectively), and, where a C compiler is installed, compile with
+/// `-Wall -Wextra -Werror -pedantic -std=c99`.
+pub fn build(bytes: &[u8]) {
+    let Ok(src) = std::str::from_utf8(bytes) else { return };
+    let Ok(checked) = crate::frontend::check::check_source(src) else { return };
+    for m in &checked.models {
+        let opts = crate::drivers::object::BuildOptions {
+            model: Some(m.name.clone()),
+            memory_limit: Some(64 << 20),
+            source_name: "fuzz.net".into(),
+            ..Default::default()
+        };
+        if crate::ir::limits::check(&m.graph, 4, 64 << 20, "fuzz").is_err() {
+            continue;
+        }
+        let Ok(built) = crate::drivers::object::build(&checked, &opts) else { continue };
+        if let Err(e) = header_names_are_distinct(&built.header) {
+            panic!("{e}\n{}", built.header);
+        }
+        if let Err(e) = header_compiles(&built.header) {
+            panic!("the header does not compile:\n{e}\n{}", built.header);
+        }
+    }
+}
+
+/// Every `#define` names a different macro, and no prototype names two parameters alike.
+pub fn header_names_are_distinct(header: &str) -> Result<(), String> {
+    let mut macros = std::collections::HashSet::new();
+    for line in header.lines() {
+        if let Some(name) = line.strip_prefix("#define ").and_then(|r| r.split_whitespace().next()) {
+            if !macros.insert(name) {
+                return Err(format!("macro {name} is defined twice"));
+            }
+        }
+        if line.starts_with("void ") || line.starts_with("int64_t ") {
+            let Some(params) = line.split_once('(').and_then(|(_, r)| r.rsplit_once(')')).map(|(p, _)| p) else {
+                continue;
+            };
+            let mut names = std::collections::HashSet::new();
+            for p in params.split(',') {
+                let name = p.trim().rsplit(|c: char| c == '*' || c == ' ').next().unwrap_or("");
+                if !names.insert(name) || macros.contains(name) {
+                    return Err(format!("parameter `{name}` of `{line}` is not distinct"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Compile `header` (included by an empty C file) with `cc -std=c99 -pedantic -Wall
+/// -Wextra -Werror`; Ok if it compiles or no `cc` is installed.
+pub fn header_compiles(header: &str) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("netc-fuzz-{}-cc", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let (h, c) = (dir.join("model.h"), dir.join("main.c"));
+    std::fs::write(&h, header).map_err(|e| e.to_string())?;
+    std::fs::write(&c, "#include \"model.h\"\nint main(void) { return 0; }\n").map_err(|e| e.to_string())?;
+    let out = std::process::Command::new("cc")
+        .args(["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
+        .arg(&c)
+        .output();
+    match out {
+        Err(_) => Ok(()), // no C compiler here
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(String::from_utf8_lossy(&o.stderr).into_owned()),
+    }
+}
+
+/// The REPL: the bytes as a piped session, line by line (`:load` and `:train` lines are
+/// skipped: they read files and train for as long as the file says).
+pub fn repl(bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let script: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with(":load") && !l.trim_start().starts_with(":train"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let _ = crate::commands::repl::run_script(script.as_bytes(), &mut out, &mut err);
+}

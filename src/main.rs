@@ -11,6 +11,7 @@ use netc::commands::train::EngineKind;
 use netc::diag::{self, Diagnostic, SourceFile};
 use netc::frontend::check;
 use netc::frontend::checked::Checked;
+use netc::runtime::files;
 
 #[derive(Parser)]
 #[command(name = "netc", version, about = "A compiler for a small language that describes neural networks")]
@@ -111,6 +112,10 @@ struct BuildArgs {
     /// machine, using its CPU's features).
     #[arg(long, value_name = "TRIPLE")]
     target: Option<String>,
+    /// Refuse models whose parameters need more than this many MiB (default: 3/4 of the
+    /// machine's memory).
+    #[arg(long, value_name = "MIB")]
+    memory_limit: Option<u64>,
     /// How convolutions are computed: auto (Winograd for stride-1 3×3 and 5×5 layers of at
     /// least 16 channels in and out, im2col + GEMM for the rest), direct (im2col + GEMM
     /// everywhere), winograd (every stride-1 3×3 and 5×5 layer), winograd2 / winograd4 (with
@@ -236,6 +241,17 @@ enum Command {
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
     let cli = Cli::parse();
+    // The work runs on a thread with a large stack, so that the deepest expression the parser
+    // accepts (`parser::MAX_NESTING`) is checked without overflowing it. Should the system
+    // refuse such a thread, the work runs here (deep inputs may then overflow).
+    let stack = netc::frontend::parser::STACK_BYTES;
+    match std::thread::Builder::new().name("netc".into()).stack_size(stack).spawn(move || run(cli, started)) {
+        Ok(worker) => worker.join().unwrap_or(ExitCode::from(101)), // a panic was printed already
+        Err(_) => run(Cli::parse(), started),
+    }
+}
+
+fn run(cli: Cli, started: std::time::Instant) -> ExitCode {
     match cli.command {
         Command::Check { file, summary } => cmd_check(&file, summary),
         Command::Summary { file, model, batch } => cmd_summary(&file, model.as_deref(), batch),
@@ -271,7 +287,20 @@ fn cmd_build(args: &BuildArgs) -> ExitCode {
         target: args.target.clone(),
         source_name: file.display().to_string(),
         conv: args.conv,
+        memory_limit: args.memory_limit.map(|m| m.saturating_mul(1 << 20)),
     };
+    let mut inputs = vec![file];
+    inputs.extend(args.weights.as_deref());
+    // The outputs' paths are known before compiling when -o is given; check them first.
+    let refuse = |path: &Path, e: files::WriteError| {
+        fail(&[Diagnostic::new("E-build", format!("cannot write {}: {e}", path.display()))], file, None)
+    };
+    if let Some(object) = &args.output {
+        let header = args.header.clone().unwrap_or_else(|| object.with_extension("h"));
+        if let Err((path, e)) = files::check_output_paths(&[object, &header], &inputs) {
+            return refuse(&path, e);
+        }
+    }
     let built = match netc::drivers::object::build(&checked, &opts) {
         Ok(b) => b,
         Err(d) => return fail(&[d], file, None),
@@ -287,7 +316,7 @@ fn cmd_build(args: &BuildArgs) -> ExitCode {
             }
         }
     }
-    if let Err(d) = netc::drivers::object::write(&built, &object, &header) {
+    if let Err(d) = netc::drivers::object::write(&built, &object, &header, &inputs) {
         return fail(&[d], file, None);
     }
     eprintln!(
@@ -309,27 +338,11 @@ fn fail(diags: &[Diagnostic], file: &Path, src: Option<&str>) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// Read a source file; a missing file or invalid UTF-8 is a diagnostic.
+/// Read a source file: a missing file, one that is not a regular file (a device, a FIFO),
+/// one over `files::MAX_SOURCE_BYTES` or invalid UTF-8 is a diagnostic.
 fn read_source(file: &Path) -> Result<String, Diagnostic> {
-    let bytes = std::fs::read(file)
-        .map_err(|e| Diagnostic::new("E-io", format!("cannot read {}: {}", file.display(), io_reason(&e))))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let src = String::from_utf8_lossy(e.as_bytes());
-        let line = src[..at.min(src.len())].lines().count().max(1);
-        Diagnostic::new(
-            "E-io",
-            format!("{} is not UTF-8 text: invalid byte at offset {at} (line {line})", file.display()),
-        )
-    })
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
+    netc::runtime::files::read_text(file, netc::runtime::files::MAX_SOURCE_BYTES)
+        .map_err(|m| Diagnostic::new("E-io", m))
 }
 
 /// Read, parse and check a file, or report why not.
@@ -533,46 +546,56 @@ fn cmd_graph(file: &Path, format: GraphFormat, output: Option<&Path>, o: &GraphO
         GraphFormat::Dot => picture.dot,
         GraphFormat::Text => picture.text,
     };
-    match output {
-        None => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Some(out) if format_is_dot && out.extension().is_some_and(|e| e == "svg") => {
-            let dot_path = out.with_extension("dot");
-            if let Err(e) = std::fs::write(&dot_path, &text) {
-                return fail(
-                    &[Diagnostic::new("E-io", format!("cannot write {}: {e}", dot_path.display()))],
-                    file,
-                    None,
-                );
-            }
-            match std::process::Command::new("dot").arg("-Tsvg").arg(&dot_path).arg("-o").arg(out).status() {
-                Ok(s) if s.success() => {
-                    eprintln!("wrote {} and {}", dot_path.display(), out.display());
-                    ExitCode::SUCCESS
-                }
-                Ok(_) => fail(&[Diagnostic::new("E-io", "Graphviz `dot` failed to render the graph")], file, None),
-                Err(_) => {
-                    eprintln!(
-                        "wrote {}; no SVG: rendering needs Graphviz's `dot` on PATH (e.g. `apt install graphviz` or `brew install graphviz`), or open the .dot elsewhere",
-                        dot_path.display()
-                    );
-                    ExitCode::SUCCESS
-                }
-            }
-        }
-        Some(out) => match std::fs::write(out, &text) {
+    let Some(out) = output else {
+        print!("{text}");
+        return ExitCode::SUCCESS;
+    };
+    let write = |path: &Path, bytes: &[u8]| {
+        files::write_atomic(path, bytes, &[file])
+            .map_err(|e| fail(&[Diagnostic::new("E-io", format!("cannot write {}: {e}", path.display()))], file, None))
+    };
+    if !format_is_dot || out.extension().is_none_or(|e| e != "svg") {
+        return match write(out, text.as_bytes()) {
             Ok(()) => {
                 eprintln!("wrote {}", out.display());
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(&[Diagnostic::new("E-io", format!("cannot write {}: {e}", out.display()))], file, None),
+            Err(code) => code,
+        };
+    }
+    // An SVG: the DOT text beside it, and Graphviz's rendering of it, each written atomically.
+    let dot_path = out.with_extension("dot");
+    if let Err((path, e)) = files::check_output_paths(&[&dot_path, out], &[file]) {
+        return fail(&[Diagnostic::new("E-io", format!("cannot write {}: {e}", path.display()))], file, None);
+    }
+    if let Err(code) = write(&dot_path, text.as_bytes()) {
+        return code;
+    }
+    match std::process::Command::new("dot").arg("-Tsvg").arg(&dot_path).output() {
+        Ok(r) if r.status.success() => match write(out, &r.stdout) {
+            Ok(()) => {
+                eprintln!("wrote {} and {}", dot_path.display(), out.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
         },
+        Ok(_) => fail(&[Diagnostic::new("E-io", "Graphviz `dot` failed to render the graph")], file, None),
+        Err(_) => {
+            eprintln!(
+                "wrote {}; no SVG: rendering needs Graphviz's `dot` on PATH (e.g. `apt install graphviz` or `brew install graphviz`), or open the .dot elsewhere",
+                dot_path.display()
+            );
+            ExitCode::SUCCESS
+        }
     }
 }
 
 fn cmd_gradcheck(file: &Path, threshold: f64, batch: usize, elements: usize) -> ExitCode {
+    if !(threshold.is_finite() && threshold > 0.0) {
+        let d = Diagnostic::new("E-usage", format!("--threshold must be a positive finite number, not {threshold}"))
+            .help("a relative error bound such as 1e-6");
+        return fail(&[d], file, None);
+    }
     let (_, checked) = match load(file) {
         Ok(x) => x,
         Err(code) => return code,

@@ -1,8 +1,12 @@
 //! The shipped recipes reach their targets on the JIT: the CS231n spiral net ≥ 98% training
 //! accuracy; the digits MLP ≥ 91% and CNN ≥ 92% test accuracy on the fixed split (JAX and
-//! PyTorch reach 0.91–0.94 with these recipes); the regression example a test mse ≤ 0.01 (its
-//! noise alone is 0.0025); the sequence tagger ≥ 95% test accuracy over real tokens; the MLP
-//! with elu, leaky_relu, softplus and AdamW ≥ 90%.
+//! PyTorch reach 0.91–0.94 with these recipes); the same networks with batch norm and dropout
+//! (CNN) or layer norm and dropout (MLP), evaluated in inference mode, at least as accurate as
+//! the plain ones (93.9% and 93.6% at the time of writing); the regression example a test mse
+//! ≤ 0.01 (its noise alone is 0.0025); the sequence tagger ≥ 95% test accuracy over real
+//! tokens; the MLP with elu, leaky_relu, softplus and AdamW ≥ 90%; the token-id text
+//! classifier ≥ 95% test accuracy on its synthetic topics (96.5% at the time of writing; label
+//! noise caps it near 97.8%).
 
 use std::process::Command;
 
@@ -37,6 +41,22 @@ fn digits_cnn_reaches_92_percent_test_accuracy() {
 }
 
 #[test]
+fn digits_bn_cnn_is_at_least_as_accurate_as_the_plain_cnn() {
+    let plain = accuracy("examples/digits_cnn.net", "test_accuracy");
+    let bn = accuracy("examples/digits_bn_cnn.net", "test_accuracy");
+    assert!(bn >= plain, "digits_bn_cnn test accuracy {bn} < digits_cnn {plain}");
+    assert!(bn >= 0.93, "digits_bn_cnn test accuracy {bn}");
+}
+
+#[test]
+fn digits_ln_mlp_is_at_least_as_accurate_as_the_plain_mlp() {
+    let plain = accuracy("examples/digits_mlp.net", "test_accuracy");
+    let ln = accuracy("examples/digits_ln_mlp.net", "test_accuracy");
+    assert!(ln >= plain, "digits_ln_mlp test accuracy {ln} < digits_mlp {plain}");
+    assert!(ln >= 0.93, "digits_ln_mlp test accuracy {ln}");
+}
+
+#[test]
 fn regression_reaches_a_test_mse_of_0_01() {
     let mse = accuracy("examples/regression.net", "test_mse");
     assert!(mse <= 0.01, "regression test mse {mse}");
@@ -52,4 +72,10 @@ fn tagging_reaches_95_percent_test_accuracy_per_position() {
 fn digits_smooth_reaches_90_percent_test_accuracy() {
     let acc = accuracy("examples/digits_smooth.net", "test_accuracy");
     assert!(acc >= 0.90, "digits_smooth test accuracy {acc}");
+}
+
+#[test]
+fn text_classify_reaches_95_percent_test_accuracy() {
+    let acc = accuracy("examples/text_classify.net", "test_accuracy");
+    assert!(acc >= 0.95, "text_classify test accuracy {acc}");
 }

@@ -11,7 +11,7 @@ use std::process::Command;
 use common::{netc, temp_dir, TempDir};
 use netc::frontend::check;
 use netc::frontend::checked::Checked;
-use netc::ir::graph::{Graph, NodeId, Op};
+use netc::ir::graph::{Graph, InputKind, NodeId, Op};
 use netc::ir::tensor::Tensor;
 use netc::runtime::rng::Rng;
 
@@ -85,26 +85,48 @@ fn object_equals_jit(source_path: &Path, source: &str, name: &str, batch: usize,
 fn object_equals_jit_with(source_path: &Path, source: &str, name: &str, batch: usize, lr: f32, args: &[&str]) {
     let dir = temp_dir("build", name);
     let object = build(source_path, &dir, name, args);
-    let exe = cc(
-        &dir,
-        "harness",
-        &[
-            &format!("-DPREFIX={name}"),
-            &format!("-DUPPER={}", name.to_uppercase()),
-            &format!("-DHEADER=\"{name}.h\""),
-            "-DT=float",
-            root().join("tests/c/harness.c").to_str().unwrap(),
-            object.to_str().unwrap(),
-        ],
-    );
-
     let c = checked(source);
     let model = &c.models.iter().find(|m| m.name == name).unwrap().graph;
     let train = c.trains.iter().find(|t| t.model == name).unwrap();
+    // A model that draws random numbers (dropout) takes the run's seed and the step.
+    let random = train.graph.inputs.iter().any(|i| i.kind == InputKind::RandomKey);
+    let seed = format!("-DSEED={}", train.seed);
+    let mut flags = vec![
+        format!("-DPREFIX={name}"),
+        format!("-DUPPER={}", name.to_uppercase()),
+        format!("-DHEADER=\"{name}.h\""),
+        "-DT=float".to_string(),
+    ];
+    if random {
+        flags.push(seed);
+    }
+    flags.push(root().join("tests/c/harness.c").to_str().unwrap().to_string());
+    flags.push(object.to_str().unwrap().to_string());
+    let exe = cc(&dir, "harness", &flags.iter().map(String::as_str).collect::<Vec<_>>());
+    // The inputs of a training-mode graph for step `step`, by kind.
+    let feed = |g: &Graph, x: &Tensor, labels: &Tensor, step: u64| -> Vec<Tensor> {
+        g.inputs
+            .iter()
+            .map(|i| match i.kind {
+                InputKind::Data => x.clone(),
+                InputKind::Label => labels.clone(),
+                InputKind::RandomKey => netc::ir::ops::random::key(train.seed, step),
+                InputKind::Variable | InputKind::Gradient => Tensor::new(vec![], vec![lr as f64]),
+            })
+            .collect()
+    };
     let x_shape: Vec<usize> = model.inputs[0].shape.iter().map(|d| d.known().unwrap_or(batch)).collect();
     let classes = model.shape(model.outputs[0].1).last().unwrap().known().unwrap();
     let mut rng = Rng::new(7);
-    let x = Tensor::new(x_shape.clone(), (0..x_shape.iter().product()).map(|_| rng.normal() as f32 as f64).collect());
+    // An integer input (token ids) gets ids inside the axis it indexes.
+    let ids = model.index_use(0).bound().filter(|_| model.inputs[0].integer);
+    let x_data = (0..x_shape.iter().product())
+        .map(|_| match ids {
+            Some(bound) => rng.below(bound as u64) as f64,
+            None => rng.normal() as f32 as f64,
+        })
+        .collect();
+    let x = Tensor::new(x_shape.clone(), x_data);
     let labels = Tensor::new(vec![batch], (0..batch).map(|_| (rng.below(classes as u64)) as f64).collect());
 
     let mut input = vec![];
@@ -138,12 +160,14 @@ fn object_equals_jit_with(source_path: &Path, source: &str, name: &str, batch: u
         .collect();
     let grads = netc::ir::autodiff::differentiate(&mut g, loss, &wrt).unwrap();
     g.outputs = std::iter::once(("loss".to_string(), loss)).chain(grads.iter().map(|&d| ("d".into(), d))).collect();
-    let values = netc::drivers::jit::run_graph(&g, &[x.clone(), labels.clone()], &mut init.clone()).unwrap();
+    let values = netc::drivers::jit::run_graph(&g, &feed(&g, &x, &labels, 0), &mut init.clone()).unwrap();
     assert_close("loss", out.take(1), &values[0].data);
     let grad_values: Vec<Vec<f32>> = values[1..].iter().map(|v| out.take(v.numel()).to_vec()).collect();
     for (p, (got, want)) in g.params.iter().zip(grad_values.iter().zip(&values[1..])) {
         assert_close(&format!("d{}", p.name), got, &want.data);
-        assert!(want.data.iter().any(|&v| v != 0.0), "d{} is all zero: a weak test", p.name);
+        // (State is not differentiated: the loss of a training-mode graph does not read it.)
+        let trained = p.kind == netc::ir::graph::ParamKind::Trainable;
+        assert!(!trained || want.data.iter().any(|&v| v != 0.0), "d{} is all zero: a weak test", p.name);
     }
 
     // Two train steps, optimizer state included.
@@ -152,10 +176,8 @@ fn object_equals_jit_with(source_path: &Path, source: &str, name: &str, batch: u
     sg.outputs = vec![sg.outputs[step.loss_output].clone()];
     let mut state: Vec<Tensor> =
         netc::runtime::params::init_params(&sg, train.seed).into_iter().map(f32_tensor).collect();
-    let lr_t = Tensor::new(vec![], vec![lr as f64]);
     for s in 0..2 {
-        let losses =
-            netc::drivers::jit::run_graph(&sg, &[x.clone(), labels.clone(), lr_t.clone()], &mut state).unwrap();
+        let losses = netc::drivers::jit::run_graph(&sg, &feed(&sg, &x, &labels, s), &mut state).unwrap();
         assert_close(&format!("loss of step {s}"), out.take(1), &losses[0].data);
     }
     for (p, t) in model.params.iter().zip(&state) {
@@ -200,6 +222,21 @@ train wino {
     let path = dir.join("wino.net");
     std::fs::write(&path, source).unwrap();
     object_equals_jit_with(&path, source, "wino", 5, 0.05, &["--conv", "winograd"]);
+}
+
+#[test]
+fn batch_norm_state_and_dropout_masks_match_the_jit() {
+    // The object's train step updates the running statistics in `params` and draws the JIT's
+    // dropout masks for the same seed and step; its forward reads the statistics.
+    let path = root().join("examples/digits_bn_cnn.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "digits_bn_cnn", 6, 0.05);
+}
+
+#[test]
+fn a_model_of_every_structural_op_matches_the_jit() {
+    // Gather, strided and reversed slices, batched products, concat, pad, split, squeeze.
+    let path = root().join("tests/data/structure/mixer.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "mixer", 5, 0.1);
 }
 
 #[test]
@@ -355,11 +392,20 @@ fn bad_build_requests_are_diagnostics() {
     let dir = temp_dir("build", "bad");
     let o = dir.join("x.o");
     let o = o.to_str().unwrap();
+    let huge = dir.join("huge.net");
+    std::fs::write(&huge, "model m(x: [B, 4]) -> y: [B, 200000] {\n  param W: [4, 200000]\n  param V: [200000, 200000]\n  (x @ W) @ V\n}\n").unwrap();
+    let huge = huge.to_str().unwrap();
     // `-o` makes a missing folder, but not one under a file.
     std::fs::write(dir.join("file"), "").unwrap();
     let under_a_file = dir.join("file/sub/x.o").to_str().unwrap().to_string();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["build", "examples/spiral.net", "-o", o, "--target", "mips-unknown-linux-gnu"], "cannot compile for"),
+        // Not triples at all: Cranelift's own lookup would panic on them.
+        (&["build", "examples/spiral.net", "-o", o, "--target", "garbage"], "is not a target triple"),
+        (&["build", "examples/spiral.net", "-o", o, "--target", ""], "is not a target triple"),
+        (&["build", "examples/spiral.net", "-o", o, "--target", "x86_64-foo-bar"], "is not a target triple"),
+        // Parameters of 149 GiB: refused before anything is allocated.
+        (&["build", huge, "-o", o], "over the memory limit"),
         (&["build", "examples/spiral.net", "-o", o, "--prefix", "9lives"], "not a C identifier"),
         (&["build", "examples/spiral.net", "-o", o, "--model", "spiral"], "no model named `spiral`"),
         (&["build", "examples/spiral.net", "-o", o, "--weights", "no/such.safetensors"], "no/such.safetensors"),
@@ -410,4 +456,47 @@ fn the_c_example_of_the_readme_builds_and_trains() {
     // weights score well but not perfectly on it; training on it goes further.
     assert!(accuracy(lines[0]) > 0.8, "the embedded trained weights classify the spiral: {out}");
     assert!(accuracy(lines[1]) > 0.9, "{out}");
+}
+
+/// Names that collide once made C identifiers (`W` and `w` upper-cased, `dense_1_W` beside
+/// `dense_1.W`, inputs named like the header's own `lr`, `labels`, `loss`, `batch`, a C
+/// keyword, a `math.h` macro) get distinct names: the header compiles under the strictest
+/// flags, and each macro still indexes its own tensor.
+#[test]
+fn adversarial_names_give_a_header_that_compiles_and_does_not_lie() {
+    let dir = temp_dir("build", "adversarial");
+    let source = root().join("tests/fuzz_regressions/build/seed-adversarial-names.net");
+    let object = build(&source, &dir, "adv", &[]);
+    let header = std::fs::read_to_string(object.with_extension("h")).unwrap();
+    netc::fuzz::header_names_are_distinct(&header).unwrap_or_else(|e| panic!("{e}\n{header}"));
+    let main = dir.join("main.c");
+    std::fs::write(&main, "#include \"adv.h\"\nint main(void) { return M_PARAM_W + M_PARAM_W_2 - 1; }\n").unwrap();
+    let status = Command::new("cc")
+        .args(["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(dir.as_os_str())
+        .arg(&main)
+        .arg(&object)
+        .arg("-o")
+        .arg(dir.join("adv"))
+        .arg("-lm")
+        .output()
+        .expect("a C compiler (`cc`) is installed");
+    assert!(status.status.success(), "cc failed:\n{}\n{header}", String::from_utf8_lossy(&status.stderr));
+    // Each macro's index is its tensor's position in the parameter table.
+    let names: Vec<String> = checked(&std::fs::read_to_string(&source).unwrap()).models[0]
+        .graph
+        .params
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    for line in header.lines().filter(|l| l.contains("_PARAM_") && l.ends_with(" elements */")) {
+        let Some((index, name)) = line.split_once(" /* ").and_then(|(head, tail)| {
+            let index: usize = head.rsplit(' ').next()?.parse().ok()?;
+            Some((index, tail.split(':').next()?.to_string()))
+        }) else {
+            continue;
+        };
+        assert_eq!(names[index], name, "{line}");
+    }
+    assert!(header.contains("M_PARAM_W 0 /* W:") && header.contains("M_PARAM_W_2 1 /* w:"), "{header}");
 }

@@ -140,7 +140,7 @@ fn a_gemm_outside_its_matrices_is_not_called() {
         let b = g.symbol("B");
         let x = g.add_input("x", vec![Dim::Sym(b), Dim::Known(5)], InputKind::Data);
         let w = g.add_param("W", known(&[5, 6]), netc::ir::graph::Init::Zeros);
-        let y = g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[x, w]).unwrap();
+        let y = g.add(Op::matmul(false, false), &[x, w]).unwrap();
         g.outputs = vec![("y".into(), y)];
         shrink_next_extent(Base::Param(0), 1);
         let mut c = jit::compile(&g, &checked()).unwrap();

@@ -3,8 +3,10 @@
 //! refusals (bad values, flags that do nothing, output paths that cannot be written).
 
 mod common;
+
 use common::*;
 
+use netc::ir::graph::ParamKind;
 use netc::runtime::weights;
 
 fn write(dir: &TempDir, name: &str, text: &str) -> String {
@@ -250,13 +252,27 @@ fn summary_matches_check_for_every_example() {
         for m in &c.models {
             let count = netc::commands::report::param_count(&m.graph);
             let tensors = m.graph.params.len();
-            assert!(check.contains(&format!("parameters: {tensors} tensors, {count} values")), "{check}");
+            // State (running statistics) is counted among the parameters and named apart.
+            let state: Vec<_> = m.graph.params.iter().filter(|p| p.kind == ParamKind::State).collect();
+            let of_state = if state.is_empty() { String::new() } else { format!(" ({} of them state)", state.len()) };
+            assert!(check.contains(&format!("parameters: {tensors} tensors{of_state}, {count} values")), "{check}");
             let grouped = netc::commands::summary::grouped(count);
             assert!(
                 summary.contains(&format!("parameters: {grouped} in {tensors} tensors")),
                 "{}: summary disagrees with check ({count}):\n{summary}",
                 path.display()
             );
+            let state_values: usize =
+                state.iter().map(|p| p.shape.iter().map(|d| d.known().unwrap_or(1)).product::<usize>()).sum();
+            if state_values > 0 {
+                let trainable = netc::commands::summary::grouped(count - state_values);
+                let state_values = netc::commands::summary::grouped(state_values);
+                assert!(
+                    summary.contains(&format!("trainable {trainable}, frozen 0, state {state_values}")),
+                    "{}: the summary counts state apart:\n{summary}",
+                    path.display()
+                );
+            }
         }
         n += 1;
     }
@@ -293,7 +309,7 @@ fn flags_that_would_do_nothing_or_fail_late_are_refused_first() {
     assert!(out.is_empty(), "it trained first: {out}");
     let (code, _, err) = netc(&["run", "examples/spiral.net", "--plot", "/tmp"]);
     assert_eq!(code, 1);
-    assert!(err.contains("--plot /tmp: is a directory"), "{err}");
+    assert!(err.contains("--plot /tmp: it is a directory"), "{err}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! eval block's values and gradients.
 
 use netc::commands::eval::Exec;
-use netc::training::{Engine, Interpreter, TrainGraphs};
+use netc::training::{Counter, Engine, Interpreter, TrainGraphs};
 
 fn examples() -> Vec<(String, netc::frontend::checked::Checked)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
@@ -59,8 +59,10 @@ fn train_steps_agree_with_the_interpreter() {
             let start = netc::training::initial_params(&TrainGraphs::new(&t).unwrap().step.graph, 1);
             let (mut pj, mut pi) = (start.clone(), start);
             for step in 0..2 {
-                let lj = jit.step(&data, 0.05, &mut pj).unwrap();
-                let li = interp.step(&data, 0.05, &mut pi).unwrap();
+                // Dropout draws the same masks in both engines.
+                let counter = Counter { seed: 3, step };
+                let lj = jit.step(&data, 0.05, counter, &mut pj).unwrap();
+                let li = interp.step(&data, 0.05, counter, &mut pi).unwrap();
                 assert_close(&format!("{file} loss at step {step}"), &[lj], &[li], 1e-4);
             }
             for (k, (a, b)) in pj.iter().zip(&pi).enumerate() {

@@ -285,3 +285,81 @@ data d { source: spiral(points: 10, classes: 3); y: npy(\"y.npy\") }
         &["field `shufle` must read a file", "did you mean the setting `shuffle`?"],
     );
 }
+
+/// A model input declared `int` is fed by an int field: its type comes from the input when not
+/// declared, a `float` declaration is refused, and every id is checked against the axis it
+/// indexes (and the classes a one-hot of it has) before a step runs — in training and in
+/// `netc predict`.
+#[test]
+fn an_int_input_takes_an_int_field_of_ids_in_range() {
+    let net = |ty: &str| {
+        format!(
+            "model m(tokens: [B, 3] int) -> s: [B, 2] {{
+  mean(embedding(tokens, 5, 4), axis: 1) + mean(one_hot(tokens, 6), axis: 1)[:, 0:4] |> dense(2)
+}}
+data d {{
+  tokens: npy(\"t.npy\"{ty})
+  y: npy(\"y.npy\", int)
+}}
+train m {{ loss: cross_entropy(s, y); steps: 3; batch: 2 }}
+"
+        )
+    };
+    let y = ("y.npy", npy(&[3], [0.0, 1.0, 1.0]));
+    let ids = |v: [f32; 9]| ("t.npy", npy(&[3, 3], v));
+    let good = ids([0.0, 1.0, 2.0, 4.0, 4.0, 3.0, 0.0, 0.0, 1.0]);
+    for ty in ["", ", int"] {
+        let dir = temp_dir("fields", &format!("int_input{}", ty.len()));
+        let path = setup(&dir, &net(ty), &[good.clone(), y.clone()]);
+        let weights = dir.join("w.safetensors");
+        let (code, _, err) = netc(&["run", &path, "--save", weights.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        // predict reads ids with the same checks.
+        std::fs::write(dir.join("p.npy"), npy(&[1, 3], [4.0, 0.0, 2.0])).unwrap();
+        std::fs::write(dir.join("bad.npy"), npy(&[2, 3], [4.0, 0.0, 2.0, 1.0, 5.0, 0.0])).unwrap();
+        let input = |f: &str| dir.join(f).to_str().unwrap().to_string();
+        let out = dir.join("out.npy");
+        let predict = |f: &str| {
+            let args = [
+                "predict",
+                &path,
+                "--load",
+                weights.to_str().unwrap(),
+                "--input",
+                &input(f),
+                "-o",
+                out.to_str().unwrap(),
+            ];
+            netc(&args)
+        };
+        let (code, _, err) = predict("p.npy");
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = predict("bad.npy");
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("bad.npy: value 5 at item 1 of field `tokens` is not a valid id"), "{err}");
+        assert!(err.contains("0..4"), "{err}");
+    }
+    run_fails(
+        "int_input_not_whole",
+        &net(""),
+        &[ids([0.0, 1.0, 2.0, 4.0, 1.5, 3.0, 0.0, 0.0, 1.0]), y.clone()],
+        &["t.npy: field `tokens` is int, but its value at item 1 is 1.5", "model input `tokens` is declared int"],
+    );
+    run_fails(
+        "int_input_out_of_range",
+        &net(""),
+        &[ids([0.0, 1.0, 2.0, 4.0, 4.0, 3.0, 0.0, 5.0, 1.0]), y.clone()],
+        &["t.npy: value 5 at item 2 of field `tokens` is not a valid id: it indexes an axis of 5", "0..4"],
+    );
+    run_fails(
+        "int_input_negative",
+        &net(""),
+        &[ids([0.0, -1.0, 2.0, 4.0, 4.0, 3.0, 0.0, 0.0, 1.0]), y],
+        &["t.npy: ", "-1 at item 0", "0..4"],
+    );
+    check_fails(
+        "int_input_float_field",
+        &net(", float"),
+        &["field `tokens` is declared float, but the model input is int"],
+    );
+}

@@ -39,3 +39,13 @@ fn idx() {
 fn safetensors() {
     replay("safetensors", netc::fuzz::safetensors);
 }
+
+#[test]
+fn build() {
+    replay("build", netc::fuzz::build);
+}
+
+#[test]
+fn repl() {
+    replay("repl", netc::fuzz::repl);
+}

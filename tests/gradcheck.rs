@@ -242,8 +242,8 @@ fn layout_ops() {
     check_op(Op::Transpose { perm: vec![2, 0, 1] }, &[&[2, 3, 4]], spread_all(&[&[2, 3, 4]], -1.0, 1.0));
     // slice: dx = pad(g) back with zeros;  pad: dx = slice(g)
     for axis in 0..3 {
-        check_op(Op::Slice { axis, start: 1, len: 2 }, &[&[3, 4, 3]], spread_all(&[&[3, 4, 3]], -1.0, 1.0));
-        check_op(Op::Pad { axis, before: 1, after: 2 }, &[&[2, 3, 2]], spread_all(&[&[2, 3, 2]], -1.0, 1.0));
+        check_op(Op::Slice { axis, start: 1, len: 2, step: 1 }, &[&[3, 4, 3]], spread_all(&[&[3, 4, 3]], -1.0, 1.0));
+        check_op(Op::Pad { axis, before: 1, after: 2, step: 1 }, &[&[2, 3, 2]], spread_all(&[&[2, 3, 2]], -1.0, 1.0));
     }
 }
 
@@ -294,7 +294,7 @@ fn matmul_all_transpose_flags() {
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
         let a: &[usize] = if ta { &[4, 3] } else { &[3, 4] };
         let b: &[usize] = if tb { &[2, 4] } else { &[4, 2] };
-        check_op(Op::MatMul { transpose_a: ta, transpose_b: tb }, &[a, b], spread_all(&[a, b], -1.0, 1.0));
+        check_op(Op::matmul(ta, tb), &[a, b], spread_all(&[a, b], -1.0, 1.0));
     }
 }
 
@@ -451,7 +451,7 @@ fn symbolic_batch_mean() {
     let b = g.symbol("B");
     let x = g.add_input("x", vec![Dim::Sym(b), Dim::Known(3)], InputKind::Data);
     let w = g.add_param("W", dims(&[3, 2]), Init::Zeros);
-    let h = g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[x, w]).unwrap();
+    let h = g.add(Op::matmul(false, false), &[x, w]).unwrap();
     let t = g.add(Op::Tanh, &[h]).unwrap();
     let s = g.add(Op::Sum { axes: vec![0, 1] }, &[t]).unwrap();
     let n = g.push_dim_size(Dim::Sym(b));
@@ -496,7 +496,7 @@ fn backward_of_a_two_layer_net_materialises_no_jacobian() {
     let w1 = g.add_param("W1", dims(&[100, 50]), Init::He);
     let b1 = g.add_param("b1", dims(&[50]), Init::Zeros);
     let w2 = g.add_param("W2", dims(&[50, 10]), Init::He);
-    let mm = Op::MatMul { transpose_a: false, transpose_b: false };
+    let mm = Op::matmul(false, false);
     let h = g.add(mm.clone(), &[x, w1]).unwrap();
     let h = g.add(Op::Add, &[h, b1]).unwrap();
     let zero = g.constant(0.0);
@@ -566,7 +566,7 @@ fn second_derivatives_of_matmul_and_conv() {
         let a: &[usize] = if ta { &[4, 3] } else { &[3, 4] };
         let b: &[usize] = if tb { &[2, 4] } else { &[4, 2] };
         let (mut g, x) = leaves(&[a, b]);
-        let y = g.add(Op::MatMul { transpose_a: ta, transpose_b: tb }, &x).unwrap();
+        let y = g.add(Op::matmul(ta, tb), &x).unwrap();
         let t = g.add(Op::Tanh, &[y]).unwrap();
         let l = g.add(Op::Sum { axes: vec![0, 1] }, &[t]).unwrap();
         let params = [tensor(a, spread(12, 0, -1.0, 1.0)), tensor(b, spread(8, 1, -1.0, 1.0))];
@@ -585,7 +585,7 @@ fn second_derivatives_of_matmul_and_conv() {
 fn second_derivatives_of_log_softmax_and_pooling() {
     // cross-entropy-like L = -Σ onehot ⊙ log_softmax(x W), then through pooling.
     let (mut g, x) = leaves(&[&[2, 3], &[3, 4]]);
-    let s = g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &x).unwrap();
+    let s = g.add(Op::matmul(false, false), &x).unwrap();
     let lp = g.add(Op::LogSoftmax { axis: 1 }, &[s]).unwrap();
     let w = g.push_literal(&[2, 4], &[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
     let p = g.add(Op::Mul, &[lp, w]).unwrap();
@@ -681,7 +681,7 @@ proptest! {
     fn prop_matmul(m in 1usize..=4, k in 1usize..=4, n in 1usize..=4, ta: bool, tb: bool, v in values(32, -1.0, 1.0)) {
         let a = if ta { [k, m] } else { [m, k] };
         let b = if tb { [n, k] } else { [k, n] };
-        check_op(Op::MatMul { transpose_a: ta, transpose_b: tb }, &[&a, &b], vec![v[..m * k].to_vec(), v[16..16 + k * n].to_vec()]);
+        check_op(Op::matmul(ta, tb), &[&a, &b], vec![v[..m * k].to_vec(), v[16..16 + k * n].to_vec()]);
     }
 
     #[test]
@@ -713,8 +713,8 @@ proptest! {
         check_op(Op::Transpose { perm }, &[&shape], vec![v.clone()]);
         check_op(Op::Reshape { shape: dims(&[n]) }, &[&shape], vec![v.clone()]);
         let axis = perm_seed as usize % shape.len();
-        check_op(Op::Pad { axis, before: 1, after: 0 }, &[&shape], vec![v.clone()]);
-        check_op(Op::Slice { axis, start: shape[axis] - 1, len: 1 }, &[&shape], vec![v.clone()]);
+        check_op(Op::Pad { axis, before: 1, after: 0, step: 1 }, &[&shape], vec![v.clone()]);
+        check_op(Op::Slice { axis, start: shape[axis] - 1, len: 1, step: 1 }, &[&shape], vec![v.clone()]);
         let mut bigger = vec![2];
         bigger.extend(&shape);
         check_op(Op::Broadcast { shape: dims(&bigger) }, &[&shape], vec![v]);
@@ -811,8 +811,14 @@ fn every_op_gradient_matches_central_differences() {
 fn every_builtin_expression_gradient_matches_central_differences() {
     use netc::frontend::builtins::Builtin;
     for &b in Builtin::ALL {
-        let cases::BuiltinCase::Expr(expr) = cases::builtin_case(b) else { continue };
-        let src = cases::expr_source(expr);
+        let (expr, training) = match cases::builtin_case(b) {
+            cases::BuiltinCase::Expr(expr) => (expr, false),
+            // Random numbers (dropout masks) are fixed by the eval block's key: the central
+            // differences see the same mask at every perturbation.
+            cases::BuiltinCase::TrainingExpr(expr) => (expr, true),
+            _ => continue,
+        };
+        let src = cases::expr_source(expr, training);
         let checked = netc::frontend::check::check_source(&src).unwrap_or_else(|e| panic!("{expr}: {e:?}"));
         let e = &checked.evals[0];
         let req = &e.grads[0];

@@ -107,7 +107,7 @@ fn dense_relu_sum_by_hand() {
     let x = g.add_input("x", known(&[2, 2]), InputKind::Data);
     let w = g.add_param("W", known(&[2, 3]), netc::ir::graph::Init::Zeros);
     let b = g.add_param("b", known(&[3]), netc::ir::graph::Init::Zeros);
-    let xw = g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[x, w]).unwrap();
+    let xw = g.add(Op::matmul(false, false), &[x, w]).unwrap();
     let z = g.add(Op::Add, &[xw, b]).unwrap();
     let zero = g.constant(0.0);
     let y = g.add(Op::Max, &[zero, z]).unwrap();
@@ -306,10 +306,10 @@ fn layout_ops() {
             (Op::Reshape { shape: known(&[n, 6]) }, vec![2, 3, n]),
             (Op::Transpose { perm: vec![1, 0] }, vec![3, n]),
             (Op::Transpose { perm: vec![2, 0, 1] }, vec![2, n, 5]),
-            (Op::Slice { axis: 1, start: 1, len: 2 }, vec![n, 4]),
-            (Op::Slice { axis: 0, start: n / 2, len: n - n / 2 }, vec![n, 3]),
-            (Op::Pad { axis: 1, before: 2, after: 1 }, vec![n, 3]),
-            (Op::Pad { axis: 0, before: 0, after: 3 }, vec![n]),
+            (Op::Slice { axis: 1, start: 1, len: 2, step: 1 }, vec![n, 4]),
+            (Op::Slice { axis: 0, start: n / 2, len: n - n / 2, step: 1 }, vec![n, 3]),
+            (Op::Pad { axis: 1, before: 2, after: 1, step: 1 }, vec![n, 3]),
+            (Op::Pad { axis: 0, before: 0, after: 3, step: 1 }, vec![n]),
         ];
         for (op, shape) in cases {
             run_case(&Case { op, shapes: vec![shape], ranges: r, tol32: EXACT32, tol64: EXACT64 }, n as u64);
@@ -408,7 +408,7 @@ fn matmuls_in_every_layout(shapes: &[(usize, usize, usize)]) {
             let a = if ta { vec![k, m] } else { vec![m, k] };
             let b = if tb { vec![n, k] } else { vec![k, n] };
             let case = Case {
-                op: Op::MatMul { transpose_a: ta, transpose_b: tb },
+                op: Op::matmul(ta, tb),
                 shapes: vec![a, b],
                 ranges: &[(-1.0, 1.0), (-1.0, 1.0)],
                 tol32: (1e-6, 1e-6 * k as f64),
@@ -705,13 +705,13 @@ fn backward_of_every_differentiable_op() {
         (Op::Broadcast { shape: known(&[4, 3, n]) }, vec![vec![3, 1]], vec![(-2.0, 2.0)]),
         (Op::Reshape { shape: known(&[n, 3]) }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
         (Op::Transpose { perm: vec![1, 0] }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
-        (Op::Slice { axis: 1, start: 2, len: 3 }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
-        (Op::Pad { axis: 0, before: 1, after: 2 }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
+        (Op::Slice { axis: 1, start: 2, len: 3, step: 1 }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
+        (Op::Pad { axis: 0, before: 1, after: 2, step: 1 }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
         (Op::Sum { axes: vec![1] }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
         (Op::ReduceMax { axes: vec![0] }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
         (Op::LogSoftmax { axis: 1 }, vec![vec![3, n]], vec![(-2.0, 2.0)]),
-        (Op::MatMul { transpose_a: false, transpose_b: true }, vec![vec![3, n], vec![5, n]], vec![(-1.0, 1.0); 2]),
-        (Op::MatMul { transpose_a: true, transpose_b: false }, vec![vec![n, 3], vec![n, 5]], vec![(-1.0, 1.0); 2]),
+        (Op::matmul(false, true), vec![vec![3, n], vec![5, n]], vec![(-1.0, 1.0); 2]),
+        (Op::matmul(true, false), vec![vec![n, 3], vec![n, 5]], vec![(-1.0, 1.0); 2]),
         (Op::Conv2d { stride: 1, pad: 1 }, vec![vec![2, 3, 6, 6], vec![4, 3, 3, 3]], vec![(-1.0, 1.0); 2]),
         (Op::Conv2d { stride: 2, pad: 0 }, vec![vec![2, 2, 7, 7], vec![3, 2, 3, 3]], vec![(-1.0, 1.0); 2]),
         (
@@ -1003,9 +1003,9 @@ fn random_graph(dtype: DType, rng: &mut Rng) -> (Graph, Vec<Tensor>, Vec<Tensor>
                 let axis = pick(rng, r);
                 let start = pick(rng, shape[axis]);
                 let len = 1 + pick(rng, shape[axis] - start);
-                g.add(Op::Slice { axis, start, len }, &[x])
+                g.add(Op::Slice { axis, start, len, step: 1 }, &[x])
             }
-            7 => g.add(Op::Pad { axis: pick(rng, r), before: pick(rng, 2), after: pick(rng, 3) }, &[x]),
+            7 => g.add(Op::Pad { axis: pick(rng, r), before: pick(rng, 2), after: pick(rng, 3), step: 1 }, &[x]),
             8 => {
                 let axes: Vec<usize> = (0..r).filter(|_| pick(rng, 2) == 0).collect();
                 if pick(rng, 3) == 0 {
@@ -1024,7 +1024,7 @@ fn random_graph(dtype: DType, rng: &mut Rng) -> (Graph, Vec<Tensor>, Vec<Tensor>
                 let k = if ta { shape[0] } else { shape[1] };
                 let n = dims[pick(rng, dims.len())];
                 let b = new_input(&mut g, &mut inputs, rng, if tb { vec![n, k] } else { vec![k, n] });
-                g.add(Op::MatMul { transpose_a: ta, transpose_b: tb }, &[x, b])
+                g.add(Op::matmul(ta, tb), &[x, b])
             }
             _ => g.add(Op::Neg, &[x]),
         };
@@ -1125,11 +1125,11 @@ fn random_gemm_updates_match_the_interpreter() {
         let mut outputs = vec![];
         let early = rng.below(2) == 0;
         if early {
-            let h = g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[x, w]).unwrap();
+            let h = g.add(Op::matmul(false, false), &[x, w]).unwrap();
             outputs.push(h);
         }
         // M = xᵀ e, [k, n]
-        let dw = g.add(Op::MatMul { transpose_a: true, transpose_b: false }, &[x, e]).unwrap();
+        let dw = g.add(Op::matmul(true, false), &[x, e]).unwrap();
         if rng.below(3) == 0 {
             outputs.push(dw); // M has another reader: no fusion
         }
@@ -1159,7 +1159,7 @@ fn random_gemm_updates_match_the_interpreter() {
             outputs.push(w); // the old p as an output
         }
         if outputs.is_empty() || !early && rng.below(2) == 0 {
-            let late = g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[x, w]).unwrap();
+            let late = g.add(Op::matmul(false, false), &[x, w]).unwrap();
             outputs.push(late);
         }
         g.outputs = outputs.into_iter().enumerate().map(|(i, id)| (format!("y{i}"), id)).collect();
@@ -1231,8 +1231,9 @@ fn every_builtin_case_runs_compiled_as_interpreted() {
     for &b in Builtin::ALL {
         let case = cases::builtin_case(b);
         match &case {
-            cases::BuiltinCase::Expr(expr) => {
-                let src = cases::expr_source(expr);
+            cases::BuiltinCase::Expr(expr) | cases::BuiltinCase::TrainingExpr(expr) => {
+                let training = matches!(case, cases::BuiltinCase::TrainingExpr(_));
+                let src = cases::expr_source(expr, training);
                 let checked = netc::frontend::check::check_source(&src).unwrap_or_else(|e| panic!("{expr}: {e:?}"));
                 let jit = evaluate_with(&checked.evals[0], 0, Exec::Jit).unwrap_or_else(|e| panic!("{expr}: {e}"));
                 let interp = evaluate_with(&checked.evals[0], 0, Exec::Interp).unwrap();

@@ -287,8 +287,8 @@ fn transpose_of_transpose() {
 fn full_slices_and_empty_pads_and_sums() {
     // x[0..n] == x;  pad(x, 0, 0) == x;  sum(x, no axes) == x
     let g = unary(&[2, 3], |g, x| {
-        let s = add(g, Op::Slice { axis: 1, start: 0, len: 3 }, &[x]);
-        let p = add(g, Op::Pad { axis: 0, before: 0, after: 0 }, &[s]);
+        let s = add(g, Op::Slice { axis: 1, start: 0, len: 3, step: 1 }, &[x]);
+        let p = add(g, Op::Pad { axis: 0, before: 0, after: 0, step: 1 }, &[s]);
         add(g, Op::Sum { axes: vec![] }, &[p])
     });
     assert_optimizes_to(&g, &format!("{X}output y = %0\n"));
@@ -297,12 +297,48 @@ fn full_slices_and_empty_pads_and_sums() {
 #[test]
 fn partial_slices_and_pads_must_not_fire() {
     let g = unary(&[2, 3], |g, x| {
-        let s = add(g, Op::Slice { axis: 1, start: 1, len: 2 }, &[x]);
-        add(g, Op::Pad { axis: 0, before: 1, after: 0 }, &[s])
+        let s = add(g, Op::Slice { axis: 1, start: 1, len: 2, step: 1 }, &[x]);
+        add(g, Op::Pad { axis: 0, before: 1, after: 0, step: 1 }, &[s])
     });
     assert_optimizes_to(
         &g,
         &format!("{X}%1: [2, 2] = slice axis=1 1..3(%0)\n%2: [3, 2] = pad axis=0 1,0(%1)\noutput y = %2\n"),
+    );
+}
+
+#[test]
+fn slices_of_a_concatenation_and_reversed_reversals() {
+    // concat(a, b)[offset of b .. + len b] == b;  concat([x]) == x;  reverse(reverse(x)) == x
+    let mut g = Graph::new(DType::F64);
+    let a = g.add_input("a", dims(&[2, 3]), InputKind::Data);
+    let b = g.add_input("b", dims(&[2, 2]), InputKind::Data);
+    let c = add(&mut g, Op::Concat { axis: 1 }, &[a, b]);
+    let back = add(&mut g, Op::Slice { axis: 1, start: 3, len: 2, step: 1 }, &[c]);
+    let one = add(&mut g, Op::Concat { axis: 0 }, &[back]);
+    let r = add(&mut g, Op::Reverse { axis: 0 }, &[one]);
+    let rr = add(&mut g, Op::Reverse { axis: 0 }, &[r]);
+    g.outputs.push(("y".into(), rr));
+    assert_optimizes_to(&g, "%0: [2, 2] = input b  # b\noutput y = %0\n");
+}
+
+#[test]
+fn slices_across_operands_and_other_reversals_must_not_fire() {
+    // A slice straddling two operands, a strided one, and reversals of different axes stay.
+    let mut g = Graph::new(DType::F64);
+    let a = g.add_input("a", dims(&[2, 3]), InputKind::Data);
+    let b = g.add_input("b", dims(&[2, 2]), InputKind::Data);
+    let c = add(&mut g, Op::Concat { axis: 1 }, &[a, b]);
+    let straddle = add(&mut g, Op::Slice { axis: 1, start: 2, len: 2, step: 1 }, &[c]);
+    let strided = add(&mut g, Op::Slice { axis: 1, start: 3, len: 1, step: 2 }, &[c]);
+    let r0 = add(&mut g, Op::Reverse { axis: 0 }, &[straddle]);
+    let r1 = add(&mut g, Op::Reverse { axis: 1 }, &[r0]);
+    g.outputs.push(("y".into(), r1));
+    g.outputs.push(("z".into(), strided));
+    assert_optimizes_to(
+        &g,
+        "%0: [2, 3] = input a  # a\n%1: [2, 2] = input b  # b\n%2: [2, 5] = concat axis=1(%0, %1)\n\
+         %3: [2, 2] = slice axis=1 2..4(%2)\n%4: [2, 1] = slice axis=1 3..4:2(%2)\n\
+         %5: [2, 2] = reverse axis=0(%3)\n%6: [2, 2] = reverse axis=1(%5)\noutput y = %6\noutput z = %4\n",
     );
 }
 
@@ -538,7 +574,7 @@ fn optimizing_a_backward_graph_keeps_its_values() {
     let w1 = g.add_param("W1", dims(&[3, 5]), Init::Zeros);
     let b1 = g.add_param("b1", dims(&[5]), Init::Zeros);
     let w2 = g.add_param("W2", dims(&[5, 2]), Init::Zeros);
-    let mm = Op::MatMul { transpose_a: false, transpose_b: false };
+    let mm = Op::matmul(false, false);
     let h = add(&mut g, mm.clone(), &[x, w1]);
     let h = add(&mut g, Op::Add, &[h, b1]);
     let zero = g.constant(0.0);

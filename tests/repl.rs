@@ -79,3 +79,20 @@ fn load_runs_an_example_and_quit_stops() {
     assert!(err.contains("unknown command `:bogus`"), "{err}");
     assert!(err.contains("cannot read does/not/exist.net"), "{err}");
 }
+
+/// Each line is checked with only the definitions and lets it uses (and theirs): names bound
+/// again resolve to the binding before the user, functions pull in the functions they call,
+/// and a definition made twice is still reported with both places.
+#[test]
+fn a_line_brings_in_what_it_uses_and_nothing_is_lost() {
+    let (out, err, code) = repl(
+        "let x = 1\nlet x = x + 1\nlet unrelated = [[1, 2], [3, 4]]\nx * 10\n\
+         fn f(a) = a * 2\nfn g(a) = f(a) + 1\nlet y = [1, 2]\ng(y)\n\
+         fn f(a) = a\n:grad sum(g(y)) wrt y\n",
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("\n20\n"), "x is 2 when used: {out}");
+    assert!(out.contains("[3, 5]"), "g calls f: {out}");
+    assert!(err.contains("`f` is defined twice"), "{err}");
+    assert!(out.contains("[2, 2]"), "the gradient through g and f: {out}");
+}

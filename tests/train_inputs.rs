@@ -114,3 +114,36 @@ fn truncated_npy_and_idx() {
     dir.write("lab.idx", &[0, 0, 8, 1, 0, 0, 0, 2, 0, 1]);
     assert_fails(&dir, "idx(\"img.idx\", \"lab.idx\")", &["img.idx"]);
 }
+
+/// Token ids for a model input declared `int`: whole numbers inside the embedding's rows, or
+/// an error naming the file, the line and the valid range, before any step runs.
+#[test]
+fn integer_inputs_take_whole_ids_in_range() {
+    let dir = Dir::new("ids");
+    let net = "model m(x: [B, 4] int) -> scores: [B, 3] {\n  mean(embedding(x, 5, 2), axis: 1) |> dense(3)\n}\n\
+               data d { source: csv(\"ids.csv\") }\n\
+               train m { loss: cross_entropy(scores, labels); steps: 2; batch: 2 }\n";
+    let file = dir.write("ids.net", net.as_bytes());
+    let run = |csv: &[u8], engine: &str| {
+        dir.write("ids.csv", csv);
+        let out = Command::new(env!("CARGO_BIN_EXE_netc"))
+            .args(["run", file.to_str().unwrap(), "--engine", engine, "--quiet"])
+            .output()
+            .unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for engine in ["interp", "jit"] {
+        let (code, err) = run(b"a,b,c,d,label\n0,1,2,3,0\n4,4,0,1,2\n", engine);
+        assert_eq!(code, 0, "{engine}: {err}");
+        let (code, err) = run(b"a,b,c,d,label\n0,1,2.5,3,0\n4,4,0,1,2\n", engine);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("ids.csv") && err.contains("2.5") && err.contains("line 2") && err.contains("int"),
+            "{err}"
+        );
+        let (code, err) = run(b"a,b,c,d,label\n0,1,2,3,0\n4,5,0,1,2\n", engine);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("value 5") && err.contains("line 3") && err.contains("0..4"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}

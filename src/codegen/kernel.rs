@@ -465,6 +465,35 @@ pub enum PoolOp {
     AvgGrad,
 }
 
+/// One batch axis of a batched product: `len` GEMMs, the operands `a`, `b` and the result `c`
+/// each this many elements further on (0: an operand broadcast over the axis).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct BatchAxis {
+    pub len: Mono,
+    pub a: Mono,
+    pub b: Mono,
+    pub c: Mono,
+}
+
+impl BatchAxis {
+    /// The same products over fewer axes: unit axes dropped, neighbours that every operand
+    /// walks as one merged (outer stride = inner stride × inner length).
+    pub fn collapse(axes: &[BatchAxis]) -> Vec<BatchAxis> {
+        let mut out: Vec<BatchAxis> = vec![];
+        for ax in axes.iter().filter(|ax| ax.len.as_known() != Some(1)) {
+            if let Some(last) = out.last_mut() {
+                let step = |outer: &Mono, inner: &Mono| *outer == inner.mul(&ax.len);
+                if step(&last.a, &ax.a) && step(&last.b, &ax.b) && step(&last.c, &ax.c) {
+                    *last = BatchAxis { len: last.len.mul(&ax.len), ..ax.clone() };
+                    continue;
+                }
+            }
+            out.push(ax.clone());
+        }
+        out
+    }
+}
+
 /// One loop nest. Accesses of the custom kernels (all but `Map`, `Reduce`, `Gemm`) are
 /// contiguous: only their base and offset matter.
 #[derive(Debug)]
@@ -477,26 +506,44 @@ pub enum Kernel {
     /// out[0 .. len] = value
     Fill { out: Access, len: Mono, value: f64 },
     /// C (m×n) = alpha·A (m×k)·B (k×n) + beta·C, each with [row, column] strides, through the
-    /// GEMM symbol. `alpha` and `beta` are scalar expressions (loads with zero strides): 1 and
-    /// 0 for a plain matmul, -lr and 1 for an SGD update fused into the gradient's GEMM.
-    Gemm { m: Mono, n: Mono, k: Mono, a: Access, b: Access, c: Access, alpha: Rc<Expr>, beta: Rc<Expr> },
+    /// GEMM symbol; with `batch` axes, one such product per batch element (outermost axis
+    /// first), the accesses giving element 0. `alpha` and `beta` are scalar expressions
+    /// (loads with zero strides): 1 and 0 for a plain matmul, -lr and 1 for an SGD update
+    /// fused into the gradient's GEMM.
+    Gemm {
+        m: Mono,
+        n: Mono,
+        k: Mono,
+        a: Access,
+        b: Access,
+        c: Access,
+        alpha: Rc<Expr>,
+        beta: Rc<Expr>,
+        batch: Vec<BatchAxis>,
+    },
     /// Convolution by im2col/col2im and one GEMM per image; `col` is scratch (None when pointwise).
     Conv { op: ConvOp, batch: Mono, geom: ConvGeom, a: Access, b: Access, out: Access, col: Option<Access> },
     /// One Winograd transform of every tile of the batch (`runtime::winograd::Transform`),
     /// contiguous `src` to contiguous `dst` in the layouts documented there.
     Winograd { op: Transform, batch: Mono, geom: WinogradGeom, src: Access, dst: Access },
-    /// `count` products C_i = A_i·B_i (alpha 1, beta 0): each access has the strides
-    /// [between products, row, column] (the Winograd domain's α² products).
-    BatchGemm { count: usize, m: Mono, n: Mono, k: Mono, a: Access, b: Access, c: Access },
     /// Rows of length `n` at stride `inner`: out = x - max - log Σ e^(x - max).
     LogSoftmax { outer: Mono, n: Mono, inner: Mono, x: Access, out: Access },
     /// 1.0 at the first maximum of each row, else 0.0.
     ArgMaxMask { outer: Mono, n: Mono, inner: Mono, x: Access, out: Access },
     /// out[i, c] = x[i] == c.
     OneHot { count: Mono, classes: usize, x: Access, out: Access },
+    /// Rows of `inner` elements chosen by the `count` whole numbers of `idx` (each clamped
+    /// to 0..n), for each of `outer` blocks: out[o, j, :] = x[o, idx[j], :] (x [outer, n,
+    /// inner], out [outer, count, inner]); with `scatter`, the adjoint: out[o, idx[j], :] +=
+    /// x[o, j, :] in the order of j (x [outer, count, inner], out [outer, n, inner], filled
+    /// with zeros before). All contiguous.
+    Gather { scatter: bool, outer: Mono, n: Mono, count: Mono, inner: Mono, x: Access, idx: Access, out: Access },
     /// Pooling over `planes` = N·C images; `g` is the upstream gradient of `MaxGrad`. For
     /// `AvgGrad`, whose only operand is the gradient, `x` is that gradient.
     Pool { op: PoolOp, planes: Mono, geom: PoolGeom, x: Access, g: Option<Access>, out: Access },
+    /// out[i] = element i of random stream `stream` (`ir::ops::random`) for i < count, under
+    /// the key whose eight 16-bit pieces `key` holds.
+    Random { count: Mono, stream: u32, key: Access, out: Access },
 }
 
 impl Kernel {
@@ -521,9 +568,16 @@ impl Kernel {
             }
             Kernel::Conv { a, b, col, .. } => [Some(a), Some(b), col.as_ref()].into_iter().flatten().cloned().collect(),
             Kernel::Winograd { src, .. } => vec![src.clone()],
-            Kernel::BatchGemm { a, b, .. } => vec![a.clone(), b.clone()],
             Kernel::LogSoftmax { x, .. } | Kernel::ArgMaxMask { x, .. } | Kernel::OneHot { x, .. } => vec![x.clone()],
             Kernel::Pool { x, g, .. } => [Some(x), g.as_ref()].into_iter().flatten().cloned().collect(),
+            Kernel::Random { key, .. } => vec![key.clone()],
+            Kernel::Gather { scatter, x, idx, out, .. } => {
+                let mut r = vec![x.clone(), idx.clone()];
+                if *scatter {
+                    r.push(out.clone());
+                }
+                r
+            }
         }
     }
 
@@ -534,11 +588,12 @@ impl Kernel {
             Kernel::Gemm { c, .. } => vec![c.clone()],
             Kernel::Conv { out, col, .. } => [Some(out), col.as_ref()].into_iter().flatten().cloned().collect(),
             Kernel::Winograd { dst, .. } => vec![dst.clone()],
-            Kernel::BatchGemm { c, .. } => vec![c.clone()],
             Kernel::LogSoftmax { out, .. }
             | Kernel::ArgMaxMask { out, .. }
             | Kernel::OneHot { out, .. }
-            | Kernel::Pool { out, .. } => vec![out.clone()],
+            | Kernel::Pool { out, .. }
+            | Kernel::Random { out, .. } => vec![out.clone()],
+            Kernel::Gather { out, .. } => vec![out.clone()],
         }
     }
 
@@ -568,11 +623,6 @@ impl Kernel {
                 fix(src);
                 fix(dst);
             }
-            Kernel::BatchGemm { a, b, c, .. } => {
-                fix(a);
-                fix(b);
-                fix(c);
-            }
             Kernel::LogSoftmax { x, out, .. } | Kernel::ArgMaxMask { x, out, .. } | Kernel::OneHot { x, out, .. } => {
                 fix(x);
                 fix(out);
@@ -580,6 +630,15 @@ impl Kernel {
             Kernel::Pool { x, g, out, .. } => {
                 fix(x);
                 g.iter_mut().for_each(&mut fix);
+                fix(out);
+            }
+            Kernel::Random { key, out, .. } => {
+                fix(key);
+                fix(out);
+            }
+            Kernel::Gather { x, idx, out, .. } => {
+                fix(x);
+                fix(idx);
                 fix(out);
             }
         }
@@ -598,7 +657,13 @@ impl Kernel {
                 format!("reduce {} -> {}", shape(s), shape(&kept))
             }
             Kernel::Fill { len, .. } => format!("fill {}", m(len)),
-            Kernel::Gemm { m: gm, n, k, .. } => format!("gemm {}x{} . {}x{}", m(gm), m(k), m(k), m(n)),
+            Kernel::Gemm { m: gm, n, k, batch, .. } if batch.is_empty() => {
+                format!("gemm {}x{} . {}x{}", m(gm), m(k), m(k), m(n))
+            }
+            Kernel::Gemm { m: gm, n, k, batch, .. } => {
+                let count = batch.iter().fold(Mono::one(), |acc, ax| acc.mul(&ax.len));
+                format!("gemm {} x {}x{} . {}x{}", m(&count), m(gm), m(k), m(k), m(n))
+            }
             Kernel::Conv { op, batch, geom: g, .. } => format!(
                 "conv {op:?} {} x [{}, {}, {}] * [{}, {}, {}, {}] stride {} pad {}",
                 m(batch),
@@ -624,9 +689,6 @@ impl Kernel {
                 m = g.tile.m,
                 r = g.tile.r
             ),
-            Kernel::BatchGemm { count, m: gm, n, k, .. } => {
-                format!("gemm {count} x {}x{} . {}x{}", m(gm), m(k), m(k), m(n))
-            }
             Kernel::LogSoftmax { outer, n, inner, .. } | Kernel::ArgMaxMask { outer, n, inner, .. } => {
                 format!("{} {} rows of {} (inner {})", self.name(), m(outer), m(n), m(inner))
             }
@@ -634,6 +696,15 @@ impl Kernel {
             Kernel::Pool { op, planes, geom: g, .. } => {
                 format!("pool {op:?} {} planes {}x{} -> {}x{}", m(planes), g.h, g.w, g.oh, g.ow)
             }
+            Kernel::Random { count, stream, .. } => format!("random stream {stream} x {}", m(count)),
+            Kernel::Gather { scatter, outer, n, count, inner, .. } => format!(
+                "{} {} x {} rows of {} ({} indices)",
+                if *scatter { "scatter_add" } else { "gather" },
+                m(outer),
+                m(n),
+                m(inner),
+                m(count)
+            ),
         }
     }
 
@@ -646,11 +717,13 @@ impl Kernel {
             Kernel::Gemm { .. } => "gemm",
             Kernel::Conv { .. } => "conv",
             Kernel::Winograd { .. } => "winograd",
-            Kernel::BatchGemm { .. } => "gemm",
             Kernel::LogSoftmax { .. } => "log_softmax",
             Kernel::ArgMaxMask { .. } => "argmax_mask",
             Kernel::OneHot { .. } => "one_hot",
             Kernel::Pool { .. } => "pool",
+            Kernel::Random { .. } => "random",
+            Kernel::Gather { scatter: false, .. } => "gather",
+            Kernel::Gather { scatter: true, .. } => "scatter_add",
         }
     }
 }
@@ -672,7 +745,7 @@ impl KernelProgram {
     /// Whether the kernels call a GEMM symbol (a convolution, or a product not written inline).
     pub fn calls_gemm(&self) -> bool {
         self.kernels.iter().any(|k| match k {
-            Kernel::Conv { .. } | Kernel::BatchGemm { .. } => true,
+            Kernel::Conv { .. } => true,
             Kernel::Gemm { m, n, a, b, .. } => inline_form(m, n, a, b).is_none(),
             _ => false,
         })

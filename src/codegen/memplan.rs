@@ -88,7 +88,8 @@ pub fn plan(kernels: &[Kernel], temps: &[Mono]) -> Plan {
         }
     }
 
-    // Pack each group of same-symbol sizes by greedy first fit, largest first.
+    // Pack each group of same-symbol sizes: by greedy first fit, largest first, or (a group
+    // too large for that) by a scan in kernel order that reuses freed blocks.
     let mut groups: BTreeMap<Vec<u32>, Vec<usize>> = BTreeMap::new();
     for t in 0..n {
         if root[t] == t && first[t] != usize::MAX {
@@ -98,31 +99,13 @@ pub fn plan(kernels: &[Kernel], temps: &[Mono]) -> Plan {
     let mut local = vec![0i64; n];
     let mut size = Poly::zero();
     let mut group_base = vec![Poly::zero(); n];
-    for (syms, mut ts) in groups {
+    for (syms, ts) in groups {
         let k = |t: usize| round_up(temps[t].k.max(0));
-        ts.sort_by_key(|&t| (-k(t), first[t]));
-        let mut placed: Vec<usize> = vec![];
-        let mut total = 0i64;
-        for &t in &ts {
-            let mut overlapping: Vec<(i64, i64)> = placed
-                .iter()
-                .filter(|&&u| first[u] <= last[t] && first[t] <= last[u])
-                .map(|&u| (local[u], local[u] + k(u)))
-                .collect();
-            // The lowest gap that fits: sweep the live ranges by start (O(m log m), so plans
-            // of thousand-layer graphs stay fast).
-            overlapping.sort_unstable();
-            let mut at = 0;
-            for &(start, end) in &overlapping {
-                if at + k(t) <= start {
-                    break;
-                }
-                at = at.max(end);
-            }
-            local[t] = at;
-            total = total.max(at + k(t));
-            placed.push(t);
-        }
+        let total = if ts.len() <= GREEDY_LIMIT {
+            greedy_by_size(ts.clone(), &first, &last, &k, &mut local)
+        } else {
+            scan_in_order(ts.clone(), &first, &last, &k, &mut local)
+        };
         for &t in &ts {
             group_base[t] = size.clone();
         }
@@ -145,6 +128,112 @@ pub fn plan(kernels: &[Kernel], temps: &[Mono]) -> Plan {
         }
     }
     Plan { offsets, size, unshared, in_place }
+}
+
+/// Groups of at most this many temporaries are packed by `greedy_by_size`, larger ones by
+/// `scan_in_order`. The greedy packing compares each temporary with every placed one alive at
+/// the same time, which is quadratic when thousands are alive at once (the activations a
+/// 10,000-layer model keeps for its backward pass); the scan is O(n log n).
+const GREEDY_LIMIT: usize = 2048;
+
+/// Greedy first fit, largest first: each temporary goes at the lowest offset where it
+/// overlaps (in memory) no placed temporary whose live range overlaps its own. Returns the
+/// group's size.
+fn greedy_by_size(
+    mut ts: Vec<usize>,
+    first: &[usize],
+    last: &[usize],
+    k: &dyn Fn(usize) -> i64,
+    local: &mut [i64],
+) -> i64 {
+    ts.sort_by_key(|&t| (-k(t), first[t]));
+    let mut placed: Vec<usize> = vec![];
+    let mut total = 0i64;
+    for &t in &ts {
+        let mut overlapping: Vec<(i64, i64)> = placed
+            .iter()
+            .filter(|&&u| first[u] <= last[t] && first[t] <= last[u])
+            .map(|&u| (local[u], local[u] + k(u)))
+            .collect();
+        // The lowest gap that fits: sweep the live ranges by start.
+        overlapping.sort_unstable();
+        let mut at = 0;
+        for &(start, end) in &overlapping {
+            if at + k(t) <= start {
+                break;
+            }
+            at = at.max(end);
+        }
+        local[t] = at;
+        total = total.max(at + k(t));
+        placed.push(t);
+    }
+    total
+}
+
+/// A scan in kernel order, as an allocator would run: at each temporary's first kernel it
+/// takes the smallest free block that holds it (best fit, splitting off the rest), or else
+/// space at the end; after its last kernel its block is freed and merged with free
+/// neighbours. O(n log n). Returns the group's size.
+fn scan_in_order(
+    mut ts: Vec<usize>,
+    first: &[usize],
+    last: &[usize],
+    k: &dyn Fn(usize) -> i64,
+    local: &mut [i64],
+) -> i64 {
+    use std::collections::BTreeSet;
+    ts.sort_by_key(|&t| (first[t], t));
+    // Free blocks by offset (offset -> length) and by (length, offset) for best fit.
+    let mut by_offset: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut by_length: BTreeSet<(i64, i64)> = BTreeSet::new();
+    let mut end = 0i64;
+    // Blocks to free, by the kernel after which they die: (last kernel, offset, length).
+    let mut dying: BTreeSet<(usize, i64, i64)> = BTreeSet::new();
+    for &t in &ts {
+        // Free every block whose temporary's last kernel came before this one's first.
+        while let Some(&(l, off, len)) = dying.first().filter(|d| d.0 < first[t]) {
+            dying.remove(&(l, off, len));
+            let (mut off, mut len) = (off, len);
+            if let Some((&p_off, &p_len)) = by_offset.range(..off).next_back().filter(|(&o, &l)| o + l == off) {
+                by_offset.remove(&p_off);
+                by_length.remove(&(p_len, p_off));
+                off = p_off;
+                len += p_len;
+            }
+            if let Some(&n_len) = by_offset.get(&(off + len)) {
+                by_offset.remove(&(off + len));
+                by_length.remove(&(n_len, off + len));
+                len += n_len;
+            }
+            if off + len == end {
+                end = off; // the free block at the end gives its space back
+            } else {
+                by_offset.insert(off, len);
+                by_length.insert((len, off));
+            }
+        }
+        let need = k(t);
+        let at = match by_length.range((need, i64::MIN)..).next().copied() {
+            Some((len, off)) => {
+                by_length.remove(&(len, off));
+                by_offset.remove(&off);
+                if len > need {
+                    by_offset.insert(off + need, len - need);
+                    by_length.insert((len - need, off + need));
+                }
+                off
+            }
+            None => {
+                end += need;
+                end - need
+            }
+        };
+        local[t] = at;
+        dying.insert((last[t], at, need));
+    }
+    // The high-water mark: the largest end ever reached.
+    ts.iter().map(|&t| local[t] + k(t)).max().unwrap_or(0)
 }
 
 fn round_up(k: i64) -> i64 {
@@ -205,5 +294,37 @@ mod tests {
         let p = plan(&ks, &[Mono::known(10), Mono::known(10)]);
         assert_ne!(p.offsets[0], p.offsets[1]);
         assert_eq!(p.size.eval(&[]), 32);
+    }
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    /// Random live ranges and sizes: temporaries alive at the same time never share memory,
+    /// and the size is the highest end of any block.
+    #[test]
+    fn the_scan_never_overlaps_live_temporaries() {
+        let mut state = 12345u64;
+        let mut next = |m: u64| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) % m
+        };
+        for _ in 0..50 {
+            let n = 300;
+            let first: Vec<usize> = (0..n).map(|_| next(200) as usize).collect();
+            let last: Vec<usize> = first.iter().map(|&f| f + next(30) as usize).collect();
+            let sizes: Vec<i64> = (0..n).map(|_| round_up(1 + next(100) as i64)).collect();
+            let mut local = vec![0i64; n];
+            let total = scan_in_order((0..n).collect(), &first, &last, &|t| sizes[t], &mut local);
+            for a in 0..n {
+                assert!(local[a] + sizes[a] <= total);
+                for b in 0..a {
+                    let live = first[a] <= last[b] && first[b] <= last[a];
+                    let shared = local[a] < local[b] + sizes[b] && local[b] < local[a] + sizes[a];
+                    assert!(!(live && shared), "{a} and {b} overlap");
+                }
+            }
+        }
     }
 }

@@ -176,19 +176,6 @@ pub fn import_conv<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId, Di
     module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
 }
 
-/// Declare the batched GEMM of `dtype` (`symbols::GEMM_BATCH_F32` / `GEMM_BATCH_F64`) as an
-/// import (JIT only: each product whole on one of the pool's threads).
-pub fn import_gemm_batch<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId, Diagnostic> {
-    let name = match dtype {
-        DType::F32 => symbols::GEMM_BATCH_F32,
-        DType::F64 => symbols::GEMM_BATCH_F64,
-    };
-    let mut sig = abi::gemm_signature(module, dtype);
-    let counts = [AbiParam::new(I64); 4];
-    sig.params.splice(0..0, counts);
-    module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
-}
-
 /// Declare the Winograd transform symbol (`symbols::WINOGRAD_F32` / `WINOGRAD_F64`) in
 /// `module` (JIT only: a transform of the whole batch in one call, divided among threads).
 pub fn import_winograd<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId, Diagnostic> {
@@ -202,6 +189,29 @@ pub fn import_winograd<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId
         sig.params.push(AbiParam::new(t));
     }
     module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
+}
+
+/// Declare the batched GEMM symbol (`symbols::BATCHED_F32` / `BATCHED_F64`) in `module` (JIT
+/// only): a pointer to the per-product GEMM (or null), the count, the three element strides,
+/// then the GEMM's own parameters (`symbols::batched`).
+pub fn import_batched_gemm<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId, Diagnostic> {
+    let name = match dtype {
+        DType::F32 => symbols::BATCHED_F32,
+        DType::F64 => symbols::BATCHED_F64,
+    };
+    let ptr = module.target_config().pointer_type();
+    let mut sig = abi::gemm_signature(module, dtype);
+    let front = [AbiParam::new(ptr), AbiParam::new(I64), AbiParam::new(I64), AbiParam::new(I64), AbiParam::new(I64)];
+    sig.params.splice(0..0, front);
+    module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
+}
+
+/// Declare the index-error callback (`symbols::INDEX`, JIT only): kernel index, the offending
+/// index value (as a double) and the size of the indexed axis.
+pub fn import_index_error<M: Module>(module: &mut M) -> Result<FuncId, Diagnostic> {
+    let mut sig = module.make_signature();
+    sig.params.extend([AbiParam::new(I64), AbiParam::new(F64), AbiParam::new(I64)]);
+    module.declare_function(symbols::INDEX, Linkage::Import, &sig).map_err(module_error)
 }
 
 fn module_error(e: ModuleError) -> Diagnostic {
@@ -221,9 +231,18 @@ pub struct Gemms {
     /// The Winograd transform symbol (`import_winograd`), called for each transform kernel
     /// instead of the generated loops.
     pub winograd: Option<FuncId>,
-    /// The batched GEMM (`import_gemm_batch`), called for each batch of products instead of
-    /// a loop of GEMM calls.
-    pub batch: Option<FuncId>,
+    /// The batched GEMM symbol (`import_batched_gemm`), called for the products of a batched
+    /// matmul instead of a loop of GEMM calls.
+    pub batched: Option<FuncId>,
+    /// The index-error callback (`import_index_error`): gathers report out-of-range indices.
+    pub index_error: Option<FuncId>,
+}
+
+impl Gemms {
+    /// Just `gemm`, called for every product: what an object file uses.
+    pub fn only(gemm: FuncId) -> Gemms {
+        Gemms { gemm, small: None, conv: None, winograd: None, batched: None, index_error: None }
+    }
 }
 
 /// Declare and define `name` (and `name_workspace_size`) computing `g` in `module`; matrix
@@ -300,6 +319,7 @@ pub fn define_scheduled<M: Module>(
     // works on small functions (compile time linear in the graph, and base pointers and
     // constants are not spilled across the whole program).
     let mut fctx = FunctionBuilderContext::new();
+    let offsets: std::rc::Rc<[Option<kernel::Poly>]> = plan.offsets.clone().into();
     let mut parts = vec![];
     let mut clif_insts = 0;
     let mut next = 0;
@@ -317,8 +337,8 @@ pub fn define_scheduled<M: Module>(
             let args: [_; 5] = b.block_params(entry).try_into().expect("five parameters");
             let env = emit::Env {
                 args,
-                offsets: plan.offsets.clone(),
-                data: data.iter().map(|&d| module.declare_data_in_func(d, b.func)).collect(),
+                offsets: offsets.clone(),
+                data: HashMap::new(),
                 gemm: module.declare_func_in_func(gemms.gemm, b.func),
                 small_gemm: gemms.small.map(|(f, t)| (module.declare_func_in_func(f, b.func), t)),
                 libm: libm
@@ -330,12 +350,20 @@ pub fn define_scheduled<M: Module>(
                 fma: module.isa().has_native_fma(),
                 conv: gemms.conv.map(|f| module.declare_func_in_func(f, b.func)),
                 winograd: gemms.winograd.map(|f| module.declare_func_in_func(f, b.func)),
-                gemm_batch: gemms.batch.map(|f| module.declare_func_in_func(f, b.func)),
+                batched_gemm: gemms.batched.map(|f| module.declare_func_in_func(f, b.func)),
+                index_error: gemms.index_error.map(|f| module.declare_func_in_func(f, b.func)),
             };
             let profile = profile.map(|id| module.declare_func_in_func(id, b.func));
             let mut e = emit::Emitter::new(b, env, g.dtype, g.symbols.len());
             e.kernel_index = next as i64 - 1;
             while next < prog.kernels.len() {
+                for a in prog.kernels[next].reads() {
+                    if let kernel::Base::Data(d) = a.base {
+                        if let std::collections::hash_map::Entry::Vacant(slot) = e.env.data.entry(d) {
+                            slot.insert(module.declare_data_in_func(data[d], &mut *e.b.func));
+                        }
+                    }
+                }
                 e.kernel(&prog.kernels[next]);
                 if let Some(f) = profile {
                     let i = e.b.ins().iconst(I64, next as i64);

@@ -20,7 +20,8 @@
 //!   `peak_rss_mib` at the end (after inference); `workspace_step_mib`/`_infer_mib`, the
 //!   memory plans' workspace at this batch size.
 //!
-//! `--compile-only` checks and compiles only (compile scaling, W8 of issue #8). `--threads N`
+//! `--compile-only` checks and compiles only (compile scaling, W8 of issue #8), and adds
+//! `total_cpu_ms`, the CPU time to that point (/proc/self/stat). `--threads N`
 //! sets MATMUL_NUM_THREADS, which the GEMM reads once, at its first call.
 
 use std::path::{Path, PathBuf};
@@ -82,9 +83,9 @@ pub fn main(args: &BenchArgs, started: Instant) -> ExitCode {
         // SAFETY (of the environment): no other thread runs yet; the GEMM reads it later.
         std::env::set_var("MATMUL_NUM_THREADS", t.to_string());
     }
-    let src = match std::fs::read_to_string(&args.file) {
+    let src = match crate::runtime::files::read_text(&args.file, crate::runtime::files::MAX_SOURCE_BYTES) {
         Ok(s) => s,
-        Err(e) => return fail(&[Diagnostic::new("E-io", format!("cannot read {}: {e}", args.file.display()))], None),
+        Err(msg) => return fail(&[Diagnostic::new("E-io", msg)], None),
     };
     let result = match crate::frontend::check::check_source(&src) {
         Ok(checked) => run(args, &checked, started),
@@ -155,23 +156,25 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
         f.push(("compile_ms", Value::Num(c.step_ms + c.infer_ms)));
         f.extend(c.fields(batch));
         f.push(("total_ms", Value::Num(ms(started))));
+        f.push(("total_cpu_ms", Value::Num(cpu_ms())));
         f.push(("peak_rss_mib", Value::Num(peak_rss_mib())));
         return Ok(f);
     }
 
-    // Synthetic inputs: normal values, class indices in 0..classes for one-hot encoded fields.
-    let classes = training::data::classes_of_inputs(&t.graph);
+    // Synthetic inputs: normal values, class indices and row ids in 0..what they index.
     let mut rng = Rng::new(1);
     let fields = t
         .graph
         .inputs
         .iter()
-        .filter(|i| matches!(i.kind, InputKind::Data | InputKind::Label))
-        .map(|i| {
+        .enumerate()
+        .filter(|(_, i)| matches!(i.kind, InputKind::Data | InputKind::Label))
+        .map(|(index, i)| {
             let len = batch * i.shape.iter().filter_map(|d| d.known()).product::<usize>();
-            let k = classes.iter().find(|(n, _)| n == &i.name).map(|c| c.1);
+            // Class indices and row ids below what they index; whole numbers for other ints.
+            let bound = t.graph.index_use(index).bound().or(i.integer.then_some(2));
             let values = (0..len)
-                .map(|_| match k {
+                .map(|_| match bound {
                     Some(k) => rng.below(k as u64) as f32,
                     None => rng.normal() as f32,
                 })
@@ -206,21 +209,25 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
     };
     let mut engine = crate::training::jit_engine::jit_engine_with(program, &opts).map_err(|d| vec![d])?;
     let build_ms = ms(build);
-    let first_loss = engine.step(&data, lr, &mut params).map_err(err)?;
+    // Each step draws its own dropout masks, as in a run.
+    let mut counter = crate::training::Counter { seed: t.seed, step: 0 };
+    let first_loss = engine.step(&data, lr, counter, &mut params).map_err(err)?;
     f.push(("first_step_ms", Value::Num(ms(started))));
     f.push(("init_ms", Value::Num(init_ms)));
     f.push(("engine_build_ms", Value::Num(build_ms)));
 
     for _ in 0..args.warmup {
-        engine.step(&data, lr, &mut params).map_err(err)?;
+        counter.step += 1;
+        engine.step(&data, lr, counter, &mut params).map_err(err)?;
     }
     engine.step_profile();
     let mut steps = Vec::with_capacity(args.steps);
     let mut cpu = Vec::with_capacity(args.steps);
     let mut last_loss = first_loss;
     for _ in 0..args.steps.max(1) {
+        counter.step += 1;
         let (t0, c0) = (Instant::now(), process_cpu_ms());
-        last_loss = engine.step(&data, lr, &mut params).map_err(err)?;
+        last_loss = engine.step(&data, lr, counter, &mut params).map_err(err)?;
         steps.push(ms(t0));
         if let (Some(c0), Some(c1)) = (c0, process_cpu_ms()) {
             cpu.push(c1 - c0);
@@ -356,16 +363,18 @@ pub fn executed_flops(g: &Graph, batch: usize) -> f64 {
     g.nodes.iter().zip(&live).filter(|(_, &l)| l).map(|(n, _)| product_flops(g, n, batch)).sum()
 }
 
-/// 2·M·N·K of a matmul; 2·N·OH·OW·F·C·KH·KW of a convolution and of each of its gradients
+/// 2·M·N·K of a matmul (per batch element); 2·N·OH·OW·F·C·KH·KW of a convolution and of each of its gradients
 /// (the same products, arranged differently); 0 for every other op.
 fn product_flops(g: &Graph, n: &crate::ir::graph::Node, batch: usize) -> f64 {
     let dim = |d: &Dim| d.known().unwrap_or(batch) as f64;
     let size = |s: &crate::ir::graph::Shape| -> f64 { s.iter().map(dim).product() };
     match n.op {
-        Op::MatMul { transpose_a, .. } => {
+        // Every output element sums over the contracted axes of a: [batch.., rows.., inner..],
+        // or [batch.., inner.., rows..] transposed (broadcast batch axes included in the output).
+        Op::MatMul { transpose_a, batch, contract, .. } => {
             let a = g.shape(n.inputs[0]);
-            let k = if transpose_a { a.first() } else { a.last() };
-            2.0 * size(&n.shape) * k.map_or(1.0, dim)
+            let inner = if transpose_a { &a[batch..batch + contract] } else { &a[a.len() - contract..] };
+            2.0 * size(&n.shape) * size(&inner.to_vec())
         }
         // out [N, F, OH, OW] × w [F, C, KH, KW] / C·KH·KW per output
         Op::Conv2d { .. } => 2.0 * size(&n.shape) * size(&g.shape(n.inputs[1])[1..].to_vec()),
@@ -378,16 +387,30 @@ fn product_flops(g: &Graph, n: &crate::ir::graph::Node, batch: usize) -> f64 {
         Op::Relu | Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softplus => 0.0,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Max | Op::Min | Op::GreaterEq => 0.0,
         Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Pad { .. } => 0.0,
+        // Data movement (a scatter-add's additions are not products).
+        Op::Reverse { .. } | Op::Concat { .. } | Op::Gather { .. } | Op::ScatterAdd { .. } => 0.0,
         Op::Sum { .. } | Op::ReduceMax { .. } | Op::ArgMaxMask { .. } | Op::OneHot { .. } | Op::LogSoftmax { .. } => {
             0.0
         }
         Op::MaxPool2d { .. } | Op::MaxPool2dGrad { .. } | Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => 0.0,
+        Op::RandomUniform { .. } => 0.0,
     }
 }
 
 /// GEMM threads in effect: the pool's size (`MATMUL_NUM_THREADS`, else the physical cores).
 fn threads() -> usize {
     crate::runtime::threads::count()
+}
+
+/// CPU time (user + system) this process has used so far, in ms (0 where /proc is missing):
+/// on a loaded machine a better measure of compile work than the wall clock.
+pub fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces): utime and
+    // stime are the 12th and 13th of them, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: f64 = rest.split_whitespace().skip(11).take(2).filter_map(|t| t.parse::<f64>().ok()).sum();
+    ticks * 10.0
 }
 
 /// Peak resident memory of this process so far, in MiB (0 where /proc is missing).
@@ -458,7 +481,7 @@ fn table(f: &Fields) -> String {
         get("batch").unwrap_or_default(),
         get("threads").unwrap_or_default()
     );
-    let rows: [(&str, &str, &str); 19] = [
+    let rows: [(&str, &str, &str); 20] = [
         ("check_ms", "check (from process start)", "ms"),
         ("first_step_ms", "first train step done", "ms after process start"),
         ("init_ms", "  of which parameter init", "ms (initialisers, then --load)"),
@@ -467,6 +490,7 @@ fn table(f: &Fields) -> String {
         ("compile_infer_ms", "compile inference", "ms"),
         ("compile_ms", "compile both", "ms"),
         ("total_ms", "process start to compiled", "ms"),
+        ("total_cpu_ms", "  CPU time to compiled", "ms (user + system)"),
         ("step_ms_median", "train step median", "ms"),
         ("step_ms_min", "train step min", "ms"),
         ("step_cpu_ms_median", "train step CPU time", "ms (all threads, median)"),

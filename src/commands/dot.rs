@@ -34,7 +34,7 @@ fn gate_label(g: &Graph, op: &Op) -> String {
         Op::Min => "min".into(),
         Op::Neg => "−x".into(),
         Op::Pow => "^".into(),
-        Op::MatMul { transpose_a: false, transpose_b: false } => "@".into(),
+        Op::MatMul { transpose_a: false, transpose_b: false, .. } => "@".into(),
         other => crate::ir::ops::describe(other, g),
     }
 }
@@ -52,7 +52,7 @@ fn index_chain(g: &Graph, id: usize, readers: &[usize]) -> Option<(NodeId, Vec<u
     let mut slices = vec![];
     let mut indices = vec![];
     let mut cur = node.inputs[0];
-    while let Op::Slice { axis, start, len: 1 } = g.node(cur).op {
+    while let Op::Slice { axis, start, len: 1, step: 1 } = g.node(cur).op {
         if readers[cur.index()] != 1 {
             return None;
         }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use crate::frontend::checked::Checked;
-use crate::ir::graph::{Dim, Graph, InputKind, NodeId, Op};
+use crate::ir::graph::{Dim, Graph, InputKind, NodeId, Op, ParamKind};
 use crate::ir::tensor::Tensor;
 use crate::runtime::rng::Rng;
 
@@ -20,14 +20,14 @@ pub struct Target {
     pub params: Vec<Tensor>,
 }
 
-/// Random inputs for a graph: a batch of `batch` for symbolic dims, Gaussian data, labels
-/// uniform over the classes that the graph's one-hot encodes.
+/// Random inputs for a graph: a batch of `batch` for symbolic dims, Gaussian data, labels and
+/// ids uniform over the classes or rows they index (`Graph::index_use`).
 pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
     let mut rng = Rng::new(seed);
-    let classes = crate::training::data::classes_of_inputs(g);
     g.inputs
         .iter()
-        .map(|info| {
+        .enumerate()
+        .map(|(index, info)| {
             let shape: Vec<usize> = info
                 .shape
                 .iter()
@@ -37,10 +37,14 @@ pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
                 })
                 .collect();
             let n: usize = shape.iter().product();
-            // Class indices for inputs a one-hot reads, Gaussian values for the rest.
-            let k = classes.iter().find(|(name, _)| name == &info.name).map(|c| c.1);
-            let data = match (info.kind, k) {
-                (InputKind::Label | InputKind::Data, Some(k)) => (0..n).map(|_| rng.below(k as u64) as f64).collect(),
+            // Class indices or row ids for inputs that index (below the axis they index), small
+            // whole numbers for other integer inputs, Gaussian values for the rest.
+            let data = match (info.kind, g.index_use(index).bound(), info.integer) {
+                // Fixed random numbers (dropout masks) of step 0: central differences see the
+                // same mask at every perturbation.
+                (InputKind::RandomKey, _, _) => crate::ir::ops::random::key(seed, 0).data,
+                (_, Some(k), _) => (0..n).map(|_| rng.below(k as u64) as f64).collect(),
+                (_, None, true) => (0..n).map(|_| rng.below(2) as f64).collect(),
                 _ => (0..n).map(|_| rng.normal()).collect(),
             };
             Tensor::new(shape, data)
@@ -49,11 +53,11 @@ pub fn random_inputs(g: &Graph, batch: usize, seed: u64) -> Vec<Tensor> {
 }
 
 /// Every differentiable target of a program: each eval `grad` request, each train block's
-/// loss (wrt parameters and data inputs).
-pub fn targets(c: &Checked, batch: usize) -> Result<Vec<Target>, String> {
+/// loss (wrt parameters and data inputs). `command` names the command in a memory error.
+pub fn targets(c: &Checked, batch: usize, command: &str) -> Result<Vec<Target>, String> {
     let limit = crate::ir::limits::default_limit();
     for g in c.evals.iter().map(|e| &e.graph).chain(c.trains.iter().map(|t| &t.graph)) {
-        crate::ir::limits::check(g, batch, limit, "gradcheck").map_err(|d| d.message)?;
+        crate::ir::limits::check(g, batch, limit, command).map_err(|d| d.message)?;
     }
     let mut out = vec![];
     for e in &c.evals {
@@ -72,15 +76,15 @@ pub fn targets(c: &Checked, batch: usize) -> Result<Vec<Target>, String> {
         let g = t.graph.clone();
         let Some(&(_, loss)) = g.outputs.iter().find(|(n, _)| n == "loss") else { continue };
         let mut wrt: Vec<(String, NodeId)> = vec![];
-        // Integer inputs (one-hot encoded ids) have no derivative: perturbing them is not defined.
-        let integer = crate::training::data::classes_of_inputs(&g);
+        // Integer inputs (declared `int`, or read as indices) have no derivative: perturbing
+        // them is not defined.
+        let is_integer = |index: usize| g.inputs[index].integer || g.index_use(index).bound().is_some();
         for (i, node) in g.nodes.iter().enumerate() {
             match node.op {
-                Op::Param { index } => wrt.push((g.params[index].name.clone(), NodeId(i as u32))),
-                Op::Input { index }
-                    if g.inputs[index].kind == InputKind::Data
-                        && !integer.iter().any(|(n, _)| n == &g.inputs[index].name) =>
-                {
+                Op::Param { index } if g.params[index].kind == ParamKind::Trainable => {
+                    wrt.push((g.params[index].name.clone(), NodeId(i as u32)))
+                }
+                Op::Input { index } if g.inputs[index].kind == InputKind::Data && !is_integer(index) => {
                     wrt.push((g.inputs[index].name.clone(), NodeId(i as u32)))
                 }
                 _ => {}
@@ -115,7 +119,7 @@ pub fn picture(
     print_after: Option<&str>,
     load: Option<&std::path::Path>,
 ) -> Result<Picture, String> {
-    let all = targets(c, 4)?;
+    let all = targets(c, 4, "graph")?;
     let mut target = match name {
         Some(n) => {
             all.into_iter().find(|t| t.title.contains(n)).ok_or_else(|| format!("nothing named `{n}` to draw"))?
@@ -138,10 +142,12 @@ pub fn picture(
     let mut g = target.graph;
     let forward_len = g.nodes.len();
     // With values, differentiate wrt every forward node that feeds `of`, so each edge of the
-    // picture gets its gradient; without, wrt the target's variables only.
+    // picture gets its gradient (but integer inputs, which have none); without, wrt the
+    // target's variables only.
     let feeds = ancestors(&g, target.of);
+    let integer = |id: NodeId| matches!(g.node(id).op, Op::Input { index } if g.inputs[index].integer);
     let wrt_all: Vec<NodeId> = if values {
-        (0..forward_len as u32).map(NodeId).filter(|id| feeds[id.index()]).collect()
+        (0..forward_len as u32).map(NodeId).filter(|&id| feeds[id.index()] && !integer(id)).collect()
     } else {
         target.wrt.iter().map(|w| w.1).filter(|id| feeds[id.index()]).collect()
     };
@@ -201,7 +207,7 @@ fn ancestors(g: &Graph, of: NodeId) -> Vec<bool> {
 /// Check every target's gradients; returns the report and whether all are within `threshold`.
 /// At most `elements` elements of each tensor are checked (a spread sample of larger ones).
 pub fn gradcheck(c: &Checked, batch: usize, elements: usize, threshold: f64) -> Result<(String, bool), String> {
-    let all = targets(c, batch)?;
+    let all = targets(c, batch, "gradcheck")?;
     if all.is_empty() {
         return Err("the file has no eval `grad` request and no train block to check".into());
     }

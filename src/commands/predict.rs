@@ -65,11 +65,24 @@ fn read_csv(path: &Path) -> Result<Array, Diagnostic> {
         shape: None,
         shape_from: String::new(),
         classes: None,
+        ids: None,
     };
     let field = data::load_field(&spec)?;
     let mut shape = vec![field.len()];
     shape.extend_from_slice(field.shape());
     Ok(Array { shape, values: field.values().to_vec() })
+}
+
+/// The values for a model input declared `int`: whole numbers, below the class count or axis
+/// they index (as training checks them), so that no id is found wrong mid-run.
+fn check_ids(g: &Graph, name: &str, path: &Path, per_sample: usize, values: &[f32]) -> Result<(), Diagnostic> {
+    let Some(index) = g.inputs.iter().position(|i| i.name == name && i.integer) else {
+        return Ok(());
+    };
+    let source = path.display().to_string();
+    let mut field = data::Field::new(name, data::FieldType::Float, vec![per_sample.max(1)], values.to_vec(), &source)?;
+    let used = g.index_use(index);
+    field.make_int_input(name, used.classes, used.rows)
 }
 
 /// The model `predict` runs.
@@ -161,6 +174,14 @@ pub fn predict(c: &Checked, file: &Path, o: &PredictOptions) -> Result<String, D
             g.shape_str(shape)
         )));
     }
+    // The output never replaces a file this run reads: checked before any work.
+    let mut read: Vec<&Path> = vec![file];
+    read.extend(o.load.as_deref());
+    read.extend(bound.iter().map(|b| b.1.as_path()));
+    if let Some(out) = &o.output {
+        crate::runtime::files::check_output_path(out, &read)
+            .map_err(|e| Diagnostic::new("E-io", format!("cannot write {}: {e}", out.display())))?;
+    }
     if g.symbols.len() > 1 {
         return Err(err(format!(
             "model `{}` has several symbolic dimensions ({}); predict binds only the batch",
@@ -199,6 +220,7 @@ pub fn predict(c: &Checked, file: &Path, o: &PredictOptions) -> Result<String, D
                 g.shape_str(shape)
             )));
         }
+        check_ids(&g, name, path, want, &array.values)?;
         loaded.push(Loaded { name: name.clone(), file: path.clone(), values: array.values, per_sample: want, samples });
     }
     let samples = loaded.first().map_or(1, |l| l.samples);
@@ -341,11 +363,11 @@ pub fn predict(c: &Checked, file: &Path, o: &PredictOptions) -> Result<String, D
     shape.extend(&out_per);
     let text = match (&o.output, out_format) {
         (Some(path), Some(Format::Npy)) => {
-            write_file(path, &data::npy_bytes(&shape, &result))?;
+            write_file(path, &data::npy_bytes(&shape, &result), &read)?;
             String::new()
         }
         (Some(path), _) => {
-            write_file(path, csv_text(&out_name, per_out, &result).as_bytes())?;
+            write_file(path, csv_text(&out_name, per_out, &result).as_bytes(), &read)?;
             String::new()
         }
         (None, _) => csv_text(&out_name, per_out, &result),
@@ -392,7 +414,8 @@ fn csv_text(name: &str, per: usize, values: &[f32]) -> String {
     s
 }
 
-/// Write an output file. (Issue #23 routes every output through one atomic writer.)
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
-    std::fs::write(path, bytes).map_err(|e| Diagnostic::new("E-io", format!("cannot write {}: {e}", path.display())))
+/// Write an output file atomically (`runtime::files`), never over one of `inputs`.
+fn write_file(path: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<(), Diagnostic> {
+    crate::runtime::files::write_atomic(path, bytes, inputs)
+        .map_err(|e| Diagnostic::new("E-io", format!("cannot write {}: {e}", path.display())))
 }

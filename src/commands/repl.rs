@@ -3,14 +3,22 @@
 //! session's scope, and an expression is evaluated in an eval block made of them. Errors are
 //! diagnostics pointing into the line typed and never end the session.
 //!
+//! Each line is checked with only what it uses: the definitions and `let`s its names refer to,
+//! and theirs in turn (data and train blocks always, since a train block may pick the only
+//! data block). A session of thousands of independent lines then costs each line the same,
+//! instead of a re-check of the whole session per line; only a line whose dependencies form a
+//! long chain pays for the chain.
+//!
 //! The session logic (`Session::handle`) is independent of the terminal, so tests drive it
 //! with piped scripts exactly as a user would.
 
 use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use crate::diag::{self, Diagnostic, SourceFile};
+use crate::frontend::ast::Item;
 use crate::frontend::check;
 use crate::frontend::checked::Checked;
 
@@ -38,11 +46,42 @@ pub struct Output {
     pub quit: bool,
 }
 
+/// An accepted top-level definition or `let`: its text, the name it defines and the names
+/// its text uses.
+struct Entry {
+    text: String,
+    name: String,
+    uses: Vec<String>,
+    /// A data or train block: part of every program (see the module comment).
+    always: bool,
+}
+
+/// The names (identifiers) `text` mentions.
+fn names_in(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = crate::frontend::lexer::lex(text)
+        .0
+        .into_iter()
+        .filter_map(|t| match t {
+            Ok((_, crate::frontend::lexer::Token::Ident(n), _)) => Some(n),
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 pub struct Session {
-    /// Accepted top-level definitions, as source text.
-    items: String,
+    /// Accepted top-level definitions, one per item, in order.
+    items: Vec<Entry>,
+    /// The definition of each item name.
+    item_names: HashMap<String, usize>,
     /// Accepted `let` statements, in order.
-    lets: Vec<String>,
+    lets: Vec<Entry>,
+    /// The `let`s binding each name, in order (a name may be bound again).
+    let_names: HashMap<String, Vec<usize>>,
+    /// Every name defined so far, for completion.
+    known: BTreeSet<String>,
     /// Where `:load`ed files live: data paths of train blocks are relative to it.
     base_dir: PathBuf,
     color: bool,
@@ -50,7 +89,15 @@ pub struct Session {
 
 impl Session {
     pub fn new(color: bool) -> Session {
-        Session { items: String::new(), lets: vec![], base_dir: PathBuf::from("."), color }
+        Session {
+            items: vec![],
+            item_names: HashMap::new(),
+            lets: vec![],
+            let_names: HashMap::new(),
+            known: BTreeSet::new(),
+            base_dir: PathBuf::from("."),
+            color,
+        }
     }
 
     /// Names to complete: session definitions, built-ins, commands.
@@ -58,31 +105,87 @@ impl Session {
         let mut names: Vec<String> = COMMANDS.iter().map(|s| s.to_string()).collect();
         names.extend(crate::frontend::builtins::Builtin::ALL.iter().map(|b| b.name().to_string()));
         names.extend(["dense", "conv2d", "maxout", "labels"].map(String::from));
-        for text in self.lets.iter().chain(std::iter::once(&self.items)) {
-            for word in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
-                if word.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_') {
-                    names.push(word.to_string());
-                }
-            }
-        }
+        names.extend(self.known.iter().cloned());
         names.sort();
         names.dedup();
         names
     }
 
-    /// The eval block of the session's lets followed by `tail`, after the definitions; returns
-    /// the source and the byte offset at which `tail` starts.
+    /// The items and lets that `uses` needs, transitively, in session order: a name is the
+    /// latest `let` binding it before the user (or before the end, for `uses` itself), else
+    /// the item of that name.
+    fn needed(&self, uses: &[String]) -> (Vec<usize>, Vec<usize>) {
+        let (mut items, mut lets) = (vec![false; self.items.len()], vec![false; self.lets.len()]);
+        // (name, the let index it must precede)
+        let mut work: Vec<(String, usize)> = uses.iter().map(|n| (n.clone(), self.lets.len())).collect();
+        while let Some((name, before)) = work.pop() {
+            let bound = self.let_names.get(&name).and_then(|v| v.iter().rev().find(|&&i| i < before).copied());
+            if let Some(i) = bound {
+                if !lets[i] {
+                    lets[i] = true;
+                    work.extend(self.lets[i].uses.iter().map(|n| (n.clone(), i)));
+                }
+            } else if let Some(&i) = self.item_names.get(&name) {
+                if !items[i] {
+                    items[i] = true;
+                    work.extend(self.items[i].uses.iter().map(|n| (n.clone(), self.lets.len())));
+                }
+            }
+        }
+        for (i, e) in self.items.iter().enumerate() {
+            if e.always && !items[i] {
+                items[i] = true;
+                for n in &e.uses {
+                    if let Some(&j) = self.item_names.get(n) {
+                        items[j] = true; // a train block's model
+                    }
+                }
+            }
+        }
+        // A train block's model may use further items: one more pass settles them.
+        let mut work: Vec<String> =
+            items.iter().enumerate().filter(|(_, &b)| b).flat_map(|(i, _)| self.items[i].uses.clone()).collect();
+        while let Some(name) = work.pop() {
+            if let Some(&i) = self.item_names.get(&name) {
+                if !items[i] {
+                    items[i] = true;
+                    work.extend(self.items[i].uses.iter().cloned());
+                }
+            }
+        }
+        let pick = |v: Vec<bool>| v.into_iter().enumerate().filter(|(_, b)| *b).map(|(i, _)| i).collect();
+        (pick(items), pick(lets))
+    }
+
+    /// The definitions `uses` needs, as source text.
+    fn items_for(&self, items: &[usize]) -> String {
+        let mut src = String::new();
+        for &i in items {
+            src.push_str(&self.items[i].text);
+            src.push('\n');
+        }
+        src
+    }
+
+    /// The eval block of the lets `tail` needs followed by `tail`, after the definitions it
+    /// needs; returns the source and the byte offset at which `tail` starts.
     fn program(&self, tail: &str) -> (String, usize) {
-        let mut src = self.items.clone();
+        let (items, lets) = self.needed(&names_in(tail));
+        let mut src = self.items_for(&items);
         src.push_str("\neval repl {\n");
-        for l in &self.lets {
-            src.push_str(l);
+        for i in lets {
+            src.push_str(&self.lets[i].text);
             src.push('\n');
         }
         let offset = src.len();
         src.push_str(tail);
         src.push_str("\n}\n");
         (src, offset)
+    }
+
+    /// Every definition of the session, as source text (for `:train` and `:load`'s summary).
+    fn all_items(&self) -> String {
+        self.items_for(&(0..self.items.len()).collect::<Vec<_>>())
     }
 
     /// Render diagnostics against what the user typed: spans inside `typed` (which starts at
@@ -133,14 +236,33 @@ impl Session {
     }
 
     fn define(&mut self, text: &str) -> Output {
-        let mut candidate = self.items.clone();
+        // The definitions the new ones use, and any they would define again (so that the
+        // check reports the duplicate with both places).
+        let program = match crate::frontend::parser::parse(text) {
+            Ok(p) => p,
+            Err(d) => return Output { err: self.render(&d, text, 0, text), ..Output::default() },
+        };
+        let mut uses = names_in(text);
+        uses.extend(program.items.iter().filter_map(item_name).filter(|n| self.item_names.contains_key(n)));
+        let (items, _) = self.needed(&uses);
+        let mut candidate = self.items_for(&items);
         let offset = candidate.len() + 1;
         candidate.push('\n');
         candidate.push_str(text);
         candidate.push('\n');
         match self.check(&candidate) {
             Ok(_) => {
-                self.items = candidate;
+                for item in &program.items {
+                    let Some(span) = item_span(item) else { continue };
+                    let item_text = text[span.start..span.end].to_string();
+                    let name = item_name(item).unwrap_or_default();
+                    let always = matches!(item, Item::Data(_) | Item::Train(_));
+                    if !name.is_empty() {
+                        self.item_names.insert(name.clone(), self.items.len());
+                        self.known.insert(name.clone());
+                    }
+                    self.items.push(Entry { uses: names_in(&item_text), text: item_text, name, always });
+                }
                 Output::default()
             }
             Err(d) => Output { err: self.render(&d, &candidate, offset, text), ..Output::default() },
@@ -151,16 +273,24 @@ impl Session {
         let (src, offset) = self.program(text);
         match self.check(&src) {
             Ok(c) => {
-                self.lets.push(text.to_string());
                 // Show the new name's shape, as a reminder of what it holds.
-                let name = text.trim_start_matches("let").split('=').next().unwrap_or("").trim();
+                let name = text.trim_start_matches("let").split('=').next().unwrap_or("").trim().to_string();
                 let shape = c.evals.last().and_then(|e| {
                     e.graph
                         .nodes
                         .iter()
                         .rev()
-                        .find(|n| n.name.as_deref() == Some(name))
+                        .find(|n| n.name.as_deref() == Some(name.as_str()))
                         .map(|n| e.graph.shape_str(&n.shape))
+                });
+                self.let_names.entry(name.clone()).or_default().push(self.lets.len());
+                self.known.insert(name.clone());
+                let value = text.split_once('=').map_or("", |(_, v)| v);
+                self.lets.push(Entry {
+                    text: text.to_string(),
+                    uses: names_in(value),
+                    name: name.clone(),
+                    always: false,
                 });
                 Output { out: shape.map(|s| format!("{name}: {s}\n")).unwrap_or_default(), ..Output::default() }
             }
@@ -191,7 +321,8 @@ impl Session {
     }
 
     fn run_eval_block(&mut self, text: &str) -> Output {
-        let mut src = self.items.clone();
+        let (items, _) = self.needed(&names_in(text));
+        let mut src = self.items_for(&items);
         let offset = src.len() + 1;
         src.push('\n');
         src.push_str(text);
@@ -256,11 +387,9 @@ impl Session {
             }
             "graph" => {
                 // Differentiate sum(EXPR) wrt every variable of the session.
-                let vars: Vec<String> = self
-                    .lets
-                    .iter()
-                    .filter_map(|l| l.trim_start_matches("let").split('=').next().map(|n| n.trim().to_string()))
-                    .collect();
+                let mut vars: Vec<String> = self.lets.iter().map(|l| l.name.clone()).collect();
+                vars.sort();
+                vars.dedup();
                 let tail = if vars.is_empty() {
                     rest.to_string()
                 } else {
@@ -289,11 +418,9 @@ impl Session {
     }
 
     fn load(&mut self, path: &Path) -> Output {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::runtime::files::read_text(path, crate::runtime::files::MAX_SOURCE_BYTES) {
             Ok(t) => t,
-            Err(e) => {
-                return Output { err: format!("error: cannot read {}: {e}\n", path.display()), ..Output::default() }
-            }
+            Err(msg) => return Output { err: format!("error: {msg}\n"), ..Output::default() },
         };
         let program = match crate::frontend::parser::parse(&text) {
             Ok(p) => p,
@@ -309,13 +436,7 @@ impl Session {
         let mut defs = String::new();
         let mut evals = String::new();
         for item in &program.items {
-            let span = match item {
-                crate::frontend::ast::Item::Fn(f) | crate::frontend::ast::Item::Layer(f) => Some((f.span, false)),
-                crate::frontend::ast::Item::Model(m) => Some((m.span, false)),
-                crate::frontend::ast::Item::Data(d) | crate::frontend::ast::Item::Train(d) => Some((d.span, false)),
-                crate::frontend::ast::Item::Eval(e) => Some((e.span, true)),
-                crate::frontend::ast::Item::Error => None,
-            };
+            let span = item_span(item).map(|s| (s, matches!(item, Item::Eval(_))));
             if let Some((s, is_eval)) = span {
                 let target = if is_eval { &mut evals } else { &mut defs };
                 target.push_str(&text[s.start..s.end]);
@@ -332,15 +453,16 @@ impl Session {
             out.out.push_str(&r.out);
             out.err.push_str(&r.err);
         }
-        let summary = self.check(&self.items).map(|c| crate::commands::report::summary(&c)).unwrap_or_default();
+        let summary = self.check(&self.all_items()).map(|c| crate::commands::report::summary(&c)).unwrap_or_default();
         out.out.push_str(&format!("loaded {}\n{summary}", path.display()));
         out
     }
 
     fn train(&mut self) -> Output {
-        let checked = match self.check(&self.items) {
+        let all = self.all_items();
+        let checked = match self.check(&all) {
             Ok(c) => c,
-            Err(d) => return Output { err: self.render(&d, &self.items, usize::MAX, ""), ..Output::default() },
+            Err(d) => return Output { err: self.render(&d, &all, usize::MAX, ""), ..Output::default() },
         };
         if checked.trains.is_empty() {
             return Output {
@@ -373,30 +495,71 @@ impl Session {
     }
 }
 
+/// The name a top-level item defines (a data block may have none; train blocks and eval
+/// blocks define none).
+fn item_name(item: &Item) -> Option<String> {
+    match item {
+        Item::Fn(f) | Item::Layer(f) => Some(f.name.name.clone()),
+        Item::Model(m) => Some(m.name.name.clone()),
+        Item::Data(d) => d.name.as_ref().map(|n| n.name.clone()),
+        Item::Train(_) | Item::Eval(_) | Item::Error => None,
+    }
+}
+
+/// Where an item is written.
+fn item_span(item: &Item) -> Option<crate::diag::Span> {
+    match item {
+        Item::Fn(f) | Item::Layer(f) => Some(f.span),
+        Item::Model(m) => Some(m.span),
+        Item::Data(d) | Item::Train(d) => Some(d.span),
+        Item::Eval(e) => Some(e.span),
+        Item::Error => None,
+    }
+}
+
 /// Are all brackets of `text` closed? (Otherwise the input continues on the next line.)
 pub fn complete(text: &str) -> bool {
-    let mut depth = 0i32;
+    unclosed(text).is_none()
+}
+
+/// The innermost bracket of `text` still open at its end (byte offset and character), if any.
+pub fn unclosed(text: &str) -> Option<(usize, char)> {
+    let mut open: Vec<(usize, char)> = vec![];
     let mut in_string = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut chars = text.char_indices();
+    while let Some((at, c)) = chars.next() {
         match c {
             '"' => in_string = !in_string,
             '\\' if in_string => {
                 chars.next();
             }
             '#' if !in_string => {
-                for c in chars.by_ref() {
+                for (_, c) in chars.by_ref() {
                     if c == '\n' {
                         break;
                     }
                 }
             }
-            '(' | '[' | '{' if !in_string => depth += 1,
-            ')' | ']' | '}' if !in_string => depth -= 1,
+            '(' | '[' | '{' if !in_string => open.push((at, c)),
+            ')' | ']' | '}' if !in_string => {
+                // A closer without its opener is the parser's to report: it ends nothing here.
+                open.pop();
+            }
             _ => {}
         }
     }
-    depth <= 0
+    open.last().copied()
+}
+
+/// The diagnostic for input that ends (end of file) inside an open bracket.
+fn unclosed_at_end(text: &str, color: bool) -> String {
+    let Some((at, c)) = unclosed(text) else { return String::new() };
+    let open = text.chars().filter(|c| matches!(c, '(' | '[' | '{')).count();
+    let close = text.chars().filter(|c| matches!(c, ')' | ']' | '}')).count();
+    let d = Diagnostic::new("E-syntax", format!("the input ends inside `{c}`"))
+        .label(crate::diag::Span::new(at, at + c.len_utf8()), "this bracket is never closed")
+        .note(format!("{} bracket(s) are still open at the end of the input", open.saturating_sub(close).max(1)));
+    diag::render(&[d], Some(&SourceFile { name: "<repl>", text }), color)
 }
 
 /// rustyline glue: completion of names, continuation while brackets are open.
@@ -503,10 +666,10 @@ pub fn run_script(input: impl BufRead, out: &mut dyn Write, err: &mut dyn Write)
             return Ok(());
         }
     }
+    // Input that ends inside a bracket is incomplete: say so, rather than handing the parser a
+    // block closed by a `}` the user never typed.
     if !pending.trim().is_empty() {
-        let o = session.handle(&pending);
-        out.write_all(o.out.as_bytes())?;
-        err.write_all(o.err.as_bytes())?;
+        err.write_all(unclosed_at_end(&pending, false).as_bytes())?;
     }
     Ok(())
 }

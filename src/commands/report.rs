@@ -24,14 +24,19 @@ pub fn summary(c: &Checked) -> String {
         let g = &m.graph;
         out.push_str(&format!("model {}\n", m.name));
         for i in &g.inputs {
-            out.push_str(&format!("  input  {}: {}\n", i.name, g.shape_str(&i.shape)));
+            let elem = if i.integer { " int" } else { "" };
+            out.push_str(&format!("  input  {}: {}{elem}\n", i.name, g.shape_str(&i.shape)));
         }
         for (name, id) in &g.outputs {
             out.push_str(&format!("  output {}: {}\n", name, g.shape_str(g.shape(*id))));
         }
-        out.push_str(&format!("  parameters: {} tensors, {} values\n", g.params.len(), param_count(g)));
+        let state = g.params.iter().filter(|p| p.kind == crate::ir::graph::ParamKind::State).count();
+        let of_state = if state > 0 { format!(" ({state} of them state)") } else { String::new() };
+        out.push_str(&format!("  parameters: {} tensors{of_state}, {} values\n", g.params.len(), param_count(g)));
         for p in &g.params {
-            out.push_str(&format!("    {} {}\n", p.name, g.shape_str(&p.shape)));
+            // State (running statistics) is saved with the parameters but not trained.
+            let state = if p.kind == crate::ir::graph::ParamKind::State { "  (state)" } else { "" };
+            out.push_str(&format!("    {} {}{state}\n", p.name, g.shape_str(&p.shape)));
         }
     }
     for d in &c.data {
@@ -41,7 +46,12 @@ pub fn summary(c: &Checked) -> String {
                 .iter()
                 .map(|f| {
                     let shape = f.shape.as_ref().map(|s| format!(" {s:?}")).unwrap_or_default();
-                    format!("{} ({}{shape}, {})", f.name, f.ty.name(), f.file.path())
+                    // An undeclared type is the type of the model input the field feeds.
+                    let declared = format!("{}{shape}", f.ty.map_or("", |t| t.name()));
+                    match declared.trim() {
+                        "" => format!("{} ({})", f.name, f.file.path()),
+                        d => format!("{} ({d}, {})", f.name, f.file.path()),
+                    }
                 })
                 .collect();
             out.push_str(&format!("data {}: {}\n", d.name, fields.join(", ")));

@@ -1,14 +1,15 @@
 //! `netc summary FILE` (and `netc check --summary`): a per-layer table of each model, like
 //! torchinfo's or Keras' `summary()` — every layer instance with its output shape, parameter
-//! count and forward FLOPs per sample — and the totals: parameters (trainable and frozen, from
-//! the train block), forward FLOPs, and the memory of one train step at the file's batch.
+//! count and forward FLOPs per sample — and the totals: parameters (trainable, frozen by the
+//! train block, and state such as batch norm's running statistics), forward FLOPs (of the
+//! inference-mode graph), and the memory of one train step at the file's batch.
 //!
 //! FLOPs follow `netc bench`'s convention: matmuls and convolutions only, 2·M·N·K per matmul
 //! and a convolution as its im2col GEMM.
 
 use crate::codegen::{fuse, memplan};
 use crate::frontend::checked::{Checked, Layer, Model, TrainDecl};
-use crate::ir::graph::{Dim, Graph};
+use crate::ir::graph::{Dim, Graph, ParamKind};
 use crate::ir::limits::human;
 
 /// Values of a shape with the batch bound to 1 (per sample).
@@ -44,18 +45,24 @@ fn scaled(x: f64) -> String {
     }
 }
 
-/// The parameters of a model: total values, and how many of them a train block freezes.
+/// The parameters of a model: total values, how many of them are state (running statistics,
+/// never trained: Keras' "non-trainable"), and how many trainable ones a train block freezes.
 pub struct Counts {
     pub tensors: usize,
     pub values: usize,
+    pub state: usize,
     pub frozen: usize,
 }
 
 pub fn counts(m: &Model, train: Option<&TrainDecl>) -> Counts {
     let g = &m.graph;
     let values = crate::commands::report::param_count(g);
-    let frozen = train.map_or(0, |t| t.frozen.iter().map(|&i| numel(&t.graph.params[i].shape)).sum());
-    Counts { tensors: g.params.len(), values, frozen }
+    let is_state = |p: &crate::ir::graph::ParamInfo| p.kind == ParamKind::State;
+    let state = g.params.iter().filter(|p| is_state(p)).map(|p| numel(&p.shape)).sum();
+    let frozen = train.map_or(0, |t| {
+        t.frozen.iter().map(|&i| &t.graph.params[i]).filter(|p| !is_state(p)).map(|p| numel(&p.shape)).sum()
+    });
+    Counts { tensors: g.params.len(), values, state, frozen }
 }
 
 /// Bytes of one train step at `batch`: parameters, optimizer state, the batch's data, the
@@ -155,12 +162,13 @@ fn model_summary(m: &Model, train: Option<&TrainDecl>, batch: Option<usize>) -> 
     }
     let counts = counts(m, train);
     let total_flops: f64 = (0..g.nodes.len()).map(|i| crate::commands::bench::node_flops(g, i, 1)).sum();
+    let state = if counts.state > 0 { format!(", state {}", grouped(counts.state)) } else { String::new() };
     out.push_str(&format!(
-        "  parameters: {} in {} tensors ({}); trainable {}, frozen {}\n",
+        "  parameters: {} in {} tensors ({}); trainable {}, frozen {}{state}\n",
         grouped(counts.values),
         counts.tensors,
         human((counts.values * g.dtype.size_bytes()) as u128),
-        grouped(counts.values - counts.frozen),
+        grouped(counts.values - counts.frozen - counts.state),
         grouped(counts.frozen)
     ));
     out.push_str(&format!("  forward FLOPs per sample: {}\n", scaled(total_flops)));

@@ -84,16 +84,13 @@ pub fn train_command(c: &Checked, file: &Path, opts: &RunOptions) -> Result<(), 
     Ok(())
 }
 
-/// Refuse an output path whose folder does not exist or that names a folder, before any work
-/// is done (a run should not train for an hour and then fail to save).
+/// Refuse an output path before any work is done (a run should not train for an hour and
+/// then fail to save): what `runtime::files::check_output_path` refuses (no file name, a
+/// directory, a device, a link, a FIFO), and a path whose folder does not exist. The inputs
+/// it must not name are checked once they are known.
 pub fn check_output_path(path: &Path, flag: &str) -> Result<(), Diagnostic> {
     let io = |why: String| Diagnostic::new("E-io", format!("{flag} {}: {why}", path.display()));
-    if path.as_os_str().is_empty() || path.file_name().is_none() {
-        return Err(io("not a file name".into()));
-    }
-    if path.is_dir() {
-        return Err(io("is a directory".into()));
-    }
+    crate::runtime::files::check_output_path(path, &[]).map_err(|e| io(e.to_string()))?;
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !parent.is_dir() {
         return Err(io(format!("the folder {} does not exist", parent.display())));
@@ -132,6 +129,24 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
             eprintln!("note: {} not found; data `{}` uses its `otherwise` source", missing.display(), d.name);
         }
     };
+    // Outputs never replace an input (the source, the data, the weights loaded) or a device,
+    // a link or a FIFO: checked now, before the data is loaded and the model trained.
+    // (`--save` may name the `--resume` checkpoint: advancing it in place is what it is for.)
+    let data_files = training::data::input_files(d, base);
+    let mut inputs: Vec<&Path> = vec![file];
+    inputs.extend(opts.load.as_deref());
+    inputs.extend(opts.init_from.as_deref());
+    inputs.extend(data_files.iter().map(PathBuf::as_path));
+    let save_inputs = inputs.clone();
+    inputs.extend(opts.resume.as_deref());
+    let refuse = |(path, e): (PathBuf, crate::runtime::files::WriteError)| {
+        Diagnostic::new("E-io", format!("cannot write {}: {e}", path.display()))
+    };
+    let outputs: Vec<&Path> = opts.plot.iter().chain(&opts.save).map(PathBuf::as_path).collect();
+    crate::runtime::files::check_output_paths(&outputs, &save_inputs).map_err(refuse)?;
+    if let Some(plot) = &opts.plot {
+        crate::runtime::files::check_output_paths(&[plot], &inputs).map_err(refuse)?;
+    }
     let data = training::load_data(&t, d, base, &mut note)?;
 
     let batch = t.batch.unwrap_or(data.train.len()).max(1);
@@ -165,9 +180,22 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
             params[i] = w.data;
         }
         let meta = crate::runtime::weights::load_metadata(path)?;
-        resume_at = meta.get("netc.step").and_then(|s| s.parse().ok()).ok_or_else(|| {
+        let checkpoint = Checkpoint::read(&meta).ok_or_else(|| {
             err(format!("{}: not a checkpoint (no step count); use --load for plain weights", path.display()))
         })?;
+        resume_at = checkpoint.step;
+        // The random streams (dropout) and the data order continue from the checkpoint's seed.
+        if let Some(seed) = checkpoint.seed {
+            if opts.overrides.seed.is_some_and(|s| s != seed) {
+                return Err(err(format!(
+                    "{} was written by a run with seed {seed}; resuming it with --seed {} would change its \
+                     data order and random numbers",
+                    path.display(),
+                    t.seed
+                )));
+            }
+            t.seed = seed;
+        }
     } else if let Some(path) = &opts.load {
         let expected: Vec<(&str, &[usize])> =
             names[..model_params].iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
@@ -201,7 +229,7 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
         .map_err(bounds_diagnostic)?;
 
     if let Some(path) = &opts.plot {
-        plot_losses(path, &report.losses)?;
+        plot_losses(path, &report.losses, &inputs)?;
         if !quiet {
             eprintln!("wrote the loss curve ({} steps) to {}", report.losses.len(), path.display());
         }
@@ -211,13 +239,18 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
         // step count: a weights file that is also a checkpoint for --resume.
         let refs: Vec<crate::runtime::weights::WeightRef> =
             names.iter().zip(&params).map(|((n, s), v)| (n.as_str(), s.as_slice(), v.as_slice())).collect();
-        // One key: a map of several would serialise in random order, and the same run must
-        // write the same bytes.
-        let meta = [("netc.step".to_string(), report.steps.to_string())];
-        crate::runtime::weights::save_with_metadata(path, &refs, Some(meta.into_iter().collect()))?;
+        let checkpoint = Checkpoint { step: report.steps, seed: Some(t.seed) };
+        crate::runtime::weights::save_with_metadata(path, &refs, Some(checkpoint.metadata()), &save_inputs)?;
         if !quiet {
-            let state = names.len() - model_params;
-            let extra = if state > 0 { format!(" and {state} optimizer state tensors") } else { String::new() };
+            let model_state = t.graph.params.iter().filter(|p| p.kind == crate::ir::graph::ParamKind::State).count();
+            let optimizer = names.len() - model_params;
+            let mut extra = String::new();
+            if model_state > 0 {
+                extra += &format!(" ({model_state} of them state)");
+            }
+            if optimizer > 0 {
+                extra += &format!(" and {optimizer} optimizer state tensors");
+            }
             eprintln!("wrote {} ({model_params} parameter tensors{extra}, step {})", path.display(), report.steps);
         }
     }
@@ -228,6 +261,36 @@ pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Strin
     } else {
         String::new()
     })
+}
+
+/// Where a saved run stands: the steps done, and the seed of its data order and random
+/// streams (absent in checkpoints written before runs drew random numbers).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub step: usize,
+    pub seed: Option<u64>,
+}
+
+impl Checkpoint {
+    /// The metadata key: one key, since a map of several would serialise in random order,
+    /// and the same run must write the same bytes.
+    pub const KEY: &'static str = "netc.checkpoint";
+
+    pub fn metadata(&self) -> std::collections::HashMap<String, String> {
+        let seed = self.seed.map(|s| format!(" seed={s}")).unwrap_or_default();
+        [(Checkpoint::KEY.to_string(), format!("step={}{seed}", self.step))].into_iter().collect()
+    }
+
+    /// `step=N seed=S` under `KEY`, or the older `netc.step` = N.
+    pub fn read(meta: &std::collections::HashMap<String, String>) -> Option<Checkpoint> {
+        if let Some(text) = meta.get(Checkpoint::KEY) {
+            let field = |name: &str| {
+                text.split_whitespace().find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
+            };
+            return Some(Checkpoint { step: field("step")? as usize, seed: field("seed") });
+        }
+        Some(Checkpoint { step: meta.get("netc.step")?.parse().ok()?, seed: None })
+    }
 }
 
 /// What `--init-from` did: which of the file's tensors it loaded, which it skipped (with the
@@ -371,15 +434,16 @@ pub fn json(r: &Report, t: &crate::frontend::checked::TrainDecl, init: Option<&I
     Value::Object(o).to_string()
 }
 
-/// The loss curve as an SVG line chart.
-pub fn plot_losses(path: &Path, losses: &[f32]) -> Result<(), Diagnostic> {
+/// The loss curve as an SVG line chart, written atomically (never over one of `inputs`).
+pub fn plot_losses(path: &Path, losses: &[f32], inputs: &[&Path]) -> Result<(), Diagnostic> {
     use plotters::prelude::*;
     let io = |e: String| Diagnostic::new("E-io", format!("{}: cannot draw the plot: {e}", path.display()));
     let finite: Vec<(f32, f32)> =
         losses.iter().enumerate().filter(|(_, l)| l.is_finite()).map(|(i, &l)| (i as f32 + 1.0, l)).collect();
     let max = finite.iter().map(|p| p.1).fold(f32::MIN, f32::max).max(1e-6);
     let min = finite.iter().map(|p| p.1).fold(f32::MAX, f32::min).min(max);
-    let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
+    let mut svg = String::new();
+    let root = SVGBackend::with_string(&mut svg, (800, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| io(e.to_string()))?;
     let mut chart = ChartBuilder::on(&root)
         .caption("training loss", ("sans-serif", 20))
@@ -391,5 +455,8 @@ pub fn plot_losses(path: &Path, losses: &[f32]) -> Result<(), Diagnostic> {
     chart.configure_mesh().x_desc("step").y_desc("loss").draw().map_err(|e| io(e.to_string()))?;
     chart.draw_series(LineSeries::new(finite, &BLUE)).map_err(|e| io(e.to_string()))?;
     root.present().map_err(|e| io(e.to_string()))?;
-    Ok(())
+    drop(chart);
+    drop(root);
+    crate::runtime::files::write_atomic(path, svg.as_bytes(), inputs)
+        .map_err(|e| Diagnostic::new("E-io", format!("cannot write {}: {e}", path.display())))
 }

@@ -15,7 +15,7 @@ use crate::codegen::kernel::{monos, Base, Mono, Poly};
 use crate::codegen::memplan::Plan;
 use crate::codegen::{self, CompileOptions};
 use crate::diag::Diagnostic;
-use crate::ir::graph::{DType, Dim, Graph, Shape};
+use crate::ir::graph::{DType, Dim, Graph, Op, Shape};
 use crate::ir::tensor::Tensor;
 use crate::runtime::symbols;
 
@@ -48,6 +48,9 @@ impl Element for f64 {
 
 /// How `Compiled::run`'s error for an access that bounds-checked code refused begins.
 pub const BOUNDS_FAILED: &str = "bounds check failed";
+
+/// How `Compiled::run`'s error for a gather index outside its axis begins.
+pub const INDEX_FAILED: &str = "index out of range";
 
 /// The generated function's C ABI (see `codegen`): inputs, params, outputs, dims, workspace.
 type Entry = unsafe extern "C" fn(*const *const u8, *const *mut u8, *const *mut u8, *const i64, *mut u8);
@@ -93,6 +96,26 @@ pub struct Compiled {
     ptrs: Tables,
     dims: Vec<i64>,
     last_dims: Vec<usize>,
+    /// Inputs read as class indices by a one-hot encoding (a loss's labels): (input, classes).
+    /// Their values are checked before every call, as the interpreter checks them: the
+    /// generated one-hot code would turn a label out of range into a row of zeros, a loss of
+    /// 0 for that sample, and go on silently.
+    class_inputs: Vec<(usize, usize)>,
+}
+
+/// (input, classes) for every input of `g` that a one-hot encoding reads directly; the
+/// smallest class count when several read the same input.
+fn class_inputs(g: &Graph) -> Vec<(usize, usize)> {
+    let mut found: Vec<(usize, usize)> = vec![];
+    for node in &g.nodes {
+        let Op::OneHot { classes } = node.op else { continue };
+        let Some(Op::Input { index }) = node.inputs.first().map(|x| &g.node(*x).op) else { continue };
+        match found.iter_mut().find(|(i, _)| i == index) {
+            Some((_, c)) => *c = (*c).min(classes),
+            None => found.push((*index, classes)),
+        }
+    }
+    found
 }
 
 /// Compile `g` (forward, backward or train step alike) to native code.
@@ -118,15 +141,23 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
     let prog = codegen::fuse::schedule(g, opts.conv)?;
     let multiplies = prog.calls_gemm();
     let mut generated = || codegen::gemm::define_gemm(&mut module, "netc_generated_gemm", Linkage::Local, g.dtype);
-    let gemms = if opts.generated_gemm {
-        codegen::Gemms { gemm: generated()?, small: None, conv: None, winograd: None, batch: None }
+    let mut gemms = if opts.generated_gemm {
+        codegen::Gemms::only(generated()?)
     } else {
         let small = if multiplies && opts.small_gemm > 0 { Some((generated()?, opts.small_gemm)) } else { None };
         let conv = Some(codegen::import_conv(&mut module, g.dtype)?);
         let winograd = Some(codegen::import_winograd(&mut module, g.dtype)?);
-        let batch = Some(codegen::import_gemm_batch(&mut module, g.dtype)?);
-        codegen::Gemms { gemm: codegen::import_gemm(&mut module, g.dtype)?, small, conv, winograd, batch }
+        let batched = Some(codegen::import_batched_gemm(&mut module, g.dtype)?);
+        codegen::Gemms {
+            small,
+            conv,
+            winograd,
+            batched,
+            ..codegen::Gemms::only(codegen::import_gemm(&mut module, g.dtype)?)
+        }
     };
+    // Out-of-range gather indices make the run fail (`Compiled::run`), with the index.
+    gemms.index_error = Some(codegen::import_index_error(&mut module)?);
     let defined = codegen::define_scheduled(&mut module, g, prog, "netc_graph", Linkage::Export, gemms, opts)?;
     module.finalize_definitions().map_err(|e| fail("finalising", e.to_string()))?;
     let code = module.get_finalized_function(defined.func);
@@ -155,6 +186,7 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
         ptrs: Tables(ptrs),
         dims: Vec::with_capacity(g.symbols.len()),
         last_dims: vec![1; g.symbols.len()],
+        class_inputs: class_inputs(g),
     })
 }
 
@@ -244,6 +276,17 @@ impl Compiled {
         check("parameters", &self.params, &mut param_lens)?;
         check("inputs", &self.inputs, &mut inputs.iter().map(|x| x.as_ref().len()))?;
         check("outputs", &self.outputs, &mut outputs.iter_mut().map(|x| x.as_mut().len()))?;
+        for &(i, classes) in &self.class_inputs {
+            let bad = inputs[i].as_ref().iter().map(|v| v.to_f64()).enumerate().find(|(_, c)| {
+                !(c.fract() == 0.0 && *c >= 0.0 && *c < classes as f64) // NaN fails every comparison
+            });
+            if let Some((at, c)) = bad {
+                return Err(format!(
+                    "input `{}` holds {c} at element {at}, which is not a class index (a whole number in 0..{classes})",
+                    self.inputs[i].0
+                ));
+            }
+        }
         self.workspace.reserve(self.plan.bytes(dims, self.dtype.size_bytes()))?;
 
         let [pi, pp, po] = &mut self.ptrs.0;
@@ -257,6 +300,7 @@ impl Compiled {
         self.last_dims.extend_from_slice(dims);
         // A violation left over from a call that did not return here must not be blamed on this one.
         symbols::take_violation();
+        symbols::take_index_error();
         // SAFETY: every buffer has been checked to hold its shape's elements for these dims,
         // the workspace holds the planned bytes, and the borrows keep the buffers alive and
         // unaliased for the duration of the call (params are `&mut`, or only read: `run_readonly`).
@@ -269,11 +313,28 @@ impl Compiled {
                 self.workspace.ptr,
             )
         };
-        // Bounds-checked code (`CompileOptions::checked`) reports a refused access here.
-        match symbols::take_violation() {
-            Some(v) => Err(self.describe_violation(&v)),
+        // Bounds-checked code (`CompileOptions::checked`) reports a refused access here, and a
+        // gather an index outside its axis (which it clamped).
+        if let Some(v) = symbols::take_violation() {
+            return Err(self.describe_violation(&v));
+        }
+        match symbols::take_index_error() {
+            Some(e) => Err(self.describe_index_error(&e)),
             None => Ok(()),
         }
+    }
+
+    /// `index 12 is out of range ...`: which kernel met which index.
+    fn describe_index_error(&self, e: &symbols::IndexError) -> String {
+        let kind = usize::try_from(e.kernel).ok().and_then(|k| self.kernel_names.get(k)).copied().unwrap_or("?");
+        format!(
+            "{INDEX_FAILED}: index {} is out of range for an axis of size {} (indices are whole numbers 0..{}; \
+             kernel {} ({kind}) used the nearest row instead)",
+            crate::ir::tensor::format_number(e.index),
+            e.size,
+            e.size,
+            e.kernel
+        )
     }
 
     /// `bounds check failed: kernel 7 (map) ...`: which kernel accessed which buffer where.

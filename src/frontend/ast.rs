@@ -56,11 +56,13 @@ pub struct ModelDef {
     pub span: Span,
 }
 
-/// `name: [dims]`
+/// `name: [dims]`, optionally with an element type: `tokens: [B, T] int`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Typed {
     pub name: Ident,
     pub ty: TypeExpr,
+    /// `int` or `float` after the shape (float when absent).
+    pub elem: Option<Ident>,
 }
 
 /// A tensor shape written in the source: `[B, 784]`, `[]` for a scalar.
@@ -97,8 +99,15 @@ pub struct EvalDef {
 pub enum Stmt {
     /// `let name = value`
     Let { name: Ident, value: Expr },
+    /// `let [a, b, c] = value`: the elements of a list (e.g. what `split` returns).
+    LetList { names: Vec<Ident>, value: Expr, span: Span },
     /// `param W: [784, 100] = he` — a trainable parameter with its initialiser.
     Param { name: Ident, ty: TypeExpr, init: Option<Expr>, span: Span },
+    /// `state mean: [F] = zeros` — a tensor the train step updates by a rule (`<-`), not by
+    /// gradients.
+    State { name: Ident, ty: TypeExpr, init: Option<Expr>, span: Span },
+    /// `mean <- 0.9 * mean + 0.1 * m` — the value a state tensor takes after a train step.
+    Update { target: Ident, value: Expr, span: Span },
     /// `grad f wrt x, y`
     Grad { of: Expr, wrt: Vec<Ident>, span: Span },
     /// `return value`
@@ -132,16 +141,60 @@ pub enum ExprKind {
         callee: Box<Expr>,
         args: Vec<Arg>,
     },
-    /// `w[0]`, `x[1, 2]`
+    /// `w[0]`, `x[1, 2]`, `x[:, 1:3]`, `x[..., -1]`, `E[tokens]`
     Index {
         base: Box<Expr>,
-        indices: Vec<Expr>,
+        indices: Vec<IndexItem>,
     },
     /// `x.shape`, `fc1.W`
     Field {
         base: Box<Expr>,
         field: Ident,
     },
+    /// `if cond { ... } else { ... }`: the condition is known at compile time (`training`,
+    /// a layer's boolean argument); each branch is a block whose last expression is its value.
+    If {
+        cond: Box<Expr>,
+        then: Vec<Stmt>,
+        otherwise: Option<Vec<Stmt>>,
+    },
+}
+
+/// One item between the brackets of `x[...]`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IndexItem {
+    /// `i` (a whole number) or a tensor of indices.
+    At(Expr),
+    /// `start:stop` or `start:stop:step`, each part optional (`:` is the whole axis).
+    Slice { start: Option<Expr>, stop: Option<Expr>, step: Option<Expr>, span: Span },
+    /// `...`: as many `:` as the other items leave axes.
+    Ellipsis(Span),
+}
+
+impl IndexItem {
+    pub fn span(&self) -> Span {
+        match self {
+            IndexItem::At(e) => e.span,
+            IndexItem::Slice { span, .. } | IndexItem::Ellipsis(span) => *span,
+        }
+    }
+
+    /// The expressions written in the item: an index, or a slice's bounds.
+    pub fn exprs(&self) -> Vec<&Expr> {
+        match self {
+            IndexItem::At(e) => vec![e],
+            IndexItem::Slice { start, stop, step, .. } => [start, stop, step].into_iter().flatten().collect(),
+            IndexItem::Ellipsis(_) => vec![],
+        }
+    }
+
+    fn exprs_mut(&mut self) -> Vec<&mut Expr> {
+        match self {
+            IndexItem::At(e) => vec![e],
+            IndexItem::Slice { start, stop, step, .. } => [start, stop, step].into_iter().flatten().collect(),
+            IndexItem::Ellipsis(_) => vec![],
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,14 +231,162 @@ impl Expr {
         Expr { kind, span }
     }
 
+    /// The same expression covering `span` (a parenthesised expression).
+    pub fn with_span(mut self, span: Span) -> Expr {
+        self.span = span;
+        self
+    }
+
     /// `lhs |> rhs`: a call gets `lhs` as its first argument; a bare function is called on it.
-    pub fn pipe(lhs: Expr, rhs: Expr, span: Span) -> Expr {
-        match rhs.kind {
+    pub fn pipe(lhs: Expr, mut rhs: Expr, span: Span) -> Expr {
+        match std::mem::replace(&mut rhs.kind, ExprKind::Int(0)) {
             ExprKind::Call { callee, mut args } => {
                 args.insert(0, Arg { name: None, value: lhs });
                 Expr::new(ExprKind::Call { callee, args }, span)
             }
-            _ => Expr::new(ExprKind::Call { callee: Box::new(rhs), args: vec![Arg { name: None, value: lhs }] }, span),
+            kind => {
+                rhs.kind = kind;
+                Expr::new(ExprKind::Call { callee: Box::new(rhs), args: vec![Arg { name: None, value: lhs }] }, span)
+            }
         }
     }
+
+    /// No subexpressions.
+    fn is_leaf(&self) -> bool {
+        matches!(self.kind, ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Str(_) | ExprKind::Name(_))
+    }
+
+    /// The direct subexpressions, in source order.
+    pub fn children(&self) -> Vec<&Expr> {
+        match &self.kind {
+            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Str(_) | ExprKind::Name(_) => vec![],
+            ExprKind::List(items) => items.iter().collect(),
+            ExprKind::Neg(a) | ExprKind::Field { base: a, .. } => vec![a],
+            ExprKind::Binary(_, a, b) => vec![a, b],
+            ExprKind::Call { callee, args } => {
+                std::iter::once(&**callee).chain(args.iter().map(|a| &a.value)).collect()
+            }
+            ExprKind::Index { base, indices } => {
+                std::iter::once(&**base).chain(indices.iter().flat_map(IndexItem::exprs)).collect()
+            }
+            ExprKind::If { cond, then, otherwise } => {
+                let mut out = vec![&**cond];
+                stmt_exprs(then, &mut out);
+                stmt_exprs(otherwise.iter().flatten(), &mut out);
+                out
+            }
+        }
+    }
+
+    /// How deeply the expression nests (a leaf is 1): found with an explicit stack, since
+    /// the expression may be too deep for a recursive walk. Returns the depth and the span
+    /// of a deepest leaf.
+    pub fn depth(&self) -> (usize, Span) {
+        let mut deepest = (1, self.span);
+        let mut stack = vec![(self, 1)];
+        while let Some((e, d)) = stack.pop() {
+            if d > deepest.0 {
+                deepest = (d, e.span);
+            }
+            stack.extend(e.children().into_iter().map(|c| (c, d + 1)));
+        }
+        deepest
+    }
+
+    /// Move the non-leaf children of `self` onto `out`, leaving leaves in their place.
+    fn detach_children(&mut self, out: &mut Vec<Expr>) {
+        let leaf = || Expr::new(ExprKind::Int(0), Span::default());
+        let mut take = |e: &mut Expr| {
+            if !e.is_leaf() {
+                out.push(std::mem::replace(e, leaf()));
+            }
+        };
+        match &mut self.kind {
+            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Str(_) | ExprKind::Name(_) => {}
+            ExprKind::List(items) => items.iter_mut().for_each(take),
+            ExprKind::Neg(a) | ExprKind::Field { base: a, .. } => take(a),
+            ExprKind::Binary(_, a, b) => {
+                take(a);
+                take(b);
+            }
+            ExprKind::Call { callee, args } => {
+                take(callee);
+                args.iter_mut().for_each(|a| take(&mut a.value));
+            }
+            ExprKind::Index { base, indices } => {
+                take(base);
+                indices.iter_mut().flat_map(IndexItem::exprs_mut).for_each(take);
+            }
+            ExprKind::If { cond, then, otherwise } => {
+                take(cond);
+                for s in then.iter_mut().chain(otherwise.iter_mut().flatten()) {
+                    match s {
+                        Stmt::Let { value: e, .. }
+                        | Stmt::LetList { value: e, .. }
+                        | Stmt::Update { value: e, .. }
+                        | Stmt::Return(e)
+                        | Stmt::Expr(e)
+                        | Stmt::Setting { value: e, .. }
+                        | Stmt::Grad { of: e, .. } => take(e),
+                        Stmt::Param { init, .. } | Stmt::State { init, .. } => init.iter_mut().for_each(&mut take),
+                        Stmt::Error => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The expressions written directly in the statements `body` (not inside other expressions),
+/// in source order, appended to `out`.
+fn stmt_exprs<'a>(body: impl IntoIterator<Item = &'a Stmt>, out: &mut Vec<&'a Expr>) {
+    for s in body {
+        match s {
+            Stmt::Let { value: e, .. }
+            | Stmt::LetList { value: e, .. }
+            | Stmt::Update { value: e, .. }
+            | Stmt::Return(e)
+            | Stmt::Expr(e)
+            | Stmt::Setting { value: e, .. }
+            | Stmt::Grad { of: e, .. } => out.push(e),
+            Stmt::Param { init, .. } | Stmt::State { init, .. } => out.extend(init.iter()),
+            Stmt::Error => {}
+        }
+    }
+}
+
+/// Dropping an expression takes it apart with an explicit stack: the default, recursive drop
+/// would overflow the thread's stack on a chain of a hundred thousand `+` (the parser builds
+/// such trees before their depth is checked).
+impl Drop for Expr {
+    fn drop(&mut self) {
+        if self.is_leaf() {
+            return;
+        }
+        let mut stack = vec![];
+        self.detach_children(&mut stack);
+        while let Some(mut e) = stack.pop() {
+            e.detach_children(&mut stack);
+            // `e` now has only leaves below it: its own drop does not go deeper.
+        }
+    }
+}
+
+/// Every expression written in `file`, in source order (the roots of the expression trees).
+pub fn root_exprs(file: &SourceFile) -> Vec<&Expr> {
+    let stmts = stmt_exprs;
+    let mut out = vec![];
+    for item in &file.items {
+        match item {
+            Item::Fn(f) | Item::Layer(f) => {
+                out.extend(f.params.iter().filter_map(|p| p.default.as_ref()));
+                stmts(&f.body, &mut out);
+            }
+            Item::Model(m) => stmts(&m.body, &mut out),
+            Item::Data(s) | Item::Train(s) => stmts(&s.body, &mut out),
+            Item::Eval(e) => stmts(&e.body, &mut out),
+            Item::Error => {}
+        }
+    }
+    out
 }

@@ -27,10 +27,14 @@ builtins! {
     Max, Min,
     // reductions and shapes
     Sum, Mean, Transpose, Reshape, Flatten,
+    // structure: joining, splitting, indexing, broadcasting, padding
+    Concat, Split, Chunk, Take, Expand, BroadcastTo, Squeeze, Unsqueeze, Pad, Einsum,
     // probabilities and losses
     Softmax, LogSoftmax, OneHot, CrossEntropy, Svm, Mse, L2,
     // convolution and pooling
     Conv, Maxpool2d, Avgpool2d,
+    // randomness (training mode)
+    RandLike, Dropout,
     // metrics (train settings, not differentiable)
     Accuracy,
     // parameter initialisers
@@ -115,6 +119,45 @@ impl Builtin {
                 sig("reshape", &["x", "shape"], 2, Tensor, "same elements in a new shape; one dimension may be -1")
             }
             Flatten => sig("flatten", &["x"], 1, Tensor, "[N, d1, d2, ...] -> [N, d1*d2*...]"),
+            Concat => sig("concat", &["tensors", "axis"], 1, Tensor, "join a list of tensors along an axis (0)"),
+            Split => sig(
+                "split",
+                &["x", "sizes", "axis"],
+                2,
+                Tensor,
+                "a list of pieces along an axis (0): of the given sizes, or of `sizes` each (torch.split)",
+            ),
+            Chunk => {
+                sig("chunk", &["x", "chunks", "axis"], 2, Tensor, "a list of `chunks` near-equal pieces (torch.chunk)")
+            }
+            Take => sig(
+                "take",
+                &["x", "indices", "axis"],
+                2,
+                Tensor,
+                "the elements at integer indices along an axis (of the flattened x without one), as numpy.take",
+            ),
+            Expand => {
+                sig("expand", &["x", "shape"], 2, Tensor, "broadcast to a shape; -1 keeps a size (torch.Tensor.expand)")
+            }
+            BroadcastTo => sig("broadcast_to", &["x", "shape"], 2, Tensor, "broadcast to a shape (numpy.broadcast_to)"),
+            Squeeze => sig("squeeze", &["x", "axis"], 1, Tensor, "remove unit axes (all of them, or the given ones)"),
+            Unsqueeze => sig("unsqueeze", &["x", "axis"], 2, Tensor, "insert a unit axis at a position"),
+            Pad => sig(
+                "pad",
+                &["x", "widths"],
+                2,
+                Tensor,
+                "zero padding: n on every side, [before, after] on every axis, or one pair per axis (numpy.pad)",
+            ),
+            Einsum => Signature {
+                name: "einsum",
+                params: &["spec"],
+                required: 1,
+                variadic: true,
+                kind: Tensor,
+                doc: "einsum(\"bij,bjk->bik\", a, b): a contraction of one or two tensors written with axis letters",
+            },
             Softmax => sig("softmax", &["x", "axis"], 1, Tensor, "e^x / sum(e^x) along the last axis"),
             LogSoftmax => {
                 sig("log_softmax", &["x", "axis"], 1, Tensor, "log(softmax(x)) along the last axis, computed stably")
@@ -163,6 +206,20 @@ impl Builtin {
                 1,
                 Tensor,
                 "mean over size×size windows (no padding); stride = size",
+            ),
+            RandLike => sig(
+                "rand_like",
+                &["x"],
+                1,
+                Tensor,
+                "uniform random numbers in [0, 1) of x's shape, a new stream each step (training mode only)",
+            ),
+            Dropout => sig(
+                "dropout",
+                &["x", "p"],
+                1,
+                Tensor,
+                "training: zero each element with probability p (0.5), scale the rest by 1/(1 - p); inference: x",
             ),
             Accuracy => sig(
                 "accuracy",
@@ -273,7 +330,8 @@ impl Signature {
             .map(|(i, p)| if i < self.required { p.to_string() } else { format!("{p}?") })
             .collect();
         if self.variadic {
-            ps = vec!["tensors...".into()];
+            ps.truncate(self.required);
+            ps.push("tensors...".into());
         }
         format!("{}({})", self.name, ps.join(", "))
     }

@@ -5,7 +5,8 @@ use crate::diag::Span;
 use crate::ir::graph::{Graph, NodeId};
 use crate::ir::tensor::Tensor;
 
-/// A model: its forward graph (inputs, parameters, named outputs).
+/// A model: its forward graph in inference mode (inputs, parameters and state, named
+/// outputs), as evaluation, eval blocks and `netc build`'s `forward` run it.
 #[derive(Clone, Debug)]
 pub struct Model {
     pub name: String,
@@ -101,7 +102,9 @@ impl FieldFile {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FieldDecl {
     pub name: String,
-    pub ty: FieldType,
+    /// The declared type; `None` takes the type of the model input the field feeds (`int`
+    /// for one declared `tokens: [B, T] int`), else float (`FieldDecl::ty_for`).
+    pub ty: Option<FieldType>,
     /// The per-sample shape when declared (`shape: [T]`); otherwise a model input's
     /// declaration gives it, or the file's own (integers: one value per sample).
     pub shape: Option<Vec<usize>>,
@@ -111,6 +114,17 @@ pub struct FieldDecl {
     /// Every value is multiplied by this (floats only).
     pub scale: f64,
     pub span: Span,
+}
+
+impl FieldDecl {
+    /// The field's type when it feeds a model input declared int (`integer_input`) or not.
+    pub fn ty_for(&self, integer_input: bool) -> FieldType {
+        match (self.ty, integer_input) {
+            (Some(ty), _) => ty,
+            (None, true) => FieldType::Int,
+            (None, false) => FieldType::Float,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -205,9 +219,14 @@ pub struct TrainDecl {
     pub model: String,
     /// Index into `Checked::data`.
     pub data: Option<usize>,
-    /// Inputs: the model's inputs, then each other data field the loss reads (kind `Label`),
-    /// each named after its field; outputs: `loss`, then the model's outputs.
+    /// The train step's forward pass, in training mode. Inputs: the model's inputs, then each
+    /// other data field the loss reads (kind `Label`), each named after its field, and the
+    /// `RandomKey` input if the model draws random numbers; outputs: `loss`, then the model's
+    /// outputs; `updates`: the state updates (`<-`) of a step.
     pub graph: Graph,
+    /// The same in inference mode, without updates: the loss and outputs on test data. Its
+    /// parameters and state are the same as `graph`'s, in the same order.
+    pub eval_graph: Graph,
     pub optimizer: Optimizer,
     pub schedule: Schedule,
     pub weight_decay: f64,

@@ -1,17 +1,19 @@
 //! Lexing: source text -> a stream of `(start, Token, end)` triples for the lalrpop parser.
 //!
 //! Newlines end statements, as in Python or Go, so `.net` files need no semicolons. The lexer
-//! decides which newlines are terminators: none inside `(...)` or `[...]`, none after a token
-//! that cannot end a statement (an operator, a comma, `{`), none before a line that starts with
-//! `|>` (so a pipeline can run over several lines), and never two in a row.
+//! decides which newlines are terminators: none inside `(...)` or `[...]` (but those inside a
+//! `{ ... }` block there count again), none after a token that cannot end a statement (an
+//! operator, a comma, `{`), none before a line that starts with `|>` (so a pipeline can run over
+//! several lines) or with `else`, and never two in a row.
 
 use logos::Logos;
 
 use crate::diag::{Diagnostic, Span};
 
 #[derive(Logos, Clone, Debug, PartialEq)]
-#[logos(skip r"[ \t\r\f]+")]
-#[logos(skip(r"#[^\n]*", allow_greedy = true))]
+// A byte-order mark (U+FEFF, which some editors put at the start of a file) is blank space.
+#[logos(skip r"[ \t\f\u{feff}]+")]
+#[logos(skip(r"#[^\r\n]*", allow_greedy = true))]
 pub enum Token {
     // ---- keywords ----
     #[token("fn")]
@@ -36,6 +38,12 @@ pub enum Token {
     Grad,
     #[token("wrt")]
     Wrt,
+    #[token("state")]
+    State,
+    #[token("if")]
+    If,
+    #[token("else")]
+    Else,
 
     // ---- punctuation and operators ----
     #[token("(")]
@@ -58,6 +66,9 @@ pub enum Token {
     Assign,
     #[token("->")]
     Arrow,
+    /// The update of a state tensor: `mean <- 0.9 * mean + 0.1 * m`.
+    #[token("<-")]
+    LeftArrow,
     #[token("|>")]
     Pipe,
     #[token("+")]
@@ -75,18 +86,22 @@ pub enum Token {
     Power,
     #[token(".")]
     Dot,
+    /// `...` in an index: the axes not otherwise indexed.
+    #[token("...")]
+    Ellipsis,
     /// An explicit statement separator; a newline usually does this job.
     #[token(";")]
     Semi,
-    #[token("\n")]
+    /// A line end: `\n`, `\r\n`, or a lone `\r` (old Mac files).
+    #[regex(r"\r\n|\n|\r")]
     Newline,
 
     // ---- literals and names ----
     #[regex(r"[0-9]+", |lex| lex.slice().parse::<i64>().ok())]
     Int(i64),
-    #[regex(r"[0-9]+\.[0-9]*([eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+|\.[0-9]+([eE][+-]?[0-9]+)?", |lex| lex.slice().parse::<f64>().ok())]
+    #[regex(r"[0-9]+\.[0-9]*([eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+|\.[0-9]+([eE][+-]?[0-9]+)?", |lex| lex.slice().parse::<f64>().ok().filter(|x| x.is_finite()))]
     Float(f64),
-    #[regex(r#""([^"\\\n]|\\.)*""#, |lex| unescape(lex.slice()))]
+    #[regex(r#""([^"\\\r\n]|\\.)*""#, |lex| unescape(lex.slice()))]
     Str(String),
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice().to_string())]
     Ident(String),
@@ -139,6 +154,9 @@ impl Token {
             Token::Return => "return",
             Token::Grad => "grad",
             Token::Wrt => "wrt",
+            Token::State => "state",
+            Token::If => "if",
+            Token::Else => "else",
             Token::LParen => "(",
             Token::RParen => ")",
             Token::LBracket => "[",
@@ -149,6 +167,7 @@ impl Token {
             Token::Colon => ":",
             Token::Assign => "=",
             Token::Arrow => "->",
+            Token::LeftArrow => "<-",
             Token::Pipe => "|>",
             Token::Plus => "+",
             Token::Minus => "-",
@@ -157,6 +176,7 @@ impl Token {
             Token::At => "@",
             Token::Power => "**",
             Token::Dot => ".",
+            Token::Ellipsis => "...",
             Token::Semi => ";",
             Token::Newline => "\\n",
             Token::Int(_) | Token::Float(_) | Token::Str(_) | Token::Ident(_) | Token::Error => "",
@@ -172,6 +192,7 @@ impl Token {
                 | Token::Colon
                 | Token::Assign
                 | Token::Arrow
+                | Token::LeftArrow
                 | Token::Pipe
                 | Token::Plus
                 | Token::Minus
@@ -211,6 +232,8 @@ fn lex_error(src: &str, span: Span) -> Diagnostic {
     let text = src.get(span.start..span.end).unwrap_or("");
     let (message, label) = if text.starts_with('"') {
         ("unterminated string".to_string(), "this string has no closing `\"` on its line".to_string())
+    } else if text.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '.') && text.contains(['.', 'e', 'E']) {
+        (format!("number `{text}` is too large"), "beyond the largest 64-bit float, about 1.8e308".to_string())
     } else if text.chars().next().is_some_and(|c| c.is_ascii_digit()) {
         (format!("number `{text}` is too large"), "does not fit in 64 bits".to_string())
     } else {
@@ -218,36 +241,44 @@ fn lex_error(src: &str, span: Span) -> Diagnostic {
     };
     Diagnostic::new("E-lex", message)
         .label(span, label)
-        .note("tokens are names, numbers, \"strings\", and ( ) [ ] { } , : = -> |> + - * / @ ** . ; #comments")
+        .note("tokens are names, numbers, \"strings\", and ( ) [ ] { } , : = -> <- |> + - * / @ ** . ... ; #comments")
 }
 
 /// Keep only the newlines that end statements (see the module comment); `;` counts as one.
 fn insert_terminators(raw: Vec<Spanned>) -> Vec<Spanned> {
+    // The token after each position that is not a newline (`None` at the end, `Some(None)` at
+    // a lexing error), found in one backward pass so that runs of blank lines cost nothing.
+    let mut next_after: Vec<Option<Option<Token>>> = vec![None; raw.len() + 1];
+    for i in (0..raw.len()).rev() {
+        next_after[i] = match &raw[i] {
+            Ok((_, Token::Newline, _)) => next_after[i + 1].clone(),
+            Ok((_, t, _)) => Some(Some(t.clone())),
+            Err(_) => Some(None),
+        };
+    }
     let mut out: Vec<Spanned> = Vec::with_capacity(raw.len());
-    let mut depth: i32 = 0;
-    let mut i = 0;
-    while i < raw.len() {
-        let item = raw[i].clone();
-        i += 1;
+    // The open brackets, innermost last: newlines end statements only when it is a `{` (or
+    // none is open), so an `if` block inside a call's parentheses has its lines.
+    let mut open: Vec<Token> = vec![];
+    for (i, item) in raw.into_iter().enumerate() {
         let Ok((s, tok, e)) = item else {
             out.push(item);
             continue;
         };
         match tok {
-            Token::LParen | Token::LBracket => depth += 1,
-            Token::RParen | Token::RBracket => depth = (depth - 1).max(0),
+            Token::LParen | Token::LBracket | Token::LBrace => open.push(tok.clone()),
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                open.pop();
+            }
             _ => {}
         }
+        let in_brackets = matches!(open.last(), Some(Token::LParen | Token::LBracket));
         if matches!(tok, Token::Newline | Token::Semi) {
-            let prev = out.last().and_then(|t| t.as_ref().ok()).map(|(_, t, _)| t.clone());
-            let next = raw[i..].iter().find_map(|t| match t {
-                Ok((_, Token::Newline, _)) => None,
-                Ok((_, t, _)) => Some(Some(t.clone())),
-                Err(_) => Some(None),
-            });
-            let drop = depth > 0
-                || prev.as_ref().is_none_or(|p| p.continues_line() || *p == Token::Newline)
-                || matches!(next, None | Some(Some(Token::Pipe)) | Some(Some(Token::RBrace)));
+            let prev = out.last().and_then(|t| t.as_ref().ok()).map(|(_, t, _)| t);
+            let next = &next_after[i + 1];
+            let drop = in_brackets
+                || prev.is_none_or(|p| p.continues_line() || *p == Token::Newline)
+                || matches!(next, None | Some(Some(Token::Pipe | Token::RBrace | Token::Else)));
             if !drop {
                 out.push(Ok((s, Token::Newline, e)));
             }

@@ -14,6 +14,16 @@ fn add(g: &mut Graph, op: Op, inputs: &[NodeId]) -> R {
     g.add(op, inputs)
 }
 
+/// dropout(x, p) with u uniform in [0, 1) of x's shape: x·[u >= p]/(1 - p), each element kept
+/// with probability 1 - p and scaled so that the expected value is x (zeros when p = 1).
+pub fn dropout(g: &mut Graph, x: NodeId, u: NodeId, p: f64) -> R {
+    let threshold = g.constant(p);
+    let keep = add(g, Op::GreaterEq, &[u, threshold])?;
+    let scale = g.constant(if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 });
+    let mask = add(g, Op::Mul, &[keep, scale])?;
+    add(g, Op::Mul, &[x, mask])
+}
+
 /// Normalise a possibly negative axis against a rank.
 pub fn axis(axis: i64, rank: usize) -> Result<usize, ShapeError> {
     let a = if axis < 0 { axis + rank as i64 } else { axis };
@@ -175,48 +185,74 @@ pub fn l2(g: &mut Graph, tensors: &[NodeId]) -> R {
     add(g, Op::Mul, &[half, total])
 }
 
-/// a @ b for 1-D and 2-D operands: vectors act as a row (left) or a column (right).
+/// a @ b with numpy's `matmul` semantics: a vector acts as a row on the left and a column on
+/// the right (its axis then dropped); operands of 3 or more axes are stacks of matrices whose
+/// leading (batch) axes broadcast: `[B, H, T, D] @ [B, H, D, S]` is B·H products. A stack
+/// times a matrix (`[B, T, D] @ [D, E]`, a dense layer on a sequence) is one product whose
+/// rows are all of B·T, and so is its weight gradient (`MatMul` groups the axes).
 pub fn matmul(g: &mut Graph, a: NodeId, b: NodeId) -> R {
-    let (ra, rb) = (g.shape(a).len(), g.shape(b).len());
-    let mm = Op::MatMul { transpose_a: false, transpose_b: false };
-    match (ra, rb) {
-        (2, 2) => add(g, mm, &[a, b]),
-        (1, 1) => {
-            let p = add(g, Op::Mul, &[a, b])?;
-            if g.shape(a) != g.shape(b) {
-                return Err(ShapeError::Mismatch { lhs_axis: 0, rhs_axis: 0, what: "dot product" });
-            }
-            add(g, Op::Sum { axes: vec![0] }, &[p])
-        }
-        (2, 1) => {
-            let col = vec![g.shape(b)[0], Dim::Known(1)];
-            let bc = add(g, Op::Reshape { shape: col }, &[b])?;
-            let m = add(g, mm, &[a, bc]).map_err(|e| remap_vector(e, 1))?;
-            let out = vec![g.shape(m)[0]];
-            add(g, Op::Reshape { shape: out }, &[m])
-        }
-        (1, 2) => {
-            let row = vec![Dim::Known(1), g.shape(a)[0]];
-            let ar = add(g, Op::Reshape { shape: row }, &[a])?;
-            let m = add(g, mm, &[ar, b]).map_err(|e| remap_vector(e, 0))?;
-            let out = vec![g.shape(m)[1]];
-            add(g, Op::Reshape { shape: out }, &[m])
-        }
-        _ => Err(ShapeError::Invalid(format!(
-            "matmul takes vectors and matrices; operands have {ra} and {rb} axes (reshape or flatten first)"
-        ))),
+    let (sa, sb) = (g.shape(a).clone(), g.shape(b).clone());
+    let (ra, rb) = (sa.len(), sb.len());
+    if ra == 0 || rb == 0 {
+        return Err(ShapeError::Invalid("@ multiplies vectors and matrices, not scalars (use * for those)".into()));
     }
-}
-
-/// A mismatch found on the reshaped vector operand refers to its only axis.
-fn remap_vector(e: ShapeError, vector_operand: usize) -> ShapeError {
-    match e {
-        ShapeError::Mismatch { lhs_axis, rhs_axis, what } => ShapeError::Mismatch {
-            lhs_axis: if vector_operand == 0 { 0 } else { lhs_axis },
-            rhs_axis: if vector_operand == 1 { 0 } else { rhs_axis },
-            what,
-        },
-        other => other,
+    // The contracted axes: a's last, b's second-to-last (a vector's only one).
+    let kb = if rb == 1 { 0 } else { rb - 2 };
+    if sa[ra - 1] != sb[kb] {
+        return Err(ShapeError::Mismatch { lhs_axis: ra - 1, rhs_axis: kb, what: "matmul" });
+    }
+    // The batch axes (all but the last two of an operand of 3 or more), aligned from the right.
+    let (ba, bb) = (ra.saturating_sub(2), rb.saturating_sub(2));
+    let batch = ba.max(bb);
+    let mut out_batch = Vec::with_capacity(batch);
+    for i in 0..batch {
+        let (x, y) = ((i + ba).checked_sub(batch), (i + bb).checked_sub(batch));
+        let d = match (x.map(|x| sa[x]), y.map(|y| sb[y])) {
+            (Some(p), Some(q)) if p == q || q == Dim::Known(1) => p,
+            (Some(Dim::Known(1)), Some(q)) | (None, Some(q)) => q,
+            (Some(p), None) => p,
+            (Some(_), Some(_)) => {
+                return Err(ShapeError::Mismatch {
+                    lhs_axis: x.expect("both"),
+                    rhs_axis: y.expect("both"),
+                    what: "matmul batch",
+                })
+            }
+            (None, None) => unreachable!("i < the longer batch"),
+        };
+        out_batch.push(d);
+    }
+    let mut out = out_batch.clone();
+    if ra >= 2 {
+        out.push(sa[ra - 2]);
+    }
+    if rb >= 2 {
+        out.push(sb[rb - 1]);
+    }
+    let one = Dim::Known(1);
+    let plain = Op::matmul(false, false);
+    let product = if bb == 0 || sb[..bb].iter().all(|&d| d == one) {
+        // b is one matrix (or vector): every row of a, over all of a's batch, against it.
+        let b2 = if rb > 2 { add(g, Op::Reshape { shape: sb[bb..].to_vec() }, &[b])? } else { b };
+        add(g, plain, &[a, b2])?
+    } else {
+        // Both stacks, the shorter one with unit axes in front so the batch axes line up.
+        let lift = |g: &mut Graph, x: NodeId, s: &Shape, own: usize| -> R {
+            let mut shape = vec![one; batch - own];
+            shape.extend(s.iter().copied());
+            if shape.len() == s.len() {
+                Ok(x)
+            } else {
+                add(g, Op::Reshape { shape }, &[x])
+            }
+        };
+        let (a2, b2) = (lift(g, a, &sa, ba)?, lift(g, b, &sb, bb)?);
+        add(g, Op::MatMul { transpose_a: false, transpose_b: false, batch, contract: 1 }, &[a2, b2])?
+    };
+    if g.shape(product) == &out {
+        Ok(product)
+    } else {
+        add(g, Op::Reshape { shape: out }, &[product])
     }
 }
 
@@ -235,28 +271,121 @@ pub fn flatten(g: &mut Graph, x: NodeId) -> R {
     add(g, Op::Reshape { shape: vec![shape[0], Dim::Known(rest)] }, &[x])
 }
 
-/// x[i, j, ...]: slice each indexed axis to one element and drop it.
-pub fn index(g: &mut Graph, x: NodeId, indices: &[i64]) -> R {
+/// One item of `x[...]`, for one axis of x (`...` is already expanded into `All`s).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Index {
+    /// `i`: element i (negative counts from the end); the axis is dropped.
+    At(i64),
+    /// `start:stop:step` with numpy's rules: missing bounds mean the whole axis in the
+    /// direction of `step`, negative ones count from the end, and out-of-range ones are
+    /// clamped to the axis.
+    Range { start: Option<i64>, stop: Option<i64>, step: i64 },
+    /// A tensor of whole numbers: numpy `take` along the axis, whose place its axes take.
+    Take(NodeId),
+}
+
+/// The elements `start:stop:step` select from an axis of `n`, by numpy's rules
+/// (`slice.indices`): (first element, count), or why none (step 0, or an empty selection,
+/// which netc's sizes cannot express).
+pub fn slice_range(n: usize, start: Option<i64>, stop: Option<i64>, step: i64) -> Result<(i64, usize), String> {
+    let n = n as i64;
+    if step == 0 {
+        return Err("has step 0".into());
+    }
+    // Negative bounds count from the end; then clamp into the axis (one before its start,
+    // for a backwards slice, stands for "through element 0").
+    let (low, high) = if step > 0 { (0, n) } else { (-1, n - 1) };
+    let adjust = |b: i64| if b < 0 { (b + n).max(low) } else { b.min(high) };
+    let first = start.map_or(if step > 0 { 0 } else { n - 1 }, adjust);
+    let end = stop.map_or(if step > 0 { n } else { -1 }, adjust);
+    let span = if step > 0 { end - first } else { first - end };
+    let count = if span <= 0 { 0 } else { (span - 1) / step.abs() + 1 };
+    if count == 0 {
+        return Err(format!("selects no element of an axis of size {n} (a tensor cannot be empty)"));
+    }
+    Ok((first, count as usize))
+}
+
+/// x[items]: each item indexes the next axis of x (fewer items leave the last axes whole).
+/// Slices are views (`Slice`, and `Reverse` for a negative step); an integer drops its
+/// axis; a tensor of indices gathers along its axis.
+pub fn index(g: &mut Graph, x: NodeId, items: &[Index]) -> R {
     let shape = g.shape(x).clone();
-    if indices.len() > shape.len() {
+    let takes = items.iter().filter(|i| matches!(i, Index::Take(_))).count();
+    if items.len() > shape.len() {
         return Err(ShapeError::Invalid(format!(
             "{} indices for a tensor with {} axes {}",
-            indices.len(),
+            items.len(),
             shape.len(),
             g.shape_str(&shape)
         )));
     }
-    let mut cur = x;
-    for (axis, &i) in indices.iter().enumerate() {
-        let n = shape[axis].known().ok_or_else(|| {
-            ShapeError::Invalid(format!("cannot index the symbolic dimension {}", g.dim_name(shape[axis])))
-        })?;
-        let j = if i < 0 { i + n as i64 } else { i };
-        if j < 0 || j as usize >= n {
-            return Err(ShapeError::Invalid(format!("index {i} is out of range for axis {axis} of size {n}")));
-        }
-        cur = add(g, Op::Slice { axis, start: j as usize, len: 1 }, &[cur])?;
+    if takes > 1 {
+        return Err(ShapeError::Invalid(
+            "index with one tensor of indices at a time (numpy would pair several up element by element)".into(),
+        ));
     }
-    let out: Shape = shape[indices.len()..].to_vec();
-    add(g, Op::Reshape { shape: out }, &[cur])
+    if takes == 1 {
+        // numpy moves the axes of a tensor index to the front when integers sit apart from
+        // it (x[:, idx, :, 0]); netc keeps them in place, so it refuses what would differ.
+        let advanced: Vec<usize> =
+            items.iter().enumerate().filter(|(_, i)| !matches!(i, Index::Range { .. })).map(|(k, _)| k).collect();
+        if advanced.windows(2).any(|w| w[1] != w[0] + 1) {
+            return Err(ShapeError::Invalid(
+                "integers and a tensor index separated by a slice: numpy would move the indexed axes to the front; index in two steps".into(),
+            ));
+        }
+    }
+    let mut cur = x;
+    let mut axis = 0;
+    for (k, item) in items.iter().enumerate() {
+        let d = shape[k];
+        let size = |what: &str| {
+            d.known().ok_or_else(|| {
+                ShapeError::Invalid(format!("cannot {what} the symbolic dimension {} (axis {k})", g.dim_name(d)))
+            })
+        };
+        match *item {
+            Index::At(i) => {
+                let n = size("index")?;
+                let j = if i < 0 { i + n as i64 } else { i };
+                if j < 0 || j as usize >= n {
+                    return Err(ShapeError::Invalid(format!("index {i} is out of range for axis {k} of size {n}")));
+                }
+                let one = add(g, Op::Slice { axis, start: j as usize, len: 1, step: 1 }, &[cur])?;
+                let mut kept = g.shape(one).clone();
+                kept.remove(axis);
+                cur = add(g, Op::Reshape { shape: kept }, &[one])?;
+            }
+            Index::Range { start: None, stop: None, step: 1 } => axis += 1,
+            Index::Range { start, stop, step } => {
+                let n = size("slice")?;
+                let (first, len) = slice_range(n, start, stop, step).map_err(|e| {
+                    let text = |b: Option<i64>| b.map_or(String::new(), |b| b.to_string());
+                    let step = if step == 1 { String::new() } else { format!(":{step}") };
+                    ShapeError::Invalid(format!("the slice {}:{}{step} of axis {k} {e}", text(start), text(stop)))
+                })?;
+                let stride = step.unsigned_abs() as usize;
+                if (first, len, stride) == (0, n, 1) {
+                    axis += 1;
+                    continue;
+                }
+                // Backwards: reverse the axis, then the same elements run forwards from
+                // position n - 1 - first.
+                let (source, start) = if step < 0 {
+                    (add(g, Op::Reverse { axis }, &[cur])?, n - 1 - first as usize)
+                } else {
+                    (cur, first as usize)
+                };
+                cur = add(g, Op::Slice { axis, start, len, step: stride }, &[source])?;
+                axis += 1;
+            }
+            Index::Take(idx) => {
+                let rank = g.shape(idx).len();
+                cur = add(g, Op::Gather { axis }, &[cur, idx])?;
+                axis += rank;
+            }
+        }
+    }
+    Ok(cur)
 }

@@ -4,7 +4,7 @@
 use lalrpop_util::{lalrpop_mod, ParseError};
 
 use crate::diag::{Diagnostic, Span};
-use crate::frontend::ast::SourceFile;
+use crate::frontend::ast::{Expr, SourceFile};
 use crate::frontend::lexer::{self, Token};
 
 lalrpop_mod!(
@@ -12,6 +12,37 @@ lalrpop_mod!(
     grammar,
     "/netc.rs"
 );
+
+/// How deeply an expression may nest: operands of operators, arguments of calls (a `|>`
+/// stage is a call), list items and indices each add a level. The checker elaborates an
+/// expression recursively, so the limit bounds its stack: the command line runs on a
+/// `STACK_BYTES` stack, ample for this depth with a debug build (tests/deep.rs measures it).
+/// A 5000-layer pipeline is 5000 levels; a sum of more than 20,000 terms should be split
+/// with `let`s.
+pub const MAX_NESTING: usize = 20_000;
+
+/// The stack the command line runs its work on (see `MAX_NESTING`). Reserved, not committed:
+/// the operating system backs only the pages a deep input actually touches.
+pub const STACK_BYTES: usize = 512 << 20;
+
+/// A diagnostic for each expression of `exprs` nested deeper than `MAX_NESTING`.
+fn nesting_errors<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Vec<Diagnostic> {
+    exprs
+        .into_iter()
+        .filter_map(|e| {
+            let (depth, deepest) = e.depth();
+            (depth > MAX_NESTING).then(|| {
+                Diagnostic::new(
+                    "E-nesting",
+                    format!("expression nested too deeply: {depth} levels, over the limit of {MAX_NESTING}"),
+                )
+                .label(deepest, format!("{depth} levels deep"))
+                .note("each operator, call, `|>` stage, list and index adds a level")
+                .help("split the expression with `let` (each `let` starts a new expression)")
+            })
+        })
+        .collect()
+}
 
 /// Parse a whole `.net` file. Syntax errors inside a block are recovered from at the next
 /// statement, so one run reports several of them.
@@ -27,6 +58,9 @@ pub fn parse(src: &str) -> Result<SourceFile, Vec<Diagnostic>> {
         if fresh(&r.error) {
             diags.push(to_diagnostic(r.error, src));
         }
+    }
+    if let Ok(program) = &result {
+        diags.extend(nesting_errors(crate::frontend::ast::root_exprs(program)));
     }
     match result {
         Ok(program) if diags.is_empty() => Ok(program),
@@ -53,7 +87,13 @@ pub fn parse_expr(src: &str) -> Result<crate::frontend::ast::Expr, Vec<Diagnosti
         return Err(lex_errors);
     }
     let mut recovered = Vec::new();
-    grammar::ExprParser::new().parse(&mut recovered, tokens).map_err(|e| vec![to_diagnostic(e, src)])
+    let e = grammar::ExprParser::new().parse(&mut recovered, tokens).map_err(|e| vec![to_diagnostic(e, src)])?;
+    let errors = nesting_errors([&e]);
+    if errors.is_empty() {
+        Ok(e)
+    } else {
+        Err(errors)
+    }
 }
 
 fn to_diagnostic(e: ParseError<usize, Token, Diagnostic>, src: &str) -> Diagnostic {
@@ -132,10 +172,54 @@ mod tests {
                 format!("({} {})", sexp(callee), args.join(" "))
             }
             ExprKind::Index { base, indices } => {
-                format!("(index {} {})", sexp(base), indices.iter().map(sexp).collect::<Vec<_>>().join(" "))
+                let part = |e: &Option<Expr>| e.as_ref().map_or(String::new(), sexp);
+                let items: Vec<String> = indices
+                    .iter()
+                    .map(|i| match i {
+                        IndexItem::At(e) => sexp(e),
+                        IndexItem::Slice { start, stop, step: None, .. } => format!("{}:{}", part(start), part(stop)),
+                        IndexItem::Slice { start, stop, step, .. } => {
+                            format!("{}:{}:{}", part(start), part(stop), part(step))
+                        }
+                        IndexItem::Ellipsis(_) => "...".into(),
+                    })
+                    .collect();
+                format!("(index {} {})", sexp(base), items.join(" "))
             }
             ExprKind::Field { base, field } => format!("(. {} {})", sexp(base), field.name),
+            ExprKind::If { cond, then, otherwise } => {
+                let block = |b: &[Stmt]| {
+                    let parts: Vec<String> = b
+                        .iter()
+                        .map(|s| match s {
+                            Stmt::Expr(e) => sexp(e),
+                            Stmt::Update { target, value, .. } => format!("(<- {} {})", target.name, sexp(value)),
+                            Stmt::Let { name, value } => format!("(let {} {})", name.name, sexp(value)),
+                            other => format!("{other:?}"),
+                        })
+                        .collect();
+                    format!("{{{}}}", parts.join(" "))
+                };
+                match otherwise {
+                    Some(o) => format!("(if {} {} {})", sexp(cond), block(then), block(o)),
+                    None => format!("(if {} {})", sexp(cond), block(then)),
+                }
+            }
         }
+    }
+
+    #[test]
+    fn if_expressions_state_and_updates() {
+        assert_eq!(sexp(&expr("if training { x * 2 } else { x }")), "(if training {(* x 2)} {x})");
+        assert_eq!(sexp(&expr("1 + if a { b } else if c { d } else { e }")), "(+ 1 (if a {b} {(if c {d} {e})}))");
+        // Branches hold statements, one per line, even inside a call's parentheses; `else` may
+        // start the next line.
+        let e = expr("f(if training {\n  let y = x * 2\n  m <- y\n  y\n}\nelse { x })");
+        assert_eq!(sexp(&e), "(f (if training {(let y (* x 2)) (<- m y) y} {x}))");
+        let program = parse("layer l(x) {\n  state s: [3] = zeros\n  s <- s + 1\n  x\n}\n").unwrap();
+        let Item::Layer(f) = &program.items[0] else { panic!() };
+        assert!(matches!(f.body[0], Stmt::State { .. }));
+        assert!(matches!(&f.body[1], Stmt::Update { target, .. } if target.name == "s"));
     }
 
     #[test]
@@ -154,6 +238,10 @@ mod tests {
         assert_eq!(sexp(&expr("conv2d(x, filters: 16, kernel: 3)")), "(conv2d x filters:16 kernel:3)");
         assert_eq!(sexp(&expr("w[0] * x[1, 2]")), "(* (index w 0) (index x 1 2))");
         assert_eq!(sexp(&expr("x.shape[-1]")), "(index (. x shape) (neg 1))");
+        assert_eq!(sexp(&expr("x[:, 1:3]")), "(index x : 1:3)");
+        assert_eq!(sexp(&expr("x[::2, -1:]")), "(index x ::2 (neg 1):)");
+        assert_eq!(sexp(&expr("x[..., a:b:-1]")), "(index x ... a:b:(neg 1))");
+        assert_eq!(sexp(&expr("E[tokens][0]")), "(index (index E tokens) 0)");
         assert_eq!(sexp(&expr("x |> dense(10) |> relu")), "(relu (dense x 10))");
         assert_eq!(sexp(&expr("[[1, 2], [3, 4.5]]")), "[[1 2] [3 4.5]]");
     }

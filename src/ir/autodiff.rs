@@ -7,7 +7,7 @@
 //! values used more than once and un-broadcasts gradients of broadcast operands. Everything is
 //! IR: the backward graph can be printed, optimised, compiled, or differentiated again.
 
-use crate::ir::graph::{Graph, InputKind, NodeId};
+use crate::ir::graph::{Graph, InputKind, NodeId, Op};
 use crate::ir::ops::{self, Vjp};
 
 /// What `backward` appended to the graph.
@@ -33,6 +33,16 @@ pub fn backward(g: &mut Graph, of: NodeId, wrt: &[NodeId]) -> Result<Backward, S
     let n = g.nodes.len();
     if let Some(bad) = std::iter::once(&of).chain(wrt).find(|id| id.index() >= n) {
         return Err(format!("differentiate: {bad} is not a node of the graph"));
+    }
+    for &w in wrt {
+        if let Op::Input { index } = g.node(w).op {
+            if g.inputs.get(index).is_some_and(|i| i.integer) {
+                return Err(format!(
+                    "differentiate: `{}` is an integer input, which has no gradient",
+                    g.inputs[index].name
+                ));
+            }
+        }
     }
     let start = n;
     let needed = on_a_path(g, of, wrt);

@@ -155,17 +155,43 @@ pub enum Op {
     Transpose {
         perm: Vec<usize>,
     },
-    /// Elements `start .. start + len` along `axis`.
+    /// `len` elements along `axis`, `step` apart from `start`: y[i] = x[start + i·step]
+    /// (`step` >= 1; a view, no copy).
     Slice {
         axis: usize,
         start: usize,
         len: usize,
+        step: usize,
     },
-    /// Zero padding along `axis` (the gradient of `Slice`).
+    /// Zeros along `axis` with the operand's elements `step` apart: `before` zeros, x[0],
+    /// `step - 1` zeros, x[1], ..., x[n-1], `after` zeros (XLA's edge and interior padding).
+    /// The adjoint of `Slice`.
     Pad {
         axis: usize,
         before: usize,
         after: usize,
+        step: usize,
+    },
+    /// The elements along `axis` in reverse order: y[i] = x[n - 1 - i] (a view).
+    Reverse {
+        axis: usize,
+    },
+    /// The operands joined along `axis` (equal on every other axis).
+    Concat {
+        axis: usize,
+    },
+    /// numpy `take`: (x, idx) -> y with y[a.., j.., b..] = x[a.., idx[j..], b..] along `axis`;
+    /// shape x.shape[..axis] ++ idx.shape ++ x.shape[axis+1..]. `idx` holds whole numbers in
+    /// 0..x.shape[axis] (no gradient flows to it).
+    Gather {
+        axis: usize,
+    },
+    /// The adjoint of `Gather`: (g, idx) -> zeros with x.shape[axis] = `size`, and
+    /// g[a.., j.., b..] added at [a.., idx[j..], b..], in the order of j (repeated indices
+    /// sum, in the same order on any thread count).
+    ScatterAdd {
+        axis: usize,
+        size: usize,
     },
 
     // ---- reductions (the reduced axes are removed) ----
@@ -186,10 +212,19 @@ pub enum Op {
     },
 
     // ---- linear algebra and neural-network kernels ----
-    /// 2-D matrix product of optionally transposed operands: op(a) @ op(b).
+    /// Batched matrix product op(a) @ op(b), numpy `matmul` generalised to groups of axes.
+    /// Each operand is `batch` axes, then two groups: a is [batch.., rows.., inner..] (with
+    /// `transpose_a`: [batch.., inner.., rows..]), b is [batch.., inner.., cols..] (with
+    /// `transpose_b`: [batch.., cols.., inner..]); `inner` has `contract` axes, summed over,
+    /// equal in both; rows and cols take the remaining axes (any number, none for a vector).
+    /// The batch axes broadcast (equal or 1). The result is [batch.., rows.., cols..]: per
+    /// batch element one GEMM whose m, k, n are the products of the groups' sizes. The plain
+    /// 2-D product is `batch: 0, contract: 1`.
     MatMul {
         transpose_a: bool,
         transpose_b: bool,
+        batch: usize,
+        contract: usize,
     },
     /// log(softmax(x)) along `axis`, computed stably.
     LogSoftmax {
@@ -236,6 +271,24 @@ pub enum Op {
         height: usize,
         width: usize,
     },
+
+    // ---- randomness ----
+    /// Uniform numbers in [0, 1) of `shape`, from the counter-based generator of
+    /// `ops::random` (Threefry-2x32): element i is a function of the key operand (the run's
+    /// seed and step, an input of kind `RandomKey`), of `stream` and of i only, so the same
+    /// key gives the same bits in every engine and on any number of threads. Distinct
+    /// random nodes of a graph have distinct streams. No gradient.
+    RandomUniform {
+        stream: u32,
+        shape: Shape,
+    },
+}
+
+impl Op {
+    /// The 2-D product op(a) @ op(b): `MatMul` with no batch axes and one contracted axis.
+    pub fn matmul(transpose_a: bool, transpose_b: bool) -> Op {
+        Op::MatMul { transpose_a, transpose_b, batch: 0, contract: 1 }
+    }
 }
 
 /// What an input leaf stands for.
@@ -249,6 +302,9 @@ pub enum InputKind {
     Variable,
     /// The upstream gradient fed to a backward function.
     Gradient,
+    /// The key of the random streams (`ops::random::key`): the seed and the step counter of
+    /// a training run, as `RANDOM_KEY_LEN` 16-bit pieces (exact in f32 and f64).
+    RandomKey,
 }
 
 #[derive(Clone, Debug)]
@@ -256,6 +312,30 @@ pub struct InputInfo {
     pub name: String,
     pub shape: Shape,
     pub kind: InputKind,
+    /// Declared integer (`tokens: [B, T] int`): its values are whole numbers, carried in the
+    /// graph's float type (exact below 2^24 in f32). Nothing is differentiated with respect
+    /// to it, and it may index (`E[tokens]`).
+    pub integer: bool,
+}
+
+/// How an input's values are used as indices (`Graph::index_use`): each is the smallest
+/// such size, `None` when no op of that kind reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IndexUse {
+    /// Class labels of a `OneHot` of this many classes (`cross_entropy`, `one_hot`).
+    pub classes: Option<usize>,
+    /// Row ids of a `Gather` or `ScatterAdd` along an axis of this size (`E[tokens]`).
+    pub rows: Option<usize>,
+}
+
+impl IndexUse {
+    /// The values must lie in 0..this (the tighter of the two), if anything reads them as indices.
+    pub fn bound(&self) -> Option<usize> {
+        match (self.classes, self.rows) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// How a parameter's initial values are drawn (from the seeded PRNG of `runtime`).
@@ -279,12 +359,25 @@ pub enum Init {
     He,
 }
 
+/// What a parameter is for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ParamKind {
+    /// Trained: the train step differentiates the loss with respect to it and the optimizer
+    /// updates it.
+    Trainable,
+    /// State (`state` in the language, e.g. batch norm's running statistics; also an
+    /// optimizer's velocities and moments): never differentiated, changed only by the
+    /// updates (`Graph::updates`) that a program gives it.
+    State,
+}
+
 #[derive(Clone, Debug)]
 pub struct ParamInfo {
     /// Qualified name, e.g. `fc1.W`; the tensor name in saved weights.
     pub name: String,
     pub shape: Shape,
     pub init: Init,
+    pub kind: ParamKind,
     /// Weight or bias: what `l2()` and weight decay regularise (weights only).
     pub role: ParamRole,
 }
@@ -382,15 +475,38 @@ impl Graph {
     }
 
     pub fn add_input(&mut self, name: &str, shape: Shape, kind: InputKind) -> NodeId {
-        self.inputs.push(InputInfo { name: name.to_string(), shape: shape.clone(), kind });
+        self.inputs.push(InputInfo { name: name.to_string(), shape: shape.clone(), kind, integer: false });
         let index = self.inputs.len() - 1;
         self.push(Node { op: Op::Input { index }, inputs: vec![], shape, name: Some(name.to_string()), span: None })
     }
 
+    /// A trainable parameter.
     pub fn add_param(&mut self, name: &str, shape: Shape, init: Init) -> NodeId {
-        self.params.push(ParamInfo { name: name.to_string(), shape: shape.clone(), init, role: ParamRole::Weight });
+        self.add_param_of(name, shape, init, ParamKind::Trainable)
+    }
+
+    /// A state tensor (not differentiated; see `ParamKind::State`).
+    pub fn add_state(&mut self, name: &str, shape: Shape, init: Init) -> NodeId {
+        self.add_param_of(name, shape, init, ParamKind::State)
+    }
+
+    fn add_param_of(&mut self, name: &str, shape: Shape, init: Init, kind: ParamKind) -> NodeId {
+        self.params.push(ParamInfo {
+            name: name.to_string(),
+            shape: shape.clone(),
+            init,
+            kind,
+            role: ParamRole::Weight,
+        });
         let index = self.params.len() - 1;
         self.push(Node { op: Op::Param { index }, inputs: vec![], shape, name: Some(name.to_string()), span: None })
+    }
+
+    /// The node of every trainable parameter with its index in `params` (what the train
+    /// step differentiates with respect to).
+    pub fn trainable_nodes(&self) -> Result<Vec<(usize, NodeId)>, String> {
+        let nodes = self.param_nodes()?;
+        Ok(nodes.into_iter().enumerate().filter(|(p, _)| self.params[*p].kind == ParamKind::Trainable).collect())
     }
 
     /// The node of every parameter, in parameter order (what gradients are taken with
@@ -435,6 +551,56 @@ impl Graph {
             };
             acc.checked_mul(n)
         })
+    }
+
+    /// What the values of input `input` index, following them unchanged through layout ops:
+    /// the class count of each `OneHot` that encodes them and the axis of each `Gather` (or
+    /// `ScatterAdd`) they choose rows of. An integer input's values must lie below both.
+    pub fn index_use(&self, input: usize) -> IndexUse {
+        use Op::*;
+        // carries[i]: node i holds (some of) the input's values unchanged.
+        let mut carries = vec![false; self.nodes.len()];
+        let mut used = IndexUse::default();
+        let tighten = |slot: &mut Option<usize>, n: Option<usize>| {
+            if let Some(n) = n {
+                *slot = Some(slot.map_or(n, |b| b.min(n)));
+            }
+        };
+        for (i, node) in self.nodes.iter().enumerate() {
+            let from = |k: usize| node.inputs.get(k).is_some_and(|x| carries[x.index()]);
+            carries[i] = match &node.op {
+                Input { index } => *index == input,
+                Broadcast { .. } | Reshape { .. } | Transpose { .. } | Slice { .. } | Reverse { .. } => from(0),
+                Concat { .. } => node.inputs.iter().any(|x| carries[x.index()]),
+                Gather { axis } => {
+                    if from(1) {
+                        tighten(&mut used.rows, self.shape(node.inputs[0]).get(*axis).and_then(|d| d.known()));
+                    }
+                    from(0)
+                }
+                ScatterAdd { size, .. } => {
+                    if from(1) {
+                        tighten(&mut used.rows, Some(*size));
+                    }
+                    false
+                }
+                OneHot { classes } => {
+                    if from(0) {
+                        tighten(&mut used.classes, Some(*classes));
+                    }
+                    false
+                }
+                Param { .. } | Const { .. } | Literal { .. } | DimSize { .. } | Pad { .. } => false,
+                RandomUniform { .. } => false,
+                Neg | Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid => false,
+                Relu | LeakyRelu { .. } | Elu { .. } | Softplus => false,
+                Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq => false,
+                Sum { .. } | ReduceMax { .. } | ArgMaxMask { .. } | MatMul { .. } | LogSoftmax { .. } => false,
+                Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => false,
+                MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => false,
+            };
+        }
+        used
     }
 
     pub fn dim_name(&self, d: Dim) -> String {

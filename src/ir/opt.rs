@@ -111,10 +111,12 @@ fn is_leaf(op: &Op) -> bool {
         Neg | Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid => false,
         Relu | LeakyRelu { .. } | Elu { .. } | Softplus => false,
         Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq => false,
-        Broadcast { .. } | Reshape { .. } | Transpose { .. } | Slice { .. } | Pad { .. } => false,
+        Broadcast { .. } | Reshape { .. } | Transpose { .. } | Slice { .. } | Pad { .. } | Reverse { .. } => false,
+        Concat { .. } | Gather { .. } | ScatterAdd { .. } => false,
         Sum { .. } | ReduceMax { .. } | ArgMaxMask { .. } | OneHot { .. } => false,
         MatMul { .. } | LogSoftmax { .. } | Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => false,
         MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => false,
+        RandomUniform { .. } => false,
     }
 }
 
@@ -294,15 +296,43 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
                 g.add(Transpose { perm: composed }, &[inner]).ok()
             }
         }
-        Slice { .. } => {
+        Slice { axis, start, len, step } => {
             // x[0..n] along an axis of size n == x
+            if same_shape(g, x[0]) {
+                return Some(x[0]);
+            }
+            // concat(a, b, …)[offset of b .. offset of b + len b] == b
+            let operand = g.node(x[0]);
+            let Concat { axis: joined } = operand.op else { return None };
+            if joined != *axis || *step != 1 {
+                return None;
+            }
+            let mut offset = 0;
+            for &part in &operand.inputs {
+                let n = g.shape(part)[*axis].known()?;
+                if offset == *start && n == *len {
+                    return Some(part);
+                }
+                offset += n;
+            }
+            None
+        }
+        Pad { .. } => {
+            // pad(x, 0, 0) == x (a step only spreads more than one element)
             same_shape(g, x[0]).then_some(x[0])
         }
-        Pad { before: 0, after: 0, .. } => {
-            // pad(x, 0, 0) == x
-            Some(x[0])
+        Reverse { axis } => {
+            // reverse(reverse(x)) == x
+            match g.node(x[0]).op {
+                Reverse { axis: inner } if inner == *axis => Some(g.node(x[0]).inputs[0]),
+                _ => None,
+            }
         }
-        Pad { .. } => None,
+        Concat { .. } => {
+            // concat([x]) == x
+            (x.len() == 1).then_some(x[0])
+        }
+        Gather { .. } | ScatterAdd { .. } => None,
         Sum { axes } => {
             // sum over no axes == x
             if axes.is_empty() {
@@ -317,6 +347,7 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
         ReduceMax { .. } | ArgMaxMask { .. } | OneHot { .. } | MatMul { .. } | LogSoftmax { .. } => None,
         Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => None,
         MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => None,
+        RandomUniform { .. } => None,
     }
 }
 
@@ -392,6 +423,7 @@ fn finite_by_construction(g: &Graph, id: NodeId) -> bool {
     let node = g.node(id);
     match &node.op {
         Op::GreaterEq | Op::Sign | Op::OneHot { .. } | Op::ArgMaxMask { .. } | Op::DimSize { .. } => true,
+        Op::RandomUniform { .. } => true,
         Op::Const { value } => value.is_finite(),
         Op::Literal { values } => values.iter().all(|v| v.is_finite()),
         Op::Broadcast { .. }
@@ -399,6 +431,8 @@ fn finite_by_construction(g: &Graph, id: NodeId) -> bool {
         | Op::Transpose { .. }
         | Op::Slice { .. }
         | Op::Pad { .. }
+        | Op::Reverse { .. }
+        | Op::Gather { .. }
         | Op::Neg
         | Op::Abs
         | Op::Relu => finite_by_construction(g, node.inputs[0]),
@@ -408,6 +442,9 @@ fn finite_by_construction(g: &Graph, id: NodeId) -> bool {
         // alpha·x and softplus(x) ≈ x can overflow in f32 for a finite x.
         Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softplus => false,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Max | Op::Min => false,
+        Op::Concat { .. } => node.inputs.iter().all(|&x| finite_by_construction(g, x)),
+        // Sums can overflow.
+        Op::ScatterAdd { .. } => false,
         Op::Sum { .. } | Op::ReduceMax { .. } | Op::MatMul { .. } | Op::LogSoftmax { .. } => false,
         Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dFilterGrad { .. } => false,
         Op::MaxPool2d { .. } | Op::MaxPool2dGrad { .. } | Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => false,

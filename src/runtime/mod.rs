@@ -1,11 +1,13 @@
 //! What compiled code and training use at run time: the C symbols generated code calls
 //! (`symbols`: GEMM, convolution, profiling and bounds callbacks), the worker pool
 //! (`threads`), the seeded generator (`rng`), initial parameters (`params`), weight files
-//! (`weights`, safetensors), data sets (`data/`: CSV, NPY, IDX, spiral, synthetic), and the
-//! matrices and tile geometry of Winograd convolution (`winograd`, shared by the code
-//! generator and the transform symbols).
+//! (`weights`, safetensors), data sets (`data/`: CSV, NPY, IDX, spiral, synthetic), the
+//! one reader of input files and atomic writer of outputs (`files`), and the matrices and
+//! tile geometry of Winograd convolution (`winograd`, shared by the code generator and the
+//! transform symbols).
 
 pub mod data;
+pub mod files;
 pub mod params;
 pub mod rng;
 pub mod symbols;

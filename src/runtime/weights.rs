@@ -3,8 +3,6 @@
 //! loading checks every name and shape against the model and says which one disagrees.
 
 use std::borrow::Cow;
-use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensors, View};
@@ -60,25 +58,25 @@ impl View for F32View<'_> {
     }
 }
 
-/// Where `save` stages the new file before renaming it over `path`: a hidden name in the same
-/// directory (a rename is only atomic within one file system), unique to this process.
+/// Where `save` stages the new file before renaming it over `path` (see `files::write_atomic`).
 pub fn temp_path(path: &Path) -> PathBuf {
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{file}.{}.tmp", std::process::id()))
+    crate::runtime::files::temp_path(path)
 }
 
 /// Save `tensors` to a safetensors file at `path`, atomically: the bytes go to `temp_path`,
 /// are flushed to disk, and only then renamed over `path`. A crash at any point leaves either
 /// the old file or the new one, never a mix.
 pub fn save(path: &Path, tensors: &[WeightRef]) -> Result<(), Diagnostic> {
-    save_with_metadata(path, tensors, None)
+    save_with_metadata(path, tensors, None, &[])
 }
 
-/// `save`, with string metadata in the file's header (e.g. the step of a checkpoint).
+/// `save`, with string metadata in the file's header (e.g. the step of a checkpoint), never
+/// writing over one of `inputs` (the run's source, data and loaded weights).
 pub fn save_with_metadata(
     path: &Path,
     tensors: &[WeightRef],
     metadata: Option<std::collections::HashMap<String, String>>,
+    inputs: &[&Path],
 ) -> Result<(), Diagnostic> {
     let name = path.display();
     for (i, &(t, shape, data)) in tensors.iter().enumerate() {
@@ -97,40 +95,22 @@ pub fn save_with_metadata(
     let views = tensors.iter().map(|&(t, shape, data)| (t, F32View { shape, data }));
     let bytes = safetensors::serialize(views, metadata)
         .map_err(|e| error(format!("{name}: cannot encode the weights: {e}")))?;
-    if path.file_name().is_none() {
-        return Err(error(format!("{name}: not a file name")));
-    }
-    let tmp = temp_path(path);
-    let written = (|| -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(error(format!("{name}: cannot write the weights: {e}")));
-    }
-    sync_parent(path);
-    Ok(())
+    crate::runtime::files::write_atomic(path, &bytes, inputs)
+        .map_err(|e| error(format!("{name}: cannot write the weights: {e}")))
 }
 
-/// Make the rename itself durable. Best effort: not every platform can open a directory.
-fn sync_parent(path: &Path) {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if let Ok(dir) = File::open(parent) {
-        let _ = dir.sync_all();
-    }
+/// The bytes of a weights file: a regular file no larger than the memory limit.
+fn read(path: &Path) -> Result<Vec<u8>, Diagnostic> {
+    use crate::runtime::files;
+    files::read_input(path, files::max_data_bytes())
+        .map_err(|e| error(format!("{}: cannot read the weights: {e}", path.display())))
 }
 
 /// Load every tensor of a safetensors file, sorted by name. F32 and F64 tensors are read
 /// (F64 rounded to f32); other dtypes are an error naming the tensor.
 pub fn load(path: &Path) -> Result<Vec<Weight>, Diagnostic> {
     let name = path.display();
-    let bytes = fs::read(path).map_err(|e| error(format!("{name}: cannot read the weights: {e}")))?;
+    let bytes = read(path)?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| {
         error(format!("{name}: not a valid safetensors file ({e})"))
             .note(format!("the file is {} bytes; it may be truncated or not a weights file", bytes.len()))
@@ -157,7 +137,7 @@ pub fn load(path: &Path) -> Result<Vec<Weight>, Diagnostic> {
 /// The string metadata of a safetensors file's header (empty if it has none).
 pub fn load_metadata(path: &Path) -> Result<std::collections::HashMap<String, String>, Diagnostic> {
     let name = path.display();
-    let bytes = fs::read(path).map_err(|e| error(format!("{name}: cannot read the weights: {e}")))?;
+    let bytes = read(path)?;
     let (_, meta) =
         SafeTensors::read_metadata(&bytes).map_err(|e| error(format!("{name}: not a valid safetensors file ({e})")))?;
     Ok(meta.metadata().clone().unwrap_or_default())

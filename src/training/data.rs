@@ -5,8 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::diag::Diagnostic;
-use crate::frontend::checked::{Columns, DataDecl, FieldDecl, FieldFile, MetricKind, Source, Split, TrainDecl};
-use crate::ir::graph::{Graph, InputKind, Op};
+use crate::frontend::checked::{
+    Columns, DataDecl, FieldDecl, FieldFile, FieldType, MetricKind, Source, Split, TrainDecl,
+};
+use crate::ir::graph::{Graph, IndexUse, InputKind};
 use crate::runtime::data::{self, fmt_dims, Dataset, FieldSpec, LoadOptions, ModelShape};
 
 /// The training and test sets of a data block, checked against the model.
@@ -17,7 +19,9 @@ pub struct Data {
     pub shuffle: bool,
 }
 
-/// Per-sample shape of the model's (single) data input, and its class count.
+/// Per-sample shape of the model's (single) data input, and the labels' class count: that of
+/// the one-hot encodings of the labels input itself (`classes_of_inputs`). A one-hot of
+/// anything else (say, inside the model) says nothing about the labels.
 pub fn model_signature(g: &Graph) -> Result<(String, Vec<usize>, Option<usize>), String> {
     let data_inputs: Vec<_> = g.inputs.iter().filter(|i| i.kind == InputKind::Data).collect();
     let [x] = data_inputs.as_slice() else {
@@ -25,47 +29,39 @@ pub fn model_signature(g: &Graph) -> Result<(String, Vec<usize>, Option<usize>),
     };
     let sample: Option<Vec<usize>> = x.shape[1..].iter().map(|d| d.known()).collect();
     let sample = sample.ok_or("only the first (batch) dimension of the model input may be symbolic")?;
-    let classes = g.nodes.iter().find_map(|n| match n.op {
-        Op::OneHot { classes } => Some(classes),
-        _ => None,
-    });
+    let labels: Vec<&str> = g.inputs.iter().filter(|i| i.kind == InputKind::Label).map(|i| i.name.as_str()).collect();
+    let classes = classes_of_inputs(g).into_iter().find(|(n, _)| labels.contains(&n.as_str())).map(|(_, c)| c);
     Ok((x.name.clone(), sample, classes))
 }
 
 /// The class count of each input that is one-hot encoded (the labels of `cross_entropy`,
-/// `svm`, `one_hot`), looking through reshapes and transposes.
+/// `svm`, `one_hot`), following its values through layout ops (`Graph::index_use`).
 pub fn classes_of_inputs(g: &Graph) -> Vec<(String, usize)> {
-    let mut out: Vec<(String, usize)> = vec![];
-    for node in &g.nodes {
-        let Op::OneHot { classes } = node.op else { continue };
-        let mut id = node.inputs[0];
-        loop {
-            let n = g.node(id);
-            match n.op {
-                Op::Reshape { .. } | Op::Transpose { .. } | Op::Broadcast { .. } | Op::Slice { .. } => id = n.inputs[0],
-                Op::Input { index } => {
-                    let name = &g.inputs[index].name;
-                    // The smallest count wins: a label must fit every one-hot that reads it.
-                    match out.iter_mut().find(|(n, _)| n == name) {
-                        Some(entry) => entry.1 = entry.1.min(classes),
-                        None => out.push((name.clone(), classes)),
-                    }
-                    break;
-                }
-                _ => break,
-            }
-        }
-    }
-    out
+    (0..g.inputs.len()).filter_map(|i| Some((g.inputs[i].name.clone(), g.index_use(i).classes?))).collect()
 }
 
-/// The per-sample shape of every train-graph input that data feeds (model inputs and the
-/// fields the loss reads).
-fn input_shapes(g: &Graph) -> Vec<(String, Vec<usize>)> {
+/// A train-graph input that data feeds (a model input or a field the loss reads).
+struct FedInput {
+    name: String,
+    /// The per-sample shape.
+    shape: Vec<usize>,
+    /// A model input declared `int`.
+    integer: bool,
+    /// What its values index (`Graph::index_use`).
+    used: IndexUse,
+}
+
+fn fed_inputs(g: &Graph) -> Vec<FedInput> {
     g.inputs
         .iter()
-        .filter(|i| matches!(i.kind, InputKind::Data | InputKind::Label))
-        .map(|i| (i.name.clone(), i.shape.iter().skip(1).map(|d| d.known().unwrap_or(1)).collect()))
+        .enumerate()
+        .filter(|(_, i)| matches!(i.kind, InputKind::Data | InputKind::Label))
+        .map(|(index, i)| FedInput {
+            name: i.name.clone(),
+            shape: i.shape.iter().skip(1).map(|d| d.known().unwrap_or(1)).collect(),
+            integer: i.kind == InputKind::Data && i.integer,
+            used: g.index_use(index),
+        })
         .collect()
 }
 
@@ -119,6 +115,15 @@ fn source_files(s: &Source) -> Vec<&str> {
     }
 }
 
+/// Every file the data block `d` may read (its source, test and `otherwise` sources, and its
+/// fields' files and test files), resolved against `base`: the outputs of a run must not
+/// name one.
+pub fn input_files(d: &DataDecl, base: &Path) -> Vec<PathBuf> {
+    let sources = [d.source.as_ref(), d.test.as_ref(), d.otherwise.as_ref()].into_iter().flatten();
+    let fields = d.fields.iter().flat_map(|f| std::iter::once(&f.file).chain(&f.test)).map(FieldFile::path);
+    sources.flat_map(source_files).chain(fields).map(|f| base.join(f)).collect()
+}
+
 /// Load and split the data block `d` for the train block `t`. Paths are relative to `base`.
 /// When a source's files are missing and the block names an `otherwise` source, that source
 /// is used instead (and `on_fallback` is told which file was missing).
@@ -152,23 +157,31 @@ fn load_source_data(
         }
     }
     let shape = ModelShape { input: &input, sample_shape: &sample, label: Some(("labels", &[])), classes };
+    // The features of a model input declared `int` are whole numbers below what they index.
+    let fed = fed_inputs(&t.graph).into_iter().find(|i| i.name == input).filter(|i| i.integer);
     let load = |s: &Source| -> Result<Dataset, Diagnostic> {
         let mut all = load_source(s, base, &sample, classes)?;
         all.validate(&shape)?;
         all.reshape(&sample)?;
         all.rename(data::FEATURES, &input);
+        if let (Some(fed), Some(x)) = (&fed, all.field_mut(&input)) {
+            x.make_int_input(&input, fed.used.classes, fed.used.rows)?;
+        }
         Ok(all)
     };
     let all = load(source)?;
-    let (train, mut test) = split(all, &d.split)?;
+    let (train, mut test) = split(all, d)?;
     if let Some(s) = &d.test {
         test = Some(load(s)?);
     }
     Ok(Data { train, test, shuffle: d.shuffle })
 }
 
-fn split(all: Dataset, how: &Option<Split>) -> Result<(Dataset, Option<Dataset>), Diagnostic> {
-    Ok(match how {
+/// The data block's `split` of `all` into training and test sets. A split that keeps every
+/// sample for training leaves no test set (not an empty one, whose loss would print as 0); one
+/// that keeps none is an error.
+fn split(all: Dataset, d: &DataDecl) -> Result<(Dataset, Option<Dataset>), Diagnostic> {
+    let (train, test) = match &d.split {
         None => (all, None),
         Some(Split::Count(n)) => {
             let (a, b) = all.split_at(*n)?;
@@ -178,19 +191,22 @@ fn split(all: Dataset, how: &Option<Split>) -> Result<(Dataset, Option<Dataset>)
             let (a, b) = all.split_fraction(*f)?;
             (a, Some(b))
         }
-    })
+    };
+    if train.is_empty() {
+        return Err(data::error(format!("data `{}`: the split leaves no samples to train on", d.name)));
+    }
+    Ok((train, test.filter(|t| !t.is_empty())))
 }
 
 /// Named fields: each loaded from its file, checked against the graph input of its name (or
 /// the metric that reads it), and reshaped to that input's per-sample shape.
 fn load_fields(t: &TrainDecl, d: &DataDecl, base: &Path) -> Result<Data, Diagnostic> {
-    let inputs = input_shapes(&t.graph);
-    let classes = classes_of_inputs(&t.graph);
+    let inputs = fed_inputs(&t.graph);
     let needs = metric_needs(t);
     let spec = |f: &FieldDecl, file: &FieldFile| -> FieldSpec {
-        let input = inputs.iter().find(|(n, _)| n == &f.name);
+        let input = inputs.iter().find(|i| i.name == f.name);
         let need = needs.iter().find(|(n, _, _)| n == &f.name);
-        let class_count = classes.iter().find(|(n, _)| n == &f.name).map(|c| c.1).or_else(|| need.and_then(|n| n.1));
+        let class_count = input.and_then(|i| i.used.classes).or_else(|| need.and_then(|n| n.1));
         let (columns, exclude) = match file {
             FieldFile::Npy { .. } => (None, vec![]),
             FieldFile::Csv { path, columns } => {
@@ -207,27 +223,33 @@ fn load_fields(t: &TrainDecl, d: &DataDecl, base: &Path) -> Result<Data, Diagnos
             }
         };
         let (shape, shape_from) = match (input, &f.shape) {
-            (Some((name, s)), _) => (Some(s.clone()), format!("the train graph's input `{name}` is")),
+            (Some(i), _) => (Some(i.shape.clone()), format!("the train graph's input `{}` is", i.name)),
             (None, Some(s)) => (Some(s.clone()), "it is declared".to_string()),
             (None, None) => (None, String::new()),
         };
+        // The field of an int input is read as float and checked by `make_int_input`.
+        let int_input = input.is_some_and(|i| i.integer);
         FieldSpec {
             name: f.name.clone(),
-            ty: f.ty,
+            ty: if int_input { FieldType::Float } else { f.ty_for(false) },
             path: base.join(file.path()),
             columns,
             exclude,
             scale: f.scale as f32,
             shape,
             shape_from,
-            classes: class_count,
+            classes: if int_input { None } else { class_count },
+            ids: if int_input { None } else { input.and_then(|i| i.used.rows) },
         }
     };
     let load_set = |test: bool| -> Result<Dataset, Diagnostic> {
         let mut fields = vec![];
         for f in &d.fields {
             let file = if test { f.test.as_ref().unwrap_or(&f.file) } else { &f.file };
-            let field = data::load_field(&spec(f, file))?;
+            let mut field = data::load_field(&spec(f, file))?;
+            if let Some(fed) = inputs.iter().find(|i| i.name == f.name && i.integer) {
+                field.make_int_input(&f.name, fed.used.classes, fed.used.rows)?;
+            }
             if let Some((_, _, size)) = needs.iter().find(|(n, c, _)| n == &f.name && c.is_none()) {
                 if field.size() != *size {
                     return Err(data::error(format!(
@@ -244,7 +266,7 @@ fn load_fields(t: &TrainDecl, d: &DataDecl, base: &Path) -> Result<Data, Diagnos
         Dataset::from_fields(fields)
     };
     let all = load_set(false)?;
-    let (train, mut test) = split(all, &d.split)?;
+    let (train, mut test) = split(all, d)?;
     if d.fields.iter().any(|f| f.test.is_some()) {
         test = Some(load_set(true)?);
     }

@@ -6,13 +6,14 @@ use crate::diag::Diagnostic;
 use crate::drivers::jit::{self, Compiled};
 use crate::ir::graph::{Graph, InputKind};
 use crate::runtime::data::Batch;
-use crate::training::{field_input, Engine, Evaluation, TrainGraphs};
+use crate::training::{field_input, Counter, Engine, Evaluation, TrainGraphs};
 
-/// One input of a compiled graph: a data field (by name, with its values per sample) or the
-/// learning rate.
+/// One input of a compiled graph: a data field (by name, with its values per sample), the
+/// learning rate or the random key.
 enum Feed {
     Field { name: String, per_sample: usize },
     Lr,
+    Key,
 }
 
 /// One compiled graph with the output buffers it writes.
@@ -23,7 +24,9 @@ struct Function {
     /// Elements per batch row and fixed elements of each output: len = a·n + b.
     output_sizes: Vec<(usize, usize)>,
     outputs: Vec<Vec<f32>>,
+    /// The scalar inputs of the next call: the learning rate and the random key.
     lr: Vec<f32>,
+    key: Vec<f32>,
 }
 
 impl Function {
@@ -55,7 +58,8 @@ impl Function {
                 InputKind::Data | InputKind::Label => {
                     Feed::Field { name: i.name.clone(), per_sample: i.shape.iter().filter_map(|d| d.known()).product() }
                 }
-                _ => Feed::Lr,
+                InputKind::RandomKey => Feed::Key,
+                InputKind::Variable | InputKind::Gradient => Feed::Lr,
             })
             .collect();
         Ok(Function {
@@ -65,29 +69,32 @@ impl Function {
             outputs: vec![vec![]; g.outputs.len()],
             output_sizes,
             lr: vec![0.0],
+            key: vec![0.0; crate::ir::ops::random::KEY_LEN],
         })
     }
 
-    /// The graph's inputs for a batch: each field's first `n` samples, the learning rate.
-    fn inputs<'a>(feeds: &[Feed], lr: &'a [f32], batch: &'a Batch) -> Result<Vec<&'a [f32]>, String> {
+    /// The graph's inputs for a batch: each field's first `n` samples, the learning rate, the
+    /// random key.
+    fn inputs<'a>(feeds: &[Feed], lr: &'a [f32], key: &'a [f32], batch: &'a Batch) -> Result<Vec<&'a [f32]>, String> {
         feeds
             .iter()
             .map(|f| match f {
                 Feed::Field { name, per_sample } => field_input(batch, name, batch.n * per_sample),
                 Feed::Lr => Ok(lr),
+                Feed::Key => Ok(key),
             })
             .collect()
     }
 
     fn call(&mut self, batch: &Batch, params: &mut [Vec<f32>]) -> Result<(), String> {
         self.size_outputs(batch.n);
-        let inputs = Function::inputs(&self.feeds, &self.lr, batch)?;
+        let inputs = Function::inputs(&self.feeds, &self.lr, &self.key, batch)?;
         self.compiled.run(&inputs, params, &mut self.outputs, &[batch.n])
     }
 
     fn call_readonly(&mut self, batch: &Batch, params: &[Vec<f32>]) -> Result<(), String> {
         self.size_outputs(batch.n);
-        let inputs = Function::inputs(&self.feeds, &self.lr, batch)?;
+        let inputs = Function::inputs(&self.feeds, &self.lr, &self.key, batch)?;
         self.compiled.run_readonly(&inputs, params, &mut self.outputs, &[batch.n])
     }
 
@@ -125,8 +132,9 @@ pub fn jit_engine_with(program: TrainGraphs, opts: &CompileOptions) -> Result<Bo
 }
 
 impl Engine for Jit {
-    fn step(&mut self, batch: &Batch, lr: f32, params: &mut [Vec<f32>]) -> Result<f32, String> {
+    fn step(&mut self, batch: &Batch, lr: f32, counter: Counter, params: &mut [Vec<f32>]) -> Result<f32, String> {
         self.step.lr[0] = lr;
+        self.step.key.copy_from_slice(&counter.key_f32());
         self.step.call(batch, params)?;
         Ok(self.step.outputs[0][0])
     }

@@ -22,6 +22,22 @@ pub use data::{load_data, model_signature, Data};
 pub use metrics::{evaluate, Report, Scores};
 use optim::TrainStep;
 
+/// Where a step's random numbers come from (`ir::ops::random`): the run's seed and the
+/// step's index. Part of a checkpoint, so a resumed run draws what the uninterrupted one would.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub seed: u64,
+    pub step: u64,
+}
+
+impl Counter {
+    /// The `RandomKey` input of this step as the f32 buffer engines pass.
+    pub fn key_f32(self) -> [f32; crate::ir::ops::random::KEY_LEN] {
+        let key = crate::ir::ops::random::key(self.seed, self.step);
+        std::array::from_fn(|i| key.data[i] as f32)
+    }
+}
+
 /// What `Engine::evaluate` gives for a batch: the loss and every model output, by name.
 #[derive(Clone, Debug, Default)]
 pub struct Evaluation {
@@ -38,10 +54,11 @@ impl Evaluation {
 /// Executes the graphs of a training run on host f32 buffers. A batch holds the data fields
 /// by name; each graph input of kind `Data` or `Label` reads the field of its name.
 pub trait Engine {
-    /// One fused train step on the first `batch.n` samples of each field: returns the loss and
-    /// updates `params` (model parameters, then optimizer state) in place.
-    fn step(&mut self, batch: &Batch, lr: f32, params: &mut [Vec<f32>]) -> Result<f32, String>;
-    /// The loss and the model's outputs for a batch (no update).
+    /// One fused train step (training mode) on the first `batch.n` samples of each field:
+    /// returns the loss and updates `params` (model parameters and state, then optimizer
+    /// state) in place. Random numbers (dropout) are those of `counter`.
+    fn step(&mut self, batch: &Batch, lr: f32, counter: Counter, params: &mut [Vec<f32>]) -> Result<f32, String>;
+    /// The loss and the model's outputs for a batch (inference mode, no update).
     fn evaluate(&mut self, batch: &Batch, params: &[Vec<f32>]) -> Result<Evaluation, String>;
     /// A line of engine statistics for `--stats` (compile times, memory plan).
     fn stats(&self) -> String {
@@ -54,7 +71,8 @@ pub trait Engine {
     }
 }
 
-/// The graphs an engine needs: the fused step and the loss graph (model forward + loss).
+/// The graphs an engine needs: the fused step (training mode) and the loss graph (model
+/// forward + loss, inference mode).
 pub struct TrainGraphs {
     pub step: TrainStep,
     /// Outputs: `loss`, then the model's outputs.
@@ -63,7 +81,7 @@ pub struct TrainGraphs {
 
 impl TrainGraphs {
     pub fn new(t: &TrainDecl) -> Result<TrainGraphs, String> {
-        Ok(TrainGraphs { step: optim::build(t)?, loss_graph: t.graph.clone() })
+        Ok(TrainGraphs { step: optim::build(t)?, loss_graph: t.eval_graph.clone() })
     }
 }
 
@@ -84,8 +102,9 @@ pub fn field_input<'a>(batch: &'a Batch, name: &str, len: usize) -> Result<&'a [
     buf.get(..len).ok_or_else(|| format!("field `{name}` holds {} values, the graph reads {len}", buf.len()))
 }
 
-/// Tensors for a graph's inputs: the batch's fields, and the learning rate when asked.
-fn feed(g: &Graph, batch: &Batch, lr: Option<f32>) -> Result<Vec<Tensor>, String> {
+/// Tensors for a graph's inputs: the batch's fields, the learning rate when asked and the
+/// random key of `counter`.
+fn feed(g: &Graph, batch: &Batch, lr: Option<f32>, counter: Counter) -> Result<Vec<Tensor>, String> {
     g.inputs
         .iter()
         .map(|info| {
@@ -96,6 +115,7 @@ fn feed(g: &Graph, batch: &Batch, lr: Option<f32>) -> Result<Vec<Tensor>, String
                     field_input(batch, &info.name, len)?.iter().map(|&v| v as f64).collect()
                 }
                 InputKind::Variable if info.name == "lr" => vec![lr.unwrap_or(0.0) as f64],
+                InputKind::RandomKey => crate::ir::ops::random::key(counter.seed, counter.step).data,
                 _ => return Err(format!("the train graph has an unexpected input `{}`", info.name)),
             };
             Ok(Tensor::new(shape, data))
@@ -114,9 +134,9 @@ fn to_tensors(g: &Graph, params: &[Vec<f32>]) -> Vec<Tensor> {
 }
 
 impl Engine for Interpreter {
-    fn step(&mut self, batch: &Batch, lr: f32, params: &mut [Vec<f32>]) -> Result<f32, String> {
+    fn step(&mut self, batch: &Batch, lr: f32, counter: Counter, params: &mut [Vec<f32>]) -> Result<f32, String> {
         let g = &self.program.step.graph;
-        let inputs = feed(g, batch, Some(lr))?;
+        let inputs = feed(g, batch, Some(lr), counter)?;
         let values = crate::ir::interp::run(g, &inputs, &to_tensors(g, params))?;
         let loss = values[g.outputs[self.program.step.loss_output].1.index()].data[0] as f32;
         for &(p, node) in &g.updates {
@@ -129,7 +149,7 @@ impl Engine for Interpreter {
 
     fn evaluate(&mut self, batch: &Batch, params: &[Vec<f32>]) -> Result<Evaluation, String> {
         let g = &self.program.loss_graph;
-        let inputs = feed(g, batch, None)?;
+        let inputs = feed(g, batch, None, Counter::default())?;
         let values = crate::ir::interp::run(g, &inputs, &to_tensors(g, &params[..g.params.len()]))?;
         let loss = values[g.outputs[0].1.index()].data[0] as f32;
         let outputs = g.outputs[1..]
@@ -342,7 +362,8 @@ fn run_steps(
             continue; // done before the checkpoint; only the data order is replayed
         }
         let lr = optim::learning_rate(t, step, total) as f32;
-        let loss = engine.step(&buffers, lr, params).map_err(|e| Diagnostic::new("E-run", e))?;
+        let counter = Counter { seed: t.seed, step: step as u64 };
+        let loss = engine.step(&buffers, lr, counter, params).map_err(|e| Diagnostic::new("E-run", e))?;
         samples += buffers.n;
         losses.push(loss);
         if !loss.is_finite() {
@@ -379,7 +400,8 @@ fn divergence(t: &TrainDecl, data: &Data, step: usize) -> Diagnostic {
     }
     let g = &interp.program.step.graph;
     let lr = optim::learning_rate(t, step, total_steps(t, batches.per_epoch())) as f32;
-    let Ok(inputs) = feed(g, &buffers, Some(lr)) else { return base };
+    let counter = Counter { seed: t.seed, step: step as u64 };
+    let Ok(inputs) = feed(g, &buffers, Some(lr), counter) else { return base };
     let Ok(values) = crate::ir::interp::run(g, &inputs, &to_tensors(g, &params)) else { return base };
     match values.iter().position(|v| v.data.iter().any(|x| !x.is_finite())) {
         Some(i) => {

@@ -4,22 +4,26 @@
 //! the new parameters and optimizer state in place, so one call is one step.
 //!
 //! The learning rate is an input (`lr`), so schedules cost nothing to change between steps.
-//! Optimizer state (velocities, moments, Adam's step count) lives in extra parameters after
-//! the model's own. Frozen parameters get no gradient, no update and no state: they leave the
-//! step bit for bit as they came in. With `clip_norm: c` every gradient is scaled by
-//! min(1, c / (‖g‖ + 1e-6)), ‖g‖ the L2 norm of all gradients together (PyTorch's
-//! `clip_grad_norm_`), before weight decay and the optimizer see it.
+//! Optimizer state (velocities, moments, Adam's step count) lives in extra parameters of kind
+//! `State` after the model's own. Frozen parameters get no gradient, no update and no state:
+//! they leave the step bit for bit as they came in. The model's own state tensors (batch
+//! norm's running statistics) are not differentiated and not touched by the optimizer, weight
+//! decay or clipping: their updates (`<-`) come from the train block's training-mode graph.
+//! With `clip_norm: c` every gradient is scaled by min(1, c / (‖g‖ + 1e-6)), ‖g‖ the L2 norm
+//! of all gradients together (PyTorch's `clip_grad_norm_`), before weight decay and the
+//! optimizer see it.
 //!
 //! Weight decay, coupled (`weight_decay`: g + wd·w) or decoupled (`adamw`), applies to the
 //! weights only, never to biases (`ParamRole`), as `l2()` does.
 
 use crate::frontend::checked::{Optimizer, TrainDecl};
 use crate::ir::autodiff;
-use crate::ir::graph::{Graph, Init, InputKind, NodeId, Op, ParamRole};
+use crate::ir::graph::{Graph, Init, InputKind, NodeId, Op, ParamKind, ParamRole};
 
 pub struct TrainStep {
     pub graph: Graph,
-    /// The first `model_params` parameters are the model's; the rest are optimizer state.
+    /// The first `model_params` parameters are the model's (trainable ones and state, in
+    /// declaration order); the rest are optimizer state.
     pub model_params: usize,
     /// Index in `graph.inputs` of the scalar learning rate.
     pub lr_input: usize,
@@ -36,13 +40,17 @@ fn add(g: &mut Graph, op: Op, inputs: &[NodeId]) -> Result<NodeId, String> {
     })
 }
 
-/// Build the train step of `t`.
+/// Build the train step of `t`: gradients of the trainable parameters and their optimizer
+/// updates, beside the state updates (`<-`) the training-mode graph already carries.
 pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
     let mut g = t.graph.clone();
+    // A frozen state tensor (`freeze: [bn1]` takes bn1.mean and bn1.var too) keeps its value.
+    g.updates.retain(|(p, _)| !t.frozen.contains(p));
     let loss_output = g.outputs.iter().position(|(n, _)| n == "loss").ok_or("the train graph has no loss")?;
     let loss = g.outputs[loss_output].1;
     let model_params = g.params.len();
-    let trainable: Vec<usize> = (0..model_params).filter(|p| !t.frozen.contains(p)).collect();
+    let trainable: Vec<usize> =
+        (0..model_params).filter(|p| !t.frozen.contains(p) && g.params[*p].kind == ParamKind::Trainable).collect();
     let all_nodes = g.param_nodes()?;
     let param_nodes: Vec<NodeId> = trainable.iter().map(|&p| all_nodes[p]).collect();
     let backward = autodiff::backward(&mut g, loss, &param_nodes)?;
@@ -56,7 +64,7 @@ pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
     // Adam's step count t (one scalar of state, so a resumed run continues its bias correction).
     let adam_step = match t.optimizer {
         Optimizer::Adam { .. } => {
-            let t_old = g.add_param("adam.step", vec![], Init::Zeros);
+            let t_old = g.add_state("adam.step", vec![], Init::Zeros);
             let one = g.constant(1.0);
             let t_new = add(&mut g, Op::Add, &[t_old, one])?;
             g.updates.push((g.params.len() - 1, t_new));
@@ -85,7 +93,7 @@ pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
             }
             // v = μ·v + g;  w - lr·v, or with Nesterov w - lr·(g + μ·v)
             Optimizer::Momentum { momentum, nesterov, .. } => {
-                let v = g.add_param(&format!("{name}.velocity"), shape.clone(), Init::Zeros);
+                let v = g.add_state(&format!("{name}.velocity"), shape.clone(), Init::Zeros);
                 let mu = g.constant(momentum);
                 let mv = add(&mut g, Op::Mul, &[mu, v])?;
                 let new_v = add(&mut g, Op::Add, &[mv, grad])?;
@@ -181,9 +189,9 @@ fn adam(
 ) -> Result<NodeId, String> {
     let [beta1, beta2, eps, decay] = hyper;
     let shape = g.shape(w).clone();
-    let m = g.add_param(&format!("{name}.m"), shape.clone(), Init::Zeros);
+    let m = g.add_state(&format!("{name}.m"), shape.clone(), Init::Zeros);
     let m_index = g.params.len() - 1;
-    let v = g.add_param(&format!("{name}.v"), shape, Init::Zeros);
+    let v = g.add_state(&format!("{name}.v"), shape, Init::Zeros);
     let v_index = g.params.len() - 1;
     let (b1, c1) = (g.constant(beta1), g.constant(1.0 - beta1));
     let (b2, c2) = (g.constant(beta2), g.constant(1.0 - beta2));

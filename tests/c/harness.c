@@ -1,7 +1,8 @@
 /* Drives an object written by `netc build` through its whole C API, for tests/build.rs.
  *
  * Compile with -DPREFIX=name -DUPPER=NAME -DHEADER='"name.h"' -DT=float for a model with one
- * data input `x` and a train block. Reads argv[1]: int64 batch, T lr, x[batch * X_ROW],
+ * data input `x` and a train block; add -DSEED=s for a model that draws random numbers
+ * (dropout): backward then draws those of step 0 and the train steps those of steps 0, 1. Reads argv[1]: int64 batch, T lr, x[batch * X_ROW],
  * labels[batch]. Writes argv[2] (raw T values, in order): the initial parameters, the
  * forward outputs' first output, the backward loss and gradients, then two train steps'
  * losses and the parameters after them. Exits 1 with a message on any failure. */
@@ -76,7 +77,11 @@ int main(int argc, char **argv) {
     /* backward */
     T loss;
     ws = alloc((size_t)FN(_backward_workspace_size)(batch));
+#ifdef SEED
+    FN(_backward)(batch, x, labels, SEED, 0, (const T *const *)params, &loss, grads, ws);
+#else
     FN(_backward)(batch, x, labels, (const T *const *)params, &loss, grads, ws);
+#endif
     put(out, &loss, 1);
     for (int i = 0; i < K(_NUM_PARAMS); i++) put(out, grads[i], FN(_param_sizes)[i]);
     free(ws);
@@ -89,7 +94,11 @@ int main(int argc, char **argv) {
 #endif
     ws = alloc((size_t)FN(_train_step_workspace_size)(batch));
     for (int step = 0; step < 2; step++) {
-#if K(_NUM_STATE) > 0
+#if defined(SEED) && K(_NUM_STATE) > 0
+        FN(_train_step)(batch, x, labels, lr, SEED, (uint64_t)step, params, state, &loss, ws);
+#elif defined(SEED)
+        FN(_train_step)(batch, x, labels, lr, SEED, (uint64_t)step, params, &loss, ws);
+#elif K(_NUM_STATE) > 0
         FN(_train_step)(batch, x, labels, lr, params, state, &loss, ws);
 #else
         FN(_train_step)(batch, x, labels, lr, params, &loss, ws);

@@ -17,10 +17,18 @@ pub struct OpCase {
     /// Central differences apply: false for piecewise-constant ops (no gradient flows) and
     /// for class indices (operands that must stay whole numbers).
     pub differentiable: bool,
+    /// An operand of indices (its position and its whole-number values): a literal in the
+    /// graph, not a parameter, so it is neither perturbed nor differentiated.
+    pub indices: Option<(usize, Vec<f64>)>,
 }
 
 fn case(op: Op, shapes: &[&[usize]], range: (f64, f64)) -> OpCase {
-    OpCase { op, shapes: shapes.iter().map(|s| s.to_vec()).collect(), range, differentiable: true }
+    OpCase { op, shapes: shapes.iter().map(|s| s.to_vec()).collect(), range, differentiable: true, indices: None }
+}
+
+/// A case whose operand `at` holds the indices `values` (repeats included).
+fn indexed(op: Op, shapes: &[&[usize]], at: usize, values: &[f64]) -> OpCase {
+    OpCase { indices: Some((at, values.to_vec())), ..case(op, shapes, (-2.0, 2.0)) }
 }
 
 fn flat(op: Op, shapes: &[&[usize]], range: (f64, f64)) -> OpCase {
@@ -68,13 +76,22 @@ pub fn op_case(op: &Op) -> OpCase {
         Broadcast { .. } => case(Broadcast { shape: known(&[4, 2, 3]) }, &[&[2, 1]], any),
         Reshape { .. } => case(Reshape { shape: known(&[3, 2]) }, &[&[2, 3]], any),
         Transpose { .. } => case(Transpose { perm: vec![2, 0, 1] }, &[&[2, 3, 4]], any),
-        Slice { .. } => case(Slice { axis: 1, start: 1, len: 2 }, &[&[2, 4]], any),
-        Pad { .. } => case(Pad { axis: 0, before: 1, after: 2 }, &[&[2, 3]], any),
+        Slice { .. } => case(Slice { axis: 1, start: 1, len: 2, step: 2 }, &[&[2, 5]], any),
+        Pad { .. } => case(Pad { axis: 0, before: 1, after: 2, step: 2 }, &[&[2, 3]], any),
+        Reverse { .. } => case(Reverse { axis: 1 }, &[&[2, 3]], any),
+        Concat { .. } => case(Concat { axis: 1 }, &[&[2, 3], &[2, 2], &[2, 1]], any),
+        Gather { .. } => indexed(Gather { axis: 1 }, &[&[2, 4], &[3]], 1, &[3.0, 0.0, 3.0]),
+        ScatterAdd { .. } => indexed(ScatterAdd { axis: 0, size: 4 }, &[&[5, 2], &[5]], 1, &[1.0, 3.0, 1.0, 0.0, 1.0]),
         Sum { .. } => case(Sum { axes: vec![0, 2] }, &[&[2, 3, 4]], any),
         ReduceMax { .. } => case(ReduceMax { axes: vec![0, 2] }, &[&[3, 2, 4]], any),
         ArgMaxMask { .. } => flat(ArgMaxMask { axis: 1 }, &[&[3, 4]], any),
         OneHot { .. } => flat(OneHot { classes: 4 }, &[&[5]], (0.0, 4.0)),
-        MatMul { .. } => case(MatMul { transpose_a: true, transpose_b: false }, &[&[4, 3], &[4, 5]], any),
+        // Batched, the batch of b broadcast, a transposed, k = 5 (a GEMM, not an inline sum).
+        MatMul { .. } => case(
+            MatMul { transpose_a: true, transpose_b: false, batch: 1, contract: 1 },
+            &[&[3, 5, 2], &[1, 5, 4]],
+            any,
+        ),
         LogSoftmax { .. } => case(LogSoftmax { axis: 1 }, &[&[3, 5]], any),
         Conv2d { .. } => case(Conv2d { stride: 2, pad: 1 }, &[&[2, 2, 5, 5], &[3, 2, 3, 3]], any),
         Conv2dInputGrad { .. } => {
@@ -87,6 +104,8 @@ pub fn op_case(op: &Op) -> OpCase {
         MaxPool2dGrad { .. } => case(MaxPool2dGrad { size: 2, stride: 2 }, &[&[2, 2, 4, 4], &[2, 2, 2, 2]], any),
         AvgPool2d { .. } => case(AvgPool2d { size: 3, stride: 1 }, &[&[2, 2, 5, 5]], any),
         AvgPool2dGrad { .. } => case(AvgPool2dGrad { size: 3, stride: 1, height: 5, width: 5 }, &[&[2, 2, 3, 3]], any),
+        // The operand is a key of eight 16-bit pieces; 21 elements run the vector loop and its tail.
+        RandomUniform { .. } => flat(RandomUniform { stream: 3, shape: known(&[3, 7]) }, &[&[8]], (0.0, 65536.0)),
     }
 }
 
@@ -125,13 +144,17 @@ pub fn all_op_cases() -> Vec<OpCase> {
         Broadcast { shape: vec![] },
         Reshape { shape: vec![] },
         Transpose { perm: vec![] },
-        Slice { axis: 0, start: 0, len: 0 },
-        Pad { axis: 0, before: 0, after: 0 },
+        Slice { axis: 0, start: 0, len: 0, step: 1 },
+        Pad { axis: 0, before: 0, after: 0, step: 1 },
+        Reverse { axis: 0 },
+        Concat { axis: 0 },
+        Gather { axis: 0 },
+        ScatterAdd { axis: 0, size: 0 },
         Sum { axes: vec![] },
         ReduceMax { axes: vec![] },
         ArgMaxMask { axis: 0 },
         OneHot { classes: 0 },
-        MatMul { transpose_a: false, transpose_b: false },
+        Op::matmul(false, false),
         LogSoftmax { axis: 0 },
         Conv2d { stride: 0, pad: 0 },
         Conv2dInputGrad { stride: 0, pad: 0, height: 0, width: 0 },
@@ -140,6 +163,7 @@ pub fn all_op_cases() -> Vec<OpCase> {
         MaxPool2dGrad { size: 0, stride: 0 },
         AvgPool2d { size: 0, stride: 0 },
         AvgPool2dGrad { size: 0, stride: 0, height: 0, width: 0 },
+        RandomUniform { stream: 0, shape: vec![] },
     ];
     ops.iter().map(op_case).collect()
 }
@@ -171,10 +195,24 @@ pub fn build(c: &OpCase, dtype: DType) -> (Graph, NodeId, NodeId, Vec<NodeId>) {
             g.add(Op::Mul, &[leaf, p]).unwrap()
         }
         op => {
+            let mut operands = vec![];
             for (i, s) in c.shapes.iter().enumerate() {
-                leaves.push(g.add_param(&format!("p{i}"), known(s), Init::Zeros));
+                match &c.indices {
+                    Some((at, values)) if *at == i => operands.push(g.push(netc::ir::graph::Node {
+                        op: Op::Literal { values: values.clone().into() },
+                        inputs: vec![],
+                        shape: known(s),
+                        name: None,
+                        span: None,
+                    })),
+                    _ => {
+                        let p = g.add_param(&format!("p{}", leaves.len()), known(s), Init::Zeros);
+                        leaves.push(p);
+                        operands.push(p);
+                    }
+                }
             }
-            g.add(op.clone(), &leaves).unwrap_or_else(|e| panic!("{op:?} on {:?}: {e:?}", c.shapes))
+            g.add(op.clone(), &operands).unwrap_or_else(|e| panic!("{op:?} on {:?}: {e:?}", c.shapes))
         }
     };
     let shape: Vec<usize> = g.shape(y).iter().map(|d| d.known().unwrap()).collect();
@@ -193,19 +231,20 @@ pub fn build(c: &OpCase, dtype: DType) -> (Graph, NodeId, NodeId, Vec<NodeId>) {
     (g, y, loss, leaves)
 }
 
-/// Distinct values spread over the case's range (whole numbers for class indices).
+/// Distinct values spread over the case's range (whole numbers for class indices and random keys).
 pub fn values(c: &OpCase, seed: usize) -> Vec<Tensor> {
     let (lo, hi) = c.range;
     c.shapes
         .iter()
         .enumerate()
+        .filter(|(i, _)| c.indices.as_ref().is_none_or(|(at, _)| at != i))
         .map(|(i, s)| {
             let n: usize = s.iter().product();
             let data = (0..n)
                 .map(|k| {
                     let u = (((k + 1) * 7 + (i + seed) * 13) as f64 * 0.618_033_988_749_895).fract();
                     let v = lo + (hi - lo) * u;
-                    if matches!(c.op, Op::OneHot { .. }) {
+                    if matches!(c.op, Op::OneHot { .. } | Op::RandomUniform { .. }) {
                         v.floor()
                     } else {
                         v
@@ -222,6 +261,9 @@ pub enum BuiltinCase {
     /// An expression over the eval variables `x` ([2, 3]), `y` ([2, 3]), `labels` ([2]),
     /// `img` ([1, 2, 4, 4]) and `w` ([3, 2, 3, 3]): differentiated with respect to them.
     Expr(&'static str),
+    /// An `Expr` evaluated in training mode (`training: true`; random numbers of seed 0,
+    /// step 0).
+    TrainingExpr(&'static str),
     /// A parameter initialiser: `param W: [4, 6] = INIT`.
     Init(&'static str),
     /// A train setting: `KEY: VALUE` in a train block of a small model.
@@ -252,6 +294,16 @@ pub fn builtin_case(b: Builtin) -> BuiltinCase {
         Transpose => Expr("transpose(x) @ y"),
         Reshape => Expr("reshape(x, [3, -1]) @ y"),
         Flatten => Expr("flatten(img)"),
+        Concat => Expr("concat([x, y * 2, x[:, :1]], axis: 1)"),
+        Split => Expr("split(x, [1, 2], axis: 1)[1] * y[:, 1:]"),
+        Chunk => Expr("chunk(y, 2, axis: 1)[0] + x[:, ::2]"),
+        Take => Expr("take(x, labels, axis: 1) * take(y, [[5, 0], [5, 1]])"),
+        Expand => Expr("expand(x[:1], [2, -1]) * y"),
+        BroadcastTo => Expr("broadcast_to(sum(x, axis: 0), [2, 3]) * y"),
+        Squeeze => Expr("squeeze(x[:, 1:2], axis: 1) * y[:, 0]"),
+        Unsqueeze => Expr("unsqueeze(x[0], 0) * y"),
+        Pad => Expr("pad(x, [[1, 0], [0, 2]])[1:, :3] * y"),
+        Einsum => Expr("einsum(\"ij,kj->ik\", x, y) * sum(einsum(\"ij->ji\", y))"),
         Softmax => Expr("softmax(x)"),
         LogSoftmax => Expr("log_softmax(x, axis: 0)"),
         OneHot => Expr("one_hot(labels, 3) * x"),
@@ -262,6 +314,8 @@ pub fn builtin_case(b: Builtin) -> BuiltinCase {
         Conv => Expr("conv(img, w, stride: 1, pad: 1)"),
         Maxpool2d => Expr("maxpool2d(img, size: 2)"),
         Avgpool2d => Expr("avgpool2d(img, size: 2, stride: 1)"),
+        RandLike => TrainingExpr("x * rand_like(x) + y * rand_like(y)"),
+        Dropout => TrainingExpr("dropout(x, p: 0.4) * y + dropout(y)"),
         Accuracy => Train("metrics", "[accuracy]"),
         Zeros => Init("zeros"),
         Constant => Init("constant(0.5)"),
@@ -283,10 +337,12 @@ pub fn builtin_case(b: Builtin) -> BuiltinCase {
     }
 }
 
-/// The eval block of an `Expr` case: the variables, and the gradient of Σ expr ⊙ v.
-pub fn expr_source(expr: &str) -> String {
+/// The eval block of an `Expr` case (or, with `training`, of a `TrainingExpr` case): the
+/// variables, and the gradient of Σ expr ⊙ v.
+pub fn expr_source(expr: &str, training: bool) -> String {
     format!(
         "eval case {{
+  training: {training}
   let x = [[-1.3, 0.4, 2.1], [0.7, -0.2, 1.6]]
   let y = [[0.9, 1.7, 0.3], [2.2, 0.6, 1.1]]
   let labels = [2, 0]
@@ -369,7 +425,7 @@ pub fn write_case_data(dir: &std::path::Path) {
 pub fn run_source(c: &BuiltinCase) -> Option<String> {
     let spiral = "spiral(points: 20, classes: 3, seed: 1)";
     match c {
-        BuiltinCase::Expr(_) => None,
+        BuiltinCase::Expr(_) | BuiltinCase::TrainingExpr(_) => None,
         BuiltinCase::Init(init) => Some(train_source(init, &[], spiral)),
         BuiltinCase::Train(key, value) => Some(train_source("xavier", &[(key, value)], spiral)),
         BuiltinCase::Data(source) => Some(train_source("xavier", &[], source)),

@@ -26,8 +26,8 @@ use crate::runtime::symbols;
 /// element offset and the buffer's length) and the access goes to the sink; a GEMM call is
 /// skipped. The function then runs to its end and the caller reports the first violation.
 pub struct Checks {
-    /// Elements of each buffer the kernels access.
-    pub extents: HashMap<Base, Mono>,
+    /// Elements of each buffer the kernels access (shared by every part of a program).
+    pub extents: std::rc::Rc<HashMap<Base, Mono>>,
     /// `symbols::BOUNDS`.
     pub violation: FuncRef,
     /// 64 writable bytes that refused accesses read and write.
@@ -36,7 +36,7 @@ pub struct Checks {
 
 /// The module-level declarations of checked mode (see `Checks`).
 pub struct CheckDecls {
-    extents: HashMap<Base, Mono>,
+    extents: std::rc::Rc<HashMap<Base, Mono>>,
     violation: FuncId,
     sink: DataId,
 }
@@ -76,7 +76,7 @@ pub fn declare_checks<M: Module>(module: &mut M, g: &Graph, prog: &KernelProgram
     desc.define_zeroinit(64);
     desc.set_align(64);
     module.define_data(sink, &desc).map_err(err)?;
-    Ok(CheckDecls { extents, violation, sink })
+    Ok(CheckDecls { extents: std::rc::Rc::new(extents), violation, sink })
 }
 
 impl CheckDecls {

@@ -18,13 +18,14 @@
 //! - `map.rs`: `Map` and `Reduce`, fused elementwise loops and the evaluation of their
 //!   expressions;
 //! - `products.rs`: `Gemm`, narrow products as inline loops, others as calls of the GEMM;
-//!   `BatchGemm`, a loop of GEMM calls;
 //! - `conv.rs`: `Conv`, im2col / col2im and a GEMM per image, or one call of the
 //!   convolution symbol;
 //! - `winograd.rs`: `Winograd`, the tile transforms as loops, or one call of the transform
 //!   symbol;
 //! - `rows.rs`: `LogSoftmax`, `ArgMaxMask`, `OneHot`, row by row;
 //! - `pool.rs`: `Pool`, max and average pooling and their gradients;
+//! - `random.rs`: `Random`, the Threefry-2x32 streams on i32x4 lanes;
+//! - `gather.rs`: `Gather`, rows chosen by indices and the scatter-add of their gradient;
 //! - `checks.rs`: bounds-checked mode, its declarations and the guards of every access.
 //!
 //! The vectorised exp/log/tanh/sigmoid are `Emitter` methods too, in `codegen::math`.
@@ -42,9 +43,11 @@ use crate::ir::graph::DType;
 
 mod checks;
 mod conv;
+mod gather;
 mod map;
 mod pool;
 mod products;
+mod random;
 mod rows;
 mod winograd;
 
@@ -55,10 +58,12 @@ pub use checks::{declare_checks, testing, CheckDecls, Checks};
 pub struct Env {
     /// The five parameters of the ABI: inputs, params, outputs, dims, workspace.
     pub args: [Value; 5],
-    /// Workspace offset (in elements) of every temporary.
-    pub offsets: Vec<Option<Poly>>,
-    /// Address of every literal data object.
-    pub data: Vec<GlobalValue>,
+    /// Workspace offset (in elements) of every temporary (shared by every part of a program).
+    pub offsets: std::rc::Rc<[Option<Poly>]>,
+    /// Address of each literal data object this function uses, by `Base::Data` index:
+    /// declared in the function as its kernels need them (`codegen::define_scheduled`), so a
+    /// program of many parts does not declare every object in every part.
+    pub data: HashMap<usize, GlobalValue>,
     /// The GEMM kernel symbol for this dtype.
     pub gemm: FuncRef,
     /// A GEMM for products of fewer than this many multiply-adds (m·k·n), when it pays to
@@ -78,8 +83,12 @@ pub struct Env {
     /// The Winograd transform symbol (JIT): each `Kernel::Winograd` is one call of it
     /// (`symbols::winograd`).
     pub winograd: Option<FuncRef>,
-    /// The batched GEMM symbol (JIT): each `Kernel::BatchGemm` is one call of it.
-    pub gemm_batch: Option<FuncRef>,
+    /// The batched GEMM symbol (JIT): a batched product's innermost batch axis is one call of
+    /// it (`symbols::batched`), which divides the products among threads.
+    pub batched_gemm: Option<FuncRef>,
+    /// The index-error callback (JIT, `symbols::INDEX`): a gather reports an index that is not
+    /// a whole number in its axis through it (and clamps it either way).
+    pub index_error: Option<FuncRef>,
 }
 
 /// Writes kernels into one Cranelift function, at the builder's current block.
@@ -193,7 +202,10 @@ impl<'f> Emitter<'f> {
                 let bytes = self.b.ins().ishl_imm_s(off, self.shift);
                 self.b.ins().iadd(self.env.args[4], bytes)
             }
-            Base::Data(d) => self.b.ins().symbol_value(I64, self.env.data[d]),
+            Base::Data(d) => {
+                let gv = *self.env.data.get(&d).expect("the data object is declared before its kernel");
+                self.b.ins().symbol_value(I64, gv)
+            }
         }
     }
 
@@ -464,14 +476,19 @@ impl<'f> Emitter<'f> {
                 let n = self.mono(len);
                 self.fill(p, n, *value);
             }
-            Kernel::Gemm { m, n, k, a, b, c, alpha, beta } => self.product(m, n, k, a, b, c, alpha, beta),
+            Kernel::Gemm { m, n, k, a, b, c, alpha, beta, batch } => {
+                self.product(m, n, k, (a, b, c), alpha, beta, batch)
+            }
             Kernel::Conv { op, batch, geom, a, b, out, col } => self.conv(*op, batch, geom, a, b, out, col.as_ref()),
             Kernel::Winograd { op, batch, geom, src, dst } => self.winograd(*op, batch, geom, src, dst),
-            Kernel::BatchGemm { count, m, n, k, a, b, c } => self.batch_product(*count, m, n, k, a, b, c),
             Kernel::LogSoftmax { outer, n, inner, x, out } => self.log_softmax(outer, n, inner, x, out),
             Kernel::ArgMaxMask { outer, n, inner, x, out } => self.argmax_mask(outer, n, inner, x, out),
             Kernel::OneHot { count, classes, x, out } => self.one_hot(count, *classes, x, out),
             Kernel::Pool { op, planes, geom, x, g, out } => self.pool(*op, planes, geom, x, g.as_ref(), out),
+            Kernel::Random { count, stream, key, out } => self.random(count, *stream, key, out),
+            Kernel::Gather { scatter, outer, n, count, inner, x, idx, out } => {
+                self.gather(*scatter, outer, n, count, inner, x, idx, out)
+            }
         }
     }
 }

@@ -1,11 +1,11 @@
 //! `Gemm` kernels: C = alpha·A·B + beta·C, as loops written inline when a side of C is
-//! narrow, otherwise as a call of the GEMM symbol (or of the generated small-product GEMM);
-//! `BatchGemm` kernels, a loop of such calls.
+//! narrow, otherwise as a call of the GEMM symbol (or of the generated small-product GEMM).
 
 use std::rc::Rc;
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{InstBuilder, Value};
+use cranelift_codegen::ir::types::I64;
+use cranelift_codegen::ir::{FuncRef, InstBuilder, Value};
 use cranelift_frontend::Variable;
 
 use super::{Emitter, Mode, Walk};
@@ -14,102 +14,95 @@ use crate::codegen::builder::LoopBuilder;
 use crate::codegen::kernel::*;
 
 impl Emitter<'_> {
-    /// C = alpha·A·B + beta·C: inline loops when `narrow_gemm` takes the product, otherwise a
-    /// call of the GEMM.
+    /// C = alpha·A·B + beta·C for every element of `batch`: inline loops when the product is
+    /// narrow (`inline_form`), otherwise a call of the GEMM per element, or in the JIT one call
+    /// of the batched GEMM symbol per run of the innermost batch axis (which divides the
+    /// elements among threads).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn product(
         &mut self,
         m: &Mono,
         n: &Mono,
         k: &Mono,
-        a: &Access,
-        b: &Access,
-        c: &Access,
+        (a, b, c): (&Access, &Access, &Access),
         alpha: &Rc<Expr>,
         beta: &Rc<Expr>,
+        batch: &[BatchAxis],
     ) {
-        if self.narrow_gemm(m, n, k, a, b, c, alpha, beta) {
+        let batch = BatchAxis::collapse(batch);
+        let ptrs = [self.addr(a), self.addr(b), self.addr(c)];
+        if let Some(form) = inline_form(m, n, a, b) {
+            let scale = Scale {
+                alpha: (**alpha != Expr::Const(1.0)).then(|| self.uniform(alpha)),
+                beta: (**beta != Expr::Const(0.0)).then(|| self.uniform(beta)),
+            };
+            self.batch_loops(&batch, ptrs, &mut |e, p| e.narrow_gemm(m, n, k, (a, b, c), form, p, &scale));
             return;
         }
         let (mv, nv, kv) = (self.mono(m), self.mono(n), self.mono(k));
-        let (pa, pb, pc) = (self.addr(a), self.addr(b), self.addr(c));
-        let sa = [self.mono(&a.strides[0]), self.mono(&a.strides[1])];
-        let sb = [self.mono(&b.strides[0]), self.mono(&b.strides[1])];
-        let sc = [self.mono(&c.strides[0]), self.mono(&c.strides[1])];
+        let stride = |e: &mut Self, x: &Access| [e.mono(&x.strides[0]), e.mono(&x.strides[1])];
+        let (sa, sb, sc) = (stride(self, a), stride(self, b), stride(self, c));
         let (alpha, beta) = (self.uniform(alpha), self.uniform(beta));
-        let (a, b, c) = (matrix(pa, sa), matrix(pb, sb), matrix(pc, sc));
-        self.gemm_call(GemmArgs { m: mv, k: kv, n: nv, alpha, a, b, beta, c });
+        let args = |[pa, pb, pc]: [Value; 3]| GemmArgs {
+            m: mv,
+            k: kv,
+            n: nv,
+            alpha,
+            a: matrix(pa, sa),
+            b: matrix(pb, sb),
+            beta,
+            c: matrix(pc, sc),
+        };
+        // Checked mode checks each element's call, so it keeps the loop.
+        let batched = self.env.batched_gemm.filter(|_| self.sink.is_none());
+        match (batched, batch.split_last()) {
+            (Some(symbol), Some((last, outer))) => {
+                let count = self.mono(&last.len);
+                let strides = [self.mono(&last.a), self.mono(&last.b), self.mono(&last.c)];
+                self.batch_loops(outer, ptrs, &mut |e, p| e.call_batched(symbol, count, strides, &args(p)));
+            }
+            _ => self.batch_loops(&batch, ptrs, &mut |e, p| e.gemm_call(args(p))),
+        }
     }
 
-    /// `count` products C_i = A_i·B_i (accesses with strides [between products, row,
-    /// column]): one call of the batched GEMM symbol (JIT), or a call of the GEMM each (in
-    /// checked mode, each checked).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn batch_product(
-        &mut self,
-        count: usize,
-        m: &Mono,
-        n: &Mono,
-        k: &Mono,
-        a: &Access,
-        b: &Access,
-        c: &Access,
-    ) {
-        let (mv, nv, kv) = (self.mono(m), self.mono(n), self.mono(k));
-        let (pa, pb, pc) = (self.addr(a), self.addr(b), self.addr(c));
-        let strides = |e: &mut Self, x: &Access| [e.mono(&x.strides[1]), e.mono(&x.strides[2])];
-        let (sa, sb, sc) = (strides(self, a), strides(self, b), strides(self, c));
-        let step = |e: &mut Self, x: &Access| e.mono_bytes(&x.strides[0]);
-        let (step_a, step_b, step_c) = (step(self, a), step(self, b), step(self, c));
-        let (alpha, beta) = (self.fconst(1.0), self.fconst(0.0));
-        let count = self.int(count as i64);
-        if let Some(f) = self.env.gemm_batch {
-            let (a, b, c) = (matrix(pa, sa), matrix(pb, sb), matrix(pc, sc));
-            let elements = |e: &mut Self, bytes: Value| e.b.ins().sshr_imm_s(bytes, e.shift);
-            let steps = [elements(self, step_a), elements(self, step_b), elements(self, step_c)];
-            let mut args = vec![count];
-            args.extend(steps);
-            args.extend(GemmArgs { m: mv, k: kv, n: nv, alpha, a, b, beta, c }.to_array());
-            if self.sink.is_none() {
-                self.b.ins().call(f, &args);
-                return;
-            }
-            // Checked: the first and the last product's matrices inside their buffers (the
-            // steps are not negative, so every product in between is inside too).
-            let pos = |e: &mut Self, v: Value| e.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, v, 0);
-            let (mp, kp, np) = (pos(self, mv), pos(self, kv), pos(self, nv));
-            let writes = self.b.ins().band(mp, np);
-            let reads = self.b.ins().band(writes, kp);
-            let last = self.b.ins().iadd_imm_s(count, -1);
-            let mut ok = self.b.ins().iconst(cranelift_codegen::ir::types::I8, 1);
-            for (p, step, [rows, cols], [rs, cs], active) in [
-                (pa, step_a, [mv, kv], sa, reads),
-                (pb, step_b, [kv, nv], sb, reads),
-                (pc, step_c, [mv, nv], sc, writes),
-            ] {
-                let end = self.offset(p, last, step);
-                for q in [p, end] {
-                    let inside = self.matrix_ok(q, rows, cols, rs, cs, active);
-                    ok = self.b.ins().band(ok, inside);
-                }
-            }
-            self.if_then(ok, |e| {
-                e.b.ins().call(f, &args);
-            });
-            return;
-        }
-        self.for_n(count, |e, i| {
-            let (pa, pb, pc) = (e.offset(pa, i, step_a), e.offset(pb, i, step_b), e.offset(pc, i, step_c));
-            let (a, b, c) = (matrix(pa, sa), matrix(pb, sb), matrix(pc, sc));
-            e.gemm_call(GemmArgs { m: mv, k: kv, n: nv, alpha, a, b, beta, c });
+    /// `body` with the pointers of A, B and C of every element of `axes` (loops, outermost
+    /// axis first; just once when there are none).
+    fn batch_loops(&mut self, axes: &[BatchAxis], ptrs: [Value; 3], body: &mut dyn FnMut(&mut Self, [Value; 3])) {
+        let Some((axis, rest)) = axes.split_first() else { return body(self, ptrs) };
+        let len = self.mono(&axis.len);
+        let strides = [self.mono_bytes(&axis.a), self.mono_bytes(&axis.b), self.mono_bytes(&axis.c)];
+        self.for_n(len, |e, i| {
+            let moved = [0, 1, 2].map(|x| e.offset(ptrs[x], i, strides[x]));
+            e.batch_loops(rest, moved, body);
         });
     }
 
-    /// C = alpha·A·B + beta·C inline, when one side of C is narrow (n or m at most
-    /// `NARROW`, known) and A runs contiguously along a long axis: the spiral's h·W2 (n = 3),
-    /// hᵀ·dscores and xᵀ·dh (m = 2) are a few percent of a GEMM call's time, which pads the
-    /// narrow side to its 8-wide tile and packs panels. Returns false (emits nothing) for
-    /// other products. Orientation: with m narrow, Cᵀ = Bᵀ·Aᵀ makes n narrow. Then
+    /// One call of the batched GEMM symbol: `count` products, element e of each operand
+    /// `strides[·]·e` elements after the pointers of `args`. Products smaller than the
+    /// small-GEMM threshold run the generated GEMM (its address is passed), larger ones the
+    /// library's single-threaded one (a null pointer).
+    fn call_batched(&mut self, symbol: FuncRef, count: Value, strides: [Value; 3], args: &GemmValues) {
+        let per_element = match self.env.small_gemm {
+            Some((small, threshold)) => {
+                let mk = self.b.ins().imul(args.m, args.k);
+                let mkn = self.b.ins().imul(mk, args.n);
+                let is_small = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, mkn, threshold);
+                let address = self.b.ins().func_addr(I64, small);
+                let null = self.int(0);
+                self.b.ins().select(is_small, address, null)
+            }
+            None => self.int(0),
+        };
+        let mut values = vec![per_element, count, strides[0], strides[1], strides[2]];
+        values.extend(args.to_array());
+        self.b.ins().call(symbol, &values);
+    }
+
+    /// C = alpha·A·B + beta·C inline, for a product `inline_form` takes (`form`), with A, B
+    /// and C at `ptrs`: a narrow side of C (n or m at most `NARROW`, known) and A contiguous
+    /// along a long axis: the spiral's h·W2 (n = 3), hᵀ·dscores and xᵀ·dh (m = 2) are a few
+    /// percent of a GEMM call's time, which pads the narrow side to its 8-wide tile and packs
+    /// panels. Orientation: with m narrow, Cᵀ = Bᵀ·Aᵀ makes n narrow. Then
     /// - A contiguous along m: a vector of rows of A at a time, times B[p, j] splat, into
     ///   one accumulator per column j (`gemm_columns`);
     /// - A contiguous along k and B along k (fuse copies a strided B): dot products of rows
@@ -123,24 +116,17 @@ impl Emitter<'_> {
         m: &Mono,
         n: &Mono,
         k: &Mono,
-        a: &Access,
-        b: &Access,
-        c: &Access,
-        alpha: &Rc<Expr>,
-        beta: &Rc<Expr>,
-    ) -> bool {
-        let Some((transposed, along_rows)) = inline_form(m, n, a, b) else { return false };
+        (a, b, c): (&Access, &Access, &Access),
+        (transposed, along_rows): (bool, bool),
+        [pa, pb, pc]: [Value; 3],
+        scale: &Scale,
+    ) {
         let t = |x: &Access| Access { strides: vec![x.strides[1].clone(), x.strides[0].clone()], ..x.clone() };
-        let (m, n, a, b, c) =
-            if transposed { (n, m, t(b), t(a), t(c)) } else { (m, n, a.clone(), b.clone(), c.clone()) };
+        let (m, n, a, b, c, pa, pb) =
+            if transposed { (n, m, t(b), t(a), t(c), pb, pa) } else { (m, n, a.clone(), b.clone(), c.clone(), pa, pb) };
         let unit = |s: &Mono| s.as_known() == Some(1);
         let cols = n.as_known().expect("narrow sides are known") as usize;
         let (rows, depth) = (self.mono(m), self.mono(k));
-        let (pa, pb, pc) = (self.addr(&a), self.addr(&b), self.addr(&c));
-        let scale = Scale {
-            alpha: (**alpha != Expr::Const(1.0)).then(|| self.uniform(alpha)),
-            beta: (**beta != Expr::Const(0.0)).then(|| self.uniform(beta)),
-        };
         let bytes = |e: &mut Self, x: &Access, axis: usize| e.mono_bytes(&x.strides[axis]);
         let (a_rs, a_cs, b_rs, b_cs, c_rs, c_cs) = (
             bytes(self, &a, 0),
@@ -153,14 +139,12 @@ impl Emitter<'_> {
         // Column j of C (and of B) starts j strides in.
         let c_cols: Vec<Value> = (0..cols).map(|j| self.step_by(pc, c_cs, j as i64)).collect();
         let c_walk = if unit(&c.strides[0]) { Walk::Contiguous } else { Walk::Strided(c_rs) };
+        let b_cols: Vec<Value> = (0..cols).map(|j| self.step_by(pb, b_cs, j as i64)).collect();
         if along_rows {
-            let b_cols: Vec<Value> = (0..cols).map(|j| self.step_by(pb, b_cs, j as i64)).collect();
-            self.gemm_columns(rows, depth, (pa, a_cs), (&b_cols, b_rs), (&c_cols, c_walk), &scale);
+            self.gemm_columns(rows, depth, (pa, a_cs), (&b_cols, b_rs), (&c_cols, c_walk), scale);
         } else {
-            let b_cols: Vec<Value> = (0..cols).map(|j| self.step_by(pb, b_cs, j as i64)).collect();
-            self.gemm_dots(rows, depth, (pa, a_rs), &b_cols, (&c_cols, c_rs), &scale);
+            self.gemm_dots(rows, depth, (pa, a_rs), &b_cols, (&c_cols, c_rs), scale);
         }
-        true
     }
 
     /// `p + j·stride` (bytes) for a constant j.

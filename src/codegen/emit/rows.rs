@@ -229,6 +229,21 @@ impl Emitter<'_> {
                 let q = e.elem(row, c);
                 e.store_scalar(v, q);
             });
+            // A label that is no class index (out of range, fractional, NaN) matched no column:
+            // its row starts with NaN instead of being all zeros, so that whatever it feeds (a
+            // loss) is NaN rather than silently 0. (The interpreter refuses such a label.)
+            let whole = e.b.ins().floor(label);
+            let whole = e.b.ins().fcmp(FloatCC::Equal, label, whole);
+            let zero = e.fconst(0.0);
+            let above = e.b.ins().fcmp(FloatCC::GreaterThanOrEqual, label, zero);
+            let top = e.fconst(classes as f64);
+            let below = e.b.ins().fcmp(FloatCC::LessThan, label, top);
+            let valid = e.b.ins().band(whole, above);
+            let valid = e.b.ins().band(valid, below);
+            let first = e.load_scalar(row);
+            let nan = e.fconst(f64::NAN);
+            let first = e.b.ins().select(valid, first, nan);
+            e.store_scalar(first, row);
         });
     }
 
@@ -247,12 +262,22 @@ impl Emitter<'_> {
             };
             self.for_loop(lo, hi, step, |e, i| {
                 let labels = e.load_at(px, Walk::Contiguous, i, mode);
-                for c in 0..classes {
-                    let class = e.splat(c as f64);
-                    let hit = e.b.ins().fcmp(FloatCC::Equal, labels, class);
-                    let hit = e.as_float(hit);
+                let hits: Vec<Value> = (0..classes)
+                    .map(|c| {
+                        let class = e.splat(c as f64);
+                        let hit = e.b.ins().fcmp(FloatCC::Equal, labels, class);
+                        e.as_float(hit)
+                    })
+                    .collect();
+                // A label that matches no class (out of range, fractional, NaN) gets NaN in its
+                // first column instead of a row of zeros (see `one_hot`).
+                let any = hits[1..].iter().fold(hits[0], |a, &h| e.b.ins().bor(a, h));
+                let nan = e.splat(f64::NAN);
+                let missed = e.b.ins().band_not(nan, any);
+                for (c, &hit) in hits.iter().enumerate() {
                     let one = e.splat(1.0);
                     let v = e.b.ins().band(hit, one);
+                    let v = if c == 0 { e.b.ins().bor(v, missed) } else { v };
                     let column = e.elem_const(pout, c as i64);
                     e.store_at(v, column, walk, i, mode);
                 }

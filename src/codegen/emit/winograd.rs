@@ -58,7 +58,7 @@ impl Emitter<'_> {
                     let i = e.b.ins().iadd(i, cr);
                     let i = e.b.ins().iadd(i, k);
                     let p0 = e.elem(ps, i);
-                    let v = e.gather(mode, p0, g.c as i64 * rr);
+                    let v = e.load_strided(mode, p0, g.c as i64 * rr);
                     e.slot_store(v, xs, k);
                 });
                 sandwich(e);
@@ -83,7 +83,7 @@ impl Emitter<'_> {
                     let i = e.b.ins().iadd(i, cr);
                     let i = e.b.ins().iadd(i, k);
                     let p0 = e.elem(pd, i);
-                    e.scatter(mode, v, p0, g.c as i64 * rr, false);
+                    e.store_strided(mode, v, p0, g.c as i64 * rr, false);
                 });
             }),
             Transform::Input => self.per_tile(n, g.c, (th, tw), &|e, img, c0, (ti, tj), mode| {
@@ -92,7 +92,7 @@ impl Emitter<'_> {
                     e.for_n(side, |e, j| {
                         let (y, x) = (e.tile_pos(ti, m, k, g.pad), e.tile_pos(tj, m, j, g.pad));
                         let p0 = e.image_elem(ps, img, c0, (y, x), (g.c, g.h, g.w));
-                        let v = e.gather(mode, p0.0, (g.h * g.w) as i64);
+                        let v = e.load_strided(mode, p0.0, (g.h * g.w) as i64);
                         let v = e.zero_unless(p0.1, v);
                         let at = e.b.ins().imul_imm_s(k, a as i64);
                         let at = e.b.ins().iadd(at, j);
@@ -127,7 +127,7 @@ impl Emitter<'_> {
                                 let at = e.b.ins().imul_imm_s(k, a as i64);
                                 let at = e.b.ins().iadd(at, j);
                                 let v = e.slot_load(ys, at);
-                                e.scatter(mode, v, p0, (g.h * g.w) as i64, true);
+                                e.store_strided(mode, v, p0, (g.h * g.w) as i64, true);
                             });
                         });
                     });
@@ -150,7 +150,7 @@ impl Emitter<'_> {
                             let at = e.b.ins().imul_imm_s(i, m as i64);
                             let at = e.b.ins().iadd(at, j);
                             let v = e.slot_load(ys, at);
-                            e.scatter(mode, v, p0, (g.oh * g.ow) as i64, false);
+                            e.store_strided(mode, v, p0, (g.oh * g.ow) as i64, false);
                         });
                     });
                 });
@@ -161,7 +161,7 @@ impl Emitter<'_> {
                     e.for_n(side, |e, j| {
                         let (y, x) = (e.tile_pos(ti, m, i, 0), e.tile_pos(tj, m, j, 0));
                         let (p0, inside) = e.image_elem(ps, img, f0, (y, x), (g.f, g.oh, g.ow));
-                        let v = e.gather(mode, p0, (g.oh * g.ow) as i64);
+                        let v = e.load_strided(mode, p0, (g.oh * g.ow) as i64);
                         let v = e.zero_unless(inside, v);
                         let at = e.b.ins().imul_imm_s(i, m as i64);
                         let at = e.b.ins().iadd(at, j);
@@ -297,7 +297,7 @@ impl Emitter<'_> {
     }
 
     /// The elements at `p0 + lane·stride` (elements) in lanes, or lane 0 only in the tail.
-    fn gather(&mut self, mode: Mode, p0: Value, stride: i64) -> Value {
+    fn load_strided(&mut self, mode: Mode, p0: Value, stride: i64) -> Value {
         let s = self.load_scalar(p0);
         let mut v = self.lane0(s);
         if mode == Mode::Vector {
@@ -311,7 +311,7 @@ impl Emitter<'_> {
     }
 
     /// Store (or with `add`, add) the lanes of `v` at `p0 + lane·stride`, lane 0 only in the tail.
-    fn scatter(&mut self, mode: Mode, v: Value, p0: Value, stride: i64, add: bool) {
+    fn store_strided(&mut self, mode: Mode, v: Value, p0: Value, stride: i64, add: bool) {
         let lanes = if mode == Mode::Vector { self.lanes } else { 1 };
         for l in 0..lanes {
             let p = self.elem_const(p0, l as i64 * stride);

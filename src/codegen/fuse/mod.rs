@@ -12,8 +12,6 @@
 //! products and a transform back, the transforms of a layer's filter, input and upstream
 //! gradient computed once for the forward and both gradients.
 
-mod updates;
-
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -22,6 +20,11 @@ use crate::diag::Diagnostic;
 use crate::ir::graph::{DType, Dim, Graph, NodeId, Op, Shape};
 use crate::ir::ops::{self, Env};
 use crate::ir::tensor::Tensor;
+
+mod finish;
+mod products;
+mod structure;
+mod winograd;
 
 /// Build the kernels for `g`'s outputs and updates, convolutions by `conv`.
 pub fn schedule(g: &Graph, conv: ConvAlgorithm) -> Result<KernelProgram, Diagnostic> {
@@ -41,9 +44,18 @@ pub fn schedule(g: &Graph, conv: ConvAlgorithm) -> Result<KernelProgram, Diagnos
             }
         })?;
         // A computed value read by several kernels is written once rather than recomputed.
-        // (An output or update with no other use is computed straight into its buffer.)
-        let v =
-            if f.uses[i] != 1 && v.has_loads() && v.as_load().is_none() { f.materialize(&v, &node.shape) } else { v };
+        // (An output or update with no other use is computed straight into its buffer.) So is
+        // one whose expression tree has grown `MAX_FUSED_DEPTH` deep: a chain of a hundred
+        // thousand additions becomes loops of at most that many operations each, and every
+        // walk over a kernel's expression (here, in memplan and emit) stays shallow.
+        let deep = node.inputs.iter().map(|x| f.depths[x.index()]).max().unwrap_or(0) + 1 >= MAX_FUSED_DEPTH;
+        let computed = v.has_loads() && v.as_load().is_none();
+        let v = if computed && (f.uses[i] != 1 || deep) { f.materialize(&v, &node.shape) } else { v };
+        f.depths[i] = if v.as_load().is_some() || !v.has_loads() {
+            1
+        } else {
+            node.inputs.iter().map(|x| f.depths[x.index()]).max().unwrap_or(0) + 1
+        };
         if !matches!(node.op, Op::Input { .. } | Op::Param { .. } | Op::Const { .. } | Op::Literal { .. }) {
             f.prog.naive.add_mono(&Mono::product(&monos(&node.shape)));
         }
@@ -53,10 +65,16 @@ pub fn schedule(g: &Graph, conv: ConvAlgorithm) -> Result<KernelProgram, Diagnos
     Ok(f.prog)
 }
 
+/// The deepest expression tree a kernel computes (a bound, counted in graph nodes: a node
+/// adds at most a level or two, as in `short_product`'s sums).
+pub const MAX_FUSED_DEPTH: usize = 64;
+
 struct Fuser<'g> {
     g: &'g Graph,
     prog: KernelProgram,
     vals: Vec<Option<Rc<Expr>>>,
+    /// A bound on the depth of each node's value (1 for a load or a constant).
+    depths: Vec<usize>,
     /// Distinct live consumers of each node, plus its output and update entries.
     uses: Vec<usize>,
     /// Reachable (backwards) from an output or update.
@@ -94,7 +112,16 @@ impl<'g> Fuser<'g> {
         for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
             uses[id.index()] += 1;
         }
-        Fuser { g, prog: KernelProgram::default(), vals: vec![None; n], uses, live, conv, transformed: HashMap::new() }
+        Fuser {
+            g,
+            prog: KernelProgram::default(),
+            vals: vec![None; n],
+            depths: vec![1; n],
+            uses,
+            live,
+            conv,
+            transformed: HashMap::new(),
+        }
     }
 
     fn val(&self, id: NodeId) -> Rc<Expr> {
@@ -266,11 +293,24 @@ impl<'g> Fuser<'g> {
                 strides: perm.iter().map(|&p| a.strides[p].clone()).collect(),
                 ..a.clone()
             }),
-            Op::Slice { axis, start, .. } => map_loads(&self.val(x(0)), &mut |a| Access {
-                offset: a.offset.add(&Poly::from_mono(a.strides[*axis].scale(*start as i64))),
-                ..a.clone()
+            Op::Slice { axis, start, step, .. } => map_loads(&self.val(x(0)), &mut |a| {
+                let mut strides = a.strides.clone();
+                strides[*axis] = a.strides[*axis].scale(*step as i64);
+                let offset = a.offset.add(&Poly::from_mono(a.strides[*axis].scale(*start as i64)));
+                Access { offset, strides, ..a.clone() }
             }),
-            Op::Pad { axis, before, .. } => self.pad(self.val(x(0)), in_shape(0), shape, *axis, *before),
+            Op::Pad { axis, before, step, .. } => self.pad(self.val(x(0)), in_shape(0), shape, (*axis, *before, *step)),
+            // Element i is element n - 1 - i: start at the last, walk backwards.
+            Op::Reverse { axis } => map_loads(&self.val(x(0)), &mut |a| {
+                let mut strides = a.strides.clone();
+                strides[*axis] = a.strides[*axis].scale(-1);
+                let last = Mono::dim(shape[*axis]).mul(&a.strides[*axis]);
+                let offset = a.offset.add(&Poly::from_mono(last)).add(&Poly::from_mono(strides[*axis].clone()));
+                Access { offset, strides, ..a.clone() }
+            }),
+            Op::Concat { axis } => self.concat(&node.inputs, shape, *axis)?,
+            Op::Gather { axis } => self.gather(id, *axis, None),
+            Op::ScatterAdd { axis, size } => self.gather(id, *axis, Some(*size)),
             Op::Sum { axes } => self.reduce(self.val(x(0)), in_shape(0), axes, ReduceOp::Sum),
             Op::ReduceMax { axes } => self.reduce(self.val(x(0)), in_shape(0), axes, ReduceOp::Max),
             Op::ArgMaxMask { axis } => {
@@ -283,36 +323,8 @@ impl<'g> Fuser<'g> {
                 let xa = self.contiguous(&self.val(x(0)), in_shape(0));
                 self.produce(shape, |out| Kernel::OneHot { count, classes: *classes, x: xa, out })
             }
-            Op::MatMul { transpose_a, transpose_b } => {
-                let a = self.mem(&self.val(x(0)), in_shape(0));
-                let b = self.mem(&self.val(x(1)), in_shape(1));
-                let (sa, sb) = (monos(in_shape(0)), monos(in_shape(1)));
-                // Strides of op(A) and op(B): a transpose only swaps them.
-                let (m, k, a) = if *transpose_a {
-                    (sa[1].clone(), sa[0].clone(), swap2(a))
-                } else {
-                    (sa[0].clone(), sa[1].clone(), a)
-                };
-                let (n, b) = if *transpose_b { (sb[0].clone(), swap2(b)) } else { (sb[1].clone(), b) };
-                if let Some(sum) = self.short_product(&k, &n, &a, &b) {
-                    return Ok(sum);
-                }
-                // A narrow product that emit would write inline as dot products if B's
-                // columns were contiguous along k: copy B so (k·n elements).
-                let columns = |base| Access { base, offset: Poly::zero(), strides: vec![Mono::one(), k.clone()] };
-                let needs_columns =
-                    inline_form(&m, &n, &a, &b).is_none() && inline_form(&m, &n, &a, &columns(b.base)).is_some();
-                let b = if is_narrow(&n) && !is_narrow(&m) && needs_columns {
-                    let shape_b = [k.clone(), n.clone()];
-                    let columns = columns(self.temp(&shape_b));
-                    let expr = Rc::new(Expr::Load(b));
-                    self.prog.kernels.push(Kernel::Map { shape: shape_b.to_vec(), expr, out: columns.clone() });
-                    columns
-                } else {
-                    b
-                };
-                let (alpha, beta) = (Rc::new(Expr::Const(1.0)), Rc::new(Expr::Const(0.0)));
-                self.produce(shape, |c| Kernel::Gemm { m, n, k, a, b, c, alpha, beta })
+            Op::MatMul { transpose_a, transpose_b, batch, contract } => {
+                self.matmul(id, (*transpose_a, *transpose_b), *batch, *contract)
             }
             Op::LogSoftmax { axis } => {
                 let (outer, n, inner) = split_axis(in_shape(0), *axis);
@@ -342,38 +354,12 @@ impl<'g> Fuser<'g> {
             Op::AvgPool2dGrad { size, stride, .. } => {
                 self.pool(PoolOp::AvgGrad, id, shape, in_shape(0), *size, *stride)?
             }
+            Op::RandomUniform { stream, .. } => {
+                let key = self.contiguous(&self.val(x(0)), in_shape(0));
+                let count = Mono::product(&monos(shape));
+                self.produce(shape, |out| Kernel::Random { count, stream: *stream, key, out })
+            }
         })
-    }
-
-    /// A·B with a short inner dimension k as the expression Σ_p A[i, p]·B[p, j] (`a`, `b` hold
-    /// op(A), op(B) strides): no GEMM call, and the sum fuses with what consumes it, as in
-    /// `relu(x @ W1 + b1)` of a 2-D input, one loop over [B, 100] instead of a GEMM writing
-    /// memory and a pass reading it. The sum runs over p in order. The loop vectorises along
-    /// j, so a B whose rows are not contiguous (a transposed weight) is first copied (k·n
-    /// elements).
-    fn short_product(&mut self, k: &Mono, n: &Mono, a: &Access, b: &Access) -> Option<Rc<Expr>> {
-        let k = k.as_known().filter(|&k| (1..=SHORT_K).contains(&k))?;
-        let shape_b = [Mono::known(k), n.clone()];
-        let b = if b.strides[1] == Mono::one() {
-            b.clone()
-        } else {
-            let base = self.temp(&shape_b);
-            let out = Access::contiguous(base, &shape_b);
-            let expr = Rc::new(Expr::Load(b.clone()));
-            self.prog.kernels.push(Kernel::Map { shape: shape_b.to_vec(), expr, out: out.clone() });
-            out
-        };
-        let term = |p: i64| {
-            let at = |x: &Access, axis: usize, strides: Vec<Mono>| Access {
-                base: x.base,
-                offset: x.offset.add(&Poly::from_mono(x.strides[axis].scale(p))),
-                strides,
-            };
-            let row = at(a, 1, vec![a.strides[0].clone(), Mono::zero()]);
-            let col = at(&b, 0, vec![Mono::zero(), b.strides[1].clone()]);
-            Rc::new(Expr::Binary(Bin::Mul, Rc::new(Expr::Load(row)), Rc::new(Expr::Load(col))))
-        };
-        Some((1..k).fold(term(0), |sum, p| Rc::new(Expr::Binary(Bin::Add, sum, term(p)))))
     }
 
     fn leaf(&self, base: Base, shape: &Shape) -> Rc<Expr> {
@@ -387,19 +373,6 @@ impl<'g> Fuser<'g> {
         let v = if v.loads().iter().all(|a| a.is_contiguous(&mf)) { v } else { self.materialize(&v, from) };
         let strides = row_major(&mt);
         map_loads(&v, &mut |a| Access { strides: strides.clone(), ..a.clone() })
-    }
-
-    /// Zeros, then the operand written into the middle of the padded axis.
-    fn pad(&mut self, v: Rc<Expr>, from: &Shape, to: &Shape, axis: usize, before: usize) -> Rc<Expr> {
-        let mt = monos(to);
-        let base = self.temp(&mt);
-        let whole = Access::contiguous(base, &mt);
-        let len = Mono::product(&mt);
-        self.prog.kernels.push(Kernel::Fill { out: whole.clone(), len, value: 0.0 });
-        let offset = Poly::from_mono(whole.strides[axis].scale(before as i64));
-        let inner = Access { offset, ..whole.clone() };
-        self.prog.kernels.push(Kernel::Map { shape: monos(from), expr: v, out: inner });
-        Rc::new(Expr::Load(whole))
     }
 
     /// Reduce `v` over `axes` of `from` into a new temporary: the loop runs over the input's
@@ -441,87 +414,6 @@ impl<'g> Fuser<'g> {
             Some(Access::contiguous(self.temp(&m), &m))
         };
         Ok(self.produce(&node.shape, |out| Kernel::Conv { op, batch, geom, a, b, out, col }))
-    }
-
-    /// A stride-1 convolution or gradient by Winograd's algorithm (`runtime::winograd`): the
-    /// transforms of its operands (shared with the other convolutions of the same layer), α²
-    /// products in the transformed domain, and the transform back.
-    fn winograd(&mut self, op: ConvOp, geom: ConvGeom, tile: Tile, batch: Mono, id: NodeId) -> Rc<Expr> {
-        let node = self.g.node(id);
-        let (i0, i1) = (node.inputs[0], node.inputs[1]);
-        let ConvGeom { c, h, w, f, oh, ow, pad, .. } = geom;
-        let wg = WinogradGeom { c, h, w, f, oh, ow, pad, tile };
-        let count = tile.alpha().pow(2);
-        let nt = batch.scale(wg.tiles() as i64);
-        let (cm, fm) = (Mono::known(c as i64), Mono::known(f as i64));
-        // The α² `rows` × `cols` matrices of a [rows, α², cols] buffer (`runtime::winograd`'s
-        // layouts), or (`transposed`) of a [cols, α², rows] one.
-        let batched = |a: &Access, rows: &Mono, cols: &Mono, transposed: bool| {
-            let strides = if transposed {
-                vec![rows.clone(), Mono::one(), rows.scale(count as i64)]
-            } else {
-                vec![cols.clone(), cols.scale(count as i64), Mono::one()]
-            };
-            Access { strides, ..a.clone() }
-        };
-        let (product, back) = match op {
-            // M_ξ (NT × F) = V_ξ (NT × C) · U_ξ (C × F), then Aᵀ M A
-            ConvOp::Forward => {
-                let u = self.transformed(Transform::Filter, i1, wg, &batch);
-                let v = self.transformed(Transform::Input, i0, wg, &batch);
-                let out = self.batch_temp(count, &nt, &fm);
-                let a = batched(&v, &nt, &cm, false);
-                let b = batched(&u, &cm, &fm, false);
-                let c = batched(&out, &nt, &fm, false);
-                ((nt.clone(), cm.clone(), fm.clone(), a, b, c), (Transform::Output, out))
-            }
-            // Mx_ξ (NT × C) = Ũ_ξ (NT × F) · U_ξᵀ (F × C), then B Mx Bᵀ added up
-            ConvOp::InputGrad => {
-                let u = self.transformed(Transform::Filter, i1, wg, &batch);
-                let gu = self.transformed(Transform::OutputAdjoint, i0, wg, &batch);
-                let out = self.batch_temp(count, &nt, &cm);
-                let a = batched(&gu, &nt, &fm, false);
-                let b = batched(&u, &fm, &cm, true);
-                let c = batched(&out, &nt, &cm, false);
-                ((nt.clone(), fm.clone(), cm.clone(), a, b, c), (Transform::InputAdjoint, out))
-            }
-            // Mw_ξ (C × F) = V_ξᵀ (C × NT) · Ũ_ξ (NT × F), then Gᵀ Mw G
-            ConvOp::FilterGrad => {
-                let v = self.transformed(Transform::Input, i0, wg, &batch);
-                let gu = self.transformed(Transform::OutputAdjoint, i1, wg, &batch);
-                let out = self.batch_temp(count, &cm, &fm);
-                let a = batched(&v, &cm, &nt, true);
-                let b = batched(&gu, &nt, &fm, false);
-                let c = batched(&out, &cm, &fm, false);
-                ((cm.clone(), nt.clone(), fm.clone(), a, b, c), (Transform::FilterAdjoint, out))
-            }
-        };
-        let (m, k, n, a, b, c) = product;
-        self.prog.kernels.push(Kernel::BatchGemm { count, m, n, k, a, b, c });
-        let (back, src) = back;
-        self.produce(&node.shape, |dst| Kernel::Winograd { op: back, batch, geom: wg, src, dst })
-    }
-
-    /// `count` contiguous `rows` × `cols` matrices in a new temporary.
-    fn batch_temp(&mut self, count: usize, rows: &Mono, cols: &Mono) -> Access {
-        let len = [rows.mul(cols).scale(count as i64)];
-        Access::contiguous(self.temp(&len), &len)
-    }
-
-    /// The Winograd transform `op` of node `x` (a filter, an input or an upstream gradient),
-    /// computed once per layer.
-    fn transformed(&mut self, op: Transform, x: NodeId, g: WinogradGeom, batch: &Mono) -> Access {
-        if let Some(a) = self.transformed.get(&(op, x, g)) {
-            return a.clone();
-        }
-        let src = self.contiguous(&self.val(x), self.g.shape(x));
-        // Every transform's result is of a fixed size (the filter's) or a size per image.
-        let (per_image, fixed) = (g.sizes(op, 1).1 - g.sizes(op, 0).1, g.sizes(op, 0).1);
-        let len = [if fixed == 0 { batch.scale(per_image as i64) } else { Mono::known(fixed as i64) }];
-        let dst = Access::contiguous(self.temp(&len), &len);
-        self.prog.kernels.push(Kernel::Winograd { op, batch: batch.clone(), geom: g, src, dst: dst.clone() });
-        self.transformed.insert((op, x, g), dst.clone());
-        dst
     }
 
     /// `big` is the [N, C, H, W] side and `small` the pooled [N, C, OH, OW] side.
@@ -592,14 +484,6 @@ fn validate(g: &Graph) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Products whose inner dimension is at most this (known) size are elementwise expressions.
-const SHORT_K: i64 = 4;
-
-fn swap2(a: Access) -> Access {
-    let strides = vec![a.strides[1].clone(), a.strides[0].clone()];
-    Access { strides, ..a }
 }
 
 /// (elements before `axis`, its size, elements after it).

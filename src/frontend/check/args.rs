@@ -32,6 +32,8 @@ pub(super) enum Range {
     NonNegative,
     /// In [0, 1) (momentum, Adam's betas).
     Fraction,
+    /// In [0, 1] (dropout's probability).
+    Probability,
 }
 
 impl Range {
@@ -42,6 +44,7 @@ impl Range {
                 Range::Positive => x > 0.0,
                 Range::NonNegative => x >= 0.0,
                 Range::Fraction => (0.0..1.0).contains(&x),
+                Range::Probability => (0.0..=1.0).contains(&x),
             }
     }
 
@@ -51,6 +54,7 @@ impl Range {
             Range::Positive => "a positive number",
             Range::NonNegative => "a number >= 0",
             Range::Fraction => "a number in [0, 1)",
+            Range::Probability => "a probability, in [0, 1]",
         }
     }
 }
@@ -71,7 +75,7 @@ impl Args {
 
 impl<'p> Checker<'p> {
     /// Report that argument `name` of the call is not what the parameter takes.
-    fn wrong_arg(&mut self, a: &Args, name: &str, value: &Value, span: Span, expected: &str) {
+    pub(super) fn wrong_arg(&mut self, a: &Args, name: &str, value: &Value, span: Span, expected: &str) {
         let what = describe_value(value);
         self.report(
             Diagnostic::new("E-type", format!("`{name}` of {} must be {expected}", a.builtin.name()))

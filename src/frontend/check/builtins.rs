@@ -73,6 +73,15 @@ impl<'p> Checker<'p> {
                 self.node(Op::Reshape { shape }, &[x], span)
             }
             Flatten => self.lower1(&a, lower::flatten),
+            Concat => self.concat(&a),
+            Split => self.split(&a, false),
+            Chunk => self.split(&a, true),
+            Take => self.take(&a),
+            Expand | BroadcastTo => self.expand(&a),
+            Squeeze => self.squeeze(&a, false),
+            Unsqueeze => self.squeeze(&a, true),
+            Pad => self.pad(&a),
+            Einsum => self.einsum(&a),
             Softmax | LogSoftmax => {
                 let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
                 let rank = self.g.shape(x.0).len();
@@ -137,6 +146,24 @@ impl<'p> Checker<'p> {
                 };
                 self.node(op, &[x], span)
             }
+            RandLike => {
+                let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
+                let shape = self.g.shape(x.0).clone();
+                self.random(shape, "rand_like", span).map_or(Value::Error, Value::Tensor)
+            }
+            Dropout => {
+                let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
+                let Some(p) = self.num_arg(&a, "p", Some(0.5), Range::Probability) else { return Value::Error };
+                // Inverted dropout: the expected value is x in training, so inference is x.
+                self.mode_used = true;
+                if !self.training || p == 0.0 {
+                    return Value::Tensor(x.0);
+                }
+                let shape = self.g.shape(x.0).clone();
+                let Some(u) = self.random(shape, "dropout", span) else { return Value::Error };
+                let r = lower::dropout(&mut self.g, x.0, u, p);
+                self.lowered(r, &[x], name, span)
+            }
             Accuracy => self.error(
                 "E-type",
                 span,
@@ -193,7 +220,13 @@ impl<'p> Checker<'p> {
     }
 
     /// The node `lower` built, or its shape error as a diagnostic on the operands.
-    fn lowered(&mut self, r: Result<NodeId, ShapeError>, operands: &[(NodeId, Span)], name: &str, span: Span) -> Value {
+    pub(super) fn lowered(
+        &mut self,
+        r: Result<NodeId, ShapeError>,
+        operands: &[(NodeId, Span)],
+        name: &str,
+        span: Span,
+    ) -> Value {
         match r {
             Ok(id) => {
                 self.g.annotate(id, None, Some(span));
@@ -219,7 +252,10 @@ impl<'p> Checker<'p> {
             ids = (0..self.g.nodes.len())
                 .map(|i| NodeId(i as u32))
                 .filter(|&id| match self.g.node(id).op {
-                    Op::Param { index } => self.g.params[index].role == ParamRole::Weight,
+                    Op::Param { index } => {
+                        let p = &self.g.params[index];
+                        p.kind == crate::ir::graph::ParamKind::Trainable && p.role == ParamRole::Weight
+                    }
                     _ => false,
                 })
                 .collect();

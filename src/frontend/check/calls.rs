@@ -123,7 +123,8 @@ impl<'p> Checker<'p> {
                 .map(|(i, p)| if i < required { p.to_string() } else { format!("{p}?") })
                 .collect();
             if variadic {
-                format!("{fname}(tensors...)")
+                let fixed: Vec<&str> = params[..required].to_vec();
+                format!("{fname}({})", fixed.into_iter().chain(["tensors..."]).collect::<Vec<_>>().join(", "))
             } else {
                 format!("{fname}({})", ps.join(", "))
             }
@@ -132,7 +133,8 @@ impl<'p> Checker<'p> {
         let mut positional = 0;
         for (name, value, vspan) in args {
             match name {
-                None if variadic => bound.rest.push((value, vspan)),
+                // A variadic built-in's required parameters come first (einsum's spec).
+                None if variadic && positional >= required => bound.rest.push((value, vspan)),
                 None => {
                     if positional >= params.len() {
                         self.report(
@@ -215,7 +217,8 @@ impl<'p> Checker<'p> {
                     None => Value::Error,
                 },
             };
-            self.bind(&p.name.name, v.clone());
+            let copy = self.copy(&v, span);
+            self.bind(&p.name.name, copy);
             scope.insert(p.name.name.clone(), v);
         }
         self.scopes = vec![scope];

@@ -2,6 +2,7 @@
 //! graph nodes whose shape errors become diagnostics on the operands.
 
 use super::*;
+use crate::ir::graph::ParamKind;
 
 impl<'p> Checker<'p> {
     // ---- statements ----
@@ -25,7 +26,15 @@ impl<'p> Checker<'p> {
                     }
                     self.bind(&name.name, v);
                 }
-                Stmt::Param { name, ty, init, span } => self.param(name, ty, init.as_ref(), *span),
+                Stmt::LetList { names, value, span } => {
+                    let v = self.expr(value);
+                    self.let_list(names, v, value.span, *span);
+                }
+                Stmt::Param { name, ty, init, span } => {
+                    self.param(name, ty, init.as_ref(), *span, ParamKind::Trainable)
+                }
+                Stmt::State { name, ty, init, span } => self.param(name, ty, init.as_ref(), *span, ParamKind::State),
+                Stmt::Update { target, value, span } => self.update(target, value, *span),
                 Stmt::Return(e) => {
                     result = Some((self.expr(e), e.span));
                     break;
@@ -48,13 +57,68 @@ impl<'p> Checker<'p> {
         result
     }
 
-    pub(super) fn param(&mut self, name: &Ident, ty: &TypeExpr, init: Option<&Expr>, span: Span) {
+    /// `let [a, b, c] = value`: bind each name to an element of the list `value` (counts must
+    /// agree); every name is poisoned after an error.
+    pub(super) fn let_list(&mut self, names: &[Ident], v: Value, value_span: Span, span: Span) {
+        let items = match v {
+            Value::List(items) if items.len() == names.len() => Some(items),
+            Value::List(items) => {
+                self.error(
+                    "E-type",
+                    span,
+                    format!("{} names for a list of {}", names.len(), items.len()),
+                    format!("the list has {} elements", items.len()),
+                );
+                None
+            }
+            Value::Error => None,
+            other => {
+                let what = describe_value(&other);
+                self.error(
+                    "E-type",
+                    value_span,
+                    format!("`let [...] =` takes a list, found {what}"),
+                    "this is not a list",
+                );
+                None
+            }
+        };
+        match items {
+            Some(items) => {
+                for (name, item) in names.iter().zip(items) {
+                    if let Value::Tensor(id) = item {
+                        if self.span_override.is_none() {
+                            self.g.annotate(id, Some(&name.name), Some(name.span));
+                        }
+                    }
+                    self.bind(&name.name, item);
+                }
+            }
+            None => names.iter().for_each(|n| self.bind(&n.name, Value::Error)),
+        }
+    }
+
+    /// `param` (trainable) or `state` (updated by `<-`) declarations.
+    pub(super) fn param(&mut self, name: &Ident, ty: &TypeExpr, init: Option<&Expr>, span: Span, kind: ParamKind) {
+        let what = match kind {
+            ParamKind::Trainable => "parameters",
+            ParamKind::State => "state tensors",
+        };
         if !self.allow_params {
             self.error(
                 "E-param",
                 span,
-                "parameters belong to layers and models",
-                "a `fn` cannot own parameters; declare it with `layer` instead",
+                format!("{what} belong to layers and models"),
+                "a `fn` cannot own parameters or state; declare it with `layer` instead",
+            );
+            self.bind(&name.name, Value::Error);
+            return;
+        }
+        if self.mode_branches > 0 {
+            self.report(
+                Diagnostic::new("E-param", format!("{what} cannot be declared inside `if training`"))
+                    .label(span, "declared in one mode only")
+                    .note("training and inference run the same parameters and state: declare it before the `if`"),
             );
             self.bind(&name.name, Value::Error);
             return;
@@ -64,7 +128,7 @@ impl<'p> Checker<'p> {
             return;
         };
         let init = match init {
-            None if shape.len() >= 2 => Init::Xavier,
+            None if shape.len() >= 2 && kind == ParamKind::Trainable => Init::Xavier,
             None => Init::Zeros,
             Some(e) => match self.expr(e) {
                 Value::Init(i) => i,
@@ -99,7 +163,10 @@ impl<'p> Checker<'p> {
             );
             return;
         }
-        let id = self.g.add_param(&qualified, shape, init);
+        let id = match kind {
+            ParamKind::Trainable => self.g.add_param(&qualified, shape, init),
+            ParamKind::State => self.g.add_state(&qualified, shape, init),
+        };
         self.g.annotate(id, None, Some(name.span));
         self.params_by_name.insert(qualified, id);
         self.bind(&name.name, Value::Tensor(id));
@@ -108,15 +175,43 @@ impl<'p> Checker<'p> {
     // ---- expressions ----
 
     pub(super) fn expr(&mut self, e: &Expr) -> Value {
+        if !self.charge(1, e.span) {
+            return Value::Error;
+        }
         match &e.kind {
             ExprKind::Int(n) => Value::Num(*n as f64),
             ExprKind::Float(x) => Value::Num(*x),
             ExprKind::Str(s) => Value::Str(s.clone()),
-            ExprKind::Name(n) => match self.lookup(n) {
-                Some(v) => v,
-                None => self.unknown_name(n, e.span),
-            },
-            ExprKind::List(items) => Value::List(items.iter().map(|i| self.expr(i)).collect()),
+            ExprKind::Name(n) => {
+                if self.names_the_mode(n) {
+                    self.mode_used = true;
+                }
+                // A list in scope is copied: paid for by its size before the copy is made.
+                let size = self.scopes.iter().rev().find_map(|s| s.get(n)).map_or(1, value_size);
+                if size > 1 && !self.charge(size, e.span) {
+                    return Value::Error;
+                }
+                match self.lookup(n) {
+                    Some(v) => v,
+                    None => self.unknown_name(n, e.span),
+                }
+            }
+            ExprKind::List(items) => {
+                let items: Vec<Value> = items.iter().map(|i| self.expr(i)).collect();
+                if items.iter().any(|v| matches!(v, Value::Error)) {
+                    return Value::Error;
+                }
+                let list = Value::List(items);
+                if list_depth(&list) > MAX_LIST_DEPTH {
+                    return self.error(
+                        "E-type",
+                        e.span,
+                        format!("lists nest more than {MAX_LIST_DEPTH} deep"),
+                        "a tensor literal of this rank is not supported",
+                    );
+                }
+                list
+            }
             ExprKind::Neg(x) => {
                 let v = self.expr(x);
                 match v {
@@ -136,6 +231,7 @@ impl<'p> Checker<'p> {
             ExprKind::Call { callee, args } => self.call(callee, args, e.span),
             ExprKind::Index { base, indices } => self.index(base, indices, e.span),
             ExprKind::Field { base, field } => self.field(base, field, e.span),
+            ExprKind::If { cond, then, otherwise } => self.if_expr(cond, then, otherwise.as_deref(), e.span),
         }
     }
 
@@ -168,6 +264,8 @@ impl<'p> Checker<'p> {
                 let (da, db) = (self.g.dim_name(a[*lhs_axis]), self.g.dim_name(b[*rhs_axis]));
                 let headline = match *what {
                     "matmul" => format!("matmul inner dimensions differ: {da} vs {db}"),
+                    "matmul batch" => format!("matmul batch axes do not broadcast: {da} vs {db}"),
+                    "concat" => format!("concat: the tensors differ on axis {lhs_axis}: {da} vs {db}"),
                     "cannot broadcast" => {
                         format!("shapes {} and {} do not broadcast", self.g.shape_str(a), self.g.shape_str(b))
                     }
@@ -177,9 +275,13 @@ impl<'p> Checker<'p> {
                     .label(operands[0].1, format!("this is {} (axis {lhs_axis} is {da})", self.g.shape_str(a)))
                     .label(operands[1].1, format!("this is {} (axis {rhs_axis} is {db})", self.g.shape_str(b)))
                     .note(match *what {
-                        "matmul" => {
-                            "for a @ b, the last dimension of a must equal the first dimension of b".to_string()
-                        }
+                        "matmul" => "for a @ b, the last axis of a must equal the second-to-last axis of b \
+                                     (the only axis of a vector)"
+                            .to_string(),
+                        "concat" => "concat joins tensors that agree on every axis but the joined one".to_string(),
+                        "matmul batch" => "the batch axes of a @ b (all but the last two) broadcast like numpy: \
+                                           aligned from the right, equal or 1"
+                            .to_string(),
                         _ => "numpy broadcasting: aligned from the right, dimensions must be equal or 1".to_string(),
                     })
             }
@@ -289,44 +391,140 @@ impl<'p> Checker<'p> {
         self.node(prim, &operands, span)
     }
 
-    pub(super) fn index(&mut self, base: &Expr, indices: &[Expr], span: Span) -> Value {
+    /// `base[items]`: an element or a slice of a list (`x.shape[-1]`, `x.shape[1:]`), or a
+    /// tensor indexed, sliced and gathered axis by axis (`lower::index`).
+    pub(super) fn index(&mut self, base: &Expr, items: &[IndexItem], span: Span) -> Value {
         let b = self.expr(base);
-        let mut idx = vec![];
-        for i in indices {
-            match self.expr(i) {
-                Value::Num(n) if n.fract() == 0.0 => idx.push(n as i64),
-                Value::Error => return Value::Error,
-                _ => return self.error("E-type", i.span, "an index must be a whole number", "here"),
+        if let Value::List(list) = b {
+            return self.index_list(list, items, span);
+        }
+        let Some(x) = self.tensor(b, base.span) else { return Value::Error };
+        let rank = self.g.shape(x).len();
+        let ellipses: Vec<Span> =
+            items.iter().filter(|i| matches!(i, IndexItem::Ellipsis(_))).map(|i| i.span()).collect();
+        if ellipses.len() > 1 {
+            return self.error("E-type", ellipses[1], "an index has at most one `...`", "a second `...`");
+        }
+        let mut out = vec![];
+        for item in items {
+            match item {
+                IndexItem::At(e) => match self.expr(e) {
+                    Value::Num(n) if n.fract() == 0.0 && n.abs() < 1e15 => out.push(lower::Index::At(n as i64)),
+                    Value::Error => return Value::Error,
+                    Value::Num(n) => {
+                        return self.error("E-type", e.span, "an index must be a whole number", format!("{n} is not"))
+                    }
+                    v @ (Value::Tensor(_) | Value::List(_)) => {
+                        let Some(idx) = self.tensor(v, e.span) else { return Value::Error };
+                        if !self.is_integer(idx) {
+                            return self.not_an_index(idx, e.span);
+                        }
+                        out.push(lower::Index::Take(idx));
+                    }
+                    other => {
+                        let what = describe_value(&other);
+                        return self.error("E-type", e.span, format!("{what} cannot index a tensor"), "here");
+                    }
+                },
+                IndexItem::Slice { start, stop, step, .. } => {
+                    let mut bound = |b: &Option<Expr>| -> Result<Option<i64>, ()> {
+                        let Some(e) = b else { return Ok(None) };
+                        match self.expr(e) {
+                            Value::Num(n) if n.fract() == 0.0 && n.abs() < 1e15 => Ok(Some(n as i64)),
+                            Value::Error => Err(()),
+                            other => {
+                                let what = describe_value(&other);
+                                self.error(
+                                    "E-type",
+                                    e.span,
+                                    "slice bounds are whole numbers known when the file is checked",
+                                    format!("this is {what}"),
+                                );
+                                Err(())
+                            }
+                        }
+                    };
+                    let (Ok(start), Ok(stop), Ok(step)) = (bound(start), bound(stop), bound(step)) else {
+                        return Value::Error;
+                    };
+                    out.push(lower::Index::Range { start, stop, step: step.unwrap_or(1) });
+                }
+                IndexItem::Ellipsis(_) => {
+                    let whole = lower::Index::Range { start: None, stop: None, step: 1 };
+                    out.extend(std::iter::repeat_n(whole, (rank + 1).saturating_sub(items.len())));
+                }
             }
         }
-        match b {
-            Value::List(items) => {
-                if idx.len() != 1 {
-                    return self.error("E-type", span, "a list takes one index", "here");
+        match lower::index(&mut self.g, x, &out) {
+            Ok(id) => {
+                self.g.annotate(id, None, Some(span));
+                Value::Tensor(id)
+            }
+            Err(e) => self.shape_error(e, "indexing", &[(x, base.span)], span),
+        }
+    }
+
+    /// The diagnostic for a tensor of floats used as indices.
+    pub(super) fn not_an_index(&mut self, idx: NodeId, span: Span) -> Value {
+        let shape = self.g.shape_str(self.g.shape(idx));
+        self.report(
+            Diagnostic::new("E-type", "indices must be whole numbers, and this tensor holds floats")
+                .label(span, format!("this is a float tensor {shape}"))
+                .help("declare the model input that holds indices as integer: `tokens: [B, T] int`")
+                .note("integer tensors are inputs declared `int`, literals of whole numbers, and what indexing and reshaping make of them"),
+        );
+        Value::Error
+    }
+
+    /// An element (`shape[-1]`) or a slice (`shape[1:]`) of a list.
+    fn index_list(&mut self, items: Vec<Value>, index: &[IndexItem], span: Span) -> Value {
+        let [item] = index else { return self.error("E-type", span, "a list takes one index", "here") };
+        let n = items.len() as i64;
+        let whole = |v: Value| match v {
+            Value::Num(x) if x.fract() == 0.0 && x.abs() < 1e15 => Some(x as i64),
+            _ => None,
+        };
+        match item {
+            IndexItem::At(e) => {
+                let v = self.expr(e);
+                if matches!(v, Value::Error) {
+                    return Value::Error;
                 }
-                let n = items.len() as i64;
-                let j = if idx[0] < 0 { idx[0] + n } else { idx[0] };
+                let Some(i) = whole(v) else {
+                    return self.error("E-type", e.span, "an index must be a whole number", "here");
+                };
+                let j = if i < 0 { i + n } else { i };
                 if j < 0 || j >= n {
                     return self.error(
                         "E-shape",
-                        indices[0].span,
-                        format!("index {} is out of range for a list of {n}", idx[0]),
+                        e.span,
+                        format!("index {i} is out of range for a list of {n}"),
                         "out of range",
                     );
                 }
-                items[j as usize].clone()
+                self.copy(&items[j as usize], e.span)
             }
-            Value::Error => Value::Error,
-            v => {
-                let Some(t) = self.tensor(v, base.span) else { return Value::Error };
-                match lower::index(&mut self.g, t, &idx) {
-                    Ok(id) => {
-                        self.g.annotate(id, None, Some(span));
-                        Value::Tensor(id)
+            IndexItem::Slice { start, stop, step, span: s } => {
+                let mut part = |b: &Option<Expr>| b.as_ref().map(|e| (self.expr(e), e.span));
+                let parts = [part(start), part(stop), part(step)];
+                let mut bounds = [None; 3];
+                for (k, p) in parts.into_iter().enumerate() {
+                    if let Some((v, vs)) = p {
+                        match whole(v) {
+                            Some(b) => bounds[k] = Some(b),
+                            None => return self.error("E-type", vs, "slice bounds are whole numbers", "here"),
+                        }
                     }
-                    Err(e) => self.shape_error(e, "indexing", &[(t, base.span)], span),
+                }
+                match lower::slice_range(items.len(), bounds[0], bounds[1], bounds[2].unwrap_or(1)) {
+                    Ok((first, count)) => {
+                        let step = bounds[2].unwrap_or(1);
+                        Value::List((0..count as i64).map(|i| items[(first + i * step) as usize].clone()).collect())
+                    }
+                    Err(e) => self.error("E-shape", *s, format!("this slice of a list of {n} {e}"), "here"),
                 }
             }
+            IndexItem::Ellipsis(s) => self.error("E-type", *s, "`...` indexes tensors, not lists", "here"),
         }
     }
 
@@ -359,7 +557,8 @@ impl<'p> Checker<'p> {
                 self.node(Op::Transpose { perm: vec![1, 0] }, &[(t, base.span)], span)
             }
             (Value::Tensor(_), other) => {
-                let candidates: Vec<String> = self.params_by_name.keys().cloned().collect();
+                let mut candidates: Vec<String> = self.params_by_name.keys().cloned().collect();
+                candidates.sort(); // ties do not depend on hash order
                 let mut d = Diagnostic::new("E-name", format!("a tensor has no field `{other}`"))
                     .label(field.span, "unknown field")
                     .note("tensors have `.shape` and `.T`; a layer's parameters are `name.W` where `let name = layer(...)`");

@@ -111,7 +111,7 @@ impl<'p> Checker<'p> {
         }
     }
 
-    /// Start a fresh graph; returns the previous context to restore.
+    /// Start a fresh graph, elaborated in inference mode unless the caller says otherwise.
     pub(super) fn begin(&mut self, dtype: DType) {
         self.g = Graph::new(dtype);
         self.scopes = vec![HashMap::new()];
@@ -125,6 +125,32 @@ impl<'p> Checker<'p> {
         self.share_params = false;
         self.span_override = None;
         self.depth = 0;
+        self.training = false;
+        self.mode_used = false;
+        self.mode_branches = 0;
+        self.updates.clear();
+        self.random_key = None;
+        self.streams = 0;
+        self.whole_inputs.clear();
+    }
+
+    /// Whether `id` is an input declared `int`.
+    fn is_integer_input(&self, id: NodeId) -> bool {
+        matches!(self.g.node(id).op, Op::Input { index } if self.g.inputs[index].integer)
+    }
+
+    /// Whether a declared element type says integer: `int` (true), `float` or none (false);
+    /// None after a diagnostic for anything else.
+    fn element_type(&mut self, elem: Option<&Ident>) -> Option<bool> {
+        match elem.map(|e| e.name.as_str()) {
+            None | Some("float") => Some(false),
+            Some("int") => Some(true),
+            Some(other) => {
+                let span = elem.expect("named").span;
+                self.error("E-type", span, format!("unknown element type `{other}`"), "expected `int` or `float`");
+                None
+            }
+        }
     }
 
     pub(super) fn shape_of_type(&mut self, ty: &TypeExpr, symbolic_ok: bool) -> Option<Shape> {
@@ -194,21 +220,70 @@ impl<'p> Checker<'p> {
         ok.then_some(shape)
     }
 
+    /// A model's forward pass in inference mode. A model that asks for the mode is also
+    /// elaborated in training mode, for the errors only that mode meets and to check that
+    /// both modes declare the same parameters and state.
+    /// (A model without parameters is legal, and useful in eval blocks.)
     pub(super) fn check_model(&mut self, m: &'p ModelDef) -> Option<Model> {
+        let (graph, layers) = self.model_graph(m, false)?;
+        if self.mode_used {
+            let (training, _) = self.model_graph(m, true)?;
+            self.same_parameters(&training, &graph, &m.name.name, m.name.span)?;
+        }
+        Some(Model { name: m.name.name.clone(), graph, layers, span: m.span })
+    }
+
+    /// The model's graph in one mode and its layer instances.
+    fn model_graph(&mut self, m: &'p ModelDef, training: bool) -> Option<(Graph, Vec<Layer>)> {
         self.begin(DType::F32);
+        self.training = training;
         let outputs = self.expand_model(m, None, m.span)?;
-        for (name, id) in outputs {
-            self.g.outputs.push((name, id));
+        self.g.outputs.extend(outputs);
+        self.g.updates = self.graph_updates();
+        Some((std::mem::take(&mut self.g), std::mem::take(&mut self.layers)))
+    }
+
+    /// The two modes of a program must have the same parameters and state, in one order:
+    /// the train step writes what inference reads. (Declarations inside `if training` are
+    /// refused where they are written; this catches the rest, e.g. a layer called under a
+    /// condition derived from the mode.)
+    pub(super) fn same_parameters(
+        &mut self,
+        training: &Graph,
+        inference: &Graph,
+        what: &str,
+        span: Span,
+    ) -> Option<()> {
+        let describe = |g: &Graph| -> Vec<String> {
+            g.params
+                .iter()
+                .map(|p| {
+                    let state = if p.kind == crate::ir::graph::ParamKind::State { "state " } else { "" };
+                    format!("{state}{}: {}", p.name, g.shape_str(&p.shape))
+                })
+                .collect()
+        };
+        let (a, b) = (describe(training), describe(inference));
+        if a == b {
+            return Some(());
         }
-        if self.g.params.is_empty() && self.diags.is_empty() {
-            // A model without parameters is legal (and useful in eval blocks).
-        }
-        Some(Model {
-            name: m.name.name.clone(),
-            graph: std::mem::take(&mut self.g),
-            layers: std::mem::take(&mut self.layers),
-            span: m.span,
-        })
+        let first = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+        let said = |list: &[String]| list.get(first).cloned().unwrap_or_else(|| "nothing".into());
+        self.report(
+            Diagnostic::new(
+                "E-param",
+                format!("`{what}` declares different parameters in training and inference mode"),
+            )
+            .label(span, "this model")
+            .note(format!(
+                "parameter {} is `{}` in training mode and `{}` in inference mode",
+                first + 1,
+                said(&a),
+                said(&b)
+            ))
+            .help("declare every parameter and state tensor whatever the mode, outside `if training`"),
+        );
+        None
     }
 
     /// Expand a model's body into the current graph. With `args`, the inputs are those values
@@ -241,16 +316,42 @@ impl<'p> Checker<'p> {
                 ok = false;
                 continue;
             };
+            let Some(integer) = self.element_type(input.elem.as_ref()) else {
+                ok = false;
+                continue;
+            };
             for (d, &dim) in input.ty.dims.iter().zip(&shape) {
                 if let (DimExpr::Named(id), Dim::Sym(_)) = (d, dim) {
                     size_names.push((id.name.clone(), dim));
                 }
             }
             let value = match &args {
-                None => Value::Tensor(self.g.add_input(&input.name.name, shape, InputKind::Data)),
+                None => {
+                    let id = self.g.add_input(&input.name.name, shape, InputKind::Data);
+                    if let Some(info) = self.g.inputs.last_mut() {
+                        info.integer = integer;
+                    }
+                    Value::Tensor(id)
+                }
                 Some(args) => {
                     let (v, span) = args[i].clone();
                     match self.tensor(v, span) {
+                        Some(t) if integer && !self.is_integer(t) => {
+                            let shape = self.g.shape_str(self.g.shape(t));
+                            self.report(
+                                Diagnostic::new(
+                                    "E-type",
+                                    format!(
+                                        "model `{}` takes integers for `{}`, and this tensor holds floats",
+                                        m.name.name, input.name.name
+                                    ),
+                                )
+                                .label(span, format!("this is a float tensor {shape}"))
+                                .label(input.name.span, "declared `int` here"),
+                            );
+                            ok = false;
+                            Value::Error
+                        }
                         Some(t) => {
                             if !self.unify(self.g.shape(t).clone(), &shape, &mut bindings) {
                                 let (got, want) = (self.g.shape_str(self.g.shape(t)), self.g.shape_str(&shape));
@@ -300,6 +401,15 @@ impl<'p> Checker<'p> {
 
         let mut outputs = vec![];
         for (i, out) in m.outputs.iter().enumerate() {
+            if let Some(elem) = out.elem.as_ref().filter(|e| e.name != "float") {
+                self.error(
+                    "E-type",
+                    elem.span,
+                    "model outputs are float tensors",
+                    "an input may be `int`, not an output",
+                );
+                return None;
+            }
             let value = match final_scope.get(&out.name.name) {
                 Some(v) => Some((v.clone(), out.name.span)),
                 None if i == m.outputs.len() - 1 => result.clone(),
@@ -342,6 +452,36 @@ impl<'p> Checker<'p> {
         Some(outputs)
     }
 
+    /// Class indices known at compile time (a literal, or an eval block's `let` variable of
+    /// `values`) that a one-hot encoding reads must be whole numbers in range, as when they
+    /// come from a data file: reported here, at the source, rather than when the code runs.
+    pub(super) fn check_known_labels(&mut self, values: &[Tensor]) -> bool {
+        let mut ok = true;
+        for i in 0..self.g.nodes.len() {
+            let node = &self.g.nodes[i];
+            let Op::OneHot { classes } = node.op else { continue };
+            let Some(&x) = node.inputs.first() else { continue };
+            let data: &[f64] = match &self.g.node(x).op {
+                Op::Literal { values } => values,
+                Op::Input { index } => match values.get(*index) {
+                    Some(t) => &t.data,
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let bad = data.iter().find(|c| !(c.fract() == 0.0 && **c >= 0.0 && **c < classes as f64)).copied();
+            let (Some(c), Some(span)) = (bad, node.span.or(self.g.node(x).span)) else { continue };
+            self.error(
+                "E-type",
+                span,
+                format!("label {c} is not a class index for {classes} classes"),
+                format!("class indices are whole numbers in 0..{classes}"),
+            );
+            ok = false;
+        }
+        ok
+    }
+
     /// Forget the symbols from `from` on if nothing uses them: a called model's signature
     /// names its sizes (`B`), but they are bound to its arguments' sizes, and an unbound
     /// symbol left in the caller's graph would ask for a size no input gives.
@@ -370,6 +510,23 @@ impl<'p> Checker<'p> {
         self.begin(DType::F64);
         self.allow_params = true;
         self.in_eval = true;
+        // `training: true` elaborates the block in training mode (batch statistics, random
+        // numbers of seed 0 at step 0); the default is inference.
+        for stmt in &e.body {
+            if let Stmt::Setting { key, value } = stmt {
+                if key.name != "training" {
+                    self.error(
+                        "E-setting",
+                        key.span,
+                        format!("unknown setting `{}`", key.name),
+                        "eval blocks take `training: true` or `training: false`",
+                    );
+                    return None;
+                }
+                let v = self.expr(value);
+                self.training = self.boolean(v, value.span)?;
+            }
+        }
         let mut values = vec![];
         let mut shows = vec![];
         let mut grads = vec![];
@@ -384,6 +541,8 @@ impl<'p> Checker<'p> {
                             let shape: Shape = t.shape.iter().map(|&n| Dim::Known(n)).collect();
                             let id = self.g.add_input(&name.name, shape, InputKind::Variable);
                             self.g.annotate(id, Some(&name.name), Some(name.span));
+                            self.whole_inputs.resize(self.g.inputs.len(), false);
+                            self.whole_inputs[self.g.inputs.len() - 1] = t.data.iter().all(|v| v.fract() == 0.0);
                             values.push(t);
                             Value::Tensor(id)
                         }
@@ -398,6 +557,11 @@ impl<'p> Checker<'p> {
                         ok = false;
                     }
                     self.bind(&name.name, v);
+                }
+                Stmt::LetList { names, value, span } => {
+                    let v = self.expr(value);
+                    ok &= !matches!(v, Value::Error);
+                    self.let_list(names, v, value.span, *span);
                 }
                 Stmt::Grad { of, wrt, span } => {
                     let v = self.expr(of);
@@ -419,6 +583,15 @@ impl<'p> Checker<'p> {
                     let mut targets = vec![];
                     for w in wrt {
                         match self.lookup(&w.name) {
+                            Some(Value::Tensor(id)) if self.is_integer_input(id) => {
+                                self.error(
+                                    "E-type",
+                                    w.span,
+                                    format!("`{}` is an integer input", w.name),
+                                    "integers have no gradient",
+                                );
+                                ok = false;
+                            }
                             Some(Value::Tensor(id)) => targets.push((w.name.clone(), id)),
                             Some(Value::Error) => ok = false,
                             Some(_) => {
@@ -450,6 +623,7 @@ impl<'p> Checker<'p> {
                     }
                 }
                 Stmt::Error => ok = false,
+                Stmt::Setting { .. } => {}
                 other => {
                     self.error(
                         "E-syntax",
@@ -461,12 +635,23 @@ impl<'p> Checker<'p> {
                 }
             }
         }
-        if !ok {
+        if !ok || !self.check_known_labels(&values) {
             return None;
         }
         for (text, id) in &shows {
             self.g.outputs.push((text.clone(), *id));
         }
+        // The random key (seed 0, step 0) takes its place among the variables' values.
+        let mut literals = values.into_iter();
+        let values = self
+            .g
+            .inputs
+            .iter()
+            .map(|i| match i.kind {
+                InputKind::RandomKey => Some(crate::ir::ops::random::key(0, 0)),
+                _ => literals.next(),
+            })
+            .collect::<Option<Vec<Tensor>>>()?;
         Some(EvalDecl {
             name: e.name.as_ref().map(|n| n.name.clone()),
             graph: std::mem::take(&mut self.g),

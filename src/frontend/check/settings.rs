@@ -155,8 +155,8 @@ impl<'p> Checker<'p> {
         let Value::Setting(a) = v else { return None };
         let path = self.str_arg(&a, "path", None);
         let ty = match a.get("type").cloned() {
-            None => Some(FieldType::Float),
-            Some((Value::ElemType(t), _)) => Some(t),
+            None => Some(None),
+            Some((Value::ElemType(t), _)) => Some(Some(t)),
             Some((Value::Error, _)) => None,
             Some((Value::Str(_), s)) => {
                 self.error(
@@ -191,7 +191,7 @@ impl<'p> Checker<'p> {
         };
         let columns = if a.builtin == Builtin::Csv { self.columns_arg(&a) } else { Some(Columns::Rest) };
         let (path, ty, shape, scale, test, columns) = (path?, ty?, shape?, scale?, test?, columns?);
-        if ty == FieldType::Int && a.given("scale") {
+        if ty == Some(FieldType::Int) && a.given("scale") {
             let s = a.get("scale").map(|x| x.1).unwrap_or(span);
             self.error("E-setting", s, "an int field is not scaled", "`scale` is for float fields");
             return None;

@@ -61,9 +61,30 @@ fn names_in(e: &Expr, out: &mut Vec<String>) {
         }
         ExprKind::Index { base, indices } => {
             names_in(base, out);
-            indices.iter().for_each(|i| names_in(i, out));
+            for item in indices {
+                match item {
+                    IndexItem::At(e) => names_in(e, out),
+                    IndexItem::Slice { start, stop, step, .. } => {
+                        [start, stop, step].into_iter().flatten().for_each(|e| names_in(e, out))
+                    }
+                    IndexItem::Ellipsis(_) => {}
+                }
+            }
         }
         ExprKind::Field { base, .. } => names_in(base, out),
+        ExprKind::If { cond, then, otherwise } => {
+            names_in(cond, out);
+            for stmt in then.iter().chain(otherwise.iter().flatten()) {
+                match stmt {
+                    Stmt::Let { value: e, .. }
+                    | Stmt::LetList { value: e, .. }
+                    | Stmt::Update { value: e, .. }
+                    | Stmt::Setting { value: e, .. } => names_in(e, out),
+                    Stmt::Grad { of: e, .. } | Stmt::Return(e) | Stmt::Expr(e) => names_in(e, out),
+                    Stmt::Param { .. } | Stmt::State { .. } | Stmt::Error => {}
+                }
+            }
+        }
     }
 }
 
@@ -138,94 +159,46 @@ impl<'p> Checker<'p> {
                 }
             }
             None if checked.data.len() == 1 => Some(0),
+            None if checked.data.len() > 1 => {
+                let names: Vec<String> = checked
+                    .data
+                    .iter()
+                    .map(|d| if d.name.is_empty() { "an unnamed one".into() } else { format!("`{}`", d.name) })
+                    .collect();
+                self.report(
+                    Diagnostic::new(
+                        "E-setting",
+                        format!(
+                            "the file has {} data blocks, {}: which one does this train block use?",
+                            names.len(),
+                            names.join(" and ")
+                        ),
+                    )
+                    .label(t.keyword_span, "this train block has no `data` setting")
+                    .help("name the data blocks (`data NAME { ... }`) and add `data: NAME` to the train block"),
+                );
+                return None;
+            }
             None => None,
         };
 
-        // The graph: the model's forward pass, then the loss over its outputs and the fields.
-        let outputs = self.expand_model(m, None, t.span)?;
-        let batch = self.g.inputs.first().and_then(|i| i.shape.first().copied()).unwrap_or(Dim::Known(1));
-        let fields = self.fields_of(checked, data, t, m)?;
-        let mut scope = HashMap::new();
-        for (i, node) in self.g.nodes.iter().enumerate() {
-            if let Op::Input { index } = node.op {
-                scope.insert(self.g.inputs[index].name.clone(), Value::Tensor(NodeId(i as u32)));
-            }
-        }
-        for (out, _) in &outputs {
-            if let Some(f) = fields.iter().find(|f| &f.name == out && !scope.contains_key(out)) {
-                let mut d = Diagnostic::new(
-                    "E-duplicate",
-                    format!("`{out}` is both a data field and an output of model `{model_name}`"),
-                )
-                .label(t.keyword_span, "the loss could not tell them apart");
-                if let Some(s) = f.span {
-                    d = d.label(s, "the field");
-                }
-                self.report(d.help("rename the field or the output"));
-                return None;
-            }
-        }
-        for (name, id) in &outputs {
-            scope.insert(name.clone(), Value::Tensor(*id));
-        }
-        let Some(loss_expr) = raw("loss") else {
-            self.report(
-                Diagnostic::new("E-setting", "a train block needs a `loss`")
-                    .label(t.keyword_span, "this train block")
-                    .help(format!(
-                        "e.g. `loss: cross_entropy({}, labels)`",
-                        outputs.first().map(|o| o.0.as_str()).unwrap_or("scores")
-                    )),
-            );
-            return None;
+        // The train step's graph in training mode (left in `self.g` for the metrics and
+        // `freeze`); evaluation's in inference mode, the same graph when nothing in the
+        // program asks for the mode.
+        let (outputs, fields) = self.loss_graph(checked, data, t, m, true)?;
+        let eval_graph = if self.mode_used {
+            let graph = std::mem::take(&mut self.g);
+            let inference = self.loss_graph(checked, data, t, m, false);
+            let eval_graph = std::mem::replace(&mut self.g, graph);
+            inference?;
+            let graph = std::mem::take(&mut self.g);
+            let same = self.same_parameters(&graph, &eval_graph, &m.name.name, m.name.span);
+            self.g = graph;
+            same?;
+            Some(eval_graph)
+        } else {
+            None
         };
-        // Each field the loss reads (and no model input already is) becomes a graph input.
-        let mut used = vec![];
-        names_in(loss_expr, &mut used);
-        for f in &fields {
-            if scope.contains_key(&f.name) || !used.contains(&f.name) {
-                continue;
-            }
-            let per_sample = match (&f.shape, f.ty) {
-                (Some(s), _) => s.clone(),
-                (None, FieldType::Int) => vec![],
-                (None, FieldType::Float) => {
-                    let mut d = Diagnostic::new(
-                        "E-shape",
-                        format!("the loss reads field `{}`, whose per-sample shape is not declared", f.name),
-                    )
-                    .label(loss_expr.span, "used here");
-                    if let Some(s) = f.span {
-                        d = d.label(s, "declared here");
-                    }
-                    self.report(d.help(format!(
-                        "give its shape, e.g. `{}: npy(\"{}.npy\", float, [1])` for one value per sample",
-                        f.name, f.name
-                    )));
-                    return None;
-                }
-            };
-            let mut shape = vec![batch];
-            shape.extend(per_sample.iter().map(|&d| Dim::Known(d)));
-            let id = self.g.add_input(&f.name, shape, InputKind::Label);
-            scope.insert(f.name.clone(), Value::Tensor(id));
-        }
-        self.scopes = vec![scope];
-        let loss = self.expr(loss_expr);
-        let loss = self.tensor(loss, loss_expr.span)?;
-        if !self.g.shape(loss).is_empty() {
-            let s = self.g.shape_str(self.g.shape(loss));
-            self.error(
-                "E-shape",
-                loss_expr.span,
-                "the loss must be a scalar",
-                format!("this is {s}; reduce it with mean(...) or sum(...)"),
-            );
-            return None;
-        }
-        self.g.annotate(loss, Some("loss"), Some(loss_expr.span));
-        self.g.outputs.push(("loss".into(), loss));
-        self.g.outputs.extend(outputs.iter().cloned());
 
         let num = |c: &mut Self, key: &str, range: Range| -> Option<Option<f64>> {
             match settings.get(key).cloned() {
@@ -287,10 +260,15 @@ impl<'p> Checker<'p> {
         let (batch, seed, weight_decay) = (batch?, seed?.unwrap_or(0) as u64, weight_decay?.unwrap_or(0.0));
         let (drop_last, optimizer, schedule) = (drop_last?, optimizer?, schedule?);
         let (metrics, frozen, clip_norm, warmup) = (metrics?, frozen?, clip_norm?, warmup?.unwrap_or(0));
+        // Literal labels in the loss (`one_hot([0, 9], 3)`) are checked where they are written.
+        if !self.check_known_labels(&[]) {
+            return None;
+        }
         Some(TrainDecl {
             name,
             model: model_name,
             data,
+            eval_graph: eval_graph.unwrap_or_else(|| self.g.clone()),
             graph: std::mem::take(&mut self.g),
             optimizer,
             schedule,
@@ -307,6 +285,118 @@ impl<'p> Checker<'p> {
         })
     }
 
+    /// The graph of a train block in one mode, left in `self.g`: the model's forward pass,
+    /// then the loss over its outputs and the data's fields; in training mode with the state
+    /// updates (`<-`). Returns the model's outputs and the fields.
+    fn loss_graph(
+        &mut self,
+        checked: &Checked,
+        data: Option<usize>,
+        t: &'p Settings,
+        m: &'p ModelDef,
+        training: bool,
+    ) -> Option<(Vec<(String, NodeId)>, Vec<FieldInfo>)> {
+        self.begin(DType::F32);
+        self.training = training;
+        let outputs = self.expand_model(m, None, t.span)?;
+        let batch = self.g.inputs.first().and_then(|i| i.shape.first().copied()).unwrap_or(Dim::Known(1));
+        let fields = self.fields_of(checked, data, t, m)?;
+        let mut scope = HashMap::new();
+        for (i, node) in self.g.nodes.iter().enumerate() {
+            match node.op {
+                Op::Input { index } if self.g.inputs[index].kind != InputKind::RandomKey => {
+                    scope.insert(self.g.inputs[index].name.clone(), Value::Tensor(NodeId(i as u32)));
+                }
+                _ => {}
+            }
+        }
+        for (out, _) in &outputs {
+            if let Some(f) = fields.iter().find(|f| &f.name == out && !scope.contains_key(out)) {
+                let mut d = Diagnostic::new(
+                    "E-duplicate",
+                    format!("`{out}` is both a data field and an output of model `{}`", m.name.name),
+                )
+                .label(t.keyword_span, "the loss could not tell them apart");
+                if let Some(s) = f.span {
+                    d = d.label(s, "the field");
+                }
+                self.report(d.help("rename the field or the output"));
+                return None;
+            }
+        }
+        for (name, id) in &outputs {
+            scope.insert(name.clone(), Value::Tensor(*id));
+        }
+        let loss_expr = t.body.iter().find_map(|s| match s {
+            Stmt::Setting { key, value } if key.name == "loss" => Some(value),
+            _ => None,
+        });
+        let Some(loss_expr) = loss_expr else {
+            self.report(
+                Diagnostic::new("E-setting", "a train block needs a `loss`")
+                    .label(t.keyword_span, "this train block")
+                    .help(format!(
+                        "e.g. `loss: cross_entropy({}, labels)`",
+                        outputs.first().map(|o| o.0.as_str()).unwrap_or("scores")
+                    )),
+            );
+            return None;
+        };
+        // Each field the loss reads (and no model input already is) becomes a graph input.
+        let mut used = vec![];
+        names_in(loss_expr, &mut used);
+        for f in &fields {
+            if scope.contains_key(&f.name) || !used.contains(&f.name) {
+                continue;
+            }
+            let per_sample = match (&f.shape, f.ty) {
+                (Some(s), _) => s.clone(),
+                (None, FieldType::Int) => vec![],
+                (None, FieldType::Float) => {
+                    let mut d = Diagnostic::new(
+                        "E-shape",
+                        format!("the loss reads field `{}`, whose per-sample shape is not declared", f.name),
+                    )
+                    .label(loss_expr.span, "used here");
+                    if let Some(s) = f.span {
+                        d = d.label(s, "declared here");
+                    }
+                    self.report(d.help(format!(
+                        "give its shape, e.g. `{}: npy(\"{}.npy\", float, [1])` for one value per sample",
+                        f.name, f.name
+                    )));
+                    return None;
+                }
+            };
+            let mut shape = vec![batch];
+            shape.extend(per_sample.iter().map(|&d| Dim::Known(d)));
+            let id = self.g.add_input(&f.name, shape, InputKind::Label);
+            // An int field holds whole numbers: the loss may index with it (`take(p, labels)`).
+            if let Some(info) = self.g.inputs.last_mut() {
+                info.integer = f.ty == FieldType::Int;
+            }
+            scope.insert(f.name.clone(), Value::Tensor(id));
+        }
+        self.scopes = vec![scope];
+        let loss = self.expr(loss_expr);
+        let loss = self.tensor(loss, loss_expr.span)?;
+        if !self.g.shape(loss).is_empty() {
+            let s = self.g.shape_str(self.g.shape(loss));
+            self.error(
+                "E-shape",
+                loss_expr.span,
+                "the loss must be a scalar",
+                format!("this is {s}; reduce it with mean(...) or sum(...)"),
+            );
+            return None;
+        }
+        self.g.annotate(loss, Some("loss"), Some(loss_expr.span));
+        self.g.outputs.push(("loss".into(), loss));
+        self.g.outputs.extend(outputs.iter().cloned());
+        self.g.updates = self.graph_updates();
+        Some((outputs, fields))
+    }
+
     /// The fields a train block's data gives, checked against the model's inputs (already in
     /// the graph): named fields bind to the inputs of the same name; a `source` gives the one
     /// model input and `labels`. Without a data block, `labels` is there for the loss.
@@ -317,20 +407,22 @@ impl<'p> Checker<'p> {
         t: &Settings,
         m: &ModelDef,
     ) -> Option<Vec<FieldInfo>> {
-        let inputs: Vec<(String, Vec<Option<usize>>)> = self
+        // (name, per-sample shape, declared int) of each model input.
+        let inputs: Vec<(String, Vec<Option<usize>>, bool)> = self
             .g
             .inputs
             .iter()
             .filter(|i| i.kind == InputKind::Data)
-            .map(|i| (i.name.clone(), i.shape.iter().skip(1).map(|d| d.known()).collect()))
+            .map(|i| (i.name.clone(), i.shape.iter().skip(1).map(|d| d.known()).collect(), i.integer))
             .collect();
+        let ty_of = |integer: bool| if integer { FieldType::Int } else { FieldType::Float };
         let labels = FieldInfo { name: "labels".into(), ty: FieldType::Int, shape: Some(vec![]), span: None };
         let Some(d) = data.map(|i| &checked.data[i]) else {
             let mut fields: Vec<FieldInfo> = inputs
                 .iter()
-                .map(|(n, s)| FieldInfo {
+                .map(|(n, s, integer)| FieldInfo {
                     name: n.clone(),
-                    ty: FieldType::Float,
+                    ty: ty_of(*integer),
                     shape: s.iter().copied().collect(),
                     span: None,
                 })
@@ -358,17 +450,17 @@ impl<'p> Checker<'p> {
                 );
                 return None;
             }
-            let (name, shape) = &inputs[0];
+            let (name, shape, integer) = &inputs[0];
             let x = FieldInfo {
                 name: name.clone(),
-                ty: FieldType::Float,
+                ty: ty_of(*integer),
                 shape: shape.iter().copied().collect(),
                 span: None,
             };
             return Some(vec![x, labels]);
         }
         let mut ok = true;
-        for (input, shape) in &inputs {
+        for (input, shape, integer) in &inputs {
             match d.fields.iter().find(|f| &f.name == input) {
                 None => {
                     let names: Vec<&str> = d.fields.iter().map(|f| f.name.as_str()).collect();
@@ -406,6 +498,21 @@ impl<'p> Checker<'p> {
                             ok = false;
                         }
                     }
+                    // An int input takes int ids: a field declared float cannot feed it.
+                    if *integer && f.ty == Some(FieldType::Float) {
+                        let declared_at =
+                            m.inputs.iter().find(|i| &i.name.name == input).map_or(t.keyword_span, |i| i.name.span);
+                        self.report(
+                            Diagnostic::new(
+                                "E-type",
+                                format!("field `{input}` is declared float, but the model input is int"),
+                            )
+                            .label(f.span, "declared float")
+                            .label(declared_at, format!("the model's input `{input}` is declared int"))
+                            .help("declare the field `int`, or leave its type out: it then takes the input's"),
+                        );
+                        ok = false;
+                    }
                 }
             }
         }
@@ -416,10 +523,11 @@ impl<'p> Checker<'p> {
             d.fields
                 .iter()
                 .map(|f| {
-                    let from_input = inputs.iter().find(|i| i.0 == f.name).and_then(|i| i.1.iter().copied().collect());
+                    let input = inputs.iter().find(|i| i.0 == f.name);
+                    let from_input = input.and_then(|i| i.1.iter().copied().collect());
                     FieldInfo {
                         name: f.name.clone(),
-                        ty: f.ty,
+                        ty: f.ty_for(input.is_some_and(|i| i.2)),
                         shape: f.shape.clone().or(from_input),
                         span: Some(f.span),
                     }

@@ -58,42 +58,115 @@ pub(super) fn transpose_vjp(cx: &mut Vjp, g: NodeId, perm: &[usize]) -> Grads {
     Ok(vec![Some(cx.op(Op::Transpose { perm: inverse }, &[g])?)])
 }
 
-/// y = x[.., start..start+len, ..] along axis             dx = pad(g) with zeros back to x's size
-pub(super) fn slice_eval(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor, String> {
+/// y[i] = x[start + i·step] along axis        dx = pad(g) back to x's size: g's elements `step`
+/// apart from `start`, zeros elsewhere (no Jacobian)
+pub(super) fn slice_eval(x: &Tensor, axis: usize, start: usize, len: usize, step: usize) -> Result<Tensor, String> {
     let (outer, n, inner) = split_axis(&x.shape, axis)?;
-    if start + len > n {
-        return Err(format!("slice {start}..{} of an axis of size {n}", start + len));
+    if len == 0 || step == 0 || start + (len - 1) * step >= n {
+        return Err(format!("slice of {len} elements from {start} step {step} of an axis of size {n}"));
     }
     let mut data = Vec::with_capacity(outer * len * inner);
     for o in 0..outer {
-        let row = o * n * inner;
-        data.extend_from_slice(&x.data[row + start * inner..row + (start + len) * inner]);
+        for i in 0..len {
+            let row = (o * n + start + i * step) * inner;
+            data.extend_from_slice(&x.data[row..row + inner]);
+        }
     }
     let mut shape = x.shape.clone();
     shape[axis] = len;
     Ok(Tensor::new(shape, data))
 }
 
-pub(super) fn slice_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], axis: usize, start: usize, len: usize) -> Grads {
+pub(super) fn slice_vjp(
+    cx: &mut Vjp,
+    g: NodeId,
+    x: &[NodeId],
+    axis: usize,
+    start: usize,
+    len: usize,
+    step: usize,
+) -> Grads {
     let n = cx.shape(x[0])[axis].known().ok_or("slice of a symbolic dimension")?;
-    Ok(vec![Some(cx.op(Op::Pad { axis, before: start, after: n - start - len }, &[g])?)])
+    let after = n - (start + (len - 1) * step + 1);
+    Ok(vec![Some(cx.op(Op::Pad { axis, before: start, after, step }, &[g])?)])
 }
 
-/// y = zeros(before) ++ x ++ zeros(after) along axis      dx = g[before..before+n]
-pub(super) fn pad_eval(x: &Tensor, axis: usize, before: usize, after: usize) -> Result<Tensor, String> {
+/// y = `before` zeros, x[0], step-1 zeros, x[1], …, x[n-1], `after` zeros along axis
+///   dx = g[before + i·step] (a slice)
+pub(super) fn pad_eval(x: &Tensor, axis: usize, before: usize, after: usize, step: usize) -> Result<Tensor, String> {
     let (outer, n, inner) = split_axis(&x.shape, axis)?;
-    let mut data = Vec::with_capacity(outer * (before + n + after) * inner);
+    if step == 0 {
+        return Err("padding with step 0".into());
+    }
+    let m = before + (n - 1) * step + 1 + after;
+    let mut data = vec![0.0; outer * m * inner];
     for o in 0..outer {
-        data.extend(std::iter::repeat_n(0.0, before * inner));
-        data.extend_from_slice(&x.data[o * n * inner..(o + 1) * n * inner]);
-        data.extend(std::iter::repeat_n(0.0, after * inner));
+        for i in 0..n {
+            let to = (o * m + before + i * step) * inner;
+            let from = (o * n + i) * inner;
+            data[to..to + inner].copy_from_slice(&x.data[from..from + inner]);
+        }
     }
     let mut shape = x.shape.clone();
-    shape[axis] = before + n + after;
+    shape[axis] = m;
     Ok(Tensor::new(shape, data))
 }
 
-pub(super) fn pad_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], axis: usize, before: usize) -> Grads {
+pub(super) fn pad_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], axis: usize, before: usize, step: usize) -> Grads {
     let len = cx.shape(x[0])[axis].known().ok_or("padding of a symbolic dimension")?;
-    Ok(vec![Some(cx.op(Op::Slice { axis, start: before, len }, &[g])?)])
+    Ok(vec![Some(cx.op(Op::Slice { axis, start: before, len, step }, &[g])?)])
+}
+
+/// y[i] = x[n - 1 - i] along axis              dx = reverse(g)
+pub(super) fn reverse_eval(x: &Tensor, axis: usize) -> Result<Tensor, String> {
+    let (outer, n, inner) = split_axis(&x.shape, axis)?;
+    let mut data = Vec::with_capacity(x.numel());
+    for o in 0..outer {
+        for i in (0..n).rev() {
+            let row = (o * n + i) * inner;
+            data.extend_from_slice(&x.data[row..row + inner]);
+        }
+    }
+    Ok(Tensor::new(x.shape.clone(), data))
+}
+
+pub(super) fn reverse_vjp(cx: &mut Vjp, g: NodeId, axis: usize) -> Grads {
+    Ok(vec![Some(cx.op(Op::Reverse { axis }, &[g])?)])
+}
+
+/// y = x₀ ++ x₁ ++ … along axis                dxₖ = g[offsetₖ .. offsetₖ + nₖ] (a slice each)
+pub(super) fn concat_eval(xs: &[&Tensor], axis: usize) -> Result<Tensor, String> {
+    let first = xs.first().ok_or("concat of no tensors")?;
+    let mut parts = Vec::with_capacity(xs.len());
+    for x in xs {
+        let (outer, n, inner) = split_axis(&x.shape, axis)?;
+        let same =
+            x.shape.len() == first.shape.len() && (0..x.shape.len()).all(|a| a == axis || x.shape[a] == first.shape[a]);
+        if !same {
+            return Err(format!("concat of shapes {:?} and {:?} along axis {axis}", first.shape, x.shape));
+        }
+        parts.push((outer, n * inner, *x));
+    }
+    let total: usize = parts.iter().map(|p| p.2.shape[axis]).sum();
+    let outer = parts[0].0;
+    let mut data = Vec::with_capacity(parts.iter().map(|p| p.2.numel()).sum());
+    for o in 0..outer {
+        for (_, block, x) in &parts {
+            data.extend_from_slice(&x.data[o * block..(o + 1) * block]);
+        }
+    }
+    let mut shape = first.shape.clone();
+    shape[axis] = total;
+    Ok(Tensor::new(shape, data))
+}
+
+pub(super) fn concat_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], axis: usize) -> Grads {
+    let mut start = 0;
+    let mut grads = Vec::with_capacity(x.len());
+    for &xk in x {
+        let len = cx.shape(xk)[axis].known().ok_or("concat along a symbolic dimension")?;
+        grads.push(Some(cx.op(Op::Slice { axis, start, len, step: 1 }, &[g])?));
+        start += len;
+    }
+    Ok(grads)
 }

@@ -4,13 +4,15 @@
 //! interpreter), or the IR nodes of its gradient (for `autodiff`).
 //!
 //! `shape` holds every shape rule (`infer_shape`); the meanings and VJPs are grouped by family
-//! (`elementwise`, `layout`, `reduce`, `nn`) over the loops of `loops`; `eval`, `vjp` and
+//! (`elementwise`, `layout`, `gather`, `reduce`, `nn`, `random`) over the loops of `loops`; `eval`, `vjp` and
 //! `describe` below are the three exhaustive matches that send each op to its rules.
 
 mod elementwise;
+mod gather;
 mod layout;
 mod loops;
 mod nn;
+pub mod random;
 mod reduce;
 mod shape;
 #[cfg(test)]
@@ -21,9 +23,11 @@ use crate::ir::graph::{Dim, Graph, NodeId, Op, Shape};
 use crate::ir::tensor::Tensor;
 
 use elementwise::*;
+use gather::*;
 use layout::*;
 use loops::{map, numel, zip};
 use nn::*;
+use random::*;
 use reduce::*;
 pub use shape::{broadcast_shapes, infer_shape, window_out, ShapeError};
 
@@ -59,15 +63,27 @@ pub fn describe(op: &Op, g: &Graph) -> String {
         Broadcast { shape } => format!("broadcast {}", g.shape_str(shape)),
         Reshape { shape } => format!("reshape {}", g.shape_str(shape)),
         Transpose { perm } => format!("transpose {perm:?}"),
-        Slice { axis, start, len } => format!("slice axis={axis} {start}..{}", start + len),
-        Pad { axis, before, after } => format!("pad axis={axis} {before},{after}"),
+        Slice { axis, start, len, step: 1 } => format!("slice axis={axis} {start}..{}", start + len),
+        Slice { axis, start, len, step } => {
+            format!("slice axis={axis} {start}..{}:{step}", start + (*len).max(1).saturating_sub(1) * step + 1)
+        }
+        Pad { axis, before, after, step: 1 } => format!("pad axis={axis} {before},{after}"),
+        Pad { axis, before, after, step } => format!("pad axis={axis} {before},{after} step={step}"),
+        Reverse { axis } => format!("reverse axis={axis}"),
+        Concat { axis } => format!("concat axis={axis}"),
+        Gather { axis } => format!("gather axis={axis}"),
+        ScatterAdd { axis, size } => format!("scatter_add axis={axis} size={size}"),
         Sum { axes } => format!("sum axes={axes:?}"),
         ReduceMax { axes } => format!("reduce_max axes={axes:?}"),
         ArgMaxMask { axis } => format!("argmax_mask axis={axis}"),
         OneHot { classes } => format!("one_hot {classes}"),
-        MatMul { transpose_a, transpose_b } => {
-            format!("matmul{}{}", if *transpose_a { " aT" } else { "" }, if *transpose_b { " bT" } else { "" })
-        }
+        MatMul { transpose_a, transpose_b, batch, contract } => format!(
+            "matmul{}{}{}{}",
+            if *transpose_a { " aT" } else { "" },
+            if *transpose_b { " bT" } else { "" },
+            if *batch > 0 { format!(" batch={batch}") } else { String::new() },
+            if *contract != 1 { format!(" contract={contract}") } else { String::new() },
+        ),
         LogSoftmax { axis } => format!("log_softmax axis={axis}"),
         Conv2d { stride, pad } => format!("conv2d stride={stride} pad={pad}"),
         Conv2dInputGrad { stride, pad, .. } => format!("conv2d_input_grad stride={stride} pad={pad}"),
@@ -76,6 +92,7 @@ pub fn describe(op: &Op, g: &Graph) -> String {
         MaxPool2dGrad { size, stride } => format!("maxpool2d_grad size={size} stride={stride}"),
         AvgPool2d { size, stride } => format!("avgpool2d size={size} stride={stride}"),
         AvgPool2dGrad { size, stride, .. } => format!("avgpool2d_grad size={size} stride={stride}"),
+        RandomUniform { stream, shape } => format!("random_uniform stream={stream} {}", g.shape_str(shape)),
     }
 }
 
@@ -152,13 +169,19 @@ pub fn eval(op: &Op, x: &[&Tensor], shape: &[usize], env: &Env) -> Result<Tensor
         Broadcast { .. } => broadcast_eval(x[0], shape),
         Reshape { .. } => reshape_eval(x[0], shape),
         Transpose { perm } => transpose_eval(x[0], perm),
-        Slice { axis, start, len } => slice_eval(x[0], *axis, *start, *len),
-        Pad { axis, before, after } => pad_eval(x[0], *axis, *before, *after),
+        Slice { axis, start, len, step } => slice_eval(x[0], *axis, *start, *len, *step),
+        Pad { axis, before, after, step } => pad_eval(x[0], *axis, *before, *after, *step),
+        Reverse { axis } => reverse_eval(x[0], *axis),
+        Concat { axis } => concat_eval(x, *axis),
+        Gather { axis } => gather_eval(x[0], x[1], *axis),
+        ScatterAdd { axis, size } => scatter_add_eval(x[0], x[1], *axis, *size),
         Sum { axes } => sum_eval(x[0], axes),
         ReduceMax { axes } => reduce_max_eval(x[0], axes),
         ArgMaxMask { axis } => argmax_mask_eval(x[0], *axis),
         OneHot { classes } => one_hot_eval(x[0], *classes),
-        MatMul { transpose_a, transpose_b } => matmul_eval(x[0], x[1], *transpose_a, *transpose_b),
+        MatMul { transpose_a, transpose_b, batch, contract } => {
+            matmul_eval(x[0], x[1], *transpose_a, *transpose_b, *batch, *contract)
+        }
         LogSoftmax { axis } => log_softmax_eval(x[0], *axis),
         Conv2d { stride, pad } => conv2d_eval(x[0], x[1], *stride, *pad),
         Conv2dInputGrad { stride, pad, height, width } => {
@@ -171,6 +194,7 @@ pub fn eval(op: &Op, x: &[&Tensor], shape: &[usize], env: &Env) -> Result<Tensor
         MaxPool2dGrad { size, stride } => maxpool2d_grad_eval(x[0], x[1], *size, *stride),
         AvgPool2d { size, stride } => avgpool2d_eval(x[0], *size, *stride),
         AvgPool2dGrad { size, stride, height, width } => avgpool2d_grad_eval(x[0], *size, *stride, *height, *width),
+        RandomUniform { stream, .. } => random_uniform_eval(x[0], *stream, shape),
     }
 }
 
@@ -212,11 +236,17 @@ pub fn vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId, op: &Op) -> Grads {
         Broadcast { .. } => broadcast_vjp(cx, g, x),
         Reshape { .. } => reshape_vjp(cx, g, x),
         Transpose { perm } => transpose_vjp(cx, g, perm),
-        Slice { axis, start, len } => slice_vjp(cx, g, x, *axis, *start, *len),
-        Pad { axis, before, .. } => pad_vjp(cx, g, x, *axis, *before),
+        Slice { axis, start, len, step } => slice_vjp(cx, g, x, *axis, *start, *len, *step),
+        Pad { axis, before, step, .. } => pad_vjp(cx, g, x, *axis, *before, *step),
+        Reverse { axis } => reverse_vjp(cx, g, *axis),
+        Concat { axis } => concat_vjp(cx, g, x, *axis),
+        Gather { axis } => gather_vjp(cx, g, x, *axis),
+        ScatterAdd { axis, .. } => scatter_add_vjp(cx, g, x, *axis),
         Sum { axes } => sum_vjp(cx, g, x, axes),
         ReduceMax { axes } => reduce_max_vjp(cx, g, x, y, axes),
-        MatMul { transpose_a, transpose_b } => matmul_vjp(cx, g, x, *transpose_a, *transpose_b),
+        MatMul { transpose_a, transpose_b, batch, contract } => {
+            matmul_vjp(cx, g, x, *transpose_a, *transpose_b, *batch, *contract)
+        }
         LogSoftmax { axis } => log_softmax_vjp(cx, g, y, *axis),
         Conv2d { stride, pad } => conv2d_vjp(cx, g, x, *stride, *pad),
         Conv2dInputGrad { stride, pad, .. } => conv2d_input_grad_vjp(cx, g, x, *stride, *pad),
@@ -225,6 +255,7 @@ pub fn vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId, op: &Op) -> Grads {
         MaxPool2dGrad { size, stride } => maxpool2d_grad_vjp(cx, g, x, *size, *stride),
         AvgPool2d { size, stride } => avgpool2d_vjp(cx, g, x, *size, *stride),
         AvgPool2dGrad { size, stride, .. } => avgpool2d_grad_vjp(cx, g, *size, *stride),
+        RandomUniform { .. } => random_uniform_vjp(x),
     }
 }
 
@@ -282,7 +313,7 @@ impl Vjp<'_> {
         self.op(Op::Broadcast { shape }, &[a])
     }
     pub fn matmul(&mut self, a: NodeId, b: NodeId, transpose_a: bool, transpose_b: bool) -> Result<NodeId, String> {
-        self.op(Op::MatMul { transpose_a, transpose_b }, &[a, b])
+        self.op(Op::matmul(transpose_a, transpose_b), &[a, b])
     }
 
     /// `value` broadcast to `shape` (a constant when `shape` is a scalar).

@@ -9,37 +9,79 @@ use super::{Grads, Vjp};
 
 // ---- linear algebra and neural-network kernels --------------------------------------------
 
-/// y = op(a) @ op(b), op = transpose or not
+/// y = op(a) @ op(b) per batch element, op = transpose or not; the batch axes broadcast
 ///   y = A B:     dA = G Bᵀ,  dB = Aᵀ G        y = Aᵀ B:   dA = B Gᵀ,  dB = A G
 ///   y = A Bᵀ:    dA = G B,   dB = Gᵀ A        y = Aᵀ Bᵀ:  dA = Bᵀ Gᵀ, dB = Gᵀ Aᵀ
-/// Each gradient is one matmul with transpose flags: no transpose is materialised.
-pub(super) fn matmul_eval(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Tensor, String> {
-    if a.shape.len() != 2 || b.shape.len() != 2 {
-        return Err(format!("matmul of shapes {:?} and {:?}", a.shape, b.shape));
+/// Each gradient is one batched matmul with transpose flags (no transpose is materialised);
+/// it contracts G's cols group (dA) or rows group (dB). Over a batch axis an operand was
+/// broadcast along, `autodiff` sums the gradient back.
+pub(super) fn matmul_eval(
+    a: &Tensor,
+    b: &Tensor,
+    ta: bool,
+    tb: bool,
+    batch: usize,
+    contract: usize,
+) -> Result<Tensor, String> {
+    let groups = batch + contract;
+    if a.shape.len() < groups || b.shape.len() < groups {
+        return Err(format!("matmul of shapes {:?} and {:?} over {batch} batch axes", a.shape, b.shape));
     }
-    let (m, k) = if ta { (a.shape[1], a.shape[0]) } else { (a.shape[0], a.shape[1]) };
-    let (k2, n) = if tb { (b.shape[1], b.shape[0]) } else { (b.shape[0], b.shape[1]) };
-    if k != k2 {
-        return Err(format!("matmul inner dimensions {k} and {k2} differ"));
+    let (ra, rb) = (a.shape.len(), b.shape.len());
+    let (rows, inner_a) = if ta {
+        (&a.shape[groups..], &a.shape[batch..groups])
+    } else {
+        (&a.shape[batch..ra - contract], &a.shape[ra - contract..])
+    };
+    let (inner_b, cols) = if tb {
+        (&b.shape[rb - contract..], &b.shape[batch..rb - contract])
+    } else {
+        (&b.shape[batch..groups], &b.shape[groups..])
+    };
+    if inner_a != inner_b {
+        return Err(format!("matmul inner dimensions {inner_a:?} and {inner_b:?} differ"));
     }
-    let a_at = |i: usize, p: usize| if ta { a.data[p * m + i] } else { a.data[i * k + p] };
-    let b_at = |p: usize, j: usize| if tb { b.data[j * k + p] } else { b.data[p * n + j] };
-    let mut data = vec![0.0; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            data[i * n + j] = (0..k).map(|p| a_at(i, p) * b_at(p, j)).sum();
+    let (m, k, n) = (numel(rows), numel(inner_a), numel(cols));
+    let out_batch = broadcast_dims(&a.shape[..batch], &b.shape[..batch])?;
+    let (from_a, from_b) = (broadcast_map(&a.shape[..batch], &out_batch), broadcast_map(&b.shape[..batch], &out_batch));
+    let mut data = vec![0.0; from_a.len() * m * n];
+    for (e, (&ea, &eb)) in from_a.iter().zip(&from_b).enumerate() {
+        let (a0, b0, c0) = (ea * m * k, eb * k * n, e * m * n);
+        let a_at = |i: usize, p: usize| if ta { a.data[a0 + p * m + i] } else { a.data[a0 + i * k + p] };
+        let b_at = |p: usize, j: usize| if tb { b.data[b0 + j * k + p] } else { b.data[b0 + p * n + j] };
+        for i in 0..m {
+            for j in 0..n {
+                data[c0 + i * n + j] = (0..k).map(|p| a_at(i, p) * b_at(p, j)).sum();
+            }
         }
     }
-    Ok(Tensor::new(vec![m, n], data))
+    let mut shape = out_batch;
+    shape.extend_from_slice(rows);
+    shape.extend_from_slice(cols);
+    Ok(Tensor::new(shape, data))
 }
 
-pub(super) fn matmul_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], ta: bool, tb: bool) -> Grads {
+pub(super) fn matmul_vjp(
+    cx: &mut Vjp,
+    g: NodeId,
+    x: &[NodeId],
+    ta: bool,
+    tb: bool,
+    batch: usize,
+    contract: usize,
+) -> Grads {
     let (a, b) = (x[0], x[1]);
+    // The sizes of the rows group (of a) and the cols group (of b).
+    let rows = cx.shape(a).len() - batch - contract;
+    let cols = cx.shape(b).len() - batch - contract;
+    let mut mm = |l: NodeId, r: NodeId, tl: bool, tr: bool, over: usize| {
+        cx.op(Op::MatMul { transpose_a: tl, transpose_b: tr, batch, contract: over }, &[l, r])
+    };
     let (da, db) = match (ta, tb) {
-        (false, false) => (cx.matmul(g, b, false, true)?, cx.matmul(a, g, true, false)?),
-        (true, false) => (cx.matmul(b, g, false, true)?, cx.matmul(a, g, false, false)?),
-        (false, true) => (cx.matmul(g, b, false, false)?, cx.matmul(g, a, true, false)?),
-        (true, true) => (cx.matmul(b, g, true, true)?, cx.matmul(g, a, true, true)?),
+        (false, false) => (mm(g, b, false, true, cols)?, mm(a, g, true, false, rows)?),
+        (true, false) => (mm(b, g, false, true, cols)?, mm(a, g, false, false, rows)?),
+        (false, true) => (mm(g, b, false, false, cols)?, mm(g, a, true, false, rows)?),
+        (true, true) => (mm(b, g, true, true, cols)?, mm(g, a, true, true, rows)?),
     };
     Ok(vec![Some(da), Some(db)])
 }

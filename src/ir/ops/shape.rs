@@ -178,26 +178,109 @@ pub fn infer_shape(op: &Op, shapes: &[&Shape], g: &Graph) -> Result<Shape, Shape
             }
             Ok(perm.iter().map(|&p| shapes[0][p]).collect())
         }
-        Slice { axis, start, len } => {
+        Slice { axis, start, len, step } => {
             arity(1)?;
             check_axis(*axis, shapes[0].len())?;
             let n = known(shapes[0][*axis], "a sliced dimension")?;
-            if start + len > n {
+            if *step == 0 || *len == 0 {
+                return Err(ShapeError::Invalid("a slice takes at least one element, a step of at least 1".into()));
+            }
+            let last = (*len - 1).checked_mul(*step).and_then(|d| d.checked_add(*start));
+            if last.is_none_or(|last| last >= n) {
                 return Err(ShapeError::Invalid(format!(
-                    "index {} is out of range for dimension of size {n}",
-                    start + len - 1
+                    "elements {start}, {}, … ({len} of them, step {step}) are out of range for a dimension of size {n}",
+                    start + step
                 )));
             }
             let mut out = shapes[0].clone();
             out[*axis] = Dim::Known(*len);
             Ok(out)
         }
-        Pad { axis, before, after } => {
+        Pad { axis, before, after, step } => {
             arity(1)?;
             check_axis(*axis, shapes[0].len())?;
             let n = known(shapes[0][*axis], "a padded dimension")?;
+            let size = (n.max(1) - 1)
+                .checked_mul((*step).max(1))
+                .and_then(|d| d.checked_add(1 + before))
+                .and_then(|d| d.checked_add(*after))
+                .filter(|_| *step >= 1)
+                .ok_or_else(|| {
+                    ShapeError::Invalid(format!("padding {before}, {after} with step {step} is not a size"))
+                })?;
             let mut out = shapes[0].clone();
-            out[*axis] = Dim::Known(n + before + after);
+            out[*axis] = Dim::Known(size);
+            Ok(out)
+        }
+        Reverse { axis } => {
+            arity(1)?;
+            check_axis(*axis, shapes[0].len())?;
+            Ok(shapes[0].clone())
+        }
+        Concat { axis } => {
+            if shapes.is_empty() {
+                return Err(ShapeError::Invalid("concat takes at least one tensor".into()));
+            }
+            let first = shapes[0];
+            check_axis(*axis, first.len())?;
+            for (k, s) in shapes.iter().enumerate() {
+                if s.len() != first.len() {
+                    return Err(ShapeError::Invalid(format!(
+                        "tensor {} has {} axes, tensor 1 has {}: concat joins tensors of equal rank",
+                        k + 1,
+                        s.len(),
+                        first.len()
+                    )));
+                }
+                if let Some(a) = (0..first.len()).find(|&a| a != *axis && s[a] != first[a]) {
+                    if k == 1 {
+                        return Err(ShapeError::Mismatch { lhs_axis: a, rhs_axis: a, what: "concat" });
+                    }
+                    return Err(ShapeError::Invalid(format!(
+                        "tensor {} is {} and tensor 1 is {}: they differ on axis {a}, not only on the joined axis {axis}",
+                        k + 1,
+                        g.shape_str(s),
+                        g.shape_str(first)
+                    )));
+                }
+            }
+            let mut total = 0usize;
+            for s in shapes {
+                let n = s[*axis].known().ok_or_else(|| {
+                    ShapeError::Invalid(format!("cannot join along the symbolic dimension {}", g.dim_name(s[*axis])))
+                })?;
+                total =
+                    total.checked_add(n).ok_or_else(|| ShapeError::Invalid("the joined axis is too long".into()))?;
+            }
+            let mut out = first.clone();
+            out[*axis] = Dim::Known(total);
+            Ok(out)
+        }
+        Gather { axis } => {
+            arity(2)?;
+            check_axis(*axis, shapes[0].len())?;
+            let mut out = shapes[0][..*axis].to_vec();
+            out.extend(shapes[1].iter().copied());
+            out.extend(shapes[0][axis + 1..].iter().copied());
+            Ok(out)
+        }
+        ScatterAdd { axis, size } => {
+            // (g, idx): g must be what gather along `axis` with idx produces.
+            arity(2)?;
+            let (gs, is) = (shapes[0], shapes[1]);
+            if gs.len() < axis + is.len() || gs[*axis..axis + is.len()] != is[..] {
+                return Err(ShapeError::Invalid(format!(
+                    "scatter_add: the gradient {} does not hold the indices' shape {} at axis {axis}",
+                    g.shape_str(gs),
+                    g.shape_str(is)
+                )));
+            }
+            if *size == 0 {
+                return Err(ShapeError::Invalid("scatter_add into an empty axis".into()));
+            }
+            let mut out = gs[..*axis].to_vec();
+            out.push(Dim::Known(*size));
+            out.extend(gs[axis + is.len()..].iter().copied());
             Ok(out)
         }
         Sum { axes } | ReduceMax { axes } => {
@@ -218,16 +301,39 @@ pub fn infer_shape(op: &Op, shapes: &[&Shape], g: &Graph) -> Result<Shape, Shape
             out.push(Dim::Known(*classes));
             Ok(out)
         }
-        MatMul { transpose_a, transpose_b } => {
+        MatMul { transpose_a, transpose_b, batch, contract } => {
             arity(2)?;
-            rank(shapes, 0, 2, "2")?;
-            rank(shapes, 1, 2, "2")?;
-            let (m, ka) = if *transpose_a { (1, 0) } else { (0, 1) };
-            let (kb, n) = if *transpose_b { (1, 0) } else { (0, 1) };
-            if shapes[0][ka] != shapes[1][kb] {
-                return Err(ShapeError::Mismatch { lhs_axis: ka, rhs_axis: kb, what: "matmul" });
+            let (a, b) = (shapes[0], shapes[1]);
+            let groups = batch + contract;
+            for (k, s) in [a, b].iter().enumerate() {
+                if s.len() < groups {
+                    return Err(ShapeError::Invalid(format!(
+                        "operand {} of a product over {batch} batch and {contract} inner axes has only {} axes",
+                        k + 1,
+                        s.len()
+                    )));
+                }
             }
-            Ok(vec![shapes[0][m], shapes[1][n]])
+            // Where each group starts in each operand.
+            let (rows_a, inner_a) = if *transpose_a { (groups, *batch) } else { (*batch, a.len() - contract) };
+            let (inner_b, cols_b) = if *transpose_b { (b.len() - contract, *batch) } else { (*batch, groups) };
+            let mut out = Vec::with_capacity(a.len() + b.len() - batch - 2 * contract);
+            for i in 0..*batch {
+                out.push(match (a[i], b[i]) {
+                    (x, y) if x == y => x,
+                    (Dim::Known(1), y) => y,
+                    (x, Dim::Known(1)) => x,
+                    _ => return Err(ShapeError::Mismatch { lhs_axis: i, rhs_axis: i, what: "matmul batch" }),
+                });
+            }
+            for c in 0..*contract {
+                if a[inner_a + c] != b[inner_b + c] {
+                    return Err(ShapeError::Mismatch { lhs_axis: inner_a + c, rhs_axis: inner_b + c, what: "matmul" });
+                }
+            }
+            out.extend_from_slice(&a[rows_a..rows_a + a.len() - groups]);
+            out.extend_from_slice(&b[cols_b..cols_b + b.len() - groups]);
+            Ok(out)
         }
         Conv2d { stride, pad } => {
             arity(2)?;
@@ -306,6 +412,18 @@ pub fn infer_shape(op: &Op, shapes: &[&Shape], g: &Graph) -> Result<Shape, Shape
             window_matches(shapes[0][2], window_out(*height, *size, 0, *stride, "height")?, "height")?;
             window_matches(shapes[0][3], window_out(*width, *size, 0, *stride, "width")?, "width")?;
             Ok(vec![shapes[0][0], shapes[0][1], Dim::Known(*height), Dim::Known(*width)])
+        }
+        RandomUniform { shape, .. } => {
+            // The operand is the key: the seed and step as 16-bit pieces.
+            arity(1)?;
+            if shapes[0] != &vec![Dim::Known(super::random::KEY_LEN)] {
+                return Err(ShapeError::Invalid(format!(
+                    "random_uniform: the key must be [{}], not {}",
+                    super::random::KEY_LEN,
+                    g.shape_str(shapes[0])
+                )));
+            }
+            Ok(shape.clone())
         }
     }
 }

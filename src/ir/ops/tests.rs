@@ -24,7 +24,7 @@ fn dot(a: &Tensor, b: &Tensor) -> f64 {
 #[test]
 fn matmul_transpose_flags() {
     let (a, b) = (t(&[2, 2], &[1.0, 2.0, 3.0, 4.0]), t(&[2, 2], &[5.0, 6.0, 7.0, 8.0]));
-    let mm = |ta, tb| ev(Op::MatMul { transpose_a: ta, transpose_b: tb }, &[&a, &b], &[2, 2]).data;
+    let mm = |ta, tb| ev(Op::matmul(ta, tb), &[&a, &b], &[2, 2]).data;
     assert_eq!(mm(false, false), [19.0, 22.0, 43.0, 50.0]);
     assert_eq!(mm(true, false), [26.0, 30.0, 38.0, 44.0]);
     assert_eq!(mm(false, true), [17.0, 23.0, 39.0, 53.0]);
@@ -83,8 +83,8 @@ fn reductions_and_layout_by_hand() {
     assert_eq!(ev(Op::ReduceMax { axes: vec![0, 1] }, &[&x], &[]).data, [6.0]);
     assert_eq!(ev(Op::ArgMaxMask { axis: 0 }, &[&x], &[2, 3]).data, [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
     assert_eq!(ev(Op::Transpose { perm: vec![1, 0] }, &[&x], &[3, 2]).data, [1.0, 4.0, 5.0, 2.0, 3.0, 6.0]);
-    assert_eq!(ev(Op::Slice { axis: 1, start: 1, len: 2 }, &[&x], &[2, 2]).data, [5.0, 3.0, 2.0, 6.0]);
-    let p = ev(Op::Pad { axis: 0, before: 1, after: 0 }, &[&x], &[3, 3]).data;
+    assert_eq!(ev(Op::Slice { axis: 1, start: 1, len: 2, step: 1 }, &[&x], &[2, 2]).data, [5.0, 3.0, 2.0, 6.0]);
+    let p = ev(Op::Pad { axis: 0, before: 1, after: 0, step: 1 }, &[&x], &[3, 3]).data;
     assert_eq!(p, [0.0, 0.0, 0.0, 1.0, 5.0, 3.0, 4.0, 2.0, 6.0]);
     let b = ev(Op::Broadcast { shape: vec![] }, &[&t(&[2, 1], &[1.0, 2.0])], &[2, 2]).data;
     assert_eq!(b, [1.0, 1.0, 2.0, 2.0]);
@@ -95,6 +95,61 @@ fn reductions_and_layout_by_hand() {
     // a huge score does not overflow
     let ls = ev(Op::LogSoftmax { axis: 0 }, &[&t(&[2], &[1000.0, 0.0])], &[2]).data;
     assert!(ls[0].abs() < 1e-15 && (ls[1] + 1000.0).abs() < 1e-12);
+}
+
+#[test]
+fn structure_by_hand() {
+    let x = t(&[2, 5], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    // x[:, 1::2] and its adjoint: g's elements 2 apart from 1, zeros elsewhere
+    assert_eq!(ev(Op::Slice { axis: 1, start: 1, len: 2, step: 2 }, &[&x], &[2, 2]).data, [1.0, 3.0, 6.0, 8.0]);
+    let g = t(&[2, 2], &[1.0, 2.0, 3.0, 4.0]);
+    let p = ev(Op::Pad { axis: 1, before: 1, after: 1, step: 2 }, &[&g], &[2, 5]).data;
+    assert_eq!(p, [0.0, 1.0, 0.0, 2.0, 0.0, 0.0, 3.0, 0.0, 4.0, 0.0]);
+    assert_eq!(ev(Op::Reverse { axis: 0 }, &[&x], &[2, 5]).data[..5], [5.0, 6.0, 7.0, 8.0, 9.0]);
+    let c = ev(Op::Concat { axis: 1 }, &[&g, &t(&[2, 1], &[9.0, 8.0])], &[2, 3]).data;
+    assert_eq!(c, [1.0, 2.0, 9.0, 3.0, 4.0, 8.0]);
+    // E[idx] with a repeated index, and the scatter-add that sums the repeats
+    let idx = t(&[3], &[4.0, 0.0, 4.0]);
+    assert_eq!(ev(Op::Gather { axis: 1 }, &[&x, &idx], &[2, 3]).data, [4.0, 0.0, 4.0, 9.0, 5.0, 9.0]);
+    let rows = t(&[3, 1], &[1.0, 10.0, 100.0]);
+    let s = ev(Op::ScatterAdd { axis: 0, size: 5 }, &[&rows, &idx], &[5, 1]).data;
+    assert_eq!(s, [10.0, 0.0, 0.0, 0.0, 101.0]);
+    let bad = t(&[1], &[5.0]);
+    let env = Env { inputs: &[], params: &[], symbols: &[] };
+    assert!(eval(&Op::Gather { axis: 1 }, &[&x, &bad], &[2, 1], &env).unwrap_err().contains("out of range"));
+    assert!(eval(&Op::Gather { axis: 1 }, &[&x, &t(&[1], &[0.5])], &[2, 1], &env).is_err());
+}
+
+#[test]
+fn structure_gradient_ops_are_adjoints() {
+    // <slice(x), g> = <x, pad(g)>, <gather(x, i), g> = <x, scatter_add(g, i)>, for strided and
+    // repeated cases
+    let x = seq(&[3, 7, 2], 0.0);
+    for (start, len, step) in [(0, 7, 1), (1, 3, 2), (6, 1, 3), (0, 3, 3)] {
+        let y = ev(Op::Slice { axis: 1, start, len, step }, &[&x], &[3, len, 2]);
+        let g = seq(&y.shape, 2.0);
+        let after = 7 - (start + (len - 1) * step + 1);
+        let dx = ev(Op::Pad { axis: 1, before: start, after, step }, &[&g], &[3, 7, 2]);
+        assert!((dot(&y, &g) - dot(&x, &dx)).abs() < 1e-12);
+    }
+    let idx = t(&[2, 2], &[6.0, 0.0, 6.0, 6.0]);
+    let y = ev(Op::Gather { axis: 1 }, &[&x, &idx], &[3, 2, 2, 2]);
+    let g = seq(&y.shape, 5.0);
+    let dx = ev(Op::ScatterAdd { axis: 1, size: 7 }, &[&g, &idx], &[3, 7, 2]);
+    assert!((dot(&y, &g) - dot(&x, &dx)).abs() < 1e-12);
+}
+
+#[test]
+fn batched_matmul_by_hand() {
+    // two 1×2 · 2×1 products; b's batch of 1 broadcast: [[1, 2]]·[[5], [6]] = 17, [[3, 4]]·… = 39
+    let (a, b) = (t(&[2, 1, 2], &[1.0, 2.0, 3.0, 4.0]), t(&[1, 2, 1], &[5.0, 6.0]));
+    let op = Op::MatMul { transpose_a: false, transpose_b: false, batch: 1, contract: 1 };
+    assert_eq!(ev(op, &[&a, &b], &[2, 1, 1]).data, [17.0, 39.0]);
+    // rows of two axes, contracted over two axes: [2, 3]·[3] per row pair, and a vector result
+    let op = Op::MatMul { transpose_a: false, transpose_b: false, batch: 0, contract: 2 };
+    let a = t(&[1, 2, 2], &[1.0, 2.0, 3.0, 4.0]);
+    let b = t(&[2, 2], &[1.0, 0.0, 0.0, 1.0]);
+    assert_eq!(ev(op, &[&a, &b], &[1]).data, [5.0]);
 }
 
 #[test]

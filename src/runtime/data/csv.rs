@@ -2,6 +2,7 @@
 //! fields are split at commas and may be wrapped in double quotes, but a quoted field cannot
 //! itself contain a comma (numeric data never needs one). Blank lines are skipped.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::{
@@ -15,6 +16,9 @@ struct Table<'a> {
     name: String,
     header_line: usize,
     columns: Vec<&'a str>,
+    /// Each column's position by name, so that finding the columns of a header of a million
+    /// is linear in its length, not quadratic.
+    index: HashMap<&'a str, usize>,
     /// The data lines (1-based numbers), blank lines skipped.
     rows: Vec<(usize, &'a str)>,
 }
@@ -35,8 +39,9 @@ impl<'a> Table<'a> {
             ))
             .help(format!("add a header row naming the columns, with the labels in one called `{label_hint}`")));
         }
+        let mut index = HashMap::with_capacity(columns.len());
         for (i, c) in columns.iter().enumerate() {
-            if columns[..i].contains(c) {
+            if index.insert(*c, i).is_some() {
                 return Err(error(format!("{name}:{header_line}: column `{c}` appears twice in the header")));
             }
         }
@@ -44,12 +49,12 @@ impl<'a> Table<'a> {
         if rows.is_empty() {
             return Err(error(format!("{name}: no data rows after the header")));
         }
-        Ok(Table { name, header_line, columns, rows })
+        Ok(Table { name, header_line, columns, index, rows })
     }
 
     fn find(&self, wanted: &str, role: &str) -> Result<usize, Diagnostic> {
         let (name, header_line) = (&self.name, self.header_line);
-        self.columns.iter().position(|c| *c == wanted).ok_or_else(|| {
+        self.index.get(wanted).copied().ok_or_else(|| {
             let mut d = error(format!("{name}:{header_line}: no column named `{wanted}` for the {role}"));
             if let Some(near) = suggest(wanted, &self.columns) {
                 d = d.help(format!("did you mean `{near}`?"));
@@ -146,8 +151,8 @@ pub(super) fn load_field(spec: &FieldSpec, columns: &Columns) -> Result<Field, D
             (a..=b).collect()
         }
         Columns::Rest => {
-            let taken: Vec<usize> =
-                spec.exclude.iter().filter_map(|n| table.columns.iter().position(|c| c == n)).collect();
+            let taken: HashSet<usize> =
+                spec.exclude.iter().filter_map(|n| table.index.get(n.as_str()).copied()).collect();
             (0..table.columns.len()).filter(|c| !taken.contains(c)).collect()
         }
     };

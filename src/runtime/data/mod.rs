@@ -157,7 +157,7 @@ impl Field {
         }
         let field = Field { name: name.to_string(), ty, shape, values, origin };
         if ty == FieldType::Int {
-            field.check_integers()?;
+            field.check_integers("declare the field `float`, or round the values")?;
         }
         Ok(field)
     }
@@ -208,7 +208,8 @@ impl Field {
         self.origin.locate(i)
     }
 
-    fn check_integers(&self) -> Result<(), Diagnostic> {
+    /// Every value a whole number, exact in f32; `help` says what to do about one that is not.
+    fn check_integers(&self, help: &str) -> Result<(), Diagnostic> {
         let size = self.size().max(1);
         for (k, &v) in self.values.iter().enumerate() {
             let v = v as f64;
@@ -224,7 +225,7 @@ impl Field {
                     self.name,
                     self.locate(k / size)
                 ))
-                .help("declare the field `float`, or round the values"));
+                .help(help.to_string()));
             }
         }
         Ok(())
@@ -249,6 +250,37 @@ impl Field {
             .help(format!("class labels must be whole numbers 0..{}", classes.saturating_sub(1))));
         }
         Ok(())
+    }
+
+    /// Values must be row ids of an axis of `rows` (`E[tokens]`): whole numbers `0..rows`.
+    pub fn check_ids(&self, rows: usize) -> Result<(), Diagnostic> {
+        if let Some(k) = self.values.iter().position(|&v| !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < rows)) {
+            return Err(error(format!(
+                "{}: value {} at {} of field `{}` is not a valid id: it indexes an axis of {rows}",
+                self.origin.source,
+                self.values[k],
+                self.locate(k / self.size().max(1)),
+                self.name
+            ))
+            .help(format!("ids must be whole numbers 0..{}", rows.saturating_sub(1))));
+        }
+        Ok(())
+    }
+
+    /// Read this field as the values of model input `input`, declared `int`: whole numbers,
+    /// below the class count of each one-hot of them and the axis each gather indexes with
+    /// them (`Graph::index_use`). Training (either kind of data block) and `netc predict`
+    /// check such inputs here.
+    pub fn make_int_input(
+        &mut self,
+        input: &str,
+        classes: Option<usize>,
+        rows: Option<usize>,
+    ) -> Result<(), Diagnostic> {
+        self.check_integers(&format!("model input `{input}` is declared int: its values must be whole numbers"))?;
+        self.ty = FieldType::Int;
+        rows.map_or(Ok(()), |n| self.check_ids(n))?;
+        classes.map_or(Ok(()), |k| self.check_classes(k))
     }
 
     /// Give every sample a new shape with the same number of values, e.g. `[64]` to `[1, 8, 8]`.
@@ -662,7 +694,9 @@ fn reserve<T>(n: usize, what: &str) -> Result<Vec<T>, Diagnostic> {
 
 /// Read a whole data file, with the file named in the error.
 fn read_file(path: &Path) -> Result<Vec<u8>, Diagnostic> {
-    std::fs::read(path).map_err(|e| error(format!("{}: cannot read the file: {e}", path.display())))
+    use crate::runtime::files;
+    files::read_input(path, files::max_data_bytes())
+        .map_err(|e| error(format!("{}: cannot read the file: {e}", path.display())))
 }
 
 /// How to read one field of a data block.
@@ -682,6 +716,8 @@ pub struct FieldSpec {
     pub shape_from: String,
     /// For integer fields read as class indices: values must be in `0..classes`.
     pub classes: Option<usize>,
+    /// For integer fields read as row ids (`E[tokens]`): values must be in `0..ids`.
+    pub ids: Option<usize>,
 }
 
 /// Load one field: an NPY array `[samples, ...]`, or columns of a CSV file (one sample per
@@ -709,6 +745,9 @@ pub fn load_field(spec: &FieldSpec) -> Result<Field, Diagnostic> {
     }
     if let Some(k) = spec.classes {
         field.check_classes(k)?;
+    }
+    if let Some(rows) = spec.ids {
+        field.check_ids(rows)?;
     }
     Ok(field)
 }

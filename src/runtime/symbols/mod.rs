@@ -1,6 +1,7 @@
 //! The C-ABI kernel entry points that generated code calls: one GEMM symbol per dtype, one
-//! convolution and one Winograd-transform symbol per dtype (JIT only, [`conv`],
-//! [`winograd`]), and the profiling and bounds-violation callbacks of
+//! convolution symbol, one batched GEMM symbol and one Winograd-transform symbol per dtype
+//! (JIT only, [`conv`], [`batched`], [`winograd`]), the callback of out-of-range gather
+//! indices (JIT only, [`INDEX`]), and the profiling and bounds-violation callbacks of
 //! `CompileOptions::profile` / `checked`.
 //! Input: matrix sizes, pointers and element strides; output: C written in place.
 //!
@@ -32,16 +33,18 @@
 //! own rows or columns of C; C's layout is checked to have no two elements at one address
 //! before it is split.
 //!
-//! The batched GEMM symbols ([`netc_gemm_batch_f32`], the Winograd domain's α² products)
-//! and the convolution symbols run each product whole on one thread, so they can take the
-//! faster library for the shape ([`Library::for_product`]): the `gemm` crate, whose results
-//! depend on how a product is cut, is used only where nothing is cut.
+//! The convolution symbols run each per-image product whole on one thread, and the batched
+//! symbols each product of a batch (but for few large ones, which they split), so they can
+//! take the faster library for the shape ([`Library::for_product`]): the `gemm` crate, whose
+//! results depend on how a product is cut, is used only where nothing is cut.
 
 use crate::runtime::threads::{self, Pool};
 
+mod batched;
 mod conv;
 mod library;
 mod winograd;
+pub use batched::{batched_f32_on, netc_gemm_batched_f32, netc_gemm_batched_f64, BATCHED_F32, BATCHED_F64};
 pub use conv::{conv_f32_on, netc_conv_f32, netc_conv_f64, CONV_F32, CONV_F64};
 pub use library::{dgemm as dgemm_with, sgemm as sgemm_with, Library};
 pub use winograd::{netc_winograd_f32, netc_winograd_f64, winograd_f32_on, WINOGRAD_F32, WINOGRAD_F64};
@@ -389,108 +392,6 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
     }
 }
 
-/// Symbol of the batched f32 GEMM.
-pub const GEMM_BATCH_F32: &str = "netc_gemm_batch_f32";
-/// Symbol of the batched f64 GEMM.
-pub const GEMM_BATCH_F64: &str = "netc_gemm_batch_f64";
-
-/// `count` GEMMs C_i = alpha·A_i·B_i + beta·C_i in f32, where A_i, B_i, C_i are the matrices
-/// the other arguments describe moved `i·step_a`, `i·step_b`, `i·step_c` elements on:
-///
-/// ```c
-/// void netc_gemm_batch_f32(int64_t count, int64_t step_a, int64_t step_b, int64_t step_c,
-///                          /* then the 14 arguments of netc_gemm_f32 */ ...);
-/// ```
-/// Each product runs whole, single-threaded, on one of the pool's threads (the library
-/// chosen by its shape): the results do not depend on the thread count.
-///
-/// # Safety
-/// For every i < `count`, the arguments with A, B and C moved by i steps satisfy the contract
-/// of [`netc_gemm_f32`], and no two C_i share an element (nothing else reads or writes any
-/// C_i during the call).
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn netc_gemm_batch_f32(
-    count: i64,
-    step_a: i64,
-    step_b: i64,
-    step_c: i64,
-    m: i64,
-    k: i64,
-    n: i64,
-    alpha: f32,
-    a: *const f32,
-    rsa: i64,
-    csa: i64,
-    b: *const f32,
-    rsb: i64,
-    csb: i64,
-    beta: f32,
-    c: *mut f32,
-    rsc: i64,
-    csc: i64,
-) {
-    let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
-    // SAFETY: forwarded from the caller's contract.
-    unsafe { gemm_batch(Pool::global(), count, [step_a, step_b, step_c], GemmArgs { m, k, n, alpha, a, b, beta, c }) }
-}
-
-/// The batched GEMM in f64, as [`netc_gemm_batch_f32`].
-///
-/// # Safety
-/// As for [`netc_gemm_batch_f32`].
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn netc_gemm_batch_f64(
-    count: i64,
-    step_a: i64,
-    step_b: i64,
-    step_c: i64,
-    m: i64,
-    k: i64,
-    n: i64,
-    alpha: f64,
-    a: *const f64,
-    rsa: i64,
-    csa: i64,
-    b: *const f64,
-    rsb: i64,
-    csb: i64,
-    beta: f64,
-    c: *mut f64,
-    rsc: i64,
-    csc: i64,
-) {
-    let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
-    // SAFETY: forwarded from the caller's contract.
-    unsafe { gemm_batch(Pool::global(), count, [step_a, step_b, step_c], GemmArgs { m, k, n, alpha, a, b, beta, c }) }
-}
-
-/// The batched symbols' body: the products divided among `pool`'s threads.
-///
-/// # Safety
-/// As for [`netc_gemm_batch_f32`] (in `T`).
-unsafe fn gemm_batch<T: Float>(pool: &Pool, count: i64, [sa, sb, sc]: [i64; 3], args: Gemm<T>) {
-    if count <= 0 || args.m <= 0 || args.n <= 0 {
-        return;
-    }
-    let args = GemmArgs { k: args.k.max(0), ..args };
-    let b_transposed = args.b.rs.unsigned_abs() < args.b.cs.unsigned_abs();
-    let lib = Library::for_product(args.m as usize, args.k as usize, args.n as usize, b_transposed);
-    let shared = Shared(args);
-    let one = |i: usize| {
-        let g = shared.get();
-        let a = Matrix { ptr: skip(g.a.ptr, i, sa), ..g.a };
-        let b = Matrix { ptr: skip(g.b.ptr, i, sb), ..g.b };
-        let c = Matrix { ptr: skip(g.c.ptr, i, sc) as *mut T, ..g.c };
-        // SAFETY: product i of the batch (contract); the C_i are disjoint.
-        unsafe { T::gemm1(lib, GemmArgs { a, b, c, ..g }) }
-    };
-    if pool.threads() < 2 {
-        (0..count as usize).for_each(one);
-    } else {
-        pool.run(count as usize, &one);
-    }
-}
-
 /// [`netc_gemm_f32`] on a given pool and split (tests and benchmarks; the symbol uses
 /// [`Pool::global`] and [`Split::DEFAULT`]).
 ///
@@ -583,11 +484,48 @@ pub fn take_violation() -> Option<Violation> {
     VIOLATION.take()
 }
 
+/// Symbol that generated code (the JIT's) calls when an index of a gather is not a whole
+/// number inside its axis (the gather then uses the clamped index):
+///
+/// ```c
+/// void netc_index_out_of_range(int64_t kernel, double index, int64_t size);
+/// ```
+pub const INDEX: &str = "netc_index_out_of_range";
+
+/// An index that a gather found outside its axis (see [`INDEX`]).
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct IndexError {
+    /// Index of the kernel in execution order.
+    pub kernel: i64,
+    /// The offending index value.
+    pub index: f64,
+    /// The size of the indexed axis.
+    pub size: i64,
+}
+
+thread_local! {
+    /// The first index error reported on this thread since the last `take_index_error`.
+    static INDEX_ERROR: std::cell::Cell<Option<IndexError>> = const { std::cell::Cell::new(None) };
+}
+
+/// Record an out-of-range index: the first one is kept.
+pub extern "C" fn netc_index_out_of_range(kernel: i64, index: f64, size: i64) {
+    if INDEX_ERROR.get().is_none() {
+        INDEX_ERROR.set(Some(IndexError { kernel, index, size }));
+    }
+}
+
+/// The first index error recorded on this thread since the last call, and reset.
+pub fn take_index_error() -> Option<IndexError> {
+    INDEX_ERROR.take()
+}
+
 /// The symbols the JIT binds, with their addresses.
-pub fn symbols() -> [(&'static str, *const u8); 10] {
+pub fn symbols() -> [(&'static str, *const u8); 11] {
     [
-        (GEMM_BATCH_F32, netc_gemm_batch_f32 as *const u8),
-        (GEMM_BATCH_F64, netc_gemm_batch_f64 as *const u8),
+        (BATCHED_F32, netc_gemm_batched_f32 as *const u8),
+        (BATCHED_F64, netc_gemm_batched_f64 as *const u8),
+        (INDEX, netc_index_out_of_range as *const u8),
         (CONV_F32, netc_conv_f32 as *const u8),
         (CONV_F64, netc_conv_f64 as *const u8),
         (WINOGRAD_F32, netc_winograd_f32 as *const u8),

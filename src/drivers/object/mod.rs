@@ -10,9 +10,10 @@
 //!   `--weights`) embedded as data, and zeroed optimizer state;
 //! - its own GEMM (`codegen::gemm`, local), so nothing but libc/libm is needed to link it.
 //!
-//! See docs/abi.md for the ABI as a user sees it.
+//! See docs/abi.md for the ABI as a user sees it; `header.rs` writes the C header.
 
-use std::fmt::Write as _;
+mod header;
+
 use std::path::Path;
 
 use cranelift_codegen::ir::types::{F32, F64, I64};
@@ -26,8 +27,9 @@ use cranelift_object::{ObjectBuilder, ObjectModule};
 
 use crate::codegen::{self, CompileOptions};
 use crate::diag::Diagnostic;
-use crate::frontend::checked::{Checked, Optimizer, Schedule, TrainDecl};
-use crate::ir::graph::{DType, Dim, Graph, InputKind, Shape};
+use crate::frontend::checked::{Checked, TrainDecl};
+use crate::ir::graph::{DType, Graph, InputKind, Shape};
+use header::header;
 
 /// What `netc build` was asked for.
 #[derive(Clone, Debug, Default)]
@@ -44,6 +46,8 @@ pub struct BuildOptions {
     pub source_name: String,
     /// How convolutions are computed (`CompileOptions::conv`).
     pub conv: crate::codegen::ConvAlgorithm,
+    /// Refuse a model whose parameters need more bytes than this (default: `limits::default_limit`).
+    pub memory_limit: Option<u64>,
 }
 
 /// An object file and its header.
@@ -68,6 +72,9 @@ enum Arg {
     Input { index: usize, name: String },
     /// `T name`: a scalar graph input passed by value (the learning rate).
     Scalar { index: usize, name: String },
+    /// `uint64_t seed, uint64_t step`: the `RandomKey` input `index`, split by the wrapper
+    /// into the key's 16-bit pieces (`ir::ops::random::key`).
+    RandomKey { index: usize },
     /// `T *const *name`: a table of `count` parameter pointers, graph params `first..`.
     Params { first: usize, count: usize, name: &'static str, writable: bool },
     /// `T *name`: graph output `index`.
@@ -105,6 +112,22 @@ struct Model<'a> {
 /// Compile the chosen model of `checked` into an object file and header.
 pub fn build(checked: &Checked, opts: &BuildOptions) -> Result<Built, Diagnostic> {
     let (model, train) = choose_model(checked, opts.model.as_deref())?;
+    // The parameters' initial values are drawn and embedded: they must fit in memory (the
+    // object holds them as data, so twice their size is needed while it is written).
+    let limit = opts.memory_limit.unwrap_or_else(crate::ir::limits::default_limit);
+    let (param_bytes, _) = crate::ir::limits::sizes(&model.graph, 1);
+    if param_bytes.saturating_mul(2) > limit as u128 {
+        return Err(Diagnostic::new(
+            "E-memory",
+            format!(
+                "build {}: the parameters need {} (twice that while the object is written), over the memory limit of {}",
+                model.name,
+                crate::ir::limits::human(param_bytes),
+                crate::ir::limits::human(limit as u128)
+            ),
+        )
+        .help("make the model smaller, or raise the limit with --memory-limit"));
+    }
     let prefix = opts.prefix.clone().unwrap_or_else(|| model.name.clone());
     if !is_c_identifier(&prefix) {
         return Err(error(format!("the symbol prefix `{prefix}` is not a C identifier"))
@@ -162,7 +185,7 @@ pub fn build(checked: &Checked, opts: &BuildOptions) -> Result<Built, Diagnostic
     for e in &mut entries {
         crate::ir::opt::optimize(&mut e.graph, None).map_err(error)?;
         let raw_name = format!("{prefix}_{}_graph", e.what);
-        let gemms = codegen::Gemms { gemm, small: None, conv: None, winograd: None, batch: None };
+        let gemms = codegen::Gemms::only(gemm);
         let defined = codegen::define(&mut module, &e.graph, &raw_name, Linkage::Local, gemms, &copts)?;
         let name = format!("{prefix}_{}", e.what);
         define_wrapper(&mut module, &name, defined.func, &e.graph, &e.args)?;
@@ -182,7 +205,14 @@ pub fn build(checked: &Checked, opts: &BuildOptions) -> Result<Built, Diagnostic
         None => format!("initial values drawn as `netc run` draws them (seed {seed})"),
     };
     let info = Model { name: &model.name, prefix, dtype, forward: &model.graph, params, state, train, origin };
-    let header = header(&info, &entries, &opts.source_name);
+    // The path goes into a comment: keep it printable ASCII and unable to close the comment.
+    let source: String = opts
+        .source_name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .collect::<String>()
+        .replace("*/", "*?");
+    let header = header(&info, &entries, &source);
     Ok(Built { prefix: info.prefix, object, header, functions })
 }
 
@@ -239,9 +269,30 @@ fn forward_entry(g: &Graph) -> Result<Entry, Diagnostic> {
     Ok(Entry { what: "forward", graph: g.clone(), args, doc: "Inference: the model's outputs for a batch.".into() })
 }
 
-/// The train block's loss and its gradient with respect to every model parameter.
+/// The C arguments of a graph's inputs, in order: tensors by pointer, scalars (the learning
+/// rate) by value, and last the seed and step of the random streams.
+fn input_args(g: &Graph) -> Vec<Arg> {
+    let mut args = vec![];
+    let mut key = None;
+    for (index, i) in g.inputs.iter().enumerate() {
+        match i.kind {
+            InputKind::RandomKey => key = Some(Arg::RandomKey { index }),
+            InputKind::Variable if i.shape.is_empty() => args.push(Arg::Scalar { index, name: c_name(&i.name) }),
+            InputKind::Data | InputKind::Label | InputKind::Variable | InputKind::Gradient => {
+                args.push(Arg::Input { index, name: c_name(&i.name) })
+            }
+        }
+    }
+    args.extend(key);
+    args
+}
+
+/// The train block's loss and its gradient with respect to every model parameter (training
+/// mode; a state tensor's gradient is zero).
 fn backward_entry(t: &TrainDecl) -> Result<Entry, Diagnostic> {
     let mut g = t.graph.clone();
+    // The backward pass only reads the parameters: the running statistics move in train steps.
+    g.updates.clear();
     let loss = g.outputs.iter().find(|(n, _)| n == "loss").map(|o| o.1).ok_or_else(|| error("no loss"))?;
     let params = g.param_nodes().map_err(error)?;
     let grads = crate::ir::autodiff::differentiate(&mut g, loss, &params).map_err(error)?;
@@ -251,7 +302,7 @@ fn backward_entry(t: &TrainDecl) -> Result<Entry, Diagnostic> {
         g.outputs.push((name, grad));
     }
     let mut args = vec![Arg::Batch];
-    args.extend(g.inputs.iter().enumerate().map(|(index, i)| Arg::Input { index, name: c_name(&i.name) }));
+    args.extend(input_args(&g));
     args.push(Arg::Params { first: 0, count: g.params.len(), name: "params", writable: false });
     args.push(Arg::Output { index: 0, name: "loss".into() });
     args.push(Arg::Outputs { first: 1, count: g.params.len(), name: "grads" });
@@ -267,12 +318,7 @@ fn train_entry(mut g: Graph, model_params: usize) -> Result<Entry, Diagnostic> {
     let loss = g.outputs.iter().find(|(n, _)| n == "loss").cloned().ok_or_else(|| error("no loss"))?;
     g.outputs = vec![loss];
     let mut args = vec![Arg::Batch];
-    for (index, i) in g.inputs.iter().enumerate() {
-        args.push(match i.kind {
-            InputKind::Variable if i.shape.is_empty() => Arg::Scalar { index, name: c_name(&i.name) },
-            _ => Arg::Input { index, name: c_name(&i.name) },
-        });
-    }
+    args.extend(input_args(&g));
     args.push(Arg::Params { first: 0, count: model_params, name: "params", writable: true });
     let state = g.params.len() - model_params;
     if state > 0 {
@@ -280,8 +326,8 @@ fn train_entry(mut g: Graph, model_params: usize) -> Result<Entry, Diagnostic> {
     }
     args.push(Arg::Output { index: 0, name: "loss".into() });
     args.push(Arg::Workspace);
-    let doc = "One training step on a batch: updates params (and the optimizer state) in place and \
-               writes the batch's loss before the update."
+    let doc = "One training step on a batch: updates params (trainable ones by the optimizer, state by \
+               its rule) and the optimizer state in place, and writes the batch's loss before the update."
         .into();
     Ok(Entry { what: "train_step", graph: g, args, doc })
 }
@@ -302,11 +348,19 @@ fn object_module(target: Option<&str>, name: &str) -> Result<ObjectModule, Diagn
     set(&mut flags, "probestack_strategy", "inline")?;
     let isa_builder = match target {
         None => cranelift_native::builder().map_err(|e| error(format!("unsupported host: {e}")))?,
-        Some(triple) => cranelift_codegen::isa::lookup_by_name(triple).map_err(|e| {
-            error(format!("cannot compile for `{triple}`: {e}")).note(
-                "supported: x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu (and other x86-64/AArch64 triples)",
-            )
-        })?,
+        Some(text) => {
+            let supported =
+                "supported: x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu (and other x86-64/AArch64 triples)";
+            // Parsed here: Cranelift's `lookup_by_name` panics on a string that is not a triple.
+            let triple = <target_lexicon::Triple as std::str::FromStr>::from_str(text)
+                .map_err(|e| error(format!("`{text}` is not a target triple: {e}")).note(supported))?;
+            if triple.binary_format == target_lexicon::BinaryFormat::Unknown {
+                return Err(error(format!("cannot compile for `{text}`: no object file format is known for it"))
+                    .note(supported));
+            }
+            cranelift_codegen::isa::lookup(triple)
+                .map_err(|e| error(format!("cannot compile for `{text}`: {e}")).note(supported))?
+        }
     };
     let isa = isa_builder.finish(settings::Flags::new(flags)).map_err(|e| error(format!("target: {e}")))?;
     let builder = ObjectBuilder::new(isa, name, default_libcall_names()).map_err(|e| error(e.to_string()))?;
@@ -361,18 +415,22 @@ fn define_wrapper(
     let ty = float_type(g.dtype);
     let mut sig = module.make_signature();
     for a in args {
-        sig.params.push(AbiParam::new(match a {
-            Arg::Batch => I64,
-            Arg::Scalar { .. } => ty,
-            _ => ptr,
-        }));
+        match a {
+            Arg::Batch => sig.params.push(AbiParam::new(I64)),
+            Arg::Scalar { .. } => sig.params.push(AbiParam::new(ty)),
+            Arg::RandomKey { .. } => sig.params.extend([AbiParam::new(I64), AbiParam::new(I64)]),
+            _ => sig.params.push(AbiParam::new(ptr)),
+        }
     }
     define_exported(module, name, sig, |module, b, values| {
         let flags = MemFlagsData::trusted();
         let (dims, inputs) = (stack_table(b, g.symbols.len()), stack_table(b, g.inputs.len()));
         let (params, outputs) = (stack_table(b, g.params.len()), stack_table(b, g.outputs.len()));
         let mut workspace = None;
-        for (a, &v) in args.iter().zip(values) {
+        // The C arguments, in order: a random key takes two (seed, step).
+        let mut values = values.iter().copied();
+        for a in args {
+            let v = values.next().expect("one value per argument");
             match *a {
                 Arg::Batch => {
                     for s in 0..g.symbols.len() {
@@ -385,6 +443,25 @@ fn define_wrapper(
                 Arg::Scalar { index, .. } => {
                     let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 8, 3));
                     b.ins().stack_store(ptr, v, slot, 0);
+                    let addr = b.ins().stack_addr(ptr, slot, 0);
+                    b.ins().stack_store(ptr, addr, inputs, (8 * index) as i32);
+                }
+                Arg::RandomKey { index } => {
+                    // The key's pieces: seed, then step, each as four 16-bit values, low first.
+                    let step = values.next().expect("a random key takes a seed and a step");
+                    let es = g.dtype.size_bytes();
+                    let len = crate::ir::ops::random::KEY_LEN;
+                    let slot = b.create_sized_stack_slot(StackSlotData::new(
+                        StackSlotKind::ExplicitSlot,
+                        (len * es) as u32,
+                        4,
+                    ));
+                    for (k, word) in [v, v, v, v, step, step, step, step].into_iter().enumerate() {
+                        let shifted = b.ins().ushr_imm_u(word, 16 * (k % 4) as i64);
+                        let piece = b.ins().band_imm_u(shifted, 0xffff);
+                        let f = b.ins().fcvt_from_uint(ty, piece);
+                        b.ins().stack_store(ptr, f, slot, (k * es) as i32);
+                    }
                     let addr = b.ins().stack_addr(ptr, slot, 0);
                     b.ins().stack_store(ptr, addr, inputs, (8 * index) as i32);
                 }
@@ -491,235 +568,11 @@ fn define_init(module: &mut ObjectModule, name: &str, dtype: DType, init: Init) 
     })
 }
 
-/// A shape as the source writes it: `[B, 2]`.
-fn shape_text(g: &Graph, shape: &Shape) -> String {
-    let dims: Vec<String> = shape
-        .iter()
-        .map(|d| match d {
-            Dim::Known(n) => n.to_string(),
-            Dim::Sym(s) => g.symbols[s.0 as usize].clone(),
-        })
-        .collect();
-    format!("[{}]", dims.join(", "))
-}
-
-/// `#define P_NAME_ROW k` (elements per batch row) or `P_NAME_SIZE n` (no batch dimension).
-fn size_macro(out: &mut String, upper: &str, name: &str, g: &Graph, shape: &Shape) {
-    let known: usize = shape.iter().filter_map(|d| d.known()).product();
-    let syms = shape.iter().filter(|d| d.known().is_none()).count();
-    let id = c_name(name).to_uppercase();
-    let text = shape_text(g, shape);
-    match syms {
-        0 => _ = writeln!(out, "#define {upper}_{id}_SIZE {known} /* {name}: {text} */"),
-        1 => _ = writeln!(out, "#define {upper}_{id}_ROW {known} /* {name}: {text}, elements per batch row */"),
-        _ => _ = writeln!(out, "/* {name}: {text} */"),
-    }
-}
-
-/// A C parameter name that cannot collide with the wrappers' fixed ones.
-fn c_param(name: &str) -> String {
-    let n = c_name(name);
-    if ["batch", "params", "state", "loss", "grads", "workspace"].contains(&n.as_str()) {
-        format!("{n}_")
-    } else {
-        n
-    }
-}
-
-fn header(m: &Model, entries: &[Entry], source: &str) -> String {
-    let p = &m.prefix;
-    let upper = p.to_uppercase();
-    let t = match m.dtype {
-        DType::F32 => "float",
-        DType::F64 => "double",
-    };
-    let g = m.forward;
-    let sig =
-        |items: Vec<(String, String)>| items.iter().map(|(n, s)| format!("{n}: {s}")).collect::<Vec<_>>().join(", ");
-    let ins = sig(g.inputs.iter().map(|i| (i.name.clone(), shape_text(g, &i.shape))).collect());
-    let outs = sig(g.outputs.iter().map(|(n, id)| (n.clone(), shape_text(g, g.shape(*id)))).collect());
-    let batch = g.symbols.first().map_or("B".to_string(), |s| s.clone());
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "/* {p}.h: the C API of the object file `netc build` compiled from {source}\n\
-         \x20* (netc {version}). Generated: do not edit.\n\
-         \x20*\n\
-         \x20* model {name}({ins}) -> {outs}\n\
-         \x20*\n\
-         \x20* Tensors are dense row-major arrays of {t}; {batch} is the batch size, passed at run time.\n\
-         \x20* The caller allocates every buffer (parameters, inputs, outputs, workspace); the\n\
-         \x20* functions allocate nothing and keep no state, so calls with separate workspaces and\n\
-         \x20* outputs may run on several threads at once. Buffers must not overlap. See docs/abi.md.\n\
-         \x20*\n\
-         \x20* Link: cc main.c {p}.o -lm\n\
-         \x20*/\n\
-         #ifndef {upper}_H\n#define {upper}_H\n\n#include <stdint.h>\n",
-        version = env!("CARGO_PKG_VERSION"),
-        name = m.name,
-    );
-    if m.train.is_some() {
-        h.push_str("#include <math.h>\n");
-    }
-    h.push_str("\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
-
-    // Parameters.
-    let n = m.params.len();
-    let _ = writeln!(h, "/* Parameters: pass them as a table `{t} *params[{upper}_NUM_PARAMS]`, in this order. */");
-    let _ = writeln!(h, "#define {upper}_NUM_PARAMS {n}");
-    let total: usize = m.params.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
-    let _ = writeln!(h, "#define {upper}_PARAM_ELEMENTS {total} /* all parameters together */");
-    for (i, (name, shape)) in m.params.iter().enumerate() {
-        let size: usize = shape.iter().product();
-        let _ = writeln!(
-            h,
-            "#define {upper}_PARAM_{} {i} /* {name}: {shape:?}, {size} elements */",
-            c_name(name).to_uppercase()
-        );
-    }
-    tensor_tables(&mut h, p, "param", &m.params, n);
-    let _ = writeln!(
-        h,
-        "/* Write the initial parameters into params[0..{upper}_NUM_PARAMS): {}. */\n\
-         void {p}_init_params({t} *const *params);\n",
-        m.origin
-    );
-
-    // Optimizer state.
-    if let Some(train) = m.train {
-        let optimizer = match train.optimizer {
-            Optimizer::Sgd { .. } => "sgd keeps no state",
-            Optimizer::Momentum { .. } => "momentum: one velocity per parameter",
-            Optimizer::Adam { .. } => "adam: the step count, then first and second moments per parameter",
-        };
-        let _ = writeln!(h, "/* Optimizer state of {p}_train_step ({optimizer}), a table like params. */");
-        let _ = writeln!(h, "#define {upper}_NUM_STATE {}", m.state.len());
-        if !m.state.is_empty() {
-            tensor_tables(&mut h, p, "state", &m.state, m.state.len());
-            let _ = writeln!(
-                h,
-                "/* Zero the optimizer state (before the first step). */\nvoid {p}_init_state({t} *const *state);"
-            );
-        }
-        h.push('\n');
-    }
-
-    // Inputs and outputs of each function.
-    let mut described = std::collections::HashSet::new();
-    for e in entries {
-        let eg = &e.graph;
-        let _ = writeln!(h, "/* {p}_{}: {} */", e.what, e.doc);
-        for a in &e.args {
-            match a {
-                Arg::Input { index, .. } => {
-                    let i = &eg.inputs[*index];
-                    if described.insert(i.name.clone()) {
-                        size_macro(&mut h, &upper, &i.name, eg, &i.shape);
-                    }
-                }
-                Arg::Output { index, .. } => {
-                    let (name, id) = &eg.outputs[*index];
-                    if described.insert(name.clone()) {
-                        size_macro(&mut h, &upper, name, eg, eg.shape(*id));
-                    }
-                }
-                _ => {}
-            }
-        }
-        let params: Vec<String> = e
-            .args
-            .iter()
-            .map(|a| match a {
-                Arg::Batch => "int64_t batch".to_string(),
-                Arg::Input { name, .. } => format!("const {t} *{}", c_param(name)),
-                Arg::Scalar { name, .. } => format!("{t} {}", c_param(name)),
-                Arg::Params { name, writable: true, .. } => format!("{t} *const *{name}"),
-                Arg::Params { name, writable: false, .. } => format!("const {t} *const *{name}"),
-                Arg::Output { name, .. } => format!("{t} *{}", c_param(name)),
-                Arg::Outputs { name, .. } => format!("{t} *const *{name}"),
-                Arg::Workspace => "void *workspace".to_string(),
-            })
-            .collect();
-        let _ = writeln!(h, "void {p}_{}({});", e.what, params.join(", "));
-        let _ = writeln!(
-            h,
-            "/* Bytes of workspace {p}_{} needs for this batch size (align it to 64 bytes). */\n\
-             int64_t {p}_{}_workspace_size(int64_t batch);\n",
-            e.what, e.what
-        );
-    }
-
-    if let Some(train) = m.train {
-        learning_rate(&mut h, p, &upper, train);
-    }
-    h.push_str("#ifdef __cplusplus\n}\n#endif\n\n");
-    let _ = writeln!(h, "#endif /* {upper}_H */");
-    h
-}
-
-/// `static const` tables of names, sizes and shapes of a list of tensors.
-fn tensor_tables(h: &mut String, p: &str, kind: &str, tensors: &[(String, Vec<usize>)], n: usize) {
-    if n == 0 {
-        return;
-    }
-    let names: Vec<String> = tensors.iter().map(|(name, _)| format!("\"{name}\"")).collect();
-    let sizes: Vec<String> = tensors.iter().map(|(_, s)| s.iter().product::<usize>().to_string()).collect();
-    let ranks: Vec<String> = tensors.iter().map(|(_, s)| s.len().to_string()).collect();
-    let max_rank = tensors.iter().map(|(_, s)| s.len()).max().unwrap_or(0).max(1);
-    let shapes: Vec<String> = tensors
-        .iter()
-        .map(|(_, s)| {
-            let dims: Vec<String> = s.iter().map(|d| d.to_string()).collect();
-            format!("{{{}}}", if dims.is_empty() { "0".to_string() } else { dims.join(", ") })
-        })
-        .collect();
-    let _ = writeln!(h, "static const char *const {p}_{kind}_names[{n}] = {{{}}};", names.join(", "));
-    let _ = writeln!(h, "static const int64_t {p}_{kind}_sizes[{n}] = {{{}}};", sizes.join(", "));
-    let _ = writeln!(h, "static const int {p}_{kind}_ranks[{n}] = {{{}}};", ranks.join(", "));
-    let _ = writeln!(h, "static const int64_t {p}_{kind}_shapes[{n}][{max_rank}] = {{{}}};", shapes.join(", "));
-}
-
-/// The train block's settings and its learning rate schedule as an inline C function, so a C
-/// training loop passes `lr` exactly as `netc run` does (Adam's bias correction is in the
-/// step itself, from the step count in its state).
-fn learning_rate(h: &mut String, p: &str, upper: &str, t: &TrainDecl) {
-    let _ = writeln!(h, "/* The train block's settings. */");
-    if let Some(batch) = t.batch {
-        let _ = writeln!(h, "#define {upper}_BATCH {batch}");
-    }
-    let base = match t.optimizer {
-        Optimizer::Sgd { lr } | Optimizer::Momentum { lr, .. } | Optimizer::Adam { lr, .. } => lr,
-    };
-    // The schedule runs over the steps after warmup: `s` of `n` (see training::optim).
-    let scheduled = match t.schedule {
-        Schedule::Constant => format!("{base:e}"),
-        Schedule::Step { every, gamma } => {
-            format!("{base:e} * pow({gamma:e}, (double)(s / {}))", every.max(1))
-        }
-        Schedule::Cosine { min_lr } => format!(
-            "{min_lr:e} + 0.5 * ({base:e} - {min_lr:e}) * (1.0 + cos(3.14159265358979323846 * (double)s / (double)(n > 0 ? n : 1)))"
-        ),
-    };
-    let warmup = t.warmup;
-    let _ = writeln!(
-        h,
-        "/* The `lr` to pass to {p}_train_step at step `step` (0-based) of `total`: the file's\n\
-         \x20* schedule{}. */\n\
-         static inline double {p}_learning_rate(int64_t step, int64_t total) {{\n\
-         \x20   const int64_t warmup = {warmup};\n\
-         \x20   int64_t s = step < warmup ? 0 : step - warmup;\n\
-         \x20   int64_t n = total > warmup ? total - warmup : 0;\n\
-         \x20   double factor = step < warmup ? (double)(step + 1) / (double)warmup : 1.0;\n\
-         \x20   (void)s; (void)n;\n\
-         \x20   return ({scheduled}) * factor;\n\
-         }}\n",
-        if warmup > 0 { format!(" after {warmup} steps of linear warmup") } else { String::new() },
-    );
-}
-
-/// Write `built` as `object` and its header next to it (`model.o` -> `model.h`, or `header`).
-pub fn write(built: &Built, object: &Path, header: &Path) -> Result<(), Diagnostic> {
-    let io = |path: &Path, e: std::io::Error| error(format!("cannot write {}: {e}", path.display()));
-    std::fs::write(object, &built.object).map_err(|e| io(object, e))?;
-    std::fs::write(header, &built.header).map_err(|e| io(header, e))
+/// Write `built` as `object` and its header next to it (`model.o` -> `model.h`, or `header`)
+/// as one atomic group (`files::write_atomic_all`): never over one of `inputs` (the source,
+/// the weights) or each other, and if either cannot be written, neither file is replaced.
+pub fn write(built: &Built, object: &Path, header: &Path, inputs: &[&Path]) -> Result<(), Diagnostic> {
+    use crate::runtime::files;
+    files::write_atomic_all(&[(object, &built.object), (header, built.header.as_bytes())], inputs)
+        .map_err(|(path, e)| error(format!("cannot write {}: {e}", path.display())))
 }

@@ -1,9 +1,8 @@
-//! Outputs and updates, the last step of fusion: the kernels that write the graph's outputs
-//! and parameter updates, then rewrites that let most temporaries be those buffers themselves
-//! (an update retargeted onto its parameter, an SGD or momentum step folded into its
-//! gradient's GEMM, an output written in place).
+//! The end of scheduling: the kernels that write outputs and parameter updates, then the
+//! rewrites that make most temporaries the output or parameter buffer itself and fuse SGD and
+//! momentum updates into the GEMM that computes their gradient.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 use super::Fuser;
@@ -121,27 +120,28 @@ impl Fuser<'_> {
 
     /// A copy `Param(p) <- Temp(t)` is dropped, and `t` becomes `Param(p)` itself, when every
     /// other read of the old parameter comes before `t` is first written (or is that first
-    /// writer, reading it at the index it writes).
+    /// writer, reading it at the index it writes). Each candidate looks up only the kernels
+    /// that touch `t` and `p` (`Uses`), so the pass is linear in the program, not quadratic.
     fn retarget_updates(&mut self) {
-        let mut i = 0;
-        while i < self.prog.kernels.len() {
+        let mut uses = Uses::new(&self.prog.kernels);
+        for i in 0..self.prog.kernels.len() {
+            if uses.removed[i] {
+                continue;
+            }
             let Some((t, p)) = copy_of(&self.prog.kernels[i], |b| matches!(b, Base::Param(_)), &self.prog.temps) else {
-                i += 1;
                 continue;
             };
             let ks = &self.prog.kernels;
-            let writes_t = |k: &Kernel| k.writes().iter().any(|a| a.base == Base::Temp(t));
-            let first = ks.iter().position(writes_t).expect("a temporary is written before it is copied");
-            let other_writer = ks.iter().enumerate().any(|(j, k)| j != i && k.writes().iter().any(|a| a.base == p));
+            let first = uses.writers(Base::Temp(t)).next().expect("a temporary is written before it is copied");
+            let other_writer = uses.writers(p).any(|j| j != i);
             let ok = !other_writer
-                && ks.iter().enumerate().all(|(j, k)| {
-                    let reads_p = k.reads().iter().any(|a| a.base == p);
-                    if j == i || !reads_p || j < first {
+                && uses.readers(p).all(|j| {
+                    if j == i || j < first {
                         return true;
                     }
                     // The first writer may read the parameter at the very index it writes; any
                     // later read would see what that writer left.
-                    match k {
+                    match &ks[j] {
                         Kernel::Map { expr, out, .. } if j == first && out.base == Base::Temp(t) => expr
                             .loads()
                             .iter()
@@ -151,30 +151,49 @@ impl Fuser<'_> {
                     }
                 });
             if ok {
-                self.prog.kernels.remove(i);
-                for k in &mut self.prog.kernels {
-                    k.rebase(&|b| if b == Base::Temp(t) { p } else { b });
-                }
-            } else {
-                i += 1;
+                uses.forget(i, &self.prog.kernels[i]);
+                uses.removed[i] = true;
+                self.rename(&mut uses, Base::Temp(t), p);
             }
         }
+        self.drop_removed(&uses);
     }
 
     /// Outputs are only written: a temporary copied to an output becomes the output.
     fn retarget_outputs(&mut self) {
-        let mut i = 0;
-        while i < self.prog.kernels.len() {
-            match copy_of(&self.prog.kernels[i], |b| matches!(b, Base::Output(_)), &self.prog.temps) {
-                Some((t, o)) => {
-                    self.prog.kernels.remove(i);
-                    for k in &mut self.prog.kernels {
-                        k.rebase(&|b| if b == Base::Temp(t) { o } else { b });
-                    }
-                }
-                None => i += 1,
+        let mut uses = Uses::new(&self.prog.kernels);
+        for i in 0..self.prog.kernels.len() {
+            if uses.removed[i] {
+                continue;
+            }
+            if let Some((t, o)) = copy_of(&self.prog.kernels[i], |b| matches!(b, Base::Output(_)), &self.prog.temps) {
+                uses.forget(i, &self.prog.kernels[i]);
+                uses.removed[i] = true;
+                self.rename(&mut uses, Base::Temp(t), o);
             }
         }
+        self.drop_removed(&uses);
+    }
+
+    /// Make every kernel that reads or writes `from` use `to` instead, keeping `uses` in step.
+    fn rename(&mut self, uses: &mut Uses, from: Base, to: Base) {
+        let mut touched: Vec<usize> = uses.readers(from).chain(uses.writers(from)).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        for k in touched {
+            uses.forget(k, &self.prog.kernels[k]);
+            self.prog.kernels[k].rebase(&|b| if b == from { to } else { b });
+            uses.record(k, &self.prog.kernels[k]);
+        }
+    }
+
+    /// Delete the kernels a pass marked removed.
+    fn drop_removed(&mut self, uses: &Uses) {
+        let mut i = 0;
+        self.prog.kernels.retain(|_| {
+            i += 1;
+            !uses.removed[i - 1]
+        });
     }
 }
 
@@ -182,8 +201,8 @@ impl Fuser<'_> {
 /// pass's edits: the rewriting passes then look up a buffer's users instead of scanning every
 /// kernel per candidate, and stay linear in the size of thousand-layer graphs.
 struct Uses {
-    readers: HashMap<Base, Vec<usize>>,
-    writers: HashMap<Base, Vec<usize>>,
+    readers: HashMap<Base, BTreeSet<usize>>,
+    writers: HashMap<Base, BTreeSet<usize>>,
     /// Kernels the pass has deleted (dropped from `KernelProgram::kernels` at its end).
     removed: Vec<bool>,
 }
@@ -197,21 +216,17 @@ impl Uses {
         uses
     }
 
+    // Sets, not lists: a buffer every update reads (the learning rate) has thousands of users
+    // in a deep model, and each edit must not cost a pass over them.
     fn record(&mut self, k: usize, kernel: &Kernel) {
-        let add = |map: &mut HashMap<Base, Vec<usize>>, base: Base| {
-            let list = map.entry(base).or_default();
-            if let Err(at) = list.binary_search(&k) {
-                list.insert(at, k);
-            }
-        };
-        kernel.reads().iter().for_each(|a| add(&mut self.readers, a.base));
-        kernel.writes().iter().for_each(|a| add(&mut self.writers, a.base));
+        kernel.reads().iter().for_each(|a| _ = self.readers.entry(a.base).or_default().insert(k));
+        kernel.writes().iter().for_each(|a| _ = self.writers.entry(a.base).or_default().insert(k));
     }
 
     fn forget(&mut self, k: usize, kernel: &Kernel) {
-        let drop = |map: &mut HashMap<Base, Vec<usize>>, base: Base| {
-            if let Some(list) = map.get_mut(&base) {
-                list.retain(|&j| j != k);
+        let drop = |map: &mut HashMap<Base, BTreeSet<usize>>, base: Base| {
+            if let Some(set) = map.get_mut(&base) {
+                set.remove(&k);
             }
         };
         kernel.reads().iter().for_each(|a| drop(&mut self.readers, a.base));

@@ -1,0 +1,175 @@
+//! Deep, huge and special inputs (issue #23): each is generated here, run through the `netc`
+//! binary, and must end in a diagnostic (exit 1) or a result, never in a crash (exit 134 or
+//! 101), a hang or memory without end. The sizes are ten times those that crashed netc
+//! before where a debug build runs them in seconds; `netc` itself bounds the rest.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{netc, temp_dir};
+
+/// `netc ARGS...` on `source` written to a fresh directory: (exit code, stdout, stderr).
+fn run_on(test: &str, source: &str, args: &[&str]) -> (i32, String, String) {
+    let dir = temp_dir("deep", test);
+    let path = dir.join("m.net");
+    std::fs::write(&path, source).unwrap();
+    let mut all: Vec<&str> = args.to_vec();
+    all.insert(1, path.to_str().unwrap());
+    netc(&all)
+}
+
+fn assert_diagnostic(what: &str, (code, _, err): &(i32, String, String), code_name: &str) {
+    assert_eq!(*code, 1, "{what}: exit {code}, stderr:\n{}", &err[..err.len().min(2000)]);
+    assert!(err.contains(code_name), "{what}: expected {code_name} in:\n{}", &err[..err.len().min(2000)]);
+}
+
+fn assert_ok(what: &str, (code, _, err): &(i32, String, String)) {
+    assert_eq!(*code, 0, "{what}: exit {code}, stderr:\n{}", &err[..err.len().min(2000)]);
+}
+
+fn sum_of(terms: usize) -> String {
+    format!("eval e {{\n  let a = 1\n  {}\n}}\n", vec!["a"; terms].join(" + "))
+}
+
+fn pipeline(stages: usize) -> String {
+    format!("model m(x: [B, 4]) -> y: [B, 4] {{\n  x{}\n}}\n", " |> relu".repeat(stages))
+}
+
+fn nested_list(depth: usize) -> String {
+    format!("eval e {{\n  let a = {}1{}\n}}\n", "[".repeat(depth), "]".repeat(depth))
+}
+
+#[test]
+fn long_sums_and_pipelines_check_or_are_refused_by_their_depth() {
+    // Within the limit: a sum of 15,000 terms and a 10,000-stage pipeline are fine.
+    assert_ok("15k terms", &run_on("sum_ok", &sum_of(15_000), &["run"]));
+    assert_ok("10k stages", &run_on("pipe_ok", &pipeline(10_000), &["check"]));
+    // Ten times what overflowed the stack: a diagnostic naming the limit.
+    let r = run_on("sum_deep", &sum_of(110_000), &["check"]);
+    assert_diagnostic("110k terms", &r, "E-nesting");
+    assert!(r.2.contains("over the limit of 20000"), "{}", r.2);
+    assert_diagnostic("48k stages", &run_on("pipe_deep", &pipeline(48_000), &["check"]), "E-nesting");
+    assert_diagnostic("100k brackets", &run_on("list_deep", &nested_list(100_000), &["check"]), "E-nesting");
+    // A syntax error after a deep expression: the half-built tree is dropped without recursion.
+    let broken = sum_of(200_000).replace("\n}", " +\n}");
+    assert_diagnostic("broken deep sum", &run_on("sum_broken", &broken, &["check"]), "E-syntax");
+}
+
+#[test]
+fn a_hundred_thousand_chained_lets_compile_and_train() {
+    let mut src = String::from("model m(x: [B, 4]) -> y: [B, 4] {\n  let h0 = x\n");
+    let n = 100_000;
+    for i in 1..n {
+        src.push_str(&format!("  let h{i} = h{} + 1\n", i - 1));
+    }
+    src.push_str(&format!(
+        "  h{}\n}}\ndata d {{ source: synthetic(samples: 4, classes: 2, seed: 0) }}\n\
+         train m {{ loss: mean(y * y); steps: 1; batch: 2 }}\n",
+        n - 1
+    ));
+    assert_ok("100k lets", &run_on("lets", &src, &["run", "--quiet"]));
+}
+
+#[test]
+fn a_very_long_repl_line_is_a_diagnostic() {
+    let line = format!("{}\n1 + 1\n", vec!["1"; 110_000].join(" + "));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .arg("repl")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(line.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("E-nesting"), "{stderr}");
+    assert!(stdout.contains('2'), "the session goes on after the error: {stdout}");
+}
+
+#[test]
+fn exponential_elaboration_runs_out_of_budget() {
+    let doubling = "fn f(x) = f([x, x])\neval e { f(1) }\n";
+    let mut lists = String::from("eval e {\n  let a0 = [1]\n");
+    for i in 1..=60 {
+        lists.push_str(&format!("  let a{i} = [a{}, a{}]\n", i - 1, i - 1));
+    }
+    lists.push_str("  1\n}\n");
+    let mut calls = String::from("fn f0(x) = x\n");
+    for i in 1..=40 {
+        calls.push_str(&format!("fn f{i}(x) = f{}(x) + f{}(x)\n", i - 1, i - 1));
+    }
+    calls.push_str("eval e { f40(1.0) }\n");
+    for (name, src) in [("doubling", doubling.to_string()), ("lists", lists), ("calls", calls)] {
+        let r = run_on(name, &src, &["check"]);
+        assert_diagnostic(name, &r, "E-budget");
+        assert!(r.2.contains("10000"), "{name}: the limit is in the message: {}", r.2);
+    }
+}
+
+#[test]
+fn devices_and_fifos_are_refused_as_inputs() {
+    let dir = temp_dir("deep", "devices");
+    for dev in ["/dev/zero", "/dev/urandom"] {
+        let (code, _, err) = netc(&["check", dev]);
+        assert_eq!(code, 1, "{dev}: {err}");
+        assert!(err.contains("not a regular file"), "{dev}: {err}");
+    }
+    // A data file that is a device.
+    let model = dir.join("m.net");
+    std::fs::write(
+        &model,
+        "model m(x: [B, 4]) -> s: [B, 3] { x |> dense(3) }\n\
+         data d { source: csv(\"/dev/zero\") }\n\
+         train m { loss: cross_entropy(s, labels); steps: 1; batch: 2 }\n",
+    )
+    .unwrap();
+    let (code, _, err) = netc(&["run", model.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+    // A FIFO with no writer: refused at once, not waited on.
+    let fifo = dir.join("pipe.net");
+    if Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+        let (code, _, err) = netc(&["check", fifo.to_str().unwrap()]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("FIFO"), "{err}");
+    }
+    // The REPL's :load.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .arg("repl")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b":load /dev/zero\n1 + 2\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains('3'));
+}
+
+#[test]
+fn a_csv_header_of_a_million_columns_is_read_in_linear_time() {
+    let dir = temp_dir("deep", "csv");
+    let columns = 1_000_000;
+    let mut text: String = (0..columns).map(|i| format!("c{i},")).collect();
+    text.push_str("label\n");
+    text.push_str(&"1,".repeat(columns));
+    text.push_str("0\n");
+    std::fs::write(dir.join("wide.csv"), text).unwrap();
+    // The model takes 4 features: the file's 1,000,000 is a clear error, found quickly.
+    std::fs::write(
+        dir.join("m.net"),
+        "model m(x: [B, 4]) -> s: [B, 3] { x |> dense(3) }\n\
+         data d { source: csv(\"wide.csv\") }\n\
+         train m { loss: cross_entropy(s, labels); steps: 1; batch: 1 }\n",
+    )
+    .unwrap();
+    let (code, _, err) = netc(&["run", dir.join("m.net").to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("1000000"), "{err}");
+}
