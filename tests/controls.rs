@@ -279,6 +279,8 @@ fn summary_matches_check_for_every_example() {
     assert!(n >= 8, "examples are missing");
     let (_, out, _) = netc(&["summary", "examples/digits_cnn.net"]);
     assert!(out.contains("conv2d_1") && out.contains("[B, 8, 8, 8]") && out.contains("train step at batch"), "{out}");
+    let (_, out, _) = netc(&["summary", "examples/text_classify.net"]);
+    assert!(out.contains("model text_classify(tokens: [B, 16] int)") && out.contains("embedding"), "{out}");
 }
 
 #[test]

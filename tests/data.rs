@@ -114,14 +114,18 @@ fn spiral_with_one_point_per_class_sits_at_the_origin() {
 
 #[test]
 fn synthetic_data_is_seeded_normal_with_labels_in_range() {
-    let d = data::synthetic(500, &[1, 4, 4], 10, 3).unwrap();
+    let d = data::synthetic(500, &[1, 4, 4], 10, None, 3).unwrap();
     assert_eq!((d.len(), d.sample_shape(), d.num_classes()), (500, &[1usize, 4, 4][..], Some(10)));
     assert!(classes(&d).iter().all(|&c| c < 10));
-    assert_eq!(d, data::synthetic(500, &[1, 4, 4], 10, 3).unwrap());
+    assert_eq!(d, data::synthetic(500, &[1, 4, 4], 10, None, 3).unwrap());
     let mean = d.features().iter().map(|&v| v as f64).sum::<f64>() / d.features().len() as f64;
     assert!(mean.abs() < 0.05, "mean {mean}");
-    assert_error(data::synthetic(5, &[2], 0, 0), &["synthetic data", "at least one class"]);
-    assert_error(data::synthetic(usize::MAX, &[2, 2], 3, 0), &["synthetic data", "too many"]);
+    // Ids for an int input: every whole number below the bound, and nothing else.
+    let ids = data::synthetic(200, &[6], 3, Some(7), 3).unwrap();
+    assert!(ids.features().iter().all(|&v| v.fract() == 0.0 && (0.0..7.0).contains(&v)));
+    assert!((0..7).all(|k| ids.features().contains(&(k as f32))));
+    assert_error(data::synthetic(5, &[2], 0, None, 0), &["synthetic data", "at least one class"]);
+    assert_error(data::synthetic(usize::MAX, &[2, 2], 3, None, 0), &["synthetic data", "too many"]);
     assert_error(data::spiral(usize::MAX, 3, 0), &["spiral data", "too many"]);
 }
 

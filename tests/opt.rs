@@ -342,6 +342,44 @@ fn slices_across_operands_and_other_reversals_must_not_fire() {
     );
 }
 
+#[test]
+fn a_transposed_product_is_the_product_of_the_swapped_operands() {
+    // transpose(a @ b) == bᵀ @ aᵀ, with batch axes (and a broadcast one) kept in place
+    let mut g = Graph::new(DType::F64);
+    let a = g.add_input("a", dims(&[2, 1, 4, 3]), InputKind::Data);
+    let b = g.add_input("b", dims(&[1, 3, 5, 3]), InputKind::Data);
+    let p = add(&mut g, Op::MatMul { transpose_a: false, transpose_b: true, batch: 2, contract: 1 }, &[a, b]);
+    let t = add(&mut g, Op::Transpose { perm: vec![0, 1, 3, 2] }, &[p]);
+    g.outputs.push(("y".into(), t));
+    assert_optimizes_to(
+        &g,
+        "%0: [2, 1, 4, 3] = input a  # a\n%1: [1, 3, 5, 3] = input b  # b\n\
+         %2: [2, 3, 5, 4] = matmul bT batch=2(%1, %0)\noutput y = %2\n",
+    );
+}
+
+#[test]
+fn a_transposed_product_with_other_readers_or_other_axes_must_not_fire() {
+    // The product is also an output (swapping would compute it twice); a transpose that
+    // moves a batch axis is not the product's transpose.
+    let mut g = Graph::new(DType::F64);
+    let a = g.add_input("a", dims(&[2, 4, 3]), InputKind::Data);
+    let b = g.add_input("b", dims(&[2, 3, 5]), InputKind::Data);
+    let p = add(&mut g, Op::MatMul { transpose_a: false, transpose_b: false, batch: 1, contract: 1 }, &[a, b]);
+    let t = add(&mut g, Op::Transpose { perm: vec![0, 2, 1] }, &[p]);
+    g.outputs.push(("y".into(), t));
+    g.outputs.push(("p".into(), p));
+    let q = add(&mut g, Op::MatMul { transpose_a: false, transpose_b: false, batch: 1, contract: 1 }, &[a, b]);
+    let moved = add(&mut g, Op::Transpose { perm: vec![1, 0, 2] }, &[q]);
+    g.outputs.push(("z".into(), moved));
+    assert_optimizes_to(
+        &g,
+        "%0: [2, 4, 3] = input a  # a\n%1: [2, 3, 5] = input b  # b\n\
+         %2: [2, 4, 5] = matmul batch=1(%0, %1)\n%3: [2, 5, 4] = transpose [0, 2, 1](%2)\n\
+         %4: [4, 2, 5] = transpose [1, 0, 2](%2)\noutput y = %3\noutput p = %2\noutput z = %4\n",
+    );
+}
+
 // ---- simplify: sum of a broadcast ------------------------------------------------------------
 
 #[test]

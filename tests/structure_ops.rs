@@ -410,3 +410,51 @@ fn the_batched_gemm_gives_the_same_bits_on_any_thread_count() {
     let want: f64 = (0..k).map(|p| a[5 * m * k + 7 * k + p] as f64 * b[p * n + 11] as f64).sum();
     assert!((one[5 * m * n + 7 * n + 11] as f64 - want).abs() < 1e-4);
 }
+
+/// The kernel names of `g`'s program, in order.
+fn kernel_names(g: &Graph) -> Vec<&'static str> {
+    netc::codegen::fuse::schedule(g).unwrap().kernels.iter().map(|k| k.name()).collect()
+}
+
+#[test]
+fn transposed_operands_of_batched_products_are_not_copied() {
+    // Every transpose flag: one batched GEMM over strided views, no copy of an operand first.
+    let [b, h, t, d] = [4usize, 3, 7, 5];
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let a = if ta { vec![b, h, d, t] } else { vec![b, h, t, d] };
+        let bs = if tb { vec![b, h, t, d] } else { vec![b, h, d, t] };
+        let op = Op::MatMul { transpose_a: ta, transpose_b: tb, batch: 2, contract: 1 };
+        let g = graph(DType::F32, &[a, bs], |g, x| vec![add(g, op.clone(), x)]);
+        assert_eq!(kernel_names(&g), ["gemm"], "{op:?}");
+    }
+    // q @ kᵀ as attention writes it (a transpose node of the last two axes), and its
+    // gradients for an upstream gradient u: dq = u @ k and dk = (qᵀ u)ᵀ, which the optimiser
+    // turns into uᵀ q so that the GEMM writes dk in k's layout. Two GEMMs, nothing else.
+    let swap = Op::Transpose { perm: vec![0, 1, 3, 2] };
+    let mut g = graph(DType::F32, &[vec![b, h, t, d], vec![b, h, t, d], vec![b, h, t, t]], |g, x| {
+        let kt = add(g, swap.clone(), &[x[1]]);
+        vec![add(g, Op::MatMul { transpose_a: false, transpose_b: false, batch: 2, contract: 1 }, &[x[0], kt])]
+    });
+    assert_eq!(kernel_names(&g), ["gemm"], "forward");
+    let inputs: Vec<NodeId> =
+        (0..g.nodes.len() as u32).map(NodeId).filter(|&id| matches!(g.node(id).op, Op::Input { .. })).collect();
+    let y = g.outputs[0].1;
+    let weighted = add(&mut g, Op::Mul, &[y, inputs[2]]);
+    let l = add(&mut g, Op::Sum { axes: (0..4).collect() }, &[weighted]);
+    let grads = autodiff::differentiate(&mut g, l, &inputs[..2]).unwrap();
+    g.outputs = vec![("dq".into(), grads[0]), ("dk".into(), grads[1])];
+    let unoptimised = g.clone();
+    netc::ir::opt::optimize(&mut g, None).unwrap();
+    // (The seed's product 1 · u is a map over [b, h, t, t]; a copy of an operand or of a
+    // result would be a map over [b, h, t, d] or [b, h, d, t].)
+    let kernels: Vec<String> =
+        netc::codegen::fuse::schedule(&g).unwrap().kernels.iter().map(|k| k.summary(&[])).collect();
+    assert_eq!(kernels.iter().filter(|k| k.starts_with("gemm")).count(), 2, "{kernels:?}\n{}", g.to_text());
+    assert!(kernels.iter().all(|k| k.starts_with("gemm") || k == "map [4, 3, 7, 7]"), "{kernels:?}\n{}", g.to_text());
+    // The rewritten product computes the same gradients.
+    let mut rng = Rng::new(4);
+    let xs: Vec<Tensor> = [[b, h, t, d], [b, h, t, d], [b, h, t, t]].iter().map(|s| random(&mut rng, s)).collect();
+    let want = netc::ir::interp::outputs(&unoptimised, &xs, &[]).unwrap();
+    let got = netc::ir::interp::outputs(&g, &xs, &[]).unwrap();
+    assert_eq!(got, want);
+}

@@ -103,7 +103,11 @@ pub fn summary(c: &Checked, model: Option<&str>, batch: Option<usize>) -> Result
 
 fn model_summary(m: &Model, train: Option<&TrainDecl>, batch: Option<usize>) -> String {
     let g = &m.graph;
-    let inputs: Vec<String> = g.inputs.iter().map(|i| format!("{}: {}", i.name, g.shape_str(&i.shape))).collect();
+    let inputs: Vec<String> = g
+        .inputs
+        .iter()
+        .map(|i| format!("{}: {}{}", i.name, g.shape_str(&i.shape), if i.integer { " int" } else { "" }))
+        .collect();
     let mut out = format!("model {}({})\n", m.name, inputs.join(", "));
     let mut rows: Vec<[String; 5]> = vec![];
     let frozen_params = train.map(|t| t.frozen.clone()).unwrap_or_default();

@@ -150,12 +150,26 @@ fn constant_value(g: &Graph, id: NodeId) -> Tensor {
 /// for infinities and NaN too; the only differences are the sign of a zero result (IEEE has
 /// -0 + 0 = +0, where `x + 0 == x` keeps -0) and the rounding of sum-of-broadcast.
 pub fn simplify(g: &mut Graph) -> bool {
-    rebuild(g, |g, _, node| simplify_node(g, node).map_or(Rewrite::Keep, Rewrite::Replace))
+    // Whether each node is read by one node only (and is no output or update): a rewrite that
+    // recomputes an operand differently is a saving only then.
+    let mut readers = vec![0usize; g.nodes.len()];
+    for n in &g.nodes {
+        n.inputs.iter().for_each(|x| readers[x.index()] += 1);
+    }
+    for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
+        readers[id.index()] += 1;
+    }
+    let operands: Vec<Vec<NodeId>> = g.nodes.iter().map(|n| n.inputs.clone()).collect();
+    rebuild(g, |g, i, node| {
+        let sole = |k: usize| readers[operands[i][k].index()] == 1;
+        simplify_node(g, node, &sole).map_or(Rewrite::Keep, Rewrite::Replace)
+    })
 }
 
-/// One node's rewrite, given its operands in the rebuilt graph `g`: an existing node that
-/// equals it, or a replacement appended to `g`; `None` keeps the node.
-fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
+/// One node's rewrite, given its operands in the rebuilt graph `g` and whether operand k has
+/// no other reader (`sole(k)`): an existing node that equals it, or a replacement appended to
+/// `g`; `None` keeps the node.
+fn simplify_node(g: &mut Graph, node: &Node, sole: &dyn Fn(usize) -> bool) -> Option<NodeId> {
     use Op::*;
     let x = &node.inputs;
     let shape = &node.shape;
@@ -286,6 +300,14 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
             if is_identity(perm) {
                 return Some(x[0]);
             }
+            // transpose(a @ b) == bᵀ @ aᵀ when the transpose swaps the product's row and column
+            // axes (keeping the batch axes): the GEMM then writes the result in the wanted
+            // layout instead of a copy after it (dk = (qᵀ g)ᵀ of attention's backward).
+            if sole(0) {
+                if let Some(swapped) = swapped_product(g, x[0], perm) {
+                    return Some(swapped);
+                }
+            }
             // transpose(transpose(x, p), q) == transpose(x, i -> p[q[i]])
             let Transpose { perm: inner_perm } = &g.node(x[0]).op else { return None };
             let inner = g.node(x[0]).inputs[0];
@@ -349,6 +371,21 @@ fn simplify_node(g: &mut Graph, node: &Node) -> Option<NodeId> {
         MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => None,
         RandomUniform { .. } => None,
     }
+}
+
+/// `perm` of the product `id` = [batch.., rows.., cols..] that is [batch.., cols.., rows..]
+/// as the product of the swapped operands, each transposed the other way.
+fn swapped_product(g: &mut Graph, id: NodeId, perm: &[usize]) -> Option<NodeId> {
+    let Op::MatMul { transpose_a, transpose_b, batch, contract } = g.node(id).op else { return None };
+    let [a, b] = g.node(id).inputs[..] else { return None };
+    let rows = g.shape(a).len() - batch - contract;
+    let cols = g.shape(b).len() - batch - contract;
+    let swap: Vec<usize> = (0..batch).chain(batch + rows..batch + rows + cols).chain(batch..batch + rows).collect();
+    if rows == 0 || cols == 0 || perm != swap.as_slice() {
+        return None;
+    }
+    let op = Op::MatMul { transpose_a: !transpose_b, transpose_b: !transpose_a, batch, contract };
+    g.add(op, &[b, a]).ok()
 }
 
 /// sum(broadcast(x, s), A) == broadcast(sum(x, A) * n, s without A), where n is the product of

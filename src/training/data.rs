@@ -85,7 +85,14 @@ fn metric_needs(t: &TrainDecl) -> Vec<(String, Option<usize>, usize)> {
         .collect()
 }
 
-fn load_source(s: &Source, base: &Path, sample: &[usize], classes: Option<usize>) -> Result<Dataset, Diagnostic> {
+/// One source's data set; `ids`: the features feed an int input indexing an axis of that size.
+fn load_source(
+    s: &Source,
+    base: &Path,
+    sample: &[usize],
+    classes: Option<usize>,
+    ids: Option<usize>,
+) -> Result<Dataset, Diagnostic> {
     let path = |p: &str| -> PathBuf { base.join(p) };
     let opts = |label: &str, scale: f64| LoadOptions {
         label_column: label.to_string(),
@@ -96,7 +103,7 @@ fn load_source(s: &Source, base: &Path, sample: &[usize], classes: Option<usize>
     };
     match s {
         Source::Spiral { points, classes, seed } => data::spiral(*points, *classes, *seed),
-        Source::Synthetic { samples, classes, seed } => data::synthetic(*samples, sample, *classes, *seed),
+        Source::Synthetic { samples, classes, seed } => data::synthetic(*samples, sample, *classes, ids, *seed),
         Source::Csv { path: p, label, scale } => data::load_csv(&path(p), &opts(label, *scale)),
         Source::Npy { features, labels, scale } => {
             data::load_npy(&path(features), &path(labels), &opts("label", *scale))
@@ -160,7 +167,9 @@ fn load_source_data(
     // The features of a model input declared `int` are whole numbers below what they index.
     let fed = fed_inputs(&t.graph).into_iter().find(|i| i.name == input).filter(|i| i.integer);
     let load = |s: &Source| -> Result<Dataset, Diagnostic> {
-        let mut all = load_source(s, base, &sample, classes)?;
+        // Synthetic ids for an int input: below what it indexes (0 or 1 if it indexes nothing).
+        let ids = fed.as_ref().map(|f| f.used.bound().unwrap_or(2));
+        let mut all = load_source(s, base, &sample, classes, ids)?;
         all.validate(&shape)?;
         all.reshape(&sample)?;
         all.rename(data::FEATURES, &input);

@@ -37,8 +37,16 @@ pub fn spiral(points_per_class: usize, classes: usize, seed: u64) -> Result<Data
 }
 
 /// `samples` standard-normal inputs of `input_shape` with uniform labels in `0..classes`: no
-/// signal to learn, just the right shapes for benchmarks and smoke tests. Seeded.
-pub fn synthetic(samples: usize, input_shape: &[usize], classes: usize, seed: u64) -> Result<Dataset, Diagnostic> {
+/// signal to learn, just the right shapes for benchmarks and smoke tests. Seeded. With
+/// `ids: Some(n)` the inputs are uniform whole numbers in `0..n` instead (for a model input
+/// declared `int`, `n` the size of what it indexes).
+pub fn synthetic(
+    samples: usize,
+    input_shape: &[usize],
+    classes: usize,
+    ids: Option<usize>,
+    seed: u64,
+) -> Result<Dataset, Diagnostic> {
     const SOURCE: &str = "synthetic data";
     if classes == 0 {
         return Err(error(format!("{SOURCE}: needs at least one class")));
@@ -49,7 +57,11 @@ pub fn synthetic(samples: usize, input_shape: &[usize], classes: usize, seed: u6
         .ok_or_else(|| error(format!("{SOURCE}: {samples} samples of {input_shape:?} is too many values")))?;
     let mut rng = Rng::new(seed);
     let mut features = reserve(n, SOURCE)?;
-    features.extend((0..n).map(|_| rng.normal() as f32));
+    match ids {
+        Some(0) => return Err(error(format!("{SOURCE}: ids need an axis of at least one element"))),
+        Some(k) => features.extend((0..n).map(|_| rng.below(k as u64) as f32)),
+        None => features.extend((0..n).map(|_| rng.normal() as f32)),
+    }
     let mut labels = reserve(samples, SOURCE)?;
     labels.extend((0..samples).map(|_| rng.below(classes as u64) as u32));
     Dataset::new(SOURCE, input_shape.to_vec(), features, Labels::Classes(labels), Some(classes))

@@ -1,6 +1,6 @@
 """Reference values for tests/structure.rs: slicing, gather, concat/split/pad and batched
 matrix products computed by numpy, with their gradients (and, where PyTorch can express the
-case, checked against torch autograd when this script runs), written once to reference.json
+case, checked against torch autograd when this script runs), written once to reference.txt
 beside this script.
 
     /work/main/bench/.venv/bin/python tests/data/structure/make_reference.py
@@ -83,6 +83,10 @@ q, k = floats(2, 3, 4, 5), floats(2, 3, 6, 5)
 case("matmul_transposed", "q @ transpose(k, perm: [0, 1, 3, 2])", lambda q, k: q @ np.swapaxes(k, -1, -2), q=q, k=k)
 case("einsum_attention", 'einsum("bhtd,bhsd->bhts", q, k)', lambda q, k: np.einsum("bhtd,bhsd->bhts", q, k), q=q, k=k)
 case("einsum_outer_sum", 'einsum("ij,kj->ki", m, n)', lambda m, n: np.einsum("ij,kj->ki", m, n), m=floats(3, 4), n=floats(2, 4))
+
+# ---- added later, last so that the values drawn for the cases above stay the same ----
+case("ellipsis_last", "x[..., -1]", lambda x: x[..., -1], x=x)
+case("ellipsis_first_stepped", "x[-2, ..., 1::2]", lambda x: x[-2, ..., 1::2], x=x)
 
 
 # The same cases written for torch where its spelling differs (None: torch cannot, e.g.
