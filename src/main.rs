@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use netc::codegen::ConvAlgorithm;
 use netc::commands::distributed::Mode as Distributed;
 use netc::commands::train::EngineKind;
 use netc::diag::{self, Diagnostic, SourceFile};
@@ -72,6 +73,12 @@ struct RunArgs {
     /// Print compile times and the memory plan.
     #[arg(long)]
     stats: bool,
+    /// How convolutions are computed: auto (Winograd for stride-1 3×3 and 5×5 layers of at
+    /// least 16 channels in and out, im2col + GEMM for the rest), direct (im2col + GEMM
+    /// everywhere), winograd (every stride-1 3×3 and 5×5 layer), winograd2 / winograd4 (with
+    /// that output tile).
+    #[arg(long, value_name = "ALGORITHM", default_value = "auto", value_parser = ConvAlgorithm::parse)]
+    conv: ConvAlgorithm,
     /// Execute with the JIT or the reference interpreter.
     #[arg(long, value_enum, default_value_t = EngineKind::Jit)]
     engine: EngineKind,
@@ -114,6 +121,12 @@ struct BuildArgs {
     /// machine's memory).
     #[arg(long, value_name = "MIB")]
     memory_limit: Option<u64>,
+    /// How convolutions are computed: auto (Winograd for stride-1 3×3 and 5×5 layers of at
+    /// least 16 channels in and out, im2col + GEMM for the rest), direct (im2col + GEMM
+    /// everywhere), winograd (every stride-1 3×3 and 5×5 layer), winograd2 / winograd4 (with
+    /// that output tile).
+    #[arg(long, value_name = "ALGORITHM", default_value = "auto", value_parser = ConvAlgorithm::parse)]
+    conv: ConvAlgorithm,
 }
 
 /// `netc graph --format`.
@@ -278,6 +291,7 @@ fn cmd_build(args: &BuildArgs) -> ExitCode {
         weights: args.weights.clone(),
         target: args.target.clone(),
         source_name: file.display().to_string(),
+        conv: args.conv,
         memory_limit: args.memory_limit.map(|m| m.saturating_mul(1 << 20)),
     };
     let mut inputs = vec![file];
@@ -462,9 +476,12 @@ fn eval_blocks(checked: &Checked, args: &RunArgs) -> Result<String, Diagnostic> 
         } else {
             netc::commands::eval::Exec::Jit
         };
-        let out =
-            netc::commands::eval::evaluate_loaded(e, args.seed.unwrap_or(0), exec, args.checked, args.load.as_deref())
-                .map_err(|msg| netc::commands::train::bounds_diagnostic(Diagnostic::new("E-eval", msg)))?;
+        let opts = netc::codegen::CompileOptions { checked: args.checked, conv: args.conv, ..Default::default() };
+        let out = netc::commands::eval::evaluate_loaded(e, args.seed.unwrap_or(0), exec, &opts, args.load.as_deref())
+            .map_err(|msg| netc::commands::train::bounds_diagnostic(Diagnostic::new("E-eval", msg)))?;
+        if args.stats && !args.quiet {
+            eprintln!("{}", netc::commands::eval::format_stats(e.name.as_deref(), &out));
+        }
         if !args.quiet {
             text.push_str(&netc::commands::eval::format_eval(e.name.as_deref(), &out));
         }
@@ -496,6 +513,7 @@ fn run_options(args: &RunArgs) -> netc::commands::train::RunOptions {
         engine: args.engine,
         memory_limit: args.memory_limit.map_or_else(netc::ir::limits::default_limit, |m| m.saturating_mul(1 << 20)),
         checked: args.checked,
+        conv: args.conv,
     }
 }
 

@@ -78,8 +78,13 @@ impl Reader {
 /// Builds `source`, runs the C harness on random inputs and checks every result against the
 /// JIT; `lr` is the learning rate passed to the train steps.
 fn object_equals_jit(source_path: &Path, source: &str, name: &str, batch: usize, lr: f32) {
+    object_equals_jit_with(source_path, source, name, batch, lr, &[]);
+}
+
+/// `object_equals_jit` with extra `netc build` arguments.
+fn object_equals_jit_with(source_path: &Path, source: &str, name: &str, batch: usize, lr: f32, args: &[&str]) {
     let dir = temp_dir("build", name);
-    let object = build(source_path, &dir, name, &[]);
+    let object = build(source_path, &dir, name, args);
     let c = checked(source);
     let model = &c.models.iter().find(|m| m.name == name).unwrap().graph;
     let train = c.trains.iter().find(|t| t.model == name).unwrap();
@@ -191,6 +196,32 @@ fn a_dense_model_links_with_cc_and_matches_the_jit() {
 fn a_convolutional_model_with_momentum_matches_the_jit() {
     let path = root().join("examples/digits_cnn.net");
     object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "digits_cnn", 5, 0.05);
+}
+
+#[test]
+fn winograd_convolutions_in_the_object_match_the_jit() {
+    // `--conv winograd`: both layers (3×3 from 3 channels, 5×5 from 5, odd sizes, channel
+    // counts off the vector width) by the object's generated Winograd loops and its own GEMM;
+    // the JIT (`ConvAlgorithm::Auto`) convolves these few channels directly: forward, every
+    // gradient and two train steps agree.
+    let source = "model wino(x: [B, 3, 9, 7]) -> scores: [B, 4] {
+  x |> conv2d(filters: 5, kernel: 3, pad: 1) |> relu
+    |> conv2d(filters: 6, kernel: 5, pad: 2) |> relu
+    |> flatten |> dense(4)
+}
+data points { source: synthetic(samples: 16, classes: 4, seed: 0) }
+train wino {
+  loss: cross_entropy(scores, labels)
+  optimizer: sgd(lr: 0.05)
+  steps: 2
+  batch: 5
+  seed: 0
+}
+";
+    let dir = temp_dir("build", "wino_source");
+    let path = dir.join("wino.net");
+    std::fs::write(&path, source).unwrap();
+    object_equals_jit_with(&path, source, "wino", 5, 0.05, &["--conv", "winograd"]);
 }
 
 #[test]

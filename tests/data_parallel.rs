@@ -87,6 +87,7 @@ fn options(save: &Path, data_dir: Option<&str>, overrides: Overrides) -> RunOpti
         engine: EngineKind::Jit,
         memory_limit: 1 << 30,
         checked: false,
+        conv: Default::default(),
     }
 }
 

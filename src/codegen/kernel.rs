@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::ir::graph::{Dim, Shape};
+pub use crate::runtime::winograd::{Geometry as WinogradGeom, Tile, Transform};
 
 /// `k · Π dims[s]`: a size, stride or offset known up to the run-time symbols. Normalised:
 /// `syms` sorted, and empty when `k == 0`.
@@ -383,6 +384,55 @@ impl ConvGeom {
     }
 }
 
+/// How convolutions are computed (`CompileOptions::conv`, `netc run/bench/build --conv`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum ConvAlgorithm {
+    /// Winograd (`runtime::winograd`) for stride-1 3×3 and 5×5 convolutions with at least
+    /// [`WINOGRAD_MIN_CHANNELS`] input and output channels, im2col + GEMM for the others.
+    #[default]
+    Auto,
+    /// im2col + GEMM everywhere.
+    Direct,
+    /// Winograd for every stride-1 3×3 and 5×5 convolution: with output tiles of the given
+    /// side (2 or 4), or of the side that needs the fewest multiplications.
+    Winograd(Option<usize>),
+}
+
+/// Fewer input or output channels than this and `ConvAlgorithm::Auto` keeps im2col: the
+/// transforms cost (C + F)·α² per tile against C·F·α² for the products, and the products'
+/// inner dimension would be too short for the GEMM's kernels. (Measured: W3's second
+/// convolution, 16 → 32 channels, see `bench/RESULTS.md`.)
+pub const WINOGRAD_MIN_CHANNELS: usize = 16;
+
+impl ConvAlgorithm {
+    /// The Winograd algorithm this choice takes for a convolution, if any.
+    pub fn winograd(self, g: &ConvGeom) -> Option<Tile> {
+        if g.stride != 1 || g.kh != g.kw {
+            return None;
+        }
+        match self {
+            ConvAlgorithm::Direct => None,
+            ConvAlgorithm::Winograd(m) => Tile::choose(g.kh, g.oh, g.ow, m),
+            ConvAlgorithm::Auto if g.c >= WINOGRAD_MIN_CHANNELS && g.f >= WINOGRAD_MIN_CHANNELS => {
+                Tile::choose(g.kh, g.oh, g.ow, None)
+            }
+            ConvAlgorithm::Auto => None,
+        }
+    }
+
+    /// Parse `auto`, `direct`, `winograd`, `winograd2` or `winograd4` (the CLI's `--conv`).
+    pub fn parse(s: &str) -> Result<ConvAlgorithm, String> {
+        match s {
+            "auto" => Ok(ConvAlgorithm::Auto),
+            "direct" => Ok(ConvAlgorithm::Direct),
+            "winograd" => Ok(ConvAlgorithm::Winograd(None)),
+            "winograd2" => Ok(ConvAlgorithm::Winograd(Some(2))),
+            "winograd4" => Ok(ConvAlgorithm::Winograd(Some(4))),
+            _ => Err(format!("unknown convolution algorithm `{s}` (auto, direct, winograd, winograd2, winograd4)")),
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ConvOp {
     /// (x, w) -> y
@@ -473,6 +523,9 @@ pub enum Kernel {
     },
     /// Convolution by im2col/col2im and one GEMM per image; `col` is scratch (None when pointwise).
     Conv { op: ConvOp, batch: Mono, geom: ConvGeom, a: Access, b: Access, out: Access, col: Option<Access> },
+    /// One Winograd transform of every tile of the batch (`runtime::winograd::Transform`),
+    /// contiguous `src` to contiguous `dst` in the layouts documented there.
+    Winograd { op: Transform, batch: Mono, geom: WinogradGeom, src: Access, dst: Access },
     /// Rows of length `n` at stride `inner`: out = x - max - log Σ e^(x - max).
     LogSoftmax { outer: Mono, n: Mono, inner: Mono, x: Access, out: Access },
     /// 1.0 at the first maximum of each row, else 0.0.
@@ -514,6 +567,7 @@ impl Kernel {
                 r
             }
             Kernel::Conv { a, b, col, .. } => [Some(a), Some(b), col.as_ref()].into_iter().flatten().cloned().collect(),
+            Kernel::Winograd { src, .. } => vec![src.clone()],
             Kernel::LogSoftmax { x, .. } | Kernel::ArgMaxMask { x, .. } | Kernel::OneHot { x, .. } => vec![x.clone()],
             Kernel::Pool { x, g, .. } => [Some(x), g.as_ref()].into_iter().flatten().cloned().collect(),
             Kernel::Random { key, .. } => vec![key.clone()],
@@ -533,6 +587,7 @@ impl Kernel {
             Kernel::Map { out, .. } | Kernel::Reduce { out, .. } | Kernel::Fill { out, .. } => vec![out.clone()],
             Kernel::Gemm { c, .. } => vec![c.clone()],
             Kernel::Conv { out, col, .. } => [Some(out), col.as_ref()].into_iter().flatten().cloned().collect(),
+            Kernel::Winograd { dst, .. } => vec![dst.clone()],
             Kernel::LogSoftmax { out, .. }
             | Kernel::ArgMaxMask { out, .. }
             | Kernel::OneHot { out, .. }
@@ -563,6 +618,10 @@ impl Kernel {
                 fix(b);
                 fix(out);
                 col.iter_mut().for_each(fix);
+            }
+            Kernel::Winograd { src, dst, .. } => {
+                fix(src);
+                fix(dst);
             }
             Kernel::LogSoftmax { x, out, .. } | Kernel::ArgMaxMask { x, out, .. } | Kernel::OneHot { x, out, .. } => {
                 fix(x);
@@ -618,6 +677,18 @@ impl Kernel {
                 g.stride,
                 g.pad
             ),
+            Kernel::Winograd { op, batch, geom: g, .. } => format!(
+                "winograd {op:?} F({m}x{m}, {r}x{r}) {} x [{}, {}, {}] * [{}, {}, {r}, {r}] pad {}",
+                m(batch),
+                g.c,
+                g.h,
+                g.w,
+                g.f,
+                g.c,
+                g.pad,
+                m = g.tile.m,
+                r = g.tile.r
+            ),
             Kernel::LogSoftmax { outer, n, inner, .. } | Kernel::ArgMaxMask { outer, n, inner, .. } => {
                 format!("{} {} rows of {} (inner {})", self.name(), m(outer), m(n), m(inner))
             }
@@ -645,6 +716,7 @@ impl Kernel {
             Kernel::Fill { .. } => "fill",
             Kernel::Gemm { .. } => "gemm",
             Kernel::Conv { .. } => "conv",
+            Kernel::Winograd { .. } => "winograd",
             Kernel::LogSoftmax { .. } => "log_softmax",
             Kernel::ArgMaxMask { .. } => "argmax_mask",
             Kernel::OneHot { .. } => "one_hot",

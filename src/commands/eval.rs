@@ -11,6 +11,8 @@ use crate::ir::tensor::Tensor;
 pub struct EvalOutput {
     pub shows: Vec<(String, Tensor)>,
     pub grads: Vec<GradValues>,
+    /// The compiled function's statistics (`netc run --stats`); None when interpreted.
+    pub stats: Option<crate::drivers::jit::Stats>,
 }
 
 /// How an eval block is executed.
@@ -37,10 +39,12 @@ pub fn evaluate_with(e: &EvalDecl, seed: u64, exec: Exec) -> Result<EvalOutput, 
 /// `evaluate_with`, the JIT compiling with bounds checks when `checked`
 /// (`CompileOptions::checked`; a refused access is an error starting `jit::BOUNDS_FAILED`).
 pub fn evaluate_checked(e: &EvalDecl, seed: u64, exec: Exec, checked: bool) -> Result<EvalOutput, String> {
-    evaluate_loaded(e, seed, exec, checked, None)
+    let opts = crate::codegen::CompileOptions { checked, ..Default::default() };
+    evaluate_loaded(e, seed, exec, &opts, None)
 }
 
-/// `evaluate_checked` with the parameters of called models read from the weights file `load`
+/// `evaluate_with`, the JIT compiling with `opts`, and the parameters of called models read
+/// from the weights file `load`
 /// (`netc run --load`) instead of drawn from `seed`: the parameter `MODEL.NAME` takes the
 /// file's tensor `NAME` (the model's own name for it, as `--save` writes it), or `MODEL.NAME`
 /// if the file has that.
@@ -48,7 +52,7 @@ pub fn evaluate_loaded(
     e: &EvalDecl,
     seed: u64,
     exec: Exec,
-    checked: bool,
+    opts: &crate::codegen::CompileOptions,
     load: Option<&std::path::Path>,
 ) -> Result<EvalOutput, String> {
     crate::ir::limits::check(&e.graph, 1, crate::ir::limits::default_limit(), "eval").map_err(|d| {
@@ -73,13 +77,13 @@ pub fn evaluate_loaded(
     if let Some(path) = load {
         load_params(&g, path, &mut params)?;
     }
-    let values: Vec<Tensor> = match exec {
-        Exec::Interp => crate::ir::interp::outputs(&g, &e.values, &params)?,
+    let (values, stats): (Vec<Tensor>, _) = match exec {
+        Exec::Interp => (crate::ir::interp::outputs(&g, &e.values, &params)?, None),
         Exec::Jit => {
             crate::ir::opt::optimize(&mut g, None)?;
-            let opts = crate::codegen::CompileOptions { checked, ..Default::default() };
-            let mut compiled = crate::drivers::jit::compile(&g, &opts).map_err(|d| d.message)?;
-            compiled.run_tensors(&e.values, &mut params)?
+            let mut compiled = crate::drivers::jit::compile(&g, opts).map_err(|d| d.message)?;
+            let values = compiled.run_tensors(&e.values, &mut params)?;
+            (values, Some(compiled.stats()))
         }
     };
     let mut next = values.into_iter();
@@ -93,7 +97,7 @@ pub fn evaluate_loaded(
             (req.of_name.clone(), f, per_var)
         })
         .collect();
-    Ok(EvalOutput { shows, grads })
+    Ok(EvalOutput { shows, grads, stats })
 }
 
 /// Overwrite every parameter with its tensor from the weights file at `path`.
@@ -128,6 +132,19 @@ fn line(name: &str, t: &Tensor) -> String {
     let text = text.replace('\n', &format!("\n{indent}"));
     let shape = if t.shape.is_empty() { String::new() } else { format!("   {:?}", t.shape) };
     format!("  {name} = {text}{shape}\n")
+}
+
+/// `netc run --stats` of an eval block: how its graph was compiled, in the form the train
+/// step's statistics take.
+pub fn format_stats(name: Option<&str>, out: &EvalOutput) -> String {
+    let name = name.unwrap_or("(unnamed)");
+    match &out.stats {
+        Some(s) => format!(
+            "eval {name}: compiled in {:.1} ms, {} kernels, workspace {} bytes planned vs {} for every intermediate",
+            s.compile_ms, s.kernels, s.planned_bytes, s.naive_bytes
+        ),
+        None => format!("eval {name}: interpreted (--engine interp), nothing compiled"),
+    }
 }
 
 pub fn format_eval(name: Option<&str>, out: &EvalOutput) -> String {

@@ -292,8 +292,12 @@ pub fn predict(c: &Checked, file: &Path, o: &PredictOptions) -> Result<String, D
         }
     };
 
-    // Forward, batch by batch (the code the Python module's `predict` runs too).
+    // Forward, batch by batch (the code the Python module's `predict` runs too). Its compile
+    // time covers the inference graph's optimisation and the JIT.
+    let compile_started = Instant::now();
     let mut forward = crate::session::Forward::new(model, std::slice::from_ref(&out_name), o.interpreter)?;
+    let compile_ms = compile_started.elapsed().as_secs_f64() * 1e3;
+    let forward_started = Instant::now();
     let batch = o.batch.min(samples.max(1));
     let per_out: usize = out_per.iter().product();
     let mut result = vec![0f32; samples * per_out];
@@ -315,6 +319,7 @@ pub fn predict(c: &Checked, file: &Path, o: &PredictOptions) -> Result<String, D
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    let forward_seconds = forward_started.elapsed().as_secs_f64();
 
     let mut shape = vec![samples];
     shape.extend(&out_per);
@@ -346,6 +351,8 @@ pub fn predict(c: &Checked, file: &Path, o: &PredictOptions) -> Result<String, D
                 "written": path.display().to_string(),
                 "engine": if o.interpreter { "interp" } else { "jit" },
                 "seconds": started.elapsed().as_secs_f64(),
+                "compile_ms": compile_ms,
+                "forward_seconds": forward_seconds,
             });
             return Ok(format!("{summary}\n"));
         }

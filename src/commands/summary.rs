@@ -78,7 +78,7 @@ fn step_memory(t: &TrainDecl, batch: usize) -> Option<(usize, usize, usize, usiz
     let model: usize = g.params[..step.model_params].iter().map(|p| bytes(&p.shape)).sum();
     let state: usize = g.params[step.model_params..].iter().map(|p| bytes(&p.shape)).sum();
     let data: usize = g.inputs.iter().map(|i| bytes(&i.shape)).sum();
-    let prog = fuse::schedule(&g).ok()?;
+    let prog = fuse::schedule(&g, crate::codegen::ConvAlgorithm::default()).ok()?;
     let plan = memplan::plan(&prog.kernels, &prog.temps);
     let dims: Vec<usize> = g.symbols.iter().map(|_| batch).collect();
     Some((model, state, data, plan.bytes(&dims, es)))

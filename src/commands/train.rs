@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub memory_limit: u64,
     /// Compile with bounds checks (`CompileOptions::checked`; JIT engine only).
     pub checked: bool,
+    /// How convolutions are computed (`CompileOptions::conv`; JIT engine only).
+    pub conv: crate::codegen::ConvAlgorithm,
 }
 
 /// A progress bar on stderr (indicatif), only when stderr is a terminal.
@@ -341,7 +343,7 @@ fn prepare(
         }
         init_report = Some(r);
     }
-    let options = crate::codegen::CompileOptions { checked: opts.checked, ..Default::default() };
+    let options = crate::codegen::CompileOptions { checked: opts.checked, conv: opts.conv, ..Default::default() };
     let engine: Box<dyn Engine> = match (group, opts.engine) {
         (Some(group), _) => Box::new(training::parallel::DataParallel::new(t, group, &options)?),
         (None, EngineKind::Interp) => Box::new(training::Interpreter::new(program)),

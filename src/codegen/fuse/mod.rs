@@ -8,7 +8,11 @@
 //! the value becomes a load of that memory) when it has several consumers, is an output or
 //! an update, is broadcast (which would recompute it), or feeds an op that needs memory
 //! (matmul, convolution, pooling, ...). Reductions fuse with the expression they reduce.
+//! A stride-1 convolution that `ConvAlgorithm` gives to Winograd becomes transforms, α²
+//! products and a transform back, the transforms of a layer's filter, input and upstream
+//! gradient computed once for the forward and both gradients.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::kernel::*;
@@ -20,11 +24,12 @@ use crate::ir::tensor::Tensor;
 mod finish;
 mod products;
 mod structure;
+mod winograd;
 
-/// Build the kernels for `g`'s outputs and updates.
-pub fn schedule(g: &Graph) -> Result<KernelProgram, Diagnostic> {
+/// Build the kernels for `g`'s outputs and updates, convolutions by `conv`.
+pub fn schedule(g: &Graph, conv: ConvAlgorithm) -> Result<KernelProgram, Diagnostic> {
     validate(g).map_err(|e| Diagnostic::new("E-codegen", format!("malformed graph: {e}")))?;
-    let mut f = Fuser::new(g);
+    let mut f = Fuser::new(g, conv);
     for i in 0..g.nodes.len() {
         if !f.live[i] {
             continue;
@@ -74,10 +79,15 @@ struct Fuser<'g> {
     uses: Vec<usize>,
     /// Reachable (backwards) from an output or update.
     live: Vec<bool>,
+    conv: ConvAlgorithm,
+    /// The Winograd transforms computed so far, by (transform, node transformed, geometry):
+    /// the forward's filter and input transforms serve the gradients too, and the transformed
+    /// upstream gradient serves both (`runtime::winograd`).
+    transformed: HashMap<(Transform, NodeId, WinogradGeom), Access>,
 }
 
 impl<'g> Fuser<'g> {
-    fn new(g: &'g Graph) -> Fuser<'g> {
+    fn new(g: &'g Graph, conv: ConvAlgorithm) -> Fuser<'g> {
         let n = g.nodes.len();
         let mut live = vec![false; n];
         for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
@@ -102,7 +112,16 @@ impl<'g> Fuser<'g> {
         for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
             uses[id.index()] += 1;
         }
-        Fuser { g, prog: KernelProgram::default(), vals: vec![None; n], depths: vec![1; n], uses, live }
+        Fuser {
+            g,
+            prog: KernelProgram::default(),
+            vals: vec![None; n],
+            depths: vec![1; n],
+            uses,
+            live,
+            conv,
+            transformed: HashMap::new(),
+        }
     }
 
     fn val(&self, id: NodeId) -> Rc<Expr> {
@@ -381,6 +400,9 @@ impl<'g> Fuser<'g> {
     }
 
     fn conv(&mut self, op: ConvOp, geom: ConvGeom, batch: Mono, id: NodeId) -> Result<Rc<Expr>, String> {
+        if let Some(tile) = self.conv.winograd(&geom) {
+            return Ok(self.winograd(op, geom, tile, batch, id));
+        }
         let node = self.g.node(id);
         let (i0, i1) = (node.inputs[0], node.inputs[1]);
         let a = self.contiguous(&self.val(i0), self.g.shape(i0));

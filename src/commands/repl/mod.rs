@@ -587,6 +587,7 @@ impl Session {
             engine: crate::commands::train::EngineKind::Jit,
             memory_limit: crate::ir::limits::default_limit(),
             checked: false,
+            conv: Default::default(),
         };
         match crate::commands::train::train_report(&checked, &self.base_dir.join("repl.net"), &opts) {
             Ok(text) => Output { out: text, ..Output::default() },
