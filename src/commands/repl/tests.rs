@@ -18,7 +18,7 @@ fn lets_in(src: &str) -> usize {
 #[test]
 fn a_chain_of_lets_is_cut_and_each_line_checks_a_bounded_program() {
     let mut lines = vec!["let a = [0.1, 0.2]".to_string()];
-    lines.extend((0..300).map(|_| "let a = a * 3 + 0.7".to_string()));
+    lines.extend((0..300).map(|_| "let a = a * 0.5 + 0.7".to_string()));
     let mut s = session(&lines);
     let (src, _) = s.program("a");
     assert!(lets_in(&src) <= super::CACHE_AFTER + 1, "{src}");
