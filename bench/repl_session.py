@@ -8,9 +8,12 @@ Three sessions, each N lines piped to one `netc repl` process:
   lets and functions and evaluate expressions of the recent ones; a data block at the start
   (part of every program);
 - chain: `let a_i = a_{i-1} + 1`, each let using the one before: every line needs the whole
-  chain (the REPL's worst case; each line is checked with everything it uses).
+  chain. Its values are whole numbers, which the REPL does not cache (a literal of whole
+  numbers would be an integer tensor), so each line checks the whole chain: the worst case;
+- float_chain: `let a_i = a_{i-1} * 0.5 + 0.7`: the same chain of floats, cut by the cache of
+  let values (each line checks at most 32 lets' expressions).
 
-Usage: bench/.venv/bin/python bench/repl_session.py [--lines 6000] [--kinds independent,models,chain]
+Usage: bench/.venv/bin/python bench/repl_session.py [--lines 6000] [--kinds independent,models,float_chain,chain]
 Prints one JSON line per session: lines, wall seconds, CPU seconds of the netc process, ms per line.
 """
 import argparse
@@ -50,6 +53,10 @@ def chain(n):
     return ["let a0 = [1, 2, 3]"] + [f"let a{i} = a{i - 1} + 1" for i in range(1, n - 1)] + [f"a{n - 2}"]
 
 
+def float_chain(n):
+    return ["let a0 = [0.1, 0.2, 0.3]"] + [f"let a{i} = a{i - 1} * 0.5 + 0.7" for i in range(1, n - 1)] + [f"a{n - 2}"]
+
+
 def run(lines):
     text = "\n".join(lines) + "\n"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -65,11 +72,11 @@ def run(lines):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", default="6000")
-    ap.add_argument("--kinds", default="independent,models,chain")
+    ap.add_argument("--kinds", default="independent,models,float_chain,chain")
     args = ap.parse_args()
     for kind in args.kinds.split(","):
         for n in [int(x) for x in args.lines.split(",")]:
-            lines = {"independent": independent, "models": models, "chain": chain}[kind](n)
+            lines = {"independent": independent, "models": models, "chain": chain, "float_chain": float_chain}[kind](n)
             wall, cpu, errors, code = run(lines)
             print(json.dumps({"session": kind, "lines": len(lines), "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
                               "ms_per_line": round(1e3 * wall / len(lines), 3), "errors": errors, "exit": code}),

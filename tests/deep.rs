@@ -311,3 +311,80 @@ fn wide_csv_fields_and_predict_inputs_are_read_in_linear_time() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("1000001"), "{err}");
 }
+
+/// `(exit code, stderr)` is a clean end: a result or a diagnostic, never a panic or a signal.
+fn assert_handled(what: &str, (code, _, err): &(i32, String, String)) {
+    assert!(*code == 0 || *code == 1, "{what}: exit {code}, stderr:\n{}", &err[..err.len().min(2000)]);
+    assert!(!err.contains("panicked"), "{what}: {}", &err[..err.len().min(2000)]);
+}
+
+#[test]
+fn deep_and_huge_inputs_through_slicing_concat_gather_einsum_and_list_lets() {
+    let eval = |body: &str| format!("eval e {{\n  let x = [[1, 2, 3], [4, 5, 6]]\n  let i = [1, 0]\n  {body}\n}}\n");
+    let nest = |depth: usize, open: &str, close: &str| format!("{}x{}", open.repeat(depth), close.repeat(depth));
+    let deep = [
+        ("10,000 chained slices", format!("x{}", "[::-1]".repeat(10_000))),
+        ("10,000 chained gathers", format!("x{}", "[i]".repeat(10_000))),
+        ("3,000 nested concats", nest(3_000, "concat([", ", x], axis: 0)[2:]")),
+        ("3,000 nested einsums", nest(3_000, "einsum(\"ij,jk->ik\", ", ", [[1, 0, 0], [0, 1, 0], [0, 0, 1]])")),
+        ("3,000 nested takes", nest(3_000, "take(", ", i, axis: 0)")),
+    ];
+    for (what, expr) in &deep {
+        assert_handled(what, &run_on("structure_deep", &eval(expr), &["run"]));
+    }
+    // Past the nesting limit: a diagnostic, not a stack overflow.
+    let too_deep = eval(&nest(30_000, "concat([", ", x], axis: 0)[2:]"));
+    assert_diagnostic("30,000 nested concats", &run_on("structure_too_deep", &too_deep, &["check"]), "E-nesting");
+    // 10,000 list bindings in a chain.
+    let mut chain = String::from("let c = x\n");
+    for _ in 0..10_000 {
+        chain.push_str("  let [a, b] = split(c, 1, axis: 0)\n  let c = concat([b, a], axis: 0)\n");
+    }
+    chain.push_str("  c");
+    assert_ok("10,000 let-lists", &run_on("let_lists", &eval(&chain), &["run"]));
+    // Huge indices, bounds, steps and sizes: each a diagnostic.
+    let huge = [
+        "x[99999999999999999999999]",
+        "x[9223372036854775807]",
+        "x[-9223372036854775807]",
+        "x[0, 9223372036854775807:]",
+        "x[0:9223372036854775807:9223372036854775807]",
+        "x[::-9223372036854775807]",
+        "x[:, ::0]",
+        "take(x, [9223372036854775807], axis: 0)",
+        "x[[4503599627370496]]",
+        "pad(x, 9223372036854775807)",
+        "reshape(x, [9223372036854775807, -1])",
+        "expand(x, 9223372036854775807, axis: 0)",
+        "split(x, 9223372036854775807, axis: 0)",
+        "einsum(\"ij,jk->ik\", x, x)",
+    ];
+    for expr in huge {
+        let r = run_on("structure_huge", &eval(expr), &["run"]);
+        assert_handled(expr, &r);
+        assert_eq!(r.0, 1, "{expr}: {}", r.2);
+    }
+    // A literal of a million indices.
+    let million = format!("sum(x[0, [{}]])", vec!["2"; 1_000_000].join(", "));
+    assert_handled("a million indices", &run_on("structure_million", &eval(&million), &["run"]));
+}
+
+#[test]
+fn a_directory_as_source_or_data_is_a_diagnostic() {
+    let dir = temp_dir("deep", "directory");
+    std::fs::create_dir_all(dir.join("sub.net")).unwrap();
+    std::fs::create_dir_all(dir.join("d.csv")).unwrap();
+    let (code, _, err) = netc(&["check", dir.join("sub.net").to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("directory"), "{err}");
+    std::fs::write(
+        dir.join("m.net"),
+        "model m(x: [B, 4]) -> s: [B, 3] { x |> dense(3) }\n\
+         data d { source: csv(\"d.csv\") }\n\
+         train m { loss: cross_entropy(s, labels); steps: 1; batch: 1 }\n",
+    )
+    .unwrap();
+    let (code, _, err) = netc(&["run", dir.join("m.net").to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("directory"), "{err}");
+}

@@ -144,7 +144,7 @@ fn a_chain_through_a_layer_evaluates_as_grad_computes_it() {
 /// binding they saw, lets after it see the new one.
 #[test]
 fn a_name_bound_again_after_caching_changes_only_what_follows() {
-    let mut script = String::from("let a = 2\nlet b0 = a\n");
+    let mut script = String::from("let a = 0.25\nlet b0 = a\n");
     for i in 1..40 {
         script.push_str(&format!("let b{i} = b{} + a\n", i - 1));
     }
@@ -153,5 +153,36 @@ fn a_name_bound_again_after_caching_changes_only_what_follows() {
     assert_eq!(code, 0);
     assert!(err.is_empty(), "{err}");
     let shown: Vec<&str> = out.lines().filter(|l| !l.contains(':')).collect();
-    assert_eq!(shown, ["80", "80", "180", "100"], "{out}");
+    assert_eq!(shown, ["10", "10", "110", "100"], "{out}");
+}
+
+/// Whole numbers computed from floats stay floats after their chain is cached (a literal of
+/// whole numbers would be an integer tensor and could index); integers stay integers.
+#[test]
+fn cached_chains_keep_integers_and_floats_apart() {
+    let mut script = String::from("let x = [10.5, 20.5, 30.5]\nlet f0 = [0.5, 1] * 2\nlet i0 = [0, 2]\n");
+    for k in 1..40 {
+        script.push_str(&format!("let f{k} = f{} * 1\nlet i{k} = i{} * 1\n", k - 1, k - 1));
+    }
+    script.push_str("f39 + i39\nx[i39]\nx[f39]\n");
+    let (out, err, code) = repl(&script);
+    assert_eq!(code, 0);
+    assert!(out.contains("[1, 4]\n") && out.contains("[10.5, 30.5]\n"), "{out}");
+    assert!(err.contains("indices must be whole numbers, and this tensor holds floats"), "{err}");
+    assert_eq!(err.matches("Error").count(), 1, "{err}");
+}
+
+/// `let [a, b] = split(...)` binds both names; later lines, long chains and `:graph` see them.
+#[test]
+fn a_let_binding_a_list_defines_each_name() {
+    let mut script = String::from("let x = [[1.5, 2, 3, 4]]\nlet [a, b] = split(x, 2, axis: 1)\nlet c0 = a + b\n");
+    for k in 1..40 {
+        script.push_str(&format!("let c{k} = c{} * 1.5\n", k - 1));
+    }
+    script.push_str("b\nc39 / 1.5 ** 39\n:graph a * b\n");
+    let (out, err, code) = repl(&script);
+    assert_eq!(code, 0);
+    assert!(err.is_empty(), "{err}");
+    assert!(out.contains("a: [1, 2]\nb: [1, 2]\n"), "{out}");
+    assert!(out.contains("[[3, 4]]\n") && out.contains("[[4.5, 6]]\n"), "{out}");
 }

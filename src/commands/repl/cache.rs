@@ -7,7 +7,11 @@
 //! - it is a function of the session's literals alone: a value that depends on a parameter
 //!   (`let h = dense(x, 2)`) or a random stream is drawn afresh by each program, in an order
 //!   that depends on what else the program holds, so freezing one draw would make a later
-//!   line disagree with `:grad` or with a line that computes it again.
+//!   line disagree with `:grad` or with a line that computes it again;
+//! - it keeps its type: a literal of whole numbers is an integer tensor (it may index), and
+//!   the checker may have taken the let's expression for floats (`[1.5] * 2`), which may not;
+//!   a value of whole numbers only is therefore left an expression. (Chains of floats, the
+//!   case the cache is for, `let w = w - 0.1 * g`, are unaffected; a counter is not cut.)
 
 use crate::ir::graph::{Graph, NodeId, Op};
 use crate::ir::tensor::Tensor;
@@ -22,7 +26,8 @@ pub const MAX_CACHED_ELEMENTS: usize = 4096;
 
 /// `t` as a literal of the language (`2.5`, `[1.0, -2.0]`, `[[...], [...]]`), exactly: each
 /// element the shortest text that reads back as the same f64. None for a value no literal can
-/// write (a non-finite element, an empty axis) or one larger than `MAX_CACHED_ELEMENTS`.
+/// write (a non-finite element, an empty axis), one of whole numbers only (see the module
+/// comment) or one larger than `MAX_CACHED_ELEMENTS`.
 pub fn literal(t: &Tensor) -> Option<String> {
     fn go(out: &mut String, data: &[f64], shape: &[usize]) {
         match shape.split_first() {
@@ -41,7 +46,8 @@ pub fn literal(t: &Tensor) -> Option<String> {
         }
     }
     let exact = t.data.len() == t.shape.iter().product::<usize>() && t.data.iter().all(|x| x.is_finite());
-    if t.shape.contains(&0) || !exact || t.data.len() > MAX_CACHED_ELEMENTS {
+    let whole = t.data.iter().all(|x| x.fract() == 0.0);
+    if t.shape.contains(&0) || !exact || whole || t.data.len() > MAX_CACHED_ELEMENTS {
         return None;
     }
     let mut out = String::new();

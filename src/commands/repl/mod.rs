@@ -59,8 +59,8 @@ pub struct Output {
     pub quit: bool,
 }
 
-/// An accepted top-level definition or `let`: its text, the name it defines and the names
-/// its text uses.
+/// An accepted top-level definition or `let`: its text, the name it defines (`[a, b]` for a
+/// `let` binding a list's elements) and the names its text uses.
 struct Entry {
     text: String,
     name: String,
@@ -372,28 +372,39 @@ impl Session {
         let (src, offset) = self.program(text);
         match self.check(&src) {
             Ok(c) => {
-                // Show the new name's shape, as a reminder of what it holds.
-                let name = text.trim_start_matches("let").split('=').next().unwrap_or("").trim().to_string();
-                let shape = c.evals.last().and_then(|e| {
-                    e.graph
-                        .nodes
-                        .iter()
-                        .rev()
-                        .find(|n| n.name.as_deref() == Some(name.as_str()))
-                        .map(|n| e.graph.shape_str(&n.shape))
-                });
-                self.let_names.entry(name.clone()).or_default().push(self.lets.len());
-                self.known.insert(name.clone());
+                // `let NAME = ...`, or `let [A, B] = ...` binding a list's elements.
+                let bound = text.trim_start().trim_start_matches("let").split('=').next().unwrap_or("").trim();
+                let list = bound.starts_with('[');
+                let names: Vec<String> =
+                    bound.trim_matches(|c| c == '[' || c == ']').split(',').map(|n| n.trim().to_string()).collect();
+                // Show each new name's shape, as a reminder of what it holds.
+                let mut out = String::new();
+                for name in &names {
+                    let shape = c.evals.last().and_then(|e| {
+                        e.graph
+                            .nodes
+                            .iter()
+                            .rev()
+                            .find(|n| n.name.as_deref() == Some(name.as_str()))
+                            .map(|n| e.graph.shape_str(&n.shape))
+                    });
+                    if let Some(s) = shape {
+                        out.push_str(&format!("{name}: {s}\n"));
+                    }
+                    self.let_names.entry(name.clone()).or_default().push(self.lets.len());
+                    self.known.insert(name.clone());
+                }
                 let value = text.split_once('=').map_or("", |(_, v)| v);
                 self.lets.push(Entry {
                     text: text.to_string(),
                     uses: names_in(value),
-                    name: name.clone(),
+                    name: bound.to_string(),
                     always: false,
                     value: None,
-                    cacheable: true,
+                    // A list binding has no one value to write back.
+                    cacheable: !list,
                 });
-                Output { out: shape.map(|s| format!("{name}: {s}\n")).unwrap_or_default(), ..Output::default() }
+                Output { out, ..Output::default() }
             }
             Err(d) => Output { err: self.render(&d, &src, offset, text), ..Output::default() },
         }
@@ -488,7 +499,7 @@ impl Session {
             }
             "graph" => {
                 // Differentiate sum(EXPR) wrt every variable of the session.
-                let mut vars: Vec<String> = self.lets.iter().map(|l| l.name.clone()).collect();
+                let mut vars: Vec<String> = self.let_names.keys().cloned().collect();
                 vars.sort();
                 vars.dedup();
                 let tail = if vars.is_empty() {
