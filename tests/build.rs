@@ -216,6 +216,13 @@ fn smooth_activations_and_adamw_match_the_jit() {
 }
 
 #[test]
+fn erf_gelu_where_and_clip_match_the_jit() {
+    // erf's inline rational approximations in the object, comparisons as masks, where's select.
+    let path = root().join("tests/data/activations/gates.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "gates", 5, 0.1);
+}
+
+#[test]
 fn adam_state_and_the_learning_rate_schedule_match_netc_run() {
     let dir = temp_dir("build", "adam");
     let source = std::fs::read_to_string(root().join("examples/spiral.net")).unwrap().replace(

@@ -22,11 +22,13 @@ macro_rules! builtins {
 
 builtins! {
     // elementwise
-    Exp, Log, Sqrt, Abs, Sigmoid, Tanh, Relu, LeakyRelu, Elu, Softplus,
+    Exp, Log, Sqrt, Abs, Sigmoid, Tanh, Relu, LeakyRelu, Elu, Softplus, Erf, Gelu, Silu, Clip,
     // elementwise of two tensors, or reductions
     Max, Min,
+    // a choice by a mask
+    Where,
     // reductions and shapes
-    Sum, Mean, Transpose, Reshape, Flatten,
+    Sum, Mean, Var, Transpose, Reshape, Flatten,
     // structure: joining, splitting, indexing, broadcasting, padding
     Concat, Split, Chunk, Take, Expand, BroadcastTo, Squeeze, Unsqueeze, Pad, Einsum,
     // probabilities and losses
@@ -98,6 +100,29 @@ impl Builtin {
             LeakyRelu => sig("leaky_relu", &["x", "alpha"], 1, Tensor, "max(x, alpha*x), alpha = 0.01"),
             Elu => sig("elu", &["x", "alpha"], 1, Tensor, "x if x > 0 else alpha*(e^x - 1), alpha = 1"),
             Softplus => sig("softplus", &["x"], 1, Tensor, "log(1 + e^x), computed stably"),
+            Erf => sig("erf", &["x"], 1, Tensor, "the error function (2/sqrt(pi)) ∫0^x e^(-t²) dt"),
+            Gelu => sig(
+                "gelu",
+                &["x", "approximate"],
+                1,
+                Tensor,
+                "x·Φ(x) = x/2·(1 + erf(x/√2)); approximate: \"tanh\" for torch's tanh form",
+            ),
+            Silu => sig("silu", &["x"], 1, Tensor, "x·sigmoid(x) (swish)"),
+            Clip => sig(
+                "clip",
+                &["x", "lo", "hi"],
+                1,
+                Tensor,
+                "min(max(x, lo), hi) with numbers lo and hi (either may be left out), as torch.clamp",
+            ),
+            Where => sig(
+                "where",
+                &["condition", "x", "y"],
+                3,
+                Tensor,
+                "x where condition is nonzero, else y (broadcasting), as numpy.where",
+            ),
             Max => sig(
                 "max",
                 &["x", "y", "axis", "keepdims"],
@@ -114,6 +139,13 @@ impl Builtin {
             ),
             Sum => sig("sum", &["x", "axis", "keepdims"], 1, Tensor, "sum over an axis, or over all elements"),
             Mean => sig("mean", &["x", "axis", "keepdims"], 1, Tensor, "mean over an axis, or over all elements"),
+            Var => sig(
+                "var",
+                &["x", "axis", "correction", "keepdims"],
+                1,
+                Tensor,
+                "variance over an axis or all elements: sum of squared deviations / (n - correction), correction = 1",
+            ),
             Transpose => sig("transpose", &["x", "perm"], 1, Tensor, "reverse the axes, or permute them by `perm`"),
             Reshape => {
                 sig("reshape", &["x", "shape"], 2, Tensor, "same elements in a new shape; one dimension may be -1")

@@ -28,6 +28,49 @@ impl<'p> Checker<'p> {
                 self.unary(&a, Op::Elu { alpha })
             }
             Softplus => self.unary(&a, Op::Softplus),
+            Erf => self.unary(&a, Op::Erf),
+            Gelu => {
+                let Some(form) = self.str_arg(&a, "approximate", Some("none")) else { return Value::Error };
+                match form.as_str() {
+                    "none" => self.lower1(&a, lower::gelu),
+                    "tanh" => self.lower1(&a, lower::gelu_tanh),
+                    _ => {
+                        let s = a.get("approximate").map_or(span, |v| v.1);
+                        self.report(
+                            Diagnostic::new("E-type", "`approximate` of gelu must be \"none\" or \"tanh\"")
+                                .label(s, format!("this is \"{form}\""))
+                                .note("as torch.nn.functional.gelu: \"none\" is exact (erf), \"tanh\" the tanh form"),
+                        );
+                        Value::Error
+                    }
+                }
+            }
+            Silu => self.lower1(&a, lower::silu),
+            Clip => {
+                let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
+                let (Some(lo), Some(hi)) = (
+                    self.num_arg(&a, "lo", Some(f64::NEG_INFINITY), Range::Finite),
+                    self.num_arg(&a, "hi", Some(f64::INFINITY), Range::Finite),
+                ) else {
+                    return Value::Error;
+                };
+                if !a.given("lo") && !a.given("hi") {
+                    return self.error("E-arity", span, "clip needs `lo` or `hi` (or both)", "here");
+                }
+                self.node(Op::Clip { lo, hi }, &[x], span)
+            }
+            Where => {
+                let (Some(c), Some(x), Some(y)) =
+                    (self.tensor_arg(&a, "condition"), self.tensor_arg(&a, "x"), self.tensor_arg(&a, "y"))
+                else {
+                    return Value::Error;
+                };
+                // The two values first, so a mismatch names both; then the condition.
+                if let Err(e) = crate::ir::ops::broadcast_shapes(self.g.shape(x.0), self.g.shape(y.0)) {
+                    return self.shape_error(e, "where", &[x, y], span);
+                }
+                self.node(Op::Where, &[c, x, y], span)
+            }
             Max | Min => {
                 let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
                 if a.given("y") {
@@ -56,6 +99,29 @@ impl<'p> Checker<'p> {
                 } else {
                     lower::mean(&mut self.g, x.0, &axes, keep)
                 };
+                self.lowered(r, &[x], name, span)
+            }
+            Var => {
+                let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
+                let rank = self.g.shape(x.0).len();
+                let Some(axes) = self.axes_arg(&a, "axis", rank, (0..rank).collect()) else { return Value::Error };
+                let Some(keep) = self.bool_arg(&a, "keepdims", false) else { return Value::Error };
+                let Some(correction) = self.whole_arg(&a, "correction", Some(1), 0) else { return Value::Error };
+                let shape = self.g.shape(x.0).clone();
+                let known: Option<usize> = axes.iter().map(|&k| shape[k].known()).product();
+                if let Some(n) = known.filter(|&n| n <= correction) {
+                    let at = a.get("correction").map_or(span, |v| v.1);
+                    return self.error(
+                        "E-shape",
+                        at,
+                        format!(
+                            "var of {n} value(s) with correction {correction} divides by {}",
+                            n as i64 - correction as i64
+                        ),
+                        "the correction must be smaller than the number of values",
+                    );
+                }
+                let r = lower::var(&mut self.g, x.0, &axes, correction, keep);
                 self.lowered(r, &[x], name, span)
             }
             Transpose => {

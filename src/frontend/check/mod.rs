@@ -358,10 +358,22 @@ impl Checker<'_> {
                 }
                 Const { value } => value.fract() == 0.0,
                 Literal { values } => values.iter().all(|v| v.fract() == 0.0),
-                DimSize { .. } | GreaterEq | OneHot { .. } | ArgMaxMask { .. } | Sign => true,
+                DimSize { .. } | GreaterEq | Greater | Equal | OneHot { .. } | ArgMaxMask { .. } | Sign => true,
                 Param { .. } | RandomUniform { .. } => false,
                 Exp | Log | Sqrt | Tanh | Sigmoid | Div | Pow | LogSoftmax { .. } | MatMul { .. } => false,
-                LeakyRelu { .. } | Elu { .. } | Softplus => false,
+                LeakyRelu { .. } | Elu { .. } | Softplus | Erf => false,
+                // Whole between whole (or missing, infinite) bounds.
+                Clip { lo, hi } if ![lo, hi].iter().all(|b| b.is_infinite() || b.fract() == 0.0) => false,
+                // The condition only chooses: the values come from operands 1 and 2.
+                Where => {
+                    let values = &node.inputs[1..];
+                    let pending: Vec<NodeId> = values.iter().copied().filter(|x| !known.contains_key(x)).collect();
+                    if !pending.is_empty() {
+                        stack.extend(pending);
+                        continue;
+                    }
+                    values.iter().all(|x| known[x])
+                }
                 Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => false,
                 MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => false,
                 // The values come from operand 0 (the indices of a gather do not matter).
@@ -389,7 +401,8 @@ impl Checker<'_> {
                 | Slice { .. }
                 | Pad { .. }
                 | Reverse { .. }
-                | Concat { .. } => {
+                | Concat { .. }
+                | Clip { .. } => {
                     if !pending.is_empty() {
                         stack.extend(pending);
                         continue;

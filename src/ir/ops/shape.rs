@@ -128,13 +128,35 @@ pub fn infer_shape(op: &Op, shapes: &[&Shape], g: &Graph) -> Result<Shape, Shape
             Ok(vec![])
         }
         Literal { .. } => Err(ShapeError::Invalid("a literal's shape is given when it is pushed".into())),
-        Neg | Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid | Relu | LeakyRelu { .. } | Elu { .. } | Softplus => {
+        Neg
+        | Exp
+        | Log
+        | Sqrt
+        | Abs
+        | Sign
+        | Tanh
+        | Sigmoid
+        | Relu
+        | LeakyRelu { .. }
+        | Elu { .. }
+        | Softplus
+        | Erf
+        | Clip { .. } => {
             arity(1)?;
             Ok(shapes[0].clone())
         }
-        Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq => {
+        Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq | Greater | Equal => {
             arity(2)?;
             broadcast_shapes(shapes[0], shapes[1])
+        }
+        // The values first (a mismatch there names both), then the condition against them.
+        Where => {
+            arity(3)?;
+            let words = |first: &Shape, second: &Shape| {
+                ShapeError::Invalid(format!("cannot broadcast {} with {}", g.shape_str(first), g.shape_str(second)))
+            };
+            let values = broadcast_shapes(shapes[1], shapes[2]).map_err(|_| words(shapes[1], shapes[2]))?;
+            broadcast_shapes(shapes[0], &values).map_err(|_| words(shapes[0], &values))
         }
         Broadcast { shape } => {
             arity(1)?;
