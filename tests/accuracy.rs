@@ -79,3 +79,11 @@ fn text_classify_reaches_95_percent_test_accuracy() {
     let acc = accuracy("examples/text_classify.net", "test_accuracy");
     assert!(acc >= 0.95, "text_classify test accuracy {acc}");
 }
+
+#[test]
+fn transformer_tells_sorted_sequences_at_95_percent_test_accuracy() {
+    // One block of multi-head attention and a gelu MLP on digit sequences; half the unsorted
+    // ones differ from a sorted sequence by one swap or one digit (97% in 30 epochs).
+    let acc = accuracy("examples/transformer.net", "test_accuracy");
+    assert!(acc >= 0.95, "transformer test accuracy {acc}");
+}

@@ -225,3 +225,40 @@ fn var_with_both_corrections() {
         );
     }
 }
+
+/// `vs` as a [d0, d1, d2] literal.
+fn cube(vs: &[f64], d1: usize, d2: usize) -> String {
+    format!("[{}]", vs.chunks(d1 * d2).map(|m| rows(m, d2)).collect::<Vec<_>>().join(", "))
+}
+
+#[test]
+fn attention_matches_torch_scaled_dot_product_attention() {
+    // The prelude's attention(q, k, v, mask:) against F.scaled_dot_product_attention with a
+    // boolean attn_mask broadcast over the batch (masked keys get weight exactly 0), and
+    // without a mask.
+    let r = reference();
+    let a = &r["attention"];
+    let (q, k, v, w) = (
+        cube(&nums(&a["q"]), 3, 4),
+        cube(&nums(&a["k"]), 5, 4),
+        cube(&nums(&a["v"]), 5, 3),
+        cube(&nums(&a["w"]), 3, 3),
+    );
+    let mask = rows(&nums(&a["mask"]), 5);
+    for (name, call) in
+        [("masked", format!("attention(q, k, v, mask: {mask})")), ("unmasked", "attention(q, k, v)".into())]
+    {
+        let want = &a[name];
+        let src = format!(
+            "eval t {{\n  let q = {q}\n  let k = {k}\n  let v = {v}\n  let y = {call}\n  let f = sum(y * {w})\n  y\n  grad f wrt q, k, v\n}}\n"
+        );
+        for (exec, out) in eval_both(&src) {
+            let what = format!("{name} attention ({exec:?})");
+            let abs = |n| vec![1e-15; n];
+            assert_all_close(&format!("{what}: value"), shown(&out, 0), &nums(&want["y"]), 1e-13, &abs(18));
+            assert_all_close(&format!("{what}: d/dq"), grad(&out, "q"), &nums(&want["dq"]), 1e-13, &abs(24));
+            assert_all_close(&format!("{what}: d/dk"), grad(&out, "k"), &nums(&want["dk"]), 1e-13, &abs(40));
+            assert_all_close(&format!("{what}: d/dv"), grad(&out, "v"), &nums(&want["dv"]), 1e-13, &abs(30));
+        }
+    }
+}

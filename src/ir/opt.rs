@@ -365,7 +365,16 @@ fn simplify_node(g: &mut Graph, node: &Node, sole: &dyn Fn(usize) -> bool) -> Op
         Input { .. } | Param { .. } | Const { .. } | Literal { .. } | DimSize { .. } => None,
         Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid => None,
         Relu | LeakyRelu { .. } | Elu { .. } | Softplus | Erf | Clip { .. } => None,
-        Max | Min | GreaterEq | Greater | Equal | Where => None,
+        Max | Min | GreaterEq | Greater | Equal => None,
+        // where(c, a, b) == a for a constant c ≠ 0 (== b for c = 0), when broadcasting by the
+        // condition did not change the chosen operand's shape (attention's default mask 1)
+        Where => match g.node(x[0]).op {
+            Const { value } => {
+                let chosen = if value != 0.0 { x[1] } else { x[2] };
+                same_shape(g, chosen).then_some(chosen)
+            }
+            _ => None,
+        },
         ReduceMax { .. } | ArgMaxMask { .. } | OneHot { .. } | MatMul { .. } | LogSoftmax { .. } => None,
         Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => None,
         MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => None,

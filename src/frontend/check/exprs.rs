@@ -575,12 +575,23 @@ impl<'p> Checker<'p> {
                 }
                 self.node(Op::Transpose { perm: vec![1, 0] }, &[(t, base.span)], span)
             }
+            // torch's `.mT`: the last two axes swapped, the leading (batch) axes kept.
+            (Value::Tensor(t), "mT") => {
+                let rank = self.g.shape(t).len();
+                if rank < 2 {
+                    let s = self.g.shape_str(self.g.shape(t));
+                    return self.error("E-shape", span, ".mT swaps the last two axes", format!("this is {s}"));
+                }
+                let mut perm: Vec<usize> = (0..rank).collect();
+                perm.swap(rank - 2, rank - 1);
+                self.node(Op::Transpose { perm }, &[(t, base.span)], span)
+            }
             (Value::Tensor(_), other) => {
                 let mut candidates: Vec<String> = self.params_by_name.keys().cloned().collect();
                 candidates.sort(); // ties do not depend on hash order
                 let mut d = Diagnostic::new("E-name", format!("a tensor has no field `{other}`"))
                     .label(field.span, "unknown field")
-                    .note("tensors have `.shape` and `.T`; a layer's parameters are `name.W` where `let name = layer(...)`");
+                    .note("tensors have `.shape`, `.T` and `.mT`; a layer's parameters are `name.W` where `let name = layer(...)`");
                 let q = format!("{}.{other}", self.text(base.span));
                 if let Some(s) = nearest(&q, candidates.iter().map(String::as_str)) {
                     d = d.help(format!("did you mean `{s}`?"));

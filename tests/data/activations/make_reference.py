@@ -7,7 +7,8 @@ Run once (the tests never run Python) with the bench venv:
 It writes tests/data/activations/reference.json: float64 values and first derivatives of
 erf, gelu (exact and tanh), silu and clip at special points (0, tiny, the regions of erf,
 clip's bounds, large magnitudes), comparisons at ties, where with broadcasting (including the
-gradient through a branch that is not taken), and var with both corrections. Non-finite
+gradient through a branch that is not taken), var with both corrections, and
+scaled dot-product attention with and without a boolean mask. Non-finite
 numbers are written as the strings "inf", "-inf" and "nan".
 """
 
@@ -113,6 +114,25 @@ def variance():
     return out
 
 
+def attention():
+    # torch's scaled dot-product attention with a boolean mask (True: may attend), batched,
+    # the mask broadcast over the batch; every query keeps at least one key.
+    g = torch.Generator().manual_seed(17)
+    q = torch.randn(2, 3, 4, dtype=F64, generator=g, requires_grad=True)
+    k = torch.randn(2, 5, 4, dtype=F64, generator=g, requires_grad=True)
+    v = torch.randn(2, 5, 3, dtype=F64, generator=g, requires_grad=True)
+    mask = torch.tensor([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    w = torch.randn(2, 3, 3, dtype=F64, generator=g)
+    out = {"q": nums(q), "k": nums(k), "v": nums(v), "mask": nums(mask.double()), "w": nums(w)}
+    for name, m in (("masked", mask), ("unmasked", None)):
+        for t in (q, k, v):
+            t.grad = None
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+        (y * w).sum().backward()
+        out[name] = {"y": nums(y), "dq": nums(q.grad), "dk": nums(k.grad), "dv": nums(v.grad)}
+    return out
+
+
 def main():
     out = {
         "torch": torch.__version__,
@@ -120,6 +140,7 @@ def main():
         "comparisons": comparisons(),
         "where": where(),
         "var": variance(),
+        "attention": attention(),
     }
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference.json")
     with open(path, "w") as f:
