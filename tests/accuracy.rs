@@ -87,3 +87,11 @@ fn transformer_tells_sorted_sequences_at_95_percent_test_accuracy() {
     let acc = accuracy("examples/transformer.net", "test_accuracy");
     assert!(acc >= 0.95, "transformer test accuracy {acc}");
 }
+
+#[test]
+fn resnet_digits_reaches_93_percent_test_accuracy() {
+    // Residual blocks with batch norm, a 3×3 stride-2 pad-1 downsampling convolution of the
+    // 8×8 digits (4×4 by PyTorch's floor rule) and global average pooling (96% in 30 epochs).
+    let acc = accuracy("examples/resnet_digits.net", "test_accuracy");
+    assert!(acc >= 0.93, "resnet_digits test accuracy {acc}");
+}

@@ -262,3 +262,52 @@ fn attention_matches_torch_scaled_dot_product_attention() {
         }
     }
 }
+
+/// `vs` as a literal of `shape` (row-major).
+fn nested(vs: &[f64], shape: &[usize]) -> String {
+    if shape.len() <= 1 {
+        return list(vs);
+    }
+    let inner: usize = shape[1..].iter().product();
+    format!("[{}]", vs.chunks(inner).map(|c| nested(c, &shape[1..])).collect::<Vec<_>>().join(", "))
+}
+
+#[test]
+fn convolution_and_pooling_follow_torch_floor_rule() {
+    // A 3×3, stride-2, pad-1 conv of an even 6×6 input is 3×3 (the last row and column are in
+    // no window and get a zero gradient), as are avgpool2d with padding (the zeros counted) and
+    // maxpool2d of 5×5; global_avgpool is the mean of each plane.
+    let r = reference();
+    let t = &r["windows"];
+    let x = nested(&nums(&t["x"]), &[1, 2, 6, 6]);
+    let w = nested(&nums(&t["w"]), &[3, 2, 3, 3]);
+    let x5 = nested(&nums(&t["x5"]), &[1, 2, 5, 5]);
+    let cases = [
+        ("conv", "conv(x, w, stride: 2, pad: 1)", vec!["x", "w"]),
+        ("avgpool", "avgpool2d(x, size: 3, stride: 2, pad: 1)", vec!["x"]),
+        ("maxpool", "maxpool2d(x5, size: 2, stride: 2)", vec!["x5"]),
+        ("global", "global_avgpool(x)", vec!["x"]),
+    ];
+    for (name, expr, wrt) in cases {
+        let want = &t[name];
+        let shape: Vec<usize> =
+            want["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let n: usize = shape.iter().product();
+        let c: Vec<f64> = (0..n).map(|i| i as f64 * 0.1 + 0.5).collect();
+        let src = format!(
+            "eval t {{\n  let x = {x}\n  let w = {w}\n  let x5 = {x5}\n  let y = {expr}\n  let f = sum(y * {})\n  y\n  grad f wrt {}\n}}\n",
+            nested(&c, &shape),
+            wrt.join(", ")
+        );
+        for (exec, out) in eval_both(&src) {
+            let what = format!("{expr} ({exec:?})");
+            assert_eq!(out.shows[0].1.shape, shape, "{what}: shape");
+            assert_all_close(&format!("{what}: value"), shown(&out, 0), &nums(&want["y"]), 1e-13, &vec![1e-15; n]);
+            for v in &wrt {
+                let key = if *v == "w" { "dw" } else { "dx" };
+                let g = grad(&out, v);
+                assert_all_close(&format!("{what}: d/d{v}"), g, &nums(&want[key]), 1e-13, &vec![1e-15; g.len()]);
+            }
+        }
+    }
+}

@@ -223,6 +223,15 @@ fn erf_gelu_where_and_clip_match_the_jit() {
 }
 
 #[test]
+fn a_resnet_with_floored_strided_convolutions_matches_the_jit() {
+    // 3×3 stride-2 pad-1 and 1×1 stride-2 convolutions of an even 8×8 input (the object's
+    // generated convolution loop and pooling with the last row and column unread), residual
+    // additions, batch norm, global average pooling.
+    let path = root().join("examples/resnet_digits.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "resnet_digits", 5, 0.01);
+}
+
+#[test]
 fn adam_state_and_the_learning_rate_schedule_match_netc_run() {
     let dir = temp_dir("build", "adam");
     let source = std::fs::read_to_string(root().join("examples/spiral.net")).unwrap().replace(

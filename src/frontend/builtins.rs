@@ -34,7 +34,7 @@ builtins! {
     // probabilities and losses
     Softmax, LogSoftmax, OneHot, CrossEntropy, Svm, Mse, L2,
     // convolution and pooling
-    Conv, Maxpool2d, Avgpool2d,
+    Conv, Maxpool2d, Avgpool2d, GlobalAvgpool,
     // randomness (training mode)
     RandLike, Dropout,
     // metrics (train settings, not differentiable)
@@ -230,14 +230,21 @@ impl Builtin {
                 &["x", "size", "stride"],
                 1,
                 Tensor,
-                "max over size×size windows (no padding); stride = size",
+                "max over size×size windows (no padding); stride = size; the output size is rounded down",
             ),
             Avgpool2d => sig(
                 "avgpool2d",
-                &["x", "size", "stride"],
+                &["x", "size", "stride", "pad"],
                 1,
                 Tensor,
-                "mean over size×size windows (no padding); stride = size",
+                "mean over size×size windows of the input zero-padded by `pad` (0), the padding counted; stride = size",
+            ),
+            GlobalAvgpool => sig(
+                "global_avgpool",
+                &["x", "keepdims"],
+                1,
+                Tensor,
+                "[N, C, H, W] -> [N, C]: the mean of each channel over its plane",
             ),
             RandLike => sig(
                 "rand_like",

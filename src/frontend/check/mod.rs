@@ -56,7 +56,8 @@ pub fn check(program: &SourceFile, src: &str) -> Result<Checked, Vec<Diagnostic>
     let mut c = Checker::new(src);
     c.register(&prelude, true);
     c.register(program, false);
-    let out = c.run(program);
+    let mut out = c.run(program);
+    out.notes = std::mem::take(&mut c.notes);
     if c.diags.is_empty() {
         Ok(out)
     } else {
@@ -105,6 +106,8 @@ struct FnInfo<'p> {
 struct Checker<'p> {
     src: &'p str,
     diags: Vec<Diagnostic>,
+    /// Remarks that do not stop the check (`N-` codes; `netc check` prints them).
+    notes: Vec<Diagnostic>,
     fns: Vec<FnInfo<'p>>,
     fn_names: HashMap<String, usize>,
     models: Vec<&'p ModelDef>,
@@ -178,6 +181,7 @@ impl<'p> Checker<'p> {
         Checker {
             src,
             diags: vec![],
+            notes: vec![],
             fns: vec![],
             fn_names: HashMap::new(),
             models: vec![],

@@ -76,8 +76,9 @@ fn known(d: Dim, what: &str) -> Result<usize, ShapeError> {
     d.known().ok_or_else(|| ShapeError::Invalid(format!("{what} must be a known number, not a symbol")))
 }
 
-/// Output size of a sliding window: (n - f + 2p) / s + 1, which must be whole.
-/// `what` names the axis ("height", "width") for the message.
+/// Output size of a sliding window: ⌊(n - f + 2p) / s⌋ + 1, PyTorch's floor rule (the last
+/// (n − f + 2p) mod s rows or columns are read by no window; `netc check` notes it). The
+/// window must fit the padded input. `what` names the axis ("height", "width") for the message.
 pub fn window_out(n: usize, f: usize, pad: usize, stride: usize, what: &str) -> Result<usize, ShapeError> {
     let span = n + 2 * pad;
     if stride == 0 {
@@ -86,12 +87,6 @@ pub fn window_out(n: usize, f: usize, pad: usize, stride: usize, what: &str) -> 
     if f == 0 || f > span {
         return Err(ShapeError::Invalid(format!(
             "the {f}-wide window does not fit the input {what} {n} with padding {pad}: N - F + 2P = {n} - {f} + 2·{pad} < 0"
-        )));
-    }
-    if !(span - f).is_multiple_of(stride) {
-        return Err(ShapeError::Invalid(format!(
-            "output {what} (N - F + 2P)/S + 1 = ({n} - {f} + 2·{pad})/{stride} + 1 = {}/{stride} + 1 is not a whole number",
-            span - f
         )));
     }
     Ok((span - f) / stride + 1)

@@ -8,7 +8,8 @@ It writes tests/data/activations/reference.json: float64 values and first deriva
 erf, gelu (exact and tanh), silu and clip at special points (0, tiny, the regions of erf,
 clip's bounds, large magnitudes), comparisons at ties, where with broadcasting (including the
 gradient through a branch that is not taken), var with both corrections, and
-scaled dot-product attention with and without a boolean mask. Non-finite
+scaled dot-product attention with and without a boolean mask, and convolution and pooling
+with PyTorch's floor rule for the output size, padding for avg_pool2d and the global average. Non-finite
 numbers are written as the strings "inf", "-inf" and "nan".
 """
 
@@ -133,6 +134,32 @@ def attention():
     return out
 
 
+def windows():
+    # PyTorch's floor rule: a 3x3, stride-2, pad-1 convolution of an even 6x6 input (7/2 rows
+    # of windows: 3), avg_pool2d with padding (count_include_pad, torch's default), max_pool2d
+    # of an odd 5x5 input, and the global average (x.mean((2, 3))).
+    g = torch.Generator().manual_seed(23)
+    x = torch.randn(1, 2, 6, 6, dtype=F64, generator=g, requires_grad=True)
+    w = torch.randn(3, 2, 3, 3, dtype=F64, generator=g, requires_grad=True)
+    x5 = torch.randn(1, 2, 5, 5, dtype=F64, generator=g, requires_grad=True)
+    out = {"x": nums(x), "w": nums(w), "x5": nums(x5)}
+
+    def record(name, y, leaves):
+        for t in leaves:
+            t.grad = None
+        c = torch.arange(y.numel(), dtype=F64).reshape(y.shape) * 0.1 + 0.5
+        (y * c).sum().backward()
+        out[name] = {"shape": list(y.shape), "y": nums(y)}
+        for t, key in leaves.items():
+            out[name][key] = nums(t.grad)
+
+    record("conv", F.conv2d(x, w, stride=2, padding=1), {x: "dx", w: "dw"})
+    record("avgpool", F.avg_pool2d(x, 3, stride=2, padding=1), {x: "dx"})
+    record("maxpool", F.max_pool2d(x5, 2, stride=2), {x5: "dx"})
+    record("global", x.mean((2, 3)), {x: "dx"})
+    return out
+
+
 def main():
     out = {
         "torch": torch.__version__,
@@ -141,6 +168,7 @@ def main():
         "where": where(),
         "var": variance(),
         "attention": attention(),
+        "windows": windows(),
     }
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference.json")
     with open(path, "w") as f:
