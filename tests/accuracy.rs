@@ -95,3 +95,11 @@ fn resnet_digits_reaches_93_percent_test_accuracy() {
     let acc = accuracy("examples/resnet_digits.net", "test_accuracy");
     assert!(acc >= 0.93, "resnet_digits test accuracy {acc}");
 }
+
+#[test]
+fn unet_tiny_removes_over_half_the_noise() {
+    // The noisy test digits are 0.088 (mean squared error) from the clean ones
+    // (examples/data/make_denoise.py); the U-Net's output is 0.034 from them after 30 epochs.
+    let mse = accuracy("examples/unet_tiny.net", "test_mse");
+    assert!(mse <= 0.044, "unet_tiny test mse {mse}");
+}

@@ -311,3 +311,53 @@ fn convolution_and_pooling_follow_torch_floor_rule() {
         }
     }
 }
+
+#[test]
+fn grouped_one_dimensional_transposed_convolutions_and_upsampling_match_torch() {
+    let r = reference();
+    let t = &r["more_windows"];
+    let vars = [
+        ("x", vec![1, 4, 5, 5]),
+        ("wg", vec![4, 2, 3, 3]),
+        ("x1", vec![2, 3, 7]),
+        ("w1", vec![4, 3, 3]),
+        ("xt", vec![1, 2, 3, 3]),
+        ("wt", vec![2, 3, 3, 3]),
+    ];
+    let lets: Vec<String> = vars.iter().map(|(n, s)| format!("  let {n} = {}", nested(&nums(&t[*n]), s))).collect();
+    let cases = [
+        ("grouped", "conv(x, wg, pad: 1, groups: 2)", vec!["x", "wg"]),
+        ("conv1d", "conv1d(x1, w1, stride: 2, pad: 1)", vec!["x1", "w1"]),
+        ("transposed", "conv_transpose2d(xt, wt, stride: 2, pad: 1)", vec!["xt", "wt"]),
+        ("upsample", "upsample2d(x)", vec!["x"]),
+    ];
+    for (name, expr, wrt) in cases {
+        let want = &t[name];
+        let shape: Vec<usize> =
+            want["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let n: usize = shape.iter().product();
+        let c: Vec<f64> = (0..n).map(|i| i as f64 * 0.1 + 0.5).collect();
+        let src = format!(
+            "eval t {{\n{}\n  let y = {expr}\n  let f = sum(y * {})\n  y\n  grad f wrt {}\n}}\n",
+            lets.join("\n"),
+            nested(&c, &shape),
+            wrt.join(", ")
+        );
+        for (exec, out) in eval_both(&src) {
+            let what = format!("{expr} ({exec:?})");
+            assert_eq!(out.shows[0].1.shape, shape, "{what}: shape");
+            assert_all_close(&format!("{what}: value"), shown(&out, 0), &nums(&want["y"]), 1e-13, &vec![1e-15; n]);
+            for v in &wrt {
+                let key = if *v == "x" { "dx".to_string() } else { format!("d{v}") };
+                let g = grad(&out, v);
+                assert_all_close(
+                    &format!("{what}: d/d{v}"),
+                    g,
+                    &nums(&want[key.as_str()]),
+                    1e-13,
+                    &vec![1e-15; g.len()],
+                );
+            }
+        }
+    }
+}

@@ -232,6 +232,12 @@ fn a_resnet_with_floored_strided_convolutions_matches_the_jit() {
 }
 
 #[test]
+fn grouped_transposed_and_one_dimensional_convolutions_match_the_jit() {
+    let path = root().join("tests/data/activations/convs.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "convs", 5, 0.05);
+}
+
+#[test]
 fn adam_state_and_the_learning_rate_schedule_match_netc_run() {
     let dir = temp_dir("build", "adam");
     let source = std::fs::read_to_string(root().join("examples/spiral.net")).unwrap().replace(

@@ -34,7 +34,7 @@ builtins! {
     // probabilities and losses
     Softmax, LogSoftmax, OneHot, CrossEntropy, Svm, Mse, L2,
     // convolution and pooling
-    Conv, Maxpool2d, Avgpool2d, GlobalAvgpool,
+    Conv, Conv1d, ConvTranspose2d, Upsample2d, Maxpool2d, Avgpool2d, GlobalAvgpool,
     // randomness (training mode)
     RandLike, Dropout,
     // metrics (train settings, not differentiable)
@@ -220,10 +220,31 @@ impl Builtin {
             },
             Conv => sig(
                 "conv",
+                &["x", "w", "stride", "pad", "groups"],
+                2,
+                Tensor,
+                "convolution of [N, C, H, W] with filters [F, C / groups, KH, KW]",
+            ),
+            Conv1d => sig(
+                "conv1d",
                 &["x", "w", "stride", "pad"],
                 2,
                 Tensor,
-                "convolution of [N, C, H, W] with filters [F, C, KH, KW]",
+                "convolution of [N, C, L] with filters [F, C, K]",
+            ),
+            ConvTranspose2d => sig(
+                "conv_transpose2d",
+                &["x", "w", "stride", "pad"],
+                2,
+                Tensor,
+                "transposed convolution of [N, C, H, W] with w [C, F, KH, KW] (torch's layout): conv's input gradient",
+            ),
+            Upsample2d => sig(
+                "upsample2d",
+                &["x", "scale"],
+                1,
+                Tensor,
+                "nearest-neighbour upsampling of [N, C, H, W] by a whole factor (2)",
             ),
             Maxpool2d => sig(
                 "maxpool2d",

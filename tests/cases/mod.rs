@@ -335,7 +335,10 @@ pub fn builtin_case(b: Builtin) -> BuiltinCase {
         Svm => Expr("svm(x, labels, margin: 0.5)"),
         Mse => Expr("mse(x, y)"),
         L2 => Expr("l2(x, y)"),
-        Conv => Expr("conv(img, w, stride: 1, pad: 1)"),
+        Conv => Expr("conv(img, w, stride: 1, pad: 1) + sum(conv(img, w[:2, :1], pad: 1, groups: 2))"),
+        Conv1d => Expr("conv1d(img[:, :, 0], w[:, :, 0], stride: 2, pad: 1)"),
+        ConvTranspose2d => Expr("conv_transpose2d(img[:, :, :3, :3], w[:2], stride: 2, pad: 1)"),
+        Upsample2d => Expr("upsample2d(img) * 2 + upsample2d(img[:, :, :2, :2], scale: 4)"),
         Maxpool2d => Expr("maxpool2d(img, size: 2)"),
         Avgpool2d => {
             Expr("avgpool2d(img, size: 2, stride: 1)[:, :, :2, :2] + avgpool2d(img, size: 3, stride: 2, pad: 1)")

@@ -194,11 +194,16 @@ impl<'p> Checker<'p> {
                 let (Some(x), Some(w)) = (self.tensor_arg(&a, "x"), self.tensor_arg(&a, "w")) else {
                     return Value::Error;
                 };
-                let (Some(stride), Some(pad)) =
-                    (self.whole_arg(&a, "stride", Some(1), 1), self.whole_arg(&a, "pad", Some(0), 0))
-                else {
+                let (Some(stride), Some(pad), Some(groups)) = (
+                    self.whole_arg(&a, "stride", Some(1), 1),
+                    self.whole_arg(&a, "pad", Some(0), 0),
+                    self.whole_arg(&a, "groups", Some(1), 1),
+                ) else {
                     return Value::Error;
                 };
+                if groups > 1 {
+                    return self.grouped_conv(&a, x, w, stride, pad, groups);
+                }
                 let r = self.node(Op::Conv2d { stride, pad }, &[x, w], span);
                 let kernel = self.g.shape(w.0).get(2..4).map(|k| (k[0].known(), k[1].known()));
                 if let (Value::Tensor(_), Some((Some(kh), Some(kw)))) = (&r, kernel) {
@@ -248,6 +253,9 @@ impl<'p> Checker<'p> {
                 }
                 r
             }
+            Conv1d => self.conv1d(&a),
+            ConvTranspose2d => self.conv_transpose2d(&a),
+            Upsample2d => self.upsample2d(&a),
             GlobalAvgpool => {
                 let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
                 let rank = self.g.shape(x.0).len();
@@ -328,7 +336,15 @@ impl<'p> Checker<'p> {
     /// PyTorch's floor rule made visible: when the windows of a convolution or pooling of
     /// `x` [N, C, H, W] (window kh×kw, `stride`, `pad`) leave the last rows or columns of the
     /// padded input unread, a note at the call (the user's call, for a prelude layer).
-    fn note_floor(&mut self, what: &str, x: NodeId, (kh, kw): (usize, usize), stride: usize, pad: usize, span: Span) {
+    pub(super) fn note_floor(
+        &mut self,
+        what: &str,
+        x: NodeId,
+        (kh, kw): (usize, usize),
+        stride: usize,
+        pad: usize,
+        span: Span,
+    ) {
         let shape = self.g.shape(x);
         let (Some(h), Some(w)) = (shape.get(2).and_then(|d| d.known()), shape.get(3).and_then(|d| d.known())) else {
             return;

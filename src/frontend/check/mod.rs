@@ -39,6 +39,7 @@ mod modes;
 mod settings;
 mod structure;
 mod train;
+mod windows;
 
 /// Parse and check a source file (the prelude is added in front of it).
 pub fn check_source(src: &str) -> Result<Checked, Vec<Diagnostic>> {

@@ -160,6 +160,34 @@ def windows():
     return out
 
 
+def more_windows():
+    # conv with groups (2 groups of 2 channels), conv1d (stride 2, pad 1), conv_transpose2d
+    # (stride 2, pad 1) and nearest upsampling by 2.
+    g = torch.Generator().manual_seed(29)
+    x = torch.randn(1, 4, 5, 5, dtype=F64, generator=g, requires_grad=True)
+    wg = torch.randn(4, 2, 3, 3, dtype=F64, generator=g, requires_grad=True)
+    x1 = torch.randn(2, 3, 7, dtype=F64, generator=g, requires_grad=True)
+    w1 = torch.randn(4, 3, 3, dtype=F64, generator=g, requires_grad=True)
+    xt = torch.randn(1, 2, 3, 3, dtype=F64, generator=g, requires_grad=True)
+    wt = torch.randn(2, 3, 3, 3, dtype=F64, generator=g, requires_grad=True)
+    out = {"x": nums(x), "wg": nums(wg), "x1": nums(x1), "w1": nums(w1), "xt": nums(xt), "wt": nums(wt)}
+
+    def record(name, y, leaves):
+        for t in leaves:
+            t.grad = None
+        c = torch.arange(y.numel(), dtype=F64).reshape(y.shape) * 0.1 + 0.5
+        (y * c).sum().backward()
+        out[name] = {"shape": list(y.shape), "y": nums(y)}
+        for t, key in leaves.items():
+            out[name][key] = nums(t.grad)
+
+    record("grouped", F.conv2d(x, wg, padding=1, groups=2), {x: "dx", wg: "dwg"})
+    record("conv1d", F.conv1d(x1, w1, stride=2, padding=1), {x1: "dx1", w1: "dw1"})
+    record("transposed", F.conv_transpose2d(xt, wt, stride=2, padding=1), {xt: "dxt", wt: "dwt"})
+    record("upsample", F.interpolate(x, scale_factor=2, mode="nearest"), {x: "dx"})
+    return out
+
+
 def main():
     out = {
         "torch": torch.__version__,
@@ -169,6 +197,7 @@ def main():
         "var": variance(),
         "attention": attention(),
         "windows": windows(),
+        "more_windows": more_windows(),
     }
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference.json")
     with open(path, "w") as f:
