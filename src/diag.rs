@@ -88,7 +88,10 @@ pub fn render(diags: &[Diagnostic], file: Option<&SourceFile>, color: bool) -> S
                     let end = s.end.min(file.text.len());
                     (name.clone(), s.start.min(end)..end)
                 };
-                let mut report = Report::build(ReportKind::Error, clamp(d.labels[0].0))
+                // `N-` codes are remarks about a program that is fine (ariadne's "Advice": its
+                // custom kinds are coloured even without colour).
+                let kind = if d.code.starts_with("N-") { ReportKind::Advice } else { ReportKind::Error };
+                let mut report = Report::build(kind, clamp(d.labels[0].0))
                     .with_config(Config::default().with_color(color).with_index_type(IndexType::Byte))
                     .with_code(d.code)
                     .with_message(&d.message);
@@ -108,7 +111,8 @@ pub fn render(diags: &[Diagnostic], file: Option<&SourceFile>, color: bool) -> S
                 let _ = report.finish().write((name.clone(), Source::from(file.text)), &mut out);
             }
             _ => {
-                let mut text = format!("error[{}]: {}\n", d.code, d.message);
+                let kind = if d.code.starts_with("N-") { "note" } else { "error" };
+                let mut text = format!("{kind}[{}]: {}\n", d.code, d.message);
                 for (_, l) in &d.labels {
                     text.push_str(&format!("  = {l}\n"));
                 }

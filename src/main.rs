@@ -351,11 +351,16 @@ fn load(file: &Path) -> Result<(String, Checked), ExitCode> {
 }
 
 fn cmd_check(file: &Path, summary: bool) -> ExitCode {
-    let (_, checked) = match load(file) {
+    let (src, checked) = match load(file) {
         Ok(x) => x,
         Err(code) => return code,
     };
     print!("{}", netc::commands::report::summary(&checked));
+    if !checked.notes.is_empty() {
+        let name = file.display().to_string();
+        let source = SourceFile { name: &name, text: &src };
+        eprint!("{}", diag::render(&checked.notes, Some(&source), diag::stderr_color()));
+    }
     if summary && !checked.models.is_empty() {
         match netc::commands::summary::summary(&checked, None, None) {
             Ok(text) => print!("\n{text}"),

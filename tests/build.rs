@@ -247,6 +247,28 @@ fn smooth_activations_and_adamw_match_the_jit() {
 }
 
 #[test]
+fn erf_gelu_where_and_clip_match_the_jit() {
+    // erf's inline rational approximations in the object, comparisons as masks, where's select.
+    let path = root().join("tests/data/activations/gates.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "gates", 5, 0.1);
+}
+
+#[test]
+fn a_resnet_with_floored_strided_convolutions_matches_the_jit() {
+    // 3×3 stride-2 pad-1 and 1×1 stride-2 convolutions of an even 8×8 input (the object's
+    // generated convolution loop and pooling with the last row and column unread), residual
+    // additions, batch norm, global average pooling.
+    let path = root().join("examples/resnet_digits.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "resnet_digits", 5, 0.01);
+}
+
+#[test]
+fn grouped_transposed_and_one_dimensional_convolutions_match_the_jit() {
+    let path = root().join("tests/data/activations/convs.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "convs", 5, 0.05);
+}
+
+#[test]
 fn adam_state_and_the_learning_rate_schedule_match_netc_run() {
     let dir = temp_dir("build", "adam");
     let source = std::fs::read_to_string(root().join("examples/spiral.net")).unwrap().replace(
@@ -373,7 +395,10 @@ fn the_object_needs_nothing_but_libc_and_libm() {
     let object = build(&root().join("examples/digits_cnn.net"), &dir, "digits_cnn", &[]);
     let out = Command::new("nm").args(["--undefined-only", "--format=just-symbols"]).arg(&object).output().unwrap();
     let undefined: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(|s| s.to_string()).collect();
-    let libm = ["expf", "logf", "tanhf", "powf", "expm1f", "log1pf", "exp", "log", "tanh", "pow", "expm1", "log1p"];
+    let libm = [
+        "expf", "logf", "tanhf", "powf", "expm1f", "log1pf", "erff", "exp", "log", "tanh", "pow", "expm1", "log1p",
+        "erf",
+    ];
     let allowed: Vec<&str> = ["memcpy", "memset", "fmaf", "fma"].into_iter().chain(libm).collect();
     for s in &undefined {
         assert!(allowed.contains(&s.as_str()), "undefined symbol {s} in the object: {undefined:?}");

@@ -246,6 +246,8 @@ pub enum Un {
     Expm1,
     /// ln(1 + x), accurate near 0.
     Log1p,
+    /// The error function.
+    Erf,
 }
 
 /// Elementwise operations with two operands (already broadcast to the same index space).
@@ -261,6 +263,8 @@ pub enum Bin {
     /// b >= a ? a : b (ties to the left operand).
     Min,
     GreaterEq,
+    Greater,
+    Equal,
 }
 
 /// The value of a tensor at one index of an iteration space: a tree of elementwise
@@ -273,6 +277,8 @@ pub enum Expr {
     Dim(u32),
     Unary(Un, Rc<Expr>),
     Binary(Bin, Rc<Expr>, Rc<Expr>),
+    /// cond ≠ 0 ? a : b (a NaN cond picks a), as (cond, a, b).
+    Select(Rc<Expr>, Rc<Expr>, Rc<Expr>),
 }
 
 impl Expr {
@@ -283,6 +289,7 @@ impl Expr {
             Expr::Const(_) | Expr::Dim(_) => true,
             Expr::Unary(_, a) => a.is_uniform(),
             Expr::Binary(_, a, b) => a.is_uniform() && b.is_uniform(),
+            Expr::Select(c, a, b) => c.is_uniform() && a.is_uniform() && b.is_uniform(),
         }
     }
 
@@ -292,6 +299,7 @@ impl Expr {
             Expr::Const(_) | Expr::Dim(_) => false,
             Expr::Unary(_, a) => a.has_loads(),
             Expr::Binary(_, a, b) => a.has_loads() || b.has_loads(),
+            Expr::Select(c, a, b) => c.has_loads() || a.has_loads() || b.has_loads(),
         }
     }
 
@@ -317,6 +325,11 @@ impl Expr {
                     walk(a, out);
                     walk(b, out)
                 }
+                Expr::Select(c, a, b) => {
+                    walk(c, out);
+                    walk(a, out);
+                    walk(b, out)
+                }
             }
         }
         let mut out = vec![];
@@ -338,6 +351,11 @@ pub fn map_loads(e: &Rc<Expr>, f: &mut dyn FnMut(&Access) -> Access) -> Rc<Expr>
             Expr::Binary(op, a, b) => {
                 let a = go(a, f, memo);
                 Rc::new(Expr::Binary(*op, a, go(b, f, memo)))
+            }
+            Expr::Select(c, a, b) => {
+                let c = go(c, f, memo);
+                let a = go(a, f, memo);
+                Rc::new(Expr::Select(c, a, go(b, f, memo)))
             }
         };
         memo.insert(Rc::as_ptr(e), new.clone());
@@ -786,4 +804,15 @@ pub fn softplus_expr(x: Rc<Expr>) -> Rc<Expr> {
     let minus_abs = Rc::new(Expr::Unary(Un::Neg, Rc::new(Expr::Unary(Un::Abs, x.clone()))));
     let e = Rc::new(Expr::Unary(Un::Exp, minus_abs));
     bin(Bin::Add, relu_expr(x), Rc::new(Expr::Unary(Un::Log1p, e)))
+}
+
+/// clip x = min(hi, max(lo, x)): `Bin::Max` and `Bin::Min` keep a NaN in their second operand,
+/// and lo > hi gives hi, as torch.clamp. An infinite bound is left out.
+pub fn clip_expr(x: Rc<Expr>, lo: f64, hi: f64) -> Rc<Expr> {
+    let above = if lo == f64::NEG_INFINITY { x } else { bin(Bin::Max, constant(lo), x) };
+    if hi == f64::INFINITY {
+        above
+    } else {
+        bin(Bin::Min, constant(hi), above)
+    }
 }

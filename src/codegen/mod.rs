@@ -282,9 +282,9 @@ pub fn define_scheduled<M: Module>(
     let func = module.declare_function(name, linkage, &sig).map_err(err)?;
 
     let mut libm = vec![];
-    let names: [(&'static str, usize); 6] = match g.dtype {
-        DType::F32 => [("expf", 1), ("logf", 1), ("tanhf", 1), ("powf", 2), ("expm1f", 1), ("log1pf", 1)],
-        DType::F64 => [("exp", 1), ("log", 1), ("tanh", 1), ("pow", 2), ("expm1", 1), ("log1p", 1)],
+    let names: [(&'static str, usize); 7] = match g.dtype {
+        DType::F32 => [("expf", 1), ("logf", 1), ("tanhf", 1), ("powf", 2), ("expm1f", 1), ("log1pf", 1), ("erff", 1)],
+        DType::F64 => [("exp", 1), ("log", 1), ("tanh", 1), ("pow", 2), ("expm1", 1), ("log1p", 1), ("erf", 1)],
     };
     for (fname, arity) in names {
         let mut s = module.make_signature();

@@ -384,8 +384,9 @@ fn product_flops(g: &Graph, n: &crate::ir::graph::Node, batch: usize) -> f64 {
         Op::Conv2dFilterGrad { .. } => 2.0 * size(g.shape(n.inputs[1])) * size(&n.shape[1..].to_vec()),
         Op::Input { .. } | Op::Param { .. } | Op::Const { .. } | Op::Literal { .. } | Op::DimSize { .. } => 0.0,
         Op::Neg | Op::Exp | Op::Log | Op::Sqrt | Op::Abs | Op::Sign | Op::Tanh | Op::Sigmoid => 0.0,
-        Op::Relu | Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softplus => 0.0,
+        Op::Relu | Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softplus | Op::Erf | Op::Clip { .. } => 0.0,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Max | Op::Min | Op::GreaterEq => 0.0,
+        Op::Greater | Op::Equal | Op::Where => 0.0,
         Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Pad { .. } => 0.0,
         // Data movement (a scatter-add's additions are not products).
         Op::Reverse { .. } | Op::Concat { .. } | Op::Gather { .. } | Op::ScatterAdd { .. } => 0.0,

@@ -127,6 +127,15 @@ pub enum Op {
     },
     /// ln(1 + e^x) = max(x, 0) + ln(1 + e^−|x|): smooth everywhere, softplus' = sigmoid.
     Softplus,
+    /// The error function erf x = (2/√π)∫₀ˣ e^(−t²) dt (gelu's Φ(x) = ½(1 + erf(x/√2))).
+    Erf,
+    /// min(max(x, lo), hi) as `torch.clamp` (hi wins when lo > hi; NaN stays NaN); a missing
+    /// bound is ∓∞. The slope is 1 strictly between the bounds, 0 at them and outside
+    /// (torch.clamp's rule with number bounds).
+    Clip {
+        lo: f64,
+        hi: f64,
+    },
 
     // ---- elementwise, two operands, numpy broadcasting ----
     Add,
@@ -141,6 +150,15 @@ pub enum Op {
     Min,
     /// 1.0 where a >= b, else 0.0 (no gradient): the switch of the max and min gates.
     GreaterEq,
+    /// 1.0 where a > b, else 0.0 (no gradient; `a < b` is `b > a`).
+    Greater,
+    /// 1.0 where a == b, else 0.0 (no gradient; `a != b` is `1 − (a == b)`).
+    Equal,
+
+    // ---- elementwise, three operands, numpy broadcasting ----
+    /// (cond, a, b) -> a where cond ≠ 0 (NaN counts as ≠ 0), else b: numpy/torch `where` on a
+    /// 0/1 mask. The gradient goes to the operand chosen (the switch gate); none to cond.
+    Where,
 
     // ---- layout ----
     /// Broadcast to `shape` by numpy rules (prepend unit axes, stretch size-1 axes).
@@ -593,8 +611,8 @@ impl Graph {
                 Param { .. } | Const { .. } | Literal { .. } | DimSize { .. } | Pad { .. } => false,
                 RandomUniform { .. } => false,
                 Neg | Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid => false,
-                Relu | LeakyRelu { .. } | Elu { .. } | Softplus => false,
-                Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq => false,
+                Relu | LeakyRelu { .. } | Elu { .. } | Softplus | Erf | Clip { .. } => false,
+                Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq | Greater | Equal | Where => false,
                 Sum { .. } | ReduceMax { .. } | ArgMaxMask { .. } | MatMul { .. } | LogSoftmax { .. } => false,
                 Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => false,
                 MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => false,

@@ -109,8 +109,8 @@ fn is_leaf(op: &Op) -> bool {
     match op {
         Input { .. } | Param { .. } | Const { .. } | Literal { .. } | DimSize { .. } => true,
         Neg | Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid => false,
-        Relu | LeakyRelu { .. } | Elu { .. } | Softplus => false,
-        Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq => false,
+        Relu | LeakyRelu { .. } | Elu { .. } | Softplus | Erf | Clip { .. } => false,
+        Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq | Greater | Equal | Where => false,
         Broadcast { .. } | Reshape { .. } | Transpose { .. } | Slice { .. } | Pad { .. } | Reverse { .. } => false,
         Concat { .. } | Gather { .. } | ScatterAdd { .. } => false,
         Sum { .. } | ReduceMax { .. } | ArgMaxMask { .. } | OneHot { .. } => false,
@@ -177,8 +177,8 @@ fn simplify_node(g: &mut Graph, node: &Node, sole: &dyn Fn(usize) -> bool) -> Op
     let same_shape = |g: &Graph, a: NodeId| g.shape(a) == shape;
     // op(broadcast(a), b) == op(a, b) for elementwise ops, when a and b broadcast to the same
     // result anyway: the op broadcasts by itself, without materialising the operand
-    if matches!(node.op, Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq) {
-        for k in 0..2 {
+    if matches!(node.op, Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq | Greater | Equal | Where) {
+        for k in 0..x.len() {
             if let Broadcast { .. } = g.node(x[k]).op {
                 let mut operands = x.clone();
                 operands[k] = g.node(x[k]).inputs[0];
@@ -364,8 +364,17 @@ fn simplify_node(g: &mut Graph, node: &Node, sole: &dyn Fn(usize) -> bool) -> Op
         }
         Input { .. } | Param { .. } | Const { .. } | Literal { .. } | DimSize { .. } => None,
         Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid => None,
-        Relu | LeakyRelu { .. } | Elu { .. } | Softplus => None,
-        Max | Min | GreaterEq => None,
+        Relu | LeakyRelu { .. } | Elu { .. } | Softplus | Erf | Clip { .. } => None,
+        Max | Min | GreaterEq | Greater | Equal => None,
+        // where(c, a, b) == a for a constant c ≠ 0 (== b for c = 0), when broadcasting by the
+        // condition did not change the chosen operand's shape (attention's default mask 1)
+        Where => match g.node(x[0]).op {
+            Const { value } => {
+                let chosen = if value != 0.0 { x[1] } else { x[2] };
+                same_shape(g, chosen).then_some(chosen)
+            }
+            _ => None,
+        },
         ReduceMax { .. } | ArgMaxMask { .. } | OneHot { .. } | MatMul { .. } | LogSoftmax { .. } => None,
         Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => None,
         MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => None,
@@ -462,7 +471,18 @@ fn finite_by_construction(g: &Graph, id: NodeId) -> bool {
     while let Some(id) = stack.pop() {
         let node = g.node(id);
         let finite = match &node.op {
-            Op::GreaterEq | Op::Sign | Op::OneHot { .. } | Op::ArgMaxMask { .. } | Op::DimSize { .. } => true,
+            Op::GreaterEq | Op::Greater | Op::Equal | Op::Sign | Op::OneHot { .. } | Op::ArgMaxMask { .. } => true,
+            Op::DimSize { .. } | Op::Erf => true,
+            // Clipped to finite bounds on both sides (NaN passes through, but only from a NaN x).
+            Op::Clip { lo, hi } if lo.is_finite() && hi.is_finite() => true,
+            Op::Clip { .. } => {
+                stack.push(node.inputs[0]);
+                true
+            }
+            Op::Where => {
+                stack.extend(node.inputs[1..].iter().copied());
+                true
+            }
             Op::RandomUniform { .. } => true,
             Op::Const { value } => value.is_finite(),
             Op::Literal { values } => values.iter().all(|v| v.is_finite()),

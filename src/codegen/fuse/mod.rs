@@ -208,6 +208,19 @@ impl<'g> Fuser<'g> {
         })
     }
 
+    /// where(cond, a, b): the three operands broadcast to the node's shape, one select.
+    fn select(&mut self, id: NodeId) -> Result<Rc<Expr>, String> {
+        let node = self.g.node(id);
+        let mut v = vec![];
+        for &x in &node.inputs {
+            v.push(self.broadcast(self.val(x), self.g.shape(x), &node.shape)?);
+        }
+        Ok(match self.fold(&node.op, &[&v[0], &v[1], &v[2]]) {
+            Some(c) => Rc::new(Expr::Const(c)),
+            None => Rc::new(Expr::Select(v[0].clone(), v[1].clone(), v[2].clone())),
+        })
+    }
+
     /// `v` over `from` seen as a value over `to` by numpy broadcasting: new leading axes and
     /// stretched unit axes get stride 0. A computed value is materialised first if it would
     /// be recomputed for every copy.
@@ -279,6 +292,8 @@ impl<'g> Fuser<'g> {
             Op::LeakyRelu { alpha } => self.folded(&node.op, self.val(x(0)), |x| leaky_relu_expr(x, *alpha)),
             Op::Elu { alpha } => self.folded(&node.op, self.val(x(0)), |x| elu_expr(x, *alpha)),
             Op::Softplus => self.folded(&node.op, self.val(x(0)), softplus_expr),
+            Op::Erf => self.unary(&node.op, Un::Erf, self.val(x(0))),
+            Op::Clip { lo, hi } => self.folded(&node.op, self.val(x(0)), |x| clip_expr(x, *lo, *hi)),
             Op::Add => self.binary(id, Bin::Add)?,
             Op::Sub => self.binary(id, Bin::Sub)?,
             Op::Mul => self.binary(id, Bin::Mul)?,
@@ -287,6 +302,9 @@ impl<'g> Fuser<'g> {
             Op::Max => self.binary(id, Bin::Max)?,
             Op::Min => self.binary(id, Bin::Min)?,
             Op::GreaterEq => self.binary(id, Bin::GreaterEq)?,
+            Op::Greater => self.binary(id, Bin::Greater)?,
+            Op::Equal => self.binary(id, Bin::Equal)?,
+            Op::Where => self.select(id)?,
             Op::Broadcast { shape: to } => self.broadcast(self.val(x(0)), in_shape(0), to)?,
             Op::Reshape { shape: to } => self.reshape(self.val(x(0)), in_shape(0), to),
             Op::Transpose { perm } => map_loads(&self.val(x(0)), &mut |a| Access {
