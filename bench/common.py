@@ -53,6 +53,11 @@ NETS = {
        ("dense", "dense_3.W", "dense_3.b")],
 }
 
+# W12 (`netc predict` throughput): samples of bench/data/w12_x.npy (N(0, 1), 784 values each,
+# written by gen.py) and the batch both systems run them in (netc predict's default).
+W12_SAMPLES = 10000
+W12_BATCH = 256
+
 # Timed steps and warm-up steps per process.
 STEPS = {"w2": (100, 10), "w3": (30, 3), "w7": (3, 1), "w9": (30, 3), "w11": (10, 2)}
 
@@ -108,15 +113,19 @@ def median(v):
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
-def time_calls(f, steps, warmup):
-    """Milliseconds of each of `steps` calls of f() after `warmup` calls; f must block."""
+def time_calls(f, steps, warmup, cpu=None):
+    """Milliseconds of each of `steps` calls of f() after `warmup` calls; f must block. With a
+    list `cpu`, the CPU milliseconds of the process's threads per call are appended to it (on a
+    shared machine other processes inflate the wall time far more than the CPU time)."""
     for _ in range(warmup):
         f()
     out = []
     for _ in range(steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         f()
         out.append((time.perf_counter() - t) * 1e3)
+        if cpu is not None:
+            cpu.append((time.process_time() - c) * 1e3)
     return out
 
 
@@ -131,7 +140,8 @@ def step_report(system, workload, step, infer, first_step_s, **extra):
     """Time `step()` and `infer()` (each blocking) and report medians; `first_step_s` is the
     time from process start to the end of the first step."""
     steps, warmup = STEPS[workload]
-    s = time_calls(step, steps, warmup)
+    cpu = []
+    s = time_calls(step, steps, warmup, cpu)
     i = time_calls(infer, steps, warmup)
     report(system, workload, first_step_s=first_step_s, step_ms_median=median(s), step_ms_min=min(s),
-           infer_ms_median=median(i), infer_ms_min=min(i), **extra)
+           step_cpu_ms_median=median(cpu), infer_ms_median=median(i), infer_ms_min=min(i), **extra)

@@ -2,6 +2,7 @@
 
 - spiral_x.npy, spiral_y.npy: the CS231n spiral (100 points x 3 classes, seed 0), for W1;
 - digits_x.npy, digits_y.npy: examples/data/digits.csv scaled by 1/16, for W5;
+- w12_x.npy: W12_SAMPLES standard normal rows of 784 values (seed 12), the inputs of W12;
 - {w1,w2,w3,w5,w7,w9,w11}_init.safetensors: initial weights under netc's parameter names (read
   from `netc check`): normal(0.01) for the spiral net's matrices as in the lecture, He normal
   for other matrices and filters, zero biases; batch norm's gamma and running variance ones,
@@ -16,7 +17,7 @@ import sys
 import numpy as np
 from safetensors.numpy import save_file
 
-from common import DATA, HERE
+from common import DATA, HERE, W12_SAMPLES
 
 NETS = {
     "w1": "bench/w1_spiral.net",
@@ -72,6 +73,9 @@ def main(netc):
         table = np.loadtxt(HERE.parent / "examples/data/digits.csv", delimiter=",", skiprows=1)
         np.save(DATA / "digits_x.npy", (table[:, :-1] / 16).astype(np.float32))
         np.save(DATA / "digits_y.npy", table[:, -1].astype(np.int64))
+    if not (DATA / "w12_x.npy").exists():
+        rng = np.random.default_rng(12)
+        np.save(DATA / "w12_x.npy", rng.standard_normal((W12_SAMPLES, 784), dtype=np.float32))
     for workload, net in NETS.items():
         path = DATA / f"{workload}_init.safetensors"
         if not path.exists():

@@ -327,6 +327,195 @@ fn threads_rows() {
     }
 }
 
+/// The two GEMM libraries (`runtime::symbols::Library`) single-threaded on the workloads'
+/// product shapes, in the layouts the train steps use, with the one `Library::for_product` picks
+/// (least CPU time of several calls).
+fn library_rows() {
+    use netc::runtime::symbols::{sgemm_with, GemmArgs, Library, Matrix};
+    // (M, K, N, A transposed, B transposed, what)
+    for (m, k, n, ta, tb, what) in [
+        (128, 784, 256, false, false, "W2 layer 1 forward"),
+        (784, 128, 256, true, false, "W2 layer 1 weight gradient"),
+        (128, 256, 256, false, true, "W2 layer 2 input gradient"),
+        (16, 27, 1024, false, false, "W3 conv 1 forward, one image"),
+        (16, 1024, 27, false, true, "W3 conv 1 filter gradient, one image"),
+        (32, 144, 256, false, false, "W3 conv 2 forward, one image"),
+        (144, 32, 256, true, false, "W3 conv 2 input gradient, one image"),
+        (32, 256, 144, false, true, "W3 conv 2 filter gradient, one image"),
+        (512, 16, 32, false, false, "W3 conv 2 Winograd F(4,3) forward"),
+        (512, 32, 16, false, true, "W3 conv 2 Winograd input gradient"),
+        (16, 512, 32, true, false, "W3 conv 2 Winograd filter gradient"),
+        (96, 363, 3025, false, false, "W7 conv 1 forward, one image"),
+        (96, 3025, 363, false, true, "W7 conv 1 filter gradient, one image"),
+        (256, 2400, 729, false, false, "W7 conv 2 forward, one image"),
+        (2400, 256, 729, true, false, "W7 conv 2 input gradient, one image"),
+        (256, 729, 2400, false, true, "W7 conv 2 filter gradient, one image"),
+        (384, 2304, 169, false, false, "W7 conv 3 forward, one image"),
+        (2304, 384, 169, true, false, "W7 conv 3 input gradient, one image"),
+        (384, 169, 2304, false, true, "W7 conv 3 filter gradient, one image"),
+        (384, 3456, 169, false, false, "W7 conv 4 forward, one image"),
+        (3456, 384, 169, true, false, "W7 conv 4 input gradient, one image"),
+        (384, 169, 3456, false, true, "W7 conv 4 filter gradient, one image"),
+        (392, 96, 256, false, false, "W7 conv 2 Winograd F(4,5) forward"),
+        (392, 256, 96, false, true, "W7 conv 2 Winograd input gradient"),
+        (96, 392, 256, true, false, "W7 conv 2 Winograd filter gradient"),
+        (128, 256, 384, false, false, "W7 conv 3 Winograd F(4,3) forward"),
+        (128, 384, 256, false, true, "W7 conv 3 Winograd input gradient"),
+        (256, 128, 384, true, false, "W7 conv 3 Winograd filter gradient"),
+        (128, 384, 384, false, false, "W7 conv 4 Winograd forward"),
+        (128, 384, 384, false, true, "W7 conv 4 Winograd input gradient"),
+        (384, 128, 384, true, false, "W7 conv 4 Winograd filter gradient"),
+        (8, 9216, 4096, false, false, "W7 dense 1 forward"),
+        (8, 4096, 9216, false, true, "W7 dense 1 input gradient"),
+        (9216, 8, 4096, true, false, "W7 dense 1 weight gradient"),
+        (8, 4096, 4096, false, false, "W7 dense 2 forward"),
+        (512, 512, 512, false, false, "square"),
+    ] {
+        let (a, b) = (random::<f32>(m * k, 1), random::<f32>(k * n, 2));
+        let (rsa, csa) = if ta { (1, m as i64) } else { (k as i64, 1) };
+        let (rsb, csb) = if tb { (1, k as i64) } else { (n as i64, 1) };
+        let (mi, ki, ni) = (m as i64, k as i64, n as i64);
+        let mut results = vec![];
+        let mut secs = vec![];
+        for lib in Library::ALL {
+            let mut c = vec![0.0f32; m * n];
+            let (pa, pb, pc) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+            let (ma, mb, mc) = (Matrix::new(pa, rsa, csa), Matrix::new(pb, rsb, csb), Matrix::new(pc, ni, 1));
+            let args = GemmArgs { m: mi, k: ki, n: ni, alpha: 1.0, a: ma, b: mb, beta: 0.0, c: mc };
+            secs.push(min_time(9, || unsafe { sgemm_with(lib, args) }));
+            black_box(&c);
+            results.push(c);
+        }
+        let scale = results[0].iter().fold(0f32, |acc, v| acc.max(v.abs())).max(f32::MIN_POSITIVE);
+        let diff = results[0].iter().zip(&results[1]).fold(0f32, |acc, (x, y)| acc.max((x - y).abs())) / scale;
+        let gf = |s: f64| 2.0 * (m * n * k) as f64 / s / 1e9;
+        println!(
+            "  {m:>5}×{k:<5}×{n:<5} {what:<40} {:>7.1} {:>7.1}   ×{:.2}  {:<14} rel. diff {diff:.1e}",
+            gf(secs[0]),
+            gf(secs[1]),
+            secs[0] / secs[1],
+            Library::for_product(m, k, n, tb).name()
+        );
+    }
+}
+
+/// CPU seconds this thread has run (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`): unlike wall
+/// time, not inflated while other processes hold the core.
+fn thread_cpu_seconds() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, t: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut t = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: a valid out-pointer; Linux's clock id.
+    unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.sec as f64 + t.nsec as f64 * 1e-9
+}
+
+/// The least CPU time of `reps` calls of `f` (seconds), which runs on this thread (a pool of
+/// one): on a shared machine the CPU time of a call is what it costs, its wall time is not.
+fn min_time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..reps)
+        .map(|_| {
+            let t = thread_cpu_seconds();
+            f();
+            thread_cpu_seconds() - t
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// One AlexNet layer (batch 8) by Winograd on one thread: each transform symbol, the α²
+/// products with each GEMM library, against the im2col convolution symbol; least CPU time of
+/// several calls.
+fn winograd_rows() {
+    use netc::runtime::symbols::{conv_f32_on, sgemm_with, winograd_f32_on, GemmArgs, Library, Matrix};
+    use netc::runtime::winograd::{Geometry, Tile, Transform};
+    let one = netc::runtime::threads::Pool::new(1);
+    let n = 8usize;
+    for (name, c, hw, f, r, pad, m) in [
+        ("conv2", 96, 27, 256, 5, 2, 4),
+        ("conv3", 256, 13, 384, 3, 1, 4),
+        ("conv4", 384, 13, 384, 3, 1, 4),
+        ("conv4", 384, 13, 384, 3, 1, 2),
+    ] {
+        let g = Geometry { c, h: hw, w: hw, f, oh: hw, ow: hw, pad, tile: Tile { m, r } };
+        let mut line = format!("  {name} F({m},{r})  transforms µs:");
+        let mut total = 0.0;
+        for op in Transform::ALL {
+            // NETC_BENCH_ONLY=conv4:4:Filter times one transform only (for a profiler).
+            if let Ok(only) = std::env::var("NETC_BENCH_ONLY") {
+                if only != format!("{name}:{m}:{op:?}") {
+                    continue;
+                }
+            }
+            let (src_len, dst_len) = g.sizes(op, n);
+            let src = random::<f32>(src_len, 3);
+            let mut dst = vec![0f32; dst_len];
+            let s = min_time(15, || unsafe {
+                winograd_f32_on(&one, op.code(), &g.to_array(), n as i64, src.as_ptr(), dst.as_mut_ptr())
+            });
+            total += s;
+            line += &format!(" {op:?} {:.0}", s * 1e6);
+        }
+        println!("{line}  (all six {:.1} ms)", total * 1e3);
+        let a2 = g.tile.alpha().pow(2);
+        let nt = n * g.tiles();
+        // (what, m, k, n, A transposed): the forward, input-gradient and filter-gradient products.
+        for (what, pm, pk, pn, ta, tb) in [
+            ("forward", nt, c, f, false, false),
+            ("input grad", nt, f, c, false, true),
+            ("filter grad", c, nt, f, true, false),
+        ] {
+            let (a, b) = (random::<f32>(pm * pk, 1), random::<f32>(pk * pn, 2));
+            let mut out = vec![0f32; pm * pn];
+            let (rsa, csa) = if ta { (1, pm as i64) } else { (pk as i64, 1) };
+            let (rsb, csb) = if tb { (1, pk as i64) } else { (pn as i64, 1) };
+            let mut row = format!("    {a2} products {pm}×{pk}×{pn} {what:<12}");
+            for lib in Library::ALL {
+                let s = min_time(5, || unsafe {
+                    for _ in 0..a2 {
+                        let args = GemmArgs {
+                            m: pm as i64,
+                            k: pk as i64,
+                            n: pn as i64,
+                            alpha: 1.0,
+                            a: Matrix::new(a.as_ptr(), rsa, csa),
+                            b: Matrix::new(b.as_ptr(), rsb, csb),
+                            beta: 0.0,
+                            c: Matrix::new(out.as_mut_ptr(), pn as i64, 1),
+                        };
+                        sgemm_with(lib, args);
+                    }
+                });
+                let gf = 2.0 * (a2 * pm * pk * pn) as f64 / s / 1e9;
+                row += &format!("  {} {:.1} ms ({gf:.0} GFLOP/s)", lib.name(), s * 1e3);
+            }
+            println!("{row}   chosen: {}", Library::for_product(pm, pk, pn, tb).name());
+        }
+        let geom = [c, hw, hw, f, r, r, hw, hw, 1, pad].map(|v| v as i64);
+        let mut row = "    im2col convolution symbol:".to_string();
+        for (op, what, (la, lb, lo)) in [
+            (0, "forward", (n * c * hw * hw, f * c * r * r, n * f * hw * hw)),
+            (1, "input grad", (n * f * hw * hw, f * c * r * r, n * c * hw * hw)),
+            (2, "filter grad", (n * c * hw * hw, n * f * hw * hw, f * c * r * r)),
+        ] {
+            let (a, b) = (random::<f32>(la, 4), random::<f32>(lb, 5));
+            let mut out = vec![0f32; lo];
+            let s = min_time(5, || unsafe {
+                conv_f32_on(&one, op, &geom, n as i64, a.as_ptr(), b.as_ptr(), out.as_mut_ptr())
+            });
+            row += &format!("  {what} {:.1} ms", s * 1e3);
+        }
+        println!("{row}");
+    }
+}
+
 fn main() {
     let threads = std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "unset".into());
     println!(
@@ -334,6 +523,18 @@ fn main() {
         netc::runtime::threads::count(),
         std::thread::available_parallelism()
     );
+    if std::env::args().any(|a| a == "--winograd") {
+        println!("\nWinograd, one thread, AlexNet layers at batch 8 (fastest of several runs)");
+        winograd_rows();
+        return;
+    }
+    if std::env::args().any(|a| a == "--libraries") {
+        println!("\nGEMM libraries, one thread, GFLOP/s (M×K×N)          matrixmultiply   gemm  mm/gemm  chosen");
+        library_rows();
+        return;
+    }
+    println!("\nGEMM libraries, one thread, GFLOP/s (M×K×N)          matrixmultiply   gemm  mm/gemm  chosen");
+    library_rows();
     println!("\nGEMM threads: one call vs the symbol's split (M×K×N)       1 call      symbol");
     threads_rows();
     println!("\nGEMM GFLOP/s (M×N×K)         JIT graph   symbol    matrixmultiply");

@@ -1,4 +1,4 @@
-"""PyTorch eager peers of issue #8: python bench/peer_torch.py w1|w2|w3|w5|w7|w9|w11"""
+"""PyTorch eager peers of issue #8: python bench/peer_torch.py w1|w2|w3|w5|w7|w9|w11|w12"""
 import sys
 import time
 
@@ -130,6 +130,21 @@ def w11():
     c.step_report("torch", "w11", step, infer, first)
 
 
+def w12():
+    """`netc predict`'s job: read the weights and the samples, the forward pass in batches
+    under inference_mode, write the scores as NPY."""
+    p = {k: torch.from_numpy(v) for k, v in c.weights("w2").items()}
+    x = np.load(c.DATA / "w12_x.npy")
+    out = np.empty((len(x), 10), np.float32)
+    t = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(x), c.W12_BATCH):
+            out[i:i + c.W12_BATCH] = forward(c.NETS["w2"], p, torch.from_numpy(x[i:i + c.W12_BATCH])).numpy()
+    forward_s = time.perf_counter() - t
+    np.save(c.DATA / "w12_out_torch.npy", out)
+    c.report("torch", "w12", forward_s=forward_s, samples=len(x))
+
+
 if __name__ == "__main__":
     w = sys.argv[1]
-    w1() if w == "w1" else w5() if w == "w5" else w11() if w == "w11" else steps(w)
+    {"w1": w1, "w5": w5, "w11": w11, "w12": w12}.get(w, lambda: steps(w))()

@@ -32,13 +32,14 @@ SYSTEMS = {
     "w8": ["netc"],
     "w9": ["netc", "jax", "torch"],
     "w11": ["netc", "jax", "torch"],
-    "w12": ["netc"],
+    "w12": ["netc", "torch"],
+    "w13": ["netc"],
 }
 NETS = {"w1": "bench/w1_spiral.net", "w2": "examples/mlp.net", "w3": "examples/cifar_cnn.net",
         "w5": "bench/w5_digits_cnn.net", "w7": "examples/alexnet.net", "w9": "bench/w9_bn_cnn.net",
         "w11": "bench/w11_lstm.net"}
 DEEP = [10, 100, 1000, 2000, 5000, 10000]
-# W12: compile time of W11's train step at these sequence lengths (bench/deep/lstm_T.net).
+# W13: compile time of W11's train step at these sequence lengths (bench/deep/lstm_T.net).
 LENGTHS = [16, 100, 1000]
 
 
@@ -54,10 +55,14 @@ def commands(system, w):
     """(label, argv) of each process of one workload on one system."""
     if system != "netc":
         return [(w, [sys.executable, f"bench/peer_{system}.py", w])]
+    if w == "w12":
+        out = common.DATA / "w12_out_netc.npy"
+        return [(w, [NETC, "predict", NETS["w2"], "--load", "bench/data/w2_init.safetensors",
+                     "--input", "bench/data/w12_x.npy", "-o", str(out), "--batch", str(common.W12_BATCH), "--json"])]
     if w == "w8":
         return [(f"w8_{n}", [NETC, "bench", f"bench/deep/mlp_{n}.net", "--compile-only", "--json"]) for n in DEEP]
-    if w == "w12":
-        return [(f"w12_{t}", [NETC, "bench", f"bench/deep/lstm_{t}.net", "--compile-only", "--json"]) for t in LENGTHS]
+    if w == "w13":
+        return [(f"w13_{t}", [NETC, "bench", f"bench/deep/lstm_{t}.net", "--compile-only", "--json"]) for t in LENGTHS]
     load = ["--load", f"bench/data/{w}_init.safetensors", "--json"]
     if w in ("w1", "w5"):
         return [(w, [NETC, "run", NETS[w], *load])]
@@ -89,6 +94,8 @@ def run(argv, system, threads):
         return None
     rec = json.loads(lines[-1])
     rec["wall_s"] = wall
+    if "forward_seconds" in rec:  # netc predict
+        rec["forward_s"] = rec["forward_seconds"]
     if "first_step_ms" in rec:
         rec["first_step_s"] = rec["first_step_ms"] / 1e3
     return rec
@@ -128,7 +135,8 @@ ROWS = [
     ("w5", "W5 test accuracy", "test_accuracy", None, None, None),
     ("w2", "W6 W2 peak RSS MiB", "peak_rss_mib", None, None, 64),
     ("w3", "W6 W3 peak RSS MiB", "peak_rss_mib", None, None, 64),
-    ("w7", "W7 AlexNet train step ms, vs PyTorch", "step_ms_median", 0.5, "torch", None),
+    ("w7", "W7 AlexNet train step ms, vs PyTorch", "step_ms_median", 1 / 1.5, "torch", None),
+    ("w7", "W7 AlexNet train step CPU ms (all threads), vs PyTorch", "step_cpu_ms_median", 1 / 1.5, "torch", None),
     ("w7", "W7 AlexNet 1st step s", "first_step_s", None, None, None),
     ("w7", "W6/W7 AlexNet peak RSS MiB", "peak_rss_mib", None, None, 512),
     ("w7", "W7 netc peak RSS before inference MiB", "peak_rss_train_mib", None, None, 512),
@@ -137,6 +145,8 @@ ROWS = [
     ("w11", "W11 LSTM T=64 train step ms (batch 32)", "step_ms_median", 1.0, None, None),
     ("w11", "W11 LSTM inference ms/batch", "infer_ms_median", None, None, None),
     ("w11", "W11 peak RSS MiB", "peak_rss_mib", None, None, None),
+    ("w12", "W12 predict mlp.net, 10k samples, process wall s", "wall_s", 1.0, None, None),
+    ("w12", "W12 predict mlp.net, forward pass over 10k samples s", "forward_s", 1.0, None, None),
 ]
 PEERS = ["jax", "torch", "numpy"]
 
@@ -168,6 +178,9 @@ def table(results, threads, flops):
         if key == "step_ms_median" and med["netc"] and w in flops:
             g = flops[w] / (med["netc"] * 1e6)
             gf = f"{g:.1f} ({g / (CEILING * threads):.0%})"
+        elif key in ("wall_s", "forward_s") and w == "w12" and med["netc"]:
+            g = flops[w] / med["netc"] / 1e9
+            gf = f"{g:.1f} ({g / (CEILING * threads):.0%}), {common.W12_SAMPLES / med['netc']:.3g} samples/s"
         elif key == "wall_s" and w in flops:
             recs = results.get((w, "netc", threads), [])
             secs = median(recs, "seconds")
@@ -195,12 +208,12 @@ def w8_table(results):
     return "\n".join(out)
 
 
-def w12_table(results):
-    out = ["\n### W12 compile time of the LSTM train step against the sequence length (netc, W11's model)\n",
+def w13_table(results):
+    out = ["\n### W13 compile time of the LSTM train step against the sequence length (netc, W11's model)\n",
            "| steps T | compile train step ms | compile inference ms | Cranelift instructions of the step | step GFLOP |",
            "|---|---|---|---|---|"]
     for t in LENGTHS:
-        recs = results.get((f"w12_{t}", "netc", 1), [])
+        recs = results.get((f"w13_{t}", "netc", 1), [])
         out.append(f"| {t} | {fmt(median(recs, 'compile_step_ms'))} | {fmt(median(recs, 'compile_infer_ms'))} | "
                    f"{fmt(median(recs, 'clif_insts_step'))} | {fmt(median(recs, 'step_gflop'))} |")
     return "\n".join(out)
@@ -230,18 +243,22 @@ def main():
                              text=True, check=True).stdout
         flops[w] = json.loads(out)["step_gflop"] * 1e9
     flops["w5"] *= 1500 / 32 / 47  # 47 batches per epoch, the last of 28 samples
+    # W12: the forward products of mlp.net over every sample (netc counts them at batch 128).
+    out = subprocess.run([NETC, "bench", NETS["w2"], "--compile-only", "--json"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    flops["w12"] = json.loads(out)["forward_gflop"] * 1e9 * common.W12_SAMPLES / common.SHAPES["w2"][0]
 
     results = {}
     for rep in range(args.reps):
         for t in threads:
             for w in only:
                 for system in SYSTEMS[w]:
-                    if w in ("w8", "w12") and t != threads[0]:
+                    if w in ("w8", "w13") and t != threads[0]:
                         continue  # compiling is single-threaded
                     for label, argv in commands(system, w):
                         print(f"rep {rep + 1}/{args.reps}, {t} thread(s): {label} {system}", file=sys.stderr)
                         rec = run(argv, system, t)
-                        results.setdefault((label, system, 1 if w in ("w8", "w12") else t), []).append(rec)
+                        results.setdefault((label, system, 1 if w in ("w8", "w13") else t), []).append(rec)
     saved = {"info": versions(), "reps": args.reps, "threads": threads, "flops": flops, "flops_per": "step",
              "records": [{"workload": k[0], "system": k[1], "threads": k[2], "runs": v} for k, v in results.items()]}
     with open(HERE / "results.json", "w") as f:
@@ -264,8 +281,8 @@ def report(saved):
         print(table(results, t, {w: per_step * f for w, f in saved["flops"].items()}))
     if any(k[0].startswith("w8") for k in results):
         print(w8_table(results))
-    if any(k[0].startswith("w12") for k in results):
-        print(w12_table(results))
+    if any(k[0].startswith("w13") for k in results):
+        print(w13_table(results))
 
 if __name__ == "__main__":
     main()

@@ -88,7 +88,10 @@ pub fn render(diags: &[Diagnostic], file: Option<&SourceFile>, color: bool) -> S
                     let end = s.end.min(file.text.len());
                     (name.clone(), s.start.min(end)..end)
                 };
-                let mut report = Report::build(ReportKind::Error, clamp(d.labels[0].0))
+                // `N-` codes are remarks about a program that is fine (ariadne's "Advice": its
+                // custom kinds are coloured even without colour).
+                let kind = if d.code.starts_with("N-") { ReportKind::Advice } else { ReportKind::Error };
+                let mut report = Report::build(kind, clamp(d.labels[0].0))
                     .with_config(Config::default().with_color(color).with_index_type(IndexType::Byte))
                     .with_code(d.code)
                     .with_message(&d.message);
@@ -108,7 +111,8 @@ pub fn render(diags: &[Diagnostic], file: Option<&SourceFile>, color: bool) -> S
                 let _ = report.finish().write((name.clone(), Source::from(file.text)), &mut out);
             }
             _ => {
-                let mut text = format!("error[{}]: {}\n", d.code, d.message);
+                let kind = if d.code.starts_with("N-") { "note" } else { "error" };
+                let mut text = format!("{kind}[{}]: {}\n", d.code, d.message);
                 for (_, l) in &d.labels {
                     text.push_str(&format!("  = {l}\n"));
                 }
@@ -123,6 +127,19 @@ pub fn render(diags: &[Diagnostic], file: Option<&SourceFile>, color: bool) -> S
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The 1-based line and column (counted in characters) of byte `offset` in `text`, as an
+/// editor shows them; an offset past the end is the end.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut at = offset.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
 }
 
 /// The nearest of `candidates` to `name` by edit distance, if it is close enough to suggest.
@@ -175,6 +192,16 @@ mod tests {
         // Ties: the typo's case first, then the earlier candidate.
         assert_eq!(nearest("y", ["B", "x", "a"]), Some("x"));
         assert_eq!(nearest("y", ["a", "x", "B"]), Some("a"));
+    }
+
+    #[test]
+    fn line_and_column_count_characters_from_one() {
+        let text = "ab\nçd\n";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 3), (2, 1));
+        assert_eq!(line_column(text, 5), (2, 2)); // after the two bytes of ç
+        assert_eq!(line_column(text, 4), (2, 1)); // inside ç: its start
+        assert_eq!(line_column(text, 99), (3, 1));
     }
 
     #[test]

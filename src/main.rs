@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use netc::commands::train::EngineKind;
+use netc::codegen::ConvAlgorithm;
+use netc::commands::distributed::Mode as Distributed;
+use netc::commands::train::{EngineKind, Trained};
 use netc::diag::{self, Diagnostic, SourceFile};
 use netc::frontend::check;
 use netc::frontend::checked::{Checked, EvalDecl};
@@ -71,6 +73,12 @@ struct RunArgs {
     /// Print compile times and the memory plan.
     #[arg(long)]
     stats: bool,
+    /// How convolutions are computed: auto (Winograd for stride-1 3×3 and 5×5 layers of at
+    /// least 16 channels in and out, im2col + GEMM for the rest), direct (im2col + GEMM
+    /// everywhere), winograd (every stride-1 3×3 and 5×5 layer), winograd2 / winograd4 (with
+    /// that output tile).
+    #[arg(long, value_name = "ALGORITHM", default_value = "auto", value_parser = ConvAlgorithm::parse)]
+    conv: ConvAlgorithm,
     /// Execute with the JIT or the reference interpreter.
     #[arg(long, value_enum, default_value_t = EngineKind::Jit)]
     engine: EngineKind,
@@ -81,6 +89,10 @@ struct RunArgs {
     /// debugging netc): an access outside is refused and reported, exit code 1.
     #[arg(long)]
     checked: bool,
+    /// Train data-parallel on the processes of an MPI job: `auto` (default) when started by
+    /// `mpirun` or `srun`; `--distributed` alone is `on` (docs/distributed.md).
+    #[arg(long, value_enum, default_value_t = Distributed::Auto, num_args = 0..=1, default_missing_value = "on")]
+    distributed: Distributed,
 }
 
 #[derive(clap::Args)]
@@ -109,6 +121,12 @@ struct BuildArgs {
     /// machine's memory).
     #[arg(long, value_name = "MIB")]
     memory_limit: Option<u64>,
+    /// How convolutions are computed: auto (Winograd for stride-1 3×3 and 5×5 layers of at
+    /// least 16 channels in and out, im2col + GEMM for the rest), direct (im2col + GEMM
+    /// everywhere), winograd (every stride-1 3×3 and 5×5 layer), winograd2 / winograd4 (with
+    /// that output tile).
+    #[arg(long, value_name = "ALGORITHM", default_value = "auto", value_parser = ConvAlgorithm::parse)]
+    conv: ConvAlgorithm,
 }
 
 /// `netc graph --format`.
@@ -273,6 +291,7 @@ fn cmd_build(args: &BuildArgs) -> ExitCode {
         weights: args.weights.clone(),
         target: args.target.clone(),
         source_name: file.display().to_string(),
+        conv: args.conv,
         memory_limit: args.memory_limit.map(|m| m.saturating_mul(1 << 20)),
     };
     let mut inputs = vec![file];
@@ -324,26 +343,24 @@ fn fail(diags: &[Diagnostic], file: &Path, src: Option<&str>) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// Read a source file: a missing file, one that is not a regular file (a device, a FIFO),
-/// one over `files::MAX_SOURCE_BYTES` or invalid UTF-8 is a diagnostic.
-fn read_source(file: &Path) -> Result<String, Diagnostic> {
-    netc::runtime::files::read_text(file, netc::runtime::files::MAX_SOURCE_BYTES)
-        .map_err(|m| Diagnostic::new("E-io", m))
-}
-
 /// Read, parse and check a file, or report why not.
 fn load(file: &Path) -> Result<(String, Checked), ExitCode> {
-    let src = read_source(file).map_err(|d| fail(&[d], file, None))?;
+    let src = netc::session::read_source(file).map_err(|d| fail(&[d], file, None))?;
     let checked = check::check_source(&src).map_err(|diags| fail(&diags, file, Some(&src)))?;
     Ok((src, checked))
 }
 
 fn cmd_check(file: &Path, summary: bool) -> ExitCode {
-    let (_, checked) = match load(file) {
+    let (src, checked) = match load(file) {
         Ok(x) => x,
         Err(code) => return code,
     };
     print!("{}", netc::commands::report::summary(&checked));
+    if !checked.notes.is_empty() {
+        let name = file.display().to_string();
+        let source = SourceFile { name: &name, text: &src };
+        eprint!("{}", diag::render(&checked.notes, Some(&source), diag::stderr_color()));
+    }
     if summary && !checked.models.is_empty() {
         match netc::commands::summary::summary(&checked, None, None) {
             Ok(text) => print!("\n{text}"),
@@ -398,6 +415,11 @@ fn cmd_predict(args: &PredictArgs) -> ExitCode {
 
 fn cmd_run(args: &RunArgs) -> ExitCode {
     let file = args.file.as_path();
+    if args.distributed.active() {
+        let evals = |c: &Checked, trained: Option<&Trained>| eval_blocks(c, args, trained);
+        let hooks = netc::commands::distributed::Hooks { read: &netc::session::read_source, evals: &evals };
+        return netc::commands::distributed::run(file, &run_options(args), &hooks);
+    }
     let (_, checked) = match load(file) {
         Ok(x) => x,
         Err(code) => return code,
@@ -437,81 +459,92 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
             return fail(&[d], file, None);
         }
     }
-    // Eval blocks that call the model this run trains run after training, on its trained
-    // parameters (a language model's sample, a caption); the others run first.
-    let trained_model =
-        netc::training::find(&checked, args.train.as_deref()).ok().map(|(t, _)| format!("{}.", t.model));
+    let before = match eval_blocks(&checked, args, None) {
+        Ok(text) => text,
+        Err(d) => return fail(&[d], file, None),
+    };
+    print!("{before}");
+    if checked.trains.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    let trained = match netc::commands::train::train_command(&checked, file, &run_options(args)) {
+        Ok(t) => t,
+        Err(d) => return fail(&[d], file, None),
+    };
+    match eval_blocks(&checked, args, Some(&trained)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(d) => fail(&[d], file, None),
+    }
+}
+
+/// Run eval blocks of a `netc run`; what they print on stdout (with `--json` the eval text
+/// goes to stderr, so that stdout stays one JSON object). Eval blocks that call the model
+/// this run trains run after training, on its trained parameters (a language model's
+/// sample, a caption): with `trained` None, the others run (from `--load` or the seed);
+/// with `trained` Some, those, on its weights.
+fn eval_blocks(checked: &Checked, args: &RunArgs, trained: Option<&Trained>) -> Result<String, Diagnostic> {
+    let trained_model = netc::training::find(checked, args.train.as_deref()).ok().map(|(t, _)| format!("{}.", t.model));
     let calls_trained =
-        |e: &&EvalDecl| trained_model.as_ref().is_some_and(|m| e.graph.params.iter().any(|p| p.name.starts_with(m)));
-    let (after, before): (Vec<&EvalDecl>, Vec<&EvalDecl>) = checked.evals.iter().partition(calls_trained);
-    let evals_on = |evals: &[&EvalDecl], weights: Option<(&[netc::runtime::weights::Weight], &str)>| {
+        |e: &EvalDecl| trained_model.as_ref().is_some_and(|m| e.graph.params.iter().any(|p| p.name.starts_with(m)));
+    let mut text = String::new();
+    for e in checked.evals.iter().filter(|e| calls_trained(e) == trained.is_some()) {
         let exec = if args.engine == EngineKind::Interp {
             netc::commands::eval::Exec::Interp
         } else {
             netc::commands::eval::Exec::Jit
         };
-        for e in evals {
-            let seed = args.seed.unwrap_or(0);
-            let out = match (weights, &args.load) {
-                (Some(w), _) => netc::commands::eval::evaluate_weights(e, seed, exec, args.checked, Some(w)),
-                (None, load) => netc::commands::eval::evaluate_loaded(e, seed, exec, args.checked, load.as_deref()),
-            };
-            match out {
-                Ok(out) => {
-                    if !args.quiet {
-                        let text = netc::commands::eval::format_eval(e.name.as_deref(), &out);
-                        // `--json` keeps stdout one JSON object.
-                        if args.json {
-                            eprint!("{text}");
-                        } else {
-                            print!("{text}");
-                        }
-                    }
-                }
-                Err(msg) => return Err(netc::commands::train::bounds_diagnostic(Diagnostic::new("E-eval", msg))),
+        let opts = netc::codegen::CompileOptions { checked: args.checked, conv: args.conv, ..Default::default() };
+        let seed = args.seed.unwrap_or(0);
+        let out = match trained {
+            Some(t) => {
+                netc::commands::eval::evaluate_weights(e, seed, exec, &opts, Some((&t.weights, "the trained model")))
+            }
+            None => netc::commands::eval::evaluate_loaded(e, seed, exec, &opts, args.load.as_deref()),
+        }
+        .map_err(|msg| netc::commands::train::bounds_diagnostic(Diagnostic::new("E-eval", msg)))?;
+        if args.stats && !args.quiet {
+            eprintln!("{}", netc::commands::eval::format_stats(e.name.as_deref(), &out));
+        }
+        if !args.quiet {
+            let shown = netc::commands::eval::format_eval(e.name.as_deref(), &out);
+            if args.json {
+                eprint!("{shown}");
+            } else {
+                text.push_str(&shown);
             }
         }
-        Ok(())
-    };
-    if let Err(d) = evals_on(&before, None) {
-        return fail(&[d], file, None);
     }
-    if checked.trains.is_empty() {
-        return ExitCode::SUCCESS;
-    }
-    let trained = match netc::commands::train::train_command(
-        &checked,
-        file,
-        &netc::commands::train::RunOptions {
-            train: args.train.clone(),
-            overrides: netc::training::Overrides {
-                steps: args.steps,
-                epochs: args.epochs,
-                batch: args.batch,
-                lr: args.lr,
-                seed: args.seed,
-            },
-            quiet: args.quiet,
-            json: args.json,
-            plot: args.plot.clone(),
-            save: args.save.clone(),
-            load: args.load.clone(),
-            init_from: args.init_from.clone(),
-            resume: args.resume.clone(),
-            stop_after: args.stop_after,
-            data_dir: args.data_dir.clone(),
-            stats: args.stats,
-            engine: args.engine,
-            memory_limit: args.memory_limit.map_or_else(netc::ir::limits::default_limit, |m| m.saturating_mul(1 << 20)),
-            checked: args.checked,
+    Ok(text)
+}
+
+/// The training settings of a `netc run`.
+fn run_options(args: &RunArgs) -> netc::commands::train::RunOptions {
+    netc::commands::train::RunOptions {
+        train: args.train.clone(),
+        overrides: netc::training::Overrides {
+            steps: args.steps,
+            epochs: args.epochs,
+            batch: args.batch,
+            lr: args.lr,
+            seed: args.seed,
         },
-    ) {
-        Ok(t) => t,
-        Err(d) => return fail(&[d], file, None),
-    };
-    match evals_on(&after, Some((&trained.weights, "the trained model"))) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(d) => fail(&[d], file, None),
+        quiet: args.quiet,
+        json: args.json,
+        plot: args.plot.clone(),
+        save: args.save.clone(),
+        load: args.load.clone(),
+        init_from: args.init_from.clone(),
+        resume: args.resume.clone(),
+        stop_after: args.stop_after,
+        data_dir: args.data_dir.clone(),
+        stats: args.stats,
+        engine: args.engine,
+        memory_limit: args.memory_limit.map_or_else(netc::ir::limits::default_limit, |m| m.saturating_mul(1 << 20)),
+        checked: args.checked,
+        conv: args.conv,
     }
 }
 

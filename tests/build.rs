@@ -78,8 +78,13 @@ impl Reader {
 /// Builds `source`, runs the C harness on random inputs and checks every result against the
 /// JIT; `lr` is the learning rate passed to the train steps.
 fn object_equals_jit(source_path: &Path, source: &str, name: &str, batch: usize, lr: f32) {
+    object_equals_jit_with(source_path, source, name, batch, lr, &[]);
+}
+
+/// `object_equals_jit` with extra `netc build` arguments.
+fn object_equals_jit_with(source_path: &Path, source: &str, name: &str, batch: usize, lr: f32, args: &[&str]) {
     let dir = temp_dir("build", name);
-    let object = build(source_path, &dir, name, &[]);
+    let object = build(source_path, &dir, name, args);
     let c = checked(source);
     let model = &c.models.iter().find(|m| m.name == name).unwrap().graph;
     let train = c.trains.iter().find(|t| t.model == name).unwrap();
@@ -200,6 +205,32 @@ fn a_recurrent_model_compiles_its_loop_into_the_object() {
 }
 
 #[test]
+fn winograd_convolutions_in_the_object_match_the_jit() {
+    // `--conv winograd`: both layers (3×3 from 3 channels, 5×5 from 5, odd sizes, channel
+    // counts off the vector width) by the object's generated Winograd loops and its own GEMM;
+    // the JIT (`ConvAlgorithm::Auto`) convolves these few channels directly: forward, every
+    // gradient and two train steps agree.
+    let source = "model wino(x: [B, 3, 9, 7]) -> scores: [B, 4] {
+  x |> conv2d(filters: 5, kernel: 3, pad: 1) |> relu
+    |> conv2d(filters: 6, kernel: 5, pad: 2) |> relu
+    |> flatten |> dense(4)
+}
+data points { source: synthetic(samples: 16, classes: 4, seed: 0) }
+train wino {
+  loss: cross_entropy(scores, labels)
+  optimizer: sgd(lr: 0.05)
+  steps: 2
+  batch: 5
+  seed: 0
+}
+";
+    let dir = temp_dir("build", "wino_source");
+    let path = dir.join("wino.net");
+    std::fs::write(&path, source).unwrap();
+    object_equals_jit_with(&path, source, "wino", 5, 0.05, &["--conv", "winograd"]);
+}
+
+#[test]
 fn batch_norm_state_and_dropout_masks_match_the_jit() {
     // The object's train step updates the running statistics in `params` and draws the JIT's
     // dropout masks for the same seed and step; its forward reads the statistics.
@@ -219,6 +250,28 @@ fn smooth_activations_and_adamw_match_the_jit() {
     // elu (expm1), softplus (log1p), leaky_relu; AdamW's step count and decoupled decay.
     let path = root().join("examples/digits_smooth.net");
     object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "digits_smooth", 5, 0.003);
+}
+
+#[test]
+fn erf_gelu_where_and_clip_match_the_jit() {
+    // erf's inline rational approximations in the object, comparisons as masks, where's select.
+    let path = root().join("tests/data/activations/gates.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "gates", 5, 0.1);
+}
+
+#[test]
+fn a_resnet_with_floored_strided_convolutions_matches_the_jit() {
+    // 3×3 stride-2 pad-1 and 1×1 stride-2 convolutions of an even 8×8 input (the object's
+    // generated convolution loop and pooling with the last row and column unread), residual
+    // additions, batch norm, global average pooling.
+    let path = root().join("examples/resnet_digits.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "resnet_digits", 5, 0.01);
+}
+
+#[test]
+fn grouped_transposed_and_one_dimensional_convolutions_match_the_jit() {
+    let path = root().join("tests/data/activations/convs.net");
+    object_equals_jit(&path, &std::fs::read_to_string(&path).unwrap(), "convs", 5, 0.05);
 }
 
 #[test]
@@ -348,7 +401,10 @@ fn the_object_needs_nothing_but_libc_and_libm() {
     let object = build(&root().join("examples/digits_cnn.net"), &dir, "digits_cnn", &[]);
     let out = Command::new("nm").args(["--undefined-only", "--format=just-symbols"]).arg(&object).output().unwrap();
     let undefined: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(|s| s.to_string()).collect();
-    let libm = ["expf", "logf", "tanhf", "powf", "expm1f", "log1pf", "exp", "log", "tanh", "pow", "expm1", "log1p"];
+    let libm = [
+        "expf", "logf", "tanhf", "powf", "expm1f", "log1pf", "erff", "exp", "log", "tanh", "pow", "expm1", "log1p",
+        "erf",
+    ];
     let allowed: Vec<&str> = ["memcpy", "memset", "fmaf", "fma"].into_iter().chain(libm).collect();
     for s in &undefined {
         assert!(allowed.contains(&s.as_str()), "undefined symbol {s} in the object: {undefined:?}");

@@ -248,7 +248,7 @@ fn every_buffer_of_a_cnn_train_step_is_checked() {
 
         // Every buffer the kernels touch, declared one element (per batch row) short, is
         // overrun — and the report names that buffer; nothing crashes.
-        let prog = netc::codegen::fuse::schedule(&g).unwrap();
+        let prog = netc::codegen::fuse::schedule(&g, netc::codegen::ConvAlgorithm::default()).unwrap();
         let plan = netc::codegen::memplan::plan(&prog.kernels, &prog.temps);
         let mut buffers: Vec<(Base, String)> = vec![];
         for (i, x) in g.inputs.iter().enumerate() {

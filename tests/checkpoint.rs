@@ -136,7 +136,7 @@ fn products_in_backward_loops(g: &Graph) -> usize {
     let mut count = 0;
     for node in &g.nodes {
         if let Op::Loop { spec, .. } = &node.op {
-            if spec.reverse && seen.insert(std::rc::Rc::as_ptr(spec)) {
+            if spec.reverse && seen.insert(std::sync::Arc::as_ptr(spec)) {
                 count += spec.body.nodes.iter().filter(|n| matches!(n.op, Op::MatMul { .. })).count();
             }
         }

@@ -301,6 +301,70 @@ fn shapes_sweep_without_fma() {
 
 /// All 125 layout triples × all 16 alpha/beta pairs, on shapes that hit full tiles, tails
 /// in every dimension, and k across one and two panel boundaries (KC = 256).
+/// The two libraries under the GEMM symbols (`symbols::Library`), as `Gemm` functions.
+macro_rules! library_gemm {
+    ($name:ident, $t:ty, $with:ident, $lib:expr) => {
+        #[allow(clippy::too_many_arguments)]
+        unsafe extern "C" fn $name(
+            m: i64,
+            k: i64,
+            n: i64,
+            alpha: $t,
+            a: *const $t,
+            rsa: i64,
+            csa: i64,
+            b: *const $t,
+            rsb: i64,
+            csb: i64,
+            beta: $t,
+            c: *mut $t,
+            rsc: i64,
+            csc: i64,
+        ) {
+            use netc::runtime::symbols::{GemmArgs, Matrix};
+            let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
+            // SAFETY: forwarded from `check`, which passes valid matrices.
+            unsafe { netc::runtime::symbols::$with($lib, GemmArgs { m, k, n, alpha, a, b, beta, c }) }
+        }
+    };
+}
+library_gemm!(mm_f32, f32, sgemm_with, netc::runtime::symbols::Library::MatrixMultiply);
+library_gemm!(mm_f64, f64, dgemm_with, netc::runtime::symbols::Library::MatrixMultiply);
+library_gemm!(crate_f32, f32, sgemm_with, netc::runtime::symbols::Library::GemmCrate);
+library_gemm!(crate_f64, f64, dgemm_with, netc::runtime::symbols::Library::GemmCrate);
+
+#[test]
+fn both_gemm_libraries_match_the_reference_within_rounding() {
+    // Whichever library `Library::for_product` picks, C is the same product to within the
+    // rounding bound of `check` (both against the f64 reference, so within twice it of each
+    // other): every layout, alpha/beta edge values, beta = 0 over NaN, the guards of C intact.
+    let sizes = [1, 2, 3, 5, 8, 16, 17, 33, 64, 100];
+    let mut idx = 0usize;
+    for &m in &sizes {
+        for &k in &sizes {
+            for &n in &sizes {
+                let (la, lb, lc) = (LAYOUTS[idx % 5], LAYOUTS[(idx / 5) % 5], LAYOUTS[(idx / 25) % 5]);
+                let (alpha, beta) = (SCALARS[idx % 4], SCALARS[(idx / 4 + idx / 16) % 4]);
+                let case = Case::new(m, k, n, la, lb, lc, alpha, beta);
+                for (name, f32_fn, f64_fn) in
+                    [("matrixmultiply", mm_f32 as Gemm<f32>, mm_f64 as Gemm<f64>), ("gemm", crate_f32, crate_f64)]
+                {
+                    check(f32_fn, &case).unwrap_or_else(|e| panic!("{name} f32: {e}"));
+                    check(f64_fn, &case).unwrap_or_else(|e| panic!("{name} f64: {e}"));
+                }
+                idx += 1;
+            }
+        }
+    }
+    // k = 0 (C = beta·C) and the shapes the workloads choose the gemm crate for.
+    for (m, k, n) in [(40, 0, 40), (512, 16, 32), (128, 384, 96), (16, 27, 1024)] {
+        let case = Case::new(m, k, n, Layout::Row, Layout::Col, Layout::Row, -0.5, 2.0);
+        for f in [crate_f32 as Gemm<f32>, mm_f32] {
+            check(f, &case).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
 #[test]
 fn layouts_and_scalars() {
     let j = jit(true);

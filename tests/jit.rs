@@ -618,6 +618,12 @@ fn transcendentals_are_accurate_to_a_few_ulp() {
         (Op::Elu { alpha: 1.0 }, -1e-6, 1e-6),
         (Op::Softplus, -80.0, 80.0),
         (Op::Softplus, -1.0, 1.0),
+        // erf over every region of fdlibm's (|x| < 0.84375, < 1.25, < 1/0.35, < 6, beyond),
+        // and near 0, where it is ~ (2/√π)·x
+        (Op::Erf, -7.0, 7.0),
+        (Op::Erf, -1.3, 1.3),
+        (Op::Erf, 1.2, 3.0),
+        (Op::Erf, -1e-3, 1e-3),
     ];
     let mut bad = vec![];
     for (op, lo, hi) in ranges {
@@ -638,7 +644,8 @@ fn transcendentals_special_values() {
             vec![0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -1.0, 1e-40, 1e-310, 200.0, -200.0, 1000.0];
         let n = vals.len();
         let activations = [Op::Relu, Op::LeakyRelu { alpha: 0.1 }, Op::Elu { alpha: 0.5 }, Op::Softplus];
-        for op in [Op::Exp, Op::Log, Op::Tanh, Op::Sigmoid].into_iter().chain(activations) {
+        let clip = [Op::Erf, Op::Clip { lo: -1.0, hi: 2.0 }, Op::Clip { lo: 3.0, hi: -3.0 }];
+        for op in [Op::Exp, Op::Log, Op::Tanh, Op::Sigmoid].into_iter().chain(activations).chain(clip) {
             let g = op_graph(dtype, op.clone(), &[known(&[n])]);
             let x = Tensor::new(vec![n], vals.clone());
             let tol = dtype_tol(dtype, 4.8e-7, 9e-16);

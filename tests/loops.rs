@@ -2,7 +2,7 @@
 //! central differences in f64 at T = 1, 2, 7 (carried state, shared weights, per-step inputs
 //! and outputs), and the JIT against the interpreter in f32 and f64.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use netc::codegen::CompileOptions;
 use netc::drivers::jit;
@@ -23,7 +23,7 @@ fn spread(shape: &[usize], seed: usize, lo: f64, hi: f64) -> Tensor {
 
 /// The Elman cell h' = tanh(h @ W + x_t @ U + b) over x [T, 2, 3]: carry h [2, 4], per-step
 /// output h' stacked on axis 1 ([2, T, 4]), invariants W, U, b.
-fn rnn_spec(t: usize, reverse: bool) -> Rc<LoopSpec> {
+fn rnn_spec(t: usize, reverse: bool) -> Arc<LoopSpec> {
     let mut body = Graph::new(DType::F64);
     let h = body.add_input("h", known(&[2, 4]), InputKind::Variable);
     let x = body.add_input("x_t", known(&[2, 3]), InputKind::Variable);
@@ -37,7 +37,7 @@ fn rnn_spec(t: usize, reverse: bool) -> Rc<LoopSpec> {
     let s = body.add(Op::Add, &[s, b]).unwrap();
     let h2 = body.add(Op::Tanh, &[s]).unwrap();
     body.outputs = vec![("h".into(), h2), ("hs".into(), h2)];
-    Rc::new(LoopSpec::new(body, t, reverse, 1, vec![Slicing::along(0)], vec![Slicing::along(1)]).unwrap())
+    Arc::new(LoopSpec::new(body, t, reverse, 1, vec![Slicing::along(0)], vec![Slicing::along(1)]).unwrap())
 }
 
 /// L = Σ a ⊙ h_T + Σ c ⊙ hs over the loop of `rnn_spec`; returns (graph, L, [h0, x, W, U, b]).

@@ -652,3 +652,36 @@ fn print_after_a_pass() {
     let err = opt::optimize(&mut o, Some("inline")).unwrap_err();
     assert!(err.contains("unknown pass `inline`") && err.contains("fold, simplify, cse, dce"), "{err}");
 }
+
+// ---- where with a constant condition ---------------------------------------------------------
+
+#[test]
+fn where_of_a_constant_condition_is_the_chosen_operand() {
+    // where(1, x, z) == x;  where(0, x, z) == z   (attention's default mask 1)
+    let g = binary(&[2, 3], &[2, 3], |g, x, z| {
+        let one = g.constant(1.0);
+        add(g, Op::Where, &[one, x, z])
+    });
+    assert_optimizes_to(&g, &format!("{X}output y = %0\n"));
+    let g = binary(&[2, 3], &[2, 3], |g, x, z| {
+        let zero = g.constant(0.0);
+        add(g, Op::Where, &[zero, x, z])
+    });
+    assert_optimizes_to(&g, "%0: [2, 3] = input z  # z\noutput y = %0\n");
+}
+
+#[test]
+fn where_of_a_constant_condition_that_broadcasts_must_not_fire() {
+    // where(1, x [3], z [2, 3]) has shape [2, 3]: x alone would be the wrong shape; and a
+    // condition that is not constant decides nothing at compile time.
+    let g = binary(&[3], &[2, 3], |g, x, z| {
+        let one = g.constant(1.0);
+        add(g, Op::Where, &[one, x, z])
+    });
+    assert_optimizes_to(
+        &g,
+        "%0: [3] = input x  # x\n%1: [2, 3] = input z  # z\n%2: [] = const 1\n%3: [2, 3] = where(%2, %0, %1)\noutput y = %3\n",
+    );
+    let g = binary(&[2, 3], &[2, 3], |g, x, z| add(g, Op::Where, &[x, x, z]));
+    assert_optimizes_to(&g, &format!("{X}%1: [2, 3] = input z  # z\n%2: [2, 3] = where(%0, %0, %1)\noutput y = %2\n"));
+}

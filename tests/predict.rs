@@ -141,6 +141,10 @@ fn predict_equals_the_forward_pass_for_npy_and_csv() {
     assert_eq!(field(&json, "samples"), "37");
     assert_eq!(field(&json, "shape"), "[37,3]");
     assert_eq!(field(&json, "output"), "\"scores\"");
+    // The timings bench/ reads (W12): the forward loop is part of the whole.
+    let secs = |k: &str| field(&json, k).parse::<f64>().unwrap();
+    assert!(secs("forward_seconds") > 0.0 && secs("forward_seconds") <= secs("seconds"), "{json}");
+    assert!(secs("compile_ms") > 0.0 && secs("compile_ms") / 1e3 <= secs("seconds"), "{json}");
 }
 
 #[test]

@@ -96,3 +96,93 @@ fn a_line_brings_in_what_it_uses_and_nothing_is_lost() {
     assert!(err.contains("`f` is defined twice"), "{err}");
     assert!(out.contains("[2, 2]"), "the gradient through g and f: {out}");
 }
+
+/// A chain of lets (`let t = t * 3 / 3`, over and over) is cut by writing known values as
+/// literals once a line needs more than 32 of them: the literal must be the exact f64 (a third
+/// times three over three, a hundred times, is still exactly a third in f64), and
+/// `:grad` must still differentiate through every link.
+#[test]
+fn a_long_chain_of_lets_keeps_exact_values_and_gradients() {
+    let mut script = String::from("let t = 1 / 3\nlet x = [1, 2, 3]\nlet a = x\n");
+    for _ in 0..100 {
+        script.push_str("let t = t * 3 / 3\nlet a = a * 1.01\n");
+    }
+    script.push_str("t - 1 / 3\nsum(a)\n:grad sum(a) wrt x\nlet s = \"text\"\n");
+    for i in 0..40 {
+        script.push_str(&format!("let c{i} = {} + 1\n", if i == 0 { "x".to_string() } else { format!("c{}", i - 1) }));
+    }
+    script.push_str("c39\n");
+    let (out, err, code) = repl(&script);
+    assert_eq!(code, 0);
+    assert!(err.is_empty(), "{err}");
+    assert!(out.contains("\n0\n"), "t is exactly the third: {out}");
+    // 6 · 1.01^100 = 16.2288...; its gradient is 1.01^100 = 2.70481 for each element.
+    assert!(out.contains("\n16.2289\n"), "{out}");
+    assert!(out.contains("[2.70481, 2.70481, 2.70481]"), "{out}");
+    assert!(out.contains("[41, 42, 43]"), "{out}");
+}
+
+/// A value drawn when the program runs (a dense layer's initial weights, drawn in the order
+/// the program creates them) is never frozen by the cache: a line evaluated after a long chain
+/// built on it gives what `:grad`, which always computes every let from its expression, gives.
+#[test]
+fn a_chain_through_a_layer_evaluates_as_grad_computes_it() {
+    let mut script = String::from("let x = [[1, 2, 3]]\nlet h1 = dense(x, 2)\nlet h2 = dense(x, 2)\nlet c0 = h2\n");
+    for i in 1..40 {
+        script.push_str(&format!("let c{i} = c{} * 1\n", i - 1));
+    }
+    script.push_str("c39\nsum(c39 + h1)\n:grad sum(c39 + h1) wrt x\n");
+    let (out, err, code) = repl(&script);
+    assert_eq!(code, 0);
+    assert!(err.is_empty(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("sum(c39 + h1) = ")).expect(&out);
+    assert_eq!(lines[at], format!("sum(c39 + h1) = {}", lines[at - 1]), "{out}");
+}
+
+/// Binding a name again after its chain was cached: the cached lets keep the value of the
+/// binding they saw, lets after it see the new one.
+#[test]
+fn a_name_bound_again_after_caching_changes_only_what_follows() {
+    let mut script = String::from("let a = 0.25\nlet b0 = a\n");
+    for i in 1..40 {
+        script.push_str(&format!("let b{i} = b{} + a\n", i - 1));
+    }
+    script.push_str("b39\nlet a = 100\nb39\nlet b40 = b39 + a\nb40\na\n");
+    let (out, err, code) = repl(&script);
+    assert_eq!(code, 0);
+    assert!(err.is_empty(), "{err}");
+    let shown: Vec<&str> = out.lines().filter(|l| !l.contains(':')).collect();
+    assert_eq!(shown, ["10", "10", "110", "100"], "{out}");
+}
+
+/// Whole numbers computed from floats stay floats after their chain is cached (a literal of
+/// whole numbers would be an integer tensor and could index); integers stay integers.
+#[test]
+fn cached_chains_keep_integers_and_floats_apart() {
+    let mut script = String::from("let x = [10.5, 20.5, 30.5]\nlet f0 = [0.5, 1] * 2\nlet i0 = [0, 2]\n");
+    for k in 1..40 {
+        script.push_str(&format!("let f{k} = f{} * 1\nlet i{k} = i{} * 1\n", k - 1, k - 1));
+    }
+    script.push_str("f39 + i39\nx[i39]\nx[f39]\n");
+    let (out, err, code) = repl(&script);
+    assert_eq!(code, 0);
+    assert!(out.contains("[1, 4]\n") && out.contains("[10.5, 30.5]\n"), "{out}");
+    assert!(err.contains("indices must be whole numbers, and this tensor holds floats"), "{err}");
+    assert_eq!(err.matches("Error").count(), 1, "{err}");
+}
+
+/// `let [a, b] = split(...)` binds both names; later lines, long chains and `:graph` see them.
+#[test]
+fn a_let_binding_a_list_defines_each_name() {
+    let mut script = String::from("let x = [[1.5, 2, 3, 4]]\nlet [a, b] = split(x, 2, axis: 1)\nlet c0 = a + b\n");
+    for k in 1..40 {
+        script.push_str(&format!("let c{k} = c{} * 1.5\n", k - 1));
+    }
+    script.push_str("b\nc39 / 1.5 ** 39\n:graph a * b\n");
+    let (out, err, code) = repl(&script);
+    assert_eq!(code, 0);
+    assert!(err.is_empty(), "{err}");
+    assert!(out.contains("a: [1, 2]\nb: [1, 2]\n"), "{out}");
+    assert!(out.contains("[[3, 4]]\n") && out.contains("[[4.5, 6]]\n"), "{out}");
+}

@@ -26,6 +26,25 @@ fn neuron_prints_the_lectures_numbers() {
 }
 
 #[test]
+fn stats_report_the_compilation_of_eval_blocks() {
+    // An eval-only file: one compiled function per eval block (neuron.net has two).
+    let (code, out, err) = netc(&["run", "--stats", "examples/neuron.net"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("f = 0.731059"), "the values are still printed: {out}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(": compiled in ")).collect();
+    assert_eq!(lines.len(), 2, "one line per eval block:\n{err}");
+    for l in &lines {
+        assert!(l.starts_with("eval ") && l.contains(" kernels, workspace ") && l.contains(" bytes planned"), "{l}");
+    }
+    let (code, _, err) = netc(&["run", "--stats", "--engine", "interp", "examples/neuron.net"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err.matches("interpreted (--engine interp), nothing compiled").count(), 2, "{err}");
+    let (code, _, err) = netc(&["run", "examples/neuron.net"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("compiled in"), "no statistics without --stats: {err}");
+}
+
+#[test]
 fn graph_pictures_label_edges_with_values_and_gradients() {
     let (code, dot, err) = netc(&["graph", "examples/gates.net", "--values"]);
     assert_eq!(code, 0, "{err}");

@@ -413,7 +413,7 @@ fn the_batched_gemm_gives_the_same_bits_on_any_thread_count() {
 
 /// The kernel names of `g`'s program, in order.
 fn kernel_names(g: &Graph) -> Vec<&'static str> {
-    netc::codegen::fuse::schedule(g).unwrap().kernels.iter().map(|k| k.name()).collect()
+    netc::codegen::fuse::schedule(g, Default::default()).unwrap().kernels.iter().map(|k| k.name()).collect()
 }
 
 #[test]
@@ -448,7 +448,7 @@ fn transposed_operands_of_batched_products_are_not_copied() {
     // (The seed's product 1 · u is a map over [b, h, t, t]; a copy of an operand or of a
     // result would be a map over [b, h, t, d] or [b, h, d, t].)
     let kernels: Vec<String> =
-        netc::codegen::fuse::schedule(&g).unwrap().kernels.iter().map(|k| k.summary(&[])).collect();
+        netc::codegen::fuse::schedule(&g, Default::default()).unwrap().kernels.iter().map(|k| k.summary(&[])).collect();
     assert_eq!(kernels.iter().filter(|k| k.starts_with("gemm")).count(), 2, "{kernels:?}\n{}", g.to_text());
     assert!(kernels.iter().all(|k| k.starts_with("gemm") || k == "map [4, 3, 7, 7]"), "{kernels:?}\n{}", g.to_text());
     // The rewritten product computes the same gradients.

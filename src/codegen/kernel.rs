@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::ir::graph::{Dim, Shape};
+pub use crate::runtime::winograd::{Geometry as WinogradGeom, Tile, Transform};
 
 /// `k · Π dims[s]`: a size, stride or offset known up to the run-time symbols. Normalised:
 /// `syms` sorted, and empty when `k == 0`.
@@ -245,6 +246,8 @@ pub enum Un {
     Expm1,
     /// ln(1 + x), accurate near 0.
     Log1p,
+    /// The error function.
+    Erf,
 }
 
 /// Elementwise operations with two operands (already broadcast to the same index space).
@@ -260,6 +263,8 @@ pub enum Bin {
     /// b >= a ? a : b (ties to the left operand).
     Min,
     GreaterEq,
+    Greater,
+    Equal,
 }
 
 /// The value of a tensor at one index of an iteration space: a tree of elementwise
@@ -272,6 +277,8 @@ pub enum Expr {
     Dim(u32),
     Unary(Un, Rc<Expr>),
     Binary(Bin, Rc<Expr>, Rc<Expr>),
+    /// cond ≠ 0 ? a : b (a NaN cond picks a), as (cond, a, b).
+    Select(Rc<Expr>, Rc<Expr>, Rc<Expr>),
 }
 
 impl Expr {
@@ -282,6 +289,7 @@ impl Expr {
             Expr::Const(_) | Expr::Dim(_) => true,
             Expr::Unary(_, a) => a.is_uniform(),
             Expr::Binary(_, a, b) => a.is_uniform() && b.is_uniform(),
+            Expr::Select(c, a, b) => c.is_uniform() && a.is_uniform() && b.is_uniform(),
         }
     }
 
@@ -291,6 +299,7 @@ impl Expr {
             Expr::Const(_) | Expr::Dim(_) => false,
             Expr::Unary(_, a) => a.has_loads(),
             Expr::Binary(_, a, b) => a.has_loads() || b.has_loads(),
+            Expr::Select(c, a, b) => c.has_loads() || a.has_loads() || b.has_loads(),
         }
     }
 
@@ -316,6 +325,11 @@ impl Expr {
                     walk(a, out);
                     walk(b, out)
                 }
+                Expr::Select(c, a, b) => {
+                    walk(c, out);
+                    walk(a, out);
+                    walk(b, out)
+                }
             }
         }
         let mut out = vec![];
@@ -337,6 +351,11 @@ pub fn map_loads(e: &Rc<Expr>, f: &mut dyn FnMut(&Access) -> Access) -> Rc<Expr>
             Expr::Binary(op, a, b) => {
                 let a = go(a, f, memo);
                 Rc::new(Expr::Binary(*op, a, go(b, f, memo)))
+            }
+            Expr::Select(c, a, b) => {
+                let c = go(c, f, memo);
+                let a = go(a, f, memo);
+                Rc::new(Expr::Select(c, a, go(b, f, memo)))
             }
         };
         memo.insert(Rc::as_ptr(e), new.clone());
@@ -380,6 +399,55 @@ impl ConvGeom {
     /// Columns of the im2col matrix: OH·OW.
     pub fn pixels(&self) -> usize {
         self.oh * self.ow
+    }
+}
+
+/// How convolutions are computed (`CompileOptions::conv`, `netc run/bench/build --conv`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum ConvAlgorithm {
+    /// Winograd (`runtime::winograd`) for stride-1 3×3 and 5×5 convolutions with at least
+    /// [`WINOGRAD_MIN_CHANNELS`] input and output channels, im2col + GEMM for the others.
+    #[default]
+    Auto,
+    /// im2col + GEMM everywhere.
+    Direct,
+    /// Winograd for every stride-1 3×3 and 5×5 convolution: with output tiles of the given
+    /// side (2 or 4), or of the side that needs the fewest multiplications.
+    Winograd(Option<usize>),
+}
+
+/// Fewer input or output channels than this and `ConvAlgorithm::Auto` keeps im2col: the
+/// transforms cost (C + F)·α² per tile against C·F·α² for the products, and the products'
+/// inner dimension would be too short for the GEMM's kernels. (Measured: W3's second
+/// convolution, 16 → 32 channels, see `bench/RESULTS.md`.)
+pub const WINOGRAD_MIN_CHANNELS: usize = 16;
+
+impl ConvAlgorithm {
+    /// The Winograd algorithm this choice takes for a convolution, if any.
+    pub fn winograd(self, g: &ConvGeom) -> Option<Tile> {
+        if g.stride != 1 || g.kh != g.kw {
+            return None;
+        }
+        match self {
+            ConvAlgorithm::Direct => None,
+            ConvAlgorithm::Winograd(m) => Tile::choose(g.kh, g.oh, g.ow, m),
+            ConvAlgorithm::Auto if g.c >= WINOGRAD_MIN_CHANNELS && g.f >= WINOGRAD_MIN_CHANNELS => {
+                Tile::choose(g.kh, g.oh, g.ow, None)
+            }
+            ConvAlgorithm::Auto => None,
+        }
+    }
+
+    /// Parse `auto`, `direct`, `winograd`, `winograd2` or `winograd4` (the CLI's `--conv`).
+    pub fn parse(s: &str) -> Result<ConvAlgorithm, String> {
+        match s {
+            "auto" => Ok(ConvAlgorithm::Auto),
+            "direct" => Ok(ConvAlgorithm::Direct),
+            "winograd" => Ok(ConvAlgorithm::Winograd(None)),
+            "winograd2" => Ok(ConvAlgorithm::Winograd(Some(2))),
+            "winograd4" => Ok(ConvAlgorithm::Winograd(Some(4))),
+            _ => Err(format!("unknown convolution algorithm `{s}` (auto, direct, winograd, winograd2, winograd4)")),
+        }
     }
 }
 
@@ -473,6 +541,9 @@ pub enum Kernel {
     },
     /// Convolution by im2col/col2im and one GEMM per image; `col` is scratch (None when pointwise).
     Conv { op: ConvOp, batch: Mono, geom: ConvGeom, a: Access, b: Access, out: Access, col: Option<Access> },
+    /// One Winograd transform of every tile of the batch (`runtime::winograd::Transform`),
+    /// contiguous `src` to contiguous `dst` in the layouts documented there.
+    Winograd { op: Transform, batch: Mono, geom: WinogradGeom, src: Access, dst: Access },
     /// Rows of length `n` at stride `inner`: out = x - max - log Σ e^(x - max).
     LogSoftmax { outer: Mono, n: Mono, inner: Mono, x: Access, out: Access },
     /// 1.0 at the first maximum of each row, else 0.0.
@@ -519,6 +590,7 @@ impl Kernel {
                 r
             }
             Kernel::Conv { a, b, col, .. } => [Some(a), Some(b), col.as_ref()].into_iter().flatten().cloned().collect(),
+            Kernel::Winograd { src, .. } => vec![src.clone()],
             Kernel::LogSoftmax { x, .. } | Kernel::ArgMaxMask { x, .. } | Kernel::OneHot { x, .. } => vec![x.clone()],
             Kernel::Pool { x, g, .. } => [Some(x), g.as_ref()].into_iter().flatten().cloned().collect(),
             Kernel::Loop { body, .. } => body.iter().flat_map(Kernel::reads).collect(),
@@ -539,6 +611,7 @@ impl Kernel {
             Kernel::Map { out, .. } | Kernel::Reduce { out, .. } | Kernel::Fill { out, .. } => vec![out.clone()],
             Kernel::Gemm { c, .. } => vec![c.clone()],
             Kernel::Conv { out, col, .. } => [Some(out), col.as_ref()].into_iter().flatten().cloned().collect(),
+            Kernel::Winograd { dst, .. } => vec![dst.clone()],
             Kernel::LogSoftmax { out, .. }
             | Kernel::ArgMaxMask { out, .. }
             | Kernel::OneHot { out, .. }
@@ -570,6 +643,10 @@ impl Kernel {
                 fix(b);
                 fix(out);
                 col.iter_mut().for_each(fix);
+            }
+            Kernel::Winograd { src, dst, .. } => {
+                fix(src);
+                fix(dst);
             }
             Kernel::LogSoftmax { x, out, .. } | Kernel::ArgMaxMask { x, out, .. } | Kernel::OneHot { x, out, .. } => {
                 fix(x);
@@ -626,6 +703,18 @@ impl Kernel {
                 g.stride,
                 g.pad
             ),
+            Kernel::Winograd { op, batch, geom: g, .. } => format!(
+                "winograd {op:?} F({m}x{m}, {r}x{r}) {} x [{}, {}, {}] * [{}, {}, {r}, {r}] pad {}",
+                m(batch),
+                g.c,
+                g.h,
+                g.w,
+                g.f,
+                g.c,
+                g.pad,
+                m = g.tile.m,
+                r = g.tile.r
+            ),
             Kernel::LogSoftmax { outer, n, inner, .. } | Kernel::ArgMaxMask { outer, n, inner, .. } => {
                 format!("{} {} rows of {} (inner {})", self.name(), m(outer), m(n), m(inner))
             }
@@ -657,6 +746,7 @@ impl Kernel {
             Kernel::Fill { .. } => "fill",
             Kernel::Gemm { .. } => "gemm",
             Kernel::Conv { .. } => "conv",
+            Kernel::Winograd { .. } => "winograd",
             Kernel::LogSoftmax { .. } => "log_softmax",
             Kernel::ArgMaxMask { .. } => "argmax_mask",
             Kernel::OneHot { .. } => "one_hot",
@@ -693,7 +783,7 @@ pub struct KernelProgram {
     /// Element count of each `Base::Temp`.
     pub temps: Vec<Mono>,
     /// Values of each `Base::Data` (literal tensors).
-    pub data: Vec<Rc<[f64]>>,
+    pub data: Vec<std::sync::Arc<[f64]>>,
     /// Elements of every computed node taken separately: what a buffer per node would need.
     pub naive: Poly,
     /// The first symbol number after the graph's own: loop `k`'s step index is symbol
@@ -752,4 +842,15 @@ pub fn softplus_expr(x: Rc<Expr>) -> Rc<Expr> {
     let minus_abs = Rc::new(Expr::Unary(Un::Neg, Rc::new(Expr::Unary(Un::Abs, x.clone()))));
     let e = Rc::new(Expr::Unary(Un::Exp, minus_abs));
     bin(Bin::Add, relu_expr(x), Rc::new(Expr::Unary(Un::Log1p, e)))
+}
+
+/// clip x = min(hi, max(lo, x)): `Bin::Max` and `Bin::Min` keep a NaN in their second operand,
+/// and lo > hi gives hi, as torch.clamp. An infinite bound is left out.
+pub fn clip_expr(x: Rc<Expr>, lo: f64, hi: f64) -> Rc<Expr> {
+    let above = if lo == f64::NEG_INFINITY { x } else { bin(Bin::Max, constant(lo), x) };
+    if hi == f64::INFINITY {
+        above
+    } else {
+        bin(Bin::Min, constant(hi), above)
+    }
 }

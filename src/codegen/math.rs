@@ -1,4 +1,4 @@
-//! Vectorised transcendentals: exp, log, tanh, sigmoid, expm1 and log1p as inline polynomials
+//! Vectorised transcendentals: exp, log, tanh, sigmoid, expm1, log1p and erf as inline polynomials
 //! on f32x4 / f64x2 (Cody–Waite range reduction + Cephes/Taylor polynomials, FMA; expm1 and
 //! log1p from tanh and log), or libm calls per lane when `Env::libm_math` is set. Input: a vector value; output: a vector value.
 //!
@@ -361,5 +361,152 @@ impl Emitter<'_> {
         let one = self.splat(1.0);
         let d = self.b.ins().fadd(one, e);
         self.b.ins().fdiv(one, d)
+    }
+
+    /// erf x by fdlibm's s_erf.c (Sun, 1993; the `libm` crate's erf, which the interpreter
+    /// uses), on a = |x| with the sign copied back:
+    /// - a < 0.84375: a + a·P(a²)/Q(a²);
+    /// - a < 1.25: c + P₁(s)/Q₁(s), s = a − 1, c = 0.845062911510467529297 (erf 1 rounded to 24 bits);
+    /// - a < 6: 1 − e^(−a² − 0.5625 + R(z)/S(z))/a, z = 1/a², with R/S from one of two sets
+    ///   (below and above 1/0.35); a² is split into hi + lo by an FMA, so the exponent is
+    ///   exact to the last bit of its argument;
+    /// - a ≥ 6 (and ±∞): 1. NaN stays NaN.
+    ///
+    /// Every piece is evaluated in every lane and the right one selected (no branches). In f32
+    /// the same coefficients are rounded to f32 (as in fdlibm's erff.c).
+    pub fn erf(&mut self, x: Value) -> Value {
+        if self.env.libm_math {
+            let name = self.libm("erff", "erf");
+            return self.per_lane(name, &[x]);
+        }
+        const PP: [f64; 5] = [
+            1.28379167095512558561e-01,
+            -3.25042107247001499370e-01,
+            -2.84817495755985104766e-02,
+            -5.77027029648944159157e-03,
+            -2.37630166566501626084e-05,
+        ];
+        const QQ: [f64; 6] = [
+            1.0,
+            3.97917223959155352819e-01,
+            6.50222499887672944485e-02,
+            5.08130628187576562776e-03,
+            1.32494738004321644526e-04,
+            -3.96022827877536812320e-06,
+        ];
+        const ERX: f64 = 8.45062911510467529297e-01;
+        const PA: [f64; 7] = [
+            -2.36211856075265944077e-03,
+            4.14856118683748331666e-01,
+            -3.72207876035701323847e-01,
+            3.18346619901161753674e-01,
+            -1.10894694282396677476e-01,
+            3.54783043256182359371e-02,
+            -2.16637559486879084300e-03,
+        ];
+        const QA: [f64; 7] = [
+            1.0,
+            1.06420880400844228286e-01,
+            5.40397917702171048937e-01,
+            7.18286544141962662868e-02,
+            1.26171219808761642112e-01,
+            1.36370839120290507362e-02,
+            1.19844998467991074170e-02,
+        ];
+        const RA: [f64; 8] = [
+            -9.86494403484714822705e-03,
+            -6.93858572707181764372e-01,
+            -1.05586262253232909814e+01,
+            -6.23753324503260060396e+01,
+            -1.62396669462573470355e+02,
+            -1.84605092906711035994e+02,
+            -8.12874355063065934246e+01,
+            -9.81432934416914548592e+00,
+        ];
+        const SA: [f64; 9] = [
+            1.0,
+            1.96512716674392571292e+01,
+            1.37657754143519042600e+02,
+            4.34565877475229228821e+02,
+            6.45387271733267880336e+02,
+            4.29008140027567833386e+02,
+            1.08635005541779435134e+02,
+            6.57024977031928170135e+00,
+            -6.04244152148580987438e-02,
+        ];
+        const RB: [f64; 7] = [
+            -9.86494292470009928597e-03,
+            -7.99283237680523006574e-01,
+            -1.77579549177547519889e+01,
+            -1.60636384855821916062e+02,
+            -6.37566443368389627722e+02,
+            -1.02509513161107724954e+03,
+            -4.83519191608651397019e+02,
+        ];
+        const SB: [f64; 8] = [
+            1.0,
+            3.03380607434824582924e+01,
+            3.25792512996573918826e+02,
+            1.53672958608443695994e+03,
+            3.19985821950859553908e+03,
+            2.55305040643316442583e+03,
+            4.74528541206955367215e+02,
+            -2.24409524465858183362e+01,
+        ];
+        let a = self.b.ins().fabs(x);
+        let one = self.splat(1.0);
+
+        // |x| < 0.84375
+        let a2 = self.b.ins().fmul(a, a);
+        let p = self.horner(&PP, a2);
+        let q = self.horner(&QQ, a2);
+        let r = self.b.ins().fdiv(p, q);
+        let near_zero = self.b.ins().fma(a, r, a);
+
+        // |x| < 1.25
+        let s = self.b.ins().fsub(a, one);
+        let p = self.horner(&PA, s);
+        let q = self.horner(&QA, s);
+        let r = self.b.ins().fdiv(p, q);
+        let erx = self.splat(ERX);
+        let near_one = self.b.ins().fadd(erx, r);
+
+        // |x| < 6: erfc a = e^(−a² − 0.5625 + R/S)/a
+        let z = self.b.ins().fdiv(one, a2);
+        let (ra, sa) = (self.horner(&RA, z), self.horner(&SA, z));
+        let (rb, sb) = (self.horner(&RB, z), self.horner(&SB, z));
+        let split = self.splat(1.0 / 0.35);
+        let r = self.select_cmp(FloatCC::LessThan, a, split, ra, rb);
+        let s = self.select_cmp(FloatCC::LessThan, a, split, sa, sb);
+        let rs = self.b.ins().fdiv(r, s);
+        // a² = a2 + lo exactly; −a² − 0.5625 + R/S = (−0.5625 − a2) + (R/S − lo)
+        let neg_a2 = self.b.ins().fneg(a2);
+        let lo = self.b.ins().fma(a, a, neg_a2);
+        let tail = self.b.ins().fsub(rs, lo);
+        let c = self.splat(-0.5625);
+        let head = self.b.ins().fsub(c, a2);
+        let exponent = self.b.ins().fadd(head, tail);
+        let e = self.exp(exponent);
+        let erfc = self.b.ins().fdiv(e, a);
+        let tail_region = self.b.ins().fsub(one, erfc);
+
+        let (t1, t2, t3) = (self.splat(0.84375), self.splat(1.25), self.splat(6.0));
+        let y = self.select_cmp(FloatCC::LessThan, a, t3, tail_region, one);
+        let y = self.select_cmp(FloatCC::LessThan, a, t2, near_one, y);
+        let y = self.select_cmp(FloatCC::LessThan, a, t1, near_zero, y);
+        let sign_bit = self.splat(-0.0);
+        let sign = self.b.ins().band(x, sign_bit);
+        let y = self.b.ins().bor(y, sign);
+        self.select_cmp(FloatCC::Unordered, x, x, x, y)
+    }
+
+    /// c[0] + c[1]·x + c[2]·x² + … by Horner's rule with FMAs.
+    fn horner(&mut self, c: &[f64], x: Value) -> Value {
+        let mut p = self.splat(c[c.len() - 1]);
+        for &k in c[..c.len() - 1].iter().rev() {
+            let k = self.splat(k);
+            p = self.b.ins().fma(p, x, k);
+        }
+        p
     }
 }

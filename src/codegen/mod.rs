@@ -30,7 +30,9 @@
 //! loop nest written inline (`Emitter::narrow_gemm`), other matmuls call the GEMM symbol,
 //! convolution is im2col / col2im and a GEMM per image (in the JIT, when the per-image product
 //! is large enough for the library GEMM, one call of the convolution symbol for the batch,
-//! which divides the images among threads: `symbols::conv`), and an SGD or momentum update of a
+//! which divides the images among threads: `symbols::conv`) or, for stride-1 3×3 and 5×5
+//! filters (`ConvAlgorithm`), Winograd transforms around α² products (`runtime::winograd`;
+//! the JIT calls `symbols::winograd` for the transforms), and an SGD or momentum update of a
 //! GEMM result becomes that GEMM's alpha/beta, writing the parameter directly. Outputs and
 //! in-place updates are written straight into the caller's buffers. `memplan` places the
 //! remaining temporaries in the workspace by liveness, `emit` writes the Cranelift IR: loops
@@ -71,6 +73,7 @@ use cranelift_module::{DataDescription, FuncId, Linkage, Module, ModuleError};
 use crate::diag::Diagnostic;
 use crate::ir::graph::{DType, Graph};
 use crate::runtime::symbols;
+pub use kernel::ConvAlgorithm;
 use kernel::{KernelProgram, Poly};
 use memplan::Plan;
 
@@ -109,6 +112,8 @@ pub struct CompileOptions {
     /// `emit::Checks`; the JIT binds it, an object file would import it). Slower; off by
     /// default, and the code is then unchanged.
     pub checked: bool,
+    /// How convolutions are computed: Winograd or im2col + GEMM (`kernel::ConvAlgorithm`).
+    pub conv: ConvAlgorithm,
 }
 
 impl Default for CompileOptions {
@@ -122,6 +127,7 @@ impl Default for CompileOptions {
             generated_gemm: false,
             small_gemm: 1 << 18,
             checked: false,
+            conv: ConvAlgorithm::Auto,
         }
     }
 }
@@ -171,6 +177,21 @@ pub fn import_conv<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId, Di
     module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
 }
 
+/// Declare the Winograd transform symbol (`symbols::WINOGRAD_F32` / `WINOGRAD_F64`) in
+/// `module` (JIT only: a transform of the whole batch in one call, divided among threads).
+pub fn import_winograd<M: Module>(module: &mut M, dtype: DType) -> Result<FuncId, Diagnostic> {
+    let name = match dtype {
+        DType::F32 => symbols::WINOGRAD_F32,
+        DType::F64 => symbols::WINOGRAD_F64,
+    };
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    for t in [I64, ptr, I64, ptr, ptr] {
+        sig.params.push(AbiParam::new(t));
+    }
+    module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
+}
+
 /// Declare the batched GEMM symbol (`symbols::BATCHED_F32` / `BATCHED_F64`) in `module` (JIT
 /// only): a pointer to the per-product GEMM (or null), the count, the three element strides,
 /// then the GEMM's own parameters (`symbols::batched`).
@@ -208,6 +229,9 @@ pub struct Gemms {
     /// The convolution symbol (`import_conv`), called for each convolution kernel instead of
     /// the generated per-image loop.
     pub conv: Option<FuncId>,
+    /// The Winograd transform symbol (`import_winograd`), called for each transform kernel
+    /// instead of the generated loops.
+    pub winograd: Option<FuncId>,
     /// The batched GEMM symbol (`import_batched_gemm`), called for the products of a batched
     /// matmul instead of a loop of GEMM calls.
     pub batched: Option<FuncId>,
@@ -218,7 +242,7 @@ pub struct Gemms {
 impl Gemms {
     /// Just `gemm`, called for every product: what an object file uses.
     pub fn only(gemm: FuncId) -> Gemms {
-        Gemms { gemm, small: None, conv: None, batched: None, index_error: None }
+        Gemms { gemm, small: None, conv: None, winograd: None, batched: None, index_error: None }
     }
 }
 
@@ -232,10 +256,10 @@ pub fn define<M: Module>(
     gemms: Gemms,
     opts: &CompileOptions,
 ) -> Result<Defined, Diagnostic> {
-    define_scheduled(module, g, fuse::schedule(g)?, name, linkage, gemms, opts)
+    define_scheduled(module, g, fuse::schedule(g, opts.conv)?, name, linkage, gemms, opts)
 }
 
-/// `define` of a program already scheduled by `fuse::schedule(g)` (whose kernels tell the
+/// `define` of a program already scheduled by `fuse::schedule(g, opts.conv)` (whose kernels tell the
 /// caller whether a GEMM will be called at all: `KernelProgram::calls_gemm`).
 pub fn define_scheduled<M: Module>(
     module: &mut M,
@@ -259,9 +283,9 @@ pub fn define_scheduled<M: Module>(
     let func = module.declare_function(name, linkage, &sig).map_err(err)?;
 
     let mut libm = vec![];
-    let names: [(&'static str, usize); 6] = match g.dtype {
-        DType::F32 => [("expf", 1), ("logf", 1), ("tanhf", 1), ("powf", 2), ("expm1f", 1), ("log1pf", 1)],
-        DType::F64 => [("exp", 1), ("log", 1), ("tanh", 1), ("pow", 2), ("expm1", 1), ("log1p", 1)],
+    let names: [(&'static str, usize); 7] = match g.dtype {
+        DType::F32 => [("expf", 1), ("logf", 1), ("tanhf", 1), ("powf", 2), ("expm1f", 1), ("log1pf", 1), ("erff", 1)],
+        DType::F64 => [("exp", 1), ("log", 1), ("tanh", 1), ("pow", 2), ("expm1", 1), ("log1p", 1), ("erf", 1)],
     };
     for (fname, arity) in names {
         let mut s = module.make_signature();
@@ -328,6 +352,7 @@ pub fn define_scheduled<M: Module>(
                 checks: checks.as_ref().map(|c| c.in_func(module, b.func)),
                 fma: module.isa().has_native_fma(),
                 conv: gemms.conv.map(|f| module.declare_func_in_func(f, b.func)),
+                winograd: gemms.winograd.map(|f| module.declare_func_in_func(f, b.func)),
                 batched_gemm: gemms.batched.map(|f| module.declare_func_in_func(f, b.func)),
                 index_error: gemms.index_error.map(|f| module.declare_func_in_func(f, b.func)),
             };

@@ -8,7 +8,9 @@
 //! - `compile_step_ms`, `compile_infer_ms`: `jit::compile` of the train step and of the
 //!   inference (loss + scores) graph, prepared as the JIT engine prepares them;
 //! - `step_ms_median`/`_min` over `--steps` steps after `--warmup`, and `infer_ms_median`/`_min`
-//!   for `Engine::evaluate` on one batch;
+//!   for `Engine::evaluate` on one batch; `step_cpu_ms_median`, the CPU time of the process's
+//!   threads per step (Linux: /proc/self/task/*/schedstat), which other processes on a shared
+//!   machine inflate far less than the wall time (at N threads, up to N × the wall time);
 //! - GFLOP/s. Convention: only matmuls and convolutions count, 2·M·N·K per matmul and a conv as
 //!   its im2col GEMM (2·N·OH·OW·F·C·KH·KW, the same for its two gradients), a loop its body's
 //!   products times its trip count (the backward loop's body recomputes the step); a train step
@@ -69,6 +71,12 @@ pub struct BenchArgs {
     /// little slower) and print where the step's time goes, kernel by kernel.
     #[arg(long)]
     pub profile: bool,
+    /// How convolutions are computed: auto (Winograd for stride-1 3×3 and 5×5 layers of at
+    /// least 16 channels in and out, im2col + GEMM for the rest), direct (im2col + GEMM
+    /// everywhere), winograd (every stride-1 3×3 and 5×5 layer), winograd2 / winograd4 (with
+    /// that output tile).
+    #[arg(long, value_name = "ALGORITHM", default_value = "auto", value_parser = crate::codegen::ConvAlgorithm::parse)]
+    pub conv: crate::codegen::ConvAlgorithm,
 }
 
 /// Run the benchmark and print its report; `started` is the process's start.
@@ -141,7 +149,12 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
     let step = executed_flops(&optimized, batch);
     f.push(("step_gflop", Value::Num(step / 1e9)));
     if args.compile_only {
-        let c = compile_times(&program.step.graph, program.step.loss_output, &program.loss_graph, args.checked)?;
+        let c = compile_times(
+            &program.step.graph,
+            program.step.loss_output,
+            &program.loss_graph,
+            (args.checked, args.conv),
+        )?;
         f.push(("compile_ms", Value::Num(c.step_ms + c.infer_ms)));
         f.extend(c.fields(batch));
         f.push(("total_ms", Value::Num(ms(started))));
@@ -189,8 +202,13 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
     let init_ms = ms(init);
 
     let build = Instant::now();
-    let opts =
-        CompileOptions { verify: false, checked: args.checked, profile: args.profile, ..CompileOptions::default() };
+    let opts = CompileOptions {
+        verify: false,
+        checked: args.checked,
+        profile: args.profile,
+        conv: args.conv,
+        ..CompileOptions::default()
+    };
     let mut engine = crate::training::jit_engine::jit_engine_with(program, &opts).map_err(|d| vec![d])?;
     let build_ms = ms(build);
     // Each step draws its own dropout masks, as in a run.
@@ -206,12 +224,16 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
     }
     engine.step_profile();
     let mut steps = Vec::with_capacity(args.steps);
+    let mut cpu = Vec::with_capacity(args.steps);
     let mut last_loss = first_loss;
     for _ in 0..args.steps.max(1) {
         counter.step += 1;
-        let t0 = Instant::now();
+        let (t0, c0) = (Instant::now(), process_cpu_ms());
         last_loss = engine.step(&data, lr, counter, &mut params).map_err(err)?;
         steps.push(ms(t0));
+        if let (Some(c0), Some(c1)) = (c0, process_cpu_ms()) {
+            cpu.push(c1 - c0);
+        }
     }
     let profile = engine.step_profile();
     let rss_train = peak_rss_mib();
@@ -226,13 +248,14 @@ fn run(args: &BenchArgs, c: &crate::frontend::checked::Checked, started: Instant
     drop(engine);
 
     // Compile times of each function alone (the engine compiled both above, untimed apart).
-    let compiled = compile_times(&step_graph, loss_output, &loss_graph, args.checked)?;
+    let compiled = compile_times(&step_graph, loss_output, &loss_graph, (args.checked, args.conv))?;
     let (step_med, infer_med) = (median(&steps), median(&infers));
     f.extend([
         ("steps", Value::Num(steps.len() as f64)),
         ("warmup", Value::Num(args.warmup as f64)),
         ("step_ms_median", Value::Num(step_med)),
         ("step_ms_min", Value::Num(min(&steps))),
+        ("step_cpu_ms_median", Value::Num(median(&cpu))),
         ("infer_ms_median", Value::Num(infer_med)),
         ("infer_ms_min", Value::Num(min(&infers))),
         ("step_gflops", Value::Num(step / (step_med * 1e6))),
@@ -279,13 +302,13 @@ fn compile_times(
     step: &Graph,
     loss_output: usize,
     loss_graph: &Graph,
-    checked: bool,
+    (checked, conv): (bool, crate::codegen::ConvAlgorithm),
 ) -> Result<Compile, Vec<Diagnostic>> {
     let compile = |mut g: Graph, outputs: Vec<(String, crate::ir::graph::NodeId)>| {
         let t0 = Instant::now();
         g.outputs = outputs;
         crate::ir::opt::optimize(&mut g, None).map_err(err)?;
-        let opts = CompileOptions { verify: false, checked, ..CompileOptions::default() };
+        let opts = CompileOptions { verify: false, checked, conv, ..CompileOptions::default() };
         let compiled = crate::drivers::jit::compile(&g, &opts).map_err(|d| vec![d])?;
         Ok::<_, Vec<Diagnostic>>((ms(t0), compiled))
     };
@@ -349,7 +372,7 @@ pub fn executed_flops(g: &Graph, batch: usize) -> f64 {
     let mut total = 0.0;
     for (n, _) in g.nodes.iter().zip(&live).filter(|(_, &l)| l) {
         if let Op::Loop { spec, .. } = &n.op {
-            let key = (std::rc::Rc::as_ptr(spec), n.inputs.as_slice());
+            let key = (std::sync::Arc::as_ptr(spec), n.inputs.as_slice());
             if loops_counted.contains(&key) {
                 continue;
             }
@@ -382,8 +405,9 @@ fn product_flops(g: &Graph, n: &crate::ir::graph::Node, batch: usize) -> f64 {
         Op::Conv2dFilterGrad { .. } => 2.0 * size(g.shape(n.inputs[1])) * size(&n.shape[1..].to_vec()),
         Op::Input { .. } | Op::Param { .. } | Op::Const { .. } | Op::Literal { .. } | Op::DimSize { .. } => 0.0,
         Op::Neg | Op::Exp | Op::Log | Op::Sqrt | Op::Abs | Op::Sign | Op::Tanh | Op::Sigmoid => 0.0,
-        Op::Relu | Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softplus => 0.0,
+        Op::Relu | Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softplus | Op::Erf | Op::Clip { .. } => 0.0,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Max | Op::Min | Op::GreaterEq => 0.0,
+        Op::Greater | Op::Equal | Op::Where => 0.0,
         Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Pad { .. } => 0.0,
         // Data movement (a scatter-add's additions are not products).
         Op::Reverse { .. } | Op::Concat { .. } | Op::Gather { .. } | Op::ScatterAdd { .. } => 0.0,
@@ -421,6 +445,17 @@ pub fn peak_rss_mib() -> f64 {
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         .unwrap_or(0.0);
     kib / 1024.0
+}
+
+/// CPU time of all of this process's threads so far (ms), from Linux's per-thread schedstat
+/// (nanoseconds on the CPU); None elsewhere.
+fn process_cpu_ms() -> Option<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 / 1e6)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -469,7 +504,7 @@ fn table(f: &Fields) -> String {
         get("batch").unwrap_or_default(),
         get("threads").unwrap_or_default()
     );
-    let rows: [(&str, &str, &str); 19] = [
+    let rows: [(&str, &str, &str); 20] = [
         ("check_ms", "check (from process start)", "ms"),
         ("first_step_ms", "first train step done", "ms after process start"),
         ("init_ms", "  of which parameter init", "ms (initialisers, then --load)"),
@@ -481,6 +516,7 @@ fn table(f: &Fields) -> String {
         ("total_cpu_ms", "  CPU time to compiled", "ms (user + system)"),
         ("step_ms_median", "train step median", "ms"),
         ("step_ms_min", "train step min", "ms"),
+        ("step_cpu_ms_median", "train step CPU time", "ms (all threads, median)"),
         ("step_gflops", "train step", "GFLOP/s (the matmul/conv FLOPs it executes)"),
         ("infer_ms_median", "inference median", "ms per batch"),
         ("infer_gflops", "inference", "GFLOP/s"),

@@ -13,6 +13,8 @@ pub struct EvalOutput {
     /// Per show, the alphabet that prints it as text (`decode`).
     pub alphabets: Vec<Option<String>>,
     pub grads: Vec<GradValues>,
+    /// The compiled function's statistics (`netc run --stats`); None when interpreted.
+    pub stats: Option<crate::drivers::jit::Stats>,
 }
 
 /// How an eval block is executed.
@@ -39,10 +41,12 @@ pub fn evaluate_with(e: &EvalDecl, seed: u64, exec: Exec) -> Result<EvalOutput, 
 /// `evaluate_with`, the JIT compiling with bounds checks when `checked`
 /// (`CompileOptions::checked`; a refused access is an error starting `jit::BOUNDS_FAILED`).
 pub fn evaluate_checked(e: &EvalDecl, seed: u64, exec: Exec, checked: bool) -> Result<EvalOutput, String> {
-    evaluate_loaded(e, seed, exec, checked, None)
+    let opts = crate::codegen::CompileOptions { checked, ..Default::default() };
+    evaluate_loaded(e, seed, exec, &opts, None)
 }
 
-/// `evaluate_checked` with the parameters of called models read from the weights file `load`
+/// `evaluate_with`, the JIT compiling with `opts`, and the parameters of called models read
+/// from the weights file `load`
 /// (`netc run --load`) instead of drawn from `seed`: the parameter `MODEL.NAME` takes the
 /// file's tensor `NAME` (the model's own name for it, as `--save` writes it), or `MODEL.NAME`
 /// if the file has that.
@@ -50,14 +54,14 @@ pub fn evaluate_loaded(
     e: &EvalDecl,
     seed: u64,
     exec: Exec,
-    checked: bool,
+    opts: &crate::codegen::CompileOptions,
     load: Option<&std::path::Path>,
 ) -> Result<EvalOutput, String> {
     let weights = match load {
         Some(path) => Some((crate::runtime::weights::load(path).map_err(|d| d.message)?, path.display().to_string())),
         None => None,
     };
-    evaluate_weights(e, seed, exec, checked, weights.as_ref().map(|(w, from)| (w.as_slice(), from.as_str())))
+    evaluate_weights(e, seed, exec, opts, weights.as_ref().map(|(w, from)| (w.as_slice(), from.as_str())))
 }
 
 /// `evaluate_loaded` with the parameters taken from `weights` (tensors, and where they come
@@ -66,7 +70,7 @@ pub fn evaluate_weights(
     e: &EvalDecl,
     seed: u64,
     exec: Exec,
-    checked: bool,
+    opts: &crate::codegen::CompileOptions,
     weights: Option<(&[crate::runtime::weights::Weight], &str)>,
 ) -> Result<EvalOutput, String> {
     crate::ir::limits::check(&e.graph, 1, crate::ir::limits::default_limit(), "eval").map_err(|d| {
@@ -91,13 +95,13 @@ pub fn evaluate_weights(
     if let Some((weights, from)) = weights {
         assign_params(&g, weights, from, &mut params)?;
     }
-    let values: Vec<Tensor> = match exec {
-        Exec::Interp => crate::ir::interp::outputs(&g, &e.values, &params)?,
+    let (values, stats): (Vec<Tensor>, _) = match exec {
+        Exec::Interp => (crate::ir::interp::outputs(&g, &e.values, &params)?, None),
         Exec::Jit => {
             crate::ir::opt::optimize(&mut g, None)?;
-            let opts = crate::codegen::CompileOptions { checked, ..Default::default() };
-            let mut compiled = crate::drivers::jit::compile(&g, &opts).map_err(|d| d.message)?;
-            compiled.run_tensors(&e.values, &mut params)?
+            let mut compiled = crate::drivers::jit::compile(&g, opts).map_err(|d| d.message)?;
+            let values = compiled.run_tensors(&e.values, &mut params)?;
+            (values, Some(compiled.stats()))
         }
     };
     let mut next = values.into_iter();
@@ -111,7 +115,7 @@ pub fn evaluate_weights(
             (req.of_name.clone(), f, per_var)
         })
         .collect();
-    Ok(EvalOutput { shows, alphabets: e.alphabets.clone(), grads })
+    Ok(EvalOutput { shows, alphabets: e.alphabets.clone(), grads, stats })
 }
 
 /// Overwrite every parameter with its tensor in `weights` (from `from`): `MODEL.NAME` takes the
@@ -174,6 +178,19 @@ fn decoded(name: &str, t: &Tensor, alphabet: &str) -> String {
         .collect();
     let indent = " ".repeat(name.len() + 5);
     format!("  {name} = {}\n", rows.join(&format!("\n{indent}")))
+}
+
+/// `netc run --stats` of an eval block: how its graph was compiled, in the form the train
+/// step's statistics take.
+pub fn format_stats(name: Option<&str>, out: &EvalOutput) -> String {
+    let name = name.unwrap_or("(unnamed)");
+    match &out.stats {
+        Some(s) => format!(
+            "eval {name}: compiled in {:.1} ms, {} kernels, workspace {} bytes planned vs {} for every intermediate",
+            s.compile_ms, s.kernels, s.planned_bytes, s.naive_bytes
+        ),
+        None => format!("eval {name}: interpreted (--engine interp), nothing compiled"),
+    }
 }
 
 pub fn format_eval(name: Option<&str>, out: &EvalOutput) -> String {

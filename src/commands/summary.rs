@@ -78,7 +78,7 @@ fn step_memory(t: &TrainDecl, batch: usize) -> Option<(usize, usize, usize, usiz
     let model: usize = g.params[..step.model_params].iter().map(|p| bytes(&p.shape)).sum();
     let state: usize = g.params[step.model_params..].iter().map(|p| bytes(&p.shape)).sum();
     let data: usize = g.inputs.iter().map(|i| bytes(&i.shape)).sum();
-    let prog = fuse::schedule(&g).ok()?;
+    let prog = fuse::schedule(&g, crate::codegen::ConvAlgorithm::default()).ok()?;
     let plan = memplan::plan(&prog.kernels, &prog.temps);
     let dims: Vec<usize> = g.symbols.iter().map(|_| batch).collect();
     Some((model, state, data, plan.bytes(&dims, es)))
@@ -110,7 +110,8 @@ fn model_summary(m: &Model, train: Option<&TrainDecl>, batch: Option<usize>) -> 
         .collect();
     let mut out = format!("model {}({})\n", m.name, inputs.join(", "));
     let mut rows: Vec<[String; 5]> = vec![];
-    let frozen_params = train.map(|t| t.frozen.clone()).unwrap_or_default();
+    let frozen_params: std::collections::HashSet<usize> =
+        train.map(|t| t.frozen.iter().copied().collect()).unwrap_or_default();
     let mut covered = vec![false; g.params.len()];
     for l in &m.layers {
         let params: usize = l.params.clone().map(|p| numel(&g.params[p].shape)).sum();

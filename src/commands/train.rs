@@ -3,9 +3,11 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::diag::Diagnostic;
 use crate::frontend::checked::Checked;
+use crate::runtime::collective::{self, agree, Collective, Local};
 use crate::training::{self, Engine, Overrides, Progress, Report};
 
 /// Which engine executes a training run.
@@ -42,6 +44,8 @@ pub struct RunOptions {
     pub memory_limit: u64,
     /// Compile with bounds checks (`CompileOptions::checked`; JIT engine only).
     pub checked: bool,
+    /// How convolutions are computed (`CompileOptions::conv`; JIT engine only).
+    pub conv: crate::codegen::ConvAlgorithm,
 }
 
 /// A progress bar on stderr (indicatif), only when stderr is a terminal.
@@ -77,7 +81,7 @@ fn err(msg: impl Into<String>) -> Diagnostic {
 }
 
 pub fn train_command(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Trained, Diagnostic> {
-    let trained = train_run(c, file, opts)?;
+    let trained = train_run_on(c, file, opts, None)?;
     print!("{}", trained.text);
     Ok(trained)
 }
@@ -108,11 +112,47 @@ pub fn check_output_path(path: &Path, flag: &str) -> Result<(), Diagnostic> {
 
 /// Train the program's train block and return what `netc run` prints.
 pub fn train_report(c: &Checked, file: &Path, opts: &RunOptions) -> Result<String, Diagnostic> {
-    train_run(c, file, opts).map(|t| t.text)
+    train_run_on(c, file, opts, None).map(|t| t.text)
 }
 
-/// Train the program's train block: what `netc run` prints, and the trained parameters.
-pub fn train_run(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Trained, Diagnostic> {
+/// What a rank holds once it is ready to train.
+struct Ready {
+    data: training::Data,
+    params: Vec<Vec<f32>>,
+    resume_at: usize,
+    /// The run's seed: the file's, or the checkpoint's when resuming.
+    seed: u64,
+    init_report: Option<InitReport>,
+    engine: Box<dyn Engine>,
+    data_fingerprint: u64,
+    /// The name and shape of every tensor of `params`: the model's parameters, then the
+    /// optimizer's state (what a checkpoint stores, in this order).
+    names: Vec<(String, Vec<usize>)>,
+}
+
+/// `train_report` on one process (`group` None), or on one rank of a data-parallel run
+/// (`commands::distributed`): every rank of `group` calls it, and gets the same error if any
+/// (a failure of some ranks reaches all through `collective::agree`). Rank 0 alone loads
+/// starting weights (and sends them to the others), prints, plots and saves; the other ranks
+/// return an empty text.
+pub fn train_report_on(
+    c: &Checked,
+    file: &Path,
+    opts: &RunOptions,
+    group: Option<Rc<dyn Collective>>,
+) -> Result<String, Diagnostic> {
+    train_run_on(c, file, opts, group).map(|t| t.text)
+}
+
+/// `train_report_on`, returning the trained parameters too. In a data-parallel run rank 0
+/// returns them (the eval blocks that call the trained model run there); the other ranks
+/// return an empty text and no weights.
+pub fn train_run_on(
+    c: &Checked,
+    file: &Path,
+    opts: &RunOptions,
+    group: Option<Rc<dyn Collective>>,
+) -> Result<Trained, Diagnostic> {
     if opts.overrides.batch == Some(0) {
         return Err(err("--batch must be at least 1"));
     }
@@ -123,11 +163,12 @@ pub fn train_run(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Trained,
     if opts.init_from.is_some() && (opts.load.is_some() || opts.resume.is_some()) {
         return Err(err("--init-from starts from matching tensors; it cannot be combined with --load or --resume"));
     }
-    for (path, flag) in [(&opts.save, "--save"), (&opts.plot, "--plot")] {
-        if let Some(p) = path {
-            check_output_path(p, flag)?;
-        }
+    if group.is_some() && opts.engine != EngineKind::Jit {
+        return Err(Diagnostic::new("E-distributed", "data-parallel training runs on the JIT engine (--engine jit)"));
     }
+    let one = Local;
+    let ranks: &dyn Collective = group.as_deref().unwrap_or(&one);
+    let leader = ranks.rank() == 0;
     let (t, d) = training::find(c, opts.train.as_deref()).map_err(err)?;
     let mut t = t.clone();
     opts.overrides.apply(&mut t);
@@ -136,12 +177,7 @@ pub fn train_run(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Trained,
         Some(dir) => dir.as_path(),
         None => file.parent().unwrap_or(Path::new(".")),
     };
-    let quiet = opts.quiet || opts.json;
-    let mut note = |missing: &Path| {
-        if !quiet {
-            eprintln!("note: {} not found; data `{}` uses its `otherwise` source", missing.display(), d.name);
-        }
-    };
+    let quiet = opts.quiet || opts.json || !leader;
     // Outputs never replace an input (the source, the data, the weights loaded) or a device,
     // a link or a FIFO: checked now, before the data is loaded and the model trained.
     // (`--save` may name the `--resume` checkpoint: advancing it in place is what it is for.)
@@ -152,95 +188,46 @@ pub fn train_run(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Trained,
     inputs.extend(data_files.iter().map(PathBuf::as_path));
     let save_inputs = inputs.clone();
     inputs.extend(opts.resume.as_deref());
-    let refuse = |(path, e): (PathBuf, crate::runtime::files::WriteError)| {
-        Diagnostic::new("E-io", format!("cannot write {}: {e}", path.display()))
-    };
-    let outputs: Vec<&Path> = opts.plot.iter().chain(&opts.save).map(PathBuf::as_path).collect();
-    crate::runtime::files::check_output_paths(&outputs, &save_inputs).map_err(refuse)?;
-    if let Some(plot) = &opts.plot {
-        crate::runtime::files::check_output_paths(&[plot], &inputs).map_err(refuse)?;
-    }
-    let data = training::load_data(&t, d, base, &mut note)?;
+    let outputs_checked = if leader { check_outputs(opts, &inputs, &save_inputs) } else { Ok(()) };
 
-    let batch = t.batch.unwrap_or(data.train.len()).max(1);
-    crate::ir::limits::check(&t.graph, batch, opts.memory_limit, &format!("train {}", t.name))?;
-    let program = training::TrainGraphs::new(&t).map_err(err)?;
-    let model_params = program.step.model_params;
-    // Weights about to be loaded are not drawn (AlexNet's take seconds): zeros hold their place.
-    let mut params = if opts.resume.is_some() || opts.load.is_some() {
-        program
-            .step
-            .graph
-            .params
-            .iter()
-            .map(|p| vec![0.0; p.shape.iter().map(|d| d.known().unwrap_or(1)).product()])
-            .collect()
-    } else {
-        training::initial_params(&program.step.graph, t.seed)
-    };
-    let names: Vec<(String, Vec<usize>)> = program
-        .step
-        .graph
-        .params
-        .iter()
-        .map(|p| (p.name.clone(), p.shape.iter().map(|d| d.known().unwrap_or(1)).collect()))
-        .collect();
-    let mut resume_at = 0;
-    let mut init_report = None;
-    if let Some(path) = &opts.resume {
-        let expected: Vec<(&str, &[usize])> = names.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
-        for (i, w) in crate::runtime::weights::load_for(path, &expected)?.into_iter().enumerate() {
-            params[i] = w.data;
+    let ready = outputs_checked.and_then(|()| prepare(&t, d, base, opts, quiet, group.clone()));
+    let Ready { data, mut params, mut resume_at, mut seed, init_report, mut engine, data_fingerprint, names } =
+        agree(ranks, ready)?;
+    if let Some(group) = &group {
+        collective::same_everywhere(&**group, &format!("the data of `{}`", d.name), data_fingerprint)?;
+        // Every rank starts from rank 0's parameters (the weights it loaded, or its draw), at
+        // its step, with its seed.
+        for p in params.iter_mut() {
+            group.broadcast_f32(p);
         }
-        let meta = crate::runtime::weights::load_metadata(path)?;
-        let checkpoint = Checkpoint::read(&meta).ok_or_else(|| {
-            err(format!("{}: not a checkpoint (no step count); use --load for plain weights", path.display()))
-        })?;
-        resume_at = checkpoint.step;
-        // The random streams (dropout) and the data order continue from the checkpoint's seed.
-        if let Some(seed) = checkpoint.seed {
-            if opts.overrides.seed.is_some_and(|s| s != seed) {
-                return Err(err(format!(
-                    "{} was written by a run with seed {seed}; resuming it with --seed {} would change its \
-                     data order and random numbers",
-                    path.display(),
-                    t.seed
-                )));
-            }
-            t.seed = seed;
-        }
-    } else if let Some(path) = &opts.load {
-        let expected: Vec<(&str, &[usize])> =
-            names[..model_params].iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
-        for (i, w) in crate::runtime::weights::load_for(path, &expected)?.into_iter().enumerate() {
-            params[i] = w.data;
-        }
-    } else if let Some(path) = &opts.init_from {
-        let r = init_from(path, &names[..model_params], &mut params)?;
-        if !quiet {
-            eprint!("{}", r.describe(path));
-        }
-        init_report = Some(r);
+        resume_at = collective::broadcast_u64(&**group, resume_at as u64) as usize;
+        seed = collective::broadcast_u64(&**group, seed);
     }
-    let mut engine: Box<dyn Engine> = match opts.engine {
-        EngineKind::Interp => Box::new(training::Interpreter::new(program)),
-        EngineKind::Jit => crate::training::jit_engine::jit_engine_with(
-            program,
-            &crate::codegen::CompileOptions { checked: opts.checked, ..Default::default() },
-        )?,
-    };
-    if opts.stats && !opts.quiet {
+    t.seed = seed;
+    if opts.stats && !quiet {
         eprintln!("{}", engine.stats());
     }
 
-    let _ = ctrlc::set_handler(|| training::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst));
-    let show_bar = !opts.quiet && !opts.json && std::io::stderr().is_terminal();
+    let _ = ctrlc::set_handler(|| match group_running() {
+        true => training::parallel::STOP_REQUESTED.store(true, std::sync::atomic::Ordering::SeqCst),
+        false => training::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst),
+    });
+    DATA_PARALLEL.store(group.is_some(), std::sync::atomic::Ordering::SeqCst);
+    let show_bar = !quiet && std::io::stderr().is_terminal();
     let mut bar = Bar(None);
     let mut silent = training::Silent;
     let progress: &mut dyn Progress = if show_bar { &mut bar } else { &mut silent };
-    let report = training::train(&t, &data, engine.as_mut(), &mut params, progress, resume_at, opts.stop_after)
-        .map_err(bounds_diagnostic)?;
+    let report =
+        training::train_on(&t, &data, engine.as_mut(), &mut params, progress, resume_at, opts.stop_after, ranks)
+            .map_err(bounds_diagnostic)?;
+    if group.is_some() && opts.stats && !quiet {
+        eprintln!("{}", engine.stats());
+    }
+    if !leader {
+        return Ok(Trained { text: String::new(), model: t.model.clone(), weights: vec![] });
+    }
 
+    let model_params = t.graph.params.len();
     if let Some(path) = &opts.plot {
         plot_losses(path, &report.losses, &inputs)?;
         if !quiet {
@@ -248,12 +235,9 @@ pub fn train_run(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Trained,
         }
     }
     if let Some(path) = &opts.save {
-        // The model's parameters under their names, the optimizer state after them, and the
-        // step count: a weights file that is also a checkpoint for --resume.
-        let refs: Vec<crate::runtime::weights::WeightRef> =
-            names.iter().zip(&params).map(|((n, s), v)| (n.as_str(), s.as_slice(), v.as_slice())).collect();
+        // A weights file that is also a checkpoint for --resume.
         let checkpoint = Checkpoint { step: report.steps, seed: Some(t.seed) };
-        crate::runtime::weights::save_with_metadata(path, &refs, Some(checkpoint.metadata()), &save_inputs)?;
+        crate::runtime::weights::save_checkpoint(path, &names, &params, checkpoint, &save_inputs)?;
         if !quiet {
             let model_state = t.graph.params.iter().filter(|p| p.kind == crate::ir::graph::ParamKind::State).count();
             let optimizer = names.len() - model_params;
@@ -282,35 +266,138 @@ pub fn train_run(c: &Checked, file: &Path, opts: &RunOptions) -> Result<Trained,
     Ok(Trained { text, model: t.model.clone(), weights })
 }
 
-/// Where a saved run stands: the steps done, and the seed of its data order and random
-/// streams (absent in checkpoints written before runs drew random numbers).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Checkpoint {
-    pub step: usize,
-    pub seed: Option<u64>,
+/// Whether the running training is data-parallel (where Ctrl-C is a vote of the ranks).
+static DATA_PARALLEL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn group_running() -> bool {
+    DATA_PARALLEL.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-impl Checkpoint {
-    /// The metadata key: one key, since a map of several would serialise in random order,
-    /// and the same run must write the same bytes.
-    pub const KEY: &'static str = "netc.checkpoint";
-
-    pub fn metadata(&self) -> std::collections::HashMap<String, String> {
-        let seed = self.seed.map(|s| format!(" seed={s}")).unwrap_or_default();
-        [(Checkpoint::KEY.to_string(), format!("step={}{seed}", self.step))].into_iter().collect()
-    }
-
-    /// `step=N seed=S` under `KEY`, or the older `netc.step` = N.
-    pub fn read(meta: &std::collections::HashMap<String, String>) -> Option<Checkpoint> {
-        if let Some(text) = meta.get(Checkpoint::KEY) {
-            let field = |name: &str| {
-                text.split_whitespace().find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
-            };
-            return Some(Checkpoint { step: field("step")? as usize, seed: field("seed") });
+/// Refuse `--save` and `--plot` paths that are folders, in missing folders, or that would
+/// replace an input (`inputs` for the plot, `save_inputs` for the checkpoint, which may
+/// replace the `--resume` file it continues).
+fn check_outputs(opts: &RunOptions, inputs: &[&Path], save_inputs: &[&Path]) -> Result<(), Diagnostic> {
+    for (path, flag) in [(&opts.save, "--save"), (&opts.plot, "--plot")] {
+        if let Some(p) = path {
+            check_output_path(p, flag)?;
         }
-        Some(Checkpoint { step: meta.get("netc.step")?.parse().ok()?, seed: None })
     }
+    let refuse = |(path, e): (PathBuf, crate::runtime::files::WriteError)| {
+        Diagnostic::new("E-io", format!("cannot write {}: {e}", path.display()))
+    };
+    let outputs: Vec<&Path> = opts.plot.iter().chain(&opts.save).map(PathBuf::as_path).collect();
+    crate::runtime::files::check_output_paths(&outputs, save_inputs).map_err(refuse)?;
+    if let Some(plot) = &opts.plot {
+        crate::runtime::files::check_output_paths(&[plot], inputs).map_err(refuse)?;
+    }
+    Ok(())
 }
+
+/// Everything a rank does before the first step that may fail on it alone: load the data,
+/// draw or load the starting weights (rank 0 reads the weights files), compile.
+fn prepare(
+    t: &crate::frontend::checked::TrainDecl,
+    d: &crate::frontend::checked::DataDecl,
+    base: &Path,
+    opts: &RunOptions,
+    quiet: bool,
+    group: Option<Rc<dyn Collective>>,
+) -> Result<Ready, Diagnostic> {
+    let (rank, ranks) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.size()));
+    let mut note = |missing: &Path| {
+        if !quiet {
+            eprintln!("note: {} not found; data `{}` uses its `otherwise` source", missing.display(), d.name);
+        }
+    };
+    let data = training::load_data(t, d, base, &mut note)?;
+    let data_fingerprint = if group.is_some() { fingerprint(&data) } else { 0 };
+    training::check_shards(t, &data.train, ranks)?;
+
+    // Each rank holds its share of a batch.
+    let batch = t.batch.unwrap_or(data.train.len()).max(1).div_ceil(ranks);
+    crate::ir::limits::check(&t.graph, batch, opts.memory_limit, &format!("train {}", t.name))?;
+    let program = training::TrainGraphs::new(t).map_err(err)?;
+    let model_params = program.step.model_params;
+    let names: Vec<(String, Vec<usize>)> = program
+        .step
+        .graph
+        .params
+        .iter()
+        .map(|p| (p.name.clone(), p.shape.iter().map(|d| d.known().unwrap_or(1)).collect()))
+        .collect();
+    // Weights about to be loaded, or sent by rank 0, are not drawn (AlexNet's take seconds):
+    // zeros hold their place.
+    let mut params = if opts.resume.is_some() || opts.load.is_some() || rank != 0 {
+        names.iter().map(|(_, s)| vec![0.0; s.iter().product()]).collect()
+    } else {
+        training::initial_params(&program.step.graph, t.seed)
+    };
+    let mut resume_at = 0;
+    let mut seed = t.seed;
+    let mut init_report = None;
+    if rank != 0 {
+        // Rank 0 reads the weights files and sends their values.
+    } else if let Some(path) = &opts.resume {
+        let expected: Vec<(&str, &[usize])> = names.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
+        for (i, w) in crate::runtime::weights::load_for(path, &expected)?.into_iter().enumerate() {
+            params[i] = w.data;
+        }
+        let checkpoint = crate::runtime::weights::read_checkpoint(path)?.ok_or_else(|| {
+            err(format!("{}: not a checkpoint (no step count); use --load for plain weights", path.display()))
+        })?;
+        resume_at = checkpoint.step;
+        // The random streams (dropout) and the data order continue from the checkpoint's seed.
+        if let Some(saved) = checkpoint.seed {
+            if opts.overrides.seed.is_some_and(|s| s != saved) {
+                return Err(err(format!(
+                    "{} was written by a run with seed {saved}; resuming it with --seed {} would change its \
+                     data order and random numbers",
+                    path.display(),
+                    t.seed
+                )));
+            }
+            seed = saved;
+        }
+    } else if let Some(path) = &opts.load {
+        let expected: Vec<(&str, &[usize])> =
+            names[..model_params].iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
+        for (i, w) in crate::runtime::weights::load_for(path, &expected)?.into_iter().enumerate() {
+            params[i] = w.data;
+        }
+    } else if let Some(path) = &opts.init_from {
+        let r = init_from(path, &names[..model_params], &mut params)?;
+        if !quiet {
+            eprint!("{}", r.describe(path));
+        }
+        init_report = Some(r);
+    }
+    let options = crate::codegen::CompileOptions { checked: opts.checked, conv: opts.conv, ..Default::default() };
+    let engine: Box<dyn Engine> = match (group, opts.engine) {
+        (Some(group), _) => Box::new(training::parallel::DataParallel::new(t, group, &options)?),
+        (None, EngineKind::Interp) => Box::new(training::Interpreter::new(program)),
+        (None, EngineKind::Jit) => crate::training::jit_engine::jit_engine_with(program, &options)?,
+    };
+    Ok(Ready { data, params, resume_at, seed, init_report, engine, data_fingerprint, names })
+}
+
+/// A fingerprint of the training and test sets: their fields' names, types, shapes and values.
+fn fingerprint(data: &training::Data) -> u64 {
+    let mut f = collective::Fingerprint::default();
+    for set in std::iter::once(&data.train).chain(&data.test) {
+        for field in set.fields() {
+            // Int fields hold their whole numbers as f32 values, as float fields do.
+            let integer = field.ty() == crate::runtime::data::FieldType::Int;
+            f.str(field.name()).word(integer as u32).floats(field.values());
+            for &d in field.shape() {
+                f.word(d as u32);
+            }
+        }
+    }
+    f.word(data.shuffle as u32);
+    f.value()
+}
+
+pub use crate::runtime::weights::Checkpoint;
 
 /// What `--init-from` did: which of the file's tensors it loaded, which it skipped (with the
 /// reason), and which model parameters kept their initial values.
@@ -341,8 +428,11 @@ pub fn init_from(
 ) -> Result<InitReport, Diagnostic> {
     let weights = crate::runtime::weights::load(path)?;
     let mut r = InitReport::default();
+    // Positions by name: linear in the tensors of a 10,000-layer model, not quadratic.
+    let index: std::collections::HashMap<&str, usize> =
+        names.iter().enumerate().map(|(i, (n, _))| (n.as_str(), i)).collect();
     for w in &weights {
-        match names.iter().position(|(n, _)| n == &w.name) {
+        match index.get(w.name.as_str()).copied() {
             None => r.skipped.push((w.name.clone(), "not a parameter of the model".into())),
             Some(i) if names[i].1 != w.shape => r
                 .skipped
@@ -353,7 +443,8 @@ pub fn init_from(
             }
         }
     }
-    r.initialised = names.iter().filter(|(n, _)| !r.loaded.contains(n)).map(|(n, _)| n.clone()).collect();
+    let loaded: std::collections::HashSet<&String> = r.loaded.iter().collect();
+    r.initialised = names.iter().filter(|(n, _)| !loaded.contains(n)).map(|(n, _)| n.clone()).collect();
     Ok(r)
 }
 

@@ -138,7 +138,7 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
     let mut module = JITModule::new(builder);
     // The generated GEMM costs a millisecond or two to compile: only for programs that call
     // a GEMM (not when every product is short or narrow, written inline).
-    let prog = codegen::fuse::schedule(g)?;
+    let prog = codegen::fuse::schedule(g, opts.conv)?;
     let multiplies = prog.calls_gemm();
     let mut generated = || codegen::gemm::define_gemm(&mut module, "netc_generated_gemm", Linkage::Local, g.dtype);
     let mut gemms = if opts.generated_gemm {
@@ -146,8 +146,15 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
     } else {
         let small = if multiplies && opts.small_gemm > 0 { Some((generated()?, opts.small_gemm)) } else { None };
         let conv = Some(codegen::import_conv(&mut module, g.dtype)?);
+        let winograd = Some(codegen::import_winograd(&mut module, g.dtype)?);
         let batched = Some(codegen::import_batched_gemm(&mut module, g.dtype)?);
-        codegen::Gemms { small, conv, batched, ..codegen::Gemms::only(codegen::import_gemm(&mut module, g.dtype)?) }
+        codegen::Gemms {
+            small,
+            conv,
+            winograd,
+            batched,
+            ..codegen::Gemms::only(codegen::import_gemm(&mut module, g.dtype)?)
+        }
     };
     // Out-of-range gather indices make the run fail (`Compiled::run`), with the index.
     gemms.index_error = Some(codegen::import_index_error(&mut module)?);
@@ -447,6 +454,11 @@ impl Compiled {
 }
 
 impl Compiled {
+    /// What each kernel computes, one line each in execution order (`Kernel::summary`).
+    pub fn kernel_summaries(&self) -> &[String] {
+        &self.kernel_summaries
+    }
+
     /// `profile` with each kernel's summary (`Kernel::summary`) instead of its kind.
     pub fn profile_summaries(&self) -> Vec<(String, f64)> {
         let secs = symbols::take_profile();

@@ -226,6 +226,13 @@ pub enum BinOp {
     Div,
     MatMul,
     Pow,
+    /// Comparisons: 0/1 masks of tensors, true/false of compile-time numbers.
+    Greater,
+    Less,
+    GreaterEq,
+    LessEq,
+    Equal,
+    NotEqual,
 }
 
 impl BinOp {
@@ -237,6 +244,12 @@ impl BinOp {
             BinOp::Div => "/",
             BinOp::MatMul => "@",
             BinOp::Pow => "**",
+            BinOp::Greater => ">",
+            BinOp::Less => "<",
+            BinOp::GreaterEq => ">=",
+            BinOp::LessEq => "<=",
+            BinOp::Equal => "==",
+            BinOp::NotEqual => "!=",
         }
     }
 }

@@ -22,17 +22,19 @@ macro_rules! builtins {
 
 builtins! {
     // elementwise
-    Exp, Log, Sqrt, Abs, Sigmoid, Tanh, Relu, LeakyRelu, Elu, Softplus,
+    Exp, Log, Sqrt, Abs, Sigmoid, Tanh, Relu, LeakyRelu, Elu, Softplus, Erf, Gelu, Silu, Clip,
     // elementwise of two tensors, or reductions
     Max, Min,
+    // a choice by a mask
+    Where,
     // reductions and shapes
-    Sum, Mean, Transpose, Reshape, Flatten,
+    Sum, Mean, Var, Transpose, Reshape, Flatten,
     // structure: joining, splitting, indexing, broadcasting, padding
     Concat, Split, Chunk, Take, Expand, BroadcastTo, Squeeze, Unsqueeze, Pad, Einsum,
     // probabilities and losses
     Softmax, LogSoftmax, OneHot, Argmax, Decode, CrossEntropy, Svm, Mse, L2,
     // convolution and pooling
-    Conv, Maxpool2d, Avgpool2d,
+    Conv, Conv1d, ConvTranspose2d, Upsample2d, Maxpool2d, Avgpool2d, GlobalAvgpool,
     // randomness (training mode)
     RandLike, Dropout,
     // metrics (train settings, not differentiable)
@@ -98,6 +100,29 @@ impl Builtin {
             LeakyRelu => sig("leaky_relu", &["x", "alpha"], 1, Tensor, "max(x, alpha*x), alpha = 0.01"),
             Elu => sig("elu", &["x", "alpha"], 1, Tensor, "x if x > 0 else alpha*(e^x - 1), alpha = 1"),
             Softplus => sig("softplus", &["x"], 1, Tensor, "log(1 + e^x), computed stably"),
+            Erf => sig("erf", &["x"], 1, Tensor, "the error function (2/sqrt(pi)) ∫0^x e^(-t²) dt"),
+            Gelu => sig(
+                "gelu",
+                &["x", "approximate"],
+                1,
+                Tensor,
+                "x·Φ(x) = x/2·(1 + erf(x/√2)); approximate: \"tanh\" for torch's tanh form",
+            ),
+            Silu => sig("silu", &["x"], 1, Tensor, "x·sigmoid(x) (swish)"),
+            Clip => sig(
+                "clip",
+                &["x", "lo", "hi"],
+                1,
+                Tensor,
+                "min(max(x, lo), hi) with numbers lo and hi (either may be left out), as torch.clamp",
+            ),
+            Where => sig(
+                "where",
+                &["condition", "x", "y"],
+                3,
+                Tensor,
+                "x where condition is nonzero, else y (broadcasting), as numpy.where",
+            ),
             Max => sig(
                 "max",
                 &["x", "y", "axis", "keepdims"],
@@ -114,6 +139,13 @@ impl Builtin {
             ),
             Sum => sig("sum", &["x", "axis", "keepdims"], 1, Tensor, "sum over an axis, or over all elements"),
             Mean => sig("mean", &["x", "axis", "keepdims"], 1, Tensor, "mean over an axis, or over all elements"),
+            Var => sig(
+                "var",
+                &["x", "axis", "correction", "keepdims"],
+                1,
+                Tensor,
+                "variance over an axis or all elements: sum of squared deviations / (n - correction), correction = 1",
+            ),
             Transpose => sig("transpose", &["x", "perm"], 1, Tensor, "reverse the axes, or permute them by `perm`"),
             Reshape => {
                 sig("reshape", &["x", "shape"], 2, Tensor, "same elements in a new shape; one dimension may be -1")
@@ -202,24 +234,52 @@ impl Builtin {
             },
             Conv => sig(
                 "conv",
+                &["x", "w", "stride", "pad", "groups"],
+                2,
+                Tensor,
+                "convolution of [N, C, H, W] with filters [F, C / groups, KH, KW]",
+            ),
+            Conv1d => sig(
+                "conv1d",
                 &["x", "w", "stride", "pad"],
                 2,
                 Tensor,
-                "convolution of [N, C, H, W] with filters [F, C, KH, KW]",
+                "convolution of [N, C, L] with filters [F, C, K]",
+            ),
+            ConvTranspose2d => sig(
+                "conv_transpose2d",
+                &["x", "w", "stride", "pad"],
+                2,
+                Tensor,
+                "transposed convolution of [N, C, H, W] with w [C, F, KH, KW] (torch's layout): conv's input gradient",
+            ),
+            Upsample2d => sig(
+                "upsample2d",
+                &["x", "scale"],
+                1,
+                Tensor,
+                "nearest-neighbour upsampling of [N, C, H, W] by a whole factor (2)",
             ),
             Maxpool2d => sig(
                 "maxpool2d",
                 &["x", "size", "stride"],
                 1,
                 Tensor,
-                "max over size×size windows (no padding); stride = size",
+                "max over size×size windows (no padding); stride = size; the output size is rounded down",
             ),
             Avgpool2d => sig(
                 "avgpool2d",
-                &["x", "size", "stride"],
+                &["x", "size", "stride", "pad"],
                 1,
                 Tensor,
-                "mean over size×size windows (no padding); stride = size",
+                "mean over size×size windows of the input zero-padded by `pad` (0), the padding counted; stride = size",
+            ),
+            GlobalAvgpool => sig(
+                "global_avgpool",
+                &["x", "keepdims"],
+                1,
+                Tensor,
+                "[N, C, H, W] -> [N, C]: the mean of each channel over its plane",
             ),
             RandLike => sig(
                 "rand_like",

@@ -275,4 +275,8 @@ pub struct Checked {
     pub data: Vec<DataDecl>,
     pub trains: Vec<TrainDecl>,
     pub evals: Vec<EvalDecl>,
+    /// Remarks about a program that is fine (code `N-…`): a convolution or pooling whose
+    /// windows leave the last rows or columns unread (PyTorch's floor rule). `netc check`
+    /// prints them.
+    pub notes: Vec<crate::diag::Diagnostic>,
 }

@@ -79,6 +79,18 @@ pub enum Token {
     LeftArrow,
     #[token("|>")]
     Pipe,
+    #[token(">")]
+    Greater,
+    #[token("<")]
+    Less,
+    #[token(">=")]
+    GreaterEq,
+    #[token("<=")]
+    LessEq,
+    #[token("==")]
+    EqEq,
+    #[token("!=")]
+    NotEq,
     #[token("+")]
     Plus,
     #[token("-")]
@@ -181,6 +193,12 @@ impl Token {
             Token::Arrow => "->",
             Token::LeftArrow => "<-",
             Token::Pipe => "|>",
+            Token::Greater => ">",
+            Token::Less => "<",
+            Token::GreaterEq => ">=",
+            Token::LessEq => "<=",
+            Token::EqEq => "==",
+            Token::NotEq => "!=",
             Token::Plus => "+",
             Token::Minus => "-",
             Token::Star => "*",
@@ -206,6 +224,12 @@ impl Token {
                 | Token::Arrow
                 | Token::LeftArrow
                 | Token::Pipe
+                | Token::Greater
+                | Token::Less
+                | Token::GreaterEq
+                | Token::LessEq
+                | Token::EqEq
+                | Token::NotEq
                 | Token::Plus
                 | Token::Minus
                 | Token::Star
@@ -257,7 +281,7 @@ fn lex_error(src: &str, span: Span) -> Diagnostic {
     };
     Diagnostic::new("E-lex", message)
         .label(span, label)
-        .note("tokens are names, numbers, \"strings\", and ( ) [ ] { } , : = -> <- |> + - * / @ ** . ... ; #comments")
+        .note("tokens are names, numbers, \"strings\", and ( ) [ ] { } , : = -> <- |> > < >= <= == != + - * / @ ** . ... ; #comments")
 }
 
 /// Keep only the newlines that end statements (see the module comment); `;` counts as one.

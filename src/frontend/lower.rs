@@ -123,6 +123,55 @@ pub fn reduce_min(g: &mut Graph, x: NodeId, axes: &[usize], keepdims: bool) -> R
     add(g, Op::Neg, &[m])
 }
 
+/// gelu(x) = x·Φ(x) = ½x(1 + erf(x/√2)) (torch's `approximate="none"`).
+pub fn gelu(g: &mut Graph, x: NodeId) -> R {
+    let r = g.constant(std::f64::consts::FRAC_1_SQRT_2);
+    let scaled = add(g, Op::Mul, &[x, r])?;
+    let e = add(g, Op::Erf, &[scaled])?;
+    half_x_one_plus(g, x, e)
+}
+
+/// gelu(x) ≈ ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (torch's `approximate="tanh"`).
+pub fn gelu_tanh(g: &mut Graph, x: NodeId) -> R {
+    let x2 = add(g, Op::Mul, &[x, x])?;
+    let x3 = add(g, Op::Mul, &[x2, x])?;
+    let k = g.constant(0.044715);
+    let cubic = add(g, Op::Mul, &[k, x3])?;
+    let inner = add(g, Op::Add, &[x, cubic])?;
+    let c = g.constant((2.0 / std::f64::consts::PI).sqrt());
+    let arg = add(g, Op::Mul, &[c, inner])?;
+    let t = add(g, Op::Tanh, &[arg])?;
+    half_x_one_plus(g, x, t)
+}
+
+/// ½x(1 + s)
+fn half_x_one_plus(g: &mut Graph, x: NodeId, s: NodeId) -> R {
+    let (one, half) = (g.constant(1.0), g.constant(0.5));
+    let one_plus = add(g, Op::Add, &[one, s])?;
+    let half_x = add(g, Op::Mul, &[half, x])?;
+    add(g, Op::Mul, &[half_x, one_plus])
+}
+
+/// silu(x) = x·sigmoid(x).
+pub fn silu(g: &mut Graph, x: NodeId) -> R {
+    let s = add(g, Op::Sigmoid, &[x])?;
+    add(g, Op::Mul, &[x, s])
+}
+
+/// var(x) over axes = Σ(x − mean)² / (n − correction) (torch.var; correction 1 is the unbiased
+/// estimate, 0 the population variance of numpy's default).
+pub fn var(g: &mut Graph, x: NodeId, axes: &[usize], correction: usize, keepdims: bool) -> R {
+    let shape = g.shape(x).clone();
+    let mu = mean(g, x, axes, true)?;
+    let centered = add(g, Op::Sub, &[x, mu])?;
+    let squared = add(g, Op::Mul, &[centered, centered])?;
+    let s = sum(g, squared, axes, keepdims)?;
+    let n = count(g, &shape, axes);
+    let c = g.constant(correction as f64);
+    let dof = add(g, Op::Sub, &[n, c])?;
+    add(g, Op::Div, &[s, dof])
+}
+
 /// softmax(x) = exp(log_softmax(x)).
 pub fn softmax(g: &mut Graph, x: NodeId, axis: usize) -> R {
     let l = add(g, Op::LogSoftmax { axis }, &[x])?;

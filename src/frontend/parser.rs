@@ -112,9 +112,18 @@ fn to_diagnostic(e: ParseError<usize, Token, Diagnostic>, src: &str) -> Diagnost
             } else {
                 (tok.describe(), Span::new(l, r))
             };
-            Diagnostic::new("E-syntax", format!("unexpected {found}"))
+            let d = Diagnostic::new("E-syntax", format!("unexpected {found}"))
                 .label(span, format!("did not expect {found} here"))
-                .note(expected_list(&expected))
+                .note(expected_list(&expected));
+            match tok {
+                Token::Greater | Token::Less | Token::GreaterEq | Token::LessEq | Token::EqEq | Token::NotEq => {
+                    d.note("comparisons do not chain: write (a < b) * (b < c) for a < b < c")
+                }
+                Token::LeftArrow => {
+                    d.note("`<-` updates a state tensor; for a comparison with a negative number write `x < -1`")
+                }
+                _ => d,
+            }
         }
         ParseError::ExtraToken { token: (l, tok, r) } => {
             Diagnostic::new("E-syntax", format!("unexpected {}", tok.describe())).label(Span::new(l, r), "extra token")

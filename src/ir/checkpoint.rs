@@ -11,7 +11,7 @@
 //! loop bit for bit: every step computes the same, and shared weights accumulate in the same
 //! order (see `autodiff::backward_seeded`).
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::ir::graph::{Dim, Graph, InputKind, LoopSpec, NodeId, Op, Slicing};
 use crate::ir::ops::ShapeError;
@@ -25,7 +25,7 @@ fn add(g: &mut Graph, op: Op, inputs: &[NodeId]) -> Result<NodeId, String> {
 
 /// The results of `spec` applied to `operands` (final carries, then stacks), computed in
 /// chunks of `k` steps. A `k` of at least the step count gives the flat loop.
-pub fn checkpoint(g: &mut Graph, spec: &Rc<LoopSpec>, operands: &[NodeId], k: usize) -> Result<Vec<NodeId>, String> {
+pub fn checkpoint(g: &mut Graph, spec: &Arc<LoopSpec>, operands: &[NodeId], k: usize) -> Result<Vec<NodeId>, String> {
     let (count, nc, ns) = (spec.count, spec.carries, spec.sliced.len());
     if k == 0 {
         return Err("checkpoint every 0 steps".into());
@@ -37,7 +37,7 @@ pub fn checkpoint(g: &mut Graph, spec: &Rc<LoopSpec>, operands: &[NodeId], k: us
 
     // The outer loop: per step, a chunk of k steps of every per-step input; its body runs
     // the flat body k times over the chunk.
-    let inner = Rc::new(LoopSpec { count: k, ..(**spec).clone() });
+    let inner = Arc::new(LoopSpec { count: k, ..(**spec).clone() });
     let mut body = Graph::new(g.dtype);
     body.symbols = g.symbols.clone();
     let mut inputs = vec![];
@@ -66,14 +66,14 @@ pub fn checkpoint(g: &mut Graph, spec: &Rc<LoopSpec>, operands: &[NodeId], k: us
         spec.sliced.iter().map(|&s| chunked(s)).collect(),
         spec.stacked.iter().map(|&s| chunked(s)).collect(),
     )?;
-    let outer = Rc::new(outer);
+    let outer = Arc::new(outer);
     if rest == 0 {
         return apply(g, &outer, operands);
     }
 
     // The steps left over, a flat loop over the last indices: after the chunks, or before
     // them when the loop runs backwards (it starts at the last index).
-    let tail = Rc::new(LoopSpec { count: rest, ..(**spec).clone() });
+    let tail = Arc::new(LoopSpec { count: rest, ..(**spec).clone() });
     let part = |g: &mut Graph, carries: &[NodeId], from: usize, steps: usize| -> Result<Vec<NodeId>, String> {
         let mut ops = carries.to_vec();
         for (s, &x) in spec.sliced.iter().zip(&operands[nc..nc + ns]) {
@@ -108,6 +108,6 @@ pub fn checkpoint(g: &mut Graph, spec: &Rc<LoopSpec>, operands: &[NodeId], k: us
 }
 
 /// One node per result of `spec` applied to `operands`.
-fn apply(g: &mut Graph, spec: &Rc<LoopSpec>, operands: &[NodeId]) -> Result<Vec<NodeId>, String> {
+fn apply(g: &mut Graph, spec: &Arc<LoopSpec>, operands: &[NodeId]) -> Result<Vec<NodeId>, String> {
     (0..spec.outputs()).map(|j| add(g, Op::Loop { spec: spec.clone(), output: j }, operands)).collect()
 }

@@ -351,6 +351,13 @@ fn branches(g: &Graph, i: usize, values: &[Tensor]) -> Option<Vec<u64>> {
         Op::LeakyRelu { .. } | Op::Elu { .. } => ge(&zero, x(0)),
         Op::Max | Op::Min => ge(x(0), x(1)).and_then(|l| ge(x(1), x(0)).map(|r| concat(l, r))),
         Op::Abs => ops::eval(&Op::Sign, &[x(0)], &[], &env),
+        // Kinks at both bounds: which side of each the element is on.
+        Op::Clip { lo, hi } => {
+            ge(x(0), &Tensor::scalar(*lo)).and_then(|l| ge(&Tensor::scalar(*hi), x(0)).map(|h| concat(l, h)))
+        }
+        // Switches between its operands where the condition changes; the condition is a mask
+        // from a comparison (no gradient), so its own decision is its value.
+        Op::Where => Ok(x(0).clone()),
         Op::ReduceMax { .. } => {
             // [x = max] per element: the maxima the gradient is split among.
             let kept: Vec<usize> =
@@ -364,12 +371,12 @@ fn branches(g: &Graph, i: usize, values: &[Tensor]) -> Option<Vec<u64>> {
             ops::eval(&Op::MaxPool2dGrad { size: *size, stride: *stride }, &[x(0), &ones], &[], &env)
         }
         // Their outputs are the decisions.
-        Op::Sign | Op::GreaterEq | Op::ArgMaxMask { .. } => Ok(values[i].clone()),
+        Op::Sign | Op::GreaterEq | Op::Greater | Op::Equal | Op::ArgMaxMask { .. } => Ok(values[i].clone()),
         // Smooth where defined (or with no operands to perturb).
         Op::Input { .. } | Op::Param { .. } | Op::Const { .. } | Op::Literal { .. } | Op::DimSize { .. } => {
             return None
         }
-        Op::Neg | Op::Exp | Op::Log | Op::Sqrt | Op::Tanh | Op::Sigmoid | Op::Softplus => return None,
+        Op::Neg | Op::Exp | Op::Log | Op::Sqrt | Op::Tanh | Op::Sigmoid | Op::Softplus | Op::Erf => return None,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow => return None,
         Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Pad { .. } => {
             return None

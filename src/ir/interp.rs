@@ -6,7 +6,7 @@
 //! of intermediate values as compiled f32 code (up to the order of summations).
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::ir::graph::{DType, Dim, Graph, LoopSpec, NodeId, Op, Shape, Slicing};
 use crate::ir::ops::{self, Env};
@@ -69,7 +69,7 @@ fn eval_node(
     let args: Vec<&Tensor> = node.inputs.iter().map(|x| &values[x.index()]).collect();
     let mut value = match &node.op {
         Op::Loop { spec, output } => {
-            let key = (Rc::as_ptr(spec) as usize, node.inputs.clone());
+            let key = (Arc::as_ptr(spec) as usize, node.inputs.clone());
             if !loops.0.contains_key(&key) {
                 let results = run_loop(spec, &args, env.symbols, dtype).map_err(|e| format!("{}: {e}", what()))?;
                 loops.0.insert(key.clone(), results);

@@ -7,7 +7,7 @@
 //! `params` lists: runtimes bind tensors to them by index.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::ir::graph::{DType, Dim, Graph, LoopSpec, Node, NodeId, Op, Shape};
 use crate::ir::ops::{self, Env};
@@ -115,8 +115,8 @@ fn is_leaf(op: &Op) -> bool {
     match op {
         Input { .. } | Param { .. } | Const { .. } | Literal { .. } | DimSize { .. } => true,
         Neg | Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid => false,
-        Relu | LeakyRelu { .. } | Elu { .. } | Softplus => false,
-        Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq => false,
+        Relu | LeakyRelu { .. } | Elu { .. } | Softplus | Erf | Clip { .. } => false,
+        Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq | Greater | Equal | Where => false,
         Broadcast { .. } | Reshape { .. } | Transpose { .. } | Slice { .. } | Pad { .. } | Reverse { .. } => false,
         Concat { .. } | Gather { .. } | ScatterAdd { .. } => false,
         Sum { .. } | ReduceMax { .. } | ArgMaxMask { .. } | OneHot { .. } => false,
@@ -184,8 +184,8 @@ fn simplify_node(g: &mut Graph, node: &Node, sole: &dyn Fn(usize) -> bool) -> Op
     let same_shape = |g: &Graph, a: NodeId| g.shape(a) == shape;
     // op(broadcast(a), b) == op(a, b) for elementwise ops, when a and b broadcast to the same
     // result anyway: the op broadcasts by itself, without materialising the operand
-    if matches!(node.op, Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq) {
-        for k in 0..2 {
+    if matches!(node.op, Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq | Greater | Equal | Where) {
+        for k in 0..x.len() {
             if let Broadcast { .. } = g.node(x[k]).op {
                 let mut operands = x.clone();
                 operands[k] = g.node(x[k]).inputs[0];
@@ -371,8 +371,17 @@ fn simplify_node(g: &mut Graph, node: &Node, sole: &dyn Fn(usize) -> bool) -> Op
         }
         Input { .. } | Param { .. } | Const { .. } | Literal { .. } | DimSize { .. } => None,
         Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid => None,
-        Relu | LeakyRelu { .. } | Elu { .. } | Softplus => None,
-        Max | Min | GreaterEq => None,
+        Relu | LeakyRelu { .. } | Elu { .. } | Softplus | Erf | Clip { .. } => None,
+        Max | Min | GreaterEq | Greater | Equal => None,
+        // where(c, a, b) == a for a constant c ≠ 0 (== b for c = 0), when broadcasting by the
+        // condition did not change the chosen operand's shape (attention's default mask 1)
+        Where => match g.node(x[0]).op {
+            Const { value } => {
+                let chosen = if value != 0.0 { x[1] } else { x[2] };
+                same_shape(g, chosen).then_some(chosen)
+            }
+            _ => None,
+        },
         ReduceMax { .. } | ArgMaxMask { .. } | OneHot { .. } | MatMul { .. } | LogSoftmax { .. } => None,
         Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => None,
         MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => None,
@@ -453,48 +462,75 @@ fn count_of(g: &mut Graph, dims: impl Iterator<Item = Dim>) -> NodeId {
 }
 
 /// `Const value`, or a broadcast of one (a scalar constant; literals are left to `fold`).
-fn is_scalar_const(g: &Graph, id: NodeId, value: f64) -> bool {
-    let node = g.node(id);
-    if let Op::Broadcast { .. } = node.op {
-        is_scalar_const(g, node.inputs[0], value)
-    } else {
-        node.op == Op::Const { value }
+fn is_scalar_const(g: &Graph, mut id: NodeId, value: f64) -> bool {
+    // A loop, not recursion: a chain of broadcasts may be as long as the program.
+    while let Op::Broadcast { .. } = g.node(id).op {
+        id = g.node(id).inputs[0];
     }
+    g.node(id).op == Op::Const { value }
 }
 
 /// Values that cannot be infinite or NaN whatever the inputs: masks, signs, sizes, finite
 /// constants, and layout changes or negations of those.
 fn finite_by_construction(g: &Graph, id: NodeId) -> bool {
-    let node = g.node(id);
-    match &node.op {
-        Op::GreaterEq | Op::Sign | Op::OneHot { .. } | Op::ArgMaxMask { .. } | Op::DimSize { .. } => true,
-        Op::RandomUniform { .. } => true,
-        Op::Const { value } => value.is_finite(),
-        Op::Literal { values } => values.iter().all(|v| v.is_finite()),
-        Op::Broadcast { .. }
-        | Op::Reshape { .. }
-        | Op::Transpose { .. }
-        | Op::Slice { .. }
-        | Op::Pad { .. }
-        | Op::Reverse { .. }
-        | Op::Gather { .. }
-        | Op::Neg
-        | Op::Abs
-        | Op::Relu => finite_by_construction(g, node.inputs[0]),
-        // Anything that can overflow, or passes on an input or parameter (which may be inf).
-        Op::Input { .. } | Op::Param { .. } => false,
-        Op::Exp | Op::Log | Op::Sqrt | Op::Tanh | Op::Sigmoid => false,
-        // alpha·x and softplus(x) ≈ x can overflow in f32 for a finite x.
-        Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softplus => false,
-        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Max | Op::Min => false,
-        Op::Concat { .. } => node.inputs.iter().all(|&x| finite_by_construction(g, x)),
-        // Sums can overflow.
-        Op::ScatterAdd { .. } => false,
-        Op::Sum { .. } | Op::ReduceMax { .. } | Op::MatMul { .. } | Op::LogSoftmax { .. } => false,
-        Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dFilterGrad { .. } => false,
-        Op::MaxPool2d { .. } | Op::MaxPool2dGrad { .. } | Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => false,
-        Op::Loop { .. } => false,
+    // A walk with an explicit stack, not recursion: a chain of layout changes and negations
+    // (or of concats) may be as long as the program, a hundred thousand `relu`s.
+    let mut stack = vec![id];
+    while let Some(id) = stack.pop() {
+        let node = g.node(id);
+        let finite = match &node.op {
+            Op::GreaterEq | Op::Greater | Op::Equal | Op::Sign | Op::OneHot { .. } | Op::ArgMaxMask { .. } => true,
+            Op::DimSize { .. } | Op::Erf => true,
+            // Clipped to finite bounds on both sides (NaN passes through, but only from a NaN x).
+            Op::Clip { lo, hi } if lo.is_finite() && hi.is_finite() => true,
+            Op::Clip { .. } => {
+                stack.push(node.inputs[0]);
+                true
+            }
+            Op::Where => {
+                stack.extend(node.inputs[1..].iter().copied());
+                true
+            }
+            Op::RandomUniform { .. } => true,
+            Op::Const { value } => value.is_finite(),
+            Op::Literal { values } => values.iter().all(|v| v.is_finite()),
+            // The values of a gather come from operand 0 (its indices only pick them).
+            Op::Broadcast { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Slice { .. }
+            | Op::Pad { .. }
+            | Op::Reverse { .. }
+            | Op::Gather { .. }
+            | Op::Neg
+            | Op::Abs
+            | Op::Relu => {
+                stack.push(node.inputs[0]);
+                true
+            }
+            Op::Concat { .. } => {
+                stack.extend(node.inputs.iter().copied());
+                true
+            }
+            // Anything that can overflow, or passes on an input or parameter (which may be inf).
+            Op::Input { .. } | Op::Param { .. } => false,
+            Op::Exp | Op::Log | Op::Sqrt | Op::Tanh | Op::Sigmoid => false,
+            // alpha·x and softplus(x) ≈ x can overflow in f32 for a finite x.
+            Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softplus => false,
+            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Max | Op::Min => false,
+            // Sums can overflow.
+            Op::ScatterAdd { .. } => false,
+            Op::Sum { .. } | Op::ReduceMax { .. } | Op::MatMul { .. } | Op::LogSoftmax { .. } => false,
+            Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dFilterGrad { .. } => false,
+            Op::MaxPool2d { .. } | Op::MaxPool2dGrad { .. } | Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => false,
+            // A loop's body may compute anything.
+            Op::Loop { .. } => false,
+        };
+        if !finite {
+            return false;
+        }
     }
+    true
 }
 
 /// Whether `to` is `from` with unit axes in front.
@@ -562,13 +598,13 @@ pub fn dce(g: &mut Graph) -> bool {
 /// loop's siblings the optimised spec together. A body keeps its inputs and outputs: only its
 /// inner nodes change.
 pub fn loop_bodies(g: &mut Graph) -> bool {
-    let mut done: HashMap<*const LoopSpec, Option<Rc<LoopSpec>>> = HashMap::new();
+    let mut done: HashMap<*const LoopSpec, Option<Arc<LoopSpec>>> = HashMap::new();
     let mut changed = false;
     for i in 0..g.nodes.len() {
         let Op::Loop { spec, output } = &g.nodes[i].op else { continue };
         let output = *output;
         let new = done
-            .entry(Rc::as_ptr(spec))
+            .entry(Arc::as_ptr(spec))
             .or_insert_with(|| {
                 let mut body = spec.body.clone();
                 let mut any = false;
@@ -579,7 +615,7 @@ pub fn loop_bodies(g: &mut Graph) -> bool {
                         break;
                     }
                 }
-                any.then(|| Rc::new(LoopSpec { body, ..(**spec).clone() }))
+                any.then(|| Arc::new(LoopSpec { body, ..(**spec).clone() }))
             })
             .clone();
         if let Some(spec) = new {

@@ -107,28 +107,53 @@ impl Function {
 
 pub struct Jit {
     step: Function,
+    eval: Evaluator,
+}
+
+/// The compiled loss graph (model forward + loss): what `Engine::evaluate` runs.
+pub struct Evaluator {
     eval: Function,
     model_params: usize,
+}
+
+impl Evaluator {
+    /// Compile the loss graph of a model with `model_params` parameters.
+    pub fn new(loss_graph: Graph, model_params: usize, opts: &CompileOptions) -> Result<Evaluator, Diagnostic> {
+        let outputs = loss_graph.outputs.len();
+        Ok(Evaluator { eval: Function::new(loss_graph, outputs, opts)?, model_params })
+    }
+
+    /// The loss and the model's outputs for a batch.
+    pub fn evaluate(&mut self, batch: &Batch, params: &[Vec<f32>]) -> Result<Evaluation, String> {
+        // The loss graph reads the model's parameters only (no updates): lend them as they are.
+        self.eval.call_readonly(batch, &params[..self.model_params])?;
+        let outputs = self.eval.output_names[1..].iter().cloned().zip(self.eval.outputs[1..].iter().cloned()).collect();
+        Ok(Evaluation { loss: self.eval.outputs[0][0], outputs })
+    }
+
+    pub fn stats(&self) -> crate::drivers::jit::Stats {
+        self.eval.compiled.stats()
+    }
 }
 
 /// Compile the program's train step and loss graph with the default options (Cranelift's IR
 /// verifier runs in debug builds, so in tests, and not in release builds).
 pub fn jit_engine(program: TrainGraphs, _stats: bool) -> Result<Box<dyn Engine>, Diagnostic> {
-    jit_engine_with(program, &CompileOptions::default())
+    Ok(jit_engine_with(program, &CompileOptions::default())?)
 }
 
-/// `jit_engine` with these options (e.g. `checked`).
-pub fn jit_engine_with(program: TrainGraphs, opts: &CompileOptions) -> Result<Box<dyn Engine>, Diagnostic> {
+/// `jit_engine` with these options (e.g. `checked`). The engine is `Send` (a session, and the
+/// Python module releasing the GIL, may move it between threads); not every engine is (a
+/// data-parallel one holds its rank's communicator).
+pub fn jit_engine_with(program: TrainGraphs, opts: &CompileOptions) -> Result<Box<dyn Engine + Send>, Diagnostic> {
     let loss_output = program.step.loss_output;
     let mut step_graph = program.step.graph;
     // The step needs only the loss out; its updates write the parameters.
     let loss = step_graph.outputs[loss_output].clone();
     step_graph.outputs = vec![loss];
     let step = Function::new(step_graph, 1, opts)?;
-    // Evaluation: the loss and the model's outputs.
-    let outputs = program.loss_graph.outputs.len();
-    let eval = Function::new(program.loss_graph, outputs, opts)?;
-    Ok(Box::new(Jit { step, eval, model_params: program.step.model_params }))
+    let eval = Evaluator::new(program.loss_graph, program.step.model_params, opts)?;
+    Ok(Box::new(Jit { step, eval }))
 }
 
 impl Engine for Jit {
@@ -140,10 +165,7 @@ impl Engine for Jit {
     }
 
     fn evaluate(&mut self, batch: &Batch, params: &[Vec<f32>]) -> Result<Evaluation, String> {
-        // The loss graph reads the model's parameters only (no updates): lend them as they are.
-        self.eval.call_readonly(batch, &params[..self.model_params])?;
-        let outputs = self.eval.output_names[1..].iter().cloned().zip(self.eval.outputs[1..].iter().cloned()).collect();
-        Ok(Evaluation { loss: self.eval.outputs[0][0], outputs })
+        self.eval.evaluate(batch, params)
     }
 
     fn step_profile(&mut self) -> Vec<(String, f64)> {
@@ -152,7 +174,7 @@ impl Engine for Jit {
 
     fn stats(&self) -> String {
         let s = self.step.compiled.stats();
-        let e = self.eval.compiled.stats();
+        let e = self.eval.stats();
         format!(
             "train step: compiled in {:.1} ms, {} kernels, workspace {} bytes planned vs {} for every intermediate\n\
              evaluation: compiled in {:.1} ms, {} kernels",

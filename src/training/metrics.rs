@@ -8,6 +8,7 @@
 
 use crate::diag::Diagnostic;
 use crate::frontend::checked::{Metric, MetricKind, TrainDecl};
+use crate::runtime::collective::{Collective, Local};
 use crate::runtime::data::{Batch, Dataset};
 use crate::training::Engine;
 
@@ -42,7 +43,7 @@ pub struct Report {
     pub losses: Vec<f32>,
     /// Steps per epoch, for the per-epoch loss history.
     pub steps_per_epoch: usize,
-    /// True if Ctrl-C stopped the run early.
+    /// True if Ctrl-C (or `Progress::after_step`) stopped the run early.
     pub interrupted: bool,
 }
 
@@ -144,17 +145,39 @@ pub fn evaluate(
     params: &[Vec<f32>],
     batch: Option<usize>,
 ) -> Result<Scores, Diagnostic> {
+    evaluate_on(engine, t, d, params, batch, &Local)
+}
+
+/// `evaluate` on the ranks of `group`: rank r of p evaluates the samples [r·m/p, (r+1)·m/p)
+/// of the m in `d`, and the ranks sum their loss·count and each metric's sum and count, so
+/// every rank gets the scores of the whole set (the same as one process's up to the order of
+/// the sums).
+pub fn evaluate_on(
+    engine: &mut dyn Engine,
+    t: &TrainDecl,
+    d: &Dataset,
+    params: &[Vec<f32>],
+    batch: Option<usize>,
+    group: &dyn Collective,
+) -> Result<Scores, Diagnostic> {
+    let (rank, ranks) = (group.rank(), group.size());
+    let share: Vec<usize> = (rank * d.len() / ranks..(rank + 1) * d.len() / ranks).collect();
     let batch_size = batch.unwrap_or(d.len()).min(d.len()).max(1);
-    let mut batches = d.batches(batch_size, false)?;
     let mut buffers = Batch::for_data(d, batch_size);
-    let (mut loss_sum, mut seen) = (0f64, 0usize);
+    // [loss·count, count, then each metric's sum and count]
+    let mut sums = vec![0f64; 2 + 2 * t.metrics.len()];
     let mut tallies = vec![Tally::default(); t.metrics.len()];
-    let run = |e: String| Diagnostic::new("E-run", e);
-    while batches.next_batch(&mut buffers) {
+    for indices in share.chunks(batch_size) {
+        buffers.fill(d, indices);
         let n = buffers.n;
-        let eval = engine.evaluate(&buffers, params).map_err(run)?;
-        loss_sum += eval.loss as f64 * n as f64;
-        seen += n;
+        let eval = match engine.evaluate(&buffers, params) {
+            Ok(e) => e,
+            // The other ranks wait for this one's sums: end the job.
+            Err(e) if ranks > 1 => group.abort(&format!("error[E-run]: {e}")),
+            Err(e) => return Err(Diagnostic::new("E-run", e)),
+        };
+        sums[0] += eval.loss as f64 * n as f64;
+        sums[1] += n as f64;
         for (m, tally) in t.metrics.iter().zip(&mut tallies) {
             let (Some(out), Some(field)) = (eval.output(&m.output), d.field(&m.target)) else { continue };
             let target = &buffers.field(&m.target).unwrap_or_default()[..n * field.size()];
@@ -165,10 +188,16 @@ pub fn evaluate(
             tally.add(m.kind, out, target, mask);
         }
     }
+    for (k, tally) in tallies.iter().enumerate() {
+        sums[2 + 2 * k] = tally.sum;
+        sums[3 + 2 * k] = tally.count;
+    }
+    group.sum_f64(&mut sums);
     let labels = labels(&t.metrics);
+    let totals = (0..t.metrics.len()).map(|k| Tally { sum: sums[2 + 2 * k], count: sums[3 + 2 * k] });
     Ok(Scores {
-        loss: loss_sum / seen.max(1) as f64,
-        metrics: labels.into_iter().zip(tallies).map(|(l, tally)| (l, tally.value())).collect(),
+        loss: sums[0] / sums[1].max(1.0),
+        metrics: labels.into_iter().zip(totals).map(|(l, tally)| (l, tally.value())).collect(),
     })
 }
 

@@ -2,12 +2,15 @@
 //!
 //! The loop is independent of how a step is executed: an `Engine` runs the fused train step
 //! (forward, backward and update in one call) and the evaluation of the loss graph. The
-//! reference interpreter is one engine; the Cranelift JIT is the fast one.
+//! reference interpreter is one engine; the Cranelift JIT is the fast one. Data parallelism
+//! (`parallel`) is an engine too: the loop only hands each rank its share of every batch and
+//! sums the evaluation over the ranks (`train_on` with a `Collective`).
 
 pub mod data;
 pub mod jit_engine;
 pub mod metrics;
 pub mod optim;
+pub mod parallel;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -16,10 +19,11 @@ use crate::diag::Diagnostic;
 use crate::frontend::checked::{Checked, DataDecl, Length, TrainDecl};
 use crate::ir::graph::{Graph, InputKind};
 use crate::ir::tensor::Tensor;
+use crate::runtime::collective::{Collective, Local};
 use crate::runtime::data::{Batch, Batches};
 use crate::runtime::rng::Rng;
 pub use data::{load_data, model_signature, Data};
-pub use metrics::{evaluate, Report, Scores};
+pub use metrics::{evaluate, evaluate_on, Report, Scores};
 use optim::TrainStep;
 
 /// Where a step's random numbers come from (`ir::ops::random`): the run's seed and the
@@ -193,11 +197,17 @@ impl Overrides {
     }
 }
 
-/// How a run shows progress.
+/// How a run shows progress, and who may stop it.
 pub trait Progress {
     fn start(&mut self, total_steps: usize);
     fn update(&mut self, step: usize, loss: f32, samples_per_second: f64);
     fn finish(&mut self);
+    /// Called after every step (`step` counts from 1) with its loss; `false` ends the run
+    /// there, as Ctrl-C does (the Python module stops on a pending KeyboardInterrupt or its
+    /// callback's answer).
+    fn after_step(&mut self, _step: usize, _loss: f32) -> bool {
+        true
+    }
 }
 
 /// No progress output (pipes, `--quiet`, tests).
@@ -227,15 +237,38 @@ pub fn train(
     resume_at: usize,
     stop_after: Option<usize>,
 ) -> Result<Report, Diagnostic> {
+    train_on(t, data, engine, params, progress, resume_at, stop_after, &Local)
+}
+
+/// `train` on one rank of `group`: the engine steps on this rank's share of each batch (a
+/// `parallel::DataParallel` engine sums the gradients across the ranks), and the final
+/// evaluation sums every rank's share of each data set. Every rank returns the same report.
+#[allow(clippy::too_many_arguments)]
+pub fn train_on(
+    t: &TrainDecl,
+    data: &Data,
+    engine: &mut dyn Engine,
+    params: &mut [Vec<f32>],
+    progress: &mut dyn Progress,
+    resume_at: usize,
+    stop_after: Option<usize>,
+    group: &dyn Collective,
+) -> Result<Report, Diagnostic> {
     let span = Span { resume_at, stop_before: stop_after };
-    let run = run_steps(t, data, engine, params, progress, span)?;
+    let run = run_steps(t, data, engine, params, progress, span, group)?;
     if let Some(step) = run.diverged_at {
+        if group.size() > 1 {
+            // The replay below is one process's; the ranks saw the same loss, so all stop here.
+            return Err(Diagnostic::new("E-diverged", format!("the loss became non-finite at step {}", step + 1))
+                .help("lower the learning rate (--lr), or check the data's scale")
+                .note("run on one process to find the first op whose value went non-finite"));
+        }
         return Err(divergence(t, data, step));
     }
     let steps = resume_at + run.losses.len();
-    let train = evaluate(engine, t, &data.train, params, t.batch)?;
+    let train = evaluate_on(engine, t, &data.train, params, t.batch, group)?;
     let test = match &data.test {
-        Some(d) => Some(evaluate(engine, t, d, params, t.batch)?),
+        Some(d) => Some(evaluate_on(engine, t, d, params, t.batch, group)?),
         None => None,
     };
     Ok(Report {
@@ -249,7 +282,7 @@ pub fn train(
         samples_per_second: run.samples as f64 / run.seconds.max(1e-9),
         losses: run.losses,
         steps_per_epoch: run.per_epoch,
-        interrupted: INTERRUPTED.load(Ordering::SeqCst),
+        interrupted: run.stopped || INTERRUPTED.load(Ordering::SeqCst),
     })
 }
 
@@ -275,21 +308,37 @@ impl DataOrder {
         DataOrder { rng: Rng::new(t.seed ^ 0x5eed_da7a), shuffle, epoch_started: false }
     }
 
-    /// Gather the next batch of every field (starting a new epoch when one ends).
-    fn next(&mut self, batches: &mut Batches, batch: &mut Batch) {
+    /// Gather this rank's share of the next batch of every field (starting a new epoch when
+    /// one ends); returns the whole batch's size. Every rank draws the same order.
+    fn next(&mut self, batches: &mut Batches, batch: &mut Batch, group: &dyn Collective) -> usize {
         loop {
-            if !self.epoch_started {
-                if self.shuffle {
-                    batches.shuffle(&mut self.rng);
-                } else {
-                    batches.restart();
-                }
-                self.epoch_started = true;
+            self.start_epoch(batches);
+            if let Some(b) = batches.next_share(batch, group.rank(), group.size()) {
+                return b;
             }
-            if batches.next_batch(batch) {
+            self.epoch_started = false;
+        }
+    }
+
+    /// Move past the next batch without gathering it (the steps a resumed run skips).
+    fn skip(&mut self, batches: &mut Batches) {
+        loop {
+            self.start_epoch(batches);
+            if batches.next_indices().is_some() {
                 return;
             }
             self.epoch_started = false;
+        }
+    }
+
+    fn start_epoch(&mut self, batches: &mut Batches) {
+        if !self.epoch_started {
+            if self.shuffle {
+                batches.shuffle(&mut self.rng);
+            } else {
+                batches.restart();
+            }
+            self.epoch_started = true;
         }
     }
 }
@@ -297,6 +346,23 @@ impl DataOrder {
 /// The batch size a run uses on `train`: the block's, at most the data set.
 fn batch_size(t: &TrainDecl, train: &crate::runtime::data::Dataset) -> usize {
     t.batch.unwrap_or(train.len()).min(train.len()).max(1)
+}
+
+/// Refuse a batch that does not split into `ranks` equal shares (data parallelism: each rank
+/// computes the gradient of its share).
+pub fn check_shards(t: &TrainDecl, train: &crate::runtime::data::Dataset, ranks: usize) -> Result<(), Diagnostic> {
+    let batch = batch_size(t, train);
+    if batch.is_multiple_of(ranks) {
+        return Ok(());
+    }
+    let what = if t.batch.is_some_and(|b| b <= train.len()) { "the batch" } else { "the whole data set (the batch)" };
+    Err(Diagnostic::new(
+        "E-distributed",
+        format!("{what} of {batch} samples does not split evenly over {ranks} processes"),
+    )
+    .help(format!(
+        "choose a batch (--batch) that is a multiple of {ranks}, or run on a number of processes that divides {batch}"
+    )))
 }
 
 /// The steps of the run in all (`steps`, or `epochs` × batches per epoch).
@@ -315,6 +381,8 @@ struct Run {
     seconds: f64,
     samples: usize,
     per_epoch: usize,
+    /// `Progress::after_step` ended the run early.
+    stopped: bool,
 }
 
 /// The step loop.
@@ -325,16 +393,18 @@ fn run_steps(
     params: &mut [Vec<f32>],
     progress: &mut dyn Progress,
     span: Span,
+    group: &dyn Collective,
 ) -> Result<Run, Diagnostic> {
     let train = &data.train;
     let batch = batch_size(t, train);
+    check_shards(t, train, group.size())?;
     let mut batches = train.batches(batch, t.drop_last)?;
     let per_epoch = batches.per_epoch();
     if per_epoch == 0 {
         return Err(Diagnostic::new("E-data", format!("{}: fewer samples than one batch of {batch}", train.source())));
     }
     let total = total_steps(t, per_epoch);
-    let mut buffers = Batch::for_data(train, batch);
+    let mut buffers = Batch::for_data(train, batch.div_ceil(group.size()));
     let mut order = DataOrder::new(t, data.shuffle);
     let mut losses = Vec::with_capacity(total.min(1 << 16));
     let mut samples = 0usize;
@@ -345,35 +415,45 @@ fn run_steps(
     let finish = |progress: &mut dyn Progress,
                   losses: Vec<f32>,
                   diverged_at: Option<usize>,
-                  samples: usize|
+                  samples: usize,
+                  stopped: bool|
      -> Result<Run, Diagnostic> {
         progress.finish();
-        Ok(Run { losses, diverged_at, seconds: started.elapsed().as_secs_f64(), samples, per_epoch })
+        Ok(Run { losses, diverged_at, seconds: started.elapsed().as_secs_f64(), samples, per_epoch, stopped })
     };
+    // The size of the whole batch (of which `buffers` holds this rank's share).
+    let mut global = 0;
     for step in 0..total {
         if span.stop_before == Some(step) || INTERRUPTED.load(Ordering::SeqCst) {
             break;
         }
-        // (Otherwise the buffers still hold the batch.)
-        if step == 0 || !same_batch {
-            order.next(&mut batches, &mut buffers);
-        }
         if step < span.resume_at {
-            continue; // done before the checkpoint; only the data order is replayed
+            // Done before the checkpoint: only the data order is replayed.
+            if !same_batch {
+                order.skip(&mut batches);
+            }
+            continue;
+        }
+        // (Otherwise the buffers still hold the batch.)
+        if step == span.resume_at || !same_batch {
+            global = order.next(&mut batches, &mut buffers, group);
         }
         let lr = optim::learning_rate(t, step, total) as f32;
         let counter = Counter { seed: t.seed, step: step as u64 };
         let loss = engine.step(&buffers, lr, counter, params).map_err(|e| Diagnostic::new("E-run", e))?;
-        samples += buffers.n;
+        samples += global;
         losses.push(loss);
         if !loss.is_finite() {
-            return finish(progress, losses, Some(step), samples);
+            return finish(progress, losses, Some(step), samples, false);
         }
         if step % 16 == 0 || step + 1 == total {
             progress.update(step + 1, loss, samples as f64 / started.elapsed().as_secs_f64().max(1e-9));
         }
+        if !progress.after_step(step + 1, loss) {
+            return finish(progress, losses, None, samples, true);
+        }
     }
-    finish(progress, losses, None, samples)
+    finish(progress, losses, None, samples, false)
 }
 
 /// Explain a non-finite loss at `step`: replay the run to just before it with the
@@ -385,9 +465,8 @@ fn divergence(t: &TrainDecl, data: &Data, step: usize) -> Diagnostic {
     let Ok(program) = TrainGraphs::new(t) else { return base };
     let mut params = initial_params(&program.step.graph, t.seed);
     let mut interp = Interpreter::new(program);
-    if run_steps(t, data, &mut interp, &mut params, &mut Silent, Span { resume_at: 0, stop_before: Some(step) })
-        .is_err()
-    {
+    let span = Span { resume_at: 0, stop_before: Some(step) };
+    if run_steps(t, data, &mut interp, &mut params, &mut Silent, span, &Local).is_err() {
         return base;
     }
     // Rebuild the batch of `step` by replaying the data order.
@@ -396,7 +475,7 @@ fn divergence(t: &TrainDecl, data: &Data, step: usize) -> Diagnostic {
     let mut buffers = Batch::for_data(train, batch);
     let mut order = DataOrder::new(t, data.shuffle);
     for _ in 0..=step {
-        order.next(&mut batches, &mut buffers);
+        order.next(&mut batches, &mut buffers, &Local);
     }
     let g = &interp.program.step.graph;
     let lr = optim::learning_rate(t, step, total_steps(t, batches.per_epoch())) as f32;

@@ -16,9 +16,11 @@
 //! Weight decay, coupled (`weight_decay`: g + wd·w) or decoupled (`adamw`), applies to the
 //! weights only, never to biases (`ParamRole`), as `l2()` does.
 
+use std::collections::HashSet;
+
 use crate::frontend::checked::{Optimizer, TrainDecl};
 use crate::ir::autodiff;
-use crate::ir::graph::{Graph, Init, InputKind, NodeId, Op, ParamKind, ParamRole};
+use crate::ir::graph::{Graph, Init, InputKind, Node, NodeId, Op, ParamKind, ParamRole};
 
 pub struct TrainStep {
     pub graph: Graph,
@@ -44,21 +46,116 @@ fn add(g: &mut Graph, op: Op, inputs: &[NodeId]) -> Result<NodeId, String> {
 /// updates, beside the state updates (`<-`) the training-mode graph already carries.
 pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
     let mut g = t.graph.clone();
+    let frozen = frozen_set(t);
     // A frozen state tensor (`freeze: [bn1]` takes bn1.mean and bn1.var too) keeps its value.
-    g.updates.retain(|(p, _)| !t.frozen.contains(p));
-    let loss_output = g.outputs.iter().position(|(n, _)| n == "loss").ok_or("the train graph has no loss")?;
+    g.updates.retain(|(p, _)| !frozen.contains(p));
+    let loss_output = loss_output(&g)?;
     let loss = g.outputs[loss_output].1;
     let model_params = g.params.len();
-    let trainable: Vec<usize> =
-        (0..model_params).filter(|p| !t.frozen.contains(p) && g.params[*p].kind == ParamKind::Trainable).collect();
+    let trainable = trainable(&frozen, &g);
     let all_nodes = g.param_nodes()?;
     let param_nodes: Vec<NodeId> = trainable.iter().map(|&p| all_nodes[p]).collect();
     let backward = autodiff::backward(&mut g, loss, &param_nodes)?;
     let lr = g.add_input("lr", vec![], InputKind::Variable);
     let lr_input = g.inputs.len() - 1;
+    apply_updates(&mut g, t, &trainable, &param_nodes, &backward.grads, lr)?;
+    Ok(TrainStep { graph: g, model_params, lr_input, loss_output, backward_start: backward.start })
+}
+
+/// The train step of `t` in two graphs, for data parallelism: each rank runs `gradients` on
+/// its shard of the batch, the ranks sum the gradients, and every rank runs `update` on the
+/// sum. Together they compute what `build`'s step computes on the whole batch: with shards of
+/// n_r samples (Σ n_r = b) and each loss a mean over its shard, the batch's gradient is
+/// Σ_r ∇(n_r·loss_r) / b.
+pub struct SplitStep {
+    /// Forward and backward on one shard, in training mode. Inputs: the data fields, the
+    /// random key (with dropout), `shard samples` (the scalar n_r). Outputs: `loss` (the
+    /// shard's mean), then ∇(n_r·loss) for each parameter of `trainable`, in that order.
+    /// Parameters: the model's; updates: its state's (batch norm's running statistics).
+    pub gradients: Graph,
+    /// Clipping, weight decay and the optimizer. Inputs: `grad NAME`, the summed gradient of
+    /// each parameter of `trainable`; `grad scale` (1/b); `lr`. Parameters: those of
+    /// `build`'s step, in the same order (the model's, then optimizer state); no outputs,
+    /// only updates.
+    pub update: Graph,
+    /// The model parameters that are trained (not frozen), by index.
+    pub trainable: Vec<usize>,
+    pub model_params: usize,
+}
+
+/// Split `t`'s train step into its gradients and its update (`SplitStep`).
+pub fn build_split(t: &TrainDecl) -> Result<SplitStep, String> {
+    let mut g = t.graph.clone();
+    let frozen = frozen_set(t);
+    g.updates.retain(|(p, _)| !frozen.contains(p));
+    let loss = g.outputs[loss_output(&g)?].1;
+    let model_params = g.params.len();
+    let trainable = trainable(&frozen, &g);
+    let all_nodes = g.param_nodes()?;
+    let param_nodes: Vec<NodeId> = trainable.iter().map(|&p| all_nodes[p]).collect();
+    let samples = g.add_input("shard samples", vec![], InputKind::Variable);
+    let weighted = add(&mut g, Op::Mul, &[loss, samples])?;
+    let backward = autodiff::backward(&mut g, weighted, &param_nodes)?;
+    g.outputs = std::iter::once(("loss".to_string(), loss))
+        .chain(trainable.iter().zip(&backward.grads).map(|(&p, &d)| (format!("grad {}", g.params[p].name), d)))
+        .collect();
+
+    let mut u = Graph::new(g.dtype);
+    for info in &t.graph.params {
+        u.params.push(info.clone());
+        let index = u.params.len() - 1;
+        let shape = info.shape.clone();
+        u.push(Node { op: Op::Param { index }, inputs: vec![], shape, name: Some(info.name.clone()), span: None });
+    }
+    let update_nodes: Vec<NodeId> = u.param_nodes()?;
+    let update_nodes: Vec<NodeId> = trainable.iter().map(|&p| update_nodes[p]).collect();
+    let summed: Vec<NodeId> = trainable
+        .iter()
+        .map(|&p| {
+            u.add_input(
+                &format!("grad {}", t.graph.params[p].name),
+                t.graph.params[p].shape.clone(),
+                InputKind::Gradient,
+            )
+        })
+        .collect();
+    let scale = u.add_input("grad scale", vec![], InputKind::Variable);
+    let lr = u.add_input("lr", vec![], InputKind::Variable);
+    // The mean gradient: the sum over ranks of ∇(n_r·loss_r), times 1/b.
+    let grads = summed.iter().map(|&s| add(&mut u, Op::Mul, &[s, scale])).collect::<Result<Vec<_>, _>>()?;
+    apply_updates(&mut u, t, &trainable, &update_nodes, &grads, lr)?;
+    Ok(SplitStep { gradients: g, update: u, trainable, model_params })
+}
+
+fn loss_output(g: &Graph) -> Result<usize, String> {
+    Ok(g.outputs.iter().position(|(n, _)| n == "loss").ok_or("the train graph has no loss")?)
+}
+
+/// The model parameters the optimizer trains: the trainable ones (not state) not frozen.
+fn trainable(frozen: &HashSet<usize>, g: &Graph) -> Vec<usize> {
+    (0..g.params.len()).filter(|p| !frozen.contains(p) && g.params[*p].kind == ParamKind::Trainable).collect()
+}
+
+/// `t`'s frozen parameters as a set: `freeze: ["*"]` on a 10,000-layer model freezes 20,000
+/// tensors, and a list search per parameter would be quadratic.
+fn frozen_set(t: &TrainDecl) -> HashSet<usize> {
+    t.frozen.iter().copied().collect()
+}
+
+/// Append to `g` the update of each parameter `trainable[i]` (whose node is `param_nodes[i]`)
+/// from its gradient `grads[i]`: clipping by the global norm, weight decay and the optimizer,
+/// with its state as new parameters after the model's.
+fn apply_updates(
+    g: &mut Graph,
+    t: &TrainDecl,
+    trainable: &[usize],
+    param_nodes: &[NodeId],
+    grads: &[NodeId],
+    lr: NodeId,
+) -> Result<(), String> {
     let grads = match t.clip_norm {
-        Some(c) => clip_by_global_norm(&mut g, &backward.grads, c)?,
-        None => backward.grads.clone(),
+        Some(c) => clip_by_global_norm(g, grads, c)?,
+        None => grads.to_vec(),
     };
 
     // Adam's step count t (one scalar of state, so a resumed run continues its bias correction).
@@ -66,7 +163,7 @@ pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
         Optimizer::Adam { .. } => {
             let t_old = g.add_state("adam.step", vec![], Init::Zeros);
             let one = g.constant(1.0);
-            let t_new = add(&mut g, Op::Add, &[t_old, one])?;
+            let t_new = add(g, Op::Add, &[t_old, one])?;
             g.updates.push((g.params.len() - 1, t_new));
             Some(t_new)
         }
@@ -80,43 +177,43 @@ pub fn build(t: &TrainDecl) -> Result<TrainStep, String> {
         // Coupled L2 weight decay of the weights: g + wd·w.
         let grad = if t.weight_decay != 0.0 && is_weight {
             let wd = g.constant(t.weight_decay);
-            let decay = add(&mut g, Op::Mul, &[wd, w])?;
-            add(&mut g, Op::Add, &[grad, decay])?
+            let decay = add(g, Op::Mul, &[wd, w])?;
+            add(g, Op::Add, &[grad, decay])?
         } else {
             grad
         };
         let new_w = match t.optimizer {
             // w - lr·g
             Optimizer::Sgd { .. } => {
-                let step = add(&mut g, Op::Mul, &[lr, grad])?;
-                add(&mut g, Op::Sub, &[w, step])?
+                let step = add(g, Op::Mul, &[lr, grad])?;
+                add(g, Op::Sub, &[w, step])?
             }
             // v = μ·v + g;  w - lr·v, or with Nesterov w - lr·(g + μ·v)
             Optimizer::Momentum { momentum, nesterov, .. } => {
                 let v = g.add_state(&format!("{name}.velocity"), shape.clone(), Init::Zeros);
                 let mu = g.constant(momentum);
-                let mv = add(&mut g, Op::Mul, &[mu, v])?;
-                let new_v = add(&mut g, Op::Add, &[mv, grad])?;
+                let mv = add(g, Op::Mul, &[mu, v])?;
+                let new_v = add(g, Op::Add, &[mv, grad])?;
                 g.updates.push((g.params.len() - 1, new_v));
                 let direction = if nesterov {
-                    let mu_v = add(&mut g, Op::Mul, &[mu, new_v])?;
-                    add(&mut g, Op::Add, &[grad, mu_v])?
+                    let mu_v = add(g, Op::Mul, &[mu, new_v])?;
+                    add(g, Op::Add, &[grad, mu_v])?
                 } else {
                     new_v
                 };
-                let step = add(&mut g, Op::Mul, &[lr, direction])?;
-                add(&mut g, Op::Sub, &[w, step])?
+                let step = add(g, Op::Mul, &[lr, direction])?;
+                add(g, Op::Sub, &[w, step])?
             }
             Optimizer::Adam { beta1, beta2, eps, decay, .. } => {
                 let t_new = adam_step.ok_or("Adam without a step count")?;
                 let decay = if is_weight { decay } else { 0.0 };
-                adam(&mut g, &name, w, grad, lr, t_new, [beta1, beta2, eps, decay])?
+                adam(g, &name, w, grad, lr, t_new, [beta1, beta2, eps, decay])?
             }
         };
         g.annotate(new_w, Some(&format!("new {name}")), None);
         g.updates.push((p, new_w));
     }
-    Ok(TrainStep { graph: g, model_params, lr_input, loss_output, backward_start: backward.start })
+    Ok(())
 }
 
 /// g_i · min(1, c / (‖g‖ + 1e-6)) for every gradient g_i, where ‖g‖ = sqrt(Σ_i Σ g_i²).

@@ -65,6 +65,10 @@ pub fn op_case(op: &Op) -> OpCase {
         LeakyRelu { .. } => case(LeakyRelu { alpha: 0.2 }, &[&[2, 3]], any),
         Elu { .. } => case(Elu { alpha: 0.5 }, &[&[2, 3]], any),
         Softplus => case(Softplus, &[&[2, 3]], (-3.0, 3.0)),
+        // Every region of fdlibm's erf: |x| below 0.84375, below 1.25, and above.
+        Erf => case(Erf, &[&[3, 5]], (-4.0, 4.0)),
+        // Values on both sides of both bounds (gradcheck skips one that a step of ε moves across).
+        Clip { .. } => case(Clip { lo: -0.5, hi: 1.0 }, &[&[3, 4]], any),
         Add => case(Add, &[&[2, 3], &[3]], any),
         Sub => case(Sub, &[&[2, 1], &[1, 3]], any),
         Mul => case(Mul, &[&[2, 3], &[2, 1]], any),
@@ -73,6 +77,10 @@ pub fn op_case(op: &Op) -> OpCase {
         Max => case(Max, &[&[2, 3], &[2, 3]], any),
         Min => case(Min, &[&[2, 3], &[3]], any),
         GreaterEq => flat(GreaterEq, &[&[2, 3], &[3]], any),
+        Greater => flat(Greater, &[&[2, 3], &[3]], any),
+        Equal => flat(Equal, &[&[2, 3], &[2, 1]], any),
+        // A fixed mask as the condition, broadcast over rows; the second value broadcast too.
+        Where => indexed(Where, &[&[3], &[2, 3], &[2, 1]], 0, &[1.0, 0.0, 1.0]),
         Broadcast { .. } => case(Broadcast { shape: known(&[4, 2, 3]) }, &[&[2, 1]], any),
         Reshape { .. } => case(Reshape { shape: known(&[3, 2]) }, &[&[2, 3]], any),
         Transpose { .. } => case(Transpose { perm: vec![2, 0, 1] }, &[&[2, 3, 4]], any),
@@ -93,17 +101,19 @@ pub fn op_case(op: &Op) -> OpCase {
             any,
         ),
         LogSoftmax { .. } => case(LogSoftmax { axis: 1 }, &[&[3, 5]], any),
-        Conv2d { .. } => case(Conv2d { stride: 2, pad: 1 }, &[&[2, 2, 5, 5], &[3, 2, 3, 3]], any),
+        // Even sizes with stride 2 (PyTorch's floor rule: the last row and column are read by
+        // no window, and get a zero gradient).
+        Conv2d { .. } => case(Conv2d { stride: 2, pad: 1 }, &[&[2, 2, 6, 6], &[3, 2, 3, 3]], any),
         Conv2dInputGrad { .. } => {
-            case(Conv2dInputGrad { stride: 2, pad: 1, height: 5, width: 5 }, &[&[2, 3, 3, 3], &[3, 2, 3, 3]], any)
+            case(Conv2dInputGrad { stride: 2, pad: 1, height: 6, width: 6 }, &[&[2, 3, 3, 3], &[3, 2, 3, 3]], any)
         }
         Conv2dFilterGrad { .. } => {
-            case(Conv2dFilterGrad { stride: 2, pad: 1, kernel_h: 3, kernel_w: 3 }, &[&[2, 2, 5, 5], &[2, 3, 3, 3]], any)
+            case(Conv2dFilterGrad { stride: 2, pad: 1, kernel_h: 3, kernel_w: 3 }, &[&[2, 2, 6, 6], &[2, 3, 3, 3]], any)
         }
-        MaxPool2d { .. } => case(MaxPool2d { size: 2, stride: 2 }, &[&[2, 2, 4, 4]], any),
-        MaxPool2dGrad { .. } => case(MaxPool2dGrad { size: 2, stride: 2 }, &[&[2, 2, 4, 4], &[2, 2, 2, 2]], any),
-        AvgPool2d { .. } => case(AvgPool2d { size: 3, stride: 1 }, &[&[2, 2, 5, 5]], any),
-        AvgPool2dGrad { .. } => case(AvgPool2dGrad { size: 3, stride: 1, height: 5, width: 5 }, &[&[2, 2, 3, 3]], any),
+        MaxPool2d { .. } => case(MaxPool2d { size: 2, stride: 2 }, &[&[2, 2, 5, 5]], any),
+        MaxPool2dGrad { .. } => case(MaxPool2dGrad { size: 2, stride: 2 }, &[&[2, 2, 5, 5], &[2, 2, 2, 2]], any),
+        AvgPool2d { .. } => case(AvgPool2d { size: 3, stride: 2 }, &[&[2, 2, 6, 6]], any),
+        AvgPool2dGrad { .. } => case(AvgPool2dGrad { size: 3, stride: 2, height: 6, width: 6 }, &[&[2, 2, 2, 2]], any),
         // The stacked outputs of an Elman RNN over 3 steps: carry h0 [2, 4], per-step x
         // [3, 2, 3] along axis 0, invariants W, U, b (see `rnn_loop`).
         Loop { .. } => {
@@ -117,7 +127,7 @@ pub fn op_case(op: &Op) -> OpCase {
 /// h' = tanh(h @ W + x_t @ U + b) over `steps` steps: carry h [2, 4], per-step x_t [2, 3]
 /// sliced along axis 0, invariants W [4, 4], U [3, 4], b [4]; results: the final h, and
 /// every step's h' stacked on axis 1 ([2, steps, 4]).
-pub fn rnn_loop(steps: usize) -> std::rc::Rc<netc::ir::graph::LoopSpec> {
+pub fn rnn_loop(steps: usize) -> std::sync::Arc<netc::ir::graph::LoopSpec> {
     use netc::ir::graph::{InputKind, LoopSpec, Slicing};
     let mut body = Graph::new(DType::F64);
     let h = body.add_input("h", known(&[2, 4]), InputKind::Variable);
@@ -134,7 +144,7 @@ pub fn rnn_loop(steps: usize) -> std::rc::Rc<netc::ir::graph::LoopSpec> {
     let next = body.add(Tanh, &[sum]).unwrap();
     body.outputs = vec![("h".into(), next), ("hs".into(), next)];
     let spec = LoopSpec::new(body, steps, false, 1, vec![Slicing::along(0)], vec![Slicing::along(1)]);
-    std::rc::Rc::new(spec.unwrap())
+    std::sync::Arc::new(spec.unwrap())
 }
 
 /// One case per op variant: `op_case` of each variant listed here. The list is checked
@@ -161,6 +171,8 @@ pub fn all_op_cases() -> Vec<OpCase> {
         LeakyRelu { alpha: 0.0 },
         Elu { alpha: 0.0 },
         Softplus,
+        Erf,
+        Clip { lo: 0.0, hi: 0.0 },
         Add,
         Sub,
         Mul,
@@ -169,6 +181,9 @@ pub fn all_op_cases() -> Vec<OpCase> {
         Max,
         Min,
         GreaterEq,
+        Greater,
+        Equal,
+        Where,
         Broadcast { shape: vec![] },
         Reshape { shape: vec![] },
         Transpose { perm: vec![] },
@@ -320,6 +335,15 @@ pub fn builtin_case(b: Builtin) -> BuiltinCase {
         LeakyRelu => Expr("leaky_relu(x, alpha: 0.1)"),
         Elu => Expr("elu(x, alpha: 0.5)"),
         Softplus => Expr("softplus(x)"),
+        Erf => Expr("erf(x) * y"),
+        Gelu => Expr("gelu(x) + gelu(y, approximate: \"tanh\") * x"),
+        Silu => Expr("silu(x) * y"),
+        Clip => Expr("clip(x, -1, 1) + clip(y, hi: 1) * x + clip(x, lo: 0.5)"),
+        // With every comparison: the masks have no gradient, where routes it.
+        Where => Expr(
+            "where(x > 0.5, x * y, -y) + where(x != y, x, 0) * (x < y) + (x >= 0) * (y <= 1) * where(x == x, y, x)",
+        ),
+        Var => Expr("var(x, axis: 1, keepdims: true) * y + var(x, correction: 0)"),
         Max => Expr("max(x, y) + max(x, axis: 1, keepdims: true)"),
         Min => Expr("min(x, y) + min(x, axis: 0)"),
         Sum => Expr("sum(x, axis: 1, keepdims: true) * x"),
@@ -346,9 +370,15 @@ pub fn builtin_case(b: Builtin) -> BuiltinCase {
         Svm => Expr("svm(x, labels, margin: 0.5)"),
         Mse => Expr("mse(x, y)"),
         L2 => Expr("l2(x, y)"),
-        Conv => Expr("conv(img, w, stride: 1, pad: 1)"),
+        Conv => Expr("conv(img, w, stride: 1, pad: 1) + sum(conv(img, w[:2, :1], pad: 1, groups: 2))"),
+        Conv1d => Expr("conv1d(img[:, :, 0], w[:, :, 0], stride: 2, pad: 1)"),
+        ConvTranspose2d => Expr("conv_transpose2d(img[:, :, :3, :3], w[:2], stride: 2, pad: 1)"),
+        Upsample2d => Expr("upsample2d(img) * 2 + upsample2d(img[:, :, :2, :2], scale: 4)"),
         Maxpool2d => Expr("maxpool2d(img, size: 2)"),
-        Avgpool2d => Expr("avgpool2d(img, size: 2, stride: 1)"),
+        Avgpool2d => {
+            Expr("avgpool2d(img, size: 2, stride: 1)[:, :, :2, :2] + avgpool2d(img, size: 3, stride: 2, pad: 1)")
+        }
+        GlobalAvgpool => Expr("global_avgpool(img) + global_avgpool(img, keepdims: true)[:, :, 0, 0]"),
         RandLike => TrainingExpr("x * rand_like(x) + y * rand_like(y)"),
         Dropout => TrainingExpr("dropout(x, p: 0.4) * y + dropout(y)"),
         Accuracy => Train("metrics", "[accuracy]"),

@@ -247,6 +247,14 @@ impl Emitter<'_> {
                 let b = self.eval(b, index, leaves, memo);
                 self.binary(*op, a, b)
             }
+            // b where cond == 0, else a (a NaN cond is not == 0: a, as the interpreter).
+            Expr::Select(c, a, b) => {
+                let c = self.eval(c, index, leaves, memo);
+                let a = self.eval(a, index, leaves, memo);
+                let b = self.eval(b, index, leaves, memo);
+                let zero = self.splat(0.0);
+                self.select_cmp(FloatCC::Equal, c, zero, b, a)
+            }
         };
         memo.insert(Rc::as_ptr(e), v);
         v
@@ -276,7 +284,16 @@ impl Emitter<'_> {
             Un::Sigmoid => self.sigmoid(x),
             Un::Expm1 => self.expm1(x),
             Un::Log1p => self.log1p(x),
+            Un::Erf => self.erf(x),
         }
+    }
+
+    /// 1.0 where the comparison holds, else 0.0 (the compare's all-ones lanes and 1.0's bits).
+    fn mask(&mut self, cc: FloatCC, a: Value, b: Value) -> Value {
+        let m = self.b.ins().fcmp(cc, a, b);
+        let m = self.as_float(m);
+        let one = self.splat(1.0);
+        self.b.ins().band(m, one)
     }
 
     fn binary(&mut self, op: Bin, a: Value, b: Value) -> Value {
@@ -291,12 +308,9 @@ impl Emitter<'_> {
             }
             Bin::Max => self.select_cmp(FloatCC::GreaterThanOrEqual, a, b, a, b),
             Bin::Min => self.select_cmp(FloatCC::GreaterThanOrEqual, b, a, a, b),
-            Bin::GreaterEq => {
-                let m = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, b);
-                let m = self.as_float(m);
-                let one = self.splat(1.0);
-                self.b.ins().band(m, one)
-            }
+            Bin::GreaterEq => self.mask(FloatCC::GreaterThanOrEqual, a, b),
+            Bin::Greater => self.mask(FloatCC::GreaterThan, a, b),
+            Bin::Equal => self.mask(FloatCC::Equal, a, b),
         }
     }
 

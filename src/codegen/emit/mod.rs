@@ -20,6 +20,8 @@
 //! - `products.rs`: `Gemm`, narrow products as inline loops, others as calls of the GEMM;
 //! - `conv.rs`: `Conv`, im2col / col2im and a GEMM per image, or one call of the
 //!   convolution symbol;
+//! - `winograd.rs`: `Winograd`, the tile transforms as loops, or one call of the transform
+//!   symbol;
 //! - `rows.rs`: `LogSoftmax`, `ArgMaxMask`, `OneHot`, row by row;
 //! - `pool.rs`: `Pool`, max and average pooling and their gradients;
 //! - `loops.rs`: `Loop`, the body's kernels in a counted loop over the step index;
@@ -49,6 +51,7 @@ mod pool;
 mod products;
 mod random;
 mod rows;
+mod winograd;
 
 use checks::Buf;
 pub use checks::{declare_checks, testing, CheckDecls, Checks};
@@ -79,6 +82,9 @@ pub struct Env {
     pub fma: bool,
     /// The convolution symbol (JIT): each `Kernel::Conv` is one call of it (`symbols::conv`).
     pub conv: Option<FuncRef>,
+    /// The Winograd transform symbol (JIT): each `Kernel::Winograd` is one call of it
+    /// (`symbols::winograd`).
+    pub winograd: Option<FuncRef>,
     /// The batched GEMM symbol (JIT): a batched product's innermost batch axis is one call of
     /// it (`symbols::batched`), which divides the products among threads.
     pub batched_gemm: Option<FuncRef>,
@@ -493,6 +499,7 @@ impl<'f> Emitter<'f> {
                 self.product(m, n, k, (a, b, c), alpha, beta, batch)
             }
             Kernel::Conv { op, batch, geom, a, b, out, col } => self.conv(*op, batch, geom, a, b, out, col.as_ref()),
+            Kernel::Winograd { op, batch, geom, src, dst } => self.winograd(*op, batch, geom, src, dst),
             Kernel::LogSoftmax { outer, n, inner, x, out } => self.log_softmax(outer, n, inner, x, out),
             Kernel::ArgMaxMask { outer, n, inner, x, out } => self.argmax_mask(outer, n, inner, x, out),
             Kernel::OneHot { count, classes, x, out } => self.one_hot(count, *classes, x, out),

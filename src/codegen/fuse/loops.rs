@@ -16,13 +16,14 @@
 //! apart for the whole loop.
 
 use super::*;
+use std::sync::Arc;
 
 impl Fuser<'_> {
     /// The value of result `output` of the loop of node `id`: the loop is emitted when its
     /// first sibling is reached, and every sibling loads its own result.
-    pub(super) fn loop_result(&mut self, id: NodeId, spec: &Rc<LoopSpec>, output: usize) -> Result<Rc<Expr>, String> {
+    pub(super) fn loop_result(&mut self, id: NodeId, spec: &Arc<LoopSpec>, output: usize) -> Result<Rc<Expr>, String> {
         let node = self.g.node(id);
-        let key = (Rc::as_ptr(spec) as usize, node.inputs.clone());
+        let key = (Arc::as_ptr(spec) as usize, node.inputs.clone());
         if !self.loops.contains_key(&key) {
             let results = self.emit_loop(id, spec)?;
             self.loops.insert(key.clone(), results);
@@ -90,7 +91,7 @@ impl Fuser<'_> {
             (0..spec.outputs()).filter(|&k| k < nc || wanted[k]).map(|k| spec.output_node(k)).collect();
         let outer_kernels = std::mem::take(&mut self.prog.kernels);
         let prog = std::mem::take(&mut self.prog);
-        let mut f = Fuser::new(body, &roots, self.dtype, Some(inputs), prog);
+        let mut f = Fuser::new(body, &roots, self.dtype, Some(inputs), prog, self.conv);
         f.translate_live().map_err(|d| format!("in the loop body: {}", d.message))?;
         for (j, (_, next, m)) in carries.iter().enumerate() {
             let v = f.val(spec.output_node(j));

@@ -8,6 +8,9 @@
 //! the value becomes a load of that memory) when it has several consumers, is an output or
 //! an update, is broadcast (which would recompute it), or feeds an op that needs memory
 //! (matmul, convolution, pooling, ...). Reductions fuse with the expression they reduce.
+//! A stride-1 convolution that `ConvAlgorithm` gives to Winograd becomes transforms, α²
+//! products and a transform back, the transforms of a layer's filter, input and upstream
+//! gradient computed once for the forward and both gradients.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -22,13 +25,14 @@ mod finish;
 mod loops;
 mod products;
 mod structure;
+mod winograd;
 
-/// Build the kernels for `g`'s outputs and updates.
-pub fn schedule(g: &Graph) -> Result<KernelProgram, Diagnostic> {
+/// Build the kernels for `g`'s outputs and updates, convolutions by `conv`.
+pub fn schedule(g: &Graph, conv: ConvAlgorithm) -> Result<KernelProgram, Diagnostic> {
     validate(g).map_err(|e| Diagnostic::new("E-codegen", format!("malformed graph: {e}")))?;
     let roots: Vec<NodeId> = g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)).collect();
     let prog = KernelProgram { symbol_base: g.symbols.len() as u32, ..KernelProgram::default() };
-    let mut f = Fuser::new(g, &roots, g.dtype, None, prog);
+    let mut f = Fuser::new(g, &roots, g.dtype, None, prog, conv);
     f.translate_live()?;
     f.finish().map_err(|e| Diagnostic::new("E-codegen", e))?;
     Ok(f.prog)
@@ -55,6 +59,11 @@ struct Fuser<'g> {
     /// The results of every loop emitted so far, by (spec, operands), so that its siblings
     /// load them.
     loops: HashMap<(usize, Vec<NodeId>), Vec<Rc<Expr>>>,
+    conv: ConvAlgorithm,
+    /// The Winograd transforms computed so far, by (transform, node transformed, geometry):
+    /// the forward's filter and input transforms serve the gradients too, and the transformed
+    /// upstream gradient serves both (`runtime::winograd`).
+    transformed: HashMap<(Transform, NodeId, WinogradGeom), Access>,
 }
 
 impl<'g> Fuser<'g> {
@@ -65,6 +74,7 @@ impl<'g> Fuser<'g> {
         dtype: DType,
         inputs: Option<Vec<Rc<Expr>>>,
         prog: KernelProgram,
+        conv: ConvAlgorithm,
     ) -> Fuser<'g> {
         let n = g.nodes.len();
         let mut live = vec![false; n];
@@ -90,7 +100,19 @@ impl<'g> Fuser<'g> {
         for id in roots {
             uses[id.index()] += 1;
         }
-        Fuser { g, dtype, prog, vals: vec![None; n], depths: vec![1; n], uses, live, inputs, loops: HashMap::new() }
+        Fuser {
+            g,
+            dtype,
+            prog,
+            vals: vec![None; n],
+            depths: vec![1; n],
+            uses,
+            live,
+            inputs,
+            loops: HashMap::new(),
+            conv,
+            transformed: HashMap::new(),
+        }
     }
 
     /// The value of every live node, in order.
@@ -214,6 +236,19 @@ impl<'g> Fuser<'g> {
         })
     }
 
+    /// where(cond, a, b): the three operands broadcast to the node's shape, one select.
+    fn select(&mut self, id: NodeId) -> Result<Rc<Expr>, String> {
+        let node = self.g.node(id);
+        let mut v = vec![];
+        for &x in &node.inputs {
+            v.push(self.broadcast(self.val(x), self.g.shape(x), &node.shape)?);
+        }
+        Ok(match self.fold(&node.op, &[&v[0], &v[1], &v[2]]) {
+            Some(c) => Rc::new(Expr::Const(c)),
+            None => Rc::new(Expr::Select(v[0].clone(), v[1].clone(), v[2].clone())),
+        })
+    }
+
     /// `v` over `from` seen as a value over `to` by numpy broadcasting: new leading axes and
     /// stretched unit axes get stride 0. A computed value is materialised first if it would
     /// be recomputed for every copy.
@@ -289,6 +324,8 @@ impl<'g> Fuser<'g> {
             Op::LeakyRelu { alpha } => self.folded(&node.op, self.val(x(0)), |x| leaky_relu_expr(x, *alpha)),
             Op::Elu { alpha } => self.folded(&node.op, self.val(x(0)), |x| elu_expr(x, *alpha)),
             Op::Softplus => self.folded(&node.op, self.val(x(0)), softplus_expr),
+            Op::Erf => self.unary(&node.op, Un::Erf, self.val(x(0))),
+            Op::Clip { lo, hi } => self.folded(&node.op, self.val(x(0)), |x| clip_expr(x, *lo, *hi)),
             Op::Add => self.binary(id, Bin::Add)?,
             Op::Sub => self.binary(id, Bin::Sub)?,
             Op::Mul => self.binary(id, Bin::Mul)?,
@@ -297,6 +334,9 @@ impl<'g> Fuser<'g> {
             Op::Max => self.binary(id, Bin::Max)?,
             Op::Min => self.binary(id, Bin::Min)?,
             Op::GreaterEq => self.binary(id, Bin::GreaterEq)?,
+            Op::Greater => self.binary(id, Bin::Greater)?,
+            Op::Equal => self.binary(id, Bin::Equal)?,
+            Op::Where => self.select(id)?,
             Op::Broadcast { shape: to } => self.broadcast(self.val(x(0)), in_shape(0), to)?,
             Op::Reshape { shape: to } => self.reshape(self.val(x(0)), in_shape(0), to),
             Op::Transpose { perm } => map_loads(&self.val(x(0)), &mut |a| Access {
@@ -411,6 +451,9 @@ impl<'g> Fuser<'g> {
     }
 
     fn conv(&mut self, op: ConvOp, geom: ConvGeom, batch: Mono, id: NodeId) -> Result<Rc<Expr>, String> {
+        if let Some(tile) = self.conv.winograd(&geom) {
+            return Ok(self.winograd(op, geom, tile, batch, id));
+        }
         let node = self.g.node(id);
         let (i0, i1) = (node.inputs[0], node.inputs[1]);
         let a = self.contiguous(&self.val(i0), self.g.shape(i0));

@@ -44,6 +44,8 @@ pub struct BuildOptions {
     pub target: Option<String>,
     /// The path of the source, named in the header.
     pub source_name: String,
+    /// How convolutions are computed (`CompileOptions::conv`).
+    pub conv: crate::codegen::ConvAlgorithm,
     /// Refuse a model whose parameters need more bytes than this (default: `limits::default_limit`).
     pub memory_limit: Option<u64>,
 }
@@ -178,7 +180,7 @@ pub fn build(checked: &Checked, opts: &BuildOptions) -> Result<Built, Diagnostic
     let dtype = model.graph.dtype;
     let gemm = codegen::gemm::define_gemm(&mut module, &format!("{prefix}_gemm"), Linkage::Local, dtype)?;
     // (`verify` does not apply here: `object_module` sets the ISA's verifier flag itself.)
-    let copts = CompileOptions::default();
+    let copts = CompileOptions { conv: opts.conv, ..CompileOptions::default() };
     let mut functions = vec![];
     for e in &mut entries {
         crate::ir::opt::optimize(&mut e.graph, None).map_err(error)?;

@@ -28,6 +28,49 @@ impl<'p> Checker<'p> {
                 self.unary(&a, Op::Elu { alpha })
             }
             Softplus => self.unary(&a, Op::Softplus),
+            Erf => self.unary(&a, Op::Erf),
+            Gelu => {
+                let Some(form) = self.str_arg(&a, "approximate", Some("none")) else { return Value::Error };
+                match form.as_str() {
+                    "none" => self.lower1(&a, lower::gelu),
+                    "tanh" => self.lower1(&a, lower::gelu_tanh),
+                    _ => {
+                        let s = a.get("approximate").map_or(span, |v| v.1);
+                        self.report(
+                            Diagnostic::new("E-type", "`approximate` of gelu must be \"none\" or \"tanh\"")
+                                .label(s, format!("this is \"{form}\""))
+                                .note("as torch.nn.functional.gelu: \"none\" is exact (erf), \"tanh\" the tanh form"),
+                        );
+                        Value::Error
+                    }
+                }
+            }
+            Silu => self.lower1(&a, lower::silu),
+            Clip => {
+                let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
+                let (Some(lo), Some(hi)) = (
+                    self.num_arg(&a, "lo", Some(f64::NEG_INFINITY), Range::Finite),
+                    self.num_arg(&a, "hi", Some(f64::INFINITY), Range::Finite),
+                ) else {
+                    return Value::Error;
+                };
+                if !a.given("lo") && !a.given("hi") {
+                    return self.error("E-arity", span, "clip needs `lo` or `hi` (or both)", "here");
+                }
+                self.node(Op::Clip { lo, hi }, &[x], span)
+            }
+            Where => {
+                let (Some(c), Some(x), Some(y)) =
+                    (self.tensor_arg(&a, "condition"), self.tensor_arg(&a, "x"), self.tensor_arg(&a, "y"))
+                else {
+                    return Value::Error;
+                };
+                // The two values first, so a mismatch names both; then the condition.
+                if let Err(e) = crate::ir::ops::broadcast_shapes(self.g.shape(x.0), self.g.shape(y.0)) {
+                    return self.shape_error(e, "where", &[x, y], span);
+                }
+                self.node(Op::Where, &[c, x, y], span)
+            }
             Max | Min => {
                 let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
                 if a.given("y") {
@@ -56,6 +99,29 @@ impl<'p> Checker<'p> {
                 } else {
                     lower::mean(&mut self.g, x.0, &axes, keep)
                 };
+                self.lowered(r, &[x], name, span)
+            }
+            Var => {
+                let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
+                let rank = self.g.shape(x.0).len();
+                let Some(axes) = self.axes_arg(&a, "axis", rank, (0..rank).collect()) else { return Value::Error };
+                let Some(keep) = self.bool_arg(&a, "keepdims", false) else { return Value::Error };
+                let Some(correction) = self.whole_arg(&a, "correction", Some(1), 0) else { return Value::Error };
+                let shape = self.g.shape(x.0).clone();
+                let known: Option<usize> = axes.iter().map(|&k| shape[k].known()).product();
+                if let Some(n) = known.filter(|&n| n <= correction) {
+                    let at = a.get("correction").map_or(span, |v| v.1);
+                    return self.error(
+                        "E-shape",
+                        at,
+                        format!(
+                            "var of {n} value(s) with correction {correction} divides by {}",
+                            n as i64 - correction as i64
+                        ),
+                        "the correction must be smaller than the number of values",
+                    );
+                }
+                let r = lower::var(&mut self.g, x.0, &axes, correction, keep);
                 self.lowered(r, &[x], name, span)
             }
             Transpose => {
@@ -166,23 +232,84 @@ impl<'p> Checker<'p> {
                 let (Some(x), Some(w)) = (self.tensor_arg(&a, "x"), self.tensor_arg(&a, "w")) else {
                     return Value::Error;
                 };
-                let (Some(stride), Some(pad)) =
-                    (self.whole_arg(&a, "stride", Some(1), 1), self.whole_arg(&a, "pad", Some(0), 0))
-                else {
+                let (Some(stride), Some(pad), Some(groups)) = (
+                    self.whole_arg(&a, "stride", Some(1), 1),
+                    self.whole_arg(&a, "pad", Some(0), 0),
+                    self.whole_arg(&a, "groups", Some(1), 1),
+                ) else {
                     return Value::Error;
                 };
-                self.node(Op::Conv2d { stride, pad }, &[x, w], span)
+                if groups > 1 {
+                    return self.grouped_conv(&a, x, w, stride, pad, groups);
+                }
+                let r = self.node(Op::Conv2d { stride, pad }, &[x, w], span);
+                let kernel = self.g.shape(w.0).get(2..4).map(|k| (k[0].known(), k[1].known()));
+                if let (Value::Tensor(_), Some((Some(kh), Some(kw)))) = (&r, kernel) {
+                    self.note_floor("conv", x.0, (kh, kw), stride, pad, span);
+                }
+                r
             }
             Maxpool2d | Avgpool2d => {
                 let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
                 let Some(size) = self.whole_arg(&a, "size", Some(2), 1) else { return Value::Error };
                 let Some(stride) = self.whole_arg(&a, "stride", Some(size), 1) else { return Value::Error };
-                let op = if a.builtin == Maxpool2d {
-                    Op::MaxPool2d { size, stride }
-                } else {
-                    Op::AvgPool2d { size, stride }
-                };
-                self.node(op, &[x], span)
+                if a.builtin == Maxpool2d {
+                    let r = self.node(Op::MaxPool2d { size, stride }, &[x], span);
+                    if let Value::Tensor(_) = r {
+                        self.note_floor(name, x.0, (size, size), stride, 0, span);
+                    }
+                    return r;
+                }
+                // Padding as torch's avg_pool2d (count_include_pad = True): the zeros count in
+                // every average, so it is exactly an average of the zero-padded input.
+                let Some(pad) = self.whole_arg(&a, "pad", Some(0), 0) else { return Value::Error };
+                if pad > size / 2 {
+                    let at = a.get("pad").map_or(span, |v| v.1);
+                    return self.error(
+                        "E-shape",
+                        at,
+                        format!("avgpool2d's pad {pad} is more than half the window {size}"),
+                        "a window would average nothing but padding (torch refuses it too)",
+                    );
+                }
+                if self.g.shape(x.0).len() != 4 {
+                    let s = self.g.shape_str(self.g.shape(x.0));
+                    return self.error("E-shape", x.1, "avgpool2d takes [N, C, H, W]", format!("this is {s}"));
+                }
+                let mut padded = x.0;
+                if pad > 0 {
+                    for axis in [2, 3] {
+                        match self.g.add(Op::Pad { axis, before: pad, after: pad, step: 1 }, &[padded]) {
+                            Ok(id) => padded = id,
+                            Err(e) => return self.shape_error(e, name, &[x], span),
+                        }
+                    }
+                }
+                let r = self.node(Op::AvgPool2d { size, stride }, &[(padded, x.1)], span);
+                if let Value::Tensor(_) = r {
+                    self.note_floor(name, x.0, (size, size), stride, pad, span);
+                }
+                r
+            }
+            Conv1d => self.conv1d(&a),
+            ConvTranspose2d => self.conv_transpose2d(&a),
+            Upsample2d => self.upsample2d(&a),
+            GlobalAvgpool => {
+                let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
+                let rank = self.g.shape(x.0).len();
+                if rank < 3 {
+                    let s = self.g.shape_str(self.g.shape(x.0));
+                    return self.error(
+                        "E-shape",
+                        x.1,
+                        "global_avgpool takes [N, C, H, W] (or [N, C, ...])",
+                        format!("this is {s}"),
+                    );
+                }
+                let Some(keep) = self.bool_arg(&a, "keepdims", false) else { return Value::Error };
+                let axes: Vec<usize> = (2..rank).collect();
+                let r = lower::mean(&mut self.g, x.0, &axes, keep);
+                self.lowered(r, &[x], name, span)
             }
             RandLike => {
                 let Some(x) = self.tensor_arg(&a, "x") else { return Value::Error };
@@ -251,6 +378,49 @@ impl<'p> Checker<'p> {
             Sgd | Momentum | Adam | AdamW | Step | Cosine | Spiral | Synthetic | Csv | Npy | Idx => {
                 Value::Setting(Box::new(a))
             }
+        }
+    }
+
+    /// PyTorch's floor rule made visible: when the windows of a convolution or pooling of
+    /// `x` [N, C, H, W] (window kh×kw, `stride`, `pad`) leave the last rows or columns of the
+    /// padded input unread, a note at the call (the user's call, for a prelude layer).
+    pub(super) fn note_floor(
+        &mut self,
+        what: &str,
+        x: NodeId,
+        (kh, kw): (usize, usize),
+        stride: usize,
+        pad: usize,
+        span: Span,
+    ) {
+        let shape = self.g.shape(x);
+        let (Some(h), Some(w)) = (shape.get(2).and_then(|d| d.known()), shape.get(3).and_then(|d| d.known())) else {
+            return;
+        };
+        let dropped = |n: usize, k: usize| (n + 2 * pad).checked_sub(k).map_or(0, |r| r % stride);
+        let (rows, cols) = (dropped(h, kh), dropped(w, kw));
+        if rows == 0 && cols == 0 {
+            return;
+        }
+        let out = |n: usize, k: usize| (n + 2 * pad - k) / stride + 1;
+        let axis =
+            |n: usize, k: usize, o: usize, what: &str| format!("{what}: ⌊({n} − {k} + 2·{pad})/{stride}⌋ + 1 = {o}");
+        let mut parts = vec![];
+        if rows > 0 {
+            parts.push(format!("the last {rows} row(s)"));
+        }
+        if cols > 0 {
+            parts.push(format!("the last {cols} column(s)"));
+        }
+        let at = self.span_override.unwrap_or(span);
+        let d = Diagnostic::new(
+            "N-floor",
+            format!("{what} reads no window over {} of its {h}×{w} input (padded by {pad})", parts.join(" and ")),
+        )
+        .label(at, format!("{}; {}", axis(h, kh, out(h, kh), "height"), axis(w, kw, out(w, kw), "width")))
+        .note("the output size is rounded down, as in PyTorch: (N − F + 2P)/S + 1 need not be whole");
+        if !self.notes.contains(&d) {
+            self.notes.push(d);
         }
     }
 

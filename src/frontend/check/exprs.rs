@@ -368,15 +368,21 @@ impl<'p> Checker<'p> {
     pub(super) fn binary(&mut self, op: BinOp, a: (Value, Span), b: (Value, Span), span: Span) -> Value {
         // Arithmetic on compile-time numbers stays compile-time (sizes such as units * 2).
         if let (Value::Num(x), Value::Num(y)) = (&a.0, &b.0) {
-            if op != BinOp::MatMul {
-                return Value::Num(match op {
-                    BinOp::Add => x + y,
-                    BinOp::Sub => x - y,
-                    BinOp::Mul => x * y,
-                    BinOp::Div => x / y,
-                    BinOp::Pow => x.powf(*y),
-                    BinOp::MatMul => unreachable!(),
-                });
+            // A comparison of numbers is a compile-time truth value (`if heads > 1 { … }`).
+            let truth = |b: bool| Value::Bool(b);
+            match op {
+                BinOp::Add => return Value::Num(x + y),
+                BinOp::Sub => return Value::Num(x - y),
+                BinOp::Mul => return Value::Num(x * y),
+                BinOp::Div => return Value::Num(x / y),
+                BinOp::Pow => return Value::Num(x.powf(*y)),
+                BinOp::Greater => return truth(x > y),
+                BinOp::Less => return truth(x < y),
+                BinOp::GreaterEq => return truth(x >= y),
+                BinOp::LessEq => return truth(x <= y),
+                BinOp::Equal => return truth(x == y),
+                BinOp::NotEqual => return truth(x != y),
+                BinOp::MatMul => {}
             }
         }
         if matches!(a.0, Value::Error) || matches!(b.0, Value::Error) {
@@ -386,12 +392,25 @@ impl<'p> Checker<'p> {
             return Value::Error;
         };
         let operands = [(ta, a.1), (tb, b.1)];
+        let swapped = [(tb, b.1), (ta, a.1)];
         let prim = match op {
             BinOp::Add => Op::Add,
             BinOp::Sub => Op::Sub,
             BinOp::Mul => Op::Mul,
             BinOp::Div => Op::Div,
             BinOp::Pow => Op::Pow,
+            // 0/1 masks; a < b is b > a, a <= b is b >= a, a != b is 1 − (a == b) (so NaN != NaN
+            // is 1, as in numpy and torch, and every other comparison with NaN is 0).
+            BinOp::Greater => Op::Greater,
+            BinOp::GreaterEq => Op::GreaterEq,
+            BinOp::Equal => Op::Equal,
+            BinOp::Less => return self.node(Op::Greater, &swapped, span),
+            BinOp::LessEq => return self.node(Op::GreaterEq, &swapped, span),
+            BinOp::NotEqual => {
+                let Value::Tensor(eq) = self.node(Op::Equal, &operands, span) else { return Value::Error };
+                let one = self.g.constant(1.0);
+                return self.node(Op::Sub, &[(one, span), (eq, span)], span);
+            }
             BinOp::MatMul => {
                 return match lower::matmul(&mut self.g, ta, tb) {
                     Ok(id) => {
@@ -629,12 +648,23 @@ impl<'p> Checker<'p> {
                 }
                 self.node(Op::Transpose { perm: vec![1, 0] }, &[(t, base.span)], span)
             }
+            // torch's `.mT`: the last two axes swapped, the leading (batch) axes kept.
+            (Value::Tensor(t), "mT") => {
+                let rank = self.g.shape(t).len();
+                if rank < 2 {
+                    let s = self.g.shape_str(self.g.shape(t));
+                    return self.error("E-shape", span, ".mT swaps the last two axes", format!("this is {s}"));
+                }
+                let mut perm: Vec<usize> = (0..rank).collect();
+                perm.swap(rank - 2, rank - 1);
+                self.node(Op::Transpose { perm }, &[(t, base.span)], span)
+            }
             (Value::Tensor(_), other) => {
                 let mut candidates: Vec<String> = self.params_by_name.keys().cloned().collect();
                 candidates.sort(); // ties do not depend on hash order
                 let mut d = Diagnostic::new("E-name", format!("a tensor has no field `{other}`"))
                     .label(field.span, "unknown field")
-                    .note("tensors have `.shape` and `.T`; a layer's parameters are `name.W` where `let name = layer(...)`");
+                    .note("tensors have `.shape`, `.T` and `.mT`; a layer's parameters are `name.W` where `let name = layer(...)`");
                 let q = format!("{}.{other}", self.text(base.span));
                 if let Some(s) = nearest(&q, candidates.iter().map(String::as_str)) {
                     d = d.help(format!("did you mean `{s}`?"));

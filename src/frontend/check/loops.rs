@@ -12,7 +12,7 @@
 //! not their node id, because an inner loop's split renumbers the nodes after its start.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::*;
 use crate::ir::graph::{LoopSpec, Node, ParamKind, Slicing};
@@ -700,7 +700,7 @@ impl<'p> Checker<'p> {
         let sliced = frame.sliced.iter().map(|s| s.3).collect();
         let stacked = frame.yields.iter().map(|y| y.2).collect();
         let spec = LoopSpec::new(body, frame.count, frame.reverse, frame.carries.len(), sliced, stacked)?;
-        let spec = Rc::new(spec);
+        let spec = Arc::new(spec);
         let mut operands: Vec<NodeId> = inits.to_vec();
         operands.extend(frame.sliced.iter().map(|s| remap(s.0)));
         operands.extend(invariants);

@@ -40,6 +40,7 @@ mod modes;
 mod settings;
 mod structure;
 mod train;
+mod windows;
 
 /// Parse and check a source file (the prelude is added in front of it).
 pub fn check_source(src: &str) -> Result<Checked, Vec<Diagnostic>> {
@@ -57,7 +58,8 @@ pub fn check(program: &SourceFile, src: &str) -> Result<Checked, Vec<Diagnostic>
     let mut c = Checker::new(src);
     c.register(&prelude, true);
     c.register(program, false);
-    let out = c.run(program);
+    let mut out = c.run(program);
+    out.notes = std::mem::take(&mut c.notes);
     if c.diags.is_empty() {
         Ok(out)
     } else {
@@ -109,6 +111,8 @@ struct FnInfo<'p> {
 struct Checker<'p> {
     src: &'p str,
     diags: Vec<Diagnostic>,
+    /// Remarks that do not stop the check (`N-` codes; `netc check` prints them).
+    notes: Vec<Diagnostic>,
     fns: Vec<FnInfo<'p>>,
     fn_names: HashMap<String, usize>,
     models: Vec<&'p ModelDef>,
@@ -193,6 +197,7 @@ impl<'p> Checker<'p> {
         Checker {
             src,
             diags: vec![],
+            notes: vec![],
             fns: vec![],
             fn_names: HashMap::new(),
             models: vec![],
@@ -404,10 +409,22 @@ impl Checker<'_> {
                 }
                 Const { value } => value.fract() == 0.0,
                 Literal { values } => values.iter().all(|v| v.fract() == 0.0),
-                DimSize { .. } | GreaterEq | OneHot { .. } | ArgMaxMask { .. } | Sign => true,
+                DimSize { .. } | GreaterEq | Greater | Equal | OneHot { .. } | ArgMaxMask { .. } | Sign => true,
                 Param { .. } | RandomUniform { .. } | Loop { .. } => false,
                 Exp | Log | Sqrt | Tanh | Sigmoid | Div | Pow | LogSoftmax { .. } | MatMul { .. } => false,
-                LeakyRelu { .. } | Elu { .. } | Softplus => false,
+                LeakyRelu { .. } | Elu { .. } | Softplus | Erf => false,
+                // Whole between whole (or missing, infinite) bounds.
+                Clip { lo, hi } if ![lo, hi].iter().all(|b| b.is_infinite() || b.fract() == 0.0) => false,
+                // The condition only chooses: the values come from operands 1 and 2.
+                Where => {
+                    let values = &node.inputs[1..];
+                    let pending: Vec<NodeId> = values.iter().copied().filter(|x| !known.contains_key(x)).collect();
+                    if !pending.is_empty() {
+                        stack.extend(pending);
+                        continue;
+                    }
+                    values.iter().all(|x| known[x])
+                }
                 Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => false,
                 MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => false,
                 // The values come from operand 0 (the indices of a gather do not matter).
@@ -435,7 +452,8 @@ impl Checker<'_> {
                 | Slice { .. }
                 | Pad { .. }
                 | Reverse { .. }
-                | Concat { .. } => {
+                | Concat { .. }
+                | Clip { .. } => {
                     if !pending.is_empty() {
                         stack.extend(pending);
                         continue;

@@ -26,7 +26,7 @@
 //! ordinary loop, so it can be differentiated again (second derivatives through loops).
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::backward_seeded;
 use crate::ir::graph::{Graph, InputKind, LoopSpec, Node, NodeId, Op, Slicing};
@@ -40,7 +40,7 @@ impl Groups {
         let mut groups: HashMap<(usize, Vec<NodeId>), Vec<NodeId>> = HashMap::new();
         for (i, node) in g.nodes[..n].iter().enumerate() {
             if let Op::Loop { spec, .. } = &node.op {
-                groups.entry((Rc::as_ptr(spec) as usize, node.inputs.clone())).or_default().push(NodeId(i as u32));
+                groups.entry((Arc::as_ptr(spec) as usize, node.inputs.clone())).or_default().push(NodeId(i as u32));
             }
         }
         Groups(groups)
@@ -50,7 +50,7 @@ impl Groups {
     pub(super) fn of(&self, g: &Graph, i: usize) -> Vec<NodeId> {
         let node = &g.nodes[i];
         let Op::Loop { spec, .. } = &node.op else { return vec![] };
-        self.0.get(&(Rc::as_ptr(spec) as usize, node.inputs.clone())).cloned().unwrap_or_default()
+        self.0.get(&(Arc::as_ptr(spec) as usize, node.inputs.clone())).cloned().unwrap_or_default()
     }
 }
 
@@ -146,7 +146,7 @@ pub(super) fn vjp(
     sliced.extend(residuals.iter().map(|_| Slicing::along(0)));
     let stacked: Vec<Slicing> = wanted_x.iter().map(|&i| spec.sliced[i]).collect();
     let backward = LoopSpec::new(bb, spec.count, !spec.reverse, nc + wanted_w.len(), sliced, stacked)?;
-    let backward = Rc::new(backward);
+    let backward = Arc::new(backward);
 
     // The forward loop stacks the carries entering each step and the residuals.
     let carry_inputs: Vec<NodeId> = (0..nc).map(|j| body_input(body, j)).collect();
@@ -239,7 +239,7 @@ fn stacks(g: &mut Graph, id: NodeId, values: &[NodeId]) -> Result<Vec<NodeId>, S
         }
     }
     let spec = if stacked.len() > spec.stacked.len() {
-        let extended = Rc::new(LoopSpec { body, stacked, ..(*spec).clone() });
+        let extended = Arc::new(LoopSpec { body, stacked, ..(*spec).clone() });
         for s in g.loop_siblings(id) {
             if let Op::Loop { output, .. } = g.nodes[s.index()].op {
                 g.nodes[s.index()].op = Op::Loop { spec: extended.clone(), output };

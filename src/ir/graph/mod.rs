@@ -6,7 +6,7 @@
 //! smaller ids, so a forward walk over `nodes` is a valid evaluation order.
 
 use std::fmt;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::diag::Span;
 
@@ -100,7 +100,7 @@ pub enum Op {
     },
     /// A literal tensor, row-major, with the node's (fully known) shape.
     Literal {
-        values: Rc<[f64]>,
+        values: Arc<[f64]>,
     },
     /// The run-time value of a dimension as a scalar (e.g. `B` in a mean over the batch).
     DimSize {
@@ -130,6 +130,15 @@ pub enum Op {
     },
     /// ln(1 + e^x) = max(x, 0) + ln(1 + e^−|x|): smooth everywhere, softplus' = sigmoid.
     Softplus,
+    /// The error function erf x = (2/√π)∫₀ˣ e^(−t²) dt (gelu's Φ(x) = ½(1 + erf(x/√2))).
+    Erf,
+    /// min(max(x, lo), hi) as `torch.clamp` (hi wins when lo > hi; NaN stays NaN); a missing
+    /// bound is ∓∞. The slope is 1 strictly between the bounds, 0 at them and outside
+    /// (torch.clamp's rule with number bounds).
+    Clip {
+        lo: f64,
+        hi: f64,
+    },
 
     // ---- elementwise, two operands, numpy broadcasting ----
     Add,
@@ -144,6 +153,15 @@ pub enum Op {
     Min,
     /// 1.0 where a >= b, else 0.0 (no gradient): the switch of the max and min gates.
     GreaterEq,
+    /// 1.0 where a > b, else 0.0 (no gradient; `a < b` is `b > a`).
+    Greater,
+    /// 1.0 where a == b, else 0.0 (no gradient; `a != b` is `1 − (a == b)`).
+    Equal,
+
+    // ---- elementwise, three operands, numpy broadcasting ----
+    /// (cond, a, b) -> a where cond ≠ 0 (NaN counts as ≠ 0), else b: numpy/torch `where` on a
+    /// 0/1 mask. The gradient goes to the operand chosen (the switch gate); none to cond.
+    Where,
 
     // ---- layout ----
     /// Broadcast to `shape` by numpy rules (prepend unit axes, stretch size-1 axes).
@@ -291,10 +309,10 @@ pub enum Op {
     /// operands are the body's inputs (initial carries, tensors sliced per step, loop
     /// invariants); results `0..carries` are the final carries, the rest the stacked per-step
     /// outputs. A loop with several results is several nodes, one per result used, with the
-    /// same `Rc` and the same operands ("siblings"); they compute together (`Rc` equality
+    /// same `Arc` and the same operands ("siblings"); they compute together (`Arc` equality
     /// is by pointer).
     Loop {
-        spec: Rc<LoopSpec>,
+        spec: Arc<LoopSpec>,
         output: usize,
     },
 }
@@ -600,7 +618,7 @@ impl Graph {
             .map(NodeId)
             .filter(|&n| {
                 let other = self.node(n);
-                matches!(&other.op, Op::Loop { spec: s, .. } if Rc::ptr_eq(s, spec)) && other.inputs == node.inputs
+                matches!(&other.op, Op::Loop { spec: s, .. } if Arc::ptr_eq(s, spec)) && other.inputs == node.inputs
             })
             .collect()
     }
@@ -655,8 +673,8 @@ impl Graph {
                     false
                 }
                 Neg | Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid => false,
-                Relu | LeakyRelu { .. } | Elu { .. } | Softplus => false,
-                Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq => false,
+                Relu | LeakyRelu { .. } | Elu { .. } | Softplus | Erf | Clip { .. } => false,
+                Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq | Greater | Equal | Where => false,
                 Sum { .. } | ReduceMax { .. } | ArgMaxMask { .. } | MatMul { .. } | LogSoftmax { .. } => false,
                 Conv2d { .. } | Conv2dInputGrad { .. } | Conv2dFilterGrad { .. } => false,
                 MaxPool2d { .. } | MaxPool2dGrad { .. } | AvgPool2d { .. } | AvgPool2dGrad { .. } => false,

@@ -1,7 +1,9 @@
 //! Elementwise ops of one and two operands: meaning and VJP side by side.
 
 use crate::ir::graph::{NodeId, Op};
+use crate::ir::tensor::Tensor;
 
+use super::loops::{broadcast_dims, broadcast_map, numel};
 use super::{Grads, Vjp};
 
 // ---- elementwise, one operand (eval is the scalar function in `eval`) -----------------------
@@ -258,4 +260,83 @@ pub(super) fn min_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId]) -> Grads {
     let a_wins = cx.op(Op::GreaterEq, &[x[1], x[0]])?;
     let b_wins = cx.op(Op::GreaterEq, &[x[0], x[1]])?;
     split(cx, g, a_wins, b_wins)
+}
+
+// ---- erf, clip, comparisons and where ------------------------------------------------------
+
+/// y = erf x                   dx = g·(2/√π)·e^(−x²)   (smooth everywhere)
+/// The value is fdlibm's (the `libm` crate), correct to within 1 ulp.
+pub(super) fn erf(v: f64) -> f64 {
+    libm::erf(v)
+}
+
+pub(super) fn erf_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId]) -> Grads {
+    let x2 = cx.mul(x[0], x[0])?;
+    let minus_x2 = cx.neg(x2)?;
+    let e = cx.op(Op::Exp, &[minus_x2])?;
+    let scale = cx.constant(std::f64::consts::FRAC_2_SQRT_PI);
+    let slope = cx.mul(scale, e)?;
+    Ok(vec![Some(cx.mul(g, slope)?)])
+}
+
+/// y = min(max(x, lo), hi)     dx = g·[x > lo]·[hi > x]: torch.clamp's gradient (PyTorch 2.x,
+/// number bounds), 1 strictly inside, 0 at either bound and outside. NaN stays NaN; lo > hi
+/// gives hi and no gradient anywhere (as torch).
+pub(super) fn clip(v: f64, lo: f64, hi: f64) -> f64 {
+    // max_left(lo, v) keeps a NaN v (the comparison fails and v is returned), as does
+    // min_left(hi, ·): hi >= NaN fails too.
+    min_left(hi, max_left(lo, v))
+}
+
+pub(super) fn clip_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], lo: f64, hi: f64) -> Grads {
+    let (lo, hi) = (cx.constant(lo), cx.constant(hi));
+    let above_lo = cx.op(Op::Greater, &[x[0], lo])?;
+    let below_hi = cx.op(Op::Greater, &[hi, x[0]])?;
+    let inside = cx.mul(above_lo, below_hi)?;
+    Ok(vec![Some(cx.mul(g, inside)?)])
+}
+
+/// y = [a > b], y = [a == b]   no gradient (zero almost everywhere, none at the step)
+pub(super) fn greater(a: f64, b: f64) -> f64 {
+    if a > b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+pub(super) fn equal(a: f64, b: f64) -> f64 {
+    if a == b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// y = where(c, a, b) = c ≠ 0 ? a : b     da = where(c, g, 0), db = where(c, 0, g): the
+/// gradient is routed, never multiplied by the mask, so an infinite or NaN gradient on one
+/// side does not leak into the other; none flows to c.
+pub(super) fn where_eval(x: &[&Tensor], shape: &[usize]) -> Result<Tensor, String> {
+    let [c, a, b] = x else { return Err(format!("where takes 3 operands, not {}", x.len())) };
+    let maps: Vec<Vec<usize>> = [c, a, b]
+        .iter()
+        .map(|t| {
+            broadcast_dims(&t.shape, shape)
+                .ok()
+                .filter(|s| s == shape)
+                .map(|_| broadcast_map(&t.shape, shape))
+                .ok_or_else(|| format!("cannot broadcast {:?} to {shape:?}", t.shape))
+        })
+        .collect::<Result<_, _>>()?;
+    let data = (0..numel(shape))
+        .map(|i| if c.data[maps[0][i]] != 0.0 { a.data[maps[1][i]] } else { b.data[maps[2][i]] })
+        .collect();
+    Ok(Tensor::new(shape.to_vec(), data))
+}
+
+pub(super) fn where_vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId]) -> Grads {
+    let zero = cx.constant(0.0);
+    let da = cx.op(Op::Where, &[x[0], g, zero])?;
+    let db = cx.op(Op::Where, &[x[0], zero, g])?;
+    Ok(vec![None, Some(da), Some(db)])
 }

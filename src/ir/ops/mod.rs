@@ -54,6 +54,8 @@ pub fn describe(op: &Op, g: &Graph) -> String {
         LeakyRelu { alpha } => format!("leaky_relu alpha={alpha}"),
         Elu { alpha } => format!("elu alpha={alpha}"),
         Softplus => "softplus".into(),
+        Erf => "erf".into(),
+        Clip { lo, hi } => format!("clip lo={lo} hi={hi}"),
         Add => "add".into(),
         Sub => "sub".into(),
         Mul => "mul".into(),
@@ -62,6 +64,9 @@ pub fn describe(op: &Op, g: &Graph) -> String {
         Max => "max".into(),
         Min => "min".into(),
         GreaterEq => "greater_eq".into(),
+        Greater => "greater".into(),
+        Equal => "equal".into(),
+        Where => "where".into(),
         Broadcast { shape } => format!("broadcast {}", g.shape_str(shape)),
         Reshape { shape } => format!("reshape {}", g.shape_str(shape)),
         Transpose { perm } => format!("transpose {perm:?}"),
@@ -100,8 +105,8 @@ pub fn describe(op: &Op, g: &Graph) -> String {
 }
 
 /// A short stable name for a loop spec within one run (its address), for the text form.
-pub fn loop_id(spec: &std::rc::Rc<LoopSpec>) -> usize {
-    (std::rc::Rc::as_ptr(spec) as usize >> 4) & 0xffff
+pub fn loop_id(spec: &std::sync::Arc<LoopSpec>) -> usize {
+    (std::sync::Arc::as_ptr(spec) as usize >> 4) & 0xffff
 }
 
 impl Graph {
@@ -127,10 +132,10 @@ impl Graph {
         let mut shown: Vec<*const LoopSpec> = vec![];
         for node in &self.nodes {
             let Op::Loop { spec, .. } = &node.op else { continue };
-            if shown.contains(&std::rc::Rc::as_ptr(spec)) {
+            if shown.contains(&std::sync::Arc::as_ptr(spec)) {
                 continue;
             }
-            shown.push(std::rc::Rc::as_ptr(spec));
+            shown.push(std::sync::Arc::as_ptr(spec));
             out.push_str(&format!("loop@{:x} body ({}):\n", loop_id(spec), spec.summary()));
             for line in spec.body.to_text().lines() {
                 out.push_str(&format!("  {line}\n"));
@@ -179,6 +184,8 @@ pub fn eval(op: &Op, x: &[&Tensor], shape: &[usize], env: &Env) -> Result<Tensor
         LeakyRelu { alpha } => Ok(map(x[0], |v| leaky_relu(v, *alpha))),
         Elu { alpha } => Ok(map(x[0], |v| elu(v, *alpha))),
         Softplus => Ok(map(x[0], softplus)),
+        Erf => Ok(map(x[0], erf)),
+        Clip { lo, hi } => Ok(map(x[0], |v| clip(v, *lo, *hi))),
         Add => zip(x[0], x[1], |a, b| a + b),
         Sub => zip(x[0], x[1], |a, b| a - b),
         Mul => zip(x[0], x[1], |a, b| a * b),
@@ -187,6 +194,9 @@ pub fn eval(op: &Op, x: &[&Tensor], shape: &[usize], env: &Env) -> Result<Tensor
         Max => zip(x[0], x[1], max_left),
         Min => zip(x[0], x[1], min_left),
         GreaterEq => zip(x[0], x[1], |a, b| if a >= b { 1.0 } else { 0.0 }),
+        Greater => zip(x[0], x[1], greater),
+        Equal => zip(x[0], x[1], equal),
+        Where => where_eval(x, shape),
         Broadcast { .. } => broadcast_eval(x[0], shape),
         Reshape { .. } => reshape_eval(x[0], shape),
         Transpose { perm } => transpose_eval(x[0], perm),
@@ -244,6 +254,9 @@ pub fn vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId, op: &Op) -> Grads {
         LeakyRelu { alpha } => leaky_relu_vjp(cx, g, x, *alpha),
         Elu { alpha } => elu_vjp(cx, g, x, *alpha),
         Softplus => softplus_vjp(cx, g, x),
+        Erf => erf_vjp(cx, g, x),
+        Clip { lo, hi } => clip_vjp(cx, g, x, *lo, *hi),
+        Where => where_vjp(cx, g, x),
         Add => add_vjp(g),
         Sub => sub_vjp(cx, g),
         Mul => mul_vjp(cx, g, x),
@@ -253,7 +266,7 @@ pub fn vjp(cx: &mut Vjp, g: NodeId, x: &[NodeId], y: NodeId, op: &Op) -> Grads {
         Min => min_vjp(cx, g, x),
         // Piecewise constant: zero gradient almost everywhere, none at the steps.
         Sign => Ok(vec![None]),
-        GreaterEq => Ok(vec![None, None]),
+        GreaterEq | Greater | Equal => Ok(vec![None, None]),
         ArgMaxMask { .. } => Ok(vec![None]),
         OneHot { .. } => Ok(vec![None]),
         Broadcast { .. } => broadcast_vjp(cx, g, x),

@@ -76,8 +76,9 @@ fn known(d: Dim, what: &str) -> Result<usize, ShapeError> {
     d.known().ok_or_else(|| ShapeError::Invalid(format!("{what} must be a known number, not a symbol")))
 }
 
-/// Output size of a sliding window: (n - f + 2p) / s + 1, which must be whole.
-/// `what` names the axis ("height", "width") for the message.
+/// Output size of a sliding window: ⌊(n - f + 2p) / s⌋ + 1, PyTorch's floor rule (the last
+/// (n − f + 2p) mod s rows or columns are read by no window; `netc check` notes it). The
+/// window must fit the padded input. `what` names the axis ("height", "width") for the message.
 pub fn window_out(n: usize, f: usize, pad: usize, stride: usize, what: &str) -> Result<usize, ShapeError> {
     let span = n + 2 * pad;
     if stride == 0 {
@@ -86,12 +87,6 @@ pub fn window_out(n: usize, f: usize, pad: usize, stride: usize, what: &str) -> 
     if f == 0 || f > span {
         return Err(ShapeError::Invalid(format!(
             "the {f}-wide window does not fit the input {what} {n} with padding {pad}: N - F + 2P = {n} - {f} + 2·{pad} < 0"
-        )));
-    }
-    if !(span - f).is_multiple_of(stride) {
-        return Err(ShapeError::Invalid(format!(
-            "output {what} (N - F + 2P)/S + 1 = ({n} - {f} + 2·{pad})/{stride} + 1 = {}/{stride} + 1 is not a whole number",
-            span - f
         )));
     }
     Ok((span - f) / stride + 1)
@@ -128,13 +123,35 @@ pub fn infer_shape(op: &Op, shapes: &[&Shape], g: &Graph) -> Result<Shape, Shape
             Ok(vec![])
         }
         Literal { .. } => Err(ShapeError::Invalid("a literal's shape is given when it is pushed".into())),
-        Neg | Exp | Log | Sqrt | Abs | Sign | Tanh | Sigmoid | Relu | LeakyRelu { .. } | Elu { .. } | Softplus => {
+        Neg
+        | Exp
+        | Log
+        | Sqrt
+        | Abs
+        | Sign
+        | Tanh
+        | Sigmoid
+        | Relu
+        | LeakyRelu { .. }
+        | Elu { .. }
+        | Softplus
+        | Erf
+        | Clip { .. } => {
             arity(1)?;
             Ok(shapes[0].clone())
         }
-        Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq => {
+        Add | Sub | Mul | Div | Pow | Max | Min | GreaterEq | Greater | Equal => {
             arity(2)?;
             broadcast_shapes(shapes[0], shapes[1])
+        }
+        // The values first (a mismatch there names both), then the condition against them.
+        Where => {
+            arity(3)?;
+            let words = |first: &Shape, second: &Shape| {
+                ShapeError::Invalid(format!("cannot broadcast {} with {}", g.shape_str(first), g.shape_str(second)))
+            };
+            let values = broadcast_shapes(shapes[1], shapes[2]).map_err(|_| words(shapes[1], shapes[2]))?;
+            broadcast_shapes(shapes[0], &values).map_err(|_| words(shapes[0], &values))
         }
         Broadcast { shape } => {
             arity(1)?;

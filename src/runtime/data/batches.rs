@@ -124,14 +124,18 @@ impl<'a> Batches<'a> {
     /// Copy the next batch of every field into `batch` (made by `Batch::for_data` with this
     /// batch size); false at the end of the epoch.
     pub fn next_batch(&mut self, batch: &mut Batch) -> bool {
+        self.next_share(batch, 0, 1).is_some()
+    }
+
+    /// Copy rank `rank`'s share of the next batch into `batch`: of a batch of b samples, the
+    /// ones at positions [rank·b/ranks, (rank+1)·b/ranks), when `ranks` processes split each
+    /// batch (data parallelism). Returns b; `None` at the end of the epoch.
+    pub fn next_share(&mut self, batch: &mut Batch, rank: usize, ranks: usize) -> Option<usize> {
         let data = self.data;
-        match self.next_indices() {
-            Some(indices) => {
-                batch.fill(data, indices);
-                true
-            }
-            None => false,
-        }
+        let indices = self.next_indices()?;
+        let b = indices.len();
+        batch.fill(data, &indices[rank * b / ranks..(rank + 1) * b / ranks]);
+        Some(b)
     }
 
     /// Copy the next batch's features and labels into `x` and `y` (at least `x_len()` and

@@ -10,7 +10,8 @@
 //! + beta·C_e, where A_e starts `e·sa` elements after `a` (B_e after `b` by `e·sb`, C_e after
 //! `c` by `e·sc`; a stride of 0 repeats an operand, as broadcasting does). Each product runs
 //! `gemm` when it is given (the JIT passes its generated GEMM for small products, which packs
-//! nothing), else `matrixmultiply` single-threaded.
+//! nothing), else the faster library for its shape single-threaded ([`Library::for_product`]:
+//! the same library for every product of a call, whatever the thread count).
 //!
 //! Why: the products of attention-shaped matmuls (64×64·64 each, B·H of them) are far below
 //! the size at which one GEMM pays for splitting over threads, so a loop of GEMM calls used
@@ -20,9 +21,10 @@
 //!
 //! Determinism: each product is one single-threaded call (or one split GEMM, whose results
 //! are those of one thread, see `super`), whichever thread runs it: the same bits on any
-//! number of threads.
+//! number of threads. A product for which the `gemm` crate is chosen is never split (its
+//! results depend on the cut), so it is the same call on any number of threads too.
 
-use super::{gemm, threads, Float, Gemm, GemmArgs, GemmFn, Matrix, Pool, Split};
+use super::{gemm, threads, Float, Gemm, GemmArgs, GemmFn, Library, Matrix, Pool, Split};
 
 /// Symbol of the f32 batched GEMM.
 pub const BATCHED_F32: &str = "netc_gemm_batched_f32";
@@ -119,6 +121,8 @@ struct Products<T> {
     first: Gemm<T>,
     strides: [i64; 3],
     gemm: Option<GemmFn<T>>,
+    /// The library of the products that `gemm` does not take.
+    lib: Library,
 }
 
 // SAFETY: the threads only read the A and B matrices, and each writes the C matrices of its
@@ -153,7 +157,7 @@ impl<T: Float> Products<T> {
                 )
             },
             // SAFETY: as above; m, k, n are not negative (checked by `batched`).
-            None => unsafe { T::gemm1(g) },
+            None => unsafe { T::gemm1(self.lib, g) },
         }
     }
 }
@@ -174,12 +178,16 @@ unsafe fn batched<T: Float>(
         return;
     }
     let args = GemmArgs { k: args.k.max(0), ..args };
-    let products = Products { first: args, strides, gemm: per };
+    let b_transposed = args.b.rs.unsigned_abs() < args.b.cs.unsigned_abs();
+    let lib = Library::for_product(args.m as usize, args.k as usize, args.n as usize, b_transposed);
+    let products = Products { first: args, strides, gemm: per, lib };
     let count = count as usize;
     let macs = (args.m as u128) * (args.n as u128) * (args.k as u128);
     let threads = pool.map_or_else(threads::count, Pool::threads);
-    if threads >= 2 && count < threads && macs >= split.min_macs as u128 {
-        // Few large products: one after the other, each divided among the threads.
+    let splittable = per.is_none() && lib == Library::MatrixMultiply;
+    if threads >= 2 && count < threads && macs >= split.min_macs as u128 && splittable {
+        // Few large products: one after the other, each divided among the threads (only
+        // matrixmultiply's products: its results do not depend on the cut).
         for e in 0..count {
             // SAFETY: product e satisfies the GEMM's contract (the caller's).
             unsafe { gemm(pool, split, products.element(e)) };

@@ -23,7 +23,7 @@
 
 use std::cell::RefCell;
 
-use super::{Float, GemmArgs, Matrix};
+use super::{Float, GemmArgs, Library, Matrix};
 use crate::runtime::threads::Pool;
 
 /// Symbol of the f32 convolution.
@@ -240,7 +240,9 @@ unsafe fn forward<T: Float>(g: &Geom, x: *const T, w: *const T, y: *mut T, col: 
     };
     let (w, cols, y) = (Matrix::new(w, q, 1), Matrix::new(cols, p, 1), Matrix::new(y, p, 1));
     // SAFETY: shapes as in the contract.
-    unsafe { T::gemm1(GemmArgs { m: f, k: q, n: p, alpha: T::ONE, a: w, b: cols, beta: T::ZERO, c: y }) }
+    unsafe {
+        T::gemm1(lib(f, q, p, false), GemmArgs { m: f, k: q, n: p, alpha: T::ONE, a: w, b: cols, beta: T::ZERO, c: y })
+    }
 }
 
 /// dx of one image: columns = wᵀ (C·KH·KW × F) · g (F × OH·OW), scattered back (col2im).
@@ -266,11 +268,11 @@ unsafe fn input_grad<T: Float>(g: &Geom, grad: *const T, w: *const T, dx: *mut T
     };
     if g.pointwise() {
         // SAFETY: shapes as in the contract.
-        unsafe { T::gemm1(product(dx)) };
+        unsafe { T::gemm1(lib(q, f, p, false), product(dx)) };
         return;
     }
     // SAFETY: as above; col holds C·KH·KW × OH·OW.
-    unsafe { T::gemm1(product(col.as_mut_ptr())) };
+    unsafe { T::gemm1(lib(q, f, p, false), product(col.as_mut_ptr())) };
     // SAFETY: dx is one image.
     let dx = unsafe { std::slice::from_raw_parts_mut(dx, g.image()) };
     dx.fill(T::ZERO);
@@ -306,7 +308,13 @@ unsafe fn filter_grad<T: Float>(
     let beta = if first { T::ZERO } else { T::ONE };
     let (grad, cols, dw) = (Matrix::new(grad, p, 1), Matrix::new(cols, 1, p), Matrix::new(dw, q, 1));
     // SAFETY: shapes as in the contract.
-    unsafe { T::gemm1(GemmArgs { m: f, k: p, n: q, alpha: T::ONE, a: grad, b: cols, beta, c: dw }) }
+    unsafe { T::gemm1(lib(f, p, q, true), GemmArgs { m: f, k: p, n: q, alpha: T::ONE, a: grad, b: cols, beta, c: dw }) }
+}
+
+/// The library of an m×k by k×n product (i64 sizes, as the GEMM arguments take them), B
+/// transposed or not.
+fn lib(m: i64, k: i64, n: i64, b_transposed: bool) -> Library {
+    Library::for_product(m as usize, k as usize, n as usize, b_transposed)
 }
 
 /// The output columns j in [lo, hi) whose input column j·s + b − pad lies in [0, w).

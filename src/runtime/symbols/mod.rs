@@ -1,13 +1,15 @@
 //! The C-ABI kernel entry points that generated code calls: one GEMM symbol per dtype, one
-//! convolution symbol and one batched GEMM symbol per dtype (JIT only, [`conv`],
-//! [`batched`]), the callback of out-of-range gather indices (JIT only, [`INDEX`]), and the
-//! profiling and bounds-violation callbacks of `CompileOptions::profile` / `checked`.
+//! convolution symbol, one batched GEMM symbol and one Winograd-transform symbol per dtype
+//! (JIT only, [`conv`], [`batched`], [`winograd`]), the callback of out-of-range gather
+//! indices (JIT only, [`INDEX`]), and the profiling and bounds-violation callbacks of
+//! `CompileOptions::profile` / `checked`.
 //! Input: matrix sizes, pointers and element strides; output: C written in place.
 //!
 //! Generated code only ever calls these names, so the implementation can be swapped: the JIT
-//! binds them to the Rust functions below (the `matrixmultiply` crate, single-threaded, driven
-//! by netc's worker pool, see below); an object file can link a `no_std` build of the same
-//! crate, or a Cranelift-generated GEMM.
+//! binds them to the Rust functions below (the `matrixmultiply` or the `gemm` crate, whichever
+//! is faster for the shape ([`library`]), single-threaded, driven by netc's worker pool, see
+//! below); an object file can link a `no_std` build of such a crate, or a Cranelift-generated
+//! GEMM.
 //!
 //! ```c
 //! void netc_gemm_f32(int64_t m, int64_t k, int64_t n, float alpha,
@@ -27,15 +29,25 @@
 //! train steps' shapes). Block edges are multiples of 16 (every `matrixmultiply`
 //! micro-kernel's MR and NR divide it), so each element of C is computed by the same
 //! micro-kernel call, with the same summation order, as without the split: results are
-//! bitwise those of one thread. K is never split. Each block writes its own rows or columns
-//! of C; C's layout is checked to have no two elements at one address before it is split.
+//! bitwise those of one thread (`tests/threads.rs`). K is never split. Each block writes its
+//! own rows or columns of C; C's layout is checked to have no two elements at one address
+//! before it is split.
+//!
+//! The convolution symbols run each per-image product whole on one thread, and the batched
+//! symbols each product of a batch (but for few large ones, which they split), so they can
+//! take the faster library for the shape ([`Library::for_product`]): the `gemm` crate, whose
+//! results depend on how a product is cut, is used only where nothing is cut.
 
 use crate::runtime::threads::{self, Pool};
 
 mod batched;
 mod conv;
+mod library;
+mod winograd;
 pub use batched::{batched_f32_on, netc_gemm_batched_f32, netc_gemm_batched_f64, BATCHED_F32, BATCHED_F64};
 pub use conv::{conv_f32_on, netc_conv_f32, netc_conv_f64, CONV_F32, CONV_F64};
+pub use library::{dgemm as dgemm_with, sgemm as sgemm_with, Library};
+pub use winograd::{netc_winograd_f32, netc_winograd_f64, winograd_f32_on, WINOGRAD_F32, WINOGRAD_F64};
 
 /// Symbol of the f32 GEMM.
 pub const GEMM_F32: &str = "netc_gemm_f32";
@@ -254,75 +266,54 @@ fn distinct(m: usize, n: usize, rs: isize, cs: isize) -> bool {
     }
 }
 
-/// f32 and f64 for [`gemm`] and the convolutions.
-trait Float: Copy + Send + Sync + 'static + std::ops::Add<Output = Self> + conv::Columns {
+/// f32 and f64 for [`gemm`], the convolutions and the Winograd transforms.
+trait Float:
+    Copy
+    + Send
+    + Sync
+    + 'static
+    + PartialEq
+    + std::ops::Add<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + conv::Columns
+    + winograd::Planes
+{
     const ZERO: Self;
     const ONE: Self;
-    /// `matrixmultiply`'s sgemm / dgemm, single-threaded.
+    fn from_f64(v: f64) -> Self;
+    /// C = alpha·A·B + beta·C by `lib`, single-threaded.
     ///
     /// # Safety
     /// As for [`netc_gemm_f32`] (in `Self`), and none of m, k, n is negative (they become
     /// `usize`).
-    unsafe fn gemm1(g: Gemm<Self>);
+    unsafe fn gemm1(lib: Library, g: Gemm<Self>);
 }
 
 impl Float for f32 {
     const ZERO: f32 = 0.0;
     const ONE: f32 = 1.0;
+    fn from_f64(v: f64) -> f32 {
+        v as f32
+    }
     /// # Safety
     /// As for [`Float::gemm1`].
-    unsafe fn gemm1(g: Gemm<f32>) {
-        let (m, k, n) = (g.m as usize, g.k as usize, g.n as usize);
-        let (a, b, c) = (g.a, g.b, g.c);
+    unsafe fn gemm1(lib: Library, g: Gemm<f32>) {
         // SAFETY: forwarded.
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                g.alpha,
-                a.ptr,
-                a.rs as isize,
-                a.cs as isize,
-                b.ptr,
-                b.rs as isize,
-                b.cs as isize,
-                g.beta,
-                c.ptr,
-                c.rs as isize,
-                c.cs as isize,
-            )
-        }
+        unsafe { library::sgemm(lib, g) }
     }
 }
 
 impl Float for f64 {
     const ZERO: f64 = 0.0;
     const ONE: f64 = 1.0;
+    fn from_f64(v: f64) -> f64 {
+        v
+    }
     /// # Safety
     /// As for [`Float::gemm1`].
-    unsafe fn gemm1(g: Gemm<f64>) {
-        let (m, k, n) = (g.m as usize, g.k as usize, g.n as usize);
-        let (a, b, c) = (g.a, g.b, g.c);
+    unsafe fn gemm1(lib: Library, g: Gemm<f64>) {
         // SAFETY: forwarded.
-        unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                g.alpha,
-                a.ptr,
-                a.rs as isize,
-                a.cs as isize,
-                b.ptr,
-                b.rs as isize,
-                b.cs as isize,
-                g.beta,
-                c.ptr,
-                c.rs as isize,
-                c.cs as isize,
-            )
-        }
+        unsafe { library::dgemm(lib, g) }
     }
 }
 
@@ -357,11 +348,15 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
     }
     let args = GemmArgs { k: args.k.max(0), ..args };
     let (m, k, n) = (args.m as usize, args.k as usize, args.n as usize);
+    // matrixmultiply for every product this may split: the `gemm` crate's result for an
+    // element depends on the shape of the block it is computed in (its edge kernels round
+    // differently), so a split product would differ from the whole one in the last bit.
+    let lib = Library::MatrixMultiply;
     let threads = pool.map_or_else(threads::count, Pool::threads);
     let plan = plan(split, threads, m, k, n, args.c.rs as isize, args.c.cs as isize);
     if plan == Plan::Whole {
         // SAFETY: forwarded from the caller's contract.
-        return unsafe { T::gemm1(args) };
+        return unsafe { T::gemm1(lib, args) };
     }
     let pool = pool.unwrap_or_else(|| Pool::global());
     let macs = (m as u128) * (n as u128) * (k as u128);
@@ -371,7 +366,7 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
         // that usually follow.
         pool.wake();
         // SAFETY: as above.
-        return unsafe { T::gemm1(args) };
+        return unsafe { T::gemm1(lib, args) };
     }
     let run = |blocks, f: &(dyn Fn(usize) + Sync)| if wake { pool.run(blocks, f) } else { pool.run_awake(blocks, f) };
     let shared = Shared(args);
@@ -383,7 +378,7 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
             let c = Matrix { ptr: skip(g.c.ptr, r0, g.c.rs) as *mut T, ..g.c };
             // SAFETY: rows r0.. of A and C, a sub-matrix of each; the blocks of C are disjoint
             // (`plan` checked that C's elements are distinct).
-            unsafe { T::gemm1(GemmArgs { m: rows.min(m - r0) as i64, a, c, ..g }) }
+            unsafe { T::gemm1(lib, GemmArgs { m: rows.min(m - r0) as i64, a, c, ..g }) }
         }),
         Plan::Cols { cols, blocks } => run(blocks, &|j| {
             let g = shared.get();
@@ -391,7 +386,7 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
             let b = Matrix { ptr: skip(g.b.ptr, c0, g.b.cs), ..g.b };
             let c = Matrix { ptr: skip(g.c.ptr, c0, g.c.cs) as *mut T, ..g.c };
             // SAFETY: columns c0.. of B and C, as above.
-            unsafe { T::gemm1(GemmArgs { n: cols.min(n - c0) as i64, b, c, ..g }) }
+            unsafe { T::gemm1(lib, GemmArgs { n: cols.min(n - c0) as i64, b, c, ..g }) }
         }),
         Plan::Whole => unreachable!(),
     }
@@ -526,13 +521,15 @@ pub fn take_index_error() -> Option<IndexError> {
 }
 
 /// The symbols the JIT binds, with their addresses.
-pub fn symbols() -> [(&'static str, *const u8); 9] {
+pub fn symbols() -> [(&'static str, *const u8); 11] {
     [
         (BATCHED_F32, netc_gemm_batched_f32 as *const u8),
         (BATCHED_F64, netc_gemm_batched_f64 as *const u8),
         (INDEX, netc_index_out_of_range as *const u8),
         (CONV_F32, netc_conv_f32 as *const u8),
         (CONV_F64, netc_conv_f64 as *const u8),
+        (WINOGRAD_F32, netc_winograd_f32 as *const u8),
+        (WINOGRAD_F64, netc_winograd_f64 as *const u8),
         (GEMM_F32, netc_gemm_f32 as GemmFn<f32> as *const u8),
         (GEMM_F64, netc_gemm_f64 as GemmFn<f64> as *const u8),
         (PROFILE, netc_profile as *const u8),
