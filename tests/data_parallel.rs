@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Barrier, Mutex};
 
 use common::temp_dir;
-use netc::commands::train::{train_report_on, EngineKind, RunOptions};
+use netc::commands::train::{train_report_on, train_run_on, EngineKind, RunOptions};
 use netc::diag::Diagnostic;
 use netc::frontend::check::check_source;
 use netc::runtime::collective::{Collective, Local};
@@ -190,6 +190,44 @@ fn threads_as_ranks_train_like_one_process() {
             }
         }
     }
+}
+
+/// Rank 0 of a data-parallel run returns the model's trained parameters (what `netc run`'s
+/// eval blocks that call the trained model read), the same tensors it saves; the other ranks
+/// return none.
+#[test]
+fn rank_zero_returns_the_trained_weights() {
+    let dir = temp_dir("data_parallel", "trained_weights");
+    let (file, data) = CASES[0];
+    let save = dir.join("two.safetensors");
+    let shared = Arc::new(Shared { barrier: Barrier::new(2), slots: Mutex::new(vec![vec![]; 2]) });
+    let handles: Vec<_> = (0..2)
+        .map(|rank| {
+            let (shared, save) = (shared.clone(), save.clone());
+            std::thread::spawn(move || {
+                let c = check_source(&std::fs::read_to_string(root(file)).unwrap()).unwrap();
+                let group: Rc<dyn Collective> = Rc::new(Threads { rank, size: 2, shared });
+                let t =
+                    train_run_on(&c, &root(file), &options(&save, data, Overrides::default()), Some(group)).unwrap();
+                (t.model, t.weights)
+            })
+        })
+        .collect();
+    let results: Vec<(String, Vec<Weight>)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let c = check_source(&std::fs::read_to_string(root(file)).unwrap()).unwrap();
+    let params = &c.trains[0].graph.params;
+    let (model, weights) = &results[0];
+    assert_eq!(model, &c.trains[0].model);
+    assert_eq!(weights.len(), params.len());
+    let saved = load(&save);
+    for (w, s) in weights.iter().zip(&saved) {
+        assert_eq!((&w.name, &w.shape), (&s.name, &s.shape));
+        assert_eq!(w.data, s.data, "{}: rank 0 returned other values than it saved", w.name);
+    }
+    // Trained, not the initial draw.
+    let initial = training::initial_params(&c.trains[0].graph, c.trains[0].seed);
+    assert!(weights.iter().zip(&initial).any(|(w, i)| &w.data != i), "the weights did not move");
+    assert!(results[1].1.is_empty(), "rank 1 returned weights");
 }
 
 /// Integer inputs (token ids feeding an embedding) are shared across the ranks like float
