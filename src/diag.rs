@@ -125,6 +125,19 @@ pub fn render(diags: &[Diagnostic], file: Option<&SourceFile>, color: bool) -> S
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The 1-based line and column (counted in characters) of byte `offset` in `text`, as an
+/// editor shows them; an offset past the end is the end.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut at = offset.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
 /// The nearest of `candidates` to `name` by edit distance, if it is close enough to suggest.
 pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let len = name.chars().count();
@@ -175,6 +188,16 @@ mod tests {
         // Ties: the typo's case first, then the earlier candidate.
         assert_eq!(nearest("y", ["B", "x", "a"]), Some("x"));
         assert_eq!(nearest("y", ["a", "x", "B"]), Some("a"));
+    }
+
+    #[test]
+    fn line_and_column_count_characters_from_one() {
+        let text = "ab\nçd\n";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 3), (2, 1));
+        assert_eq!(line_column(text, 5), (2, 2)); // after the two bytes of ç
+        assert_eq!(line_column(text, 4), (2, 1)); // inside ç: its start
+        assert_eq!(line_column(text, 99), (3, 1));
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!        ─ runtime     what native code and training use at run time: the C symbols it
 //!                      calls, threads, rng, parameters, weight files, data sets
 //!        ─ training    the step loop, optimizers and schedules, over an interpreter or JIT engine
+//!        ─ session     a program as an object: parameters in memory, fit, forward, gradients,
+//!                      save and load on arrays from memory (the Python module's core)
 //!        ─ commands    the CLI's verbs: run, bench, graph, gradcheck, repl (main.rs parses flags)
 //! ```
 //!
@@ -26,6 +28,7 @@ pub mod drivers;
 pub mod frontend;
 pub mod ir;
 pub mod runtime;
+pub mod session;
 pub mod training;
 
 pub mod fuzz;

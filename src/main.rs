@@ -329,16 +329,9 @@ fn fail(diags: &[Diagnostic], file: &Path, src: Option<&str>) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// Read a source file: a missing file, one that is not a regular file (a device, a FIFO),
-/// one over `files::MAX_SOURCE_BYTES` or invalid UTF-8 is a diagnostic.
-fn read_source(file: &Path) -> Result<String, Diagnostic> {
-    netc::runtime::files::read_text(file, netc::runtime::files::MAX_SOURCE_BYTES)
-        .map_err(|m| Diagnostic::new("E-io", m))
-}
-
 /// Read, parse and check a file, or report why not.
 fn load(file: &Path) -> Result<(String, Checked), ExitCode> {
-    let src = read_source(file).map_err(|d| fail(&[d], file, None))?;
+    let src = netc::session::read_source(file).map_err(|d| fail(&[d], file, None))?;
     let checked = check::check_source(&src).map_err(|diags| fail(&diags, file, Some(&src)))?;
     Ok((src, checked))
 }
@@ -405,7 +398,7 @@ fn cmd_run(args: &RunArgs) -> ExitCode {
     let file = args.file.as_path();
     if args.distributed.active() {
         let evals = |c: &Checked| eval_blocks(c, args);
-        let hooks = netc::commands::distributed::Hooks { read: &read_source, evals: &evals };
+        let hooks = netc::commands::distributed::Hooks { read: &netc::session::read_source, evals: &evals };
         return netc::commands::distributed::run(file, &run_options(args), &hooks);
     }
     let (_, checked) = match load(file) {

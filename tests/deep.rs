@@ -173,3 +173,141 @@ fn a_csv_header_of_a_million_columns_is_read_in_linear_time() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("1000000"), "{err}");
 }
+
+#[test]
+fn deep_if_blocks_losses_and_chains_check_and_train() {
+    // `if training { if training { ... } else { x } } else { x }`, 19,000 deep: within the
+    // nesting limit (each `if` is a level), so it checks and trains.
+    let n = 19_000;
+    let ifs = format!(
+        "model m(x: [B, 4]) -> y: [B, 4] {{\n  {}x{}\n}}\n\
+         data d {{ source: synthetic(samples: 4, classes: 2, seed: 0) }}\n\
+         train m {{ loss: mean(y * y); steps: 1; batch: 2 }}\n",
+        "if training { ".repeat(n),
+        " } else { x }".repeat(n)
+    );
+    assert_ok("19k ifs", &run_on("ifs", &ifs, &["run", "--quiet"]));
+    // 25,000 deep: refused by the same limit.
+    let deeper = ifs
+        .replace(&"if training { ".repeat(n), &"if training { ".repeat(25_000))
+        .replace(&" } else { x }".repeat(n), &" } else { x }".repeat(25_000));
+    assert_diagnostic("25k ifs", &run_on("ifs_deep", &deeper, &["check"]), "E-nesting");
+    // A train block's loss of 15,000 terms (the train block walks it for the names it reads).
+    let loss = format!(
+        "model m(x: [B, 4]) -> s: [B, 3] {{ x |> dense(3) }}\n\
+         data d {{ source: synthetic(samples: 4, classes: 3, seed: 0) }}\n\
+         train m {{ loss: {}; steps: 1; batch: 2 }}\n",
+        vec!["mean(s * s)"; 15_000].join(" + ")
+    );
+    assert_ok("15k-term loss", &run_on("loss", &loss, &["run", "--quiet"]));
+    // 100,000 negations and a product by zero: the optimizer asks whether the chain can be
+    // infinite, walking it to its end.
+    let mut chain = String::from("model m(x: [B, 4]) -> y: [B, 4] {\n  let h0 = relu(x)\n");
+    for i in 1..100_000 {
+        chain.push_str(&format!("  let h{i} = -h{}\n", i - 1));
+    }
+    chain.push_str(
+        "  x + h99999 * 0\n}\ndata d { source: synthetic(samples: 4, classes: 2, seed: 0) }\n\
+         train m { loss: mean(y * y); steps: 1; batch: 2 }\n",
+    );
+    assert_ok("100k negations", &run_on("negations", &chain, &["run", "--quiet"]));
+}
+
+#[test]
+fn summary_build_and_predict_take_a_ten_thousand_stage_pipeline() {
+    let dir = temp_dir("deep", "commands");
+    let model = dir.join("m.net");
+    std::fs::write(&model, format!("model m(x: [B, 4]) -> y: [B, 4] {{\n  x{}\n}}\n", " |> relu".repeat(10_000)))
+        .unwrap();
+    let input = dir.join("x.csv");
+    std::fs::write(&input, "a,b,c,d\n1,-2,3,4\n").unwrap();
+    let (m, o, out) = (model.to_str().unwrap(), dir.join("m.o"), dir.join("y.csv"));
+    let (code, table, err) = netc(&["summary", m]);
+    assert_eq!(code, 0, "{err}");
+    assert!(table.contains("model m(x: [B, 4])"), "{table}");
+    assert_ok("build", &netc(&["build", m, "-o", o.to_str().unwrap()]));
+    assert_ok("predict", &netc(&["predict", m, "--input", input.to_str().unwrap(), "-o", out.to_str().unwrap()]));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "y_0,y_1,y_2,y_3\n1,0,3,4\n");
+}
+
+#[test]
+fn devices_and_fifos_are_refused_as_fields_weights_and_predict_inputs() {
+    let dir = temp_dir("deep", "devices_new");
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    // Names that say .npy and .csv, for a device and a FIFO with no writer.
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.npy")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.safetensors")).unwrap();
+    let fifo = Command::new("mkfifo").arg(dir.join("pipe.csv")).status().is_ok_and(|s| s.success());
+    let model = "model m(x: [B, 4]) -> s: [B, 3] { x |> dense(3) }\n";
+    let refused = |what: &str, (code, _, err): (i32, String, String)| {
+        assert_eq!(code, 1, "{what}: {err}");
+        assert!(err.contains("not a regular file"), "{what}: {err}");
+    };
+    // Named data fields.
+    let mut files = vec!["zero.npy"];
+    if fifo {
+        files.push("pipe.csv");
+    }
+    for file in files {
+        let reader = if file.ends_with(".npy") { "npy" } else { "csv" };
+        std::fs::write(
+            dir.join("f.net"),
+            format!(
+                "{model}data d {{\n  x: {reader}(\"{file}\")\n  y: {reader}(\"{file}\", int)\n}}\n\
+                 train m {{ loss: cross_entropy(s, y); steps: 1; batch: 2 }}\n"
+            ),
+        )
+        .unwrap();
+        refused(file, netc(&["run", &path("f.net"), "--quiet"]));
+    }
+    // Weights: --load, --init-from, build --weights, graph --load.
+    std::fs::write(
+        dir.join("w.net"),
+        format!(
+            "{model}data d {{ source: synthetic(samples: 4, classes: 3, seed: 0) }}\n\
+             train m {{ loss: cross_entropy(s, labels); steps: 1; batch: 2 }}\n"
+        ),
+    )
+    .unwrap();
+    let (w, weights) = (path("w.net"), path("zero.safetensors"));
+    refused("--load", netc(&["run", &w, "--quiet", "--load", &weights]));
+    refused("--init-from", netc(&["run", &w, "--quiet", "--init-from", &weights]));
+    refused("build --weights", netc(&["build", &w, "-o", &path("w.o"), "--weights", &weights]));
+    refused("graph --load", netc(&["graph", &w, "--values", "--load", &weights]));
+    // predict --input and --load.
+    std::fs::write(dir.join("p.net"), "model p(x: [B, 4]) -> y: [B, 4] { x * 2 }\n").unwrap();
+    refused("predict --input", netc(&["predict", &path("p.net"), "--input", &path("zero.npy")]));
+    if fifo {
+        refused("predict --input fifo", netc(&["predict", &path("p.net"), "--input", &path("pipe.csv")]));
+    }
+    refused("predict --load", netc(&["predict", &w, "--load", &weights, "--input", &path("zero.npy")]));
+}
+
+#[test]
+fn wide_csv_fields_and_predict_inputs_are_read_in_linear_time() {
+    // The header of a million columns again, read as named fields (one by name, the rest by
+    // default) and as a predict input.
+    let dir = temp_dir("deep", "csv_fields");
+    let columns = 1_000_000;
+    let mut text: String = (0..columns).map(|i| format!("c{i},")).collect();
+    text.push_str("label\n");
+    text.push_str(&"1,".repeat(columns));
+    text.push_str("0\n");
+    std::fs::write(dir.join("wide.csv"), text).unwrap();
+    std::fs::write(
+        dir.join("m.net"),
+        "model m(x: [B, 4]) -> s: [B, 3] { x |> dense(3) }\n\
+         data d {\n  x: csv(\"wide.csv\")\n  y: csv(\"wide.csv\", int, columns: \"label\")\n}\n\
+         train m { loss: cross_entropy(s, y); steps: 1; batch: 1 }\n",
+    )
+    .unwrap();
+    let m = dir.join("m.net");
+    let (code, _, err) = netc(&["run", m.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("1000000"), "{err}");
+    std::fs::write(dir.join("p.net"), "model p(x: [B, 4]) -> y: [B, 4] { x * 2 }\n").unwrap();
+    let (p, wide) = (dir.join("p.net"), dir.join("wide.csv"));
+    let (code, _, err) = netc(&["predict", p.to_str().unwrap(), "--input", wide.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("1000001"), "{err}");
+}

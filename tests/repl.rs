@@ -96,3 +96,62 @@ fn a_line_brings_in_what_it_uses_and_nothing_is_lost() {
     assert!(err.contains("`f` is defined twice"), "{err}");
     assert!(out.contains("[2, 2]"), "the gradient through g and f: {out}");
 }
+
+/// A chain of lets (`let t = t * 3 / 3`, over and over) is cut by writing known values as
+/// literals once a line needs more than 32 of them: the literal must be the exact f64 (a third
+/// times three over three, a hundred times, is still exactly a third in f64), and
+/// `:grad` must still differentiate through every link.
+#[test]
+fn a_long_chain_of_lets_keeps_exact_values_and_gradients() {
+    let mut script = String::from("let t = 1 / 3\nlet x = [1, 2, 3]\nlet a = x\n");
+    for _ in 0..100 {
+        script.push_str("let t = t * 3 / 3\nlet a = a * 1.01\n");
+    }
+    script.push_str("t - 1 / 3\nsum(a)\n:grad sum(a) wrt x\nlet s = \"text\"\n");
+    for i in 0..40 {
+        script.push_str(&format!("let c{i} = {} + 1\n", if i == 0 { "x".to_string() } else { format!("c{}", i - 1) }));
+    }
+    script.push_str("c39\n");
+    let (out, err, code) = repl(&script);
+    assert_eq!(code, 0);
+    assert!(err.is_empty(), "{err}");
+    assert!(out.contains("\n0\n"), "t is exactly the third: {out}");
+    // 6 · 1.01^100 = 16.2288...; its gradient is 1.01^100 = 2.70481 for each element.
+    assert!(out.contains("\n16.2289\n"), "{out}");
+    assert!(out.contains("[2.70481, 2.70481, 2.70481]"), "{out}");
+    assert!(out.contains("[41, 42, 43]"), "{out}");
+}
+
+/// A value drawn when the program runs (a dense layer's initial weights, drawn in the order
+/// the program creates them) is never frozen by the cache: a line evaluated after a long chain
+/// built on it gives what `:grad`, which always computes every let from its expression, gives.
+#[test]
+fn a_chain_through_a_layer_evaluates_as_grad_computes_it() {
+    let mut script = String::from("let x = [[1, 2, 3]]\nlet h1 = dense(x, 2)\nlet h2 = dense(x, 2)\nlet c0 = h2\n");
+    for i in 1..40 {
+        script.push_str(&format!("let c{i} = c{} * 1\n", i - 1));
+    }
+    script.push_str("c39\nsum(c39 + h1)\n:grad sum(c39 + h1) wrt x\n");
+    let (out, err, code) = repl(&script);
+    assert_eq!(code, 0);
+    assert!(err.is_empty(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("sum(c39 + h1) = ")).expect(&out);
+    assert_eq!(lines[at], format!("sum(c39 + h1) = {}", lines[at - 1]), "{out}");
+}
+
+/// Binding a name again after its chain was cached: the cached lets keep the value of the
+/// binding they saw, lets after it see the new one.
+#[test]
+fn a_name_bound_again_after_caching_changes_only_what_follows() {
+    let mut script = String::from("let a = 2\nlet b0 = a\n");
+    for i in 1..40 {
+        script.push_str(&format!("let b{i} = b{} + a\n", i - 1));
+    }
+    script.push_str("b39\nlet a = 100\nb39\nlet b40 = b39 + a\nb40\na\n");
+    let (out, err, code) = repl(&script);
+    assert_eq!(code, 0);
+    assert!(err.is_empty(), "{err}");
+    let shown: Vec<&str> = out.lines().filter(|l| !l.contains(':')).collect();
+    assert_eq!(shown, ["80", "80", "180", "100"], "{out}");
+}

@@ -664,7 +664,7 @@ pub struct KernelProgram {
     /// Element count of each `Base::Temp`.
     pub temps: Vec<Mono>,
     /// Values of each `Base::Data` (literal tensors).
-    pub data: Vec<Rc<[f64]>>,
+    pub data: Vec<std::sync::Arc<[f64]>>,
     /// Elements of every computed node taken separately: what a buffer per node would need.
     pub naive: Poly,
 }

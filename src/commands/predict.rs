@@ -10,7 +10,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::codegen::CompileOptions;
 use crate::diag::Diagnostic;
 use crate::frontend::checked::{Checked, Model};
 use crate::ir::graph::{Dim, Graph, InputKind};
@@ -113,7 +112,6 @@ struct Loaded {
     name: String,
     file: PathBuf,
     values: Vec<f32>,
-    per_sample: usize,
     samples: usize,
 }
 
@@ -221,7 +219,7 @@ pub fn predict(c: &Checked, file: &Path, o: &PredictOptions) -> Result<String, D
             )));
         }
         check_ids(&g, name, path, want, &array.values)?;
-        loaded.push(Loaded { name: name.clone(), file: path.clone(), values: array.values, per_sample: want, samples });
+        loaded.push(Loaded { name: name.clone(), file: path.clone(), values: array.values, samples });
     }
     let samples = loaded.first().map_or(1, |l| l.samples);
     if samples == 0 {
@@ -294,15 +292,12 @@ pub fn predict(c: &Checked, file: &Path, o: &PredictOptions) -> Result<String, D
         }
     };
 
-    // Forward, batch by batch.
-    crate::ir::opt::optimize(&mut g, None).map_err(err)?;
-    let mut compiled =
-        if o.interpreter { None } else { Some(crate::drivers::jit::compile(&g, &CompileOptions::default())?) };
+    // Forward, batch by batch (the code the Python module's `predict` runs too).
+    let mut forward = crate::session::Forward::new(model, std::slice::from_ref(&out_name), o.interpreter)?;
     let batch = o.batch.min(samples.max(1));
     let per_out: usize = out_per.iter().product();
     let mut result = vec![0f32; samples * per_out];
-    let batches = samples.div_ceil(batch).max(1);
-    let bar = (!o.quiet && !o.json && batches > 1 && std::io::stderr().is_terminal()).then(|| {
+    let bar = (!o.quiet && !o.json && samples.div_ceil(batch) > 1 && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(samples as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} samples  eta {eta}")
@@ -310,47 +305,13 @@ pub fn predict(c: &Checked, file: &Path, o: &PredictOptions) -> Result<String, D
         );
         b
     });
-    let mut out_buf = vec![vec![0f32; batch * per_out]];
-    for start in (0..samples.max(1)).step_by(batch) {
-        let n = batch.min(samples - start);
-        let slices: Vec<&[f32]> =
-            loaded.iter().map(|l| &l.values[start * l.per_sample..(start + n) * l.per_sample]).collect();
-        match compiled.as_mut() {
-            Some(f) => {
-                out_buf[0].resize(n * per_out, 0.0);
-                f.run_readonly(&slices, &params, &mut out_buf, &[n][..g.symbols.len()]).map_err(err)?;
-                result[start * per_out..(start + n) * per_out].copy_from_slice(&out_buf[0]);
-            }
-            None => {
-                let tensors: Vec<crate::ir::tensor::Tensor> = g
-                    .inputs
-                    .iter()
-                    .zip(&slices)
-                    .map(|(info, s)| {
-                        let shape = info.shape.iter().map(|d| d.known().unwrap_or(n)).collect();
-                        crate::ir::tensor::Tensor::new(shape, s.iter().map(|&v| v as f64).collect())
-                    })
-                    .collect();
-                let ps: Vec<crate::ir::tensor::Tensor> = g
-                    .params
-                    .iter()
-                    .zip(&params)
-                    .map(|(p, v)| {
-                        let shape = p.shape.iter().map(|d| d.known().unwrap_or(1)).collect();
-                        crate::ir::tensor::Tensor::new(shape, v.iter().map(|&x| x as f64).collect())
-                    })
-                    .collect();
-                let values = crate::ir::interp::run(&g, &tensors, &ps).map_err(err)?;
-                let out = &values[g.outputs[0].1.index()].data;
-                for (dst, &v) in result[start * per_out..(start + n) * per_out].iter_mut().zip(out) {
-                    *dst = v as f32;
-                }
-            }
-        }
+    let inputs: Vec<&[f32]> = loaded.iter().map(|l| l.values.as_slice()).collect();
+    let mut show = |done: usize| {
         if let Some(b) = &bar {
-            b.set_position((start + n) as u64);
+            b.set_position(done as u64);
         }
-    }
+    };
+    forward.run(&inputs, samples, batch, &params, &mut [result.as_mut_slice()], &mut show).map_err(err)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

@@ -110,7 +110,8 @@ fn model_summary(m: &Model, train: Option<&TrainDecl>, batch: Option<usize>) -> 
         .collect();
     let mut out = format!("model {}({})\n", m.name, inputs.join(", "));
     let mut rows: Vec<[String; 5]> = vec![];
-    let frozen_params = train.map(|t| t.frozen.clone()).unwrap_or_default();
+    let frozen_params: std::collections::HashSet<usize> =
+        train.map(|t| t.frozen.iter().copied().collect()).unwrap_or_default();
     let mut covered = vec![false; g.params.len()];
     for l in &m.layers {
         let params: usize = l.params.clone().map(|p| numel(&g.params[p].shape)).sum();

@@ -6,7 +6,7 @@
 //! smaller ids, so a forward walk over `nodes` is a valid evaluation order.
 
 use std::fmt;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::diag::Span;
 
@@ -97,7 +97,7 @@ pub enum Op {
     },
     /// A literal tensor, row-major, with the node's (fully known) shape.
     Literal {
-        values: Rc<[f64]>,
+        values: Arc<[f64]>,
     },
     /// The run-time value of a dimension as a scalar (e.g. `B` in a mean over the batch).
     DimSize {

@@ -445,47 +445,62 @@ fn count_of(g: &mut Graph, dims: impl Iterator<Item = Dim>) -> NodeId {
 }
 
 /// `Const value`, or a broadcast of one (a scalar constant; literals are left to `fold`).
-fn is_scalar_const(g: &Graph, id: NodeId, value: f64) -> bool {
-    let node = g.node(id);
-    if let Op::Broadcast { .. } = node.op {
-        is_scalar_const(g, node.inputs[0], value)
-    } else {
-        node.op == Op::Const { value }
+fn is_scalar_const(g: &Graph, mut id: NodeId, value: f64) -> bool {
+    // A loop, not recursion: a chain of broadcasts may be as long as the program.
+    while let Op::Broadcast { .. } = g.node(id).op {
+        id = g.node(id).inputs[0];
     }
+    g.node(id).op == Op::Const { value }
 }
 
 /// Values that cannot be infinite or NaN whatever the inputs: masks, signs, sizes, finite
 /// constants, and layout changes or negations of those.
 fn finite_by_construction(g: &Graph, id: NodeId) -> bool {
-    let node = g.node(id);
-    match &node.op {
-        Op::GreaterEq | Op::Sign | Op::OneHot { .. } | Op::ArgMaxMask { .. } | Op::DimSize { .. } => true,
-        Op::RandomUniform { .. } => true,
-        Op::Const { value } => value.is_finite(),
-        Op::Literal { values } => values.iter().all(|v| v.is_finite()),
-        Op::Broadcast { .. }
-        | Op::Reshape { .. }
-        | Op::Transpose { .. }
-        | Op::Slice { .. }
-        | Op::Pad { .. }
-        | Op::Reverse { .. }
-        | Op::Gather { .. }
-        | Op::Neg
-        | Op::Abs
-        | Op::Relu => finite_by_construction(g, node.inputs[0]),
-        // Anything that can overflow, or passes on an input or parameter (which may be inf).
-        Op::Input { .. } | Op::Param { .. } => false,
-        Op::Exp | Op::Log | Op::Sqrt | Op::Tanh | Op::Sigmoid => false,
-        // alpha·x and softplus(x) ≈ x can overflow in f32 for a finite x.
-        Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softplus => false,
-        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Max | Op::Min => false,
-        Op::Concat { .. } => node.inputs.iter().all(|&x| finite_by_construction(g, x)),
-        // Sums can overflow.
-        Op::ScatterAdd { .. } => false,
-        Op::Sum { .. } | Op::ReduceMax { .. } | Op::MatMul { .. } | Op::LogSoftmax { .. } => false,
-        Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dFilterGrad { .. } => false,
-        Op::MaxPool2d { .. } | Op::MaxPool2dGrad { .. } | Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => false,
+    // A walk with an explicit stack, not recursion: a chain of layout changes and negations
+    // (or of concats) may be as long as the program, a hundred thousand `relu`s.
+    let mut stack = vec![id];
+    while let Some(id) = stack.pop() {
+        let node = g.node(id);
+        let finite = match &node.op {
+            Op::GreaterEq | Op::Sign | Op::OneHot { .. } | Op::ArgMaxMask { .. } | Op::DimSize { .. } => true,
+            Op::RandomUniform { .. } => true,
+            Op::Const { value } => value.is_finite(),
+            Op::Literal { values } => values.iter().all(|v| v.is_finite()),
+            // The values of a gather come from operand 0 (its indices only pick them).
+            Op::Broadcast { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Slice { .. }
+            | Op::Pad { .. }
+            | Op::Reverse { .. }
+            | Op::Gather { .. }
+            | Op::Neg
+            | Op::Abs
+            | Op::Relu => {
+                stack.push(node.inputs[0]);
+                true
+            }
+            Op::Concat { .. } => {
+                stack.extend(node.inputs.iter().copied());
+                true
+            }
+            // Anything that can overflow, or passes on an input or parameter (which may be inf).
+            Op::Input { .. } | Op::Param { .. } => false,
+            Op::Exp | Op::Log | Op::Sqrt | Op::Tanh | Op::Sigmoid => false,
+            // alpha·x and softplus(x) ≈ x can overflow in f32 for a finite x.
+            Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softplus => false,
+            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Max | Op::Min => false,
+            // Sums can overflow.
+            Op::ScatterAdd { .. } => false,
+            Op::Sum { .. } | Op::ReduceMax { .. } | Op::MatMul { .. } | Op::LogSoftmax { .. } => false,
+            Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dFilterGrad { .. } => false,
+            Op::MaxPool2d { .. } | Op::MaxPool2dGrad { .. } | Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => false,
+        };
+        if !finite {
+            return false;
+        }
     }
+    true
 }
 
 /// Whether `to` is `from` with unit axes in front.

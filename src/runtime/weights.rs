@@ -79,7 +79,9 @@ pub fn save_with_metadata(
     inputs: &[&Path],
 ) -> Result<(), Diagnostic> {
     let name = path.display();
-    for (i, &(t, shape, data)) in tensors.iter().enumerate() {
+    // Names seen so far, in a set: a 10,000-layer model has 20,000 tensors.
+    let mut seen = std::collections::HashSet::with_capacity(tensors.len());
+    for &(t, shape, data) in tensors {
         let size = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
         if size != Some(data.len()) {
             return Err(error(format!(
@@ -88,7 +90,7 @@ pub fn save_with_metadata(
                 size.map_or("more than fit in memory".to_string(), |s| s.to_string())
             )));
         }
-        if tensors[..i].iter().any(|&(other, _, _)| other == t) {
+        if !seen.insert(t) {
             return Err(error(format!("{name}: two tensors are named `{t}`")));
         }
     }
@@ -146,18 +148,34 @@ pub fn load_metadata(path: &Path) -> Result<std::collections::HashMap<String, St
 /// Load the tensors a model declares, in the model's order, checking each one's shape. Extra
 /// tensors in the file are ignored; a missing one is an error suggesting the nearest name.
 pub fn load_for(path: &Path, expected: &[(&str, &[usize])]) -> Result<Vec<Weight>, Diagnostic> {
+    take_expected(path, &mut load_by_name(path)?, expected)
+}
+
+/// The tensors of a safetensors file by name: matching 20,000 of them is then linear, not
+/// quadratic.
+pub fn load_by_name(path: &Path) -> Result<std::collections::HashMap<String, Weight>, Diagnostic> {
+    Ok(load(path)?.into_iter().map(|w| (w.name.clone(), w)).collect())
+}
+
+/// `load_for` on tensors already loaded from `path` (`load_by_name`): removes the expected
+/// ones from `found` and returns them in the expected order.
+pub fn take_expected(
+    path: &Path,
+    found: &mut std::collections::HashMap<String, Weight>,
+    expected: &[(&str, &[usize])],
+) -> Result<Vec<Weight>, Diagnostic> {
     let name = path.display();
-    let mut found = load(path)?;
     let mut out = Vec::with_capacity(expected.len());
     for &(want, shape) in expected {
-        let Some(i) = found.iter().position(|w| w.name == want) else {
+        let Some(w) = found.remove(want) else {
+            let mut names: Vec<&str> = found.keys().map(String::as_str).collect();
+            names.sort_unstable(); // the suggestion must not depend on hash order
             let mut d = error(format!("{name}: no tensor named `{want}`"));
-            if let Some(near) = nearest(want, found.iter().map(|w| w.name.as_str())) {
+            if let Some(near) = nearest(want, names) {
                 d = d.help(format!("the file has `{near}`: was the layer renamed?"));
             }
             return Err(d);
         };
-        let w = found.swap_remove(i);
         if w.shape != shape {
             return Err(error(format!(
                 "{name}: tensor `{want}` has shape {:?} in the file, but the model declares {shape:?}",
@@ -167,4 +185,56 @@ pub fn load_for(path: &Path, expected: &[(&str, &[usize])]) -> Result<Vec<Weight
         out.push(w);
     }
     Ok(out)
+}
+
+/// Where a saved run stands: the steps done, and the seed of its data order and random
+/// streams (absent in checkpoints written before runs drew random numbers). Saved in a
+/// weights file's metadata, it makes the file a checkpoint for `netc run --resume`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub step: usize,
+    pub seed: Option<u64>,
+}
+
+impl Checkpoint {
+    /// The metadata key: one key, since a map of several would serialise in random order,
+    /// and the same run must write the same bytes.
+    pub const KEY: &'static str = "netc.checkpoint";
+
+    pub fn metadata(&self) -> std::collections::HashMap<String, String> {
+        let seed = self.seed.map(|s| format!(" seed={s}")).unwrap_or_default();
+        [(Checkpoint::KEY.to_string(), format!("step={}{seed}", self.step))].into_iter().collect()
+    }
+
+    /// `step=N seed=S` under `KEY`, or the older `netc.step` = N.
+    pub fn read(meta: &std::collections::HashMap<String, String>) -> Option<Checkpoint> {
+        if let Some(text) = meta.get(Checkpoint::KEY) {
+            let field = |name: &str| {
+                text.split_whitespace().find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
+            };
+            return Some(Checkpoint { step: field("step")? as usize, seed: field("seed") });
+        }
+        Some(Checkpoint { step: meta.get("netc.step")?.parse().ok()?, seed: None })
+    }
+}
+
+/// Save a training run's tensors as `netc run --save` writes them: the model's parameters
+/// (and state) under their names, the optimizer state after them, and the checkpoint — a
+/// weights file that is also a checkpoint for `--resume`. `names` and `values` pair up; the
+/// file never replaces one of `inputs`.
+pub fn save_checkpoint(
+    path: &Path,
+    names: &[(String, Vec<usize>)],
+    values: &[Vec<f32>],
+    checkpoint: Checkpoint,
+    inputs: &[&Path],
+) -> Result<(), Diagnostic> {
+    let refs: Vec<WeightRef> =
+        names.iter().zip(values).map(|((n, s), v)| (n.as_str(), s.as_slice(), v.as_slice())).collect();
+    save_with_metadata(path, &refs, Some(checkpoint.metadata()), inputs)
+}
+
+/// The checkpoint of a file written by `save_checkpoint`; `None` for plain weights.
+pub fn read_checkpoint(path: &Path) -> Result<Option<Checkpoint>, Diagnostic> {
+    Ok(Checkpoint::read(&load_metadata(path)?))
 }

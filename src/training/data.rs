@@ -281,3 +281,163 @@ fn load_fields(t: &TrainDecl, d: &DataDecl, base: &Path) -> Result<Data, Diagnos
     }
     Ok(Data { train, test, shuffle: d.shuffle })
 }
+
+/// A field a train block reads from its data, as a caller hands it in from memory (the
+/// Python module's `fit` and `loss_and_grads` keywords).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainField {
+    pub name: String,
+    /// The shape of one sample.
+    pub shape: Vec<usize>,
+    /// Whole numbers only: a model input declared `int`, class labels, row ids.
+    pub integer: bool,
+    /// The values lie in `0..bound` (class labels of a one-hot or of accuracy, row ids of a
+    /// gather).
+    pub bound: Option<usize>,
+    /// An input of the model, rather than a field only the loss or a metric reads.
+    pub model_input: bool,
+    /// The train graph reads it; a field only a metric reads may be left out (the metric is
+    /// then not computed).
+    pub required: bool,
+}
+
+/// The fields of train block `t`: the train graph's inputs in order, then the fields only its
+/// metrics read.
+pub fn train_fields(t: &TrainDecl) -> Vec<TrainField> {
+    let needs = metric_needs(t);
+    let mut out: Vec<TrainField> = fed_inputs(&t.graph)
+        .into_iter()
+        .map(|i| {
+            let need = needs.iter().find(|(n, _, _)| *n == i.name).and_then(|n| n.1);
+            let bound = i.used.bound().or(need);
+            TrainField {
+                integer: i.integer || bound.is_some(),
+                bound,
+                model_input: t.graph.inputs.iter().any(|g| g.name == i.name && g.kind == InputKind::Data),
+                required: true,
+                name: i.name,
+                shape: i.shape,
+            }
+        })
+        .collect();
+    // A metric's mask holds one value per position of its target.
+    let masks = t.metrics.iter().filter_map(|m| {
+        let size = needs.iter().find(|(n, _, _)| *n == m.target)?.2;
+        Some((m.mask.clone()?, None, size))
+    });
+    let metric_only: Vec<_> = needs.iter().cloned().chain(masks).collect();
+    for (name, classes, size) in metric_only {
+        if !out.iter().any(|f| f.name == name) {
+            // Accuracy's target holds one class per position of the output's other axes.
+            out.push(TrainField {
+                name,
+                shape: vec![size],
+                integer: classes.is_some(),
+                bound: classes,
+                model_input: false,
+                required: false,
+            });
+        }
+    }
+    out
+}
+
+/// One array handed in from memory (the Python module's `fit`): the field it fills, its full
+/// shape (samples first) and its row-major values.
+#[derive(Clone, Debug)]
+pub struct ArrayField {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// A data set from arrays in memory, checked as a data block's files are checked by
+/// `load_fields`: each array fills a field of `train_fields(t)` and must have exactly its
+/// per-sample shape (a metric-only field: its number of values); an `int` model input must
+/// hold whole numbers, class labels and ids must be in range. Every required field must be
+/// given. `source` names the arrays in messages.
+pub fn dataset_from_arrays(t: &TrainDecl, arrays: Vec<ArrayField>, source: &str) -> Result<Dataset, Diagnostic> {
+    let wanted = train_fields(t);
+    let fed = fed_inputs(&t.graph);
+    let needs = metric_needs(t);
+    let expected = || {
+        wanted
+            .iter()
+            .filter(|f| f.required)
+            .map(|f| format!("{} {}", f.name, fmt_dims(Some("N"), &f.shape)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut fields: Vec<data::Field> = vec![];
+    for a in arrays {
+        let Some(want) = wanted.iter().find(|f| f.name == a.name) else {
+            let mut d = data::error(format!("{source}: train {} reads no field named `{}`", t.name, a.name))
+                .note(format!("it reads: {}", expected()));
+            if let Some(n) = crate::diag::nearest(&a.name, wanted.iter().map(|f| f.name.as_str())) {
+                d = d.help(format!("did you mean `{n}`?"));
+            }
+            return Err(d);
+        };
+        let Some((&samples, per_sample)) = a.shape.split_first() else {
+            return Err(data::error(format!(
+                "{source}: `{}` is a single number; it needs one entry per sample",
+                a.name
+            )));
+        };
+        let fits = if want.required {
+            per_sample == want.shape.as_slice()
+        } else {
+            per_sample.iter().product::<usize>() == want.shape.iter().product::<usize>()
+        };
+        if !fits {
+            return Err(data::error(format!(
+                "{source}: `{}` has shape {}, but train {} reads it as {}",
+                a.name,
+                fmt_dims(None, &a.shape),
+                t.name,
+                fmt_dims(Some("N"), &want.shape)
+            ))
+            .help(format!(
+                "give an array of shape {} (samples first)",
+                fmt_dims(Some(&samples.to_string()), &want.shape)
+            )));
+        }
+        if fields.iter().any(|f| f.name() == a.name) {
+            return Err(data::error(format!("{source}: `{}` is given twice", a.name)));
+        }
+        if a.values.len() != a.shape.iter().product::<usize>() {
+            return Err(data::error(format!("{source}: `{}`: its values do not fill its shape", a.name)));
+        }
+        let what = format!("{source} `{}`", a.name);
+        // As `load_fields` reads each kind of field.
+        let field = match fed.iter().find(|i| i.name == a.name) {
+            Some(i) if i.integer => {
+                let mut field = data::Field::new(&a.name, FieldType::Float, want.shape.clone(), a.values, &what)?;
+                field.make_int_input(&a.name, i.used.classes, i.used.rows)?;
+                field
+            }
+            input => {
+                let classes = input
+                    .and_then(|i| i.used.classes)
+                    .or_else(|| needs.iter().find(|(n, _, _)| *n == a.name).and_then(|n| n.1));
+                let rows = input.and_then(|i| i.used.rows);
+                let ty = if classes.or(rows).is_some() { FieldType::Int } else { FieldType::Float };
+                let field = data::Field::new(&a.name, ty, want.shape.clone(), a.values, &what)?;
+                rows.map_or(Ok(()), |n| field.check_ids(n))?;
+                classes.map_or(Ok(()), |k| field.check_classes(k))?;
+                field
+            }
+        };
+        fields.push(field);
+    }
+    if let Some(missing) = wanted.iter().find(|f| f.required && !fields.iter().any(|a| a.name() == f.name)) {
+        return Err(data::error(format!(
+            "{source}: train {} reads the field `{}` ({}), which was not given",
+            t.name,
+            missing.name,
+            fmt_dims(Some("N"), &missing.shape)
+        ))
+        .note(format!("it reads: {}", expected())));
+    }
+    Dataset::from_fields(fields)
+}

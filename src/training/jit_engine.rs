@@ -138,12 +138,12 @@ impl Evaluator {
 
 /// Compile the program's train step and loss graph with the default options (Cranelift's IR
 /// verifier runs in debug builds, so in tests, and not in release builds).
-pub fn jit_engine(program: TrainGraphs, _stats: bool) -> Result<Box<dyn Engine>, Diagnostic> {
+pub fn jit_engine(program: TrainGraphs, _stats: bool) -> Result<Box<dyn Engine + Send>, Diagnostic> {
     jit_engine_with(program, &CompileOptions::default())
 }
 
 /// `jit_engine` with these options (e.g. `checked`).
-pub fn jit_engine_with(program: TrainGraphs, opts: &CompileOptions) -> Result<Box<dyn Engine>, Diagnostic> {
+pub fn jit_engine_with(program: TrainGraphs, opts: &CompileOptions) -> Result<Box<dyn Engine + Send>, Diagnostic> {
     let loss_output = program.step.loss_output;
     let mut step_graph = program.step.graph;
     // The step needs only the loss out; its updates write the parameters.

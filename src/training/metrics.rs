@@ -43,7 +43,7 @@ pub struct Report {
     pub losses: Vec<f32>,
     /// Steps per epoch, for the per-epoch loss history.
     pub steps_per_epoch: usize,
-    /// True if Ctrl-C stopped the run early.
+    /// True if Ctrl-C (or `Progress::after_step`) stopped the run early.
     pub interrupted: bool,
 }
 

@@ -197,11 +197,17 @@ impl Overrides {
     }
 }
 
-/// How a run shows progress.
+/// How a run shows progress, and who may stop it.
 pub trait Progress {
     fn start(&mut self, total_steps: usize);
     fn update(&mut self, step: usize, loss: f32, samples_per_second: f64);
     fn finish(&mut self);
+    /// Called after every step (`step` counts from 1) with its loss; `false` ends the run
+    /// there, as Ctrl-C does (the Python module stops on a pending KeyboardInterrupt or its
+    /// callback's answer).
+    fn after_step(&mut self, _step: usize, _loss: f32) -> bool {
+        true
+    }
 }
 
 /// No progress output (pipes, `--quiet`, tests).
@@ -276,7 +282,7 @@ pub fn train_on(
         samples_per_second: run.samples as f64 / run.seconds.max(1e-9),
         losses: run.losses,
         steps_per_epoch: run.per_epoch,
-        interrupted: INTERRUPTED.load(Ordering::SeqCst),
+        interrupted: run.stopped || INTERRUPTED.load(Ordering::SeqCst),
     })
 }
 
@@ -375,6 +381,8 @@ struct Run {
     seconds: f64,
     samples: usize,
     per_epoch: usize,
+    /// `Progress::after_step` ended the run early.
+    stopped: bool,
 }
 
 /// The step loop.
@@ -407,10 +415,11 @@ fn run_steps(
     let finish = |progress: &mut dyn Progress,
                   losses: Vec<f32>,
                   diverged_at: Option<usize>,
-                  samples: usize|
+                  samples: usize,
+                  stopped: bool|
      -> Result<Run, Diagnostic> {
         progress.finish();
-        Ok(Run { losses, diverged_at, seconds: started.elapsed().as_secs_f64(), samples, per_epoch })
+        Ok(Run { losses, diverged_at, seconds: started.elapsed().as_secs_f64(), samples, per_epoch, stopped })
     };
     // The size of the whole batch (of which `buffers` holds this rank's share).
     let mut global = 0;
@@ -435,13 +444,16 @@ fn run_steps(
         samples += global;
         losses.push(loss);
         if !loss.is_finite() {
-            return finish(progress, losses, Some(step), samples);
+            return finish(progress, losses, Some(step), samples, false);
         }
         if step % 16 == 0 || step + 1 == total {
             progress.update(step + 1, loss, samples as f64 / started.elapsed().as_secs_f64().max(1e-9));
         }
+        if !progress.after_step(step + 1, loss) {
+            return finish(progress, losses, None, samples, true);
+        }
     }
-    finish(progress, losses, None, samples)
+    finish(progress, losses, None, samples, false)
 }
 
 /// Explain a non-finite loss at `step`: replay the run to just before it with the

@@ -295,6 +295,7 @@ impl<'p> Checker<'p> {
         site: Span,
     ) -> Option<Vec<(String, NodeId)>> {
         let symbols_before = self.g.symbols.len();
+        let graph_before = (self.g.nodes.len(), self.g.inputs.len(), self.g.params.len());
         let mut scope = HashMap::new();
         // (name, symbol) of each symbolic size in the signature.
         let mut size_names: Vec<(String, Dim)> = vec![];
@@ -447,7 +448,7 @@ impl<'p> Checker<'p> {
         }
         let _ = site;
         if args.is_some() {
-            self.drop_unused_symbols(symbols_before);
+            self.drop_unused_symbols(symbols_before, graph_before);
         }
         Some(outputs)
     }
@@ -485,12 +486,25 @@ impl<'p> Checker<'p> {
     /// Forget the symbols from `from` on if nothing uses them: a called model's signature
     /// names its sizes (`B`), but they are bound to its arguments' sizes, and an unbound
     /// symbol left in the caller's graph would ask for a size no input gives.
-    fn drop_unused_symbols(&mut self, from: usize) {
+    ///
+    /// Only what the call added (`since`: the node, input and parameter counts before it) can
+    /// use them, so only that is searched: a model called ten thousand times costs ten
+    /// thousand small searches, not ten thousand searches of the whole graph.
+    fn drop_unused_symbols(&mut self, from: usize, since: (usize, usize, usize)) {
+        if from == self.g.symbols.len() {
+            return;
+        }
         let used = |d: &Dim| matches!(d, Dim::Sym(s) if s.0 as usize >= from);
-        let in_use =
-            self.g.nodes.iter().any(|n| n.shape.iter().any(used) || matches!(&n.op, Op::DimSize { dim } if used(dim)))
-                || self.g.inputs.iter().any(|i| i.shape.iter().any(used))
-                || self.g.params.iter().any(|p| p.shape.iter().any(used));
+        let (nodes, inputs, params) = since;
+        let g = &self.g;
+        let in_use = g
+            .nodes
+            .get(nodes..)
+            .unwrap_or_default()
+            .iter()
+            .any(|n| n.shape.iter().any(used) || matches!(&n.op, Op::DimSize { dim } if used(dim)))
+            || g.inputs.get(inputs..).unwrap_or_default().iter().any(|i| i.shape.iter().any(used))
+            || g.params.get(params..).unwrap_or_default().iter().any(|p| p.shape.iter().any(used));
         if !in_use {
             self.g.symbols.truncate(from);
         }

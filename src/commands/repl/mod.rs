@@ -6,8 +6,16 @@
 //! Each line is checked with only what it uses: the definitions and `let`s its names refer to,
 //! and theirs in turn (data and train blocks always, since a train block may pick the only
 //! data block). A session of thousands of independent lines then costs each line the same,
-//! instead of a re-check of the whole session per line; only a line whose dependencies form a
-//! long chain pays for the chain.
+//! instead of a re-check of the whole session per line.
+//!
+//! A chain of `let`s (`let w = w - 0.1 * g`, again and again) would still make each line pay
+//! for the whole chain. So once a line needs more than `CACHE_AFTER` lets whose values are not
+//! known, their values are computed (one evaluation for all of them) and each is written as
+//! its literal from then on (`let w = [0.25, -1.5]`): the chain is cut there, and a session
+//! costs each line a bounded amount whatever its shape. The literal is the value's exact f64
+//! text, so what a later line computes does not change; values that depend on parameters
+//! stay expressions (`cache` says why). `:grad` and `:graph` still see each let's own
+//! expression, as they differentiate through them.
 //!
 //! The session logic (`Session::handle`) is independent of the terminal, so tests drive it
 //! with piped scripts exactly as a user would.
@@ -21,6 +29,11 @@ use crate::diag::{self, Diagnostic, SourceFile};
 use crate::frontend::ast::Item;
 use crate::frontend::check;
 use crate::frontend::checked::Checked;
+
+mod cache;
+use cache::CACHE_AFTER;
+#[cfg(test)]
+mod tests;
 
 const HELP: &str = "\
 netc repl — every line is checked, compiled and run.
@@ -54,6 +67,11 @@ struct Entry {
     uses: Vec<String>,
     /// A data or train block: part of every program (see the module comment).
     always: bool,
+    /// A `let` whose value is known: `let NAME = LITERAL` (see the module comment).
+    value: Option<String>,
+    /// False once a `let`'s value could not be cached (`cache` says which can): it is not
+    /// tried again.
+    cacheable: bool,
 }
 
 /// The names (identifiers) `text` mentions.
@@ -114,7 +132,9 @@ impl Session {
     /// The items and lets that `uses` needs, transitively, in session order: a name is the
     /// latest `let` binding it before the user (or before the end, for `uses` itself), else
     /// the item of that name.
-    fn needed(&self, uses: &[String]) -> (Vec<usize>, Vec<usize>) {
+    /// With `cached`, a let of known value is taken as its literal and what it uses is not
+    /// needed for it.
+    fn needed(&self, uses: &[String], cached: bool) -> (Vec<usize>, Vec<usize>) {
         let (mut items, mut lets) = (vec![false; self.items.len()], vec![false; self.lets.len()]);
         // (name, the let index it must precede)
         let mut work: Vec<(String, usize)> = uses.iter().map(|n| (n.clone(), self.lets.len())).collect();
@@ -123,7 +143,9 @@ impl Session {
             if let Some(i) = bound {
                 if !lets[i] {
                     lets[i] = true;
-                    work.extend(self.lets[i].uses.iter().map(|n| (n.clone(), i)));
+                    if !(cached && self.lets[i].value.is_some()) {
+                        work.extend(self.lets[i].uses.iter().map(|n| (n.clone(), i)));
+                    }
                 }
             } else if let Some(&i) = self.item_names.get(&name) {
                 if !items[i] {
@@ -168,19 +190,89 @@ impl Session {
     }
 
     /// The eval block of the lets `tail` needs followed by `tail`, after the definitions it
-    /// needs; returns the source and the byte offset at which `tail` starts.
-    fn program(&self, tail: &str) -> (String, usize) {
-        let (items, lets) = self.needed(&names_in(tail));
-        let mut src = self.items_for(&items);
+    /// needs; returns the source and the byte offset at which `tail` starts. Lets of known
+    /// value are written as their literals, and when more than `CACHE_AFTER` needed lets are
+    /// not yet known, their values are computed first.
+    fn program(&mut self, tail: &str) -> (String, usize) {
+        let uses = names_in(tail);
+        let (items, lets) = self.needed(&uses, true);
+        let unknown: Vec<usize> =
+            lets.iter().copied().filter(|&i| self.lets[i].value.is_none() && self.lets[i].cacheable).collect();
+        if unknown.len() <= CACHE_AFTER {
+            return self.eval_source(&items, &lets, tail, true);
+        }
+        self.cache_values(&items, &lets, &unknown);
+        let (items, lets) = self.needed(&uses, true);
+        self.eval_source(&items, &lets, tail, true)
+    }
+
+    /// `program` with every let as its own expression (for differentiating through them).
+    fn program_uncached(&self, tail: &str) -> (String, usize) {
+        let (items, lets) = self.needed(&names_in(tail), false);
+        self.eval_source(&items, &lets, tail, false)
+    }
+
+    /// The items, then an eval block of the lets (as literals where known, with `cached`) and
+    /// `tail`; the source and the offset of `tail` in it.
+    fn eval_source(&self, items: &[usize], lets: &[usize], tail: &str, cached: bool) -> (String, usize) {
+        let mut src = self.items_for(items);
         src.push_str("\neval repl {\n");
-        for i in lets {
-            src.push_str(&self.lets[i].text);
+        for &i in lets {
+            let l = &self.lets[i];
+            src.push_str(if cached { l.value.as_deref().unwrap_or(&l.text) } else { &l.text });
             src.push('\n');
         }
         let offset = src.len();
         src.push_str(tail);
         src.push_str("\n}\n");
         (src, offset)
+    }
+
+    /// Compute the values of the lets `unknown` (a subset of `lets`, which `items` define the
+    /// names for) in one evaluation, each shown right after its `let`, and keep each as a
+    /// literal; a value that cannot be one, or an evaluation that fails, marks them not
+    /// cacheable.
+    fn cache_values(&mut self, items: &[usize], lets: &[usize], unknown: &[usize]) {
+        let mut src = self.items_for(items);
+        src.push_str("\neval repl {\n");
+        for &i in lets {
+            let l = &self.lets[i];
+            src.push_str(l.value.as_deref().unwrap_or(&l.text));
+            src.push('\n');
+            if unknown.contains(&i) {
+                src.push_str(&l.name);
+                src.push('\n');
+            }
+        }
+        src.push_str("}\n");
+        // Each unknown let's value, if it may be cached (see `cache`), from the one evaluation.
+        let values: Vec<Option<String>> = self
+            .check(&src)
+            .ok()
+            .and_then(|c| {
+                let e = c.evals.last()?;
+                let names: Vec<&str> = unknown.iter().map(|&i| self.lets[i].name.as_str()).collect();
+                // A let's text holding a shown expression of its own (`let p = 1; p`) would shift
+                // the shows: then nothing is cached.
+                if e.shows.iter().map(|(text, _)| text.as_str()).ne(names.iter().copied()) {
+                    return None;
+                }
+                let drawn = cache::drawn_at_run_time(&e.graph);
+                let out = crate::commands::eval::evaluate(e, 0).ok()?;
+                Some(
+                    out.shows
+                        .iter()
+                        .zip(&e.shows)
+                        .map(|((_, t), (_, id))| if drawn[id.index()] { None } else { cache::literal(t) })
+                        .collect(),
+                )
+            })
+            .unwrap_or_else(|| vec![None; unknown.len()]);
+        for (&i, value) in unknown.iter().zip(values) {
+            let l = &mut self.lets[i];
+            l.cacheable = value.is_some();
+            l.value = value.map(|v| format!("let {} = {v}", l.name));
+        }
     }
 
     /// Every definition of the session, as source text (for `:train` and `:load`'s summary).
@@ -244,7 +336,7 @@ impl Session {
         };
         let mut uses = names_in(text);
         uses.extend(program.items.iter().filter_map(item_name).filter(|n| self.item_names.contains_key(n)));
-        let (items, _) = self.needed(&uses);
+        let (items, _) = self.needed(&uses, false);
         let mut candidate = self.items_for(&items);
         let offset = candidate.len() + 1;
         candidate.push('\n');
@@ -261,7 +353,14 @@ impl Session {
                         self.item_names.insert(name.clone(), self.items.len());
                         self.known.insert(name.clone());
                     }
-                    self.items.push(Entry { uses: names_in(&item_text), text: item_text, name, always });
+                    self.items.push(Entry {
+                        uses: names_in(&item_text),
+                        text: item_text,
+                        name,
+                        always,
+                        value: None,
+                        cacheable: false,
+                    });
                 }
                 Output::default()
             }
@@ -291,6 +390,8 @@ impl Session {
                     uses: names_in(value),
                     name: name.clone(),
                     always: false,
+                    value: None,
+                    cacheable: true,
                 });
                 Output { out: shape.map(|s| format!("{name}: {s}\n")).unwrap_or_default(), ..Output::default() }
             }
@@ -321,7 +422,7 @@ impl Session {
     }
 
     fn run_eval_block(&mut self, text: &str) -> Output {
-        let (items, _) = self.needed(&names_in(text));
+        let (items, _) = self.needed(&names_in(text), false);
         let mut src = self.items_for(&items);
         let offset = src.len() + 1;
         src.push('\n');
@@ -352,7 +453,7 @@ impl Session {
                     return Output { err: "usage: :grad EXPR wrt NAME[, NAME...]\n".into(), ..Output::default() };
                 };
                 let tail = format!("grad {expr} wrt {wrt}");
-                let (src, offset) = self.program(&tail);
+                let (src, offset) = self.program_uncached(&tail);
                 let checked = match self.check(&src) {
                     Ok(c) => c,
                     Err(d) => return Output { err: self.render(&d, &src, offset, &tail), ..Output::default() },
@@ -395,7 +496,7 @@ impl Session {
                 } else {
                     format!("grad sum({rest}) wrt {}", vars.join(", "))
                 };
-                let (src, offset) = self.program(&tail);
+                let (src, offset) = self.program_uncached(&tail);
                 let checked = match self.check(&src) {
                     Ok(c) => c,
                     Err(d) => return Output { err: self.render(&d, &src, offset, &tail), ..Output::default() },

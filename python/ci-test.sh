@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The Python package's tests, as CI runs them: a fresh virtual environment with the test
+# dependencies from PyPI, the package built from python/ by `pip install` (maturin, from PyPI,
+# is the build backend), then pytest. Run from anywhere; `.ci/run` calls it after `cargo test`,
+# whose netc binary the tests compare against.
+#
+# The build shares the repository's target/ and the `dev` profile of `cargo test`, so the
+# dependencies both builds use with the same features are compiled once.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$root/target/python-venv"
+export CARGO_TARGET_DIR="$root/target"
+python3 -m venv --clear "$venv"
+export PATH="$venv/bin:$PATH"  # the build backend runs the venv's maturin
+"$venv/bin/pip" install --quiet --disable-pip-version-check "maturin>=1.9,<2" "numpy>=1.21" "scikit-learn>=1.3" "pytest>=7"
+MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/pip" install --quiet --disable-pip-version-check --no-build-isolation "$root/python"
+# From the repository's root, where no `netc` folder hides the installed package.
+cd "$root"
+NETC_BIN="${NETC_BIN:-$CARGO_TARGET_DIR/debug/netc}" "$venv/bin/pytest" -q -p no:cacheprovider python/tests "$@"
