@@ -35,6 +35,7 @@ mod calls;
 mod einsum;
 mod exprs;
 mod items;
+mod metrics;
 mod modes;
 mod settings;
 mod structure;
