@@ -292,6 +292,24 @@ fn a_batch_that_does_not_split_is_refused() {
     assert!(!job.stdout.contains("trained"), "{}", job.stdout);
 }
 
+/// A run that diverges (the summed loss turns non-finite) stops on every rank at the same
+/// step, the one a single process stops at; rank 0 alone says so, and the job exits 1.
+#[test]
+fn a_diverging_run_stops_every_rank_at_the_same_step() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let args = ["run", SPIRAL, "--lr", "1e30"];
+    let mut alone = Command::new(netc());
+    alone.args(args);
+    let alone = run(alone);
+    assert_eq!(alone.code, 1, "stderr: {}", alone.stderr);
+    let at = "the loss became non-finite at step 2";
+    assert!(alone.stderr.contains(at), "{}", alone.stderr);
+    let job = mpirun(&[(2, argv(&args))], &[]);
+    assert_eq!(job.code, 1, "stderr: {}", job.stderr);
+    assert_eq!(job.stderr.matches(at).count(), 1, "printed once, by rank 0: {}", job.stderr);
+    assert!(job.seconds < 60.0, "took {:.1} s", job.seconds);
+}
+
 /// A rank killed while training (SIGKILL, as the OOM killer does) ends the job: mpirun sees
 /// its process die and stops the others, which wait for it in the reduction. Never a hang.
 #[test]

@@ -129,16 +129,19 @@ mod with_mpi {
         let leader = mpi.rank() == 0;
         let group: Rc<dyn Collective> = Rc::new(mpi);
         let result = session(file, opts, hooks, &group, algorithm);
+        if let (Err((diags, src)), true) = (&result, leader) {
+            render(diags, file, src.as_deref());
+        }
+        // No rank leaves before rank 0 has printed: mpirun ends the whole job as soon as one
+        // rank exits non-zero, which cut rank 0's message off when the others, failing alike
+        // but silently, exited first. Every rank gets here (a rank that cannot has aborted).
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        group.all_gather_bytes(&[]);
         // Every other holder of the group is gone: MPI is finalised here.
         drop(group);
         match result {
             Ok(()) => ExitCode::SUCCESS,
-            Err((diags, src)) => {
-                if leader {
-                    render(&diags, file, src.as_deref());
-                }
-                ExitCode::from(1)
-            }
+            Err(_) => ExitCode::from(1),
         }
     }
 

@@ -20,7 +20,9 @@ use crate::diag::Diagnostic;
 use crate::ir::graph::{DType, Dim, Graph, LoopSpec, NodeId, Op, Shape, Slicing};
 use crate::ir::ops::{self, Env};
 use crate::ir::tensor::Tensor;
+use activations::*;
 
+mod activations;
 mod finish;
 mod loops;
 mod products;

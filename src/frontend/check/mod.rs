@@ -36,6 +36,7 @@ mod einsum;
 mod exprs;
 mod items;
 mod loops;
+mod metrics;
 mod modes;
 mod settings;
 mod structure;
