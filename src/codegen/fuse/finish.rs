@@ -244,6 +244,68 @@ impl Uses {
     }
 }
 
+/// In a loop body whose carries live in `(cur, next)` buffer pairs (see `fuse::loops`): a carry
+/// updated as `next ← β·cur ± α·M`, M being a GEMM's whole result read nowhere else, becomes
+/// that GEMM accumulating into `cur` (C = cur, alpha·α, β), and the update and the copy
+/// `cur ← next` go. A weight's gradient summed over the steps of a backward loop
+/// (dW ← dW + h_tᵀ·dz_t) then costs the GEMM alone, not two more passes over its [in, out]
+/// accumulator per step. Only when no body kernel after the GEMM reads `cur` (it would see
+/// the new value early), the GEMM does not read `cur`, and α, β are constants.
+pub(super) fn accumulate_carries_in_gemms(kernels: &mut Vec<Kernel>, carries: &[(Access, Access)]) {
+    let mut uses = Uses::new(kernels);
+    for (cur, next) in carries {
+        let only = |mut it: Box<dyn Iterator<Item = usize> + '_>| match (it.next(), it.next()) {
+            (Some(k), None) => Some(k),
+            _ => None,
+        };
+        let Some(copy) = only(Box::new(uses.writers(cur.base))) else { continue };
+        let Some(update) = only(Box::new(uses.writers(next.base))) else { continue };
+        let is_copy = matches!(&kernels[copy], Kernel::Map { expr, out, .. }
+            if out == cur && expr.as_load() == Some(next));
+        let Kernel::Map { expr, out, .. } = &kernels[update] else { continue };
+        if !is_copy || out != next || only(Box::new(uses.readers(next.base))) != Some(copy) {
+            continue;
+        }
+        let Some((beta, alpha, m)) = update_parts(expr, cur) else { continue };
+        if beta.has_loads() || alpha.has_loads() || !matches!(m.base, Base::Temp(_)) {
+            continue;
+        }
+        let Some(gemm) = only(Box::new(uses.writers(m.base))) else { continue };
+        let Kernel::Gemm { a, b, c, alpha: gemm_alpha, .. } = &kernels[gemm] else { continue };
+        let cur_read_after = uses.readers(cur.base).any(|k| k >= gemm && k != update);
+        let ok = *c == m
+            && gemm < update
+            && only(Box::new(uses.readers(m.base))) == Some(update)
+            && !cur_read_after
+            && a.base != cur.base
+            && b.base != cur.base
+            && !gemm_alpha.has_loads();
+        if !ok {
+            continue;
+        }
+        let alpha = match &**gemm_alpha {
+            Expr::Const(x) if *x == 1.0 => alpha,
+            _ => Rc::new(Expr::Binary(Bin::Mul, gemm_alpha.clone(), alpha)),
+        };
+        for k in [gemm, update, copy] {
+            uses.forget(k, &kernels[k]);
+        }
+        if let Kernel::Gemm { c, alpha: ga, beta: gb, .. } = &mut kernels[gemm] {
+            *c = cur.clone();
+            *ga = alpha;
+            *gb = beta;
+        }
+        uses.record(gemm, &kernels[gemm]);
+        uses.removed[update] = true;
+        uses.removed[copy] = true;
+    }
+    let mut i = 0;
+    kernels.retain(|_| {
+        i += 1;
+        !uses.removed[i - 1]
+    });
+}
+
 /// If `k` copies the whole of a temporary, row-major, into a buffer `dest` accepts, (temp, dest).
 fn copy_of(k: &Kernel, dest: impl Fn(Base) -> bool, temps: &[Mono]) -> Option<(usize, Base)> {
     let Kernel::Map { shape, expr, out } = k else { return None };

@@ -4,7 +4,9 @@
 //! Per step `t` (the loop's symbol, `KernelProgram::symbol_base + k`):
 //! - carries live in two buffers each: the body reads `cur` and writes the new value to
 //!   `next`, and the body ends with the copy `cur ← next` (the body's kernels may read `cur`
-//!   after the new value is computed, so it cannot be written in place);
+//!   after the new value is computed, so it cannot be written in place) — except a carry
+//!   that a GEMM can accumulate into (`finish::accumulate_carries_in_gemms`: a weight's
+//!   gradient summed over the steps);
 //! - a per-step input is an access of the whole outer tensor offset by `t` times its stride
 //!   along the sliced axis (no copy);
 //! - a per-step output is written at offset `t` times its stride along the stacked axis;
@@ -112,6 +114,8 @@ impl Fuser<'_> {
                 out: cur.clone(),
             });
         }
+        let pairs: Vec<(Access, Access)> = carries.iter().map(|(cur, next, _)| (cur.clone(), next.clone())).collect();
+        finish::accumulate_carries_in_gemms(&mut f.prog.kernels, &pairs);
         self.prog = f.prog;
         let body_kernels = std::mem::replace(&mut self.prog.kernels, outer_kernels);
         self.prog.kernels.push(Kernel::Loop { count: spec.count, index, reverse: spec.reverse, body: body_kernels });
