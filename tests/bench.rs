@@ -152,7 +152,7 @@ fn a_loop_counts_its_body_products_once_per_step() {
     assert!((forward - 8.0 * (6.0 * 80.0 + 20.0)).abs() < 1e-6, "{out}");
     // The step: the forward; the dense's two gradients (2·5·2 each); and a backward loop whose
     // step reads the cell's stored values (no products recomputed), then computes dW_hh and
-    // dh (2·5·5 each) and dW_ih (2·3·5).
+    // dh (2·5·5 each); dW_ih (2·3·5 per step) is one product after it.
     let step = number(&out, "step_gflop") * 1e9;
     assert!((step - 8.0 * (500.0 + 40.0 + 6.0 * 130.0)).abs() < 1e-6, "{out}");
     // `netc summary` charges the loop to its layer, once.
@@ -161,4 +161,36 @@ fn a_loop_counts_its_body_products_once_per_step() {
     let row = out.lines().find(|l| l.contains(" rnn ")).unwrap_or_else(|| panic!("{out}"));
     assert!(row.trim_end().ends_with(" 480"), "{out}");
     assert!(out.contains("forward FLOPs per sample: 500"), "{out}");
+}
+
+#[test]
+fn a_backward_loop_accumulates_the_shared_weight_gradient_in_its_gemm() {
+    // rnn(x, 7) over x [B, 6, 3]: the input's products of all steps are one product before
+    // the forward loop, whose body keeps one GEMM (h W_hh); the backward body has two (dh and
+    // dW_hh), and dW_hh's sum over the steps is that GEMM accumulating in place (beta = 1):
+    // no [7, 7] pass adding each step's term, and no copy of the running sum.
+    let dir = temp_dir("bench", "loop_accumulate");
+    let file = dir.join("rnn.net");
+    std::fs::write(
+        &file,
+        "model m(x: [B, 6, 3]) -> s: [B, 2] {\n  let h = rnn(x, 7)\n  dense(transpose(h, perm: [1, 0, 2])[-1], 2)\n}\n\
+         data d { source: synthetic(samples: 8, classes: 2, seed: 1) }\n\
+         train m {\n  loss: cross_entropy(s, labels)\n  optimizer: sgd(lr: 0.1)\n  batch: 8\n}\n",
+    )
+    .unwrap();
+    let (code, out, err) = netc(&["bench", file.to_str().unwrap(), "--steps", "2", "--warmup", "1", "--profile"]);
+    assert_eq!(code, 0, "{err}");
+    let table = &out[out.find("train step by kernel").unwrap_or_else(|| panic!("no profile in {out}"))..];
+    let rows: Vec<String> = table
+        .lines()
+        .filter(|l| l.contains('%') && !l.contains("share"))
+        .map(|row| row[row.find('%').unwrap() + 3..].to_string())
+        .collect();
+    let body = |at: usize| -> Vec<&String> { rows[at + 1..].iter().take_while(|r| r.starts_with("  ")).collect() };
+    let forward = rows.iter().position(|r| r.starts_with("loop 6 x")).unwrap_or_else(|| panic!("{table}"));
+    let backward = rows.iter().position(|r| r.starts_with("loop 6 reversed")).unwrap_or_else(|| panic!("{table}"));
+    let gemms = |at: usize| body(at).iter().filter(|r| r.contains("gemm")).count();
+    assert_eq!(gemms(forward), 1, "{table}");
+    assert_eq!(gemms(backward), 2, "{table}");
+    assert!(!body(backward).iter().any(|r| r.contains("[7, 7]")), "{table}");
 }
