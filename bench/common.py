@@ -22,8 +22,16 @@ SHAPES = {
     "w3": (32, (3, 32, 32), 10, 0.01),
     "w7": (8, (3, 227, 227), 1000, 0.001),
     "w9": (32, (3, 32, 32), 10, 0.01),
+    "w10": (32, (64, 128), 10, 0.01),
     "w11": (32, (64, 128), 10, 0.01),
 }
+# W10: a pre-norm transformer block on x [B, 64, 128] (4 heads, MLP width 512, exact gelu),
+# a final layernorm, the mean over positions and a dense head; the parameter names netc gives
+# bench/w10_transformer.net. Its attention (the prelude's multihead_attention) computes
+# x @ Wq + bq, x @ Wk (no key bias: the softmax cancels it), x @ Wv + bv, joined @ Wo + bo,
+# with W [in, out] (torch's Linear weight transposed).
+TRANSFORMER = {"heads": 4, "norm1": "norm1", "attn": "attn", "norm2": "norm2", "mlp": ("hidden", "mlp"),
+               "final_norm": "final_norm", "head": "head"}
 # W11: an LSTM (torch's nn.LSTM layout and gate order i, f, g, o) over the 64 steps of x
 # [B, 64, 128], hidden 256, its final state through a dense layer; the parameter names netc
 # gives bench/w11_lstm.net.
@@ -59,7 +67,7 @@ W12_SAMPLES = 10000
 W12_BATCH = 256
 
 # Timed steps and warm-up steps per process.
-STEPS = {"w2": (100, 10), "w3": (30, 3), "w7": (3, 1), "w9": (30, 3), "w11": (10, 2)}
+STEPS = {"w2": (100, 10), "w3": (30, 3), "w7": (3, 1), "w9": (30, 3), "w10": (20, 3), "w11": (10, 2)}
 
 
 def is_state(name):

@@ -3,10 +3,11 @@
 - spiral_x.npy, spiral_y.npy: the CS231n spiral (100 points x 3 classes, seed 0), for W1;
 - digits_x.npy, digits_y.npy: examples/data/digits.csv scaled by 1/16, for W5;
 - w12_x.npy: W12_SAMPLES standard normal rows of 784 values (seed 12), the inputs of W12;
-- {w1,w2,w3,w5,w7,w9,w11}_init.safetensors: initial weights under netc's parameter names (read
-  from `netc check`): normal(0.01) for the spiral net's matrices as in the lecture, He normal
-  for other matrices and filters, zero biases; batch norm's gamma and running variance ones,
-  its beta and running mean zeros (torch's defaults); the LSTM's (W11) U(-k, k), k = 1/sqrt(hidden).
+- {w1,w2,w3,w5,w7,w9,w10,w11}_init.safetensors: initial weights under netc's parameter names
+  (read from `netc check`): normal(0.01) for the spiral net's matrices as in the lecture, He normal
+  for other matrices and filters (W10's attention projections too), zero biases; batch norm's
+  gamma and running variance ones, its beta and running mean zeros (torch's defaults), layer
+  norm's gamma ones and beta zeros (W10); the LSTM's (W11) U(-k, k), k = 1/sqrt(hidden).
 
 Usage: python bench/gen.py NETC_BINARY
 """
@@ -26,6 +27,7 @@ NETS = {
     "w5": "bench/w5_digits_cnn.net",
     "w7": "examples/alexnet.net",
     "w9": "bench/w9_bn_cnn.net",
+    "w10": "bench/w10_transformer.net",
     "w11": "bench/w11_lstm.net",
 }
 

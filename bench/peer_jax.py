@@ -1,4 +1,4 @@
-"""JAX peers of issue #8 (jax.jit of a grad train step): python bench/peer_jax.py w1|w2|w3|w5|w7|w9|w11"""
+"""JAX peers of issue #8 (jax.jit of a grad train step): python bench/peer_jax.py w1|w2|w3|w5|w7|w9|w10|w11"""
 import sys
 import time
 from functools import partial
@@ -152,6 +152,33 @@ def bn_steps(workload):
     c.step_report("jax", workload, train, lambda: infer(p, s, x).block_until_ready(), first, first_call_s=first_call)
 
 
+def layernorm(p, name, x):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) * lax.rsqrt(var + 1e-5) * p[f"{name}.gamma"] + p[f"{name}.beta"]
+
+
+def transformer_forward(p, x):
+    """W10: the pre-norm block of netc's prelude multihead_attention (no key bias, W [in, out]),
+    exact gelu, the final layernorm, the mean over positions and the head."""
+    t = c.TRANSFORMER
+    a, heads = t["attn"], t["heads"]
+    b, n, _ = x.shape
+
+    def split(z):  # [B, T, dim] -> [B, heads, T, dim / heads]
+        return z.reshape(b, n, heads, -1).transpose(0, 2, 1, 3)
+
+    h = layernorm(p, t["norm1"], x)
+    q, k, v = split(h @ p[f"{a}.Wq"] + p[f"{a}.bq"]), split(h @ p[f"{a}.Wk"]), split(h @ p[f"{a}.Wv"] + p[f"{a}.bv"])
+    weights = jax.nn.softmax(q @ k.swapaxes(-1, -2) * q.shape[-1] ** -0.5, axis=-1)
+    joined = (weights @ v).transpose(0, 2, 1, 3).reshape(b, n, -1)
+    x = x + joined @ p[f"{a}.Wo"] + p[f"{a}.bo"]
+    hidden, mlp = t["mlp"]
+    h = jax.nn.gelu(layernorm(p, t["norm2"], x) @ p[f"{hidden}.W"] + p[f"{hidden}.b"], approximate=False)
+    x = x + h @ p[f"{mlp}.W"] + p[f"{mlp}.b"]
+    return layernorm(p, t["final_norm"], x).mean(1) @ p[f"{t['head']}.W"] + p[f"{t['head']}.b"]
+
+
 def lstm_forward(p, x):
     """lax.scan of torch's LSTM cell (gates i, f, g, o) over x [B, T, D]; scores of the final
     state."""
@@ -173,13 +200,22 @@ def lstm_forward(p, x):
     return h @ w + bias
 
 
+def w10():
+    sequence_steps("w10", transformer_forward)
+
+
 def w11():
-    x, y = (jnp.asarray(a) for a in c.batch("w11"))
-    p = {k: jnp.asarray(v) for k, v in c.weights("w11").items()}
-    lr = c.SHAPES["w11"][3]
+    sequence_steps("w11", lstm_forward)
+
+
+def sequence_steps(workload, forward):
+    """Train steps of a sequence model forward(p, x) -> scores (W10, W11)."""
+    x, y = (jnp.asarray(a) for a in c.batch(workload))
+    p = {k: jnp.asarray(v) for k, v in c.weights(workload).items()}
+    lr = c.SHAPES[workload][3]
 
     def loss_fn(p, x, y):
-        logp = jax.nn.log_softmax(lstm_forward(p, x))
+        logp = jax.nn.log_softmax(forward(p, x))
         return -jnp.take_along_axis(logp, y[:, None], 1).mean()
 
     @partial(jax.jit, donate_argnums=0)
@@ -197,10 +233,10 @@ def w11():
         p, loss = step(p, x, y)
         loss.block_until_ready()
 
-    infer = jax.jit(lstm_forward)
-    c.step_report("jax", "w11", train, lambda: infer(p, x).block_until_ready(), first, first_call_s=first_call)
+    infer = jax.jit(forward)
+    c.step_report("jax", workload, train, lambda: infer(p, x).block_until_ready(), first, first_call_s=first_call)
 
 
 if __name__ == "__main__":
     w = sys.argv[1]
-    w1() if w == "w1" else w5() if w == "w5" else bn_steps(w) if w == "w9" else w11() if w == "w11" else steps(w)
+    {"w1": w1, "w5": w5, "w9": lambda: bn_steps(w), "w10": w10, "w11": w11}.get(w, lambda: steps(w))()

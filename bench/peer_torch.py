@@ -1,4 +1,4 @@
-"""PyTorch eager peers of issue #8: python bench/peer_torch.py w1|w2|w3|w5|w7|w9|w11|w12"""
+"""PyTorch eager peers of issue #8: python bench/peer_torch.py w1|w2|w3|w5|w7|w9|w10|w11|w12"""
 import sys
 import time
 
@@ -130,6 +130,61 @@ def w11():
     c.step_report("torch", "w11", step, infer, first)
 
 
+def transformer(w):
+    """W10 as PyTorch writes it: nn.TransformerEncoderLayer (pre-norm, exact gelu, no dropout)
+    plus the final layernorm and the head, loaded from netc's weights `w`. netc's W [in, out]
+    is torch's Linear weight transposed; its attention has no key bias, so torch's key part of
+    in_proj_bias starts at 0 (its gradient is 0: the softmax cancels a key bias) and stays
+    there up to rounding. Returns the modules and forward()."""
+    t = c.TRANSFORMER
+    dim = w[f"{t['attn']}.Wq"].shape[1]
+    hidden, mlp = t["mlp"]
+    block = torch.nn.TransformerEncoderLayer(dim, t["heads"], w[f"{hidden}.W"].shape[1], dropout=0.0,
+                                             activation="gelu", batch_first=True, norm_first=True)
+    final, head = torch.nn.LayerNorm(dim), torch.nn.Linear(dim, w[f"{t['head']}.W"].shape[1])
+    a = t["attn"]
+    g = {k: torch.from_numpy(v) for k, v in w.items()}
+    with torch.no_grad():
+        att = block.self_attn
+        att.in_proj_weight.copy_(torch.cat([g[f"{a}.Wq"].T, g[f"{a}.Wk"].T, g[f"{a}.Wv"].T]))
+        att.in_proj_bias.copy_(torch.cat([g[f"{a}.bq"], torch.zeros(dim), g[f"{a}.bv"]]))
+        att.out_proj.weight.copy_(g[f"{a}.Wo"].T)
+        att.out_proj.bias.copy_(g[f"{a}.bo"])
+        for module, name in ((block.linear1, hidden), (block.linear2, mlp), (head, t["head"])):
+            module.weight.copy_(g[f"{name}.W"].T)
+            module.bias.copy_(g[f"{name}.b"])
+        for module, name in ((block.norm1, t["norm1"]), (block.norm2, t["norm2"]), (final, t["final_norm"])):
+            module.weight.copy_(g[f"{name}.gamma"])
+            module.bias.copy_(g[f"{name}.beta"])
+
+    def forward(x):
+        return head(final(block(x)).mean(1))
+
+    return [block, final, head], forward
+
+
+def w10():
+    x, y = (torch.from_numpy(a) for a in c.batch("w10"))
+    modules, forward = transformer(c.weights("w10"))
+    opt = torch.optim.SGD([p for m in modules for p in m.parameters()], lr=c.SHAPES["w10"][3])
+
+    def step():
+        loss = F.cross_entropy(forward(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    step()
+    first = c.since_process_start()
+
+    def infer():
+        with torch.no_grad():
+            forward(x)
+
+    c.step_report("torch", "w10", step, infer, first)
+
+
 def w12():
     """`netc predict`'s job: read the weights and the samples, the forward pass in batches
     under inference_mode, write the scores as NPY."""
@@ -147,4 +202,4 @@ def w12():
 
 if __name__ == "__main__":
     w = sys.argv[1]
-    {"w1": w1, "w5": w5, "w11": w11, "w12": w12}.get(w, lambda: steps(w))()
+    {"w1": w1, "w5": w5, "w10": w10, "w11": w11, "w12": w12}.get(w, lambda: steps(w))()

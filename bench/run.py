@@ -31,13 +31,14 @@ SYSTEMS = {
     "w7": ["netc", "jax", "torch"],
     "w8": ["netc"],
     "w9": ["netc", "jax", "torch"],
+    "w10": ["netc", "jax", "torch"],
     "w11": ["netc", "jax", "torch"],
     "w12": ["netc", "torch"],
     "w13": ["netc"],
 }
 NETS = {"w1": "bench/w1_spiral.net", "w2": "examples/mlp.net", "w3": "examples/cifar_cnn.net",
         "w5": "bench/w5_digits_cnn.net", "w7": "examples/alexnet.net", "w9": "bench/w9_bn_cnn.net",
-        "w11": "bench/w11_lstm.net"}
+        "w10": "bench/w10_transformer.net", "w11": "bench/w11_lstm.net"}
 DEEP = [10, 100, 1000, 2000, 5000, 10000]
 # W13: compile time of W11's train step at these sequence lengths (bench/deep/lstm_T.net).
 LENGTHS = [16, 100, 1000]
@@ -142,6 +143,10 @@ ROWS = [
     ("w7", "W7 netc peak RSS before inference MiB", "peak_rss_train_mib", None, None, 512),
     ("w9", "W9 BN + dropout CNN train step ms, vs PyTorch", "step_ms_median", 1.0, "torch", None),
     ("w9", "W9 BN + dropout CNN inference ms/batch", "infer_ms_median", None, None, None),
+    ("w10", "W10 transformer block train step ms (batch 32, T=64, width 128)", "step_ms_median", 1.0, None, None),
+    ("w10", "W10 transformer block train step CPU ms (all threads)", "step_cpu_ms_median", 1.0, None, None),
+    ("w10", "W10 transformer inference ms/batch", "infer_ms_median", None, None, None),
+    ("w10", "W10 peak RSS MiB", "peak_rss_mib", None, None, None),
     ("w11", "W11 LSTM T=64 train step ms (batch 32)", "step_ms_median", 1.0, None, None),
     ("w11", "W11 LSTM inference ms/batch", "infer_ms_median", None, None, None),
     ("w11", "W11 peak RSS MiB", "peak_rss_mib", None, None, None),
