@@ -703,11 +703,13 @@ impl<'p> Checker<'p> {
                 _ => literals.next(),
             })
             .collect::<Option<Vec<Tensor>>>()?;
+        let integer_shows = self.integer_nodes(&shows.iter().map(|(_, id)| *id).collect::<Vec<_>>());
         Some(EvalDecl {
             name: e.name.as_ref().map(|n| n.name.clone()),
             graph: std::mem::take(&mut self.g),
             values,
             shows,
+            integer_shows,
             alphabets,
             grads,
             span: e.span,
