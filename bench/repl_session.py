@@ -8,13 +8,19 @@ Three sessions, each N lines piped to one `netc repl` process:
   lets and functions and evaluate expressions of the recent ones; a data block at the start
   (part of every program);
 - chain: `let a_i = a_{i-1} + 1`, each let using the one before: every line needs the whole
-  chain. Its values are whole numbers, which the REPL does not cache (a literal of whole
-  numbers would be an integer tensor), so each line checks the whole chain: the worst case;
+  chain. Its values are whole numbers: the checker takes them for integers, and the cache of
+  let values keeps them as integer literals (before, it did not cache whole numbers at all,
+  and each line checked the whole chain: quadratic);
 - float_chain: `let a_i = a_{i-1} * 0.5 + 0.7`: the same chain of floats, cut by the cache of
-  let values (each line checks at most 32 lets' expressions).
+  let values (each line checks at most 32 lets' expressions);
+- counter: `let n = n + 1`, one name bound again and again (whole numbers, as chain).
 
-Usage: bench/.venv/bin/python bench/repl_session.py [--lines 6000] [--kinds independent,models,float_chain,chain]
-Prints one JSON line per session: lines, wall seconds, CPU seconds of the netc process, ms per line.
+Linear means lines per second independent of the session's length: run
+`--lines 1000,2000,4000,8000 --kinds chain,counter,float_chain`.
+
+Usage: bench/.venv/bin/python bench/repl_session.py [--lines 6000] [--kinds independent,models,float_chain,chain,counter]
+Prints one JSON line per session: lines, wall seconds, CPU seconds of the netc process, ms per
+line, lines per second (wall and CPU; the CPU figure is the one a loaded machine does not distort).
 """
 import argparse
 import json
@@ -57,6 +63,10 @@ def float_chain(n):
     return ["let a0 = [0.1, 0.2, 0.3]"] + [f"let a{i} = a{i - 1} * 0.5 + 0.7" for i in range(1, n - 1)] + [f"a{n - 2}"]
 
 
+def counter(n):
+    return ["let n = 0"] + ["let n = n + 1"] * (n - 2) + ["n"]
+
+
 def run(lines):
     text = "\n".join(lines) + "\n"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -76,10 +86,12 @@ def main():
     args = ap.parse_args()
     for kind in args.kinds.split(","):
         for n in [int(x) for x in args.lines.split(",")]:
-            lines = {"independent": independent, "models": models, "chain": chain, "float_chain": float_chain}[kind](n)
+            lines = {"independent": independent, "models": models, "chain": chain, "float_chain": float_chain,
+                     "counter": counter}[kind](n)
             wall, cpu, errors, code = run(lines)
             print(json.dumps({"session": kind, "lines": len(lines), "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
-                              "ms_per_line": round(1e3 * wall / len(lines), 3), "errors": errors, "exit": code}),
+                              "ms_per_line": round(1e3 * wall / len(lines), 3), "lines_per_s": round(len(lines) / wall),
+                              "cpu_lines_per_s": round(len(lines) / cpu), "errors": errors, "exit": code}),
                   flush=True)
 
 

@@ -496,7 +496,7 @@ fn the_c_example_of_the_readme_builds_and_trains() {
 #[test]
 fn adversarial_names_give_a_header_that_compiles_and_does_not_lie() {
     let dir = temp_dir("build", "adversarial");
-    let source = root().join("tests/fuzz_regressions/build/seed-adversarial-names.net");
+    let source = root().join("tests/fuzz_regressions/netc_build/seed-adversarial-names.net");
     let object = build(&source, &dir, "adv", &[]);
     let header = std::fs::read_to_string(object.with_extension("h")).unwrap();
     netc::fuzz::header_names_are_distinct(&header).unwrap_or_else(|e| panic!("{e}\n{header}"));

@@ -42,7 +42,7 @@ fn safetensors() {
 
 #[test]
 fn build() {
-    replay("build", netc::fuzz::build);
+    replay("netc_build", netc::fuzz::build);
 }
 
 #[test]

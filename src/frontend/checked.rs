@@ -263,6 +263,10 @@ pub struct EvalDecl {
     pub values: Vec<Tensor>,
     /// Bare expressions to print: (source text, node).
     pub shows: Vec<(String, NodeId)>,
+    /// For each of `shows`, whether the checker takes its value for integers (whole numbers by
+    /// construction, which may index: `check::Checker::is_integer`); false for floats, also
+    /// floats that happen to be whole (`[1.5] * 2`).
+    pub integer_shows: Vec<bool>,
     /// For each of `shows`, the alphabet it is printed with as text (`decode(ids, alphabet)`).
     pub alphabets: Vec<Option<String>>,
     pub grads: Vec<GradRequest>,

@@ -8,10 +8,12 @@
 //!   (`let h = dense(x, 2)`) or a random stream is drawn afresh by each program, in an order
 //!   that depends on what else the program holds, so freezing one draw would make a later
 //!   line disagree with `:grad` or with a line that computes it again;
-//! - it keeps its type: a literal of whole numbers is an integer tensor (it may index), and
-//!   the checker may have taken the let's expression for floats (`[1.5] * 2`), which may not;
-//!   a value of whole numbers only is therefore left an expression. (Chains of floats, the
-//!   case the cache is for, `let w = w - 0.1 * g`, are unaffected; a counter is not cut.)
+//! - it keeps its type: a literal of whole numbers is an integer tensor (it may index), a
+//!   literal with a fraction a float one. The checker says which the let's value is
+//!   (`EvalDecl::integer_shows`): an integer value is written as its literal (`let n = 7.0`,
+//!   a counter `let n = n + 1` is cut like any chain), a float value that happens to be whole
+//!   (`[1.5] * 2`) as its literal divided by 1 (`let w = [3.0] / 1`), exact and a float, as
+//!   a division is (`check::is_integer`).
 
 use crate::ir::graph::{Graph, NodeId, Op};
 use crate::ir::tensor::Tensor;
@@ -24,11 +26,13 @@ pub const CACHE_AFTER: usize = 32;
 /// The largest value written back as a literal; a larger one stays an expression.
 pub const MAX_CACHED_ELEMENTS: usize = 4096;
 
-/// `t` as a literal of the language (`2.5`, `[1.0, -2.0]`, `[[...], [...]]`), exactly: each
-/// element the shortest text that reads back as the same f64. None for a value no literal can
-/// write (a non-finite element, an empty axis), one of whole numbers only (see the module
-/// comment) or one larger than `MAX_CACHED_ELEMENTS`.
-pub fn literal(t: &Tensor) -> Option<String> {
+/// `t` as an expression of the language that computes it exactly and has its type: `integer`
+/// (the checker took the value for integers) gives its literal (`2.0`, `[1.0, -2.0]`,
+/// `[[...], [...]]`), each element the shortest text that reads back as the same f64; a float
+/// value gives its literal too if an element has a fraction, else the literal divided by 1
+/// (see the module comment). None for a value no literal can write (a non-finite element, an
+/// empty axis) or one larger than `MAX_CACHED_ELEMENTS`.
+pub fn literal(t: &Tensor, integer: bool) -> Option<String> {
     fn go(out: &mut String, data: &[f64], shape: &[usize]) {
         match shape.split_first() {
             None => out.push_str(&format!("{:?}", data[0])),
@@ -46,12 +50,21 @@ pub fn literal(t: &Tensor) -> Option<String> {
         }
     }
     let exact = t.data.len() == t.shape.iter().product::<usize>() && t.data.iter().all(|x| x.is_finite());
-    let whole = t.data.iter().all(|x| x.fract() == 0.0);
-    if t.shape.contains(&0) || !exact || whole || t.data.len() > MAX_CACHED_ELEMENTS {
+    if t.shape.contains(&0) || !exact || t.data.len() > MAX_CACHED_ELEMENTS {
         return None;
     }
+    let whole = t.data.iter().all(|x| x.fract() == 0.0);
     let mut out = String::new();
-    go(&mut out, &t.data, &t.shape);
+    if integer || !whole {
+        go(&mut out, &t.data, &t.shape);
+    } else if t.shape.is_empty() {
+        // A number divided by a number is a number again (whole, so an integer): a scalar
+        // float is the sum of a one-element tensor, divided by 1.
+        out.push_str(&format!("sum([{:?}]) / 1", t.data[0]));
+    } else {
+        go(&mut out, &t.data, &t.shape);
+        out.push_str(" / 1");
+    }
     Some(out)
 }
 

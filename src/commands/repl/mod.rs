@@ -262,8 +262,16 @@ impl Session {
                 Some(
                     out.shows
                         .iter()
-                        .zip(&e.shows)
-                        .map(|((_, t), (_, id))| if drawn[id.index()] { None } else { cache::literal(t) })
+                        .zip(e.shows.iter().zip(&e.integer_shows))
+                        .map(
+                            |((_, t), ((_, id), &integer))| {
+                                if drawn[id.index()] {
+                                    None
+                                } else {
+                                    cache::literal(t, integer)
+                                }
+                            },
+                        )
                         .collect(),
                 )
             })

@@ -394,8 +394,9 @@ impl<'p> Checker<'p> {
         let result = self.run_block(&m.body);
         self.pending_instance = saved_pending;
         // The model's own uses decide each new parameter's role (before a loss uses it).
-        for p in params_before..self.g.params.len() {
-            self.g.params[p].role = self.g.infer_role(p);
+        let roles = self.g.infer_roles(params_before..self.g.params.len());
+        for (p, role) in (params_before..).zip(roles) {
+            self.g.params[p].role = role;
         }
         let final_scope = self.scopes.pop().unwrap_or_default();
         self.restore_scopes(saved_scopes);
@@ -703,11 +704,13 @@ impl<'p> Checker<'p> {
                 _ => literals.next(),
             })
             .collect::<Option<Vec<Tensor>>>()?;
+        let integer_shows = self.integer_nodes(&shows.iter().map(|(_, id)| *id).collect::<Vec<_>>());
         Some(EvalDecl {
             name: e.name.as_ref().map(|n| n.name.clone()),
             graph: std::mem::take(&mut self.g),
             values,
             shows,
+            integer_shows,
             alphabets,
             grads,
             span: e.span,

@@ -383,9 +383,22 @@ impl Checker<'_> {
     /// literal, a size, a mask, and what layout, indexing, sums, differences, products,
     /// negation, |x|, max and min make of such values.
     pub(super) fn is_integer(&self, id: NodeId) -> bool {
+        self.integer_nodes(&[id])[0]
+    }
+
+    /// `is_integer` of each of `ids`, deciding each node of the graph at most once over all of
+    /// them (an eval block's shown values share their operands: one walk stays linear).
+    pub(super) fn integer_nodes(&self, ids: &[NodeId]) -> Vec<bool> {
+        let mut known: HashMap<NodeId, bool> = HashMap::new();
+        ids.iter().map(|&id| self.integer_node(id, &mut known)).collect()
+    }
+
+    fn integer_node(&self, id: NodeId, known: &mut HashMap<NodeId, bool>) -> bool {
         use Op::*;
         // Iterative (a long chain must not overflow the stack), each node decided once.
-        let mut known: HashMap<NodeId, bool> = HashMap::new();
+        if let Some(&whole) = known.get(&id) {
+            return whole;
+        }
         let mut stack = vec![id];
         while let Some(&top) = stack.last() {
             let node = self.g.node(top);
