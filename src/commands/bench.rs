@@ -356,17 +356,7 @@ pub fn node_flops(g: &Graph, i: usize, batch: usize) -> f64 {
 /// FLOPs of the matmuls and convolutions (and convolution gradients) that computing `g`'s
 /// outputs and updates executes: nodes nothing live reads are not run, so not counted.
 pub fn executed_flops(g: &Graph, batch: usize) -> f64 {
-    let mut live = vec![false; g.nodes.len()];
-    for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
-        live[id.index()] = true;
-    }
-    for i in (0..g.nodes.len()).rev() {
-        if live[i] {
-            for x in &g.nodes[i].inputs {
-                live[x.index()] = true;
-            }
-        }
-    }
+    let live = crate::ir::opt::live_nodes(g);
     // A loop runs once for all its results (same spec, same operands): count it once.
     let mut loops_counted: Vec<(*const crate::ir::graph::LoopSpec, &[NodeId])> = vec![];
     let mut total = 0.0;
