@@ -285,12 +285,8 @@ fn profile_table(profile: &[(String, f64)], steps: usize) -> String {
 
 /// Overwrite the model's parameters (the first `model_params`) with those of a weights file.
 fn load_weights(path: &Path, g: &Graph, model_params: usize, params: &mut [Vec<f32>]) -> Result<(), Vec<Diagnostic>> {
-    let shapes: Vec<(String, Vec<usize>)> = g.params[..model_params]
-        .iter()
-        .map(|p| (p.name.clone(), p.shape.iter().map(|d| d.known().unwrap_or(1)).collect()))
-        .collect();
-    let expected: Vec<(&str, &[usize])> = shapes.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
-    for (i, w) in crate::runtime::weights::load_for(path, &expected).map_err(|d| vec![d])?.into_iter().enumerate() {
+    let weights = crate::runtime::weights::load_params(path, &g.params[..model_params]).map_err(|d| vec![d])?;
+    for (i, w) in weights.into_iter().enumerate() {
         params[i] = w.data;
     }
     Ok(())
