@@ -290,18 +290,10 @@ fn item_tile<T: Float, K: TileCoeffs>(job: &Job<'_, T>, item: usize, plane: &mut
     match job.op {
         Transform::Filter => filter::<T, K::G>(job, item),
         Transform::FilterAdjoint => filter_adjoint::<T, K::Gt>(job, item),
-        Transform::Input => {
-            image_to_tiles::<T, K::Bt>(job, Images::input(g), item / c_blocks, item % c_blocks * LANES, plane)
-        }
-        Transform::InputAdjoint => {
-            tiles_to_image::<T, K::B, true>(job, Images::input(g), item / c_blocks, item % c_blocks * LANES, plane)
-        }
-        Transform::Output => {
-            tiles_to_image::<T, K::At, false>(job, Images::output(g), item / f_blocks, item % f_blocks * LANES, plane)
-        }
-        Transform::OutputAdjoint => {
-            image_to_tiles::<T, K::A>(job, Images::output(g), item / f_blocks, item % f_blocks * LANES, plane)
-        }
+        Transform::Input => input::<T, K::Bt>(job, item / c_blocks, item % c_blocks * LANES, plane),
+        Transform::InputAdjoint => input_adjoint::<T, K::B>(job, item / c_blocks, item % c_blocks * LANES, plane),
+        Transform::Output => output::<T, K::At>(job, item / f_blocks, item % f_blocks * LANES, plane),
+        Transform::OutputAdjoint => output_adjoint::<T, K::A>(job, item / f_blocks, item % f_blocks * LANES, plane),
     }
 }
 
@@ -426,48 +418,18 @@ fn filter_adjoint<T: Float, M: Coeffs>(job: &Job<'_, T>, c: usize) {
     }
 }
 
-/// The images of one side of the convolution as a plane: `channels` images h×w per batch
-/// element, each at (pad, pad) of a zero-bordered plane `height`×`width` whose windows m apart
-/// are the tiles.
-#[derive(Clone, Copy)]
-struct Images {
-    channels: usize,
-    h: usize,
-    w: usize,
-    pad: usize,
-    height: usize,
-    width: usize,
-}
-
-impl Images {
-    /// x (and dx): the input's channels, in the padded plane.
-    fn input(g: &Geometry) -> Images {
-        let (height, width) = g.padded_hw();
-        Images { channels: g.c, h: g.h, w: g.w, pad: g.pad, height, width }
-    }
-
-    /// y (and its gradient): the filters' outputs, in a plane of whole m×m tiles.
-    fn output(g: &Geometry) -> Images {
-        let ((th, tw), m) = (g.tiles_hw(), g.tile.m);
-        Images { channels: g.f, h: g.oh, w: g.ow, pad: 0, height: th * m, width: tw * m }
-    }
-}
-
-/// Image to tiles, for channels c0.. of image `img`: every tile X of the plane becomes
-/// M X Mᵀ at [nt][ξ][c0..]. The input transform (`Images::input`, M = Bᵀ: V = Bᵀ D B of every
-/// α×α tile) and the output adjoint (`Images::output`, M = A: Ũ = A Gr Aᵀ of every m×m tile of
-/// the upstream gradient, zero past its edges).
+/// Input transform of channels c0.. of image `img`: V[nt][ξ][c] = (Bᵀ D B)_ξ of every tile.
 #[inline(always)]
-fn image_to_tiles<T: Float, M: Coeffs>(job: &Job<'_, T>, side: Images, img: usize, c0: usize, plane: &mut Vec<T>) {
+fn input<T: Float, M: Coeffs>(job: &Job<'_, T>, img: usize, c0: usize, plane: &mut Vec<T>) {
     let (g, a, m) = (&job.g, job.g.tile.alpha(), job.g.tile.m);
     let mut t: Columns<T> = [[[T::ZERO; LANES]; 8]; 8];
-    let (th, tw) = g.tiles_hw();
-    let nb = (side.channels - c0).min(LANES);
-    let plane = zeroed(plane, side.height * side.width);
+    let ((hp, wp), (th, tw)) = (g.padded_hw(), g.tiles_hw());
+    let nb = (g.c - c0).min(LANES);
+    let plane = zeroed(plane, hp * wp);
     for l in 0..nb {
-        let x = &job.src[((img * side.channels) + c0 + l) * side.h * side.w..][..side.h * side.w];
-        for (y, row) in x.chunks_exact(side.w).enumerate() {
-            let dst = &mut plane[(y + side.pad) * side.width + side.pad..][..side.w];
+        let x = &job.src[((img * g.c) + c0 + l) * g.h * g.w..][..g.h * g.w];
+        for (y, row) in x.chunks_exact(g.w).enumerate() {
+            let dst = &mut plane[(y + g.pad) * wp + g.pad..][..g.w];
             for (d, &v) in dst.iter_mut().zip(row) {
                 d[l] = v;
             }
@@ -479,61 +441,112 @@ fn image_to_tiles<T: Float, M: Coeffs>(job: &Job<'_, T>, side: Images, img: usiz
             let nt = img * g.tiles() + ti * tw + tj;
             sandwich::<T, M>(
                 &mut t,
-                |k, j| plane[(ti * m + k) * side.width + tj * m + j],
+                |k, j| plane[(ti * m + k) * wp + tj * m + j],
                 |i, j, v| {
-                    // SAFETY: [nt][ξ][c0 .. c0 + nb], written only by this item.
-                    unsafe { job.dst.put((nt * a * a + i * a + j) * side.channels + c0, &v[..nb]) };
+                    // SAFETY: V[nt][ξ][c0 .. c0 + nb], written only by this item.
+                    unsafe { job.dst.put((nt * a * a + i * a + j) * g.c + c0, &v[..nb]) };
                 },
             );
         }
     }
 }
 
-/// Tiles to image, for channels c0.. of image `img`: M X Mᵀ of every tile X at [nt][·][c0..],
-/// placed in the plane (`ADD`: added, where the tiles overlap), then the image cut out of it.
-/// The input adjoint (`Images::input`, M = B: dx = the sum over the overlapping α×α tiles of
-/// B Mx Bᵀ) and the output transform (`Images::output`, M = Aᵀ: y = Aᵀ M A of every m×m tile,
-/// cut at the edges).
+/// Input adjoint of channels c0.. of image `img`: dx = the sum over tiles of B Mx Bᵀ.
 #[inline(always)]
-fn tiles_to_image<T: Float, M: Coeffs, const ADD: bool>(
-    job: &Job<'_, T>,
-    side: Images,
-    img: usize,
-    c0: usize,
-    plane: &mut Vec<T>,
-) {
+fn input_adjoint<T: Float, M: Coeffs>(job: &Job<'_, T>, img: usize, c0: usize, plane: &mut Vec<T>) {
     let (g, a, m) = (&job.g, job.g.tile.alpha(), job.g.tile.m);
     let mut t: Columns<T> = [[[T::ZERO; LANES]; 8]; 8];
-    let (th, tw) = g.tiles_hw();
-    let nb = (side.channels - c0).min(LANES);
-    let plane = zeroed(plane, side.height * side.width);
+    let ((hp, wp), (th, tw)) = (g.padded_hw(), g.tiles_hw());
+    let nb = (g.c - c0).min(LANES);
+    let plane = zeroed(plane, hp * wp);
     for ti in 0..th {
         for tj in 0..tw {
             let nt = img * g.tiles() + ti * tw + tj;
             sandwich::<T, M>(
                 &mut t,
-                |k, j| lanes_at(job.src, (nt * a * a + k * a + j) * side.channels + c0, nb),
+                |k, j| lanes_at(job.src, (nt * a * a + k * a + j) * g.c + c0, nb),
                 |i, j, v| {
-                    let d = &mut plane[(ti * m + i) * side.width + tj * m + j];
-                    if ADD {
-                        for z in 0..LANES {
-                            d[z] = d[z] + v[z];
-                        }
-                    } else {
-                        *d = *v;
+                    let d = &mut plane[(ti * m + i) * wp + tj * m + j];
+                    for z in 0..LANES {
+                        d[z] = d[z] + v[z];
                     }
                 },
             );
         }
     }
-    let mut row = vec![T::ZERO; side.w];
+    let mut row = vec![T::ZERO; g.w];
     for l in 0..nb {
-        for y in 0..side.h {
+        for y in 0..g.h {
             for (x, v) in row.iter_mut().enumerate() {
-                *v = plane[(y + side.pad) * side.width + x + side.pad][l];
+                *v = plane[(y + g.pad) * wp + x + g.pad][l];
             }
-            // SAFETY: [img][c0 + l][y][..], written only by this item.
-            unsafe { job.dst.put((((img * side.channels) + c0 + l) * side.h + y) * side.w, &row) };
+            // SAFETY: dx[img][c0 + l][y][..], written only by this item.
+            unsafe { job.dst.put((((img * g.c) + c0 + l) * g.h + y) * g.w, &row) };
+        }
+    }
+}
+
+/// Output transform of filters f0.. of image `img`: y = Aᵀ M A of every tile, cut at the edges.
+#[inline(always)]
+fn output<T: Float, M: Coeffs>(job: &Job<'_, T>, img: usize, f0: usize, plane: &mut Vec<T>) {
+    let (g, a, m) = (&job.g, job.g.tile.alpha(), job.g.tile.m);
+    let mut t: Columns<T> = [[[T::ZERO; LANES]; 8]; 8];
+    let (th, tw) = g.tiles_hw();
+    let width = tw * m;
+    let nb = (g.f - f0).min(LANES);
+    let plane = zeroed(plane, th * m * width);
+    for ti in 0..th {
+        for tj in 0..tw {
+            let nt = img * g.tiles() + ti * tw + tj;
+            sandwich::<T, M>(
+                &mut t,
+                |k, j| lanes_at(job.src, (nt * a * a + k * a + j) * g.f + f0, nb),
+                |i, j, v| plane[(ti * m + i) * width + tj * m + j] = *v,
+            );
+        }
+    }
+    let mut row = vec![T::ZERO; g.ow];
+    for l in 0..nb {
+        for y in 0..g.oh {
+            for (x, v) in row.iter_mut().enumerate() {
+                *v = plane[y * width + x][l];
+            }
+            // SAFETY: y[img][f0 + l][y][..], written only by this item.
+            unsafe { job.dst.put((((img * g.f) + f0 + l) * g.oh + y) * g.ow, &row) };
+        }
+    }
+}
+
+/// Output adjoint of filters f0.. of image `img`: Ũ[nt][ξ][f] = (A Gr Aᵀ)_ξ of every m×m tile
+/// of the upstream gradient (zero past its edges).
+#[inline(always)]
+fn output_adjoint<T: Float, M: Coeffs>(job: &Job<'_, T>, img: usize, f0: usize, plane: &mut Vec<T>) {
+    let (g, a, m) = (&job.g, job.g.tile.alpha(), job.g.tile.m);
+    let mut t: Columns<T> = [[[T::ZERO; LANES]; 8]; 8];
+    let (th, tw) = g.tiles_hw();
+    let width = tw * m;
+    let nb = (g.f - f0).min(LANES);
+    let plane = zeroed(plane, th * m * width);
+    for l in 0..nb {
+        let gr = &job.src[((img * g.f) + f0 + l) * g.oh * g.ow..][..g.oh * g.ow];
+        for (y, row) in gr.chunks_exact(g.ow).enumerate() {
+            for (d, &v) in plane[y * width..][..g.ow].iter_mut().zip(row) {
+                d[l] = v;
+            }
+        }
+    }
+    let plane = &*plane;
+    for ti in 0..th {
+        for tj in 0..tw {
+            let nt = img * g.tiles() + ti * tw + tj;
+            sandwich::<T, M>(
+                &mut t,
+                |k, j| plane[(ti * m + k) * width + tj * m + j],
+                |i, j, v| {
+                    // SAFETY: Ũ[nt][ξ][f0 .. f0 + nb], written only by this item.
+                    unsafe { job.dst.put((nt * a * a + i * a + j) * g.f + f0, &v[..nb]) };
+                },
+            );
         }
     }
 }
