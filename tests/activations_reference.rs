@@ -7,93 +7,19 @@
 //! `reference.json` beside it. Eval blocks run in float64 on the JIT (inline erf, exp, tanh)
 //! and on the interpreter (libm's erf).
 
-use netc::commands::eval::{evaluate_with, EvalOutput, Exec};
+mod common;
+
+use common::reference::{self, assert_all_close_abs, eval_both, grad, list, nums, shown, F64_REL};
 use serde_json::Value;
-
-fn reference() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/activations/reference.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// A number of the reference: JSON numbers, or "inf", "-inf", "nan".
-fn num(v: &Value) -> f64 {
-    match v {
-        Value::String(s) => match s.as_str() {
-            "inf" => f64::INFINITY,
-            "-inf" => f64::NEG_INFINITY,
-            "nan" => f64::NAN,
-            other => panic!("not a number: {other}"),
-        },
-        v => v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")),
-    }
-}
-
-fn nums(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap_or_else(|| panic!("not a list: {v}")).iter().map(num).collect()
-}
-
-/// `got` agrees with `want` within `rel·|want| + abs` (the same infinity, or both NaN).
-fn close(got: f64, want: f64, rel: f64, abs: f64) -> bool {
-    if want.is_nan() || got.is_nan() {
-        return want.is_nan() && got.is_nan();
-    }
-    if want.is_infinite() || got.is_infinite() {
-        return got == want;
-    }
-    (got - want).abs() <= rel * want.abs() + abs + 1e-300
-}
-
-/// Every element close; `abs[i]` is the absolute error allowed at element i.
-fn assert_all_close(what: &str, got: &[f64], want: &[f64], rel: f64, abs: &[f64]) {
-    assert_eq!(got.len(), want.len(), "{what}: {got:?} vs {want:?}");
-    let bad: Vec<String> = (0..got.len())
-        .filter(|&i| !close(got[i], want[i], rel, abs[i]))
-        .map(|i| format!("[{i}] netc {:e}, torch {:e}", got[i], want[i]))
-        .collect();
-    assert!(bad.is_empty(), "{what}: {} of {} differ:\n  {}", bad.len(), got.len(), bad.join("\n  "));
-}
-
-fn lit(v: f64) -> String {
-    assert!(v.is_finite());
-    format!("{v:e}")
-}
-
-fn list(vs: &[f64]) -> String {
-    format!("[{}]", vs.iter().map(|&v| lit(v)).collect::<Vec<_>>().join(", "))
-}
 
 /// `vs` as rows of `cols` values.
 fn rows(vs: &[f64], cols: usize) -> String {
     format!("[{}]", vs.chunks(cols).map(list).collect::<Vec<_>>().join(", "))
 }
 
-/// The eval block `src` (one block) on the JIT and on the interpreter.
-fn eval_both(src: &str) -> Vec<(Exec, EvalOutput)> {
-    let checked = netc::frontend::check::check_source(src).unwrap_or_else(|d| panic!("{src}\n{d:#?}"));
-    [Exec::Jit, Exec::Interp]
-        .into_iter()
-        .map(|exec| {
-            (exec, evaluate_with(&checked.evals[0], 0, exec).unwrap_or_else(|e| panic!("{exec:?}: {e}\n{src}")))
-        })
-        .collect()
-}
-
-fn grad<'a>(out: &'a EvalOutput, name: &str) -> &'a [f64] {
-    let (_, _, per_var) = &out.grads[0];
-    &per_var.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no gradient wrt {name}")).1.data
-}
-
-fn shown(out: &EvalOutput, i: usize) -> &[f64] {
-    &out.shows[i].1.data
-}
-
-/// A few ulp: the JIT's inline erf is within 1 ulp of libm's, torch's (glibc's) within 1 ulp
-/// of the true value, and derivatives compose two or three such functions.
-const F64_REL: f64 = 4e-15;
-
 #[test]
 fn erf_gelu_silu_and_clip_at_special_points() {
-    let r = reference();
+    let r = reference::load("activations");
     let table = r["elementwise"].as_array().unwrap();
     assert_eq!(table.len(), 8, "erf, two gelus, silu, four clips");
     for entry in table {
@@ -110,14 +36,14 @@ fn erf_gelu_silu_and_clip_at_special_points() {
             format!("eval t {{\n  let x = {}\n  let y = {expr}\n  let f = sum(y)\n  y\n  grad f wrt x\n}}\n", list(&x));
         for (exec, out) in eval_both(&src) {
             let what = format!("{expr} ({exec:?}) at {x:?}");
-            assert_all_close(
+            assert_all_close_abs(
                 &format!("{what}: value"),
                 shown(&out, 0),
                 &nums(&entry["y"]),
                 F64_REL,
                 &abs(&|v| v.abs()),
             );
-            assert_all_close(
+            assert_all_close_abs(
                 &format!("{what}: derivative"),
                 grad(&out, "x"),
                 &nums(&entry["dy"]),
@@ -132,7 +58,7 @@ fn erf_gelu_silu_and_clip_at_special_points() {
 fn clip_passes_the_gradient_strictly_inside_its_bounds() {
     // torch.clamp with number bounds (PyTorch 2.x): slope 1 strictly between the bounds, 0 at
     // the bounds themselves and outside.
-    let r = reference();
+    let r = reference::load("activations");
     let entry = r["elementwise"].as_array().unwrap().iter().find(|e| e["expr"] == "clip(x, -1, 2)").unwrap();
     let (x, dy) = (nums(&entry["x"]), nums(&entry["dy"]));
     for (v, d) in x.iter().zip(&dy) {
@@ -146,7 +72,7 @@ fn clip_passes_the_gradient_strictly_inside_its_bounds() {
 
 #[test]
 fn comparisons_give_masks_as_torch() {
-    let r = reference();
+    let r = reference::load("activations");
     let c = &r["comparisons"];
     let (a, b) = (nums(&c["a"]), nums(&c["b"]));
     for op in [">", "<", ">=", "<=", "==", "!="] {
@@ -164,7 +90,7 @@ fn comparisons_give_masks_as_torch() {
 
 #[test]
 fn where_routes_the_gradient_by_the_mask() {
-    let r = reference();
+    let r = reference::load("activations");
     let s = &r["where"]["switch"];
     let (x, a, b, w) = (nums(&s["x"]), nums(&s["a"]), nums(&s["b"]), nums(&s["w"]));
     let src = format!(
@@ -177,11 +103,11 @@ fn where_routes_the_gradient_by_the_mask() {
     let zero = [0.0; 8];
     for (exec, out) in eval_both(&src) {
         let what = format!("where(x > 0, a * x, b) ({exec:?})");
-        assert_all_close(&format!("{what}: value"), shown(&out, 0), &nums(&s["y"]), 0.0, &zero);
-        assert_all_close(&format!("{what}: d/dx"), grad(&out, "x"), &nums(&s["dx"]), 0.0, &zero);
-        assert_all_close(&format!("{what}: d/da"), grad(&out, "a"), &nums(&s["da"]), 0.0, &zero);
+        assert_all_close_abs(&format!("{what}: value"), shown(&out, 0), &nums(&s["y"]), 0.0, &zero);
+        assert_all_close_abs(&format!("{what}: d/dx"), grad(&out, "x"), &nums(&s["dx"]), 0.0, &zero);
+        assert_all_close_abs(&format!("{what}: d/da"), grad(&out, "a"), &nums(&s["da"]), 0.0, &zero);
         // b [4] broadcast over both rows: its gradient is summed back.
-        assert_all_close(&format!("{what}: d/db"), grad(&out, "b"), &nums(&s["db"]), 0.0, &zero);
+        assert_all_close_abs(&format!("{what}: d/db"), grad(&out, "b"), &nums(&s["db"]), 0.0, &zero);
     }
     let u = &r["where"]["untaken"];
     let z = nums(&u["x"]);
@@ -191,14 +117,14 @@ fn where_routes_the_gradient_by_the_mask() {
     );
     for (exec, out) in eval_both(&src) {
         let what = format!("where(x > 0, log(x), x * 3) ({exec:?})");
-        assert_all_close(&format!("{what}: value"), shown(&out, 0), &nums(&u["y"]), F64_REL, &[0.0; 4]);
-        assert_all_close(&format!("{what}: d/dx"), grad(&out, "x"), &nums(&u["dx"]), F64_REL, &[0.0; 4]);
+        assert_all_close_abs(&format!("{what}: value"), shown(&out, 0), &nums(&u["y"]), F64_REL, &[0.0; 4]);
+        assert_all_close_abs(&format!("{what}: d/dx"), grad(&out, "x"), &nums(&u["dx"]), F64_REL, &[0.0; 4]);
     }
 }
 
 #[test]
 fn var_with_both_corrections() {
-    let r = reference();
+    let r = reference::load("activations");
     let v = &r["var"];
     let x = rows(&nums(&v["x"]), 4);
     for correction in [0, 1] {
@@ -208,15 +134,15 @@ fn var_with_both_corrections() {
         );
         for (exec, out) in eval_both(&src) {
             let what = format!("var correction {correction} ({exec:?})");
-            assert_all_close(&format!("{what}: value"), shown(&out, 0), &nums(&want["y"]), F64_REL, &[0.0; 3]);
-            assert_all_close(&format!("{what}: d/dx"), grad(&out, "x"), &nums(&want["dx"]), F64_REL, &[1e-16; 12]);
+            assert_all_close_abs(&format!("{what}: value"), shown(&out, 0), &nums(&want["y"]), F64_REL, &[0.0; 3]);
+            assert_all_close_abs(&format!("{what}: d/dx"), grad(&out, "x"), &nums(&want["dx"]), F64_REL, &[1e-16; 12]);
         }
     }
     let want = &v["all"];
     let src = format!("eval t {{\n  let x = {x}\n  let y = var(x)\n  y\n  grad y wrt x\n}}\n");
     for (exec, out) in eval_both(&src) {
-        assert_all_close(&format!("var(x) ({exec:?})"), shown(&out, 0), &nums(&want["y"]), F64_REL, &[0.0]);
-        assert_all_close(
+        assert_all_close_abs(&format!("var(x) ({exec:?})"), shown(&out, 0), &nums(&want["y"]), F64_REL, &[0.0]);
+        assert_all_close_abs(
             &format!("var(x) ({exec:?}): d/dx"),
             grad(&out, "x"),
             &nums(&want["dx"]),
@@ -236,7 +162,7 @@ fn attention_matches_torch_scaled_dot_product_attention() {
     // The prelude's attention(q, k, v, mask:) against F.scaled_dot_product_attention with a
     // boolean attn_mask broadcast over the batch (masked keys get weight exactly 0), and
     // without a mask.
-    let r = reference();
+    let r = reference::load("activations");
     let a = &r["attention"];
     let (q, k, v, w) = (
         cube(&nums(&a["q"]), 3, 4),
@@ -255,10 +181,10 @@ fn attention_matches_torch_scaled_dot_product_attention() {
         for (exec, out) in eval_both(&src) {
             let what = format!("{name} attention ({exec:?})");
             let abs = |n| vec![1e-15; n];
-            assert_all_close(&format!("{what}: value"), shown(&out, 0), &nums(&want["y"]), 1e-13, &abs(18));
-            assert_all_close(&format!("{what}: d/dq"), grad(&out, "q"), &nums(&want["dq"]), 1e-13, &abs(24));
-            assert_all_close(&format!("{what}: d/dk"), grad(&out, "k"), &nums(&want["dk"]), 1e-13, &abs(40));
-            assert_all_close(&format!("{what}: d/dv"), grad(&out, "v"), &nums(&want["dv"]), 1e-13, &abs(30));
+            assert_all_close_abs(&format!("{what}: value"), shown(&out, 0), &nums(&want["y"]), 1e-13, &abs(18));
+            assert_all_close_abs(&format!("{what}: d/dq"), grad(&out, "q"), &nums(&want["dq"]), 1e-13, &abs(24));
+            assert_all_close_abs(&format!("{what}: d/dk"), grad(&out, "k"), &nums(&want["dk"]), 1e-13, &abs(40));
+            assert_all_close_abs(&format!("{what}: d/dv"), grad(&out, "v"), &nums(&want["dv"]), 1e-13, &abs(30));
         }
     }
 }
@@ -277,7 +203,7 @@ fn convolution_and_pooling_follow_torch_floor_rule() {
     // A 3×3, stride-2, pad-1 conv of an even 6×6 input is 3×3 (the last row and column are in
     // no window and get a zero gradient), as are avgpool2d with padding (the zeros counted) and
     // maxpool2d of 5×5; global_avgpool is the mean of each plane.
-    let r = reference();
+    let r = reference::load("activations");
     let t = &r["windows"];
     let x = nested(&nums(&t["x"]), &[1, 2, 6, 6]);
     let w = nested(&nums(&t["w"]), &[3, 2, 3, 3]);
@@ -288,33 +214,38 @@ fn convolution_and_pooling_follow_torch_floor_rule() {
         ("maxpool", "maxpool2d(x5, size: 2, stride: 2)", vec!["x5"]),
         ("global", "global_avgpool(x)", vec!["x"]),
     ];
+    let lets = format!("  let x = {x}\n  let w = {w}\n  let x5 = {x5}");
     for (name, expr, wrt) in cases {
-        let want = &t[name];
-        let shape: Vec<usize> =
-            want["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-        let n: usize = shape.iter().product();
-        let c: Vec<f64> = (0..n).map(|i| i as f64 * 0.1 + 0.5).collect();
-        let src = format!(
-            "eval t {{\n  let x = {x}\n  let w = {w}\n  let x5 = {x5}\n  let y = {expr}\n  let f = sum(y * {})\n  y\n  grad f wrt {}\n}}\n",
-            nested(&c, &shape),
-            wrt.join(", ")
-        );
-        for (exec, out) in eval_both(&src) {
-            let what = format!("{expr} ({exec:?})");
-            assert_eq!(out.shows[0].1.shape, shape, "{what}: shape");
-            assert_all_close(&format!("{what}: value"), shown(&out, 0), &nums(&want["y"]), 1e-13, &vec![1e-15; n]);
-            for v in &wrt {
-                let key = if *v == "w" { "dw" } else { "dx" };
-                let g = grad(&out, v);
-                assert_all_close(&format!("{what}: d/d{v}"), g, &nums(&want[key]), 1e-13, &vec![1e-15; g.len()]);
-            }
+        check_window(&lets, expr, &wrt, &t[name], |v| if v == "w" { "dw".into() } else { "dx".into() });
+    }
+}
+
+/// `y = expr` (its variables defined by `lets`) against `want`: y's shape and values, and the
+/// gradients of sum(y · c) (c a fixed ramp) with respect to each of `wrt`, in `want[key(v)]`.
+fn check_window(lets: &str, expr: &str, wrt: &[&str], want: &Value, key: fn(&str) -> String) {
+    let shape: Vec<usize> = want["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    let n: usize = shape.iter().product();
+    let c: Vec<f64> = (0..n).map(|i| i as f64 * 0.1 + 0.5).collect();
+    let src = format!(
+        "eval t {{\n{lets}\n  let y = {expr}\n  let f = sum(y * {})\n  y\n  grad f wrt {}\n}}\n",
+        nested(&c, &shape),
+        wrt.join(", ")
+    );
+    for (exec, out) in eval_both(&src) {
+        let what = format!("{expr} ({exec:?})");
+        assert_eq!(out.shows[0].1.shape, shape, "{what}: shape");
+        assert_all_close_abs(&format!("{what}: value"), shown(&out, 0), &nums(&want["y"]), 1e-13, &vec![1e-15; n]);
+        for v in wrt {
+            let g = grad(&out, v);
+            let want = nums(&want[key(v).as_str()]);
+            assert_all_close_abs(&format!("{what}: d/d{v}"), g, &want, 1e-13, &vec![1e-15; g.len()]);
         }
     }
 }
 
 #[test]
 fn grouped_one_dimensional_transposed_convolutions_and_upsampling_match_torch() {
-    let r = reference();
+    let r = reference::load("activations");
     let t = &r["more_windows"];
     let vars = [
         ("x", vec![1, 4, 5, 5]),
@@ -331,33 +262,8 @@ fn grouped_one_dimensional_transposed_convolutions_and_upsampling_match_torch() 
         ("transposed", "conv_transpose2d(xt, wt, stride: 2, pad: 1)", vec!["xt", "wt"]),
         ("upsample", "upsample2d(x)", vec!["x"]),
     ];
+    let lets = lets.join("\n");
     for (name, expr, wrt) in cases {
-        let want = &t[name];
-        let shape: Vec<usize> =
-            want["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-        let n: usize = shape.iter().product();
-        let c: Vec<f64> = (0..n).map(|i| i as f64 * 0.1 + 0.5).collect();
-        let src = format!(
-            "eval t {{\n{}\n  let y = {expr}\n  let f = sum(y * {})\n  y\n  grad f wrt {}\n}}\n",
-            lets.join("\n"),
-            nested(&c, &shape),
-            wrt.join(", ")
-        );
-        for (exec, out) in eval_both(&src) {
-            let what = format!("{expr} ({exec:?})");
-            assert_eq!(out.shows[0].1.shape, shape, "{what}: shape");
-            assert_all_close(&format!("{what}: value"), shown(&out, 0), &nums(&want["y"]), 1e-13, &vec![1e-15; n]);
-            for v in &wrt {
-                let key = if *v == "x" { "dx".to_string() } else { format!("d{v}") };
-                let g = grad(&out, v);
-                assert_all_close(
-                    &format!("{what}: d/d{v}"),
-                    g,
-                    &nums(&want[key.as_str()]),
-                    1e-13,
-                    &vec![1e-15; g.len()],
-                );
-            }
-        }
+        check_window(&lets, expr, &wrt, &t[name], |v| if v == "x" { "dx".into() } else { format!("d{v}") });
     }
 }

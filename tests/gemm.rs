@@ -301,9 +301,11 @@ fn shapes_sweep_without_fma() {
 
 /// All 125 layout triples × all 16 alpha/beta pairs, on shapes that hit full tiles, tails
 /// in every dimension, and k across one and two panel boundaries (KC = 256).
-/// The two libraries under the GEMM symbols (`symbols::Library`), as `Gemm` functions.
-macro_rules! library_gemm {
-    ($name:ident, $t:ty, $with:ident, $lib:expr) => {
+/// `unsafe extern "C" fn $name`, a `Gemm<$t>`, whose body gets its 14 arguments as one
+/// `symbols::Gemm<$t>` named `$g`.
+macro_rules! gemm_fn {
+    ($(#[$doc:meta])* $name:ident: $t:ty, |$g:ident| $body:block) => {
+        $(#[$doc])*
         #[allow(clippy::too_many_arguments)]
         unsafe extern "C" fn $name(
             m: i64,
@@ -323,9 +325,19 @@ macro_rules! library_gemm {
         ) {
             use netc::runtime::symbols::{GemmArgs, Matrix};
             let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
-            // SAFETY: forwarded from `check`, which passes valid matrices.
-            unsafe { netc::runtime::symbols::$with($lib, GemmArgs { m, k, n, alpha, a, b, beta, c }) }
+            let $g: netc::runtime::symbols::Gemm<$t> = GemmArgs { m, k, n, alpha, a, b, beta, c };
+            $body
         }
+    };
+}
+
+/// The two libraries under the GEMM symbols (`symbols::Library`), as `Gemm` functions.
+macro_rules! library_gemm {
+    ($name:ident, $t:ty, $with:ident, $lib:expr) => {
+        gemm_fn!($name: $t, |g| {
+            // SAFETY: forwarded from `check`, which passes valid matrices.
+            unsafe { netc::runtime::symbols::$with($lib, g) }
+        });
     };
 }
 library_gemm!(mm_f32, f32, sgemm_with, netc::runtime::symbols::Library::MatrixMultiply);
@@ -460,73 +472,47 @@ fn model_shapes() {
 
 // ---- the checker itself ------------------------------------------------------------------
 
-use netc::runtime::symbols::netc_gemm_f32 as library;
+use netc::runtime::symbols::{netc_gemm_f32 as library, GemmArgs};
 
-/// The library GEMM on all but the last column.
-unsafe extern "C" fn misses_a_column(
-    m: i64,
-    k: i64,
-    n: i64,
-    alpha: f32,
-    a: *const f32,
-    rsa: i64,
-    csa: i64,
-    b: *const f32,
-    rsb: i64,
-    csb: i64,
-    beta: f32,
-    c: *mut f32,
-    rsc: i64,
-    csc: i64,
-) {
-    // SAFETY: the caller's contract, on fewer columns.
-    unsafe { library(m, k, n - 1, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+/// `f` on the arguments `g`.
+///
+/// # Safety
+/// `g` satisfies `f`'s contract.
+unsafe fn call<T>(f: Gemm<T>, g: netc::runtime::symbols::Gemm<T>) {
+    let GemmArgs { m, k, n, alpha, a, b, beta, c } = g;
+    // SAFETY: the caller's.
+    unsafe { f(m, k, n, alpha, a.ptr, a.rs, a.cs, b.ptr, b.rs, b.cs, beta, c.ptr, c.rs, c.cs) }
 }
 
-/// The library GEMM that reads C even when beta is 0.
-unsafe extern "C" fn reads_c(
-    m: i64,
-    k: i64,
-    n: i64,
-    alpha: f32,
-    a: *const f32,
-    rsa: i64,
-    csa: i64,
-    b: *const f32,
-    rsb: i64,
-    csb: i64,
-    beta: f32,
-    c: *mut f32,
-    rsc: i64,
-    csc: i64,
-) {
-    // SAFETY: the caller's contract (C is initialised, only NaN).
-    unsafe { library(m, k, n, alpha, a, rsa, csa, b, rsb, csb, if beta == 0.0 { 1e-30 } else { beta }, c, rsc, csc) }
-}
-
-/// The library GEMM, then a store just past the last row.
-unsafe extern "C" fn writes_past_c(
-    m: i64,
-    k: i64,
-    n: i64,
-    alpha: f32,
-    a: *const f32,
-    rsa: i64,
-    csa: i64,
-    b: *const f32,
-    rsb: i64,
-    csb: i64,
-    beta: f32,
-    c: *mut f32,
-    rsc: i64,
-    csc: i64,
-) {
-    // SAFETY: `check` gives C guard elements after its last one.
-    unsafe {
-        library(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
-        *c.offset(((m - 1) * rsc + (n - 1) * csc + 1) as isize) = 0.0;
+gemm_fn!(
+    /// The library GEMM on all but the last column.
+    misses_a_column: f32,
+    |g| {
+        // SAFETY: the caller's contract, on fewer columns.
+        unsafe { call(library, GemmArgs { n: g.n - 1, ..g }) }
     }
-}
+);
+
+gemm_fn!(
+    /// The library GEMM that reads C even when beta is 0.
+    reads_c: f32,
+    |g| {
+        // SAFETY: the caller's contract (C is initialised, only NaN).
+        unsafe { call(library, GemmArgs { beta: if g.beta == 0.0 { 1e-30 } else { g.beta }, ..g }) }
+    }
+);
+
+gemm_fn!(
+    /// The library GEMM, then a store just past the last row.
+    writes_past_c: f32,
+    |g| {
+        // SAFETY: `check` gives C guard elements after its last one.
+        unsafe {
+            call(library, g);
+            *g.c.ptr.offset(((g.m - 1) * g.c.rs + (g.n - 1) * g.c.cs + 1) as isize) = 0.0;
+        }
+    }
+);
 
 /// `check` accepts the library GEMM and rejects each of these faults.
 #[test]

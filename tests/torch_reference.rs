@@ -9,106 +9,18 @@
 
 mod common;
 
-use netc::commands::eval::{evaluate_with, EvalOutput, Exec};
+use common::reference::{self, assert_all_close, close, eval_both, grad, list, lit, num, nums, shown, F64_REL};
 use serde_json::Value;
 
-fn reference() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/torch/reference.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// A number of the reference: JSON numbers, or "inf", "-inf", "nan".
-fn num(v: &Value) -> f64 {
-    match v {
-        Value::String(s) => match s.as_str() {
-            "inf" => f64::INFINITY,
-            "-inf" => f64::NEG_INFINITY,
-            "nan" => f64::NAN,
-            other => panic!("not a number: {other}"),
-        },
-        v => v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")),
-    }
-}
-
-fn nums(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap_or_else(|| panic!("not a list: {v}")).iter().flat_map(nums_or_num).collect()
-}
-
-/// Flattens nested lists.
-fn nums_or_num(v: &Value) -> Vec<f64> {
-    match v {
-        Value::Array(_) => nums(v),
-        v => vec![num(v)],
-    }
-}
-
-/// `got` agrees with `want`: within `rel` relative error (or 1e-300 absolute), the same
-/// infinity, or both NaN.
-fn close(got: f64, want: f64, rel: f64) -> bool {
-    if want.is_nan() || got.is_nan() {
-        return want.is_nan() && got.is_nan();
-    }
-    if want.is_infinite() || got.is_infinite() {
-        return got == want;
-    }
-    (got - want).abs() <= rel * want.abs() + 1e-300
-}
-
-fn assert_all_close(what: &str, got: &[f64], want: &[f64], rel: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: {got:?} vs {want:?}");
-    let bad: Vec<String> = got
-        .iter()
-        .zip(want)
-        .enumerate()
-        .filter(|(_, (g, w))| !close(**g, **w, rel))
-        .map(|(i, (g, w))| format!("[{i}] netc {g:e}, torch {w:e}"))
-        .collect();
-    assert!(bad.is_empty(), "{what}: {} of {} differ:\n  {}", bad.len(), got.len(), bad.join("\n  "));
-}
-
-/// A number as netc source (`1e-300`, `-7e2`; the language has no literal for inf or NaN).
-fn lit(v: f64) -> String {
-    assert!(v.is_finite());
-    format!("{v:e}")
-}
-
-fn list(vs: &[f64]) -> String {
-    format!("[{}]", vs.iter().map(|&v| lit(v)).collect::<Vec<_>>().join(", "))
-}
-
+/// Rows of numbers as a matrix literal.
 fn matrix(rows: &Value) -> String {
     let rows: Vec<String> = rows.as_array().unwrap().iter().map(|r| list(&nums(r))).collect();
     format!("[{}]", rows.join(", "))
 }
 
-/// The eval block `src` (one block) on the JIT and on the interpreter.
-fn eval_both(src: &str) -> Vec<(Exec, EvalOutput)> {
-    let checked = netc::frontend::check::check_source(src).unwrap_or_else(|d| panic!("{src}\n{d:#?}"));
-    [Exec::Jit, Exec::Interp]
-        .into_iter()
-        .map(|exec| {
-            (exec, evaluate_with(&checked.evals[0], 0, exec).unwrap_or_else(|e| panic!("{exec:?}: {e}\n{src}")))
-        })
-        .collect()
-}
-
-/// The gradient of `grad f wrt ...` for its variable `name`.
-fn grad<'a>(out: &'a EvalOutput, name: &str) -> &'a [f64] {
-    let (_, _, per_var) = &out.grads[0];
-    &per_var.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no gradient wrt {name}")).1.data
-}
-
-fn shown(out: &EvalOutput, i: usize) -> &[f64] {
-    &out.shows[i].1.data
-}
-
-/// Relative error allowed in float64: a few ulp (the JIT's inline exp, log, tanh, expm1 and
-/// log1p are within 4 ulp; derivatives compose two or three of them).
-const F64_REL: f64 = 4e-15;
-
 #[test]
 fn elementwise_built_ins_at_special_points() {
-    let r = reference();
+    let r = reference::load("torch");
     let table = r["elementwise"].as_array().unwrap();
     assert_eq!(table.len(), 13, "every elementwise built-in and the alphas that matter");
     for entry in table {
@@ -130,15 +42,15 @@ fn softplus_is_accurate_far_below_zero() {
     let src = "eval t {\n  let x = [-40, -30, -745]\n  softplus(x)\n}\n";
     for (exec, out) in eval_both(src) {
         let y = shown(&out, 0);
-        assert!(close(y[0], 4.248354255291589e-18, F64_REL), "{exec:?}: {y:?}");
-        assert!(close(y[1], 9.357622968839737e-14, F64_REL), "{exec:?}: {y:?}");
+        assert!(close(y[0], 4.248354255291589e-18, F64_REL, 0.0), "{exec:?}: {y:?}");
+        assert!(close(y[1], 9.357622968839737e-14, F64_REL, 0.0), "{exec:?}: {y:?}");
         assert!(y[2] >= 0.0 && y[2] < 1e-300, "{exec:?}: {y:?}");
     }
 }
 
 #[test]
 fn pow_special_cases() {
-    let r = reference();
+    let r = reference::load("torch");
     let p = &r["pow"]["general"];
     let (a, b) = (nums(&p["a"]), nums(&p["b"]));
     let src = format!(
@@ -170,7 +82,7 @@ fn pow_special_cases() {
 
 #[test]
 fn max_and_min_of_two_split_ties_and_agree_in_both_orders() {
-    let r = reference();
+    let r = reference::load("torch");
     let t = &r["ties"];
     let (a, b, w) = (list(&nums(&t["a"])), list(&nums(&t["b"])), list(&nums(&t["w"])));
     for f in ["max", "min"] {
@@ -189,7 +101,7 @@ fn max_and_min_of_two_split_ties_and_agree_in_both_orders() {
 
 #[test]
 fn reduced_max_and_min_split_ties_among_the_maxima() {
-    let r = reference();
+    let r = reference::load("torch");
     let t = &r["ties"];
     let m = matrix(&t["m"]);
     for (f, torch) in [("max", "amax"), ("min", "amin")] {
@@ -212,7 +124,7 @@ fn reduced_max_and_min_split_ties_among_the_maxima() {
 
 #[test]
 fn losses_average_as_documented() {
-    let r = reference();
+    let r = reference::load("torch");
     let l = &r["losses"];
     let (s, t) = (matrix(&l["scores"]), matrix(&l["targets"]));
     let labels = list(&nums(&l["labels"]));
@@ -225,13 +137,13 @@ fn losses_average_as_documented() {
     // cross_entropy: the mean over the batch of -log softmax(s)[label]
     for (exec, out) in run("cross_entropy(s, labels)") {
         let what = format!("cross_entropy ({exec:?})");
-        assert!(close(out.grads[0].1.data[0], num(&l["cross_entropy"]["value"]), 1e-14), "{what}");
+        assert!(close(out.grads[0].1.data[0], num(&l["cross_entropy"]["value"]), 1e-14, 0.0), "{what}");
         assert_all_close(&what, grad(&out, "s"), &nums(&l["cross_entropy"]["ds"]), 1e-14);
     }
     // mse: the mean over all elements (torch's mse_loss), not over the batch only
     for (exec, out) in run("mse(s, t)") {
         let what = format!("mse ({exec:?})");
-        assert!(close(out.grads[0].1.data[0], num(&l["mse"]["value"]), 1e-14), "{what}");
+        assert!(close(out.grads[0].1.data[0], num(&l["mse"]["value"]), 1e-14, 0.0), "{what}");
         assert_all_close(&what, grad(&out, "s"), &nums(&l["mse"]["ds"]), 1e-14);
         assert_all_close(&what, grad(&out, "t"), &nums(&l["mse"]["dt"]), 1e-14);
     }
@@ -241,7 +153,7 @@ fn losses_average_as_documented() {
         let margin = num(&l[key]["margin"]);
         for (exec, out) in run(&format!("svm(s, labels, margin: {})", lit(margin))) {
             let what = format!("svm margin {margin} ({exec:?})");
-            assert!(close(out.grads[0].1.data[0], num(&l[key]["value"]), 1e-14), "{what}");
+            assert!(close(out.grads[0].1.data[0], num(&l[key]["value"]), 1e-14, 0.0), "{what}");
             assert_all_close(&what, grad(&out, "s"), &nums(&l[key]["ds"]), 1e-14);
         }
     }
@@ -251,7 +163,7 @@ fn losses_average_as_documented() {
 /// (`--load` the initial weights, `--save` the result), against torch.optim.Adam / AdamW.
 #[test]
 fn adam_and_adamw_match_torch_over_three_steps() {
-    let r = reference();
+    let r = reference::load("torch");
     let o = &r["optimizers"];
     let dir = common::temp_dir("torch_reference", "adam");
     let x: Vec<Vec<f64>> = o["x"].as_array().unwrap().iter().map(nums).collect();

@@ -68,7 +68,7 @@ use cranelift_codegen::ir::types::{F32, F64, I64};
 use cranelift_codegen::ir::{AbiParam, Function, InstBuilder, Signature, UserFuncName};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_module::{DataDescription, FuncId, Linkage, Module, ModuleError};
+use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module, ModuleError};
 
 use crate::diag::Diagnostic;
 use crate::ir::graph::{DType, Graph};
@@ -215,6 +215,19 @@ pub fn import_index_error<M: Module>(module: &mut M) -> Result<FuncId, Diagnosti
     module.declare_function(symbols::INDEX, Linkage::Import, &sig).map_err(module_error)
 }
 
+/// Defines the data object `id` as `values` in `dtype`, 64-byte aligned (a program's constant
+/// tensors, an object file's embedded weights).
+pub fn define_values<M: Module>(module: &mut M, id: DataId, dtype: DType, values: &[f64]) -> Result<(), ModuleError> {
+    let bytes: Vec<u8> = match dtype {
+        DType::F32 => values.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect(),
+        DType::F64 => values.iter().flat_map(|&v| v.to_le_bytes()).collect(),
+    };
+    let mut desc = DataDescription::new();
+    desc.define(bytes.into_boxed_slice());
+    desc.set_align(64);
+    module.define_data(id, &desc)
+}
+
 fn module_error(e: ModuleError) -> Diagnostic {
     Diagnostic::new("E-codegen", format!("code generation failed: {e}"))
 }
@@ -304,14 +317,7 @@ pub fn define_scheduled<M: Module>(
     let mut data = vec![];
     for values in &prog.data {
         let id = module.declare_anonymous_data(false, false).map_err(err)?;
-        let bytes: Vec<u8> = match g.dtype {
-            DType::F32 => values.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect(),
-            DType::F64 => values.iter().flat_map(|&v| v.to_le_bytes()).collect(),
-        };
-        let mut desc = DataDescription::new();
-        desc.define(bytes.into_boxed_slice());
-        desc.set_align(64);
-        module.define_data(id, &desc).map_err(err)?;
+        define_values(module, id, g.dtype, values).map_err(err)?;
         data.push(id);
     }
 

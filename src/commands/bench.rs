@@ -285,12 +285,8 @@ fn profile_table(profile: &[(String, f64)], steps: usize) -> String {
 
 /// Overwrite the model's parameters (the first `model_params`) with those of a weights file.
 fn load_weights(path: &Path, g: &Graph, model_params: usize, params: &mut [Vec<f32>]) -> Result<(), Vec<Diagnostic>> {
-    let shapes: Vec<(String, Vec<usize>)> = g.params[..model_params]
-        .iter()
-        .map(|p| (p.name.clone(), p.shape.iter().map(|d| d.known().unwrap_or(1)).collect()))
-        .collect();
-    let expected: Vec<(&str, &[usize])> = shapes.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
-    for (i, w) in crate::runtime::weights::load_for(path, &expected).map_err(|d| vec![d])?.into_iter().enumerate() {
+    let weights = crate::runtime::weights::load_params(path, &g.params[..model_params]).map_err(|d| vec![d])?;
+    for (i, w) in weights.into_iter().enumerate() {
         params[i] = w.data;
     }
     Ok(())
@@ -356,17 +352,7 @@ pub fn node_flops(g: &Graph, i: usize, batch: usize) -> f64 {
 /// FLOPs of the matmuls and convolutions (and convolution gradients) that computing `g`'s
 /// outputs and updates executes: nodes nothing live reads are not run, so not counted.
 pub fn executed_flops(g: &Graph, batch: usize) -> f64 {
-    let mut live = vec![false; g.nodes.len()];
-    for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
-        live[id.index()] = true;
-    }
-    for i in (0..g.nodes.len()).rev() {
-        if live[i] {
-            for x in &g.nodes[i].inputs {
-                live[x.index()] = true;
-            }
-        }
-    }
+    let live = crate::ir::opt::live_nodes(g);
     // A loop runs once for all its results (same spec, same operands): count it once.
     let mut loops_counted: Vec<(*const crate::ir::graph::LoopSpec, &[NodeId])> = vec![];
     let mut total = 0.0;

@@ -128,14 +128,7 @@ pub fn picture(
     };
     if let Some(path) = load {
         // The parameters' trained values instead of their initialisers.
-        let g = &target.graph;
-        let shapes: Vec<(String, Vec<usize>)> = g
-            .params
-            .iter()
-            .map(|p| (p.name.clone(), p.shape.iter().map(|d| d.known().unwrap_or(1)).collect()))
-            .collect();
-        let expected: Vec<(&str, &[usize])> = shapes.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
-        let weights = crate::runtime::weights::load_for(path, &expected).map_err(|d| d.message)?;
+        let weights = crate::runtime::weights::load_params(path, &target.graph.params).map_err(|d| d.message)?;
         target.params =
             weights.into_iter().map(|w| Tensor::new(w.shape, w.data.iter().map(|&v| v as f64).collect())).collect();
     }

@@ -273,15 +273,7 @@ pub fn predict(c: &Checked, file: &Path, o: &PredictOptions) -> Result<String, D
 
     // Weights.
     let params: Vec<Vec<f32>> = match &o.load {
-        Some(path) => {
-            let shapes: Vec<(String, Vec<usize>)> = g
-                .params
-                .iter()
-                .map(|p| (p.name.clone(), p.shape.iter().map(|d| d.known().unwrap_or(1)).collect()))
-                .collect();
-            let expected: Vec<(&str, &[usize])> = shapes.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
-            crate::runtime::weights::load_for(path, &expected)?.into_iter().map(|w| w.data).collect()
-        }
+        Some(path) => crate::runtime::weights::load_params(path, &g.params)?.into_iter().map(|w| w.data).collect(),
         None if g.params.is_empty() => vec![],
         None => {
             return Err(err(format!(

@@ -578,10 +578,18 @@ pub fn dce(g: &mut Graph) -> bool {
     if g.outputs.is_empty() && g.updates.is_empty() {
         return false;
     }
+    let live = live_nodes(g);
+    rebuild(g, |_, i, _| if live[i] { Rewrite::Keep } else { Rewrite::Drop })
+}
+
+/// Whether each node is read, directly or through others, by an output or an update (the
+/// nodes that computing them runs).
+pub fn live_nodes(g: &Graph) -> Vec<bool> {
     let mut live = vec![false; g.nodes.len()];
     for id in g.outputs.iter().map(|o| o.1).chain(g.updates.iter().map(|u| u.1)) {
         live[id.index()] = true;
     }
+    // Inputs come before the nodes that read them.
     for i in (0..g.nodes.len()).rev() {
         if live[i] {
             for x in &g.nodes[i].inputs {
@@ -589,7 +597,7 @@ pub fn dce(g: &mut Graph) -> bool {
             }
         }
     }
-    rebuild(g, |_, i, _| if live[i] { Rewrite::Keep } else { Rewrite::Drop })
+    live
 }
 
 // ---- loops: the passes inside loop bodies ----------------------------------------------------

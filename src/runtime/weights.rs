@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::{Dtype, SafeTensors, View};
 
 use crate::diag::{nearest, Diagnostic};
+use crate::ir::graph::ParamInfo;
 
 /// The diagnostic code of every weights error.
 pub const CODE: &str = "E-weights";
@@ -149,6 +150,16 @@ pub fn load_metadata(path: &Path) -> Result<std::collections::HashMap<String, St
 /// tensors in the file are ignored; a missing one is an error suggesting the nearest name.
 pub fn load_for(path: &Path, expected: &[(&str, &[usize])]) -> Result<Vec<Weight>, Diagnostic> {
     take_expected(path, &mut load_by_name(path)?, expected)
+}
+
+/// [`load_for`] the tensors of a graph's parameters (a dimension not known until run time,
+/// the batch, as 1).
+pub fn load_params(path: &Path, params: &[ParamInfo]) -> Result<Vec<Weight>, Diagnostic> {
+    let shapes: Vec<Vec<usize>> =
+        params.iter().map(|p| p.shape.iter().map(|d| d.known().unwrap_or(1)).collect()).collect();
+    let expected: Vec<(&str, &[usize])> =
+        params.iter().zip(&shapes).map(|(p, s)| (p.name.as_str(), s.as_slice())).collect();
+    load_for(path, &expected)
 }
 
 /// The tensors of a safetensors file by name: matching 20,000 of them is then linear, not

@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+pub mod reference;
+
 /// Run `netc ARGS` in the crate root: (exit code, stdout, stderr).
 pub fn netc(args: &[&str]) -> (i32, String, String) {
     let out =

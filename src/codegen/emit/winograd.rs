@@ -48,134 +48,114 @@ impl Emitter<'_> {
             e.elem(base, i)
         };
         let (alpha2, rr) = (self.int((a * a) as i64), (r * r) as i64);
+        // xs[ξ] = src[row][ξ][c0..].
+        let load_domain = |e: &mut Self, row: Value, c0: Value, channels: usize, mode: Mode| {
+            e.for_n(alpha2, |e, xi| {
+                let p = domain(e, ps, row, xi, c0, channels);
+                let v = e.load_lanes(mode, p);
+                e.slot_store(v, xs, xi);
+            });
+        };
+        // dst[row][ξ][c0..] = ys[ξ].
+        let store_domain = |e: &mut Self, row: Value, c0: Value, channels: usize, mode: Mode| {
+            e.for_n(alpha2, |e, xi| {
+                let v = e.slot_load(ys, xi);
+                let p = domain(e, pd, row, xi, c0, channels);
+                e.store_lanes(mode, v, p);
+            });
+        };
+        // Filter f0's tap k (of r²) of input channel c in a [f, c, r, r] tensor at `base`; the
+        // next filters' taps are c·r² apart.
+        let tap = |e: &mut Self, base: Value, c: Value, f0: Value, k: Value| {
+            let i = e.b.ins().imul_imm_s(f0, g.c as i64 * rr);
+            let cr = e.b.ins().imul_imm_s(c, rr);
+            let i = e.b.ins().iadd(i, cr);
+            let i = e.b.ins().iadd(i, k);
+            e.elem(base, i)
+        };
+        // xs = tile (ti, tj)'s window of the source `image` (zero outside the image).
+        let window_to_slot =
+            |e: &mut Self, image: &Image, img: Value, c0: Value, (ti, tj): (Value, Value), mode: Mode| {
+                let side = e.int(image.side as i64);
+                e.for_n(side, |e, k| {
+                    e.for_n(side, |e, j| {
+                        let (y, x) = (e.tile_pos(ti, m, k, image.pad), e.tile_pos(tj, m, j, image.pad));
+                        let p0 = e.image_elem(ps, img, c0, (y, x), (image.channels, image.h, image.w));
+                        let v = e.load_strided(mode, p0.0, (image.h * image.w) as i64);
+                        let v = e.zero_unless(p0.1, v);
+                        let at = e.b.ins().imul_imm_s(k, image.side as i64);
+                        let at = e.b.ins().iadd(at, j);
+                        e.slot_store(v, xs, at);
+                    });
+                });
+            };
+        // Tile (ti, tj)'s window of the destination `image` = ys (with `add`, += ys), where it
+        // lies inside the image.
+        let slot_to_window =
+            |e: &mut Self, image: &Image, add: bool, img: Value, c0: Value, (ti, tj): (Value, Value), mode: Mode| {
+                let side = e.int(image.side as i64);
+                e.for_n(side, |e, i| {
+                    e.for_n(side, |e, j| {
+                        let (y, x) = (e.tile_pos(ti, m, i, image.pad), e.tile_pos(tj, m, j, image.pad));
+                        let (p0, inside) = e.image_elem(pd, img, c0, (y, x), (image.channels, image.h, image.w));
+                        e.if_then(inside, |e| {
+                            let at = e.b.ins().imul_imm_s(i, image.side as i64);
+                            let at = e.b.ins().iadd(at, j);
+                            let v = e.slot_load(ys, at);
+                            e.store_strided(mode, v, p0, (image.h * image.w) as i64, add);
+                        });
+                    });
+                });
+            };
         match op {
             Transform::Filter => self.per_channel(g, &|e, c, f0, mode| {
                 // xs[k] = w[f0 + lane][c][k]
                 let filters = e.int(rr);
                 e.for_n(filters, |e, k| {
-                    let i = e.b.ins().imul_imm_s(f0, g.c as i64 * rr);
-                    let cr = e.b.ins().imul_imm_s(c, rr);
-                    let i = e.b.ins().iadd(i, cr);
-                    let i = e.b.ins().iadd(i, k);
-                    let p0 = e.elem(ps, i);
+                    let p0 = tap(e, ps, c, f0, k);
                     let v = e.load_strided(mode, p0, g.c as i64 * rr);
                     e.slot_store(v, xs, k);
                 });
                 sandwich(e);
-                e.for_n(alpha2, |e, xi| {
-                    let v = e.slot_load(ys, xi);
-                    let p = domain(e, pd, c, xi, f0, g.f);
-                    e.store_lanes(mode, v, p);
-                });
+                store_domain(e, c, f0, g.f, mode);
             }),
             Transform::FilterAdjoint => self.per_channel(g, &|e, c, f0, mode| {
-                e.for_n(alpha2, |e, xi| {
-                    let p = domain(e, ps, c, xi, f0, g.f);
-                    let v = e.load_lanes(mode, p);
-                    e.slot_store(v, xs, xi);
-                });
+                load_domain(e, c, f0, g.f, mode);
                 sandwich(e);
                 let filters = e.int(rr);
                 e.for_n(filters, |e, k| {
                     let v = e.slot_load(ys, k);
-                    let i = e.b.ins().imul_imm_s(f0, g.c as i64 * rr);
-                    let cr = e.b.ins().imul_imm_s(c, rr);
-                    let i = e.b.ins().iadd(i, cr);
-                    let i = e.b.ins().iadd(i, k);
-                    let p0 = e.elem(pd, i);
+                    let p0 = tap(e, pd, c, f0, k);
                     e.store_strided(mode, v, p0, g.c as i64 * rr, false);
                 });
             }),
-            Transform::Input => self.per_tile(n, g.c, (th, tw), &|e, img, c0, (ti, tj), mode| {
-                let side = e.int(a as i64);
-                e.for_n(side, |e, k| {
-                    e.for_n(side, |e, j| {
-                        let (y, x) = (e.tile_pos(ti, m, k, g.pad), e.tile_pos(tj, m, j, g.pad));
-                        let p0 = e.image_elem(ps, img, c0, (y, x), (g.c, g.h, g.w));
-                        let v = e.load_strided(mode, p0.0, (g.h * g.w) as i64);
-                        let v = e.zero_unless(p0.1, v);
-                        let at = e.b.ins().imul_imm_s(k, a as i64);
-                        let at = e.b.ins().iadd(at, j);
-                        e.slot_store(v, xs, at);
-                    });
-                });
-                sandwich(e);
-                let nt = tile_index(e, img, ti, tj);
-                e.for_n(alpha2, |e, xi| {
-                    let v = e.slot_load(ys, xi);
-                    let p = domain(e, pd, nt, xi, c0, g.c);
-                    e.store_lanes(mode, v, p);
-                });
-            }),
-            Transform::InputAdjoint => {
-                let len = self.b.ins().imul_imm_s(n, (g.c * g.h * g.w) as i64);
-                self.fill(pd, len, 0.0);
-                self.per_tile(n, g.c, (th, tw), &|e, img, c0, (ti, tj), mode| {
-                    let nt = tile_index(e, img, ti, tj);
-                    e.for_n(alpha2, |e, xi| {
-                        let p = domain(e, ps, nt, xi, c0, g.c);
-                        let v = e.load_lanes(mode, p);
-                        e.slot_store(v, xs, xi);
-                    });
+            // Image to tiles: x's α×α windows (input), or the upstream gradient's m×m ones
+            // (output adjoint).
+            Transform::Input | Transform::OutputAdjoint => {
+                let image = if op == Transform::Input { Image::input(g) } else { Image::output(g) };
+                self.per_tile(n, image.channels, (th, tw), &|e, img, c0, (ti, tj), mode| {
+                    window_to_slot(e, &image, img, c0, (ti, tj), mode);
                     sandwich(e);
-                    let side = e.int(a as i64);
-                    e.for_n(side, |e, k| {
-                        e.for_n(side, |e, j| {
-                            let (y, x) = (e.tile_pos(ti, m, k, g.pad), e.tile_pos(tj, m, j, g.pad));
-                            let (p0, inside) = e.image_elem(pd, img, c0, (y, x), (g.c, g.h, g.w));
-                            e.if_then(inside, |e| {
-                                let at = e.b.ins().imul_imm_s(k, a as i64);
-                                let at = e.b.ins().iadd(at, j);
-                                let v = e.slot_load(ys, at);
-                                e.store_strided(mode, v, p0, (g.h * g.w) as i64, true);
-                            });
-                        });
-                    });
-                });
+                    let nt = tile_index(e, img, ti, tj);
+                    store_domain(e, nt, c0, image.channels, mode);
+                })
             }
-            Transform::Output => self.per_tile(n, g.f, (th, tw), &|e, img, f0, (ti, tj), mode| {
-                let nt = tile_index(e, img, ti, tj);
-                e.for_n(alpha2, |e, xi| {
-                    let p = domain(e, ps, nt, xi, f0, g.f);
-                    let v = e.load_lanes(mode, p);
-                    e.slot_store(v, xs, xi);
-                });
-                sandwich(e);
-                let side = e.int(m as i64);
-                e.for_n(side, |e, i| {
-                    e.for_n(side, |e, j| {
-                        let (y, x) = (e.tile_pos(ti, m, i, 0), e.tile_pos(tj, m, j, 0));
-                        let (p0, inside) = e.image_elem(pd, img, f0, (y, x), (g.f, g.oh, g.ow));
-                        e.if_then(inside, |e| {
-                            let at = e.b.ins().imul_imm_s(i, m as i64);
-                            let at = e.b.ins().iadd(at, j);
-                            let v = e.slot_load(ys, at);
-                            e.store_strided(mode, v, p0, (g.oh * g.ow) as i64, false);
-                        });
-                    });
-                });
-            }),
-            Transform::OutputAdjoint => self.per_tile(n, g.f, (th, tw), &|e, img, f0, (ti, tj), mode| {
-                let side = e.int(m as i64);
-                e.for_n(side, |e, i| {
-                    e.for_n(side, |e, j| {
-                        let (y, x) = (e.tile_pos(ti, m, i, 0), e.tile_pos(tj, m, j, 0));
-                        let (p0, inside) = e.image_elem(ps, img, f0, (y, x), (g.f, g.oh, g.ow));
-                        let v = e.load_strided(mode, p0, (g.oh * g.ow) as i64);
-                        let v = e.zero_unless(inside, v);
-                        let at = e.b.ins().imul_imm_s(i, m as i64);
-                        let at = e.b.ins().iadd(at, j);
-                        e.slot_store(v, xs, at);
-                    });
-                });
-                sandwich(e);
-                let nt = tile_index(e, img, ti, tj);
-                e.for_n(alpha2, |e, xi| {
-                    let v = e.slot_load(ys, xi);
-                    let p = domain(e, pd, nt, xi, f0, g.f);
-                    e.store_lanes(mode, v, p);
-                });
-            }),
+            // Tiles to image: dx, the sum of the overlapping α×α windows (input adjoint, dx
+            // zeroed first), or y, of the m×m ones (output).
+            Transform::InputAdjoint | Transform::Output => {
+                let add = op == Transform::InputAdjoint;
+                let image = if add { Image::input(g) } else { Image::output(g) };
+                if add {
+                    let len = self.b.ins().imul_imm_s(n, (g.c * g.h * g.w) as i64);
+                    self.fill(pd, len, 0.0);
+                }
+                self.per_tile(n, image.channels, (th, tw), &|e, img, c0, (ti, tj), mode| {
+                    let nt = tile_index(e, img, ti, tj);
+                    load_domain(e, nt, c0, image.channels, mode);
+                    sandwich(e);
+                    slot_to_window(e, &image, add, img, c0, (ti, tj), mode);
+                })
+            }
         }
     }
 
@@ -419,5 +399,27 @@ impl Emitter<'_> {
             });
         }
         acc.unwrap_or_else(|| self.splat(0.0))
+    }
+}
+
+/// The image side of a tile transform, as [N, channels, h, w]: tile (ti, tj)'s window is the
+/// side × side square at (ti·m − pad, tj·m − pad).
+struct Image {
+    channels: usize,
+    h: usize,
+    w: usize,
+    side: usize,
+    pad: usize,
+}
+
+impl Image {
+    /// x (and dx): α×α windows of the padded input.
+    fn input(g: &WinogradGeom) -> Image {
+        Image { channels: g.c, h: g.h, w: g.w, side: g.tile.alpha(), pad: g.pad }
+    }
+
+    /// y (and its gradient): m×m windows, the last ones cut at the edges.
+    fn output(g: &WinogradGeom) -> Image {
+        Image { channels: g.f, h: g.oh, w: g.ow, side: g.tile.m, pad: 0 }
     }
 }

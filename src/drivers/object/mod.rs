@@ -22,7 +22,7 @@ use cranelift_codegen::ir::{
 };
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_module::{default_libcall_names, DataDescription, FuncId, Linkage, Module};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
 use cranelift_object::{ObjectBuilder, ObjectModule};
 
 use crate::codegen::{self, CompileOptions};
@@ -528,14 +528,7 @@ fn define_init(module: &mut ObjectModule, name: &str, dtype: DType, init: Init) 
     if let Init::Values(tensors) = init {
         for (i, values) in tensors.iter().enumerate() {
             let id = module.declare_data(&format!("{name}_{i}"), Linkage::Local, false, false).map_err(err)?;
-            let bytes: Vec<u8> = match dtype {
-                DType::F32 => values.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect(),
-                DType::F64 => values.iter().flat_map(|&v| v.to_le_bytes()).collect(),
-            };
-            let mut desc = DataDescription::new();
-            desc.define(bytes.into_boxed_slice());
-            desc.set_align(64);
-            module.define_data(id, &desc).map_err(err)?;
+            codegen::define_values(module, id, dtype, values).map_err(err)?;
             data.push((id, values.len()));
         }
     }

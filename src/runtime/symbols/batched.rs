@@ -24,78 +24,50 @@
 //! number of threads. A product for which the `gemm` crate is chosen is never split (its
 //! results depend on the cut), so it is the same call on any number of threads too.
 
-use super::{gemm, threads, Float, Gemm, GemmArgs, GemmFn, Library, Matrix, Pool, Split};
+use super::{gemm, gemm_symbol, threads, Float, Gemm, GemmArgs, GemmFn, Library, Matrix, Pool, Split};
 
 /// Symbol of the f32 batched GEMM.
 pub const BATCHED_F32: &str = "netc_gemm_batched_f32";
 /// Symbol of the f64 batched GEMM.
 pub const BATCHED_F64: &str = "netc_gemm_batched_f64";
 
-/// `count` products in f32, see the module documentation.
-///
-/// # Safety
-/// For every e < `count`, the arguments with `a`, `b` and `c` advanced by `e·sa`, `e·sb` and
-/// `e·sc` elements satisfy the contract of [`super::netc_gemm_f32`]; the C matrices of
-/// different products share no element; `gemm`, when not null, is a function with the
-/// contract of `netc_gemm_f32` that may run on any thread.
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn netc_gemm_batched_f32(
-    gemm: Option<GemmFn<f32>>,
-    count: i64,
-    sa: i64,
-    sb: i64,
-    sc: i64,
-    m: i64,
-    k: i64,
-    n: i64,
-    alpha: f32,
-    a: *const f32,
-    rsa: i64,
-    csa: i64,
-    b: *const f32,
-    rsb: i64,
-    csb: i64,
-    beta: f32,
-    c: *mut f32,
-    rsc: i64,
-    csc: i64,
-) {
-    let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
-    let args = GemmArgs { m, k, n, alpha, a, b, beta, c };
-    // SAFETY: forwarded from the caller's contract.
-    unsafe { batched(None, Split::DEFAULT, gemm, count, [sa, sb, sc], args) }
+gemm_symbol! {
+    /// `count` products in f32, see the module documentation.
+    ///
+    /// # Safety
+    /// For every e < `count`, the arguments with `a`, `b` and `c` advanced by `e·sa`, `e·sb` and
+    /// `e·sc` elements satisfy the contract of [`super::netc_gemm_f32`]; the C matrices of
+    /// different products share no element; `gemm`, when not null, is a function with the
+    /// contract of `netc_gemm_f32` that may run on any thread.
+    pub unsafe extern "C" fn netc_gemm_batched_f32(
+        gemm: Option<GemmFn<f32>>,
+        count: i64,
+        sa: i64,
+        sb: i64,
+        sc: i64;
+        args: Gemm<f32>
+    ) {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { batched(None, Split::DEFAULT, gemm, count, [sa, sb, sc], args) }
+    }
 }
 
-/// `count` products in f64, as [`netc_gemm_batched_f32`].
-///
-/// # Safety
-/// As for [`netc_gemm_batched_f32`].
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn netc_gemm_batched_f64(
-    gemm: Option<GemmFn<f64>>,
-    count: i64,
-    sa: i64,
-    sb: i64,
-    sc: i64,
-    m: i64,
-    k: i64,
-    n: i64,
-    alpha: f64,
-    a: *const f64,
-    rsa: i64,
-    csa: i64,
-    b: *const f64,
-    rsb: i64,
-    csb: i64,
-    beta: f64,
-    c: *mut f64,
-    rsc: i64,
-    csc: i64,
-) {
-    let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
-    let args = GemmArgs { m, k, n, alpha, a, b, beta, c };
-    // SAFETY: forwarded from the caller's contract.
-    unsafe { batched(None, Split::DEFAULT, gemm, count, [sa, sb, sc], args) }
+gemm_symbol! {
+    /// `count` products in f64, as [`netc_gemm_batched_f32`].
+    ///
+    /// # Safety
+    /// As for [`netc_gemm_batched_f32`].
+    pub unsafe extern "C" fn netc_gemm_batched_f64(
+        gemm: Option<GemmFn<f64>>,
+        count: i64,
+        sa: i64,
+        sb: i64,
+        sc: i64;
+        args: Gemm<f64>
+    ) {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { batched(None, Split::DEFAULT, gemm, count, [sa, sb, sc], args) }
+    }
 }
 
 /// [`netc_gemm_batched_f32`] on a given pool and split (tests: the bits must not depend on

@@ -55,111 +55,83 @@ impl Library {
     }
 }
 
-/// C = alpha·A·B + beta·C in f32 by `lib`, on this thread.
-///
-/// # Safety
-/// As for `netc_gemm_f32`, and none of m, k, n is negative.
-pub unsafe fn sgemm(lib: Library, g: Gemm<f32>) {
-    let (m, k, n) = (g.m as usize, g.k as usize, g.n as usize);
-    let (a, b, c) = (g.a, g.b, g.c);
-    match lib {
-        // SAFETY: forwarded.
-        Library::MatrixMultiply => unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                g.alpha,
-                a.ptr,
-                a.rs as isize,
-                a.cs as isize,
-                b.ptr,
-                b.rs as isize,
-                b.cs as isize,
-                g.beta,
-                c.ptr,
-                c.rs as isize,
-                c.cs as isize,
-            )
-        },
-        // SAFETY: forwarded. The crate computes dst = α·dst + β·lhs·rhs, reading dst only when
-        // asked: its α is our beta and its β our alpha.
-        Library::GemmCrate => unsafe {
-            gemm_f32::gemm::f32::get_gemm_fn()(
-                m,
-                n,
-                k,
-                c.ptr,
-                c.cs as isize,
-                c.rs as isize,
-                g.beta != 0.0,
-                a.ptr,
-                a.cs as isize,
-                a.rs as isize,
-                b.ptr,
-                b.cs as isize,
-                b.rs as isize,
-                g.beta,
-                g.alpha,
-                false,
-                false,
-                false,
-                gemm_common::Parallelism::None,
-            )
-        },
-    }
+/// Defines `$name(lib, g)`: C = alpha·A·B + beta·C in `$t` by `lib`, on this thread, through
+/// `$matrixmultiply` or the function that `$gemm_crate` returns (a macro, not a generic
+/// function: both crates have one entry point per element type).
+macro_rules! gemm_by_library {
+    ($(#[$doc:meta])* $name:ident, $t:ty, $matrixmultiply:path, $gemm_crate:path) => {
+        $(#[$doc])*
+        pub unsafe fn $name(lib: Library, g: Gemm<$t>) {
+            let (m, k, n) = (g.m as usize, g.k as usize, g.n as usize);
+            let (a, b, c) = (g.a, g.b, g.c);
+            match lib {
+                // SAFETY: forwarded.
+                Library::MatrixMultiply => unsafe {
+                    $matrixmultiply(
+                        m,
+                        k,
+                        n,
+                        g.alpha,
+                        a.ptr,
+                        a.rs as isize,
+                        a.cs as isize,
+                        b.ptr,
+                        b.rs as isize,
+                        b.cs as isize,
+                        g.beta,
+                        c.ptr,
+                        c.rs as isize,
+                        c.cs as isize,
+                    )
+                },
+                // SAFETY: forwarded. The crate computes dst = α·dst + β·lhs·rhs, reading dst only
+                // when asked: its α is our beta and its β our alpha.
+                Library::GemmCrate => unsafe {
+                    $gemm_crate()(
+                        m,
+                        n,
+                        k,
+                        c.ptr,
+                        c.cs as isize,
+                        c.rs as isize,
+                        g.beta != 0.0,
+                        a.ptr,
+                        a.cs as isize,
+                        a.rs as isize,
+                        b.ptr,
+                        b.cs as isize,
+                        b.rs as isize,
+                        g.beta,
+                        g.alpha,
+                        false,
+                        false,
+                        false,
+                        gemm_common::Parallelism::None,
+                    )
+                },
+            }
+        }
+    };
 }
 
-/// C = alpha·A·B + beta·C in f64 by `lib`, on this thread.
-///
-/// # Safety
-/// As for `netc_gemm_f64`, and none of m, k, n is negative.
-pub unsafe fn dgemm(lib: Library, g: Gemm<f64>) {
-    let (m, k, n) = (g.m as usize, g.k as usize, g.n as usize);
-    let (a, b, c) = (g.a, g.b, g.c);
-    match lib {
-        // SAFETY: forwarded.
-        Library::MatrixMultiply => unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                g.alpha,
-                a.ptr,
-                a.rs as isize,
-                a.cs as isize,
-                b.ptr,
-                b.rs as isize,
-                b.cs as isize,
-                g.beta,
-                c.ptr,
-                c.rs as isize,
-                c.cs as isize,
-            )
-        },
-        // SAFETY: forwarded, as in `sgemm`.
-        Library::GemmCrate => unsafe {
-            gemm_f64::gemm::f64::get_gemm_fn()(
-                m,
-                n,
-                k,
-                c.ptr,
-                c.cs as isize,
-                c.rs as isize,
-                g.beta != 0.0,
-                a.ptr,
-                a.cs as isize,
-                a.rs as isize,
-                b.ptr,
-                b.cs as isize,
-                b.rs as isize,
-                g.beta,
-                g.alpha,
-                false,
-                false,
-                false,
-                gemm_common::Parallelism::None,
-            )
-        },
-    }
-}
+gemm_by_library!(
+    /// C = alpha·A·B + beta·C in f32 by `lib`, on this thread.
+    ///
+    /// # Safety
+    /// As for `netc_gemm_f32`, and none of m, k, n is negative.
+    sgemm,
+    f32,
+    matrixmultiply::sgemm,
+    gemm_f32::gemm::f32::get_gemm_fn
+);
+
+gemm_by_library!(
+    /// C = alpha·A·B + beta·C in f64 by `lib`, on this thread.
+    ///
+    /// # Safety
+    /// As for `netc_gemm_f64`, and none of m, k, n is negative.
+    dgemm,
+    f64,
+    matrixmultiply::dgemm,
+    gemm_f64::gemm::f64::get_gemm_fn
+);

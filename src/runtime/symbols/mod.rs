@@ -120,65 +120,77 @@ impl<V: Copy> GemmArgs<V, V, V, V> {
     }
 }
 
-/// C = alpha·A·B + beta·C in f32, see the module documentation.
+/// Declares a C-ABI symbol that takes the GEMM symbols' 14 parameters ([`GemmArgs`] in C
+/// order, elements `$t`), after any leading parameters of its own, and hands them to its body
+/// as one `$args: Gemm<$t>`: the one place where the 14 are spelled out in Rust.
 ///
-/// # Safety
-/// Offsets below are in elements (strides may be negative or zero). When m > 0 and n > 0
-/// (otherwise nothing is accessed):
-/// - if k > 0, every A[i, p] at `a + i·rsa + p·csa` (i < m, p < k) and B[p, j] at
-///   `b + p·rsb + j·csb` (p < k, j < n) is valid for reads: inside one allocation, aligned,
-///   initialised, and not written by anyone during the call;
-/// - every C[i, j] at `c + i·rsc + j·csc` (i < m, j < n) is valid for writes, and for reads
-///   unless beta is 0 (C may then be uninitialised), and no two of them share an address;
-/// - no element of C is an element of A or B, and nothing else reads or writes C during the
-///   call (which may run blocks of it on the worker pool's threads, and returns when they are
-///   done).
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn netc_gemm_f32(
-    m: i64,
-    k: i64,
-    n: i64,
-    alpha: f32,
-    a: *const f32,
-    rsa: i64,
-    csa: i64,
-    b: *const f32,
-    rsb: i64,
-    csb: i64,
-    beta: f32,
-    c: *mut f32,
-    rsc: i64,
-    csc: i64,
-) {
-    let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
-    // SAFETY: forwarded from the caller's contract.
-    unsafe { gemm(None, Split::DEFAULT, GemmArgs { m, k, n, alpha, a, b, beta, c }) }
+/// `pub unsafe extern "C" fn name(first: T1, …; args: Gemm<f32>) { body }`, or
+/// `fn name(args: Gemm<f32>)` without leading parameters.
+macro_rules! gemm_symbol {
+    ($(#[$attr:meta])* pub unsafe extern "C" fn $name:ident($args:ident: Gemm<$t:ty>) $body:block) => {
+        gemm_symbol!($(#[$attr])* pub unsafe extern "C" fn $name(; $args: Gemm<$t>) $body);
+    };
+    (
+        $(#[$attr:meta])*
+        pub unsafe extern "C" fn $name:ident($($first:ident: $first_ty:ty),*; $args:ident: Gemm<$t:ty>) $body:block
+    ) => {
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        pub unsafe extern "C" fn $name(
+            $($first: $first_ty,)*
+            m: i64,
+            k: i64,
+            n: i64,
+            alpha: $t,
+            a: *const $t,
+            rsa: i64,
+            csa: i64,
+            b: *const $t,
+            rsb: i64,
+            csb: i64,
+            beta: $t,
+            c: *mut $t,
+            rsc: i64,
+            csc: i64,
+        ) {
+            use $crate::runtime::symbols::{GemmArgs, Matrix};
+            let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
+            let $args: $crate::runtime::symbols::Gemm<$t> = GemmArgs { m, k, n, alpha, a, b, beta, c };
+            $body
+        }
+    };
+}
+use gemm_symbol;
+
+gemm_symbol! {
+    /// C = alpha·A·B + beta·C in f32, see the module documentation.
+    ///
+    /// # Safety
+    /// Offsets below are in elements (strides may be negative or zero). When m > 0 and n > 0
+    /// (otherwise nothing is accessed):
+    /// - if k > 0, every A[i, p] at `a + i·rsa + p·csa` (i < m, p < k) and B[p, j] at
+    ///   `b + p·rsb + j·csb` (p < k, j < n) is valid for reads: inside one allocation, aligned,
+    ///   initialised, and not written by anyone during the call;
+    /// - every C[i, j] at `c + i·rsc + j·csc` (i < m, j < n) is valid for writes, and for reads
+    ///   unless beta is 0 (C may then be uninitialised), and no two of them share an address;
+    /// - no element of C is an element of A or B, and nothing else reads or writes C during the
+    ///   call (which may run blocks of it on the worker pool's threads, and returns when they are
+    ///   done).
+    pub unsafe extern "C" fn netc_gemm_f32(args: Gemm<f32>) {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { gemm(None, Split::DEFAULT, args) }
+    }
 }
 
-/// C = alpha·A·B + beta·C in f64, see the module documentation.
-///
-/// # Safety
-/// As for [`netc_gemm_f32`].
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn netc_gemm_f64(
-    m: i64,
-    k: i64,
-    n: i64,
-    alpha: f64,
-    a: *const f64,
-    rsa: i64,
-    csa: i64,
-    b: *const f64,
-    rsb: i64,
-    csb: i64,
-    beta: f64,
-    c: *mut f64,
-    rsc: i64,
-    csc: i64,
-) {
-    let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
-    // SAFETY: forwarded from the caller's contract.
-    unsafe { gemm(None, Split::DEFAULT, GemmArgs { m, k, n, alpha, a, b, beta, c }) }
+gemm_symbol! {
+    /// C = alpha·A·B + beta·C in f64, see the module documentation.
+    ///
+    /// # Safety
+    /// As for [`netc_gemm_f32`].
+    pub unsafe extern "C" fn netc_gemm_f64(args: Gemm<f64>) {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { gemm(None, Split::DEFAULT, args) }
+    }
 }
 
 /// When and how finely a GEMM is divided among a pool's threads.
