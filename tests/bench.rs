@@ -12,6 +12,21 @@ fn number(json: &str, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("`{key}` is not a number in {json}"))
 }
 
+/// `rnn.net` in a fresh directory `name`: an rnn of `hidden` units over x [B, 6, 3], its last
+/// step through a dense layer to 2 classes, trained by SGD on 8 synthetic samples (the
+/// directory goes when its `TempDir` is dropped).
+fn rnn_file(name: &str, hidden: usize) -> (TempDir, std::path::PathBuf) {
+    let dir = temp_dir("bench", name);
+    let file = dir.join("rnn.net");
+    let source = format!(
+        "model m(x: [B, 6, 3]) -> s: [B, 2] {{\n  let h = rnn(x, {hidden})\n  dense(transpose(h, perm: [1, 0, 2])[-1], 2)\n}}\n\
+         data d {{ source: synthetic(samples: 8, classes: 2, seed: 1) }}\n\
+         train m {{\n  loss: cross_entropy(s, labels)\n  optimizer: sgd(lr: 0.1)\n  batch: 8\n}}\n"
+    );
+    std::fs::write(&file, source).unwrap();
+    (dir, file)
+}
+
 #[test]
 fn bench_reports_times_throughput_and_memory() {
     let (code, out, err) =
@@ -99,15 +114,7 @@ fn bench_profile_times_every_kernel_of_the_step() {
 fn bench_profile_times_the_kernels_inside_a_loop() {
     // A loop's body kernels follow it in the table, indented, each charged its time summed
     // over the steps; the rows still add up to the total.
-    let dir = temp_dir("bench", "profile_loop");
-    let file = dir.join("rnn.net");
-    std::fs::write(
-        &file,
-        "model m(x: [B, 6, 3]) -> s: [B, 2] {\n  let h = rnn(x, 5)\n  dense(transpose(h, perm: [1, 0, 2])[-1], 2)\n}\n\
-         data d { source: synthetic(samples: 8, classes: 2, seed: 1) }\n\
-         train m {\n  loss: cross_entropy(s, labels)\n  optimizer: sgd(lr: 0.1)\n  batch: 8\n}\n",
-    )
-    .unwrap();
+    let (_dir, file) = rnn_file("profile_loop", 5);
     let (code, out, err) = netc(&["bench", file.to_str().unwrap(), "--steps", "3", "--warmup", "1", "--profile"]);
     assert_eq!(code, 0, "{err}");
     let table = &out[out.find("train step by kernel").unwrap_or_else(|| panic!("no profile in {out}"))..];
@@ -137,15 +144,7 @@ fn bench_profile_times_the_kernels_inside_a_loop() {
 fn a_loop_counts_its_body_products_once_per_step() {
     // rnn(x, 5) over x [B, 6, 3]: each step x_t W_ih (2·3·5) and h W_hh (2·5·5) per sample,
     // 80 FLOPs; 6 steps; then the dense 2·5·2. Batch 8.
-    let dir = temp_dir("bench", "loop_flops");
-    let file = dir.join("rnn.net");
-    std::fs::write(
-        &file,
-        "model m(x: [B, 6, 3]) -> s: [B, 2] {\n  let h = rnn(x, 5)\n  dense(transpose(h, perm: [1, 0, 2])[-1], 2)\n}\n\
-         data d { source: synthetic(samples: 8, classes: 2, seed: 1) }\n\
-         train m {\n  loss: cross_entropy(s, labels)\n  optimizer: sgd(lr: 0.1)\n  batch: 8\n}\n",
-    )
-    .unwrap();
+    let (_dir, file) = rnn_file("loop_flops", 5);
     let (code, out, err) = netc(&["bench", file.to_str().unwrap(), "--compile-only", "--json"]);
     assert_eq!(code, 0, "{err}");
     let forward = number(&out, "forward_gflop") * 1e9;
@@ -169,15 +168,7 @@ fn a_backward_loop_accumulates_the_shared_weight_gradient_in_its_gemm() {
     // the forward loop, whose body keeps one GEMM (h W_hh); the backward body has two (dh and
     // dW_hh), and dW_hh's sum over the steps is that GEMM accumulating in place (beta = 1):
     // no [7, 7] pass adding each step's term, and no copy of the running sum.
-    let dir = temp_dir("bench", "loop_accumulate");
-    let file = dir.join("rnn.net");
-    std::fs::write(
-        &file,
-        "model m(x: [B, 6, 3]) -> s: [B, 2] {\n  let h = rnn(x, 7)\n  dense(transpose(h, perm: [1, 0, 2])[-1], 2)\n}\n\
-         data d { source: synthetic(samples: 8, classes: 2, seed: 1) }\n\
-         train m {\n  loss: cross_entropy(s, labels)\n  optimizer: sgd(lr: 0.1)\n  batch: 8\n}\n",
-    )
-    .unwrap();
+    let (_dir, file) = rnn_file("loop_accumulate", 7);
     let (code, out, err) = netc(&["bench", file.to_str().unwrap(), "--steps", "2", "--warmup", "1", "--profile"]);
     assert_eq!(code, 0, "{err}");
     let table = &out[out.find("train step by kernel").unwrap_or_else(|| panic!("no profile in {out}"))..];

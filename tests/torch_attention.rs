@@ -7,6 +7,8 @@
 //! beside it; torch is not run here. netc runs in float32 and float64, on the JIT (of the
 //! optimised graph) and the interpreter.
 
+mod common;
+
 use std::collections::HashMap;
 
 use netc::codegen::CompileOptions;
@@ -18,28 +20,10 @@ use netc::ir::interp;
 use netc::ir::tensor::Tensor;
 
 fn reference() -> HashMap<String, Tensor> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/torch_attention/reference.safetensors");
-    let bytes = std::fs::read(path).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    file.iter()
-        .map(|(name, view)| {
-            let data: Vec<f64> =
-                view.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect();
-            (name.to_string(), Tensor::new(view.shape().to_vec(), data))
-        })
-        .collect()
+    common::reference::tensors("torch_attention")
 }
 
-/// |got − want| ≤ rel·max(|want|, 1e-2·max|want|) elementwise: relative, with elements far
-/// below the tensor's scale compared against 1% of it.
-fn assert_close(what: &str, got: &Tensor, want: &Tensor, rel: f64) {
-    assert_eq!(got.shape, want.shape, "{what}: shape");
-    let scale = want.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    for (i, (a, b)) in got.data.iter().zip(&want.data).enumerate() {
-        let tol = rel * b.abs().max(1e-2 * scale);
-        assert!((a - b).abs() <= tol, "{what}[{i}]: netc {a}, torch {b}");
-    }
-}
+use common::reference::assert_tensor_close as assert_close;
 
 /// `multihead_attention` of the reference case `case` (x [B, T, features], the mask as a
 /// second input when the case has one), its output followed by the gradients of Σ out ⊙ v

@@ -4,6 +4,8 @@
 //! computed once by `tests/data/torch_rnn/make_reference.py` and are read from
 //! `reference.safetensors` beside it; torch is not run here.
 
+mod common;
+
 use std::collections::HashMap;
 
 use netc::codegen::CompileOptions;
@@ -15,27 +17,12 @@ use netc::ir::interp;
 use netc::ir::tensor::Tensor;
 
 fn reference() -> HashMap<String, Tensor> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/torch_rnn/reference.safetensors");
-    let bytes = std::fs::read(path).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    file.iter()
-        .map(|(name, view)| {
-            let data: Vec<f64> =
-                view.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect();
-            (name.to_string(), Tensor::new(view.shape().to_vec(), data))
-        })
-        .collect()
+    common::reference::tensors("torch_rnn")
 }
 
-/// |got − want| ≤ 1e-4·max(|want|, 1e-2·max|want|) elementwise: relative, with elements far
-/// below the tensor's scale compared against 1% of it.
+/// To 1e-4 relative (see `assert_tensor_close`).
 fn assert_close(what: &str, got: &Tensor, want: &Tensor) {
-    assert_eq!(got.shape, want.shape, "{what}: shape");
-    let scale = want.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    for (i, (a, b)) in got.data.iter().zip(&want.data).enumerate() {
-        let tol = 1e-4 * b.abs().max(1e-2 * scale);
-        assert!((a - b).abs() <= tol, "{what}[{i}]: netc {a}, torch {b}");
-    }
+    common::reference::assert_tensor_close(what, got, want, 1e-4)
 }
 
 const LSTM_CLASSIFIER: &str = "model clf(x: [B, 7, 5]) -> scores: [B, 3] {

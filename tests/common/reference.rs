@@ -1,9 +1,38 @@
 //! Helpers of the suites that hold netc to PyTorch references checked in under
-//! `tests/data/DIR/reference.json` (`activations_reference.rs`, `torch_reference.rs`): the
-//! reference's numbers, eval blocks on both engines, and comparisons.
+//! `tests/data/DIR/`: as `reference.json` (`activations_reference.rs`, `torch_reference.rs`):
+//! the reference's numbers, eval blocks on both engines, and comparisons; as
+//! `reference.safetensors` of f64 tensors (`torch_rnn.rs`, `torch_attention.rs`).
+
+use std::collections::HashMap;
 
 use netc::commands::eval::{evaluate_with, EvalOutput, Exec};
+use netc::ir::tensor::Tensor;
 use serde_json::Value;
+
+/// `tests/data/{dir}/reference.safetensors`: its f64 tensors by name.
+pub fn tensors(dir: &str) -> HashMap<String, Tensor> {
+    let path = format!("{}/tests/data/{dir}/reference.safetensors", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    file.iter()
+        .map(|(name, view)| {
+            let data: Vec<f64> =
+                view.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect();
+            (name.to_string(), Tensor::new(view.shape().to_vec(), data))
+        })
+        .collect()
+}
+
+/// |got − want| ≤ rel·max(|want|, 1e-2·max|want|) elementwise: relative, with elements far
+/// below the tensor's scale compared against 1% of it.
+pub fn assert_tensor_close(what: &str, got: &Tensor, want: &Tensor, rel: f64) {
+    assert_eq!(got.shape, want.shape, "{what}: shape");
+    let scale = want.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for (i, (a, b)) in got.data.iter().zip(&want.data).enumerate() {
+        let tol = rel * b.abs().max(1e-2 * scale);
+        assert!((a - b).abs() <= tol, "{what}[{i}]: netc {a}, torch {b}");
+    }
+}
 
 /// `tests/data/{dir}/reference.json`.
 pub fn load(dir: &str) -> Value {
