@@ -45,6 +45,7 @@
 //!
 //! - `fuse.rs`: graph -> kernels (`fuse::schedule`);
 //! - `kernel.rs`: the kernel IR (`Kernel`, `Expr`, `Access`, `KernelProgram`), shared by all;
+//! - `geometry.rs`: convolution and pool geometry and `ConvAlgorithm` (re-exported by `kernel`);
 //! - `memplan.rs`: the temporaries' places in the workspace;
 //! - `emit/`: kernels -> Cranelift IR, one file per kind of kernel (see `emit/mod.rs`);
 //! - `math.rs`: the vectorised exp, log, tanh and sigmoid of `emit`;
@@ -58,6 +59,7 @@ pub mod builder;
 pub mod emit;
 pub mod fuse;
 pub mod gemm;
+pub mod geometry;
 pub mod kernel;
 mod math;
 pub mod memplan;
