@@ -3,6 +3,8 @@
 //! checked and rolled back must not leave the loop a dangling per-step slice), integer token
 //! ids sliced per step, and state updates refused inside a body.
 
+mod common;
+
 use netc::commands::eval::{evaluate_with, Exec};
 use netc::frontend::check::check_source;
 use netc::ir::gradcheck;
@@ -10,20 +12,7 @@ use netc::ir::graph::NodeId;
 use netc::ir::interp;
 use netc::ir::tensor::Tensor;
 
-/// A nested list literal of `shape` with varied values in (-0.8, 0.8).
-fn literal(shape: &[usize], seed: usize) -> String {
-    fn go(shape: &[usize], seed: usize, k: &mut usize) -> String {
-        match shape.split_first() {
-            None => {
-                *k += 1;
-                let v = ((*k * 7 + seed * 13) as f64 * 0.618_033_988_749_895).fract() * 1.6 - 0.8;
-                format!("{v:.6}")
-            }
-            Some((&n, rest)) => format!("[{}]", (0..n).map(|_| go(rest, seed, k)).collect::<Vec<_>>().join(", ")),
-        }
-    }
-    go(shape, seed, &mut 0)
-}
+use common::varied_literal as literal;
 
 #[test]
 fn a_step_slice_along_any_axis_matches_slicing_a_transposed_copy_in_values_and_gradients() {

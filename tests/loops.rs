@@ -2,6 +2,8 @@
 //! central differences in f64 at T = 1, 2, 7 (carried state, shared weights, per-step inputs
 //! and outputs), and the JIT against the interpreter in f32 and f64.
 
+mod common;
+
 use std::sync::Arc;
 
 use netc::codegen::CompileOptions;
@@ -181,20 +183,7 @@ fn compiled_loops_and_their_gradients_match_the_interpreter() {
 use netc::commands::eval::{evaluate_with, Exec};
 use netc::frontend::check::check_source;
 
-/// A nested list literal of `shape` with varied values in (-1, 1).
-fn literal(shape: &[usize], seed: usize) -> String {
-    fn go(shape: &[usize], seed: usize, k: &mut usize) -> String {
-        match shape.split_first() {
-            None => {
-                *k += 1;
-                let v = ((*k * 7 + seed * 13) as f64 * 0.618_033_988_749_895).fract() * 1.6 - 0.8;
-                format!("{v:.6}")
-            }
-            Some((&n, rest)) => format!("[{}]", (0..n).map(|_| go(rest, seed, k)).collect::<Vec<_>>().join(", ")),
-        }
-    }
-    go(shape, seed, &mut 0)
-}
+use common::varied_literal as literal;
 
 /// Every `grad` request of every eval block in `src` against central differences (all
 /// elements), and its values and gradients compiled against the interpreter.

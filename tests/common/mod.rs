@@ -63,3 +63,18 @@ pub fn temp_dir(suite: &str, test: &str) -> TempDir {
     std::fs::create_dir_all(&dir).unwrap();
     TempDir(dir)
 }
+
+/// A nested list literal of `shape` with varied values in (-0.8, 0.8).
+pub fn varied_literal(shape: &[usize], seed: usize) -> String {
+    fn go(shape: &[usize], seed: usize, k: &mut usize) -> String {
+        match shape.split_first() {
+            None => {
+                *k += 1;
+                let v = ((*k * 7 + seed * 13) as f64 * 0.618_033_988_749_895).fract() * 1.6 - 0.8;
+                format!("{v:.6}")
+            }
+            Some((&n, rest)) => format!("[{}]", (0..n).map(|_| go(rest, seed, k)).collect::<Vec<_>>().join(", ")),
+        }
+    }
+    go(shape, seed, &mut 0)
+}
