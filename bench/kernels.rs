@@ -399,6 +399,61 @@ fn library_rows() {
     }
 }
 
+/// Products with few rows (`runtime::symbols::stream`) single-threaded: B streamed in place
+/// against `matrixmultiply`, which packs it, on the shapes of small-batch dense layers and
+/// recurrent steps, in the layouts of their forward and input-gradient products (least CPU
+/// time of several calls).
+fn stream_rows() {
+    use netc::runtime::symbols::{sgemm_with, stream, GemmArgs, Library, Matrix};
+    // (M, K, N, B transposed, what)
+    for (m, k, n, tb, what) in [
+        (8, 9216, 4096, false, "W7 dense 1 forward"),
+        (8, 4096, 9216, true, "W7 dense 1 input gradient"),
+        (8, 4096, 4096, false, "W7 dense 2 forward"),
+        (8, 4096, 4096, true, "W7 dense 2 input gradient"),
+        (8, 4096, 1000, false, "W7 dense 3 forward"),
+        (8, 1000, 4096, true, "W7 dense 3 input gradient"),
+        (32, 256, 1024, true, "W11 step forward (h · W_hhᵀ)"),
+        (32, 1024, 256, false, "W11 step input gradient (dz · W_hh)"),
+        (16, 1024, 1024, false, "16 rows"),
+        (32, 1024, 1024, false, "32 rows"),
+        (64, 1024, 1024, false, "64 rows"),
+        (32, 1024, 1024, true, "32 rows, B transposed"),
+        (64, 1024, 1024, true, "64 rows, B transposed"),
+    ] {
+        let (a, b) = (random::<f32>(m * k, 1), random::<f32>(k * n, 2));
+        let (rsb, csb) = if tb { (1, k as i64) } else { (n as i64, 1) };
+        let (mi, ki, ni) = (m as i64, k as i64, n as i64);
+        let mut results = vec![];
+        let mut secs = vec![];
+        for streamed in [false, true] {
+            let mut c = vec![0.0f32; m * n];
+            let (pa, pb, pc) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+            let (ma, mb, mc) = (Matrix::new(pa, ki, 1), Matrix::new(pb, rsb, csb), Matrix::new(pc, ni, 1));
+            let args = GemmArgs { m: mi, k: ki, n: ni, alpha: 1.0, a: ma, b: mb, beta: 0.0, c: mc };
+            let layout = stream::layout(&args).expect("a streamed layout");
+            secs.push(min_time(5, || unsafe {
+                if streamed {
+                    stream::gemm(layout, args, 0..n)
+                } else {
+                    sgemm_with(Library::MatrixMultiply, args)
+                }
+            }));
+            black_box(&c);
+            results.push(c);
+        }
+        let scale = results[0].iter().fold(0f32, |acc, v| acc.max(v.abs())).max(f32::MIN_POSITIVE);
+        let diff = results[0].iter().zip(&results[1]).fold(0f32, |acc, (x, y)| acc.max((x - y).abs())) / scale;
+        let gf = |s: f64| 2.0 * (m * n * k) as f64 / s / 1e9;
+        println!(
+            "  {m:>5}×{k:<5}×{n:<5} {what:<36} {:>7.1} {:>7.1}   ×{:.2}  rel. diff {diff:.1e}",
+            gf(secs[0]),
+            gf(secs[1]),
+            secs[0] / secs[1],
+        );
+    }
+}
+
 /// CPU seconds this thread has run (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`): unlike wall
 /// time, not inflated while other processes hold the core.
 fn thread_cpu_seconds() -> f64 {
@@ -526,6 +581,11 @@ fn main() {
     if std::env::args().any(|a| a == "--winograd") {
         println!("\nWinograd, one thread, AlexNet layers at batch 8 (fastest of several runs)");
         winograd_rows();
+        return;
+    }
+    if std::env::args().any(|a| a == "--stream") {
+        println!("\nStreamed B, one thread, GFLOP/s (M×K×N)          matrixmultiply  stream  speed-up");
+        stream_rows();
         return;
     }
     if std::env::args().any(|a| a == "--libraries") {

@@ -317,6 +317,58 @@ fn sweep<T: Float>() {
     }
 }
 
+/// Products with few rows stream B (`symbols::stream`), in both of its kernels, and are cut
+/// into column blocks anywhere: right against the f64 product (C's guards and padding kept,
+/// beta = 0 over NaN), and the bits of one call on 2 and 3 threads; tiles and k-blocks cut at
+/// their edges (k = 16, 17, 513; n past a 32-column tile; m past a group of 8 rows; C's rows reversed).
+fn streamed_sweep<T: Float>() {
+    use symbols::stream::{self, Layout as Kernel};
+    let avx512 = cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f");
+    let mut seen = HashSet::new();
+    let mut seed = 11;
+    for (m, k, n, lb, lc, want) in [
+        (8, 600, 100, Layout::RowMajor(0), Layout::RowMajor(0), Kernel::Rows),
+        (8, 600, 100, Layout::ColMajor(0), Layout::RowMajor(0), Kernel::Columns),
+        (32, 17, 70, Layout::RowMajor(0), Layout::RowMajor(5), Kernel::Rows),
+        (9, 16, 1000, Layout::RowMajor(5), Layout::RowMajor(0), Kernel::Rows),
+        (1, 513, 40, Layout::ColMajor(0), Layout::ColMajor(0), Kernel::Columns),
+        (5, 1000, 33, Layout::ColMajor(3), Layout::RowsReversed(2), Kernel::Columns),
+        (31, 700, 47, Layout::ColMajor(0), Layout::RowMajor(5), Kernel::Columns),
+        (17, 333, 95, Layout::RowMajor(0), Layout::RowMajor(0), Kernel::Rows),
+    ] {
+        for (alpha, beta) in [(1.0, 0.0), (-0.75, 1.0), (0.5, -2.0)] {
+            seed += 1;
+            let case = Case::<T>::new(m, k, n, Layout::RowMajor(0), lb, lc, alpha, beta, seed);
+            let (a, b, c) = (&case.a, &case.b, &case.c);
+            let args = GemmArgs {
+                m: m as i64,
+                k: k as i64,
+                n: n as i64,
+                alpha: case.alpha,
+                a: Matrix::new(a.ptr(), a.rs as i64, a.cs as i64),
+                b: Matrix::new(b.ptr(), b.rs as i64, b.cs as i64),
+                beta: case.beta,
+                c: Matrix::new(c.ptr() as *mut T, c.rs as i64, c.cs as i64),
+            };
+            let kernel = stream::layout(&args);
+            assert_eq!(kernel, avx512.then_some(want), "{m}×{k}×{n}, B {lb:?}, C {lc:?}");
+            seen.extend(kernel);
+            check_split(&case);
+        }
+    }
+    assert_eq!(seen.len(), if avx512 { 2 } else { 0 }, "both kernels ran: {seen:?}");
+}
+
+#[test]
+fn streamed_products_split_equal_one_call_f32() {
+    streamed_sweep::<f32>();
+}
+
+#[test]
+fn streamed_products_split_equal_one_call_f64() {
+    streamed_sweep::<f64>();
+}
+
 #[test]
 fn split_equals_one_call_f32() {
     sweep::<f32>();

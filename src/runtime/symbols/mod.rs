@@ -33,6 +33,11 @@
 //! own rows or columns of C; C's layout is checked to have no two elements at one address
 //! before it is split.
 //!
+//! A product with few rows (m ≤ 32) and a unit stride in B is not given to a library: it is
+//! computed by [`stream`]'s kernels, which read B in place once instead of packing it (the
+//! dense layers of a small batch, a recurrent step). Each element of C is computed the same
+//! way in any block of columns, so such a product is cut into column blocks of any width.
+//!
 //! The convolution symbols run each per-image product whole on one thread, and the batched
 //! symbols each product of a batch (but for few large ones, which they split), so they can
 //! take the faster library for the shape ([`Library::for_product`]): the `gemm` crate, whose
@@ -43,6 +48,7 @@ use crate::runtime::threads::{self, Pool};
 mod batched;
 mod conv;
 mod library;
+pub mod stream;
 mod winograd;
 pub use batched::{batched_f32_on, netc_gemm_batched_f32, netc_gemm_batched_f64, BATCHED_F32, BATCHED_F64};
 pub use conv::{conv_f32_on, netc_conv_f32, netc_conv_f64, CONV_F32, CONV_F64};
@@ -289,6 +295,7 @@ trait Float:
     + std::ops::Mul<Output = Self>
     + conv::Columns
     + winograd::Planes
+    + stream::Streamed
 {
     const ZERO: Self;
     const ONE: Self;
@@ -365,10 +372,20 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
     // differently), so a split product would differ from the whole one in the last bit.
     let lib = Library::MatrixMultiply;
     let threads = pool.map_or_else(threads::count, Pool::threads);
-    let plan = plan(split, threads, m, k, n, args.c.rs as isize, args.c.cs as isize);
+    // A product with few rows streams B (`stream`), cut only into blocks of columns, at any
+    // place (its results do not depend on the cut).
+    let streamed = stream::layout(&args);
+    let plan = match streamed {
+        Some(_) => stream_plan(split, threads, m, k, n, args.c.rs as isize, args.c.cs as isize),
+        None => plan(split, threads, m, k, n, args.c.rs as isize, args.c.cs as isize),
+    };
+    // SAFETY (both): forwarded from the caller's contract; `cols` is inside 0..n.
+    let whole = |g: Gemm<T>, cols: std::ops::Range<usize>| match streamed {
+        Some(layout) => unsafe { stream::gemm(layout, g, cols) },
+        None => unsafe { T::gemm1(lib, g) },
+    };
     if plan == Plan::Whole {
-        // SAFETY: forwarded from the caller's contract.
-        return unsafe { T::gemm1(lib, args) };
+        return whole(args, 0..n);
     }
     let pool = pool.unwrap_or_else(|| Pool::global());
     let macs = (m as u128) * (n as u128) * (k as u128);
@@ -377,8 +394,7 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
         // Too small to wait for a wake-up: run it here, and wake the workers for the GEMMs
         // that usually follow.
         pool.wake();
-        // SAFETY: as above.
-        return unsafe { T::gemm1(lib, args) };
+        return whole(args, 0..n);
     }
     let run = |blocks, f: &(dyn Fn(usize) + Sync)| if wake { pool.run(blocks, f) } else { pool.run_awake(blocks, f) };
     let shared = Shared(args);
@@ -389,8 +405,12 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
             let a = Matrix { ptr: skip(g.a.ptr, r0, g.a.rs), ..g.a };
             let c = Matrix { ptr: skip(g.c.ptr, r0, g.c.rs) as *mut T, ..g.c };
             // SAFETY: rows r0.. of A and C, a sub-matrix of each; the blocks of C are disjoint
-            // (`plan` checked that C's elements are distinct).
+            // (`plan` checked that C's elements are distinct). Never streamed.
             unsafe { T::gemm1(lib, GemmArgs { m: rows.min(m - r0) as i64, a, c, ..g }) }
+        }),
+        Plan::Cols { cols, blocks } if streamed.is_some() => run(blocks, &|j| {
+            // Disjoint column blocks of C, as below.
+            whole(shared.get(), j * cols..((j + 1) * cols).min(n))
         }),
         Plan::Cols { cols, blocks } => run(blocks, &|j| {
             let g = shared.get();
@@ -402,6 +422,18 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
         }),
         Plan::Whole => unreachable!(),
     }
+}
+
+/// How a streamed product ([`stream`]) is divided: into blocks of columns of C, at least
+/// [`ALIGN`] wide, when [`plan`] would split a product of its size at all.
+pub fn stream_plan(split: Split, threads: usize, m: usize, k: usize, n: usize, rsc: isize, csc: isize) -> Plan {
+    let macs = (m as u128) * (n as u128) * (k as u128);
+    if threads < 2 || macs < split.min_macs as u128 || n < 2 * ALIGN || !distinct(m, n, rsc, csc) {
+        return Plan::Whole;
+    }
+    let target = threads.saturating_mul(split.blocks_per_thread.max(1));
+    let cols = n.div_ceil(target).div_ceil(ALIGN) * ALIGN;
+    Plan::Cols { cols, blocks: n.div_ceil(cols) }
 }
 
 /// [`netc_gemm_f32`] on a given pool and split (tests and benchmarks; the symbol uses

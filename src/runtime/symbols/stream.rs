@@ -1,0 +1,302 @@
+//! Products with few rows of A that read B in place, once: the GEMM symbols' kernels for the
+//! dense layers of a small batch (AlexNet's fc6 at batch 8 is 8 × 9216 · 9216 × 4096) and for
+//! the step of a recurrent layer (32 × 256 · 256 × 1024).
+//!
+//! Why: `matrixmultiply` packs all of B for every product, although each element of B meets
+//! only m rows of A. For fc6 that copy is the whole cost: B (151 MB) crosses memory three
+//! times and the product runs at 13 GFLOP/s. Here B is read where it lies, tile by tile, and
+//! each tile meets every row of A while it is in cache.
+//!
+//! Two kernels, by which of B's strides is 1 (AVX-512, chosen at run time; without it the
+//! GEMM symbols keep `matrixmultiply`):
+//! - [`Layout::Rows`] (B[p, j..] contiguous, C's rows contiguous): a tile of C of 8 rows × 32
+//!   columns (f32; 16 for f64) in 16 vector accumulators; per p one vector pair of B's row p
+//!   times 8 broadcast elements of A's column p. The k axis is cut into blocks of [`KC`] so
+//!   that a tile of B stays in L1 while up to 4 groups of 8 rows of A pass over it.
+//! - [`Layout::Columns`] (B[p.., j] contiguous, as in `x @ transpose(w)`, and A's rows
+//!   contiguous): a tile of 4 rows × 4 columns of dot products, each a vector accumulator over
+//!   p, reduced at the end.
+//!
+//! Determinism: every element of C is computed by the same sequence of operations whichever
+//! tile or column block it falls in (lanes are independent; the edges of a tile re-read a row
+//! or column inside the matrix, or load masked lanes as zero, and store only what is theirs).
+//! So the GEMM symbols may cut a streamed product into column blocks at any place and get the
+//! bits of one thread.
+
+use std::ops::Range;
+
+use super::Gemm;
+
+/// Most rows of A (m) for which the GEMM symbols stream B. Measured on the 2-core Zen 4 VM
+/// (`cargo bench --bench kernels -- --stream`): up to 32 rows these kernels beat
+/// `matrixmultiply` on the dense layers' and recurrent steps' shapes; from 64 rows packing
+/// pays for itself.
+pub const MAX_ROWS: i64 = 32;
+
+/// Shortest k for [`Layout::Columns`]: its dot products end in a reduction across lanes, which
+/// shorter ones do not pay for (32 × 256 · 256 × 1024 runs at 0.90× `matrixmultiply`'s speed,
+/// 8 × 1000 · 1000 × 4096 at 2.9×).
+const MIN_DOT: i64 = 512;
+
+/// Rows of B per block of the k axis in [`Layout::Rows`].
+const KB: usize = 16;
+
+/// Which kernel streams a product's B.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// B's rows and C's rows are contiguous.
+    Rows,
+    /// B's columns and A's rows are contiguous.
+    Columns,
+}
+
+/// The kernel that streams B for `g`, if there is one: m ≤ [`MAX_ROWS`], k ≥ 1, a layout
+/// above, and a CPU with AVX-512.
+pub fn layout<T>(g: &Gemm<T>) -> Option<Layout> {
+    if !(1..=MAX_ROWS).contains(&g.m) || g.k < 1 || g.n < 1 || !avx512() {
+        return None;
+    }
+    if g.b.cs == 1 && g.c.cs == 1 {
+        Some(Layout::Rows)
+    } else if g.b.rs == 1 && g.a.cs == 1 && g.k >= MIN_DOT {
+        Some(Layout::Columns)
+    } else {
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx512() -> bool {
+    std::is_x86_feature_detected!("avx512f")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn avx512() -> bool {
+    false
+}
+
+/// f32 and f64 for [`gemm`].
+pub trait Streamed: Copy {
+    /// Columns `cols` of C = alpha·A·B + beta·C by `layout`'s kernel.
+    ///
+    /// # Safety
+    /// As for `netc_gemm_f32` (in `Self`), `layout == layout(&g)`, and `cols` inside 0..n.
+    unsafe fn stream(layout: Layout, g: Gemm<Self>, cols: Range<usize>);
+}
+
+/// Columns `cols` of C = alpha·A·B + beta·C, with B read in place (see the module
+/// documentation).
+///
+/// # Safety
+/// As for `netc_gemm_f32` (in `T`), `Some(layout) == layout(&g)`, and `cols` inside 0..n.
+pub unsafe fn gemm<T: Streamed>(layout: Layout, g: Gemm<T>, cols: Range<usize>) {
+    // SAFETY: forwarded.
+    unsafe { T::stream(layout, g, cols) }
+}
+
+/// Defines the two kernels for one element type, in module `$module`, and implements
+/// [`Streamed`] for `$t` with them (a macro, not generic code: every intrinsic is named per
+/// element type).
+#[cfg(target_arch = "x86_64")]
+macro_rules! stream_kernels {
+    (
+        $module:ident, $t:ty, lanes: $lanes:literal, $vector:ident, $mask:ident,
+        $setzero:ident, $set1:ident, $maskz_loadu:ident, $mask_storeu:ident,
+        $fmadd:ident, $mul:ident, $reduce_add:ident
+    ) => {
+        mod $module {
+            use std::arch::x86_64::*;
+            use std::ops::Range;
+
+            use super::{Gemm, KB};
+
+            /// Lanes of a vector.
+            const LANES: usize = $lanes;
+            /// Vectors across a tile of [`rows`] (its width is `NV · LANES` columns).
+            const NV: usize = 2;
+            /// Rows of A per group in [`rows`].
+            const MR: usize = 8;
+
+            /// The mask of the first `n` lanes.
+            fn lanes(n: usize) -> $mask {
+                if n >= LANES {
+                    <$mask>::MAX
+                } else {
+                    ((1u32 << n) - 1) as $mask
+                }
+            }
+
+            /// `p` advanced by `i` steps of `stride` elements.
+            fn at(p: *const $t, i: usize, stride: i64) -> *const $t {
+                p.wrapping_offset(i as isize * stride as isize)
+            }
+
+            thread_local! {
+                /// The accumulators of [`rows`] between blocks of k, one set per tile and
+                /// group of rows (kept per thread, to allocate once).
+                static SAVED: std::cell::RefCell<Vec<[[$vector; NV]; MR]>> = const { std::cell::RefCell::new(Vec::new()) };
+            }
+
+            /// [`super::Layout::Rows`]: columns `cols` of C, in tiles of MR × NV·LANES.
+            ///
+            /// The k axis is taken in blocks of KB rows, and each block sweeps every tile of
+            /// `cols`: B is then read as KB sequential streams (along its rows), which the
+            /// hardware prefetches, and a KB-row piece of a tile stays in L1 while the groups
+            /// of rows of A pass over it. The accumulators wait in `SAVED` between blocks (a
+            /// store and a load: exact).
+            ///
+            /// # Safety
+            /// As for `super::gemm`, with B's and C's column stride 1 and m ≤ `MAX_ROWS`.
+            #[target_feature(enable = "avx512f")]
+            pub unsafe fn rows(g: Gemm<$t>, cols: Range<usize>) {
+                let (m, k) = (g.m as usize, g.k as usize);
+                let groups = m.div_ceil(MR);
+                let width = NV * LANES;
+                let tiles = (cols.end - cols.start).div_ceil(width);
+                // The lane masks of tile t's vectors: all set but in the last tile.
+                let mask = |t: usize, v: usize| lanes((cols.end - cols.start).saturating_sub(t * width + v * LANES));
+                // Taken out of the thread-local for the call (a closure would not inherit this
+                // function's target features).
+                let mut saved = SAVED.take();
+                {
+                    saved.clear();
+                    saved.resize(tiles * groups, [[$setzero(); NV]; MR]);
+                    for p0 in (0..k).step_by(KB) {
+                        let p1 = (p0 + KB).min(k);
+                        for t in 0..tiles {
+                            let j = cols.start + t * width;
+                            for group in 0..groups {
+                                // Rows past m re-read row m - 1 (in bounds) and are not stored.
+                                let mut a = [g.a.ptr; MR];
+                                for r in 0..MR {
+                                    a[r] = at(g.a.ptr, (group * MR + r).min(m - 1), g.a.rs);
+                                }
+                                let slot = &mut saved[t * groups + group];
+                                let mut acc = *slot;
+                                for p in p0..p1 {
+                                    let row = at(g.b.ptr, p, g.b.rs).wrapping_add(j);
+                                    let mut b = [$setzero(); NV];
+                                    for v in 0..NV {
+                                        // SAFETY: the lanes of B's row p that the mask keeps are
+                                        // columns in `cols`; the others are not loaded.
+                                        b[v] = unsafe { $maskz_loadu(mask(t, v), row.wrapping_add(v * LANES)) };
+                                    }
+                                    for r in 0..MR {
+                                        // SAFETY: A[row, p] with row < m and p < k.
+                                        let x = $set1(unsafe { *at(a[r], p, g.a.cs) });
+                                        for v in 0..NV {
+                                            acc[r][v] = $fmadd(x, b[v], acc[r][v]);
+                                        }
+                                    }
+                                }
+                                *slot = acc;
+                            }
+                        }
+                    }
+                    let (alpha, beta) = ($set1(g.alpha), $set1(g.beta));
+                    for t in 0..tiles {
+                        let j = cols.start + t * width;
+                        for i in 0..m {
+                            let c = at(g.c.ptr, i, g.c.rs).wrapping_add(j) as *mut $t;
+                            for v in 0..NV {
+                                let ab = $mul(alpha, saved[t * groups + i / MR][i % MR][v]);
+                                let (c, mask) = (c.wrapping_add(v * LANES), mask(t, v));
+                                // SAFETY: the masked lanes of C's row i are columns of `cols`;
+                                // C is read only when beta is not 0.
+                                unsafe {
+                                    let out = if g.beta == 0.0 { ab } else { $fmadd(beta, $maskz_loadu(mask, c), ab) };
+                                    $mask_storeu(c, mask, out);
+                                }
+                            }
+                        }
+                    }
+                }
+                SAVED.set(saved);
+            }
+
+            /// Rows of a tile of [`columns`].
+            const CR: usize = 4;
+            /// Columns of a tile of [`columns`].
+            const CC: usize = 4;
+
+            /// [`super::Layout::Columns`]: columns `cols` of C, in tiles of CR × CC dot
+            /// products.
+            ///
+            /// # Safety
+            /// As for `super::gemm`, with B's row stride and A's column stride 1.
+            #[target_feature(enable = "avx512f")]
+            pub unsafe fn columns(g: Gemm<$t>, cols: Range<usize>) {
+                let (m, k) = (g.m as usize, g.k as usize);
+                for j in (cols.start..cols.end).step_by(CC) {
+                    // Columns past the block re-read its last one (in bounds), not stored.
+                    let b: [*const $t; CC] = std::array::from_fn(|c| at(g.b.ptr, (j + c).min(cols.end - 1), g.b.cs));
+                    for i in (0..m).step_by(CR) {
+                        let a: [*const $t; CR] = std::array::from_fn(|r| at(g.a.ptr, (i + r).min(m - 1), g.a.rs));
+                        let mut acc = [[$setzero(); CC]; CR];
+                        for p in (0..k).step_by(LANES) {
+                            // The last step loads the lanes below k only (a full mask costs
+                            // nothing more than an unmasked load).
+                            let mask = lanes(k - p);
+                            let mut bv = [$setzero(); CC];
+                            for c in 0..CC {
+                                // SAFETY: the masked lanes are elements p.. < k of a column of B.
+                                bv[c] = unsafe { $maskz_loadu(mask, b[c].wrapping_add(p)) };
+                            }
+                            for r in 0..CR {
+                                // SAFETY: as above, of a row of A.
+                                let av = unsafe { $maskz_loadu(mask, a[r].wrapping_add(p)) };
+                                for c in 0..CC {
+                                    acc[r][c] = $fmadd(av, bv[c], acc[r][c]);
+                                }
+                            }
+                        }
+                        for r in 0..CR.min(m - i) {
+                            for c in 0..CC.min(cols.end - j) {
+                                let dot = $reduce_add(acc[r][c]);
+                                let out = at(g.c.ptr, i + r, g.c.rs).wrapping_offset((j + c) as isize * g.c.cs as isize)
+                                    as *mut $t;
+                                // SAFETY: C[i + r, j + c] with i + r < m and j + c in `cols`.
+                                unsafe {
+                                    *out = if g.beta == 0.0 { g.alpha * dot } else { g.alpha * dot + g.beta * *out };
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        impl Streamed for $t {
+            unsafe fn stream(layout: Layout, g: Gemm<$t>, cols: Range<usize>) {
+                // SAFETY: forwarded; `layout` was chosen by `layout()`, which checked AVX-512.
+                unsafe {
+                    match layout {
+                        Layout::Rows => $module::rows(g, cols),
+                        Layout::Columns => $module::columns(g, cols),
+                    }
+                }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+stream_kernels!(
+    f32_kernels, f32, lanes: 16, __m512, __mmask16,
+    _mm512_setzero_ps, _mm512_set1_ps, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps,
+    _mm512_fmadd_ps, _mm512_mul_ps, _mm512_reduce_add_ps
+);
+
+#[cfg(target_arch = "x86_64")]
+stream_kernels!(
+    f64_kernels, f64, lanes: 8, __m512d, __mmask8,
+    _mm512_setzero_pd, _mm512_set1_pd, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd,
+    _mm512_fmadd_pd, _mm512_mul_pd, _mm512_reduce_add_pd
+);
+
+#[cfg(not(target_arch = "x86_64"))]
+impl<T: Copy> Streamed for T {
+    unsafe fn stream(_: Layout, _: Gemm<T>, _: Range<usize>) {
+        unreachable!("`layout` streams nothing without AVX-512")
+    }
+}
