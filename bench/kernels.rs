@@ -418,6 +418,8 @@ fn stream_rows() {
         (16, 1024, 1024, false, "16 rows"),
         (32, 1024, 1024, false, "32 rows"),
         (64, 1024, 1024, false, "64 rows"),
+        (64, 32, 64, true, "W10 attention scores (q · kᵀ), one head"),
+        (64, 64, 32, false, "W10 attention output (p · v), one head"),
         (32, 1024, 1024, true, "32 rows, B transposed"),
         (64, 1024, 1024, true, "64 rows, B transposed"),
     ] {
@@ -431,7 +433,7 @@ fn stream_rows() {
             let (pa, pb, pc) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
             let (ma, mb, mc) = (Matrix::new(pa, ki, 1), Matrix::new(pb, rsb, csb), Matrix::new(pc, ni, 1));
             let args = GemmArgs { m: mi, k: ki, n: ni, alpha: 1.0, a: ma, b: mb, beta: 0.0, c: mc };
-            let layout = stream::layout(&args).expect("a streamed layout");
+            let layout = stream::whole_layout(&args).expect("a streamed layout");
             secs.push(min_time(5, || unsafe {
                 if streamed {
                     stream::gemm(layout, args, 0..n)

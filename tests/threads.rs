@@ -321,7 +321,7 @@ fn sweep<T: Float>() {
 /// into column blocks anywhere: right against the f64 product (C's guards and padding kept,
 /// beta = 0 over NaN), and the bits of one call on 2 and 3 threads; tiles and k-blocks cut at
 /// their edges (k = 16, 17, 513; n past a 32-column tile; m past a group of 8 rows; C's rows reversed).
-fn streamed_sweep<T: Float>() {
+fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
     use symbols::stream::{self, Layout as Kernel};
     let avx512 = cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f");
     let mut seen = HashSet::new();
@@ -357,6 +357,31 @@ fn streamed_sweep<T: Float>() {
         }
     }
     assert_eq!(seen.len(), if avx512 { 2 } else { 0 }, "both kernels ran: {seen:?}");
+    // Whole products (the batched symbols'): up to 64 rows, and a small column-major B copied
+    // into rows; right against the f64 product, C's guards and padding kept.
+    for (m, k, n, lb, lc, want) in [
+        (64, 32, 64, Layout::ColMajor(0), Layout::RowMajor(0), Kernel::Copied),
+        (64, 64, 32, Layout::RowMajor(0), Layout::RowMajor(0), Kernel::Rows),
+        (33, 7, 45, Layout::ColMajor(3), Layout::RowsReversed(2), Kernel::Copied),
+        (50, 17, 1, Layout::RowMajor(0), Layout::RowMajor(5), Kernel::Rows),
+        (50, 17, 1, Layout::ColMajor(0), Layout::RowMajor(5), Kernel::Copied),
+    ] {
+        for (alpha, beta) in [(1.0, 0.0), (-0.75, 1.0)] {
+            seed += 1;
+            let case = Case::<T>::new(m, k, n, Layout::ColMajor(2), lb, lc, alpha, beta, seed);
+            let got = case.run_with(|m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc| {
+                let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
+                let args = GemmArgs { m, k, n, alpha, a, b, beta, c };
+                let kernel = stream::whole_layout(&args);
+                assert_eq!(kernel, avx512.then_some(want), "{m}×{k}×{n}, B {lb:?}, C {lc:?}");
+                // SAFETY: the case's matrices; the kernel chosen for them.
+                kernel.inspect(|&kernel| unsafe { stream::gemm(kernel, args, 0..n as usize) });
+            });
+            if avx512 {
+                case.check_close(&got);
+            }
+        }
+    }
 }
 
 #[test]

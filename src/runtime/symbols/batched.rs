@@ -19,12 +19,16 @@
 //! than threads and each is large, they run one after the other, each split by [`super::gemm`]
 //! instead.
 //!
+//! Products of up to 64 rows whose B or C layout allows it skip both: [`stream`]'s AVX-512
+//! kernels take them whole (`stream::whole_layout`), faster than packing on attention's
+//! small products.
+//!
 //! Determinism: each product is one single-threaded call (or one split GEMM, whose results
 //! are those of one thread, see `super`), whichever thread runs it: the same bits on any
 //! number of threads. A product for which the `gemm` crate is chosen is never split (its
 //! results depend on the cut), so it is the same call on any number of threads too.
 
-use super::{gemm, gemm_symbol, threads, Float, Gemm, GemmArgs, GemmFn, Library, Matrix, Pool, Split};
+use super::{gemm, gemm_symbol, stream, threads, Float, Gemm, GemmArgs, GemmFn, Library, Matrix, Pool, Split};
 
 /// Symbol of the f32 batched GEMM.
 pub const BATCHED_F32: &str = "netc_gemm_batched_f32";
@@ -95,6 +99,8 @@ struct Products<T> {
     gemm: Option<GemmFn<T>>,
     /// The library of the products that `gemm` does not take.
     lib: Library,
+    /// The kernel of `stream` that takes every product instead, if one applies.
+    streamed: Option<stream::Layout>,
 }
 
 // SAFETY: the threads only read the A and B matrices, and each writes the C matrices of its
@@ -120,6 +126,11 @@ impl<T: Float> Products<T> {
     /// As for [`netc_gemm_batched_f32`] (in `T`), and e < count.
     unsafe fn run_one(&self, e: usize) {
         let g = self.element(e);
+        if let Some(kernel) = self.streamed {
+            // SAFETY: as below; `streamed` is `whole_layout` of the first product, and every
+            // product has its strides.
+            return unsafe { stream::gemm(kernel, g, 0..g.n as usize) };
+        }
         match self.gemm {
             // SAFETY: the caller's contract for the given GEMM.
             Some(f) => unsafe {
@@ -152,11 +163,12 @@ unsafe fn batched<T: Float>(
     let args = GemmArgs { k: args.k.max(0), ..args };
     let b_transposed = args.b.rs.unsigned_abs() < args.b.cs.unsigned_abs();
     let lib = Library::for_product(args.m as usize, args.k as usize, args.n as usize, b_transposed);
-    let products = Products { first: args, strides, gemm: per, lib };
+    let streamed = stream::whole_layout(&args);
+    let products = Products { first: args, strides, gemm: per, lib, streamed };
     let count = count as usize;
     let macs = (args.m as u128) * (args.n as u128) * (args.k as u128);
     let threads = pool.map_or_else(threads::count, Pool::threads);
-    let splittable = per.is_none() && lib == Library::MatrixMultiply;
+    let splittable = per.is_none() && lib == Library::MatrixMultiply && streamed.is_none();
     if threads >= 2 && count < threads && macs >= split.min_macs as u128 && splittable {
         // Few large products: one after the other, each divided among the threads (only
         // matrixmultiply's products: its results do not depend on the cut).

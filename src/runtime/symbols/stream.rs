@@ -25,7 +25,7 @@
 
 use std::ops::Range;
 
-use super::Gemm;
+use super::{Gemm, GemmArgs};
 
 /// Most rows of A (m) for which the GEMM symbols stream B. Measured on the 2-core Zen 4 VM
 /// (`cargo bench --bench kernels -- --stream`): up to 32 rows these kernels beat
@@ -48,11 +48,14 @@ pub enum Layout {
     Rows,
     /// B's columns and A's rows are contiguous.
     Columns,
+    /// B's columns are contiguous and it is small: copied into rows, then [`Layout::Rows`]
+    /// (products run whole on one thread only, see [`whole_layout`]).
+    Copied,
 }
 
 /// The kernel that streams B for `g`, if there is one: m ≤ [`MAX_ROWS`], k ≥ 1, a layout
 /// above, and a CPU with AVX-512.
-pub fn layout<T>(g: &Gemm<T>) -> Option<Layout> {
+pub fn layout<T: Copy>(g: &Gemm<T>) -> Option<Layout> {
     if !(1..=MAX_ROWS).contains(&g.m) || g.k < 1 || g.n < 1 || !avx512() {
         return None;
     }
@@ -62,6 +65,30 @@ pub fn layout<T>(g: &Gemm<T>) -> Option<Layout> {
         Some(Layout::Columns)
     } else {
         None
+    }
+}
+
+/// Most rows of A for a product that runs whole on one thread (one of the batched symbols'
+/// products): measured on attention's products (64 × 32 · 32 × 64 and 64 × 64 · 64 × 32,
+/// `cargo bench --bench kernels -- --stream`), these kernels beat both libraries and the
+/// generated GEMM up to 64 rows.
+pub const MAX_ROWS_WHOLE: i64 = 64;
+
+/// Most elements of a B that [`Layout::Copied`] copies (64 KiB of f32).
+const MAX_COPIED: i64 = 16 * 1024;
+
+/// The kernel for `g` when it runs whole on one thread (nothing cuts it, so any kernel
+/// gives the same bits on any thread count): [`layout`]'s, with up to [`MAX_ROWS_WHOLE`]
+/// rows, or [`Layout::Copied`] for a small column-major B.
+pub fn whole_layout<T: Copy>(g: &Gemm<T>) -> Option<Layout> {
+    if !(1..=MAX_ROWS_WHOLE).contains(&g.m) || g.k < 1 || g.n < 1 || !avx512() {
+        return None;
+    }
+    let small = g.k.checked_mul(g.n).is_some_and(|len| len <= MAX_COPIED);
+    match layout(&GemmArgs { m: 1, ..*g }) {
+        Some(kernel) => Some(kernel),
+        None if g.b.rs == 1 && g.c.cs == 1 && small => Some(Layout::Copied),
+        None => None,
     }
 }
 
@@ -146,7 +173,7 @@ macro_rules! stream_kernels {
             /// store and a load: exact).
             ///
             /// # Safety
-            /// As for `super::gemm`, with B's and C's column stride 1 and m ≤ `MAX_ROWS`.
+            /// As for `super::gemm`, with B's and C's column stride 1 and m ≤ `MAX_ROWS_WHOLE`.
             #[target_feature(enable = "avx512f")]
             pub unsafe fn rows(g: Gemm<$t>, cols: Range<usize>) {
                 let (m, k) = (g.m as usize, g.k as usize);
@@ -214,6 +241,35 @@ macro_rules! stream_kernels {
                 SAVED.set(saved);
             }
 
+            thread_local! {
+                /// B's copy in rows for [`copied`] (kept per thread, to allocate once).
+                static COPY: std::cell::RefCell<Vec<$t>> = const { std::cell::RefCell::new(Vec::new()) };
+            }
+
+            /// [`super::Layout::Copied`]: columns `cols` of C by [`rows`], after copying those
+            /// columns of B into rows (the same values, so the same bits as `rows` on a
+            /// row-major B).
+            ///
+            /// # Safety
+            /// As for `super::gemm`, with C's column stride 1 and m ≤ `MAX_ROWS_WHOLE`.
+            #[target_feature(enable = "avx512f")]
+            pub unsafe fn copied(g: Gemm<$t>, cols: Range<usize>) {
+                let (k, width) = (g.k as usize, cols.end - cols.start);
+                let mut copy = COPY.take();
+                copy.clear();
+                for p in 0..k {
+                    for j in cols.clone() {
+                        // SAFETY: B[p, j] with p < k and j in `cols`.
+                        copy.push(unsafe { *at(g.b.ptr, p, g.b.rs).wrapping_offset(j as isize * g.b.cs as isize) });
+                    }
+                }
+                // Column j of the copy's rows is at `j - cols.start`, as `rows` indexes them.
+                let b = super::super::Matrix::new(copy.as_ptr().wrapping_sub(cols.start), width as i64, 1);
+                // SAFETY: the copy holds B's columns `cols` row by row; the rest as the caller's.
+                unsafe { rows(Gemm { b, ..g }, cols) };
+                COPY.set(copy);
+            }
+
             /// Rows of a tile of [`columns`].
             const CR: usize = 4;
             /// Columns of a tile of [`columns`].
@@ -273,6 +329,7 @@ macro_rules! stream_kernels {
                     match layout {
                         Layout::Rows => $module::rows(g, cols),
                         Layout::Columns => $module::columns(g, cols),
+                        Layout::Copied => $module::copied(g, cols),
                     }
                 }
             }
