@@ -41,6 +41,9 @@ const MIN_DOT: i64 = 512;
 /// Rows of B per block of the k axis in [`Layout::Rows`].
 const KB: usize = 16;
 
+/// Tiles of [`Layout::Rows`] (32 f32 columns) up to which k is not blocked.
+const FEW_TILES: usize = 2;
+
 /// Which kernel streams a product's B.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Layout {
@@ -84,7 +87,9 @@ pub fn whole_layout<T: Copy>(g: &Gemm<T>) -> Option<Layout> {
     if !(1..=MAX_ROWS_WHOLE).contains(&g.m) || g.k < 1 || g.n < 1 || !avx512() {
         return None;
     }
-    let small = g.k.checked_mul(g.n).is_some_and(|len| len <= MAX_COPIED);
+    // Small, and every gather offset (up to 15 columns) fits in i32.
+    let small = g.k.checked_mul(g.n).is_some_and(|len| len <= MAX_COPIED)
+        && g.b.cs.checked_mul(16).is_some_and(|far| i32::try_from(far).is_ok());
     match layout(&GemmArgs { m: 1, ..*g }) {
         Some(kernel) => Some(kernel),
         None if g.b.rs == 1 && g.c.cs == 1 && small => Some(Layout::Copied),
@@ -129,13 +134,13 @@ macro_rules! stream_kernels {
     (
         $module:ident, $t:ty, lanes: $lanes:literal, $vector:ident, $mask:ident,
         $setzero:ident, $set1:ident, $maskz_loadu:ident, $mask_storeu:ident,
-        $fmadd:ident, $mul:ident, $reduce_add:ident
+        $fmadd:ident, $mul:ident, $reduce_add:ident, $gather:ident
     ) => {
         mod $module {
             use std::arch::x86_64::*;
             use std::ops::Range;
 
-            use super::{Gemm, KB};
+            use super::{Gemm, FEW_TILES, KB};
 
             /// Lanes of a vector.
             const LANES: usize = $lanes;
@@ -188,8 +193,11 @@ macro_rules! stream_kernels {
                 {
                     saved.clear();
                     saved.resize(tiles * groups, [[$setzero(); NV]; MR]);
-                    for p0 in (0..k).step_by(KB) {
-                        let p1 = (p0 + KB).min(k);
+                    // Few tiles (a small product): B is in L1 anyway, so one block of k saves
+                    // the accumulators' trips through `saved`.
+                    let kb = if tiles <= FEW_TILES { k } else { KB };
+                    for p0 in (0..k).step_by(kb) {
+                        let p1 = (p0 + kb).min(k);
                         for t in 0..tiles {
                             let j = cols.start + t * width;
                             for group in 0..groups {
@@ -257,10 +265,19 @@ macro_rules! stream_kernels {
                 let (k, width) = (g.k as usize, cols.end - cols.start);
                 let mut copy = COPY.take();
                 copy.clear();
-                for p in 0..k {
-                    for j in cols.clone() {
-                        // SAFETY: B[p, j] with p < k and j in `cols`.
-                        copy.push(unsafe { *at(g.b.ptr, p, g.b.rs).wrapping_offset(j as isize * g.b.cs as isize) });
+                copy.resize(k * width, 0.0);
+                // Row p of the copy, LANES columns at a time, each a gather of B's elements
+                // [p, j + l] at offsets l·cs (`whole_layout` checked that they fit in i32).
+                for (p, row) in copy.chunks_exact_mut(width).enumerate() {
+                    let from = at(g.b.ptr, p, g.b.rs);
+                    for jj in (0..width).step_by(LANES) {
+                        let mask = lanes(width - jj);
+                        // SAFETY: the masked lanes are B[p, j] with j in `cols`, and row[jj..]
+                        // of the copy.
+                        unsafe {
+                            let v = super::$gather(mask, at(from, cols.start + jj, g.b.cs), g.b.cs as i32);
+                            $mask_storeu(row.as_mut_ptr().add(jj), mask, v);
+                        }
                     }
                 }
                 // Column j of the copy's rows is at `j - cols.start`, as `rows` indexes them.
@@ -341,15 +358,44 @@ macro_rules! stream_kernels {
 stream_kernels!(
     f32_kernels, f32, lanes: 16, __m512, __mmask16,
     _mm512_setzero_ps, _mm512_set1_ps, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps,
-    _mm512_fmadd_ps, _mm512_mul_ps, _mm512_reduce_add_ps
+    _mm512_fmadd_ps, _mm512_mul_ps, _mm512_reduce_add_ps, gather_f32
 );
 
 #[cfg(target_arch = "x86_64")]
 stream_kernels!(
     f64_kernels, f64, lanes: 8, __m512d, __mmask8,
     _mm512_setzero_pd, _mm512_set1_pd, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd,
-    _mm512_fmadd_pd, _mm512_mul_pd, _mm512_reduce_add_pd
+    _mm512_fmadd_pd, _mm512_mul_pd, _mm512_reduce_add_pd, gather_f64
 );
+
+/// The lanes of `mask` of `base[l·stride]` (l < 16), the others zero.
+///
+/// # Safety
+/// Every masked element is valid for reads, and 15·stride fits in i32.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gather_f32(mask: std::arch::x86_64::__mmask16, base: *const f32, stride: i32) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let index = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(stride),
+    );
+    // SAFETY: the caller's.
+    unsafe { _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, index, base) }
+}
+
+/// The lanes of `mask` of `base[l·stride]` (l < 8), the others zero.
+///
+/// # Safety
+/// As for [`gather_f32`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gather_f64(mask: std::arch::x86_64::__mmask8, base: *const f64, stride: i32) -> std::arch::x86_64::__m512d {
+    use std::arch::x86_64::*;
+    let index = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
+    // SAFETY: the caller's.
+    unsafe { _mm512_mask_i32gather_pd::<8>(_mm512_setzero_pd(), mask, index, base) }
+}
 
 #[cfg(not(target_arch = "x86_64"))]
 impl<T: Copy> Streamed for T {
