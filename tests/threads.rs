@@ -317,10 +317,11 @@ fn sweep<T: Float>() {
     }
 }
 
-/// Products with few rows stream B (`symbols::stream`), in both of its kernels, and are cut
-/// into column blocks anywhere: right against the f64 product (C's guards and padding kept,
-/// beta = 0 over NaN), and the bits of one call on 2 and 3 threads; tiles and k-blocks cut at
-/// their edges (k = 16, 17, 513; n past a 32-column tile; m past a group of 8 rows; C's rows reversed).
+/// The kernels of `symbols::stream`, each: right against the f64 product (C's guards and
+/// padding kept, beta = 0 over NaN), and cut into blocks anywhere (column blocks, row blocks
+/// for `Outer`'s short k) the bits of one call on 2 and 3 threads; tiles and k-blocks cut at
+/// their edges (k = 1, 16, 17, 32, 513; n past a 32-column tile; m past a group of rows; C's
+/// rows reversed).
 fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
     use symbols::stream::{self, Layout as Kernel};
     let avx512 = cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f");
@@ -335,6 +336,9 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
         (5, 1000, 33, Layout::ColMajor(3), Layout::RowsReversed(2), Kernel::Columns),
         (31, 700, 47, Layout::ColMajor(0), Layout::RowMajor(5), Kernel::Columns),
         (17, 333, 95, Layout::RowMajor(0), Layout::RowMajor(0), Kernel::Rows),
+        (100, 8, 300, Layout::RowMajor(0), Layout::RowMajor(0), Kernel::Outer),
+        (47, 16, 33, Layout::RowMajor(5), Layout::RowsReversed(2), Kernel::Outer),
+        (333, 1, 17, Layout::RowMajor(0), Layout::RowMajor(3), Kernel::Outer),
     ] {
         for (alpha, beta) in [(1.0, 0.0), (-0.75, 1.0), (0.5, -2.0)] {
             seed += 1;
@@ -356,7 +360,7 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
             check_split(&case);
         }
     }
-    assert_eq!(seen.len(), if avx512 { 2 } else { 0 }, "both kernels ran: {seen:?}");
+    assert_eq!(seen.len(), if avx512 { 3 } else { 0 }, "every kernel ran: {seen:?}");
     // Whole products (the batched symbols'): up to 64 rows, and a small column-major B copied
     // into rows; right against the f64 product, C's guards and padding kept.
     for (m, k, n, lb, lc, want) in [

@@ -372,20 +372,23 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
     // differently), so a split product would differ from the whole one in the last bit.
     let lib = Library::MatrixMultiply;
     let threads = pool.map_or_else(threads::count, Pool::threads);
-    // A product with few rows streams B (`stream`), cut only into blocks of columns, at any
-    // place (its results do not depend on the cut).
+    // A product that `stream` takes is cut only into blocks of columns (of rows for
+    // `Outer`), at any place: its results do not depend on the cut.
     let streamed = stream::layout(&args);
+    let (rsc, csc) = (args.c.rs as isize, args.c.cs as isize);
     let plan = match streamed {
-        Some(_) => stream_plan(split, threads, m, k, n, args.c.rs as isize, args.c.cs as isize),
-        None => plan(split, threads, m, k, n, args.c.rs as isize, args.c.cs as isize),
+        Some(kernel) => stream_plan(split, threads, kernel.cuts_rows(), m, k, n, rsc, csc),
+        None => plan(split, threads, m, k, n, rsc, csc),
     };
-    // SAFETY (both): forwarded from the caller's contract; `cols` is inside 0..n.
-    let whole = |g: Gemm<T>, cols: std::ops::Range<usize>| match streamed {
-        Some(layout) => unsafe { stream::gemm(layout, g, cols) },
+    // SAFETY (both): forwarded from the caller's contract; `block` is inside 0..n (0..m for
+    // a kernel that cuts rows).
+    let whole = |g: Gemm<T>, block: std::ops::Range<usize>| match streamed {
+        Some(layout) => unsafe { stream::gemm(layout, g, block) },
         None => unsafe { T::gemm1(lib, g) },
     };
+    let all = if streamed.is_some_and(stream::Layout::cuts_rows) { 0..m } else { 0..n };
     if plan == Plan::Whole {
-        return whole(args, 0..n);
+        return whole(args, all);
     }
     let pool = pool.unwrap_or_else(|| Pool::global());
     let macs = (m as u128) * (n as u128) * (k as u128);
@@ -394,11 +397,15 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
         // Too small to wait for a wake-up: run it here, and wake the workers for the GEMMs
         // that usually follow.
         pool.wake();
-        return whole(args, 0..n);
+        return whole(args, all);
     }
     let run = |blocks, f: &(dyn Fn(usize) + Sync)| if wake { pool.run(blocks, f) } else { pool.run_awake(blocks, f) };
     let shared = Shared(args);
     match plan {
+        Plan::Rows { rows, blocks } if streamed.is_some() => run(blocks, &|i| {
+            // Disjoint row blocks of C, as below.
+            whole(shared.get(), i * rows..((i + 1) * rows).min(m))
+        }),
         Plan::Rows { rows, blocks } => run(blocks, &|i| {
             let g = shared.get();
             let r0 = i * rows;
@@ -424,16 +431,32 @@ unsafe fn gemm<T: Float>(pool: Option<&Pool>, split: Split, args: Gemm<T>) {
     }
 }
 
-/// How a streamed product ([`stream`]) is divided: into blocks of columns of C, at least
-/// [`ALIGN`] wide, when [`plan`] would split a product of its size at all.
-pub fn stream_plan(split: Split, threads: usize, m: usize, k: usize, n: usize, rsc: isize, csc: isize) -> Plan {
+/// How a streamed product ([`stream`]) is divided: into blocks of columns of C (of rows when
+/// `rows`), at least [`ALIGN`] wide, when [`plan`] would split a product of its size at all.
+#[allow(clippy::too_many_arguments)]
+pub fn stream_plan(
+    split: Split,
+    threads: usize,
+    rows: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+    rsc: isize,
+    csc: isize,
+) -> Plan {
     let macs = (m as u128) * (n as u128) * (k as u128);
-    if threads < 2 || macs < split.min_macs as u128 || n < 2 * ALIGN || !distinct(m, n, rsc, csc) {
+    let len = if rows { m } else { n };
+    if threads < 2 || macs < split.min_macs as u128 || len < 2 * ALIGN || !distinct(m, n, rsc, csc) {
         return Plan::Whole;
     }
     let target = threads.saturating_mul(split.blocks_per_thread.max(1));
-    let cols = n.div_ceil(target).div_ceil(ALIGN) * ALIGN;
-    Plan::Cols { cols, blocks: n.div_ceil(cols) }
+    let step = len.div_ceil(target).div_ceil(ALIGN) * ALIGN;
+    let blocks = len.div_ceil(step);
+    if rows {
+        Plan::Rows { rows: step, blocks }
+    } else {
+        Plan::Cols { cols: step, blocks }
+    }
 }
 
 /// [`netc_gemm_f32`] on a given pool and split (tests and benchmarks; the symbol uses

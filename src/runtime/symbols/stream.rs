@@ -1,27 +1,30 @@
-//! Products with few rows of A that read B in place, once: the GEMM symbols' kernels for the
-//! dense layers of a small batch (AlexNet's fc6 at batch 8 is 8 × 9216 · 9216 × 4096) and for
-//! the step of a recurrent layer (32 × 256 · 256 × 1024).
+//! GEMM kernels that read B in place instead of packing it, for the products where packing
+//! is the cost: few rows of A (the dense layers of a small batch: AlexNet's fc6 at batch 8 is
+//! 8 × 9216 · 9216 × 4096; an LSTM step, 32 × 256 · 256 × 1024; attention's 64-row products),
+//! and a short k (a dense layer's weight gradient at a small batch, 9216 × 8 · 8 × 4096).
 //!
 //! Why: `matrixmultiply` packs all of B for every product, although each element of B meets
 //! only m rows of A. For fc6 that copy is the whole cost: B (151 MB) crosses memory three
 //! times and the product runs at 13 GFLOP/s. Here B is read where it lies, tile by tile, and
 //! each tile meets every row of A while it is in cache.
 //!
-//! Two kernels, by which of B's strides is 1 (AVX-512, chosen at run time; without it the
-//! GEMM symbols keep `matrixmultiply`):
+//! Four kernels (AVX-512, chosen at run time; without it the symbols keep the libraries):
 //! - [`Layout::Rows`] (B[p, j..] contiguous, C's rows contiguous): a tile of C of 8 rows × 32
 //!   columns (f32; 16 for f64) in 16 vector accumulators; per p one vector pair of B's row p
-//!   times 8 broadcast elements of A's column p. The k axis is cut into blocks of [`KC`] so
-//!   that a tile of B stays in L1 while up to 4 groups of 8 rows of A pass over it.
+//!   times 8 broadcast elements of A's column p. The k axis is cut into blocks of [`KB`] rows
+//!   that sweep every tile, so that B is read as a few sequential streams.
 //! - [`Layout::Columns`] (B[p.., j] contiguous, as in `x @ transpose(w)`, and A's rows
-//!   contiguous): a tile of 4 rows × 4 columns of dot products, each a vector accumulator over
-//!   p, reduced at the end.
+//!   contiguous, k ≥ 512): a tile of 4 rows × 4 columns of dot products, each a vector
+//!   accumulator over p, reduced at the end.
+//! - [`Layout::Copied`] (a small column-major B, products run whole): B gathered into rows,
+//!   then `Rows`.
+//! - [`Layout::Outer`] (m > 32, k ≤ 16): C streamed row after row, once, with B in cache.
 //!
 //! Determinism: every element of C is computed by the same sequence of operations whichever
-//! tile or column block it falls in (lanes are independent; the edges of a tile re-read a row
-//! or column inside the matrix, or load masked lanes as zero, and store only what is theirs).
-//! So the GEMM symbols may cut a streamed product into column blocks at any place and get the
-//! bits of one thread.
+//! tile or block it falls in (lanes are independent; the edges of a tile re-read a row or
+//! column inside the matrix, or load masked lanes as zero, and store only what is theirs).
+//! So the GEMM symbols may cut such a product into column blocks (row blocks for `Outer`) at
+//! any place and get the bits of one thread.
 
 use std::ops::Range;
 
@@ -54,13 +57,38 @@ pub enum Layout {
     /// B's columns are contiguous and it is small: copied into rows, then [`Layout::Rows`]
     /// (products run whole on one thread only, see [`whole_layout`]).
     Copied,
+    /// Many rows and a short k (≤ [`MAX_OUTER_K`]), B's and C's rows contiguous: the weight
+    /// gradient of a dense layer at a small batch (9216 × 8 · 8 × 4096), where C is the cost.
+    /// C is streamed row after row, once; B stays in cache. Its blocks are blocks of rows.
+    Outer,
 }
 
-/// The kernel that streams B for `g`, if there is one: m ≤ [`MAX_ROWS`], k ≥ 1, a layout
-/// above, and a CPU with AVX-512.
+impl Layout {
+    /// What a block of the kernel is a range of: rows of C for [`Layout::Outer`], columns of
+    /// C for the others.
+    pub fn cuts_rows(self) -> bool {
+        match self {
+            Layout::Outer => true,
+            Layout::Rows | Layout::Columns | Layout::Copied => false,
+        }
+    }
+}
+
+/// Longest k for [`Layout::Outer`]. Measured on one thread with beta = 1: 9216 × 8 · 8 × 4096
+/// (AlexNet's fc6 weight gradient, C 151 MB) 38 ms against `matrixmultiply`'s 54, and the
+/// AlexNet train step 428 → 407 ms; at k = 32 it loses on 256 × 32 · 32 × 1024 (an LSTM step's
+/// weight gradient, 66 against 78 GFLOP/s).
+pub const MAX_OUTER_K: i64 = 16;
+
+/// The kernel for `g`, if there is one: m ≤ [`MAX_ROWS`] and a layout of B above, or
+/// [`Layout::Outer`]'s shape; k ≥ 1 and a CPU with AVX-512.
 pub fn layout<T: Copy>(g: &Gemm<T>) -> Option<Layout> {
-    if !(1..=MAX_ROWS).contains(&g.m) || g.k < 1 || g.n < 1 || !avx512() {
+    if g.m < 1 || g.k < 1 || g.n < 1 || !avx512() {
         return None;
+    }
+    if g.m > MAX_ROWS {
+        let outer = g.k <= MAX_OUTER_K && g.b.cs == 1 && g.c.cs == 1;
+        return outer.then_some(Layout::Outer);
     }
     if g.b.cs == 1 && g.c.cs == 1 {
         Some(Layout::Rows)
@@ -90,6 +118,7 @@ pub fn whole_layout<T: Copy>(g: &Gemm<T>) -> Option<Layout> {
     // Small, and every gather offset (up to 15 columns) fits in i32.
     let small = g.k.checked_mul(g.n).is_some_and(|len| len <= MAX_COPIED)
         && g.b.cs.checked_mul(16).is_some_and(|far| i32::try_from(far).is_ok());
+    // `layout` of the same product with few rows (so never `Outer`).
     match layout(&GemmArgs { m: 1, ..*g }) {
         Some(kernel) => Some(kernel),
         None if g.b.rs == 1 && g.c.cs == 1 && small => Some(Layout::Copied),
@@ -109,21 +138,23 @@ fn avx512() -> bool {
 
 /// f32 and f64 for [`gemm`].
 pub trait Streamed: Copy {
-    /// Columns `cols` of C = alpha·A·B + beta·C by `layout`'s kernel.
+    /// Columns `block` of C = alpha·A·B + beta·C by `layout`'s kernel (rows `block` for
+    /// [`Layout::Outer`]).
     ///
     /// # Safety
-    /// As for `netc_gemm_f32` (in `Self`), `layout == layout(&g)`, and `cols` inside 0..n.
-    unsafe fn stream(layout: Layout, g: Gemm<Self>, cols: Range<usize>);
+    /// As for [`gemm`].
+    unsafe fn stream(layout: Layout, g: Gemm<Self>, block: Range<usize>);
 }
 
-/// Columns `cols` of C = alpha·A·B + beta·C, with B read in place (see the module
-/// documentation).
+/// Columns `block` of C = alpha·A·B + beta·C (rows `block` for [`Layout::Outer`]), with B
+/// read in place (see the module documentation).
 ///
 /// # Safety
-/// As for `netc_gemm_f32` (in `T`), `Some(layout) == layout(&g)`, and `cols` inside 0..n.
-pub unsafe fn gemm<T: Streamed>(layout: Layout, g: Gemm<T>, cols: Range<usize>) {
+/// As for `netc_gemm_f32` (in `T`), `Some(layout)` is `layout(&g)` or `whole_layout(&g)`,
+/// and `block` inside 0..n (0..m for [`Layout::Outer`]).
+pub unsafe fn gemm<T: Streamed>(layout: Layout, g: Gemm<T>, block: Range<usize>) {
     // SAFETY: forwarded.
-    unsafe { T::stream(layout, g, cols) }
+    unsafe { T::stream(layout, g, block) }
 }
 
 /// Defines the two kernels for one element type, in module `$module`, and implements
@@ -287,6 +318,62 @@ macro_rules! stream_kernels {
                 COPY.set(copy);
             }
 
+            /// Rows of a tile of [`outer`].
+            const OR: usize = 4;
+
+            /// [`super::Layout::Outer`]: rows `rows` of C, in tiles of OR × NV·LANES over all
+            /// of k, C's rows one after the other.
+            ///
+            /// # Safety
+            /// As for `super::gemm`, with B's and C's column stride 1.
+            #[target_feature(enable = "avx512f")]
+            pub unsafe fn outer(g: Gemm<$t>, rows: Range<usize>) {
+                let (k, n) = (g.k as usize, g.n as usize);
+                let (alpha, beta) = ($set1(g.alpha), $set1(g.beta));
+                for i in rows.clone().step_by(OR) {
+                    // Rows past the block re-read its last one (in bounds), not stored.
+                    let mut a = [g.a.ptr; OR];
+                    for r in 0..OR {
+                        a[r] = at(g.a.ptr, (i + r).min(rows.end - 1), g.a.rs);
+                    }
+                    for j in (0..n).step_by(NV * LANES) {
+                        let mut mask = [0; NV];
+                        for v in 0..NV {
+                            mask[v] = lanes((n - j).saturating_sub(v * LANES));
+                        }
+                        let mut acc = [[$setzero(); NV]; OR];
+                        for p in 0..k {
+                            let row = at(g.b.ptr, p, g.b.rs).wrapping_add(j);
+                            let mut b = [$setzero(); NV];
+                            for v in 0..NV {
+                                // SAFETY: the masked lanes are B[p, j..] below n.
+                                b[v] = unsafe { $maskz_loadu(mask[v], row.wrapping_add(v * LANES)) };
+                            }
+                            for r in 0..OR {
+                                // SAFETY: A[row, p] with row in `rows` and p < k.
+                                let x = $set1(unsafe { *at(a[r], p, g.a.cs) });
+                                for v in 0..NV {
+                                    acc[r][v] = $fmadd(x, b[v], acc[r][v]);
+                                }
+                            }
+                        }
+                        for r in 0..OR.min(rows.end - i) {
+                            let c = at(g.c.ptr, i + r, g.c.rs).wrapping_add(j) as *mut $t;
+                            for v in 0..NV {
+                                let ab = $mul(alpha, acc[r][v]);
+                                let (c, mask) = (c.wrapping_add(v * LANES), mask[v]);
+                                // SAFETY: the masked lanes of C's row i + r, below n; C is read
+                                // only when beta is not 0.
+                                unsafe {
+                                    let out = if g.beta == 0.0 { ab } else { $fmadd(beta, $maskz_loadu(mask, c), ab) };
+                                    $mask_storeu(c, mask, out);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+
             /// Rows of a tile of [`columns`].
             const CR: usize = 4;
             /// Columns of a tile of [`columns`].
@@ -340,13 +427,14 @@ macro_rules! stream_kernels {
         }
 
         impl Streamed for $t {
-            unsafe fn stream(layout: Layout, g: Gemm<$t>, cols: Range<usize>) {
+            unsafe fn stream(layout: Layout, g: Gemm<$t>, block: Range<usize>) {
                 // SAFETY: forwarded; `layout` was chosen by `layout()`, which checked AVX-512.
                 unsafe {
                     match layout {
-                        Layout::Rows => $module::rows(g, cols),
-                        Layout::Columns => $module::columns(g, cols),
-                        Layout::Copied => $module::copied(g, cols),
+                        Layout::Rows => $module::rows(g, block),
+                        Layout::Columns => $module::columns(g, block),
+                        Layout::Copied => $module::copied(g, block),
+                        Layout::Outer => $module::outer(g, block),
                     }
                 }
             }
