@@ -18,7 +18,8 @@
 //!   accumulator over p, reduced at the end.
 //! - [`Layout::Copied`] (a small column-major B, products run whole): B gathered into rows,
 //!   then `Rows`.
-//! - [`Layout::Outer`] (m > 32, k ≤ 16): C streamed row after row, once, with B in cache.
+//! - [`Layout::Outer`] (m > 32, k ≤ 16, C of 2²⁴ elements or more): C streamed row after
+//!   row, once, with B in cache.
 //!
 //! Determinism: every element of C is computed by the same sequence of operations whichever
 //! tile or block it falls in (lanes are independent; the edges of a tile re-read a row or
@@ -57,7 +58,8 @@ pub enum Layout {
     /// B's columns are contiguous and it is small: copied into rows, then [`Layout::Rows`]
     /// (products run whole on one thread only, see [`whole_layout`]).
     Copied,
-    /// Many rows and a short k (≤ [`MAX_OUTER_K`]), B's and C's rows contiguous: the weight
+    /// Many rows, a short k (≤ [`MAX_OUTER_K`]) and a large C (≥ [`MIN_OUTER_C`] elements),
+    /// B's and C's rows contiguous: the weight
     /// gradient of a dense layer at a small batch (9216 × 8 · 8 × 4096), where C is the cost.
     /// C is streamed row after row, once; B stays in cache. Its blocks are blocks of rows.
     Outer,
@@ -80,6 +82,12 @@ impl Layout {
 /// weight gradient, 66 against 78 GFLOP/s).
 pub const MAX_OUTER_K: i64 = 16;
 
+/// Fewest elements of C for [`Layout::Outer`]: it gains only where C is far larger than the
+/// caches. One thread, `cargo bench --bench kernels -- --stream` (beta = 0): 2.5× on
+/// 9216 × 8 · 8 × 4096, 0.95× on 4096 × 8 · 8 × 4096, 0.90× on 256 × 16 · 16 × 1024; in the
+/// AlexNet step (beta = 1, C is the weight) also taking 4096 × 8 · 8 × 4096 is ~4 ms faster.
+pub const MIN_OUTER_C: u128 = 1 << 24;
+
 /// The kernel for `g`, if there is one: m ≤ [`MAX_ROWS`] and a layout of B above, or
 /// [`Layout::Outer`]'s shape; k ≥ 1 and a CPU with AVX-512.
 pub fn layout<T: Copy>(g: &Gemm<T>) -> Option<Layout> {
@@ -87,7 +95,8 @@ pub fn layout<T: Copy>(g: &Gemm<T>) -> Option<Layout> {
         return None;
     }
     if g.m > MAX_ROWS {
-        let outer = g.k <= MAX_OUTER_K && g.b.cs == 1 && g.c.cs == 1;
+        let big = (g.m as u128) * (g.n as u128) >= MIN_OUTER_C;
+        let outer = g.k <= MAX_OUTER_K && big && g.b.cs == 1 && g.c.cs == 1;
         return outer.then_some(Layout::Outer);
     }
     if g.b.cs == 1 && g.c.cs == 1 {
