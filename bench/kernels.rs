@@ -386,8 +386,7 @@ fn library_rows() {
             black_box(&c);
             results.push(c);
         }
-        let scale = results[0].iter().fold(0f32, |acc, v| acc.max(v.abs())).max(f32::MIN_POSITIVE);
-        let diff = results[0].iter().zip(&results[1]).fold(0f32, |acc, (x, y)| acc.max((x - y).abs())) / scale;
+        let diff = relative_difference(&results[0], &results[1]);
         let gf = |s: f64| 2.0 * (m * n * k) as f64 / s / 1e9;
         println!(
             "  {m:>5}×{k:<5}×{n:<5} {what:<40} {:>7.1} {:>7.1}   ×{:.2}  {:<14} rel. diff {diff:.1e}",
@@ -397,6 +396,12 @@ fn library_rows() {
             Library::for_product(m, k, n, tb).name()
         );
     }
+}
+
+/// The largest difference between two results, relative to the largest element of the first.
+fn relative_difference(x: &[f32], y: &[f32]) -> f32 {
+    let scale = x.iter().fold(0f32, |acc, v| acc.max(v.abs())).max(f32::MIN_POSITIVE);
+    x.iter().zip(y).fold(0f32, |acc, (x, y)| acc.max((x - y).abs())) / scale
 }
 
 /// The kernels of `runtime::symbols::stream` single-threaded: B read in place against
@@ -462,8 +467,7 @@ fn stream_rows() {
             black_box(&c);
             results.push(c);
         }
-        let scale = results[0].iter().fold(0f32, |acc, v| acc.max(v.abs())).max(f32::MIN_POSITIVE);
-        let diff = results[0].iter().zip(&results[1]).fold(0f32, |acc, (x, y)| acc.max((x - y).abs())) / scale;
+        let diff = relative_difference(&results[0], &results[1]);
         let gf = |s: f64| 2.0 * (m * n * k) as f64 / s / 1e9;
         println!(
             "  {m:>5}×{k:<5}×{n:<5} {what:<36} {:>7.1} {:>7.1}   ×{:.2}  rel. diff {diff:.1e}",
