@@ -336,6 +336,7 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
         (5, 1000, 33, Layout::ColMajor(3), Layout::RowsReversed(2), Kernel::Columns),
         (31, 700, 47, Layout::ColMajor(0), Layout::RowMajor(5), Kernel::Columns),
         (17, 333, 95, Layout::RowMajor(0), Layout::RowMajor(0), Kernel::Rows),
+        (3, 20, 2100, Layout::RowMajor(0), Layout::RowMajor(1), Kernel::Rows),
     ] {
         for (alpha, beta) in [(1.0, 0.0), (-0.75, 1.0), (0.5, -2.0)] {
             seed += 1;

@@ -45,6 +45,10 @@ const MIN_DOT: i64 = 512;
 /// Rows of B per block of the k axis in [`Layout::Rows`].
 const KB: usize = 16;
 
+/// Most tiles of [`Layout::Rows`] that one sweep of a k-block covers (wider blocks of columns
+/// are taken in parts): the accumulators kept between k-blocks stay within 256 KiB.
+const CHUNK: usize = 64;
+
 /// Tiles of [`Layout::Rows`] (32 f32 columns) up to which k is not blocked.
 const FEW_TILES: usize = 2;
 
@@ -221,6 +225,15 @@ macro_rules! stream_kernels {
             /// As for `super::gemm`, with B's and C's column stride 1 and m ≤ `MAX_ROWS_WHOLE`.
             #[target_feature(enable = "avx512f")]
             pub unsafe fn rows(g: Gemm<$t>, cols: Range<usize>) {
+                // At most CHUNK tiles at a time, which bounds `SAVED` (256 KiB for 32 rows).
+                let chunk = super::CHUNK * NV * LANES;
+                if cols.end - cols.start > chunk {
+                    for start in cols.clone().step_by(chunk) {
+                        // SAFETY: a part of `cols`.
+                        unsafe { rows(g, start..(start + chunk).min(cols.end)) };
+                    }
+                    return;
+                }
                 let (m, k) = (g.m as usize, g.k as usize);
                 let groups = m.div_ceil(MR);
                 let width = NV * LANES;
