@@ -33,10 +33,12 @@
 //! own rows or columns of C; C's layout is checked to have no two elements at one address
 //! before it is split.
 //!
-//! A product with few rows (m ≤ 32) and a unit stride in B is not given to a library: it is
-//! computed by [`stream`]'s kernels, which read B in place once instead of packing it (the
-//! dense layers of a small batch, a recurrent step). Each element of C is computed the same
-//! way in any block of columns, so such a product is cut into column blocks of any width.
+//! A product with few rows (m ≤ 32) and a unit stride in B, or with a short k (≤ 16) and a C
+//! far larger than the caches, is not given to a library: [`stream`]'s kernels compute it,
+//! reading B in place instead of packing it (the dense layers of a small batch: forward,
+//! input gradient, weight gradient; a recurrent step). Each element of C is computed the same
+//! way in any block of columns (of rows, for the short k), so such a product is cut into
+//! blocks of any width.
 //!
 //! The convolution symbols run each per-image product whole on one thread, and the batched
 //! symbols each product of a batch (but for few large ones, which they split), so they can
