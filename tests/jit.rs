@@ -524,6 +524,88 @@ fn pooling_forward_and_gradients() {
     }
 }
 
+/// Maps, pools and log-softmaxes of more than `symbols::MIN_WORK` elements run on the worker
+/// pool, over ranges of their items (`symbols::PARALLEL`): on 1, 2 and 3 threads they give
+/// the same bits, and agree with the interpreter. The shapes cut unevenly: a one-axis map in
+/// blocks with a partial last one, a broadcast map by its outer rows, a map vectorised along
+/// its outer axis, pools and their gradients by planes, long and short log-softmax rows.
+#[test]
+fn outlined_kernels_are_the_same_on_any_thread_count() {
+    use netc::runtime::symbols::on_pool;
+    use netc::runtime::threads::Pool;
+    static POOLS: std::sync::OnceLock<[Pool; 3]> = std::sync::OnceLock::new();
+    let pools = POOLS.get_or_init(|| [Pool::new(1), Pool::new(2), Pool::new(3)]);
+    type Build = Box<dyn Fn(&mut Graph, &[NodeId]) -> NodeId>;
+    let unary = |op: Op| move |g: &mut Graph, x: &[NodeId]| g.add(op.clone(), x).unwrap();
+    // (what, the graph's output from its inputs, input shapes)
+    let cases: Vec<(&str, Build, Vec<Vec<usize>>)> = vec![
+        (
+            "one-axis map",
+            Box::new(|g: &mut Graph, x: &[NodeId]| {
+                let e = g.add(Op::Exp, &[x[0]]).unwrap();
+                let r = g.add(Op::Relu, &[x[1]]).unwrap();
+                g.add(Op::Mul, &[e, r]).unwrap()
+            }),
+            vec![vec![70_001], vec![70_001]],
+        ),
+        (
+            "broadcast map",
+            Box::new(|g: &mut Graph, x: &[NodeId]| {
+                let s = g.add(Op::Add, &[x[0], x[1]]).unwrap();
+                g.add(Op::Tanh, &[s]).unwrap()
+            }),
+            vec![vec![5, 7, 2003], vec![7, 1]],
+        ),
+        (
+            "map along the outer axis",
+            Box::new(|g: &mut Graph, x: &[NodeId]| g.add(Op::Max, x).unwrap()),
+            vec![vec![30_001, 3], vec![3]],
+        ),
+        ("max pool", Box::new(unary(Op::MaxPool2d { size: 3, stride: 2 })), vec![vec![2, 37, 31, 29]]),
+        ("average pool", Box::new(unary(Op::AvgPool2d { size: 3, stride: 2 })), vec![vec![2, 37, 31, 29]]),
+        (
+            "max pool gradient",
+            Box::new(unary(Op::MaxPool2dGrad { size: 3, stride: 2 })),
+            vec![vec![2, 37, 31, 29], vec![2, 37, 15, 14]],
+        ),
+        (
+            "average pool gradient",
+            Box::new(unary(Op::AvgPool2dGrad { size: 3, stride: 2, height: 31, width: 29 })),
+            vec![vec![2, 37, 15, 14]],
+        ),
+        ("log-softmax rows", Box::new(unary(Op::LogSoftmax { axis: 1 })), vec![vec![301, 299]]),
+        ("log-softmax short rows", Box::new(unary(Op::LogSoftmax { axis: 1 })), vec![vec![20_001, 5]]),
+    ];
+    for dtype in DTYPES {
+        for (what, build, shapes) in &cases {
+            let mut g = Graph::new(dtype);
+            let ids: Vec<NodeId> = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| g.add_input(&format!("x{i}"), known(s), InputKind::Data))
+                .collect();
+            let y = build(&mut g, &ids);
+            g.outputs = vec![("y".into(), y)];
+            let mut rng = Rng::new(what.len() as u64);
+            let inputs: Vec<Tensor> = shapes.iter().map(|s| rounded(random(&mut rng, s, -2.0, 2.0), dtype)).collect();
+            let mut c = jit::compile(&g, &CompileOptions::default()).unwrap();
+            assert!(c.stats().outlined >= 1, "{what} {dtype}: no kernel runs on the worker pool");
+            let run = |c: &mut jit::Compiled, threads: usize| {
+                on_pool(&pools[threads - 1], || c.run_tensors(&inputs, &mut []).unwrap())
+            };
+            let one = run(&mut c, 1);
+            let want = netc::ir::interp::outputs(&g, &inputs, &[]).unwrap();
+            let tol = dtype_tol(dtype, 1e-6, 1e-14);
+            assert_close(&format!("{what} {dtype}"), &one, &want, tol, tol);
+            for threads in [2, 3] {
+                let got = run(&mut c, threads);
+                let same = one[0].data.iter().zip(&got[0].data).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{what} {dtype}: {threads} threads differ from 1");
+            }
+        }
+    }
+}
+
 #[test]
 fn leaves_constants_literals_and_symbolic_batch() {
     for dtype in DTYPES {

@@ -36,7 +36,10 @@
 //! GEMM result becomes that GEMM's alpha/beta, writing the parameter directly. Outputs and
 //! in-place updates are written straight into the caller's buffers. `memplan` places the
 //! remaining temporaries in the workspace by liveness, `emit` writes the Cranelift IR: loops
-//! over f32x4 / f64x2 with a scalar tail, `math` the vectorised exp/log/tanh/sigmoid.
+//! over f32x4 / f64x2 with a scalar tail, `math` the vectorised exp/log/tanh/sigmoid. In the
+//! JIT, maps, pools and log-softmaxes too large for one thread (`emit::outlines`) are each
+//! emitted into a function of a range of their items, which one call of `symbols::PARALLEL`
+//! runs on the worker pool.
 //! Elementwise arithmetic rounds exactly as the interpreter (no contraction of `a*b + c` into
 //! an FMA). Only declaring and finalising functions differs between the JIT and the object-file
 //! backend: both go through `define`.
@@ -152,6 +155,9 @@ pub struct Defined {
     pub clif_insts: usize,
     /// Functions the kernels were split into (see `PART_INSTS`).
     pub parts: usize,
+    /// Kernels emitted into functions of a range of their items, run on the worker pool
+    /// (`Gemms::parallel`).
+    pub outlined: usize,
 }
 
 /// Declare the library GEMM of `dtype` (`symbols::GEMM_F32` / `GEMM_F64`) as an import.
@@ -252,12 +258,16 @@ pub struct Gemms {
     pub batched: Option<FuncId>,
     /// The index-error callback (`import_index_error`): gathers report out-of-range indices.
     pub index_error: Option<FuncId>,
+    /// The parallel-kernel symbol (`import_parallel`): maps, pools and log-softmaxes large
+    /// enough (`emit::outlines`) are emitted into functions of a range of their items and run
+    /// on the worker pool through it. Not in bounds-checked mode.
+    pub parallel: Option<FuncId>,
 }
 
 impl Gemms {
     /// Just `gemm`, called for every product: what an object file uses.
     pub fn only(gemm: FuncId) -> Gemms {
-        Gemms { gemm, small: None, conv: None, winograd: None, batched: None, index_error: None }
+        Gemms { gemm, small: None, conv: None, winograd: None, batched: None, index_error: None, parallel: None }
     }
 }
 
@@ -328,9 +338,11 @@ pub fn define_scheduled<M: Module>(
     // works on small functions (compile time linear in the graph, and base pointers and
     // constants are not spilled across the whole program).
     let mut fctx = FunctionBuilderContext::new();
+    let mut outlined_fctx = FunctionBuilderContext::new();
     let offsets: std::rc::Rc<[Option<kernel::Poly>]> = plan.offsets.clone().into();
     let mut parts = vec![];
     let mut clif_insts = 0;
+    let mut outlined_kernels = 0;
     let mut next = 0;
     // The id of the last kernel emitted (ids count loop bodies: `kernel::preorder`).
     let mut last_id: i64 = -1;
@@ -346,39 +358,54 @@ pub fn define_scheduled<M: Module>(
             b.switch_to_block(entry);
             b.seal_block(entry);
             let args: [_; 5] = b.block_params(entry).try_into().expect("five parameters");
-            let env = emit::Env {
-                args,
-                offsets: offsets.clone(),
-                data: HashMap::new(),
-                gemm: module.declare_func_in_func(gemms.gemm, b.func),
-                small_gemm: gemms.small.map(|(f, t)| (module.declare_func_in_func(f, b.func), t)),
-                libm: libm
-                    .iter()
-                    .map(|&(n, id)| (n, module.declare_func_in_func(id, b.func)))
-                    .collect::<HashMap<_, _>>(),
-                libm_math: opts.math == MathMode::Libm,
-                checks: checks.as_ref().map(|c| c.in_func(module, b.func)),
-                fma: module.isa().has_native_fma(),
-                conv: gemms.conv.map(|f| module.declare_func_in_func(f, b.func)),
-                winograd: gemms.winograd.map(|f| module.declare_func_in_func(f, b.func)),
-                batched_gemm: gemms.batched.map(|f| module.declare_func_in_func(f, b.func)),
-                index_error: gemms.index_error.map(|f| module.declare_func_in_func(f, b.func)),
-            };
+            let env = env_in(module, b.func, args, offsets.clone(), &gemms, &libm, opts, checks.as_ref());
             let profile = profile.map(|id| module.declare_func_in_func(id, b.func));
+            let runner = gemms.parallel.filter(|_| checks.is_none()).map(|id| module.declare_func_in_func(id, b.func));
             let mut e = emit::Emitter::new(b, env, g.dtype, g.symbols.len());
             e.reserve_loop_symbols(prog.loop_symbols);
             e.kernel_index = last_id;
             e.profile = profile;
             while next < prog.kernels.len() {
                 let id = e.kernel_index + 1;
-                for a in prog.kernels[next].reads() {
-                    if let kernel::Base::Data(d) = a.base {
-                        if let std::collections::hash_map::Entry::Vacant(slot) = e.env.data.entry(d) {
-                            slot.insert(module.declare_data_in_func(data[d], &mut *e.b.func));
+                let k = &prog.kernels[next];
+                match runner.filter(|_| emit::outlines(k)) {
+                    // The kernel in a function of its own, over a range of its items, run on
+                    // the worker pool (`symbols::PARALLEL`).
+                    Some(runner) => {
+                        let name = format!("{name}_kernel{id}");
+                        let range_sig = outlined_signature(module);
+                        let f = module.declare_function(&name, Linkage::Local, &range_sig).map_err(err)?;
+                        let mut octx = module.make_context();
+                        octx.func = Function::with_name_signature(UserFuncName::user(0, f.as_u32()), range_sig);
+                        {
+                            let mut ob = FunctionBuilder::new(&mut octx.func, &mut outlined_fctx);
+                            let entry = ob.create_block();
+                            ob.append_block_params_for_function_params(entry);
+                            ob.switch_to_block(entry);
+                            ob.seal_block(entry);
+                            let params = ob.block_params(entry).to_vec();
+                            let args: [_; 5] = params[..5].try_into().expect("five pointers");
+                            let env = env_in(module, ob.func, args, offsets.clone(), &gemms, &libm, opts, None);
+                            let mut oe = emit::Emitter::new(ob, env, g.dtype, g.symbols.len());
+                            declare_data(module, &mut oe, k, &data);
+                            oe.reserve_loop_symbols(prog.loop_symbols);
+                            oe.kernel_index = id - 1;
+                            oe.split = Some((params[5], params[6]));
+                            oe.kernel(k);
+                            oe.b.ins().return_(&[]);
+                            oe.b.finalize(module.target_config());
                         }
+                        clif_insts += octx.func.dfg.num_insts();
+                        define_part(module, f, &mut octx, opts.dump_clif)?;
+                        let outlined = module.declare_func_in_func(f, &mut *e.b.func);
+                        e.call_outlined(k, outlined, runner);
+                        outlined_kernels += 1;
+                    }
+                    None => {
+                        declare_data(module, &mut e, k, &data);
+                        e.kernel(k);
                     }
                 }
-                e.kernel(&prog.kernels[next]);
                 if let Some(f) = profile {
                     let i = e.b.ins().iconst(I64, id);
                     e.b.ins().call(f, &[i]);
@@ -464,7 +491,69 @@ pub fn define_scheduled<M: Module>(
             .collect(),
         clif_insts,
         parts: parts.len(),
+        outlined: outlined_kernels,
     })
+}
+
+/// The run-time values of `func`'s body (`emit::Env`): its five ABI pointers `args` and the
+/// functions and symbols it may call, declared in it.
+#[allow(clippy::too_many_arguments)]
+fn env_in<M: Module>(
+    module: &mut M,
+    func: &mut Function,
+    args: [cranelift_codegen::ir::Value; 5],
+    offsets: std::rc::Rc<[Option<kernel::Poly>]>,
+    gemms: &Gemms,
+    libm: &[(&'static str, FuncId)],
+    opts: &CompileOptions,
+    checks: Option<&emit::CheckDecls>,
+) -> emit::Env {
+    emit::Env {
+        args,
+        offsets,
+        data: HashMap::new(),
+        gemm: module.declare_func_in_func(gemms.gemm, func),
+        small_gemm: gemms.small.map(|(f, t)| (module.declare_func_in_func(f, func), t)),
+        libm: libm.iter().map(|&(n, id)| (n, module.declare_func_in_func(id, func))).collect::<HashMap<_, _>>(),
+        libm_math: opts.math == MathMode::Libm,
+        checks: checks.map(|c| c.in_func(module, func)),
+        fma: module.isa().has_native_fma(),
+        conv: gemms.conv.map(|f| module.declare_func_in_func(f, func)),
+        winograd: gemms.winograd.map(|f| module.declare_func_in_func(f, func)),
+        batched_gemm: gemms.batched.map(|f| module.declare_func_in_func(f, func)),
+        index_error: gemms.index_error.map(|f| module.declare_func_in_func(f, func)),
+    }
+}
+
+/// Declares in the emitter's function the literal data objects `k` reads that it lacks.
+fn declare_data<M: Module>(module: &mut M, e: &mut emit::Emitter, k: &kernel::Kernel, data: &[DataId]) {
+    for a in k.reads() {
+        if let kernel::Base::Data(d) = a.base {
+            if let std::collections::hash_map::Entry::Vacant(slot) = e.env.data.entry(d) {
+                slot.insert(module.declare_data_in_func(data[d], &mut *e.b.func));
+            }
+        }
+    }
+}
+
+/// An outlined kernel's signature: the five pointers of the program's, then the range of
+/// items (`lo`, `hi`) (`symbols::RangeFn`).
+fn outlined_signature<M: Module>(module: &M) -> Signature {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    sig.params.extend([AbiParam::new(ptr); 5]);
+    sig.params.extend([AbiParam::new(I64); 2]);
+    sig
+}
+
+/// Declare the parallel-kernel symbol (`symbols::PARALLEL`, JIT only): an outlined kernel's
+/// address, the five pointers, the item count and the element count.
+pub fn import_parallel<M: Module>(module: &mut M) -> Result<FuncId, Diagnostic> {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    sig.params.extend([AbiParam::new(ptr); 6]);
+    sig.params.extend([AbiParam::new(I64); 2]);
+    module.declare_function(symbols::PARALLEL, Linkage::Import, &sig).map_err(module_error)
 }
 
 /// Instructions after which a part of the program is closed and the next one begins (a

@@ -71,6 +71,8 @@ pub struct Stats {
     pub clif_insts: usize,
     /// Functions the program was split into.
     pub parts: usize,
+    /// Kernels run on the worker pool, over ranges of their items (`symbols::PARALLEL`).
+    pub outlined: usize,
 }
 
 /// A compiled graph: keeps the JIT memory alive and owns the workspace.
@@ -88,6 +90,7 @@ pub struct Compiled {
     kernel_summaries: Vec<String>,
     clif_insts: usize,
     parts: usize,
+    outlined: usize,
     /// The graph updates parameters in place.
     updates: bool,
     compile_ms: f64,
@@ -148,11 +151,13 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
         let conv = Some(codegen::import_conv(&mut module, g.dtype)?);
         let winograd = Some(codegen::import_winograd(&mut module, g.dtype)?);
         let batched = Some(codegen::import_batched_gemm(&mut module, g.dtype)?);
+        let parallel = Some(codegen::import_parallel(&mut module)?);
         codegen::Gemms {
             small,
             conv,
             winograd,
             batched,
+            parallel,
             ..codegen::Gemms::only(codegen::import_gemm(&mut module, g.dtype)?)
         }
     };
@@ -180,6 +185,7 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
         kernel_summaries: defined.kernel_summaries,
         clif_insts: defined.clif_insts,
         parts: defined.parts,
+        outlined: defined.outlined,
         updates: !g.updates.is_empty(),
         compile_ms: start.elapsed().as_secs_f64() * 1e3,
         workspace: Workspace::default(),
@@ -439,6 +445,7 @@ impl Compiled {
             in_place: self.plan.in_place,
             clif_insts: self.clif_insts,
             parts: self.parts,
+            outlined: self.outlined,
         }
     }
 }

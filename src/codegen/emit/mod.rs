@@ -116,6 +116,28 @@ pub struct Emitter<'f> {
     pub kernel_index: i64,
     /// The profiling symbol, when profiling: loop bodies tick it after each of their kernels.
     pub profile: Option<FuncRef>,
+    /// In an outlined kernel (`codegen::define_scheduled`): the range of items (`lo`, `hi`)
+    /// to compute, taken by the kernel's outermost loop (`take_range`).
+    pub split: Option<(Value, Value)>,
+}
+
+/// Whether `k` may be emitted into a function of a range of its items and run on the worker
+/// pool (`Emitter::call_outlined`): maps whose every element is written once (no axis the
+/// output does not walk) and read only where it is written, pools and log-softmaxes, when
+/// their size is unknown at compile time or large enough to share (`symbols::MIN_WORK`).
+pub fn outlines(k: &Kernel) -> bool {
+    let worth = |work: Mono| work.as_known().is_none_or(|n| n >= 2 * crate::runtime::symbols::MIN_WORK);
+    match k {
+        Kernel::Map { shape, expr, out } => {
+            let written_once = shape.iter().zip(&out.strides).all(|(d, s)| d.as_known() == Some(1) || !s.is_zero());
+            let read_in_place =
+                expr.loads().iter().all(|a| a.base != out.base || (a.offset == out.offset && a.strides == out.strides));
+            written_once && read_in_place && worth(Mono::product(shape))
+        }
+        Kernel::Pool { planes, geom, .. } => worth(planes.scale((geom.h * geom.w) as i64)),
+        Kernel::LogSoftmax { outer, n, inner, .. } => worth(outer.mul(n).mul(inner).scale(4)),
+        _ => false,
+    }
 }
 
 /// How a load inside the innermost loop walks memory.
@@ -167,6 +189,7 @@ impl<'f> Emitter<'f> {
             bufs: HashMap::new(),
             kernel_index: -1,
             profile: None,
+            split: None,
         }
     }
 
@@ -483,6 +506,38 @@ impl<'f> Emitter<'f> {
     }
 
     // ---- kernels --------------------------------------------------------------------------------
+
+    /// The range of an outlined kernel's outermost loop, once (`split`), else `0..n`.
+    fn take_range(&mut self, n: Value) -> (Value, Value) {
+        match self.split.take() {
+            Some(range) => range,
+            None => (self.int(0), n),
+        }
+    }
+
+    /// Instead of `kernel(k)`: one call of `runner` (`symbols::PARALLEL`) that runs `outlined`,
+    /// the function `k` was emitted into with a range (`split`), over k's items on the
+    /// worker pool. `k` is one that `outlines` accepts.
+    pub fn call_outlined(&mut self, k: &Kernel, outlined: FuncRef, runner: FuncRef) {
+        self.kernel_index += 1;
+        self.bufs.clear();
+        let (items, work) = match k {
+            Kernel::Map { shape, expr, out } => self.map_items(shape, expr, out),
+            Kernel::Pool { planes, geom, .. } => {
+                let items = self.mono(planes);
+                (items, self.b.ins().imul_imm_s(items, (geom.h * geom.w) as i64))
+            }
+            // Each element costs an exp and two passes: count it as a few map elements.
+            Kernel::LogSoftmax { outer, n, inner, .. } => {
+                let items = self.mono(outer);
+                (items, self.mono(&outer.mul(n).mul(inner).scale(4)))
+            }
+            _ => unreachable!("`outlines` accepts maps, pools and log-softmaxes"),
+        };
+        let f = self.b.ins().func_addr(I64, outlined);
+        let [a0, a1, a2, a3, a4] = self.env.args;
+        self.b.ins().call(runner, &[f, a0, a1, a2, a3, a4, items, work]);
+    }
 
     pub fn kernel(&mut self, k: &Kernel) {
         self.kernel_index += 1;

@@ -20,19 +20,23 @@ impl Emitter<'_> {
         out: &Access,
     ) {
         let np = self.mono(planes);
+        // Outlined (`Emitter::split`): planes lo..hi only.
+        let (lo, hi) = self.take_range(np);
         let (px, pout) = (self.addr(x), self.addr(out));
         let pg = grad.map(|a| self.addr(a));
         let (big, small) = ((g.h * g.w) as i64, (g.oh * g.ow) as i64);
+        let (big_b, small_b) = (self.int(big * self.es), self.int(small * self.es));
         // The [N, C, H, W] side: x for Max/MaxGrad/Avg, the output for AvgGrad and MaxGrad.
         if matches!(op, PoolOp::MaxGrad | PoolOp::AvgGrad) {
-            let len = self.b.ins().imul_imm_s(np, big);
-            self.fill(pout, len, 0.0);
+            let from = self.offset(pout, lo, big_b);
+            let count = self.b.ins().isub(hi, lo);
+            let len = self.b.ins().imul_imm_s(count, big);
+            self.fill(from, len, 0.0);
         }
         let area = (g.size * g.size) as f64;
         let taps: Vec<i64> = (0..g.size).flat_map(|a| (0..g.size).map(move |b| (a * g.w + b) as i64)).collect();
-        let (big_b, small_b) = (self.int(big * self.es), self.int(small * self.es));
         let (oh, ow) = (self.int(g.oh as i64), self.int(g.ow as i64));
-        self.for_n(np, |e, plane| {
+        self.for_loop(lo, hi, 1, |e, plane| {
             let (xb, ob) = (e.offset(px, plane, big_b), e.offset(pout, plane, small_b));
             let ob_big = e.offset(pout, plane, big_b);
             let x_small = e.offset(px, plane, small_b);

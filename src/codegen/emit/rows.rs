@@ -26,7 +26,9 @@ impl Emitter<'_> {
         let stride = self.mono_bytes(inner);
         let block = self.mono_bytes(&n.mul(inner));
         let es = self.int(self.es);
-        self.for_n(o, |e, oi| {
+        // Outlined (`Emitter::split`): outer indices lo..hi only.
+        let (lo, hi) = self.take_range(o);
+        self.for_loop(lo, hi, 1, |e, oi| {
             let (rx, rout) = (e.offset(px, oi, block), e.offset(pout, oi, block));
             e.for_n(k, |e, ki| {
                 let (sx, sout) = (e.offset(rx, ki, es), e.offset(rout, ki, es));
@@ -144,15 +146,19 @@ impl Emitter<'_> {
     /// one vector exp per value and of one log, not a scalar loop each.
     fn log_softmax_short_rows(&mut self, outer: &Mono, n: i64, x: &Access, out: &Access) {
         let rows = self.mono(outer);
+        // Outlined (`Emitter::split`): rows first..last only (a row's lanes compute the same
+        // bits in the vector loop as in the tail).
+        let (first, last) = self.take_range(rows);
         let (px, pout) = (self.addr(x), self.addr(out));
         let row_bytes = self.int(n * self.es);
         let walk = Walk::Strided(row_bytes);
-        let main = self.vector_part(rows);
-        let zero = self.int(0);
+        let count = self.b.ins().isub(last, first);
+        let whole = self.vector_part(count);
+        let main = self.b.ins().iadd(first, whole);
         for mode in [Mode::Vector, Mode::Tail] {
             let (lo, hi, step) = match mode {
-                Mode::Vector => (zero, main, self.lanes as i64),
-                Mode::Tail => (main, rows, 1),
+                Mode::Vector => (first, main, self.lanes as i64),
+                Mode::Tail => (main, last, 1),
             };
             self.for_loop(lo, hi, step, |e, i| {
                 let xs: Vec<Value> = (0..n)

@@ -1,8 +1,9 @@
 //! The C-ABI kernel entry points that generated code calls: one GEMM symbol per dtype, one
 //! convolution symbol, one batched GEMM symbol and one Winograd-transform symbol per dtype
-//! (JIT only, [`conv`], [`batched`], [`winograd`]), the callback of out-of-range gather
-//! indices (JIT only, [`INDEX`]), and the profiling and bounds-violation callbacks of
-//! `CompileOptions::profile` / `checked`.
+//! (JIT only, [`conv`], [`batched`], [`winograd`]), the runner of outlined elementwise, pool
+//! and softmax kernels on the worker pool (JIT only, [`PARALLEL`]), the callback of
+//! out-of-range gather indices (JIT only, [`INDEX`]), and the profiling and bounds-violation
+//! callbacks of `CompileOptions::profile` / `checked`.
 //! Input: matrix sizes, pointers and element strides; output: C written in place.
 //!
 //! Generated code only ever calls these names, so the implementation can be swapped: the JIT
@@ -50,11 +51,13 @@ use crate::runtime::threads::{self, Pool};
 mod batched;
 mod conv;
 mod library;
+mod parallel;
 pub mod stream;
 mod winograd;
 pub use batched::{batched_f32_on, netc_gemm_batched_f32, netc_gemm_batched_f64, BATCHED_F32, BATCHED_F64};
 pub use conv::{conv_f32_on, netc_conv_f32, netc_conv_f64, CONV_F32, CONV_F64};
 pub use library::{dgemm as dgemm_with, sgemm as sgemm_with, Library};
+pub use parallel::{netc_parallel, on_pool, parallel_on, ranges, RangeFn, MIN_WORK, PARALLEL, WAKE_WORK};
 pub use winograd::{netc_winograd_f32, netc_winograd_f64, winograd_f32_on, WINOGRAD_F32, WINOGRAD_F64};
 
 /// Symbol of the f32 GEMM.
@@ -590,8 +593,9 @@ pub fn take_index_error() -> Option<IndexError> {
 }
 
 /// The symbols the JIT binds, with their addresses.
-pub fn symbols() -> [(&'static str, *const u8); 11] {
+pub fn symbols() -> [(&'static str, *const u8); 12] {
     [
+        (PARALLEL, netc_parallel as *const u8),
         (BATCHED_F32, netc_gemm_batched_f32 as *const u8),
         (BATCHED_F64, netc_gemm_batched_f64 as *const u8),
         (INDEX, netc_index_out_of_range as *const u8),
