@@ -370,28 +370,27 @@ fn lanes_at<T: Float>(src: &[T], at: usize, nb: usize) -> Lanes<T> {
     v
 }
 
-/// `src[at + l·stride]` in lane l < nb, the others zero.
-#[inline(always)]
-fn strided<T: Float>(src: &[T], at: usize, stride: usize, nb: usize) -> Lanes<T> {
-    let mut v = [T::ZERO; LANES];
-    let src = &src[at..at + (nb - 1) * stride + 1];
-    for (l, v) in v.iter_mut().enumerate().take(nb) {
-        *v = src[l * stride];
-    }
-    v
-}
-
 /// Filter transform of input channel `c`: U[c][ξ][f] = (G w_fc Gᵀ)_ξ for every f.
 #[inline(always)]
 fn filter<T: Float, M: Coeffs>(job: &Job<'_, T>, c: usize) {
     let (g, a, r) = (&job.g, job.g.tile.alpha(), job.g.tile.r);
     let mut t: Columns<T> = [[[T::ZERO; LANES]; 8]; 8];
+    let mut taps: [Lanes<T>; 25] = [[T::ZERO; LANES]; 25];
     for f0 in (0..g.f).step_by(LANES) {
         let nb = (g.f - f0).min(LANES);
-        // Filter f0 + l's tap (k, j) in lane l.
-        let first = (f0 * g.c + c) * r * r;
-        let tap = |k: usize, j: usize| strided(job.src, first + k * r + j, g.c * r * r, nb);
-        sandwich::<T, M>(&mut t, tap, |i, j, v| {
+        // Filter f0 + l's tap (k, j) in lane l of taps[k·r + j], gathered a filter's r² taps
+        // (contiguous in w) at a time and before any is read as a vector: the lanes' stores
+        // then reach the cache before their vector load, instead of stalling it.
+        for l in 0..nb {
+            let at = ((f0 + l) * g.c + c) * r * r;
+            for (tap, &v) in taps.iter_mut().zip(&job.src[at..at + r * r]) {
+                tap[l] = v;
+            }
+        }
+        for tap in taps.iter_mut().take(r * r) {
+            tap[nb..].fill(T::ZERO);
+        }
+        sandwich::<T, M>(&mut t, |k, j| taps[k * r + j], |i, j, v| {
             // SAFETY: U[c][ξ][f0 .. f0 + nb], written only by this item (channel c).
             unsafe { job.dst.put((c * a * a + i * a + j) * g.f + f0, &v[..nb]) };
         });
@@ -403,18 +402,20 @@ fn filter<T: Float, M: Coeffs>(job: &Job<'_, T>, c: usize) {
 fn filter_adjoint<T: Float, M: Coeffs>(job: &Job<'_, T>, c: usize) {
     let (g, a, r) = (&job.g, job.g.tile.alpha(), job.g.tile.r);
     let mut t: Columns<T> = [[[T::ZERO; LANES]; 8]; 8];
+    let mut taps: [Lanes<T>; 25] = [[T::ZERO; LANES]; 25];
     for f0 in (0..g.f).step_by(LANES) {
         let nb = (g.f - f0).min(LANES);
         sandwich::<T, M>(
             &mut t,
             |k, j| lanes_at(job.src, (c * a * a + k * a + j) * g.f + f0, nb),
-            |i, j, v| {
-                for (l, &v) in v.iter().enumerate().take(nb) {
-                    // SAFETY: dw[f0 + l][c][i][j], written only by this item (channel c).
-                    unsafe { job.dst.put(((f0 + l) * g.c + c) * r * r + i * r + j, &[v]) };
-                }
-            },
+            |i, j, v| taps[i * r + j] = *v,
         );
+        // Filter f0 + l's r² taps are contiguous in dw: written together from lane l.
+        for l in 0..nb {
+            let row: [T; 25] = std::array::from_fn(|tap| taps[tap][l]);
+            // SAFETY: dw[f0 + l][c][..], written only by this item (channel c).
+            unsafe { job.dst.put(((f0 + l) * g.c + c) * r * r, &row[..r * r]) };
+        }
     }
 }
 
