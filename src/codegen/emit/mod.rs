@@ -124,9 +124,16 @@ pub struct Emitter<'f> {
 /// Whether `k` may be emitted into a function of a range of its items and run on the worker
 /// pool (`Emitter::call_outlined`): maps whose every element is written once (no axis the
 /// output does not walk) and read only where it is written, pools and log-softmaxes, when
-/// their size is unknown at compile time or large enough to share (`symbols::MIN_WORK`).
+/// they are large enough to share (`symbols::MIN_WORK` on each of two threads) — or, for a
+/// size with run-time symbols, when a batch of 16 makes it so: an outlined kernel costs a
+/// function to compile (a 1,000-layer MLP of width 64 compiled 30% slower with every layer's
+/// map outlined), and the run time decides the rest.
 pub fn outlines(k: &Kernel) -> bool {
-    let worth = |work: Mono| work.as_known().is_none_or(|n| n >= 2 * crate::runtime::symbols::MIN_WORK);
+    let enough = 2 * crate::runtime::symbols::MIN_WORK;
+    let worth = |work: Mono| match work.as_known() {
+        Some(n) => n >= enough,
+        None => work.k * 16 >= enough,
+    };
     match k {
         Kernel::Map { shape, expr, out } => {
             let written_once = shape.iter().zip(&out.strides).all(|(d, s)| d.as_known() == Some(1) || !s.is_zero());
