@@ -606,6 +606,29 @@ fn outlined_kernels_are_the_same_on_any_thread_count() {
     }
 }
 
+/// A kernel sized by a run-time symbol is outlined when a batch of 16 makes it large enough
+/// to share, and not otherwise: each outlined kernel is a function more to compile (a deep
+/// narrow MLP would pay for every layer), and a small one runs faster inline.
+#[test]
+fn symbolic_kernels_are_outlined_only_when_they_can_be_large() {
+    for (width, outlined) in [(64, false), (4096, true)] {
+        let mut g = Graph::new(DType::F32);
+        let b = g.symbol("B");
+        let x = g.add_input("x", vec![Dim::Sym(b), Dim::Known(width)], InputKind::Data);
+        let y = g.add(Op::Relu, &[x]).unwrap();
+        g.outputs = vec![("y".into(), y)];
+        let mut c = jit::compile(&g, &CompileOptions::default()).unwrap();
+        assert_eq!(c.stats().outlined > 0, outlined, "relu of [B, {width}]");
+        // Either way the kernel computes every row, at a batch small or large.
+        for n in [1, 33] {
+            let xs = rounded(random(&mut Rng::new(n as u64), &[n, width], -1.0, 1.0), DType::F32);
+            let want = netc::ir::interp::outputs(&g, std::slice::from_ref(&xs), &[]).unwrap();
+            let got = c.run_tensors(&[xs], &mut []).unwrap();
+            assert_close(&format!("relu of [{n}, {width}]"), &got, &want, 0.0, 0.0);
+        }
+    }
+}
+
 #[test]
 fn leaves_constants_literals_and_symbolic_batch() {
     for dtype in DTYPES {
