@@ -339,7 +339,16 @@ pub fn define_scheduled<M: Module>(
     // constants are not spilled across the whole program).
     let mut fctx = FunctionBuilderContext::new();
     let mut outlined_fctx = FunctionBuilderContext::new();
-    let offsets: std::rc::Rc<[Option<kernel::Poly>]> = plan.offsets.clone().into();
+    let shared = Shared {
+        offsets: plan.offsets.clone().into(),
+        gemms,
+        libm,
+        opts,
+        data,
+        dtype: g.dtype,
+        symbols: g.symbols.len(),
+        loop_symbols: prog.loop_symbols,
+    };
     let mut parts = vec![];
     let mut clif_insts = 0;
     let mut outlined_kernels = 0;
@@ -353,12 +362,8 @@ pub fn define_scheduled<M: Module>(
         ctx.func = Function::with_name_signature(UserFuncName::user(0, part.as_u32()), sig.clone());
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-            let entry = b.create_block();
-            b.append_block_params_for_function_params(entry);
-            b.switch_to_block(entry);
-            b.seal_block(entry);
-            let args: [_; 5] = b.block_params(entry).try_into().expect("five parameters");
-            let env = env_in(module, b.func, args, offsets.clone(), &gemms, &libm, opts, checks.as_ref());
+            let args: [_; 5] = entry_block(&mut b).try_into().expect("five parameters");
+            let env = shared.env_in(module, b.func, args, checks.as_ref());
             let profile = profile.map(|id| module.declare_func_in_func(id, b.func));
             let runner = gemms.parallel.filter(|_| checks.is_none()).map(|id| module.declare_func_in_func(id, b.func));
             let mut e = emit::Emitter::new(b, env, g.dtype, g.symbols.len());
@@ -372,37 +377,15 @@ pub fn define_scheduled<M: Module>(
                     // The kernel in a function of its own, over a range of its items, run on
                     // the worker pool (`symbols::PARALLEL`).
                     Some(runner) => {
-                        let name = format!("{name}_kernel{id}");
-                        let range_sig = outlined_signature(module);
-                        let f = module.declare_function(&name, Linkage::Local, &range_sig).map_err(err)?;
-                        let mut octx = module.make_context();
-                        octx.func = Function::with_name_signature(UserFuncName::user(0, f.as_u32()), range_sig);
-                        {
-                            let mut ob = FunctionBuilder::new(&mut octx.func, &mut outlined_fctx);
-                            let entry = ob.create_block();
-                            ob.append_block_params_for_function_params(entry);
-                            ob.switch_to_block(entry);
-                            ob.seal_block(entry);
-                            let params = ob.block_params(entry).to_vec();
-                            let args: [_; 5] = params[..5].try_into().expect("five pointers");
-                            let env = env_in(module, ob.func, args, offsets.clone(), &gemms, &libm, opts, None);
-                            let mut oe = emit::Emitter::new(ob, env, g.dtype, g.symbols.len());
-                            declare_data(module, &mut oe, k, &data);
-                            oe.reserve_loop_symbols(prog.loop_symbols);
-                            oe.kernel_index = id - 1;
-                            oe.split = Some((params[5], params[6]));
-                            oe.kernel(k);
-                            oe.b.ins().return_(&[]);
-                            oe.b.finalize(module.target_config());
-                        }
-                        clif_insts += octx.func.dfg.num_insts();
-                        define_part(module, f, &mut octx, opts.dump_clif)?;
+                        let outlined = Outlined { name: &format!("{name}_kernel{id}"), kernel: k, id };
+                        let (f, insts) = define_outlined(module, &mut outlined_fctx, outlined, &shared)?;
+                        clif_insts += insts;
                         let outlined = module.declare_func_in_func(f, &mut *e.b.func);
                         e.call_outlined(k, outlined, runner);
                         outlined_kernels += 1;
                     }
                     None => {
-                        declare_data(module, &mut e, k, &data);
+                        declare_data(module, &mut e, k, &shared.data);
                         e.kernel(k);
                     }
                 }
@@ -430,11 +413,7 @@ pub fn define_scheduled<M: Module>(
     ctx.func = Function::with_name_signature(UserFuncName::user(0, func.as_u32()), sig.clone());
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let args = b.block_params(entry).to_vec();
+        let args = entry_block(&mut b);
         if let Some(id) = profile {
             let f = module.declare_func_in_func(id, b.func);
             let start = b.ins().iconst(I64, -1);
@@ -459,11 +438,7 @@ pub fn define_scheduled<M: Module>(
     sctx.func = Function::with_name_signature(UserFuncName::user(0, size_func.as_u32()), size_sig);
     {
         let mut b = FunctionBuilder::new(&mut sctx.func, &mut fctx);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let dims = b.block_params(entry)[0];
+        let dims = entry_block(&mut b)[0];
         let mut total = b.ins().iconst(I64, 0);
         for m in &plan.size.0 {
             let mut term = b.ins().iconst(I64, m.k * g.dtype.size_bytes() as i64);
@@ -495,34 +470,99 @@ pub fn define_scheduled<M: Module>(
     })
 }
 
-/// The run-time values of `func`'s body (`emit::Env`): its five ABI pointers `args` and the
-/// functions and symbols it may call, declared in it.
-#[allow(clippy::too_many_arguments)]
-fn env_in<M: Module>(
-    module: &mut M,
-    func: &mut Function,
-    args: [cranelift_codegen::ir::Value; 5],
+/// What every function of one program shares: the temporaries' places, the functions and
+/// data it may call or read, and the options.
+struct Shared<'a> {
     offsets: std::rc::Rc<[Option<kernel::Poly>]>,
-    gemms: &Gemms,
-    libm: &[(&'static str, FuncId)],
-    opts: &CompileOptions,
-    checks: Option<&emit::CheckDecls>,
-) -> emit::Env {
-    emit::Env {
-        args,
-        offsets,
-        data: HashMap::new(),
-        gemm: module.declare_func_in_func(gemms.gemm, func),
-        small_gemm: gemms.small.map(|(f, t)| (module.declare_func_in_func(f, func), t)),
-        libm: libm.iter().map(|&(n, id)| (n, module.declare_func_in_func(id, func))).collect::<HashMap<_, _>>(),
-        libm_math: opts.math == MathMode::Libm,
-        checks: checks.map(|c| c.in_func(module, func)),
-        fma: module.isa().has_native_fma(),
-        conv: gemms.conv.map(|f| module.declare_func_in_func(f, func)),
-        winograd: gemms.winograd.map(|f| module.declare_func_in_func(f, func)),
-        batched_gemm: gemms.batched.map(|f| module.declare_func_in_func(f, func)),
-        index_error: gemms.index_error.map(|f| module.declare_func_in_func(f, func)),
+    gemms: Gemms,
+    libm: Vec<(&'static str, FuncId)>,
+    opts: &'a CompileOptions,
+    data: Vec<DataId>,
+    dtype: DType,
+    /// The graph's run-time symbols, and the loop indices after them.
+    symbols: usize,
+    loop_symbols: u32,
+}
+
+impl Shared<'_> {
+    /// The run-time values of `func`'s body (`emit::Env`): its five ABI pointers `args` and
+    /// the functions and symbols it may call, declared in it.
+    fn env_in<M: Module>(
+        &self,
+        module: &mut M,
+        func: &mut Function,
+        args: [cranelift_codegen::ir::Value; 5],
+        checks: Option<&emit::CheckDecls>,
+    ) -> emit::Env {
+        let gemms = &self.gemms;
+        emit::Env {
+            args,
+            offsets: self.offsets.clone(),
+            data: HashMap::new(),
+            gemm: module.declare_func_in_func(gemms.gemm, func),
+            small_gemm: gemms.small.map(|(f, t)| (module.declare_func_in_func(f, func), t)),
+            libm: self.libm.iter().map(|&(n, id)| (n, module.declare_func_in_func(id, func))).collect(),
+            libm_math: self.opts.math == MathMode::Libm,
+            checks: checks.map(|c| c.in_func(module, func)),
+            fma: module.isa().has_native_fma(),
+            conv: gemms.conv.map(|f| module.declare_func_in_func(f, func)),
+            winograd: gemms.winograd.map(|f| module.declare_func_in_func(f, func)),
+            batched_gemm: gemms.batched.map(|f| module.declare_func_in_func(f, func)),
+            index_error: gemms.index_error.map(|f| module.declare_func_in_func(f, func)),
+        }
     }
+}
+
+/// A kernel to emit into a function of its own (`emit::outlines`): its name, the kernel and
+/// its id (`kernel::preorder`).
+struct Outlined<'a> {
+    name: &'a str,
+    kernel: &'a kernel::Kernel,
+    id: i64,
+}
+
+/// Defines `k.name(inputs, params, outputs, dims, workspace, lo, hi)`, the kernel over its
+/// items lo..hi (`emit::Emitter::split`; `symbols::RangeFn`). Returns it and its instruction
+/// count.
+fn define_outlined<M: Module>(
+    module: &mut M,
+    fctx: &mut FunctionBuilderContext,
+    k: Outlined,
+    shared: &Shared,
+) -> Result<(FuncId, usize), Diagnostic> {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    sig.params.extend([AbiParam::new(ptr); 5]);
+    sig.params.extend([AbiParam::new(I64); 2]);
+    let f = module.declare_function(k.name, Linkage::Local, &sig).map_err(module_error)?;
+    let mut ctx = module.make_context();
+    ctx.func = Function::with_name_signature(UserFuncName::user(0, f.as_u32()), sig);
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
+        let params = entry_block(&mut b);
+        let args: [_; 5] = params[..5].try_into().expect("five pointers");
+        let env = shared.env_in(module, b.func, args, None);
+        let mut e = emit::Emitter::new(b, env, shared.dtype, shared.symbols);
+        declare_data(module, &mut e, k.kernel, &shared.data);
+        e.reserve_loop_symbols(shared.loop_symbols);
+        e.kernel_index = k.id - 1;
+        e.split = Some((params[5], params[6]));
+        e.kernel(k.kernel);
+        e.b.ins().return_(&[]);
+        e.b.finalize(module.target_config());
+    }
+    let insts = ctx.func.dfg.num_insts();
+    define_part(module, f, &mut ctx, shared.opts.dump_clif)?;
+    Ok((f, insts))
+}
+
+/// Starts `b`'s function at its entry block (sealed); returns the function's parameters.
+fn entry_block(b: &mut FunctionBuilder) -> Vec<cranelift_codegen::ir::Value> {
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    b.block_params(entry).to_vec()
 }
 
 /// Declares in the emitter's function the literal data objects `k` reads that it lacks.
@@ -534,16 +574,6 @@ fn declare_data<M: Module>(module: &mut M, e: &mut emit::Emitter, k: &kernel::Ke
             }
         }
     }
-}
-
-/// An outlined kernel's signature: the five pointers of the program's, then the range of
-/// items (`lo`, `hi`) (`symbols::RangeFn`).
-fn outlined_signature<M: Module>(module: &M) -> Signature {
-    let ptr = module.target_config().pointer_type();
-    let mut sig = module.make_signature();
-    sig.params.extend([AbiParam::new(ptr); 5]);
-    sig.params.extend([AbiParam::new(I64); 2]);
-    sig
 }
 
 /// Declare the parallel-kernel symbol (`symbols::PARALLEL`, JIT only): an outlined kernel's
