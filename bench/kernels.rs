@@ -386,19 +386,25 @@ fn library_rows() {
             black_box(&c);
             results.push(c);
         }
-        let diff = relative_difference(&results[0], &results[1]);
-        let gf = |s: f64| 2.0 * (m * n * k) as f64 / s / 1e9;
-        println!(
-            "  {m:>5}×{k:<5}×{n:<5} {what:<40} {:>7.1} {:>7.1}   ×{:.2}  {:<14} rel. diff {diff:.1e}",
-            gf(secs[0]),
-            gf(secs[1]),
-            secs[0] / secs[1],
-            Library::for_product(m, k, n, tb).name()
-        );
+        let chosen = format!("{:<14} ", Library::for_product(m, k, n, tb).name());
+        print_pair((m, k, n), &format!("{what:<40}"), &secs, &results, &chosen);
     }
 }
 
 /// The largest difference between two results, relative to the largest element of the first.
+/// One row of a two-way GEMM comparison: the (m, k, n) product's GFLOP/s by each side, the
+/// speed-up of the second, `extra`, and how far apart the two results are.
+fn print_pair((m, k, n): (usize, usize, usize), what: &str, secs: &[f64], results: &[Vec<f32>], extra: &str) {
+    let diff = relative_difference(&results[0], &results[1]);
+    let gf = |s: f64| 2.0 * (m * n * k) as f64 / s / 1e9;
+    println!(
+        "  {m:>5}×{k:<5}×{n:<5} {what} {:>7.1} {:>7.1}   ×{:.2}  {extra}rel. diff {diff:.1e}",
+        gf(secs[0]),
+        gf(secs[1]),
+        secs[0] / secs[1],
+    );
+}
+
 fn relative_difference(x: &[f32], y: &[f32]) -> f32 {
     let scale = x.iter().fold(0f32, |acc, v| acc.max(v.abs())).max(f32::MIN_POSITIVE);
     x.iter().zip(y).fold(0f32, |acc, (x, y)| acc.max((x - y).abs())) / scale
@@ -467,14 +473,7 @@ fn stream_rows() {
             black_box(&c);
             results.push(c);
         }
-        let diff = relative_difference(&results[0], &results[1]);
-        let gf = |s: f64| 2.0 * (m * n * k) as f64 / s / 1e9;
-        println!(
-            "  {m:>5}×{k:<5}×{n:<5} {what:<36} {:>7.1} {:>7.1}   ×{:.2}  rel. diff {diff:.1e}",
-            gf(secs[0]),
-            gf(secs[1]),
-            secs[0] / secs[1],
-        );
+        print_pair((m, k, n), &format!("{what:<36}"), &secs, &results, "");
     }
 }
 
