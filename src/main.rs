@@ -215,10 +215,10 @@ enum Command {
         /// Which eval, train or model to draw (default: the first).
         #[arg(long)]
         name: Option<String>,
-        /// Run the optimisation passes (fold, simplify, cse, dce) on the graph first.
+        /// Run the optimisation passes (fold, simplify, cse, dce, hoist) on the graph first.
         #[arg(long)]
         optimize: bool,
-        /// Print the text form after each run of this pass (fold, simplify, cse or dce).
+        /// Print the text form after each run of this pass (fold, simplify, cse, dce or hoist).
         #[arg(long, value_name = "PASS")]
         print_after: Option<String>,
     },

@@ -1,7 +1,8 @@
 //! Checkpointed loops (`range(T, checkpoint: k)`): the same values and the same gradients,
 //! bit for bit, as the flat loop, for chunk sizes that divide T and that do not, forwards
-//! and reversed, interpreted and compiled; and the backward pass keeps every k-th carry
-//! instead of every one.
+//! and reversed, interpreted and compiled (optimised and compiled: bit for bit when k divides
+//! T, to rounding when steps are left over, see `ir::checkpoint`); and the backward pass
+//! keeps every k-th carry instead of every one.
 
 use netc::codegen::CompileOptions;
 use netc::drivers::jit;
@@ -74,6 +75,8 @@ fn checkpointed_loops_give_the_flat_loops_values_and_gradients_bit_for_bit() {
             let (inputs, params) = values(dtype);
             let flat = gradient_graph(&flat_range, dtype);
             let want = interp::outputs(&flat, &inputs, &params).unwrap();
+            let mut flat = flat.clone();
+            netc::ir::opt::optimize(&mut flat, None).unwrap();
             let want_jit = jit::compile(&flat, &CompileOptions::default())
                 .unwrap()
                 .run_tensors(&inputs, &mut params.clone())
@@ -89,7 +92,17 @@ fn checkpointed_loops_give_the_flat_loops_values_and_gradients_bit_for_bit() {
                     .unwrap()
                     .run_tensors(&inputs, &mut params.clone())
                     .unwrap();
-                assert_eq!(bits(&got), bits(&want_jit), "jit, reverse={reverse}, {dtype}, checkpoint {k}");
+                let what = format!("jit, reverse={reverse}, {dtype}, checkpoint {k}");
+                if T % k == 0 || k > T {
+                    assert_eq!(bits(&got), bits(&want_jit), "{what}");
+                } else {
+                    let tolerance = if dtype == DType::F32 { 1e-5 } else { 1e-13 };
+                    for (got, want) in got.iter().zip(&want_jit) {
+                        for (a, b) in got.data.iter().zip(&want.data) {
+                            assert!((a - b).abs() <= tolerance * (1.0 + b.abs()), "{what}: {a} against {b}");
+                        }
+                    }
+                }
             }
         }
     }
@@ -147,7 +160,8 @@ fn products_in_backward_loops(g: &Graph) -> usize {
 #[test]
 fn the_backward_loop_reads_the_stored_step_values_instead_of_recomputing_them() {
     // The forward body has 2 products (h @ W, steps[t] @ U). Its VJP has 4: dh = dz Wᵀ,
-    // dsteps = dz Uᵀ, dW += hᵀ dz, dU += steps[t]ᵀ dz. Recomputing z would add the 2 forward ones.
+    // dsteps = dz Uᵀ, dW += hᵀ dz, dU += steps[t]ᵀ dz, the last two hoisted out of the loop
+    // (`opt::hoist`). Recomputing z would add the 2 forward ones.
     let flat = gradient_graph(&format!("range({T})"), DType::F64);
-    assert_eq!(products_in_backward_loops(&flat), 4);
+    assert_eq!(products_in_backward_loops(&flat), 2);
 }

@@ -3,7 +3,7 @@
 //! the original.
 
 use netc::ir::autodiff;
-use netc::ir::graph::{DType, Dim, Graph, Init, InputKind, Node, NodeId, Op, Shape};
+use netc::ir::graph::{DType, Dim, Graph, Init, InputKind, LoopSpec, Node, NodeId, Op, Shape, Slicing};
 use netc::ir::interp;
 use netc::ir::opt;
 use netc::ir::tensor::Tensor;
@@ -684,4 +684,98 @@ fn where_of_a_constant_condition_that_broadcasts_must_not_fire() {
     );
     let g = binary(&[2, 3], &[2, 3], |g, x, z| add(g, Op::Where, &[x, x, z]));
     assert_optimizes_to(&g, &format!("{X}%1: [2, 3] = input z  # z\n%2: [2, 3] = where(%0, %0, %1)\noutput y = %2\n"));
+}
+
+// ---- hoist: products a loop adds up --------------------------------------------------------
+
+/// A loop over x [5, 2, 4] with carries h [2, 4] (h' = tanh(h @ W + x_t)) and acc [4, 4]
+/// (acc' = acc + `product`(x_t, h', ...)), stacking h' along axis 1; outputs the final acc
+/// and the stack, `reverse` or not. `product` builds the term from the body's x_t and h'.
+fn accumulating_loop(reverse: bool, product: impl Fn(&mut Graph, NodeId, NodeId) -> NodeId) -> Graph {
+    let mut body = Graph::new(DType::F64);
+    let h = body.add_input("h", dims(&[2, 4]), InputKind::Variable);
+    let acc = body.add_input("acc", dims(&[4, 4]), InputKind::Variable);
+    let x = body.add_input("x_t", dims(&[2, 4]), InputKind::Variable);
+    let w = body.add_input("W", dims(&[4, 4]), InputKind::Variable);
+    let hw = add(&mut body, Op::matmul(false, false), &[h, w]);
+    let s = add(&mut body, Op::Add, &[hw, x]);
+    let h2 = add(&mut body, Op::Tanh, &[s]);
+    let term = product(&mut body, x, h2);
+    let acc2 = add(&mut body, Op::Add, &[acc, term]);
+    body.outputs = vec![("h".into(), h2), ("acc".into(), acc2), ("hs".into(), h2)];
+    let spec = LoopSpec::new(body, 5, reverse, 2, vec![Slicing::along(0)], vec![Slicing::along(1)]).unwrap();
+    let spec = std::sync::Arc::new(spec);
+    let mut g = Graph::new(DType::F64);
+    let h0 = g.add_input("h0", dims(&[2, 4]), InputKind::Data);
+    let acc0 = g.add_input("acc0", dims(&[4, 4]), InputKind::Data);
+    let xs = g.add_input("x", dims(&[5, 2, 4]), InputKind::Data);
+    let w = g.add_input("W", dims(&[4, 4]), InputKind::Data);
+    let operands = [h0, acc0, xs, w];
+    let total = add(&mut g, Op::Loop { spec: spec.clone(), output: 1 }, &operands);
+    let stack = add(&mut g, Op::Loop { spec, output: 2 }, &operands);
+    g.outputs = vec![("acc".into(), total), ("hs".into(), stack)];
+    g
+}
+
+/// The carries of every loop of `g`, and the products outside loops (contracted axes each).
+fn loops_and_products(g: &Graph) -> (Vec<usize>, Vec<usize>) {
+    let carries = g.nodes.iter().filter_map(|n| match &n.op {
+        Op::Loop { spec, .. } => Some(spec.carries),
+        _ => None,
+    });
+    let mut carries: Vec<usize> = carries.collect();
+    carries.dedup();
+    let products = g.nodes.iter().filter_map(|n| match n.op {
+        Op::MatMul { contract, .. } => Some(contract),
+        _ => None,
+    });
+    (carries, products.collect())
+}
+
+#[test]
+fn a_product_a_loop_adds_up_is_one_product_after_it() {
+    // acc + Σ_t op(p_t) @ op(q_t) for each transposition of p and q, with p the per-step
+    // slice itself (ta: x_t is [inner, rows], stacked already by x) or a transpose of it (a new
+    // stack along axis 1), q the new h (a new stack along axis 0, or 1 when transposed).
+    let t = |g: &mut Graph, v: NodeId| add(g, Op::Transpose { perm: vec![1, 0] }, &[v]);
+    for reverse in [false, true] {
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            let g = accumulating_loop(reverse, |g, x, h| {
+                let p = if ta { x } else { t(g, x) };
+                let q = if tb { t(g, h) } else { h };
+                add(g, Op::matmul(ta, tb), &[p, q])
+            });
+            let mut o = g.clone();
+            opt::optimize(&mut o, None).unwrap();
+            assert_eq!(loops_and_products(&o), (vec![1], vec![2]), "ta {ta}, tb {tb}:\n{}", o.to_text());
+            assert_same_outputs(&g, &o);
+        }
+    }
+}
+
+#[test]
+fn a_product_a_loop_reads_or_that_reads_no_step_must_not_be_hoisted() {
+    let unchanged = |g: &Graph| {
+        let mut o = g.clone();
+        opt::optimize(&mut o, None).unwrap();
+        assert_eq!(loops_and_products(&o).0, vec![2], "{}", o.to_text());
+        assert_same_outputs(g, &o);
+    };
+    // The term reads the running sum.
+    unchanged(&accumulating_loop(false, |g, x, h| {
+        let acc = NodeId(1);
+        let p = add(g, Op::Mul, &[x, h]);
+        let read = add(g, Op::matmul(false, false), &[p, acc]);
+        add(g, Op::matmul(true, false), &[x, read])
+    }));
+    // The same product every step (of an invariant): nothing to stack.
+    unchanged(&accumulating_loop(false, |g, _, _| {
+        let w = NodeId(3);
+        add(g, Op::matmul(false, false), &[w, w])
+    }));
+    // The term is not a product.
+    unchanged(&accumulating_loop(false, |g, x, h| {
+        let p = add(g, Op::matmul(true, false), &[x, h]);
+        add(g, Op::Tanh, &[p])
+    }));
 }

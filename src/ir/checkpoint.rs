@@ -9,7 +9,10 @@
 //! (which keeps the chunk's k carries). Memory goes from O(T) carries to O(T/k + k) for
 //! about one extra forward pass; k ≈ √T minimises it. The gradients are those of the flat
 //! loop bit for bit: every step computes the same, and shared weights accumulate in the same
-//! order (see `autodiff::backward_seeded`).
+//! order (see `autodiff::backward_seeded`). After optimisation, when k divides T, too:
+//! `opt::hoist` turns a weight's per-step products into one product over the stacked steps,
+//! in the inner loop and then in the outer one, which is the flat loop's product. The T mod k
+//! steps left over are a product of their own, added to it, so then the last bits can differ.
 
 use std::sync::Arc;
 

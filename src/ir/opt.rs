@@ -6,6 +6,8 @@
 //! remapped; names and spans travel with their nodes) but never touch the `inputs` and
 //! `params` lists: runtimes bind tensors to them by index.
 
+mod hoist;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -17,8 +19,14 @@ use crate::ir::tensor::Tensor;
 pub type Pass = fn(&mut Graph) -> bool;
 
 /// Every pass, in the order `optimize` runs them.
-pub const PASSES: &[(&str, Pass)] =
-    &[("fold", fold), ("simplify", simplify), ("cse", cse), ("dce", dce), ("loops", loop_bodies)];
+pub const PASSES: &[(&str, Pass)] = &[
+    ("fold", fold),
+    ("simplify", simplify),
+    ("cse", cse),
+    ("dce", dce),
+    ("hoist", hoist::products),
+    ("loops", loop_bodies),
+];
 
 /// `optimize` stops after this many rounds even if some pass still reports changes.
 const MAX_ROUNDS: usize = 16;
