@@ -369,6 +369,14 @@ fn library_rows() {
         (8, 4096, 9216, false, true, "W7 dense 1 input gradient"),
         (9216, 8, 4096, true, false, "W7 dense 1 weight gradient"),
         (8, 4096, 4096, false, false, "W7 dense 2 forward"),
+        (64, 32, 64, false, true, "W10 attention scores, q kᵀ, one head"),
+        (64, 64, 32, false, false, "W10 attention values, p v, one head"),
+        (64, 64, 32, true, false, "W10 attention value gradient, pᵀ dy"),
+        (64, 32, 64, false, true, "W10 attention probability gradient"),
+        (32, 256, 1024, false, true, "W11 step forward, h W_hhᵀ"),
+        (32, 1024, 256, false, false, "W11 step backward, dz W_hh"),
+        (2048, 128, 1024, false, true, "W11 input products, x W_ihᵀ"),
+        (1024, 2048, 256, true, false, "W11 dW_hh after the loop"),
         (512, 512, 512, false, false, "square"),
     ] {
         let (a, b) = (random::<f32>(m * k, 1), random::<f32>(k * n, 2));

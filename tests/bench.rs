@@ -163,6 +163,26 @@ fn a_loop_counts_its_body_products_once_per_step() {
 }
 
 #[test]
+fn a_loop_reads_its_recurrent_weight_row_by_row() {
+    // The forward body's product h @ transpose(W_hh) reads the weight's transpose. Passed as a
+    // view, every step's GEMM would read it column by column; it is copied once before the
+    // loop (`map [7, 7]`), and the backward loop, which reads it transposed again, is not
+    // given a copy (no second `map [7, 7]`).
+    let (_dir, file) = rnn_file("loop_invariant_copy", 7);
+    let (code, out, err) = netc(&["bench", file.to_str().unwrap(), "--steps", "2", "--warmup", "1", "--profile"]);
+    assert_eq!(code, 0, "{err}");
+    let table = &out[out.find("train step by kernel").unwrap_or_else(|| panic!("no profile in {out}"))..];
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.contains('%') && !l.contains("share"))
+        .map(|r| &r[r.find('%').unwrap() + 3..])
+        .collect();
+    let forward = rows.iter().position(|r| r.starts_with("loop 6 x")).unwrap_or_else(|| panic!("{table}"));
+    assert!(rows[..forward].iter().any(|r| r.starts_with("map [7, 7]")), "{table}");
+    assert_eq!(rows.iter().filter(|r| r.starts_with("map [7, 7]")).count(), 1, "{table}");
+}
+
+#[test]
 fn a_backward_loop_leaves_the_shared_weight_gradient_to_one_gemm_after_it() {
     // rnn(x, 7) over x [B, 6, 3]: the input's products of all steps are one product before
     // the forward loop, whose body keeps one GEMM (h W_hh); the backward body has one (dh):

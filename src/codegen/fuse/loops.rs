@@ -70,10 +70,15 @@ impl Fuser<'_> {
             let whole = self.mem(&self.val(x), g.shape(x));
             inputs.push(Rc::new(Expr::Load(step_access(&whole, spec.sliced[k], &t))));
         }
-        for &x in &node.inputs[nc + ns..] {
-            // Constants and loads pass as they are; a computed value is computed once.
+        for (i, &x) in node.inputs.iter().enumerate().skip(nc + ns) {
+            // Constants and loads pass as they are; a computed value is computed once, and so
+            // is a view that every step's product would read across its rows (see
+            // `transposed_for_products`).
             let v = self.val(x);
-            let v = if v.has_loads() && v.as_load().is_none() { self.materialize(&v, g.shape(x)) } else { v };
+            let shape = g.shape(x);
+            let across =
+                || v.as_load().is_some_and(|a| !a.is_contiguous(&monos(shape))) && transposed_for_products(body, i);
+            let v = if v.has_loads() && (v.as_load().is_none() || across()) { self.materialize(&v, shape) } else { v };
             inputs.push(v);
         }
         let mut stacks: Vec<Option<Access>> = vec![];
@@ -141,4 +146,24 @@ fn step_access(whole: &Access, s: Slicing, t: &Mono) -> Access {
         strides.remove(s.axis);
     }
     Access { base: whole.base, offset: whole.offset.add(&Poly::from_mono(step)), strides }
+}
+
+/// Whether body input `index` is a matrix that the body reads only as the untransposed right
+/// operand of products (`h @ w`). Passed as a view of a transpose (`w = transpose(W_hh)`), each
+/// step's product would read it column by column, which no streaming GEMM kernel takes and
+/// `matrixmultiply` packs again every step; copied once before the loop it is read row by row
+/// (`runtime::symbols::stream`'s `Rows`): an LSTM's step forward at batch 32,
+/// 32 × 256 · 256 × 1024, goes from ~82 to ~110 GFLOP/s. A body that reads it transposed
+/// (`dz @ transpose(w)`, the backward loop) gets the untransposed weight itself from the view.
+fn transposed_for_products(body: &Graph, index: usize) -> bool {
+    let Some(at) = body.nodes.iter().position(|n| n.op == (Op::Input { index })) else { return false };
+    let at = NodeId(at as u32);
+    let mut readers = body.nodes.iter().filter(|n| n.inputs.contains(&at)).peekable();
+    readers.peek().is_some()
+        && !body.outputs.iter().any(|o| o.1 == at)
+        && readers.all(|n| {
+            matches!(n.op, Op::MatMul { transpose_b: false, batch: 0, contract: 1, .. })
+                && n.inputs[1] == at
+                && n.inputs[0] != at
+        })
 }
