@@ -163,6 +163,33 @@ fn a_loop_counts_its_body_products_once_per_step() {
 }
 
 #[test]
+fn gelu_writes_its_input_and_activation_once_and_no_scaled_copies() {
+    // gelu(z) = z/2 · (1 + erf(z/√2)): the backward reads z/√2, z/2 and 1 + erf too. z and
+    // 1 + erf(z/√2) are written once; z/√2 and z/2 are a multiply of z that every reader
+    // recomputes rather than 32-wide passes of their own. So the forward writes three maps of
+    // the hidden layer's shape (z, 1 + erf, the activation), not five.
+    let dir = temp_dir("bench", "gelu_maps");
+    let file = dir.join("gelu.net");
+    let source = "model m(x: [B, 16]) -> s: [B, 2] {\n  x |> dense(32) |> gelu |> dense(2)\n}\n\
+                  data d { source: synthetic(samples: 8, classes: 2, seed: 1) }\n\
+                  train m {\n  loss: cross_entropy(s, labels)\n  optimizer: sgd(lr: 0.1)\n  batch: 8\n}\n";
+    std::fs::write(&file, source).unwrap();
+    let (code, out, err) = netc(&["bench", file.to_str().unwrap(), "--steps", "2", "--warmup", "1", "--profile"]);
+    assert_eq!(code, 0, "{err}");
+    let table = &out[out.find("train step by kernel").unwrap_or_else(|| panic!("no profile in {out}"))..];
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.contains('%') && !l.contains("share"))
+        .map(|r| &r[r.find('%').unwrap() + 3..])
+        .collect();
+    // The forward: up to the second dense layer's product.
+    let forward =
+        rows.iter().position(|r| r.starts_with("gemm") && r.ends_with("32x2")).unwrap_or_else(|| panic!("{table}"));
+    let maps = rows[..forward].iter().filter(|r| **r == "map [B, 32]").count();
+    assert_eq!(maps, 3, "{table}");
+}
+
+#[test]
 fn a_loop_reads_its_recurrent_weight_row_by_row() {
     // The forward body's product h @ transpose(W_hh) reads the weight's transpose. Passed as a
     // view, every step's GEMM would read it column by column; it is copied once before the

@@ -54,6 +54,9 @@ struct Fuser<'g> {
     depths: Vec<usize>,
     /// Distinct live consumers of each node, plus its entries among the roots.
     uses: Vec<usize>,
+    /// Whether each node is no root and every live consumer is elementwise over its shape
+    /// (so it fuses into their loops; see `recompute`).
+    elementwise_readers: Vec<bool>,
     /// Reachable (backwards) from a root: an output or update, or a loop body's result.
     live: Vec<bool>,
     /// In a loop body: the value of each body input (`Op::Input { index }`).
@@ -102,6 +105,18 @@ impl<'g> Fuser<'g> {
         for id in roots {
             uses[id.index()] += 1;
         }
+        // Whether every reader is elementwise over the same shape (and the node no root).
+        let mut elementwise_readers = vec![true; n];
+        for (node, _) in g.nodes.iter().zip(&live).filter(|(_, &l)| l) {
+            if !is_elementwise(&node.op) || node.inputs.iter().any(|x| g.shape(*x) != &node.shape) {
+                for x in &node.inputs {
+                    elementwise_readers[x.index()] = false;
+                }
+            }
+        }
+        for id in roots {
+            elementwise_readers[id.index()] = false;
+        }
         Fuser {
             g,
             dtype,
@@ -109,6 +124,7 @@ impl<'g> Fuser<'g> {
             vals: vec![None; n],
             depths: vec![1; n],
             uses,
+            elementwise_readers,
             live,
             inputs,
             loops: HashMap::new(),
@@ -140,7 +156,8 @@ impl<'g> Fuser<'g> {
             // walk over a kernel's expression (here, in memplan and emit) stays shallow.
             let deep = node.inputs.iter().map(|x| self.depths[x.index()]).max().unwrap_or(0) + 1 >= MAX_FUSED_DEPTH;
             let computed = v.has_loads() && v.as_load().is_none();
-            let v = if computed && (self.uses[i] != 1 || deep) { self.materialize(&v, &node.shape) } else { v };
+            let shared = self.uses[i] != 1 && !(self.elementwise_readers[i] && recompute(&v));
+            let v = if computed && (shared || deep) { self.materialize(&v, &node.shape) } else { v };
             self.depths[i] = if v.as_load().is_some() || !v.has_loads() {
                 1
             } else {
@@ -571,4 +588,50 @@ fn conv_geom(x: &Shape, w: &Shape, y: &Shape, stride: usize, pad: usize) -> Resu
         return Err("inconsistent convolution shapes".into());
     }
     Ok(geom)
+}
+
+/// Whether `op` computes each element from the same element of its operands (a map).
+fn is_elementwise(op: &Op) -> bool {
+    use Op::*;
+    matches!(
+        op,
+        Neg | Exp
+            | Log
+            | Sqrt
+            | Abs
+            | Sign
+            | Tanh
+            | Sigmoid
+            | Relu
+            | LeakyRelu { .. }
+            | Elu { .. }
+            | Softplus
+            | Erf
+            | Clip { .. }
+            | Add
+            | Sub
+            | Mul
+            | Div
+            | Pow
+            | Max
+            | Min
+            | GreaterEq
+            | Greater
+            | Equal
+            | Where
+    )
+}
+
+/// Whether a value read by several maps is cheaper to compute again in each than to write and
+/// read back: one addition, subtraction or multiplication of one load by a constant (GELU's
+/// x/√2 and x/2, which its backward reads too: each was a 4 MB pass in W10's step).
+fn recompute(v: &Expr) -> bool {
+    let constant = |e: &Expr| !e.has_loads();
+    match v {
+        Expr::Binary(Bin::Add | Bin::Sub | Bin::Mul, a, b) => {
+            (a.as_load().is_some() && constant(b)) || (constant(a) && b.as_load().is_some())
+        }
+        Expr::Unary(Un::Neg, a) => a.as_load().is_some(),
+        _ => false,
+    }
 }
