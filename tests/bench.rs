@@ -190,6 +190,20 @@ fn gelu_writes_its_input_and_activation_once_and_no_scaled_copies() {
 }
 
 #[test]
+fn an_lstm_step_writes_its_stored_activations_into_their_stacks() {
+    // The backward pass reads each step's σ(i), σ(f), tanh(g), σ(o) and tanh(c') from stacks
+    // the forward loop fills. Each is computed straight into its step's slot of the stack:
+    // 15 maps per step, where a copy of each into its stack made 20.
+    let (_dir, file) = rnn_file("lstm_stacks", 7);
+    let source = std::fs::read_to_string(&file).unwrap().replace("rnn(x, 7)", "lstm(x, 7)");
+    std::fs::write(&file, source).unwrap();
+    let (code, out, err) = netc(&["bench", file.to_str().unwrap(), "--steps", "2", "--warmup", "1", "--profile"]);
+    assert_eq!(code, 0, "{err}");
+    let forward = out.lines().find(|l| l.contains("loop 6 x [")).unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(forward.matches("map").count(), 15, "{forward}");
+}
+
+#[test]
 fn a_loop_reads_its_recurrent_weight_row_by_row() {
     // The forward body's product h @ transpose(W_hh) reads the weight's transpose. Passed as a
     // view, every step's GEMM would read it column by column; it is copied once before the

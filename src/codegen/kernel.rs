@@ -512,10 +512,16 @@ impl Kernel {
 
     /// Replace the base of every access (reads and writes) by `f(base)`.
     pub fn rebase(&mut self, f: &dyn Fn(Base) -> Base) {
-        let mut fix = |a: &mut Access| a.base = f(a.base);
+        self.map_accesses(&|a| Access { base: f(a.base), ..a.clone() });
+    }
+
+    /// Replace every access (reads and writes) `a` by `f(a)`.
+    pub fn map_accesses(&mut self, f: &dyn Fn(&Access) -> Access) {
+        let fix = |a: &mut Access| *a = f(a);
+        let fix_expr = |e: &mut Rc<Expr>| *e = map_loads(e, &mut |a| f(a));
         match self {
             Kernel::Map { expr, out, .. } | Kernel::Reduce { expr, out, .. } => {
-                *expr = map_loads(expr, &mut |a| Access { base: f(a.base), ..a.clone() });
+                fix_expr(expr);
                 fix(out);
             }
             Kernel::Fill { out, .. } => fix(out),
@@ -523,8 +529,8 @@ impl Kernel {
                 fix(a);
                 fix(b);
                 fix(c);
-                *alpha = map_loads(alpha, &mut |a| Access { base: f(a.base), ..a.clone() });
-                *beta = map_loads(beta, &mut |a| Access { base: f(a.base), ..a.clone() });
+                fix_expr(alpha);
+                fix_expr(beta);
             }
             Kernel::Conv { a, b, out, col, .. } => {
                 fix(a);
@@ -542,10 +548,10 @@ impl Kernel {
             }
             Kernel::Pool { x, g, out, .. } => {
                 fix(x);
-                g.iter_mut().for_each(&mut fix);
+                g.iter_mut().for_each(fix);
                 fix(out);
             }
-            Kernel::Loop { body, .. } => body.iter_mut().for_each(|k| k.rebase(f)),
+            Kernel::Loop { body, .. } => body.iter_mut().for_each(|k| k.map_accesses(f)),
             Kernel::Random { key, out, .. } => {
                 fix(key);
                 fix(out);

@@ -98,14 +98,38 @@ impl Fuser<'_> {
             (0..spec.outputs()).filter(|&k| k < nc || wanted[k]).map(|k| spec.output_node(k)).collect();
         let outer_kernels = std::mem::take(&mut self.prog.kernels);
         let prog = std::mem::take(&mut self.prog);
+        let first_body_temp = prog.temps.len();
         let mut f = Fuser::new(body, &roots, self.dtype, Some(inputs), prog, self.conv);
         f.translate_live().map_err(|d| format!("in the loop body: {}", d.message))?;
+        // A per-step output stacked along axis 0 that the body wrote to a temporary of its own
+        // is written to its place in the stack instead, and read from there: the step's slice
+        // of such a stack is laid out as the temporary (contiguous, row-major), so every access
+        // of the temporary moves as it is. That saves a copy per stored value per step (an
+        // LSTM stores its 4 gate activations and tanh(c) for the backward pass).
+        let mut in_place = vec![false; stacks.len()];
+        for (k, stack) in stacks.iter().enumerate() {
+            let (Some(stack), Slicing { axis: 0, chunk: None }) = (stack, spec.stacked[k]) else { continue };
+            let out = spec.output_node(nc + k);
+            let Some(temp) = f.val(out).as_load().cloned() else { continue };
+            let Base::Temp(i) = temp.base else { continue };
+            if i < first_body_temp || temp != Access::contiguous(temp.base, &monos(body.shape(out))) {
+                continue;
+            }
+            let slot = step_access(stack, spec.stacked[k], &t);
+            let relocate = |a: &Access| match a.base == temp.base {
+                true => Access { base: slot.base, offset: slot.offset.add(&a.offset), strides: a.strides.clone() },
+                false => a.clone(),
+            };
+            f.prog.kernels.iter_mut().for_each(|kernel| kernel.map_accesses(&relocate));
+            f.vals.iter_mut().flatten().for_each(|v| *v = map_loads(v, &mut |a| relocate(a)));
+            in_place[k] = true;
+        }
         for (j, (_, next, m)) in carries.iter().enumerate() {
             let v = f.val(spec.output_node(j));
             f.prog.kernels.push(Kernel::Map { shape: m.clone(), expr: v, out: next.clone() });
         }
         for (k, stack) in stacks.iter().enumerate() {
-            let Some(stack) = stack else { continue };
+            let Some(stack) = stack.as_ref().filter(|_| !in_place[k]) else { continue };
             let out = spec.output_node(nc + k);
             let v = f.val(out);
             let shape = monos(body.shape(out));
