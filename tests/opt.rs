@@ -321,6 +321,91 @@ fn slices_of_a_concatenation_and_reversed_reversals() {
     assert_optimizes_to(&g, "%0: [2, 2] = input b  # b\noutput y = %0\n");
 }
 
+/// The ops of `g`'s nodes that are not leaves, by name (`add`, `pad`, `concat`, ...).
+fn op_names(g: &Graph) -> Vec<String> {
+    let names =
+        g.nodes.iter().map(|n| format!("{:?}", n.op).split([' ', '{', '(']).next().unwrap_or("").to_lowercase());
+    names.filter(|n| !["input", "const", "broadcast"].contains(&n.as_str())).collect()
+}
+
+/// x [1, 2, 3] placed at `start` of `size` along axis 0 (the gradient of a slice).
+fn placed(g: &mut Graph, x: NodeId, start: usize, size: usize) -> NodeId {
+    let len = g.shape(x)[0].known().unwrap();
+    add(g, Op::Pad { axis: 0, before: start, after: size - start - len, step: 1 }, &[x])
+}
+
+#[test]
+fn added_pads_that_do_not_overlap_are_a_concatenation() {
+    // pad(a) + pad(b) + ... == concat([a, b, ...]) when the pieces tile the axis (an LSTM's
+    // gate gradients, added in any order); with zeros left at the ends, a pad of the
+    // concatenation; with zeros between pieces, a concatenation with zeros.
+    let inputs = |g: &mut Graph, n: usize| -> Vec<NodeId> {
+        (0..n).map(|k| g.add_input(&format!("x{k}"), dims(&[1, 2, 3]), InputKind::Data)).collect()
+    };
+    let mut g = Graph::new(DType::F64);
+    let x = inputs(&mut g, 4);
+    let p: Vec<NodeId> = (0..4).map(|k| placed(&mut g, x[k], k, 4)).collect();
+    let s = add(&mut g, Op::Add, &[p[3], p[2]]);
+    let s = add(&mut g, Op::Add, &[s, p[0]]);
+    let s = add(&mut g, Op::Add, &[s, p[1]]);
+    g.outputs.push(("y".into(), s));
+    let mut o = g.clone();
+    opt::optimize(&mut o, None).unwrap();
+    assert_eq!(op_names(&o), ["concat"], "{}", o.to_text());
+    assert_eq!(o.node(o.outputs[0].1).inputs, x, "in order along the axis:\n{}", o.to_text());
+    assert_same_outputs(&g, &o);
+
+    // Zeros at both ends: pad(concat([a, b])).
+    let mut g = Graph::new(DType::F64);
+    let x = inputs(&mut g, 2);
+    let (a, b) = (placed(&mut g, x[0], 2, 5), placed(&mut g, x[1], 1, 5));
+    let s = add(&mut g, Op::Add, &[a, b]);
+    g.outputs.push(("y".into(), s));
+    let o = assert_optimizes_to(
+        &g,
+        "%0: [1, 2, 3] = input x0  # x0\n%1: [1, 2, 3] = input x1  # x1\n\
+         %2: [2, 2, 3] = concat axis=0(%1, %0)\n%3: [5, 2, 3] = pad axis=0 1,2(%2)\noutput y = %3\n",
+    );
+    assert_eq!(op_names(&o), ["concat", "pad"]);
+
+    // Zeros between: concat([a, 0, b]).
+    let mut g = Graph::new(DType::F64);
+    let x = inputs(&mut g, 2);
+    let (a, b) = (placed(&mut g, x[0], 0, 3), placed(&mut g, x[1], 2, 3));
+    let s = add(&mut g, Op::Add, &[b, a]);
+    g.outputs.push(("y".into(), s));
+    let mut o = g.clone();
+    opt::optimize(&mut o, None).unwrap();
+    assert_eq!(op_names(&o), ["concat"], "{}", o.to_text());
+    assert_same_outputs(&g, &o);
+}
+
+#[test]
+fn added_pads_that_overlap_or_lie_along_other_axes_or_are_read_again_must_not_fire() {
+    let mut g = Graph::new(DType::F64);
+    let x = g.add_input("x", dims(&[2, 2, 3]), InputKind::Data);
+    let z = g.add_input("z", dims(&[2, 2, 3]), InputKind::Data);
+    // Overlapping: [0, 2) and [1, 3).
+    let (a, b) = (placed(&mut g, x, 0, 3), placed(&mut g, z, 1, 3));
+    let overlap = add(&mut g, Op::Add, &[a, b]);
+    // Along different axes: x [2, 2, 3] padded to [3, 2, 3] and z' [3, 1, 3] padded to [3, 2, 3].
+    let c = placed(&mut g, x, 1, 3);
+    let w = g.add_input("w", dims(&[3, 1, 3]), InputKind::Data);
+    let d = add(&mut g, Op::Pad { axis: 1, before: 1, after: 0, step: 1 }, &[w]);
+    let across = add(&mut g, Op::Add, &[c, d]);
+    // A pad that something else reads too.
+    let e = placed(&mut g, z, 0, 4);
+    let f = placed(&mut g, x, 2, 4);
+    let shared = add(&mut g, Op::Add, &[e, f]);
+    let again = add(&mut g, Op::Exp, &[e]);
+    g.outputs = vec![("o".into(), overlap), ("a".into(), across), ("s".into(), shared), ("e".into(), again)];
+    let mut o = g.clone();
+    opt::optimize(&mut o, None).unwrap();
+    assert_eq!(op_names(&o).iter().filter(|n| *n == "concat").count(), 0, "{}", o.to_text());
+    assert_eq!(op_names(&o).iter().filter(|n| *n == "add").count(), 3, "{}", o.to_text());
+    assert_same_outputs(&g, &o);
+}
+
 #[test]
 fn slices_across_operands_and_other_reversals_must_not_fire() {
     // A slice straddling two operands, a strided one, and reversals of different axes stay.

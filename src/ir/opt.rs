@@ -241,6 +241,14 @@ fn simplify_node(g: &mut Graph, node: &Node, sole: &dyn Fn(usize) -> bool) -> Op
                 let a = g.node(x[0]).inputs[0];
                 return g.add(Sub, &[x[1], a]).ok();
             }
+            // pad(a) + pad(b) == concat([a, b]) (zeros in the gaps) when their ranges along
+            // the axis do not overlap: the gradient of a tensor cut into slices (an LSTM's four
+            // gates), a join instead of a zeroed tensor per slice added up
+            if sole(0) && sole(1) && same_shape(g, x[0]) && same_shape(g, x[1]) {
+                if let Some(joined) = join_disjoint_pieces(g, x[0], x[1]) {
+                    return Some(joined);
+                }
+            }
             None
         }
         Sub => {
@@ -449,6 +457,90 @@ fn sum_of_broadcast(g: &mut Graph, node: &Node, axes: &[usize]) -> Option<NodeId
     } else {
         g.add(Op::Broadcast { shape: node.shape.clone() }, &[scaled]).ok()
     }
+}
+
+/// The pieces of `id` along an axis, if it is zero but for them: a `Pad` (of one operand, or
+/// of a `Concat` along the same axis) or a `Concat` with zero-filled parts, as (axis, its
+/// size, [(start, operand)] in order).
+fn pieces(g: &Graph, id: NodeId) -> Option<(usize, usize, Vec<(usize, NodeId)>)> {
+    let node = g.node(id);
+    let size = |axis: usize| node.shape.get(axis).and_then(|d| d.known());
+    let parts = |g: &Graph, concat: NodeId, start: usize| -> Option<Vec<(usize, NodeId)>> {
+        let mut at = start;
+        let mut out = vec![];
+        for &part in &g.node(concat).inputs {
+            let Op::Concat { axis } = g.node(concat).op else { return None };
+            if !is_scalar_const(g, part, 0.0) {
+                out.push((at, part));
+            }
+            at += g.shape(part)[axis].known()?;
+        }
+        Some(out)
+    };
+    match node.op {
+        Op::Pad { axis, before, step: 1, .. } => {
+            let x = node.inputs[0];
+            let pieces = match g.node(x).op {
+                Op::Concat { axis: inner } if inner == axis => parts(g, x, before)?,
+                _ => vec![(before, x)],
+            };
+            Some((axis, size(axis)?, pieces))
+        }
+        Op::Concat { axis } => Some((axis, size(axis)?, parts(g, id, 0)?)),
+        _ => None,
+    }
+}
+
+/// `a + b` as one `Concat` (or a `Pad` of one, when zeros are left only at the ends) of the
+/// pieces of both, if they are pieces along the same axis that do not overlap.
+fn join_disjoint_pieces(g: &mut Graph, a: NodeId, b: NodeId) -> Option<NodeId> {
+    let (axis, size, mut all) = pieces(g, a)?;
+    let (axis_b, size_b, more) = pieces(g, b)?;
+    if (axis_b, size_b) != (axis, size) {
+        return None;
+    }
+    all.extend(more);
+    if all.is_empty() {
+        return None;
+    }
+    all.sort_by_key(|&(start, _)| start);
+    let len = |g: &Graph, x: NodeId| g.shape(x)[axis].known();
+    let mut end = 0;
+    for &(start, x) in &all {
+        if start < end {
+            return None; // overlapping
+        }
+        end = start + len(g, x)?;
+    }
+    let shape = g.node(a).shape.clone();
+    let first = all[0].0;
+    let internal_gap = all.windows(2).any(|w| w[0].0 + g.shape(w[0].1)[axis].known().unwrap_or(0) < w[1].0);
+    let zeros = |g: &mut Graph, n: usize| {
+        let mut gap = shape.clone();
+        gap[axis] = Dim::Known(n);
+        fill(g, 0.0, &gap)
+    };
+    if internal_gap {
+        let mut parts = vec![];
+        let mut at = 0;
+        for &(start, x) in &all {
+            if start > at {
+                parts.push(zeros(g, start - at));
+            }
+            parts.push(x);
+            at = start + len(g, x)?;
+        }
+        if at < size {
+            parts.push(zeros(g, size - at));
+        }
+        return g.add(Op::Concat { axis }, &parts).ok();
+    }
+    let parts: Vec<NodeId> = all.iter().map(|&(_, x)| x).collect();
+    let joined = g.add(Op::Concat { axis }, &parts).ok()?;
+    if first == 0 && end == size {
+        return Some(joined);
+    }
+    g.add(Op::Pad { axis, before: first, after: size - end, step: 1 }, &[joined]).ok()
 }
 
 /// The product of `dims` as a scalar node: a constant times the run-time size of each symbol.
