@@ -162,6 +162,20 @@ fn a_loop_counts_its_body_products_once_per_step() {
     assert!(out.contains("forward FLOPs per sample: 500"), "{out}");
 }
 
+/// `netc bench FILE --profile` (2 steps after 1 warm-up): the kernel summaries of the train
+/// step's table in order (a loop's body kernels indented by two spaces), and the table.
+fn profile(file: &std::path::Path) -> (Vec<String>, String) {
+    let (code, out, err) = netc(&["bench", file.to_str().unwrap(), "--steps", "2", "--warmup", "1", "--profile"]);
+    assert_eq!(code, 0, "{err}");
+    let table = out[out.find("train step by kernel").unwrap_or_else(|| panic!("no profile in {out}"))..].to_string();
+    let rows = table
+        .lines()
+        .filter(|l| l.contains('%') && !l.contains("share") && !l.contains("(all kernels)"))
+        .map(|row| row[row.find('%').unwrap() + 3..].to_string())
+        .collect();
+    (rows, table)
+}
+
 #[test]
 fn gelu_writes_its_input_and_activation_once_and_no_scaled_copies() {
     // gelu(z) = z/2 · (1 + erf(z/√2)): the backward reads z/√2, z/2 and 1 + erf too. z and
@@ -174,14 +188,7 @@ fn gelu_writes_its_input_and_activation_once_and_no_scaled_copies() {
                   data d { source: synthetic(samples: 8, classes: 2, seed: 1) }\n\
                   train m {\n  loss: cross_entropy(s, labels)\n  optimizer: sgd(lr: 0.1)\n  batch: 8\n}\n";
     std::fs::write(&file, source).unwrap();
-    let (code, out, err) = netc(&["bench", file.to_str().unwrap(), "--steps", "2", "--warmup", "1", "--profile"]);
-    assert_eq!(code, 0, "{err}");
-    let table = &out[out.find("train step by kernel").unwrap_or_else(|| panic!("no profile in {out}"))..];
-    let rows: Vec<&str> = table
-        .lines()
-        .filter(|l| l.contains('%') && !l.contains("share"))
-        .map(|r| &r[r.find('%').unwrap() + 3..])
-        .collect();
+    let (rows, table) = profile(&file);
     // The forward: up to the second dense layer's product.
     let forward =
         rows.iter().position(|r| r.starts_with("gemm") && r.ends_with("32x2")).unwrap_or_else(|| panic!("{table}"));
@@ -210,14 +217,7 @@ fn a_loop_reads_its_recurrent_weight_row_by_row() {
     // loop (`map [7, 7]`), and the backward loop, which reads it transposed again, is not
     // given a copy (no second `map [7, 7]`).
     let (_dir, file) = rnn_file("loop_invariant_copy", 7);
-    let (code, out, err) = netc(&["bench", file.to_str().unwrap(), "--steps", "2", "--warmup", "1", "--profile"]);
-    assert_eq!(code, 0, "{err}");
-    let table = &out[out.find("train step by kernel").unwrap_or_else(|| panic!("no profile in {out}"))..];
-    let rows: Vec<&str> = table
-        .lines()
-        .filter(|l| l.contains('%') && !l.contains("share"))
-        .map(|r| &r[r.find('%').unwrap() + 3..])
-        .collect();
+    let (rows, table) = profile(&file);
     let forward = rows.iter().position(|r| r.starts_with("loop 6 x")).unwrap_or_else(|| panic!("{table}"));
     assert!(rows[..forward].iter().any(|r| r.starts_with("map [7, 7]")), "{table}");
     assert_eq!(rows.iter().filter(|r| r.starts_with("map [7, 7]")).count(), 1, "{table}");
@@ -230,14 +230,7 @@ fn a_backward_loop_leaves_the_shared_weight_gradient_to_one_gemm_after_it() {
     // dW_hh = Σ_t h_tᵀ dz_t is one GEMM after the loop over the 6 steps' stacks (`opt::hoist`),
     // with k = 6·B, not a [7, 7] product and sum per step.
     let (_dir, file) = rnn_file("loop_accumulate", 7);
-    let (code, out, err) = netc(&["bench", file.to_str().unwrap(), "--steps", "2", "--warmup", "1", "--profile"]);
-    assert_eq!(code, 0, "{err}");
-    let table = &out[out.find("train step by kernel").unwrap_or_else(|| panic!("no profile in {out}"))..];
-    let rows: Vec<String> = table
-        .lines()
-        .filter(|l| l.contains('%') && !l.contains("share"))
-        .map(|row| row[row.find('%').unwrap() + 3..].to_string())
-        .collect();
+    let (rows, table) = profile(&file);
     let body = |at: usize| -> Vec<&String> { rows[at + 1..].iter().take_while(|r| r.starts_with("  ")).collect() };
     let forward = rows.iter().position(|r| r.starts_with("loop 6 x")).unwrap_or_else(|| panic!("{table}"));
     let backward = rows.iter().position(|r| r.starts_with("loop 6 reversed")).unwrap_or_else(|| panic!("{table}"));

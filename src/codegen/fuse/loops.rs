@@ -9,9 +9,12 @@
 //!   gradient summed over the steps);
 //! - a per-step input is an access of the whole outer tensor offset by `t` times its stride
 //!   along the sliced axis (no copy);
-//! - a per-step output is written at offset `t` times its stride along the stacked axis;
+//! - a per-step output is written at offset `t` times its stride along the stacked axis
+//!   (stacked along axis 0, a value the body writes to memory anyway is written there
+//!   directly, and read from there, rather than copied);
 //! - invariants are read where they are (computed values are materialised once, before the
-//!   loop, not per step).
+//!   loop, not per step, and so is a transposed view that the body's products would read
+//!   across its rows).
 //!
 //! Code size and compile time do not depend on the number of steps. The body's temporaries
 //! are touched by the loop kernel as a whole (`Kernel::reads`), so the memory plan keeps them

@@ -108,7 +108,7 @@ impl<'g> Fuser<'g> {
         // Whether every reader is elementwise over the same shape (and the node no root).
         let mut elementwise_readers = vec![true; n];
         for (node, _) in g.nodes.iter().zip(&live).filter(|(_, &l)| l) {
-            if !is_elementwise(&node.op) || node.inputs.iter().any(|x| g.shape(*x) != &node.shape) {
+            if !node.op.is_elementwise() || node.inputs.iter().any(|x| g.shape(*x) != &node.shape) {
                 for x in &node.inputs {
                     elementwise_readers[x.index()] = false;
                 }
@@ -588,38 +588,6 @@ fn conv_geom(x: &Shape, w: &Shape, y: &Shape, stride: usize, pad: usize) -> Resu
         return Err("inconsistent convolution shapes".into());
     }
     Ok(geom)
-}
-
-/// Whether `op` computes each element from the same element of its operands (a map).
-fn is_elementwise(op: &Op) -> bool {
-    use Op::*;
-    matches!(
-        op,
-        Neg | Exp
-            | Log
-            | Sqrt
-            | Abs
-            | Sign
-            | Tanh
-            | Sigmoid
-            | Relu
-            | LeakyRelu { .. }
-            | Elu { .. }
-            | Softplus
-            | Erf
-            | Clip { .. }
-            | Add
-            | Sub
-            | Mul
-            | Div
-            | Pow
-            | Max
-            | Min
-            | GreaterEq
-            | Greater
-            | Equal
-            | Where
-    )
 }
 
 /// Whether a value read by several maps is cheaper to compute again in each than to write and

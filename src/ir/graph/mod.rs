@@ -322,6 +322,38 @@ impl Op {
     pub fn matmul(transpose_a: bool, transpose_b: bool) -> Op {
         Op::MatMul { transpose_a, transpose_b, batch: 0, contract: 1 }
     }
+
+    /// Whether the op computes each element from the same element of its operands (a map).
+    pub fn is_elementwise(&self) -> bool {
+        use Op::*;
+        matches!(
+            self,
+            Neg | Exp
+                | Log
+                | Sqrt
+                | Abs
+                | Sign
+                | Tanh
+                | Sigmoid
+                | Relu
+                | LeakyRelu { .. }
+                | Elu { .. }
+                | Softplus
+                | Erf
+                | Clip { .. }
+                | Add
+                | Sub
+                | Mul
+                | Div
+                | Pow
+                | Max
+                | Min
+                | GreaterEq
+                | Greater
+                | Equal
+                | Where
+        )
+    }
 }
 
 /// What an input leaf stands for.
