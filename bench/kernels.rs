@@ -531,7 +531,7 @@ fn winograd_rows() {
         ("conv4", 384, 13, 384, 3, 1, 2),
     ] {
         let g = Geometry { c, h: hw, w: hw, f, oh: hw, ow: hw, pad, tile: Tile { m, r } };
-        let mut line = format!("  {name} F({m},{r})  transforms µs:");
+        let mut line = format!("  {name} F({m},{r})  transforms µs (hot / cold):");
         let mut total = 0.0;
         for op in Transform::ALL {
             // NETC_BENCH_ONLY=conv4:4:Filter times one transform only (for a profiler).
@@ -543,11 +543,23 @@ fn winograd_rows() {
             let (src_len, dst_len) = g.sizes(op, n);
             let src = random::<f32>(src_len, 3);
             let mut dst = vec![0f32; dst_len];
-            let s = min_time(15, || unsafe {
+            let call = |dst: &mut [f32]| unsafe {
                 winograd_f32_on(&one, op.code(), &g.to_array(), n as i64, src.as_ptr(), dst.as_mut_ptr())
-            });
+            };
+            let s = min_time(15, || call(&mut dst));
+            // Cold: after 64 MB of other writes, as in a train step, where a transform reads
+            // what a product wrote (7–26 MB) and the layers before left the caches full.
+            let mut cold = f64::INFINITY;
+            let mut other = vec![0f32; 16 << 20];
+            for rep in 0..5 {
+                other.fill(rep as f32);
+                black_box(&other);
+                let t0 = Instant::now();
+                call(&mut dst);
+                cold = cold.min(t0.elapsed().as_secs_f64());
+            }
+            line += &format!(" {op:?} {:.0} / {:.0}", s * 1e6, cold * 1e6);
             total += s;
-            line += &format!(" {op:?} {:.0}", s * 1e6);
         }
         println!("{line}  (all six {:.1} ms)", total * 1e3);
         let a2 = g.tile.alpha().pow(2);

@@ -136,12 +136,18 @@ fn store_fence() {
     }
 }
 
-/// `dst[..nb] = src[at .. at + nb]` (a whole vector is one load, not a call of memcpy).
+/// `dst[..nb] = src[at .. at + nb]`. A whole vector is one load (written as one copy for
+/// both cases, LLVM merged them into a call of memcpy per vector).
 #[inline(always)]
 fn get<T: Float>(dst: &mut Lanes<T>, src: &[T], at: usize, nb: usize) {
-    match <&Lanes<T>>::try_from(&src[at..at + nb]) {
-        Ok(v) => *dst = *v,
-        Err(_) => dst[..nb].copy_from_slice(&src[at..at + nb]),
+    let part = &src[at..at + nb];
+    if let Ok(v) = <&Lanes<T>>::try_from(part) {
+        // SAFETY: `v` is LANES readable elements.
+        *dst = unsafe { std::ptr::read_unaligned(v) };
+    } else {
+        for (d, &v) in dst.iter_mut().zip(part) {
+            *d = v;
+        }
     }
 }
 
@@ -263,9 +269,11 @@ unsafe fn transform<T: Float>(pool: &Pool, op: i64, geom: *const i64, batch: i64
     let src = unsafe { std::slice::from_raw_parts(src, src_len) };
     let job = Job { op, g, src, dst: Out(dst) };
     let items = match op {
-        Transform::Filter | Transform::FilterAdjoint => g.c,
-        Transform::Input | Transform::InputAdjoint => n * g.c.div_ceil(LANES),
-        Transform::Output | Transform::OutputAdjoint => n * g.f.div_ceil(LANES),
+        Transform::Filter => g.c,
+        Transform::FilterAdjoint => g.c.div_ceil(LANES),
+        Transform::Input => n * g.c.div_ceil(LANES),
+        Transform::OutputAdjoint => n * g.f.div_ceil(LANES),
+        Transform::InputAdjoint | Transform::Output => n,
     };
     let parts = items.min(pool.threads().max(1) * 4).max(1);
     // f64 (tests, gradient checks) keeps the portable build: a third of the code.
@@ -334,10 +342,10 @@ fn item_tile<T: Float, K: TileCoeffs>(job: &Job<'_, T>, item: usize, plane: &mut
     let (c_blocks, f_blocks) = (g.c.div_ceil(LANES), g.f.div_ceil(LANES));
     match job.op {
         Transform::Filter => filter::<T, K::G>(job, item),
-        Transform::FilterAdjoint => filter_adjoint::<T, K::Gt>(job, item),
+        Transform::FilterAdjoint => filter_adjoint::<T, K::Gt>(job, item, plane),
         Transform::Input => input::<T, K::Bt>(job, item / c_blocks, item % c_blocks * LANES, plane),
-        Transform::InputAdjoint => input_adjoint::<T, K::B>(job, item / c_blocks, item % c_blocks * LANES, plane),
-        Transform::Output => output::<T, K::At>(job, item / f_blocks, item % f_blocks * LANES, plane),
+        Transform::InputAdjoint => input_adjoint::<T, K::B>(job, item, plane),
+        Transform::Output => output::<T, K::At>(job, item, plane),
         Transform::OutputAdjoint => output_adjoint::<T, K::A>(job, item / f_blocks, item % f_blocks * LANES, plane),
     }
 }
@@ -446,25 +454,39 @@ fn filter<T: Float, M: Coeffs>(job: &Job<'_, T>, c: usize) {
     }
 }
 
-/// Filter adjoint of input channel `c`: dw[f][c] = Gᵀ Mw[c][·][f] G for every f.
+/// Filter adjoint of input channels c0..c0 + 16 (`group`): dw[f][c] = Gᵀ Mw[c][·][f] G for
+/// every f.
+///
+/// Each channel's α²×F block is copied first, front to back, and the transform reads the
+/// copy: read straight from the product's output, one 16-lane piece out of every F-long row
+/// at a time, it ran 2–3× slower (the hardware prefetchers do not follow that pattern, and
+/// the block comes from memory; `src` is up to 21 MB for AlexNet at batch 8). The group's
+/// taps of a filter are one run of dw, written at the end from `scratch`.
 #[inline(always)]
-fn filter_adjoint<T: Float, M: Coeffs>(job: &Job<'_, T>, c: usize) {
+fn filter_adjoint<T: Float, M: Coeffs>(job: &Job<'_, T>, group: usize, scratch: &mut Vec<T>) {
     let (g, a, r) = (&job.g, job.g.tile.alpha(), job.g.tile.r);
+    let (c0, r2, len) = (group * LANES, r * r, a * a * g.f);
+    let nc = (g.c - c0).min(LANES);
     let mut t: Columns<T> = [[[T::ZERO; LANES]; 8]; 8];
     let mut taps: [Lanes<T>; 25] = [[T::ZERO; LANES]; 25];
-    for f0 in (0..g.f).step_by(LANES) {
-        let nb = (g.f - f0).min(LANES);
-        sandwich::<T, M>(
-            &mut t,
-            |k, j| lanes_at(job.src, (c * a * a + k * a + j) * g.f + f0, nb),
-            |i, j, v| taps[i * r + j] = *v,
-        );
-        // Filter f0 + l's r² taps are contiguous in dw: written together from lane l.
-        for (l, f) in (f0..f0 + nb).enumerate() {
-            let row: [T; 25] = std::array::from_fn(|tap| taps[tap][l]);
-            // SAFETY: dw[f][c][..], written only by this item (channel c).
-            unsafe { job.dst.put((f * g.c + c) * r * r, &row[..r * r]) };
+    scratch.clear();
+    scratch.resize(len + g.f * nc * r2, T::ZERO);
+    let (copy, rows) = scratch.split_at_mut(len);
+    for (ci, c) in (c0..c0 + nc).enumerate() {
+        copy.copy_from_slice(&job.src[c * len..][..len]);
+        for f0 in (0..g.f).step_by(LANES) {
+            let nb = (g.f - f0).min(LANES);
+            sandwich::<T, M>(&mut t, |k, j| lanes_at(copy, (k * a + j) * g.f + f0, nb), |i, j, v| taps[i * r + j] = *v);
+            for (l, f) in (f0..f0 + nb).enumerate() {
+                for (tap, d) in rows[(f * nc + ci) * r2..][..r2].iter_mut().enumerate() {
+                    *d = taps[tap][l];
+                }
+            }
         }
+    }
+    for f in 0..g.f {
+        // SAFETY: dw[f][c0 .. c0 + nc][..], written only by this item.
+        unsafe { job.dst.put((f * g.c + c0) * r2, &rows[f * nc * r2..][..nc * r2]) };
     }
 }
 
@@ -501,68 +523,94 @@ fn input<T: Float, M: Coeffs>(job: &Job<'_, T>, img: usize, c0: usize, plane: &m
     }
 }
 
-/// Input adjoint of channels c0.. of image `img`: dx = the sum over tiles of B Mx Bᵀ.
+/// Input adjoint of image `img`: dx = the sum over tiles of B Mx Bᵀ.
+///
+/// Tile by tile, every block of channels: each tile's α²×C block is copied first, front to
+/// back, and read from the copy (see `filter_adjoint`: read in 16-lane pieces straight from
+/// the product's output, the transform ran 2–3× slower). `scratch` holds the copy, then one
+/// zero-padded plane per block of channels, where the tiles (which overlap) add up.
 #[inline(always)]
-fn input_adjoint<T: Float, M: Coeffs>(job: &Job<'_, T>, img: usize, c0: usize, plane: &mut Vec<T>) {
+fn input_adjoint<T: Float, M: Coeffs>(job: &Job<'_, T>, img: usize, scratch: &mut Vec<T>) {
     let (g, a, m) = (&job.g, job.g.tile.alpha(), job.g.tile.m);
     let mut t: Columns<T> = [[[T::ZERO; LANES]; 8]; 8];
     let ((hp, wp), (th, tw)) = (g.padded_hw(), g.tiles_hw());
-    let nb = (g.c - c0).min(LANES);
-    let plane = zeroed(plane, hp * wp);
+    let (blocks, len) = (g.c.div_ceil(LANES), a * a * g.c);
+    let scratch = zeroed(scratch, len.div_ceil(LANES) + blocks * hp * wp);
+    let (copy, planes) = scratch.split_at_mut(len.div_ceil(LANES));
+    let copy = &mut copy.as_flattened_mut()[..len];
     for ti in 0..th {
         for tj in 0..tw {
             let nt = img * g.tiles() + ti * tw + tj;
-            sandwich::<T, M>(
-                &mut t,
-                |k, j| lanes_at(job.src, (nt * a * a + k * a + j) * g.c + c0, nb),
-                |i, j, v| {
-                    let d = &mut plane[(ti * m + i) * wp + tj * m + j];
-                    for z in 0..LANES {
-                        d[z] = d[z] + v[z];
-                    }
-                },
-            );
+            copy.copy_from_slice(&job.src[nt * len..][..len]);
+            for (block, plane) in planes.chunks_exact_mut(hp * wp).enumerate() {
+                let (c0, nb) = (block * LANES, (g.c - block * LANES).min(LANES));
+                sandwich::<T, M>(
+                    &mut t,
+                    |k, j| lanes_at(copy, (k * a + j) * g.c + c0, nb),
+                    |i, j, v| {
+                        let d = &mut plane[(ti * m + i) * wp + tj * m + j];
+                        for z in 0..LANES {
+                            d[z] = d[z] + v[z];
+                        }
+                    },
+                );
+            }
         }
     }
     let mut row = vec![T::ZERO; g.w];
-    for l in 0..nb {
-        for y in 0..g.h {
-            for (x, v) in row.iter_mut().enumerate() {
-                *v = plane[(y + g.pad) * wp + x + g.pad][l];
+    for (block, plane) in planes.chunks_exact(hp * wp).enumerate() {
+        let (c0, nb) = (block * LANES, (g.c - block * LANES).min(LANES));
+        for l in 0..nb {
+            for y in 0..g.h {
+                for (x, v) in row.iter_mut().enumerate() {
+                    *v = plane[(y + g.pad) * wp + x + g.pad][l];
+                }
+                // SAFETY: dx[img][c0 + l][y][..], written only by this item.
+                unsafe { job.dst.put((((img * g.c) + c0 + l) * g.h + y) * g.w, &row) };
             }
-            // SAFETY: dx[img][c0 + l][y][..], written only by this item.
-            unsafe { job.dst.put((((img * g.c) + c0 + l) * g.h + y) * g.w, &row) };
         }
     }
 }
 
-/// Output transform of filters f0.. of image `img`: y = Aᵀ M A of every tile, cut at the edges.
+/// Output transform of image `img`: y = Aᵀ M A of every tile, cut at the edges.
+///
+/// Tile by tile, every block of filters, from a copy of the tile's α²×F block (as in
+/// `input_adjoint`); `scratch` holds the copy, then one plane per block of filters.
 #[inline(always)]
-fn output<T: Float, M: Coeffs>(job: &Job<'_, T>, img: usize, f0: usize, plane: &mut Vec<T>) {
+fn output<T: Float, M: Coeffs>(job: &Job<'_, T>, img: usize, scratch: &mut Vec<T>) {
     let (g, a, m) = (&job.g, job.g.tile.alpha(), job.g.tile.m);
     let mut t: Columns<T> = [[[T::ZERO; LANES]; 8]; 8];
     let (th, tw) = g.tiles_hw();
     let width = tw * m;
-    let nb = (g.f - f0).min(LANES);
-    let plane = zeroed(plane, th * m * width);
+    let (blocks, len, size) = (g.f.div_ceil(LANES), a * a * g.f, th * m * width);
+    let scratch = zeroed(scratch, len.div_ceil(LANES) + blocks * size);
+    let (copy, planes) = scratch.split_at_mut(len.div_ceil(LANES));
+    let copy = &mut copy.as_flattened_mut()[..len];
     for ti in 0..th {
         for tj in 0..tw {
             let nt = img * g.tiles() + ti * tw + tj;
-            sandwich::<T, M>(
-                &mut t,
-                |k, j| lanes_at(job.src, (nt * a * a + k * a + j) * g.f + f0, nb),
-                |i, j, v| plane[(ti * m + i) * width + tj * m + j] = *v,
-            );
+            copy.copy_from_slice(&job.src[nt * len..][..len]);
+            for (block, plane) in planes.chunks_exact_mut(size).enumerate() {
+                let (f0, nb) = (block * LANES, (g.f - block * LANES).min(LANES));
+                sandwich::<T, M>(
+                    &mut t,
+                    |k, j| lanes_at(copy, (k * a + j) * g.f + f0, nb),
+                    |i, j, v| plane[(ti * m + i) * width + tj * m + j] = *v,
+                );
+            }
         }
     }
     let mut row = vec![T::ZERO; g.ow];
-    for l in 0..nb {
-        for y in 0..g.oh {
-            for (x, v) in row.iter_mut().enumerate() {
-                *v = plane[y * width + x][l];
+    for (block, plane) in planes.chunks_exact(size).enumerate() {
+        let (f0, nb) = (block * LANES, (g.f - block * LANES).min(LANES));
+        for l in 0..nb {
+            for y in 0..g.oh {
+                for (x, v) in row.iter_mut().enumerate() {
+                    *v = plane[y * width + x][l];
+                }
+                // SAFETY: y[img][f0 + l][y][..], written only by this item.
+                unsafe { job.dst.put((((img * g.f) + f0 + l) * g.oh + y) * g.ow, &row) };
             }
-            // SAFETY: y[img][f0 + l][y][..], written only by this item.
-            unsafe { job.dst.put((((img * g.f) + f0 + l) * g.oh + y) * g.ow, &row) };
         }
     }
 }
