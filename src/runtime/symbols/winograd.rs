@@ -21,9 +21,15 @@
 //! ([`Out::put_streaming`]), which skip reading each line from memory before it is
 //! overwritten: those transforms took half to a third of the time in a W7 train step.
 //!
-//! Work items: a block of channels of one image (the input and output transforms) or one
-//! input channel (the filter transforms). Every element of `dst` is written by one item, in a
-//! fixed order, so the results are the same bits on any number of threads.
+//! The transforms that read a product's output (Output, InputAdjoint, FilterAdjoint) read one
+//! 16-lane piece of each α²·F-long row at a time, which the hardware prefetchers do not
+//! follow; the rows come from memory, so they copy each row block front to back first and
+//! transform every block of lanes from the copy.
+//!
+//! Work items: a block of 16 channels or filters of one image (Input, OutputAdjoint), one
+//! image (Output, InputAdjoint), one input channel (Filter) or a block of 16 (FilterAdjoint).
+//! Every element of `dst` is written by one item, in a fixed order, so the results are the
+//! same bits on any number of threads.
 
 use std::cell::RefCell;
 
