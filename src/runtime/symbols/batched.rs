@@ -19,9 +19,9 @@
 //! than threads and each is large, they run one after the other, each split by [`super::gemm`]
 //! instead.
 //!
-//! Products of up to 64 rows whose B or C layout allows it skip both: [`stream`]'s AVX-512
-//! kernels take them whole (`stream::whole_layout`), faster than packing on attention's
-//! small products.
+//! Products of up to 64 rows (128 when B's and C's rows are contiguous) whose B or C layout
+//! allows it skip both: [`stream`]'s AVX-512 kernels take them whole (`stream::whole_layout`),
+//! faster than packing on attention's small products.
 //!
 //! Determinism: each product is one single-threaded call (or one split GEMM, whose results
 //! are those of one thread, see `super`), whichever thread runs it: the same bits on any

@@ -119,25 +119,33 @@ pub fn layout<T: Copy>(g: &Gemm<T>) -> Option<Layout> {
 /// on 64 × 64 · 64 × 32 and 0.84× on 64 × 32 · 32 × 64 (the copy of B).
 pub const MAX_ROWS_WHOLE: i64 = 64;
 
+/// Most rows of A for [`Layout::Rows`] run whole: 128 × 128 · 128 × 32 (attention's p·v at
+/// T = 128, `cargo bench --bench batched`) took 0.83 ms per 64 products with
+/// `matrixmultiply` and 0.56–0.61 ms with `Rows`, its backward the same either way; `Copied`
+/// at 128 rows made that backward 15% slower, so it keeps [`MAX_ROWS_WHOLE`].
+pub const MAX_ROWS_WHOLE_ROWS: i64 = 128;
+
 /// Most elements of a B that [`Layout::Copied`] copies (64 KiB of f32).
 const MAX_COPIED: i64 = 16 * 1024;
 
 /// The kernel for `g` when it runs whole on one thread (nothing cuts it, so any kernel
 /// gives the same bits on any thread count): [`layout`]'s, with up to [`MAX_ROWS_WHOLE`]
-/// rows, or [`Layout::Copied`] for a small column-major B.
+/// rows ([`MAX_ROWS_WHOLE_ROWS`] for [`Layout::Rows`]), or [`Layout::Copied`] for a small
+/// column-major B.
 pub fn whole_layout<T: Copy>(g: &Gemm<T>) -> Option<Layout> {
-    if !(1..=MAX_ROWS_WHOLE).contains(&g.m) || g.k < 1 || g.n < 1 || !avx512() {
+    if !(1..=MAX_ROWS_WHOLE_ROWS).contains(&g.m) || g.k < 1 || g.n < 1 || !avx512() {
         return None;
     }
     // Small, and every gather offset (up to 15 columns) fits in i32.
     let small = g.k.checked_mul(g.n).is_some_and(|len| len <= MAX_COPIED)
         && g.b.cs.checked_mul(16).is_some_and(|far| i32::try_from(far).is_ok());
     // `layout` of the same product with few rows (so never `Outer`).
-    match layout(&GemmArgs { m: 1, ..*g }) {
-        Some(kernel) => Some(kernel),
-        None if g.b.rs == 1 && g.c.cs == 1 && small => Some(Layout::Copied),
-        None => None,
-    }
+    let kernel = match layout(&GemmArgs { m: 1, ..*g }) {
+        Some(kernel) => kernel,
+        None if g.b.rs == 1 && g.c.cs == 1 && small => Layout::Copied,
+        None => return None,
+    };
+    (kernel == Layout::Rows || g.m <= MAX_ROWS_WHOLE).then_some(kernel)
 }
 
 #[cfg(target_arch = "x86_64")]
