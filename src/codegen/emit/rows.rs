@@ -52,19 +52,38 @@ impl Emitter<'_> {
         self.b.def_var(acc_s, init);
         let zero = self.int(0);
         let start = if contiguous {
-            let acc_v = self.b.declare_var(self.vty);
+            // ACCUMULATORS vectors at a time, each into its own accumulator: one accumulator
+            // made every row a chain of dependent maxima or sums (a softmax row of 64 is 16).
+            let accs: [_; ACCUMULATORS] = std::array::from_fn(|_| self.b.declare_var(self.vty));
             let initv = self.splat(Self::identity(op));
-            self.b.def_var(acc_v, initv);
+            for acc in accs {
+                self.b.def_var(acc, initv);
+            }
+            let lanes = self.lanes as i64;
+            let wide = self.b.ins().band_imm_s(n, -(lanes * ACCUMULATORS as i64));
+            self.for_loop(zero, wide, lanes * ACCUMULATORS as i64, |e, j| {
+                for (i, &acc_v) in accs.iter().enumerate() {
+                    let at = e.b.ins().iadd_imm_s(j, lanes * i as i64);
+                    let p = e.elem(row, at);
+                    let v = e.load_vector(p);
+                    let v = f(e, v);
+                    let acc = e.b.use_var(acc_v);
+                    let acc = e.combine(op, acc, v);
+                    e.b.def_var(acc_v, acc);
+                }
+            });
             let main = self.vector_part(n);
-            self.for_loop(zero, main, self.lanes as i64, |e, j| {
+            self.for_loop(wide, main, lanes, |e, j| {
                 let p = e.elem(row, j);
                 let v = e.load_vector(p);
                 let v = f(e, v);
-                let acc = e.b.use_var(acc_v);
+                let acc = e.b.use_var(accs[0]);
                 let acc = e.combine(op, acc, v);
-                e.b.def_var(acc_v, acc);
+                e.b.def_var(accs[0], acc);
             });
-            let v = self.b.use_var(acc_v);
+            let [a0, a1, a2, a3] = accs.map(|acc| self.b.use_var(acc));
+            let (low, high) = (self.combine(op, a0, a1), self.combine(op, a2, a3));
+            let v = self.combine(op, low, high);
             let h = self.horizontal(op, v);
             self.b.def_var(acc_s, h);
             main
@@ -291,6 +310,9 @@ impl Emitter<'_> {
         }
     }
 }
+
+/// Vector accumulators of a contiguous row's fold (`row_fold`).
+const ACCUMULATORS: usize = 4;
 
 /// Rows of at most this many values (known) are log-softmaxed a vector of rows at a time.
 const SHORT_ROW: i64 = 8;
