@@ -400,11 +400,17 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
             }
         }
     }
+    // The batched symbols leave the generated GEMM for the library from 2¹⁵ multiply-adds on.
+    let shape = |m, k, n| GemmArgs { m, k, n, ..big };
+    assert_eq!(stream::library_beats_generated(&shape(64, 32, 64)), avx512, "attention's scores");
+    assert!(!stream::library_beats_generated(&shape(16, 16, 16)), "16 × 16 · 16 × 16");
+    assert!(!stream::library_beats_generated(&shape(0, 1 << 40, 1 << 40)), "no rows");
     // Whole products (the batched symbols'): up to 64 rows (128 for `Rows`), and a small
-    // column-major B copied into rows; right against the f64 product, C's guards and padding
+    // column-major B (up to 1024 elements) copied into rows; right against the f64 product, C's guards and padding
     // kept. A is column-major.
     for (m, k, n, lb, lc, want) in [
-        (64, 32, 64, Layout::ColMajor(0), Layout::RowMajor(0), Some(Kernel::Copied)),
+        (64, 16, 64, Layout::ColMajor(0), Layout::RowMajor(0), Some(Kernel::Copied)),
+        (64, 32, 64, Layout::ColMajor(0), Layout::RowMajor(0), None),
         (64, 64, 32, Layout::RowMajor(0), Layout::RowMajor(0), Some(Kernel::Rows)),
         (33, 7, 45, Layout::ColMajor(3), Layout::RowsReversed(2), Some(Kernel::Copied)),
         (50, 17, 1, Layout::RowMajor(0), Layout::RowMajor(5), Some(Kernel::Rows)),

@@ -10,8 +10,10 @@
 //! + beta·C_e, where A_e starts `e·sa` elements after `a` (B_e after `b` by `e·sb`, C_e after
 //! `c` by `e·sc`; a stride of 0 repeats an operand, as broadcasting does). Each product runs
 //! `gemm` when it is given (the JIT passes its generated GEMM for small products, which packs
-//! nothing), else the faster library for its shape single-threaded ([`Library::for_product`]:
-//! the same library for every product of a call, whatever the thread count).
+//! nothing) and the product is tiny or the CPU has no AVX-512
+//! (`stream::library_beats_generated`), else the faster library for its shape
+//! single-threaded ([`Library::for_product`]: the same library for every product of a call,
+//! whatever the thread count).
 //!
 //! Why: the products of attention-shaped matmuls (64×64·64 each, B·H of them) are far below
 //! the size at which one GEMM pays for splitting over threads, so a loop of GEMM calls used
@@ -164,6 +166,7 @@ unsafe fn batched<T: Float>(
     let b_transposed = args.b.rs.unsigned_abs() < args.b.cs.unsigned_abs();
     let lib = Library::for_product(args.m as usize, args.k as usize, args.n as usize, b_transposed);
     let streamed = stream::whole_layout(&args);
+    let per = per.filter(|_| !stream::library_beats_generated(&args));
     let products = Products { first: args, strides, gemm: per, lib, streamed };
     let count = count as usize;
     let macs = (args.m as u128) * (args.n as u128) * (args.k as u128);

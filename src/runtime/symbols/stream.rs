@@ -125,8 +125,24 @@ pub const MAX_ROWS_WHOLE: i64 = 64;
 /// at 128 rows made that backward 15% slower, so it keeps [`MAX_ROWS_WHOLE`].
 pub const MAX_ROWS_WHOLE_ROWS: i64 = 128;
 
-/// Most elements of a B that [`Layout::Copied`] copies (64 KiB of f32).
-const MAX_COPIED: i64 = 16 * 1024;
+/// Most elements of a B that [`Layout::Copied`] copies (4 KiB of f32). In W10's train step
+/// (one thread, `--profile`) `matrixmultiply` took its attention products with B transposed,
+/// 64 × 32 · 32 × 64, in 7% less time than copying B for `Rows`, and in
+/// `cargo bench --bench batched` 64 × 64 · 64 × 64 (1.60 against 1.78 ms per 256); at
+/// 16 × 16 · 16 × 16 the copy wins (backward of 512 products 0.23 against 0.26–0.28 ms).
+const MAX_COPIED: i64 = 1024;
+
+/// Fewest multiply-adds of a product for which the batched symbols, on a CPU with AVX-512,
+/// use `matrixmultiply` (or a kernel here) rather than the generated GEMM the JIT passes for
+/// small products (128-bit vectors, ~30 GFLOP/s on attention's 64 × 32 · 32 × 64, against
+/// ~85 for `matrixmultiply`).
+pub const MIN_LIBRARY_MACS: i64 = 1 << 15;
+
+/// Whether a batched symbol's product `g` runs faster in a library than in the generated
+/// GEMM (see [`MIN_LIBRARY_MACS`]).
+pub fn library_beats_generated<T: Copy>(g: &Gemm<T>) -> bool {
+    avx512() && g.m.saturating_mul(g.k).saturating_mul(g.n) >= MIN_LIBRARY_MACS
+}
 
 /// The kernel for `g` when it runs whole on one thread (nothing cuts it, so any kernel
 /// gives the same bits on any thread count): [`layout`]'s, with up to [`MAX_ROWS_WHOLE`]
