@@ -122,7 +122,9 @@ pub const MAX_ROWS_WHOLE: i64 = 64;
 /// Most rows of A for [`Layout::Rows`] run whole: 128 × 128 · 128 × 32 (attention's p·v at
 /// T = 128, `cargo bench --bench batched`) took 0.83 ms per 64 products with
 /// `matrixmultiply` and 0.56–0.61 ms with `Rows`, its backward the same either way; `Copied`
-/// at 128 rows made that backward 15% slower, so it keeps [`MAX_ROWS_WHOLE`].
+/// at 128 rows made that backward 15% slower, so it keeps [`MAX_ROWS_WHOLE`]. AlexNet's
+/// Winograd products of 128 rows gain too (36 of 128 × 384 · 384 × 384: 16.0 → 14.2 ms per
+/// W7 step); at 512 rows its 392- and 384-row products lost 5–40%.
 pub const MAX_ROWS_WHOLE_ROWS: i64 = 128;
 
 /// Most elements of a B that [`Layout::Copied`] copies (4 KiB of f32). In W10's train step
