@@ -118,6 +118,17 @@ impl Emitter<'_> {
 
     /// e^x = 2^n · e^r with n = round(x / ln2), r = x - n·ln2 (|r| ≤ ln2/2).
     pub fn exp(&mut self, x: Value) -> Value {
+        self.exp_of(x, false)
+    }
+
+    /// e^x for an x that is never above 0 (x − max x in a softmax), with the bits of `exp`:
+    /// n is then at most 0, so 2^n is a normal number for every n in range and the scaling
+    /// needs no second factor, and nothing overflows (6 fewer operations of about 30).
+    pub fn exp_nonpositive(&mut self, x: Value) -> Value {
+        self.exp_of(x, true)
+    }
+
+    fn exp_of(&mut self, x: Value, nonpositive: bool) -> Value {
         if self.env.libm_math {
             let name = self.libm("expf", "exp");
             return self.per_lane(name, &[x]);
@@ -125,7 +136,7 @@ impl Emitter<'_> {
         let k = self.consts();
         let (hi, lo) = (self.splat(k.max_log), self.splat(k.min_log));
         // Keep the arithmetic in range; out-of-range lanes are replaced at the end.
-        let xc = self.select_cmp(FloatCC::GreaterThan, x, hi, hi, x);
+        let xc = if nonpositive { x } else { self.select_cmp(FloatCC::GreaterThan, x, hi, hi, x) };
         let xc = self.select_cmp(FloatCC::LessThan, xc, lo, lo, xc);
         let (log2e, magic) = (self.splat(std::f64::consts::LOG2_E), self.splat(k.round_magic));
         let t = self.b.ins().fma(xc, log2e, magic);
@@ -169,10 +180,21 @@ impl Emitter<'_> {
         // results once, correctly).
         let ti = self.as_int(t);
         let zero = self.splat(0.0);
-        let positive = self.b.ins().fcmp(FloatCC::GreaterThan, n, zero);
-        // bits(t) - bits(magic) + bias ∓ 1, as one addition.
         let magic_bits =
             if self.ty == F32 { (k.round_magic as f32).to_bits() as i64 } else { k.round_magic.to_bits() as i64 };
+        if nonpositive {
+            // min_log ≤ x ≤ 0: n is in [-126, 0] (f32) or [-1022, 0] (f64), so 2^n itself is
+            // normal, and p · 2^n rounds once, as p · 2^(n+1) · ½ does.
+            let bias = self.isplat(k.bias - magic_bits);
+            let biased = self.b.ins().iadd(ti, bias);
+            let amount = self.b.ins().iconst(I32, k.mantissa_bits);
+            let e = self.b.ins().ishl(biased, amount);
+            let scale = self.as_float(e);
+            let y = self.b.ins().fmul(p, scale);
+            return self.select_cmp(FloatCC::LessThan, x, lo, zero, y);
+        }
+        let positive = self.b.ins().fcmp(FloatCC::GreaterThan, n, zero);
+        // bits(t) - bits(magic) + bias ∓ 1, as one addition.
         let (down, up) = (self.isplat(k.bias - 1 - magic_bits), self.isplat(k.bias + 1 - magic_bits));
         let bias = self.b.ins().bitselect(positive, down, up);
         let biased = self.b.ins().iadd(ti, bias);

@@ -149,7 +149,7 @@ impl Emitter<'_> {
             let mv = e.b.ins().splat(e.vty, m);
             let sum = e.row_fold(row, stride, nv, contiguous, ReduceOp::Sum, &|e, v| {
                 let d = e.b.ins().fsub(v, mv);
-                e.exp(d)
+                e.exp_nonpositive(d)
             });
             let sv = e.b.ins().splat(e.vty, sum);
             let lse = e.log(sv);
@@ -190,7 +190,7 @@ impl Emitter<'_> {
                 let mut sum = e.splat(0.0);
                 for &v in &xs {
                     let d = e.b.ins().fsub(v, max);
-                    let t = e.exp(d);
+                    let t = e.exp_nonpositive(d);
                     sum = e.b.ins().fadd(sum, t);
                 }
                 let lse = e.log(sum);
