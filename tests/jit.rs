@@ -1447,3 +1447,50 @@ fn exp_of_a_negated_square_or_absolute_value_has_the_bits_of_exp() {
     let xs: Vec<f64> = xs.into_iter().map(|x| if x.is_nan() { f64::NAN } else { x }).collect();
     check(DType::F64, &xs, |x| -(x * x), |x| -x.abs(), |v| v.to_bits());
 }
+
+/// The exp of a log-softmax (a softmax's probabilities) takes the exp for arguments that are
+/// never above 0: the same bits as the general exp of the log-softmax computed beforehand,
+/// on rows of very different spreads, in f32 and f64.
+#[test]
+fn exp_of_a_log_softmax_has_the_bits_of_exp() {
+    fn check<T: Element + Copy + std::fmt::Debug>(dtype: DType, bits: impl Fn(T) -> u64) {
+        let (rows, cols) = (257, 70);
+        let mut rng = Rng::new(7);
+        // Row r spreads its values over about ±10^(r mod 6 − 2): from near-uniform rows to
+        // rows whose smallest probabilities are subnormal or flush to 0.
+        let xs: Vec<T> = (0..rows * cols)
+            .map(|i| T::from_f64(rng.uniform_in(-1.0, 1.0) * 10f64.powi((i / cols % 6) as i32 - 2)))
+            .collect();
+        let opts = CompileOptions::default();
+        let graph = |exp_after: bool| {
+            let mut g = Graph::new(dtype);
+            let x = g.add_input("x", vec![Dim::Known(rows), Dim::Known(cols)], InputKind::Data);
+            let mut y = g.add(Op::LogSoftmax { axis: 1 }, &[x]).unwrap();
+            if exp_after {
+                y = g.add(Op::Exp, &[y]).unwrap();
+            }
+            g.outputs = vec![("y".into(), y)];
+            jit::compile(&g, &opts).unwrap()
+        };
+        let mut exp = Graph::new(dtype);
+        let z = exp.add_input("z", vec![Dim::Known(rows * cols)], InputKind::Data);
+        let y = exp.add(Op::Exp, &[z]).unwrap();
+        exp.outputs = vec![("y".into(), y)];
+        let mut general = jit::compile(&exp, &opts).unwrap();
+        let run = |c: &mut jit::Compiled, input: &[T]| {
+            let mut out = vec![input.to_vec()];
+            c.run(&[input.to_vec()], &mut Vec::<Vec<T>>::new(), &mut out, &[]).unwrap();
+            out.remove(0)
+        };
+        let log_p = run(&mut graph(false), &xs);
+        let got = run(&mut graph(true), &xs);
+        let want = run(&mut general, &log_p);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(bits(*g), bits(*w), "{dtype} row {} column {}: {g:?} against exp's {w:?}", i / cols, i % cols);
+        }
+        let zeros = got.iter().filter(|&&p| bits(p) == 0).count();
+        assert!(zeros > 0, "{dtype}: some probabilities flush to 0");
+    }
+    check::<f32>(DType::F32, |v| v.to_bits() as u64);
+    check::<f64>(DType::F64, |v| v.to_bits());
+}

@@ -237,6 +237,9 @@ impl Access {
 pub enum Un {
     Neg,
     Exp,
+    /// e^x for an x its producer keeps at or below 0 (−a·a, −|a|, a log-softmax): the exp
+    /// without overflow handling, with `Exp`'s bits (`Emitter::exp_nonpositive`).
+    ExpNonpositive,
     Log,
     Sqrt,
     Abs,

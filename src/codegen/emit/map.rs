@@ -271,11 +271,6 @@ impl Emitter<'_> {
                 let f = self.b.ins().fcvt_from_sint(self.ty, self.dims[*s as usize]);
                 self.b.ins().splat(self.vty, f)
             }
-            // e^(−a·a) or e^(−|a|) (a Gaussian's e^(−x²/2)): the argument is never above 0.
-            Expr::Unary(Un::Exp, x) if never_positive(x) => {
-                let x = self.eval(x, index, leaves, memo);
-                self.exp_nonpositive(x)
-            }
             Expr::Unary(op, x) => {
                 let x = self.eval(x, index, leaves, memo);
                 self.unary(*op, x)
@@ -337,6 +332,7 @@ impl Emitter<'_> {
                 self.b.ins().bitselect(nonzero, unit, x)
             }
             Un::Exp => self.exp(x),
+            Un::ExpNonpositive => self.exp_nonpositive(x),
             Un::Log => self.log(x),
             Un::Tanh => self.tanh(x),
             Un::Sigmoid => self.sigmoid(x),
@@ -429,16 +425,4 @@ fn collapse(shape: &[Mono], strides: &[Vec<Mono>]) -> (Vec<Mono>, Vec<Vec<Mono>>
         }
     }
     (dims, out)
-}
-
-/// Whether `e` is −(a·a) or −|a|, at most 0 (or NaN) whatever a is.
-fn never_positive(e: &Expr) -> bool {
-    match e {
-        Expr::Unary(Un::Neg, x) => match &**x {
-            Expr::Binary(Bin::Mul, a, b) => a == b,
-            Expr::Unary(Un::Abs, _) => true,
-            _ => false,
-        },
-        _ => false,
-    }
 }

@@ -35,7 +35,7 @@ pub fn elu_expr(x: Rc<Expr>, alpha: f64) -> Rc<Expr> {
 /// softplus x = max(0, x) + log1p(e^−|x|), which neither overflows nor rounds e^x away.
 pub fn softplus_expr(x: Rc<Expr>) -> Rc<Expr> {
     let minus_abs = Rc::new(Expr::Unary(Un::Neg, Rc::new(Expr::Unary(Un::Abs, x.clone()))));
-    let e = Rc::new(Expr::Unary(Un::Exp, minus_abs));
+    let e = Rc::new(Expr::Unary(Un::ExpNonpositive, minus_abs));
     bin(Bin::Add, relu_expr(x), Rc::new(Expr::Unary(Un::Log1p, e)))
 }
 

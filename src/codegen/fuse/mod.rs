@@ -330,7 +330,12 @@ impl<'g> Fuser<'g> {
                 Dim::Sym(s) => Rc::new(Expr::Dim(s.0)),
             },
             Op::Neg => self.unary(&node.op, Un::Neg, self.val(x(0))),
-            Op::Exp => self.unary(&node.op, Un::Exp, self.val(x(0))),
+            Op::Exp => {
+                let v = self.val(x(0));
+                let log_softmax = matches!(g.node(x(0)).op, Op::LogSoftmax { .. });
+                let un = if log_softmax || never_positive(&v) { Un::ExpNonpositive } else { Un::Exp };
+                self.unary(&node.op, un, v)
+            }
             Op::Log => self.unary(&node.op, Un::Log, self.val(x(0))),
             Op::Sqrt => self.unary(&node.op, Un::Sqrt, self.val(x(0))),
             Op::Abs => self.unary(&node.op, Un::Abs, self.val(x(0))),
@@ -600,6 +605,19 @@ fn recompute(v: &Expr) -> bool {
             (a.as_load().is_some() && constant(b)) || (constant(a) && b.as_load().is_some())
         }
         Expr::Unary(Un::Neg, a) => a.as_load().is_some(),
+        _ => false,
+    }
+}
+
+/// Whether `e` is −(a·a) or −|a|, at most 0 (or NaN) whatever a is: its exp needs no overflow
+/// handling (`Un::ExpNonpositive`; a Gaussian's e^(−x²/2), GELU's backward).
+fn never_positive(e: &Expr) -> bool {
+    match e {
+        Expr::Unary(Un::Neg, x) => match &**x {
+            Expr::Binary(Bin::Mul, a, b) => a == b,
+            Expr::Unary(Un::Abs, _) => true,
+            _ => false,
+        },
         _ => false,
     }
 }
