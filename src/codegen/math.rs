@@ -34,6 +34,9 @@ const INV_FACT: [f64; 14] = [
     1.0 / 6227020800.0,
 ];
 
+/// Where `Emitter::tanh` caps 2|x| (see there).
+const TANH_EXP_CAP: f64 = 80.0;
+
 /// Per-dtype constants.
 struct Consts {
     /// ln of the largest finite value: above it exp overflows.
@@ -124,7 +127,8 @@ impl Emitter<'_> {
     /// e^x for an x that is never above 0 (x − max x in a softmax), with the bits of `exp`:
     /// n is then at most 0, so 2^n is a normal number for every n in range and the scaling
     /// needs no second factor, and nothing overflows (6 fewer operations of about 30). It is
-    /// right up to x = 88 (n ≤ 127), so an argument rounded a little above 0 does no harm.
+    /// right up to x = 88 (n ≤ 127), so an argument rounded a little above 0 does no harm,
+    /// and `tanh` uses it for its capped 2|x|.
     pub fn exp_nonpositive(&mut self, x: Value) -> Value {
         self.exp_of(x, true)
     }
@@ -292,6 +296,11 @@ impl Emitter<'_> {
 
     /// tanh |x| = 1 - 2/(e^2|x| + 1), or a Cephes polynomial/rational below 0.625 (where that
     /// form cancels); the sign is copied from x.
+    ///
+    /// 2|x| is capped at 80 and its exp taken by `exp_nonpositive` (right up to 88): from
+    /// there on 2/(e + 1) is below 10⁻³⁴ and 1 minus it is 1 in f32 and f64 alike, so the
+    /// bits are those of the uncapped form, for fewer operations (an LSTM's cell runs two
+    /// tanh per value).
     pub fn tanh(&mut self, x: Value) -> Value {
         if self.env.libm_math {
             let name = self.libm("tanhf", "tanh");
@@ -299,7 +308,9 @@ impl Emitter<'_> {
         }
         let a = self.b.ins().fabs(x);
         let a2 = self.b.ins().fadd(a, a);
-        let e = self.exp(a2);
+        let cap = self.splat(TANH_EXP_CAP);
+        let a2 = self.select_cmp(FloatCC::GreaterThan, a2, cap, cap, a2);
+        let e = self.exp_nonpositive(a2);
         let one = self.splat(1.0);
         let d = self.b.ins().fadd(e, one);
         let two = self.splat(2.0);
