@@ -610,11 +610,13 @@ fn recompute(v: &Expr) -> bool {
 }
 
 /// Whether `e` is −(a·a) or −|a|, at most 0 (or NaN) whatever a is: its exp needs no overflow
-/// handling (`Un::ExpNonpositive`; a Gaussian's e^(−x²/2), GELU's backward).
+/// handling (`Un::ExpNonpositive`; a Gaussian's e^(−x²/2), GELU's backward). The two factors
+/// must be one value (the same node): comparing trees could take time exponential in their
+/// depth where they share subtrees (repeated squaring).
 fn never_positive(e: &Expr) -> bool {
     match e {
         Expr::Unary(Un::Neg, x) => match &**x {
-            Expr::Binary(Bin::Mul, a, b) => a == b,
+            Expr::Binary(Bin::Mul, a, b) => Rc::ptr_eq(a, b),
             Expr::Unary(Un::Abs, _) => true,
             _ => false,
         },
