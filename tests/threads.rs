@@ -317,48 +317,83 @@ fn sweep<T: Float>() {
     }
 }
 
-/// The kernels of `symbols::stream`, each: right against the f64 product (C's guards and
-/// padding kept, beta = 0 over NaN), and cut into blocks anywhere (column blocks, row blocks
-/// for `Outer`'s short k) the bits of one call (on 2 and 3 threads through the symbol); tiles and k-blocks cut at
-/// their edges (k = 1, 16, 17, 32, 513; n past a 32-column tile; m past a group of rows; C's
-/// rows reversed).
+/// The kernels of `symbols::stream`, for every ISA this CPU runs (AVX-512 and AVX2 on an
+/// AVX-512 machine): each right against the f64 product (C's guards and padding kept, beta =
+/// 0 over NaN), and cut into blocks anywhere (column blocks, row blocks for `Outer`'s short k)
+/// the bits of one call; through the symbol on 2 and 3 threads for the ISA it uses. Tiles and
+/// k-blocks cut at their edges (k = 1, 16, 17, 32, 513; n past a tile; m past a group of
+/// rows; C's rows reversed); each ISA's choice of kernel by shape ([`stream::Limits`]).
 fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
-    use symbols::stream::{self, Layout as Kernel};
-    let avx512 = cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f");
+    use symbols::stream::{self, Isa, Layout as Kernel};
+    let isas = Isa::available();
+    if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2") {
+        assert!(isas.contains(&Isa::Avx2), "an x86-64 CPU with AVX2 and FMA streams");
+    }
     let mut seen = HashSet::new();
     let mut seed = 11;
-    for (m, k, n, lb, lc, want) in [
-        (8, 600, 100, Layout::RowMajor(0), Layout::RowMajor(0), Kernel::Rows),
-        (8, 600, 100, Layout::ColMajor(0), Layout::RowMajor(0), Kernel::Columns),
-        (32, 17, 70, Layout::RowMajor(0), Layout::RowMajor(5), Kernel::Rows),
-        (9, 16, 1000, Layout::RowMajor(5), Layout::RowMajor(0), Kernel::Rows),
-        (1, 513, 40, Layout::ColMajor(0), Layout::ColMajor(0), Kernel::Columns),
-        (5, 1000, 33, Layout::ColMajor(3), Layout::RowsReversed(2), Kernel::Columns),
-        (31, 700, 47, Layout::ColMajor(0), Layout::RowMajor(5), Kernel::Columns),
-        (17, 333, 95, Layout::RowMajor(0), Layout::RowMajor(0), Kernel::Rows),
-        (3, 20, 2100, Layout::RowMajor(0), Layout::RowMajor(1), Kernel::Rows),
+    // Runs `kernel` of `isa` on the case, in column blocks (row blocks for `Outer`) cut at `cuts`.
+    fn blocks<T: Float + stream::Streamed>(case: &Case<T>, isa: Isa, kernel: Kernel, cuts: &[usize]) -> Mat<T> {
+        case.run_with(|m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc| {
+            let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
+            let args = GemmArgs { m, k, n, alpha, a, b, beta, c };
+            for pair in cuts.windows(2) {
+                // SAFETY: the case's matrices, a block of C's columns (rows for `Outer`); an
+                // ISA the CPU runs.
+                unsafe { stream::gemm_on(isa, kernel, args, pair[0]..pair[1]) };
+            }
+        })
+    }
+    let gemm_args = |case: &Case<T>, m: usize, k: usize, n: usize| {
+        let (a, b, c) = (&case.a, &case.b, &case.c);
+        GemmArgs {
+            m: m as i64,
+            k: k as i64,
+            n: n as i64,
+            alpha: case.alpha,
+            a: Matrix::new(a.ptr(), a.rs as i64, a.cs as i64),
+            b: Matrix::new(b.ptr(), b.rs as i64, b.cs as i64),
+            beta: case.beta,
+            c: Matrix::new(c.ptr() as *mut T, c.rs as i64, c.cs as i64),
+        }
+    };
+    // (m, k, n, B, C, AVX-512's kernel, AVX2's kernel)
+    for (m, k, n, lb, lc, avx512, avx2) in [
+        (8, 600, 100, Layout::RowMajor(0), Layout::RowMajor(0), Some(Kernel::Rows), Some(Kernel::Rows)),
+        (8, 600, 100, Layout::ColMajor(0), Layout::RowMajor(0), Some(Kernel::Columns), Some(Kernel::Columns)),
+        (32, 17, 70, Layout::RowMajor(0), Layout::RowMajor(5), Some(Kernel::Rows), None),
+        (9, 16, 1000, Layout::RowMajor(5), Layout::RowMajor(0), Some(Kernel::Rows), Some(Kernel::Rows)),
+        (1, 513, 40, Layout::ColMajor(0), Layout::ColMajor(0), Some(Kernel::Columns), Some(Kernel::Columns)),
+        (5, 1000, 33, Layout::ColMajor(3), Layout::RowsReversed(2), Some(Kernel::Columns), Some(Kernel::Columns)),
+        (31, 700, 47, Layout::ColMajor(0), Layout::RowMajor(5), Some(Kernel::Columns), Some(Kernel::Columns)),
+        (17, 333, 95, Layout::RowMajor(0), Layout::RowMajor(0), Some(Kernel::Rows), None),
+        (3, 20, 2100, Layout::RowMajor(0), Layout::RowMajor(1), Some(Kernel::Rows), Some(Kernel::Rows)),
+        (16, 45, 37, Layout::RowMajor(0), Layout::RowMajor(0), Some(Kernel::Rows), Some(Kernel::Rows)),
+        (20, 300, 50, Layout::ColMajor(0), Layout::RowMajor(0), None, Some(Kernel::Columns)),
+        (32, 259, 13, Layout::ColMajor(2), Layout::RowsReversed(1), None, Some(Kernel::Columns)),
+        (33, 700, 47, Layout::ColMajor(0), Layout::RowMajor(0), None, None),
     ] {
         for (alpha, beta) in [(1.0, 0.0), (-0.75, 1.0), (0.5, -2.0)] {
             seed += 1;
             let case = Case::<T>::new(m, k, n, Layout::RowMajor(0), lb, lc, alpha, beta, seed);
-            let (a, b, c) = (&case.a, &case.b, &case.c);
-            let args = GemmArgs {
-                m: m as i64,
-                k: k as i64,
-                n: n as i64,
-                alpha: case.alpha,
-                a: Matrix::new(a.ptr(), a.rs as i64, a.cs as i64),
-                b: Matrix::new(b.ptr(), b.rs as i64, b.cs as i64),
-                beta: case.beta,
-                c: Matrix::new(c.ptr() as *mut T, c.rs as i64, c.cs as i64),
-            };
-            let kernel = stream::layout(&args);
-            assert_eq!(kernel, avx512.then_some(want), "{m}×{k}×{n}, B {lb:?}, C {lc:?}");
-            seen.extend(kernel);
+            let args = gemm_args(&case, m, k, n);
+            assert_eq!(stream::layout_for(Isa::Avx512, &args), avx512, "AVX-512, {m}×{k}×{n}, B {lb:?}, C {lc:?}");
+            assert_eq!(stream::layout_for(Isa::Avx2, &args), avx2, "AVX2, {m}×{k}×{n}, B {lb:?}, C {lc:?}");
+            for &isa in &isas {
+                let want = if isa == Isa::Avx512 { avx512 } else { avx2 };
+                let Some(kernel) = want else { continue };
+                seen.insert((isa, kernel));
+                let whole = blocks(&case, isa, kernel, &[0, n]);
+                case.check_close(&whole);
+                let cuts = [0, 1, n / 3, n / 3 + 17, n].map(|cut| cut.min(n));
+                assert_same(&blocks(&case, isa, kernel, &cuts), &whole, &format!("{isa:?} {m}×{k}×{n} in blocks"));
+            }
+            assert_eq!(stream::layout(&args), Isa::detected().and_then(|isa| stream::layout_for(isa, &args)));
             check_split(&case);
         }
     }
-    assert_eq!(seen.len(), if avx512 { 2 } else { 0 }, "both kernels ran: {seen:?}");
+    for &isa in &isas {
+        assert!(seen.contains(&(isa, Kernel::Rows)) && seen.contains(&(isa, Kernel::Columns)), "{isa:?}: {seen:?}");
+    }
     // `Outer` (a short k) is chosen only for a C of 2²⁴ elements or more, too large for a
     // test's many copies: the choice is checked on its shape, the kernel called directly on
     // small ones, whole and in uneven row blocks (the same bits).
@@ -373,9 +408,10 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
         beta: T::from_f64(1.0),
         c: Matrix::new(dangling.ptr as *mut T, 4096, 1),
     };
-    assert_eq!(stream::layout(&big), avx512.then_some(Kernel::Outer));
-    assert_eq!(stream::layout(&GemmArgs { m: 2048, ..big }), None, "a C that fits the caches better");
-    if avx512 {
+    assert_eq!(stream::layout_for(Isa::Avx512, &big), Some(Kernel::Outer));
+    assert_eq!(stream::layout_for(Isa::Avx2, &big), None, "AVX2's Outer loses to matrixmultiply");
+    assert_eq!(stream::layout_for(Isa::Avx512, &GemmArgs { m: 2048, ..big }), None, "a C that fits the caches better");
+    for &isa in &isas {
         for (m, k, n, lb, lc) in [
             (100, 8, 300, Layout::RowMajor(0), Layout::RowMajor(0)),
             (47, 16, 33, Layout::RowMajor(5), Layout::RowsReversed(2)),
@@ -384,55 +420,67 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
             for (alpha, beta) in [(1.0, 0.0), (-0.75, 1.0)] {
                 seed += 1;
                 let case = Case::<T>::new(m, k, n, Layout::ColMajor(1), lb, lc, alpha, beta, seed);
-                let blocks = |cuts: &[usize]| {
-                    case.run_with(|m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc| {
-                        let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
-                        let args = GemmArgs { m, k, n, alpha, a, b, beta, c };
-                        for pair in cuts.windows(2) {
-                            // SAFETY: the case's matrices, rows pair[0]..pair[1] of C.
-                            unsafe { stream::gemm(Kernel::Outer, args, pair[0]..pair[1]) };
-                        }
-                    })
-                };
-                let whole = blocks(&[0, m]);
+                let whole = blocks(&case, isa, Kernel::Outer, &[0, m]);
                 case.check_close(&whole);
-                assert_same(&blocks(&[0, 5, 6, m / 2, m]), &whole, &format!("{m}×{k}×{n} in row blocks"));
+                let cuts = [0, 5, 6, m / 2, m];
+                assert_same(
+                    &blocks(&case, isa, Kernel::Outer, &cuts),
+                    &whole,
+                    &format!("{isa:?} {m}×{k}×{n} in row blocks"),
+                );
             }
         }
     }
-    // The batched symbols leave the generated GEMM for the library from 2¹⁵ multiply-adds on.
+    // The batched symbols leave the generated GEMM for the library from 2¹⁵ multiply-adds on,
+    // on a CPU with AVX2 or AVX-512.
     let shape = |m, k, n| GemmArgs { m, k, n, ..big };
-    assert_eq!(stream::library_beats_generated(&shape(64, 32, 64)), avx512, "attention's scores");
+    assert_eq!(stream::library_beats_generated(&shape(64, 32, 64)), !isas.is_empty(), "attention's scores");
     assert!(!stream::library_beats_generated(&shape(16, 16, 16)), "16 × 16 · 16 × 16");
     assert!(!stream::library_beats_generated(&shape(0, 1 << 40, 1 << 40)), "no rows");
-    // Whole products (the batched symbols'): up to 64 rows (128 for `Rows`), and a small
-    // column-major B (up to 1024 elements) copied into rows; right against the f64 product, C's guards and padding
-    // kept. A is column-major.
-    for (m, k, n, lb, lc, want) in [
-        (64, 16, 64, Layout::ColMajor(0), Layout::RowMajor(0), Some(Kernel::Copied)),
-        (64, 32, 64, Layout::ColMajor(0), Layout::RowMajor(0), None),
-        (64, 64, 32, Layout::RowMajor(0), Layout::RowMajor(0), Some(Kernel::Rows)),
-        (33, 7, 45, Layout::ColMajor(3), Layout::RowsReversed(2), Some(Kernel::Copied)),
-        (50, 17, 1, Layout::RowMajor(0), Layout::RowMajor(5), Some(Kernel::Rows)),
-        (50, 17, 1, Layout::ColMajor(0), Layout::RowMajor(5), Some(Kernel::Copied)),
-        (128, 128, 32, Layout::RowMajor(0), Layout::RowMajor(0), Some(Kernel::Rows)),
-        (101, 9, 37, Layout::RowMajor(3), Layout::RowMajor(1), Some(Kernel::Rows)),
-        (101, 9, 37, Layout::ColMajor(0), Layout::RowMajor(1), None),
-        (129, 9, 37, Layout::RowMajor(0), Layout::RowMajor(0), None),
+    // Whole products (the batched symbols'): with AVX-512 up to 64 rows (128 for `Rows`), and
+    // a small column-major B (up to 1024 elements) copied into rows; with AVX2 `Rows` up to 16
+    // rows and `Columns` up to 32, no copies. Right against the f64 product, C's guards and
+    // padding kept.
+    // (m, k, n, A, B, C, AVX-512's kernel, AVX2's kernel)
+    for (m, k, n, la, lb, lc, avx512, avx2) in [
+        (64, 16, 64, Layout::ColMajor(2), Layout::ColMajor(0), Layout::RowMajor(0), Some(Kernel::Copied), None),
+        (64, 32, 64, Layout::ColMajor(2), Layout::ColMajor(0), Layout::RowMajor(0), None, None),
+        (64, 64, 32, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(0), Some(Kernel::Rows), None),
+        (33, 7, 45, Layout::ColMajor(2), Layout::ColMajor(3), Layout::RowsReversed(2), Some(Kernel::Copied), None),
+        (50, 17, 1, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(5), Some(Kernel::Rows), None),
+        (50, 17, 1, Layout::ColMajor(2), Layout::ColMajor(0), Layout::RowMajor(5), Some(Kernel::Copied), None),
+        (128, 128, 32, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(0), Some(Kernel::Rows), None),
+        (101, 9, 37, Layout::ColMajor(2), Layout::RowMajor(3), Layout::RowMajor(1), Some(Kernel::Rows), None),
+        (101, 9, 37, Layout::ColMajor(2), Layout::ColMajor(0), Layout::RowMajor(1), None, None),
+        (129, 9, 37, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(0), None, None),
+        (
+            16,
+            9,
+            37,
+            Layout::ColMajor(2),
+            Layout::RowMajor(0),
+            Layout::RowMajor(0),
+            Some(Kernel::Rows),
+            Some(Kernel::Rows),
+        ),
+        (30, 300, 20, Layout::RowMajor(0), Layout::ColMajor(0), Layout::RowMajor(0), None, Some(Kernel::Columns)),
+        (40, 300, 20, Layout::RowMajor(0), Layout::ColMajor(0), Layout::RowMajor(0), None, None),
     ] {
         for (alpha, beta) in [(1.0, 0.0), (-0.75, 1.0)] {
             seed += 1;
-            let case = Case::<T>::new(m, k, n, Layout::ColMajor(2), lb, lc, alpha, beta, seed);
-            let got = case.run_with(|m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc| {
-                let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
-                let args = GemmArgs { m, k, n, alpha, a, b, beta, c };
-                let kernel = stream::whole_layout(&args);
-                assert_eq!(kernel, want.filter(|_| avx512), "{m}×{k}×{n}, B {lb:?}, C {lc:?}");
-                // SAFETY: the case's matrices; the kernel chosen for them.
-                kernel.inspect(|&kernel| unsafe { stream::gemm(kernel, args, 0..n as usize) });
-            });
-            if avx512 && want.is_some() {
-                case.check_close(&got);
+            let case = Case::<T>::new(m, k, n, la, lb, lc, alpha, beta, seed);
+            let args = gemm_args(&case, m, k, n);
+            assert_eq!(
+                stream::whole_layout_for(Isa::Avx512, &args),
+                avx512,
+                "AVX-512, {m}×{k}×{n}, B {lb:?}, C {lc:?}"
+            );
+            assert_eq!(stream::whole_layout_for(Isa::Avx2, &args), avx2, "AVX2, {m}×{k}×{n}, B {lb:?}, C {lc:?}");
+            for &isa in &isas {
+                let want = if isa == Isa::Avx512 { avx512 } else { avx2 };
+                if let Some(kernel) = want {
+                    case.check_close(&blocks(&case, isa, kernel, &[0, n]));
+                }
             }
         }
     }

@@ -10,7 +10,7 @@
 //! + beta·C_e, where A_e starts `e·sa` elements after `a` (B_e after `b` by `e·sb`, C_e after
 //! `c` by `e·sc`; a stride of 0 repeats an operand, as broadcasting does). Each product runs
 //! `gemm` when it is given (the JIT passes its generated GEMM for small products, which packs
-//! nothing) and the product is tiny or the CPU has no AVX-512
+//! nothing) and the product is tiny or the CPU has neither AVX2 nor AVX-512
 //! (`stream::library_beats_generated`), else the faster library for its shape
 //! single-threaded ([`Library::for_product`]: the same library for every product of a call,
 //! whatever the thread count).
@@ -22,7 +22,7 @@
 //! instead.
 //!
 //! Products of up to 64 rows (128 when B's and C's rows are contiguous) whose B or C layout
-//! allows it skip both: [`stream`]'s AVX-512 kernels take them whole (`stream::whole_layout`),
+//! allows it skip both: [`stream`]'s kernels take them whole (`stream::whole_layout`),
 //! faster than packing on attention's small products.
 //!
 //! Determinism: each product is one single-threaded call (or one split GEMM, whose results

@@ -8,14 +8,17 @@
 //! times and the product runs at 13 GFLOP/s. Here B is read where it lies, tile by tile, and
 //! each tile meets every row of A while it is in cache.
 //!
-//! Four kernels (AVX-512, chosen at run time; without it the symbols keep the libraries):
+//! Four kernels, compiled for AVX-512 and for AVX2 with FMA ([`Isa`], chosen at run time;
+//! without either the symbols keep the libraries; where each one pays differs, see
+//! [`Limits`]):
 //! - [`Layout::Rows`] (B[p, j..] contiguous, C's rows contiguous): a tile of C of 8 rows × 32
-//!   columns (f32; 16 for f64) in 16 vector accumulators; per p one vector pair of B's row p
-//!   times 8 broadcast elements of A's column p. The k axis is cut into blocks of [`KB`] rows
-//!   that sweep every tile, so that B is read as a few sequential streams.
+//!   columns (f32 with AVX-512; 6 × 16 with AVX2) in 2 vector accumulators per row; per p one
+//!   vector pair of B's row p times the rows' broadcast elements of A's column p. The k axis
+//!   is cut into blocks of [`KB`] rows that sweep every tile, so that B is read as a few
+//!   sequential streams.
 //! - [`Layout::Columns`] (B[p.., j] contiguous, as in `x @ transpose(w)`, and A's rows
-//!   contiguous, k ≥ 512): a tile of 4 rows × 4 columns of dot products, each a vector
-//!   accumulator over p, reduced at the end.
+//!   contiguous, a long k): a tile of 4 rows × 4 columns of dot products (3 × 3 with AVX2),
+//!   each a vector accumulator over p, reduced at the end.
 //! - [`Layout::Copied`] (a small column-major B, products run whole): B gathered into rows,
 //!   then `Rows`.
 //! - [`Layout::Outer`] (m > 32, k ≤ 16, C of 2²⁴ elements or more): C streamed row after
@@ -30,17 +33,6 @@
 use std::ops::Range;
 
 use super::{Gemm, GemmArgs};
-
-/// Most rows of A (m) for which the GEMM symbols stream B. Measured on the 2-core Zen 4 VM
-/// (`cargo bench --bench kernels -- --stream`): up to 32 rows these kernels beat
-/// `matrixmultiply` on the dense layers' and recurrent steps' shapes; from 64 rows packing
-/// pays for itself.
-pub const MAX_ROWS: i64 = 32;
-
-/// Shortest k for [`Layout::Columns`]: its dot products end in a reduction across lanes, which
-/// shorter ones do not pay for (32 × 256 · 256 × 1024 runs at 0.90× `matrixmultiply`'s speed,
-/// 8 × 1000 · 1000 × 4096 at 2.9×).
-const MIN_DOT: i64 = 512;
 
 /// Rows of B per block of the k axis in [`Layout::Rows`].
 const KB: usize = 16;
@@ -92,20 +84,77 @@ pub const MAX_OUTER_K: i64 = 16;
 /// AlexNet step (beta = 1, C is the weight) also taking 4096 × 8 · 8 × 4096 is ~4 ms faster.
 pub const MIN_OUTER_C: u128 = 1 << 24;
 
-/// The kernel for `g`, if there is one: m ≤ [`MAX_ROWS`] and a layout of B above, or
-/// [`Layout::Outer`]'s shape; k ≥ 1 and a CPU with AVX-512.
+/// Where the kernels of one [`Isa`] beat the libraries, measured with
+/// `cargo bench --bench kernels -- --stream` (one thread, hot caches) and in the workloads'
+/// train steps (`netc bench --profile`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most rows of A for [`Layout::Rows`] in the GEMM symbols.
+    pub rows: i64,
+    /// Most rows of A for [`Layout::Columns`] in the GEMM symbols.
+    pub columns: i64,
+    /// Shortest k for [`Layout::Columns`]: its dot products end in a reduction across lanes,
+    /// which shorter ones do not pay for.
+    pub min_dot: i64,
+    /// Whether [`Layout::Outer`] runs here at all.
+    pub outer: bool,
+    /// Most rows of A for [`Layout::Rows`] in a product run whole (the batched symbols').
+    pub whole_rows: i64,
+    /// Most rows of A for [`Layout::Columns`] and [`Layout::Copied`] run whole.
+    pub whole: i64,
+    /// Whether a small column-major B is copied into rows for [`Layout::Rows`].
+    pub copied: bool,
+}
+
+impl Isa {
+    pub fn limits(self) -> Limits {
+        match self {
+            // On the 2-core Zen 4 VM: up to 32 rows these kernels beat `matrixmultiply` on the
+            // dense layers' and recurrent steps' shapes, from 64 packing pays for itself;
+            // `Columns` at k = 256 (32 × 256 · 256 × 1024) ran at 0.90× its speed, at k = 1000
+            // (8 × 1000 · 1000 × 4096) at 2.9×. Whole products: see `MAX_ROWS_WHOLE_ROWS`,
+            // `MAX_ROWS_WHOLE`.
+            Isa::Avx512 => Limits {
+                rows: 32,
+                columns: 32,
+                min_dot: 512,
+                outer: true,
+                whole_rows: MAX_ROWS_WHOLE_ROWS,
+                whole: MAX_ROWS_WHOLE,
+                copied: true,
+            },
+            // On a 2-core AMD EPYC VM with AVX2 (no AVX-512), against `matrixmultiply`:
+            // `Rows` 1.3–2× on 8-row products (AlexNet's dense layers), 1.05–1.2× at 16 rows,
+            // 0.78–0.93× at 32 and 0.45–1.03× on attention's 64 × 64 · 64 × 32; `Columns`
+            // 1.34× on 32 × 1024 · 1024 × 1024 with B transposed, 1.06–1.15× at k = 256
+            // (an LSTM step, 32 × 256 · 256 × 1024), 1.07× at 64 rows; `Outer` 0.76–0.93×.
+            Isa::Avx2 => {
+                Limits { rows: 16, columns: 32, min_dot: 256, outer: false, whole_rows: 16, whole: 32, copied: false }
+            }
+        }
+    }
+}
+
+/// The kernel for `g` on this CPU, if there is one: [`layout_for`] its [`Isa::detected`].
 pub fn layout<T: Copy>(g: &Gemm<T>) -> Option<Layout> {
-    if g.m < 1 || g.k < 1 || g.n < 1 || !avx512() {
+    Isa::detected().and_then(|isa| layout_for(isa, g))
+}
+
+/// The kernel of `isa` for `g`, if there is one: few rows (see [`Limits`]) and a layout of B
+/// above, or [`Layout::Outer`]'s shape; k ≥ 1.
+pub fn layout_for<T: Copy>(isa: Isa, g: &Gemm<T>) -> Option<Layout> {
+    if g.m < 1 || g.k < 1 || g.n < 1 {
         return None;
     }
-    if g.m > MAX_ROWS {
+    let limits = isa.limits();
+    if g.m > limits.rows.max(limits.columns) {
         let big = (g.m as u128) * (g.n as u128) >= MIN_OUTER_C;
-        let outer = g.k <= MAX_OUTER_K && big && g.b.cs == 1 && g.c.cs == 1;
+        let outer = limits.outer && g.k <= MAX_OUTER_K && big && g.b.cs == 1 && g.c.cs == 1;
         return outer.then_some(Layout::Outer);
     }
     if g.b.cs == 1 && g.c.cs == 1 {
-        Some(Layout::Rows)
-    } else if g.b.rs == 1 && g.a.cs == 1 && g.k >= MIN_DOT {
+        (g.m <= limits.rows).then_some(Layout::Rows)
+    } else if g.b.rs == 1 && g.a.cs == 1 && g.k >= limits.min_dot && g.m <= limits.columns {
         Some(Layout::Columns)
     } else {
         None
@@ -113,7 +162,7 @@ pub fn layout<T: Copy>(g: &Gemm<T>) -> Option<Layout> {
 }
 
 /// Most rows of A for a product that runs whole on one thread (one of the batched symbols'
-/// products). On attention's products these kernels replace the generated 128-bit GEMM that
+/// products) with AVX-512. On attention's products these kernels replace the generated 128-bit GEMM that
 /// the batched symbols gave them (~30 → 53–100 GFLOP/s in W10's step); against
 /// `matrixmultiply` with hot caches (`cargo bench --bench kernels -- --stream`) they are 1.42×
 /// on 64 × 64 · 64 × 32 and 0.84× on 64 × 32 · 32 × 64 (the copy of B).
@@ -134,46 +183,81 @@ pub const MAX_ROWS_WHOLE_ROWS: i64 = 128;
 /// 16 × 16 · 16 × 16 the copy wins (backward of 512 products 0.23 against 0.26–0.28 ms).
 const MAX_COPIED: i64 = 1024;
 
-/// Fewest multiply-adds of a product for which the batched symbols, on a CPU with AVX-512,
-/// use `matrixmultiply` (or a kernel here) rather than the generated GEMM the JIT passes for
-/// small products (128-bit vectors, ~30 GFLOP/s on attention's 64 × 32 · 32 × 64, against
-/// ~85 for `matrixmultiply`).
+/// Fewest multiply-adds of a product for which the batched symbols use `matrixmultiply` (or
+/// a kernel here) rather than the generated GEMM the JIT passes for small products (128-bit
+/// vectors): on the Zen 4 VM ~30 GFLOP/s on attention's 64 × 32 · 32 × 64, against ~85 for
+/// `matrixmultiply`; on the AVX2 VM W10's six attention products took 7.7 ms per train step
+/// in the generated GEMM and 5.0 ms in `matrixmultiply` (one thread, `--profile`).
 pub const MIN_LIBRARY_MACS: i64 = 1 << 15;
 
 /// Whether a batched symbol's product `g` runs faster in a library than in the generated
-/// GEMM (see [`MIN_LIBRARY_MACS`]).
+/// GEMM (see [`MIN_LIBRARY_MACS`]): on a CPU with AVX2 or AVX-512.
 pub fn library_beats_generated<T: Copy>(g: &Gemm<T>) -> bool {
-    avx512() && g.m.saturating_mul(g.k).saturating_mul(g.n) >= MIN_LIBRARY_MACS
+    Isa::detected().is_some() && g.m.saturating_mul(g.k).saturating_mul(g.n) >= MIN_LIBRARY_MACS
 }
 
-/// The kernel for `g` when it runs whole on one thread (nothing cuts it, so any kernel
-/// gives the same bits on any thread count): [`layout`]'s, with up to [`MAX_ROWS_WHOLE`]
-/// rows ([`MAX_ROWS_WHOLE_ROWS`] for [`Layout::Rows`]), or [`Layout::Copied`] for a small
-/// column-major B.
+/// The kernel for `g` when it runs whole on one thread, on this CPU: [`whole_layout_for`]
+/// its [`Isa::detected`].
 pub fn whole_layout<T: Copy>(g: &Gemm<T>) -> Option<Layout> {
-    if !(1..=MAX_ROWS_WHOLE_ROWS).contains(&g.m) || g.k < 1 || g.n < 1 || !avx512() {
+    Isa::detected().and_then(|isa| whole_layout_for(isa, g))
+}
+
+/// The kernel of `isa` for `g` when it runs whole on one thread (nothing cuts it, so any
+/// kernel gives the same bits on any thread count): [`layout_for`]'s, with up to
+/// [`Limits::whole_rows`] rows for [`Layout::Rows`] and [`Limits::whole`] for the others, or
+/// [`Layout::Copied`] for a small column-major B.
+pub fn whole_layout_for<T: Copy>(isa: Isa, g: &Gemm<T>) -> Option<Layout> {
+    let limits = isa.limits();
+    if !(1..=limits.whole_rows.max(limits.whole)).contains(&g.m) || g.k < 1 || g.n < 1 {
         return None;
     }
     // Small, and every gather offset (up to 15 columns) fits in i32.
-    let small = g.k.checked_mul(g.n).is_some_and(|len| len <= MAX_COPIED)
+    let small = limits.copied
+        && g.k.checked_mul(g.n).is_some_and(|len| len <= MAX_COPIED)
         && g.b.cs.checked_mul(16).is_some_and(|far| i32::try_from(far).is_ok());
-    // `layout` of the same product with few rows (so never `Outer`).
-    let kernel = match layout(&GemmArgs { m: 1, ..*g }) {
+    // `layout_for` the same product with one row (so never `Outer`).
+    let kernel = match layout_for(isa, &GemmArgs { m: 1, ..*g }) {
         Some(kernel) => kernel,
         None if g.b.rs == 1 && g.c.cs == 1 && small => Layout::Copied,
         None => return None,
     };
-    (kernel == Layout::Rows || g.m <= MAX_ROWS_WHOLE).then_some(kernel)
+    let most = if kernel == Layout::Rows { limits.whole_rows } else { limits.whole };
+    (g.m <= most).then_some(kernel)
 }
 
-#[cfg(target_arch = "x86_64")]
-fn avx512() -> bool {
-    std::is_x86_feature_detected!("avx512f")
+/// The vector instructions a kernel here is compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// 512-bit vectors and mask registers (`avx512f`).
+    Avx512,
+    /// 256-bit vectors with FMA (`avx2`, `fma`): masks are vectors, and there are 16
+    /// registers, so the tiles are smaller.
+    Avx2,
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-fn avx512() -> bool {
-    false
+impl Isa {
+    /// The widest that this CPU runs, if any: the one the symbols use.
+    pub fn detected() -> Option<Isa> {
+        Isa::available().first().copied()
+    }
+
+    /// Every one this CPU runs, widest first (tests run each).
+    #[cfg(target_arch = "x86_64")]
+    pub fn available() -> Vec<Isa> {
+        let mut isas = vec![];
+        if std::is_x86_feature_detected!("avx512f") {
+            isas.push(Isa::Avx512);
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            isas.push(Isa::Avx2);
+        }
+        isas
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn available() -> Vec<Isa> {
+        vec![]
+    }
 }
 
 /// f32 and f64 for [`gemm`].
@@ -183,7 +267,7 @@ pub trait Streamed: Copy {
     ///
     /// # Safety
     /// As for [`gemm`].
-    unsafe fn stream(layout: Layout, g: Gemm<Self>, block: Range<usize>);
+    unsafe fn stream(isa: Isa, layout: Layout, g: Gemm<Self>, block: Range<usize>);
 }
 
 /// Columns `block` of C = alpha·A·B + beta·C (rows `block` for [`Layout::Outer`]), with B
@@ -193,8 +277,18 @@ pub trait Streamed: Copy {
 /// As for `netc_gemm_f32` (in `T`), `Some(layout)` is `layout(&g)` or `whole_layout(&g)`,
 /// and `block` inside 0..n (0..m for [`Layout::Outer`]).
 pub unsafe fn gemm<T: Streamed>(layout: Layout, g: Gemm<T>, block: Range<usize>) {
+    let isa = Isa::detected().expect("`layout` streams nothing without AVX2 or AVX-512");
     // SAFETY: forwarded.
-    unsafe { T::stream(layout, g, block) }
+    unsafe { T::stream(isa, layout, g, block) }
+}
+
+/// [`gemm`] by the kernels for `isa` (tests and benchmarks run each ISA the CPU has).
+///
+/// # Safety
+/// As for [`gemm`], and `isa` is in [`Isa::available`].
+pub unsafe fn gemm_on<T: Streamed>(isa: Isa, layout: Layout, g: Gemm<T>, block: Range<usize>) {
+    // SAFETY: forwarded.
+    unsafe { T::stream(isa, layout, g, block) }
 }
 
 /// Defines the two kernels for one element type, in module `$module`, and implements
@@ -203,11 +297,13 @@ pub unsafe fn gemm<T: Streamed>(layout: Layout, g: Gemm<T>, block: Range<usize>)
 #[cfg(target_arch = "x86_64")]
 macro_rules! stream_kernels {
     (
-        $module:ident, $t:ty, lanes: $lanes:literal, $vector:ident, $mask:ident,
-        $setzero:ident, $set1:ident, $maskz_loadu:ident, $mask_storeu:ident,
-        $fmadd:ident, $mul:ident, $reduce_add:ident, $gather:ident
+        $module:ident, $t:ty, $feature:literal, lanes: $lanes:literal, $vector:ty, $mask:ty,
+        tiles: [$mr:literal, $nv:literal, $or:literal, $cr:literal, $cc:literal],
+        $setzero:path, $set1:path, $lanes_mask:path, $loadu:path, $maskz_loadu:path, $mask_storeu:path,
+        $fmadd:path, $mul:path, $reduce_add:path, $gather:path
     ) => {
         mod $module {
+            #[allow(unused_imports)]
             use std::arch::x86_64::*;
             use std::ops::Range;
 
@@ -216,22 +312,58 @@ macro_rules! stream_kernels {
             /// Lanes of a vector.
             const LANES: usize = $lanes;
             /// Vectors across a tile of [`rows`] (its width is `NV · LANES` columns).
-            const NV: usize = 2;
-            /// Rows of A per group in [`rows`].
-            const MR: usize = 8;
+            const NV: usize = $nv;
+            /// Rows of A per group in [`rows`]: MR × NV accumulators, NV vectors of B and a
+            /// broadcast fit in the registers.
+            const MR: usize = $mr;
 
             /// The mask of the first `n` lanes.
+            #[target_feature(enable = $feature)]
             fn lanes(n: usize) -> $mask {
-                if n >= LANES {
-                    <$mask>::MAX
-                } else {
-                    ((1u32 << n) - 1) as $mask
-                }
+                $lanes_mask(n)
             }
 
             /// `p` advanced by `i` steps of `stride` elements.
             fn at(p: *const $t, i: usize, stride: i64) -> *const $t {
                 p.wrapping_offset(i as isize * stride as isize)
+            }
+
+            /// acc[r] += A[a[r], p] · B[p, 0..NV·LANES] for p in `ps`, B's row p at `b + p·brs`,
+            /// one FMA per p in order (the same bits however `ps` is cut into blocks). `FULL`:
+            /// every lane of B is loaded, without masks (on AVX2 they would take registers
+            /// from the accumulators, and `vmaskmov` is slower than a load).
+            ///
+            /// # Safety
+            /// A[a[r], p] and the lanes of B's rows p that `masks` keep (all if `FULL`) are
+            /// valid for reads.
+            #[target_feature(enable = $feature)]
+            unsafe fn block<const R: usize, const FULL: bool>(
+                acc: &mut [[$vector; NV]; R],
+                a: [*const $t; R],
+                acs: i64,
+                b: *const $t,
+                brs: i64,
+                ps: Range<usize>,
+                masks: [$mask; NV],
+            ) {
+                let mut sum = *acc;
+                for p in ps {
+                    let row = at(b, p, brs);
+                    let mut bv = [$setzero(); NV];
+                    for v in 0..NV {
+                        let at = row.wrapping_add(v * LANES);
+                        // SAFETY: the caller's.
+                        bv[v] = unsafe { if FULL { $loadu(at) } else { $maskz_loadu(masks[v], at) } };
+                    }
+                    for r in 0..R {
+                        // SAFETY: the caller's.
+                        let x = $set1(unsafe { *at(a[r], p, acs) });
+                        for v in 0..NV {
+                            sum[r][v] = $fmadd(x, bv[v], sum[r][v]);
+                        }
+                    }
+                }
+                *acc = sum;
             }
 
             thread_local! {
@@ -250,7 +382,7 @@ macro_rules! stream_kernels {
             ///
             /// # Safety
             /// As for `super::gemm`, with B's and C's column stride 1 and m ≤ `MAX_ROWS_WHOLE`.
-            #[target_feature(enable = "avx512f")]
+            #[target_feature(enable = $feature)]
             pub unsafe fn rows(g: Gemm<$t>, cols: Range<usize>) {
                 // At most CHUNK tiles at a time, which bounds `SAVED` (256 KiB for 32 rows).
                 let chunk = super::CHUNK * NV * LANES;
@@ -287,24 +419,17 @@ macro_rules! stream_kernels {
                                     a[r] = at(g.a.ptr, (group * MR + r).min(m - 1), g.a.rs);
                                 }
                                 let slot = &mut saved[t * groups + group];
-                                let mut acc = *slot;
-                                for p in p0..p1 {
-                                    let row = at(g.b.ptr, p, g.b.rs).wrapping_add(j);
-                                    let mut b = [$setzero(); NV];
-                                    for v in 0..NV {
-                                        // SAFETY: the lanes of B's row p that the mask keeps are
-                                        // columns in `cols`; the others are not loaded.
-                                        b[v] = unsafe { $maskz_loadu(mask(t, v), row.wrapping_add(v * LANES)) };
-                                    }
-                                    for r in 0..MR {
-                                        // SAFETY: A[row, p] with row < m and p < k.
-                                        let x = $set1(unsafe { *at(a[r], p, g.a.cs) });
-                                        for v in 0..NV {
-                                            acc[r][v] = $fmadd(x, b[v], acc[r][v]);
-                                        }
+                                let b = at(g.b.ptr, 0, g.b.rs).wrapping_add(j);
+                                let masks = std::array::from_fn(|v| mask(t, v));
+                                // SAFETY: A[row, p] with row < m and p < k; the lanes of B's
+                                // rows p that the masks keep are columns in `cols`.
+                                unsafe {
+                                    if t + 1 < tiles || cols.end - j == width {
+                                        block::<MR, true>(slot, a, g.a.cs, b, g.b.rs, p0..p1, masks)
+                                    } else {
+                                        block::<MR, false>(slot, a, g.a.cs, b, g.b.rs, p0..p1, masks)
                                     }
                                 }
-                                *slot = acc;
                             }
                         }
                     }
@@ -340,7 +465,7 @@ macro_rules! stream_kernels {
             ///
             /// # Safety
             /// As for `super::gemm`, with C's column stride 1 and m ≤ `MAX_ROWS_WHOLE`.
-            #[target_feature(enable = "avx512f")]
+            #[target_feature(enable = $feature)]
             pub unsafe fn copied(g: Gemm<$t>, cols: Range<usize>) {
                 let (k, width) = (g.k as usize, cols.end - cols.start);
                 let mut copy = COPY.take();
@@ -355,7 +480,7 @@ macro_rules! stream_kernels {
                         // SAFETY: the masked lanes are B[p, j] with j in `cols`, and row[jj..]
                         // of the copy.
                         unsafe {
-                            let v = super::$gather(mask, at(from, cols.start + jj, g.b.cs), g.b.cs as i32);
+                            let v = $gather(mask, at(from, cols.start + jj, g.b.cs), g.b.cs as i32);
                             $mask_storeu(row.as_mut_ptr().add(jj), mask, v);
                         }
                     }
@@ -368,14 +493,14 @@ macro_rules! stream_kernels {
             }
 
             /// Rows of a tile of [`outer`].
-            const OR: usize = 4;
+            const OR: usize = $or;
 
             /// [`super::Layout::Outer`]: rows `rows` of C, in tiles of OR × NV·LANES over all
             /// of k, C's rows one after the other.
             ///
             /// # Safety
             /// As for `super::gemm`, with B's and C's column stride 1.
-            #[target_feature(enable = "avx512f")]
+            #[target_feature(enable = $feature)]
             pub unsafe fn outer(g: Gemm<$t>, rows: Range<usize>) {
                 let (k, n) = (g.k as usize, g.n as usize);
                 let (alpha, beta) = ($set1(g.alpha), $set1(g.beta));
@@ -386,24 +511,19 @@ macro_rules! stream_kernels {
                         a[r] = at(g.a.ptr, (i + r).min(rows.end - 1), g.a.rs);
                     }
                     for j in (0..n).step_by(NV * LANES) {
-                        let mut mask = [0; NV];
+                        let mut mask = [lanes(0); NV];
                         for v in 0..NV {
                             mask[v] = lanes((n - j).saturating_sub(v * LANES));
                         }
                         let mut acc = [[$setzero(); NV]; OR];
-                        for p in 0..k {
-                            let row = at(g.b.ptr, p, g.b.rs).wrapping_add(j);
-                            let mut b = [$setzero(); NV];
-                            for v in 0..NV {
-                                // SAFETY: the masked lanes are B[p, j..] below n.
-                                b[v] = unsafe { $maskz_loadu(mask[v], row.wrapping_add(v * LANES)) };
-                            }
-                            for r in 0..OR {
-                                // SAFETY: A[row, p] with row in `rows` and p < k.
-                                let x = $set1(unsafe { *at(a[r], p, g.a.cs) });
-                                for v in 0..NV {
-                                    acc[r][v] = $fmadd(x, b[v], acc[r][v]);
-                                }
+                        let b = g.b.ptr.wrapping_add(j);
+                        // SAFETY: A[row, p] with row in `rows` and p < k; the masked lanes are
+                        // B[p, j..] below n.
+                        unsafe {
+                            if n - j >= NV * LANES {
+                                block::<OR, true>(&mut acc, a, g.a.cs, b, g.b.rs, 0..k, mask)
+                            } else {
+                                block::<OR, false>(&mut acc, a, g.a.cs, b, g.b.rs, 0..k, mask)
                             }
                         }
                         for r in 0..OR.min(rows.end - i) {
@@ -424,16 +544,16 @@ macro_rules! stream_kernels {
             }
 
             /// Rows of a tile of [`columns`].
-            const CR: usize = 4;
+            const CR: usize = $cr;
             /// Columns of a tile of [`columns`].
-            const CC: usize = 4;
+            const CC: usize = $cc;
 
             /// [`super::Layout::Columns`]: columns `cols` of C, in tiles of CR × CC dot
             /// products.
             ///
             /// # Safety
             /// As for `super::gemm`, with B's row stride and A's column stride 1.
-            #[target_feature(enable = "avx512f")]
+            #[target_feature(enable = $feature)]
             pub unsafe fn columns(g: Gemm<$t>, cols: Range<usize>) {
                 let (m, k) = (g.m as usize, g.k as usize);
                 for j in (cols.start..cols.end).step_by(CC) {
@@ -442,18 +562,33 @@ macro_rules! stream_kernels {
                     for i in (0..m).step_by(CR) {
                         let a: [*const $t; CR] = std::array::from_fn(|r| at(g.a.ptr, (i + r).min(m - 1), g.a.rs));
                         let mut acc = [[$setzero(); CC]; CR];
-                        for p in (0..k).step_by(LANES) {
-                            // The last step loads the lanes below k only (a full mask costs
-                            // nothing more than an unmasked load).
-                            let mask = lanes(k - p);
+                        // Whole vectors, then the lanes below k of the last one (masks would
+                        // take registers on AVX2).
+                        let whole = k - k % LANES;
+                        for p in (0..whole).step_by(LANES) {
                             let mut bv = [$setzero(); CC];
                             for c in 0..CC {
-                                // SAFETY: the masked lanes are elements p.. < k of a column of B.
-                                bv[c] = unsafe { $maskz_loadu(mask, b[c].wrapping_add(p)) };
+                                // SAFETY: elements p..p + LANES ≤ k of a column of B.
+                                bv[c] = unsafe { $loadu(b[c].wrapping_add(p)) };
                             }
                             for r in 0..CR {
                                 // SAFETY: as above, of a row of A.
-                                let av = unsafe { $maskz_loadu(mask, a[r].wrapping_add(p)) };
+                                let av = unsafe { $loadu(a[r].wrapping_add(p)) };
+                                for c in 0..CC {
+                                    acc[r][c] = $fmadd(av, bv[c], acc[r][c]);
+                                }
+                            }
+                        }
+                        if whole < k {
+                            let mask = lanes(k - whole);
+                            let mut bv = [$setzero(); CC];
+                            for c in 0..CC {
+                                // SAFETY: the masked lanes are elements whole.. < k of a column of B.
+                                bv[c] = unsafe { $maskz_loadu(mask, b[c].wrapping_add(whole)) };
+                            }
+                            for r in 0..CR {
+                                // SAFETY: as above, of a row of A.
+                                let av = unsafe { $maskz_loadu(mask, a[r].wrapping_add(whole)) };
                                 for c in 0..CC {
                                     acc[r][c] = $fmadd(av, bv[c], acc[r][c]);
                                 }
@@ -475,15 +610,26 @@ macro_rules! stream_kernels {
             }
         }
 
+    };
+}
+
+/// Implements [`Streamed`] for `$t` with the kernels of modules `$avx512` and `$avx2`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! streamed {
+    ($t:ty, $avx512:ident, $avx2:ident) => {
         impl Streamed for $t {
-            unsafe fn stream(layout: Layout, g: Gemm<$t>, block: Range<usize>) {
-                // SAFETY: forwarded; `layout` was chosen by `layout()`, which checked AVX-512.
+            unsafe fn stream(isa: Isa, layout: Layout, g: Gemm<$t>, block: Range<usize>) {
+                // SAFETY: forwarded; the caller checked that the CPU runs `isa`.
                 unsafe {
-                    match layout {
-                        Layout::Rows => $module::rows(g, block),
-                        Layout::Columns => $module::columns(g, block),
-                        Layout::Copied => $module::copied(g, block),
-                        Layout::Outer => $module::outer(g, block),
+                    match (isa, layout) {
+                        (Isa::Avx512, Layout::Rows) => $avx512::rows(g, block),
+                        (Isa::Avx512, Layout::Columns) => $avx512::columns(g, block),
+                        (Isa::Avx512, Layout::Copied) => $avx512::copied(g, block),
+                        (Isa::Avx512, Layout::Outer) => $avx512::outer(g, block),
+                        (Isa::Avx2, Layout::Rows) => $avx2::rows(g, block),
+                        (Isa::Avx2, Layout::Columns) => $avx2::columns(g, block),
+                        (Isa::Avx2, Layout::Copied) => $avx2::copied(g, block),
+                        (Isa::Avx2, Layout::Outer) => $avx2::outer(g, block),
                     }
                 }
             }
@@ -491,19 +637,158 @@ macro_rules! stream_kernels {
     };
 }
 
+// Tiles: AVX-512 has 32 registers (8 × 2 accumulators in `rows`, 4 × 4 in `columns`);
+// AVX2 has 16 (6 × 2, and 3 × 3).
 #[cfg(target_arch = "x86_64")]
 stream_kernels!(
-    f32_kernels, f32, lanes: 16, __m512, __mmask16,
-    _mm512_setzero_ps, _mm512_set1_ps, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps,
-    _mm512_fmadd_ps, _mm512_mul_ps, _mm512_reduce_add_ps, gather_f32
+    f32_avx512, f32, "avx512f", lanes: 16, __m512, __mmask16, tiles: [8, 2, 4, 4, 4],
+    _mm512_setzero_ps, _mm512_set1_ps, super::mask16, _mm512_loadu_ps, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps,
+    _mm512_fmadd_ps, _mm512_mul_ps, _mm512_reduce_add_ps, super::gather_f32
 );
 
 #[cfg(target_arch = "x86_64")]
 stream_kernels!(
-    f64_kernels, f64, lanes: 8, __m512d, __mmask8,
-    _mm512_setzero_pd, _mm512_set1_pd, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd,
-    _mm512_fmadd_pd, _mm512_mul_pd, _mm512_reduce_add_pd, gather_f64
+    f64_avx512, f64, "avx512f", lanes: 8, __m512d, __mmask8, tiles: [8, 2, 4, 4, 4],
+    _mm512_setzero_pd, _mm512_set1_pd, super::mask8, _mm512_loadu_pd, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd,
+    _mm512_fmadd_pd, _mm512_mul_pd, _mm512_reduce_add_pd, super::gather_f64
 );
+
+#[cfg(target_arch = "x86_64")]
+stream_kernels!(
+    f32_avx2, f32, "avx2,fma", lanes: 8, __m256, __m256i, tiles: [6, 2, 4, 3, 3],
+    _mm256_setzero_ps, _mm256_set1_ps, super::avx2::lanes_ps, _mm256_loadu_ps, super::avx2::load_ps, super::avx2::store_ps,
+    _mm256_fmadd_ps, _mm256_mul_ps, super::avx2::reduce_add_ps, super::avx2::gather_ps
+);
+
+#[cfg(target_arch = "x86_64")]
+stream_kernels!(
+    f64_avx2, f64, "avx2,fma", lanes: 4, __m256d, __m256i, tiles: [6, 2, 4, 3, 3],
+    _mm256_setzero_pd, _mm256_set1_pd, super::avx2::lanes_pd, _mm256_loadu_pd, super::avx2::load_pd, super::avx2::store_pd,
+    _mm256_fmadd_pd, _mm256_mul_pd, super::avx2::reduce_add_pd, super::avx2::gather_pd
+);
+
+#[cfg(target_arch = "x86_64")]
+streamed!(f32, f32_avx512, f32_avx2);
+
+#[cfg(target_arch = "x86_64")]
+streamed!(f64, f64_avx512, f64_avx2);
+
+/// The mask of the first `n` of 16 lanes.
+#[cfg(target_arch = "x86_64")]
+fn mask16(n: usize) -> u16 {
+    if n >= 16 {
+        u16::MAX
+    } else {
+        ((1u32 << n) - 1) as u16
+    }
+}
+
+/// The mask of the first `n` of 8 lanes.
+#[cfg(target_arch = "x86_64")]
+fn mask8(n: usize) -> u8 {
+    if n >= 8 {
+        u8::MAX
+    } else {
+        ((1u32 << n) - 1) as u8
+    }
+}
+
+/// AVX2's stand-ins for what AVX-512 has as instructions: lane masks (vectors of all-ones
+/// lanes), masked loads and stores (`vmaskmov`, which does not touch masked-off lanes),
+/// reductions and masked gathers.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// The mask of the first `n` of 8 f32 lanes.
+    #[target_feature(enable = "avx2,fma")]
+    pub fn lanes_ps(n: usize) -> __m256i {
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+    }
+
+    /// The mask of the first `n` of 4 f64 lanes.
+    #[target_feature(enable = "avx2,fma")]
+    pub fn lanes_pd(n: usize) -> __m256i {
+        _mm256_cmpgt_epi64(_mm256_set1_epi64x(n.min(4) as i64), _mm256_setr_epi64x(0, 1, 2, 3))
+    }
+
+    /// The lanes of `mask` from `p`, the others zero.
+    ///
+    /// # Safety
+    /// The masked lanes are valid for reads.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn load_ps(mask: __m256i, p: *const f32) -> __m256 {
+        // SAFETY: the caller's.
+        unsafe { _mm256_maskload_ps(p, mask) }
+    }
+
+    /// As [`load_ps`].
+    ///
+    /// # Safety
+    /// As for [`load_ps`].
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn load_pd(mask: __m256i, p: *const f64) -> __m256d {
+        // SAFETY: the caller's.
+        unsafe { _mm256_maskload_pd(p, mask) }
+    }
+
+    /// The lanes of `mask` of `v` to `p`.
+    ///
+    /// # Safety
+    /// The masked lanes are valid for writes.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn store_ps(p: *mut f32, mask: __m256i, v: __m256) {
+        // SAFETY: the caller's.
+        unsafe { _mm256_maskstore_ps(p, mask, v) }
+    }
+
+    /// As [`store_ps`].
+    ///
+    /// # Safety
+    /// As for [`store_ps`].
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn store_pd(p: *mut f64, mask: __m256i, v: __m256d) {
+        // SAFETY: the caller's.
+        unsafe { _mm256_maskstore_pd(p, mask, v) }
+    }
+
+    /// The sum of the lanes (halves, then quarters, then pairs: a fixed order).
+    #[target_feature(enable = "avx2,fma")]
+    pub fn reduce_add_ps(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
+    }
+
+    /// The sum of the lanes (halves, then pairs).
+    #[target_feature(enable = "avx2,fma")]
+    pub fn reduce_add_pd(v: __m256d) -> f64 {
+        let s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd::<1>(v));
+        _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)))
+    }
+
+    /// The lanes of `mask` of `base[l·stride]` (l < 8), the others zero.
+    ///
+    /// # Safety
+    /// Every masked element is valid for reads, and 7·stride fits in i32.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn gather_ps(mask: __m256i, base: *const f32, stride: i32) -> __m256 {
+        let index = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
+        // SAFETY: the caller's.
+        unsafe { _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), base, index, _mm256_castsi256_ps(mask)) }
+    }
+
+    /// The lanes of `mask` of `base[l·stride]` (l < 4), the others zero.
+    ///
+    /// # Safety
+    /// As for [`gather_ps`].
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn gather_pd(mask: __m256i, base: *const f64, stride: i32) -> __m256d {
+        let index = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(stride));
+        // SAFETY: the caller's.
+        unsafe { _mm256_mask_i32gather_pd::<8>(_mm256_setzero_pd(), base, index, _mm256_castsi256_pd(mask)) }
+    }
+}
 
 /// The lanes of `mask` of `base[l·stride]` (l < 16), the others zero.
 ///
@@ -536,7 +821,7 @@ unsafe fn gather_f64(mask: std::arch::x86_64::__mmask8, base: *const f64, stride
 
 #[cfg(not(target_arch = "x86_64"))]
 impl<T: Copy> Streamed for T {
-    unsafe fn stream(_: Layout, _: Gemm<T>, _: Range<usize>) {
-        unreachable!("`layout` streams nothing without AVX-512")
+    unsafe fn stream(_: Isa, _: Layout, _: Gemm<T>, _: Range<usize>) {
+        unreachable!("`layout` streams nothing without AVX2 or AVX-512")
     }
 }
