@@ -686,11 +686,7 @@ fn mask16(n: usize) -> u16 {
 /// The mask of the first `n` of 8 lanes.
 #[cfg(target_arch = "x86_64")]
 fn mask8(n: usize) -> u8 {
-    if n >= 8 {
-        u8::MAX
-    } else {
-        ((1u32 << n) - 1) as u8
-    }
+    mask16(n.min(8)) as u8
 }
 
 /// AVX2's stand-ins for what AVX-512 has as instructions: lane masks (vectors of all-ones
