@@ -4,8 +4,9 @@
 # is the build backend), then pytest. Run from anywhere; `.ci/run` calls it after `cargo test`,
 # whose netc binary the tests compare against.
 #
-# The build shares the repository's target/ and the `dev` profile of `cargo test`, so the
-# dependencies both builds use with the same features are compiled once.
+# The package is a member of the root workspace: its build shares target/, the lockfile and the
+# `dev` profile of `cargo test`, and the root manifest names the features both builds turn on,
+# so the dependencies and netc are compiled once.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/target/python-venv"
