@@ -443,6 +443,8 @@ fn stream_rows() {
         (256, 16, 1024, false, "k = 16 (Outer)"),
         (32, 1024, 1024, true, "32 rows, B transposed"),
         (64, 1024, 1024, true, "64 rows, B transposed"),
+        (32, 256, 1024, false, "W11 step forward, h · w_hh stored"),
+        (32, 1024, 256, true, "W11 step input gradient, dz · w_hhᵀ"),
     ] {
         let (a, b) = (random::<f32>(m * k, 1), random::<f32>(k * n, 2));
         let (rsb, csb) = if tb { (1, k as i64) } else { (n as i64, 1) };
