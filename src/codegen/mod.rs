@@ -377,15 +377,34 @@ pub fn define_scheduled<M: Module>(
                     // The kernel in a function of its own, over a range of its items, run on
                     // the worker pool (`symbols::PARALLEL`).
                     Some(runner) => {
-                        let outlined = Outlined { name: &format!("{name}_kernel{id}"), kernel: k, id };
+                        let outlined = Outlined { name: &format!("{name}_kernel{id}"), kernel: k, id, in_loop: false };
                         let (f, insts) = define_outlined(module, &mut outlined_fctx, outlined, &shared)?;
                         clif_insts += insts;
                         let outlined = module.declare_func_in_func(f, &mut *e.b.func);
-                        e.call_outlined(k, outlined, runner);
+                        e.call_outlined(k, outlined, runner, false);
                         outlined_kernels += 1;
                     }
                     None => {
                         declare_data(module, &mut e, k, &shared.data);
+                        // The kernels of a loop's body that are worth sharing run on the pool
+                        // too, once per step (an LSTM cell's sigmoids and tanhs).
+                        e.outlined_in_loops.clear();
+                        e.runner = runner;
+                        if let (Some(_), kernel::Kernel::Loop { .. }) = (runner, k) {
+                            let inner = kernel::preorder(std::slice::from_ref(k));
+                            for (offset, &(depth, inner)) in inner.iter().enumerate() {
+                                if depth == 0 || !emit::outlines(inner) {
+                                    continue;
+                                }
+                                let id = id + offset as i64;
+                                let name = &format!("{name}_kernel{id}");
+                                let outlined = Outlined { name, kernel: inner, id, in_loop: true };
+                                let (f, insts) = define_outlined(module, &mut outlined_fctx, outlined, &shared)?;
+                                clif_insts += insts;
+                                e.outlined_in_loops.insert(id, module.declare_func_in_func(f, &mut *e.b.func));
+                                outlined_kernels += 1;
+                            }
+                        }
                         e.kernel(k);
                     }
                 }
@@ -519,6 +538,9 @@ struct Outlined<'a> {
     name: &'a str,
     kernel: &'a kernel::Kernel,
     id: i64,
+    /// In a loop's body: the loop symbols' values come after the sizes in the dims argument
+    /// (`Emitter::call_outlined`).
+    in_loop: bool,
 }
 
 /// Defines `k.name(inputs, params, outputs, dims, workspace, lo, hi)`, the kernel over its
@@ -542,9 +564,12 @@ fn define_outlined<M: Module>(
         let params = entry_block(&mut b);
         let args: [_; 5] = params[..5].try_into().expect("five pointers");
         let env = shared.env_in(module, b.func, args, None);
-        let mut e = emit::Emitter::new(b, env, shared.dtype, shared.symbols);
+        let symbols = if k.in_loop { shared.symbols + shared.loop_symbols as usize } else { shared.symbols };
+        let mut e = emit::Emitter::new(b, env, shared.dtype, symbols);
         declare_data(module, &mut e, k.kernel, &shared.data);
-        e.reserve_loop_symbols(shared.loop_symbols);
+        if !k.in_loop {
+            e.reserve_loop_symbols(shared.loop_symbols);
+        }
         e.kernel_index = k.id - 1;
         e.split = Some((params[5], params[6]));
         e.kernel(k.kernel);

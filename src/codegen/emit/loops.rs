@@ -31,7 +31,10 @@ impl Emitter<'_> {
             e.dims[index as usize] = t;
             for k in body {
                 let id = e.kernel_index + 1;
-                e.kernel(k);
+                match (e.outlined_in_loops.get(&id), e.runner) {
+                    (Some(&outlined), Some(runner)) => e.call_outlined(k, outlined, runner, true),
+                    _ => e.kernel(k),
+                }
                 if let Some(f) = e.profile {
                     let id = e.int(id);
                     e.b.ins().call(f, &[id]);

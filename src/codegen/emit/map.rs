@@ -101,13 +101,14 @@ impl Emitter<'_> {
         (dims, strides)
     }
 
-    /// The items an outlined map is cut into and its element count: rows of the outermost
-    /// loop axis, or blocks of [`MAP_BLOCK`] elements when there is one axis.
+    /// The items an outlined map is cut into and its work (elements × `Expr::cost`): rows of
+    /// the outermost loop axis, or blocks of [`MAP_BLOCK`] elements when there is one axis.
     pub(super) fn map_items(&mut self, shape: &[Mono], expr: &Rc<Expr>, out: &Access) -> (Value, Value) {
         let (dims, _) = self.map_layout(shape, expr, out);
-        let work = self.mono(&Mono::product(&dims));
+        let elements = self.mono(&Mono::product(&dims));
+        let work = self.b.ins().imul_imm_s(elements, expr.cost());
         let items = if dims.len() == 1 {
-            let up = self.b.ins().iadd_imm_s(work, MAP_BLOCK - 1);
+            let up = self.b.ins().iadd_imm_s(elements, MAP_BLOCK - 1);
             self.b.ins().sdiv_imm_s(up, MAP_BLOCK)
         } else {
             self.mono(&dims[0])

@@ -35,7 +35,9 @@ use std::collections::HashMap;
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I32, I32X4, I64, I64X2};
-use cranelift_codegen::ir::{Endianness, FuncRef, GlobalValue, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{
+    Endianness, FuncRef, GlobalValue, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value,
+};
 use cranelift_frontend::FunctionBuilder;
 
 use super::builder::LoopBuilder;
@@ -119,6 +121,10 @@ pub struct Emitter<'f> {
     /// In an outlined kernel (`codegen::define_scheduled`): the range of items (`lo`, `hi`)
     /// to compute, taken by the kernel's outermost loop (`take_range`).
     pub split: Option<(Value, Value)>,
+    /// Kernels of loop bodies that run on the worker pool, by id, each with the function it
+    /// was outlined into (`codegen::define_outlined`), and the runner (`symbols::PARALLEL`).
+    pub outlined_in_loops: HashMap<i64, FuncRef>,
+    pub runner: Option<FuncRef>,
 }
 
 /// Whether `k` may be emitted into a function of a range of its items and run on the worker
@@ -139,7 +145,7 @@ pub fn outlines(k: &Kernel) -> bool {
             let written_once = shape.iter().zip(&out.strides).all(|(d, s)| d.as_known() == Some(1) || !s.is_zero());
             let read_in_place =
                 expr.loads().iter().all(|a| a.base != out.base || (a.offset == out.offset && a.strides == out.strides));
-            written_once && read_in_place && worth(Mono::product(shape))
+            written_once && read_in_place && worth(Mono::product(shape).scale(expr.cost()))
         }
         Kernel::Pool { planes, geom, .. } => worth(planes.scale((geom.h * geom.w) as i64)),
         Kernel::LogSoftmax { outer, n, inner, .. } => worth(outer.mul(n).mul(inner).scale(4)),
@@ -197,6 +203,8 @@ impl<'f> Emitter<'f> {
             kernel_index: -1,
             profile: None,
             split: None,
+            outlined_in_loops: HashMap::new(),
+            runner: None,
         }
     }
 
@@ -524,8 +532,10 @@ impl<'f> Emitter<'f> {
 
     /// Instead of `kernel(k)`: one call of `runner` (`symbols::PARALLEL`) that runs `outlined`,
     /// the function `k` was emitted into with a range (`split`), over k's items on the
-    /// worker pool. `k` is one that `outlines` accepts.
-    pub fn call_outlined(&mut self, k: &Kernel, outlined: FuncRef, runner: FuncRef) {
+    /// worker pool. `k` is one that `outlines` accepts. In a loop body the step indices are
+    /// symbols too: the call then passes, for the dims, a copy of every symbol's value
+    /// (the run-time sizes, then the loop symbols), which the outlined function reads.
+    pub fn call_outlined(&mut self, k: &Kernel, outlined: FuncRef, runner: FuncRef, in_loop: bool) {
         self.kernel_index += 1;
         self.bufs.clear();
         let (items, work) = match k {
@@ -542,7 +552,15 @@ impl<'f> Emitter<'f> {
             _ => unreachable!("`outlines` accepts maps, pools and log-softmaxes"),
         };
         let f = self.b.ins().func_addr(I64, outlined);
-        let [a0, a1, a2, a3, a4] = self.env.args;
+        let [a0, a1, a2, mut a3, a4] = self.env.args;
+        if in_loop {
+            let size = 8 * self.dims.len() as u32;
+            let slot = self.b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 3));
+            a3 = self.b.ins().stack_addr(I64, slot, 0);
+            for (i, d) in self.dims.clone().into_iter().enumerate() {
+                self.b.ins().store(MemFlagsData::trusted(), d, a3, 8 * i as i32);
+            }
+        }
         self.b.ins().call(runner, &[f, a0, a1, a2, a3, a4, items, work]);
     }
 

@@ -10,7 +10,8 @@
 //! ```
 //! `f(…, lo, hi)` computes items `lo..hi` of the kernel (planes of a pool, rows of a
 //! log-softmax, outer rows or blocks of a map: `codegen::emit::Emitter::parallel_items`);
-//! `work` is the kernel's element count, which sets how many threads are worth it.
+//! `work` is what the kernel costs in elements of the cheapest map (a map's elements times
+//! `Expr::cost`), which sets how many threads are worth it.
 //!
 //! Why: between the GEMMs of a train step, the elementwise kernels, pools and softmaxes ran on
 //! one thread while the other cores waited (AlexNet's max-pool gradients and ReLUs, a
