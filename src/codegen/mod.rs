@@ -370,6 +370,7 @@ pub fn define_scheduled<M: Module>(
             e.reserve_loop_symbols(prog.loop_symbols);
             e.kernel_index = last_id;
             e.profile = profile;
+            e.runner = runner;
             while next < prog.kernels.len() {
                 let id = e.kernel_index + 1;
                 let k = &prog.kernels[next];
@@ -388,9 +389,7 @@ pub fn define_scheduled<M: Module>(
                         declare_data(module, &mut e, k, &shared.data);
                         // The kernels of a loop's body that are worth sharing run on the pool
                         // too, once per step (an LSTM cell's sigmoids and tanhs).
-                        e.outlined_in_loops.clear();
-                        e.runner = runner;
-                        if let (Some(_), kernel::Kernel::Loop { .. }) = (runner, k) {
+                        if runner.is_some() && matches!(k, kernel::Kernel::Loop { .. }) {
                             let inner = kernel::preorder(std::slice::from_ref(k));
                             for (offset, &(depth, inner)) in inner.iter().enumerate() {
                                 if depth == 0 || !emit::outlines(inner) {

@@ -121,8 +121,9 @@ pub struct Emitter<'f> {
     /// In an outlined kernel (`codegen::define_scheduled`): the range of items (`lo`, `hi`)
     /// to compute, taken by the kernel's outermost loop (`take_range`).
     pub split: Option<(Value, Value)>,
-    /// Kernels of loop bodies that run on the worker pool, by id, each with the function it
-    /// was outlined into (`codegen::define_outlined`), and the runner (`symbols::PARALLEL`).
+    /// Kernels of loop bodies that run on the worker pool, by id (ids are unique in a
+    /// program), each with the function it was outlined into (`codegen::define_outlined`),
+    /// and the runner (`symbols::PARALLEL`; none in object files and checked mode).
     pub outlined_in_loops: HashMap<i64, FuncRef>,
     pub runner: Option<FuncRef>,
 }
