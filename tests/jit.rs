@@ -524,6 +524,28 @@ fn pooling_forward_and_gradients() {
     }
 }
 
+/// `g` compiled once and run on pools of 1, 2 and 3 threads: the first run agrees with the
+/// interpreter within `tol`, and the others give its bits.
+fn check_on_pools(what: &str, g: &Graph, inputs: &[Tensor], tol: f64) {
+    use netc::runtime::symbols::on_pool;
+    use netc::runtime::threads::Pool;
+    static POOLS: std::sync::OnceLock<[Pool; 3]> = std::sync::OnceLock::new();
+    let pools = POOLS.get_or_init(|| [Pool::new(1), Pool::new(2), Pool::new(3)]);
+    let mut c = jit::compile(g, &CompileOptions::default()).unwrap();
+    assert!(c.stats().outlined >= 1, "{what}: no kernel runs on the worker pool");
+    let mut run = |threads: usize| on_pool(&pools[threads - 1], || c.run_tensors(inputs, &mut []).unwrap());
+    let one = run(1);
+    let want = netc::ir::interp::outputs(g, inputs, &[]).unwrap();
+    assert_close(what, &one, &want, tol, tol);
+    for threads in [2, 3] {
+        let got = run(threads);
+        for (a, b) in one.iter().zip(&got) {
+            let same = a.data.iter().zip(&b.data).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{what}: {threads} threads differ from 1");
+        }
+    }
+}
+
 /// Maps, pools and log-softmaxes of more than `symbols::MIN_WORK` elements run on the worker
 /// pool, over ranges of their items (`symbols::PARALLEL`): on 1, 2 and 3 threads they give
 /// the same bits, and agree with the interpreter. The shapes cut unevenly: a one-axis map in
@@ -531,10 +553,6 @@ fn pooling_forward_and_gradients() {
 /// its outer axis, pools and their gradients by planes, long and short log-softmax rows.
 #[test]
 fn outlined_kernels_are_the_same_on_any_thread_count() {
-    use netc::runtime::symbols::on_pool;
-    use netc::runtime::threads::Pool;
-    static POOLS: std::sync::OnceLock<[Pool; 3]> = std::sync::OnceLock::new();
-    let pools = POOLS.get_or_init(|| [Pool::new(1), Pool::new(2), Pool::new(3)]);
     type Build = Box<dyn Fn(&mut Graph, &[NodeId]) -> NodeId>;
     let unary = |op: Op| move |g: &mut Graph, x: &[NodeId]| g.add(op.clone(), x).unwrap();
     // (what, the graph's output from its inputs, input shapes)
@@ -588,20 +606,7 @@ fn outlined_kernels_are_the_same_on_any_thread_count() {
             g.outputs = vec![("y".into(), y)];
             let mut rng = Rng::new(what.len() as u64);
             let inputs: Vec<Tensor> = shapes.iter().map(|s| rounded(random(&mut rng, s, -2.0, 2.0), dtype)).collect();
-            let mut c = jit::compile(&g, &CompileOptions::default()).unwrap();
-            assert!(c.stats().outlined >= 1, "{what} {dtype}: no kernel runs on the worker pool");
-            let run = |c: &mut jit::Compiled, threads: usize| {
-                on_pool(&pools[threads - 1], || c.run_tensors(&inputs, &mut []).unwrap())
-            };
-            let one = run(&mut c, 1);
-            let want = netc::ir::interp::outputs(&g, &inputs, &[]).unwrap();
-            let tol = dtype_tol(dtype, 1e-6, 1e-14);
-            assert_close(&format!("{what} {dtype}"), &one, &want, tol, tol);
-            for threads in [2, 3] {
-                let got = run(&mut c, threads);
-                let same = one[0].data.iter().zip(&got[0].data).all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "{what} {dtype}: {threads} threads differ from 1");
-            }
+            check_on_pools(&format!("{what} {dtype}"), &g, &inputs, dtype_tol(dtype, 1e-6, 1e-14));
         }
     }
 }
@@ -614,11 +619,7 @@ fn outlined_kernels_are_the_same_on_any_thread_count() {
 #[test]
 fn loop_bodies_share_their_expensive_maps_with_the_pool() {
     use netc::ir::graph::{LoopSpec, Slicing};
-    use netc::runtime::symbols::on_pool;
-    use netc::runtime::threads::Pool;
     use std::sync::Arc;
-    static POOLS: std::sync::OnceLock<[Pool; 3]> = std::sync::OnceLock::new();
-    let pools = POOLS.get_or_init(|| [Pool::new(1), Pool::new(2), Pool::new(3)]);
     let row = [33, 300];
     // h' = sigmoid(h + x_t) · tanh(x_t − h), carried, and stacked on axis 0.
     let cell = |dtype: DType| {
@@ -663,22 +664,7 @@ fn loop_bodies_share_their_expensive_maps_with_the_pool() {
                 rounded(random(&mut rng, &row, -1.0, 1.0), dtype),
                 rounded(random(&mut rng, &x_shape, -2.0, 2.0), dtype),
             ];
-            let mut c = jit::compile(&g, &CompileOptions::default()).unwrap();
-            assert!(c.stats().outlined >= 1, "{what} {dtype}: no kernel of the body runs on the worker pool");
-            let run = |c: &mut jit::Compiled, threads: usize| {
-                on_pool(&pools[threads - 1], || c.run_tensors(&inputs, &mut []).unwrap())
-            };
-            let one = run(&mut c, 1);
-            let want = netc::ir::interp::outputs(&g, &inputs, &[]).unwrap();
-            let tol = dtype_tol(dtype, 1e-5, 1e-13);
-            assert_close(&format!("{what} {dtype}"), &one, &want, tol, tol);
-            for threads in [2, 3] {
-                let got = run(&mut c, threads);
-                for (a, b) in one.iter().zip(&got) {
-                    let same = a.data.iter().zip(&b.data).all(|(a, b)| a.to_bits() == b.to_bits());
-                    assert!(same, "{what} {dtype}: {threads} threads differ from 1");
-                }
-            }
+            check_on_pools(&format!("{what} {dtype}"), &g, &inputs, dtype_tol(dtype, 1e-5, 1e-13));
         }
     }
 }
