@@ -669,6 +669,99 @@ fn loop_bodies_share_their_expensive_maps_with_the_pool() {
     }
 }
 
+/// A product in a loop's body by a weight that the loop does not change reads it from panels
+/// packed once before the loop (`codegen::panels`: a `pack` kernel, products "B in panels"):
+/// h·W and h·Wᵀ (the packing's two orders), a reversed loop, 70 columns (past a panel) and a
+/// symbolic batch of 3 rows (past a group of rows) or 70 (over `MAX_PANEL_ROWS`: B in place).
+/// The results agree with the interpreter. A weight that changes in the loop, a carry or a
+/// per-step slice, is not packed.
+#[test]
+fn loop_products_by_an_unchanging_weight_read_packed_panels() {
+    use netc::ir::graph::{LoopSpec, Slicing};
+    use std::sync::Arc;
+    let (n, steps) = (70, 4);
+    // Where the weight comes from: an invariant, a per-step slice of a stack, or a carry
+    // halved at every step.
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Weight {
+        Invariant,
+        Sliced,
+        Carried,
+    }
+    for dtype in DTYPES {
+        for (weight, transposed, reverse) in [
+            (Weight::Invariant, false, false),
+            (Weight::Invariant, true, true),
+            (Weight::Sliced, false, false),
+            (Weight::Carried, true, false),
+        ] {
+            let mut g = Graph::new(dtype);
+            let batch = g.symbol("B");
+            let rows = || vec![Dim::Sym(batch), Dim::Known(n)];
+            let mut body = Graph::new(dtype);
+            body.symbol("B");
+            let h = body.add_input("h", rows(), InputKind::Variable);
+            let w_carried =
+                (weight == Weight::Carried).then(|| body.add_input("w", known(&[n, n]), InputKind::Variable));
+            let x = body.add_input("x_t", rows(), InputKind::Variable);
+            let w = w_carried.unwrap_or_else(|| body.add_input("w", known(&[n, n]), InputKind::Variable));
+            let z = body.add(Op::matmul(false, transposed), &[h, w]).unwrap();
+            let z = body.add(Op::Add, &[z, x]).unwrap();
+            let h2 = body.add(Op::Tanh, &[z]).unwrap();
+            let mut outputs = vec![("h".to_string(), h2)];
+            if w_carried.is_some() {
+                let half = body.constant(0.5);
+                let w2 = body.add(Op::Mul, &[w, half]).unwrap();
+                outputs.push(("w".into(), w2));
+            }
+            outputs.push(("hs".into(), h2));
+            body.outputs = outputs;
+            let (carries, mut sliced) =
+                if w_carried.is_some() { (2, vec![Slicing::along(0)]) } else { (1, vec![Slicing::along(0)]) };
+            if weight == Weight::Sliced {
+                sliced.push(Slicing::along(0));
+            }
+            let spec = Arc::new(LoopSpec::new(body, steps, reverse, carries, sliced, vec![Slicing::along(0)]).unwrap());
+            let h0 = g.add_input("h0", rows(), InputKind::Data);
+            let x = g.add_input("x", vec![Dim::Known(steps), Dim::Sym(batch), Dim::Known(n)], InputKind::Data);
+            let w_shape = if weight == Weight::Sliced { known(&[steps, n, n]) } else { known(&[n, n]) };
+            let w = g.add_input("w", w_shape.clone(), InputKind::Data);
+            let operands = match weight {
+                Weight::Carried => vec![h0, w, x],
+                Weight::Invariant | Weight::Sliced => vec![h0, x, w],
+            };
+            let last = g.add(Op::Loop { spec: spec.clone(), output: 0 }, &operands).unwrap();
+            let all = g.add(Op::Loop { spec, output: carries }, &operands).unwrap();
+            g.outputs = vec![("h".into(), last), ("hs".into(), all)];
+            let what = format!("{weight:?} weight, transposed {transposed}, reversed {reverse}, {dtype}");
+            let mut c = jit::compile(&g, &CompileOptions::default()).unwrap();
+            let packs = c.kernel_summaries().iter().filter(|s| s.starts_with("pack")).count();
+            let packed = c.kernel_summaries().iter().filter(|s| s.contains("B in panels")).count();
+            let expect =
+                usize::from(weight == Weight::Invariant && netc::runtime::symbols::panel_width::<f32>().is_some());
+            assert_eq!((packs, packed), (expect, expect), "{what}: {:#?}", c.kernel_summaries());
+            let w_dims: Vec<usize> = w_shape.iter().map(|d| d.known().unwrap()).collect();
+            for b in [3, 70] {
+                let mut rng = Rng::new(b as u64);
+                let inputs = [
+                    rounded(random(&mut rng, &[b, n], -1.0, 1.0), dtype),
+                    rounded(random(&mut rng, &[steps, b, n], -1.0, 1.0), dtype),
+                    rounded(random(&mut rng, &w_dims, -0.2, 0.2), dtype),
+                ];
+                let got = c.run_tensors(&inputs, &mut []).unwrap();
+                let want = netc::ir::interp::outputs(&g, &inputs, &[]).unwrap();
+                assert_close(
+                    &format!("{what}, batch {b}"),
+                    &got,
+                    &want,
+                    dtype_tol(dtype, 1e-5, 1e-12),
+                    dtype_tol(dtype, 1e-5, 1e-12),
+                );
+            }
+        }
+    }
+}
+
 /// A kernel sized by a run-time symbol is outlined when a batch of 16 makes it large enough
 /// to share, and not otherwise: each outlined kernel is a function more to compile (a deep
 /// narrow MLP would pay for every layer), and a small one runs faster inline.

@@ -48,7 +48,18 @@ trait Float: Copy + PartialEq + std::fmt::Debug + Send + Sync + 'static {
     const GEMM_ON: GemmOn<Self>;
     /// The exported symbol (global pool, default split).
     const SYMBOL: GemmFn<Self>;
+    /// `symbols::netc_pack_panels_*`.
+    const PACK: PackFn<Self>;
+    /// `symbols::panels_*_on`.
+    const PANELS_ON: PanelsOn<Self>;
+    /// Columns per panel on this CPU (`symbols::panel_width`).
+    fn width() -> Option<usize>;
 }
+
+/// `symbols::netc_pack_panels_*`: k, n, B and its strides, the width, the panels.
+type PackFn<T> = unsafe extern "C" fn(i64, i64, *const T, i64, i64, i64, *mut T);
+/// `symbols::panels_*_on`: the product by panels on a given pool and split.
+type PanelsOn<T> = unsafe fn(&Pool, Split, *const T, i64, Gemm<T>);
 
 impl Float for f32 {
     fn from_f64(v: f64) -> f32 {
@@ -63,6 +74,11 @@ impl Float for f32 {
     const EPS: f64 = f32::EPSILON as f64;
     const GEMM_ON: GemmOn<f32> = symbols::gemm_f32_on;
     const SYMBOL: GemmFn<f32> = symbols::netc_gemm_f32;
+    const PACK: PackFn<f32> = symbols::netc_pack_panels_f32;
+    const PANELS_ON: PanelsOn<f32> = symbols::panels_f32_on;
+    fn width() -> Option<usize> {
+        symbols::panel_width::<f32>()
+    }
 }
 
 impl Float for f64 {
@@ -78,6 +94,11 @@ impl Float for f64 {
     const EPS: f64 = f64::EPSILON;
     const GEMM_ON: GemmOn<f64> = symbols::gemm_f64_on;
     const SYMBOL: GemmFn<f64> = symbols::netc_gemm_f64;
+    const PACK: PackFn<f64> = symbols::netc_pack_panels_f64;
+    const PANELS_ON: PanelsOn<f64> = symbols::panels_f64_on;
+    fn width() -> Option<usize> {
+        symbols::panel_width::<f64>()
+    }
 }
 
 /// How an r × c matrix sits in its buffer.
@@ -494,6 +515,63 @@ fn streamed_products_split_equal_one_call_f32() {
 #[test]
 fn streamed_products_split_equal_one_call_f64() {
     streamed_sweep::<f64>();
+}
+
+/// Products by a packed B (`symbols::panels`, what a loop's products by an unchanging weight
+/// run): right against the f64 product (C's guards and padding kept, beta = 0 over NaN) and,
+/// cut among 2 and 3 threads at panel edges, the bits of one thread; B in any layout (the
+/// packing's two orders), n past a panel, m past a group of rows. More than
+/// `MAX_PANEL_ROWS` rows, C's columns not contiguous, or a width that is not this CPU's: the
+/// GEMM with B in place, bit for bit.
+fn panels_sweep<T: Float>() {
+    let Some(width) = T::width() else { return };
+    let mut rng = Rng::new(11);
+    let shapes = [(1, 1, 1), (5, 70, 70), (6, 16, 17), (32, 256, 300), (13, 33, 48), (64, 9, 100), (65, 20, 40)];
+    for (s, &(m, k, n)) in shapes.iter().enumerate() {
+        for (l, &lb) in LAYOUTS.iter().enumerate() {
+            let lc = [Layout::RowMajor(0), Layout::RowMajor(5), Layout::RowsReversed(2), Layout::ColMajor(0)][l % 4];
+            let la = LAYOUTS[rng.below(5) as usize];
+            let (alpha, beta) = ([1.0, -0.75][(s + l) % 2], [0.0, 1.0, 0.5][(s + l) % 3]);
+            let case = Case::<T>::new(m, k, n, la, lb, lc, alpha, beta, rng.next_u64());
+            let by_panels = |w: usize, pool: &Pool, split: Split| {
+                let mut panels = vec![T::from_f64(f64::NAN); n.div_ceil(w) * k * w];
+                let b = &case.b;
+                // SAFETY: B's elements and the panels' ⌈n / w⌉ · k · w.
+                unsafe {
+                    (T::PACK)(k as i64, n as i64, b.ptr(), b.rs as i64, b.cs as i64, w as i64, panels.as_mut_ptr())
+                };
+                case.run_with(|m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc| unsafe {
+                    let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
+                    (T::PANELS_ON)(pool, split, panels.as_ptr(), w as i64, GemmArgs { m, k, n, alpha, a, b, beta, c })
+                })
+            };
+            let what = format!("{m}×{k}×{n}, B {lb:?}, C {lc:?}");
+            let one = by_panels(width, pool(1), Split::NEVER);
+            case.check_close(&one);
+            for threads in [2, 3] {
+                for split in [ALWAYS, FINE] {
+                    assert_same(&by_panels(width, pool(threads), split), &one, &format!("{what} on {threads} threads"));
+                }
+            }
+            let in_place = case.run(pool(1), Split::NEVER);
+            let panels_pay =
+                m <= symbols::MAX_PANEL_ROWS as usize && matches!(lc, Layout::RowMajor(_) | Layout::RowsReversed(_));
+            if !panels_pay {
+                assert_same(&one, &in_place, &format!("{what}: B in place"));
+            }
+            assert_same(&by_panels(width + 1, pool(2), ALWAYS), &in_place, &format!("{what}, another width"));
+        }
+    }
+}
+
+#[test]
+fn products_by_panels_split_equal_one_call_f32() {
+    panels_sweep::<f32>();
+}
+
+#[test]
+fn products_by_panels_split_equal_one_call_f64() {
+    panels_sweep::<f64>();
 }
 
 #[test]

@@ -473,6 +473,25 @@ pub enum Kernel {
         beta: Rc<Expr>,
         batch: Vec<BatchAxis>,
     },
+    /// B (k × n, at `b`'s strides) copied into panels of `width` columns for `PanelGemm`
+    /// (`symbols::PACK_F32`): panel q holds columns q·width.. as k rows of `width`, zero past n.
+    /// JIT only: `panels::hoist` puts it before a loop whose products multiply by that B.
+    Pack { k: Mono, n: Mono, width: usize, b: Access, out: Access },
+    /// A `Gemm` without batch axes whose B is also in `panels` (packed by a `Pack` before the
+    /// loop this kernel is in): the product by panels (`symbols::PANELS_F32`, which falls back
+    /// to B in place where the panels do not pay).
+    PanelGemm {
+        m: Mono,
+        n: Mono,
+        k: Mono,
+        a: Access,
+        b: Access,
+        panels: Access,
+        width: usize,
+        c: Access,
+        alpha: Rc<Expr>,
+        beta: Rc<Expr>,
+    },
     /// Convolution by im2col/col2im and one GEMM per image; `col` is scratch (None when pointwise).
     Conv { op: ConvOp, batch: Mono, geom: ConvGeom, a: Access, b: Access, out: Access, col: Option<Access> },
     /// One Winograd transform of every tile of the batch (`runtime::winograd::Transform`),
@@ -514,8 +533,12 @@ impl Kernel {
                 r
             }
             Kernel::Fill { .. } => vec![],
-            Kernel::Gemm { a, b, c, alpha, beta, .. } => {
+            Kernel::Pack { b, .. } => vec![b.clone()],
+            Kernel::Gemm { a, b, c, alpha, beta, .. } | Kernel::PanelGemm { a, b, c, alpha, beta, .. } => {
                 let mut r = vec![a.clone(), b.clone()];
+                if let Kernel::PanelGemm { panels, .. } = self {
+                    r.push(panels.clone());
+                }
                 r.extend(alpha.loads());
                 r.extend(beta.loads());
                 if **beta != Expr::Const(0.0) {
@@ -543,7 +566,8 @@ impl Kernel {
     pub fn writes(&self) -> Vec<Access> {
         match self {
             Kernel::Map { out, .. } | Kernel::Reduce { out, .. } | Kernel::Fill { out, .. } => vec![out.clone()],
-            Kernel::Gemm { c, .. } => vec![c.clone()],
+            Kernel::Gemm { c, .. } | Kernel::PanelGemm { c, .. } => vec![c.clone()],
+            Kernel::Pack { out, .. } => vec![out.clone()],
             Kernel::Conv { out, col, .. } => [Some(out), col.as_ref()].into_iter().flatten().cloned().collect(),
             Kernel::Winograd { dst, .. } => vec![dst.clone()],
             Kernel::LogSoftmax { out, .. }
@@ -577,6 +601,18 @@ impl Kernel {
                 fix(c);
                 fix_expr(alpha);
                 fix_expr(beta);
+            }
+            Kernel::PanelGemm { a, b, panels, c, alpha, beta, .. } => {
+                fix(a);
+                fix(b);
+                fix(panels);
+                fix(c);
+                fix_expr(alpha);
+                fix_expr(beta);
+            }
+            Kernel::Pack { b, out, .. } => {
+                fix(b);
+                fix(out);
             }
             Kernel::Conv { a, b, out, col, .. } => {
                 fix(a);
@@ -626,6 +662,10 @@ impl Kernel {
             Kernel::Gemm { m: gm, n, k, batch, .. } if batch.is_empty() => {
                 format!("gemm {}x{} . {}x{}", m(gm), m(k), m(k), m(n))
             }
+            Kernel::PanelGemm { m: gm, n, k, width, .. } => {
+                format!("gemm {}x{} . {}x{} (B in panels of {width})", m(gm), m(k), m(k), m(n))
+            }
+            Kernel::Pack { k, n, width, .. } => format!("pack {}x{} in panels of {width}", m(k), m(n)),
             Kernel::Gemm { m: gm, n, k, batch, .. } => {
                 let count = batch.iter().fold(Mono::one(), |acc, ax| acc.mul(&ax.len));
                 format!("gemm {} x {}x{} . {}x{}", m(&count), m(gm), m(k), m(k), m(n))
@@ -684,7 +724,8 @@ impl Kernel {
             Kernel::Map { .. } => "map",
             Kernel::Reduce { .. } => "reduce",
             Kernel::Fill { .. } => "fill",
-            Kernel::Gemm { .. } => "gemm",
+            Kernel::Gemm { .. } | Kernel::PanelGemm { .. } => "gemm",
+            Kernel::Pack { .. } => "pack",
             Kernel::Conv { .. } => "conv",
             Kernel::Winograd { .. } => "winograd",
             Kernel::LogSoftmax { .. } => "log_softmax",
@@ -740,6 +781,7 @@ impl KernelProgram {
             match k {
                 Kernel::Conv { .. } => true,
                 Kernel::Gemm { m, n, a, b, .. } => inline_form(m, n, a, b).is_none(),
+                Kernel::PanelGemm { .. } => true,
                 Kernel::Loop { body, .. } => body.iter().any(calls),
                 _ => false,
             }

@@ -66,6 +66,7 @@ pub mod geometry;
 pub mod kernel;
 mod math;
 pub mod memplan;
+pub mod panels;
 
 use std::collections::HashMap;
 
@@ -215,6 +216,26 @@ pub fn import_batched_gemm<M: Module>(module: &mut M, dtype: DType) -> Result<Fu
     module.declare_function(name, Linkage::Import, &sig).map_err(module_error)
 }
 
+/// Declare the packing symbol and the product by panels (`symbols::PACK_F32`,
+/// `symbols::PANELS_F32`, or the f64 ones) in `module` (JIT only): k, n, B and its strides, the
+/// panel width and the panels; the panels and their width, then the GEMM's parameters.
+pub fn import_panels<M: Module>(module: &mut M, dtype: DType) -> Result<(FuncId, FuncId), Diagnostic> {
+    let (pack, product) = match dtype {
+        DType::F32 => (symbols::PACK_F32, symbols::PANELS_F32),
+        DType::F64 => (symbols::PACK_F64, symbols::PANELS_F64),
+    };
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    for t in [I64, I64, ptr, I64, I64, I64, ptr] {
+        sig.params.push(AbiParam::new(t));
+    }
+    let pack = module.declare_function(pack, Linkage::Import, &sig).map_err(module_error)?;
+    let mut sig = abi::gemm_signature(module, dtype);
+    sig.params.splice(0..0, [AbiParam::new(ptr), AbiParam::new(I64)]);
+    let product = module.declare_function(product, Linkage::Import, &sig).map_err(module_error)?;
+    Ok((pack, product))
+}
+
 /// Declare the index-error callback (`symbols::INDEX`, JIT only): kernel index, the offending
 /// index value (as a double) and the size of the indexed axis.
 pub fn import_index_error<M: Module>(module: &mut M) -> Result<FuncId, Diagnostic> {
@@ -258,6 +279,9 @@ pub struct Gemms {
     pub batched: Option<FuncId>,
     /// The index-error callback (`import_index_error`): gathers report out-of-range indices.
     pub index_error: Option<FuncId>,
+    /// The packing and panel-product symbols (`import_panels`), called for `Kernel::Pack`
+    /// and `Kernel::PanelGemm` (which `panels::hoist` makes).
+    pub panels: Option<(FuncId, FuncId)>,
     /// The parallel-kernel symbol (`import_parallel`): maps, pools and log-softmaxes large
     /// enough (`emit::outlines`) are emitted into functions of a range of their items and run
     /// on the worker pool through it. Not in bounds-checked mode.
@@ -267,7 +291,16 @@ pub struct Gemms {
 impl Gemms {
     /// Just `gemm`, called for every product: what an object file uses.
     pub fn only(gemm: FuncId) -> Gemms {
-        Gemms { gemm, small: None, conv: None, winograd: None, batched: None, index_error: None, parallel: None }
+        Gemms {
+            gemm,
+            small: None,
+            conv: None,
+            winograd: None,
+            batched: None,
+            index_error: None,
+            parallel: None,
+            panels: None,
+        }
     }
 }
 
@@ -527,6 +560,10 @@ impl Shared<'_> {
             winograd: gemms.winograd.map(|f| module.declare_func_in_func(f, func)),
             batched_gemm: gemms.batched.map(|f| module.declare_func_in_func(f, func)),
             index_error: gemms.index_error.map(|f| module.declare_func_in_func(f, func)),
+            panels: gemms.panels.map(|(pack, gemm)| emit::PanelSymbols {
+                pack: module.declare_func_in_func(pack, func),
+                gemm: module.declare_func_in_func(gemm, func),
+            }),
         }
     }
 }

@@ -141,7 +141,19 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
     let mut module = JITModule::new(builder);
     // The generated GEMM costs a millisecond or two to compile: only for programs that call
     // a GEMM (not when every product is short or narrow, written inline).
-    let prog = codegen::fuse::schedule(g, opts.conv)?;
+    let mut prog = codegen::fuse::schedule(g, opts.conv)?;
+    // Products by a B that a loop does not change read it from panels packed before the loop
+    // (not in checked mode, whose GEMM calls are checked against B in place).
+    let width = match g.dtype {
+        DType::F32 => symbols::panel_width::<f32>(),
+        DType::F64 => symbols::panel_width::<f64>(),
+    };
+    let panels = match width.filter(|_| !opts.generated_gemm && !opts.checked) {
+        Some(width) if codegen::panels::hoist(&mut prog, width) > 0 => {
+            Some(codegen::import_panels(&mut module, g.dtype)?)
+        }
+        _ => None,
+    };
     let multiplies = prog.calls_gemm();
     let mut generated = || codegen::gemm::define_gemm(&mut module, "netc_generated_gemm", Linkage::Local, g.dtype);
     let mut gemms = if opts.generated_gemm {
@@ -158,6 +170,7 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Compiled, Diagnostic>
             winograd,
             batched,
             parallel,
+            panels,
             ..codegen::Gemms::only(codegen::import_gemm(&mut module, g.dtype)?)
         }
     };

@@ -93,6 +93,16 @@ pub struct Env {
     /// The index-error callback (JIT, `symbols::INDEX`): a gather reports an index that is not
     /// a whole number in its axis through it (and clamps it either way).
     pub index_error: Option<FuncRef>,
+    /// The packing and panel-product symbols (JIT, `symbols::panels`) of `Kernel::Pack` and
+    /// `Kernel::PanelGemm`.
+    pub panels: Option<PanelSymbols>,
+}
+
+/// The two symbols of products by a packed B (`symbols::PACK_F32`, `symbols::PANELS_F32`).
+#[derive(Clone, Copy)]
+pub struct PanelSymbols {
+    pub pack: FuncRef,
+    pub gemm: FuncRef,
 }
 
 /// Writes kernels into one Cranelift function, at the builder's current block.
@@ -578,6 +588,10 @@ impl<'f> Emitter<'f> {
             }
             Kernel::Gemm { m, n, k, a, b, c, alpha, beta, batch } => {
                 self.product(m, n, k, (a, b, c), alpha, beta, batch)
+            }
+            Kernel::Pack { k, n, width, b, out } => self.pack(k, n, *width, b, out),
+            Kernel::PanelGemm { m, n, k, a, b, panels, width, c, alpha, beta } => {
+                self.panel_product(m, n, k, (a, b, c), (panels, *width), alpha, beta)
             }
             Kernel::Conv { op, batch, geom, a, b, out, col } => self.conv(*op, batch, geom, a, b, out, col.as_ref()),
             Kernel::Winograd { op, batch, geom, src, dst } => self.winograd(*op, batch, geom, src, dst),

@@ -65,6 +65,46 @@ impl Emitter<'_> {
         }
     }
 
+    /// `Kernel::Pack`: one call of the packing symbol. Without it (object files, checked
+    /// mode) nothing: `PanelGemm` then multiplies by B in place.
+    pub(super) fn pack(&mut self, k: &Mono, n: &Mono, width: usize, b: &Access, out: &Access) {
+        let Some(symbols) = self.env.panels.filter(|_| self.sink.is_none()) else { return };
+        let (kv, nv) = (self.mono(k), self.mono(n));
+        let (rs, cs) = (self.mono(&b.strides[0]), self.mono(&b.strides[1]));
+        let (from, to) = (self.addr(b), self.addr(out));
+        let width = self.int(width as i64);
+        self.b.ins().call(symbols.pack, &[kv, nv, from, rs, cs, width, to]);
+    }
+
+    /// `Kernel::PanelGemm`: one call of the product by panels, or without its symbol the
+    /// plain product.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn panel_product(
+        &mut self,
+        m: &Mono,
+        n: &Mono,
+        k: &Mono,
+        (a, b, c): (&Access, &Access, &Access),
+        (panels, width): (&Access, usize),
+        alpha: &Rc<Expr>,
+        beta: &Rc<Expr>,
+    ) {
+        let Some(symbols) = self.env.panels.filter(|_| self.sink.is_none()) else {
+            return self.product(m, n, k, (a, b, c), alpha, beta, &[]);
+        };
+        let (mv, nv, kv) = (self.mono(m), self.mono(n), self.mono(k));
+        let operand = |e: &mut Self, x: &Access| {
+            let ptr = e.addr(x);
+            matrix(ptr, [e.mono(&x.strides[0]), e.mono(&x.strides[1])])
+        };
+        let (a, b, c) = (operand(self, a), operand(self, b), operand(self, c));
+        let (alpha, beta) = (self.uniform(alpha), self.uniform(beta));
+        let args = GemmArgs { m: mv, k: kv, n: nv, alpha, a, b, beta, c };
+        let mut values = vec![self.addr(panels), self.int(width as i64)];
+        values.extend(args.to_array());
+        self.b.ins().call(symbols.gemm, &values);
+    }
+
     /// `body` with the pointers of A, B and C of every element of `axes` (loops, outermost
     /// axis first; just once when there are none).
     fn batch_loops(&mut self, axes: &[BatchAxis], ptrs: [Value; 3], body: &mut dyn FnMut(&mut Self, [Value; 3])) {

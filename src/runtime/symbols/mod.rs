@@ -51,12 +51,17 @@ use crate::runtime::threads::{self, Pool};
 mod batched;
 mod conv;
 mod library;
+mod panels;
 mod parallel;
 pub mod stream;
 mod winograd;
 pub use batched::{batched_f32_on, netc_gemm_batched_f32, netc_gemm_batched_f64, BATCHED_F32, BATCHED_F64};
 pub use conv::{conv_f32_on, netc_conv_f32, netc_conv_f64, CONV_F32, CONV_F64};
 pub use library::{dgemm as dgemm_with, sgemm as sgemm_with, Library};
+pub use panels::{
+    netc_gemm_panels_f32, netc_gemm_panels_f64, netc_pack_panels_f32, netc_pack_panels_f64, panels_f32_on,
+    panels_f64_on, width as panel_width, MAX_ROWS as MAX_PANEL_ROWS, PACK_F32, PACK_F64, PANELS_F32, PANELS_F64,
+};
 pub use parallel::{netc_parallel, on_pool, parallel_on, ranges, RangeFn, MIN_WORK, PARALLEL, WAKE_WORK};
 pub use winograd::{netc_winograd_f32, netc_winograd_f64, winograd_f32_on, WINOGRAD_F32, WINOGRAD_F64};
 
@@ -593,8 +598,12 @@ pub fn take_index_error() -> Option<IndexError> {
 }
 
 /// The symbols the JIT binds, with their addresses.
-pub fn symbols() -> [(&'static str, *const u8); 12] {
+pub fn symbols() -> [(&'static str, *const u8); 16] {
     [
+        (PACK_F32, netc_pack_panels_f32 as *const u8),
+        (PACK_F64, netc_pack_panels_f64 as *const u8),
+        (PANELS_F32, netc_gemm_panels_f32 as *const u8),
+        (PANELS_F64, netc_gemm_panels_f64 as *const u8),
         (PARALLEL, netc_parallel as *const u8),
         (BATCHED_F32, netc_gemm_batched_f32 as *const u8),
         (BATCHED_F64, netc_gemm_batched_f64 as *const u8),

@@ -271,6 +271,9 @@ pub trait Streamed: Copy {
     /// # Safety
     /// As for [`gemm`].
     unsafe fn stream(isa: Isa, layout: Layout, g: Gemm<Self>, block: Range<usize>);
+
+    /// Columns of a tile of [`Layout::Rows`] on `isa`: two vectors.
+    fn rows_width(isa: Isa) -> usize;
 }
 
 /// Columns `block` of C = alpha·A·B + beta·C (rows `block` for [`Layout::Outer`]), with B
@@ -316,6 +319,8 @@ macro_rules! stream_kernels {
             const LANES: usize = $lanes;
             /// Vectors across a tile of [`rows`] (its width is `NV · LANES` columns).
             const NV: usize = $nv;
+            /// Columns of a tile of [`rows`].
+            pub const WIDTH: usize = NV * LANES;
             /// Rows of A per group in [`rows`]: MR × NV accumulators, NV vectors of B and a
             /// broadcast fit in the registers.
             const MR: usize = $mr;
@@ -636,6 +641,13 @@ macro_rules! streamed {
                     }
                 }
             }
+
+            fn rows_width(isa: Isa) -> usize {
+                match isa {
+                    Isa::Avx512 => $avx512::WIDTH,
+                    Isa::Avx2 => $avx2::WIDTH,
+                }
+            }
         }
     };
 }
@@ -680,5 +692,9 @@ streamed!(f64, f64_avx512, f64_avx2);
 impl<T: Copy> Streamed for T {
     unsafe fn stream(_: Isa, _: Layout, _: Gemm<T>, _: Range<usize>) {
         unreachable!("`layout` streams nothing without AVX2 or AVX-512")
+    }
+
+    fn rows_width(_: Isa) -> usize {
+        unreachable!("no `Isa` is detected without AVX2 or AVX-512")
     }
 }
