@@ -374,6 +374,51 @@ macro_rules! stream_kernels {
                 *acc = sum;
             }
 
+            /// [`block`] for the first `rows` (≤ MR) rows of a group: a group cut short by m
+            /// (32 rows are 5 groups of 6 and one of 2 with AVX2) multiplies only its own rows.
+            /// Each row's lanes get the same operations either way.
+            ///
+            /// # Safety
+            /// As for [`block`], for the first `rows` rows.
+            #[target_feature(enable = $feature)]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn group_block<const FULL: bool>(
+                rows: usize,
+                acc: &mut [[$vector; NV]; MR],
+                a: [*const $t; MR],
+                acs: i64,
+                b: *const $t,
+                brs: i64,
+                ps: Range<usize>,
+                masks: [$mask; NV],
+            ) {
+                /// `block` over the first R rows of the group, through accumulators of R rows.
+                macro_rules! first {
+                    ($r:literal) => {{
+                        let mut part = [[$setzero(); NV]; $r];
+                        let mut rows_a = [a[0]; $r];
+                        for r in 0..$r {
+                            part[r] = acc[r];
+                            rows_a[r] = a[r];
+                        }
+                        // SAFETY: the caller's, for these rows.
+                        unsafe { block::<$r, FULL>(&mut part, rows_a, acs, b, brs, ps, masks) };
+                        acc[..$r].copy_from_slice(&part);
+                    }};
+                }
+                match rows {
+                    1 if MR > 1 => first!(1),
+                    2 if MR > 2 => first!(2),
+                    3 if MR > 3 => first!(3),
+                    4 if MR > 4 => first!(4),
+                    5 if MR > 5 => first!(5),
+                    6 if MR > 6 => first!(6),
+                    7 if MR > 7 => first!(7),
+                    // SAFETY: the caller's.
+                    _ => unsafe { block::<MR, FULL>(acc, a, acs, b, brs, ps, masks) },
+                }
+            }
+
             thread_local! {
                 /// The accumulators of [`rows`] between blocks of k, one set per tile and
                 /// group of rows (kept per thread, to allocate once).
@@ -432,10 +477,11 @@ macro_rules! stream_kernels {
                                 // SAFETY: A[row, p] with row < m and p < k; the lanes of B's
                                 // rows p that the masks keep are columns in `cols`.
                                 unsafe {
+                                    let rows = (m - group * MR).min(MR);
                                     if t + 1 < tiles || cols.end - j == width {
-                                        block::<MR, true>(slot, a, g.a.cs, b, g.b.rs, p0..p1, masks)
+                                        group_block::<true>(rows, slot, a, g.a.cs, b, g.b.rs, p0..p1, masks)
                                     } else {
-                                        block::<MR, false>(slot, a, g.a.cs, b, g.b.rs, p0..p1, masks)
+                                        group_block::<false>(rows, slot, a, g.a.cs, b, g.b.rs, p0..p1, masks)
                                     }
                                 }
                             }
