@@ -7,7 +7,7 @@
 //! `reference.json` beside it. Eval blocks run in float64 on the JIT (inline erf, exp, tanh)
 //! and on the interpreter (libm's erf).
 
-mod common;
+use crate::common;
 
 use common::reference::{self, assert_all_close_abs, eval_both, grad, list, nums, shown, F64_REL};
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! an infinite literal, a byte-order mark, old Mac line ends, two data blocks, an unclosed
 //! bracket at the end of REPL input, a NaN threshold.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -1,6 +1,6 @@
 //! `netc bench`: the JSON report has every figure, each positive (no wall-clock thresholds).
 
-mod common;
+use crate::common;
 use common::*;
 
 /// The number `key` of a JSON object.

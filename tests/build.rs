@@ -3,7 +3,7 @@
 //! `tests/c/harness.c` drives an object through its whole API (init, forward, backward, two
 //! train steps); the same inputs and weights go through the JIT here, and the two must agree.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

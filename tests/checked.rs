@@ -6,7 +6,7 @@
 //! `NETC_CHECKED_SHRINK` for the command line). The per-op differential tests of
 //! tests/jit.rs also run every graph checked (`differential` there).
 
-mod common;
+use crate::common;
 use common::*;
 
 use std::collections::BTreeSet;

@@ -2,7 +2,7 @@
 //! several train blocks; the parameter-naming rule; `netc summary`; and the command line's
 //! refusals (bad values, flags that do nothing, output paths that cannot be written).
 
-mod common;
+use crate::common;
 
 use common::*;
 

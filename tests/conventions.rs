@@ -3,7 +3,7 @@
 //! symbolic sizes as names in its body, and `netc gradcheck` catching a wrong derivative at
 //! a point where the function is smooth although its pieces have kinks.
 
-mod common;
+use crate::common;
 use common::*;
 
 use netc::ir::graph::{Op, ParamRole};

@@ -9,7 +9,7 @@ use netc::diag::Diagnostic;
 use netc::runtime::data::{self, Dataset, Labels, LoadOptions, ModelShape};
 use netc::runtime::rng::Rng;
 
-mod common;
+use crate::common;
 use common::TempDir;
 
 fn temp_dir(test: &str) -> TempDir {

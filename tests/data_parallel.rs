@@ -4,7 +4,7 @@
 //! batch, the reductions and the agreement of the ranks; `tests/mpi.rs` (feature `mpi`) runs
 //! the same over real processes.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::rc::Rc;

@@ -3,7 +3,7 @@
 //! 101), a hang or memory without end. The sizes are ten times those that crashed netc
 //! before where a debug build runs them in seconds; `netc` itself bounds the rest.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -1,7 +1,7 @@
 //! Every ```net block of docs/language.md runs with `netc run` (its eval blocks give the same
 //! numbers on the JIT and the interpreter); every ```net-error block is rejected.
 
-mod common;
+use crate::common;
 
 /// (should pass, source) of every block.
 fn blocks() -> Vec<(bool, String)> {

@@ -2,7 +2,7 @@
 //! f32, densely over all of f32: every 127th bit pattern of each sign, every multiple of 2⁻¹²
 //! on [−10, 10], every f32 around the point where it saturates to ±1, a million random bit
 //! patterns, and the special values. Errors are in ulp of the correctly rounded result.
-//! `cargo test --release --test erf_f32 -- --ignored` sweeps every one of the 2³² patterns.
+//! `cargo test --release erf_f32:: -- --ignored` sweeps every one of the 2³² patterns.
 
 use netc::codegen::CompileOptions;
 use netc::drivers::jit::{self, Compiled};

@@ -1,6 +1,6 @@
 //! Every shipped example passes the checker, and `netc check` reports what it declares.
 
-mod common;
+use crate::common;
 use common::*;
 
 #[test]

@@ -2,7 +2,7 @@
 //! name and range, per-field test files, metrics that fit the task, and a diagnostic naming the
 //! file and the field for every kind of mismatch.
 
-mod common;
+use crate::common;
 use common::*;
 
 use netc::runtime::data::npy_bytes;

@@ -9,7 +9,7 @@
 //! --test-threads=1 shapes_sweep random_shapes empty_shapes` passes clean (about a minute).
 //! Object files for x86-64 and aarch64 must build without libm calls. `bench_gemm` (ignored)
 //! prints GFLOP/s against the library GEMM:
-//! `cargo test --release --test gemm -- --ignored --nocapture`.
+//! `cargo test --release gemm:: -- --ignored --nocapture`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -542,7 +542,7 @@ fn random_mat(rows: usize, cols: usize, (row_major, pad, spread): (bool, usize, 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(crate::common::proptest_cases(200))]
 
     #[test]
     fn random_shapes_and_strides(
@@ -622,7 +622,7 @@ fn compiles_for_baseline_x86_64() {
 
 /// GFLOP/s of the generated GEMM and of the library GEMM (`symbols::netc_gemm_f32`,
 /// matrixmultiply, split over the GEMM thread pool), f32, row-major, beta = 0. Run with
-/// `cargo test --release --test gemm -- --ignored --nocapture`.
+/// `cargo test --release gemm:: -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn bench_gemm() {

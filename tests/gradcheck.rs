@@ -11,7 +11,7 @@ use netc::ir::interp;
 use netc::ir::tensor::Tensor;
 use proptest::prelude::*;
 
-mod cases;
+use crate::cases;
 
 /// Largest accepted relative error (see `gradcheck::relative_errors`); a wrong rule gives O(1).
 const TOL: f64 = 1e-5;
@@ -625,7 +625,7 @@ fn values(n: usize, lo: f64, hi: f64) -> impl Strategy<Value = Vec<f64>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(16))]
+    #![proptest_config(crate::common::proptest_cases(16))]
 
     #[test]
     fn prop_binary_ops_broadcast(

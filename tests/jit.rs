@@ -9,8 +9,8 @@ use netc::ir::graph::{DType, Dim, Graph, InputKind, NodeId, Op, Shape};
 use netc::ir::tensor::Tensor;
 use netc::runtime::rng::Rng;
 
-mod cases;
-mod common;
+use crate::cases;
+use crate::common;
 
 // ---- helpers ------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 //! checked and rolled back must not leave the loop a dangling per-step slice), integer token
 //! ids sliced per step, and state updates refused inside a body.
 
-mod common;
+use crate::common;
 
 use netc::commands::eval::{evaluate_with, Exec};
 use netc::frontend::check::check_source;

@@ -2,7 +2,7 @@
 //! central differences in f64 at T = 1, 2, 7 (carried state, shared weights, per-step inputs
 //! and outputs), and the JIT against the interpreter in f32 and f64.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
@@ -464,4 +464,37 @@ fn a_loop_whose_only_carry_is_a_hoisted_sum_still_runs() {
             }
         }
     }
+}
+
+/// A carry rebound to the loop variable (`let c = t`) takes the step's index, compiled and
+/// interpreted; of another shape it is the usual shape error. (Found by
+/// `no_panic::mutilated_examples_never_panic`: the step index was made after the loop's frame
+/// was gone, an index out of bounds.)
+#[test]
+fn a_carry_rebound_to_the_loop_variable_takes_the_step_index() {
+    let src = "eval e {
+  let c = 0
+  let s = 0
+  for t in range(2, 6) carry (c, s) {
+    let s = s + t
+    let c = t
+  }
+  c * 100 + s
+}
+";
+    let checked = check_source(src).unwrap_or_else(|d| panic!("{d:?}"));
+    for exec in [Exec::Jit, Exec::Interp] {
+        let out = evaluate_with(&checked.evals[0], 0, exec).unwrap();
+        assert_eq!(out.shows[0].1.data, vec![514.0], "c = 5, s = 2 + 3 + 4 + 5");
+    }
+    let bad = "eval e {
+  let text = [[1, 2]]
+  for t in range(3) carry (text) {
+    let text = t
+  }
+  text
+}
+";
+    let errors = check_source(bad).err().expect("a scalar for a [1, 2] carry");
+    assert!(errors.iter().any(|d| d.code == "E-shape" && d.message.contains("`text` changes shape")), "{errors:?}");
 }

@@ -2,7 +2,7 @@
 //! PyTorch's does, inference is per sample, dropout masks are reproducible and have the
 //! stated keep rate, and a resumed run draws what the uninterrupted one would.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -81,7 +81,7 @@ fn examples() -> Vec<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(crate::common::proptest_cases(300))]
 
     #[test]
     fn token_soup_never_panics(idx in proptest::collection::vec(0..PIECES.len(), 0..60)) {

@@ -4,7 +4,7 @@
 //! `NETC_FAIL_WRITES_AFTER` hook) leaves the previous file exactly as it was, with no
 //! temporary file behind.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

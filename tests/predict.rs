@@ -3,7 +3,7 @@
 //! interpreter in f64 here, and the object file of `netc build --weights` compiled with `cc` —
 //! and every wrong input is a diagnostic with exit code 1.
 
-mod common;
+use crate::common;
 use common::*;
 
 use std::path::{Path, PathBuf};

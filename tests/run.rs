@@ -1,7 +1,7 @@
 //! `netc run`, `netc graph` and `netc gradcheck` on the lecture's examples: the lecture's
 //! numbers, pictures that Graphviz renders, and a backward graph with no Jacobian in it.
 
-mod common;
+use crate::common;
 use common::*;
 use std::process::Command;
 

@@ -9,7 +9,7 @@ use netc::ir::graph::NodeId;
 use netc::ir::interp;
 use netc::ir::tensor::Tensor;
 
-mod cases;
+use crate::cases;
 
 /// Points where a formula's pieces switch (0, where softplus's max(x, 0) + ln(1 + e^−|x|)
 /// turns; 20, PyTorch's softplus threshold) and far out on both sides.

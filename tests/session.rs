@@ -3,7 +3,7 @@
 //! bytes, arrays are checked as data files are, a progress hook can stop a run, and the
 //! forward pass runs in batches of any size.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -13,7 +13,7 @@
 //!
 //! `bench_split` (ignored) prints the time of one call against the split on 2 threads for
 //! the shapes of the issue #8 workloads:
-//! `cargo test --release --test threads -- --ignored --nocapture`.
+//! `cargo test --release threads:: -- --ignored --nocapture`.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -614,7 +614,7 @@ fn empty_shapes() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(crate::common::proptest_cases(64))]
     #[test]
     fn random_shapes(m in 1usize..160, k in 0usize..300, n in 1usize..160, la in 0usize..5, lb in 0usize..5,
                      lc in 0usize..5, ab in 0usize..4, seed in any::<u64>()) {

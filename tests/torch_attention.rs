@@ -7,7 +7,7 @@
 //! beside it; torch is not run here. netc runs in float32 and float64, on the JIT (of the
 //! optimised graph) and the interpreter.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -7,7 +7,7 @@
 //! Eval blocks run in float64 on both engines (the JIT, whose transcendentals are inline
 //! polynomials, and the interpreter); training runs `netc run` in float32.
 
-mod common;
+use crate::common;
 
 use common::reference::{self, assert_all_close, close, eval_both, grad, list, lit, num, nums, shown, F64_REL};
 use serde_json::Value;

@@ -4,7 +4,7 @@
 //! computed once by `tests/data/torch_rnn/make_reference.py` and are read from
 //! `reference.safetensors` beside it; torch is not run here.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

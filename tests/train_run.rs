@@ -1,7 +1,7 @@
 //! `netc run` training end to end: JSON report, loss plot, safetensors weights carrying the
 //! model's parameter names, bit-identical results from a fixed seed, overrides, divergence.
 
-mod common;
+use crate::common;
 use common::*;
 use std::process::Command;
 

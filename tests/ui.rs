@@ -1,6 +1,6 @@
 //! Diagnostics snapshots: every `tests/ui/*.net` is run through `netc check` (or the command
 //! named by a first-line `# args:` directive, with `{file}` for the file) and its exit code and
-//! stderr are compared with `tests/ui/NAME.stderr`. Re-bless with `NETC_BLESS=1 cargo test --test ui`.
+//! stderr are compared with `tests/ui/NAME.stderr`. Re-bless with `NETC_BLESS=1 cargo test ui::`.
 
 use std::path::Path;
 use std::process::Command;

@@ -8,7 +8,7 @@ use netc::diag::Diagnostic;
 use netc::runtime::weights::{self, Weight};
 use safetensors::{Dtype, SafeTensors};
 
-mod common;
+use crate::common;
 use common::TempDir;
 
 fn temp_dir(test: &str) -> TempDir {

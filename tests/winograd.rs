@@ -10,7 +10,7 @@ use netc::ir::graph::{DType, Dim, Graph, InputKind, Op, Shape};
 use netc::ir::tensor::Tensor;
 use netc::runtime::rng::Rng;
 
-mod common;
+use crate::common;
 
 fn known(dims: &[usize]) -> Shape {
     dims.iter().map(|&d| Dim::Known(d)).collect()

@@ -78,3 +78,15 @@ pub fn varied_literal(shape: &[usize], seed: usize) -> String {
     }
     go(shape, seed, &mut 0)
 }
+
+/// Proptest's settings with `cases` cases, its failures kept beside the test's file
+/// (`tests/NAME.proptest-regressions`; by default it would keep them in a directory at the
+/// crate root, since `tests/main.rs` is the root of every test file).
+pub fn proptest_cases(cases: u32) -> proptest::test_runner::Config {
+    use proptest::test_runner::{Config, FileFailurePersistence};
+    Config {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..Config::default()
+    }
+}

@@ -158,6 +158,15 @@ impl<'p> Checker<'p> {
         }
         self.bind(&f.var.name, Value::Step(frame));
         self.loop_body(&f.body);
+        // A carry rebound to a loop variable (`let c = t`) takes the step's index: made a
+        // tensor here, while the loop's frame still exists.
+        for (c, _) in &inits {
+            if let Some(&Value::Step(step)) = self.scopes.last().and_then(|scope| scope.get(&c.name)) {
+                let at = self.frames[frame].rebound.get(&c.name).copied().unwrap_or(c.span);
+                let v = self.step_index(step, at).map_or(Value::Error, Value::Tensor);
+                self.bind(&c.name, v);
+            }
+        }
         let scope = self.scopes.pop().unwrap_or_default();
         let frame = self.frames.pop().expect("the loop's frame");
 
