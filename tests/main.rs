@@ -51,5 +51,6 @@ mod torch_rnn;
 mod train_inputs;
 mod train_run;
 mod ui;
+mod units;
 mod weights;
 mod winograd;

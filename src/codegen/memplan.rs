@@ -175,7 +175,7 @@ fn greedy_by_size(
 /// takes the smallest free block that holds it (best fit, splitting off the rest), or else
 /// space at the end; after its last kernel its block is freed and merged with free
 /// neighbours. O(n log n). Returns the group's size.
-fn scan_in_order(
+pub fn scan_in_order(
     mut ts: Vec<usize>,
     first: &[usize],
     last: &[usize],
@@ -236,7 +236,8 @@ fn scan_in_order(
     ts.iter().map(|&t| local[t] + k(t)).max().unwrap_or(0)
 }
 
-fn round_up(k: i64) -> i64 {
+/// `k` elements rounded up to a multiple of [`ALIGN`], the alignment of every offset.
+pub fn round_up(k: i64) -> i64 {
     (k + ALIGN - 1) / ALIGN * ALIGN
 }
 
@@ -247,84 +248,4 @@ fn find(root: &mut [usize], t: usize) -> usize {
     }
     root[t] = r;
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::codegen::kernel::{Access, Expr, Un};
-    use std::rc::Rc;
-
-    fn map(from: Base, to: Base, n: i64) -> Kernel {
-        let shape = vec![Mono::known(n)];
-        let x = Rc::new(Expr::Load(Access::contiguous(from, &shape)));
-        Kernel::Map {
-            shape: shape.clone(),
-            expr: Rc::new(Expr::Unary(Un::Exp, x)),
-            out: Access::contiguous(to, &shape),
-        }
-    }
-
-    #[test]
-    fn a_chain_reuses_memory() {
-        // in -> t0 -> t1 -> t2 -> out: each temporary dies as the next is born.
-        let temps = vec![Mono::known(100), Mono::known(100), Mono::known(100)];
-        let ks = vec![
-            map(Base::Input(0), Base::Temp(0), 100),
-            map(Base::Temp(0), Base::Temp(1), 100),
-            map(Base::Temp(1), Base::Temp(2), 100),
-            map(Base::Temp(2), Base::Output(0), 100),
-        ];
-        let p = plan(&ks, &temps);
-        assert_eq!(p.in_place, 2);
-        assert_eq!(p.size.eval(&[]), 112);
-        assert_eq!(p.unshared.eval(&[]), 300);
-    }
-
-    #[test]
-    fn overlapping_lives_do_not_share() {
-        let shape = vec![Mono::known(10)];
-        let x = |t| Rc::new(Expr::Load(Access::contiguous(Base::Temp(t), &shape)));
-        let both = Rc::new(Expr::Binary(crate::codegen::kernel::Bin::Add, x(0), x(1)));
-        let ks = vec![
-            map(Base::Input(0), Base::Temp(0), 10),
-            map(Base::Input(0), Base::Temp(1), 10),
-            Kernel::Map { shape: shape.clone(), expr: both, out: Access::contiguous(Base::Output(0), &shape) },
-        ];
-        let p = plan(&ks, &[Mono::known(10), Mono::known(10)]);
-        assert_ne!(p.offsets[0], p.offsets[1]);
-        assert_eq!(p.size.eval(&[]), 32);
-    }
-}
-
-#[cfg(test)]
-mod scan_tests {
-    use super::*;
-
-    /// Random live ranges and sizes: temporaries alive at the same time never share memory,
-    /// and the size is the highest end of any block.
-    #[test]
-    fn the_scan_never_overlaps_live_temporaries() {
-        let mut state = 12345u64;
-        let mut next = |m: u64| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (state >> 33) % m
-        };
-        for _ in 0..50 {
-            let n = 300;
-            let first: Vec<usize> = (0..n).map(|_| next(200) as usize).collect();
-            let last: Vec<usize> = first.iter().map(|&f| f + next(30) as usize).collect();
-            let sizes: Vec<i64> = (0..n).map(|_| round_up(1 + next(100) as i64)).collect();
-            let mut local = vec![0i64; n];
-            let total = scan_in_order((0..n).collect(), &first, &last, &|t| sizes[t], &mut local);
-            for a in 0..n {
-                assert!(local[a] + sizes[a] <= total);
-                for b in 0..a {
-                    let live = first[a] <= last[b] && first[b] <= last[a];
-                    let shared = local[a] < local[b] + sizes[b] && local[b] < local[a] + sizes[a];
-                    assert!(!(live && shared), "{a} and {b} overlap");
-                }
-            }
-        }
-    }
 }

@@ -89,14 +89,14 @@ pub fn labels(metrics: &[Metric]) -> Vec<String> {
 
 /// Running sums of one metric.
 #[derive(Clone, Copy, Default)]
-struct Tally {
+pub struct Tally {
     sum: f64,
     count: f64,
 }
 
 impl Tally {
     /// Add one batch of `n` samples: `out` is the output, `target` the field, `mask` the mask.
-    fn add(&mut self, kind: MetricKind, out: &[f32], target: &[f32], mask: Option<&[f32]>) {
+    pub fn add(&mut self, kind: MetricKind, out: &[f32], target: &[f32], mask: Option<&[f32]>) {
         let counted = |i: usize| mask.is_none_or(|m| m[i] != 0.0);
         match kind {
             MetricKind::Accuracy => {
@@ -128,7 +128,7 @@ impl Tally {
         }
     }
 
-    fn value(&self) -> f64 {
+    pub fn value(&self) -> f64 {
         if self.count == 0.0 {
             f64::NAN
         } else {
@@ -199,31 +199,4 @@ pub fn evaluate_on(
         loss: sums[0] / sums[1].max(1.0),
         metrics: labels.into_iter().zip(totals).map(|(l, tally)| (l, tally.value())).collect(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accuracy_counts_positions_and_respects_the_mask() {
-        // Two positions of three classes: argmax 2 (target 2, right) and 0 (target 1, wrong).
-        let out = [0.1, 0.2, 0.9, 0.5, 0.1, 0.2];
-        let mut t = Tally::default();
-        t.add(MetricKind::Accuracy, &out, &[2.0, 1.0], None);
-        assert_eq!(t.value(), 0.5);
-        let mut masked = Tally::default();
-        masked.add(MetricKind::Accuracy, &out, &[2.0, 1.0], Some(&[1.0, 0.0]));
-        assert_eq!(masked.value(), 1.0);
-    }
-
-    #[test]
-    fn mse_and_mae_average_every_value() {
-        let mut mse = Tally::default();
-        mse.add(MetricKind::Mse, &[1.0, 2.0], &[0.0, 4.0], None);
-        assert_eq!(mse.value(), 2.5);
-        let mut mae = Tally::default();
-        mae.add(MetricKind::Mae, &[1.0, 2.0], &[0.0, 4.0], None);
-        assert_eq!(mae.value(), 1.5);
-    }
 }

@@ -30,11 +30,8 @@ use crate::frontend::ast::Item;
 use crate::frontend::check;
 use crate::frontend::checked::Checked;
 
-mod cache;
+pub mod cache;
 use cache::CACHE_AFTER;
-#[cfg(test)]
-mod tests;
-
 const HELP: &str = "\
 netc repl — every line is checked, compiled and run.
   let x = [1, 2, 3]          define a value (a literal is a variable you can differentiate)
@@ -193,7 +190,7 @@ impl Session {
     /// needs; returns the source and the byte offset at which `tail` starts. Lets of known
     /// value are written as their literals, and when more than `CACHE_AFTER` needed lets are
     /// not yet known, their values are computed first.
-    fn program(&mut self, tail: &str) -> (String, usize) {
+    pub fn program(&mut self, tail: &str) -> (String, usize) {
         let uses = names_in(tail);
         let (items, lets) = self.needed(&uses, true);
         let unknown: Vec<usize> =
@@ -207,7 +204,7 @@ impl Session {
     }
 
     /// `program` with every let as its own expression (for differentiating through them).
-    fn program_uncached(&self, tail: &str) -> (String, usize) {
+    pub fn program_uncached(&self, tail: &str) -> (String, usize) {
         let (items, lets) = self.needed(&names_in(tail), false);
         self.eval_source(&items, &lets, tail, false)
     }
@@ -313,7 +310,7 @@ impl Session {
         out
     }
 
-    fn check(&self, src: &str) -> Result<Checked, Vec<Diagnostic>> {
+    pub fn check(&self, src: &str) -> Result<Checked, Vec<Diagnostic>> {
         check::check_source(src)
     }
 

@@ -43,6 +43,8 @@ mod structure;
 mod train;
 mod windows;
 
+pub use train::glob as freeze_pattern_matches;
+
 /// Parse and check a source file (the prelude is added in front of it).
 pub fn check_source(src: &str) -> Result<Checked, Vec<Diagnostic>> {
     let program = crate::frontend::parser::parse(src)?;

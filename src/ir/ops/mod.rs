@@ -16,9 +16,6 @@ mod nn;
 pub mod random;
 mod reduce;
 mod shape;
-#[cfg(test)]
-mod tests;
-
 use crate::diag::Span;
 use crate::ir::graph::{Dim, Graph, LoopSpec, NodeId, Op, Shape};
 use crate::ir::tensor::Tensor;

@@ -1,8 +1,8 @@
 //! Each op's meaning by hand, and the adjoint identities of the gradient ops.
 
-use super::*;
-use crate::ir::graph::{Dim, Graph, Op, Shape};
-use crate::ir::tensor::Tensor;
+use netc::ir::graph::{Dim, Graph, Op, Shape};
+use netc::ir::ops::*;
+use netc::ir::tensor::Tensor;
 
 fn ev(op: Op, x: &[&Tensor], shape: &[usize]) -> Tensor {
     eval(&op, x, shape, &Env { inputs: &[], params: &[], symbols: &[] }).unwrap()
@@ -166,15 +166,15 @@ fn elementwise_conventions() {
 
 #[test]
 fn gradient_ops_check_their_operands() {
-    let mut g = Graph::new(crate::ir::graph::DType::F64);
+    let mut g = Graph::new(netc::ir::graph::DType::F64);
     let k = |v: &[usize]| v.iter().map(|&n| Dim::Known(n)).collect::<Shape>();
-    let grad = g.add_param("g", k(&[1, 2, 3, 3]), crate::ir::graph::Init::Zeros);
-    let w = g.add_param("w", k(&[2, 1, 3, 3]), crate::ir::graph::Init::Zeros);
+    let grad = g.add_param("g", k(&[1, 2, 3, 3]), netc::ir::graph::Init::Zeros);
+    let w = g.add_param("w", k(&[2, 1, 3, 3]), netc::ir::graph::Init::Zeros);
     // a 5×5 input with a 3×3 kernel gives 3×3: fine; a 6×6 input would give 4×4
     assert!(g.add(Op::Conv2dInputGrad { stride: 1, pad: 0, height: 5, width: 5 }, &[grad, w]).is_ok());
     assert!(g.add(Op::Conv2dInputGrad { stride: 1, pad: 0, height: 6, width: 6 }, &[grad, w]).is_err());
-    let x = g.add_param("x", k(&[1, 1, 4, 4]), crate::ir::graph::Init::Zeros);
-    let pooled = g.add_param("p", k(&[1, 1, 2, 2]), crate::ir::graph::Init::Zeros);
+    let x = g.add_param("x", k(&[1, 1, 4, 4]), netc::ir::graph::Init::Zeros);
+    let pooled = g.add_param("p", k(&[1, 1, 2, 2]), netc::ir::graph::Init::Zeros);
     assert!(g.add(Op::MaxPool2dGrad { size: 2, stride: 2 }, &[x, pooled]).is_ok());
     assert!(g.add(Op::MaxPool2dGrad { size: 2, stride: 1 }, &[x, pooled]).is_err());
 }

@@ -1,6 +1,7 @@
 //! The let cache seen from inside: what a line's program holds after a long chain.
 
-use super::Session;
+use netc::commands::repl::cache::CACHE_AFTER;
+use netc::commands::repl::Session;
 
 fn session(lines: &[String]) -> Session {
     let mut s = Session::new(false);
@@ -21,13 +22,13 @@ fn a_chain_of_lets_is_cut_and_each_line_checks_a_bounded_program() {
     lines.extend((0..300).map(|_| "let a = a * 0.5 + 0.7".to_string()));
     let mut s = session(&lines);
     let (src, _) = s.program("a");
-    assert!(lets_in(&src) <= super::CACHE_AFTER + 1, "{src}");
+    assert!(lets_in(&src) <= CACHE_AFTER + 1, "{src}");
     // The cached value is the exact one: the uncached program computes the same bits.
     let (uncached, _) = s.program_uncached("a");
     assert_eq!(lets_in(&uncached), 301);
     let value = |src: &str| {
         let c = s.check(src).unwrap();
-        crate::commands::eval::evaluate(c.evals.last().unwrap(), 0).unwrap().shows[0].1.clone()
+        netc::commands::eval::evaluate(c.evals.last().unwrap(), 0).unwrap().shows[0].1.clone()
     };
     assert_eq!(value(&src), value(&uncached));
 }
@@ -44,7 +45,7 @@ fn values_drawn_at_run_time_are_not_cached() {
     assert!(src.contains("let h = dense(x, 2)") && src.contains("let c39 = c38 * 1"), "{src}");
     // The k chain is a function of literals: cut, at most CACHE_AFTER of its lets unknown.
     let ks = src.lines().filter(|l| l.starts_with("let k")).count();
-    assert!(ks <= super::CACHE_AFTER + 1 && !src.contains("let k0 = x"), "{src}");
+    assert!(ks <= CACHE_AFTER + 1 && !src.contains("let k0 = x"), "{src}");
     assert!(src.lines().any(|l| l.starts_with("let k") && l.contains(" = [[")), "a k as its literal: {src}");
 }
 
@@ -65,7 +66,7 @@ fn an_integer_chain_is_cut_keeps_exact_values_and_may_index() {
     lines.push("let i = [2, 0] + (n - 9007199254740300)".to_string());
     let mut s = session(&lines);
     let (src, _) = s.program("x[i]");
-    assert!(lets_in(&src) <= super::CACHE_AFTER + 2, "{src}");
+    assert!(lets_in(&src) <= CACHE_AFTER + 2, "{src}");
     assert!(src.contains("let n = 90071992547402") && src.contains(".0\nlet n = n + 1"), "n as a literal: {src}");
     assert_eq!(shown(&mut s, "n - 9007199254740000"), "300\n");
     assert_eq!(shown(&mut s, "x[i]"), "[30.5, 10.5]\n  shape [2]\n");
@@ -85,7 +86,7 @@ fn a_chain_of_whole_floats_is_cut_and_stays_float() {
     lines.extend((0..300).map(|_| "let g = g * 1".to_string()));
     let mut s = session(&lines);
     let (src, _) = s.program("f + g");
-    assert!(lets_in(&src) <= super::CACHE_AFTER + 2, "{src}");
+    assert!(lets_in(&src) <= CACHE_AFTER + 2, "{src}");
     assert!(src.contains(".0] / 1\nlet f = f + 1") && src.contains("let g = sum([1.0]) / 1"), "{src}");
     assert_eq!(shown(&mut s, "f + g"), "[304, 302]\n  shape [2]\n");
     for line in ["x[f]", "x[g]", "take(x, f)"] {
@@ -96,11 +97,11 @@ fn a_chain_of_whole_floats_is_cut_and_stays_float() {
 
 #[test]
 fn literals_keep_the_type_the_checker_gave() {
-    use crate::ir::tensor::Tensor;
+    use netc::ir::tensor::Tensor;
     let whole = Tensor { shape: vec![2], data: vec![3.0, -5.0] };
-    assert_eq!(super::cache::literal(&whole, true).as_deref(), Some("[3.0, -5.0]"));
-    assert_eq!(super::cache::literal(&whole, false).as_deref(), Some("[3.0, -5.0] / 1"));
-    assert_eq!(super::cache::literal(&Tensor::scalar(4.0), false).as_deref(), Some("sum([4.0]) / 1"));
-    assert_eq!(super::cache::literal(&Tensor::scalar(0.1), false).as_deref(), Some("0.1"));
-    assert_eq!(super::cache::literal(&Tensor::scalar(f64::NAN), false), None);
+    assert_eq!(netc::commands::repl::cache::literal(&whole, true).as_deref(), Some("[3.0, -5.0]"));
+    assert_eq!(netc::commands::repl::cache::literal(&whole, false).as_deref(), Some("[3.0, -5.0] / 1"));
+    assert_eq!(netc::commands::repl::cache::literal(&Tensor::scalar(4.0), false).as_deref(), Some("sum([4.0]) / 1"));
+    assert_eq!(netc::commands::repl::cache::literal(&Tensor::scalar(0.1), false).as_deref(), Some("0.1"));
+    assert_eq!(netc::commands::repl::cache::literal(&Tensor::scalar(f64::NAN), false), None);
 }
