@@ -459,21 +459,21 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
     assert!(!stream::library_beats_generated(&shape(16, 16, 16)), "16 × 16 · 16 × 16");
     assert!(!stream::library_beats_generated(&shape(0, 1 << 40, 1 << 40)), "no rows");
     // Whole products (the batched symbols'): with AVX-512 up to 64 rows (128 for `Rows`), and
-    // a small column-major B (up to 1024 elements) copied into rows; with AVX2 `Rows` up to 16
-    // rows and `Columns` up to 32, no copies. Right against the f64 product, C's guards and
-    // padding kept.
+    // a small column-major B (up to 1024 elements) copied into rows; with AVX2 `Tiles` for C's
+    // columns contiguous and A of up to 2¹⁶ elements. Right against the f64 product, C's
+    // guards and padding kept.
     // (m, k, n, A, B, C, AVX-512's kernel, AVX2's kernel)
     for (m, k, n, la, lb, lc, avx512, avx2) in [
-        (64, 16, 64, Layout::ColMajor(2), Layout::ColMajor(0), Layout::RowMajor(0), Some(Kernel::Copied), None),
-        (64, 32, 64, Layout::ColMajor(2), Layout::ColMajor(0), Layout::RowMajor(0), None, None),
-        (64, 64, 32, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(0), Some(Kernel::Rows), None),
-        (33, 7, 45, Layout::ColMajor(2), Layout::ColMajor(3), Layout::RowsReversed(2), Some(Kernel::Copied), None),
-        (50, 17, 1, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(5), Some(Kernel::Rows), None),
-        (50, 17, 1, Layout::ColMajor(2), Layout::ColMajor(0), Layout::RowMajor(5), Some(Kernel::Copied), None),
-        (128, 128, 32, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(0), Some(Kernel::Rows), None),
-        (101, 9, 37, Layout::ColMajor(2), Layout::RowMajor(3), Layout::RowMajor(1), Some(Kernel::Rows), None),
-        (101, 9, 37, Layout::ColMajor(2), Layout::ColMajor(0), Layout::RowMajor(1), None, None),
-        (129, 9, 37, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(0), None, None),
+        (64, 16, 64, Layout::ColMajor(2), Layout::ColMajor(0), Layout::RowMajor(0), Some(Kernel::Copied), Some(Kernel::Tiles)),
+        (64, 32, 64, Layout::ColMajor(2), Layout::ColMajor(0), Layout::RowMajor(0), None, Some(Kernel::Tiles)),
+        (64, 64, 32, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(0), Some(Kernel::Rows), Some(Kernel::Tiles)),
+        (33, 7, 45, Layout::ColMajor(2), Layout::ColMajor(3), Layout::RowsReversed(2), Some(Kernel::Copied), Some(Kernel::Tiles)),
+        (50, 17, 1, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(5), Some(Kernel::Rows), Some(Kernel::Tiles)),
+        (50, 17, 1, Layout::ColMajor(2), Layout::ColMajor(0), Layout::RowMajor(5), Some(Kernel::Copied), Some(Kernel::Tiles)),
+        (128, 128, 32, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(0), Some(Kernel::Rows), Some(Kernel::Tiles)),
+        (101, 9, 37, Layout::ColMajor(2), Layout::RowMajor(3), Layout::RowMajor(1), Some(Kernel::Rows), Some(Kernel::Tiles)),
+        (101, 9, 37, Layout::ColMajor(2), Layout::ColMajor(0), Layout::RowMajor(1), None, Some(Kernel::Tiles)),
+        (129, 9, 37, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(0), None, Some(Kernel::Tiles)),
         (
             16,
             9,
@@ -482,10 +482,13 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
             Layout::RowMajor(0),
             Layout::RowMajor(0),
             Some(Kernel::Rows),
-            Some(Kernel::Rows),
+            Some(Kernel::Tiles),
         ),
-        (30, 300, 20, Layout::RowMajor(0), Layout::ColMajor(0), Layout::RowMajor(0), None, Some(Kernel::Columns)),
-        (40, 300, 20, Layout::RowMajor(0), Layout::ColMajor(0), Layout::RowMajor(0), None, None),
+        (30, 300, 20, Layout::RowMajor(0), Layout::ColMajor(0), Layout::RowMajor(0), None, Some(Kernel::Tiles)),
+        (40, 300, 20, Layout::RowMajor(0), Layout::ColMajor(0), Layout::RowMajor(0), None, Some(Kernel::Tiles)),
+        // Not `Tiles`: C's columns apart, and an A of more than 2¹⁶ elements.
+        (20, 10, 20, Layout::RowMajor(0), Layout::RowMajor(0), Layout::ColMajor(0), None, None),
+        (300, 300, 5, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(0), None, None),
     ] {
         for (alpha, beta) in [(1.0, 0.0), (-0.75, 1.0)] {
             seed += 1;
@@ -505,6 +508,57 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
             }
         }
     }
+}
+
+/// `stream`'s `Tiles` (AVX2), what the batched symbols run attention's products with:
+/// right against the f64 product (C's guards and padding kept, beta = 0 over NaN) for every
+/// layout of A and B (B in place, copied by rows, by 8 × 8 or 4 × 4 transposes and element
+/// by element; a B over 32 KiB copied although its rows are contiguous) and of C, rows past
+/// a tile of 6 (1 to 5 left), columns past a panel, k past a transposed block; and cut into
+/// column blocks anywhere (panels cut short, so copied), the bits of one call.
+fn tiles_sweep<T: Float + symbols::stream::Streamed>() {
+    use symbols::stream::{self, Isa, Layout as Kernel};
+    if !Isa::available().contains(&Isa::Avx2) {
+        return;
+    }
+    let mut seed = 500;
+    let c_layouts = [Layout::RowMajor(0), Layout::RowMajor(3), Layout::RowsReversed(1)];
+    let shapes = [(1, 1, 1), (7, 8, 16), (6, 17, 33), (13, 16, 9), (64, 64, 64), (11, 300, 40), (32, 5, 100), (5, 64, 8)];
+    for (s, &(m, k, n)) in shapes.iter().enumerate() {
+        for (l, (&la, &lb)) in LAYOUTS.iter().zip(LAYOUTS.iter().cycle().skip(s)).enumerate() {
+            seed += 1;
+            let lc = c_layouts[(s + l) % 3];
+            let (alpha, beta) = [(1.0, 0.0), (-0.75, 1.0), (0.3, -0.7)][(s + 2 * l) % 3];
+            let case = Case::<T>::new(m, k, n, la, lb, lc, alpha, beta, seed);
+            let run = |cuts: &[usize]| {
+                case.run_with(|m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc| {
+                    let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
+                    let args = GemmArgs { m, k, n, alpha, a, b, beta, c };
+                    assert_eq!(stream::whole_layout_for(Isa::Avx2, &args), Some(Kernel::Tiles), "{m}×{k}×{n}");
+                    for pair in cuts.windows(2) {
+                        // SAFETY: the case's matrices, a block of C's columns; the CPU has AVX2.
+                        unsafe { stream::gemm_on(Isa::Avx2, Kernel::Tiles, args, pair[0]..pair[1]) };
+                    }
+                })
+            };
+            let whole = run(&[0, n]);
+            case.check_close(&whole);
+            let mut cuts = [0, 1, n / 3, n / 3 + 17, n].map(|cut| cut.min(n)).to_vec();
+            cuts.sort();
+            cuts.dedup();
+            assert_same(&run(&cuts), &whole, &format!("{m}×{k}×{n}, A {la:?}, B {lb:?}, C {lc:?} in blocks"));
+        }
+    }
+}
+
+#[test]
+fn tiled_products_are_right_and_the_same_in_any_blocks_f32() {
+    tiles_sweep::<f32>();
+}
+
+#[test]
+fn tiled_products_are_right_and_the_same_in_any_blocks_f64() {
+    tiles_sweep::<f64>();
 }
 
 #[test]

@@ -53,15 +53,22 @@ impl Emitter<'_> {
             beta,
             c: matrix(pc, sc),
         };
-        // Checked mode checks each element's call, so it keeps the loop.
-        let batched = self.env.batched_gemm.filter(|_| self.sink.is_none());
-        match (batched, batch.split_last()) {
-            (Some(symbol), Some((last, outer))) => {
+        match (self.env.batched_gemm, batch.split_last()) {
+            (Some(symbol), Some((last, outer))) if self.sink.is_none() => {
                 let count = self.mono(&last.len);
                 let strides = [self.mono(&last.a), self.mono(&last.b), self.mono(&last.c)];
                 self.batch_loops(outer, ptrs, &mut |e, p| e.call_batched(symbol, count, strides, &args(p)));
             }
-            _ => self.batch_loops(&batch, ptrs, &mut |e, p| e.gemm_call(args(p))),
+            // Checked mode checks each element's call, so it keeps the loop; each call is the
+            // batched symbol's with one product, which picks the kernel that the unchecked
+            // code's call picks for it (the same bits).
+            (Some(symbol), Some(_)) => {
+                let (one, zero) = (self.int(1), self.int(0));
+                self.batch_loops(&batch, ptrs, &mut |e, p| {
+                    e.gemm_call(args(p), &mut |e, args| e.call_batched(symbol, one, [zero; 3], args))
+                })
+            }
+            _ => self.batch_loops(&batch, ptrs, &mut |e, p| e.gemm_call(args(p), &mut Self::call_gemm)),
         }
     }
 
@@ -345,13 +352,14 @@ impl Emitter<'_> {
         let alpha = self.fconst(1.0);
         let beta = self.fconst(beta);
         let (a, b, c) = (matrix(pa, sa), matrix(pb, sb), matrix(pc, sc));
-        self.gemm_call(GemmArgs { m, k, n, alpha, a, b, beta, c });
+        self.gemm_call(GemmArgs { m, k, n, alpha, a, b, beta, c }, &mut Self::call_gemm);
     }
 
-    /// C = alpha·A·B + beta·C.
-    fn gemm_call(&mut self, args: GemmValues) {
+    /// C = alpha·A·B + beta·C by `call` (a GEMM symbol's call); checked, only when every
+    /// matrix it touches lies inside its buffer.
+    fn gemm_call(&mut self, args: GemmValues, call: &mut dyn FnMut(&mut Self, &GemmValues)) {
         if self.sink.is_none() {
-            self.call_gemm(&args);
+            call(self, &args);
             return;
         }
         // Checked: the GEMM touches A and B when m, n, k > 0 and C when m, n > 0; it is
@@ -366,11 +374,11 @@ impl Emitter<'_> {
         let ok_c = self.matrix_ok(c.ptr, m, n, c.rs, c.cs, writes);
         let ok = self.b.ins().band(ok_a, ok_b);
         let ok = self.b.ins().band(ok, ok_c);
-        let (call, done) = (self.b.create_block(), self.b.create_block());
-        self.b.ins().brif(ok, call, &[], done, &[]);
-        self.b.switch_to_block(call);
-        self.b.seal_block(call);
-        self.call_gemm(&args);
+        let (call_block, done) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(ok, call_block, &[], done, &[]);
+        self.b.switch_to_block(call_block);
+        self.b.seal_block(call_block);
+        call(self, &args);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
         self.b.seal_block(done);

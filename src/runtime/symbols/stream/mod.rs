@@ -8,7 +8,7 @@
 //! times and the product runs at 13 GFLOP/s. Here B is read where it lies, tile by tile, and
 //! each tile meets every row of A while it is in cache.
 //!
-//! Four kernels, compiled for AVX-512 and for AVX2 with FMA ([`Isa`], chosen at run time;
+//! Five kernels, compiled for AVX-512 and for AVX2 with FMA ([`Isa`], chosen at run time;
 //! without either the symbols keep the libraries; where each one pays differs, see
 //! [`Limits`]):
 //! - [`Layout::Rows`] (B[p, j..] contiguous, C's rows contiguous): a tile of C of 8 rows × 32
@@ -23,6 +23,10 @@
 //!   then `Rows`.
 //! - [`Layout::Outer`] (m > 32, k ≤ 16, C of 2²⁴ elements or more): C streamed row after
 //!   row, once, with B in cache.
+//! - [`Layout::Tiles`] (AVX2 only; small products run whole, C's rows contiguous): B in
+//!   panels of a tile's width, in place or copied, each panel times all of A in register
+//!   tiles over all of k (`tiles.rs`). The one kernel here that copies B: a small product's B
+//!   is read by every tile of rows, so a copy pays for itself.
 //!
 //! Determinism: every element of C is computed by the same sequence of operations whichever
 //! tile or block it falls in (lanes are independent; the edges of a tile re-read a row or
@@ -36,6 +40,8 @@ use super::{Gemm, GemmArgs};
 
 #[cfg(target_arch = "x86_64")]
 mod lanes;
+#[cfg(target_arch = "x86_64")]
+mod tiles;
 
 /// Rows of B per block of the k axis in [`Layout::Rows`].
 const KB: usize = 16;
@@ -62,6 +68,9 @@ pub enum Layout {
     /// (9216 × 8 · 8 × 4096), where C is the cost. C is streamed row after row, once; B stays
     /// in cache. Its blocks are blocks of rows.
     Outer,
+    /// A small product run whole ([`whole_layout`], with AVX2): B in panels of a tile's
+    /// width, each panel times all of A in register tiles over all of k (`tiles.rs`).
+    Tiles,
 }
 
 impl Layout {
@@ -70,7 +79,7 @@ impl Layout {
     pub fn cuts_rows(self) -> bool {
         match self {
             Layout::Outer => true,
-            Layout::Rows | Layout::Columns | Layout::Copied => false,
+            Layout::Rows | Layout::Columns | Layout::Copied | Layout::Tiles => false,
         }
     }
 }
@@ -107,6 +116,9 @@ pub struct Limits {
     pub whole: i64,
     /// Whether a small column-major B is copied into rows for [`Layout::Rows`].
     pub copied: bool,
+    /// Whether products run whole take [`Layout::Tiles`] (up to [`MAX_TILES_A`] elements of
+    /// A, C's columns contiguous).
+    pub tiles: bool,
 }
 
 impl Isa {
@@ -125,15 +137,25 @@ impl Isa {
                 whole_rows: MAX_ROWS_WHOLE_ROWS,
                 whole: MAX_ROWS_WHOLE,
                 copied: true,
+                // Not measured on an AVX-512 machine: its measured choices stay.
+                tiles: false,
             },
             // On a 2-core AMD EPYC VM with AVX2 (no AVX-512), against `matrixmultiply`:
             // `Rows` 1.3–2× on 8-row products (AlexNet's dense layers), 1.05–1.2× at 16 rows,
             // 0.78–0.93× at 32 and 0.45–1.03× on attention's 64 × 64 · 64 × 32; `Columns`
             // 1.34× on 32 × 1024 · 1024 × 1024 with B transposed, 1.06–1.15× at k = 256
             // (an LSTM step, 32 × 256 · 256 × 1024), 1.07× at 64 rows; `Outer` 0.76–0.93×.
-            Isa::Avx2 => {
-                Limits { rows: 16, columns: 32, min_dot: 256, outer: false, whole_rows: 16, whole: 32, copied: false }
-            }
+            // Whole products: `Tiles` (see `MAX_TILES_A`).
+            Isa::Avx2 => Limits {
+                rows: 16,
+                columns: 32,
+                min_dot: 256,
+                outer: false,
+                whole_rows: 16,
+                whole: 32,
+                copied: false,
+                tiles: true,
+            },
         }
     }
 }
@@ -211,6 +233,10 @@ pub fn whole_layout<T: Copy>(g: &Gemm<T>) -> Option<Layout> {
 /// [`Layout::Copied`] for a small column-major B.
 pub fn whole_layout_for<T: Copy>(isa: Isa, g: &Gemm<T>) -> Option<Layout> {
     let limits = isa.limits();
+    let a_len = g.m.checked_mul(g.k);
+    if limits.tiles && g.m >= 1 && g.k >= 1 && g.n >= 1 && g.c.cs == 1 && a_len.is_some_and(|len| len <= MAX_TILES_A) {
+        return Some(Layout::Tiles);
+    }
     if !(1..=limits.whole_rows.max(limits.whole)).contains(&g.m) || g.k < 1 || g.n < 1 {
         return None;
     }
@@ -227,6 +253,13 @@ pub fn whole_layout_for<T: Copy>(isa: Isa, g: &Gemm<T>) -> Option<Layout> {
     let most = if kernel == Layout::Rows { limits.whole_rows } else { limits.whole };
     (g.m <= most).then_some(kernel)
 }
+
+/// Most elements of A for [`Layout::Tiles`]: each panel of B sweeps all of A, which should
+/// stay in L2 (256 KiB of f32). On the AVX2 machine (one thread, 2¹⁵–2¹⁶ multiply-adds per
+/// product and up, against `matrixmultiply`): 64 × 64 · 64 × 64 with B transposed (attention's
+/// scores) 0.54×, its two gradients 0.6–0.85×; 128 × 128 · 128 × 32 0.66×; 128 × 256 ·
+/// 256 × 256 0.88–0.98×; 512 products of 16 × 16 · 16 × 16 0.35× (`bench/RESULTS.md`).
+pub const MAX_TILES_A: i64 = 1 << 16;
 
 /// The vector instructions a kernel here is compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -670,7 +703,7 @@ macro_rules! stream_kernels {
 /// Implements [`Streamed`] for `$t` with the kernels of modules `$avx512` and `$avx2`.
 #[cfg(target_arch = "x86_64")]
 macro_rules! streamed {
-    ($t:ty, $avx512:ident, $avx2:ident) => {
+    ($t:ty, $avx512:ident, $avx2:ident, $tiles:ident) => {
         impl Streamed for $t {
             unsafe fn stream(isa: Isa, layout: Layout, g: Gemm<$t>, block: Range<usize>) {
                 // SAFETY: forwarded; the caller checked that the CPU runs `isa`.
@@ -684,6 +717,8 @@ macro_rules! streamed {
                         (Isa::Avx2, Layout::Columns) => $avx2::columns(g, block),
                         (Isa::Avx2, Layout::Copied) => $avx2::copied(g, block),
                         (Isa::Avx2, Layout::Outer) => $avx2::outer(g, block),
+                        // AVX2 and FMA only: every CPU with AVX-512 has them.
+                        (_, Layout::Tiles) => tiles::$tiles::product(g, block),
                     }
                 }
             }
@@ -729,10 +764,10 @@ stream_kernels!(
 );
 
 #[cfg(target_arch = "x86_64")]
-streamed!(f32, f32_avx512, f32_avx2);
+streamed!(f32, f32_avx512, f32_avx2, f32_avx2);
 
 #[cfg(target_arch = "x86_64")]
-streamed!(f64, f64_avx512, f64_avx2);
+streamed!(f64, f64_avx512, f64_avx2, f64_avx2);
 
 #[cfg(not(target_arch = "x86_64"))]
 impl<T: Copy> Streamed for T {
