@@ -392,6 +392,15 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
         (20, 300, 50, Layout::ColMajor(0), Layout::RowMajor(0), None, Some(Kernel::Columns)),
         (32, 259, 13, Layout::ColMajor(2), Layout::RowsReversed(1), None, Some(Kernel::Columns)),
         (33, 700, 47, Layout::ColMajor(0), Layout::RowMajor(0), None, None),
+        // Many rows and 64 ≤ k ≤ 512: AVX2's `Tiles`, in blocks of 128 rows (a B over 32 KiB
+        // copied, a transposed one turned); a shorter k or fewer than 32 columns keep the
+        // library.
+        (200, 64, 200, Layout::RowMajor(0), Layout::RowMajor(0), None, Some(Kernel::Tiles)),
+        (257, 300, 40, Layout::ColMajor(0), Layout::RowsReversed(2), None, Some(Kernel::Tiles)),
+        (140, 512, 33, Layout::RowMajor(0), Layout::RowMajor(3), None, Some(Kernel::Tiles)),
+        (100, 63, 64, Layout::RowMajor(0), Layout::RowMajor(0), None, None),
+        (100, 64, 31, Layout::RowMajor(0), Layout::RowMajor(0), None, None),
+        (100, 513, 64, Layout::RowMajor(0), Layout::RowMajor(0), None, None),
     ] {
         for (alpha, beta) in [(1.0, 0.0), (-0.75, 1.0), (0.5, -2.0)] {
             seed += 1;

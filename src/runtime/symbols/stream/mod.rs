@@ -175,7 +175,12 @@ pub fn layout_for<T: Copy>(isa: Isa, g: &Gemm<T>) -> Option<Layout> {
     if g.m > limits.rows.max(limits.columns) {
         let big = (g.m as u128) * (g.n as u128) >= MIN_OUTER_C;
         let outer = limits.outer && g.k <= MAX_OUTER_K && big && g.b.cs == 1 && g.c.cs == 1;
-        return outer.then_some(Layout::Outer);
+        let tiles = limits.tiles && TILES_K.contains(&g.k) && g.n >= MIN_TILES_N && g.c.cs == 1;
+        return if outer {
+            Some(Layout::Outer)
+        } else {
+            tiles.then_some(Layout::Tiles)
+        };
     }
     if g.b.cs == 1 && g.c.cs == 1 {
         (g.m <= limits.rows).then_some(Layout::Rows)
@@ -260,6 +265,16 @@ pub fn whole_layout_for<T: Copy>(isa: Isa, g: &Gemm<T>) -> Option<Layout> {
 /// scores) 0.54×, its two gradients 0.6–0.85×; 128 × 128 · 128 × 32 0.66×; 128 × 256 ·
 /// 256 × 256 0.88–0.98×; 512 products of 16 × 16 · 16 × 16 0.35× (`bench/RESULTS.md`).
 pub const MAX_TILES_A: i64 = 1 << 16;
+
+/// The k of the GEMM symbol's products with many rows that [`Layout::Tiles`] takes (with
+/// [`Limits::tiles`]): a panel of B (k × 16 f32) fits in L1 at k ≤ 512. One thread, against
+/// `matrixmultiply` (prototype, `bench/RESULTS.md`): 0.90–0.95× on 8192 × 256 · 256 × 256 with
+/// B either way and on W10's dense layers (2048 × 128 · 128 × 512, 2048 × 512 · 512 × 128,
+/// 2048 × 128 · 128 × 384). Shorter k were not measured.
+pub const TILES_K: std::ops::RangeInclusive<i64> = 64..=512;
+
+/// Fewest columns for the GEMM symbol's [`Layout::Tiles`]: a narrower C fills part of a panel.
+pub const MIN_TILES_N: i64 = 32;
 
 /// The vector instructions a kernel here is compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
