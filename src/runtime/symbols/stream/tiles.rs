@@ -24,6 +24,11 @@ const IN_PLACE_BYTES: usize = 32 << 10;
 /// 96 and 192 rows: 0.90–0.95× on 8192 × 256 · 256 × 256 and W10's dense layers.
 const ROW_BLOCK: usize = 128;
 
+/// Most elements of B copied at once into panels (4 MiB of f32), when several blocks of rows
+/// would otherwise copy each panel again: in W11's input projection (2048 × 128 · 128 × 1024)
+/// the copies per block were ~6% of the product.
+const MOST_PACKED: usize = 1 << 20;
+
 /// Defines the kernel for one element type in module `$module`.
 #[cfg(target_arch = "x86_64")]
 macro_rules! tile_kernels {
@@ -183,7 +188,7 @@ macro_rules! tile_kernels {
             }
 
             thread_local! {
-                /// A copied panel (kept per thread, to allocate once).
+                /// Copied panels (kept per thread, to allocate once).
                 static PANEL: std::cell::RefCell<Vec<$t>> = const { std::cell::RefCell::new(Vec::new()) };
             }
 
@@ -197,27 +202,41 @@ macro_rules! tile_kernels {
                 let g = Gemm { k: k as i64, ..g };
                 let bytes = (k as u128) * (g.b.rs.unsigned_abs() as u128) * (std::mem::size_of::<$t>() as u128);
                 let in_place = g.b.cs == 1 && bytes <= super::IN_PLACE_BYTES as u128;
-                let mut panel = PANEL.take();
-                panel.clear();
-                panel.resize(k * WIDTH, 0.0);
                 let m = g.m.max(0) as usize;
+                let panels = (cols.end - cols.start).div_ceil(WIDTH);
+                // Several blocks of rows: every panel copied once, up front, if they are not
+                // too many; else each again for each block.
+                let once = m > super::ROW_BLOCK && panels * k * WIDTH <= super::MOST_PACKED;
+                let mut buffer = PANEL.take();
+                buffer.clear();
+                buffer.resize(if once { panels } else { 1 } * k * WIDTH, 0.0);
+                if once {
+                    for (q, panel) in buffer.chunks_exact_mut(k * WIDTH).enumerate() {
+                        let j = cols.start + q * WIDTH;
+                        // SAFETY: B's columns j.. in `cols` (the caller's).
+                        unsafe { pack(&g, j, (cols.end - j).min(WIDTH), panel) };
+                    }
+                }
                 for i in (0..m).step_by(super::ROW_BLOCK) {
                     let rows = i..(i + super::ROW_BLOCK).min(m);
-                    for j in cols.clone().step_by(WIDTH) {
+                    for (q, j) in cols.clone().step_by(WIDTH).enumerate() {
                         let w = (cols.end - j).min(WIDTH);
                         // SAFETY: B's columns j..j + w and C's, in `cols`, rows below m (the
                         // caller's).
                         unsafe {
                             if in_place && w == WIDTH {
                                 panel_product(&g, rows.clone(), (g.b.ptr.wrapping_add(j), g.b.rs), j, w);
+                            } else if once {
+                                let panel = buffer.as_ptr().add(q * k * WIDTH);
+                                panel_product(&g, rows.clone(), (panel, WIDTH as i64), j, w);
                             } else {
-                                pack(&g, j, w, &mut panel);
-                                panel_product(&g, rows.clone(), (panel.as_ptr(), WIDTH as i64), j, w);
+                                pack(&g, j, w, &mut buffer);
+                                panel_product(&g, rows.clone(), (buffer.as_ptr(), WIDTH as i64), j, w);
                             }
                         }
                     }
                 }
-                PANEL.set(panel);
+                PANEL.set(buffer);
             }
         }
     };
