@@ -420,31 +420,42 @@ fn relative_difference(x: &[f32], y: &[f32]) -> f32 {
 
 /// The kernels of `runtime::symbols::stream` single-threaded: B read in place against
 /// `matrixmultiply`, which packs it, on the shapes of small-batch dense layers (forward, input
-/// and weight gradients), recurrent steps and attention (least CPU time of several calls).
+/// and weight gradients), recurrent steps and attention; `Tiles` (AVX2) on attention's
+/// products and on products of many rows with a moderate k (least CPU time of several calls).
 fn stream_rows() {
     use netc::runtime::symbols::{sgemm_with, stream, GemmArgs, Library, Matrix};
-    // (M, K, N, B transposed, what)
-    for (m, k, n, tb, what) in [
-        (8, 9216, 4096, false, "W7 dense 1 forward"),
-        (8, 4096, 9216, true, "W7 dense 1 input gradient"),
-        (8, 4096, 4096, false, "W7 dense 2 forward"),
-        (8, 4096, 4096, true, "W7 dense 2 input gradient"),
-        (8, 4096, 1000, false, "W7 dense 3 forward"),
-        (8, 1000, 4096, true, "W7 dense 3 input gradient"),
-        (32, 256, 1024, true, "W11 step forward (h · W_hhᵀ)"),
-        (32, 1024, 256, false, "W11 step input gradient (dz · W_hh)"),
-        (16, 1024, 1024, false, "16 rows"),
-        (32, 1024, 1024, false, "32 rows"),
-        (64, 1024, 1024, false, "64 rows"),
-        (64, 32, 64, true, "W10 attention scores (q · kᵀ), one head"),
-        (64, 64, 32, false, "W10 attention output (p · v), one head"),
-        (9216, 8, 4096, false, "W7 dense 1 weight gradient (Outer)"),
-        (4096, 8, 4096, false, "W7 dense 2 weight gradient (Outer)"),
-        (256, 16, 1024, false, "k = 16 (Outer)"),
-        (32, 1024, 1024, true, "32 rows, B transposed"),
-        (64, 1024, 1024, true, "64 rows, B transposed"),
-        (32, 256, 1024, false, "W11 step forward, h · w_hh stored"),
-        (32, 1024, 256, true, "W11 step input gradient, dz · w_hhᵀ"),
+    // (M, K, N, B transposed, what, `Tiles` rather than the kernel for B's layout)
+    for (m, k, n, tb, what, tiles) in [
+        (8, 9216, 4096, false, "W7 dense 1 forward", false),
+        (8, 4096, 9216, true, "W7 dense 1 input gradient", false),
+        (8, 4096, 4096, false, "W7 dense 2 forward", false),
+        (8, 4096, 4096, true, "W7 dense 2 input gradient", false),
+        (8, 4096, 1000, false, "W7 dense 3 forward", false),
+        (8, 1000, 4096, true, "W7 dense 3 input gradient", false),
+        (32, 256, 1024, true, "W11 step forward (h · W_hhᵀ)", false),
+        (32, 1024, 256, false, "W11 step input gradient (dz · W_hh)", false),
+        (16, 1024, 1024, false, "16 rows", false),
+        (32, 1024, 1024, false, "32 rows", false),
+        (64, 1024, 1024, false, "64 rows", false),
+        (64, 32, 64, true, "W10 attention scores (q · kᵀ), one head", false),
+        (64, 64, 32, false, "W10 attention output (p · v), one head", false),
+        (9216, 8, 4096, false, "W7 dense 1 weight gradient (Outer)", false),
+        (4096, 8, 4096, false, "W7 dense 2 weight gradient (Outer)", false),
+        (256, 16, 1024, false, "k = 16 (Outer)", false),
+        (32, 1024, 1024, true, "32 rows, B transposed", false),
+        (64, 1024, 1024, true, "64 rows, B transposed", false),
+        (32, 256, 1024, false, "W11 step forward, h · w_hh stored", false),
+        (32, 1024, 256, true, "W11 step input gradient, dz · w_hhᵀ", false),
+        (64, 64, 64, true, "attention scores q · kᵀ (Tiles)", true),
+        (64, 64, 64, false, "attention scores' gradient dS · k (Tiles)", true),
+        (128, 128, 32, false, "attention values p · v, T = 128 (Tiles)", true),
+        (128, 32, 128, true, "attention values' gradient dO · vᵀ (Tiles)", true),
+        (16, 16, 16, false, "many small (Tiles)", true),
+        (8192, 256, 256, false, "dense on a sequence (Tiles)", true),
+        (8192, 256, 256, true, "its input gradient (Tiles)", true),
+        (2048, 128, 512, false, "W10 dense up (Tiles)", true),
+        (2048, 512, 128, false, "W10 dense down (Tiles)", true),
+        (2048, 128, 1024, false, "W11 input projection (Tiles)", true),
     ] {
         let (a, b) = (random::<f32>(m * k, 1), random::<f32>(k * n, 2));
         let (rsb, csb) = if tb { (1, k as i64) } else { (n as i64, 1) };
@@ -466,7 +477,9 @@ fn stream_rows() {
         };
         // The kernel for B's layout whatever the limits (to measure where they should be),
         // and whether the limits take it.
-        let kernel = if k <= 16 && m > 32 {
+        let kernel = if tiles {
+            stream::Layout::Tiles
+        } else if k <= 16 && m > 32 {
             stream::Layout::Outer
         } else if tb {
             stream::Layout::Columns

@@ -37,9 +37,10 @@
 //! A product with few rows (m ≤ 32) and a unit stride in B, or with a short k (≤ 16) and a C
 //! far larger than the caches, is not given to a library: [`stream`]'s kernels compute it,
 //! reading B in place instead of packing it (the dense layers of a small batch: forward,
-//! input gradient, weight gradient; a recurrent step). Each element of C is computed the same
-//! way in any block of columns (of rows, for the short k), so such a product is cut into
-//! blocks of any width.
+//! input gradient, weight gradient; a recurrent step). With AVX2, a product of many rows with
+//! 64 ≤ k ≤ 512 goes to its `Tiles` kernel (B in panels, A read in place). Each element of C
+//! is computed the same way in any block of columns (of rows, for the short k), so such a
+//! product is cut into blocks of any width.
 //!
 //! The convolution symbols run each per-image product whole on one thread, and the batched
 //! symbols each product of a batch (but for few large ones, which they split), so they can

@@ -23,10 +23,10 @@
 //!   then `Rows`.
 //! - [`Layout::Outer`] (m > 32, k ≤ 16, C of 2²⁴ elements or more): C streamed row after
 //!   row, once, with B in cache.
-//! - [`Layout::Tiles`] (AVX2 only; small products run whole, C's rows contiguous): B in
-//!   panels of a tile's width, in place or copied, each panel times all of A in register
-//!   tiles over all of k (`tiles.rs`). The one kernel here that copies B: a small product's B
-//!   is read by every tile of rows, so a copy pays for itself.
+//! - [`Layout::Tiles`] (AVX2 only; small products run whole, or many rows with 64 ≤ k ≤
+//!   512; C's rows contiguous): B in panels of a tile's width, in place or copied, each panel
+//!   times a block of A's rows in register tiles over all of k (`tiles.rs`). Unlike the
+//!   others it copies B: each panel meets many tiles of rows, so a copy pays for itself.
 //!
 //! Determinism: every element of C is computed by the same sequence of operations whichever
 //! tile or block it falls in (lanes are independent; the edges of a tile re-read a row or
@@ -68,8 +68,9 @@ pub enum Layout {
     /// (9216 × 8 · 8 × 4096), where C is the cost. C is streamed row after row, once; B stays
     /// in cache. Its blocks are blocks of rows.
     Outer,
-    /// A small product run whole ([`whole_layout`], with AVX2): B in panels of a tile's
-    /// width, each panel times all of A in register tiles over all of k (`tiles.rs`).
+    /// With AVX2: a small product run whole ([`whole_layout`]), or one of many rows with
+    /// k in [`TILES_K`]. B in panels of a tile's width, each panel times a block of A's rows
+    /// in register tiles over all of k (`tiles.rs`).
     Tiles,
 }
 
