@@ -358,7 +358,7 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
             let (a, b, c) = (Matrix::new(a, rsa, csa), Matrix::new(b, rsb, csb), Matrix::new(c, rsc, csc));
             let args = GemmArgs { m, k, n, alpha, a, b, beta, c };
             for pair in cuts.windows(2) {
-                // SAFETY: the case's matrices, a block of C's columns (rows for `Outer`); an
+                // SAFETY: the case's matrices, a block of C's columns (rows for `Outer` and `Tiles`); an
                 // ISA the CPU runs.
                 unsafe { stream::gemm_on(isa, kernel, args, pair[0]..pair[1]) };
             }
@@ -412,9 +412,11 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
                 let want = if isa == Isa::Avx512 { avx512 } else { avx2 };
                 let Some(kernel) = want else { continue };
                 seen.insert((isa, kernel));
-                let whole = blocks(&case, isa, kernel, &[0, n]);
+                // Blocks of columns, or of rows for the kernels that cut rows.
+                let len = if kernel.cuts_rows() { m } else { n };
+                let whole = blocks(&case, isa, kernel, &[0, len]);
                 case.check_close(&whole);
-                let cuts = [0, 1, n / 3, n / 3 + 17, n].map(|cut| cut.min(n));
+                let cuts = [0, 1, len / 3, len / 3 + 17, len].map(|cut| cut.min(len));
                 assert_same(&blocks(&case, isa, kernel, &cuts), &whole, &format!("{isa:?} {m}×{k}×{n} in blocks"));
             }
             assert_eq!(stream::layout(&args), Isa::detected().and_then(|isa| stream::layout_for(isa, &args)));
@@ -472,7 +474,8 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
     // columns contiguous and A of up to 2¹⁶ elements. Right against the f64 product, C's
     // guards and padding kept.
     // (m, k, n, A, B, C, AVX-512's kernel, AVX2's kernel)
-    for (m, k, n, la, lb, lc, avx512, avx2) in [
+    #[rustfmt::skip]
+    let whole_products = [
         (64, 16, 64, Layout::ColMajor(2), Layout::ColMajor(0), Layout::RowMajor(0), Some(Kernel::Copied), Some(Kernel::Tiles)),
         (64, 32, 64, Layout::ColMajor(2), Layout::ColMajor(0), Layout::RowMajor(0), None, Some(Kernel::Tiles)),
         (64, 64, 32, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(0), Some(Kernel::Rows), Some(Kernel::Tiles)),
@@ -483,22 +486,14 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
         (101, 9, 37, Layout::ColMajor(2), Layout::RowMajor(3), Layout::RowMajor(1), Some(Kernel::Rows), Some(Kernel::Tiles)),
         (101, 9, 37, Layout::ColMajor(2), Layout::ColMajor(0), Layout::RowMajor(1), None, Some(Kernel::Tiles)),
         (129, 9, 37, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(0), None, Some(Kernel::Tiles)),
-        (
-            16,
-            9,
-            37,
-            Layout::ColMajor(2),
-            Layout::RowMajor(0),
-            Layout::RowMajor(0),
-            Some(Kernel::Rows),
-            Some(Kernel::Tiles),
-        ),
+        (16, 9, 37, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(0), Some(Kernel::Rows), Some(Kernel::Tiles)),
         (30, 300, 20, Layout::RowMajor(0), Layout::ColMajor(0), Layout::RowMajor(0), None, Some(Kernel::Tiles)),
         (40, 300, 20, Layout::RowMajor(0), Layout::ColMajor(0), Layout::RowMajor(0), None, Some(Kernel::Tiles)),
         // Not `Tiles`: C's columns apart, and an A of more than 2¹⁶ elements.
         (20, 10, 20, Layout::RowMajor(0), Layout::RowMajor(0), Layout::ColMajor(0), None, None),
         (300, 300, 5, Layout::ColMajor(2), Layout::RowMajor(0), Layout::RowMajor(0), None, None),
-    ] {
+    ];
+    for (m, k, n, la, lb, lc, avx512, avx2) in whole_products {
         for (alpha, beta) in [(1.0, 0.0), (-0.75, 1.0)] {
             seed += 1;
             let case = Case::<T>::new(m, k, n, la, lb, lc, alpha, beta, seed);
@@ -512,7 +507,8 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
             for &isa in &isas {
                 let want = if isa == Isa::Avx512 { avx512 } else { avx2 };
                 if let Some(kernel) = want {
-                    case.check_close(&blocks(&case, isa, kernel, &[0, n]));
+                    let len = if kernel.cuts_rows() { m } else { n };
+                    case.check_close(&blocks(&case, isa, kernel, &[0, len]));
                 }
             }
         }
@@ -524,7 +520,7 @@ fn streamed_sweep<T: Float + symbols::stream::Streamed>() {
 /// layout of A and B (B in place, copied by rows, by 8 × 8 or 4 × 4 transposes and element
 /// by element; a B over 32 KiB copied although its rows are contiguous) and of C, rows past
 /// a tile of 6 (1 to 5 left), columns past a panel, k past a transposed block; and cut into
-/// column blocks anywhere (panels cut short, so copied), the bits of one call.
+/// row blocks anywhere (tiles of rows cut short), the bits of one call.
 fn tiles_sweep<T: Float + symbols::stream::Streamed>() {
     use symbols::stream::{self, Isa, Layout as Kernel};
     if !Isa::available().contains(&Isa::Avx2) {
@@ -532,7 +528,17 @@ fn tiles_sweep<T: Float + symbols::stream::Streamed>() {
     }
     let mut seed = 500;
     let c_layouts = [Layout::RowMajor(0), Layout::RowMajor(3), Layout::RowsReversed(1)];
-    let shapes = [(1, 1, 1), (7, 8, 16), (6, 17, 33), (13, 16, 9), (64, 64, 64), (11, 300, 40), (32, 5, 100), (5, 64, 8)];
+    let shapes = [
+        (1, 1, 1),
+        (7, 8, 16),
+        (6, 17, 33),
+        (13, 16, 9),
+        (64, 64, 64),
+        (11, 300, 40),
+        (32, 5, 100),
+        (5, 64, 8),
+        (150, 16, 40),
+    ];
     for (s, &(m, k, n)) in shapes.iter().enumerate() {
         for (l, (&la, &lb)) in LAYOUTS.iter().zip(LAYOUTS.iter().cycle().skip(s)).enumerate() {
             seed += 1;
@@ -545,14 +551,14 @@ fn tiles_sweep<T: Float + symbols::stream::Streamed>() {
                     let args = GemmArgs { m, k, n, alpha, a, b, beta, c };
                     assert_eq!(stream::whole_layout_for(Isa::Avx2, &args), Some(Kernel::Tiles), "{m}×{k}×{n}");
                     for pair in cuts.windows(2) {
-                        // SAFETY: the case's matrices, a block of C's columns; the CPU has AVX2.
+                        // SAFETY: the case's matrices, a block of C's rows; the CPU has AVX2.
                         unsafe { stream::gemm_on(Isa::Avx2, Kernel::Tiles, args, pair[0]..pair[1]) };
                     }
                 })
             };
-            let whole = run(&[0, n]);
+            let whole = run(&[0, m]);
             case.check_close(&whole);
-            let mut cuts = [0, 1, n / 3, n / 3 + 17, n].map(|cut| cut.min(n)).to_vec();
+            let mut cuts = [0, 1, m / 3, m / 3 + 17, m].map(|cut| cut.min(m)).to_vec();
             cuts.sort();
             cuts.dedup();
             assert_same(&run(&cuts), &whole, &format!("{m}×{k}×{n}, A {la:?}, B {lb:?}, C {lc:?} in blocks"));

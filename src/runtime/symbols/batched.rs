@@ -132,7 +132,8 @@ impl<T: Float> Products<T> {
         if let Some(kernel) = self.streamed {
             // SAFETY: as below; `streamed` is `whole_layout` of the first product, and every
             // product has its strides.
-            return unsafe { stream::gemm(kernel, g, 0..g.n as usize) };
+            let all = if kernel.cuts_rows() { 0..g.m as usize } else { 0..g.n as usize };
+            return unsafe { stream::gemm(kernel, g, all) };
         }
         match self.gemm {
             // SAFETY: the caller's contract for the given GEMM.

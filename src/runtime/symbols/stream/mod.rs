@@ -75,12 +75,13 @@ pub enum Layout {
 }
 
 impl Layout {
-    /// What a block of the kernel is a range of: rows of C for [`Layout::Outer`], columns of
-    /// C for the others.
+    /// What a block of the kernel is a range of: rows of C for [`Layout::Outer`] and
+    /// [`Layout::Tiles`] (whose blocks then read disjoint parts of A), columns of C for the
+    /// others.
     pub fn cuts_rows(self) -> bool {
         match self {
-            Layout::Outer => true,
-            Layout::Rows | Layout::Columns | Layout::Copied | Layout::Tiles => false,
+            Layout::Outer | Layout::Tiles => true,
+            Layout::Rows | Layout::Columns | Layout::Copied => false,
         }
     }
 }
@@ -177,11 +178,7 @@ pub fn layout_for<T: Copy>(isa: Isa, g: &Gemm<T>) -> Option<Layout> {
         let big = (g.m as u128) * (g.n as u128) >= MIN_OUTER_C;
         let outer = limits.outer && g.k <= MAX_OUTER_K && big && g.b.cs == 1 && g.c.cs == 1;
         let tiles = limits.tiles && TILES_K.contains(&g.k) && g.n >= MIN_TILES_N && g.c.cs == 1;
-        return if outer {
-            Some(Layout::Outer)
-        } else {
-            tiles.then_some(Layout::Tiles)
-        };
+        return if outer { Some(Layout::Outer) } else { tiles.then_some(Layout::Tiles) };
     }
     if g.b.cs == 1 && g.c.cs == 1 {
         (g.m <= limits.rows).then_some(Layout::Rows)

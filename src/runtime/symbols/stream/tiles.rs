@@ -13,7 +13,8 @@
 //!
 //! Determinism: every element of C is one chain of FMAs over p in order, then alpha·sum
 //! (+ beta·C), the same in a whole tile, a tile cut short by m or n, and from a copied or an
-//! in-place panel: a product cut into column blocks anywhere gives the bits of one call.
+//! in-place panel: a product cut into row blocks anywhere gives the bits of one call (the GEMM
+//! symbol cuts it so among threads: each reads its own rows of A).
 
 /// Most elements of B read in place (its rows contiguous): beyond L1 (32 KiB), rows a power
 /// of two apart fall into few cache sets, so a panel is copied instead.
@@ -192,21 +193,21 @@ macro_rules! tile_kernels {
                 static PANEL: std::cell::RefCell<Vec<$t>> = const { std::cell::RefCell::new(Vec::new()) };
             }
 
-            /// Columns `cols` of C = alpha·A·B + beta·C, a panel at a time.
+            /// Rows `block` of C = alpha·A·B + beta·C, a panel at a time.
             ///
             /// # Safety
             /// As for `super::super::gemm`, with C's column stride 1, on a CPU with AVX2 and FMA.
             #[target_feature(enable = "avx2,fma")]
-            pub unsafe fn product(g: Gemm<$t>, cols: Range<usize>) {
+            pub unsafe fn product(g: Gemm<$t>, block: Range<usize>) {
+                let cols = 0..g.n.max(0) as usize;
                 let k = g.k.max(0) as usize;
                 let g = Gemm { k: k as i64, ..g };
                 let bytes = (k as u128) * (g.b.rs.unsigned_abs() as u128) * (std::mem::size_of::<$t>() as u128);
                 let in_place = g.b.cs == 1 && bytes <= super::IN_PLACE_BYTES as u128;
-                let m = g.m.max(0) as usize;
                 let panels = (cols.end - cols.start).div_ceil(WIDTH);
                 // Several blocks of rows: every panel copied once, up front, if they are not
                 // too many; else each again for each block.
-                let once = m > super::ROW_BLOCK && panels * k * WIDTH <= super::MOST_PACKED;
+                let once = block.len() > super::ROW_BLOCK && panels * k * WIDTH <= super::MOST_PACKED;
                 let mut buffer = PANEL.take();
                 buffer.clear();
                 buffer.resize(if once { panels } else { 1 } * k * WIDTH, 0.0);
@@ -217,12 +218,12 @@ macro_rules! tile_kernels {
                         unsafe { pack(&g, j, (cols.end - j).min(WIDTH), panel) };
                     }
                 }
-                for i in (0..m).step_by(super::ROW_BLOCK) {
-                    let rows = i..(i + super::ROW_BLOCK).min(m);
+                for i in block.clone().step_by(super::ROW_BLOCK) {
+                    let rows = i..(i + super::ROW_BLOCK).min(block.end);
                     for (q, j) in cols.clone().step_by(WIDTH).enumerate() {
                         let w = (cols.end - j).min(WIDTH);
-                        // SAFETY: B's columns j..j + w and C's, in `cols`, rows below m (the
-                        // caller's).
+                        // SAFETY: B's columns j..j + w below n, and those columns of C's rows
+                        // in `block` (the caller's).
                         unsafe {
                             if in_place && w == WIDTH {
                                 panel_product(&g, rows.clone(), (g.b.ptr.wrapping_add(j), g.b.rs), j, w);
@@ -252,7 +253,8 @@ macro_rules! tile_kernels {
 unsafe fn transpose_ps(from: *const f32, ld: i64, to: *mut f32, to_ld: usize) {
     use std::arch::x86_64::*;
     // SAFETY: the caller's.
-    let r: [__m256; 8] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(from.wrapping_offset(i as isize * ld as isize)) });
+    let r: [__m256; 8] =
+        std::array::from_fn(|i| unsafe { _mm256_loadu_ps(from.wrapping_offset(i as isize * ld as isize)) });
     let t = [
         _mm256_unpacklo_ps(r[0], r[1]),
         _mm256_unpackhi_ps(r[0], r[1]),
@@ -299,7 +301,8 @@ unsafe fn transpose_ps(from: *const f32, ld: i64, to: *mut f32, to_ld: usize) {
 unsafe fn transpose_pd(from: *const f64, ld: i64, to: *mut f64, to_ld: usize) {
     use std::arch::x86_64::*;
     // SAFETY: the caller's.
-    let r: [__m256d; 4] = std::array::from_fn(|i| unsafe { _mm256_loadu_pd(from.wrapping_offset(i as isize * ld as isize)) });
+    let r: [__m256d; 4] =
+        std::array::from_fn(|i| unsafe { _mm256_loadu_pd(from.wrapping_offset(i as isize * ld as isize)) });
     let t = [
         _mm256_unpacklo_pd(r[0], r[1]),
         _mm256_unpackhi_pd(r[0], r[1]),
