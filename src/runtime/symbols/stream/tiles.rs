@@ -207,12 +207,16 @@ macro_rules! tile_kernels {
                 let panels = (cols.end - cols.start).div_ceil(WIDTH);
                 // Several blocks of rows: every panel copied once, up front, if they are not
                 // too many; else each again for each block.
-                let once = block.len() > super::ROW_BLOCK && panels * k * WIDTH <= super::MOST_PACKED;
+                let once = block.len() > super::ROW_BLOCK && k > 0 && panels * k * WIDTH <= super::MOST_PACKED;
+                // Every element of a panel is written by `pack` before it is read: the buffer
+                // only grows.
                 let mut buffer = PANEL.take();
-                buffer.clear();
-                buffer.resize(if once { panels } else { 1 } * k * WIDTH, 0.0);
+                let len = if once { panels } else { 1 } * k * WIDTH;
+                if buffer.len() < len {
+                    buffer.resize(len, 0.0);
+                }
                 if once {
-                    for (q, panel) in buffer.chunks_exact_mut(k * WIDTH).enumerate() {
+                    for (q, panel) in buffer[..len].chunks_exact_mut(k * WIDTH).enumerate() {
                         let j = cols.start + q * WIDTH;
                         // SAFETY: B's columns j.. in `cols` (the caller's).
                         unsafe { pack(&g, j, (cols.end - j).min(WIDTH), panel) };
@@ -231,7 +235,7 @@ macro_rules! tile_kernels {
                                 let panel = buffer.as_ptr().add(q * k * WIDTH);
                                 panel_product(&g, rows.clone(), (panel, WIDTH as i64), j, w);
                             } else {
-                                pack(&g, j, w, &mut buffer);
+                                pack(&g, j, w, &mut buffer[..k * WIDTH]);
                                 panel_product(&g, rows.clone(), (buffer.as_ptr(), WIDTH as i64), j, w);
                             }
                         }
