@@ -207,7 +207,8 @@ macro_rules! tile_kernels {
                 let panels = (cols.end - cols.start).div_ceil(WIDTH);
                 // Several blocks of rows: every panel copied once, up front, if they are not
                 // too many; else each again for each block.
-                let once = block.len() > super::ROW_BLOCK && k > 0 && panels * k * WIDTH <= super::MOST_PACKED;
+                let copies = panels.saturating_mul(k).saturating_mul(WIDTH);
+                let once = block.len() > super::ROW_BLOCK && k > 0 && copies <= super::MOST_PACKED;
                 // Every element of a panel is written by `pack` before it is read: the buffer
                 // only grows.
                 let mut buffer = PANEL.take();
